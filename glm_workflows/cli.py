@@ -1,0 +1,294 @@
+"""Command line: ``glm-workflows`` / ``python run_workflow.py``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .core.errors import InputError
+
+DEFAULT_WORK_DIR = "work"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, in groups: inputs, model, contrasts, inference, execution."""
+    parser = argparse.ArgumentParser(
+        prog="glm-workflows",
+        description="First-level fMRI GLM as a Nipype workflow. With no input flags, runs the "
+                    "SPM auditory analysis on the data found under --data-dir.",
+    )
+    data = parser.add_argument_group("inputs")
+    data.add_argument("--bids-dir", help="BIDS dataset root (TR read from the sidecar JSON)")
+    data.add_argument("--task", default="auditory", help="task label (default: auditory)")
+    data.add_argument("--subject", nargs="+", metavar="LABEL",
+                      help="subject label(s); with --func, the one label of that run "
+                           "(default: all subjects / 01)")
+    data.add_argument("--session", nargs="+", metavar="LABEL", help="BIDS session label(s)")
+    data.add_argument("--run", nargs="+", metavar="INDEX", help="BIDS run index(es)")
+    data.add_argument("--func", nargs="+", metavar="FILE",
+                      help="3D scans or 4D image(s) of one run, in order")
+    data.add_argument("--events", metavar="TSV", help="events.tsv of the --func run")
+    data.add_argument("--confounds", metavar="TSV", help="confounds TSV of the --func run")
+    data.add_argument("--tr", type=float, help="repetition time in seconds (with --func)")
+    data.add_argument("--data-dir",
+                      help="where to find the SPM auditory data when no input flag is given "
+                           "(default: $NILEARN_DATA or ~/nilearn_data)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--noise-model", default="ar1", choices=["ar1", "ols"])
+    model.add_argument("--hrf-model", default="spm")
+    model.add_argument("--drift-model", default="cosine", choices=["cosine", "polynomial", "none"])
+    model.add_argument("--high-pass", type=float, default=1 / 160,
+                       help="high-pass cut-off in Hz (default 1/160 = 0.00625)")
+    model.add_argument("--drift-order", type=int, default=1)
+    model.add_argument("--slice-time-ref", type=float, default=0.0)
+
+    contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
+    contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",
+                           help="t contrast, e.g. activeMinusRest='active - rest' (repeatable)")
+    contrasts.add_argument("--f-contrast", action="append", default=[],
+                           metavar="NAME=EXPR1,EXPR2",
+                           help="F contrast, e.g. effectsOfInterest=active,rest (repeatable)")
+
+    inference = parser.add_argument_group("thresholds and tables")
+    inference.add_argument("--height-control", default="fdr",
+                           choices=["fpr", "fdr", "bonferroni", "none"])
+    inference.add_argument("--alpha", type=float, default=0.05)
+    inference.add_argument("--threshold", type=float, default=3.09,
+                           help="z threshold with --height-control none")
+    inference.add_argument("--cluster-threshold", type=int, default=10,
+                           help="remove clusters smaller than this many voxels (default 10)")
+    sided = inference.add_mutually_exclusive_group()
+    sided.add_argument("--two-sided", dest="two_sided", action="store_true")
+    sided.add_argument("--one-sided", dest="two_sided", action="store_false",
+                       help="positive effects only (default)")
+    inference.add_argument("--table-min-cluster-size", type=int, default=20)
+
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("--output-dir", default="derivatives",
+                           help="derivatives root (default: ./derivatives)")
+    execution.add_argument("--work-dir", default=DEFAULT_WORK_DIR,
+                           help="Nipype cache; reruns reuse it (default: ./work)")
+    execution.add_argument("--plugin", default="Linear",
+                           choices=["Linear", "MultiProc", "SLURM", "SLURMGraph"])
+    execution.add_argument("--n-procs", type=int, help="processes for MultiProc")
+    execution.add_argument("--plugin-args", default="{}", metavar="JSON",
+                           help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
+    execution.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(two_sided=False)
+    return parser
+
+
+def _contrasts(args):
+    from .core.contrasts import parse_contrast_option
+    from .first_level import SEED_CONTRASTS
+
+    parsed = [parse_contrast_option(c, "t") for c in args.contrast]
+    parsed += [parse_contrast_option(c, "F") for c in args.f_contrast]
+    names = [c[0] for c in parsed]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"--contrast: name(s) used twice: {', '.join(duplicates)}")
+    return parsed or list(SEED_CONTRASTS)
+
+
+def _runs(args):
+    from .inputs import file_list_run, find_bids_runs, find_spm_auditory
+
+    if args.func and args.bids_dir:
+        raise InputError("give either --bids-dir or --func, not both")
+    if args.func:
+        if not args.events or args.tr is None:
+            raise InputError("--func needs --events and --tr")
+        if args.subject and len(args.subject) > 1:
+            raise InputError("--func takes one --subject label")
+        return [file_list_run(
+            args.func, args.events, args.tr, subject=(args.subject or ["01"])[0], task=args.task,
+            session=(args.session or [None])[0], run=(args.run or [None])[0],
+            confounds=args.confounds)]
+    if args.bids_dir:
+        return find_bids_runs(args.bids_dir, args.task, args.subject, args.session, args.run)
+    return [find_spm_auditory(args.data_dir)]
+
+
+def _plugin_args(args) -> dict:
+    try:
+        plugin_args = json.loads(args.plugin_args)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--plugin-args: not valid JSON ({exc.msg})") from None
+    if not isinstance(plugin_args, dict):
+        raise InputError("--plugin-args: expected a JSON object")
+    if args.n_procs is not None:
+        if args.n_procs < 1:
+            raise InputError(f"--n-procs: expected a positive number, got {args.n_procs}")
+        plugin_args["n_procs"] = args.n_procs
+    return plugin_args
+
+
+def validate_run(run, model: dict, contrasts) -> dict:
+    """Check a run's files, events, design and contrasts before any work starts.
+
+    Returns the memory estimates of the run's nodes.
+    """
+    from .core.contrasts import contrast_matrix
+    from .core.design import make_design_matrix, read_confounds, read_events
+    from .core.images import check_images_compatible
+    from .first_level import estimate_memory_gb
+
+    imgs = check_images_compatible(run.bold_files)
+    n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
+    events = read_events(run.events_file, n_scans, run.t_r)
+    confounds = read_confounds(run.confounds_file, n_scans) if run.confounds_file else None
+    design = make_design_matrix(events, n_scans, run.t_r, confounds=confounds, **model)
+    for name, stat_type, rows in contrasts:
+        try:
+            contrast_matrix(rows, list(design.columns), stat_type)
+        except InputError as exc:
+            raise InputError(f"contrast {name}: {exc}") from None
+    return estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
+                              n_scans)
+
+
+def check_output_dir(path) -> Path:
+    """Create the output folder if needed and make sure it is writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
+    return path
+
+
+def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict, mem_gb):
+    """One top-level workflow holding a first-level workflow per run."""
+    from nipype.pipeline import engine as pe
+
+    from .first_level import init_first_level_wf
+
+    workflow = pe.Workflow(name="glm_workflows_wf")
+    for run, run_mem in zip(runs, mem_gb):
+        run_wf = init_first_level_wf(
+            t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
+            session=run.session, run=run.run, contrasts=contrasts, mem_gb=run_mem,
+            name=f"{run.label}_wf", **model, **inference,
+        )
+        run_wf.inputs.inputnode.bold_files = run.bold_files
+        run_wf.inputs.inputnode.events_file = run.events_file
+        if run.confounds_file:
+            run_wf.inputs.inputnode.confounds_file = run.confounds_file
+        workflow.add_nodes([run_wf])
+    return workflow
+
+
+def _crash_summary(work_dir: Path, since: float) -> list[str]:
+    lines = []
+    for crash in sorted((work_dir / "crash").glob("crash-*.txt")):
+        if crash.stat().st_mtime < since:
+            continue
+        text = crash.read_text(errors="replace").strip().splitlines()
+        node = next((ln.split(":", 1)[1].strip() for ln in text if ln.startswith("Node:")), "?")
+        reason = next((ln.strip() for ln in reversed(text) if ln.strip()), "unknown error")
+        lines.append(f"node {node} failed: {reason} (crash file: {crash})")
+    return lines
+
+
+def print_results(runs, output_dir, printer=print) -> None:
+    """Where the outputs are, and each contrast's threshold and cluster table."""
+    import pandas as pd
+
+    from .core.derivatives import bids_prefix
+
+    printer(f"Outputs in {Path(output_dir).absolute()}")
+    for run in runs:
+        prefix = bids_prefix(run.subject, run.task, run.session, run.run)
+        folder = Path(output_dir) / f"sub-{run.subject}"
+        for table_file in sorted(folder.glob(f"{prefix}_contrast-*_clusters.tsv")):
+            contrast = table_file.name[len(prefix) + len("_contrast-"):-len("_clusters.tsv")]
+            settings_file = folder / f"{prefix}_contrast-{contrast}_stat-z_desc-thresholded_statmap.json"
+            settings = json.loads(settings_file.read_text())
+            table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
+            printer(f"\n{prefix} contrast {contrast}: {settings['HeightControl']} "
+                    f"alpha={settings['Alpha']} -> z > {settings['Threshold']:.3f}, "
+                    f"{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)")
+            printer(table.to_string(index=False) if len(table) else "  (no cluster)")
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit code (2: bad input, 1: a node failed)."""
+    args = build_parser().parse_args(argv)
+    started = time.time()
+    try:
+        model = dict(noise_model=args.noise_model, hrf_model=args.hrf_model,
+                     drift_model=args.drift_model, high_pass=args.high_pass,
+                     drift_order=args.drift_order, slice_time_ref=args.slice_time_ref)
+        inference = dict(height_control=args.height_control, alpha=args.alpha,
+                         threshold=args.threshold, cluster_threshold=args.cluster_threshold,
+                         two_sided=args.two_sided,
+                         table_min_cluster_size=args.table_min_cluster_size)
+        _check_inference(inference)
+        contrasts = _contrasts(args)
+        plugin_args = _plugin_args(args)
+        runs = _runs(args)
+        design_model = {k: v for k, v in model.items() if k != "noise_model"}
+        mem_gb = [validate_run(run, design_model, contrasts) for run in runs]
+        output_dir = check_output_dir(args.output_dir)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"glm-workflows: error: {exc}", file=sys.stderr)
+        return 2
+
+    from nipype import config, logging
+
+    config.set("logging", "workflow_level", "DEBUG" if args.debug else "WARNING")
+    config.set("logging", "interface_level", "DEBUG" if args.debug else "WARNING")
+    logging.update_logging(config)
+    from .execution import run_workflow
+
+    workflow = build_workflow(runs, output_dir=output_dir, model=model, contrasts=contrasts,
+                              inference=inference, mem_gb=mem_gb)
+    work_dir = Path(args.work_dir).absolute()
+    print(f"Running {len(runs)} run(s), {len(contrasts)} contrast(s), plugin {args.plugin}; "
+          f"cache in {work_dir}")
+    try:
+        records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
+                               plugin_args=plugin_args)
+    except Exception as exc:
+        if args.debug:
+            raise
+        details = _crash_summary(work_dir, started) or [str(exc).splitlines()[0]]
+        for line in details:
+            print(f"glm-workflows: error: {line}", file=sys.stderr)
+        return 1
+    ran = sum(not r.cached for r in records)
+    print(f"\nFinished in {time.time() - started:.1f} s ({ran} node(s) run, "
+          f"{len(records) - ran} cached)")
+    print_results(runs, output_dir)
+    return 0
+
+
+def _check_inference(inference: dict) -> None:
+    from .core.inference import HEIGHT_CONTROLS
+
+    if inference["height_control"] not in HEIGHT_CONTROLS:
+        raise InputError(f"--height-control: expected one of {', '.join(HEIGHT_CONTROLS)}")
+    if inference["height_control"] != "none" and not 0 < inference["alpha"] < 1:
+        raise InputError(f"--alpha: expected a number between 0 and 1, got {inference['alpha']}")
+    if inference["cluster_threshold"] < 0 or inference["table_min_cluster_size"] < 0:
+        raise InputError("--cluster-threshold/--table-min-cluster-size: expected >= 0 voxels")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

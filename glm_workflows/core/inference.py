@@ -1,0 +1,81 @@
+"""Thresholds and cluster tables of statistical maps (nilearn underneath)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from nilearn.glm import threshold_stats_img
+from nilearn.reporting import get_clusters_table
+
+from .errors import InputError
+
+HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
+
+
+def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: float = 0.001,
+                  threshold: float | None = None, cluster_threshold: int = 0, two_sided: bool = False):
+    """Threshold a z map by height (fpr, fdr, bonferroni or a fixed value) and cluster size.
+
+    Parameters
+    ----------
+    z_img : str or nibabel image
+        3D z map.
+    mask_img : str, nibabel image or None
+        Voxels over which fdr/bonferroni correct; by default nilearn's
+        (the non-zero voxels of ``z_img``).
+    height_control : {'fpr', 'fdr', 'bonferroni', 'none'}
+        How the height threshold is chosen; ``'none'`` uses ``threshold`` as is.
+    alpha : float
+        Error rate for fpr/fdr/bonferroni, in (0, 1).
+    threshold : float or None
+        Height threshold (z), used (and required) when ``height_control='none'``.
+    cluster_threshold : int
+        Clusters smaller than this many voxels are removed.
+    two_sided : bool
+        Threshold both tails (``|z|``) rather than positive values only.
+
+    Returns
+    -------
+    thresholded : nibabel.Nifti1Image
+        The z map with sub-threshold voxels set to 0.
+    z_threshold : float
+        The height threshold used.
+    """
+    if height_control not in HEIGHT_CONTROLS:
+        raise InputError(f"height_control: expected one of {', '.join(HEIGHT_CONTROLS)}, "
+                         f"got {height_control!r}")
+    if height_control != "none" and not 0 < alpha < 1:
+        raise InputError(f"alpha: expected a number between 0 and 1, got {alpha!r}")
+    if height_control == "none" and threshold is None:
+        raise InputError("threshold: a z threshold is required when height_control is 'none'")
+    if int(cluster_threshold) != cluster_threshold or cluster_threshold < 0:
+        raise InputError(f"cluster_threshold: expected a whole number of voxels >= 0, "
+                         f"got {cluster_threshold!r}")
+    thresholded, z_threshold = threshold_stats_img(
+        z_img,
+        mask_img=mask_img,
+        alpha=alpha,
+        threshold=threshold if height_control == "none" else None,
+        height_control=None if height_control == "none" else height_control,
+        cluster_threshold=int(cluster_threshold),
+        two_sided=two_sided,
+    )
+    return thresholded, float(z_threshold)
+
+
+def cluster_table(z_img, stat_threshold: float, *, min_cluster_size: int = 20,
+                  two_sided: bool = False, min_distance: float = 8.0) -> pd.DataFrame:
+    """Clusters and their peaks (sub-peaks 1a, 1b, ... at least ``min_distance`` mm apart).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``Cluster ID``, ``X``, ``Y``, ``Z`` (mm), ``Peak Stat``,
+        ``Cluster Size (mm3)`` as nilearn's :func:`~nilearn.reporting.get_clusters_table`;
+        sizes are given on the first row of each cluster only.
+    """
+    if not np.isfinite(stat_threshold):
+        raise InputError(f"stat_threshold: expected a finite number, got {stat_threshold!r}")
+    return get_clusters_table(z_img, stat_threshold=stat_threshold,
+                              cluster_threshold=int(min_cluster_size), two_sided=two_sided,
+                              min_distance=min_distance)

@@ -1,0 +1,22 @@
+"""Nipype interfaces of glm-workflows: thin shells over :mod:`glm_workflows.core`.
+
+Each interface loads its input files, calls one core function and writes its
+outputs in the node's working directory.
+"""
+
+from .derivatives import DerivativesSink
+from .design import DesignMatrix
+from .glm import EstimateContrast, FitGLM
+from .images import ConcatenateImages, MeanImage
+from .inference import ClusterTable, ThresholdMap
+
+__all__ = [
+    "ClusterTable",
+    "ConcatenateImages",
+    "DerivativesSink",
+    "DesignMatrix",
+    "EstimateContrast",
+    "FitGLM",
+    "MeanImage",
+    "ThresholdMap",
+]

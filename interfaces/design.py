@@ -1,0 +1,72 @@
+"""Design matrix from events (nilearn's make_first_level_design_matrix)."""
+
+import os
+
+import nibabel as nb
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from glm_workflows.core.design import (
+    DRIFT_MODELS,
+    HRF_MODELS,
+    make_design_matrix,
+    read_confounds,
+    read_events,
+    save_design_matrix,
+)
+from glm_workflows.core.figures import plot_design
+
+
+class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
+    events_file = File(exists=True, mandatory=True,
+                       desc="BIDS events.tsv: onset, duration, trial_type (optional modulation)")
+    bold_file = File(exists=True, mandatory=True,
+                     desc="4D functional image; only its number of volumes is read")
+    t_r = traits.Float(mandatory=True, desc="repetition time in seconds")
+    hrf_model = traits.Enum(*HRF_MODELS, usedefault=True, desc="haemodynamic response model")
+    drift_model = traits.Enum(*DRIFT_MODELS, usedefault=True, desc="slow drift model")
+    high_pass = traits.Float(0.01, usedefault=True,
+                             desc="high-pass cut-off in Hz for cosine drifts")
+    drift_order = traits.Int(1, usedefault=True, desc="order of polynomial drifts")
+    slice_time_ref = traits.Range(0.0, 1.0, 0.0, usedefault=True,
+                                  desc="time of the reference slice, as a fraction of the TR")
+    confounds_file = File(exists=True,
+                          desc="optional TSV of nuisance regressors, one row per scan")
+
+
+class _DesignMatrixOutputSpec(TraitedSpec):
+    design_file = File(exists=True, desc="design matrix TSV: named columns, one row per scan")
+    design_figure = File(exists=True, desc="PNG figure of the design matrix")
+
+
+class DesignMatrix(SimpleInterface):
+    """First-level design matrix from an events file, as TSV and figure."""
+
+    input_spec = _DesignMatrixInputSpec
+    output_spec = _DesignMatrixOutputSpec
+
+    def _run_interface(self, runtime):
+        n_scans = nb.load(self.inputs.bold_file).shape[3]
+        events = read_events(self.inputs.events_file, n_scans, self.inputs.t_r)
+        confounds = (read_confounds(self.inputs.confounds_file, n_scans)
+                     if isdefined(self.inputs.confounds_file) else None)
+        design = make_design_matrix(
+            events, n_scans, self.inputs.t_r,
+            hrf_model=self.inputs.hrf_model,
+            drift_model=self.inputs.drift_model,
+            high_pass=self.inputs.high_pass,
+            drift_order=self.inputs.drift_order,
+            slice_time_ref=self.inputs.slice_time_ref,
+            confounds=confounds,
+        )
+        self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
+        self._results["design_figure"] = os.path.join(runtime.cwd, "design.png")
+        save_design_matrix(design, self._results["design_file"])
+        plot_design(design, self._results["design_figure"])
+        return runtime

@@ -1,0 +1,115 @@
+"""GLM fit persisted as files, and t/F contrasts computed from those files."""
+
+import os
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from glm_workflows.core.contrasts import contrast_matrix
+from glm_workflows.core.design import load_design_matrix
+from glm_workflows.core.figures import plot_contrast
+from glm_workflows.core.glm import (
+    NOISE_MODELS,
+    compute_contrast,
+    fit_glm,
+    load_fitted_glm,
+    save_fitted_glm,
+)
+
+
+class _FitGLMInputSpec(BaseInterfaceInputSpec):
+    bold_file = File(exists=True, mandatory=True, desc="4D functional image")
+    design_file = File(exists=True, mandatory=True, desc="design matrix TSV, one row per scan")
+    mask_file = File(exists=True,
+                     desc="brain mask; default: the mask nilearn's FirstLevelModel computes")
+    noise_model = traits.Enum(*NOISE_MODELS, usedefault=True,
+                              desc="temporal noise model: 'ar1' (default) or 'ols'")
+
+
+class _FitGLMOutputSpec(TraitedSpec):
+    betas = File(exists=True, desc="4D float64 NIfTI, one parameter estimate per design column")
+    dispersion = File(exists=True, desc="residual variance (dispersion) of the whitened model")
+    ar1 = File(exists=True, desc="binned AR(1) coefficient of each voxel (0 for OLS)")
+    mask_file = File(exists=True, desc="the mask the model was fitted in")
+    model_sidecar = File(
+        exists=True,
+        desc="JSON: noise model, design columns, degrees of freedom, and per AR(1) bin "
+             "the normalized covariance of the estimates",
+    )
+
+
+class FitGLM(SimpleInterface):
+    """Fit a first-level GLM and persist what any later contrast needs, as files."""
+
+    input_spec = _FitGLMInputSpec
+    output_spec = _FitGLMOutputSpec
+
+    def _run_interface(self, runtime):
+        fit = fit_glm(
+            self.inputs.bold_file,
+            load_design_matrix(self.inputs.design_file),
+            mask_img=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None,
+            noise_model=self.inputs.noise_model,
+        )
+        paths = save_fitted_glm(fit, runtime.cwd)
+        self._results.update(
+            betas=paths["betas"], dispersion=paths["dispersion"], ar1=paths["ar1"],
+            mask_file=paths["mask"], model_sidecar=paths["sidecar"],
+        )
+        return runtime
+
+
+class _EstimateContrastInputSpec(BaseInterfaceInputSpec):
+    betas = File(exists=True, mandatory=True, desc="parameter estimates from FitGLM")
+    dispersion = File(exists=True, mandatory=True, desc="dispersion map from FitGLM")
+    ar1 = File(exists=True, mandatory=True, desc="AR(1) map from FitGLM")
+    mask_file = File(exists=True, mandatory=True, desc="mask from FitGLM")
+    model_sidecar = File(exists=True, mandatory=True, desc="model JSON from FitGLM")
+    contrast_name = traits.Str(mandatory=True, desc="name of the contrast (letters and digits)")
+    stat_type = traits.Enum("t", "F", usedefault=True, desc="'t' (one row) or 'F' (rows)")
+    contrast_rows = traits.List(
+        traits.Either(traits.Str, traits.List(traits.Float)), mandatory=True,
+        desc="one or more rows: expressions over design columns ('active - rest'), "
+             "or weight vectors with one weight per column",
+    )
+
+
+class _EstimateContrastOutputSpec(TraitedSpec):
+    effect = File(exists=True, desc="effect size (F: one volume per row, as nilearn)")
+    variance = File(exists=True, desc="effect variance")
+    stat = File(exists=True, desc="t or F statistic map")
+    z = File(exists=True, desc="z map")
+    p = File(exists=True, desc="p map (one-sided for t)")
+    contrast_figure = File(exists=True, desc="PNG of the contrast weights")
+    contrast_name = traits.Str(desc="the contrast's name, passed through")
+    stat_type = traits.Str(desc="'t' or 'F', passed through")
+
+
+class EstimateContrast(SimpleInterface):
+    """A t or F contrast from a persisted fit, equal to nilearn's ``compute_contrast``."""
+
+    input_spec = _EstimateContrastInputSpec
+    output_spec = _EstimateContrastOutputSpec
+
+    def _run_interface(self, runtime):
+        fit = load_fitted_glm(
+            betas=self.inputs.betas, dispersion=self.inputs.dispersion, ar1=self.inputs.ar1,
+            mask=self.inputs.mask_file, sidecar=self.inputs.model_sidecar,
+        )
+        matrix = contrast_matrix(self.inputs.contrast_rows, fit.columns, self.inputs.stat_type)
+        maps = compute_contrast(fit, matrix, self.inputs.stat_type)
+        for key, img in maps.items():
+            self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
+            img.to_filename(self._results[key])
+        self._results["contrast_figure"] = os.path.join(runtime.cwd, "contrast.png")
+        plot_contrast(matrix, fit.columns, self.inputs.contrast_name,
+                      self._results["contrast_figure"])
+        self._results["contrast_name"] = self.inputs.contrast_name
+        self._results["stat_type"] = self.inputs.stat_type
+        return runtime

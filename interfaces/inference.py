@@ -1,0 +1,106 @@
+"""Thresholding of z maps and cluster tables."""
+
+import json
+import os
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from glm_workflows.core.figures import plot_thresholded_map
+from glm_workflows.core.inference import HEIGHT_CONTROLS, cluster_table, threshold_map
+
+
+class _ThresholdMapInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="3D z map")
+    mask_file = File(exists=True, desc="voxels over which fdr/bonferroni correct")
+    bg_file = File(exists=True, desc="background for the figure (the mean image)")
+    height_control = traits.Enum(*HEIGHT_CONTROLS, usedefault=True,
+                                 desc="fpr, fdr, bonferroni, or none (use 'threshold')")
+    alpha = traits.Float(0.001, usedefault=True, desc="error rate for fpr/fdr/bonferroni")
+    threshold = traits.Float(3.09, usedefault=True,
+                             desc="z threshold, used when height_control is 'none'")
+    cluster_threshold = traits.Int(0, usedefault=True,
+                                   desc="remove clusters smaller than this many voxels")
+    two_sided = traits.Bool(False, usedefault=True,
+                            desc="threshold |z| (both tails) instead of positive z only")
+    title = traits.Str("", usedefault=True, desc="figure title")
+
+
+class _ThresholdMapOutputSpec(TraitedSpec):
+    thresholded_map = File(exists=True, desc="z map with sub-threshold voxels set to 0")
+    threshold = traits.Float(desc="the z threshold used")
+    threshold_json = File(exists=True, desc="JSON: threshold value and every setting")
+    figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean")
+
+
+class ThresholdMap(SimpleInterface):
+    """Threshold a z map by height (fpr/fdr/bonferroni/fixed) and cluster size."""
+
+    input_spec = _ThresholdMapInputSpec
+    output_spec = _ThresholdMapOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        thresholded, z_threshold = threshold_map(
+            inputs.z_map,
+            mask_img=inputs.mask_file if isdefined(inputs.mask_file) else None,
+            height_control=inputs.height_control,
+            alpha=inputs.alpha,
+            threshold=inputs.threshold,
+            cluster_threshold=inputs.cluster_threshold,
+            two_sided=inputs.two_sided,
+        )
+        out = {key: os.path.join(runtime.cwd, name) for key, name in (
+            ("thresholded_map", "thresholded.nii.gz"), ("threshold_json", "threshold.json"),
+            ("figure", "thresholded.png"))}
+        thresholded.to_filename(out["thresholded_map"])
+        settings = {
+            "HeightControl": inputs.height_control,
+            "Alpha": inputs.alpha if inputs.height_control != "none" else None,
+            "Threshold": z_threshold,
+            "ClusterThreshold": inputs.cluster_threshold,
+            "TwoSided": inputs.two_sided,
+        }
+        with open(out["threshold_json"], "w") as handle:
+            json.dump(settings, handle, indent=2)
+        plot_thresholded_map(
+            thresholded, inputs.bg_file if isdefined(inputs.bg_file) else None, z_threshold,
+            f"{inputs.title} ({inputs.height_control}, z > {z_threshold:.2f})".strip(),
+            out["figure"],
+        )
+        self._results.update(out, threshold=z_threshold)
+        return runtime
+
+
+class _ClusterTableInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="3D z map (unthresholded)")
+    stat_threshold = traits.Float(mandatory=True, desc="height threshold (z)")
+    min_cluster_size = traits.Int(20, usedefault=True,
+                                  desc="clusters smaller than this many voxels are left out")
+    two_sided = traits.Bool(False, usedefault=True, desc="report negative clusters too")
+
+
+class _ClusterTableOutputSpec(TraitedSpec):
+    table = File(exists=True, desc="TSV: Cluster ID, X, Y, Z (mm), Peak Stat, "
+                                   "Cluster Size (mm3)")
+
+
+class ClusterTable(SimpleInterface):
+    """Table of clusters and peaks above a threshold (nilearn's get_clusters_table)."""
+
+    input_spec = _ClusterTableInputSpec
+    output_spec = _ClusterTableOutputSpec
+
+    def _run_interface(self, runtime):
+        table = cluster_table(self.inputs.z_map, self.inputs.stat_threshold,
+                              min_cluster_size=self.inputs.min_cluster_size,
+                              two_sided=self.inputs.two_sided)
+        self._results["table"] = os.path.join(runtime.cwd, "clusters.tsv")
+        table.to_csv(self._results["table"], sep="\t", index=False)
+        return runtime
