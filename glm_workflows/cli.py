@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -188,13 +188,15 @@ def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict,
 
 
 def _crash_summary(work_dir: Path, since: float) -> list[str]:
+    """One line per crash file written since ``since``: node, exception, file."""
     lines = []
     for crash in sorted((work_dir / "crash").glob("crash-*.txt")):
         if crash.stat().st_mtime < since:
             continue
         text = crash.read_text(errors="replace").strip().splitlines()
         node = next((ln.split(":", 1)[1].strip() for ln in text if ln.startswith("Node:")), "?")
-        reason = next((ln.strip() for ln in reversed(text) if ln.strip()), "unknown error")
+        starts = [i for i, ln in enumerate(text) if re.match(r"^\s*[\w.]+(Error|Exception)\b", ln)]
+        reason = " ".join(" ".join(text[starts[-1]:]).split()) if starts else text[-1].strip()
         lines.append(f"node {node} failed: {reason} (crash file: {crash})")
     return lines
 
@@ -247,8 +249,10 @@ def main(argv=None) -> int:
 
     from nipype import config, logging
 
-    config.set("logging", "workflow_level", "DEBUG" if args.debug else "WARNING")
-    config.set("logging", "interface_level", "DEBUG" if args.debug else "WARNING")
+    # Failures are summarised below; Nipype's own tracebacks only with --debug.
+    config.set("logging", "workflow_level", "DEBUG" if args.debug else "CRITICAL")
+    config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
+    config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
     from .execution import run_workflow
 

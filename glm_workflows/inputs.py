@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -107,7 +109,7 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
             raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON (task-{task}_bold.json)")
         found.append(RunInputs(
             subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
-            bold_files=[str(bold)], events_file=str(events),
+            bold_files=[_absolute(bold)], events_file=_absolute(events),
             t_r=check_repetition_time(metadata["RepetitionTime"], f"{bold.name}: RepetitionTime"),
         ))
     if not found:
@@ -142,11 +144,12 @@ def find_spm_auditory(data_dir=None) -> RunInputs:
     try:
         from nilearn.datasets import fetch_spm_auditory
 
-        fetch_spm_auditory(data_dir=str(data_dir), verbose=0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            fetch_spm_auditory(data_dir=str(data_dir), verbose=0)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
-            f"SPM auditory data not found under {data_dir} and the download failed ({reason}); "
+            f"SPM auditory data not found under {data_dir} and nilearn's download failed "
+            f"({type(exc).__name__}); "
             "point --data-dir at a folder holding spm_auditory/sub001/fM00223/ "
             "(e.g. --data-dir ../shared/data), or give --bids-dir or --func/--events/--tr"
         ) from None
@@ -163,12 +166,17 @@ def _local_spm_auditory(data_dir: Path):
         events = scans_dir / "fM00223_events.tsv"
         if not events.exists():
             raise InputError(f"{events}: events file not found beside the SPM auditory scans")
-        return RunInputs(subject="01", task="auditory", bold_files=[str(s) for s in scans],
-                         events_file=str(events), t_r=7.0)
+        return RunInputs(subject="01", task="auditory", bold_files=[_absolute(s) for s in scans],
+                         events_file=_absolute(events), t_r=7.0)
     for bids_dir in (data_dir / "spm_auditory" / "MoAEpilot", data_dir / "moae_bids"):
         if list(bids_dir.glob("sub-*/func/*_task-auditory_bold.nii*")):
             return find_bids_runs(bids_dir, "auditory")[0]
     return None
+
+
+def _absolute(path) -> str:
+    """Nodes run in their own folders, so every input path is made absolute."""
+    return str(Path(path).absolute())
 
 
 def file_list_run(func, events, t_r, subject="01", task="auditory", session=None, run=None,
@@ -181,6 +189,7 @@ def file_list_run(func, events, t_r, subject="01", task="auditory", session=None
         subject=check_label(subject, "subject"), task=check_label(task, "task"),
         session=check_label(session, "session") if session else None,
         run=check_label(run, "run") if run else None,
-        bold_files=[str(f) for f in func], events_file=str(events),
-        t_r=check_repetition_time(t_r, "--tr"), confounds_file=str(confounds) if confounds else None,
+        bold_files=[_absolute(f) for f in func], events_file=_absolute(events),
+        t_r=check_repetition_time(t_r, "--tr"),
+        confounds_file=_absolute(confounds) if confounds else None,
     )

@@ -37,7 +37,8 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     try:
         img = nb.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(f"{path}: not a readable NIfTI/Analyze image ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise InputError(f"{path}: not a readable NIfTI/Analyze image ({reason})") from None
     if img.ndim not in (3, 4):
         raise InputError(f"{path}: expected a 3D or 4D image, got {img.ndim}D {img.shape}")
     return img
@@ -47,7 +48,8 @@ def _read_data(img, path) -> np.ndarray:
     try:
         return np.asanyarray(img.dataobj)
     except Exception as exc:
-        raise InputError(f"{path}: image data cannot be read ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise InputError(f"{path}: image data cannot be read ({reason})") from None
 
 
 def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:

@@ -1,0 +1,70 @@
+"""Concatenation and mean images (no Nipype)."""
+
+import nibabel as nb
+import numpy as np
+import pytest
+from nilearn.image import concat_imgs, mean_img
+
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.images import (
+    check_images_compatible,
+    concatenate_images,
+    count_volumes,
+    mean_image,
+)
+
+
+def test_concatenate_spm_scans_matches_nilearn(seed_bold, spm_scans):
+    """96 int16 Analyze scans become one int16 4D NIfTI equal to nilearn's concat_imgs."""
+    assert seed_bold.shape == (64, 64, 64, 96)
+    assert seed_bold.get_data_dtype() == np.int16
+    reference = concat_imgs(spm_scans)
+    np.testing.assert_array_equal(np.asanyarray(seed_bold.dataobj), reference.get_fdata())
+    np.testing.assert_allclose(seed_bold.affine, reference.affine)
+    assert count_volumes(spm_scans) == 96
+
+
+def test_concatenate_mixes_3d_and_4d(tmp_path, spm_scans):
+    """A 4D file followed by 3D scans concatenates in order."""
+    first = concatenate_images(spm_scans[:3])
+    first.to_filename(tmp_path / "first.nii.gz")
+    out = concatenate_images([str(tmp_path / "first.nii.gz"), *spm_scans[3:5]])
+    assert out.shape == (64, 64, 64, 5)
+    np.testing.assert_array_equal(np.asanyarray(out.dataobj)[..., 4],
+                                  np.asanyarray(nb.load(spm_scans[4]).dataobj))
+
+
+def test_mean_image_matches_nilearn(seed_bold):
+    """The mean over time equals nilearn's mean_img."""
+    ours = mean_image(seed_bold).get_fdata()
+    np.testing.assert_allclose(ours, mean_img(seed_bold, copy_header=True).get_fdata(), rtol=1e-6)
+
+
+def test_shape_mismatch_names_file(tmp_path, spm_scans):
+    """A scan of another shape is refused, naming it."""
+    odd = tmp_path / "odd.nii.gz"
+    nb.Nifti1Image(np.zeros((32, 32, 32), np.int16), np.eye(4)).to_filename(odd)
+    with pytest.raises(InputError, match=r"odd\.nii\.gz: shape \(32, 32, 32\) differs"):
+        check_images_compatible([spm_scans[0], str(odd)])
+
+
+def test_affine_mismatch_names_file(tmp_path, spm_scans):
+    """A scan on a shifted grid is refused, naming it."""
+    img = nb.load(spm_scans[1])
+    affine = img.affine.copy()
+    affine[0, 3] += 10
+    moved = tmp_path / "moved.nii"
+    nb.Nifti1Image(np.asanyarray(img.dataobj), affine).to_filename(moved)
+    with pytest.raises(InputError, match=r"moved\.nii: affine differs"):
+        check_images_compatible([spm_scans[0], str(moved)])
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    """Missing and corrupt images give one-line errors naming the file."""
+    with pytest.raises(InputError, match=r"nothere\.nii: file not found"):
+        check_images_compatible([str(tmp_path / "nothere.nii")])
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(b"this is not an image")
+    with pytest.raises(InputError, match=r"corrupt\.nii\.gz: not a readable") as err:
+        check_images_compatible([str(corrupt)])
+    assert "\n" not in str(err.value)

@@ -1,0 +1,15 @@
+"""Project checks: CI runs the README's test command."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    """The command under README's 'Tests' heading is the last command of .ci/run."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"## Tests\s+```bash\n(.+?)\n```", readme).group(1).strip()
+    ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    assert ci_lines[-1] == command == "python -m pytest -q tests"
