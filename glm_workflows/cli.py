@@ -227,6 +227,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     started = time.time()
     try:
+        from .core.inference import check_threshold_settings
+
         model = dict(noise_model=args.noise_model, hrf_model=args.hrf_model,
                      drift_model=args.drift_model, high_pass=args.high_pass,
                      drift_order=args.drift_order, slice_time_ref=args.slice_time_ref)
@@ -234,7 +236,10 @@ def main(argv=None) -> int:
                          threshold=args.threshold, cluster_threshold=args.cluster_threshold,
                          two_sided=args.two_sided,
                          table_min_cluster_size=args.table_min_cluster_size)
-        _check_inference(inference)
+        check_threshold_settings(args.height_control, args.alpha, args.threshold,
+                                 args.cluster_threshold)
+        if args.table_min_cluster_size < 0:
+            raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
         contrasts = _contrasts(args)
         plugin_args = _plugin_args(args)
         runs = _runs(args)
@@ -254,7 +259,7 @@ def main(argv=None) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
-    from .execution import run_workflow
+    from .execution import GRAPH_PLUGINS, run_workflow
 
     workflow = build_workflow(runs, output_dir=output_dir, model=model, contrasts=contrasts,
                               inference=inference, mem_gb=mem_gb)
@@ -271,22 +276,15 @@ def main(argv=None) -> int:
         for line in details:
             print(f"glm-workflows: error: {line}", file=sys.stderr)
         return 1
+    if args.plugin in GRAPH_PLUGINS:
+        print(f"\nSubmitted the whole graph with {args.plugin}; outputs appear in "
+              f"{Path(output_dir).absolute()} when the jobs finish")
+        return 0
     ran = sum(not r.cached for r in records)
     print(f"\nFinished in {time.time() - started:.1f} s ({ran} node(s) run, "
           f"{len(records) - ran} cached)")
     print_results(runs, output_dir)
     return 0
-
-
-def _check_inference(inference: dict) -> None:
-    from .core.inference import HEIGHT_CONTROLS
-
-    if inference["height_control"] not in HEIGHT_CONTROLS:
-        raise InputError(f"--height-control: expected one of {', '.join(HEIGHT_CONTROLS)}")
-    if inference["height_control"] != "none" and not 0 < inference["alpha"] < 1:
-        raise InputError(f"--alpha: expected a number between 0 and 1, got {inference['alpha']}")
-    if inference["cluster_threshold"] < 0 or inference["table_min_cluster_size"] < 0:
-        raise InputError("--cluster-threshold/--table-min-cluster-size: expected >= 0 voxels")
 
 
 def run() -> None:

@@ -60,8 +60,6 @@ class ProgressReporter:
             return
         record = node_record(node, self.started, status)
         self.records.append(record)
-        if record.name.split(".")[-1].startswith(("inputnode", "outputnode", "contrast_source")):
-            return
         if status != "end":
             self.printer(f"  FAILED  {record.name}")
         elif record.cached:

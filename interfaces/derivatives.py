@@ -25,6 +25,7 @@ CONTRAST_OUTPUTS = {
     "thresholded_figures": "stat-z_desc-thresholded_statmap.png",
     "cluster_tables": "clusters.tsv",
     "contrast_figures": "contrastmatrix.png",
+    "contrast_jsons": "statmap.json",
 }
 #: Per-model inputs and their name suffix.
 MODEL_OUTPUTS = {
@@ -32,6 +33,7 @@ MODEL_OUTPUTS = {
     "mask_file": "desc-brain_mask.nii.gz",
     "design_file": "design.tsv",
     "design_figure": "design.png",
+    "design_json": "design.json",
 }
 
 
@@ -45,6 +47,7 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     mask_file = File(exists=True, mandatory=True, desc="brain mask of the fit")
     design_file = File(exists=True, mandatory=True, desc="design matrix TSV")
     design_figure = File(exists=True, mandatory=True, desc="design matrix PNG")
+    design_json = File(exists=True, mandatory=True, desc="design settings JSON")
     contrast_names = traits.List(traits.Str, mandatory=True, desc="one name per contrast")
     stat_types = traits.List(traits.Str, mandatory=True, desc="'t' or 'F', per contrast")
     effect_maps = traits.List(File(exists=True), mandatory=True, desc="effect size maps")
@@ -61,6 +64,8 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     cluster_tables = traits.List(File(exists=True), mandatory=True, desc="cluster tables")
     contrast_figures = traits.List(File(exists=True), mandatory=True,
                                    desc="contrast matrix figures")
+    contrast_jsons = traits.List(File(exists=True), mandatory=True,
+                                 desc="contrast definitions, the sidecar of all its maps")
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):

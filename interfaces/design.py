@@ -1,5 +1,6 @@
 """Design matrix from events (nilearn's make_first_level_design_matrix)."""
 
+import json
 import os
 
 import nibabel as nb
@@ -43,6 +44,7 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
 class _DesignMatrixOutputSpec(TraitedSpec):
     design_file = File(exists=True, desc="design matrix TSV: named columns, one row per scan")
     design_figure = File(exists=True, desc="PNG figure of the design matrix")
+    design_json = File(exists=True, desc="JSON: TR, number of scans, and every model setting")
 
 
 class DesignMatrix(SimpleInterface):
@@ -67,6 +69,21 @@ class DesignMatrix(SimpleInterface):
         )
         self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
         self._results["design_figure"] = os.path.join(runtime.cwd, "design.png")
+        self._results["design_json"] = os.path.join(runtime.cwd, "design.json")
         save_design_matrix(design, self._results["design_file"])
+        with open(self._results["design_json"], "w") as handle:
+            json.dump({
+                "RepetitionTime": self.inputs.t_r,
+                "NumberOfScans": n_scans,
+                "HRFModel": self.inputs.hrf_model,
+                "DriftModel": self.inputs.drift_model,
+                "HighPass": self.inputs.high_pass,
+                "DriftOrder": self.inputs.drift_order,
+                "SliceTimeRef": self.inputs.slice_time_ref,
+                "EventsFile": self.inputs.events_file,
+                "ConfoundsFile": self.inputs.confounds_file
+                if isdefined(self.inputs.confounds_file) else None,
+                "Columns": list(design.columns),
+            }, handle, indent=2)
         plot_design(design, self._results["design_figure"])
         return runtime

@@ -1,5 +1,6 @@
 """GLM fit persisted as files, and t/F contrasts computed from those files."""
 
+import json
 import os
 
 from nipype.interfaces.base import (
@@ -87,6 +88,8 @@ class _EstimateContrastOutputSpec(TraitedSpec):
     z = File(exists=True, desc="z map")
     p = File(exists=True, desc="p map (one-sided for t)")
     contrast_figure = File(exists=True, desc="PNG of the contrast weights")
+    contrast_json = File(exists=True, desc="JSON: name, statistic, rows, weights per design "
+                                           "column, degrees of freedom, noise model")
     contrast_name = traits.Str(desc="the contrast's name, passed through")
     stat_type = traits.Str(desc="'t' or 'F', passed through")
 
@@ -110,6 +113,17 @@ class EstimateContrast(SimpleInterface):
         self._results["contrast_figure"] = os.path.join(runtime.cwd, "contrast.png")
         plot_contrast(matrix, fit.columns, self.inputs.contrast_name,
                       self._results["contrast_figure"])
+        self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
+        with open(self._results["contrast_json"], "w") as handle:
+            json.dump({
+                "ContrastName": self.inputs.contrast_name,
+                "StatisticType": self.inputs.stat_type,
+                "ContrastRows": list(self.inputs.contrast_rows),
+                "ContrastWeights": matrix.tolist(),
+                "DesignColumns": fit.columns,
+                "DegreesOfFreedom": fit.df_residuals,
+                "NoiseModel": fit.noise_model,
+            }, handle, indent=2)
         self._results["contrast_name"] = self.inputs.contrast_name
         self._results["stat_type"] = self.inputs.stat_type
         return runtime

@@ -100,6 +100,15 @@ def test_seed_outputs_are_bids_named_and_consistent(seed_run):
         for kind in ("effect", "variance", stat, "z", "p"):
             assert f"{PREFIX}_contrast-{contrast}_stat-{kind}_statmap.nii.gz" in names
     assert not any(name.startswith(".") for name in names)
+    sidecar = json.loads((folder / f"{PREFIX}_contrast-effectsOfInterest_statmap.json").read_text())
+    assert sidecar["StatisticType"] == "F" and sidecar["DegreesOfFreedom"] == 85
+    assert sidecar["ContrastWeights"][1][:3] == [0, 1, 0]
+    design = json.loads((folder / f"{PREFIX}_design.json").read_text())
+    assert design["RepetitionTime"] == 7.0 and design["NumberOfScans"] == 96
+    assert design["HighPass"] == 1 / 160 and design["HRFModel"] == "spm"
+    description = json.loads((Path(output_dir) / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["SoftwareVersions"]["nilearn"]
     z = nb.load(folder / f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz").get_fdata()
     thresholded = nb.load(
         folder / f"{PREFIX}_contrast-activeMinusRest_stat-z_desc-thresholded_statmap.nii.gz"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,7 +42,19 @@ def dataset_description() -> dict:
         "BIDSVersion": "1.8.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "glm-workflows", "Version": __version__}],
+        "SoftwareVersions": software_versions(),
     }
+
+
+def software_versions() -> dict:
+    """Installed versions of the packages the results depend on."""
+    versions = {}
+    for package in ("nipype", "nilearn", "nibabel", "numpy", "scipy", "pandas", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
 
 
 def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> list[str]:
@@ -81,9 +94,7 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> 
         for name in files:
             os.replace(staging / name, target / name)
             written.append(str(target / name))
-        description = out_dir / "dataset_description.json"
-        if not description.exists():
-            os.replace(staging / "dataset_description.json", description)
+        os.replace(staging / "dataset_description.json", out_dir / "dataset_description.json")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(written)

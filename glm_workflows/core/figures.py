@@ -20,9 +20,8 @@ def plot_design(design: pd.DataFrame, path) -> None:
 
 def plot_contrast(matrix, columns, title: str, path) -> None:
     """Save a contrast's weights over the design columns as a PNG."""
-    weights = pd.DataFrame(matrix, columns=list(columns))
     design_like = pd.DataFrame(0.0, index=[0], columns=list(columns))
-    ax = plotting.plot_contrast_matrix(weights.to_numpy(), design_like)
+    ax = plotting.plot_contrast_matrix(matrix, design_like)
     ax.set_xlabel(title)
     ax.figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(ax.figure)

@@ -84,12 +84,6 @@ def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:
     return imgs
 
 
-def count_volumes(paths) -> int:
-    """Number of volumes the images make once concatenated (reads headers only)."""
-    imgs = check_images_compatible(paths)
-    return sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
-
-
 def concatenate_images(paths) -> nb.Nifti1Image:
     """Concatenate 3D and/or 4D images along time into one 4D NIfTI image.
 

@@ -12,6 +12,22 @@ from .errors import InputError
 HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
 
 
+def check_threshold_settings(height_control: str, alpha: float, threshold: float | None,
+                             cluster_threshold: int) -> None:
+    """Refuse settings :func:`threshold_map` cannot use, naming the field."""
+    if height_control not in HEIGHT_CONTROLS:
+        raise InputError(f"height_control: expected one of {', '.join(HEIGHT_CONTROLS)}, "
+                         f"got {height_control!r}")
+    if height_control != "none" and not 0 < alpha < 1:
+        raise InputError(f"alpha: expected a number between 0 and 1, got {alpha!r}")
+    if height_control == "none" and (threshold is None or not np.isfinite(threshold)):
+        raise InputError("threshold: a finite z threshold is required when height_control "
+                         "is 'none'")
+    if int(cluster_threshold) != cluster_threshold or cluster_threshold < 0:
+        raise InputError(f"cluster_threshold: expected a whole number of voxels >= 0, "
+                         f"got {cluster_threshold!r}")
+
+
 def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: float = 0.001,
                   threshold: float | None = None, cluster_threshold: int = 0, two_sided: bool = False):
     """Threshold a z map by height (fpr, fdr, bonferroni or a fixed value) and cluster size.
@@ -41,16 +57,7 @@ def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: f
     z_threshold : float
         The height threshold used.
     """
-    if height_control not in HEIGHT_CONTROLS:
-        raise InputError(f"height_control: expected one of {', '.join(HEIGHT_CONTROLS)}, "
-                         f"got {height_control!r}")
-    if height_control != "none" and not 0 < alpha < 1:
-        raise InputError(f"alpha: expected a number between 0 and 1, got {alpha!r}")
-    if height_control == "none" and threshold is None:
-        raise InputError("threshold: a z threshold is required when height_control is 'none'")
-    if int(cluster_threshold) != cluster_threshold or cluster_threshold < 0:
-        raise InputError(f"cluster_threshold: expected a whole number of voxels >= 0, "
-                         f"got {cluster_threshold!r}")
+    check_threshold_settings(height_control, alpha, threshold, cluster_threshold)
     thresholded, z_threshold = threshold_stats_img(
         z_img,
         mask_img=mask_img,
