@@ -173,7 +173,7 @@ def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict,
     from .first_level import init_first_level_wf
 
     workflow = pe.Workflow(name="glm_workflows_wf")
-    for run, run_mem in zip(runs, mem_gb):
+    for run, run_mem in zip(runs, mem_gb, strict=True):
         run_wf = init_first_level_wf(
             t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
             session=run.session, run=run.run, contrasts=contrasts, mem_gb=run_mem,
@@ -213,13 +213,41 @@ def print_results(runs, output_dir, printer=print) -> None:
         folder = Path(output_dir) / f"sub-{run.subject}"
         for table_file in sorted(folder.glob(f"{prefix}_contrast-*_clusters.tsv")):
             contrast = table_file.name[len(prefix) + len("_contrast-"):-len("_clusters.tsv")]
-            settings_file = folder / f"{prefix}_contrast-{contrast}_stat-z_desc-thresholded_statmap.json"
-            settings = json.loads(settings_file.read_text())
+            settings = json.loads((folder / f"{prefix}_contrast-{contrast}_stat-z_desc-"
+                                            "thresholded_statmap.json").read_text())
             table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
-            printer(f"\n{prefix} contrast {contrast}: {settings['HeightControl']} "
-                    f"alpha={settings['Alpha']} -> z > {settings['Threshold']:.3f}, "
+            how = ("fixed threshold" if settings["HeightControl"] == "none"
+                   else f"{settings['HeightControl']} alpha={settings['Alpha']}")
+            printer(f"\n{prefix} contrast {contrast}: {how} -> z > {settings['Threshold']:.3f}, "
                     f"{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)")
             printer(table.to_string(index=False) if len(table) else "  (no cluster)")
+
+
+def prepare(args) -> dict:
+    """Check every input and setting before any work; raise InputError on the first problem.
+
+    Returns the keyword arguments of :func:`build_workflow` and the plugin arguments.
+    """
+    from .core.inference import check_threshold_settings
+
+    model = dict(noise_model=args.noise_model, hrf_model=args.hrf_model,
+                 drift_model=args.drift_model, high_pass=args.high_pass,
+                 drift_order=args.drift_order, slice_time_ref=args.slice_time_ref)
+    inference = dict(height_control=args.height_control, alpha=args.alpha,
+                     threshold=args.threshold, cluster_threshold=args.cluster_threshold,
+                     two_sided=args.two_sided, table_min_cluster_size=args.table_min_cluster_size)
+    check_threshold_settings(args.height_control, args.alpha, args.threshold,
+                             args.cluster_threshold)
+    if args.table_min_cluster_size < 0:
+        raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
+    contrasts = _contrasts(args)
+    plugin_args = _plugin_args(args)
+    runs = _runs(args)
+    design_model = {k: v for k, v in model.items() if k != "noise_model"}
+    mem_gb = [validate_run(run, design_model, contrasts) for run in runs]
+    output_dir = check_output_dir(args.output_dir)
+    return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
+                inference=inference, mem_gb=mem_gb), plugin_args
 
 
 def main(argv=None) -> int:
@@ -227,25 +255,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     started = time.time()
     try:
-        from .core.inference import check_threshold_settings
-
-        model = dict(noise_model=args.noise_model, hrf_model=args.hrf_model,
-                     drift_model=args.drift_model, high_pass=args.high_pass,
-                     drift_order=args.drift_order, slice_time_ref=args.slice_time_ref)
-        inference = dict(height_control=args.height_control, alpha=args.alpha,
-                         threshold=args.threshold, cluster_threshold=args.cluster_threshold,
-                         two_sided=args.two_sided,
-                         table_min_cluster_size=args.table_min_cluster_size)
-        check_threshold_settings(args.height_control, args.alpha, args.threshold,
-                                 args.cluster_threshold)
-        if args.table_min_cluster_size < 0:
-            raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
-        contrasts = _contrasts(args)
-        plugin_args = _plugin_args(args)
-        runs = _runs(args)
-        design_model = {k: v for k, v in model.items() if k != "noise_model"}
-        mem_gb = [validate_run(run, design_model, contrasts) for run in runs]
-        output_dir = check_output_dir(args.output_dir)
+        settings, plugin_args = prepare(args)
     except InputError as exc:
         if args.debug:
             raise
@@ -261,11 +271,11 @@ def main(argv=None) -> int:
     logging.update_logging(config)
     from .execution import GRAPH_PLUGINS, run_workflow
 
-    workflow = build_workflow(runs, output_dir=output_dir, model=model, contrasts=contrasts,
-                              inference=inference, mem_gb=mem_gb)
+    workflow = build_workflow(**settings)
+    runs, output_dir = settings["runs"], settings["output_dir"]
     work_dir = Path(args.work_dir).absolute()
-    print(f"Running {len(runs)} run(s), {len(contrasts)} contrast(s), plugin {args.plugin}; "
-          f"cache in {work_dir}")
+    print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
+          f"plugin {args.plugin}; cache in {work_dir}")
     try:
         records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
                                plugin_args=plugin_args)

@@ -106,7 +106,8 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
             raise InputError(f"{events}: events file not found for {bold.name}")
         metadata = _sidecar_metadata(bold, root)
         if "RepetitionTime" not in metadata:
-            raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON (task-{task}_bold.json)")
+            raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
+                             f"(e.g. task-{task}_bold.json)")
         found.append(RunInputs(
             subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
             bold_files=[_absolute(bold)], events_file=_absolute(events),
@@ -116,6 +117,11 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
         selection = ", ".join(f"{k}-{sorted(v)}" for k, v in wanted.items() if v)
         raise InputError(f"{root}: no sub-*/func/*_task-{task}_bold.nii[.gz] found"
                          + (f" for {selection}" if selection else ""))
+    labels = [r.label for r in found]
+    clashes = sorted({label for label in labels if labels.count(label) > 1})
+    if clashes:
+        raise InputError(f"{root}: several task-{task} runs share the entities {clashes[0]} "
+                         "(only sub, ses, task and run tell runs apart)")
     for key in ("sub", "ses", "run"):
         missing = wanted[key] - {getattr(r, {"sub": "subject", "ses": "session",
                                              "run": "run"}[key]) for r in found}

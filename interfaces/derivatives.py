@@ -92,7 +92,8 @@ class DerivativesSink(SimpleInterface):
         )
         files = {f"{prefix}_{suffix}": getattr(inputs, field)
                  for field, suffix in MODEL_OUTPUTS.items()}
-        for index, (name, stat) in enumerate(zip(inputs.contrast_names, inputs.stat_types)):
+        pairs = zip(inputs.contrast_names, inputs.stat_types, strict=True)
+        for index, (name, stat) in enumerate(pairs):
             for field, suffix in CONTRAST_OUTPUTS.items():
                 file_name = f"{prefix}_contrast-{name}_{suffix.format(stat=stat)}"
                 files[file_name] = getattr(inputs, field)[index]

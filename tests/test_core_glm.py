@@ -6,7 +6,12 @@ import pytest
 from nilearn.glm.first_level import FirstLevelModel
 
 from glm_workflows.core.contrasts import contrast_matrix
-from glm_workflows.core.glm import compute_contrast, fit_glm, load_fitted_glm, save_fitted_glm
+from glm_workflows.core.glm import (
+    compute_contrast,
+    fit_glm,
+    load_fitted_glm,
+    save_fitted_glm,
+)
 
 OUTPUTS = {"z": "z_score", "stat": "stat", "p": "p_value", "effect": "effect_size",
            "variance": "effect_variance"}

@@ -78,8 +78,9 @@ def test_seed_fdr_threshold_and_cluster_table(seed_run):
     assert settings["HeightControl"] == "fdr" and settings["Alpha"] == 0.05
     assert settings["ClusterThreshold"] == 10 and settings["TwoSided"] is False
     assert abs(settings["Threshold"] - 2.952) < 0.03
-    table = pd.read_csv(Path(output_dir) / "sub-01" / f"{PREFIX}_contrast-activeMinusRest_clusters.tsv",
-                        sep="\t", dtype={"Cluster ID": str})
+    table = pd.read_csv(
+        Path(output_dir) / "sub-01" / f"{PREFIX}_contrast-activeMinusRest_clusters.tsv",
+        sep="\t", dtype={"Cluster ID": str})
     assert table["Cluster ID"].str.fullmatch(r"\d+").sum() == 5
     coords = table[["X", "Y", "Z"]].to_numpy(float)
     for peak, z_value in SEED_PEAKS:

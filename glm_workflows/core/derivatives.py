@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
@@ -83,7 +83,8 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> 
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{out_dir}: output directory cannot be created ({exc.strerror})") from None
+        raise InputError(f"{out_dir}: output directory cannot be created "
+                         f"({exc.strerror})") from None
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         for name, source in files.items():

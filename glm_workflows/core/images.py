@@ -74,7 +74,7 @@ def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:
         raise InputError("no functional images were given")
     imgs = [load_image_header(p) for p in paths]
     ref_shape, ref_affine = imgs[0].shape[:3], imgs[0].affine
-    for path, img in zip(paths[1:], imgs[1:]):
+    for path, img in zip(paths[1:], imgs[1:], strict=True):
         if img.shape[:3] != ref_shape:
             raise InputError(
                 f"{path}: shape {img.shape[:3]} differs from {ref_shape} of {paths[0]}"
@@ -102,7 +102,7 @@ def concatenate_images(paths) -> nb.Nifti1Image:
     """
     imgs = check_images_compatible(paths)
     volumes = []
-    for path, img in zip(paths, imgs):
+    for path, img in zip(paths, imgs, strict=True):
         data = _read_data(img, path)
         volumes.append(data[..., np.newaxis] if data.ndim == 3 else data)
     dtypes = {v.dtype for v in volumes}

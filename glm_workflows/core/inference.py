@@ -29,7 +29,8 @@ def check_threshold_settings(height_control: str, alpha: float, threshold: float
 
 
 def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: float = 0.001,
-                  threshold: float | None = None, cluster_threshold: int = 0, two_sided: bool = False):
+                  threshold: float | None = None, cluster_threshold: int = 0,
+                  two_sided: bool = False):
     """Threshold a z map by height (fpr, fdr, bonferroni or a fixed value) and cluster size.
 
     Parameters

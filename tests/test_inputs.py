@@ -1,0 +1,81 @@
+"""Finding runs: BIDS layout, sidecar inheritance, selections (no Nipype)."""
+
+import json
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from glm_workflows.core.errors import InputError
+from glm_workflows.inputs import file_list_run, find_bids_runs, find_spm_auditory
+
+EVENTS = "onset\tduration\ttrial_type\n0\t10\ta\n"
+
+
+@pytest.fixture
+def bids(tmp_path):
+    """Two subjects; sub-02 has two sessions of two runs; a TR override for one run."""
+    (tmp_path / "task-tap_bold.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    layout = ["sub-01/func/sub-01_task-tap",
+              *[f"sub-02/ses-{s}/func/sub-02_ses-{s}_task-tap_run-{r}"
+                for s in ("a", "b") for r in ("1", "2")]]
+    for stem in layout:
+        path = tmp_path / f"{stem}_bold.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nb.Nifti1Image(np.zeros((4, 4, 4, 10), np.int16), np.eye(4)).to_filename(path)
+        (tmp_path / f"{stem}_events.tsv").write_text(EVENTS)
+    (tmp_path / "sub-02/ses-b/func/sub-02_ses-b_task-tap_run-2_bold.json").write_text(
+        json.dumps({"RepetitionTime": 1.5}))
+    return tmp_path
+
+
+def test_all_runs_with_inherited_tr(bids):
+    """Every run is found; the most specific sidecar wins."""
+    runs = find_bids_runs(bids, "tap")
+    assert [r.label for r in runs] == [
+        "sub_01_task_tap", "sub_02_ses_a_task_tap_run_1", "sub_02_ses_a_task_tap_run_2",
+        "sub_02_ses_b_task_tap_run_1", "sub_02_ses_b_task_tap_run_2"]
+    assert [r.t_r for r in runs] == [2.0, 2.0, 2.0, 2.0, 1.5]
+    assert all(r.events_file.endswith("_events.tsv") for r in runs)
+
+
+def test_selections(bids):
+    """--subject/--session/--run keep only what they name (prefixes allowed)."""
+    runs = find_bids_runs(bids, "tap", subjects=["sub-02"], sessions=["b"], runs=["1"])
+    assert [r.label for r in runs] == ["sub_02_ses_b_task_tap_run_1"]
+    with pytest.raises(InputError, match="no task-tap run for sub-03"):
+        find_bids_runs(bids, "tap", subjects=["01", "03"])
+    with pytest.raises(InputError, match="use letters and digits only"):
+        find_bids_runs(bids, "tap", subjects=["../01"])
+
+
+def test_missing_tr_and_events(bids):
+    """A run without TR or without events is refused, naming the file."""
+    (bids / "task-tap_bold.json").unlink()
+    with pytest.raises(InputError, match="sub-01_task-tap_bold.nii.gz: no RepetitionTime"):
+        find_bids_runs(bids, "tap", subjects=["01"])
+    (bids / "sub-01/func/sub-01_task-tap_events.tsv").unlink()
+    with pytest.raises(InputError, match="sub-01_task-tap_events.tsv: events file not found"):
+        find_bids_runs(bids, "tap", subjects=["01"])
+
+
+def test_unknown_task(bids):
+    """A task with no bold file says so."""
+    with pytest.raises(InputError, match=r"no sub-\*/func/\*_task-rest_bold"):
+        find_bids_runs(bids, "rest")
+
+
+def test_spm_auditory_found_locally(data_dir):
+    """The local SPM auditory copy is found without any download."""
+    run = find_spm_auditory(data_dir)
+    assert len(run.bold_files) == 96 and run.t_r == 7.0 and run.subject == "01"
+
+
+def test_file_list_paths_are_absolute(tmp_path, monkeypatch):
+    """Relative paths are made absolute (nodes run in their own folders)."""
+    (tmp_path / "s.nii").write_bytes(b"")
+    (tmp_path / "e.tsv").write_text(EVENTS)
+    monkeypatch.chdir(tmp_path)
+    run = file_list_run(["s.nii"], "e.tsv", 2.0)
+    assert run.bold_files == [str(tmp_path / "s.nii")]
+    assert run.events_file == str(tmp_path / "e.tsv")
