@@ -39,13 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: $NILEARN_DATA or ~/nilearn_data)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--noise-model", default="ar1", choices=["ar1", "ols"])
-    model.add_argument("--hrf-model", default="spm")
-    model.add_argument("--drift-model", default="cosine", choices=["cosine", "polynomial", "none"])
+    model.add_argument("--noise-model", default="ar1", choices=["ar1", "ols"],
+                       help="temporal noise model (default ar1)")
+    model.add_argument("--hrf-model", default="spm",
+                       help="nilearn HRF model: spm, glover, 'spm + derivative', ... (default spm)")
+    model.add_argument("--drift-model", default="cosine", choices=["cosine", "polynomial", "none"],
+                       help="slow drift regressors (default cosine)")
     model.add_argument("--high-pass", type=float, default=1 / 160,
                        help="high-pass cut-off in Hz (default 1/160 = 0.00625)")
-    model.add_argument("--drift-order", type=int, default=1)
-    model.add_argument("--slice-time-ref", type=float, default=0.0)
+    model.add_argument("--drift-order", type=int, default=1,
+                       help="order of polynomial drifts (default 1)")
+    model.add_argument("--slice-time-ref", type=float, default=0.0,
+                       help="reference slice time as a fraction of the TR (default 0)")
 
     contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
     contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",
@@ -56,17 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     inference = parser.add_argument_group("thresholds and tables")
     inference.add_argument("--height-control", default="fdr",
-                           choices=["fpr", "fdr", "bonferroni", "none"])
-    inference.add_argument("--alpha", type=float, default=0.05)
+                           choices=["fpr", "fdr", "bonferroni", "none"],
+                           help="how the z threshold is chosen (default fdr)")
+    inference.add_argument("--alpha", type=float, default=0.05,
+                           help="error rate for fpr/fdr/bonferroni (default 0.05)")
     inference.add_argument("--threshold", type=float, default=3.09,
                            help="z threshold with --height-control none")
     inference.add_argument("--cluster-threshold", type=int, default=10,
                            help="remove clusters smaller than this many voxels (default 10)")
     sided = inference.add_mutually_exclusive_group()
-    sided.add_argument("--two-sided", dest="two_sided", action="store_true")
+    sided.add_argument("--two-sided", dest="two_sided", action="store_true",
+                       help="threshold and tabulate negative effects too")
     sided.add_argument("--one-sided", dest="two_sided", action="store_false",
                        help="positive effects only (default)")
-    inference.add_argument("--table-min-cluster-size", type=int, default=20)
+    inference.add_argument("--table-min-cluster-size", type=int, default=20,
+                           help="smallest cluster (voxels) listed in the tables (default 20)")
 
     execution = parser.add_argument_group("execution")
     execution.add_argument("--output-dir", default="derivatives",
@@ -74,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--work-dir", default=DEFAULT_WORK_DIR,
                            help="Nipype cache; reruns reuse it (default: ./work)")
     execution.add_argument("--plugin", default="Linear",
-                           choices=["Linear", "MultiProc", "SLURM", "SLURMGraph"])
+                           choices=["Linear", "MultiProc", "SLURM", "SLURMGraph"],
+                           help="Nipype execution plugin (default Linear)")
     execution.add_argument("--n-procs", type=int, help="processes for MultiProc")
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')

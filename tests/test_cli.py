@@ -163,3 +163,17 @@ def test_failing_node_is_reported_with_crash_file(cli_seed, tmp_path, spm_scans,
     assert "error: node glm_workflows_wf.sub_01_task_auditory_wf.concatenate failed" in err
     assert "crash file: " in err and str(tmp_path / "work" / "crash") in err
     assert snapshot(output_dir) == before
+
+
+def test_multiproc_gives_the_linear_maps(cli_seed, data_dir, tmp_path, capsys):
+    """Two processes (MultiProc) produce the same maps and tables as the Linear run."""
+    root, _ = cli_seed
+    assert main(["--data-dir", str(data_dir), "--plugin", "MultiProc", "--n-procs", "2",
+                 "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]) == 0
+    assert "(11 node(s) run, 0 cached)" in capsys.readouterr().out
+    for name in (Z_MAP, f"{PREFIX}_contrast-effectsOfInterest_stat-z_statmap.nii.gz"):
+        np.testing.assert_array_equal(nb.load(tmp_path / "out" / "sub-01" / name).get_fdata(),
+                                      nb.load(root / "out" / "sub-01" / name).get_fdata())
+    table = f"{PREFIX}_contrast-activeMinusRest_clusters.tsv"
+    assert (tmp_path / "out" / "sub-01" / table).read_text() == \
+        (root / "out" / "sub-01" / table).read_text()
