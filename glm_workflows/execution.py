@@ -68,8 +68,9 @@ class ProgressReporter:
             self.printer(f"  done    {record.name} ({record.seconds or 0:.1f} s)")
 
 
-def configure_workflow(workflow, work_dir) -> None:
-    """Put the Nipype cache in ``work_dir`` and keep crash files there, as text."""
+def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
+    """Put the Nipype cache in ``work_dir``, keep crash files there as text, and poll
+    local plugins often (a cluster scheduler less often)."""
     work_dir = Path(work_dir).absolute()
     workflow.base_dir = str(work_dir)
     workflow.config["execution"].update({
@@ -77,7 +78,7 @@ def configure_workflow(workflow, work_dir) -> None:
         "crashfile_format": "txt",
         "stop_on_first_crash": "true",
         "hash_method": "timestamp",
-        "poll_sleep_duration": 1,
+        "poll_sleep_duration": 1 if plugin.startswith("SLURM") else 0.1,
     })
 
 
@@ -105,7 +106,7 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         raise ValueError(f"plugin: expected one of {', '.join(PLUGINS)}, got {plugin!r}")
     os.environ.setdefault("NIPYPE_NO_ET", "1")
     os.environ.setdefault("LOGNAME", os.environ.get("USER", "glm-workflows"))
-    configure_workflow(workflow, work_dir)
+    configure_workflow(workflow, work_dir, plugin)
     plugin_args = dict(plugin_args or {})
     reporter = ProgressReporter(printer)
     if plugin not in GRAPH_PLUGINS:
