@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .core.errors import InputError
+from .core.errors import InputError, one_line
 
 DEFAULT_WORK_DIR = "work"
 
@@ -206,7 +206,7 @@ def _crash_summary(work_dir: Path, since: float) -> list[str]:
         text = crash.read_text(errors="replace").strip().splitlines()
         node = next((ln.split(":", 1)[1].strip() for ln in text if ln.startswith("Node:")), "?")
         starts = [i for i, ln in enumerate(text) if re.match(r"^\s*[\w.]+(Error|Exception)\b", ln)]
-        reason = " ".join(" ".join(text[starts[-1]:]).split()) if starts else text[-1].strip()
+        reason = one_line(" ".join(text[starts[-1]:])) if starts else text[-1].strip()
         lines.append(f"node {node} failed: {reason} (crash file: {crash})")
     return lines
 

@@ -1,4 +1,4 @@
-"""The error raised for bad user input."""
+"""The error raised for bad user input, and keeping its message on one line."""
 
 
 class InputError(ValueError):
@@ -7,3 +7,8 @@ class InputError(ValueError):
     The message is one line naming the file or field and what was expected, so the
     command line can print it as it is.
     """
+
+
+def one_line(text) -> str:
+    """``text`` (or an exception's message) with every run of white space made one space."""
+    return " ".join(str(text).split())

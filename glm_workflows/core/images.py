@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 AFFINE_TOLERANCE = 1e-4
 
@@ -37,8 +37,8 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     try:
         img = nb.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
-        reason = " ".join(str(exc).split())
-        raise InputError(f"{path}: not a readable NIfTI/Analyze image ({reason})") from None
+        raise InputError(f"{path}: not a readable NIfTI/Analyze image ({one_line(exc)})") \
+            from None
     if img.ndim not in (3, 4):
         raise InputError(f"{path}: expected a 3D or 4D image, got {img.ndim}D {img.shape}")
     return img
@@ -48,8 +48,7 @@ def _read_data(img, path) -> np.ndarray:
     try:
         return np.asanyarray(img.dataobj)
     except Exception as exc:
-        reason = " ".join(str(exc).split())
-        raise InputError(f"{path}: image data cannot be read ({reason})") from None
+        raise InputError(f"{path}: image data cannot be read ({one_line(exc)})") from None
 
 
 def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:
