@@ -233,10 +233,10 @@ def print_results(runs, output_dir, printer=print) -> None:
             printer(table.to_string(index=False) if len(table) else "  (no cluster)")
 
 
-def prepare(args) -> dict:
+def prepare(args) -> tuple[dict, dict]:
     """Check every input and setting before any work; raise InputError on the first problem.
 
-    Returns the keyword arguments of :func:`build_workflow` and the plugin arguments.
+    Returns the keyword arguments of :func:`build_workflow`, and the plugin arguments.
     """
     from .core.inference import check_threshold_settings
 
