@@ -66,3 +66,29 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(InputError, match=r"corrupt\.nii\.gz: not a readable") as err:
         check_images_compatible([str(corrupt)])
     assert "\n" not in str(err.value)
+
+
+def test_masked_series_reads_int16_once_in_storage_order(tmp_path, seed_bold):
+    """int16 data stay int16 when read; masked series are float32 (nilearn's masker
+    type) and reorder exactly to nilearn's ``data[mask]`` order."""
+    from nilearn.maskers import NiftiMasker
+
+    from glm_workflows.core.images import (
+        compute_brain_mask,
+        load_series,
+        masked_series,
+        storage_to_mask_order,
+    )
+
+    path = tmp_path / "bold.nii"
+    seed_bold.to_filename(path)
+    data, img = load_series(str(path))
+    assert data.dtype == np.int16 and data.flags.f_contiguous
+    mask = compute_brain_mask(nb.Nifti1Image(data, img.affine))
+    series = masked_series(data, mask)
+    assert series.dtype == np.float32 and series.shape == (96, 62073)
+    masker = NiftiMasker(mask_img=nb.Nifti1Image(mask.astype(np.uint8), img.affine)).fit()
+    reference = masker.transform(seed_bold)
+    np.testing.assert_array_equal(series[:, storage_to_mask_order(mask)], reference)
+    # the C-ordered in-memory image gives the same series
+    np.testing.assert_array_equal(masked_series(np.asarray(seed_bold.dataobj), mask), series)

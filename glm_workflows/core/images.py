@@ -120,3 +120,100 @@ def mean_image(img: nb.spatialimages.SpatialImage) -> nb.Nifti1Image:
     if data.ndim == 4:
         data = data.mean(axis=3, dtype=np.float64)
     return nb.Nifti1Image(data.astype(np.float32), img.affine)
+
+
+def load_series(path_or_img) -> tuple[np.ndarray, nb.spatialimages.SpatialImage]:
+    """Data of a 4D image as nibabel reads them (int16 stays int16), read once.
+
+    Parameters
+    ----------
+    path_or_img : str, PathLike or nibabel image
+        A 4D image.
+
+    Returns
+    -------
+    data : ndarray, shape (x, y, z, n_scans)
+        The values nilearn's maskers see; no float64 copy of the run is made.
+    img : nibabel image
+        The image (header and affine).
+    """
+    img = load_image_header(path_or_img) if isinstance(path_or_img, (str, os.PathLike)) \
+        else path_or_img
+    name = img.get_filename() or "image"
+    if img.ndim != 4:
+        raise InputError(f"{name}: expected a 4D image, got {img.ndim}D {img.shape}")
+    return _read_data(img, name), img
+
+
+def compute_brain_mask(img: nb.spatialimages.SpatialImage) -> np.ndarray:
+    """The brain mask nilearn's ``FirstLevelModel`` computes for a single run.
+
+    That is nilearn's ``MultiNiftiMasker(mask_strategy='epi')`` fitted on the run,
+    called here so that the mask is the very same.
+
+    Parameters
+    ----------
+    img : nibabel image
+        4D run (in memory, so its data are read only once).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (x, y, z)
+    """
+    from nilearn.maskers import MultiNiftiMasker
+
+    masker = MultiNiftiMasker(mask_strategy="epi").fit([img])
+    return np.asanyarray(masker.mask_img_.dataobj).astype(bool)
+
+
+def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
+    """A user's mask as booleans, refused unless it lies on the image's grid."""
+    name = mask_img.get_filename() or "mask"
+    if mask_img.shape[:3] != img.shape[:3] or (mask_img.ndim == 4 and mask_img.shape[3] != 1):
+        raise InputError(f"{name}: mask shape {mask_img.shape} does not match the "
+                         f"functional grid {img.shape[:3]}")
+    if not np.allclose(mask_img.affine, img.affine, atol=AFFINE_TOLERANCE):
+        raise InputError(f"{name}: mask affine differs from the functional image's")
+    mask = np.asanyarray(mask_img.dataobj).reshape(img.shape[:3]) > 0
+    if not mask.any():
+        raise InputError(f"{name}: the mask is empty")
+    return mask
+
+
+def series_dtype(dtype) -> np.dtype:
+    """Floating type nilearn's maskers give a data type (ints of up to 4 bytes: float32)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype
+    return np.dtype(np.float64 if dtype.itemsize == 8 else np.float32)
+
+
+def masked_series(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Time series of the voxels in a mask, copied volume by volume.
+
+    Parameters
+    ----------
+    data : ndarray, shape (x, y, z, n_scans)
+    mask : ndarray of bool, shape (x, y, z)
+
+    Returns
+    -------
+    series : ndarray, shape (n_scans, n_voxels)
+        In the floating type nilearn's maskers use (:func:`series_dtype`: float32 for
+        int16 data). Voxels are in storage order, ``x`` fastest (the order of
+        ``data[mask.T.T]`` read as NIfTI stores it); :func:`storage_to_mask_order`
+        reorders per-voxel results to ``data[mask]`` order.
+    """
+    n_scans = data.shape[3]
+    series = np.empty((n_scans, int(mask.sum())), dtype=series_dtype(data.dtype))
+    mask_t = np.ascontiguousarray(mask.T)
+    for scan in range(n_scans):  # .T: a contiguous view of each NIfTI volume
+        series[scan] = data[..., scan].T[mask_t]
+    return series
+
+
+def storage_to_mask_order(mask: np.ndarray) -> np.ndarray:
+    """Index that reorders values from :func:`masked_series` order to ``data[mask]`` order."""
+    storage = np.flatnonzero(mask.ravel(order="F"))
+    in_mask_order = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+    return np.searchsorted(storage, in_mask_order)
