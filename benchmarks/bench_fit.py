@@ -1,0 +1,208 @@
+"""Benchmark: the project's GLM fit against nilearn's FirstLevelModel, side by side.
+
+Two runs, each fitted with an AR(1) model and one t contrast (``active - rest``):
+
+* ``spm_auditory``: the 96 SPM auditory scans (64x64x64), concatenated once into an
+  int16 NIfTI, as the workflow's concatenate step writes it;
+* ``synthetic_2mm``: a deterministic 2 mm MNI-sized run (97x115x97, 300 scans, int16
+  ``.nii.gz``, AR(1) noise, block design; ``benchmarks/synthetic.py``), generated into
+  the work folder the first time.
+
+Each tool runs in its own fresh process on the same file and design matrix (the file
+is read once beforehand so both find it in the page cache): nilearn's
+``FirstLevelModel.fit`` + ``compute_contrast``, and the project's ``FitGLM`` +
+``EstimateContrast`` Nipype interfaces (which also write their outputs). Printed per
+run and tool: fit seconds, fit + contrast seconds, peak RSS of the process; then the
+ratios and max |z_project - z_nilearn| over the (identical) mask. Medians over
+``--repeat`` runs.
+
+Usage::
+
+    python benchmarks/bench_fit.py [--data-dir ../shared/data] [--work-dir DIR]
+                                   [--repeat 3] [--only spm_auditory|synthetic_2mm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+CONTRAST = "active - rest"
+TOOLS = ("nilearn", "project")
+
+
+def prepare_spm_auditory(data_dir: Path, work_dir: Path) -> dict:
+    """Concatenate the 96 scans (once) and write the seed design matrix."""
+    from glm_workflows.core.design import make_design_matrix, read_events, save_design_matrix
+    from glm_workflows.core.images import concatenate_images
+    from glm_workflows.inputs import find_spm_auditory
+
+    run = find_spm_auditory(data_dir)
+    folder = work_dir / "spm_auditory"
+    folder.mkdir(parents=True, exist_ok=True)
+    bold = folder / "bold.nii"
+    if not bold.exists():
+        concatenate_images(run.bold_files).to_filename(folder / "bold.part.nii")
+        (folder / "bold.part.nii").replace(bold)
+    events = read_events(run.events_file, len(run.bold_files), run.t_r)
+    design = make_design_matrix(events, len(run.bold_files), run.t_r, hrf_model="spm",
+                                drift_model="cosine", high_pass=1 / 160)
+    save_design_matrix(design, folder / "design.tsv")
+    return {"bold": bold, "design": folder / "design.tsv"}
+
+
+def prepare_synthetic(work_dir: Path) -> dict:
+    """Generate the 2 mm run (once, about 20 s) and write its design matrix."""
+    import synthetic
+
+    from glm_workflows.core.design import make_design_matrix, read_events, save_design_matrix
+
+    folder = work_dir / "synthetic_2mm"
+    bold, events_file = folder / "bold.nii.gz", folder / "events.tsv"
+    n_scans, t_r = 300, 2.0
+    if not bold.exists():
+        print(f"generating {bold} (97x115x97x300, int16) ...", flush=True)
+        synthetic.write_run(bold, events_file, n_scans=n_scans, t_r=t_r)
+    events = read_events(events_file, n_scans, t_r)
+    design = make_design_matrix(events, n_scans, t_r, hrf_model="spm", drift_model="cosine",
+                                high_pass=1 / 160)
+    save_design_matrix(design, folder / "design.tsv")
+    return {"bold": bold, "design": folder / "design.tsv"}
+
+
+def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:
+    """Fit + contrast with one tool in this process; return timings and peak RSS."""
+    import warnings
+
+    from glm_workflows.core.contrasts import contrast_matrix
+    from glm_workflows.core.design import load_design_matrix
+
+    warnings.simplefilter("ignore")
+    out = Path(out_dir)
+    design = load_design_matrix(design_file)
+    weights = contrast_matrix([CONTRAST], list(design.columns), "t")[0]
+    if tool == "nilearn":
+        from nilearn.glm.first_level import FirstLevelModel
+
+        start = time.perf_counter()
+        model = FirstLevelModel(noise_model="ar1", standardize=False, signal_scaling=0,
+                                minimize_memory=True)
+        model.fit(bold, design_matrices=[design])
+        fitted = time.perf_counter()
+        z_img = model.compute_contrast(weights, stat_type="t", output_type="z_score")
+        z_img.to_filename(out / "z.nii.gz")
+        done = time.perf_counter()
+        model.masker_.mask_img_.to_filename(out / "mask.nii.gz")
+        z_path, mask_path = out / "z.nii.gz", out / "mask.nii.gz"
+    else:
+        from interfaces.glm import EstimateContrast, FitGLM
+
+        (out / "fit").mkdir()
+        (out / "contrast").mkdir()
+        start = time.perf_counter()
+        os.chdir(out / "fit")
+        fit = FitGLM(bold_file=bold, design_file=design_file, noise_model="ar1").run().outputs
+        fitted = time.perf_counter()
+        os.chdir(out / "contrast")
+        contrast = EstimateContrast(
+            betas=fit.betas, dispersion=fit.dispersion, ar1=fit.ar1, mask_file=fit.mask_file,
+            model_sidecar=fit.model_sidecar, contrast_name="activeMinusRest", stat_type="t",
+            contrast_rows=[CONTRAST],
+        ).run().outputs
+        done = time.perf_counter()
+        z_path, mask_path = contrast.z, fit.mask_file
+    return {
+        "fit_s": fitted - start,
+        "total_s": done - start,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "z": str(z_path),
+        "mask": str(mask_path),
+    }
+
+
+def run_worker(tool: str, files: dict, out_dir: Path) -> dict:
+    """Run :func:`worker` in a fresh Python process."""
+    out_dir.mkdir(parents=True)
+    cmd = [sys.executable, __file__, "--worker", tool, str(files["bold"]),
+           str(files["design"]), str(out_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(nilearn_result: dict, project_result: dict) -> tuple[bool, float]:
+    """(masks identical, max |Δz| over the mask)."""
+    import nibabel as nb
+    import numpy as np
+
+    mask_a = np.asanyarray(nb.load(nilearn_result["mask"]).dataobj) > 0
+    mask_b = np.asanyarray(nb.load(project_result["mask"]).dataobj) > 0
+    z_a = nb.load(nilearn_result["z"]).get_fdata()
+    z_b = nb.load(project_result["z"]).get_fdata()
+    return bool(np.array_equal(mask_a, mask_b)), float(np.abs(z_a - z_b)[mask_a].max())
+
+
+def bench(name: str, files: dict, repeat: int, scratch: Path) -> None:
+    """Print the figures of one run."""
+    with open(files["bold"], "rb") as handle:  # warm the page cache for both tools
+        while handle.read(1 << 24):
+            pass
+    results = {tool: [] for tool in TOOLS}
+    for index in range(repeat):
+        for tool in TOOLS:
+            results[tool].append(run_worker(tool, files, scratch / f"{name}-{tool}-{index}"))
+    same_mask, max_dz = compare(results["nilearn"][-1], results["project"][-1])
+    median = {tool: {key: statistics.median(r[key] for r in results[tool])
+                     for key in ("fit_s", "total_s", "peak_rss_gb")} for tool in TOOLS}
+    print(f"\n{name}  ({files['bold'].name}, median of {repeat})")
+    print(f"  {'tool':<8} {'fit s':>8} {'fit+contrast s':>15} {'peak RSS GB':>12}")
+    for tool in TOOLS:
+        m = median[tool]
+        print(f"  {tool:<8} {m['fit_s']:8.3f} {m['total_s']:15.3f} {m['peak_rss_gb']:12.2f}")
+    n, p = median["nilearn"], median["project"]
+    print(f"  speed-up: fit {n['fit_s'] / p['fit_s']:.1f}x, fit+contrast "
+          f"{n['total_s'] / p['total_s']:.1f}x; peak RSS {p['peak_rss_gb'] / n['peak_rss_gb']:.2f}"
+          f" of nilearn's")
+    print(f"  masks identical: {'yes' if same_mask else 'NO'}; max |z_project - z_nilearn| = "
+          f"{max_dz:.2e}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=HERE.parent.parent / "shared" / "data",
+                        help="folder holding spm_auditory/ (default: ../shared/data)")
+    parser.add_argument("--work-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "glm-workflows-bench",
+                        help="where the inputs are prepared and kept between runs")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median shown)")
+    parser.add_argument("--only", choices=("spm_auditory", "synthetic_2mm"),
+                        help="benchmark one run only")
+    args = parser.parse_args(argv)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; work dir {args.work_dir}")
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
+        if args.only in (None, "spm_auditory"):
+            bench("spm_auditory", prepare_spm_auditory(args.data_dir.resolve(), args.work_dir),
+                  args.repeat, Path(scratch))
+        if args.only in (None, "synthetic_2mm"):
+            bench("synthetic_2mm", prepare_synthetic(args.work_dir), args.repeat, Path(scratch))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(*sys.argv[2:])))
+    else:
+        main()
