@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+from nilearn.maskers import MultiNiftiMasker
 
 from .errors import InputError, one_line
 
@@ -160,8 +161,6 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage) -> np.ndarray:
     -------
     mask : ndarray of bool, shape (x, y, z)
     """
-    from nilearn.maskers import MultiNiftiMasker
-
     masker = MultiNiftiMasker(mask_strategy="epi").fit([img])
     return np.asanyarray(masker.mask_img_.dataobj).astype(bool)
 
@@ -200,15 +199,15 @@ def masked_series(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     -------
     series : ndarray, shape (n_scans, n_voxels)
         In the floating type nilearn's maskers use (:func:`series_dtype`: float32 for
-        int16 data). Voxels are in storage order, ``x`` fastest (the order of
-        ``data[mask.T.T]`` read as NIfTI stores it); :func:`storage_to_mask_order`
-        reorders per-voxel results to ``data[mask]`` order.
+        int16 data). Voxels are in storage order, ``x`` fastest, as NIfTI stores
+        them; :func:`storage_to_mask_order` reorders per-voxel results to
+        ``data[mask]`` order.
     """
     n_scans = data.shape[3]
-    series = np.empty((n_scans, int(mask.sum())), dtype=series_dtype(data.dtype))
-    mask_t = np.ascontiguousarray(mask.T)
-    for scan in range(n_scans):  # .T: a contiguous view of each NIfTI volume
-        series[scan] = data[..., scan].T[mask_t]
+    index = np.flatnonzero(mask.ravel(order="F"))  # ascending: a sequential read
+    series = np.empty((n_scans, index.size), dtype=series_dtype(data.dtype))
+    for scan in range(n_scans):  # a view of each volume when data are in NIfTI order
+        series[scan] = np.take(data[..., scan].ravel(order="F"), index)
     return series
 
 
