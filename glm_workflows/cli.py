@@ -176,13 +176,32 @@ def check_output_dir(path) -> Path:
     return path
 
 
+def subject_groups(runs) -> dict:
+    """Runs grouped by subject, in the order given."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.subject, []).append(run)
+    return groups
+
+
+def subject_session(runs) -> str | None:
+    """The session entity of a subject's combined outputs: set only if all runs share it."""
+    sessions = {run.session for run in runs}
+    return sessions.pop() if len(sessions) == 1 else None
+
+
 def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict, mem_gb):
-    """One top-level workflow holding a first-level workflow per run."""
+    """One top-level workflow: a first-level workflow per run, and per subject with
+    several runs a fixed-effects workflow combining them. Runs and subjects are
+    independent branches, run in parallel by MultiProc and SLURM."""
     from nipype.pipeline import engine as pe
 
+    from .core.derivatives import bids_prefix
     from .first_level import init_first_level_wf
+    from .fixed_effects import connect_runs, init_fixed_effects_wf
 
     workflow = pe.Workflow(name="glm_workflows_wf")
+    run_wfs = {}
     for run, run_mem in zip(runs, mem_gb, strict=True):
         run_wf = init_first_level_wf(
             t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
@@ -194,7 +213,33 @@ def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict,
         if run.confounds_file:
             run_wf.inputs.inputnode.confounds_file = run.confounds_file
         workflow.add_nodes([run_wf])
+        run_wfs[run.label] = run_wf
+    for subject, subject_runs in subject_groups(runs).items():
+        if len(subject_runs) < 2:
+            continue
+        session = subject_session(subject_runs)
+        ffx_wf = init_fixed_effects_wf(
+            n_runs=len(subject_runs), output_dir=str(output_dir), subject=subject,
+            task=subject_runs[0].task, session=session,
+            run_labels=[bids_prefix(r.subject, r.task, r.session, r.run) for r in subject_runs],
+            name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",
+            **inference,
+        )
+        connect_runs(workflow, [run_wfs[r.label] for r in subject_runs], ffx_wf)
     return workflow
+
+
+def result_prefixes(runs) -> list[tuple[str, str]]:
+    """(subject, BIDS prefix) of every model whose results are written: each run, and
+    each subject's fixed effects when it has several runs."""
+    from .core.derivatives import bids_prefix
+
+    prefixes = [(r.subject, bids_prefix(r.subject, r.task, r.session, r.run)) for r in runs]
+    for subject, subject_runs in subject_groups(runs).items():
+        if len(subject_runs) > 1:
+            prefixes.append((subject, bids_prefix(subject, subject_runs[0].task,
+                                                  subject_session(subject_runs), None)))
+    return prefixes
 
 
 def _crash_summary(work_dir: Path, since: float) -> list[str]:
@@ -215,12 +260,9 @@ def print_results(runs, output_dir, printer=print) -> None:
     """Where the outputs are, and each contrast's threshold and cluster table."""
     import pandas as pd
 
-    from .core.derivatives import bids_prefix
-
     printer(f"Outputs in {Path(output_dir).absolute()}")
-    for run in runs:
-        prefix = bids_prefix(run.subject, run.task, run.session, run.run)
-        folder = Path(output_dir) / f"sub-{run.subject}"
+    for subject, prefix in result_prefixes(runs):
+        folder = Path(output_dir) / f"sub-{subject}"
         for table_file in sorted(folder.glob(f"{prefix}_contrast-*_clusters.tsv")):
             contrast = table_file.name[len(prefix) + len("_contrast-"):-len("_clusters.tsv")]
             settings = json.loads((folder / f"{prefix}_contrast-{contrast}_stat-z_desc-"

@@ -26,6 +26,11 @@ SEED_CONTRASTS = (
 )
 
 
+#: What a run workflow's outputnode gives a fixed-effects workflow.
+RUN_OUTPUTS = ("contrast_names", "stat_types", "effect_maps", "variance_maps", "model_sidecar",
+               "mask_file", "mean_file")
+
+
 def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     """Per-node memory estimates (GB) for a run of ``n_voxels`` x ``n_scans``.
 
@@ -114,6 +119,10 @@ def init_first_level_wf(
     -------
     out_files
         The files written under ``output_dir``.
+    contrast_names, stat_types, effect_maps, variance_maps
+        Per contrast (in the order given), for a fixed-effects combination of runs.
+    model_sidecar, mask_file, mean_file
+        The fit's model JSON and mask, and the mean image.
     """
     if not contrasts:
         raise ValueError("init_first_level_wf: at least one contrast is required")
@@ -128,7 +137,7 @@ def init_first_level_wf(
         name="inputnode",
     )
     outputnode = pe.Node(
-        IdentityInterface(fields=["out_files"]),
+        IdentityInterface(fields=["out_files", *RUN_OUTPUTS]),
         name="outputnode",
     )
     concatenate = pe.Node(ConcatenateImages(), name="concatenate", mem_gb=mem_gb["concatenate"])
@@ -159,6 +168,13 @@ def init_first_level_wf(
     table = pe.Node(ClusterTable(min_cluster_size=table_min_cluster_size, two_sided=two_sided),
                     name="table", mem_gb=0.5)
 
+    collect = pe.JoinNode(
+        IdentityInterface(fields=["contrast_names", "stat_types", "effect_maps",
+                                  "variance_maps"]),
+        joinsource="contrast_source",
+        joinfield=["contrast_names", "stat_types", "effect_maps", "variance_maps"],
+        name="collect",
+    )
     joined = ["contrast_names", "stat_types", *CONTRAST_OUTPUTS]
     sink = pe.JoinNode(
         DerivativesSink(output_dir=str(Path(output_dir).absolute()), subject=subject, task=task),
@@ -201,5 +217,12 @@ def init_first_level_wf(
                                 ("figure", "thresholded_figures")]),
         (table, sink, [("table", "cluster_tables")]),
         (sink, outputnode, [("out_files", "out_files")]),
+        (estimate, collect, [("contrast_name", "contrast_names"), ("stat_type", "stat_types"),
+                             ("effect", "effect_maps"), ("variance", "variance_maps")]),
+        (collect, outputnode, [("contrast_names", "contrast_names"),
+                               ("stat_types", "stat_types"), ("effect_maps", "effect_maps"),
+                               ("variance_maps", "variance_maps")]),
+        (fit, outputnode, [("model_sidecar", "model_sidecar"), ("mask_file", "mask_file")]),
+        (mean, outputnode, [("out_file", "mean_file")]),
     ])
     return workflow

@@ -6,6 +6,7 @@ outputs in the node's working directory.
 
 from .derivatives import DerivativesSink
 from .design import DesignMatrix
+from .fixed_effects import FixedEffects
 from .glm import EstimateContrast, FitGLM
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
@@ -16,6 +17,7 @@ __all__ = [
     "DerivativesSink",
     "DesignMatrix",
     "EstimateContrast",
+    "FixedEffects",
     "FitGLM",
     "MeanImage",
     "ThresholdMap",

@@ -45,9 +45,9 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     run = traits.Str(desc="run index, if any")
     mean_file = File(exists=True, mandatory=True, desc="mean functional image")
     mask_file = File(exists=True, mandatory=True, desc="brain mask of the fit")
-    design_file = File(exists=True, mandatory=True, desc="design matrix TSV")
-    design_figure = File(exists=True, mandatory=True, desc="design matrix PNG")
-    design_json = File(exists=True, mandatory=True, desc="design settings JSON")
+    design_file = File(exists=True, desc="design matrix TSV (run-level models)")
+    design_figure = File(exists=True, desc="design matrix PNG (run-level models)")
+    design_json = File(exists=True, desc="design settings JSON (run-level models)")
     contrast_names = traits.List(traits.Str, mandatory=True, desc="one name per contrast")
     stat_types = traits.List(traits.Str, mandatory=True, desc="'t' or 'F', per contrast")
     effect_maps = traits.List(File(exists=True), mandatory=True, desc="effect size maps")
@@ -62,8 +62,8 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     thresholded_figures = traits.List(File(exists=True), mandatory=True,
                                       desc="thresholded map figures")
     cluster_tables = traits.List(File(exists=True), mandatory=True, desc="cluster tables")
-    contrast_figures = traits.List(File(exists=True), mandatory=True,
-                                   desc="contrast matrix figures")
+    contrast_figures = traits.List(File(exists=True),
+                                   desc="contrast matrix figures (run-level models)")
     contrast_jsons = traits.List(File(exists=True), mandatory=True,
                                  desc="contrast definitions, the sidecar of all its maps")
 
@@ -91,10 +91,12 @@ class DerivativesSink(SimpleInterface):
             run=inputs.run if isdefined(inputs.run) else None,
         )
         files = {f"{prefix}_{suffix}": getattr(inputs, field)
-                 for field, suffix in MODEL_OUTPUTS.items()}
+                 for field, suffix in MODEL_OUTPUTS.items() if isdefined(getattr(inputs, field))}
         pairs = zip(inputs.contrast_names, inputs.stat_types, strict=True)
         for index, (name, stat) in enumerate(pairs):
             for field, suffix in CONTRAST_OUTPUTS.items():
+                if not isdefined(getattr(inputs, field)):
+                    continue
                 file_name = f"{prefix}_contrast-{name}_{suffix.format(stat=stat)}"
                 files[file_name] = getattr(inputs, field)[index]
         self._results["out_files"] = write_derivatives(files, inputs.output_dir, inputs.subject)

@@ -74,3 +74,45 @@ def nilearn_seed_model(seed_bold, spm_events):
     model = FirstLevelModel(t_r=7, noise_model="ar1", standardize=False, hrf_model="spm",
                             drift_model="cosine", high_pass=1 / 160)
     return model.fit(seed_bold, events=pd.read_csv(spm_events, sep="\t"))
+
+
+def write_split_bids(root: Path, subjects=("01", "02")) -> Path:
+    """A BIDS dataset of two subjects x two runs made from the real run's halves.
+
+    Run 1 is scans 1-48 and run 2 scans 49-96 (each 4 rest/active cycles); subject
+    02 has the halves the other way round. TR 7 s from a root sidecar.
+    """
+    import json
+
+    import nibabel as nb
+    import numpy as np
+    import pandas as pd
+
+    source = _require(BIDS_DIR / "sub-01" / "func")
+    img = nb.load(source / "sub-01_task-auditory_bold.nii.gz")
+    data = np.asanyarray(img.dataobj)
+    events = pd.read_csv(source / "sub-01_task-auditory_events.tsv", sep="\t")
+    halves = []
+    for start in (0, 48):
+        half = events[(events.onset >= start * 7) & (events.onset < (start + 48) * 7)].copy()
+        half["onset"] -= start * 7
+        halves.append((data[..., start:start + 48], half))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text(
+        json.dumps({"Name": "MoAE split in runs", "BIDSVersion": "1.8.0"}))
+    (root / "task-auditory_bold.json").write_text(json.dumps({"RepetitionTime": 7.0}))
+    for number, subject in enumerate(subjects):
+        func = root / f"sub-{subject}" / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        order = halves if number % 2 == 0 else halves[::-1]
+        for run, (run_data, run_events) in enumerate(order, start=1):
+            stem = func / f"sub-{subject}_task-auditory_run-{run}"
+            nb.Nifti1Image(run_data, img.affine, img.header).to_filename(f"{stem}_bold.nii.gz")
+            run_events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def split_bids_dir(tmp_path_factory):
+    """Two subjects x two runs (halves of the real run), see :func:`write_split_bids`."""
+    return write_split_bids(tmp_path_factory.mktemp("split_bids") / "bids")

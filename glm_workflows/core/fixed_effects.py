@@ -1,0 +1,63 @@
+"""Fixed-effects combination of the runs of one subject (nilearn's compute_fixed_effects)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+from nilearn.glm.contrasts import compute_fixed_effects
+from nilearn.masking import intersect_masks
+from scipy.stats import norm
+
+from .errors import InputError
+
+
+def run_dofs(model_sidecars) -> list[float]:
+    """Residual degrees of freedom of each run, from the fits' ``model.json`` sidecars."""
+    return [float(json.loads(Path(path).read_text())["DegreesOfFreedom"])
+            for path in model_sidecars]
+
+
+def combine_runs(effect_files, variance_files, dofs, mask_files) -> dict:
+    """Fixed effects of one contrast over runs.
+
+    Parameters
+    ----------
+    effect_files, variance_files : list of str
+        Per run, the contrast's effect map (one volume per row for F) and its variance.
+    dofs : list of float
+        Per run, residual degrees of freedom; the combined statistic has their sum.
+    mask_files : list of str
+        Per run, the mask it was fitted in; the combination is made in their
+        intersection.
+
+    Returns
+    -------
+    maps : dict of str to nibabel.Nifti1Image
+        ``effect`` (mean effect), ``variance`` (mean variance / n_runs), ``stat`` (t,
+        or F for multi-row effects), ``z`` and ``p`` (one-sided, from z), as nilearn's
+        ``compute_fixed_effects`` (not precision weighted), and ``mask``.
+    """
+    n_runs = len(effect_files)
+    if not n_runs or not len(variance_files) == len(dofs) == len(mask_files) == n_runs:
+        raise InputError(f"fixed effects: expected one effect, variance, dof and mask per run, "
+                         f"got {n_runs}, {len(variance_files)}, {len(dofs)}, {len(mask_files)}")
+    mask = intersect_masks(list(mask_files), threshold=1, connected=False)
+    effect, variance, stat, z_map = compute_fixed_effects(
+        list(effect_files), list(variance_files), mask=mask, precision_weighted=False,
+        dofs=list(dofs),
+    )
+    inside = np.asanyarray(mask.dataobj) > 0
+    p_values = np.zeros(inside.shape)
+    p_values[inside] = norm.sf(z_map.get_fdata()[inside])
+    return {"effect": effect, "variance": variance, "stat": stat, "z": z_map,
+            "p": nb.Nifti1Image(p_values, mask.affine), "mask": mask}
+
+
+def mean_of_images(files) -> nb.Nifti1Image:
+    """Voxelwise mean of 3D images on one grid (the subject's mean functional image)."""
+    imgs = [nb.load(f) for f in files]
+    data = np.mean([np.asanyarray(img.dataobj, dtype=np.float64) for img in imgs], axis=0)
+    return nb.Nifti1Image(data.astype(np.float32), imgs[0].affine)

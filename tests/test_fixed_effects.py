@@ -1,0 +1,80 @@
+"""Several subjects and runs: per-run models and per-subject fixed effects equal nilearn's."""
+
+import json
+import warnings
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.contrasts import compute_fixed_effects
+from nilearn.glm.first_level import FirstLevelModel
+from nilearn.masking import intersect_masks
+
+from glm_workflows.cli import main
+
+
+@pytest.fixture(scope="module")
+def split_outputs(tmp_path_factory, split_bids_dir):
+    """The CLI on two subjects x two runs, with MultiProc."""
+    root = tmp_path_factory.mktemp("split_run")
+    out = root / "derivatives"
+    code = main(["--bids-dir", str(split_bids_dir), "--task", "auditory", "--output-dir",
+                 str(out), "--work-dir", str(root / "work"), "--plugin", "MultiProc",
+                 "--n-procs", "2"])
+    assert code == 0
+    return out
+
+
+def _nilearn_run_contrasts(split_bids_dir, subject, run):
+    stem = split_bids_dir / f"sub-{subject}" / "func" / f"sub-{subject}_task-auditory_run-{run}"
+    model = FirstLevelModel(t_r=7, noise_model="ar1", standardize=False, hrf_model="spm",
+                            drift_model="cosine", high_pass=1 / 160, minimize_memory=False)
+    model.fit(f"{stem}_bold.nii.gz", events=pd.read_csv(f"{stem}_events.tsv", sep="\t"))
+    maps = model.compute_contrast("active - rest", output_type="all")
+    dof = model.results_[0][next(iter(model.results_[0]))].df_residuals
+    return maps, model.masker_.mask_img_, dof
+
+
+@pytest.mark.parametrize("subject", ["01", "02"])
+def test_fixed_effects_equal_nilearn(split_outputs, split_bids_dir, subject):
+    """The subject's active - rest z map is nilearn's compute_fixed_effects of nilearn's
+    per-run contrasts (in the intersection of the run masks), to 1e-10."""
+    runs = [_nilearn_run_contrasts(split_bids_dir, subject, run) for run in (1, 2)]
+    mask = intersect_masks([r[1] for r in runs], threshold=1, connected=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        effect, variance, _, z_map = compute_fixed_effects(
+            [r[0]["effect_size"] for r in runs], [r[0]["effect_variance"] for r in runs],
+            mask=mask, dofs=[r[2] for r in runs])
+    prefix = (split_outputs / f"sub-{subject}" /
+              f"sub-{subject}_task-auditory_contrast-activeMinusRest")
+    ours = nb.load(f"{prefix}_stat-z_statmap.nii.gz").get_fdata()
+    np.testing.assert_allclose(ours, z_map.get_fdata(), atol=1e-10)
+    np.testing.assert_allclose(nb.load(f"{prefix}_stat-effect_statmap.nii.gz").get_fdata(),
+                               effect.get_fdata(), atol=1e-10)
+    np.testing.assert_allclose(nb.load(f"{prefix}_stat-variance_statmap.nii.gz").get_fdata(),
+                               variance.get_fdata(), atol=1e-10)
+    sidecar = json.loads(open(f"{prefix}_statmap.json").read())
+    assert sidecar["DegreesOfFreedom"] == sum(r[2] for r in runs) == 2 * (48 - 7)
+    assert sidecar["FixedEffectsOf"] == [f"sub-{subject}_task-auditory_run-1",
+                                         f"sub-{subject}_task-auditory_run-2"]
+
+
+def test_subject_tables_and_thresholds(split_outputs):
+    """Both subjects' combined maps go through the same threshold and table steps; the
+    two subjects have the same data in the other run order, so the same results."""
+    tables = {}
+    for subject in ("01", "02"):
+        prefix = (split_outputs / f"sub-{subject}" /
+                  f"sub-{subject}_task-auditory_contrast-activeMinusRest")
+        settings = json.loads(open(f"{prefix}_stat-z_desc-thresholded_statmap.json").read())
+        assert settings["HeightControl"] == "fdr" and settings["Alpha"] == 0.05
+        tables[subject] = pd.read_csv(f"{prefix}_clusters.tsv", sep="\t")
+        peak = tables[subject].iloc[0]
+        assert (peak["X"], peak["Y"], peak["Z"]) in {(-63.0, -6.0, 42.0), (60.0, 0.0, 36.0)}
+        assert peak["Peak Stat"] > 8
+    pd.testing.assert_frame_equal(tables["01"], tables["02"])
+    for run in (1, 2):  # run-level results are written too, with the run entity
+        assert (split_outputs / "sub-01" /
+                f"sub-01_task-auditory_run-{run}_contrast-activeMinusRest_clusters.tsv").exists()
