@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                            choices=["Linear", "MultiProc", "SLURM", "SLURMGraph"],
                            help="Nipype execution plugin (default Linear)")
     execution.add_argument("--n-procs", type=int, help="processes for MultiProc")
+    execution.add_argument("--mem-gb", type=float,
+                           help="memory MultiProc may use at once, in GB (default: 90%% of "
+                                "the machine's); nodes declare their needs from the data size")
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -136,6 +139,10 @@ def _plugin_args(args) -> dict:
         if args.n_procs < 1:
             raise InputError(f"--n-procs: expected a positive number, got {args.n_procs}")
         plugin_args["n_procs"] = args.n_procs
+    if args.mem_gb is not None:
+        if args.mem_gb <= 0:
+            raise InputError(f"--mem-gb: expected a positive number, got {args.mem_gb}")
+        plugin_args["memory_gb"] = args.mem_gb
     return plugin_args
 
 
@@ -322,6 +329,7 @@ def main(argv=None) -> int:
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
     from .execution import GRAPH_PLUGINS, run_workflow
+    from .provenance import build_provenance, write_provenance
 
     workflow = build_workflow(**settings)
     runs, output_dir = settings["runs"], settings["output_dir"]
@@ -338,15 +346,37 @@ def main(argv=None) -> int:
         for line in details:
             print(f"glm-workflows: error: {line}", file=sys.stderr)
         return 1
+    finished = time.time()
+    record = build_provenance(
+        runs=runs, workflow=workflow, records=records, started=started, finished=finished,
+        command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
+        plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
+    )
+    provenance_file = write_provenance(output_dir, record)
     if args.plugin in GRAPH_PLUGINS:
-        print(f"\nSubmitted the whole graph with {args.plugin}; outputs appear in "
-              f"{Path(output_dir).absolute()} when the jobs finish")
-        return 0
-    ran = sum(not r.cached for r in records)
-    print(f"\nFinished in {time.time() - started:.1f} s ({ran} node(s) run, "
-          f"{len(records) - ran} cached)")
+        print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
+              "nodes already complete were not resubmitted)")
+    else:
+        ran = sum(not r.cached for r in records)
+        print(f"\nFinished in {finished - started:.1f} s ({ran} node(s) run, "
+              f"{len(records) - ran} cached)")
+    print(f"Provenance: {provenance_file}")
     print_results(runs, output_dir)
     return 0
+
+
+def _parameters(settings: dict, args, plugin_args: dict) -> dict:
+    """Every setting of the run, for the provenance record."""
+    return {
+        **settings["model"], **settings["inference"],
+        "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
+                      for name, stat, rows in settings["contrasts"]],
+        "plugin": args.plugin,
+        "plugin_args": {k: v for k, v in plugin_args.items() if k != "status_callback"},
+        "work_dir": str(Path(args.work_dir).absolute()),
+        "output_dir": str(Path(settings["output_dir"]).absolute()),
+        "node_memory_gb": settings["mem_gb"],
+    }
 
 
 def run() -> None:

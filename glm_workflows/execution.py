@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,5 +114,71 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
     reporter = ProgressReporter(printer)
     if plugin not in GRAPH_PLUGINS:
         plugin_args["status_callback"] = reporter
+        workflow.run(plugin=plugin, plugin_args=plugin_args)
+        return reporter.records
+    plugin_args.setdefault("dont_resubmit_completed_jobs", True)
+    submitted = time.time()
     workflow.run(plugin=plugin, plugin_args=plugin_args)
-    return reporter.records
+    return wait_for_graph_jobs(Path(work_dir).absolute() / workflow.name / "batch", submitted,
+                               printer=printer)
+
+
+#: SLURM job states of a job that has not finished yet.
+ACTIVE_JOB_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
+                     "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD",
+                     "REQUEUE_FED", "STOPPED"}
+
+
+def wait_for_graph_jobs(batch_dir, since: float, *, poll: float = 1.0,
+                        printer=print) -> list[NodeRecord]:
+    """Wait for the jobs Nipype's SLURMGraph plugin submitted, which it does not do.
+
+    The plugin writes ``<batch_dir>/submit_jobs.sh`` (one ``sbatch`` per node not
+    already complete) and returns. The jobs are found in ``squeue -t all`` by their
+    batch script; this returns when none is pending or running.
+
+    Returns
+    -------
+    records : list of NodeRecord
+        One per job (named after its batch script), status ``'end'`` if it completed.
+
+    Raises
+    ------
+    RuntimeError
+        If a job failed or was cancelled (its dependents then never run), or a job
+        never reached the queue.
+    """
+    script = Path(batch_dir) / "submit_jobs.sh"
+    if not script.exists() or script.stat().st_mtime < since - 1:
+        return []  # every node was complete: nothing was submitted
+    wanted = set(re.findall(r" (\S+/batchscript_\S+\.sh) \|", script.read_text()))
+    printer(f"  waiting for {len(wanted)} SLURM job(s) submitted by SLURMGraph")
+    while True:
+        listing = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%o"],
+                                 capture_output=True, text=True, check=True).stdout
+        jobs = {}
+        for line in listing.splitlines():
+            job_id, state, command = line.split("|", 2)
+            if command in wanted:
+                jobs[command] = (job_id, state)
+        if not any(state in ACTIVE_JOB_STATES for _, state in jobs.values()):
+            break
+        time.sleep(poll)
+    records = []
+    failures = []
+    for command in sorted(wanted):
+        name = _graph_job_name(command)
+        job_id, state = jobs.get(command, ("?", "NOT SUBMITTED"))
+        records.append(NodeRecord(name, False, None, "end" if state == "COMPLETED" else state))
+        if state != "COMPLETED":
+            failures.append(f"{name} (job {job_id}: {state}; stderr in {command}.e)")
+        printer(f"  {'done  ' if state == 'COMPLETED' else 'FAILED'}  {name} (job {job_id})")
+    if failures:
+        raise RuntimeError("SLURM job(s) did not complete: " + "; ".join(failures))
+    return records
+
+
+def _graph_job_name(batch_script: str) -> str:
+    """``workflow.node`` from a SLURMGraph batch script name."""
+    stem = Path(batch_script).name[len("batchscript_"):-len(".sh")]
+    return re.sub(r"^pyscript_\d+_\d+_", "", stem)

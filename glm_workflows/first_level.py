@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nipype.interfaces.utility import IdentityInterface
+from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
 from interfaces import (
@@ -147,7 +147,8 @@ def init_first_level_wf(
                      drift_order=drift_order, slice_time_ref=slice_time_ref),
         name="design", mem_gb=0.25,
     )
-    fit = pe.Node(FitGLM(noise_model=noise_model), name="fit", mem_gb=mem_gb["fit"])
+    fit = pe.Node(FitGLM(noise_model=noise_model, num_threads=1), name="fit",
+                  mem_gb=mem_gb["fit"], n_procs=1)
 
     contrast_source = pe.Node(
         IdentityInterface(fields=["contrast_name", "stat_type", "contrast_rows"]),
@@ -180,6 +181,7 @@ def init_first_level_wf(
         DerivativesSink(output_dir=str(Path(output_dir).absolute()), subject=subject, task=task),
         joinsource="contrast_source", joinfield=joined, name="sink", mem_gb=0.25,
     )
+    sources = pe.Node(Merge(3), name="sources")
     if session:
         sink.inputs.session = session
     if run:
@@ -216,6 +218,9 @@ def init_first_level_wf(
                                 ("threshold_json", "threshold_jsons"),
                                 ("figure", "thresholded_figures")]),
         (table, sink, [("table", "cluster_tables")]),
+        (inputnode, sources, [("bold_files", "in1"), ("events_file", "in2"),
+                              ("confounds_file", "in3")]),
+        (sources, sink, [("out", "sources")]),
         (sink, outputnode, [("out_files", "out_files")]),
         (estimate, collect, [("contrast_name", "contrast_names"), ("stat_type", "stat_types"),
                              ("effect", "effect_maps"), ("variance", "variance_maps")]),

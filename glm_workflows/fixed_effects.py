@@ -90,7 +90,8 @@ def init_fixed_effects_wf(
                                     two_sided=two_sided),
                        iterfield=["z_map", "stat_threshold"], name="table", mem_gb=0.5)
     sink = pe.Node(DerivativesSink(output_dir=str(Path(output_dir).absolute()),
-                                   subject=subject, task=task),
+                                   subject=subject, task=task,
+                                   sources=[f"{label}_contrast-*" for label in run_labels]),
                    name="sink", mem_gb=0.25)
     if session:
         sink.inputs.session = session

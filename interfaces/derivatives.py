@@ -10,7 +10,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.derivatives import bids_prefix, write_derivatives
+from glm_workflows.core.derivatives import bids_prefix, software_versions, write_derivatives
 
 #: Per-contrast inputs of the sink and the name suffix each is written under.
 #: ``{stat}`` is the contrast's statistic, ``t`` or ``F``.
@@ -43,6 +43,8 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     task = traits.Str(mandatory=True, desc="task label")
     session = traits.Str(desc="session label, if any")
     run = traits.Str(desc="run index, if any")
+    sources = traits.List(traits.Str, desc="input files the outputs derive from, recorded "
+                                           "(with the software versions) in every JSON sidecar")
     mean_file = File(exists=True, mandatory=True, desc="mean functional image")
     mask_file = File(exists=True, mandatory=True, desc="brain mask of the fit")
     design_file = File(exists=True, desc="design matrix TSV (run-level models)")
@@ -99,5 +101,8 @@ class DerivativesSink(SimpleInterface):
                     continue
                 file_name = f"{prefix}_contrast-{name}_{suffix.format(stat=stat)}"
                 files[file_name] = getattr(inputs, field)[index]
-        self._results["out_files"] = write_derivatives(files, inputs.output_dir, inputs.subject)
+        provenance = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],
+                      "SoftwareVersions": software_versions()}
+        self._results["out_files"] = write_derivatives(files, inputs.output_dir, inputs.subject,
+                                                       sidecar_fields=provenance)
         return runtime

@@ -11,6 +11,7 @@ from nipype.interfaces.base import (
     isdefined,
     traits,
 )
+from threadpoolctl import threadpool_limits
 
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.design import load_design_matrix
@@ -31,6 +32,8 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
                      desc="brain mask; default: the mask nilearn's FirstLevelModel computes")
     noise_model = traits.Enum(*NOISE_MODELS, usedefault=True,
                               desc="temporal noise model: 'ar1' (default) or 'ols'")
+    num_threads = traits.Int(1, usedefault=True,
+                             desc="BLAS threads (give the node the same n_procs)")
 
 
 class _FitGLMOutputSpec(TraitedSpec):
@@ -52,12 +55,13 @@ class FitGLM(SimpleInterface):
     output_spec = _FitGLMOutputSpec
 
     def _run_interface(self, runtime):
-        fit = fit_glm(
-            self.inputs.bold_file,
-            load_design_matrix(self.inputs.design_file),
-            mask_img=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None,
-            noise_model=self.inputs.noise_model,
-        )
+        with threadpool_limits(limits=self.inputs.num_threads):
+            fit = fit_glm(
+                self.inputs.bold_file,
+                load_design_matrix(self.inputs.design_file),
+                mask_img=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None,
+                noise_model=self.inputs.noise_model,
+            )
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(
             betas=paths["betas"], dispersion=paths["dispersion"], ar1=paths["ar1"],

@@ -116,3 +116,17 @@ def write_split_bids(root: Path, subjects=("01", "02")) -> Path:
 def split_bids_dir(tmp_path_factory):
     """Two subjects x two runs (halves of the real run), see :func:`write_split_bids`."""
     return write_split_bids(tmp_path_factory.mktemp("split_bids") / "bids")
+
+
+@pytest.fixture(scope="session")
+def split_outputs(tmp_path_factory, split_bids_dir):
+    """The CLI on two subjects x two runs with MultiProc(2): the derivatives folder."""
+    from glm_workflows.cli import main
+
+    root = tmp_path_factory.mktemp("split_run")
+    out = root / "derivatives"
+    code = main(["--bids-dir", str(split_bids_dir), "--task", "auditory", "--output-dir",
+                 str(out), "--work-dir", str(root / "work"), "--plugin", "MultiProc",
+                 "--n-procs", "2", "--mem-gb", "8"])
+    assert code == 0
+    return out

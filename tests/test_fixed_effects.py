@@ -11,20 +11,6 @@ from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.masking import intersect_masks
 
-from glm_workflows.cli import main
-
-
-@pytest.fixture(scope="module")
-def split_outputs(tmp_path_factory, split_bids_dir):
-    """The CLI on two subjects x two runs, with MultiProc."""
-    root = tmp_path_factory.mktemp("split_run")
-    out = root / "derivatives"
-    code = main(["--bids-dir", str(split_bids_dir), "--task", "auditory", "--output-dir",
-                 str(out), "--work-dir", str(root / "work"), "--plugin", "MultiProc",
-                 "--n-procs", "2"])
-    assert code == 0
-    return out
-
 
 def _nilearn_run_contrasts(split_bids_dir, subject, run):
     stem = split_bids_dir / f"sub-{subject}" / "func" / f"sub-{subject}_task-auditory_run-{run}"

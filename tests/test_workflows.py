@@ -65,9 +65,10 @@ def test_factory_builds_a_valid_graph(tmp_path):
 
 
 def test_seed_run_computes_every_node(seed_run):
-    """A cold run executes 4 model nodes, 3 nodes per contrast, and the sink."""
+    """A cold run executes 4 model nodes and the sources list, 3 nodes per contrast, the
+    collect join and the sink."""
     _, records = seed_run
-    assert len(ran(records)) == 4 + 3 * len(SEED_CONTRASTS) + 1
+    assert len(ran(records)) == 5 + 3 * len(SEED_CONTRASTS) + 2
     assert all(r.status == "end" for r in records.values())
 
 
@@ -139,7 +140,9 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     output_dir, _ = seed_run
     records = run_seed(cache, spm_scans, spm_events, output_dir)
     assert ran(records) == {"sink"}
-    assert len(records) == 4 + 3 * len(SEED_CONTRASTS) + 1
+    # concatenate, mean, design, fit, sources; per contrast estimate, threshold, table;
+    # collect (the contrasts' maps for fixed effects), sink
+    assert len(records) == 5 + 3 * len(SEED_CONTRASTS) + 2
 
 
 def test_new_alpha_reruns_only_thresholds_and_tables(seed_run, cache, spm_scans, spm_events,
@@ -170,7 +173,7 @@ def test_added_contrast_does_not_refit(seed_run, cache, spm_scans, spm_events, t
     records = run_seed(cache, spm_scans, spm_events, tmp_path, contrasts=contrasts)
     assert ran(records) == {"estimate [restMinusActive]",
                             "threshold [restMinusActive]",
-                            "table [restMinusActive]", "sink"}
+                            "table [restMinusActive]", "collect", "sink"}
     z_pos = nb.load(tmp_path / "sub-01" /
                     f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz").get_fdata()
     z_neg = nb.load(tmp_path / "sub-01" /

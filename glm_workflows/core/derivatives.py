@@ -57,7 +57,8 @@ def software_versions() -> dict:
     return versions
 
 
-def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> list[str]:
+def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
+                      sidecar_fields: dict | None = None) -> list[str]:
     """Copy files into ``<out_dir>/sub-<subject>/`` all at once.
 
     Everything is first copied to a staging folder inside ``out_dir``; only when every
@@ -72,6 +73,8 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> 
         The derivatives root.
     subject : str
         Subject label (without ``sub-``).
+    sidecar_fields : dict or None
+        Added to every JSON file written (e.g. ``Sources``, ``SoftwareVersions``).
 
     Returns
     -------
@@ -88,7 +91,11 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str) -> 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         for name, source in files.items():
-            shutil.copyfile(source, staging / name)
+            if sidecar_fields and name.endswith(".json"):
+                content = {**json.loads(Path(source).read_text()), **sidecar_fields}
+                (staging / name).write_text(json.dumps(content, indent=2))
+            else:
+                shutil.copyfile(source, staging / name)
         (staging / "dataset_description.json").write_text(
             json.dumps(dataset_description(), indent=2))
         written = []
