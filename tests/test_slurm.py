@@ -1,0 +1,98 @@
+"""The seed workflow on a real SLURM cluster, through Nipype's SLURM and SLURMGraph plugins.
+
+Needs a running cluster (``.ci/slurm-up.sh`` starts a single-node one; CI does). Without
+one these tests are skipped locally and fail in CI.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from glm_workflows.cli import main
+
+PREFIX = "sub-01_task-auditory"
+SBATCH = '{"sbatch_args": "-p debug --mem=1G -t 00:10:00"}'
+COMPARED = [f"{PREFIX}_contrast-{c}_{s}" for c in ("activeMinusRest", "effectsOfInterest")
+            for s in ("stat-z_statmap.nii.gz", "stat-z_desc-thresholded_statmap.nii.gz",
+                      "clusters.tsv")]
+
+
+def _cluster_ready() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return state.returncode == 0 and any(s.startswith(("idle", "mixed", "alloc"))
+                                         for s in state.stdout.split())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    if not _cluster_ready():
+        message = "no SLURM cluster: start one with .ci/slurm-up.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def linear_outputs(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("linear")
+    assert main(["--data-dir", str(data_dir), "--output-dir", str(root / "out"),
+                 "--work-dir", str(root / "work")]) == 0
+    return root / "out" / "sub-01"
+
+
+def _assert_same_outputs(folder: Path, reference: Path):
+    for name in COMPARED:
+        if name.endswith(".tsv"):
+            assert (folder / name).read_text() == (reference / name).read_text(), name
+        else:
+            np.testing.assert_array_equal(nb.load(folder / name).get_fdata(),
+                                          nb.load(reference / name).get_fdata(), err_msg=name)
+
+
+@pytest.mark.parametrize("plugin", ["SLURM", "SLURMGraph"])
+def test_slurm_plugins_give_the_linear_outputs(plugin, linear_outputs, data_dir, tmp_path,
+                                               capsys):
+    """Every node runs as a SLURM job; z maps, thresholded maps and tables are identical."""
+    argv = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "out"),
+            "--work-dir", str(tmp_path / "work"), "--plugin", plugin, "--plugin-args", SBATCH]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    if plugin == "SLURM":
+        assert "(13 node(s) run, 0 cached)" in printed
+    else:  # the CLI waited for all 13 jobs before reading the results
+        assert "waiting for 13 SLURM job(s) submitted by SLURMGraph" in printed
+        assert printed.count("  done    ") == 13
+    assert "activeMinusRest: fdr alpha=0.05 -> z > 2.931, 5 cluster(s)" in printed
+    _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
+    if plugin == "SLURMGraph":  # a rerun submits only the sink: every other node is complete
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "(1 SLURM job(s);" in printed and "_wf_sink (job" in printed
+
+
+def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_path, capsys):
+    """A job that fails (truncated scan) makes the CLI exit 1 naming the node and its crash
+    file (written by the job); its dependents never run and nothing is written."""
+    scans = []
+    for scan in spm_scans:
+        for suffix in (".img", ".hdr"):
+            source = Path(scan).with_suffix(suffix)
+            shutil.copy(source, tmp_path / source.name)
+        scans.append(str(tmp_path / Path(scan).name))
+    truncated = Path(scans[5])
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    code = main(["--func", *scans, "--events", spm_events, "--tr", "7",
+                 "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"),
+                 "--plugin", "SLURMGraph", "--plugin-args", SBATCH])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: node glm_workflows_wf.sub_01_task_auditory_wf.concatenate failed" in err
+    assert "crash file: " in err and str(tmp_path / "work" / "crash") in err
+    assert not (tmp_path / "out" / "sub-01").exists()
