@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -153,10 +154,11 @@ def validate_run(run, model: dict, contrasts) -> dict:
     """
     from .core.contrasts import contrast_matrix
     from .core.design import make_design_matrix, read_confounds, read_events
-    from .core.images import check_images_compatible
+    from .core.images import check_header_repetition_time, check_images_compatible
     from .first_level import estimate_memory_gb
 
     imgs = check_images_compatible(run.bold_files)
+    check_header_repetition_time(run.t_r, imgs, run.bold_files)
     n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
     events = read_events(run.events_file, n_scans, run.t_r)
     confounds = read_confounds(run.confounds_file, n_scans) if run.confounds_file else None
@@ -328,11 +330,15 @@ def main(argv=None) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
+    from .core.derivatives import PENDING_DIR, commit_outputs
+    from .core.report import write_index, write_subject_report
     from .execution import GRAPH_PLUGINS, run_workflow
     from .provenance import build_provenance, write_provenance
 
-    workflow = build_workflow(**settings)
     runs, output_dir = settings["runs"], settings["output_dir"]
+    pending = Path(output_dir) / PENDING_DIR  # outputs move into place only on success
+    shutil.rmtree(pending, ignore_errors=True)
+    workflow = build_workflow(**{**settings, "output_dir": pending})
     work_dir = Path(args.work_dir).absolute()
     print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
           f"plugin {args.plugin}; cache in {work_dir}")
@@ -340,6 +346,7 @@ def main(argv=None) -> int:
         records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
                                plugin_args=plugin_args)
     except Exception as exc:
+        shutil.rmtree(pending, ignore_errors=True)
         if args.debug:
             raise
         details = _crash_summary(work_dir, started) or [str(exc).splitlines()[0]]
@@ -352,7 +359,12 @@ def main(argv=None) -> int:
         command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
         plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
     )
-    provenance_file = write_provenance(output_dir, record)
+    write_provenance(pending, record)
+    commit_outputs(pending, output_dir)
+    subjects = list(subject_groups(runs))
+    reports = [write_subject_report(output_dir, subject) for subject in subjects]
+    if len(subjects) > 1:
+        reports.append(write_index(output_dir, subjects))
     if args.plugin in GRAPH_PLUGINS:
         print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
               "nodes already complete were not resubmitted)")
@@ -360,7 +372,8 @@ def main(argv=None) -> int:
         ran = sum(not r.cached for r in records)
         print(f"\nFinished in {finished - started:.1f} s ({ran} node(s) run, "
               f"{len(records) - ran} cached)")
-    print(f"Provenance: {provenance_file}")
+    print(f"Report: {reports[-1]}")
+    print(f"Provenance: {Path(output_dir) / 'provenance.json'}")
     print_results(runs, output_dir)
     return 0
 

@@ -86,7 +86,7 @@ def _scan_copies(spm_scans, folder, count=4):
     return copies
 
 
-def _bad_input_cases(tmp, spm_scans, spm_events):
+def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     """(argv changes, expected message) for each kind of bad input."""
     scans = _scan_copies(spm_scans, tmp / "scans")
     corrupt = tmp / "corrupt.nii.gz"
@@ -97,8 +97,17 @@ def _bad_input_cases(tmp, spm_scans, spm_events):
     no_type.write_text("onset\tduration\n0\t42\n")
     late = tmp / "late.tsv"
     late.write_text("onset\tduration\ttrial_type\n0\t42\trest\n1000\t42\tactive\n")
+    text_onset = tmp / "text_onset.tsv"
+    text_onset.write_text("onset\tduration\ttrial_type\nsoon\t42\trest\n")
+    bids_bold = str(bids_dir / "sub-01" / "func" / "sub-01_task-auditory_bold.nii.gz")
     base = ["--func", *spm_scans, "--events", spm_events, "--tr", "7"]
     return {
+        "tr vs header": (["--func", bids_bold, "--events", spm_events, "--tr", "2"],
+                         "sub-01_task-auditory_bold.nii.gz: the header says TR = 7 s but the "
+                         "run's TR (--tr or the sidecar's RepetitionTime) is 2 s"),
+        "onset not a number": (["--func", *spm_scans, "--events", str(text_onset), "--tr", "7"],
+                               "text_onset.tsv"),
+        "path in label": ([*base, "--subject", "../../etc"], "use letters and digits only"),
         "missing file": (["--func", str(tmp / "absent.img"), "--events", spm_events,
                           "--tr", "7"], "absent.img: file not found"),
         "corrupt image": (["--func", str(corrupt), "--events", spm_events, "--tr", "7"],
@@ -125,17 +134,18 @@ def _bad_input_cases(tmp, spm_scans, spm_events):
     }
 
 
-CASES = ["missing file", "corrupt image", "shapes differ", "events columns", "onset late",
+CASES = ["tr vs header", "onset not a number", "path in label",
+         "missing file", "corrupt image", "shapes differ", "events columns", "onset late",
          "unknown column", "vector length", "tr zero", "tr negative", "bad name",
          "code injection", "no data offline"]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_line_and_touches_nothing(case, cli_seed, tmp_path, spm_scans,
-                                                   spm_events, capsys):
+                                                   spm_events, bids_dir, capsys):
     """Each bad input: exit code 2, one line naming the problem, earlier outputs untouched."""
     root, _ = cli_seed
-    argv, message = _bad_input_cases(tmp_path, spm_scans, spm_events)[case]
+    argv, message = _bad_input_cases(tmp_path, spm_scans, spm_events, bids_dir)[case]
     output_dir = root / "out"
     before = snapshot(output_dir)
     assert main([*argv, "--output-dir", str(output_dir), "--work-dir", str(tmp_path / "w")]) == 2
@@ -177,3 +187,14 @@ def test_multiproc_gives_the_linear_maps(cli_seed, data_dir, tmp_path, capsys):
     table = f"{PREFIX}_contrast-activeMinusRest_clusters.tsv"
     assert (tmp_path / "out" / "sub-01" / table).read_text() == \
         (root / "out" / "sub-01" / table).read_text()
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path, spm_scans, spm_events, capsys):
+    """An output directory that cannot be created is refused before any work."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    code = main(["--func", *spm_scans, "--events", spm_events, "--tr", "7",
+                 "--output-dir", str(blocker / "out"), "--work-dir", str(tmp_path / "w")])
+    assert code == 2
+    assert str(blocker) in capsys.readouterr().err
+    assert blocker.read_text() == "keep me" and not (tmp_path / "w").exists()

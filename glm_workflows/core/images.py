@@ -123,6 +123,33 @@ def mean_image(img: nb.spatialimages.SpatialImage) -> nb.Nifti1Image:
     return nb.Nifti1Image(data.astype(np.float32), img.affine)
 
 
+TIME_UNITS_IN_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+def header_repetition_time(img) -> float | None:
+    """The TR a 4D image's header states, in seconds, or None if it states none.
+
+    Only a header whose time unit is set (``sec``, ``msec``, ``usec``) and whose fourth
+    voxel size is positive states a TR.
+    """
+    if img.ndim != 4 or not hasattr(img.header, "get_xyzt_units"):
+        return None
+    unit = img.header.get_xyzt_units()[1]
+    step = float(img.header.get_zooms()[3])
+    if unit not in TIME_UNITS_IN_SECONDS or step <= 0:
+        return None
+    return step * TIME_UNITS_IN_SECONDS[unit]
+
+
+def check_header_repetition_time(t_r: float, imgs, paths, tolerance: float = 1e-3) -> None:
+    """Refuse a TR that differs from the one a functional image's header states."""
+    for img, path in zip(imgs, paths, strict=True):
+        stated = header_repetition_time(img)
+        if stated is not None and abs(stated - t_r) > tolerance * max(stated, t_r):
+            raise InputError(f"{path}: the header says TR = {stated:g} s but the run's TR "
+                             f"(--tr or the sidecar's RepetitionTime) is {t_r:g} s")
+
+
 def load_series(path_or_img) -> tuple[np.ndarray, nb.spatialimages.SpatialImage]:
     """Data of a 4D image as nibabel reads them (int16 stays int16), read once.
 
