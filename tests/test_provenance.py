@@ -48,3 +48,17 @@ def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
     func = split_bids_dir / "sub-01" / "func"
     assert run_design["Sources"] == [str(func / "sub-01_task-auditory_run-2_bold.nii.gz"),
                                      str(func / "sub-01_task-auditory_run-2_events.tsv")]
+
+
+def test_cli_writes_reports_and_index(split_outputs):
+    """The command line writes one report per subject, with its fixed effects and the
+    provenance of this run, and an index linking them."""
+    index = (split_outputs / "index.html").read_text()
+    assert 'href="sub-01.html"' in index and 'href="sub-02.html"' in index
+    record = json.loads((split_outputs / "provenance.json").read_text())
+    for subject in ("01", "02"):
+        page = (split_outputs / f"sub-{subject}.html").read_text()
+        assert "Fixed effects over runs" in page
+        assert f"sub-{subject}_task-auditory_run-2" in page
+        assert record["GeneratedBy"]["Date"] in page
+    assert not (split_outputs / ".glm-workflows-pending").exists()
