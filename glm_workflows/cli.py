@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -331,7 +332,6 @@ def main(argv=None) -> int:
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
     from .core.derivatives import PENDING_DIR, commit_outputs
-    from .core.report import write_index, write_subject_report
     from .execution import GRAPH_PLUGINS, run_workflow
     from .provenance import build_provenance, write_provenance
 
@@ -361,10 +361,9 @@ def main(argv=None) -> int:
     )
     write_provenance(pending, record)
     commit_outputs(pending, output_dir)
-    subjects = list(subject_groups(runs))
-    reports = [write_subject_report(output_dir, subject) for subject in subjects]
-    if len(subjects) > 1:
-        reports.append(write_index(output_dir, subjects))
+    reports = write_reports(output_dir, list(subject_groups(runs)),
+                            plugin_args.get("n_procs", os.cpu_count() or 1)
+                            if args.plugin == "MultiProc" else 1)
     if args.plugin in GRAPH_PLUGINS:
         print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
               "nodes already complete were not resubmitted)")
@@ -376,6 +375,25 @@ def main(argv=None) -> int:
     print(f"Provenance: {Path(output_dir) / 'provenance.json'}")
     print_results(runs, output_dir)
     return 0
+
+
+def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:
+    """One HTML report per subject (in ``n_procs`` processes), and an index if several."""
+    from .core.report import write_index, write_subject_report
+
+    if n_procs > 1 and len(subjects) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(n_procs, len(subjects)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            reports = list(pool.map(write_subject_report, [output_dir] * len(subjects),
+                                    subjects))
+    else:
+        reports = [write_subject_report(output_dir, subject) for subject in subjects]
+    if len(subjects) > 1:
+        reports.append(write_index(output_dir, subjects))
+    return reports
 
 
 def _parameters(settings: dict, args, plugin_args: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -114,7 +115,15 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
     reporter = ProgressReporter(printer)
     if plugin not in GRAPH_PLUGINS:
         plugin_args["status_callback"] = reporter
-        workflow.run(plugin=plugin, plugin_args=plugin_args)
+        # MultiProc runs a full garbage collection before every submission round; with
+        # nilearn and matplotlib loaded each takes ~0.1 s and serialises the scheduler.
+        # Objects alive before the run are left out of those collections.
+        gc.collect()
+        gc.freeze()
+        try:
+            workflow.run(plugin=plugin, plugin_args=plugin_args)
+        finally:
+            gc.unfreeze()
         return reporter.records
     plugin_args.setdefault("dont_resubmit_completed_jobs", True)
     submitted = time.time()

@@ -174,14 +174,14 @@ def init_first_level_wf(
                                   "variance_maps"]),
         joinsource="contrast_source",
         joinfield=["contrast_names", "stat_types", "effect_maps", "variance_maps"],
-        name="collect",
+        name="collect", run_without_submitting=True,
     )
     joined = ["contrast_names", "stat_types", *CONTRAST_OUTPUTS]
     sink = pe.JoinNode(
         DerivativesSink(output_dir=str(Path(output_dir).absolute()), subject=subject, task=task),
         joinsource="contrast_source", joinfield=joined, name="sink", mem_gb=0.25,
     )
-    sources = pe.Node(Merge(3), name="sources")
+    sources = pe.Node(Merge(3), name="sources", run_without_submitting=True)
     if session:
         sink.inputs.session = session
     if run:
@@ -208,7 +208,8 @@ def init_first_level_wf(
         (mean, sink, [("out_file", "mean_file")]),
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
-                        ("design_json", "design_json")]),
+                        ("design_json", "design_json"),
+                        ("correlation_figure", "correlation_figure")]),
         (estimate, sink, [("contrast_name", "contrast_names"), ("stat_type", "stat_types"),
                           ("effect", "effect_maps"), ("variance", "variance_maps"),
                           ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
@@ -216,7 +217,8 @@ def init_first_level_wf(
                           ("contrast_json", "contrast_jsons")]),
         (threshold_node, sink, [("thresholded_map", "thresholded_maps"),
                                 ("threshold_json", "threshold_jsons"),
-                                ("figure", "thresholded_figures")]),
+                                ("figure", "thresholded_figures"),
+                                ("ortho_figure", "ortho_figures")]),
         (table, sink, [("table", "cluster_tables")]),
         (inputnode, sources, [("bold_files", "in1"), ("events_file", "in2"),
                               ("confounds_file", "in3")]),

@@ -78,7 +78,8 @@ def init_fixed_effects_wf(
         raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs and one label each, "
                          f"got n_runs={n_runs}, run_labels={run_labels}")
     workflow = pe.Workflow(name=name)
-    merges = {field: pe.Node(Merge(n_runs, no_flatten=True), name=f"merge_{field}")
+    merges = {field: pe.Node(Merge(n_runs, no_flatten=True), name=f"merge_{field}",
+                             run_without_submitting=True)  # list plumbing: no job of its own
               for field in RUN_OUTPUTS}
     ffx = pe.Node(FixedEffects(run_labels=list(run_labels)), name="ffx", mem_gb=mem_gb)
     threshold_node = pe.MapNode(
@@ -110,7 +111,8 @@ def init_fixed_effects_wf(
                          ("contrast_jsons", "contrast_jsons")]),
             (threshold_node, sink, [("thresholded_map", "thresholded_maps"),
                                     ("threshold_json", "threshold_jsons"),
-                                    ("figure", "thresholded_figures")]),
+                                    ("figure", "thresholded_figures"),
+                                    ("ortho_figure", "ortho_figures")]),
             (table, sink, [("table", "cluster_tables")]),
             (sink, outputnode, [("out_files", "out_files")]),
         ]

@@ -23,6 +23,7 @@ CONTRAST_OUTPUTS = {
     "thresholded_maps": "stat-z_desc-thresholded_statmap.nii.gz",
     "threshold_jsons": "stat-z_desc-thresholded_statmap.json",
     "thresholded_figures": "stat-z_desc-thresholded_statmap.png",
+    "ortho_figures": "stat-z_desc-thresholdedOrtho_statmap.png",
     "cluster_tables": "clusters.tsv",
     "contrast_figures": "contrastmatrix.png",
     "contrast_jsons": "statmap.json",
@@ -34,6 +35,7 @@ MODEL_OUTPUTS = {
     "design_file": "design.tsv",
     "design_figure": "design.png",
     "design_json": "design.json",
+    "correlation_figure": "desc-correlation_design.png",
 }
 
 
@@ -50,6 +52,7 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     design_file = File(exists=True, desc="design matrix TSV (run-level models)")
     design_figure = File(exists=True, desc="design matrix PNG (run-level models)")
     design_json = File(exists=True, desc="design settings JSON (run-level models)")
+    correlation_figure = File(exists=True, desc="regressor correlation PNG (run-level models)")
     contrast_names = traits.List(traits.Str, mandatory=True, desc="one name per contrast")
     stat_types = traits.List(traits.Str, mandatory=True, desc="'t' or 'F', per contrast")
     effect_maps = traits.List(File(exists=True), mandatory=True, desc="effect size maps")
@@ -62,7 +65,9 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     threshold_jsons = traits.List(File(exists=True), mandatory=True,
                                   desc="threshold settings JSON, one per thresholded map")
     thresholded_figures = traits.List(File(exists=True), mandatory=True,
-                                      desc="thresholded map figures")
+                                      desc="thresholded map figures (axial cuts)")
+    ortho_figures = traits.List(File(exists=True), mandatory=True,
+                                desc="thresholded map figures (orthogonal cuts at the peak)")
     cluster_tables = traits.List(File(exists=True), mandatory=True, desc="cluster tables")
     contrast_figures = traits.List(File(exists=True),
                                    desc="contrast matrix figures (run-level models)")

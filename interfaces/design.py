@@ -21,7 +21,7 @@ from glm_workflows.core.design import (
     read_events,
     save_design_matrix,
 )
-from glm_workflows.core.figures import plot_design
+from glm_workflows.core.figures import plot_design, plot_design_correlation
 
 
 class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
@@ -45,6 +45,8 @@ class _DesignMatrixOutputSpec(TraitedSpec):
     design_file = File(exists=True, desc="design matrix TSV: named columns, one row per scan")
     design_figure = File(exists=True, desc="PNG figure of the design matrix")
     design_json = File(exists=True, desc="JSON: TR, number of scans, and every model setting")
+    correlation_figure = File(exists=True, desc="PNG: correlations of the regressors (drifts "
+                                                "and constant left out); absent if none is left")
 
 
 class DesignMatrix(SimpleInterface):
@@ -86,4 +88,7 @@ class DesignMatrix(SimpleInterface):
                 "Columns": list(design.columns),
             }, handle, indent=2)
         plot_design(design, self._results["design_figure"])
+        correlation = os.path.join(runtime.cwd, "design_correlation.png")
+        if plot_design_correlation(design, correlation):
+            self._results["correlation_figure"] = correlation
         return runtime

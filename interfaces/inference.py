@@ -12,7 +12,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.figures import plot_thresholded_map
+from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 from glm_workflows.core.inference import HEIGHT_CONTROLS, cluster_table, threshold_map
 
 
@@ -37,6 +37,8 @@ class _ThresholdMapOutputSpec(TraitedSpec):
     threshold = traits.Float(desc="the z threshold used")
     threshold_json = File(exists=True, desc="JSON: threshold value and every setting")
     figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean")
+    ortho_figure = File(exists=True, desc="PNG: orthogonal cuts through the map's peak "
+                                          "over the mean")
 
 
 class ThresholdMap(SimpleInterface):
@@ -58,7 +60,7 @@ class ThresholdMap(SimpleInterface):
         )
         out = {key: os.path.join(runtime.cwd, name) for key, name in (
             ("thresholded_map", "thresholded.nii.gz"), ("threshold_json", "threshold.json"),
-            ("figure", "thresholded.png"))}
+            ("figure", "thresholded.png"), ("ortho_figure", "thresholded_ortho.png"))}
         thresholded.to_filename(out["thresholded_map"])
         settings = {
             "HeightControl": inputs.height_control,
@@ -69,11 +71,10 @@ class ThresholdMap(SimpleInterface):
         }
         with open(out["threshold_json"], "w") as handle:
             json.dump(settings, handle, indent=2)
-        plot_thresholded_map(
-            thresholded, inputs.bg_file if isdefined(inputs.bg_file) else None, z_threshold,
-            f"{inputs.title} ({inputs.height_control}, z > {z_threshold:.2f})".strip(),
-            out["figure"],
-        )
+        background = inputs.bg_file if isdefined(inputs.bg_file) else None
+        title = f"{inputs.title} ({inputs.height_control}, z > {z_threshold:.2f})".strip()
+        plot_thresholded_map(thresholded, background, z_threshold, title, out["figure"])
+        plot_orthogonal_view(thresholded, background, z_threshold, title, out["ortho_figure"])
         self._results.update(out, threshold=z_threshold)
         return runtime
 

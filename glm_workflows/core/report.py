@@ -12,26 +12,18 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 import json
 import os
 import re
 import secrets
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nb  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from nilearn import plotting  # noqa: E402
-
-from .. import __version__  # noqa: E402
-from .derivatives import check_label  # noqa: E402
-from .errors import InputError  # noqa: E402
+from .. import __version__
+from .derivatives import check_label
+from .errors import InputError
 
 #: How each ``HeightControl`` of a thresholded-map sidecar is described.
 HEIGHT_CONTROL_LABELS = {
@@ -284,15 +276,11 @@ def _prefix_section(folder: Path, prefix: str, prefixes) -> str:
         labels = ", ".join(p.rsplit("_run-", 1)[1] for p in runs)
         parts.append(f"<p>Fixed effects over runs {_e(labels)}.</p>")
     parts.append(_design_figures(folder, prefix))
-    mean = folder / f"{prefix}_desc-mean_bold.nii.gz"
-    if not mean.exists():
-        means = sorted(folder.glob("*_desc-mean_bold.nii.gz"))
-        mean = means[0] if means else None
     contrasts = find_contrasts(folder, prefix)
     if not contrasts:
         parts.append('<p class="note">No contrast saved.</p>')
     for contrast in contrasts:
-        parts.append(_contrast_section(folder, prefix, contrast, mean))
+        parts.append(_contrast_section(folder, prefix, contrast))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -302,33 +290,17 @@ def _design_figures(folder: Path, prefix: str) -> str:
     if not design_tsv.exists():
         return ""
     design = pd.read_csv(design_tsv, sep="\t")
-    parts = [f"<h3>Design matrix</h3><p>{design.shape[0]} scans &times; "
-             f"{design.shape[1]} regressors.</p>"]
-    figure = folder / f"{prefix}_design.png"
-    if figure.exists():
-        png = figure.read_bytes()
-    else:
-        ax = plotting.plot_design_matrix(design)
-        png = _figure_png(ax.figure)
-    parts.append(_figure(png, "Design matrix (rows: scans, columns: regressors)"))
-    parts.append(_figure(*_correlation_png(design)))
-    return "\n".join(parts)
+    return "\n".join([
+        f"<h3>Design matrix</h3><p>{design.shape[0]} scans &times; "
+        f"{design.shape[1]} regressors.</p>",
+        _file_figure(folder / f"{prefix}_design.png",
+                     "Design matrix (rows: scans, columns: regressors)"),
+        _file_figure(folder / f"{prefix}_desc-correlation_design.png",
+                     "Correlation between regressors (drifts and constant left out)"),
+    ])
 
 
-def _correlation_png(design: pd.DataFrame):
-    """PNG of the regressors' correlations (drifts and constant left out, as nilearn does)."""
-    kept = [c for c in design.columns
-            if not (str(c).startswith("drift_") or c in ("constant", "intercept"))]
-    size = min(2.5 + 0.4 * len(kept), 9.0)
-    try:
-        ax = plotting.plot_design_matrix_correlation(design, figure=(size, size * 0.85))
-    except ValueError:
-        return None, "Correlation matrix: no regressor besides drifts and constant"
-    return (_figure_png(ax.figure),
-            "Correlation between regressors (drifts and constant left out)")
-
-
-def _contrast_section(folder: Path, prefix: str, contrast: str, mean) -> str:
+def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
     base = folder / f"{prefix}_contrast-{contrast}"
     meta = _read_json(Path(f"{base}_statmap.json")) or {}
     stat_type = str(meta.get("StatisticType", ""))
@@ -356,13 +328,10 @@ def _contrast_section(folder: Path, prefix: str, contrast: str, mean) -> str:
     figures = [_file_figure(Path(f"{base}_contrastmatrix.png"), "Contrast weights"),
                _file_figure(Path(f"{base}_stat-z_desc-thresholded_statmap.png"),
                             "Thresholded z map over the mean image (axial cuts)")]
-    z_map = Path(f"{base}_stat-z_desc-thresholded_statmap.nii.gz")
-    if z_map.exists():
-        peak = _first_peak(table)
-        png = _ortho_png(z_map, mean, (settings or {}).get("Threshold"), contrast, peak)
-        where = f" at the peak ({', '.join(_number(v) for v in peak)})" if peak else ""
-        figures.append(_figure(png, f"Thresholded z map, orthogonal view{where}")
-                       if png else '<p class="note">No voxel survives the threshold.</p>')
+    peak = _first_peak(table)
+    where = f" at the peak ({', '.join(_number(v) for v in peak)})" if peak else ""
+    figures.append(_file_figure(Path(f"{base}_stat-z_desc-thresholdedOrtho_statmap.png"),
+                                f"Thresholded z map, orthogonal view{where}"))
     parts.append("\n".join(figures))
     parts.append(_cluster_table(table, _contrast_id(prefix, contrast)))
     parts.append("</section>")
@@ -458,37 +427,6 @@ def _provenance_section(record: dict, subject: str) -> str:
 
 
 # --- figures -----------------------------------------------------------------------------
-
-def _ortho_png(z_map: Path, mean, threshold, title: str, cut_coords):
-    """Orthogonal cuts of the thresholded z map over the mean image; None if the map is empty.
-
-    The maps are in the scanner space of the run (not a template space), so the cuts go
-    over the subject's own mean image rather than a template glass brain.
-    """
-    img = nb.load(z_map)
-    if not np.any(np.nan_to_num(np.asarray(img.dataobj))):
-        return None
-    if threshold is None or not np.isfinite(threshold):
-        threshold = 1e-6
-    display = plotting.plot_stat_map(img, bg_img=str(mean) if mean else None,
-                                     threshold=threshold, display_mode="ortho",
-                                     cut_coords=cut_coords, black_bg=True, title=title)
-    try:
-        return _figure_png(display.frame_axes.figure, facecolor="k", tight=False)
-    finally:
-        display.close()
-
-
-def _figure_png(figure, facecolor="w", tight=True) -> bytes:
-    """PNG bytes of a matplotlib figure (closed afterwards), without variable metadata."""
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=100, facecolor=facecolor, edgecolor=facecolor,
-                       bbox_inches="tight" if tight else None, metadata={"Software": None})
-    finally:
-        plt.close(figure)
-    return buffer.getvalue()
-
 
 def _figure(png: bytes | None, caption: str) -> str:
     if png is None:
