@@ -82,7 +82,7 @@ def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
         "crashfile_format": "txt",
         "stop_on_first_crash": "true",
         "hash_method": "timestamp",
-        "poll_sleep_duration": 1 if plugin.startswith("SLURM") else 0.1,
+        "poll_sleep_duration": 1 if plugin.startswith("SLURM") else 0.02,
     })
 
 
