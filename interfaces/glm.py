@@ -17,7 +17,6 @@ from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.design import load_design_matrix
 from glm_workflows.core.figures import plot_contrast
 from glm_workflows.core.glm import (
-    NOISE_MODELS,
     compute_contrast,
     fit_glm,
     load_fitted_glm,
@@ -30,7 +29,7 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     design_file = File(exists=True, mandatory=True, desc="design matrix TSV, one row per scan")
     mask_file = File(exists=True,
                      desc="brain mask; default: the mask nilearn's FirstLevelModel computes")
-    noise_model = traits.Enum(*NOISE_MODELS, usedefault=True,
+    noise_model = traits.Enum("ar1", "ols", usedefault=True,
                               desc="temporal noise model: 'ar1' (default) or 'ols'")
     num_threads = traits.Int(1, usedefault=True,
                              desc="BLAS threads (give the node the same n_procs)")

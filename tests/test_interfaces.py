@@ -119,3 +119,10 @@ def test_threshold_and_table_interfaces(small_run, tmp_path):
                                    "Cluster Size (mm3)"]
     assert frame.loc[0, ["X", "Y", "Z"]].tolist() == [-63.0, -6.0, 42.0]
     assert frame.loc[0, "Peak Stat"] > 9
+
+
+def test_fit_glm_defaults_to_ar1():
+    """The interface's default noise model is AR(1), as its description says."""
+    from interfaces import FitGLM
+
+    assert FitGLM().inputs.noise_model == "ar1"

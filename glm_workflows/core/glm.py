@@ -304,7 +304,8 @@ def save_fitted_glm(fit: FittedGLM, out_dir: str | os.PathLike) -> dict:
             for value, cov in fit.noise_bins
         ],
     }
-    Path(paths["sidecar"]).write_text(json.dumps(sidecar, indent=1))
+    # one line: the pure-Python encoder behind indent= takes 30 ms for 100 bins
+    Path(paths["sidecar"]).write_text(json.dumps(sidecar))
     return paths
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-from nilearn.maskers import MultiNiftiMasker
+from nilearn.masking import compute_epi_mask
 
 from .errors import InputError, one_line
 
@@ -176,8 +176,9 @@ def load_series(path_or_img) -> tuple[np.ndarray, nb.spatialimages.SpatialImage]
 def compute_brain_mask(img: nb.spatialimages.SpatialImage) -> np.ndarray:
     """The brain mask nilearn's ``FirstLevelModel`` computes for a single run.
 
-    That is nilearn's ``MultiNiftiMasker(mask_strategy='epi')`` fitted on the run,
-    called here so that the mask is the very same.
+    ``FirstLevelModel`` fits ``MultiNiftiMasker(mask_strategy='epi')`` on its runs, which
+    for one run is nilearn's :func:`~nilearn.masking.compute_epi_mask` of that run
+    (intersecting a single mask changes nothing); called here so the mask is the same.
 
     Parameters
     ----------
@@ -188,8 +189,7 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage) -> np.ndarray:
     -------
     mask : ndarray of bool, shape (x, y, z)
     """
-    masker = MultiNiftiMasker(mask_strategy="epi").fit([img])
-    return np.asanyarray(masker.mask_img_.dataobj).astype(bool)
+    return np.asanyarray(compute_epi_mask(img).dataobj).astype(bool)
 
 
 def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
