@@ -14,15 +14,8 @@ STOP_MUNGE=0
 
 say() { echo "slurm-down: $*"; }
 
-# pid from a pid file if that process is alive and has the expected name
-live_pid() {
-    local pidfile=$1 name=$2 pid
-    [ -s "$pidfile" ] || return 1
-    pid=$(cat "$pidfile" 2>/dev/null) || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
-    echo "$pid"
-}
+# shellcheck source=slurm-lib.sh
+. "$(dirname "$0")/slurm-lib.sh"
 
 stop() {  # stop <name> <pidfile>: SIGTERM, wait up to 10 s, then SIGKILL
     local name=$1 pidfile=$2 pid
