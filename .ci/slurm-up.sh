@@ -12,6 +12,7 @@
 # not work; finished jobs are logged to $SLURM_STATE_DIR/jobcomp.log instead).
 # Running it again while the cluster is up with the same config does nothing.
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # the daemons live in sbin
 
 STATE="${SLURM_STATE_DIR:-/tmp/glm-slurm}"
 SYS_CONF=/etc/slurm/slurm.conf
