@@ -7,6 +7,7 @@
 # Uses the pid files in $SLURM_STATE_DIR (default /tmp/glm-slurm).  Never fails
 # when the cluster is already down.
 set -uo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 STATE="${SLURM_STATE_DIR:-/tmp/glm-slurm}"
 STOP_MUNGE=0
