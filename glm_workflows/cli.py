@@ -341,7 +341,7 @@ def main(argv=None) -> int:
     workflow = build_workflow(**{**settings, "output_dir": pending})
     work_dir = Path(args.work_dir).absolute()
     print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
-          f"plugin {args.plugin}; cache in {work_dir}")
+          f"plugin {args.plugin}; cache in {work_dir}", flush=True)
     try:
         records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
                                plugin_args=plugin_args)

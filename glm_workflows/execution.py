@@ -16,6 +16,12 @@ PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
 GRAPH_PLUGINS = ("SLURMGraph",)
 
 
+def flushed_print(line: str) -> None:
+    """Print a progress line at once, also when output goes to a file or a pipe
+    (a cluster job's log, a killed run)."""
+    print(line, flush=True)
+
+
 @dataclass
 class NodeRecord:
     """What happened to one node in a run, read from Nipype's result file."""
@@ -54,8 +60,8 @@ def node_record(node, run_started: datetime, status: str) -> NodeRecord:
 class ProgressReporter:
     """Nipype ``status_callback``: one line per finished node, and the records kept."""
 
-    def __init__(self, printer=print):
-        self.printer = printer
+    def __init__(self, printer=None):
+        self.printer = printer or flushed_print
         self.started = datetime.now(timezone.utc)
         self.records: list[NodeRecord] = []
 
@@ -87,7 +93,7 @@ def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
 
 
 def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dict | None = None,
-                 printer=print) -> list[NodeRecord]:
+                 printer=None) -> list[NodeRecord]:
     """Run ``workflow`` with a Nipype plugin, printing one line per node.
 
     Parameters
@@ -139,7 +145,7 @@ ACTIVE_JOB_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPEND
 
 
 def wait_for_graph_jobs(batch_dir, since: float, *, poll: float = 1.0,
-                        printer=print) -> list[NodeRecord]:
+                        printer=None) -> list[NodeRecord]:
     """Wait for the jobs Nipype's SLURMGraph plugin submitted, which it does not do.
 
     The plugin writes ``<batch_dir>/submit_jobs.sh`` (one ``sbatch`` per node not
@@ -157,6 +163,7 @@ def wait_for_graph_jobs(batch_dir, since: float, *, poll: float = 1.0,
         If a job failed or was cancelled (its dependents then never run), or a job
         never reached the queue.
     """
+    printer = printer or flushed_print
     script = Path(batch_dir) / "submit_jobs.sh"
     if not script.exists() or script.stat().st_mtime < since - 1:
         return []  # every node was complete: nothing was submitted
