@@ -11,7 +11,12 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.fixed_effects import combine_runs, mean_of_images, run_dofs
+from glm_workflows.core.fixed_effects import (
+    combine_runs,
+    intersect_run_masks,
+    mean_of_images,
+    run_dofs,
+)
 
 MAPS = ("effect", "variance", "stat", "z", "p")
 
@@ -60,12 +65,15 @@ class FixedEffects(SimpleInterface):
         if any(list(other) != list(names) for other in inputs.contrast_names):
             raise ValueError(f"runs have different contrasts: {inputs.contrast_names}")
         dofs = run_dofs(inputs.model_sidecars)
+        mask_file = os.path.join(runtime.cwd, "mask.nii.gz")
+        mask = intersect_run_masks(inputs.mask_files)
+        mask.to_filename(mask_file)
         results = {f"{key}_maps": [] for key in MAPS}
         results["contrast_jsons"] = []
         for index, name in enumerate(names):
             maps = combine_runs([run[index] for run in inputs.effect_maps],
                                 [run[index] for run in inputs.variance_maps],
-                                dofs, inputs.mask_files)
+                                dofs, mask)
             for key in MAPS:
                 path = os.path.join(runtime.cwd, f"{name}_{key}.nii.gz")
                 maps[key].to_filename(path)
@@ -82,11 +90,10 @@ class FixedEffects(SimpleInterface):
                               "(mean effect, variance = mean variance / n_runs)",
                 }, handle, indent=2)
             results["contrast_jsons"].append(sidecar)
-        maps["mask"].to_filename(os.path.join(runtime.cwd, "mask.nii.gz"))
         mean_of_images(inputs.mean_files).to_filename(os.path.join(runtime.cwd, "mean.nii.gz"))
         self._results.update(
             results, contrast_names=list(names), stat_types=list(inputs.stat_types[0]),
-            mask_file=os.path.join(runtime.cwd, "mask.nii.gz"),
+            mask_file=mask_file,
             mean_file=os.path.join(runtime.cwd, "mean.nii.gz"),
         )
         return runtime

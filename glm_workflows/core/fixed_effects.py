@@ -20,7 +20,12 @@ def run_dofs(model_sidecars) -> list[float]:
             for path in model_sidecars]
 
 
-def combine_runs(effect_files, variance_files, dofs, mask_files) -> dict:
+def intersect_run_masks(mask_files) -> nb.Nifti1Image:
+    """Voxels fitted in every run: where the runs are combined."""
+    return intersect_masks(list(mask_files), threshold=1, connected=False)
+
+
+def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
     """Fixed effects of one contrast over runs.
 
     Parameters
@@ -29,31 +34,29 @@ def combine_runs(effect_files, variance_files, dofs, mask_files) -> dict:
         Per run, the contrast's effect map (one volume per row for F) and its variance.
     dofs : list of float
         Per run, residual degrees of freedom; the combined statistic has their sum.
-    mask_files : list of str
-        Per run, the mask it was fitted in; the combination is made in their
-        intersection.
+    mask_img : nibabel image
+        Where runs are combined: :func:`intersect_run_masks` of the runs' masks.
 
     Returns
     -------
     maps : dict of str to nibabel.Nifti1Image
         ``effect`` (mean effect), ``variance`` (mean variance / n_runs), ``stat`` (t,
         or F for multi-row effects), ``z`` and ``p`` (one-sided, from z), as nilearn's
-        ``compute_fixed_effects`` (not precision weighted), and ``mask``.
+        ``compute_fixed_effects`` (not precision weighted).
     """
     n_runs = len(effect_files)
-    if not n_runs or not len(variance_files) == len(dofs) == len(mask_files) == n_runs:
-        raise InputError(f"fixed effects: expected one effect, variance, dof and mask per run, "
-                         f"got {n_runs}, {len(variance_files)}, {len(dofs)}, {len(mask_files)}")
-    mask = intersect_masks(list(mask_files), threshold=1, connected=False)
+    if not n_runs or not len(variance_files) == len(dofs) == n_runs:
+        raise InputError(f"fixed effects: expected one effect, variance and dof per run, "
+                         f"got {n_runs}, {len(variance_files)}, {len(dofs)}")
     effect, variance, stat, z_map = compute_fixed_effects(
-        list(effect_files), list(variance_files), mask=mask, precision_weighted=False,
+        list(effect_files), list(variance_files), mask=mask_img, precision_weighted=False,
         dofs=list(dofs),
     )
-    inside = np.asanyarray(mask.dataobj) > 0
+    inside = np.asanyarray(mask_img.dataobj) > 0
     p_values = np.zeros(inside.shape)
     p_values[inside] = norm.sf(z_map.get_fdata()[inside])
     return {"effect": effect, "variance": variance, "stat": stat, "z": z_map,
-            "p": nb.Nifti1Image(p_values, mask.affine), "mask": mask}
+            "p": nb.Nifti1Image(p_values, mask_img.affine)}
 
 
 def mean_of_images(files) -> nb.Nifti1Image:
