@@ -331,7 +331,7 @@ def main(argv=None) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
-    from .core.derivatives import PENDING_DIR, commit_outputs
+    from .core.derivatives import PENDING_DIR, PROVENANCE_FILE, commit_outputs
     from .execution import GRAPH_PLUGINS, run_workflow
     from .provenance import build_provenance, write_provenance
 
@@ -372,7 +372,7 @@ def main(argv=None) -> int:
         print(f"\nFinished in {finished - started:.1f} s ({ran} node(s) run, "
               f"{len(records) - ran} cached)")
     print(f"Report: {reports[-1]}")
-    print(f"Provenance: {Path(output_dir) / 'provenance.json'}")
+    print(f"Provenance: {Path(output_dir) / PROVENANCE_FILE}")
     print_results(runs, output_dir)
     return 0
 

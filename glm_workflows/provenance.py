@@ -5,15 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .core.derivatives import software_versions
-
-PROVENANCE_FILE = "provenance.json"
+from .core.derivatives import PROVENANCE_FILE, software_versions
 
 
 def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
@@ -80,14 +77,11 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
 
 
 def write_provenance(output_dir: str | os.PathLike, record: dict) -> Path:
-    """Write ``<output_dir>/provenance.json`` atomically (temporary file, then rename)."""
+    """Write ``<output_dir>/provenance.json``.
+
+    The command line writes it into its staging folder, which moves it into place with
+    the other outputs (atomically) only when the run succeeded.
+    """
     target = Path(output_dir) / PROVENANCE_FILE
-    handle, temporary = tempfile.mkstemp(prefix=".provenance-", dir=output_dir)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(record, stream, indent=2, default=str)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    target.write_text(json.dumps(record, indent=2, default=str))
     return target

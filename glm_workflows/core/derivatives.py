@@ -111,6 +111,9 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
 #: Folder inside the output directory where a command-line run stages its outputs.
 PENDING_DIR = ".glm-workflows-pending"
 
+#: The run's provenance record, at the root of the output directory.
+PROVENANCE_FILE = "provenance.json"
+
 
 def commit_outputs(pending: str | os.PathLike, out_dir: str | os.PathLike) -> list[str]:
     """Move every file staged under ``pending`` to the same place under ``out_dir``.

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .derivatives import check_label
+from .derivatives import PROVENANCE_FILE, check_label
 from .errors import InputError
 
 #: How each ``HeightControl`` of a thresholded-map sidecar is described.
@@ -214,7 +214,7 @@ def read_provenance(output_dir) -> dict | None:
     An unreadable record gives a dict holding only the key ``"Error"``, so the report
     says why the section is empty instead of failing.
     """
-    path = Path(output_dir) / "provenance.json"
+    path = Path(output_dir) / PROVENANCE_FILE
     if not path.is_file():
         return None
     try:
