@@ -161,16 +161,17 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         ar1 = bin_ar1(ar1_coefficients(series, X))
     else:
         ar1 = np.zeros(series.shape[1])
-    betas, dispersion, noise_bins = _fit_per_noise_bin(series, X, ar1)
+    betas, dispersion, noise_bins, order = _fit_per_noise_bin(series, X, ar1)
     del series
-    to_mask_order = storage_to_mask_order(mask)
+    storage_order = storage_to_mask_order(mask)
+    grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
     eps = np.abs(X).sum() * np.finfo(np.float64).eps
     return FittedGLM(
         mask=mask,
         affine=img.affine,
-        betas=np.take(betas, to_mask_order, axis=1),
-        dispersion=dispersion[to_mask_order],
-        ar1=ar1[to_mask_order],
+        betas=np.take(betas, grouped_order, axis=1),
+        dispersion=dispersion[grouped_order],
+        ar1=ar1[storage_order],
         noise_bins=noise_bins,
         df_residuals=float(X.shape[0] - np.linalg.matrix_rank(X, eps)),
         columns=[str(c) for c in design.columns],
@@ -248,7 +249,8 @@ def _fit_per_noise_bin(series, X, ar1):
     """Whitened least squares, one model per distinct AR(1) value, voxels in chunks.
 
     Voxels are regrouped by AR(1) value (one copy of ``series``) so that each model
-    reads contiguous columns; results come back in the original voxel order.
+    reads contiguous columns. Returns betas and dispersion in that grouped order, the
+    noise bins, and ``order``: the ``series`` column of each grouped voxel.
     """
     n_scans, n_voxels = series.shape
     values, inverse = np.unique(ar1, return_inverse=True)
@@ -271,8 +273,7 @@ def _fit_per_noise_bin(series, X, ar1):
             dispersion[voxels] = np.einsum("ij,ij->j", wY, wY)
     del grouped
     dispersion /= n_scans - X.shape[1]
-    restore = np.argsort(order)
-    return np.take(betas, restore, axis=1), dispersion[restore], noise_bins
+    return betas, dispersion, noise_bins, order
 
 
 def _chunks(n: int):
