@@ -229,7 +229,7 @@ def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict,
             continue
         session = subject_session(subject_runs)
         ffx_wf = init_fixed_effects_wf(
-            n_runs=len(subject_runs), output_dir=str(output_dir), subject=subject,
+            output_dir=str(output_dir), subject=subject,
             task=subject_runs[0].task, session=session,
             run_labels=[bids_prefix(r.subject, r.task, r.session, r.run) for r in subject_runs],
             name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",

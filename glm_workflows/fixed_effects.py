@@ -25,7 +25,6 @@ FFX_INPUTS = {
 
 def init_fixed_effects_wf(
     *,
-    n_runs: int,
     run_labels,
     output_dir: str,
     subject: str,
@@ -43,17 +42,16 @@ def init_fixed_effects_wf(
     """Build the workflow combining a subject's runs, contrast by contrast.
 
     Workflow graph: one ``merge_<field>`` node per run output (inputs ``in1`` ...
-    ``in<n_runs>``, connected by :func:`connect_runs`) -> ffx (nilearn's
+    ``in<number of runs>``, connected by :func:`connect_runs`) -> ffx (nilearn's
     ``compute_fixed_effects`` for every contrast) -> threshold and table (MapNodes
     over contrasts, the same interfaces as the run level) -> sink, which writes the
     subject's maps under ``sub-<subject>[_ses-<session>]_task-<task>``.
 
     Parameters
     ----------
-    n_runs : int
-        Number of runs combined (at least 2).
     run_labels : list of str
-        The runs' BIDS prefixes, recorded in the contrast sidecars.
+        The BIDS prefixes of the runs combined (at least 2), in the order
+        :func:`connect_runs` connects them; recorded in the contrast sidecars.
     output_dir, subject, task, session
         Derivatives root and BIDS entities of the subject-level outputs.
     height_control, alpha, threshold, cluster_threshold, two_sided, table_min_cluster_size
@@ -74,9 +72,9 @@ def init_fixed_effects_wf(
     out_files
         The files written under ``output_dir``.
     """
-    if n_runs < 2 or len(run_labels) != n_runs:
-        raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs and one label each, "
-                         f"got n_runs={n_runs}, run_labels={run_labels}")
+    n_runs = len(run_labels)
+    if n_runs < 2:
+        raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs, got {run_labels}")
     workflow = pe.Workflow(name=name)
     merges = {field: pe.Node(Merge(n_runs, no_flatten=True), name=f"merge_{field}",
                              run_without_submitting=True)  # list plumbing: no job of its own
