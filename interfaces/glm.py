@@ -31,6 +31,8 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
                      desc="brain mask; default: the mask nilearn's FirstLevelModel computes")
     noise_model = traits.Enum("ar1", "ols", usedefault=True,
                               desc="temporal noise model: 'ar1' (default) or 'ols'")
+    run_name = traits.Str(desc="how warnings and errors name the run (e.g. its BIDS prefix; "
+                               "default: the bold file)")
     num_threads = traits.Int(1, usedefault=True,
                              desc="BLAS threads (give the node the same n_procs)")
 
@@ -42,8 +44,14 @@ class _FitGLMOutputSpec(TraitedSpec):
     mask_file = File(exists=True, desc="the mask the model was fitted in")
     model_sidecar = File(
         exists=True,
-        desc="JSON: noise model, design columns, degrees of freedom, and per AR(1) bin "
-             "the normalized covariance of the estimates",
+        desc="JSON: noise model, design columns, degrees of freedom, counts of voxels and "
+             "volumes with non-finite samples, and per AR(1) bin the normalized covariance "
+             "of the estimates",
+    )
+    warnings = traits.List(
+        traits.Str,
+        desc="one line per problem in the data that did not stop the fit (e.g. non-finite "
+             "samples, set to 0 as nilearn does); empty for a clean run",
     )
 
 
@@ -60,11 +68,12 @@ class FitGLM(SimpleInterface):
                 load_design_matrix(self.inputs.design_file),
                 mask_img=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None,
                 noise_model=self.inputs.noise_model,
+                run_name=self.inputs.run_name if isdefined(self.inputs.run_name) else None,
             )
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(
             betas=paths["betas"], dispersion=paths["dispersion"], ar1=paths["ar1"],
-            mask_file=paths["mask"], model_sidecar=paths["sidecar"],
+            mask_file=paths["mask"], model_sidecar=paths["sidecar"], warnings=fit.warnings,
         )
         return runtime
 

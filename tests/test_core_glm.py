@@ -1,14 +1,19 @@
 """The vectorized fit and the persisted estimates reproduce nilearn (no Nipype)."""
 
+import json
+import re
 import warnings
 
 import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from nilearn.exceptions import MaskWarning
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.glm.first_level.first_level import _yule_walker, run_glm
 from nilearn.glm.regression import ARModel
+from nilearn.masking import compute_epi_mask
+from scipy import ndimage
 
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.errors import InputError
@@ -152,3 +157,135 @@ def test_flat_residuals_get_rho_zero(random_series):
     system is singular there and it fails; these voxels get rho 0 (OLS)."""
     _, design = random_series
     np.testing.assert_array_equal(ar1_coefficients(np.zeros((120, 10)), design), 0)
+
+
+def _nilearn_model(bold, spm_events, noise_model="ar1"):
+    """FirstLevelModel with the settings of the ``nilearn_seed_model`` fixture, on a file."""
+    model = FirstLevelModel(t_r=7, noise_model=noise_model, standardize=False,
+                            hrf_model="spm", drift_model="cosine", high_pass=1 / 160)
+    return model.fit(str(bold), events=pd.read_csv(spm_events, sep="\t"))
+
+
+@pytest.fixture(scope="module")
+def inner_voxels(nilearn_seed_model):
+    """Three voxels deep inside nilearn's mask of the seed run (4 voxels from its edge)."""
+    mask = nilearn_seed_model.masker_.mask_img_.get_fdata() > 0
+    inner = np.argwhere(ndimage.binary_erosion(mask, iterations=4))
+    return [tuple(inner[len(inner) * k // 4]) for k in (1, 2, 3)]
+
+
+def _damage(data, kind, voxels):
+    """Put non-finite samples into (a float copy of) the seed run's data, in place."""
+    first, second, _ = voxels
+    if kind == "nan":
+        data[first + (10,)] = np.nan
+    elif kind == "inf":
+        data[first + (10,)] = np.inf
+        data[second + (60,)] = -np.inf
+    else:  # NaN in five volumes of one voxel, and in every volume of a background corner
+        data[first + (slice(5, 40, 7),)] = np.nan
+        data[0, 0, 0] = np.nan
+    return data
+
+
+#: voxels of the brain and volumes that :func:`_damage` makes non-finite
+DAMAGED = {"nan": (1, 1), "inf": (2, 2), "nan_volumes": (1, 5)}
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+@pytest.mark.parametrize("kind", list(DAMAGED))
+def test_non_finite_samples_equal_nilearn(tmp_path, seed_bold, seed_design, spm_events,
+                                          inner_voxels, kind, noise_model):
+    """NaN/Inf samples of a float run are set to 0, as nilearn's masker sets them: the t
+    and F maps from the files equal FirstLevelModel's on the same file, and one warning
+    line (and the sidecar) gives how many voxels of the mask and volumes held them."""
+    data = _damage(np.asarray(seed_bold.dataobj, dtype=np.float32), kind, inner_voxels)
+    bold = tmp_path / "bold.nii"
+    nb.Nifti1Image(data, seed_bold.affine).to_filename(bold)
+    model = _nilearn_model(bold, spm_events, noise_model)
+    mask = model.masker_.mask_img_.get_fdata() > 0
+    non_finite = ~np.isfinite(data[mask])  # (voxels of nilearn's mask, volumes)
+    counts = (int(non_finite.any(axis=1).sum()), int(non_finite.any(axis=0).sum()))
+    assert counts == DAMAGED[kind]  # the damage lies in the fitted voxels
+
+    fitted = fit_glm(str(bold), seed_design, noise_model=noise_model)
+    paths = save_fitted_glm(fitted, tmp_path)
+    fit = load_fitted_glm(**paths)
+    np.testing.assert_array_equal(fit.mask, mask)
+    _assert_same_contrasts(fit, model, list(seed_design.columns))
+    assert fitted.warnings == [
+        f"{bold}: {counts[0]} voxel(s) of the mask in {counts[1]} volume(s) had non-finite "
+        "samples (NaN/Inf); set to 0, as nilearn does"]
+    sidecar = json.loads(open(paths["sidecar"]).read())
+    assert (sidecar["NonFiniteVoxels"], sidecar["NonFiniteVolumes"]) == counts
+    assert (fit.non_finite_voxels, fit.non_finite_volumes) == counts
+
+
+def test_finite_runs_have_no_warning(persisted_ar1, seed_bold, seed_design):
+    """An int16 run (never checked) and the same run as float32 (checked) warn of nothing."""
+    assert (persisted_ar1.non_finite_voxels, persisted_ar1.non_finite_volumes) == (0, 0)
+    as_float = nb.Nifti1Image(np.asarray(seed_bold.dataobj, dtype=np.float32), seed_bold.affine)
+    assert fit_glm(as_float, seed_design, noise_model="ols").warnings == []
+
+
+@pytest.mark.filterwarnings("ignore:Mean values of 0 observed:UserWarning",
+                            "ignore:divide by zero:RuntimeWarning")  # nilearn, at the 0 voxel
+def test_a_few_constant_voxels_are_fitted_as_nilearn_fits_them(tmp_path, seed_bold, seed_design,
+                                                               spm_events, inner_voxels):
+    """Voxels constant over time inside a good mask are no error; their maps equal nilearn's
+    (z is 0 where the scaled series is exactly 0, at 1 and 500; at 0, scaled to -100, both
+    fit the same rounding noise)."""
+    data = np.asarray(seed_bold.dataobj).copy()
+    for voxel, value in zip(inner_voxels, (0, 1, 500), strict=True):
+        data[voxel] = value
+    bold = tmp_path / "bold.nii"
+    nb.Nifti1Image(data, seed_bold.affine).to_filename(bold)
+    model = _nilearn_model(bold, spm_events)
+    fit = fit_glm(str(bold), seed_design)
+    np.testing.assert_array_equal(fit.mask, model.masker_.mask_img_.get_fdata() > 0)
+    assert all(fit.mask[voxel] for voxel in inner_voxels)
+    assert fit.warnings == []
+    _assert_same_contrasts(fit, model, list(seed_design.columns))
+
+
+def _degenerate_data(kind, data):
+    if kind == "zeros":
+        return np.zeros_like(data)
+    if kind == "constant":  # the first volume, repeated
+        return np.repeat(data[..., :1], data.shape[3], axis=3)
+    return np.full(data.shape, np.nan, dtype=np.float32)
+
+
+@pytest.mark.parametrize("kind", ["zeros", "constant", "nan"])
+def test_run_without_temporal_variance_is_refused(tmp_path, seed_bold, seed_design, kind):
+    """An all-zero run, a run of one repeated volume and an all-NaN run (zeros once set to
+    0) are refused before fitting, in one line naming the file and the size of the mask
+    nilearn computes (nilearn itself fits rounding noise, or fails in its AR(1) solve)."""
+    bold = tmp_path / "bold.nii"
+    nb.Nifti1Image(_degenerate_data(kind, np.asarray(seed_bold.dataobj)),
+                   seed_bold.affine).to_filename(bold)
+    n_voxels = int(compute_epi_mask(str(bold)).get_fdata().sum())
+    detail = rf" \({n_voxels} held non-finite samples, set to 0\)" if kind == "nan" else ""
+    with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: none of the {n_voxels} "
+                                         rf"voxels in the mask varies over time{detail}; "):
+        fit_glm(str(bold), seed_design)
+
+
+@pytest.mark.parametrize("crop, nilearn_fails", [
+    (np.s_[:, :, 30:33], lambda: pytest.warns(MaskWarning, match="empty mask")),
+    (np.s_[30:31, 30:31, 30:31], lambda: pytest.raises(ValueError, match="argmax")),
+], ids=["three_slices", "one_voxel"])
+def test_empty_brain_mask_is_refused(tmp_path, seed_bold, seed_design, crop, nilearn_fails):
+    """nilearn's EPI mask of a thin slab is empty (it warns) and of one voxel fails
+    (ValueError); either becomes one line naming the run, and nilearn's warning does not
+    leak."""
+    bold = tmp_path / "bold.nii"
+    seed_bold.slicer[crop].to_filename(bold)
+    with nilearn_fails():
+        compute_epi_mask(str(bold))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: the brain mask is "
+                                             r"empty \(nilearn's EPI mask finds no brain"):
+            fit_glm(str(bold), seed_design)
+    assert not [w for w in caught if issubclass(w.category, MaskWarning)]

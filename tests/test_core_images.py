@@ -38,6 +38,26 @@ def test_mean_image_matches_nilearn(seed_bold):
     np.testing.assert_allclose(ours, mean_img(seed_bold, copy_header=True).get_fdata(), rtol=1e-6)
 
 
+def test_mean_image_counts_non_finite_samples_as_zero(seed_bold):
+    """NaN and +/-Inf samples count as 0, as nilearn's maskers read them (nilearn's own
+    mean_img would give NaN/Inf there): the mean equals mean_img of the run after
+    nilearn's ensure_finite_data; a 3D image gets 0 at its non-finite voxels."""
+    from nilearn._utils.niimg import ensure_finite_data
+
+    data = np.asarray(seed_bold.slicer[20:40, 20:40, 20:40].dataobj, dtype=np.float32)
+    data[5, 5, 5, 10] = np.nan
+    data[6, 5, 5] = np.inf
+    data[7, 5, 5, 3] = -np.inf
+    data[8, 5, 5, 3:5] = [np.inf, -np.inf]
+    ours = mean_image(nb.Nifti1Image(data, seed_bold.affine)).get_fdata()
+    assert np.isfinite(ours).all()
+    zeroed = ensure_finite_data(data.copy(), raise_warning=False)
+    expected = mean_img(nb.Nifti1Image(zeroed, seed_bold.affine), copy_header=True).get_fdata()
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    volume = mean_image(nb.Nifti1Image(data[..., 10], seed_bold.affine)).get_fdata()
+    np.testing.assert_array_equal(volume, zeroed[..., 10])
+
+
 def test_shape_mismatch_names_file(tmp_path, spm_scans):
     """A scan of another shape is refused, naming it."""
     odd = tmp_path / "odd.nii.gz"

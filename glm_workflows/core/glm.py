@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nb
@@ -28,6 +28,7 @@ from .images import (
     load_series,
     masked_series,
     storage_to_mask_order,
+    zero_non_finite,
 )
 
 NOISE_MODELS = ("ols", "ar1")
@@ -74,6 +75,11 @@ class FittedGLM:
         Design-matrix column names.
     noise_model : str
         ``'ols'`` or ``'ar1'``.
+    non_finite_voxels, non_finite_volumes : int
+        How many voxels of the mask, and volumes, held non-finite samples (NaN, Inf),
+        which were fitted as 0, as nilearn does.
+    warnings : list of str
+        One line per problem found in the data that did not stop the fit.
     """
 
     mask: np.ndarray
@@ -85,6 +91,9 @@ class FittedGLM:
     df_residuals: float
     columns: list
     noise_model: str
+    non_finite_voxels: int = 0
+    non_finite_volumes: int = 0
+    warnings: list = field(default_factory=list)
 
     def bin_members(self):
         """Yield ``(normalized_cov, voxel_index)`` for each noise bin."""
@@ -112,7 +121,7 @@ class FittedGLM:
 
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
-            noise_model: str = "ar1") -> FittedGLM:
+            noise_model: str = "ar1", run_name: str | None = None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -133,10 +142,20 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         computes (nilearn's EPI mask of the run).
     noise_model : {'ar1', 'ols'}
         Temporal noise model.
+    run_name : str or None
+        How warnings and errors name the run (default: the image's file name).
 
     Returns
     -------
     fit : FittedGLM
+        Its ``warnings`` say how many voxels and volumes held non-finite samples
+        (NaN, Inf) in a float run; nilearn's masker sets them to 0, and so does the fit.
+
+    Raises
+    ------
+    InputError
+        Naming the run, before fitting, if the brain mask is empty or if none of the
+        voxels in the mask varies over time (nothing but rounding noise to fit).
     """
     if noise_model not in NOISE_MODELS:
         raise InputError(f"noise_model: expected one of {', '.join(NOISE_MODELS)}, "
@@ -150,10 +169,14 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             if isinstance(mask_img, (str, os.PathLike)) else mask_img
         mask = check_mask_grid(mask_img, img)
     data, img = load_series(img)
+    name = run_name or img.get_filename() or "image"
     if mask_img is None:
-        mask = compute_brain_mask(nb.Nifti1Image(data, img.affine))
+        mask = compute_brain_mask(nb.Nifti1Image(data, img.affine), name)
     series = masked_series(data, mask)
+    # integer samples are all finite: only a float run is checked
+    non_finite = zero_non_finite(series) if data.dtype.kind == "f" else (0, 0)
     del data
+    check_varies_over_time(series, name, non_finite[0])
     scale_to_percent(series)
 
     X = design.to_numpy(dtype=np.float64)
@@ -176,7 +199,48 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         df_residuals=float(X.shape[0] - np.linalg.matrix_rank(X, eps)),
         columns=[str(c) for c in design.columns],
         noise_model=noise_model,
+        non_finite_voxels=non_finite[0],
+        non_finite_volumes=non_finite[1],
+        warnings=non_finite_warnings(name, *non_finite),
     )
+
+
+def non_finite_warnings(name: str, n_voxels: int, n_volumes: int) -> list[str]:
+    """The warning line for a run with non-finite samples; none for a finite run."""
+    if not n_voxels:
+        return []
+    return [f"{name}: {n_voxels} voxel(s) of the mask in {n_volumes} volume(s) had "
+            "non-finite samples (NaN/Inf); set to 0, as nilearn does"]
+
+
+def check_varies_over_time(series: np.ndarray, name: str, n_non_finite: int = 0) -> None:
+    """Refuse a run none of whose masked voxels varies over time.
+
+    A voxel varies if its raw series is not exactly equal to its first sample; the
+    chunks are compared until one varying voxel is found, so a real run costs one
+    chunk. A few constant voxels are fitted, as nilearn fits them.
+
+    Parameters
+    ----------
+    series : ndarray, shape (n_scans, n_voxels)
+        Raw masked series, non-finite samples already set to 0.
+    name : str
+        The run's file, for the message.
+    n_non_finite : int
+        How many of the voxels held non-finite samples, said in the message.
+
+    Raises
+    ------
+    InputError
+        Naming the run, if every voxel's series is constant (an all-zero run, say).
+    """
+    for chunk in _chunks(series.shape[1]):
+        block = series[:, chunk]
+        if (block[1:] != block[0]).any():
+            return
+    detail = f" ({n_non_finite} held non-finite samples, set to 0)" if n_non_finite else ""
+    raise InputError(f"{name}: none of the {series.shape[1]} voxels in the mask varies "
+                     f"over time{detail}; there is nothing to fit")
 
 
 def scale_to_percent(series: np.ndarray) -> np.ndarray:
@@ -300,6 +364,8 @@ def save_fitted_glm(fit: FittedGLM, out_dir: str | os.PathLike) -> dict:
         "NoiseModel": fit.noise_model,
         "DesignColumns": fit.columns,
         "DegreesOfFreedom": fit.df_residuals,
+        "NonFiniteVoxels": fit.non_finite_voxels,
+        "NonFiniteVolumes": fit.non_finite_volumes,
         "NoiseBins": [
             {"AR1": None if np.isnan(value) else value, "NormalizedCovariance": cov.tolist()}
             for value, cov in fit.noise_bins
@@ -337,6 +403,8 @@ def load_fitted_glm(*, betas, dispersion, ar1, mask, sidecar) -> FittedGLM:
         df_residuals=meta["DegreesOfFreedom"],
         columns=meta["DesignColumns"],
         noise_model=meta["NoiseModel"],
+        non_finite_voxels=meta.get("NonFiniteVoxels", 0),  # absent from older sidecars
+        non_finite_volumes=meta.get("NonFiniteVolumes", 0),
     )
 
 

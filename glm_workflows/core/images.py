@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+from nilearn.exceptions import MaskWarning
 from nilearn.masking import compute_epi_mask
 
 from .errors import InputError, one_line
@@ -116,11 +118,21 @@ def concatenate_images(paths) -> nb.Nifti1Image:
 
 
 def mean_image(img: nb.spatialimages.SpatialImage) -> nb.Nifti1Image:
-    """Mean over time of a 4D image (a 3D image is returned as float32 unchanged)."""
+    """Mean over time of a 4D image (a 3D image is returned as float32 unchanged).
+
+    Non-finite samples (NaN, Inf) count as 0, as nilearn's maskers read them, so they
+    leave no hole in the image. Only the voxels whose plain mean is not finite are
+    averaged again, so a finite run is read once.
+    """
     data = np.asanyarray(img.dataobj)
-    if data.ndim == 4:
-        data = data.mean(axis=3, dtype=np.float64)
-    return nb.Nifti1Image(data.astype(np.float32), img.affine)
+    samples = data if data.ndim == 4 else data[..., np.newaxis]
+    with np.errstate(invalid="ignore"):  # +Inf and -Inf in one voxel: NaN, replaced below
+        mean = samples.mean(axis=3, dtype=np.float64)
+    non_finite = ~np.isfinite(mean)
+    if non_finite.any():
+        mean[non_finite] = np.nan_to_num(samples[non_finite], nan=0, posinf=0,
+                                         neginf=0).mean(axis=1)
+    return nb.Nifti1Image(mean.astype(np.float32), img.affine)
 
 
 TIME_UNITS_IN_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
@@ -173,23 +185,43 @@ def load_series(path_or_img) -> tuple[np.ndarray, nb.spatialimages.SpatialImage]
     return _read_data(img, name), img
 
 
-def compute_brain_mask(img: nb.spatialimages.SpatialImage) -> np.ndarray:
+def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") -> np.ndarray:
     """The brain mask nilearn's ``FirstLevelModel`` computes for a single run.
 
     ``FirstLevelModel`` fits ``MultiNiftiMasker(mask_strategy='epi')`` on its runs, which
     for one run is nilearn's :func:`~nilearn.masking.compute_epi_mask` of that run
     (intersecting a single mask changes nothing); called here so the mask is the same.
+    Non-finite samples are handled by nilearn (a voxel's non-finite mean counts as 0).
 
     Parameters
     ----------
     img : nibabel image
         4D run (in memory, so its data are read only once).
+    name : str
+        The run's file, for the error message.
 
     Returns
     -------
     mask : ndarray of bool, shape (x, y, z)
+
+    Raises
+    ------
+    InputError
+        If the mask is empty: nilearn then warns (``MaskWarning``) or, on a run of a few
+        voxels, fails to find its intensity cut-off (``ValueError``).
     """
-    return np.asanyarray(compute_epi_mask(img).dataobj).astype(bool)
+    try:
+        # an empty mask is refused below, in one line; a NaN mean (+Inf and -Inf samples
+        # in one voxel) is counted as 0 by nilearn
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", MaskWarning)
+            mask = np.asanyarray(compute_epi_mask(img).dataobj).astype(bool)
+    except ValueError:
+        mask = np.zeros(img.shape[:3], dtype=bool)
+    if not mask.any():
+        raise InputError(f"{name}: the brain mask is empty (nilearn's EPI mask finds no "
+                         "brain voxel in the run)")
+    return mask
 
 
 def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
@@ -236,6 +268,29 @@ def masked_series(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     for scan in range(n_scans):  # a view of each volume when data are in NIfTI order
         series[scan] = np.take(data[..., scan].ravel(order="F"), index)
     return series
+
+
+def zero_non_finite(series: np.ndarray) -> tuple[int, int]:
+    """Set the non-finite samples (NaN, Inf) of masked series to 0, in place.
+
+    As nilearn's maskers do: ``nilearn.masking.apply_mask_fmri`` passes
+    ``ensure_finite=True`` to ``nilearn.image.smooth_array``, whose
+    ``nilearn._utils.niimg.ensure_finite_data`` sets them to 0 without a warning.
+
+    Parameters
+    ----------
+    series : ndarray of floats, shape (n_scans, n_voxels)
+
+    Returns
+    -------
+    n_voxels, n_volumes : int
+        How many voxels (columns) and volumes (rows) held a non-finite sample.
+    """
+    non_finite = ~np.isfinite(series)
+    if not non_finite.any():
+        return 0, 0
+    series[non_finite] = 0
+    return int(non_finite.any(axis=0).sum()), int(non_finite.any(axis=1).sum())
 
 
 def storage_to_mask_order(mask: np.ndarray) -> np.ndarray:
