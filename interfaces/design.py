@@ -16,9 +16,7 @@ from nipype.interfaces.base import (
 from glm_workflows.core.design import (
     DRIFT_MODELS,
     HRF_MODELS,
-    make_design_matrix,
-    read_confounds,
-    read_events,
+    first_level_design,
     save_design_matrix,
 )
 from glm_workflows.core.figures import plot_design, plot_design_correlation
@@ -50,24 +48,27 @@ class _DesignMatrixOutputSpec(TraitedSpec):
 
 
 class DesignMatrix(SimpleInterface):
-    """First-level design matrix from an events file, as TSV and figure."""
+    """First-level design matrix from an events file, as TSV and figure.
+
+    Built and checked by :func:`glm_workflows.core.design.first_level_design`, the
+    function the command line validates runs with, so a run that validated gives
+    this node the same design.
+    """
 
     input_spec = _DesignMatrixInputSpec
     output_spec = _DesignMatrixOutputSpec
 
     def _run_interface(self, runtime):
         n_scans = nb.load(self.inputs.bold_file).shape[3]
-        events = read_events(self.inputs.events_file, n_scans, self.inputs.t_r)
-        confounds = (read_confounds(self.inputs.confounds_file, n_scans)
-                     if isdefined(self.inputs.confounds_file) else None)
-        design = make_design_matrix(
-            events, n_scans, self.inputs.t_r,
+        design, _ = first_level_design(
+            self.inputs.events_file, n_scans, self.inputs.t_r,
+            confounds_file=self.inputs.confounds_file
+            if isdefined(self.inputs.confounds_file) else None,
             hrf_model=self.inputs.hrf_model,
             drift_model=self.inputs.drift_model,
             high_pass=self.inputs.high_pass,
             drift_order=self.inputs.drift_order,
             slice_time_ref=self.inputs.slice_time_ref,
-            confounds=confounds,
         )
         self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
         self._results["design_figure"] = os.path.join(runtime.cwd, "design.png")

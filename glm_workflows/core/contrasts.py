@@ -1,15 +1,21 @@
 """Contrast definitions: safe parsing of expressions and weight vectors.
 
 Expressions such as ``"active - rest"`` or ``"0.5*audio + 0.5*visual - rest"`` are
-parsed with :mod:`ast` and walked node by node; nothing the user typed is ever
-executed. Only numbers, design-column names, ``+ - * /`` and parentheses are
-allowed, and the result must be linear in the columns.
+split into their terms at the top-level ``+`` and ``-`` (so sums of any length are
+fine), each term is parsed with :mod:`ast` and walked node by node; nothing the user
+typed is ever executed. Only numbers, design-column names, ``+ - * /`` and
+parentheses are allowed, and the result must be linear in the columns.
+
+A contrast row is estimable when it lies in the row space of the design matrix
+(``c @ pinv(X) @ X == c``), at the tolerance ``numpy.linalg.matrix_rank`` uses.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 
 import numpy as np
 
@@ -30,6 +36,12 @@ def check_contrast_name(name: str) -> str:
 
 def _available(columns) -> str:
     return f"available columns: {', '.join(columns)}"
+
+
+def _shown(expression, limit: int = 80) -> str:
+    """``repr`` of an expression for a message, shortened if longer than ``limit``."""
+    text = repr(expression)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...({len(text)} characters)"
 
 
 def expression_to_vector(expression, columns) -> np.ndarray:
@@ -69,22 +81,79 @@ def expression_to_vector(expression, columns) -> np.ndarray:
         numbers = re.findall(_NUMBER, text)
         return _check_length(np.array([float(n) for n in numbers]), columns, text)
     try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        raise InputError(f"contrast {expression!r}: not a valid expression; use column names, "
-                         f"numbers and + - * / ( ); {_available(columns)}") from None
-    weights, constant = _linear(tree.body, columns, expression)
+        terms = [(sign, ast.parse(term, mode="eval").body) for sign, term in _split_sum(text)]
+        weights, constant = _sum(terms, columns, expression)
+    except (SyntaxError, tokenize.TokenError):
+        raise InputError(f"contrast {_shown(expression)}: not a valid expression; use column "
+                         f"names, numbers and + - * / ( ); {_available(columns)}") from None
+    except (RecursionError, MemoryError):
+        raise InputError(f"contrast {_shown(expression)}: too deeply nested to parse; write "
+                         "it with fewer parentheses or signs in a row") from None
     if weights is None or constant:
-        raise InputError(f"contrast {expression!r}: must be a linear combination of design "
-                         f"columns without a constant term; {_available(columns)}")
+        raise InputError(f"contrast {_shown(expression)}: must be a linear combination of "
+                         f"design columns without a constant term; {_available(columns)}")
     return weights + 0.0  # no negative zeros
 
 
 def _check_length(weights, columns, text) -> np.ndarray:
     if weights.size != len(columns):
-        raise InputError(f"contrast {text}: {weights.size} weights for {len(columns)} design "
-                         f"columns; {_available(columns)}")
+        raise InputError(f"contrast {_shown(text)}: {weights.size} weights for {len(columns)} "
+                         f"design columns; {_available(columns)}")
     return weights
+
+
+_SKIPPED_TOKENS = (tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER)
+
+
+def _split_sum(text: str) -> list[tuple[float, str]]:
+    """Split ``text`` at its top-level binary ``+`` and ``-``, without recursion.
+
+    A sign is binary when it follows a name, a number or a closing bracket; inside
+    brackets nothing is split. Each term is returned as text, to be parsed alone.
+
+    Returns
+    -------
+    terms : list of (sign, text)
+        ``sign`` is 1.0 or -1.0; ``text`` may be empty (then it does not parse).
+    """
+    terms, sign, current, depth, previous = [], 1.0, [], 0, None
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type in _SKIPPED_TOKENS:
+            continue
+        if token.type == tokenize.OP:
+            depth += (token.string in ("(", "[", "{")) - (token.string in (")", "]", "}"))
+        binary = previous is not None and (previous.type in (tokenize.NAME, tokenize.NUMBER)
+                                           or previous.string in (")", "]", "}"))
+        if depth == 0 and token.type == tokenize.OP and token.string in ("+", "-") and binary:
+            terms.append((sign, " ".join(current)))
+            sign, current = (1.0 if token.string == "+" else -1.0), []
+        else:
+            current.append(token.string)
+        previous = token
+    terms.append((sign, " ".join(current)))
+    return terms
+
+
+def _sum_operands(node) -> list[tuple[float, ast.AST]]:
+    """The operands of a chain of ``+``/``-`` with their signs, walked without recursion."""
+    operands = []
+    while isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        operands.append((1.0 if isinstance(node.op, ast.Add) else -1.0, node.right))
+        node = node.left
+    operands.append((1.0, node))
+    return operands[::-1]
+
+
+def _sum(signed_nodes, columns, expression):
+    """(weights or None, constant) of a signed sum of nodes, term after term."""
+    weights, constant = None, 0.0
+    for sign, node in signed_nodes:
+        term_weights, term_constant = _linear(node, columns, expression)
+        constant += sign * term_constant
+        if term_weights is not None:
+            weights = (sign * term_weights if weights is None
+                       else weights + sign * term_weights)
+    return weights, constant
 
 
 def _linear(node, columns, expression):
@@ -94,7 +163,7 @@ def _linear(node, columns, expression):
         return None, float(node.value)
     if isinstance(node, ast.Name):
         if node.id not in columns:
-            raise InputError(f"contrast {expression!r}: unknown column '{node.id}'; "
+            raise InputError(f"contrast {_shown(expression)}: unknown column '{node.id}'; "
                              f"{_available(columns)}")
         weights = np.zeros(len(columns))
         weights[columns.index(node.id)] = 1.0
@@ -104,15 +173,7 @@ def _linear(node, columns, expression):
         sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
         return (None if weights is None else sign * weights), sign * constant
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        left_w, left_c = _linear(node.left, columns, expression)
-        right_w, right_c = _linear(node.right, columns, expression)
-        sign = 1.0 if isinstance(node.op, ast.Add) else -1.0
-        zeros = np.zeros(len(columns))
-        if left_w is None and right_w is None:
-            return None, left_c + sign * right_c
-        weights = (zeros if left_w is None else left_w) + sign * (zeros if right_w is None
-                                                                   else right_w)
-        return weights, left_c + sign * right_c
+        return _sum(_sum_operands(node), columns, expression)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
         left_w, left_c = _linear(node.left, columns, expression)
         right_w, right_c = _linear(node.right, columns, expression)
@@ -123,10 +184,10 @@ def _linear(node, columns, expression):
                 return left_w * right_c, left_c * right_c
         elif right_w is None and right_c != 0:
             return (None if left_w is None else left_w / right_c), left_c / right_c
-        raise InputError(f"contrast {expression!r}: not linear in the design columns "
+        raise InputError(f"contrast {_shown(expression)}: not linear in the design columns "
                          "(columns may be scaled by numbers only)")
-    raise InputError(f"contrast {expression!r}: only column names, numbers and + - * / ( ) "
-                     f"are allowed; {_available(columns)}")
+    raise InputError(f"contrast {_shown(expression)}: only column names, numbers and "
+                     f"+ - * / ( ) are allowed; {_available(columns)}")
 
 
 def contrast_matrix(rows, columns, stat_type: str = "t") -> np.ndarray:
@@ -154,8 +215,135 @@ def contrast_matrix(rows, columns, stat_type: str = "t") -> np.ndarray:
         raise InputError(f"t contrast: expected one expression, got {len(rows)}")
     matrix = np.vstack([expression_to_vector(row, columns) for row in rows])
     if not np.any(matrix):
-        raise InputError(f"contrast {rows}: all weights are zero")
+        raise InputError(f"contrast {_shown(rows)}: all weights are zero")
+    rank = np.linalg.matrix_rank(matrix)
+    if rank < len(rows):
+        raise InputError(f"contrast {_shown(rows)}: its {len(rows)} rows are linearly "
+                         f"dependent (rank {rank}); an F contrast needs independent rows")
     return matrix
+
+
+def rank_tolerance(values) -> float:
+    """The tolerance of :func:`numpy.linalg.matrix_rank`: ``S.max() * max(M, N) * eps``."""
+    values = np.asarray(values, dtype=np.float64)
+    if not values.size:
+        return 0.0
+    return float(np.linalg.svd(values, compute_uv=False).max() * max(values.shape)
+                 * np.finfo(np.float64).eps)
+
+
+def non_estimable_part(weights, values) -> np.ndarray:
+    """The part of a contrast row outside the row space of a design matrix.
+
+    ``weights - weights @ pinv(X) @ X``, computed as the projection of ``weights``
+    on the null space of ``X`` (right singular vectors whose singular value is at
+    most :func:`rank_tolerance`, as ``matrix_rank`` counts them).
+
+    Parameters
+    ----------
+    weights : array-like, shape (n_columns,)
+    values : array-like, shape (n_scans, n_columns)
+        The design matrix ``X``.
+
+    Returns
+    -------
+    part : ndarray, shape (n_columns,)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n_scans, n_columns = values.shape
+    # all n_columns right singular vectors, without the n_scans x n_scans left ones
+    _, singular, right = np.linalg.svd(values, full_matrices=n_scans < n_columns)
+    kept = np.zeros(n_columns, dtype=bool)
+    kept[:singular.size] = singular > singular.max() * max(values.shape) * np.finfo(float).eps
+    null = right[~kept]
+    return (np.asarray(weights, dtype=np.float64) @ null.T) @ null
+
+
+def _row_tolerance(weights, values) -> float:
+    """``|weights| * max(M, N) * eps``: how far from the row space counts as in it."""
+    return float(np.linalg.norm(weights) * max(np.shape(values)) * np.finfo(np.float64).eps)
+
+
+def is_estimable(weights, values) -> bool:
+    """Whether a contrast row lies in the row space of the design matrix ``values``.
+
+    The row is estimable when :func:`non_estimable_part` is at most
+    ``|weights| * max(M, N) * eps``; for a row scaled to the design's largest
+    singular value, that is (up to the tolerance's ``M + 1`` rows) when
+    ``matrix_rank`` of ``values`` stacked on the row equals that of ``values``.
+    """
+    part = non_estimable_part(weights, values)
+    return bool(np.linalg.norm(part) <= _row_tolerance(weights, values))
+
+
+def _zero_columns(names) -> str:
+    if len(names) == 1:
+        return f"column '{names[0]}' is zero in every scan"
+    return f"columns {', '.join(names)} are zero in every scan"
+
+
+def estimability_problem(weights, design) -> str | None:
+    """Why a contrast row cannot be estimated with ``design``, or None if it can.
+
+    Parameters
+    ----------
+    weights : array-like, shape (n_columns,)
+    design : pandas.DataFrame
+        The design matrix, with named columns.
+
+    Returns
+    -------
+    problem : str or None
+        ``"column 'x' is zero in every scan"`` when a weighted column is
+        numerically zero (norm at most :func:`rank_tolerance`), else, if the row
+        is not estimable, ``"columns a, b are linearly dependent"`` naming the
+        columns of its non-estimable part (entries above rounding noise: at least
+        ``sqrt(eps)`` times the largest).
+    """
+    values = design.to_numpy(dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    columns = np.asarray([str(c) for c in design.columns])
+    zero = (np.linalg.norm(values, axis=0) <= rank_tolerance(values)) & (weights != 0)
+    if zero.any():
+        return _zero_columns(columns[zero])
+    if is_estimable(weights, values):
+        return None
+    part = np.abs(non_estimable_part(weights, values))
+    # rounding noise in the part grows with near-collinearity elsewhere in the design
+    noise = max(_row_tolerance(weights, values), np.sqrt(np.finfo(np.float64).eps) * part.max())
+    involved = columns[part >= min(noise, part.max())]
+    if len(involved) == 1:  # a column just above the zero tolerance
+        return _zero_columns(involved)
+    return f"columns {', '.join(involved)} are linearly dependent"
+
+
+def check_contrasts(contrasts, design, source) -> None:
+    """Refuse a contrast that does not parse or cannot be estimated with ``design``.
+
+    Parameters
+    ----------
+    contrasts : sequence of (name, stat_type, rows)
+    design : pandas.DataFrame
+        The run's design matrix.
+    source : str
+        What the design was made from (the events file), for the message.
+
+    Raises
+    ------
+    InputError
+        ``contrast <name>: ...`` on the first problem.
+    """
+    columns = [str(c) for c in design.columns]
+    for name, stat_type, rows in contrasts:
+        try:
+            matrix = contrast_matrix(rows, columns, stat_type)
+        except InputError as exc:
+            raise InputError(f"contrast {name}: {exc}") from None
+        for weights in matrix:
+            problem = estimability_problem(weights, design)
+            if problem:
+                raise InputError(f"contrast {name}: not estimable: {problem} "
+                                 f"(design of {source})")
 
 
 def parse_contrast_option(text: str, stat_type: str):

@@ -1,19 +1,41 @@
-"""Events, confounds and the first-level design matrix (nilearn underneath)."""
+"""Events, confounds and the first-level design matrix (nilearn underneath).
+
+:func:`first_level_design` is the one way from a run's files to its checked design:
+the command line validates runs with it and the DesignMatrix node builds with it.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from .errors import InputError
+from .contrasts import check_contrasts, estimability_problem
+from .errors import InputError, one_line
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
-HRF_MODELS = ("spm", "spm + derivative", "spm + derivative + dispersion",
-              "glover", "glover + derivative", "glover + derivative + dispersion", "fir")
+
+
+class EventsWarning(UserWarning):
+    """A note about a run's events that changes nothing but the design (e.g. events
+    dropped after the last frame); its message names the events file."""
+
+#: The design columns nilearn makes of a condition, per HRF model: the condition's
+#: name followed by each suffix (FIR: one delay, the default ``fir_delays=[0]``).
+HRF_COLUMN_SUFFIXES = {
+    "spm": ("",),
+    "spm + derivative": ("", "_derivative"),
+    "spm + derivative + dispersion": ("", "_derivative", "_dispersion"),
+    "glover": ("",),
+    "glover + derivative": ("", "_derivative"),
+    "glover + derivative + dispersion": ("", "_derivative", "_dispersion"),
+    "fir": ("_delay_0",),
+}
+HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
 DRIFT_MODELS = ("cosine", "polynomial", "none")
 
 
@@ -28,8 +50,13 @@ def check_repetition_time(t_r, source="TR") -> float:
     return value
 
 
-def read_events(path: str | os.PathLike, n_scans: int, t_r: float) -> pd.DataFrame:
-    """Read and check a BIDS events.tsv file.
+def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
+                slice_time_ref: float = 0.0) -> pd.DataFrame:
+    """Read and check a BIDS events.tsv file; drop the events after the last frame.
+
+    Events that start after the last frame (``frame_times[-1] = (n_scans - 1 +
+    slice_time_ref) * t_r``) cannot shape the design; they are dropped with one
+    :class:`EventsWarning` saying how many.
 
     Parameters
     ----------
@@ -40,6 +67,8 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float) -> pd.DataFra
         Number of scans in the run.
     t_r : float
         Repetition time in seconds.
+    slice_time_ref : float
+        Time of the reference slice, as a fraction of the TR.
 
     Returns
     -------
@@ -49,8 +78,8 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float) -> pd.DataFra
     Raises
     ------
     InputError
-        Naming the file and the missing column, non-numeric value, empty table or
-        onset beyond the end of the run.
+        Naming the file and the missing column, a value that is not a finite number,
+        an empty table, or a condition left without events (all after the last frame).
     """
     path = Path(path)
     if not path.exists():
@@ -71,10 +100,11 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float) -> pd.DataFra
     numeric = ["onset", "duration"] + (["modulation"] if "modulation" in events else [])
     for col in numeric:
         values = pd.to_numeric(events[col], errors="coerce")
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2
-            raise InputError(f"{path}: column '{col}' line {row}: expected a number, "
-                             f"got {events[col].iloc[row - 2]!r}")
+        finite = np.isfinite(values.to_numpy(dtype=np.float64))
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0]) + 2
+            raise InputError(f"{path}: column '{col}' line {row}: expected a finite number, "
+                             f"got {_shown_value(events[col].iloc[row - 2])}")
         events[col] = values.astype(float)
     if events["trial_type"].isna().any():
         row = int(np.flatnonzero(events["trial_type"].isna().to_numpy())[0]) + 2
@@ -82,15 +112,32 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float) -> pd.DataFra
     events["trial_type"] = events["trial_type"].astype(str)
     if (events["duration"] < 0).any():
         raise InputError(f"{path}: column 'duration': durations must be >= 0")
-    run_end = n_scans * t_r
-    late = events["onset"] >= run_end
-    if late.any():
-        onset = events.loc[late, "onset"].iloc[0]
-        raise InputError(
-            f"{path}: onset {onset:g} s is beyond the end of the run "
-            f"({n_scans} scans x TR {t_r:g} s = {run_end:g} s)"
-        )
+    events = _drop_late_events(events, path, frame_times(n_scans, t_r, slice_time_ref)[-1])
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
+
+
+def _shown_value(value) -> str:
+    """A table cell for a message: text quoted, a missing value as ``n/a``."""
+    if isinstance(value, str):
+        return repr(value)
+    return "n/a" if pd.isna(value) else str(float(value))
+
+
+def _drop_late_events(events: pd.DataFrame, path: Path, last_frame: float) -> pd.DataFrame:
+    """The events that start by ``last_frame``; a warning if some do not."""
+    late = events["onset"].to_numpy() > last_frame
+    if not late.any():
+        return events
+    absent = sorted(set(events["trial_type"]) - set(events.loc[~late, "trial_type"]))
+    if absent:
+        names = ", ".join(f"'{name}'" for name in absent)
+        raise InputError(
+            f"{path}: condition{'s' * (len(absent) > 1)} {names} "
+            f"ha{'ve' if len(absent) > 1 else 's'} no event before the last frame "
+            f"({last_frame:g} s): a condition absent from a run is not supported yet")
+    warnings.warn(f"{path}: {int(late.sum())} event(s) start after the last frame "
+                  f"({last_frame:g} s) and are dropped", EventsWarning, stacklevel=3)
+    return events[~late].reset_index(drop=True)
 
 
 def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
@@ -104,10 +151,14 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
         raise InputError(f"{path}: not a readable tab-separated confounds file ({exc})") from None
     if len(confounds) != n_scans:
         raise InputError(f"{path}: {len(confounds)} rows, expected one per scan ({n_scans})")
-    bad = [c for c in confounds if not pd.api.types.is_numeric_dtype(confounds[c])
-           or confounds[c].isna().any()]
+    bad = [str(c) for c in confounds if not pd.api.types.is_numeric_dtype(confounds[c])]
     if bad:
         raise InputError(f"{path}: column(s) {', '.join(bad)} must be numeric without n/a")
+    values = confounds.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        row, col = np.argwhere(~np.isfinite(values))[0]
+        raise InputError(f"{path}: column '{confounds.columns[col]}' line {row + 2}: expected "
+                         f"a finite number, got {_shown_value(values[row, col])}")
     return confounds.astype(float)
 
 
@@ -116,6 +167,38 @@ def frame_times(n_scans: int, t_r: float, slice_time_ref: float = 0.0) -> np.nda
     start = slice_time_ref * t_r
     end = (n_scans - 1 + slice_time_ref) * t_r
     return np.linspace(start, end, n_scans)
+
+
+def check_model_settings(n_scans: int, t_r, *, hrf_model: str, drift_model: str,
+                         high_pass: float, drift_order: int, slice_time_ref: float) -> float:
+    """Refuse model settings nilearn would reject, ignore or fail on; return the TR.
+
+    The high-pass cut-off is checked for cosine drifts only (the other drift
+    models ignore it), the order for any drift model (it must be >= 0) and, with
+    polynomial drifts, against the number of scans.
+
+    Raises
+    ------
+    InputError
+        Naming the setting and its allowed range.
+    """
+    t_r = check_repetition_time(t_r)
+    if hrf_model not in HRF_MODELS:
+        raise InputError(f"hrf_model: expected one of {', '.join(HRF_MODELS)}, got {hrf_model!r}")
+    if drift_model not in DRIFT_MODELS:
+        raise InputError(f"drift_model: expected one of {', '.join(DRIFT_MODELS)}, "
+                         f"got {drift_model!r}")
+    if not 0 <= slice_time_ref <= 1:
+        raise InputError(f"slice_time_ref: expected a number in [0, 1], got {slice_time_ref!r}")
+    if drift_model == "cosine" and not 0 < high_pass < 1 / (2 * t_r):
+        raise InputError(f"high_pass: expected a frequency between 0 and the Nyquist "
+                         f"frequency {1 / (2 * t_r):g} Hz, got {high_pass!r}")
+    if drift_order < 0:
+        raise InputError(f"drift_order: expected an order >= 0, got {drift_order!r}")
+    if drift_model == "polynomial" and drift_order >= n_scans:
+        raise InputError(f"drift_order: expected at most {n_scans - 1} for a run of {n_scans} "
+                         f"scans, got {drift_order!r}")
+    return t_r
 
 
 def make_design_matrix(
@@ -134,24 +217,18 @@ def make_design_matrix(
 
     A thin layer over :func:`nilearn.glm.first_level.make_first_level_design_matrix`,
     with the frame times FirstLevelModel uses, so the result equals the design
-    nilearn would build inside ``FirstLevelModel.fit``.
+    nilearn would build inside ``FirstLevelModel.fit``. The settings are checked
+    with :func:`check_model_settings`; the design itself is not (see
+    :func:`first_level_design`).
 
     Returns
     -------
     design : pandas.DataFrame
         Shape ``(n_scans, n_regressors)``, indexed by frame time in seconds.
     """
-    t_r = check_repetition_time(t_r)
-    if hrf_model not in HRF_MODELS:
-        raise InputError(f"hrf_model: expected one of {', '.join(HRF_MODELS)}, got {hrf_model!r}")
-    if drift_model not in DRIFT_MODELS:
-        raise InputError(f"drift_model: expected one of {', '.join(DRIFT_MODELS)}, "
-                         f"got {drift_model!r}")
-    if not 0 <= slice_time_ref <= 1:
-        raise InputError(f"slice_time_ref: expected a number in [0, 1], got {slice_time_ref!r}")
-    if drift_model == "cosine" and not 0 < high_pass < 1 / (2 * t_r):
-        raise InputError(f"high_pass: expected a frequency between 0 and the Nyquist "
-                         f"frequency {1 / (2 * t_r):g} Hz, got {high_pass!r}")
+    t_r = check_model_settings(n_scans, t_r, hrf_model=hrf_model, drift_model=drift_model,
+                               high_pass=high_pass, drift_order=drift_order,
+                               slice_time_ref=slice_time_ref)
     return make_first_level_design_matrix(
         frame_times(n_scans, t_r, slice_time_ref),
         events,
@@ -162,6 +239,143 @@ def make_design_matrix(
         add_regs=None if confounds is None else confounds.to_numpy(),
         add_reg_names=None if confounds is None else list(confounds.columns),
     )
+
+
+def first_level_design(
+    events_file: str | os.PathLike,
+    n_scans: int,
+    t_r: float,
+    *,
+    confounds_file: str | os.PathLike | None = None,
+    hrf_model: str = "spm",
+    drift_model: str = "cosine",
+    high_pass: float = 0.01,
+    drift_order: int = 1,
+    slice_time_ref: float = 0.0,
+    contrasts=(),
+) -> tuple[pd.DataFrame, list[str]]:
+    """The checked design matrix of one run, from its files, and the warnings about it.
+
+    Checks, in this order: the model settings (:func:`check_model_settings`); the
+    events (:func:`read_events`: events after the last frame are dropped, a
+    condition left without events is refused) and confounds
+    (:func:`read_confounds`); that no two regressors would share a name (a
+    condition, a confound column, a drift or the constant); that the run has more
+    scans than regressors; then, on the design nilearn builds, that each contrast
+    parses and is estimable and that each condition's regressors are estimable
+    (not zero, not linearly dependent on other columns). Confounds and drifts may be
+    collinear with each other (the fit's pseudo-inverse copes), but a contrast
+    weighting them must be estimable.
+
+    Parameters
+    ----------
+    events_file : str or PathLike
+        The run's events.tsv.
+    n_scans : int
+        Number of scans of the run.
+    t_r : float
+        Repetition time (s).
+    confounds_file : str or PathLike or None
+        Optional confounds TSV, one row per scan.
+    hrf_model, drift_model, high_pass, drift_order, slice_time_ref
+        As :func:`make_design_matrix`.
+    contrasts : sequence of (name, stat_type, rows)
+        Checked against the design before the conditions are, so that a problem a
+        contrast meets is reported under the contrast's name.
+
+    Returns
+    -------
+    design : pandas.DataFrame
+        Exactly :func:`make_design_matrix` of the kept events.
+    warnings : list of str
+        One line each, once, naming the events file: events dropped after the last
+        frame, and what nilearn warned about while building (but a singular design,
+        which is checked instead).
+
+    Raises
+    ------
+    InputError
+        One line naming the file, setting or contrast, on the first problem.
+    """
+    settings = dict(hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
+                    drift_order=drift_order, slice_time_ref=slice_time_ref)
+    t_r = check_model_settings(n_scans, t_r, **settings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # nilearn's note of a singular design: checked below instead
+        warnings.filterwarnings("ignore", "Matrix is singular at working precision")
+        warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
+        events = read_events(events_file, n_scans, t_r, slice_time_ref)
+        confounds = read_confounds(confounds_file, n_scans) if confounds_file else None
+        conditions = _condition_columns(events, hrf_model)
+        drifts = _drift_columns(n_scans, t_r, drift_model, high_pass, drift_order,
+                                slice_time_ref)
+        columns = _check_column_names(conditions, confounds, drifts, events_file=events_file,
+                                      confounds_file=confounds_file)
+        if n_scans <= len(columns):
+            raise InputError(
+                f"{events_file}: the run has {n_scans} scans for {len(columns)} regressors: "
+                "no residual degrees of freedom (a run needs more scans than regressors)")
+        design = make_design_matrix(events, n_scans, t_r, confounds=confounds, **settings)
+    check_contrasts(contrasts, design, events_file)
+    _check_conditions(design, conditions, events_file)
+    return design, list(dict.fromkeys(_warning_line(w, events_file) for w in caught))
+
+
+def _warning_line(caught_warning, events_file) -> str:
+    """One line for a warning raised while building a design, naming the events file."""
+    message = one_line(caught_warning.message)
+    return message if issubclass(caught_warning.category, EventsWarning) \
+        else f"{events_file}: {message}"
+
+
+def _check_conditions(design: pd.DataFrame, conditions: list, events_file) -> None:
+    """Refuse a condition whose regressor is zero or linearly dependent on other columns."""
+    for column, condition in conditions:
+        problem = estimability_problem(design.columns == column, design)
+        if problem:
+            raise InputError(f"{events_file}: condition '{condition}' cannot be estimated: "
+                             f"{problem}")
+
+
+def _condition_columns(events: pd.DataFrame, hrf_model: str) -> list[tuple[str, str]]:
+    """(design column name, condition) of every regressor the events give."""
+    return [(f"{condition}{suffix}", condition)
+            for condition in np.unique(events["trial_type"])
+            for suffix in HRF_COLUMN_SUFFIXES[hrf_model]]
+
+
+def _drift_columns(n_scans: int, t_r: float, drift_model: str, high_pass: float,
+                   drift_order: int, slice_time_ref: float) -> list[str]:
+    """Names of the drift regressors and the constant nilearn adds to a design."""
+    if n_scans < 2:  # no drift fits one frame; such a run has no residual dof anyway
+        return ["constant"]
+    drifts = make_first_level_design_matrix(
+        frame_times(n_scans, t_r, slice_time_ref), None,
+        drift_model=None if drift_model == "none" else drift_model,
+        high_pass=high_pass, drift_order=drift_order)
+    return list(drifts.columns)
+
+
+def _check_column_names(conditions: list, confounds, drifts, *, events_file,
+                        confounds_file) -> list[str]:
+    """All design column names; refuse one that two regressors would share."""
+    origins: dict = {}
+    for column, condition in conditions:
+        origins.setdefault(column, []).append((events_file, f"condition '{condition}'"))
+    for column in [] if confounds is None else map(str, confounds.columns):
+        origins.setdefault(column, []).append((confounds_file, f"confound column '{column}'"))
+    for column in drifts:
+        origins.setdefault(column, []).append(
+            (None, "the constant" if column == "constant" else "the drift model"))
+    for column, sources in origins.items():
+        if len(sources) > 1:
+            (first_file, first), (second_file, second) = sources[:2]
+            where = f" of {second_file}" if second_file and second_file != first_file else ""
+            rename = f"{first} or {second}" if second_file else first
+            raise InputError(f"{first_file}: design column '{column}' would come from both "
+                             f"{first} and {second}{where}; rename {rename}")
+    return list(origins)
 
 
 def save_design_matrix(design: pd.DataFrame, path: str | os.PathLike) -> None:
