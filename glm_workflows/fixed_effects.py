@@ -100,8 +100,8 @@ def init_fixed_effects_wf(
         + [
             (ffx, threshold_node, [("z_maps", "z_map"), ("contrast_names", "title"),
                                    ("mask_file", "mask_file"), ("mean_file", "bg_file")]),
-            (ffx, table, [("z_maps", "z_map")]),
-            (threshold_node, table, [("threshold", "stat_threshold")]),
+            (threshold_node, table, [("thresholded_map", "z_map"),
+                                     ("threshold", "stat_threshold")]),
             (ffx, sink, [("mean_file", "mean_file"), ("mask_file", "mask_file"),
                          ("contrast_names", "contrast_names"), ("stat_types", "stat_types"),
                          ("effect_maps", "effect_maps"), ("variance_maps", "variance_maps"),

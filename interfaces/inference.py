@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -13,7 +14,12 @@ from nipype.interfaces.base import (
 )
 
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
-from glm_workflows.core.inference import HEIGHT_CONTROLS, cluster_table, threshold_map
+from glm_workflows.core.inference import (
+    HEIGHT_CONTROLS,
+    cluster_table,
+    has_surviving_voxels,
+    threshold_map,
+)
 
 
 class _ThresholdMapInputSpec(BaseInterfaceInputSpec):
@@ -33,12 +39,14 @@ class _ThresholdMapInputSpec(BaseInterfaceInputSpec):
 
 
 class _ThresholdMapOutputSpec(TraitedSpec):
-    thresholded_map = File(exists=True, desc="z map with sub-threshold voxels set to 0")
-    threshold = traits.Float(desc="the z threshold used")
-    threshold_json = File(exists=True, desc="JSON: threshold value and every setting")
+    thresholded_map = File(exists=True, desc="z map with sub-threshold voxels set to 0 "
+                                             "(all zeros when nothing survives)")
+    threshold = traits.Float(desc="the z threshold used (inf when fdr finds no discovery)")
+    threshold_json = File(exists=True, desc="JSON: threshold value (null if not finite), "
+                                            "every setting and NoSurvivingVoxels")
     figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean")
     ortho_figure = File(exists=True, desc="PNG: orthogonal cuts through the map's peak "
-                                          "over the mean")
+                                          "(the mask's centre if none) over the mean")
 
 
 class ThresholdMap(SimpleInterface):
@@ -62,26 +70,45 @@ class ThresholdMap(SimpleInterface):
             ("thresholded_map", "thresholded.nii.gz"), ("threshold_json", "threshold.json"),
             ("figure", "thresholded.png"), ("ortho_figure", "thresholded_ortho.png"))}
         thresholded.to_filename(out["thresholded_map"])
+        survives = has_surviving_voxels(thresholded)
         settings = {
             "HeightControl": inputs.height_control,
             "Alpha": inputs.alpha if inputs.height_control != "none" else None,
-            "Threshold": z_threshold,
+            "Threshold": z_threshold if np.isfinite(z_threshold) else None,
             "ClusterThreshold": inputs.cluster_threshold,
             "TwoSided": inputs.two_sided,
+            "NoSurvivingVoxels": not survives,
         }
         with open(out["threshold_json"], "w") as handle:
-            json.dump(settings, handle, indent=2)
+            json.dump(settings, handle, indent=2, allow_nan=False)
         background = inputs.bg_file if isdefined(inputs.bg_file) else None
-        title = f"{inputs.title} ({inputs.height_control}, z > {z_threshold:.2f})".strip()
-        plot_thresholded_map(thresholded, background, z_threshold, title, out["figure"])
-        plot_orthogonal_view(thresholded, background, z_threshold, title, out["ortho_figure"])
+        mask = inputs.mask_file if isdefined(inputs.mask_file) else None
+        title = _figure_title(inputs.title, inputs.height_control, z_threshold, survives)
+        plot_thresholded_map(thresholded, background, z_threshold, title, out["figure"],
+                             centre_img=mask)
+        plot_orthogonal_view(thresholded, background, z_threshold, title, out["ortho_figure"],
+                             centre_img=mask)
         self._results.update(out, threshold=z_threshold)
         return runtime
 
 
+def _figure_title(name: str, height_control: str, z_threshold: float, survives: bool) -> str:
+    """E.g. ``"c (fdr, z > 2.93)"``, ``"c (fdr: no voxel survives)"`` when fdr found no
+    discovery, ``"c (bonferroni, z > 7.41: no voxel survives)"``."""
+    how = height_control
+    if np.isfinite(z_threshold):
+        how += f", z > {z_threshold:.2f}"
+    if not survives:
+        how += ": no voxel survives"
+    return f"{name} ({how})".strip()
+
+
 class _ClusterTableInputSpec(BaseInterfaceInputSpec):
-    z_map = File(exists=True, mandatory=True, desc="3D z map (unthresholded)")
-    stat_threshold = traits.Float(mandatory=True, desc="height threshold (z)")
+    z_map = File(exists=True, mandatory=True,
+                 desc="3D z map: ThresholdMap's thresholded map, so that the table lists the "
+                      "clusters that survived its cluster extent")
+    stat_threshold = traits.Float(mandatory=True,
+                                  desc="height threshold (z); inf gives a table without rows")
     min_cluster_size = traits.Int(20, usedefault=True,
                                   desc="clusters smaller than this many voxels are left out")
     two_sided = traits.Bool(False, usedefault=True, desc="report negative clusters too")

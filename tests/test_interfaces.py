@@ -111,7 +111,7 @@ def test_threshold_and_table_interfaces(small_run, tmp_path):
     assert threshold.outputs.threshold == 3.0
     settings = json.loads(open(threshold.outputs.threshold_json).read())
     assert settings == {"HeightControl": "none", "Alpha": None, "Threshold": 3.0,
-                        "ClusterThreshold": 0, "TwoSided": False}
+                        "ClusterThreshold": 0, "TwoSided": False, "NoSurvivingVoxels": False}
     table = interfaces.ClusterTable(z_map=contrast.outputs.z, stat_threshold=3.0,
                                     min_cluster_size=0).run(cwd=_cwd(tmp_path / "k"))
     frame = pd.read_csv(table.outputs.table, sep="\t")
@@ -126,3 +126,30 @@ def test_fit_glm_defaults_to_ar1():
     from interfaces import FitGLM
 
     assert FitGLM().inputs.noise_model == "ar1"
+
+
+def test_fit_glm_warns_of_non_finite_samples(small_run, tmp_path):
+    """FitGLM's ``warnings`` output: empty for the int16 crop; for the crop as float32 with
+    NaN in three volumes of one voxel of nilearn's mask, one line with the counts, which
+    model.json records too."""
+    import json
+
+    from nilearn.masking import compute_epi_mask
+
+    folder, clean = small_run
+    assert clean.warnings == []
+    img = nb.load(folder / "bold.nii.gz")
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    mask = nb.load(clean.mask_file).get_fdata() > 0
+    voxel = tuple(np.argwhere(mask)[mask.sum() // 2])
+    data[voxel + (slice(10, 13),)] = np.nan
+    bold = tmp_path / "bold.nii.gz"
+    nb.Nifti1Image(data, img.affine).to_filename(bold)
+    assert compute_epi_mask(str(bold)).get_fdata()[voxel] > 0  # nilearn fits the voxel
+    result = interfaces.FitGLM(bold_file=str(bold), design_file=str(folder / "design.tsv"),
+                               noise_model="ols").run(cwd=_cwd(tmp_path / "fit"))
+    assert result.outputs.warnings == [
+        f"{bold}: 1 voxel(s) of the mask in 3 volume(s) had non-finite samples (NaN/Inf); "
+        "set to 0, as nilearn does"]
+    sidecar = json.loads(open(result.outputs.model_sidecar).read())
+    assert (sidecar["NonFiniteVoxels"], sidecar["NonFiniteVolumes"]) == (1, 3)

@@ -102,8 +102,9 @@ def derivatives(tmp_path_factory, data_dir):
 
 @pytest.fixture(scope="module")
 def report(derivatives, data_dir):
-    """The subject page and the index, with a provenance record beside the results."""
-    (derivatives / "provenance.json").write_text(json.dumps(fake_provenance(data_dir)))
+    """The subject page and the index, with a provenance record in the subject's folder."""
+    (derivatives / "sub-01" / "provenance.json").write_text(
+        json.dumps(fake_provenance(data_dir)))
     page = write_subject_report(derivatives, "01")
     index = write_index(derivatives, ["01"])
     return page, index
@@ -180,6 +181,7 @@ def test_report_without_provenance_is_deterministic(derivatives, tmp_path):
     """No provenance.json: no such section, and two writes give the same bytes."""
     folder = tmp_path / "out"
     shutil.copytree(derivatives / "sub-01", folder / "sub-01")
+    (folder / "sub-01" / "provenance.json").unlink()
     first = write_subject_report(folder, "01").read_bytes()
     second = write_subject_report(folder, "01").read_bytes()
     assert first == second
@@ -325,3 +327,63 @@ def test_report_in_headless_chromium(report, browser, tmp_path):
     assert browser.current_url == page.as_uri()
     assert browser.execute_script("return document.getElementById(arguments[0]) !== null;",
                                   TABLE_ID)
+
+
+# --- no voxel survives ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("settings, by_extent, expected", [
+    ({"HeightControl": "fdr", "Alpha": 1e-30, "Threshold": None, "ClusterThreshold": 10,
+      "TwoSided": False, "NoSurvivingVoxels": True}, False, "no voxel survives FDR q < 1e-30"),
+    ({"HeightControl": "bonferroni", "Alpha": 1e-10, "Threshold": 7.4, "ClusterThreshold": 10,
+      "TwoSided": False, "NoSurvivingVoxels": True}, False,
+     "no voxel survives Bonferroni-corrected p < 1e-10"),
+    ({"HeightControl": "fdr", "Alpha": 0.05, "Threshold": 2.93, "ClusterThreshold": 1000,
+      "TwoSided": False, "NoSurvivingVoxels": True}, True,
+     "no voxel survives FDR q < 0.05 with clusters ≥ 1000 voxels"),
+    ({"HeightControl": "none", "Alpha": None, "Threshold": 12.0, "ClusterThreshold": 0,
+      "TwoSided": True, "NoSurvivingVoxels": True}, False,
+     "no voxel survives fixed threshold |z| > 12.00"),
+])
+def test_describe_no_survivors(settings, by_extent, expected):
+    from glm_workflows.core.report import describe_no_survivors
+
+    assert describe_no_survivors(settings, by_extent) == expected
+
+
+def test_describe_threshold_without_finite_threshold():
+    """fdr without discovery is recorded as a null threshold with NoSurvivingVoxels."""
+    settings = {"HeightControl": "fdr", "Alpha": 1e-30, "Threshold": None,
+                "ClusterThreshold": 10, "TwoSided": False, "NoSurvivingVoxels": True}
+    assert describe_threshold(settings) == ("FDR q < 1e-30 → no voxel can pass, "
+                                            "clusters ≥ 10 voxels, one-sided")
+
+
+def test_report_says_nothing_survives_instead_of_the_table(tmp_path):
+    """An empty result shows why nothing survives (the extent only when voxels passed the
+    height threshold in the z map) and no table; a contrast with survivors keeps its table."""
+    import nibabel as nb
+    import numpy as np
+
+    folder = tmp_path / "sub-03"
+    folder.mkdir()
+    prefix = "sub-03_task-x"
+    z = np.zeros((8, 8, 8))
+    z[2:4, 2:4, 2] = 4.0  # 4 voxels above 3, fewer than the extent of 50
+    for name, height, empty in (("extent", 3.0, True), ("height", 5.0, True),
+                                ("kept", 3.0, False)):
+        base = folder / f"{prefix}_contrast-{name}"
+        Path(f"{base}_statmap.json").write_text(json.dumps({"StatisticType": "t"}))
+        nb.Nifti1Image(z, np.eye(4)).to_filename(f"{base}_stat-z_statmap.nii.gz")
+        Path(f"{base}_stat-z_desc-thresholded_statmap.json").write_text(json.dumps(
+            {"HeightControl": "fpr", "Alpha": 0.001, "Threshold": height,
+             "ClusterThreshold": 50, "TwoSided": False, "NoSurvivingVoxels": empty}))
+        Path(f"{base}_clusters.tsv").write_text(
+            "Cluster ID\tX\tY\tZ\tPeak Stat\tCluster Size (mm3)\n"
+            + ("" if empty else "1\t2\t2\t2\t4.0\t4\n"))
+
+    page = write_subject_report(tmp_path, "03")
+    text = page.read_text(encoding="utf-8")
+    lines = re.findall(r'<p class="note no-survivors">(.*?)</p>', text)
+    assert lines == ["Result: no voxel survives uncorrected p &lt; 0.001 with clusters ≥ 50 "
+                     "voxels.", "Result: no voxel survives uncorrected p &lt; 0.001."]
+    assert set(parse(page).table_rows) == {f"clusters-{prefix}_contrast-kept"}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+
+import nibabel as nb
 import numpy as np
 import pandas as pd
 from nilearn.glm import threshold_stats_img
@@ -10,6 +14,9 @@ from nilearn.reporting import get_clusters_table
 from .errors import InputError
 
 HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
+
+#: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
+CLUSTER_COLUMNS = ("Cluster ID", "X", "Y", "Z", "Peak Stat", "Cluster Size (mm3)")
 
 
 def check_threshold_settings(height_control: str, alpha: float, threshold: float | None,
@@ -54,36 +61,73 @@ def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: f
     Returns
     -------
     thresholded : nibabel.Nifti1Image
-        The z map with sub-threshold voxels set to 0.
+        The z map with sub-threshold voxels set to 0; all zeros when nothing survives.
     z_threshold : float
-        The height threshold used.
+        The height threshold used; ``inf`` when fdr finds no discovery.
     """
     check_threshold_settings(height_control, alpha, threshold, cluster_threshold)
-    thresholded, z_threshold = threshold_stats_img(
-        z_img,
-        mask_img=mask_img,
-        alpha=alpha,
-        threshold=threshold if height_control == "none" else None,
-        height_control=None if height_control == "none" else height_control,
-        cluster_threshold=int(cluster_threshold),
-        two_sided=two_sided,
-    )
+    with warnings.catch_warnings():
+        # A threshold above the map's maximum is a result (nothing survives), not a problem.
+        warnings.filterwarnings("ignore", "The given float value must not exceed",
+                                UserWarning)
+        thresholded, z_threshold = threshold_stats_img(
+            z_img,
+            mask_img=mask_img,
+            alpha=alpha,
+            threshold=threshold if height_control == "none" else None,
+            height_control=None if height_control == "none" else height_control,
+            cluster_threshold=int(cluster_threshold),
+            two_sided=two_sided,
+        )
     return thresholded, float(z_threshold)
+
+
+def has_surviving_voxels(img) -> bool:
+    """Whether a thresholded map has a non-zero voxel.
+
+    Parameters
+    ----------
+    img : str or nibabel image
+        A thresholded map (sub-threshold voxels set to 0).
+
+    Returns
+    -------
+    survives : bool
+        False when the map is all zeros (NaN counts as zero).
+    """
+    img = nb.load(img) if isinstance(img, (str, os.PathLike)) else img
+    return bool(np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64)).any())
 
 
 def cluster_table(z_img, stat_threshold: float, *, min_cluster_size: int = 20,
                   two_sided: bool = False, min_distance: float = 8.0) -> pd.DataFrame:
     """Clusters and their peaks (sub-peaks 1a, 1b, ... at least ``min_distance`` mm apart).
 
+    Parameters
+    ----------
+    z_img : str or nibabel image
+        3D z map; given the map :func:`threshold_map` wrote, the table lists exactly the
+        clusters left in it (those of at least ``min_cluster_size`` voxels).
+    stat_threshold : float
+        Height threshold (z); ``inf`` (no voxel can pass) gives an empty table.
+    min_cluster_size : int
+        Clusters smaller than this many voxels are left out.
+    two_sided : bool
+        List negative clusters too.
+    min_distance : float
+        Smallest distance (mm) between the sub-peaks of a cluster.
+
     Returns
     -------
     table : pandas.DataFrame
-        Columns ``Cluster ID``, ``X``, ``Y``, ``Z`` (mm), ``Peak Stat``,
-        ``Cluster Size (mm3)`` as nilearn's :func:`~nilearn.reporting.get_clusters_table`;
-        sizes are given on the first row of each cluster only.
+        Columns :data:`CLUSTER_COLUMNS` as nilearn's
+        :func:`~nilearn.reporting.get_clusters_table`; sizes are given on the first row of
+        each cluster only. No row when nothing survives.
     """
-    if not np.isfinite(stat_threshold):
-        raise InputError(f"stat_threshold: expected a finite number, got {stat_threshold!r}")
+    if np.isnan(stat_threshold) or stat_threshold == -np.inf:
+        raise InputError(f"stat_threshold: expected a number or inf, got {stat_threshold!r}")
+    if stat_threshold == np.inf or not has_surviving_voxels(z_img):
+        return pd.DataFrame(columns=list(CLUSTER_COLUMNS))
     return get_clusters_table(z_img, stat_threshold=stat_threshold,
                               cluster_threshold=int(min_cluster_size), two_sided=two_sided,
                               min_distance=min_distance)

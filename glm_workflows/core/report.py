@@ -18,6 +18,7 @@ import re
 import secrets
 from pathlib import Path
 
+import nibabel as nb
 import numpy as np
 import pandas as pd
 
@@ -84,7 +85,8 @@ def write_subject_report(output_dir, subject) -> Path:
     Parameters
     ----------
     output_dir : str or PathLike
-        The derivatives root holding ``sub-<subject>/`` (and maybe ``provenance.json``).
+        The derivatives root holding ``sub-<subject>/`` (with, maybe, the subject's
+        ``provenance.json``).
     subject : str
         Subject label, with or without the ``sub-`` prefix.
 
@@ -104,7 +106,7 @@ def write_subject_report(output_dir, subject) -> Path:
     prefixes = find_prefixes(folder, subject)
     if not prefixes:
         raise InputError(f"{folder}: no first-level results of subject {subject} found")
-    provenance = read_provenance(output_dir)
+    provenance = read_provenance(folder)
 
     body = [f"<h1>sub-{_e(subject)} &mdash; first-level GLM report</h1>",
             _contents(folder, prefixes, provenance is not None),
@@ -184,37 +186,63 @@ def describe_threshold(settings: dict) -> str:
     Parameters
     ----------
     settings : dict
-        ``HeightControl``, ``Alpha``, ``Threshold``, ``ClusterThreshold``, ``TwoSided``.
+        ``HeightControl``, ``Alpha``, ``Threshold`` (null when no voxel can pass, with
+        ``NoSurvivingVoxels``), ``ClusterThreshold``, ``TwoSided``.
 
     Returns
     -------
     text : str
         E.g. ``"FDR q < 0.05 → z > 2.93, clusters ≥ 10 voxels, one-sided"``.
     """
-    control = str(settings.get("HeightControl", "none")).lower()
-    how = HEIGHT_CONTROL_LABELS.get(control, f"{control} {{alpha:g}}")
-    alpha = settings.get("Alpha")
-    how = how.format(alpha=alpha) if alpha is not None else how.split(" {")[0]
     two_sided = bool(settings.get("TwoSided", False))
     threshold = settings.get("Threshold")
     if threshold is None:
-        height = "threshold not recorded"
+        height = ("no voxel can pass" if settings.get("NoSurvivingVoxels")
+                  else "threshold not recorded")
     elif not np.isfinite(threshold):
         height = "no voxel can pass"
     else:
         height = f"{'|z|' if two_sided else 'z'} > {threshold:.2f}"
     clusters = int(settings.get("ClusterThreshold") or 0)
     extent = f"clusters ≥ {clusters} voxels" if clusters > 0 else "no cluster-size threshold"
-    return f"{how} → {height}, {extent}, {'two-sided' if two_sided else 'one-sided'}"
+    return (f"{_height_control(settings)} → {height}, {extent}, "
+            f"{'two-sided' if two_sided else 'one-sided'}")
 
 
-def read_provenance(output_dir) -> dict | None:
-    """The content of ``<output_dir>/provenance.json``; None if absent.
+def describe_no_survivors(settings: dict, by_extent: bool) -> str:
+    """The line shown instead of the cluster table when no voxel survives.
+
+    Parameters
+    ----------
+    settings : dict
+        The ``desc-thresholded`` sidecar (see :func:`describe_threshold`).
+    by_extent : bool
+        Whether voxels passed the height threshold and the cluster extent
+        (``ClusterThreshold``) removed them all.
+
+    Returns
+    -------
+    text : str
+        E.g. ``"no voxel survives FDR q < 0.05"``,
+        ``"no voxel survives FDR q < 0.05 with clusters ≥ 1000 voxels"`` or
+        ``"no voxel survives fixed threshold z > 12.00"``.
+    """
+    criterion = _height_control(settings)
+    threshold = settings.get("Threshold")
+    if str(settings.get("HeightControl", "none")).lower() == "none" and threshold is not None:
+        criterion += f" {'|z|' if settings.get('TwoSided') else 'z'} > {threshold:.2f}"
+    if by_extent:
+        criterion += f" with clusters ≥ {int(settings.get('ClusterThreshold') or 0)} voxels"
+    return f"no voxel survives {criterion}"
+
+
+def read_provenance(folder) -> dict | None:
+    """The content of ``<folder>/provenance.json`` (a subject's record); None if absent.
 
     An unreadable record gives a dict holding only the key ``"Error"``, so the report
     says why the section is empty instead of failing.
     """
-    path = Path(output_dir) / PROVENANCE_FILE
+    path = Path(folder) / PROVENANCE_FILE
     if not path.is_file():
         return None
     try:
@@ -333,9 +361,35 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
     figures.append(_file_figure(Path(f"{base}_stat-z_desc-thresholdedOrtho_statmap.png"),
                                 f"Thresholded z map, orthogonal view{where}"))
     parts.append("\n".join(figures))
-    parts.append(_cluster_table(table, _contrast_id(prefix, contrast)))
+    if settings is not None and settings.get("NoSurvivingVoxels"):
+        line = describe_no_survivors(settings, _removed_by_extent(base, settings))
+        parts.append(f'<p class="note no-survivors">Result: {_e(line)}.</p>')
+    else:
+        parts.append(_cluster_table(table, _contrast_id(prefix, contrast)))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _height_control(settings: dict) -> str:
+    """How the height threshold was chosen, e.g. ``"FDR q < 0.05"`` or ``"fixed threshold"``."""
+    control = str(settings.get("HeightControl", "none")).lower()
+    how = HEIGHT_CONTROL_LABELS.get(control, f"{control} {{alpha:g}}")
+    alpha = settings.get("Alpha")
+    return how.format(alpha=alpha) if alpha is not None else how.split(" {")[0]
+
+
+def _removed_by_extent(base: Path, settings: dict) -> bool:
+    """Whether some voxel of the z map ``<base>_stat-z_statmap.nii.gz`` passes the finite
+    height threshold, so that the cluster extent removed every voxel (assumed when the
+    map is missing)."""
+    threshold = settings.get("Threshold")
+    if threshold is None or not np.isfinite(threshold) or not settings.get("ClusterThreshold"):
+        return False
+    z_map = Path(f"{base}_stat-z_statmap.nii.gz")
+    if not z_map.exists():
+        return True
+    z = np.nan_to_num(np.asanyarray(nb.load(z_map).dataobj, dtype=np.float64))
+    return bool(((np.abs(z) if settings.get("TwoSided") else z) >= threshold).any())
 
 
 def _cluster_table(table, contrast_id: str) -> str:

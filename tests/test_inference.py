@@ -1,0 +1,137 @@
+"""Thresholds and cluster tables when nothing survives, and tables matching the maps."""
+
+import json
+import warnings
+
+import nibabel as nb
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.stats import norm
+
+import interfaces
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
+from glm_workflows.core.inference import (
+    CLUSTER_COLUMNS,
+    cluster_table,
+    has_surviving_voxels,
+    threshold_map,
+)
+
+AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory):
+    """A 24^3 z map of noise with two blobs (z = 6) of 30 and 8 voxels, its mask (a
+    central box) and a background; all as files."""
+    folder = tmp_path_factory.mktemp("maps")
+    z = np.random.default_rng(0).normal(size=(24, 24, 24)).clip(-2.5, 2.5)
+    z[4:7, 4:9, 4:6] = 6.0  # 30 voxels
+    z[15:17, 15:17, 15:17] = 6.0  # 8 voxels
+    mask = np.zeros(z.shape, np.uint8)
+    mask[2:22, 2:22, 2:22] = 1
+    z[mask == 0] = 0
+    paths = {name: str(folder / f"{name}.nii.gz") for name in ("z", "mask", "bg")}
+    nb.Nifti1Image(z, AFFINE).to_filename(paths["z"])
+    nb.Nifti1Image(mask, AFFINE).to_filename(paths["mask"])
+    nb.Nifti1Image(100.0 + 10 * mask, AFFINE).to_filename(paths["bg"])
+    return paths
+
+
+def test_fdr_without_discovery_gives_an_empty_map_and_table(maps):
+    """No p value passes fdr at 1e-30: inf threshold, all-zero map on the same grid,
+    a table with the columns and no row."""
+    thresholded, threshold = threshold_map(maps["z"], mask_img=maps["mask"],
+                                           height_control="fdr", alpha=1e-30)
+    assert threshold == np.inf
+    assert thresholded.shape == (24, 24, 24)
+    np.testing.assert_array_equal(thresholded.affine, AFFINE)
+    assert not thresholded.get_fdata().any() and not has_surviving_voxels(thresholded)
+    table = cluster_table(thresholded, threshold)
+    assert list(table.columns) == list(CLUSTER_COLUMNS) and table.empty
+
+
+def test_bonferroni_above_the_maximum(maps):
+    """Bonferroni at 1e-10 over the mask's 8000 voxels asks z > 7.4 > 6: nothing survives,
+    and no warning about the threshold exceeding the maximum."""
+    expected = norm.isf(1e-10 / 20 ** 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        thresholded, threshold = threshold_map(maps["z"], mask_img=maps["mask"],
+                                               height_control="bonferroni", alpha=1e-10)
+    assert threshold == pytest.approx(expected) and threshold > 6
+    assert not has_surviving_voxels(thresholded)
+    assert cluster_table(thresholded, threshold).empty
+
+
+def test_table_lists_only_clusters_left_in_the_map(maps):
+    """The cluster extent (10 voxels) removes the 8-voxel blob from the map, so the table
+    of the thresholded map lists the 30-voxel blob only, whatever its own minimum."""
+    thresholded, _ = threshold_map(maps["z"], height_control="none", threshold=5.0,
+                                   cluster_threshold=10)
+    labels, count = ndimage.label(thresholded.get_fdata() != 0)
+    assert count == 1 and (labels > 0).sum() == 30
+    table = cluster_table(thresholded, 5.0, min_cluster_size=0)
+    assert table["Cluster Size (mm3)"].tolist() == [30 * 27]
+    assert len(cluster_table(maps["z"], 5.0, min_cluster_size=0)) == 2  # the raw map: both
+
+
+def test_extent_removing_every_cluster(maps):
+    """A 100-voxel extent empties the map though voxels pass the height threshold."""
+    thresholded, threshold = threshold_map(maps["z"], height_control="none", threshold=5.0,
+                                           cluster_threshold=100)
+    assert threshold == 5.0 and not has_surviving_voxels(thresholded)
+    assert cluster_table(thresholded, threshold).empty
+
+
+def test_nan_threshold_is_refused(maps):
+    with pytest.raises(InputError, match="stat_threshold"):
+        cluster_table(maps["z"], float("nan"))
+
+
+def test_empty_map_figures_centre_on_the_mask(maps, tmp_path):
+    """An empty map is drawn over the background at the mask's centre, without the
+    'empty image' warnings of nilearn's automatic cut search."""
+    empty = nb.Nifti1Image(np.zeros((24, 24, 24)), AFFINE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_thresholded_map(empty, maps["bg"], np.inf, "c (fdr: no voxel survives)",
+                             tmp_path / "axial.png", centre_img=maps["mask"])
+        plot_orthogonal_view(empty, maps["bg"], np.inf, "c (fdr: no voxel survives)",
+                             tmp_path / "ortho.png", centre_img=maps["mask"])
+    for name in ("axial.png", "ortho.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_threshold_and_table_interfaces_when_nothing_survives(maps, tmp_path):
+    """ThresholdMap: null threshold and NoSurvivingVoxels in its sidecar, figures drawn;
+    ClusterTable: a header and no row."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    result = interfaces.ThresholdMap(z_map=maps["z"], mask_file=maps["mask"], bg_file=maps["bg"],
+                                     height_control="fdr", alpha=1e-30, cluster_threshold=10,
+                                     title="c").run(cwd=str(folder))
+    outputs = result.outputs
+    with open(outputs.threshold_json) as stream:
+        settings = json.load(stream)
+    assert settings["Threshold"] is None and settings["NoSurvivingVoxels"] is True
+    assert outputs.threshold == np.inf
+    assert not nb.load(outputs.thresholded_map).get_fdata().any()
+    for figure in (outputs.figure, outputs.ortho_figure):
+        assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "k").mkdir()
+    table = interfaces.ClusterTable(z_map=outputs.thresholded_map,
+                                    stat_threshold=outputs.threshold).run(cwd=str(tmp_path / "k"))
+    with open(table.outputs.table) as stream:
+        assert stream.read() == "\t".join(CLUSTER_COLUMNS) + "\n"
+
+
+def test_threshold_interface_records_survivors(maps, tmp_path):
+    """Something survives: the threshold is a number and NoSurvivingVoxels is false."""
+    result = interfaces.ThresholdMap(z_map=maps["z"], height_control="none", threshold=5.0,
+                                     cluster_threshold=10).run(cwd=str(tmp_path))
+    with open(result.outputs.threshold_json) as stream:
+        settings = json.load(stream)
+    assert settings["Threshold"] == 5.0 and settings["NoSurvivingVoxels"] is False
