@@ -139,8 +139,9 @@ DependencyParameters=kill_invalid_depend
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 DefMemPerCPU=$DEF_MEM
-# finished jobs stay visible (scontrol show job / squeue -j) for MinJobAge seconds
-MinJobAge=60
+# finished jobs stay visible (scontrol show job / squeue -j) for MinJobAge seconds, then
+# go at the next purge (about once a minute); short, as on a busy cluster
+MinJobAge=2
 KillWait=5
 InactiveLimit=0
 Waittime=0

@@ -7,6 +7,8 @@ one these tests are skipped locally and fail in CI.
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import nibabel as nb
@@ -17,6 +19,9 @@ from glm_workflows.cli import main
 
 PREFIX = "sub-01_task-auditory"
 SBATCH = '{"sbatch_args": "-p debug --mem=1G -t 00:10:00"}'
+#: Seconds the test waits for SLURM to forget finished jobs (it purges them about once a
+#: minute, MinJobAge seconds after they ended).
+PURGE_TIMEOUT = 240
 COMPARED = [f"{PREFIX}_contrast-{c}_{s}" for c in ("activeMinusRest", "effectsOfInterest")
             for s in ("stat-z_statmap.nii.gz", "stat-z_desc-thresholded_statmap.nii.gz",
                       "clusters.tsv")]
@@ -96,3 +101,63 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
     assert "error: node glm_workflows_wf.sub_01_task_auditory_wf.concatenate failed" in err
     assert "crash file: " in err and str(tmp_path / "work" / "crash") in err
     assert not (tmp_path / "out" / "sub-01").exists()
+
+
+def _run_jobs(work_dir: Path) -> dict[str, str]:
+    """``job id -> job name`` of the jobs squeue shows whose batch script is in ``work_dir``."""
+    listing = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%o"],
+                             capture_output=True, text=True, check=True).stdout
+    rows = (line.split("|", 2) for line in listing.splitlines())
+    return {job_id: name for job_id, name, command in rows if command.startswith(f"{work_dir}/")}
+
+
+def _hold_sink_until_others_forgotten(work_dir: Path, run_done: threading.Event,
+                                      seen: dict) -> None:
+    """Hold the run's sink job until squeue has forgotten all the run's other jobs, then
+    release it. ``seen["jobs"]`` gets every job of the run squeue showed, ``seen["gone"]``
+    those it no longer showed while the sink was held (so before the run could finish)."""
+    deadline = time.monotonic() + PURGE_TIMEOUT
+    sink = None
+    while sink is None and not run_done.is_set() and time.monotonic() < deadline:
+        seen["jobs"] = _run_jobs(work_dir)
+        sink = next((job for job, name in seen["jobs"].items() if "sink" in name), None)
+        time.sleep(0.2)
+    if sink is None:
+        return
+    subprocess.run(["scontrol", "hold", sink], check=True, capture_output=True)
+    try:
+        while time.monotonic() < deadline:
+            queued = _run_jobs(work_dir)
+            seen["gone"] = set(seen["jobs"]) - set(queued)
+            if set(queued) == {sink}:
+                break
+            time.sleep(1)
+    finally:
+        subprocess.run(["scontrol", "release", sink], check=True, capture_output=True)
+
+
+def test_slurmgraph_waits_for_jobs_slurm_forgot(linear_outputs, data_dir, tmp_path, capsys):
+    """SLURM forgets finished jobs ``MinJobAge`` seconds after they end (2 s on the CI
+    cluster, short as on a busy one): the run still sees every job done, from the node
+    files. The sink job is held until squeue no longer shows the run's other jobs."""
+    work_dir = tmp_path / "work"
+    run_done, seen = threading.Event(), {"jobs": {}, "gone": set()}
+    helper = threading.Thread(target=_hold_sink_until_others_forgotten,
+                              args=(work_dir, run_done, seen))
+    helper.start()
+    try:
+        code = main(["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "out"),
+                     "--work-dir", str(work_dir), "--plugin", "SLURMGraph",
+                     "--plugin-args", SBATCH])
+    finally:
+        run_done.set()
+        helper.join()
+    printed = capsys.readouterr().out
+    assert len(seen["jobs"]) == 13
+    assert len(seen["gone"]) == 12, "squeue still showed jobs of the run while the sink was held"
+    assert code == 0
+    assert "waiting for 13 SLURM job(s) submitted by SLURMGraph" in printed
+    for job_id, name in seen["jobs"].items():
+        assert f"(job {job_id})" in printed, name
+    assert printed.count("  done    ") == 13
+    _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
