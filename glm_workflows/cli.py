@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -148,29 +147,84 @@ def _plugin_args(args) -> dict:
     return plugin_args
 
 
-def validate_run(run, model: dict, contrasts) -> dict:
+def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list) -> dict:
     """Check a run's files, events, design and contrasts before any work starts.
 
-    Returns the memory estimates of the run's nodes.
+    The design is checked by :func:`~glm_workflows.core.design.first_level_design`,
+    the function the run's DesignMatrix node builds it with. Nothing but an
+    :class:`InputError` leaves this function: any other exception becomes one line
+    naming the run's events file and the exception.
+
+    Parameters
+    ----------
+    run : RunInputs
+    model : dict
+        The design settings (HRF, drifts, slice-time reference).
+    contrasts : sequence of (name, stat_type, rows)
+    output_dir : str or PathLike
+        Where the outputs will go (its file system limits the length of names).
+    warnings : list
+        The run's warning lines (e.g. events after the last frame) are appended.
+
+    Returns
+    -------
+    mem_gb : dict
+        The memory estimates of the run's nodes.
     """
-    from .core.contrasts import contrast_matrix
-    from .core.design import make_design_matrix, read_confounds, read_events
+    try:
+        return _validate_run(run, model, contrasts, output_dir, warnings)
+    except InputError:
+        raise
+    except Exception as exc:  # the promise is one line, whatever failed
+        raise InputError(f"{run.events_file}: cannot be checked "
+                         f"({type(exc).__name__}: {one_line(exc)})") from exc
+
+
+def _validate_run(run, model: dict, contrasts, output_dir, warnings: list) -> dict:
+    """:func:`validate_run` without its guard: images, design and contrasts, names."""
+    from .core.design import first_level_design
     from .core.images import check_header_repetition_time, check_images_compatible
     from .first_level import estimate_memory_gb
 
     imgs = check_images_compatible(run.bold_files)
     check_header_repetition_time(run.t_r, imgs, run.bold_files)
     n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
-    events = read_events(run.events_file, n_scans, run.t_r)
-    confounds = read_confounds(run.confounds_file, n_scans) if run.confounds_file else None
-    design = make_design_matrix(events, n_scans, run.t_r, confounds=confounds, **model)
-    for name, stat_type, rows in contrasts:
-        try:
-            contrast_matrix(rows, list(design.columns), stat_type)
-        except InputError as exc:
-            raise InputError(f"contrast {name}: {exc}") from None
+    _, run_warnings = first_level_design(run.events_file, n_scans, run.t_r,
+                                         confounds_file=run.confounds_file,
+                                         contrasts=contrasts, **model)
+    _check_output_names(run, contrasts, output_dir)
+    warnings.extend(run_warnings)
     return estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
                               n_scans)
+
+
+def _check_output_names(run, contrasts, output_dir) -> None:
+    """Refuse a contrast whose output file names would exceed the file system's limit.
+
+    The longest name the sink writes for a contrast is the run's BIDS prefix, the
+    contrast entity and the longest suffix of ``CONTRAST_OUTPUTS``; the limit is
+    ``PC_NAME_MAX`` of the output folder or its nearest existing parent (255 if unknown).
+    """
+    from interfaces.derivatives import CONTRAST_OUTPUTS
+
+    from .core.derivatives import bids_prefix
+
+    folder = Path(output_dir).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    prefix = bids_prefix(run.subject, run.task, run.session, run.run)
+    for name, stat_type, _ in contrasts:
+        longest = max(len(os.fsencode(f"{prefix}_contrast-{name}_{suffix.format(stat=stat_type)}"))
+                      for suffix in CONTRAST_OUTPUTS.values())
+        if longest > name_max:
+            shown = name if len(name) <= 40 else f"{name[:37]}..."
+            raise InputError(
+                f"contrast {shown}: name too long: its output file names would have up to "
+                f"{longest} bytes, more than the {name_max} allowed in {existing}; use at most "
+                f"{len(name) - (longest - name_max)} characters")
 
 
 def check_output_dir(path) -> Path:
@@ -184,6 +238,29 @@ def check_output_dir(path) -> Path:
     except OSError as exc:
         raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
     return path
+
+
+def check_work_dir(path) -> Path:
+    """Refuse a work directory that cannot be created or written, without creating it
+    (bad input leaves no work directory behind)."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--work-dir {path}: {existing} is not writable")
+    return path
+
+
+def check_memory(mem_gb: list, limit_gb: float | None) -> None:
+    """Refuse a MultiProc memory limit below the largest node's estimate (that node
+    could never start)."""
+    if limit_gb is None or not mem_gb:
+        return
+    largest = max(max(estimates.values()) for estimates in mem_gb)
+    if largest > limit_gb:
+        raise InputError(f"--mem-gb {limit_gb:g}: the largest node needs an estimated "
+                         f"{largest:g} GB; give at least that much")
 
 
 def subject_groups(runs) -> dict:
@@ -277,10 +354,15 @@ def print_results(runs, output_dir, printer=print) -> None:
             contrast = table_file.name[len(prefix) + len("_contrast-"):-len("_clusters.tsv")]
             settings = json.loads((folder / f"{prefix}_contrast-{contrast}_stat-z_desc-"
                                             "thresholded_statmap.json").read_text())
-            table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
             how = ("fixed threshold" if settings["HeightControl"] == "none"
                    else f"{settings['HeightControl']} alpha={settings['Alpha']}")
-            printer(f"\n{prefix} contrast {contrast}: {how} -> z > {settings['Threshold']:.3f}, "
+            threshold = settings["Threshold"]  # null: no voxel can pass (fdr)
+            height = f"z > {threshold:.3f}, " if threshold is not None else ""
+            if settings.get("NoSurvivingVoxels"):
+                printer(f"\n{prefix} contrast {contrast}: {how} -> {height}no voxel survives")
+                continue
+            table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
+            printer(f"\n{prefix} contrast {contrast}: {how} -> {height}"
                     f"{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)")
             printer(table.to_string(index=False) if len(table) else "  (no cluster)")
 
@@ -306,15 +388,33 @@ def prepare(args) -> tuple[dict, dict]:
     plugin_args = _plugin_args(args)
     runs = _runs(args)
     design_model = {k: v for k, v in model.items() if k != "noise_model"}
-    mem_gb = [validate_run(run, design_model, contrasts) for run in runs]
+    warnings: list = []
+    mem_gb = [validate_run(run, design_model, contrasts, output_dir=args.output_dir,
+                           warnings=warnings) for run in runs]
+    check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
+    check_work_dir(args.work_dir)
+    for line in warnings:
+        print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
                 inference=inference, mem_gb=mem_gb), plugin_args
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit code (2: bad input, 1: a node failed)."""
+    """Run the command line; return the exit code (2: bad input, 1: a node failed,
+    128 + signal number: interrupted by SIGINT or SIGTERM)."""
+    from .interrupts import RunInterrupted, interrupts_raise
+
     args = build_parser().parse_args(argv)
+    with interrupts_raise():
+        try:
+            return _run(args, argv)
+        except RunInterrupted as exc:
+            return _interrupted(exc, Path(args.work_dir).absolute())
+
+
+def _run(args, argv) -> int:
+    """Check everything, run the workflow, commit its outputs, print the results."""
     started = time.time()
     try:
         settings, plugin_args = prepare(args)
@@ -331,39 +431,48 @@ def main(argv=None) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
-    from .core.derivatives import PENDING_DIR, PROVENANCE_FILE, commit_outputs
+    from .core.derivatives import PROVENANCE_FILE
     from .execution import GRAPH_PLUGINS, run_workflow
+    from .interrupts import RunInterrupted, received_interrupt
+    from .outputs import INDEX_FILE, OutputTransaction
     from .provenance import build_provenance, write_provenance
 
     runs, output_dir = settings["runs"], settings["output_dir"]
-    pending = Path(output_dir) / PENDING_DIR  # outputs move into place only on success
-    shutil.rmtree(pending, ignore_errors=True)
-    workflow = build_workflow(**{**settings, "output_dir": pending})
+    subjects = list(subject_groups(runs))
     work_dir = Path(args.work_dir).absolute()
-    print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
-          f"plugin {args.plugin}; cache in {work_dir}", flush=True)
+    transaction = OutputTransaction(output_dir)  # outputs move in only on success
     try:
+        workflow = build_workflow(**{**settings, "output_dir": transaction.staging})
+        print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
+              f"plugin {args.plugin}; cache in {work_dir}", flush=True)
         records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
                                plugin_args=plugin_args)
+        finished = time.time()
+        record = build_provenance(
+            runs=runs, workflow=workflow, records=records, started=started, finished=finished,
+            command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
+            plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
+        )
+        write_provenance(transaction.staging, record, subjects)
+        write_reports(transaction.staging, subjects,
+                      plugin_args.get("n_procs", os.cpu_count() or 1)
+                      if args.plugin == "MultiProc" else 1)
+        transaction.commit(subjects, root_files)
+    except RunInterrupted as exc:
+        transaction.discard()
+        exc.outputs_committed = transaction.committed
+        raise
     except Exception as exc:
-        shutil.rmtree(pending, ignore_errors=True)
+        transaction.discard()
+        signum = received_interrupt()
+        if signum is not None:  # a node's error that is the interruption, rebuilt
+            raise RunInterrupted(signum) from None
         if args.debug:
             raise
-        details = _crash_summary(work_dir, started) or [str(exc).splitlines()[0]]
+        details = _crash_summary(work_dir, started) or [one_line(exc)]
         for line in details:
             print(f"glm-workflows: error: {line}", file=sys.stderr)
         return 1
-    finished = time.time()
-    record = build_provenance(
-        runs=runs, workflow=workflow, records=records, started=started, finished=finished,
-        command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
-        plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
-    )
-    write_provenance(pending, record)
-    commit_outputs(pending, output_dir)
-    reports = write_reports(output_dir, list(subject_groups(runs)),
-                            plugin_args.get("n_procs", os.cpu_count() or 1)
-                            if args.plugin == "MultiProc" else 1)
     if args.plugin in GRAPH_PLUGINS:
         print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
               "nodes already complete were not resubmitted)")
@@ -371,15 +480,36 @@ def main(argv=None) -> int:
         ran = sum(not r.cached for r in records)
         print(f"\nFinished in {finished - started:.1f} s ({ran} node(s) run, "
               f"{len(records) - ran} cached)")
-    print(f"Report: {reports[-1]}")
+    index = Path(output_dir) / INDEX_FILE
+    report = index if len(subjects) > 1 and index.exists() \
+        else Path(output_dir) / f"sub-{subjects[-1]}.html"
+    print(f"Report: {report}")
     print(f"Provenance: {Path(output_dir) / PROVENANCE_FILE}")
     print_results(runs, output_dir)
     return 0
 
 
+def _interrupted(exc, work_dir: Path) -> int:
+    """One line for an interrupted run; the exit code a shell gives a signalled job."""
+    outputs = ("the outputs were already committed" if getattr(exc, "outputs_committed", False)
+               else "no output was changed")
+    print(f"glm-workflows: interrupted ({exc.signame}); {outputs}. Nodes that finished are "
+          f"cached in {work_dir}: run the same command again to resume.",
+          file=sys.stderr, flush=True)
+    return 128 + exc.signum
+
+
+def root_files(output_dir) -> None:
+    """Rewrite the output folder's shared root files (see :mod:`glm_workflows.outputs`)."""
+    from .core.report import write_index
+    from .outputs import write_root_files
+
+    write_root_files(output_dir, write_index)
+
+
 def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:
-    """One HTML report per subject (in ``n_procs`` processes), and an index if several."""
-    from .core.report import write_index, write_subject_report
+    """One HTML report per subject (in ``n_procs`` processes), ``sub-<label>.html``."""
+    from .core.report import write_subject_report
 
     if n_procs > 1 and len(subjects) > 1:
         import multiprocessing
@@ -387,13 +517,9 @@ def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:
 
         with ProcessPoolExecutor(min(n_procs, len(subjects)),
                                  mp_context=multiprocessing.get_context("fork")) as pool:
-            reports = list(pool.map(write_subject_report, [output_dir] * len(subjects),
-                                    subjects))
-    else:
-        reports = [write_subject_report(output_dir, subject) for subject in subjects]
-    if len(subjects) > 1:
-        reports.append(write_index(output_dir, subjects))
-    return reports
+            return list(pool.map(write_subject_report, [output_dir] * len(subjects),
+                                 subjects))
+    return [write_subject_report(output_dir, subject) for subject in subjects]
 
 
 def _parameters(settings: dict, args, plugin_args: dict) -> dict:

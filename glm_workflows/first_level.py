@@ -19,6 +19,8 @@ from interfaces import (
 )
 from interfaces.derivatives import CONTRAST_OUTPUTS
 
+from .core.derivatives import bids_prefix
+
 #: The seed analysis' contrasts: (name, stat_type, rows).
 SEED_CONTRASTS = (
     ("activeMinusRest", "t", ("active - rest",)),
@@ -40,13 +42,15 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     (int16: a quarter of ``data_gb``) while masking, then two float32 copies of the
     masked series and float64 chunks; measured peaks: 0.30 GB on the SPM auditory
     run (0.19 GB as float64) and 1.43 GB on a 2 mm 97x115x97x300 run (2.6 GB).
-    Contrasts hold a few float64 maps.
+    Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
+    about 0.5 GB whatever the run.
     """
     data_gb = n_voxels * n_scans * 8 / 1024**3
     return {
         "concatenate": round(0.3 + data_gb, 2),
         "fit": round(0.3 + 0.5 * data_gb, 2),
         "light": round(0.3 + 0.5 * data_gb, 2),
+        "inference": 0.5,
     }
 
 
@@ -147,7 +151,8 @@ def init_first_level_wf(
                      drift_order=drift_order, slice_time_ref=slice_time_ref),
         name="design", mem_gb=0.25,
     )
-    fit = pe.Node(FitGLM(noise_model=noise_model, num_threads=1), name="fit",
+    fit = pe.Node(FitGLM(noise_model=noise_model, num_threads=1,
+                         run_name=bids_prefix(subject, task, session, run)), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)
 
     contrast_source = pe.Node(
@@ -164,10 +169,10 @@ def init_first_level_wf(
     threshold_node = pe.Node(
         ThresholdMap(height_control=height_control, alpha=alpha, threshold=threshold,
                      cluster_threshold=cluster_threshold, two_sided=two_sided),
-        name="threshold", mem_gb=0.5,
+        name="threshold", mem_gb=mem_gb["inference"],
     )
     table = pe.Node(ClusterTable(min_cluster_size=table_min_cluster_size, two_sided=two_sided),
-                    name="table", mem_gb=0.5)
+                    name="table", mem_gb=mem_gb["inference"])
 
     collect = pe.JoinNode(
         IdentityInterface(fields=["contrast_names", "stat_types", "effect_maps",
@@ -203,8 +208,8 @@ def init_first_level_wf(
         (estimate, threshold_node, [("z", "z_map"), ("contrast_name", "title")]),
         (fit, threshold_node, [("mask_file", "mask_file")]),
         (mean, threshold_node, [("out_file", "bg_file")]),
-        (estimate, table, [("z", "z_map")]),
-        (threshold_node, table, [("threshold", "stat_threshold")]),
+        (threshold_node, table, [("thresholded_map", "z_map"),
+                                 ("threshold", "stat_threshold")]),
         (mean, sink, [("out_file", "mean_file")]),
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),

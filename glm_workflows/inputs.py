@@ -93,12 +93,28 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
         "ses": _labels(sessions, "ses", "session"),
         "run": _labels(runs, "run", "run"),
     }
-    found = []
+    candidates = []
     for bold in sorted(root.glob(f"sub-*/**/func/sub-*_task-{task}_*bold.nii*")):
-        if not bold.name.endswith(("_bold.nii", "_bold.nii.gz")):
-            continue
-        ents = _entities(bold.name)
-        if any(keep and ents.get(key) not in keep for key, keep in wanted.items()):
+        if bold.name.endswith(("_bold.nii", "_bold.nii.gz")):
+            candidates.append((bold, _entities(bold.name)))
+    if not candidates:
+        tasks = sorted({_entities(p.name).get("task", "?")
+                        for p in root.glob("sub-*/**/func/sub-*_bold.nii*")})
+        raise InputError(f"{root}: no sub-*/func/*_task-{task}_bold.nii[.gz] found"
+                         + (f"; tasks found: {', '.join(tasks)}" if tasks else ""))
+    for key, keep in wanted.items():
+        present = {ents.get(key) for _, ents in candidates}
+        missing = sorted(k for k in keep if not any(_same_label(key, k, p) for p in present))
+        if missing:
+            found_values = sorted(p for p in present if p is not None)
+            raise InputError(
+                f"{root}: no task-{task} run for {key}-{', '.join(missing)}; "
+                + (f"{key} values found: {', '.join(found_values)}" if found_values
+                   else f"the runs have no {key} entity"))
+    found = []
+    for bold, ents in candidates:
+        if any(keep and not any(_same_label(key, k, ents.get(key)) for k in keep)
+               for key, keep in wanted.items()):
             continue
         stem = bold.name[: bold.name.index("_bold.nii")]
         events = bold.parent / f"{stem}_events.tsv"
@@ -115,19 +131,27 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
         ))
     if not found:
         selection = ", ".join(f"{k}-{sorted(v)}" for k, v in wanted.items() if v)
-        raise InputError(f"{root}: no sub-*/func/*_task-{task}_bold.nii[.gz] found"
-                         + (f" for {selection}" if selection else ""))
+        raise InputError(f"{root}: no task-{task} run matches {selection} "
+                         "(each exists, but not in one run together)")
     labels = [r.label for r in found]
     clashes = sorted({label for label in labels if labels.count(label) > 1})
     if clashes:
         raise InputError(f"{root}: several task-{task} runs share the entities {clashes[0]} "
                          "(only sub, ses, task and run tell runs apart)")
-    for key in ("sub", "ses", "run"):
-        missing = wanted[key] - {getattr(r, {"sub": "subject", "ses": "session",
-                                             "run": "run"}[key]) for r in found}
-        if missing:
-            raise InputError(f"{root}: no task-{task} run for {key}-{', '.join(sorted(missing))}")
     return found
+
+
+#: BIDS index entities: their values are numbers (``run-1`` is ``run-01``).
+INDEX_ENTITIES = ("run", "echo")
+
+
+def _same_label(key: str, wanted: str, value: str | None) -> bool:
+    """Whether an entity value matches a selected label (index entities as numbers)."""
+    if value is None:
+        return False
+    if key in INDEX_ENTITIES and wanted.isdigit() and value.isdigit():
+        return int(wanted) == int(value)
+    return wanted == value
 
 
 def _labels(values, prefix, entity):

@@ -76,12 +76,38 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
     }
 
 
-def write_provenance(output_dir: str | os.PathLike, record: dict) -> Path:
-    """Write ``<output_dir>/provenance.json``.
+def subject_records(record: dict, subjects) -> dict:
+    """The run's record split by subject: each keeps the shared fields (software,
+    parameters, command line) and only its own inputs, nodes and graph."""
+    def subject_of_graph_node(fullname: str):
+        return node_subject(fullname.split(".", 1)[-1])
 
-    The command line writes it into its staging folder, which moves it into place with
-    the other outputs (atomically) only when the run succeeded.
+    graph = record["Graph"]
+    records = {}
+    for subject in subjects:
+        records[subject] = {
+            **record,
+            "Inputs": [i for i in record["Inputs"] if i["subject"] == subject],
+            "Nodes": [n for n in record["Nodes"] if n["subject"] == subject],
+            "Graph": {
+                "Nodes": [n for n in graph["Nodes"] if subject_of_graph_node(n) == subject],
+                "Edges": [e for e in graph["Edges"] if subject_of_graph_node(e[0]) == subject],
+            },
+        }
+    return records
+
+
+def write_provenance(output_dir: str | os.PathLike, record: dict, subjects) -> list[Path]:
+    """Write each subject's record to ``<output_dir>/sub-<label>/provenance.json``.
+
+    The command line writes them into its staging folder, which is committed subject
+    folder by subject folder only when the run succeeded; the root ``provenance.json``
+    that lists them is rebuilt then (:func:`glm_workflows.outputs.write_root_files`).
     """
-    target = Path(output_dir) / PROVENANCE_FILE
-    target.write_text(json.dumps(record, indent=2, default=str))
-    return target
+    written = []
+    for subject, subject_record in subject_records(record, subjects).items():
+        target = Path(output_dir) / f"sub-{subject}" / PROVENANCE_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(subject_record, indent=2, default=str))
+        written.append(target)
+    return written

@@ -49,6 +49,29 @@ def test_selections(bids):
         find_bids_runs(bids, "tap", subjects=["../01"])
 
 
+def test_index_entities_compare_as_numbers(bids):
+    """--run 1 selects run-01 (and run-1): BIDS index entities are numbers."""
+    for path in sorted(bids.glob("sub-02/ses-a/func/*_run-*")):
+        path.rename(path.with_name(path.name.replace("_run-", "_run-0")))
+    runs = find_bids_runs(bids, "tap", subjects=["02"], runs=["1"])
+    assert [(r.session, r.run) for r in runs] == [("a", "01"), ("b", "1")]
+    runs = find_bids_runs(bids, "tap", subjects=["02"], runs=["001", "2"])
+    assert [(r.session, r.run) for r in runs] == [("a", "01"), ("a", "02"), ("b", "1"),
+                                                  ("b", "2")]
+
+
+def test_selection_matching_nothing_lists_what_exists(bids):
+    """A selection that matches nothing names the values found."""
+    with pytest.raises(InputError, match="no task-tap run for run-3; run values found: 1, 2"):
+        find_bids_runs(bids, "tap", runs=["3"])
+    with pytest.raises(InputError, match="ses values found: a, b"):
+        find_bids_runs(bids, "tap", sessions=["c"])
+    with pytest.raises(InputError, match="sub values found: 01, 02"):
+        find_bids_runs(bids, "tap", subjects=["7"])
+    with pytest.raises(InputError, match="tasks found: tap"):
+        find_bids_runs(bids, "rest")
+
+
 def test_missing_tr_and_events(bids):
     """A run without TR or without events is refused, naming the file."""
     (bids / "task-tap_bold.json").unlink()

@@ -108,30 +108,5 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
     return sorted(written)
 
 
-#: Folder inside the output directory where a command-line run stages its outputs.
-PENDING_DIR = ".glm-workflows-pending"
-
-#: The run's provenance record, at the root of the output directory.
+#: A subject's provenance record (in its folder); at the root, the list of them.
 PROVENANCE_FILE = "provenance.json"
-
-
-def commit_outputs(pending: str | os.PathLike, out_dir: str | os.PathLike) -> list[str]:
-    """Move every file staged under ``pending`` to the same place under ``out_dir``.
-
-    Each file is moved with an atomic rename, so a reader never sees a partial map,
-    then ``pending`` is removed. Called only when the whole run succeeded.
-
-    Returns
-    -------
-    committed : list of str
-        Destination paths, sorted.
-    """
-    pending, out_dir = Path(pending), Path(out_dir)
-    committed = []
-    for source in sorted(p for p in pending.rglob("*") if p.is_file()):
-        target = out_dir / source.relative_to(pending)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
-        committed.append(str(target))
-    shutil.rmtree(pending, ignore_errors=True)
-    return committed
