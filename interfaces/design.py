@@ -13,13 +13,10 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.design import (
-    DRIFT_MODELS,
-    HRF_MODELS,
-    first_level_design,
-    save_design_matrix,
-)
+from glm_workflows.core.design import HRF_MODELS, first_level_design, save_design_matrix
 from glm_workflows.core.figures import plot_design, plot_design_correlation
+from glm_workflows.core.naming import MODEL_OUTPUTS
+from glm_workflows.settings import DEFAULT_MODEL, DRIFT_MODELS, default_first
 
 
 class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
@@ -28,12 +25,16 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True,
                      desc="4D functional image; only its number of volumes is read")
     t_r = traits.Float(mandatory=True, desc="repetition time in seconds")
-    hrf_model = traits.Enum(*HRF_MODELS, usedefault=True, desc="haemodynamic response model")
-    drift_model = traits.Enum(*DRIFT_MODELS, usedefault=True, desc="slow drift model")
-    high_pass = traits.Float(0.01, usedefault=True,
+    # Defaults: the settings' (glm_workflows.settings.DEFAULT_MODEL), as the CLI's.
+    hrf_model = traits.Enum(*default_first(DEFAULT_MODEL.hrf_model, HRF_MODELS),
+                            usedefault=True, desc="haemodynamic response model")
+    drift_model = traits.Enum(*default_first(DEFAULT_MODEL.drift_model, DRIFT_MODELS),
+                              usedefault=True, desc="slow drift model")
+    high_pass = traits.Float(DEFAULT_MODEL.high_pass, usedefault=True,
                              desc="high-pass cut-off in Hz for cosine drifts")
-    drift_order = traits.Int(1, usedefault=True, desc="order of polynomial drifts")
-    slice_time_ref = traits.Range(0.0, 1.0, 0.0, usedefault=True,
+    drift_order = traits.Int(DEFAULT_MODEL.drift_order, usedefault=True,
+                             desc="order of polynomial drifts")
+    slice_time_ref = traits.Range(0.0, 1.0, DEFAULT_MODEL.slice_time_ref, usedefault=True,
                                   desc="time of the reference slice, as a fraction of the TR")
     confounds_file = File(exists=True,
                           desc="optional TSV of nuisance regressors, one row per scan")
@@ -70,9 +71,8 @@ class DesignMatrix(SimpleInterface):
             drift_order=self.inputs.drift_order,
             slice_time_ref=self.inputs.slice_time_ref,
         )
-        self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
-        self._results["design_figure"] = os.path.join(runtime.cwd, "design.png")
-        self._results["design_json"] = os.path.join(runtime.cwd, "design.json")
+        for output in ("design_file", "design_figure", "design_json"):  # the outputs' suffixes
+            self._results[output] = os.path.join(runtime.cwd, MODEL_OUTPUTS[output])
         save_design_matrix(design, self._results["design_file"])
         with open(self._results["design_json"], "w") as handle:
             json.dump({

@@ -22,6 +22,7 @@ from glm_workflows.core.glm import (
     load_fitted_glm,
     save_fitted_glm,
 )
+from glm_workflows.settings import DEFAULT_MODEL, NOISE_MODELS, default_first
 
 
 class _FitGLMInputSpec(BaseInterfaceInputSpec):
@@ -29,8 +30,8 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     design_file = File(exists=True, mandatory=True, desc="design matrix TSV, one row per scan")
     mask_file = File(exists=True,
                      desc="brain mask; default: the mask nilearn's FirstLevelModel computes")
-    noise_model = traits.Enum("ar1", "ols", usedefault=True,
-                              desc="temporal noise model: 'ar1' (default) or 'ols'")
+    noise_model = traits.Enum(*default_first(DEFAULT_MODEL.noise_model, NOISE_MODELS),
+                              usedefault=True, desc="temporal noise model")
     run_name = traits.Str(desc="how warnings and errors name the run (e.g. its BIDS prefix; "
                                "default: the bold file)")
     num_threads = traits.Int(1, usedefault=True,

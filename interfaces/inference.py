@@ -14,26 +14,26 @@ from nipype.interfaces.base import (
 )
 
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
-from glm_workflows.core.inference import (
-    HEIGHT_CONTROLS,
-    cluster_table,
-    has_surviving_voxels,
-    threshold_map,
-)
+from glm_workflows.core.inference import cluster_table, has_surviving_voxels, threshold_map
+from glm_workflows.core.naming import CONTRAST_OUTPUTS
+from glm_workflows.settings import DEFAULT_INFERENCE, HEIGHT_CONTROLS, default_first
 
 
 class _ThresholdMapInputSpec(BaseInterfaceInputSpec):
     z_map = File(exists=True, mandatory=True, desc="3D z map")
     mask_file = File(exists=True, desc="voxels over which fdr/bonferroni correct")
     bg_file = File(exists=True, desc="background for the figure (the mean image)")
-    height_control = traits.Enum(*HEIGHT_CONTROLS, usedefault=True,
-                                 desc="fpr, fdr, bonferroni, or none (use 'threshold')")
-    alpha = traits.Float(0.001, usedefault=True, desc="error rate for fpr/fdr/bonferroni")
-    threshold = traits.Float(3.09, usedefault=True,
+    # Defaults: the settings' (glm_workflows.settings.DEFAULT_INFERENCE), as the CLI's.
+    height_control = traits.Enum(
+        *default_first(DEFAULT_INFERENCE.height_control, HEIGHT_CONTROLS), usedefault=True,
+        desc="fpr, fdr, bonferroni, or none (use 'threshold')")
+    alpha = traits.Float(DEFAULT_INFERENCE.alpha, usedefault=True,
+                         desc="error rate for fpr/fdr/bonferroni")
+    threshold = traits.Float(DEFAULT_INFERENCE.threshold, usedefault=True,
                              desc="z threshold, used when height_control is 'none'")
-    cluster_threshold = traits.Int(0, usedefault=True,
+    cluster_threshold = traits.Int(DEFAULT_INFERENCE.cluster_threshold, usedefault=True,
                                    desc="remove clusters smaller than this many voxels")
-    two_sided = traits.Bool(False, usedefault=True,
+    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
                             desc="threshold |z| (both tails) instead of positive z only")
     title = traits.Str("", usedefault=True, desc="figure title")
 
@@ -109,9 +109,10 @@ class _ClusterTableInputSpec(BaseInterfaceInputSpec):
                       "clusters that survived its cluster extent")
     stat_threshold = traits.Float(mandatory=True,
                                   desc="height threshold (z); inf gives a table without rows")
-    min_cluster_size = traits.Int(20, usedefault=True,
+    min_cluster_size = traits.Int(DEFAULT_INFERENCE.table_min_cluster_size, usedefault=True,
                                   desc="clusters smaller than this many voxels are left out")
-    two_sided = traits.Bool(False, usedefault=True, desc="report negative clusters too")
+    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
+                            desc="report negative clusters too")
 
 
 class _ClusterTableOutputSpec(TraitedSpec):
@@ -129,6 +130,6 @@ class ClusterTable(SimpleInterface):
         table = cluster_table(self.inputs.z_map, self.inputs.stat_threshold,
                               min_cluster_size=self.inputs.min_cluster_size,
                               two_sided=self.inputs.two_sided)
-        self._results["table"] = os.path.join(runtime.cwd, "clusters.tsv")
+        self._results["table"] = os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"])
         table.to_csv(self._results["table"], sep="\t", index=False)
         return runtime

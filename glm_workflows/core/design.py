@@ -2,6 +2,8 @@
 
 :func:`first_level_design` is the one way from a run's files to its checked design:
 the command line validates runs with it and the DesignMatrix node builds with it.
+nilearn's design function is imported when a design is made: importing ``nilearn.glm``
+loads scikit-learn, which finding runs and refusing bad settings need not wait for.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from nilearn.glm.first_level import make_first_level_design_matrix
 
+from ..settings import DEFAULT_MODEL, DRIFT_MODELS
 from .contrasts import check_contrasts, estimability_problem
 from .errors import InputError, one_line
 
@@ -36,7 +38,6 @@ HRF_COLUMN_SUFFIXES = {
     "fir": ("_delay_0",),
 }
 HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
-DRIFT_MODELS = ("cosine", "polynomial", "none")
 
 
 def check_repetition_time(t_r, source="TR") -> float:
@@ -162,15 +163,19 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
     return confounds.astype(float)
 
 
-def frame_times(n_scans: int, t_r: float, slice_time_ref: float = 0.0) -> np.ndarray:
+def frame_times(n_scans: int, t_r: float,
+                slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> np.ndarray:
     """Acquisition time of each scan, exactly as nilearn's FirstLevelModel computes it."""
     start = slice_time_ref * t_r
     end = (n_scans - 1 + slice_time_ref) * t_r
     return np.linspace(start, end, n_scans)
 
 
-def check_model_settings(n_scans: int, t_r, *, hrf_model: str, drift_model: str,
-                         high_pass: float, drift_order: int, slice_time_ref: float) -> float:
+def check_model_settings(n_scans: int, t_r, *, hrf_model: str = DEFAULT_MODEL.hrf_model,
+                         drift_model: str = DEFAULT_MODEL.drift_model,
+                         high_pass: float = DEFAULT_MODEL.high_pass,
+                         drift_order: int = DEFAULT_MODEL.drift_order,
+                         slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> float:
     """Refuse model settings nilearn would reject, ignore or fail on; return the TR.
 
     The high-pass cut-off is checked for cosine drifts only (the other drift
@@ -206,11 +211,11 @@ def make_design_matrix(
     n_scans: int,
     t_r: float,
     *,
-    hrf_model: str = "spm",
-    drift_model: str = "cosine",
-    high_pass: float = 0.01,
-    drift_order: int = 1,
-    slice_time_ref: float = 0.0,
+    hrf_model: str = DEFAULT_MODEL.hrf_model,
+    drift_model: str = DEFAULT_MODEL.drift_model,
+    high_pass: float = DEFAULT_MODEL.high_pass,
+    drift_order: int = DEFAULT_MODEL.drift_order,
+    slice_time_ref: float = DEFAULT_MODEL.slice_time_ref,
     confounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """First-level design matrix, one row per scan, from checked events.
@@ -229,6 +234,8 @@ def make_design_matrix(
     t_r = check_model_settings(n_scans, t_r, hrf_model=hrf_model, drift_model=drift_model,
                                high_pass=high_pass, drift_order=drift_order,
                                slice_time_ref=slice_time_ref)
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
     return make_first_level_design_matrix(
         frame_times(n_scans, t_r, slice_time_ref),
         events,
@@ -247,11 +254,11 @@ def first_level_design(
     t_r: float,
     *,
     confounds_file: str | os.PathLike | None = None,
-    hrf_model: str = "spm",
-    drift_model: str = "cosine",
-    high_pass: float = 0.01,
-    drift_order: int = 1,
-    slice_time_ref: float = 0.0,
+    hrf_model: str = DEFAULT_MODEL.hrf_model,
+    drift_model: str = DEFAULT_MODEL.drift_model,
+    high_pass: float = DEFAULT_MODEL.high_pass,
+    drift_order: int = DEFAULT_MODEL.drift_order,
+    slice_time_ref: float = DEFAULT_MODEL.slice_time_ref,
     contrasts=(),
 ) -> tuple[pd.DataFrame, list[str]]:
     """The checked design matrix of one run, from its files, and the warnings about it.
@@ -350,6 +357,8 @@ def _drift_columns(n_scans: int, t_r: float, drift_model: str, high_pass: float,
     """Names of the drift regressors and the constant nilearn adds to a design."""
     if n_scans < 2:  # no drift fits one frame; such a run has no residual dof anyway
         return ["constant"]
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
     drifts = make_first_level_design_matrix(
         frame_times(n_scans, t_r, slice_time_ref), None,
         drift_model=None if drift_model == "none" else drift_model,

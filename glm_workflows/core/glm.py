@@ -17,9 +17,9 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import scipy.linalg as spl
-from nilearn.glm.contrasts import Contrast
 from scipy.linalg import sqrtm
 
+from ..settings import DEFAULT_MODEL, NOISE_MODELS
 from .errors import InputError
 from .images import (
     check_mask_grid,
@@ -30,8 +30,6 @@ from .images import (
     storage_to_mask_order,
     zero_non_finite,
 )
-
-NOISE_MODELS = ("ols", "ar1")
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
 AR1_BINS = 100
@@ -121,7 +119,8 @@ class FittedGLM:
 
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
-            noise_model: str = "ar1", run_name: str | None = None) -> FittedGLM:
+            noise_model: str = DEFAULT_MODEL.noise_model,
+            run_name: str | None = None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -445,6 +444,8 @@ def compute_contrast(fit: FittedGLM, con_matrix, stat_type: str = "t") -> dict:
         else:
             effect[:, idx] = sqrtm(np.linalg.inv(con_cov)) @ con_effect
             variance[idx] = fit.dispersion[idx]
+    from nilearn.glm.contrasts import Contrast  # imported when used: it loads scikit-learn
+
     contrast = Contrast(effect=effect if stat_type == "F" else effect[0], variance=variance,
                         dim=n_rows, dof=fit.df_residuals, stat_type=stat_type)
     stat = contrast.stat()

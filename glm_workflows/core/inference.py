@@ -1,4 +1,8 @@
-"""Thresholds and cluster tables of statistical maps (nilearn underneath)."""
+"""Thresholds and cluster tables of statistical maps (nilearn underneath).
+
+nilearn's functions are imported when used: importing ``nilearn.glm`` loads scikit-learn
+and takes about a second, which a run refused for its settings should not wait for.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,9 @@ import warnings
 import nibabel as nb
 import numpy as np
 import pandas as pd
-from nilearn.glm import threshold_stats_img
-from nilearn.reporting import get_clusters_table
 
+from ..settings import DEFAULT_INFERENCE, HEIGHT_CONTROLS
 from .errors import InputError
-
-HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
 CLUSTER_COLUMNS = ("Cluster ID", "X", "Y", "Z", "Peak Stat", "Cluster Size (mm3)")
@@ -35,9 +36,12 @@ def check_threshold_settings(height_control: str, alpha: float, threshold: float
                          f"got {cluster_threshold!r}")
 
 
-def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: float = 0.001,
-                  threshold: float | None = None, cluster_threshold: int = 0,
-                  two_sided: bool = False):
+def threshold_map(z_img, *, mask_img=None,
+                  height_control: str = DEFAULT_INFERENCE.height_control,
+                  alpha: float = DEFAULT_INFERENCE.alpha,
+                  threshold: float | None = DEFAULT_INFERENCE.threshold,
+                  cluster_threshold: int = DEFAULT_INFERENCE.cluster_threshold,
+                  two_sided: bool = DEFAULT_INFERENCE.two_sided):
     """Threshold a z map by height (fpr, fdr, bonferroni or a fixed value) and cluster size.
 
     Parameters
@@ -49,10 +53,13 @@ def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: f
         (the non-zero voxels of ``z_img``).
     height_control : {'fpr', 'fdr', 'bonferroni', 'none'}
         How the height threshold is chosen; ``'none'`` uses ``threshold`` as is.
+        The defaults of this and the following settings are
+        :data:`~glm_workflows.settings.DEFAULT_INFERENCE`'s.
     alpha : float
         Error rate for fpr/fdr/bonferroni, in (0, 1).
     threshold : float or None
-        Height threshold (z), used (and required) when ``height_control='none'``.
+        Height threshold (z), used when ``height_control='none'`` (then it must be a
+        finite number); ignored otherwise.
     cluster_threshold : int
         Clusters smaller than this many voxels are removed.
     two_sided : bool
@@ -70,6 +77,8 @@ def threshold_map(z_img, *, mask_img=None, height_control: str = "fpr", alpha: f
         # A threshold above the map's maximum is a result (nothing survives), not a problem.
         warnings.filterwarnings("ignore", "The given float value must not exceed",
                                 UserWarning)
+        from nilearn.glm import threshold_stats_img
+
         thresholded, z_threshold = threshold_stats_img(
             z_img,
             mask_img=mask_img,
@@ -99,8 +108,10 @@ def has_surviving_voxels(img) -> bool:
     return bool(np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64)).any())
 
 
-def cluster_table(z_img, stat_threshold: float, *, min_cluster_size: int = 20,
-                  two_sided: bool = False, min_distance: float = 8.0) -> pd.DataFrame:
+def cluster_table(z_img, stat_threshold: float, *,
+                  min_cluster_size: int = DEFAULT_INFERENCE.table_min_cluster_size,
+                  two_sided: bool = DEFAULT_INFERENCE.two_sided,
+                  min_distance: float = 8.0) -> pd.DataFrame:
     """Clusters and their peaks (sub-peaks 1a, 1b, ... at least ``min_distance`` mm apart).
 
     Parameters
@@ -128,6 +139,8 @@ def cluster_table(z_img, stat_threshold: float, *, min_cluster_size: int = 20,
         raise InputError(f"stat_threshold: expected a number or inf, got {stat_threshold!r}")
     if stat_threshold == np.inf or not has_surviving_voxels(z_img):
         return pd.DataFrame(columns=list(CLUSTER_COLUMNS))
+    from nilearn.reporting import get_clusters_table
+
     return get_clusters_table(z_img, stat_threshold=stat_threshold,
                               cluster_threshold=int(min_cluster_size), two_sided=two_sided,
                               min_distance=min_distance)

@@ -1,0 +1,138 @@
+"""Every setting of an analysis and its default, defined once.
+
+Frozen dataclasses (no Nipype): the command line takes its defaults from them, the
+workflow factories take them as arguments, the interfaces' trait defaults and the
+numeric core's keyword defaults are these values, and provenance records them with
+:func:`dataclasses.asdict`. Nodes still receive plain values, so Nipype's hashes (and
+the cache) depend on the values alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: The seed analysis' contrasts: (name, stat_type, rows).
+SEED_CONTRASTS = (
+    ("activeMinusRest", "t", ("active - rest",)),
+    ("effectsOfInterest", "F", ("active", "rest")),
+)
+
+#: The allowed values of the settings that are choices: the command line's ``choices``,
+#: the interfaces' ``traits.Enum`` values and the numeric core's checks.
+NOISE_MODELS = ("ar1", "ols")
+DRIFT_MODELS = ("cosine", "polynomial", "none")
+HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
+PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
+
+
+def default_first(default, choices) -> tuple:
+    """``choices`` with ``default`` first and nowhere else.
+
+    A ``traits.Enum(*values)`` defaults to its first value, whatever the settings say:
+    ``traits.Enum(*default_first(DEFAULT_MODEL.noise_model, NOISE_MODELS))`` defaults to
+    the settings' value.
+
+    Raises
+    ------
+    ValueError
+        If ``default`` is not one of ``choices``.
+    """
+    if default not in choices:
+        raise ValueError(f"default {default!r} is not one of {choices}")
+    return (default, *(choice for choice in choices if choice != default))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The first-level model, as nilearn's ``FirstLevelModel`` names its settings.
+
+    Attributes
+    ----------
+    noise_model : {'ar1', 'ols'}
+        Temporal noise model.
+    hrf_model : str
+        nilearn HRF model (``spm``, ``glover``, ``spm + derivative``, ..., ``fir``).
+    drift_model : {'cosine', 'polynomial', 'none'}
+        Slow drift regressors.
+    high_pass : float
+        High-pass cut-off of cosine drifts, in Hz (1/160, SPM's default period).
+    drift_order : int
+        Order of polynomial drifts.
+    slice_time_ref : float
+        Time of the reference slice, as a fraction of the TR.
+    """
+
+    noise_model: str = "ar1"
+    hrf_model: str = "spm"
+    drift_model: str = "cosine"
+    high_pass: float = 1 / 160
+    drift_order: int = 1
+    slice_time_ref: float = 0.0
+
+    def design(self) -> dict:
+        """The settings the design matrix depends on (all but the noise model)."""
+        settings = asdict(self)
+        del settings["noise_model"]
+        return settings
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Thresholds of the z maps and the cluster tables.
+
+    Attributes
+    ----------
+    height_control : {'fdr', 'fpr', 'bonferroni', 'none'}
+        How the z threshold is chosen (``none``: use ``threshold``).
+    alpha : float
+        Error rate for fdr/fpr/bonferroni.
+    threshold : float
+        z threshold used with ``height_control='none'``.
+    cluster_threshold : int
+        Clusters smaller than this many voxels are removed from the thresholded maps.
+    two_sided : bool
+        Threshold and tabulate negative effects too.
+    table_min_cluster_size : int
+        Smallest cluster (voxels) listed in the cluster tables.
+    """
+
+    height_control: str = "fdr"
+    alpha: float = 0.05
+    threshold: float = 3.09
+    cluster_threshold: int = 10
+    two_sided: bool = False
+    table_min_cluster_size: int = 20
+
+    def threshold_inputs(self) -> dict:
+        """The ThresholdMap inputs."""
+        return {"height_control": self.height_control, "alpha": self.alpha,
+                "threshold": self.threshold, "cluster_threshold": self.cluster_threshold,
+                "two_sided": self.two_sided}
+
+    def table_inputs(self) -> dict:
+        """The ClusterTable inputs."""
+        return {"min_cluster_size": self.table_min_cluster_size, "two_sided": self.two_sided}
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Where and how the workflow runs.
+
+    Attributes
+    ----------
+    output_dir : str
+        Derivatives root.
+    work_dir : str
+        Nipype cache; reruns reuse it.
+    plugin : {'Linear', 'MultiProc', 'SLURM', 'SLURMGraph'}
+        Nipype execution plugin.
+    """
+
+    output_dir: str = "derivatives"
+    work_dir: str = "work"
+    plugin: str = "Linear"
+
+
+#: The defaults, as the factories' default arguments (frozen: safe to share).
+DEFAULT_MODEL = ModelSettings()
+DEFAULT_INFERENCE = InferenceSettings()

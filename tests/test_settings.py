@@ -1,0 +1,160 @@
+"""One source of truth: every default of the command line, of the interfaces, of the
+numeric core and of the workflow factories is the settings' (glm_workflows.settings)."""
+
+import inspect
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+import interfaces
+from glm_workflows.cli import build_parser
+from glm_workflows.core.design import (
+    HRF_MODELS,
+    check_model_settings,
+    first_level_design,
+    make_design_matrix,
+)
+from glm_workflows.core.glm import fit_glm
+from glm_workflows.core.inference import cluster_table, threshold_map
+from glm_workflows.settings import (
+    DEFAULT_INFERENCE,
+    DEFAULT_MODEL,
+    DRIFT_MODELS,
+    HEIGHT_CONTROLS,
+    NOISE_MODELS,
+    PLUGINS,
+    SEED_CONTRASTS,
+    ExecutionSettings,
+    InferenceSettings,
+    ModelSettings,
+    default_first,
+)
+
+MODEL_FIELDS = [f.name for f in fields(ModelSettings)]
+INFERENCE_FIELDS = [f.name for f in fields(InferenceSettings)]
+
+
+def _default(name):
+    """A model or inference setting's default."""
+    return getattr(DEFAULT_MODEL if name in MODEL_FIELDS else DEFAULT_INFERENCE, name)
+
+
+#: Per setting, the (interface, input) traits that take it.
+INTERFACE_TRAITS = {
+    "noise_model": [("FitGLM", "noise_model")],
+    "hrf_model": [("DesignMatrix", "hrf_model")],
+    "drift_model": [("DesignMatrix", "drift_model")],
+    "high_pass": [("DesignMatrix", "high_pass")],
+    "drift_order": [("DesignMatrix", "drift_order")],
+    "slice_time_ref": [("DesignMatrix", "slice_time_ref")],
+    "height_control": [("ThresholdMap", "height_control")],
+    "alpha": [("ThresholdMap", "alpha")],
+    "threshold": [("ThresholdMap", "threshold")],
+    "cluster_threshold": [("ThresholdMap", "cluster_threshold")],
+    "two_sided": [("ThresholdMap", "two_sided"), ("ClusterTable", "two_sided")],
+    "table_min_cluster_size": [("ClusterTable", "min_cluster_size")],
+}
+
+_DESIGN_FUNCTIONS = (make_design_matrix, first_level_design, check_model_settings)
+
+#: Per setting, the (core function, keyword) that take it.
+CORE_KEYWORDS = {
+    "noise_model": [(fit_glm, "noise_model")],
+    **{name: [(function, name) for function in _DESIGN_FUNCTIONS]
+       for name in ("hrf_model", "drift_model", "high_pass", "drift_order", "slice_time_ref")},
+    **{name: [(threshold_map, name)]
+       for name in ("height_control", "alpha", "threshold", "cluster_threshold")},
+    "two_sided": [(threshold_map, "two_sided"), (cluster_table, "two_sided")],
+    "table_min_cluster_size": [(cluster_table, "min_cluster_size")],
+}
+
+
+def test_every_setting_is_covered():
+    """The tables below name every field of ModelSettings and InferenceSettings."""
+    assert sorted(INTERFACE_TRAITS) == sorted(MODEL_FIELDS + INFERENCE_FIELDS)
+    assert sorted(CORE_KEYWORDS) == sorted(MODEL_FIELDS + INFERENCE_FIELDS)
+
+
+@pytest.mark.parametrize("name", MODEL_FIELDS + INFERENCE_FIELDS)
+def test_cli_interface_and_core_defaults_are_the_settings(name):
+    """A Python user building a node or calling the core by hand gets the CLI's numbers."""
+    expected = _default(name)
+    cli_default = getattr(build_parser().parse_args([]), name)
+    assert cli_default == expected and type(cli_default) is type(expected)
+    for interface, trait in INTERFACE_TRAITS[name]:
+        value = getattr(getattr(interfaces, interface)().inputs, trait)
+        assert value == expected, f"{interface}.inputs.{trait}"
+    for function, keyword in CORE_KEYWORDS[name]:
+        default = inspect.signature(function).parameters[keyword].default
+        assert default == expected, f"{function.__name__}({keyword}=...)"
+
+
+def test_cli_execution_defaults_are_the_settings():
+    args = build_parser().parse_args([])
+    for field in fields(ExecutionSettings):
+        assert getattr(args, field.name) == getattr(ExecutionSettings(), field.name)
+
+
+def test_choices_are_defined_once():
+    """The CLI's choices and the interfaces' Enum values are the settings' tuples."""
+    choices = {action.dest: action.choices for action in build_parser()._actions}
+    assert tuple(choices["noise_model"]) == NOISE_MODELS
+    assert tuple(choices["drift_model"]) == DRIFT_MODELS
+    assert tuple(choices["height_control"]) == HEIGHT_CONTROLS
+    assert tuple(choices["plugin"]) == PLUGINS
+    for interface, trait, values in [("FitGLM", "noise_model", NOISE_MODELS),
+                                     ("DesignMatrix", "drift_model", DRIFT_MODELS),
+                                     ("DesignMatrix", "hrf_model", HRF_MODELS),
+                                     ("ThresholdMap", "height_control", HEIGHT_CONTROLS)]:
+        handler = getattr(interfaces, interface)().inputs.trait(trait).handler
+        assert sorted(handler.values) == sorted(values), f"{interface}.inputs.{trait}"
+
+
+def test_help_prints_the_settings_defaults():
+    """Each help text that names a default takes it from the parser (%(default)s), so
+    ``--help`` prints the settings' value; the one/two-sided flags follow the settings."""
+    for action in build_parser()._actions:
+        if action.dest == "two_sided":
+            marked = action.help.endswith("(default)")
+            assert marked == (action.const == DEFAULT_INFERENCE.two_sided), action.help
+        elif action.help and "(default" in action.help and action.default is not None:
+            assert "%(default)s" in action.help, action.help
+    text = build_parser().format_help()
+    assert f"(default {DEFAULT_MODEL.high_pass})" in text
+    assert f"(default {DEFAULT_INFERENCE.height_control})" in text
+
+
+def test_factories_default_to_the_settings_objects():
+    from glm_workflows.first_level import init_first_level_wf
+    from glm_workflows.fixed_effects import init_fixed_effects_wf
+    from glm_workflows.inference import init_inference_wf
+    from glm_workflows.study import init_glm_wf
+
+    def defaults(function):
+        return {k: p.default for k, p in inspect.signature(function).parameters.items()}
+
+    for function in (init_first_level_wf, init_glm_wf):
+        assert defaults(function)["model"] is DEFAULT_MODEL
+        assert defaults(function)["inference"] is DEFAULT_INFERENCE
+        assert defaults(function)["contrasts"] is SEED_CONTRASTS
+    for function in (init_inference_wf, init_fixed_effects_wf):
+        assert defaults(function)["inference"] is DEFAULT_INFERENCE
+    assert DEFAULT_MODEL == ModelSettings() and DEFAULT_INFERENCE == InferenceSettings()
+
+
+def test_default_first():
+    """traits.Enum defaults to its first value: default_first puts the default there."""
+    assert default_first("ols", ("ar1", "ols")) == ("ols", "ar1")
+    assert default_first("ar1", NOISE_MODELS) == NOISE_MODELS
+    with pytest.raises(ValueError, match="not one of"):
+        default_first("ar2", NOISE_MODELS)
+
+
+def test_core_and_settings_import_no_nipype():
+    """The numeric core imports the settings, and still no Nipype."""
+    code = ("import sys, glm_workflows.settings, glm_workflows.core.design, "
+            "glm_workflows.core.glm, glm_workflows.core.inference; "
+            "sys.exit(any(m.split('.')[0] == 'nipype' for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
