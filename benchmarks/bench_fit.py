@@ -63,8 +63,8 @@ def prepare_spm_auditory(data_dir: Path, work_dir: Path) -> dict:
     events = read_events(run.events_file, len(run.bold_files), run.t_r)
     design = make_design_matrix(events, len(run.bold_files), run.t_r, hrf_model="spm",
                                 drift_model="cosine", high_pass=1 / 160)
-    save_design_matrix(design, folder / "design.tsv")
-    return {"bold": bold, "design": folder / "design.tsv"}
+    save_design_matrix(design, folder / "matrix.tsv")
+    return {"bold": bold, "design": folder / "matrix.tsv"}
 
 
 def prepare_synthetic(work_dir: Path) -> dict:
@@ -82,8 +82,8 @@ def prepare_synthetic(work_dir: Path) -> dict:
     events = read_events(events_file, n_scans, t_r)
     design = make_design_matrix(events, n_scans, t_r, hrf_model="spm", drift_model="cosine",
                                 high_pass=1 / 160)
-    save_design_matrix(design, folder / "design.tsv")
-    return {"bold": bold, "design": folder / "design.tsv"}
+    save_design_matrix(design, folder / "matrix.tsv")
+    return {"bold": bold, "design": folder / "matrix.tsv"}
 
 
 def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:

@@ -30,9 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from glm_workflows.core.naming import CONTRAST_OUTPUTS
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+#: Every z map of an output folder.
+Z_MAPS = f"*_{CONTRAST_OUTPUTS['z_maps']}"
 SUBJECTS = [f"{index:02d}" for index in range(1, 9)]
 RUNS = ("1", "2")
 TASK = "bench"
@@ -78,7 +82,7 @@ def same_z_maps(first: Path, second: Path) -> bool:
     import nibabel as nb
     import numpy as np
 
-    maps = sorted(first.rglob("*_stat-z_statmap.nii.gz"))
+    maps = sorted(first.rglob(Z_MAPS))
     return bool(maps) and all(
         np.array_equal(nb.load(m).get_fdata(), nb.load(second / m.relative_to(first)).get_fdata())
         for m in maps)
@@ -104,7 +108,7 @@ def main(argv=None) -> None:
         cached = run_cli(bids, scratch / "out_multiproc", scratch / "work_multiproc",
                          multiproc_args)
         identical = same_z_maps(scratch / "out_linear", scratch / "out_multiproc")
-        n_maps = len(list((scratch / "out_linear").rglob("*_stat-z_statmap.nii.gz")))
+        n_maps = len(list((scratch / "out_linear").rglob(Z_MAPS)))
         shutil.rmtree(scratch / "work_linear", ignore_errors=True)
     print(f"\n  {'run':<38} {'wall s':>8}")
     print(f"  {'Linear, cold':<38} {linear:8.1f}")

@@ -33,7 +33,14 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .core.derivatives import PROVENANCE_FILE, dataset_description
+from .core.derivatives import dataset_description
+from .core.naming import (
+    DESCRIPTION_FILE,
+    PROVENANCE_FILE,
+    parse_subject_folder,
+    report_page,
+    subject_folder,
+)
 
 #: Staging folders: ``<prefix><host>-<pid>-<random>`` inside the output folder.
 STAGING_PREFIX = ".glm-workflows-pending-"
@@ -43,10 +50,6 @@ JOURNAL_PREFIX = ".glm-workflows-commit-"
 TRASH_PREFIX = ".glm-workflows-replaced-"
 #: Lock serialising commits and root-file updates of one output folder.
 LOCK_FILE = ".glm-workflows.lock"
-#: The derivatives' description file, at the folder's root.
-DESCRIPTION_FILE = "dataset_description.json"
-#: The page linking the subjects' reports, at the folder's root.
-INDEX_FILE = "index.html"
 
 
 @contextlib.contextmanager
@@ -190,7 +193,7 @@ class OutputTransaction:
         """
         swaps = []
         for subject in subjects:
-            for name in (f"sub-{subject}", f"sub-{subject}.html"):
+            for name in (subject_folder(subject), report_page(subject)):
                 if (self.staging / name).exists():
                     swaps.append([str(self.staging / name), str(self.output_dir / name),
                                   str(self.output_dir / f"{TRASH_PREFIX}{self.staging.name}"
@@ -207,7 +210,8 @@ class OutputTransaction:
 
 def subject_folders(output_dir) -> list[str]:
     """Labels of the subjects whose folders the output folder holds, sorted."""
-    return sorted(p.name[len("sub-"):] for p in Path(output_dir).glob("sub-*") if p.is_dir())
+    labels = (parse_subject_folder(p.name) for p in Path(output_dir).iterdir() if p.is_dir())
+    return sorted(label for label in labels if label)
 
 
 def write_root_files(output_dir, write_index) -> None:
@@ -223,17 +227,17 @@ def write_root_files(output_dir, write_index) -> None:
     subjects = subject_folders(output_dir)
     listing = []
     for subject in subjects:
-        record_path = output_dir / f"sub-{subject}" / PROVENANCE_FILE
+        record_path = output_dir / subject_folder(subject) / PROVENANCE_FILE
         try:
             generated = json.loads(record_path.read_text()).get("GeneratedBy", {})
         except (OSError, ValueError, AttributeError):
             generated = {}
         listing.append({"Subject": subject,
-                        "Record": f"sub-{subject}/{PROVENANCE_FILE}",
+                        "Record": f"{subject_folder(subject)}/{PROVENANCE_FILE}",
                         "Date": generated.get("Date"),
                         "CommandLine": generated.get("CommandLine")})
     _write_atomic(output_dir / PROVENANCE_FILE,
                   json.dumps({"Subjects": listing}, indent=2))
-    with_reports = [s for s in subjects if (output_dir / f"sub-{s}.html").exists()]
+    with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
     if len(with_reports) > 1:
         write_index(output_dir, with_reports)

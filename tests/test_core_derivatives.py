@@ -1,20 +1,11 @@
-"""Output names and all-or-nothing writing (no Nipype)."""
+"""All-or-nothing writing of a model's outputs (no Nipype)."""
 
 import json
 
 import pytest
 
-from glm_workflows.core.derivatives import bids_prefix, write_derivatives
-from glm_workflows.core.errors import InputError
-
-
-def test_bids_prefix():
-    """Entities in BIDS order; illegal labels refused."""
-    assert bids_prefix("01", "auditory") == "sub-01_task-auditory"
-    assert bids_prefix("01", "auditory", "pre", "2") == "sub-01_ses-pre_task-auditory_run-2"
-    for bad in ("../x", "a_b", "a-b", "", "a/b"):
-        with pytest.raises(InputError, match="use letters and digits only"):
-            bids_prefix(bad, "auditory")
+from glm_workflows.core.derivatives import write_derivatives
+from glm_workflows.core.naming import DESCRIPTION_FILE
 
 
 def test_write_replaces_everything_at_once(tmp_path):
@@ -25,8 +16,8 @@ def test_write_replaces_everything_at_once(tmp_path):
     written = write_derivatives({"sub-01_x.txt": str(source)}, out, "01")
     assert written == [str(out / "sub-01" / "sub-01_x.txt")]
     assert (out / "sub-01" / "sub-01_x.txt").read_text() == "new"
-    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
-    assert sorted(p.name for p in out.iterdir()) == ["dataset_description.json", "sub-01"]
+    assert json.loads((out / DESCRIPTION_FILE).read_text())["DatasetType"] == "derivative"
+    assert sorted(p.name for p in out.iterdir()) == [DESCRIPTION_FILE, "sub-01"]
 
 
 def test_failed_write_leaves_earlier_results(tmp_path):

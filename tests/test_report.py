@@ -12,10 +12,25 @@ from pathlib import Path
 import pytest
 
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.report import describe_threshold, write_index, write_subject_report
+from glm_workflows.core.naming import (
+    INDEX_FILE,
+    PROVENANCE_FILE,
+    bids_prefix,
+    contrast_file,
+    contrast_stem,
+    model_file,
+    report_page,
+)
+from glm_workflows.report import (
+    describe_no_survivors,
+    describe_threshold,
+    write_index,
+    write_subject_report,
+)
+from glm_workflows.report.markup import file_list, file_summary
 
-PREFIX = "sub-01_task-auditory"
-TABLE_ID = f"clusters-{PREFIX}_contrast-activeMinusRest"
+PREFIX = bids_prefix("01", "auditory")
+TABLE_ID = f"clusters-{contrast_stem(PREFIX, 'activeMinusRest')}"
 EVIL = "<script>alert(1)</script>"
 CHROMIUM_BINARIES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -89,21 +104,18 @@ def fake_provenance(data_dir) -> dict:
 
 
 @pytest.fixture(scope="module")
-def derivatives(tmp_path_factory, data_dir):
-    """The seed analysis run once from the command line (in-process)."""
-    from glm_workflows.cli import main
-
-    root = tmp_path_factory.mktemp("report")
-    out = root / "derivatives"
-    assert main(["--data-dir", str(data_dir), "--output-dir", str(out),
-                 "--work-dir", str(root / "work")]) == 0
+def derivatives(tmp_path_factory, seed_cli):
+    """A copy of the seed analysis' derivatives (run once per session), to write into."""
+    root, _, _ = seed_cli
+    out = tmp_path_factory.mktemp("report") / "derivatives"
+    shutil.copytree(root / "out", out)
     return out
 
 
 @pytest.fixture(scope="module")
 def report(derivatives, data_dir):
     """The subject page and the index, with a provenance record in the subject's folder."""
-    (derivatives / "sub-01" / "provenance.json").write_text(
+    (derivatives / "sub-01" / PROVENANCE_FILE).write_text(
         json.dumps(fake_provenance(data_dir)))
     page = write_subject_report(derivatives, "01")
     index = write_index(derivatives, ["01"])
@@ -113,7 +125,7 @@ def report(derivatives, data_dir):
 def test_report_content(report):
     """Settings, contrasts, thresholds, cluster tables and provenance are on the page."""
     page, _ = report
-    assert page.name == "sub-01.html"
+    assert page.name == report_page("01")
     text = page.read_text(encoding="utf-8")
     assert "<title>sub-01: first-level GLM report</title>" in text
     for expected in ("Repetition time (s)</th><td>7<", "Noise model</th><td>ar1<",
@@ -143,6 +155,34 @@ def test_report_content(report):
     assert "Total</th><td class=\"num\">1.73<" in text
 
 
+def test_report_lists_many_files_in_a_few_words(report):
+    """The run's 96 scans (the design sidecar's Sources) take one line: count, first and
+    last name, folder; each path is still on the page, folded in a <details> element."""
+    page, _ = report
+    text = page.read_text(encoding="utf-8")
+    design = json.loads((page.parent / "sub-01" / model_file(PREFIX, "design_json")).read_text())
+    folder = os.path.join(os.path.dirname(design["Sources"][0]), "")
+    assert (f"96 files <code>fM00223_004.img</code> … <code>fM00223_099.img</code> in "
+            f"<code>{folder}</code>") in text
+    unfolded = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+    assert "fM00223_050.img" not in unfolded
+    assert f"<li><code>{folder}fM00223_050.img</code></li>" in text
+
+
+def test_file_lists_in_a_few_words():
+    """One path as it is; several as one line per folder and extension (escaped), and
+    the full list folded below."""
+    scans = [f"/d/run/s_{i:03d}.img" for i in range(4, 100)]
+    assert file_summary(["/d/e.tsv"]) == file_list(["/d/e.tsv"]) == "<code>/d/e.tsv</code>"
+    assert file_summary([*scans, "/d/run/e.tsv", "/d/x<y>/a.nii", "/d/x<y>/b.nii"]) == (
+        "96 files <code>s_004.img</code> … <code>s_099.img</code> in <code>/d/run/</code><br>"
+        "<code>e.tsv</code> in <code>/d/run/</code><br>"
+        "2 files <code>a.nii</code>, <code>b.nii</code> in <code>/d/x&lt;y&gt;/</code>")
+    listing = file_list(scans)
+    assert listing.startswith(f"{file_summary(scans)}<details><summary>All 96 paths</summary>")
+    assert listing.count("<li>") == 96
+
+
 def test_report_escapes_markup(report):
     """Markup in provenance text is shown as text, never rendered."""
     page, _ = report
@@ -155,17 +195,16 @@ def test_report_escapes_fake_results(tmp_path):
     """Markup in design and contrast sidecars and cluster tables is escaped; missing files noted."""
     folder = tmp_path / "sub-02"
     folder.mkdir()
-    prefix = "sub-02_task-x_run-1"
-    (folder / f"{prefix}_design.tsv").write_text(
+    prefix = bids_prefix("02", "x", run="1")
+    (folder / model_file(prefix, "design_file")).write_text(
         "a<b\tc\tconstant\n1\t0\t1\n0\t1\t1\n1\t1\t1\n0\t0\t1\n")
-    (folder / f"{prefix}_design.json").write_text(json.dumps(
+    (folder / model_file(prefix, "design_json")).write_text(json.dumps(
         {"RepetitionTime": 2.0, "EventsFile": f"/x/{EVIL}.tsv", "Columns": ["a<b", "c"]}))
-    base = folder / f"{prefix}_contrast-aMinusC"
-    Path(f"{base}_statmap.json").write_text(json.dumps(
+    (folder / contrast_file(prefix, "aMinusC", "contrast_jsons")).write_text(json.dumps(
         {"StatisticType": "t", "ContrastRows": ["a<b - c"], "NoiseModel": "ols"}))
-    Path(f"{base}_stat-z_desc-thresholded_statmap.json").write_text(json.dumps(
+    (folder / contrast_file(prefix, "aMinusC", "threshold_jsons")).write_text(json.dumps(
         {"HeightControl": "none", "Threshold": 3.1, "ClusterThreshold": 0, "TwoSided": True}))
-    Path(f"{base}_clusters.tsv").write_text(
+    (folder / contrast_file(prefix, "aMinusC", "cluster_tables")).write_text(
         "Cluster ID\tX\tY\tZ\tPeak Stat\tCluster Size (mm3)\n<b>1</b>\t1\t2\t3\t4.5\t27\n")
 
     text = write_subject_report(tmp_path, "sub-02").read_text(encoding="utf-8")
@@ -181,7 +220,7 @@ def test_report_without_provenance_is_deterministic(derivatives, tmp_path):
     """No provenance.json: no such section, and two writes give the same bytes."""
     folder = tmp_path / "out"
     shutil.copytree(derivatives / "sub-01", folder / "sub-01")
-    (folder / "sub-01" / "provenance.json").unlink()
+    (folder / "sub-01" / PROVENANCE_FILE).unlink()
     first = write_subject_report(folder, "01").read_bytes()
     second = write_subject_report(folder, "01").read_bytes()
     assert first == second
@@ -191,9 +230,9 @@ def test_report_without_provenance_is_deterministic(derivatives, tmp_path):
 def test_index_links_reports(report):
     """The index links each page with a relative link."""
     _, index = report
-    assert index.name == "index.html"
+    assert index.name == INDEX_FILE
     parsed = parse(index)
-    assert parsed.links == ["sub-01.html"]
+    assert parsed.links == [report_page("01")]
     assert (index.parent / parsed.links[0]).exists()
 
 
@@ -302,6 +341,13 @@ def test_report_in_headless_chromium(report, browser, tmp_path):
         "return Array.from(document.getElementById(arguments[0]).rows[1].cells)"
         ".map(c => c.textContent);", TABLE_ID)
     assert first[1:4] == ["-63", "-6", "42"]
+    folded = browser.execute_script(
+        "return Array.from(document.querySelectorAll('details')).map("
+        "d => [d.open, d.lastElementChild.checkVisibility()]);")
+    assert folded and not any(is_open or shown for is_open, shown in folded)
+    browser.find_element("css selector", "details summary").click()
+    assert browser.execute_script(
+        "return document.querySelector('details').lastElementChild.checkVisibility();")
 
     viewport = tmp_path / "sub-01-viewport.png"
     assert browser.save_screenshot(str(viewport))
@@ -322,7 +368,7 @@ def test_report_in_headless_chromium(report, browser, tmp_path):
     assert png_size(full_page.read_bytes()) == (round(full_w * ratio), round(full_h * ratio))
 
     browser.get(index.as_uri())
-    link = browser.find_element("css selector", 'a[href="sub-01.html"]')
+    link = browser.find_element("css selector", f'a[href="{report_page("01")}"]')
     link.click()
     assert browser.current_url == page.as_uri()
     assert browser.execute_script("return document.getElementById(arguments[0]) !== null;",
@@ -345,8 +391,6 @@ def test_report_in_headless_chromium(report, browser, tmp_path):
      "no voxel survives fixed threshold |z| > 12.00"),
 ])
 def test_describe_no_survivors(settings, by_extent, expected):
-    from glm_workflows.core.report import describe_no_survivors
-
     assert describe_no_survivors(settings, by_extent) == expected
 
 
@@ -366,18 +410,19 @@ def test_report_says_nothing_survives_instead_of_the_table(tmp_path):
 
     folder = tmp_path / "sub-03"
     folder.mkdir()
-    prefix = "sub-03_task-x"
+    prefix = bids_prefix("03", "x")
     z = np.zeros((8, 8, 8))
     z[2:4, 2:4, 2] = 4.0  # 4 voxels above 3, fewer than the extent of 50
     for name, height, empty in (("extent", 3.0, True), ("height", 5.0, True),
                                 ("kept", 3.0, False)):
-        base = folder / f"{prefix}_contrast-{name}"
-        Path(f"{base}_statmap.json").write_text(json.dumps({"StatisticType": "t"}))
-        nb.Nifti1Image(z, np.eye(4)).to_filename(f"{base}_stat-z_statmap.nii.gz")
-        Path(f"{base}_stat-z_desc-thresholded_statmap.json").write_text(json.dumps(
+        path = {output: folder / contrast_file(prefix, name, output) for output in
+                ("contrast_jsons", "z_maps", "threshold_jsons", "cluster_tables")}
+        path["contrast_jsons"].write_text(json.dumps({"StatisticType": "t"}))
+        nb.Nifti1Image(z, np.eye(4)).to_filename(path["z_maps"])
+        path["threshold_jsons"].write_text(json.dumps(
             {"HeightControl": "fpr", "Alpha": 0.001, "Threshold": height,
              "ClusterThreshold": 50, "TwoSided": False, "NoSurvivingVoxels": empty}))
-        Path(f"{base}_clusters.tsv").write_text(
+        path["cluster_tables"].write_text(
             "Cluster ID\tX\tY\tZ\tPeak Stat\tCluster Size (mm3)\n"
             + ("" if empty else "1\t2\t2\t2\t4.0\t4\n"))
 
@@ -386,4 +431,4 @@ def test_report_says_nothing_survives_instead_of_the_table(tmp_path):
     lines = re.findall(r'<p class="note no-survivors">(.*?)</p>', text)
     assert lines == ["Result: no voxel survives uncorrected p &lt; 0.001 with clusters ≥ 50 "
                      "voxels.", "Result: no voxel survives uncorrected p &lt; 0.001."]
-    assert set(parse(page).table_rows) == {f"clusters-{prefix}_contrast-kept"}
+    assert set(parse(page).table_rows) == {f"clusters-{contrast_stem(prefix, 'kept')}"}

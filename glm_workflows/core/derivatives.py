@@ -1,7 +1,12 @@
-"""BIDS-Derivatives names of the outputs, and writing them all-or-nothing."""
+"""Writing a model's outputs all-or-nothing, and the folder's description.
+
+The names come from :mod:`glm_workflows.core.naming`; ``bids_prefix``, ``check_label`` and
+``PROVENANCE_FILE`` are re-exported for the modules that still import them from here.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -11,28 +16,10 @@ from pathlib import Path
 
 from .. import __version__
 from .errors import InputError
-
-BIDS_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-
-def check_label(value: str, entity: str) -> str:
-    """A BIDS label: letters and digits only (no path separators, dots or dashes)."""
-    value = str(value)
-    if not value or any(char not in BIDS_LABEL_CHARS for char in value):
-        raise InputError(f"{entity} label {value!r}: use letters and digits only")
-    return value
-
-
-def bids_prefix(subject: str, task: str, session: str | None = None,
-                run: str | None = None) -> str:
-    """``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]``."""
-    parts = [f"sub-{check_label(subject, 'subject')}"]
-    if session:
-        parts.append(f"ses-{check_label(session, 'session')}")
-    parts.append(f"task-{check_label(task, 'task')}")
-    if run:
-        parts.append(f"run-{check_label(run, 'run')}")
-    return "_".join(parts)
+from .naming import DESCRIPTION_FILE, subject_folder
+from .naming import PROVENANCE_FILE as PROVENANCE_FILE
+from .naming import bids_prefix as bids_prefix
+from .naming import check_label as check_label
 
 
 def dataset_description() -> dict:
@@ -48,13 +35,20 @@ def dataset_description() -> dict:
 
 def software_versions() -> dict:
     """Installed versions of the packages the results depend on."""
-    versions = {}
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> tuple:
+    """``(package, version or None)`` pairs, read from the package metadata once per process
+    (each look-up scans the installed distributions; every sink and description needs them)."""
+    versions = []
     for package in ("nipype", "nilearn", "nibabel", "numpy", "scipy", "pandas", "matplotlib"):
         try:
-            versions[package] = metadata.version(package)
+            versions.append((package, metadata.version(package)))
         except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+            versions.append((package, None))
+    return tuple(versions)
 
 
 def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
@@ -82,7 +76,7 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
         Destination paths, sorted.
     """
     out_dir = Path(out_dir)
-    target = out_dir / f"sub-{check_label(subject, 'subject')}"
+    target = out_dir / subject_folder(subject)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -96,17 +90,12 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
                 (staging / name).write_text(json.dumps(content, indent=2))
             else:
                 shutil.copyfile(source, staging / name)
-        (staging / "dataset_description.json").write_text(
-            json.dumps(dataset_description(), indent=2))
+        (staging / DESCRIPTION_FILE).write_text(json.dumps(dataset_description(), indent=2))
         written = []
         for name in files:
             os.replace(staging / name, target / name)
             written.append(str(target / name))
-        os.replace(staging / "dataset_description.json", out_dir / "dataset_description.json")
+        os.replace(staging / DESCRIPTION_FILE, out_dir / DESCRIPTION_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(written)
-
-
-#: A subject's provenance record (in its folder); at the root, the list of them.
-PROVENANCE_FILE = "provenance.json"

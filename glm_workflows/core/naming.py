@@ -1,0 +1,253 @@
+"""BIDS-Derivatives names of every output, built and parsed in one place.
+
+A model's own outputs are ``sub-<label>/<prefix>_<suffix>`` and its contrasts'
+``sub-<label>/<prefix>_contrast-<name>_<suffix>``, with ``<prefix>`` =
+``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]`` (:func:`bids_prefix`) and the
+suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's root holds
+each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
+:data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
+
+The sink builds these names, the report, the command-line summary and the output
+folder read them back, all through this module: plain strings, no Nipype, no file
+access.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .errors import InputError
+
+#: The characters of a BIDS label (and of a contrast name).
+BIDS_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+#: The statistics a contrast's ``{stat}`` suffix field takes.
+STAT_TYPES = ("t", "F")
+
+#: Per-contrast outputs (the sink's inputs) and the name suffix each is written under;
+#: ``{stat}`` is the contrast's statistic, ``t`` or ``F``.
+CONTRAST_OUTPUTS = {
+    "effect_maps": "stat-effect_statmap.nii.gz",
+    "variance_maps": "stat-variance_statmap.nii.gz",
+    "stat_maps": "stat-{stat}_statmap.nii.gz",
+    "z_maps": "stat-z_statmap.nii.gz",
+    "p_maps": "stat-p_statmap.nii.gz",
+    "thresholded_maps": "stat-z_desc-thresholded_statmap.nii.gz",
+    "threshold_jsons": "stat-z_desc-thresholded_statmap.json",
+    "thresholded_figures": "stat-z_desc-thresholded_statmap.png",
+    "ortho_figures": "stat-z_desc-thresholdedOrtho_statmap.png",
+    "cluster_tables": "clusters.tsv",
+    "contrast_figures": "contrastmatrix.png",
+    "contrast_jsons": "statmap.json",
+}
+#: Per-model outputs (the sink's inputs) and their name suffix.
+MODEL_OUTPUTS = {
+    "mean_file": "desc-mean_bold.nii.gz",
+    "mask_file": "desc-brain_mask.nii.gz",
+    "design_file": "design.tsv",
+    "design_figure": "design.png",
+    "design_json": "design.json",
+    "correlation_figure": "desc-correlation_design.png",
+}
+
+#: The derivatives' description, at the folder's root.
+DESCRIPTION_FILE = "dataset_description.json"
+#: A subject's provenance record (in its folder); at the root, the list of them.
+PROVENANCE_FILE = "provenance.json"
+#: The page linking the subjects' reports, at the folder's root.
+INDEX_FILE = "index.html"
+
+_LABEL = "[A-Za-z0-9]+"
+_PREFIX = (rf"sub-(?P<subject>{_LABEL})(?:_ses-(?P<session>{_LABEL}))?"
+           rf"_task-(?P<task>{_LABEL})(?:_run-(?P<run>{_LABEL}))?")
+_CONTRAST_SUFFIXES = {suffix.format(stat=stat): output
+                      for output, suffix in CONTRAST_OUTPUTS.items() for stat in STAT_TYPES}
+_MODEL_SUFFIXES = {suffix: output for output, suffix in MODEL_OUTPUTS.items()}
+
+
+def _one_of(strings) -> str:
+    """A regular expression matching any of ``strings`` literally."""
+    return "|".join(re.escape(s) for s in strings)
+
+
+_OUTPUT_NAME = re.compile(
+    rf"(?P<prefix>{_PREFIX})(?:_contrast-(?P<contrast>{_LABEL})"
+    rf"_(?P<contrast_suffix>{_one_of(_CONTRAST_SUFFIXES)})"
+    rf"|_(?P<model_suffix>{_one_of(_MODEL_SUFFIXES)}))")
+_SUBJECT_FOLDER = re.compile(rf"sub-({_LABEL})")
+
+
+class OutputName(NamedTuple):
+    """An output file name taken apart (see :func:`parse_output_name`).
+
+    Attributes
+    ----------
+    prefix : str
+        ``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]``.
+    output : str
+        Its key in :data:`MODEL_OUTPUTS` or :data:`CONTRAST_OUTPUTS`.
+    contrast : str or None
+        The contrast name, for a contrast's output.
+    """
+
+    prefix: str
+    output: str
+    contrast: str | None = None
+
+
+# --- building ----------------------------------------------------------------------------
+
+def check_label(value: str, entity: str) -> str:
+    """A BIDS label: letters and digits only (no path separators, dots or dashes).
+
+    Parameters
+    ----------
+    value : str
+        The label.
+    entity : str
+        What it labels (``subject``, ``task``...), for the message.
+
+    Returns
+    -------
+    label : str
+        ``value`` as a string.
+
+    Raises
+    ------
+    InputError
+        If the label is empty or has another character.
+    """
+    value = str(value)
+    if not value or any(char not in BIDS_LABEL_CHARS for char in value):
+        raise InputError(f"{entity} label {value!r}: use letters and digits only")
+    return value
+
+
+def bids_prefix(subject: str, task: str, session: str | None = None,
+                run: str | None = None) -> str:
+    """``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]``, each label checked."""
+    parts = [subject_folder(subject)]
+    if session:
+        parts.append(f"ses-{check_label(session, 'session')}")
+    parts.append(f"task-{check_label(task, 'task')}")
+    if run:
+        parts.append(f"run-{check_label(run, 'run')}")
+    return "_".join(parts)
+
+
+def subject_folder(subject: str) -> str:
+    """``sub-<label>``: a subject's folder (and its entity in a prefix)."""
+    return f"sub-{check_label(subject, 'subject')}"
+
+
+def report_page(subject: str) -> str:
+    """``sub-<label>.html``: a subject's report, at the folder's root."""
+    return f"{subject_folder(subject)}.html"
+
+
+def model_file(prefix: str, output: str) -> str:
+    """``<prefix>_<suffix>`` of a model's output (a key of :data:`MODEL_OUTPUTS`)."""
+    return f"{prefix}_{MODEL_OUTPUTS[output]}"
+
+
+def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None = None) -> str:
+    """``<prefix>_contrast-<contrast>_<suffix>`` of a contrast's output.
+
+    Parameters
+    ----------
+    prefix : str
+        The model's BIDS prefix (:func:`bids_prefix`).
+    contrast : str
+        The contrast name.
+    output : str
+        A key of :data:`CONTRAST_OUTPUTS`.
+    stat_type : {'t', 'F'} or None
+        The contrast's statistic; needed only for ``stat_maps``.
+
+    Returns
+    -------
+    name : str
+        The file name (no folder).
+    """
+    suffix = CONTRAST_OUTPUTS[output]
+    if "{stat}" in suffix and stat_type not in STAT_TYPES:
+        raise ValueError(f"{output}: stat_type must be one of {STAT_TYPES}, got {stat_type!r}")
+    return f"{contrast_stem(prefix, contrast)}_{suffix.format(stat=stat_type)}"
+
+
+def contrast_stem(prefix: str, contrast: str) -> str:
+    """``<prefix>_contrast-<contrast>``: how every output name of a contrast starts."""
+    return f"{prefix}_contrast-{contrast}"
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def parse_output_name(name: str) -> OutputName | None:
+    """Take an output file name apart; None if it is not one this package writes.
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder), e.g.
+        ``sub-01_task-auditory_contrast-activeMinusRest_clusters.tsv``.
+
+    Returns
+    -------
+    parsed : OutputName or None
+        E.g. ``OutputName("sub-01_task-auditory", "cluster_tables", "activeMinusRest")``.
+    """
+    match = _OUTPUT_NAME.fullmatch(name)
+    if match is None:
+        return None
+    if match["contrast"] is None:
+        return OutputName(match["prefix"], _MODEL_SUFFIXES[match["model_suffix"]])
+    return OutputName(match["prefix"], _CONTRAST_SUFFIXES[match["contrast_suffix"]],
+                      match["contrast"])
+
+
+def parse_prefix(prefix: str) -> dict | None:
+    """The entities of a BIDS prefix, the inverse of :func:`bids_prefix`.
+
+    Returns
+    -------
+    entities : dict or None
+        ``subject``, ``session``, ``task`` and ``run`` (None when absent); None if
+        ``prefix`` is not a prefix.
+    """
+    match = re.fullmatch(_PREFIX, prefix)
+    return match.groupdict() if match else None
+
+
+def parse_subject_folder(name: str) -> str | None:
+    """The label of a subject folder's name ``sub-<label>``; None for any other name."""
+    match = _SUBJECT_FOLDER.fullmatch(name)
+    return match[1] if match else None
+
+
+def subject_label(subject: str) -> str:
+    """A subject label given with or without ``sub-``, checked; ``"sub-01"`` -> ``"01"``."""
+    subject = str(subject)
+    return check_label(subject.removeprefix("sub-"), "subject")
+
+
+def contrast_names(file_names, prefix: str, output: str = "contrast_jsons") -> list[str]:
+    """Names of the contrasts of ``prefix`` that have an ``output`` among ``file_names``.
+
+    Parameters
+    ----------
+    file_names : iterable of str
+        File names (no folder), e.g. a subject folder's listing.
+    prefix : str
+        The model's BIDS prefix.
+    output : str
+        A key of :data:`CONTRAST_OUTPUTS` (default: the contrast's sidecar).
+
+    Returns
+    -------
+    names : list of str
+        Sorted.
+    """
+    parsed = (parse_output_name(name) for name in file_names)
+    return sorted(p.contrast for p in parsed
+                  if p is not None and p.prefix == prefix and p.output == output)

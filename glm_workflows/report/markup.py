@@ -1,0 +1,162 @@
+"""HTML building blocks of the report pages: escaping, the page frame and style sheet,
+figures, tables and file lists.
+
+Every piece of text is escaped here; figures are embedded as ``data:image/png`` URIs and
+the style sheet is inline, so a page needs no script, server or network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from .. import __version__
+from .describe import group_files, number, plain
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       margin: 0 auto; max-width: 1100px; padding: 0 1.5em 3em; color: #222;
+       line-height: 1.4; }
+h1 { border-bottom: 3px solid #345; padding-bottom: .3em; }
+h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
+h3 { margin-top: 1.6em; }
+section.contrast { border-left: 4px solid #468; padding-left: 1em; margin: 1.5em 0; }
+figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: .85em; color: #555; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .2em .6em; text-align: left; }
+th { background: #eef1f5; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.subpeak td { color: #666; }
+table.settings th { text-align: left; font-weight: normal; }
+p.threshold { font-weight: bold; }
+p.note, .missing { color: #855; font-style: italic; }
+code { font-size: .9em; word-break: break-all; }
+summary { margin: .5em 0; cursor: pointer; }
+ol.paths { margin: 0; padding-left: 2.5em; font-size: .9em; }
+footer { margin-top: 3em; font-size: .8em; color: #777; }
+"""
+
+_CLUSTER_CAPTION = ("Clusters of the thresholded map: peak coordinates in mm (world space), "
+                    "peak z value, sub-peaks as 1a, 1b&hellip;")
+
+
+def escape(text) -> str:
+    """``text`` (any value) as HTML text, quotes included."""
+    return html.escape(str(text), quote=True)
+
+
+def code(text) -> str:
+    """``text`` escaped, in a ``<code>`` element."""
+    return f"<code>{escape(text)}</code>"
+
+
+def page(title: str, body) -> str:
+    """A complete HTML document: ``title``, the inline style sheet, ``body`` (HTML parts)."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<meta name="generator" content="glm-workflows {escape(__version__)}">\n'
+            f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body)
+            + f"\n<footer>Written by glm-workflows {escape(__version__)} from the files of "
+              "this derivatives folder.</footer>\n</body>\n</html>\n")
+
+
+def figure(png: bytes, caption: str) -> str:
+    """A PNG embedded as a ``data:`` URI, with its caption."""
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def file_figure(path: Path, caption: str) -> str:
+    """The figure of a PNG file, or a note naming the missing file."""
+    if not path.exists():
+        return f'<p class="missing">Figure not found: {escape(path.name)}</p>'
+    return figure(path.read_bytes(), caption)
+
+
+def file_summary(paths) -> str:
+    """Paths in a few words: one path as it is; several as one line per folder and
+    extension, e.g. ``96 files fM00223_004.img … fM00223_099.img in /data/fM00223/``."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        return "none"
+    if len(paths) == 1:
+        return code(paths[0])
+    return "<br>".join(_group_line(group) for group in group_files(paths))
+
+
+def file_list(paths) -> str:
+    """:func:`file_summary`, and for several paths the full list folded below it."""
+    paths = [str(p) for p in paths]
+    if len(paths) < 2:
+        return file_summary(paths)
+    items = "".join(f"<li>{code(p)}</li>" for p in paths)
+    return (f"{file_summary(paths)}<details><summary>All {len(paths)} paths</summary>"
+            f'<ol class="paths">{items}</ol></details>')
+
+
+def _group_line(group) -> str:
+    names = group.names
+    if len(names) == 1:
+        shown = code(names[0])
+    elif len(names) == 2:
+        shown = f"2 files {code(names[0])}, {code(names[1])}"
+    else:
+        shown = f"{len(names)} files {code(names[0])} … {code(names[-1])}"
+    return f"{shown} in {code(group.folder)}"
+
+
+def key_value_table(pairs, css_id: str, code_keys=()) -> str:
+    """A two-column settings table of ``(key, value)`` pairs; values of ``code_keys`` in
+    ``<code>``."""
+    rows = "".join(
+        f"<tr><th>{escape(k)}</th><td>"
+        + (code(plain(v)) if k in code_keys else escape(plain(v)))
+        + "</td></tr>" for k, v in pairs)
+    return f'<table class="settings" id="{escape(css_id)}">{rows}</table>'
+
+
+def cluster_table(table, table_id: str) -> str:
+    """A cluster table (rows of strings, as read from its TSV), sub-peaks greyed out.
+
+    Parameters
+    ----------
+    table : list of dict or None
+        The rows; None when the file is missing.
+    table_id : str
+        The ``id`` of the ``<table>``.
+
+    Returns
+    -------
+    html : str
+        The table, or a note when it is missing or has no row.
+    """
+    if table is None:
+        return '<p class="note">Cluster table not found.</p>'
+    if not table:
+        return '<p class="note clusters-empty">No cluster survives the threshold.</p>'
+    columns = list(table[0])
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = []
+    for record in table:
+        peak = record.get("Cluster ID", "")
+        css = ' class="subpeak"' if peak and not peak.isdigit() else ""
+        cells = "".join(_cluster_cell(column, record.get(column, "")) for column in columns)
+        rows.append(f"<tr{css}>{cells}</tr>")
+    return (f'<table class="clusters" id="{escape(table_id)}"><caption>{_CLUSTER_CAPTION}'
+            f"</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _cluster_cell(column: str, value: str) -> str:
+    try:
+        value_number = float(value)
+    except (TypeError, ValueError):
+        value_number = None
+    if value_number is None or column == "Cluster ID":
+        return f"<td>{escape(value)}</td>"
+    text = f"{value_number:.2f}" if column == "Peak Stat" else number(value_number)
+    return f'<td class="num">{escape(text)}</td>'

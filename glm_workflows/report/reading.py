@@ -1,0 +1,164 @@
+"""Reading a subject's results back from the derivatives folder, for its report.
+
+Everything the report shows comes from here: which models (BIDS prefixes) and contrasts
+the folder holds, the design and contrast sidecars, the cluster tables, the z maps and
+the subject's provenance record. Missing or unreadable files give None, so the page
+says what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+
+from ..core.naming import (
+    PROVENANCE_FILE,
+    bids_prefix,
+    contrast_file,
+    contrast_names,
+    model_file,
+    parse_output_name,
+    parse_prefix,
+)
+
+#: The outputs whose presence makes a prefix a model of the report.
+_MODEL_MARKERS = ("design_file", "design_json", "contrast_jsons")
+
+
+def find_prefixes(folder, subject) -> list[str]:
+    """The result prefixes of a subject folder, subject level first, then runs in order.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        ``<derivatives>/sub-<subject>``.
+    subject : str
+        Subject label (without ``sub-``).
+
+    Returns
+    -------
+    prefixes : list of str
+        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]`` of every design or
+        contrast sidecar found; empty if the folder does not exist.
+    """
+    parsed = (parse_output_name(name) for name in _listing(folder))
+    found = {p.prefix for p in parsed if p is not None and p.output in _MODEL_MARKERS
+             and parse_prefix(p.prefix)["subject"] == subject}
+    return sorted(found, key=_prefix_order)
+
+
+def find_contrasts(folder, prefix: str) -> list[str]:
+    """Names of the contrasts saved under ``prefix`` (those with a contrast sidecar)."""
+    return contrast_names(_listing(folder), prefix)
+
+
+def runs_combined(prefix: str, prefixes) -> list[str]:
+    """Run indices of the ``prefixes`` that ``prefix`` (a subject level) combines: the
+    runs with its subject, session and task."""
+    runs = []
+    for other in prefixes:
+        entities = parse_prefix(other)
+        if entities["run"] and bids_prefix(entities["subject"], entities["task"],
+                                           entities["session"]) == prefix:
+            runs.append(entities["run"])
+    return runs
+
+
+def read_designs(folder: Path, prefixes) -> dict:
+    """Each model's design sidecar, with its contrasts' noise model(s) as ``NoiseModel``.
+
+    Returns
+    -------
+    designs : dict of str to dict
+        By prefix; models without a readable design sidecar are left out.
+    """
+    designs = {}
+    for prefix in prefixes:
+        design = read_json(folder / model_file(prefix, "design_json"))
+        if design is None:
+            continue
+        sidecars = (read_contrast_json(folder, prefix, contrast, "contrast_jsons")
+                    for contrast in find_contrasts(folder, prefix))
+        noise = sorted({str(s["NoiseModel"]) for s in sidecars if s and "NoiseModel" in s})
+        designs[prefix] = {**design, "NoiseModel": ", ".join(noise)} if noise else design
+    return designs
+
+
+def read_design_shape(folder: Path, prefix: str) -> tuple[int, int] | None:
+    """(scans, regressors) of a model's design matrix TSV; None if it is missing."""
+    path = folder / model_file(prefix, "design_file")
+    return pd.read_csv(path, sep="\t").shape if path.exists() else None
+
+
+def read_contrast_json(folder: Path, prefix: str, contrast: str, output: str) -> dict | None:
+    """A contrast's JSON output (``contrast_jsons`` or ``threshold_jsons``), see
+    :func:`read_json`."""
+    return read_json(folder / contrast_file(prefix, contrast, output))
+
+
+def read_clusters(folder: Path, prefix: str, contrast: str) -> list[dict] | None:
+    """The rows of a contrast's cluster table as dicts of strings; None if it is missing."""
+    path = folder / contrast_file(prefix, contrast, "cluster_tables")
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream, delimiter="\t"))
+
+
+def removed_by_extent(folder: Path, prefix: str, contrast: str, settings: dict) -> bool:
+    """Whether some voxel of the contrast's z map passes the finite height threshold, so
+    that the cluster extent removed every voxel (assumed when the map is missing)."""
+    threshold = settings.get("Threshold")
+    if threshold is None or not np.isfinite(threshold) or not settings.get("ClusterThreshold"):
+        return False
+    z_map = folder / contrast_file(prefix, contrast, "z_maps")
+    if not z_map.exists():
+        return True
+    z = np.nan_to_num(np.asanyarray(nb.load(z_map).dataobj, dtype=np.float64))
+    return bool(((np.abs(z) if settings.get("TwoSided") else z) >= threshold).any())
+
+
+def read_provenance(folder) -> dict | None:
+    """The content of ``<folder>/provenance.json`` (a subject's record); None if absent.
+
+    An unreadable record gives a dict holding only the key ``"Error"``, so the report
+    says why the section is empty instead of failing.
+    """
+    path = Path(folder) / PROVENANCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {"Error": f"{path.name} could not be read ({exc})"}
+    if not isinstance(record, dict):
+        return {"Error": f"{path.name}: expected a JSON object"}
+    return record
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON sidecar's object; None if missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _listing(folder) -> list[str]:
+    """The file names in ``folder``; empty if it is not a folder."""
+    folder = Path(folder)
+    return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+
+
+def _prefix_order(prefix: str):
+    """Sort key: by session and task, the subject level before its runs, runs in order."""
+    entities = parse_prefix(prefix)
+    run = entities["run"]
+    return (entities["session"] or "", entities["task"], run is not None,
+            (len(run), run) if run else (0, ""))

@@ -1,0 +1,88 @@
+"""What the command line prints once a run is committed: where the outputs are, and each
+contrast's threshold and cluster table, read back from the written files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .core.naming import bids_prefix, contrast_file, contrast_names, subject_folder
+from .study import subject_groups, subject_session
+
+
+def result_prefixes(runs) -> list[tuple[str, str]]:
+    """The models whose results are written: each run, and each subject's fixed effects
+    when it has several runs.
+
+    Parameters
+    ----------
+    runs : list of glm_workflows.inputs.RunInputs
+        The runs of the study.
+
+    Returns
+    -------
+    prefixes : list of (str, str)
+        ``(subject, BIDS prefix)``, runs first.
+    """
+    prefixes = [(r.subject, bids_prefix(r.subject, r.task, r.session, r.run)) for r in runs]
+    for subject, subject_runs in subject_groups(runs).items():
+        if len(subject_runs) > 1:
+            prefixes.append((subject, bids_prefix(subject, subject_runs[0].task,
+                                                  subject_session(subject_runs), None)))
+    return prefixes
+
+
+def print_results(runs, output_dir, printer=print) -> None:
+    """Print where the outputs are, and each contrast's threshold and cluster table.
+
+    Parameters
+    ----------
+    runs : list of glm_workflows.inputs.RunInputs
+        The runs of the study.
+    output_dir : str or PathLike
+        The derivatives root the results were committed to.
+    printer : callable
+        Called with each block of text (default :func:`print`).
+    """
+    printer(f"Outputs in {Path(output_dir).absolute()}")
+    for subject, prefix in result_prefixes(runs):
+        folder = Path(output_dir) / subject_folder(subject)
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        for contrast in contrast_names(names, prefix, "cluster_tables"):
+            for text in contrast_summary(folder, prefix, contrast):
+                printer(text)
+
+
+def contrast_summary(folder: Path, prefix: str, contrast: str) -> list[str]:
+    """A contrast's threshold line and, if any voxel survives, its cluster table.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The subject folder.
+    prefix : str
+        The model's BIDS prefix.
+    contrast : str
+        The contrast name.
+
+    Returns
+    -------
+    blocks : list of str
+        E.g. ``"\\nsub-01_task-auditory contrast activeMinusRest: fdr alpha=0.05 ->
+        z > 2.931, 5 cluster(s)"`` and the table.
+    """
+    settings = json.loads(
+        (folder / contrast_file(prefix, contrast, "threshold_jsons")).read_text())
+    how = ("fixed threshold" if settings["HeightControl"] == "none"
+           else f"{settings['HeightControl']} alpha={settings['Alpha']}")
+    threshold = settings["Threshold"]  # null: no voxel can pass (fdr)
+    head = f"\n{prefix} contrast {contrast}: {how} -> "
+    head += f"z > {threshold:.3f}, " if threshold is not None else ""
+    if settings.get("NoSurvivingVoxels"):
+        return [f"{head}no voxel survives"]
+    table = pd.read_csv(folder / contrast_file(prefix, contrast, "cluster_tables"), sep="\t",
+                        keep_default_na=False)
+    return [f"{head}{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)",
+            table.to_string(index=False) if len(table) else "  (no cluster)"]
