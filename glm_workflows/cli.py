@@ -8,11 +8,24 @@ import os
 import re
 import sys
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from .core.errors import InputError, one_line
+from .settings import (
+    DEFAULT_INFERENCE,
+    DEFAULT_MODEL,
+    DRIFT_MODELS,
+    HEIGHT_CONTROLS,
+    NOISE_MODELS,
+    PLUGINS,
+    SEED_CONTRASTS,
+    ExecutionSettings,
+    InferenceSettings,
+    ModelSettings,
+)
 
-DEFAULT_WORK_DIR = "work"
+DEFAULT_EXECUTION = ExecutionSettings()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data = parser.add_argument_group("inputs")
     data.add_argument("--bids-dir", help="BIDS dataset root (TR read from the sidecar JSON)")
-    data.add_argument("--task", default="auditory", help="task label (default: auditory)")
+    data.add_argument("--task", default="auditory", help="task label (default: %(default)s)")
     data.add_argument("--subject", nargs="+", metavar="LABEL",
                       help="subject label(s); with --func, the one label of that run "
                            "(default: all subjects / 01)")
@@ -40,18 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: $NILEARN_DATA or ~/nilearn_data)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--noise-model", default="ar1", choices=["ar1", "ols"],
-                       help="temporal noise model (default ar1)")
-    model.add_argument("--hrf-model", default="spm",
-                       help="nilearn HRF model: spm, glover, 'spm + derivative', ... (default spm)")
-    model.add_argument("--drift-model", default="cosine", choices=["cosine", "polynomial", "none"],
-                       help="slow drift regressors (default cosine)")
-    model.add_argument("--high-pass", type=float, default=1 / 160,
-                       help="high-pass cut-off in Hz (default 1/160 = 0.00625)")
-    model.add_argument("--drift-order", type=int, default=1,
-                       help="order of polynomial drifts (default 1)")
-    model.add_argument("--slice-time-ref", type=float, default=0.0,
-                       help="reference slice time as a fraction of the TR (default 0)")
+    model.add_argument("--noise-model", default=DEFAULT_MODEL.noise_model, choices=NOISE_MODELS,
+                       help="temporal noise model (default %(default)s)")
+    model.add_argument("--hrf-model", default=DEFAULT_MODEL.hrf_model,
+                       help="nilearn HRF model: spm, glover, 'spm + derivative', ... "
+                            "(default %(default)s)")
+    model.add_argument("--drift-model", default=DEFAULT_MODEL.drift_model,
+                       choices=DRIFT_MODELS,
+                       help="slow drift regressors (default %(default)s)")
+    model.add_argument("--high-pass", type=float, default=DEFAULT_MODEL.high_pass,
+                       help="high-pass cut-off in Hz (default %(default)s)")
+    model.add_argument("--drift-order", type=int, default=DEFAULT_MODEL.drift_order,
+                       help="order of polynomial drifts (default %(default)s)")
+    model.add_argument("--slice-time-ref", type=float,
+                       default=DEFAULT_MODEL.slice_time_ref,
+                       help="reference slice time as a fraction of the TR (default %(default)s)")
 
     contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
     contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",
@@ -61,31 +77,36 @@ def build_parser() -> argparse.ArgumentParser:
                            help="F contrast, e.g. effectsOfInterest=active,rest (repeatable)")
 
     inference = parser.add_argument_group("thresholds and tables")
-    inference.add_argument("--height-control", default="fdr",
-                           choices=["fpr", "fdr", "bonferroni", "none"],
-                           help="how the z threshold is chosen (default fdr)")
-    inference.add_argument("--alpha", type=float, default=0.05,
-                           help="error rate for fpr/fdr/bonferroni (default 0.05)")
-    inference.add_argument("--threshold", type=float, default=3.09,
-                           help="z threshold with --height-control none")
-    inference.add_argument("--cluster-threshold", type=int, default=10,
-                           help="remove clusters smaller than this many voxels (default 10)")
+    inference.add_argument("--height-control", default=DEFAULT_INFERENCE.height_control,
+                           choices=HEIGHT_CONTROLS,
+                           help="how the z threshold is chosen (default %(default)s)")
+    inference.add_argument("--alpha", type=float, default=DEFAULT_INFERENCE.alpha,
+                           help="error rate for fpr/fdr/bonferroni (default %(default)s)")
+    inference.add_argument("--threshold", type=float, default=DEFAULT_INFERENCE.threshold,
+                           help="z threshold with --height-control none (default %(default)s)")
+    inference.add_argument("--cluster-threshold", type=int,
+                           default=DEFAULT_INFERENCE.cluster_threshold,
+                           help="remove clusters smaller than this many voxels "
+                                "(default %(default)s)")
     sided = inference.add_mutually_exclusive_group()
+    two_sided = DEFAULT_INFERENCE.two_sided
     sided.add_argument("--two-sided", dest="two_sided", action="store_true",
-                       help="threshold and tabulate negative effects too")
+                       help="threshold and tabulate negative effects too"
+                            + (" (default)" if two_sided else ""))
     sided.add_argument("--one-sided", dest="two_sided", action="store_false",
-                       help="positive effects only (default)")
-    inference.add_argument("--table-min-cluster-size", type=int, default=20,
-                           help="smallest cluster (voxels) listed in the tables (default 20)")
+                       help="positive effects only" + ("" if two_sided else " (default)"))
+    inference.add_argument("--table-min-cluster-size", type=int,
+                           default=DEFAULT_INFERENCE.table_min_cluster_size,
+                           help="smallest cluster (voxels) listed in the tables "
+                                "(default %(default)s)")
 
     execution = parser.add_argument_group("execution")
-    execution.add_argument("--output-dir", default="derivatives",
-                           help="derivatives root (default: ./derivatives)")
-    execution.add_argument("--work-dir", default=DEFAULT_WORK_DIR,
-                           help="Nipype cache; reruns reuse it (default: ./work)")
-    execution.add_argument("--plugin", default="Linear",
-                           choices=["Linear", "MultiProc", "SLURM", "SLURMGraph"],
-                           help="Nipype execution plugin (default Linear)")
+    execution.add_argument("--output-dir", default=DEFAULT_EXECUTION.output_dir,
+                           help="derivatives root (default: %(default)s)")
+    execution.add_argument("--work-dir", default=DEFAULT_EXECUTION.work_dir,
+                           help="Nipype cache; reruns reuse it (default: %(default)s)")
+    execution.add_argument("--plugin", default=DEFAULT_EXECUTION.plugin, choices=PLUGINS,
+                           help="Nipype execution plugin (default %(default)s)")
     execution.add_argument("--n-procs", type=int, help="processes for MultiProc")
     execution.add_argument("--mem-gb", type=float,
                            help="memory MultiProc may use at once, in GB (default: 90%% of "
@@ -93,13 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.set_defaults(two_sided=False)
+    parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided)
     return parser
 
 
 def _contrasts(args):
     from .core.contrasts import parse_contrast_option
-    from .first_level import SEED_CONTRASTS
 
     parsed = [parse_contrast_option(c, "t") for c in args.contrast]
     parsed += [parse_contrast_option(c, "F") for c in args.f_contrast]
@@ -147,7 +167,8 @@ def _plugin_args(args) -> dict:
     return plugin_args
 
 
-def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list) -> dict:
+def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list,
+                 design_checks: dict | None = None) -> dict:
     """Check a run's files, events, design and contrasts before any work starts.
 
     The design is checked by :func:`~glm_workflows.core.design.first_level_design`,
@@ -165,6 +186,9 @@ def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list) -> 
         Where the outputs will go (its file system limits the length of names).
     warnings : list
         The run's warning lines (e.g. events after the last frame) are appended.
+    design_checks : dict or None
+        Outcomes of earlier runs' design checks, shared by the runs of one study
+        (:func:`_checked_design`).
 
     Returns
     -------
@@ -172,7 +196,8 @@ def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list) -> 
         The memory estimates of the run's nodes.
     """
     try:
-        return _validate_run(run, model, contrasts, output_dir, warnings)
+        return _validate_run(run, model, contrasts, output_dir, warnings,
+                             {} if design_checks is None else design_checks)
     except InputError:
         raise
     except Exception as exc:  # the promise is one line, whatever failed
@@ -180,22 +205,54 @@ def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list) -> 
                          f"({type(exc).__name__}: {one_line(exc)})") from exc
 
 
-def _validate_run(run, model: dict, contrasts, output_dir, warnings: list) -> dict:
+def _validate_run(run, model: dict, contrasts, output_dir, warnings: list,
+                  design_checks: dict) -> dict:
     """:func:`validate_run` without its guard: images, design and contrasts, names."""
-    from .core.design import first_level_design
     from .core.images import check_header_repetition_time, check_images_compatible
     from .first_level import estimate_memory_gb
 
     imgs = check_images_compatible(run.bold_files)
     check_header_repetition_time(run.t_r, imgs, run.bold_files)
     n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
-    _, run_warnings = first_level_design(run.events_file, n_scans, run.t_r,
-                                         confounds_file=run.confounds_file,
-                                         contrasts=contrasts, **model)
+    run_warnings = _checked_design(run, n_scans, model, contrasts, design_checks)
     _check_output_names(run, contrasts, output_dir)
     warnings.extend(run_warnings)
     return estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
                               n_scans)
+
+
+def _checked_design(run, n_scans: int, model: dict, contrasts, cache: dict) -> list[str]:
+    """Check a run's design (:func:`~glm_workflows.core.design.first_level_design`) and
+    return its warnings; runs whose events and confounds files have the same bytes,
+    with the same scans, TR, model and contrasts (a study with one events file for
+    every subject, say), are checked once, their messages naming each run's files."""
+    from hashlib import sha1
+
+    from .core.design import first_level_design
+
+    files = [run.events_file, run.confounds_file]
+    digests = tuple(sha1(Path(f).read_bytes()).hexdigest() if f and Path(f).is_file() else f
+                    for f in files)
+    key = (digests, n_scans, run.t_r, tuple(sorted(model.items())), repr(contrasts))
+    if key not in cache:
+        try:
+            _, run_warnings = first_level_design(run.events_file, n_scans, run.t_r,
+                                                 confounds_file=run.confounds_file,
+                                                 contrasts=contrasts, **model)
+            cache[key] = (files, run_warnings, None)
+        except InputError as exc:
+            cache[key] = (files, [], str(exc))
+    checked_files, run_warnings, error = cache[key]
+
+    def renamed(text: str) -> str:
+        for old, new in zip(checked_files, files, strict=True):
+            if old and new and old != new:
+                text = text.replace(str(old), str(new))
+        return text
+
+    if error is not None:
+        raise InputError(renamed(error))
+    return [renamed(line) for line in run_warnings]
 
 
 def _check_output_names(run, contrasts, output_dir) -> None:
@@ -205,9 +262,7 @@ def _check_output_names(run, contrasts, output_dir) -> None:
     contrast entity and the longest suffix of ``CONTRAST_OUTPUTS``; the limit is
     ``PC_NAME_MAX`` of the output folder or its nearest existing parent (255 if unknown).
     """
-    from interfaces.derivatives import CONTRAST_OUTPUTS
-
-    from .core.derivatives import bids_prefix
+    from .core.naming import CONTRAST_OUTPUTS, bids_prefix, contrast_file
 
     folder = Path(output_dir).absolute()
     existing = next(p for p in (folder, *folder.parents) if p.exists())
@@ -217,8 +272,8 @@ def _check_output_names(run, contrasts, output_dir) -> None:
         name_max = 255
     prefix = bids_prefix(run.subject, run.task, run.session, run.run)
     for name, stat_type, _ in contrasts:
-        longest = max(len(os.fsencode(f"{prefix}_contrast-{name}_{suffix.format(stat=stat_type)}"))
-                      for suffix in CONTRAST_OUTPUTS.values())
+        longest = max(len(os.fsencode(contrast_file(prefix, name, output, stat_type)))
+                      for output in CONTRAST_OUTPUTS)
         if longest > name_max:
             shown = name if len(name) <= 40 else f"{name[:37]}..."
             raise InputError(
@@ -263,72 +318,6 @@ def check_memory(mem_gb: list, limit_gb: float | None) -> None:
                          f"{largest:g} GB; give at least that much")
 
 
-def subject_groups(runs) -> dict:
-    """Runs grouped by subject, in the order given."""
-    groups: dict = {}
-    for run in runs:
-        groups.setdefault(run.subject, []).append(run)
-    return groups
-
-
-def subject_session(runs) -> str | None:
-    """The session entity of a subject's combined outputs: set only if all runs share it."""
-    sessions = {run.session for run in runs}
-    return sessions.pop() if len(sessions) == 1 else None
-
-
-def build_workflow(runs, *, output_dir, model: dict, contrasts, inference: dict, mem_gb):
-    """One top-level workflow: a first-level workflow per run, and per subject with
-    several runs a fixed-effects workflow combining them. Runs and subjects are
-    independent branches, run in parallel by MultiProc and SLURM."""
-    from nipype.pipeline import engine as pe
-
-    from .core.derivatives import bids_prefix
-    from .first_level import init_first_level_wf
-    from .fixed_effects import connect_runs, init_fixed_effects_wf
-
-    workflow = pe.Workflow(name="glm_workflows_wf")
-    run_wfs = {}
-    for run, run_mem in zip(runs, mem_gb, strict=True):
-        run_wf = init_first_level_wf(
-            t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
-            session=run.session, run=run.run, contrasts=contrasts, mem_gb=run_mem,
-            name=f"{run.label}_wf", **model, **inference,
-        )
-        run_wf.inputs.inputnode.bold_files = run.bold_files
-        run_wf.inputs.inputnode.events_file = run.events_file
-        if run.confounds_file:
-            run_wf.inputs.inputnode.confounds_file = run.confounds_file
-        workflow.add_nodes([run_wf])
-        run_wfs[run.label] = run_wf
-    for subject, subject_runs in subject_groups(runs).items():
-        if len(subject_runs) < 2:
-            continue
-        session = subject_session(subject_runs)
-        ffx_wf = init_fixed_effects_wf(
-            output_dir=str(output_dir), subject=subject,
-            task=subject_runs[0].task, session=session,
-            run_labels=[bids_prefix(r.subject, r.task, r.session, r.run) for r in subject_runs],
-            name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",
-            **inference,
-        )
-        connect_runs(workflow, [run_wfs[r.label] for r in subject_runs], ffx_wf)
-    return workflow
-
-
-def result_prefixes(runs) -> list[tuple[str, str]]:
-    """(subject, BIDS prefix) of every model whose results are written: each run, and
-    each subject's fixed effects when it has several runs."""
-    from .core.derivatives import bids_prefix
-
-    prefixes = [(r.subject, bids_prefix(r.subject, r.task, r.session, r.run)) for r in runs]
-    for subject, subject_runs in subject_groups(runs).items():
-        if len(subject_runs) > 1:
-            prefixes.append((subject, bids_prefix(subject, subject_runs[0].task,
-                                                  subject_session(subject_runs), None)))
-    return prefixes
-
-
 def _crash_summary(work_dir: Path, since: float) -> list[str]:
     """One line per crash file written since ``since``: node, exception, file."""
     lines = []
@@ -343,43 +332,17 @@ def _crash_summary(work_dir: Path, since: float) -> list[str]:
     return lines
 
 
-def print_results(runs, output_dir, printer=print) -> None:
-    """Where the outputs are, and each contrast's threshold and cluster table."""
-    import pandas as pd
-
-    printer(f"Outputs in {Path(output_dir).absolute()}")
-    for subject, prefix in result_prefixes(runs):
-        folder = Path(output_dir) / f"sub-{subject}"
-        for table_file in sorted(folder.glob(f"{prefix}_contrast-*_clusters.tsv")):
-            contrast = table_file.name[len(prefix) + len("_contrast-"):-len("_clusters.tsv")]
-            settings = json.loads((folder / f"{prefix}_contrast-{contrast}_stat-z_desc-"
-                                            "thresholded_statmap.json").read_text())
-            how = ("fixed threshold" if settings["HeightControl"] == "none"
-                   else f"{settings['HeightControl']} alpha={settings['Alpha']}")
-            threshold = settings["Threshold"]  # null: no voxel can pass (fdr)
-            height = f"z > {threshold:.3f}, " if threshold is not None else ""
-            if settings.get("NoSurvivingVoxels"):
-                printer(f"\n{prefix} contrast {contrast}: {how} -> {height}no voxel survives")
-                continue
-            table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
-            printer(f"\n{prefix} contrast {contrast}: {how} -> {height}"
-                    f"{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)")
-            printer(table.to_string(index=False) if len(table) else "  (no cluster)")
-
-
 def prepare(args) -> tuple[dict, dict]:
     """Check every input and setting before any work; raise InputError on the first problem.
 
-    Returns the keyword arguments of :func:`build_workflow`, and the plugin arguments.
+    Returns the keyword arguments of :func:`~glm_workflows.study.init_glm_wf`, and the
+    plugin arguments.
     """
     from .core.inference import check_threshold_settings
 
-    model = dict(noise_model=args.noise_model, hrf_model=args.hrf_model,
-                 drift_model=args.drift_model, high_pass=args.high_pass,
-                 drift_order=args.drift_order, slice_time_ref=args.slice_time_ref)
-    inference = dict(height_control=args.height_control, alpha=args.alpha,
-                     threshold=args.threshold, cluster_threshold=args.cluster_threshold,
-                     two_sided=args.two_sided, table_min_cluster_size=args.table_min_cluster_size)
+    model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)})
+    inference = InferenceSettings(**{f.name: getattr(args, f.name)
+                                     for f in fields(InferenceSettings)})
     check_threshold_settings(args.height_control, args.alpha, args.threshold,
                              args.cluster_threshold)
     if args.table_min_cluster_size < 0:
@@ -387,9 +350,10 @@ def prepare(args) -> tuple[dict, dict]:
     contrasts = _contrasts(args)
     plugin_args = _plugin_args(args)
     runs = _runs(args)
-    design_model = {k: v for k, v in model.items() if k != "noise_model"}
     warnings: list = []
-    mem_gb = [validate_run(run, design_model, contrasts, output_dir=args.output_dir,
+    design_checks: dict = {}
+    mem_gb = [validate_run(run, model.design(), contrasts, output_dir=args.output_dir,
+                           design_checks=design_checks,
                            warnings=warnings) for run in runs]
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
@@ -431,18 +395,20 @@ def _run(args, argv) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
-    from .core.derivatives import PROVENANCE_FILE
+    from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page
     from .execution import GRAPH_PLUGINS, run_workflow
     from .interrupts import RunInterrupted, received_interrupt
-    from .outputs import INDEX_FILE, OutputTransaction
+    from .outputs import OutputTransaction
     from .provenance import build_provenance, write_provenance
+    from .study import init_glm_wf, subject_groups
+    from .summary import print_results
 
     runs, output_dir = settings["runs"], settings["output_dir"]
     subjects = list(subject_groups(runs))
     work_dir = Path(args.work_dir).absolute()
     transaction = OutputTransaction(output_dir)  # outputs move in only on success
     try:
-        workflow = build_workflow(**{**settings, "output_dir": transaction.staging})
+        workflow = init_glm_wf(**{**settings, "output_dir": transaction.staging})
         print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
               f"plugin {args.plugin}; cache in {work_dir}", flush=True)
         records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
@@ -482,7 +448,7 @@ def _run(args, argv) -> int:
               f"{len(records) - ran} cached)")
     index = Path(output_dir) / INDEX_FILE
     report = index if len(subjects) > 1 and index.exists() \
-        else Path(output_dir) / f"sub-{subjects[-1]}.html"
+        else Path(output_dir) / report_page(subjects[-1])
     print(f"Report: {report}")
     print(f"Provenance: {Path(output_dir) / PROVENANCE_FILE}")
     print_results(runs, output_dir)
@@ -501,15 +467,15 @@ def _interrupted(exc, work_dir: Path) -> int:
 
 def root_files(output_dir) -> None:
     """Rewrite the output folder's shared root files (see :mod:`glm_workflows.outputs`)."""
-    from .core.report import write_index
     from .outputs import write_root_files
+    from .report import write_index
 
     write_root_files(output_dir, write_index)
 
 
 def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:
     """One HTML report per subject (in ``n_procs`` processes), ``sub-<label>.html``."""
-    from .core.report import write_subject_report
+    from .report import write_subject_report
 
     if n_procs > 1 and len(subjects) > 1:
         import multiprocessing
@@ -525,7 +491,7 @@ def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:
 def _parameters(settings: dict, args, plugin_args: dict) -> dict:
     """Every setting of the run, for the provenance record."""
     return {
-        **settings["model"], **settings["inference"],
+        **asdict(settings["model"]), **asdict(settings["inference"]),
         "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
                       for name, stat, rows in settings["contrasts"]],
         "plugin": args.plugin,

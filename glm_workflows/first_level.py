@@ -4,33 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nipype.interfaces.utility import IdentityInterface, Merge
+from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
 from interfaces import (
-    ClusterTable,
     ConcatenateImages,
     DerivativesSink,
     DesignMatrix,
     EstimateContrast,
     FitGLM,
     MeanImage,
-    ThresholdMap,
 )
-from interfaces.derivatives import CONTRAST_OUTPUTS
 
 from .core.derivatives import bids_prefix
-
-#: The seed analysis' contrasts: (name, stat_type, rows).
-SEED_CONTRASTS = (
-    ("activeMinusRest", "t", ("active - rest",)),
-    ("effectsOfInterest", "F", ("active", "rest")),
+from .inference import init_inference_wf
+from .settings import (
+    DEFAULT_INFERENCE,
+    DEFAULT_MODEL,
+    SEED_CONTRASTS,
+    InferenceSettings,
+    ModelSettings,
 )
-
-
-#: What a run workflow's outputnode gives a fixed-effects workflow.
-RUN_OUTPUTS = ("contrast_names", "stat_types", "effect_maps", "variance_maps", "model_sidecar",
-               "mask_file", "mean_file")
 
 
 def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
@@ -63,28 +57,20 @@ def init_first_level_wf(
     session: str | None = None,
     run: str | None = None,
     contrasts=SEED_CONTRASTS,
-    noise_model: str = "ar1",
-    hrf_model: str = "spm",
-    drift_model: str = "cosine",
-    high_pass: float = 1 / 160,
-    drift_order: int = 1,
-    slice_time_ref: float = 0.0,
-    height_control: str = "fdr",
-    alpha: float = 0.05,
-    threshold: float = 3.09,
-    cluster_threshold: int = 10,
-    two_sided: bool = False,
-    table_min_cluster_size: int = 20,
+    model: ModelSettings = DEFAULT_MODEL,
+    inference: InferenceSettings = DEFAULT_INFERENCE,
     mem_gb: dict | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
 
-    Workflow graph: concatenate -> mean; concatenate -> design -> fit; then, for
-    each contrast (a branch of its own, through iterables), estimate ->
-    threshold -> table; finally one sink joins all contrasts and writes the
-    outputs under BIDS-Derivatives names. Every node but the sink is cached,
-    so changing one contrast or threshold reruns only what depends on it.
+    Workflow graph: concatenate -> mean; concatenate -> design -> fit -> model sink;
+    then one branch per contrast: estimate -> inference (threshold -> table, see
+    :func:`~glm_workflows.inference.init_inference_wf`) -> contrast sink, which writes
+    that contrast's outputs under BIDS-Derivatives names. Branches are plain nodes named
+    after their contrast (no iterables), so building the graph costs the same for every
+    run and a new contrast adds its branch without touching the others; every node but
+    the sinks is cached.
 
     Parameters
     ----------
@@ -97,12 +83,10 @@ def init_first_level_wf(
     contrasts : sequence of (name, stat_type, rows)
         ``stat_type`` is ``'t'`` (one row) or ``'F'``; rows are expressions over
         design columns or weight vectors.
-    noise_model, hrf_model, drift_model, high_pass, drift_order, slice_time_ref
+    model : ModelSettings
         The model, as nilearn's ``FirstLevelModel``.
-    height_control, alpha, threshold, cluster_threshold, two_sided
-        Thresholding of each z map (``threshold`` is used with ``height_control='none'``).
-    table_min_cluster_size : int
-        Smallest cluster (voxels) listed in the cluster tables.
+    inference : InferenceSettings
+        Thresholds and cluster tables of each z map.
     mem_gb : dict or None
         Memory estimates from :func:`estimate_memory_gb`; default: a 64x64x64x96 run.
     name : str
@@ -121,12 +105,10 @@ def init_first_level_wf(
 
     Outputs
     -------
-    out_files
-        The files written under ``output_dir``.
-    contrast_names, stat_types, effect_maps, variance_maps
-        Per contrast (in the order given), for a fixed-effects combination of runs.
     model_sidecar, mask_file, mean_file
         The fit's model JSON and mask, and the mean image.
+    effect_<contrast>, variance_<contrast>
+        Per contrast, its effect and variance maps (for a fixed-effects combination).
     """
     if not contrasts:
         raise ValueError("init_first_level_wf: at least one contrast is required")
@@ -135,62 +117,24 @@ def init_first_level_wf(
         raise ValueError(f"init_first_level_wf: contrast names must be unique, got {names}")
     mem_gb = mem_gb or estimate_memory_gb(64 * 64 * 64, 96)
     workflow = pe.Workflow(name=name)
-
     inputnode = pe.Node(
         IdentityInterface(fields=["bold_files", "events_file", "confounds_file", "mask_file"]),
         name="inputnode",
     )
     outputnode = pe.Node(
-        IdentityInterface(fields=["out_files", *RUN_OUTPUTS]),
+        IdentityInterface(fields=[*MODEL_OUTPUTS, *(f"{field}_{contrast}"
+                                                    for contrast in names
+                                                    for field in CONTRAST_MAPS)]),
         name="outputnode",
     )
     concatenate = pe.Node(ConcatenateImages(), name="concatenate", mem_gb=mem_gb["concatenate"])
     mean = pe.Node(MeanImage(), name="mean", mem_gb=mem_gb["light"])
-    design = pe.Node(
-        DesignMatrix(t_r=t_r, hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
-                     drift_order=drift_order, slice_time_ref=slice_time_ref),
-        name="design", mem_gb=0.25,
-    )
-    fit = pe.Node(FitGLM(noise_model=noise_model, num_threads=1,
+    design = pe.Node(DesignMatrix(t_r=t_r, **model.design()), name="design", mem_gb=0.25)
+    fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run)), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)
-
-    contrast_source = pe.Node(
-        IdentityInterface(fields=["contrast_name", "stat_type", "contrast_rows"]),
-        name="contrast_source",
-    )
-    contrast_source.iterables = [
-        ("contrast_name", names),
-        ("stat_type", [c[1] for c in contrasts]),
-        ("contrast_rows", [list(c[2]) for c in contrasts]),
-    ]
-    contrast_source.synchronize = True
-    estimate = pe.Node(EstimateContrast(), name="estimate", mem_gb=mem_gb["light"])
-    threshold_node = pe.Node(
-        ThresholdMap(height_control=height_control, alpha=alpha, threshold=threshold,
-                     cluster_threshold=cluster_threshold, two_sided=two_sided),
-        name="threshold", mem_gb=mem_gb["inference"],
-    )
-    table = pe.Node(ClusterTable(min_cluster_size=table_min_cluster_size, two_sided=two_sided),
-                    name="table", mem_gb=mem_gb["inference"])
-
-    collect = pe.JoinNode(
-        IdentityInterface(fields=["contrast_names", "stat_types", "effect_maps",
-                                  "variance_maps"]),
-        joinsource="contrast_source",
-        joinfield=["contrast_names", "stat_types", "effect_maps", "variance_maps"],
-        name="collect", run_without_submitting=True,
-    )
-    joined = ["contrast_names", "stat_types", *CONTRAST_OUTPUTS]
-    sink = pe.JoinNode(
-        DerivativesSink(output_dir=str(Path(output_dir).absolute()), subject=subject, task=task),
-        joinsource="contrast_source", joinfield=joined, name="sink", mem_gb=0.25,
-    )
-    sources = pe.Node(Merge(3), name="sources", run_without_submitting=True)
-    if session:
-        sink.inputs.session = session
-    if run:
-        sink.inputs.run = run
+    entities = sink_entities(output_dir, subject, task, session, run)
+    sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     workflow.connect([
         (inputnode, concatenate, [("bold_files", "in_files")]),
         (inputnode, design, [("events_file", "events_file"),
@@ -200,41 +144,68 @@ def init_first_level_wf(
         (concatenate, design, [("out_file", "bold_file")]),
         (concatenate, fit, [("out_file", "bold_file")]),
         (design, fit, [("design_file", "design_file")]),
-        (fit, estimate, [("betas", "betas"), ("dispersion", "dispersion"), ("ar1", "ar1"),
-                         ("mask_file", "mask_file"), ("model_sidecar", "model_sidecar")]),
-        (contrast_source, estimate, [("contrast_name", "contrast_name"),
-                                     ("stat_type", "stat_type"),
-                                     ("contrast_rows", "contrast_rows")]),
-        (estimate, threshold_node, [("z", "z_map"), ("contrast_name", "title")]),
-        (fit, threshold_node, [("mask_file", "mask_file")]),
-        (mean, threshold_node, [("out_file", "bg_file")]),
-        (threshold_node, table, [("thresholded_map", "z_map"),
-                                 ("threshold", "stat_threshold")]),
         (mean, sink, [("out_file", "mean_file")]),
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
                         ("design_json", "design_json"),
                         ("correlation_figure", "correlation_figure")]),
-        (estimate, sink, [("contrast_name", "contrast_names"), ("stat_type", "stat_types"),
-                          ("effect", "effect_maps"), ("variance", "variance_maps"),
-                          ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
-                          ("contrast_figure", "contrast_figures"),
-                          ("contrast_json", "contrast_jsons")]),
-        (threshold_node, sink, [("thresholded_map", "thresholded_maps"),
-                                ("threshold_json", "threshold_jsons"),
-                                ("figure", "thresholded_figures"),
-                                ("ortho_figure", "ortho_figures")]),
-        (table, sink, [("table", "cluster_tables")]),
-        (inputnode, sources, [("bold_files", "in1"), ("events_file", "in2"),
-                              ("confounds_file", "in3")]),
-        (sources, sink, [("out", "sources")]),
-        (sink, outputnode, [("out_files", "out_files")]),
-        (estimate, collect, [("contrast_name", "contrast_names"), ("stat_type", "stat_types"),
-                             ("effect", "effect_maps"), ("variance", "variance_maps")]),
-        (collect, outputnode, [("contrast_names", "contrast_names"),
-                               ("stat_types", "stat_types"), ("effect_maps", "effect_maps"),
-                               ("variance_maps", "variance_maps")]),
+        (inputnode, sink, list(_SOURCES)),
         (fit, outputnode, [("model_sidecar", "model_sidecar"), ("mask_file", "mask_file")]),
         (mean, outputnode, [("out_file", "mean_file")]),
     ])
+    for contrast, stat_type, rows in contrasts:
+        estimate = pe.Node(EstimateContrast(contrast_name=contrast, stat_type=stat_type,
+                                            contrast_rows=list(rows)),
+                           name=f"estimate_{contrast}", mem_gb=mem_gb["light"])
+        inference_wf = init_inference_wf(inference=inference, mem_gb=mem_gb["inference"],
+                                          name=f"inference_{contrast}_wf")
+        inference_wf.get_node("inputnode").inputs.title = contrast
+        contrast_sink = pe.Node(DerivativesSink(**entities, contrast_names=contrast,
+                                                stat_types=stat_type),
+                                name=f"sink_{contrast}", mem_gb=0.25)
+        workflow.connect([
+            (fit, estimate, [("betas", "betas"), ("dispersion", "dispersion"), ("ar1", "ar1"),
+                             ("mask_file", "mask_file"), ("model_sidecar", "model_sidecar")]),
+            (estimate, inference_wf, [("z", "inputnode.z_map")]),
+            (fit, inference_wf, [("mask_file", "inputnode.mask_file")]),
+            (mean, inference_wf, [("out_file", "inputnode.bg_file")]),
+            (estimate, contrast_sink, [("effect", "effect_maps"), ("variance", "variance_maps"),
+                                       ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
+                                       ("contrast_figure", "contrast_figures"),
+                                       ("contrast_json", "contrast_jsons")]),
+            (inference_wf, contrast_sink, list(INFERENCE_TO_SINK)),
+            (inputnode, contrast_sink, list(_SOURCES)),
+            (estimate, outputnode, [("effect", f"effect_{contrast}"),
+                                    ("variance", f"variance_{contrast}")]),
+        ])
     return workflow
+
+
+#: Per contrast, the maps a run gives a fixed-effects combination (outputnode fields
+#: ``<map>_<contrast>``).
+CONTRAST_MAPS = ("effect", "variance")
+
+#: What a run workflow's outputnode gives for the model as a whole.
+MODEL_OUTPUTS = ("model_sidecar", "mask_file", "mean_file")
+
+#: The inference workflow's outputs and the sink's inputs they fill (pass a copy to
+#: ``connect``, which edits the lists it is given).
+INFERENCE_TO_SINK = [("outputnode.thresholded_map", "thresholded_maps"),
+                     ("outputnode.threshold_json", "threshold_jsons"),
+                     ("outputnode.figure", "thresholded_figures"),
+                     ("outputnode.ortho_figure", "ortho_figures"),
+                     ("outputnode.table", "cluster_tables")]
+
+#: The run's input files, recorded as the sources of every sidecar.
+_SOURCES = [("bold_files", "sources"), ("events_file", "events_file"),
+            ("confounds_file", "confounds_file")]
+
+
+def sink_entities(output_dir, subject, task, session, run) -> dict:
+    """The DerivativesSink inputs naming a model's outputs."""
+    entities = {"output_dir": str(Path(output_dir).absolute()), "subject": subject, "task": task}
+    if session:
+        entities["session"] = session
+    if run:
+        entities["run"] = run
+    return entities

@@ -6,13 +6,14 @@ outputs in the node's working directory.
 
 from .derivatives import DerivativesSink
 from .design import DesignMatrix
-from .fixed_effects import FixedEffects
+from .fixed_effects import CombineRunImages, FixedEffects
 from .glm import EstimateContrast, FitGLM
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
 
 __all__ = [
     "ClusterTable",
+    "CombineRunImages",
     "ConcatenateImages",
     "DerivativesSink",
     "DesignMatrix",

@@ -1,8 +1,10 @@
-"""Fixed-effects combination of a subject's runs, contrast by contrast."""
+"""Fixed-effects combination of a subject's runs: the subject's mask and mean image, and
+each contrast in a node of its own."""
 
 import json
 import os
 
+import nibabel as nb
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -21,79 +23,78 @@ from glm_workflows.core.fixed_effects import (
 MAPS = ("effect", "variance", "stat", "z", "p")
 
 
-class _FixedEffectsInputSpec(BaseInterfaceInputSpec):
-    contrast_names = traits.List(traits.List(traits.Str), mandatory=True,
-                                 desc="per run, the contrast names in order (must agree)")
-    stat_types = traits.List(traits.List(traits.Str), mandatory=True,
-                             desc="per run, 't' or 'F' per contrast")
-    effect_maps = traits.List(traits.List(File(exists=True)), mandatory=True,
-                              desc="per run, one effect map per contrast")
-    variance_maps = traits.List(traits.List(File(exists=True)), mandatory=True,
-                                desc="per run, one variance map per contrast")
-    model_sidecars = traits.List(File(exists=True), mandatory=True,
-                                 desc="per run, the fit's model JSON (degrees of freedom)")
+class _CombineRunImagesInputSpec(BaseInterfaceInputSpec):
     mask_files = traits.List(File(exists=True), mandatory=True, desc="per run, the fit's mask")
     mean_files = traits.List(File(exists=True), mandatory=True,
                              desc="per run, the mean functional image")
-    run_labels = traits.List(traits.Str, mandatory=True,
-                             desc="per run, its BIDS prefix (recorded in the JSON sidecars)")
 
 
-class _FixedEffectsOutputSpec(TraitedSpec):
-    contrast_names = traits.List(traits.Str, desc="contrast names, in order")
-    stat_types = traits.List(traits.Str, desc="'t' or 'F' per contrast")
-    effect_maps = traits.List(File(exists=True), desc="mean effect per contrast")
-    variance_maps = traits.List(File(exists=True), desc="combined variance per contrast")
-    stat_maps = traits.List(File(exists=True), desc="t or F map per contrast")
-    z_maps = traits.List(File(exists=True), desc="z map per contrast")
-    p_maps = traits.List(File(exists=True), desc="one-sided p map per contrast")
-    contrast_jsons = traits.List(File(exists=True),
-                                 desc="per contrast: statistic, runs, degrees of freedom")
+class _CombineRunImagesOutputSpec(TraitedSpec):
     mask_file = File(exists=True, desc="intersection of the runs' masks")
     mean_file = File(exists=True, desc="mean of the runs' mean images")
 
 
+class CombineRunImages(SimpleInterface):
+    """A subject's mask (where every run was fitted) and mean image, from its runs'."""
+
+    input_spec = _CombineRunImagesInputSpec
+    output_spec = _CombineRunImagesOutputSpec
+
+    def _run_interface(self, runtime):
+        self._results["mask_file"] = os.path.join(runtime.cwd, "mask.nii.gz")
+        intersect_run_masks(self.inputs.mask_files).to_filename(self._results["mask_file"])
+        self._results["mean_file"] = os.path.join(runtime.cwd, "mean.nii.gz")
+        mean_of_images(self.inputs.mean_files).to_filename(self._results["mean_file"])
+        return runtime
+
+
+class _FixedEffectsInputSpec(BaseInterfaceInputSpec):
+    contrast_name = traits.Str(mandatory=True, desc="the contrast's name")
+    stat_type = traits.Enum("t", "F", mandatory=True, desc="'t' or 'F'")
+    effect_maps = traits.List(File(exists=True), mandatory=True,
+                              desc="per run, the contrast's effect map")
+    variance_maps = traits.List(File(exists=True), mandatory=True,
+                                desc="per run, the contrast's variance map")
+    model_sidecars = traits.List(File(exists=True), mandatory=True,
+                                 desc="per run, the fit's model JSON (degrees of freedom)")
+    mask_file = File(exists=True, mandatory=True,
+                     desc="where the runs are combined (the intersection of their masks)")
+    run_labels = traits.List(traits.Str, mandatory=True,
+                             desc="per run, its BIDS prefix (recorded in the JSON sidecar)")
+
+
+class _FixedEffectsOutputSpec(TraitedSpec):
+    effect = File(exists=True, desc="mean effect")
+    variance = File(exists=True, desc="combined variance")
+    stat = File(exists=True, desc="t or F map")
+    z = File(exists=True, desc="z map")
+    p = File(exists=True, desc="one-sided p map")
+    contrast_json = File(exists=True, desc="statistic, runs combined, degrees of freedom")
+
+
 class FixedEffects(SimpleInterface):
-    """Combine each contrast over runs by fixed effects (nilearn's compute_fixed_effects)."""
+    """Combine one contrast over runs by fixed effects (nilearn's compute_fixed_effects)."""
 
     input_spec = _FixedEffectsInputSpec
     output_spec = _FixedEffectsOutputSpec
 
     def _run_interface(self, runtime):
         inputs = self.inputs
-        names = inputs.contrast_names[0]
-        if any(list(other) != list(names) for other in inputs.contrast_names):
-            raise ValueError(f"runs have different contrasts: {inputs.contrast_names}")
         dofs = run_dofs(inputs.model_sidecars)
-        mask_file = os.path.join(runtime.cwd, "mask.nii.gz")
-        mask = intersect_run_masks(inputs.mask_files)
-        mask.to_filename(mask_file)
-        results = {f"{key}_maps": [] for key in MAPS}
-        results["contrast_jsons"] = []
-        for index, name in enumerate(names):
-            maps = combine_runs([run[index] for run in inputs.effect_maps],
-                                [run[index] for run in inputs.variance_maps],
-                                dofs, mask)
-            for key in MAPS:
-                path = os.path.join(runtime.cwd, f"{name}_{key}.nii.gz")
-                maps[key].to_filename(path)
-                results[f"{key}_maps"].append(path)
-            sidecar = os.path.join(runtime.cwd, f"{name}_contrast.json")
-            with open(sidecar, "w") as handle:
-                json.dump({
-                    "ContrastName": name,
-                    "StatisticType": inputs.stat_types[0][index],
-                    "FixedEffectsOf": list(inputs.run_labels),
-                    "RunDegreesOfFreedom": dofs,
-                    "DegreesOfFreedom": sum(dofs),
-                    "Method": "nilearn.glm.contrasts.compute_fixed_effects "
-                              "(mean effect, variance = mean variance / n_runs)",
-                }, handle, indent=2)
-            results["contrast_jsons"].append(sidecar)
-        mean_of_images(inputs.mean_files).to_filename(os.path.join(runtime.cwd, "mean.nii.gz"))
-        self._results.update(
-            results, contrast_names=list(names), stat_types=list(inputs.stat_types[0]),
-            mask_file=mask_file,
-            mean_file=os.path.join(runtime.cwd, "mean.nii.gz"),
-        )
+        maps = combine_runs(inputs.effect_maps, inputs.variance_maps, dofs,
+                            nb.load(inputs.mask_file))
+        for key in MAPS:
+            self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
+            maps[key].to_filename(self._results[key])
+        self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
+        with open(self._results["contrast_json"], "w") as handle:
+            json.dump({
+                "ContrastName": inputs.contrast_name,
+                "StatisticType": inputs.stat_type,
+                "FixedEffectsOf": list(inputs.run_labels),
+                "RunDegreesOfFreedom": dofs,
+                "DegreesOfFreedom": sum(dofs),
+                "Method": "nilearn.glm.contrasts.compute_fixed_effects "
+                          "(mean effect, variance = mean variance / n_runs)",
+            }, handle, indent=2)
         return runtime

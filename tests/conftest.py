@@ -174,3 +174,25 @@ def write_tiny_bids(root: Path, subjects=("01", "02"), n_scans: int = 60, t_r: f
 def tiny_bids_dir(tmp_path_factory):
     """Three subjects of :func:`write_tiny_bids`."""
     return write_tiny_bids(tmp_path_factory.mktemp("tiny_bids") / "bids", ("01", "02", "03"))
+
+
+@pytest.fixture(scope="session")
+def seed_cli(tmp_path_factory, data_dir):
+    """The seed analysis run once from the command line (in-process, default settings).
+
+    Returns ``(root, argv, printed)``: ``root/out`` holds the derivatives (read them,
+    never change them: copy the folder first), ``root/work`` the cache; ``argv`` runs
+    the same analysis again; ``printed`` is what the first run printed.
+    """
+    import contextlib
+    import io
+
+    from glm_workflows.cli import main
+
+    root = tmp_path_factory.mktemp("seed_cli")
+    argv = ["--data-dir", str(data_dir), "--output-dir", str(root / "out"),
+            "--work-dir", str(root / "work")]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return root, argv, printed.getvalue()

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from glm_workflows.cli import main
+from glm_workflows.core.naming import bids_prefix, contrast_file, model_file, report_page
 
-PREFIX = "sub-01_task-auditory"
-Z_MAP = f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz"
+PREFIX = bids_prefix("01", "auditory")
+Z_MAP = contrast_file(PREFIX, "activeMinusRest", "z_maps")
 
 
 def snapshot(folder: Path) -> dict:
@@ -20,19 +21,15 @@ def snapshot(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cli_seed(tmp_path_factory, data_dir):
-    """The seed analysis from the command line with default settings."""
-    root = tmp_path_factory.mktemp("cli")
-    argv = ["--data-dir", str(data_dir), "--output-dir", str(root / "out"),
-            "--work-dir", str(root / "work")]
+def cli_seed(seed_cli):
+    """The seed analysis from the command line (run once per session): root and argv."""
+    root, argv, _ = seed_cli
     return root, argv
 
 
-def test_seed_from_command_line(cli_seed, capsys):
+def test_seed_from_command_line(seed_cli):
     """No input flag: the SPM auditory data under --data-dir, thresholds and tables printed."""
-    root, argv = cli_seed
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+    root, _, printed = seed_cli
     assert "done    sub_01_task_auditory_wf.fit" in printed
     assert "contrast activeMinusRest: fdr alpha=0.05 -> z > 2.931, 5 cluster(s)" in printed
     assert "-63.0  -6.0 42.0  10.067573" in printed
@@ -44,7 +41,7 @@ def test_cached_rerun_from_command_line(cli_seed, capsys):
     _, argv = cli_seed
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "(1 node(s) run, 12 cached)" in printed
+    assert "(3 node(s) run, 10 cached)" in printed  # the model's and the contrasts' sinks
     assert "cached  sub_01_task_auditory_wf.fit" in printed
 
 
@@ -70,7 +67,7 @@ def test_file_list_input_with_own_contrast(cli_seed, spm_scans, spm_events, tmp_
     printed = capsys.readouterr().out
     assert "sub-02_task-auditory contrast byWeights: fpr alpha=0.001 -> z > 3.090" in printed
     by_weights = nb.load(tmp_path / "out" / "sub-02" /
-                         "sub-02_task-auditory_contrast-byWeights_stat-z_statmap.nii.gz")
+                         contrast_file(bids_prefix("02", "auditory"), "byWeights", "z_maps"))
     by_expression = nb.load(root / "out" / "sub-01" / Z_MAP)
     np.testing.assert_array_equal(by_weights.get_fdata(), by_expression.get_fdata())
 
@@ -323,7 +320,7 @@ def test_events_after_the_last_frame_are_dropped_with_one_warning(spm_scans, spm
     expected = make_first_level_design_matrix(
         np.linspace(0.5 * 7, 95.5 * 7, 96), kept, hrf_model="spm", drift_model="cosine",
         high_pass=1 / 160)
-    design = pd.read_csv(out / "sub-01" / f"{PREFIX}_design.tsv", sep="\t",
+    design = pd.read_csv(out / "sub-01" / model_file(PREFIX, "design_file"), sep="\t",
                          float_precision="round_trip")
     assert list(design.columns) == list(expected.columns)
     np.testing.assert_array_equal(design.to_numpy(), expected.to_numpy())
@@ -353,10 +350,10 @@ def test_multiproc_gives_the_linear_maps(cli_seed, data_dir, tmp_path, capsys):
     assert main(["--data-dir", str(data_dir), "--plugin", "MultiProc", "--n-procs", "2",
                  "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]) == 0
     assert "(13 node(s) run, 0 cached)" in capsys.readouterr().out
-    for name in (Z_MAP, f"{PREFIX}_contrast-effectsOfInterest_stat-z_statmap.nii.gz"):
+    for name in (Z_MAP, contrast_file(PREFIX, "effectsOfInterest", "z_maps")):
         np.testing.assert_array_equal(nb.load(tmp_path / "out" / "sub-01" / name).get_fdata(),
                                       nb.load(root / "out" / "sub-01" / name).get_fdata())
-    table = f"{PREFIX}_contrast-activeMinusRest_clusters.tsv"
+    table = contrast_file(PREFIX, "activeMinusRest", "cluster_tables")
     assert (tmp_path / "out" / "sub-01" / table).read_text() == \
         (root / "out" / "sub-01" / table).read_text()
 
@@ -405,17 +402,16 @@ def test_nothing_survives_is_a_result(flags, summary, report_line, data_dir, tmp
                  "--work-dir", str(tmp_path / "work")]) == 0
     folder = out / "sub-01"
     z = nb.load(folder / Z_MAP).get_fdata()
-    mask = nb.load(folder / f"{PREFIX}_desc-brain_mask.nii.gz").get_fdata() != 0
+    mask = nb.load(folder / model_file(PREFIX, "mask_file")).get_fdata() != 0
     for contrast in ("activeMinusRest", "effectsOfInterest"):
-        base = folder / f"{PREFIX}_contrast-{contrast}"
-        thresholded = nb.load(f"{base}_stat-z_desc-thresholded_statmap.nii.gz")
+        thresholded = nb.load(folder / contrast_file(PREFIX, contrast, "thresholded_maps"))
         assert thresholded.shape == z.shape and not thresholded.get_fdata().any()
-        assert Path(f"{base}_clusters.tsv").read_text() == \
+        assert (folder / contrast_file(PREFIX, contrast, "cluster_tables")).read_text() == \
             "Cluster ID\tX\tY\tZ\tPeak Stat\tCluster Size (mm3)\n"
-        for figure in ("", "Ortho"):
-            assert Path(f"{base}_stat-z_desc-thresholded{figure}_statmap.png").stat().st_size
-    settings = json.loads((folder / f"{PREFIX}_contrast-activeMinusRest_stat-z_desc-"
-                                     "thresholded_statmap.json").read_text())
+        for figure in ("thresholded_figures", "ortho_figures"):
+            assert (folder / contrast_file(PREFIX, contrast, figure)).stat().st_size
+    settings = json.loads(
+        (folder / contrast_file(PREFIX, "activeMinusRest", "threshold_jsons")).read_text())
     threshold = _independent_threshold(flags, z, mask)
     assert settings["NoSurvivingVoxels"] is True
     assert settings["Threshold"] == (None if threshold is None else pytest.approx(threshold))
@@ -423,7 +419,7 @@ def test_nothing_survives_is_a_result(flags, summary, report_line, data_dir, tmp
         assert (z[mask] >= threshold).any() == ("with clusters" in report_line)
     printed = capsys.readouterr().out
     assert f"{PREFIX} contrast activeMinusRest: {summary.format(threshold=threshold)}\n" in printed
-    report = (out / "sub-01.html").read_text(encoding="utf-8")
+    report = (out / report_page("01")).read_text(encoding="utf-8")
     assert f'<p class="note no-survivors">Result: {report_line}</p>' in report
     assert 'id="clusters-' not in report
 
@@ -440,17 +436,20 @@ def test_table_lists_only_clusters_left_in_the_map(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--data-dir", str(data_dir), "--cluster-threshold", "40", "--output-dir",
                  str(out), "--work-dir", str(tmp_path / "work")]) == 0
-    base = out / "sub-01" / f"{PREFIX}_contrast-activeMinusRest"
-    threshold = json.loads(Path(f"{base}_stat-z_desc-thresholded_statmap.json").read_text())
-    z_img = nb.load(out / "sub-01" / Z_MAP)
+    folder = out / "sub-01"
+    threshold = json.loads(
+        (folder / contrast_file(PREFIX, "activeMinusRest", "threshold_jsons")).read_text())
+    z_img = nb.load(folder / Z_MAP)
     labels, _ = ndimage.label(z_img.get_fdata() >= threshold["Threshold"])
     sizes = np.bincount(labels.ravel())[1:]
     voxel_mm3 = float(np.prod(z_img.header.get_zooms()[:3]))
     expected = sorted(float(size * voxel_mm3) for size in sizes[sizes >= 40])
     assert sizes[(sizes >= 20) & (sizes < 40)].size > 0, "no 20..39-voxel cluster to leave out"
-    table = pd.read_csv(f"{base}_clusters.tsv", sep="\t")
+    table = pd.read_csv(folder / contrast_file(PREFIX, "activeMinusRest", "cluster_tables"),
+                        sep="\t")
     assert sorted(table["Cluster Size (mm3)"].dropna().tolist()) == expected
-    thresholded = nb.load(f"{base}_stat-z_desc-thresholded_statmap.nii.gz").get_fdata()
+    thresholded = nb.load(
+        folder / contrast_file(PREFIX, "activeMinusRest", "thresholded_maps")).get_fdata()
     kept = np.bincount(ndimage.label(thresholded != 0)[0].ravel())[1:]
     assert sorted(float(size * voxel_mm3) for size in kept) == expected
 
@@ -465,16 +464,17 @@ def test_nothing_survives_at_the_subject_level(split_bids_dir, tmp_path, capsys)
                  "--cluster-threshold", "100000", "--output-dir", str(out),
                  "--work-dir", str(tmp_path / "work")]) == 0
     printed = capsys.readouterr().out
-    subject_prefix = "sub-01_task-auditory"
-    for prefix in (subject_prefix, f"{subject_prefix}_run-1", f"{subject_prefix}_run-2"):
-        base = out / "sub-01" / f"{prefix}_contrast-activeMinusRest"
-        assert not nb.load(f"{base}_stat-z_desc-thresholded_statmap.nii.gz").get_fdata().any()
-        assert Path(f"{base}_clusters.tsv").read_text().count("\n") == 1
-        settings = json.loads(Path(f"{base}_stat-z_desc-thresholded_statmap.json").read_text())
+    for run in (None, "1", "2"):
+        prefix = bids_prefix("01", "auditory", run=run)
+        path = {output: out / "sub-01" / contrast_file(prefix, "activeMinusRest", output)
+                for output in ("thresholded_maps", "cluster_tables", "threshold_jsons", "z_maps")}
+        assert not nb.load(path["thresholded_maps"]).get_fdata().any()
+        assert path["cluster_tables"].read_text().count("\n") == 1
+        settings = json.loads(path["threshold_jsons"].read_text())
         assert settings["NoSurvivingVoxels"] is True and settings["Threshold"] > 0
-        z = nb.load(f"{base}_stat-z_statmap.nii.gz").get_fdata()
+        z = nb.load(path["z_maps"]).get_fdata()
         assert (z >= settings["Threshold"]).any(), "voxels pass the height threshold"
         assert (f"{prefix} contrast activeMinusRest: fdr alpha=0.05 -> "
                 f"z > {settings['Threshold']:.3f}, no voxel survives") in printed
-    report = (out / "sub-01.html").read_text(encoding="utf-8")
+    report = (out / report_page("01")).read_text(encoding="utf-8")
     assert report.count("no voxel survives FDR q &lt; 0.05 with clusters ≥ 100000 voxels") == 6

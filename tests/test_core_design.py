@@ -31,8 +31,8 @@ def test_design_equals_first_level_model(seed_design, nilearn_seed_model):
 
 def test_design_tsv_round_trip_is_exact(tmp_path, seed_design):
     """Writing and reading the TSV loses no bit."""
-    save_design_matrix(seed_design, tmp_path / "design.tsv")
-    back = load_design_matrix(tmp_path / "design.tsv")
+    save_design_matrix(seed_design, tmp_path / "matrix.tsv")
+    back = load_design_matrix(tmp_path / "matrix.tsv")
     assert list(back.columns) == SEED_COLUMNS
     np.testing.assert_array_equal(back.to_numpy(), seed_design.to_numpy())
 

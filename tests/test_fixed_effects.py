@@ -11,6 +11,8 @@ from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.masking import intersect_masks
 
+from glm_workflows.core.naming import bids_prefix, contrast_file
+
 
 def _nilearn_run_contrasts(split_bids_dir, subject, run):
     stem = split_bids_dir / f"sub-{subject}" / "func" / f"sub-{subject}_task-auditory_run-{run}"
@@ -33,18 +35,19 @@ def test_fixed_effects_equal_nilearn(split_outputs, split_bids_dir, subject):
         effect, variance, _, z_map = compute_fixed_effects(
             [r[0]["effect_size"] for r in runs], [r[0]["effect_variance"] for r in runs],
             mask=mask, dofs=[r[2] for r in runs])
-    prefix = (split_outputs / f"sub-{subject}" /
-              f"sub-{subject}_task-auditory_contrast-activeMinusRest")
-    ours = nb.load(f"{prefix}_stat-z_statmap.nii.gz").get_fdata()
+    path = {output: split_outputs / f"sub-{subject}" / contrast_file(
+        bids_prefix(subject, "auditory"), "activeMinusRest", output)
+        for output in ("z_maps", "effect_maps", "variance_maps", "contrast_jsons")}
+    ours = nb.load(path["z_maps"]).get_fdata()
     np.testing.assert_allclose(ours, z_map.get_fdata(), atol=1e-10)
-    np.testing.assert_allclose(nb.load(f"{prefix}_stat-effect_statmap.nii.gz").get_fdata(),
+    np.testing.assert_allclose(nb.load(path["effect_maps"]).get_fdata(),
                                effect.get_fdata(), atol=1e-10)
-    np.testing.assert_allclose(nb.load(f"{prefix}_stat-variance_statmap.nii.gz").get_fdata(),
+    np.testing.assert_allclose(nb.load(path["variance_maps"]).get_fdata(),
                                variance.get_fdata(), atol=1e-10)
-    sidecar = json.loads(open(f"{prefix}_statmap.json").read())
+    sidecar = json.loads(path["contrast_jsons"].read_text())
     assert sidecar["DegreesOfFreedom"] == sum(r[2] for r in runs) == 2 * (48 - 7)
-    assert sidecar["FixedEffectsOf"] == [f"sub-{subject}_task-auditory_run-1",
-                                         f"sub-{subject}_task-auditory_run-2"]
+    assert sidecar["FixedEffectsOf"] == [bids_prefix(subject, "auditory", run=run)
+                                         for run in ("1", "2")]
 
 
 def test_subject_tables_and_thresholds(split_outputs):
@@ -52,15 +55,16 @@ def test_subject_tables_and_thresholds(split_outputs):
     two subjects have the same data in the other run order, so the same results."""
     tables = {}
     for subject in ("01", "02"):
-        prefix = (split_outputs / f"sub-{subject}" /
-                  f"sub-{subject}_task-auditory_contrast-activeMinusRest")
-        settings = json.loads(open(f"{prefix}_stat-z_desc-thresholded_statmap.json").read())
+        folder, prefix = split_outputs / f"sub-{subject}", bids_prefix(subject, "auditory")
+        settings = json.loads(
+            (folder / contrast_file(prefix, "activeMinusRest", "threshold_jsons")).read_text())
         assert settings["HeightControl"] == "fdr" and settings["Alpha"] == 0.05
-        tables[subject] = pd.read_csv(f"{prefix}_clusters.tsv", sep="\t")
+        tables[subject] = pd.read_csv(
+            folder / contrast_file(prefix, "activeMinusRest", "cluster_tables"), sep="\t")
         peak = tables[subject].iloc[0]
         assert (peak["X"], peak["Y"], peak["Z"]) in {(-63.0, -6.0, 42.0), (60.0, 0.0, 36.0)}
         assert peak["Peak Stat"] > 8
     pd.testing.assert_frame_equal(tables["01"], tables["02"])
     for run in (1, 2):  # run-level results are written too, with the run entity
-        assert (split_outputs / "sub-01" /
-                f"sub-01_task-auditory_run-{run}_contrast-activeMinusRest_clusters.tsv").exists()
+        assert (split_outputs / "sub-01" / contrast_file(
+            bids_prefix("01", "auditory", run=run), "activeMinusRest", "cluster_tables")).exists()

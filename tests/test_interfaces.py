@@ -106,8 +106,9 @@ def test_threshold_and_table_interfaces(small_run, tmp_path):
     contrast = interfaces.EstimateContrast(
         contrast_name="activeMinusRest", contrast_rows=["active - rest"],
         **_fit_inputs(fit_outputs)).run(cwd=_cwd(tmp_path / "c"))
-    threshold = interfaces.ThresholdMap(z_map=contrast.outputs.z, height_control="none",
-                                        threshold=3.0).run(cwd=_cwd(tmp_path / "t"))
+    threshold = interfaces.ThresholdMap(
+        z_map=contrast.outputs.z, height_control="none", threshold=3.0,
+        cluster_threshold=0).run(cwd=_cwd(tmp_path / "t"))
     assert threshold.outputs.threshold == 3.0
     settings = json.loads(open(threshold.outputs.threshold_json).read())
     assert settings == {"HeightControl": "none", "Alpha": None, "Threshold": 3.0,

@@ -10,8 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write_tiny_bids
 
 from glm_workflows.cli import main
+from glm_workflows.core.naming import (
+    DESCRIPTION_FILE,
+    INDEX_FILE,
+    PROVENANCE_FILE,
+    parse_output_name,
+    report_page,
+)
 from glm_workflows.interrupts import RunInterrupted, interrupts_raise
 from glm_workflows.outputs import (
     JOURNAL_PREFIX,
@@ -55,17 +63,16 @@ def test_rerun_replaces_the_subject_folder(tiny_bids_dir, tmp_path, capsys):
     assert main(cli(tiny_bids_dir, out, work, "--subject", "01",
                     "--contrast", "aOnly=a")) == 0
     printed = capsys.readouterr().out
-    names = sorted(p.name for p in (out / "sub-01").iterdir())
-    assert [n for n in names if "contrast-" in n]
-    assert all("contrast-aOnly_" in n for n in names if "contrast-" in n), names
+    parsed = [parse_output_name(p.name) for p in (out / "sub-01").iterdir()]
+    assert {p.contrast for p in parsed if p is not None} == {None, "aOnly"}, parsed
     assert "contrast aOnly:" in printed and "aMinusB" not in printed and "bOnly" not in printed
-    page = (out / "sub-01.html").read_text()
+    page = (out / report_page("01")).read_text()
     assert "aOnly" in page and "aMinusB" not in page and "bOnly" not in page
     assert snapshot(out / "sub-02") == other_subject
-    listing = json.loads((out / "provenance.json").read_text())["Subjects"]
+    listing = json.loads((out / PROVENANCE_FILE).read_text())["Subjects"]
     assert [item["Subject"] for item in listing] == ["01", "02"]
     assert "--contrast aOnly=a" in listing[0]["CommandLine"]
-    assert 'href="sub-01.html"' in (out / "index.html").read_text()
+    assert f'href="{report_page("01")}"' in (out / INDEX_FILE).read_text()
     assert leftovers(out) == []
 
 
@@ -84,13 +91,12 @@ def test_concurrent_runs_for_different_subjects(tiny_bids_dir, tmp_path):
     for subject in ("01", "02"):
         ours = sorted(p.name for p in (out / f"sub-{subject}").iterdir())
         assert ours == sorted(p.name for p in (reference / f"sub-{subject}").iterdir())
-        assert (out / f"sub-{subject}.html").exists()
-    listing = json.loads((out / "provenance.json").read_text())["Subjects"]
+        assert (out / report_page(subject)).exists()
+    listing = json.loads((out / PROVENANCE_FILE).read_text())["Subjects"]
     assert [item["Subject"] for item in listing] == ["01", "02"]
-    index = (out / "index.html").read_text()
-    assert 'href="sub-01.html"' in index and 'href="sub-02.html"' in index
-    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == \
-        "derivative"
+    index = (out / INDEX_FILE).read_text()
+    assert all(f'href="{report_page(s)}"' in index for s in ("01", "02"))
+    assert json.loads((out / DESCRIPTION_FILE).read_text())["DatasetType"] == "derivative"
     assert leftovers(out) == []
 
 
@@ -98,7 +104,7 @@ def _stage(transaction: OutputTransaction, subject: str, content: str) -> None:
     folder = transaction.staging / f"sub-{subject}"
     folder.mkdir()
     (folder / f"sub-{subject}_{content}.txt").write_text(content)
-    (transaction.staging / f"sub-{subject}.html").write_text(content)
+    (transaction.staging / report_page(subject)).write_text(content)
 
 
 def test_commit_holds_signals_back(tmp_path):
@@ -118,7 +124,7 @@ def test_commit_holds_signals_back(tmp_path):
     with pytest.raises(RunInterrupted), interrupts_raise():
         new.commit(["01"], root_files)
     assert sorted(p.name for p in (out / "sub-01").iterdir()) == ["sub-01_new.txt"]
-    assert (out / "sub-01.html").read_text() == "new"
+    assert (out / report_page("01")).read_text() == "new"
     assert leftovers(out) == []
 
 
@@ -181,9 +187,16 @@ def _start_and_wait_for_a_fit(argv, work):
     pytest.fail("no fit finished in time")
 
 
+@pytest.fixture(scope="module")
+def larger_tiny_bids(tmp_path_factory):
+    """Twelve tiny subjects: enough work left after the first fit to be interrupted."""
+    return write_tiny_bids(tmp_path_factory.mktemp("tiny12") / "bids",
+                           [f"{index:02d}" for index in range(1, 13)])
+
+
 @pytest.mark.parametrize(("how", "plugin"), [("ctrl-c", "MultiProc"), ("ctrl-c", "Linear"),
                                            ("sigterm", "MultiProc")])
-def test_interrupted_run_exits_cleanly_and_resumes(how, plugin, tiny_bids_dir, tmp_path):
+def test_interrupted_run_exits_cleanly_and_resumes(how, plugin, larger_tiny_bids, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, MultiProc workers included) or SIGTERM:
     one line saying the run was interrupted and can be resumed, exit 130 / 143, no
     traceback, the output folder as it was; the rerun takes finished nodes from the cache."""
@@ -191,7 +204,7 @@ def test_interrupted_run_exits_cleanly_and_resumes(how, plugin, tiny_bids_dir, t
     out.mkdir()
     (out / "keep.txt").write_text("earlier results")
     before = snapshot(out)
-    argv = cli(tiny_bids_dir, out, work, "--plugin", plugin,
+    argv = cli(larger_tiny_bids, out, work, "--plugin", plugin,
                *(["--n-procs", "2"] if plugin == "MultiProc" else []))
     proc = _start_and_wait_for_a_fit(argv, work)
     if how == "ctrl-c":

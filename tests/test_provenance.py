@@ -4,15 +4,22 @@ import hashlib
 import json
 
 from glm_workflows.core.derivatives import software_versions
+from glm_workflows.core.naming import (
+    INDEX_FILE,
+    PROVENANCE_FILE,
+    bids_prefix,
+    model_file,
+    report_page,
+)
 
 
 def test_provenance_record(split_outputs, split_bids_dir):
     """Per subject: inputs with their sha256, every parameter, the graph, per-node timings,
     versions; at the root, the list of the subjects' records."""
-    listing = json.loads((split_outputs / "provenance.json").read_text())["Subjects"]
-    assert [item["Record"] for item in listing] == ["sub-01/provenance.json",
-                                                    "sub-02/provenance.json"]
-    records = {s: json.loads((split_outputs / f"sub-{s}" / "provenance.json").read_text())
+    listing = json.loads((split_outputs / PROVENANCE_FILE).read_text())["Subjects"]
+    assert [item["Record"] for item in listing] == [f"sub-01/{PROVENANCE_FILE}",
+                                                    f"sub-02/{PROVENANCE_FILE}"]
+    records = {s: json.loads((split_outputs / f"sub-{s}" / PROVENANCE_FILE).read_text())
                for s in ("01", "02")}
     assert [item["Date"] for item in listing] == [records[s]["GeneratedBy"]["Date"]
                                                   for s in ("01", "02")]
@@ -36,26 +43,26 @@ def test_provenance_record(split_outputs, split_bids_dir):
     nodes = {n["name"]: n for n in record["Nodes"]}
     fit = nodes["sub_02_task_auditory_run_2_wf.fit"]
     assert fit["status"] == "ran" and fit["seconds"] > 0 and fit["subject"] == "02"
-    assert "sub_02_fixed_effects_wf.ffx" in nodes
+    assert "sub_02_fixed_effects_wf.ffx_activeMinusRest" in nodes
     assert {n["subject"] for n in record["Nodes"]} == {"02"}
     graph = record["Graph"]
-    assert "glm_workflows_wf.sub_02_fixed_effects_wf.ffx" in graph["Nodes"]
-    assert ["glm_workflows_wf.sub_02_task_auditory_run_1_wf.fit",
-            "glm_workflows_wf.sub_02_task_auditory_run_1_wf.estimate"] in graph["Edges"]
+    assert "glm_workflows_wf.sub_02_fixed_effects_wf.ffx_activeMinusRest" in graph["Nodes"]
+    run_wf = "glm_workflows_wf.sub_02_task_auditory_run_1_wf"
+    assert [f"{run_wf}.fit", f"{run_wf}.estimate_activeMinusRest"] in graph["Edges"]
     assert not any("sub_01" in name for name in graph["Nodes"])
 
 
 def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
     """Every JSON sidecar written carries Sources and SoftwareVersions."""
     sidecars = sorted(p for p in split_outputs.glob("sub-*/*.json")
-                      if p.name != "provenance.json")
+                      if p.name != PROVENANCE_FILE)
     assert len(sidecars) == 2 * (2 * (1 + 2 * 2) + 2 * 2)  # runs: design + 2x2; subject: 2x2
     for path in sidecars:
         content = json.loads(path.read_text())
         assert content["SoftwareVersions"]["nilearn"] == software_versions()["nilearn"]
         assert content["Sources"], path
-    run_design = json.loads((split_outputs / "sub-01" /
-                             "sub-01_task-auditory_run-2_design.json").read_text())
+    run_design = json.loads((split_outputs / "sub-01" / model_file(
+        bids_prefix("01", "auditory", run="2"), "design_json")).read_text())
     func = split_bids_dir / "sub-01" / "func"
     assert run_design["Sources"] == [str(func / "sub-01_task-auditory_run-2_bold.nii.gz"),
                                      str(func / "sub-01_task-auditory_run-2_events.tsv")]
@@ -64,11 +71,11 @@ def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
 def test_cli_writes_reports_and_index(split_outputs):
     """The command line writes one report per subject, with its fixed effects and the
     provenance of this run, and an index linking them."""
-    index = (split_outputs / "index.html").read_text()
-    assert 'href="sub-01.html"' in index and 'href="sub-02.html"' in index
+    index = (split_outputs / INDEX_FILE).read_text()
+    assert all(f'href="{report_page(s)}"' in index for s in ("01", "02"))
     for subject in ("01", "02"):
-        record = json.loads((split_outputs / f"sub-{subject}" / "provenance.json").read_text())
-        page = (split_outputs / f"sub-{subject}.html").read_text()
+        record = json.loads((split_outputs / f"sub-{subject}" / PROVENANCE_FILE).read_text())
+        page = (split_outputs / report_page(subject)).read_text()
         assert "Fixed effects over runs" in page
         assert f"sub-{subject}_task-auditory_run-2" in page
         assert record["GeneratedBy"]["Date"] in page

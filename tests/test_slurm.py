@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from glm_workflows.cli import main
+from glm_workflows.core.naming import bids_prefix, contrast_file
 
-PREFIX = "sub-01_task-auditory"
+PREFIX = bids_prefix("01", "auditory")
 SBATCH = '{"sbatch_args": "-p debug --mem=1G -t 00:10:00"}'
 #: Seconds the test waits for SLURM to forget finished jobs (it purges them about once a
 #: minute, MinJobAge seconds after they ended).
 PURGE_TIMEOUT = 240
-COMPARED = [f"{PREFIX}_contrast-{c}_{s}" for c in ("activeMinusRest", "effectsOfInterest")
-            for s in ("stat-z_statmap.nii.gz", "stat-z_desc-thresholded_statmap.nii.gz",
-                      "clusters.tsv")]
+COMPARED = [contrast_file(PREFIX, c, output) for c in ("activeMinusRest", "effectsOfInterest")
+            for output in ("z_maps", "thresholded_maps", "cluster_tables")]
 
 
 def _cluster_ready() -> bool:
@@ -45,10 +45,9 @@ def slurm_cluster():
 
 
 @pytest.fixture(scope="module")
-def linear_outputs(tmp_path_factory, data_dir):
-    root = tmp_path_factory.mktemp("linear")
-    assert main(["--data-dir", str(data_dir), "--output-dir", str(root / "out"),
-                 "--work-dir", str(root / "work")]) == 0
+def linear_outputs(seed_cli):
+    """The seed analysis' outputs with the Linear plugin (run once per session)."""
+    root, _, _ = seed_cli
     return root / "out" / "sub-01"
 
 
@@ -76,10 +75,11 @@ def test_slurm_plugins_give_the_linear_outputs(plugin, linear_outputs, data_dir,
         assert printed.count("  done    ") == 13
     assert "activeMinusRest: fdr alpha=0.05 -> z > 2.931, 5 cluster(s)" in printed
     _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
-    if plugin == "SLURMGraph":  # a rerun submits only the sink: every other node is complete
+    if plugin == "SLURMGraph":  # a rerun submits only the sinks: every other node is complete
         assert main(argv) == 0
         printed = capsys.readouterr().out
-        assert "(1 SLURM job(s);" in printed and "_wf_sink (job" in printed
+        assert "(3 SLURM job(s);" in printed and "_wf_sink (job" in printed
+        assert "_wf_sink_activeMinusRest (job" in printed
 
 
 def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_path, capsys):
@@ -103,6 +103,11 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
     assert not (tmp_path / "out" / "sub-01").exists()
 
 
+#: Jobs of the seed analysis: 5 model nodes (concatenate, mean, design, fit, sink) and
+#: 4 per contrast (estimate, threshold, table, sink).
+N_JOBS = 13
+
+
 def _run_jobs(work_dir: Path) -> dict[str, str]:
     """``job id -> job name`` of the jobs squeue shows whose batch script is in ``work_dir``."""
     listing = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%o"],
@@ -117,14 +122,15 @@ def _hold_sink_until_others_forgotten(work_dir: Path, run_done: threading.Event,
     release it. ``seen["jobs"]`` gets every job of the run squeue showed, ``seen["gone"]``
     those it no longer showed while the sink was held (so before the run could finish)."""
     deadline = time.monotonic() + PURGE_TIMEOUT
-    sink = None
-    while sink is None and not run_done.is_set() and time.monotonic() < deadline:
-        seen["jobs"] = _run_jobs(work_dir)
-        sink = next((job for job, name in seen["jobs"].items() if "sink" in name), None)
-        time.sleep(0.2)
-    if sink is None:
+    while len(seen["jobs"]) < N_JOBS and not run_done.is_set() and time.monotonic() < deadline:
+        seen["jobs"] = {**seen["jobs"], **_run_jobs(work_dir)}
+        time.sleep(0.1)
+    # the last sink submitted waits for its contrast's table: still pending, so holdable
+    sinks = sorted((job for job, name in seen["jobs"].items() if "sink" in name), key=int)
+    if not sinks or subprocess.run(["scontrol", "hold", sinks[-1]],
+                                   capture_output=True).returncode != 0:
         return
-    subprocess.run(["scontrol", "hold", sink], check=True, capture_output=True)
+    sink = sinks[-1]
     try:
         while time.monotonic() < deadline:
             queued = _run_jobs(work_dir)
@@ -153,8 +159,9 @@ def test_slurmgraph_waits_for_jobs_slurm_forgot(linear_outputs, data_dir, tmp_pa
         run_done.set()
         helper.join()
     printed = capsys.readouterr().out
-    assert len(seen["jobs"]) == 13
-    assert len(seen["gone"]) == 12, "squeue still showed jobs of the run while the sink was held"
+    assert len(seen["jobs"]) == N_JOBS
+    assert len(seen["gone"]) == N_JOBS - 1, \
+        "squeue still showed jobs of the run while the sink was held"
     assert code == 0
     assert "waiting for 13 SLURM job(s) submitted by SLURMGraph" in printed
     for job_id, name in seen["jobs"].items():

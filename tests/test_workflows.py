@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from glm_workflows.execution import run_workflow
-from glm_workflows.first_level import SEED_CONTRASTS, init_first_level_wf
+from glm_workflows.first_level import init_first_level_wf
+from glm_workflows.settings import SEED_CONTRASTS, InferenceSettings
 
 PREFIX = "sub-01_task-auditory"
 #: The seed's five cluster peaks (mm) and z values, from the nilearn tutorial.
@@ -27,10 +28,11 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("work")
 
 
-def run_seed(cache, spm_scans, spm_events, output_dir, **settings):
+def run_seed(cache, spm_scans, spm_events, output_dir, contrasts=SEED_CONTRASTS, **inference):
     """Build and run the seed workflow (same name, same cache); return node records."""
     workflow = init_first_level_wf(t_r=7.0, output_dir=str(output_dir), subject="01",
-                                   task="auditory", name="seed_wf", **settings)
+                                   task="auditory", name="seed_wf", contrasts=contrasts,
+                                   inference=InferenceSettings(**inference))
     workflow.inputs.inputnode.bold_files = spm_scans
     workflow.inputs.inputnode.events_file = spm_events
     records = run_workflow(workflow, work_dir=cache, printer=lambda line: None)
@@ -55,20 +57,32 @@ def seed_run(cache, spm_scans, spm_events, tmp_path_factory):
     return output_dir, records
 
 
+def branch(contrast: str) -> set:
+    """The nodes of one contrast's branch."""
+    return {f"estimate_{contrast}", f"inference_{contrast}_wf.threshold",
+            f"inference_{contrast}_wf.table", f"sink_{contrast}"}
+
+
+SINKS = {"sink", *(f"sink_{name}" for name, _, _ in SEED_CONTRASTS)}
+
+
 def test_factory_builds_a_valid_graph(tmp_path):
-    """Every connection of the factory's graph is valid (nothing is run)."""
+    """Every connection of the factory's graph is valid (nothing is run); one branch of
+    plain nodes per contrast."""
     workflow = init_first_level_wf(t_r=7.0, output_dir=str(tmp_path), subject="01",
                                    task="auditory")
-    workflow._create_flat_graph()
-    assert {"concatenate", "mean", "design", "fit", "estimate", "threshold", "table",
-            "sink"} <= set(workflow.list_node_names())
+    graph = workflow._create_flat_graph()
+    names = {node.fullname.split(".", 1)[1] for node in graph.nodes()
+             if not node.name.endswith(("inputnode", "outputnode"))}  # removed at run time
+    assert names == {"concatenate", "mean", "design", "fit", "sink",
+                     *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
 def test_seed_run_computes_every_node(seed_run):
-    """A cold run executes 4 model nodes and the sources list, 3 nodes per contrast, the
-    collect join and the sink."""
+    """A cold run executes 4 model nodes and the model's sink, and 4 nodes per contrast
+    (estimate, threshold, table, sink)."""
     _, records = seed_run
-    assert len(ran(records)) == 5 + 3 * len(SEED_CONTRASTS) + 2
+    assert len(ran(records)) == 5 + 4 * len(SEED_CONTRASTS)
     assert all(r.status == "end" for r in records.values())
 
 
@@ -139,19 +153,16 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     """A second identical run reuses every node; only the sink copies files again."""
     output_dir, _ = seed_run
     records = run_seed(cache, spm_scans, spm_events, output_dir)
-    assert ran(records) == {"sink"}
-    # concatenate, mean, design, fit, sources; per contrast estimate, threshold, table;
-    # collect (the contrasts' maps for fixed effects), sink
-    assert len(records) == 5 + 3 * len(SEED_CONTRASTS) + 2
+    assert ran(records) == SINKS  # sinks always copy (as Nipype's DataSink)
+    assert len(records) == 5 + 4 * len(SEED_CONTRASTS)
 
 
 def test_new_alpha_reruns_only_thresholds_and_tables(seed_run, cache, spm_scans, spm_events,
                                                      tmp_path):
     """Changing alpha reruns the threshold and table nodes, nothing upstream."""
     records = run_seed(cache, spm_scans, spm_events, tmp_path, alpha=0.01)
-    rerun = ran(records)
-    assert {name.split(" ")[0] for name in rerun} == {"threshold", "table", "sink"}
-    assert len([n for n in rerun if "threshold" in n]) == len(SEED_CONTRASTS)
+    assert ran(records) == SINKS | {f"inference_{name}_wf.{node}" for name, _, _ in SEED_CONTRASTS
+                                    for node in ("threshold", "table")}
 
 
 @pytest.mark.parametrize("height_control, alpha, expected", [
@@ -171,9 +182,7 @@ def test_added_contrast_does_not_refit(seed_run, cache, spm_scans, spm_events, t
     run_seed(cache, spm_scans, spm_events, tmp_path)  # back to the seed settings
     contrasts = [*SEED_CONTRASTS, ("restMinusActive", "t", ("rest - active",))]
     records = run_seed(cache, spm_scans, spm_events, tmp_path, contrasts=contrasts)
-    assert ran(records) == {"estimate [restMinusActive]",
-                            "threshold [restMinusActive]",
-                            "table [restMinusActive]", "collect", "sink"}
+    assert ran(records) == SINKS | branch("restMinusActive")
     z_pos = nb.load(tmp_path / "sub-01" /
                     f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz").get_fdata()
     z_neg = nb.load(tmp_path / "sub-01" /

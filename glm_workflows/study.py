@@ -1,0 +1,84 @@
+"""The whole study as one workflow: a model per run, fixed effects per subject."""
+
+from __future__ import annotations
+
+from nipype.pipeline import engine as pe
+
+from .core.derivatives import bids_prefix
+from .first_level import estimate_memory_gb, init_first_level_wf
+from .fixed_effects import connect_runs, init_fixed_effects_wf
+from .settings import DEFAULT_INFERENCE, DEFAULT_MODEL, SEED_CONTRASTS
+
+
+def subject_groups(runs) -> dict:
+    """Runs grouped by subject, in the order given."""
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.subject, []).append(run)
+    return groups
+
+
+def subject_session(runs) -> str | None:
+    """The session entity of a subject's combined outputs: set only if all runs share it."""
+    sessions = {run.session for run in runs}
+    return sessions.pop() if len(sessions) == 1 else None
+
+
+def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MODEL,
+                inference=DEFAULT_INFERENCE, mem_gb=None, name: str = "glm_workflows_wf"):
+    """Build the workflow of a study: one first-level workflow per run and, per subject
+    with several runs, a fixed-effects workflow combining them.
+
+    Runs and subjects are independent branches, run in parallel by MultiProc and SLURM;
+    building the graph costs the same for every run (no iterables to expand).
+
+    Parameters
+    ----------
+    runs : list of glm_workflows.inputs.RunInputs
+        The runs (from :func:`glm_workflows.inputs.find_bids_runs`, ``file_list_run``...).
+    output_dir : str or PathLike
+        Derivatives root.
+    contrasts : sequence of (name, stat_type, rows)
+        The contrasts of every run (and of the subjects' fixed effects).
+    model : ModelSettings
+    inference : InferenceSettings
+    mem_gb : list of dict or None
+        Per run, the node memory estimates (:func:`estimate_memory_gb`); by default
+        those of a 64x64x64x96 run.
+    name : str
+        Workflow name.
+
+    Returns
+    -------
+    workflow : nipype Workflow
+        Ready to run (every input set).
+    """
+    workflow = pe.Workflow(name=name)
+    mem_gb = mem_gb or [estimate_memory_gb(64 * 64 * 64, 96)] * len(runs)
+    run_wfs = {}
+    for run, run_mem in zip(runs, mem_gb, strict=True):
+        run_wf = init_first_level_wf(
+            t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
+            session=run.session, run=run.run, contrasts=contrasts, model=model,
+            inference=inference, mem_gb=run_mem, name=f"{run.label}_wf",
+        )
+        # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
+        inputnode = run_wf.get_node("inputnode")
+        inputnode.inputs.bold_files = run.bold_files
+        inputnode.inputs.events_file = run.events_file
+        if run.confounds_file:
+            inputnode.inputs.confounds_file = run.confounds_file
+        workflow.add_nodes([run_wf])
+        run_wfs[run.label] = run_wf
+    for subject, subject_runs in subject_groups(runs).items():
+        if len(subject_runs) < 2:
+            continue
+        session = subject_session(subject_runs)
+        ffx_wf = init_fixed_effects_wf(
+            run_labels=[bids_prefix(r.subject, r.task, r.session, r.run) for r in subject_runs],
+            contrasts=contrasts, output_dir=str(output_dir), subject=subject,
+            task=subject_runs[0].task, session=session, inference=inference,
+            name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",
+        )
+        connect_runs(workflow, [run_wfs[r.label] for r in subject_runs], ffx_wf)
+    return workflow
