@@ -1,36 +1,98 @@
-"""Figures: design matrix, contrast matrix and thresholded maps (nilearn plotting)."""
+"""Figures: design matrix, contrast matrix and thresholded maps (nilearn plotting).
+
+matplotlib (with its Agg backend, set once) and nilearn's plotting are imported when the
+first figure is drawn, so a process that draws none (a cached rerun, a refused input) does
+not load them. The figures drawn from a design matrix or a contrast alone (design, regressor
+correlations, contrast weights) are drawn once per process for identical inputs and their
+PNG bytes written again for the next run that has them (the runs of a study often share
+their design, and always their contrasts' columns); the bytes are those a new drawing gives
+(matplotlib's settings are not changed in between).
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import os
+from collections import OrderedDict
+from pathlib import Path
 
-import matplotlib
+import nibabel as nb
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
+from .inference import has_surviving_voxels
 
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nb  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from nilearn import plotting  # noqa: E402
+#: PNG bytes (None: no figure) of the last design and contrast figures drawn, by input.
+_DRAWN: OrderedDict = OrderedDict()
+#: How many of them are kept.
+DRAWN_KEPT = 32
 
-from .inference import has_surviving_voxels  # noqa: E402
+
+@functools.cache
+def _plotting():
+    """``(matplotlib.pyplot, nilearn.plotting)``, imported on first use with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    return plt, plotting
+
+
+def _png(figure, **savefig_kwargs) -> bytes:
+    """A matplotlib figure as PNG bytes at 100 dpi; the figure is closed."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, **savefig_kwargs)
+    _plotting()[0].close(figure)
+    return buffer.getvalue()
+
+
+def _drawn_once(key: tuple, draw) -> bytes | None:
+    """``draw()``'s PNG bytes (or None), drawn only if no figure with ``key`` is kept."""
+    if key not in _DRAWN:
+        _DRAWN[key] = draw()
+        if len(_DRAWN) > DRAWN_KEPT:
+            _DRAWN.popitem(last=False)
+    _DRAWN.move_to_end(key)
+    return _DRAWN[key]
+
+
+def _frame_key(frame: pd.DataFrame) -> tuple:
+    """What a figure of ``frame`` can depend on: its column types and a digest of its CSV
+    text (column names, index, and values written exactly)."""
+    text = frame.to_csv()
+    return tuple(map(str, frame.dtypes)), hashlib.sha256(text.encode()).hexdigest()
 
 
 def plot_design(design: pd.DataFrame, path) -> None:
     """Save the design matrix as a PNG (regressors as columns, scans as rows)."""
-    ax = plotting.plot_design_matrix(design)
-    ax.figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(ax.figure)
+    png = _drawn_once(("design", _frame_key(design)), lambda: _design_png(design))
+    Path(path).write_bytes(png)
+
+
+def _design_png(design: pd.DataFrame) -> bytes:
+    """The design matrix figure, drawn."""
+    ax = _plotting()[1].plot_design_matrix(design)
+    return _png(ax.figure, bbox_inches="tight")
 
 
 def plot_contrast(matrix, columns, title: str, path) -> None:
     """Save a contrast's weights over the design columns as a PNG."""
+    weights = np.asarray(matrix, dtype=np.float64)
+    key = ("contrast", weights.tobytes(), weights.shape, tuple(map(str, columns)), title)
+    png = _drawn_once(key, lambda: _contrast_png(matrix, columns, title))
+    Path(path).write_bytes(png)
+
+
+def _contrast_png(matrix, columns, title: str) -> bytes:
+    """The contrast weights figure, drawn."""
     design_like = pd.DataFrame(0.0, index=[0], columns=list(columns))
-    ax = plotting.plot_contrast_matrix(matrix, design_like)
+    ax = _plotting()[1].plot_contrast_matrix(matrix, design_like)
     ax.set_xlabel(title)
-    ax.figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(ax.figure)
+    return _png(ax.figure, bbox_inches="tight")
 
 
 def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
@@ -47,9 +109,9 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
         cuts = np.linspace(heights.min(), heights.max(), n_cuts + 2)[1:-1].tolist()
         display = _plot_background(_first_given(bg_img, img), "z", cuts, title)
     else:
-        display = plotting.plot_stat_map(img, bg_img=bg_img, threshold=threshold,
-                                         display_mode="z", cut_coords=n_cuts, black_bg=True,
-                                         title=title)
+        display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
+                                               display_mode="z", cut_coords=n_cuts,
+                                               black_bg=True, title=title)
     display.savefig(path, dpi=100)
     display.close()
 
@@ -57,16 +119,23 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
 def plot_design_correlation(design: pd.DataFrame, path) -> bool:
     """Save the regressors' correlation matrix (drifts and constant left out, as nilearn
     does) as a PNG; return False, writing nothing, if no other regressor is left."""
+    png = _drawn_once(("correlation", _frame_key(design)), lambda: _correlation_png(design))
+    if png is None:
+        return False
+    Path(path).write_bytes(png)
+    return True
+
+
+def _correlation_png(design: pd.DataFrame) -> bytes | None:
+    """The regressors' correlation figure, drawn; None if no regressor is left."""
     kept = [c for c in design.columns
             if not (str(c).startswith("drift_") or c in ("constant", "intercept"))]
     size = min(2.5 + 0.4 * len(kept), 9.0)
     try:
-        ax = plotting.plot_design_matrix_correlation(design, figure=(size, size * 0.85))
+        ax = _plotting()[1].plot_design_matrix_correlation(design, figure=(size, size * 0.85))
     except ValueError:
-        return False
-    ax.figure.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(ax.figure)
-    return True
+        return None
+    return _png(ax.figure, bbox_inches="tight", metadata={"Software": None})
 
 
 def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, path,
@@ -86,9 +155,9 @@ def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, 
         data = np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64))
         voxel = np.unravel_index(np.argmax(np.abs(data)), data.shape)
         peak = [float(v) for v in nb.affines.apply_affine(img.affine, voxel)]
-        display = plotting.plot_stat_map(img, bg_img=bg_img, threshold=threshold,
-                                         display_mode="ortho", cut_coords=peak, black_bg=True,
-                                         title=title)
+        display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
+                                               display_mode="ortho", cut_coords=peak,
+                                               black_bg=True, title=title)
     display.savefig(path, dpi=100)
     display.close()
 
@@ -115,5 +184,5 @@ def _world_coords(img) -> np.ndarray:
 def _plot_background(bg_img, display_mode: str, cut_coords, title: str):
     """The background alone (no voxel to overlay), cut where asked, without the colour bar
     of its intensities (which would read as z values)."""
-    return plotting.plot_anat(bg_img, display_mode=display_mode, cut_coords=cut_coords,
-                              black_bg=True, title=title, colorbar=False)
+    return _plotting()[1].plot_anat(bg_img, display_mode=display_mode, cut_coords=cut_coords,
+                                    black_bg=True, title=title, colorbar=False)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-from nilearn.glm.contrasts import compute_fixed_effects
-from nilearn.masking import intersect_masks
 from scipy.stats import norm
 
 from .errors import InputError
@@ -22,6 +20,8 @@ def run_dofs(model_sidecars) -> list[float]:
 
 def intersect_run_masks(mask_files) -> nb.Nifti1Image:
     """Voxels fitted in every run: where the runs are combined."""
+    from nilearn.masking import intersect_masks  # imported when used: it loads scikit-learn
+
     return intersect_masks(list(mask_files), threshold=1, connected=False)
 
 
@@ -48,6 +48,8 @@ def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
     if not n_runs or not len(variance_files) == len(dofs) == n_runs:
         raise InputError(f"fixed effects: expected one effect, variance and dof per run, "
                          f"got {n_runs}, {len(variance_files)}, {len(dofs)}")
+    from nilearn.glm.contrasts import compute_fixed_effects
+
     effect, variance, stat, z_map = compute_fixed_effects(
         list(effect_files), list(variance_files), mask=mask_img, precision_weighted=False,
         dofs=list(dofs),

@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 from nilearn.exceptions import MaskWarning
-from nilearn.masking import compute_epi_mask
 
 from .errors import InputError, one_line
 
@@ -210,6 +209,8 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") 
         If the mask is empty: nilearn then warns (``MaskWarning``) or, on a run of a few
         voxels, fails to find its intensity cut-off (``ValueError``).
     """
+    from nilearn.masking import compute_epi_mask  # imported when used: it loads scikit-learn
+
     try:
         # an empty mask is refused below, in one line; a NaN mean (+Inf and -Inf samples
         # in one voxel) is counted as 0 by nilearn
