@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from synthetic import write_tiny_bids  # noqa: E402
+from glm_workflows.synthetic import write_tiny_bids  # noqa: E402
 
 CONTRAST = "aMinusB=a - b"
 

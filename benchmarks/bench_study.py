@@ -1,7 +1,7 @@
 """Benchmark: per-node overhead on a study of many tiny runs, and the cost of a rerun.
 
 A tiny synthetic BIDS study (``--subjects`` subjects x one run of 12x14x12 voxels x 60
-scans, TR 2 s, conditions ``a``/``b``; :func:`synthetic.write_tiny_bids`) is generated
+scans, TR 2 s, conditions ``a``/``b``; :func:`glm_workflows.synthetic.write_tiny_bids`) is generated
 into the work folder the first time. Then, each in a fresh process, side by side:
 
 1. ``ours, cold``: the command line, ``--plugin Linear``, one t contrast ``a - b``, with
@@ -62,12 +62,12 @@ MEASURES = ("ours, cold", "ours, cached rerun", "nilearn loop", "seed, cold",
 
 def make_study(root: Path, n_subjects: int) -> Path:
     """Write the tiny study once (``.complete`` marks a finished one)."""
-    import synthetic
+    from glm_workflows.synthetic import write_tiny_bids
 
     done = root / ".complete"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
-        synthetic.write_tiny_bids(root, [f"{i:02d}" for i in range(1, n_subjects + 1)])
+        write_tiny_bids(root, [f"{i:02d}" for i in range(1, n_subjects + 1)])
         done.write_text("ok\n")
     return root
 

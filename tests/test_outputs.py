@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_bids
 
 from glm_workflows.cli import main
 from glm_workflows.core.naming import (
@@ -29,6 +28,7 @@ from glm_workflows.outputs import (
     OutputTransaction,
     replay_journal,
 )
+from glm_workflows.synthetic import write_tiny_bids
 
 TASK = ["--task", "tiny"]
 
