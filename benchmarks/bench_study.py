@@ -47,7 +47,6 @@ from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
 
 TASK = "tiny"
 CONTRAST = ("aMinusB", "a - b")
