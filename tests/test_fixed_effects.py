@@ -68,3 +68,57 @@ def test_subject_tables_and_thresholds(split_outputs):
     for run in (1, 2):  # run-level results are written too, with the run entity
         assert (split_outputs / "sub-01" / contrast_file(
             bids_prefix("01", "auditory", run=run), "activeMinusRest", "cluster_tables")).exists()
+
+
+def test_every_factory_builds_a_valid_graph(tmp_path, split_bids_dir):
+    """The inference, fixed-effects and study factories give graphs whose connections are
+    valid (flattened, nothing run), with one branch per contrast at the subject level."""
+    from glm_workflows.fixed_effects import init_fixed_effects_wf
+    from glm_workflows.inference import init_inference_wf
+    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.settings import SEED_CONTRASTS
+    from glm_workflows.study import init_glm_wf
+
+    init_inference_wf()._create_flat_graph()
+    init_fixed_effects_wf(run_labels=["a", "b"], contrasts=SEED_CONTRASTS,
+                          output_dir=str(tmp_path), subject="01",
+                          task="auditory")._create_flat_graph()
+    study = init_glm_wf(find_bids_runs(split_bids_dir, "auditory"), output_dir=tmp_path)
+    names = {node.fullname.split(".", 1)[1] for node in study._create_flat_graph().nodes()}
+    for subject in ("01", "02"):
+        for contrast, _, _ in SEED_CONTRASTS:
+            assert {f"sub_{subject}_fixed_effects_wf.ffx_{contrast}",
+                    f"sub_{subject}_fixed_effects_wf.inference_{contrast}_wf.threshold",
+                    f"sub_{subject}_fixed_effects_wf.sink_{contrast}"} <= names
+
+
+def test_added_contrast_runs_only_its_branch_at_every_level(split_bids_dir, tmp_path):
+    """One subject, two runs: adding a contrast computes only that contrast's branch in
+    each run and in the subject's fixed effects (read from Nipype's records); every other
+    computing node is taken from the cache, and only the sinks copy again."""
+    from glm_workflows.execution import run_workflow
+    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.settings import SEED_CONTRASTS
+    from glm_workflows.study import init_glm_wf
+
+    runs = find_bids_runs(split_bids_dir, "auditory", subjects=["01"])
+    first = init_glm_wf(runs, output_dir=tmp_path / "out")
+    run_workflow(first, work_dir=tmp_path / "work", printer=lambda line: None)
+    contrasts = [*SEED_CONTRASTS, ("restMinusActive", "t", ("rest - active",))]
+    second = init_glm_wf(runs, output_dir=tmp_path / "out", contrasts=contrasts)
+    records = run_workflow(second, work_dir=tmp_path / "work", printer=lambda line: None)
+    ran = {r.name for r in records if not r.cached}
+    computing = {name for name in ran if ".sink" not in name and ".merge_" not in name}
+    run_wfs = [f"sub_01_task_auditory_run_{run}_wf" for run in (1, 2)]
+    assert computing == {
+        *(f"{wf}.estimate_restMinusActive" for wf in run_wfs),
+        *(f"{wf}.inference_restMinusActive_wf.{node}" for wf in run_wfs
+          for node in ("threshold", "table")),
+        "sub_01_fixed_effects_wf.ffx_restMinusActive",
+        *(f"sub_01_fixed_effects_wf.inference_restMinusActive_wf.{node}"
+          for node in ("threshold", "table")),
+    }
+    z_pos, z_neg = (nb.load(tmp_path / "out" / "sub-01" / contrast_file(
+        bids_prefix("01", "auditory"), name, "z_maps")).get_fdata()
+        for name in ("activeMinusRest", "restMinusActive"))
+    np.testing.assert_allclose(z_neg, -z_pos, atol=1e-6)
