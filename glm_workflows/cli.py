@@ -264,8 +264,7 @@ def _check_output_names(run, contrasts, output_dir) -> None:
     """
     from .core.naming import CONTRAST_OUTPUTS, bids_prefix, contrast_file
 
-    folder = Path(output_dir).absolute()
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    existing = _nearest_existing(output_dir)
     try:
         name_max = os.pathconf(existing, "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -295,11 +294,17 @@ def check_output_dir(path) -> Path:
     return path
 
 
+def _nearest_existing(path) -> Path:
+    """``path`` if it exists, else its nearest existing parent (what creating it needs)."""
+    path = Path(path).absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def check_work_dir(path) -> Path:
     """Refuse a work directory that cannot be created or written, without creating it
     (bad input leaves no work directory behind)."""
     path = Path(path).absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    existing = _nearest_existing(path)
     if not existing.is_dir():
         raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -16,7 +16,7 @@ from interfaces import (
     MeanImage,
 )
 
-from .core.derivatives import bids_prefix
+from .core.naming import bids_prefix
 from .inference import init_inference_wf
 from .settings import (
     DEFAULT_INFERENCE,

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core.derivatives import check_label
 from .core.design import check_repetition_time
 from .core.errors import InputError
+from .core.naming import check_label
 
 ENTITY = re.compile(r"(sub|ses|task|acq|ce|dir|rec|run|echo)-([a-zA-Z0-9]+)")
 SPM_AUDITORY_SCANS = "fM00223_*.img"

@@ -33,7 +33,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .core.derivatives import dataset_description
+from .core.derivatives import dataset_description, write_text_atomic
 from .core.naming import (
     DESCRIPTION_FILE,
     PROVENANCE_FILE,
@@ -72,19 +72,6 @@ def signals_held():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and one rename."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def _remove(path: Path) -> None:
@@ -200,7 +187,7 @@ class OutputTransaction:
                                                         f"-{name}")])
         journal = self.output_dir / f"{JOURNAL_PREFIX}{self.staging.name}.json"
         with signals_held(), output_lock(self.output_dir):
-            _write_atomic(journal, json.dumps({"Staging": str(self.staging), "Swaps": swaps},
+            write_text_atomic(journal, json.dumps({"Staging": str(self.staging), "Swaps": swaps},
                                               indent=1))
             replay_journal(journal)
             self.committed = True
@@ -223,7 +210,7 @@ def write_root_files(output_dir, write_index) -> None:
     ``write_index(output_dir, subjects)``.
     """
     output_dir = Path(output_dir)
-    _write_atomic(output_dir / DESCRIPTION_FILE, json.dumps(dataset_description(), indent=2))
+    write_text_atomic(output_dir / DESCRIPTION_FILE, json.dumps(dataset_description(), indent=2))
     subjects = subject_folders(output_dir)
     listing = []
     for subject in subjects:
@@ -236,7 +223,7 @@ def write_root_files(output_dir, write_index) -> None:
                         "Record": f"{subject_folder(subject)}/{PROVENANCE_FILE}",
                         "Date": generated.get("Date"),
                         "CommandLine": generated.get("CommandLine")})
-    _write_atomic(output_dir / PROVENANCE_FILE,
+    write_text_atomic(output_dir / PROVENANCE_FILE,
                   json.dumps({"Subjects": listing}, indent=2))
     with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
     if len(with_reports) > 1:

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 from nipype.pipeline.engine import Workflow
 
 from . import __version__
-from .core.derivatives import PROVENANCE_FILE, software_versions
+from .core.derivatives import software_versions, write_text_atomic
+from .core.naming import PROVENANCE_FILE
 
 #: The inputs' checksums of earlier runs, in the work directory:
 #: ``{path: [size, mtime_ns, inode, sha256]}``.
@@ -44,16 +44,8 @@ def save_checksums(path, checksums: dict) -> None:
     next run the reading of its inputs)."""
     path = Path(path)
     merged = {**load_checksums(path), **checksums}
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "w") as stream:
-            json.dump(merged, stream)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+    with contextlib.suppress(OSError):
+        write_text_atomic(path, json.dumps(merged))
 
 
 def cached_sha256(path, checksums: dict) -> str:

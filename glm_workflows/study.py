@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nipype.pipeline import engine as pe
 
-from .core.derivatives import bids_prefix
+from .core.naming import bids_prefix
 from .first_level import estimate_memory_gb, init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
 from .settings import DEFAULT_INFERENCE, DEFAULT_MODEL, SEED_CONTRASTS

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from importlib import metadata
@@ -17,9 +18,6 @@ from pathlib import Path
 from .. import __version__
 from .errors import InputError
 from .naming import DESCRIPTION_FILE, subject_folder
-from .naming import PROVENANCE_FILE as PROVENANCE_FILE
-from .naming import bids_prefix as bids_prefix
-from .naming import check_label as check_label
 
 
 def dataset_description() -> dict:
@@ -99,3 +97,21 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(written)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place: a
+    reader sees the old content or the new, never a part; a failure leaves the old."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -7,10 +7,9 @@ it up with :mod:`glm_workflows.report.markup`; pages are written atomically.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
+from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import (
     INDEX_FILE,
@@ -98,7 +97,7 @@ def write_subject_report(output_dir, subject) -> Path:
     if provenance is not None:
         body.append(_provenance_section(provenance, subject))
     title = f"{subject_folder(subject)}: first-level GLM report"
-    return _write_atomic(output_dir / report_page(subject), page(title, body))
+    return write_text_atomic(output_dir / report_page(subject), page(title, body))
 
 
 def write_index(output_dir, subjects) -> Path:
@@ -127,7 +126,7 @@ def write_index(output_dir, subjects) -> Path:
         items.append(f"<li>{link} <small>({escape(detail)})</small></li>")
     listing = "\n".join(items) if items else "<li>No subject.</li>"
     body = ["<h1>First-level GLM reports</h1>", f'<ul id="subjects">\n{listing}\n</ul>']
-    return _write_atomic(output_dir / INDEX_FILE, page("First-level GLM reports", body))
+    return write_text_atomic(output_dir / INDEX_FILE, page("First-level GLM reports", body))
 
 
 # --- sections ----------------------------------------------------------------------------
@@ -325,19 +324,3 @@ def _first_peak(table):
         return tuple(float(table[0][axis]) for axis in ("X", "Y", "Z"))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
