@@ -126,7 +126,7 @@ def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:
         nb.Nifti1Image(fit.mask.astype("uint8"), fit.affine).to_filename(out / "mask.nii.gz")
         z_path, mask_path = out / "z.nii.gz", out / "mask.nii.gz"
     else:
-        from interfaces.glm import EstimateContrast, FitGLM
+        from glm_workflows.interfaces.glm import EstimateContrast, FitGLM
 
         (out / "fit").mkdir()
         (out / "contrast").mkdir()

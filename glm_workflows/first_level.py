@@ -7,7 +7,7 @@ from pathlib import Path
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from interfaces import (
+from glm_workflows.interfaces import (
     ConcatenateImages,
     DerivativesSink,
     DesignMatrix,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
-from interfaces import CombineRunImages, DerivativesSink, FixedEffects
+from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
 
 from .core.naming import contrast_stem
 from .first_level import CONTRAST_MAPS, INFERENCE_TO_SINK, MODEL_OUTPUTS, sink_entities

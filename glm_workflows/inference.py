@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from interfaces import ClusterTable, ThresholdMap
+from glm_workflows.interfaces import ClusterTable, ThresholdMap
 
 from .settings import DEFAULT_INFERENCE, InferenceSettings
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 from scipy.stats import norm
 
-import interfaces
+from glm_workflows import interfaces
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 from glm_workflows.core.inference import (

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from nipype.interfaces.base import BaseInterfaceInputSpec, TraitedSpec
 
-import interfaces
+from glm_workflows import interfaces
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.glm import compute_contrast, load_fitted_glm
 
@@ -124,7 +124,7 @@ def test_threshold_and_table_interfaces(small_run, tmp_path):
 
 def test_fit_glm_defaults_to_ar1():
     """The interface's default noise model is AR(1), as its description says."""
-    from interfaces import FitGLM
+    from glm_workflows.interfaces import FitGLM
 
     assert FitGLM().inputs.noise_model == "ar1"
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-import interfaces
+from glm_workflows import interfaces
 from glm_workflows.cli import build_parser
 from glm_workflows.core.design import (
     HRF_MODELS,
