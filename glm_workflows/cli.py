@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -26,6 +27,10 @@ from .settings import (
 )
 
 DEFAULT_EXECUTION = ExecutionSettings()
+
+#: The successful design checks of earlier runs, in the work directory
+#: (:func:`load_design_checks`).
+DESIGN_CHECKS_FILE = "design_checks.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,16 +230,19 @@ def _checked_design(run, n_scans: int, model: dict, contrasts, cache: dict) -> l
     """Check a run's design (:func:`~glm_workflows.core.design.first_level_design`) and
     return its warnings; runs whose events and confounds files have the same bytes,
     with the same scans, TR, model and contrasts (a study with one events file for
-    every subject, say), are checked once, their messages naming each run's files."""
+    every subject, say), are checked once, their messages naming each run's files.
+    ``cache`` maps a digest of all that (and of the checking code) to the outcome;
+    its successes are kept in the work directory (:func:`load_design_checks`)."""
     from hashlib import sha1
 
-    from .core.design import first_level_design
-
-    files = [run.events_file, run.confounds_file]
+    files = [str(f) if f else f for f in (run.events_file, run.confounds_file)]
     digests = tuple(sha1(Path(f).read_bytes()).hexdigest() if f and Path(f).is_file() else f
                     for f in files)
-    key = (digests, n_scans, run.t_r, tuple(sorted(model.items())), repr(contrasts))
+    key = sha1(repr((digests, n_scans, run.t_r, sorted(model.items()), contrasts,
+                     _design_code_version())).encode()).hexdigest()
     if key not in cache:
+        from .core.design import first_level_design
+
         try:
             _, run_warnings = first_level_design(run.events_file, n_scans, run.t_r,
                                                  confounds_file=run.confounds_file,
@@ -300,6 +308,40 @@ def _nearest_existing(path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
+@functools.cache
+def _design_code_version() -> str:
+    """A digest of the code that checks designs (this package's design and contrast
+    modules, nilearn's version): a kept outcome is reused only by the same code."""
+    from hashlib import sha1
+    from importlib.metadata import version
+
+    from .core import contrasts, design
+
+    sources = b"".join(Path(module.__file__).read_bytes() for module in (design, contrasts))
+    return sha1(sources + version("nilearn").encode()).hexdigest()
+
+
+def load_design_checks(work_dir) -> dict:
+    """The successful design checks kept in ``work_dir`` by an earlier run (empty if
+    none or unreadable): a rerun does not rebuild (nor import nilearn to rebuild)
+    designs it has already checked."""
+    try:
+        kept = json.loads((Path(work_dir) / DESIGN_CHECKS_FILE).read_text())
+        return {key: (files, warnings, None) for key, (files, warnings) in kept.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def save_design_checks(work_dir, checks: dict) -> None:
+    """Keep the successful outcomes of ``checks`` in ``work_dir`` (written atomically)."""
+    from .core.derivatives import write_text_atomic
+
+    kept = {key: [files, warnings] for key, (files, warnings, error) in checks.items()
+            if error is None}
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(work_dir) / DESIGN_CHECKS_FILE, json.dumps(kept, sort_keys=True))
+
+
 def check_work_dir(path) -> Path:
     """Refuse a work directory that cannot be created or written, without creating it
     (bad input leaves no work directory behind)."""
@@ -356,13 +398,13 @@ def prepare(args) -> tuple[dict, dict]:
     plugin_args = _plugin_args(args)
     runs = _runs(args)
     warnings: list = []
-    design_checks: dict = {}
+    design_checks = load_design_checks(args.work_dir)
     mem_gb = [validate_run(run, model.design(), contrasts, output_dir=args.output_dir,
                            design_checks=design_checks,
                            warnings=warnings) for run in runs]
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
-    check_work_dir(args.work_dir)
+    save_design_checks(check_work_dir(args.work_dir), design_checks)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,

@@ -4,6 +4,7 @@ reports are not written, a cached rerun does not import the plotting libraries a
 refused for its settings does not import nilearn's GLM (scikit-learn)."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import pytest
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from glm_workflows import provenance
+from glm_workflows import cli, provenance
 from glm_workflows.core import figures
 from glm_workflows.inputs import RunInputs
 
@@ -151,18 +152,32 @@ def _python(code: str) -> str:
 
 
 def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids_dir, tmp_path):
-    """A rerun whose nodes all come from the cache (but the sink) loads neither matplotlib
-    nor nilearn's plotting; no node folder holds a Nipype report."""
-    argv = ["--bids-dir", str(tiny_bids_dir), "--task", "tiny", "--subject", "01",
+    """A rerun whose nodes all come from the cache (but the sink) loads neither matplotlib,
+    nilearn's plotting, nilearn's GLM (the design check is kept in the work directory)
+    nor scipy.stats; no node folder holds a Nipype report. Changed events are checked
+    again."""
+    bids = tmp_path / "bids"
+    shutil.copytree(tiny_bids_dir, bids, symlinks=True)
+    argv = ["--bids-dir", str(bids), "--task", "tiny", "--subject", "01",
             "--contrast", "aMinusB=a - b", "--output-dir", str(tmp_path / "out"),
             "--work-dir", str(tmp_path / "work")]
     code = ("import sys, contextlib, io\nfrom glm_workflows.cli import main\n"
             f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main({argv!r})\n"
-            "print(code, 'matplotlib' in sys.modules, 'nilearn.plotting' in sys.modules)")
-    assert _python(code) == "0 True True"
-    assert _python(code) == "0 False False"
+            "print(code, *(name in sys.modules for name in "
+            "('matplotlib', 'nilearn.plotting', 'nilearn.glm', 'scipy.stats')))")
+    assert _python(code) == "0 True True True True"
+    assert _python(code) == "0 False False False False"
     assert not list((tmp_path / "work").rglob("_report"))
     assert (tmp_path / "work" / provenance.CHECKSUMS_FILE).exists()
+    assert (tmp_path / "work" / cli.DESIGN_CHECKS_FILE).exists()
+
+    events = next(bids.glob("sub-01/func/*_events.tsv"))
+    events.unlink()  # a symlink into the shared fixture: replace it, do not write through
+    events.write_text("onset\tduration\ttrial_type\n0\t10\ta\n")
+    refused = subprocess.run([sys.executable, "-m", "glm_workflows.cli", *argv],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "unknown column 'b'" in refused.stderr
 
 
 def test_bad_settings_are_refused_before_nilearn_is_imported():

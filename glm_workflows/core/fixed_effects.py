@@ -7,7 +7,6 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-from scipy.stats import norm
 
 from .errors import InputError
 
@@ -49,6 +48,7 @@ def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
         raise InputError(f"fixed effects: expected one effect, variance and dof per run, "
                          f"got {n_runs}, {len(variance_files)}, {len(dofs)}")
     from nilearn.glm.contrasts import compute_fixed_effects
+    from scipy.stats import norm  # imported when used, as nilearn: scipy.stats takes ~1 s
 
     effect, variance, stat, z_map = compute_fixed_effects(
         list(effect_files), list(variance_files), mask=mask_img, precision_weighted=False,
