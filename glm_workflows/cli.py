@@ -10,10 +10,13 @@ import re
 import sys
 import time
 from dataclasses import asdict, fields
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from .core.errors import InputError, one_line
 from .settings import (
+    CONFOUND_STRATEGIES,
+    DEFAULT_CONFOUNDS,
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
     DRIFT_MODELS,
@@ -21,6 +24,7 @@ from .settings import (
     NOISE_MODELS,
     PLUGINS,
     SEED_CONTRASTS,
+    ConfoundSettings,
     ExecutionSettings,
     InferenceSettings,
     ModelSettings,
@@ -53,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--events", metavar="TSV", help="events.tsv of the --func run")
     data.add_argument("--confounds", metavar="TSV", help="confounds TSV of the --func run")
     data.add_argument("--tr", type=float, help="repetition time in seconds (with --func)")
+    data.add_argument("--derivatives", nargs="+", metavar="DIR",
+                      help="fMRIPrep output folder(s): fit the preprocessed bold of each run "
+                           "of --bids-dir (events from --bids-dir)")
+    data.add_argument("--space", help="space of the preprocessed bold (default: the only one)")
+    data.add_argument("--desc", default="preproc",
+                      help="desc of the preprocessed bold (default: %(default)s)")
+    data.add_argument("--res", help="res of the preprocessed bold, when a run has several")
+    data.add_argument("--den", help="den of the preprocessed bold, when a run has several")
+    data.add_argument("--mask", metavar="FILE",
+                      help="brain mask for every run (default: fMRIPrep's desc-brain_mask of "
+                           "the run, else nilearn's EPI mask)")
     data.add_argument("--data-dir",
                       help="where to find the SPM auditory data when no input flag is given "
                            "(default: $NILEARN_DATA or ~/nilearn_data)")
@@ -63,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--hrf-model", default=DEFAULT_MODEL.hrf_model,
                        help="nilearn HRF model: spm, glover, 'spm + derivative', ... "
                             "(default %(default)s)")
-    model.add_argument("--drift-model", default=DEFAULT_MODEL.drift_model,
-                       choices=DRIFT_MODELS,
-                       help="slow drift regressors (default %(default)s)")
+    model.add_argument("--drift-model", default=None, choices=DRIFT_MODELS,
+                       help=f"slow drift regressors (default {DEFAULT_MODEL.drift_model}; "
+                            "none when the confounds hold fMRIPrep's cosine regressors)")
     model.add_argument("--high-pass", type=float, default=DEFAULT_MODEL.high_pass,
                        help="high-pass cut-off in Hz (default %(default)s)")
     model.add_argument("--drift-order", type=int, default=DEFAULT_MODEL.drift_order,
@@ -73,6 +88,41 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--slice-time-ref", type=float,
                        default=DEFAULT_MODEL.slice_time_ref,
                        help="reference slice time as a fraction of the TR (default %(default)s)")
+
+    confounds = parser.add_argument_group(
+        "confounds and censoring (fMRIPrep confounds; nilearn's load_confounds options)")
+    confounds.add_argument("--confounds-strategy", choices=CONFOUND_STRATEGIES,
+                           help="nilearn's denoising preset (default: no confounds)")
+    confounds.add_argument("--confounds-columns", nargs="+", default=[], metavar="PATTERN",
+                           help="confound columns by shell-style pattern, e.g. 'trans_*' "
+                                "'rot_*' (instead of a strategy)")
+    for option, help_text in (("--motion", "motion: basic, power2, derivatives or full"),
+                              ("--wm-csf", "white matter/CSF: basic, power2, derivatives or "
+                                           "full"),
+                              ("--global-signal", "global signal: basic, power2, derivatives "
+                                                  "or full"),
+                              ("--compcor", "CompCor: anat_combined, anat_separated, temporal, "
+                                            "temporal_anat_combined, temporal_anat_separated"),
+                              ("--n-compcor", "CompCor components: a number or all")):
+        confounds.add_argument(option, help=f"{help_text} (default: the strategy's)")
+    confounds.add_argument("--fd-threshold", type=float,
+                           help="scrubbing: framewise displacement (mm) above which a volume "
+                                "is censored (default: the strategy's)")
+    confounds.add_argument("--std-dvars-threshold", type=float,
+                           help="scrubbing: standardized DVARS above which a volume is "
+                                "censored (default: the strategy's)")
+    confounds.add_argument("--scrub", type=int,
+                           help="scrubbing: also censor kept segments shorter than this many "
+                                "volumes (default: the strategy's)")
+    confounds.add_argument("--no-demean", dest="demean", action="store_false",
+                           help="keep the confounds' means (nilearn demeans them by default)")
+    confounds.add_argument("--min-kept-volumes", type=int,
+                           default=DEFAULT_CONFOUNDS.min_kept_volumes,
+                           help="refuse a run left with fewer volumes after censoring "
+                                "(default %(default)s)")
+    confounds.add_argument("--strict", action="store_true",
+                           help="refuse a contrast naming a condition absent from a run; "
+                                "without it, that run's contrast is skipped with a warning")
 
     contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
     contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",
@@ -136,7 +186,7 @@ def _contrasts(args):
 
 
 def _runs(args):
-    from .inputs import file_list_run, find_bids_runs, find_spm_auditory
+    from .inputs import file_list_run, find_bids_runs, find_derivative_runs, find_spm_auditory
 
     if args.func and args.bids_dir:
         raise InputError("give either --bids-dir or --func, not both")
@@ -149,9 +199,47 @@ def _runs(args):
             args.func, args.events, args.tr, subject=(args.subject or ["01"])[0], task=args.task,
             session=(args.session or [None])[0], run=(args.run or [None])[0],
             confounds=args.confounds)]
-    if args.bids_dir:
-        return find_bids_runs(args.bids_dir, args.task, args.subject, args.session, args.run)
-    return [find_spm_auditory(args.data_dir)]
+    derivative_flags = [flag for flag, value in (("--space", args.space), ("--res", args.res),
+                                                  ("--den", args.den)) if value]
+    if args.derivatives and not args.bids_dir:
+        raise InputError("--derivatives needs --bids-dir (the raw dataset: events, sidecars)")
+    if derivative_flags and not args.derivatives:
+        raise InputError(f"{derivative_flags[0]}: needs --derivatives")
+    if args.bids_dir and args.derivatives:
+        found = find_derivative_runs(args.bids_dir, args.derivatives, args.task, space=args.space,
+                                     desc=args.desc, res=args.res, den=args.den,
+                                     subjects=args.subject, sessions=args.session, runs=args.run)
+    elif args.bids_dir:
+        found = find_bids_runs(args.bids_dir, args.task, args.subject, args.session, args.run)
+    else:
+        found = [find_spm_auditory(args.data_dir)]
+    return _with_mask_and_confounds(found, args)
+
+
+def _with_mask_and_confounds(runs, args):
+    """Apply --mask, and keep fMRIPrep confounds files only when confounds are asked for
+    (a note says a confounds file was found and not used)."""
+    from dataclasses import replace
+
+    mask = None
+    if args.mask:
+        if not Path(args.mask).is_file():
+            raise InputError(f"--mask {args.mask}: file not found")
+        mask = str(Path(args.mask).absolute())
+    selects = bool(args.confounds_strategy or args.confounds_columns)
+    if selects and not args.derivatives:
+        flag = "--confounds-strategy" if args.confounds_strategy else "--confounds-columns"
+        raise InputError(f"{flag}: needs fMRIPrep outputs (--bids-dir with --derivatives)")
+    kept = []
+    unused = 0
+    for run in runs:
+        if args.derivatives and run.confounds_file and not selects:
+            run, unused = replace(run, confounds_file=None), unused + 1
+        kept.append(replace(run, mask_file=mask) if mask else run)
+    if unused:
+        print(f"glm-workflows: note: {unused} run(s) have an fMRIPrep confounds file, not used "
+              "(choose with --confounds-strategy or --confounds-columns)", file=sys.stderr)
+    return kept
 
 
 def _plugin_args(args) -> dict:
@@ -173,13 +261,16 @@ def _plugin_args(args) -> dict:
 
 
 def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list,
-                 design_checks: dict | None = None) -> dict:
-    """Check a run's files, events, design and contrasts before any work starts.
+                 design_checks: dict | None = None, confounds: dict | None = None,
+                 min_kept_volumes: int = DEFAULT_CONFOUNDS.min_kept_volumes,
+                 strict: bool = False, study_conditions=frozenset) -> tuple[dict, list]:
+    """Check a run's files, events, confounds, design and contrasts before any work starts.
 
     The design is checked by :func:`~glm_workflows.core.design.first_level_design`,
-    the function the run's DesignMatrix node builds it with. Nothing but an
-    :class:`InputError` leaves this function: any other exception becomes one line
-    naming the run's events file and the exception.
+    the function the run's DesignMatrix node builds it with, on the confounds and
+    censoring :func:`~glm_workflows.core.design.design_confounds` selects, as the node
+    does. Nothing but an :class:`InputError` leaves this function: any other exception
+    becomes one line naming the run's events file and the exception.
 
     Parameters
     ----------
@@ -194,15 +285,28 @@ def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list,
     design_checks : dict or None
         Outcomes of earlier runs' design checks, shared by the runs of one study
         (:func:`_checked_design`).
+    confounds : dict or None
+        :meth:`~glm_workflows.settings.ConfoundSettings.selection`.
+    min_kept_volumes : int
+        Fewest volumes a run may keep after censoring.
+    strict : bool
+        Refuse a contrast that names a condition absent from the run, instead of
+        skipping that run's contrast with a warning.
+    study_conditions : callable
+        Returns the conditions of every run of the study (called only when a contrast
+        names a column the run lacks, to tell an absent condition from a typo).
 
     Returns
     -------
     mem_gb : dict
         The memory estimates of the run's nodes.
+    skipped : list of str
+        The contrasts the run does not have (a condition absent from it).
     """
     try:
         return _validate_run(run, model, contrasts, output_dir, warnings,
-                             {} if design_checks is None else design_checks)
+                             {} if design_checks is None else design_checks,
+                             confounds, min_kept_volumes, strict, study_conditions)
     except InputError:
         raise
     except Exception as exc:  # the promise is one line, whatever failed
@@ -210,47 +314,75 @@ def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list,
                          f"({type(exc).__name__}: {one_line(exc)})") from exc
 
 
-def _validate_run(run, model: dict, contrasts, output_dir, warnings: list,
-                  design_checks: dict) -> dict:
+def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, design_checks: dict,
+                  confounds, min_kept_volumes, strict, study_conditions) -> tuple[dict, list]:
     """:func:`validate_run` without its guard: images, design and contrasts, names."""
     from .core.images import check_header_repetition_time, check_images_compatible
     from .first_level import estimate_memory_gb
 
     imgs = check_images_compatible(run.bold_files)
     check_header_repetition_time(run.t_r, imgs, run.bold_files)
+    if run.mask_file:
+        _check_mask(run.mask_file, imgs[0])
     n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
-    run_warnings = _checked_design(run, n_scans, model, contrasts, design_checks)
-    _check_output_names(run, contrasts, output_dir)
+    run_warnings, skipped = _checked_design(run, n_scans, model, contrasts, design_checks,
+                                            confounds, min_kept_volumes, strict,
+                                            study_conditions)
+    _check_output_names(run, [c for c in contrasts if c[0] not in skipped], output_dir)
     warnings.extend(run_warnings)
     return estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
-                              n_scans)
+                              n_scans), skipped
 
 
-def _checked_design(run, n_scans: int, model: dict, contrasts, cache: dict) -> list[str]:
+def _check_mask(mask_file, img) -> None:
+    """Refuse a mask on another grid than the run's (shape or affine)."""
+    from .core.images import check_mask_grid, load_image_header
+
+    try:
+        check_mask_grid(load_image_header(mask_file), img)
+    except InputError as exc:
+        raise InputError(f"{mask_file}: {exc}") from None
+
+
+@functools.cache
+def _design_code_version() -> str:
+    """A digest of the code that checks designs (this package's design, contrast and
+    confound modules, nilearn's version): a kept outcome is reused only by the same code."""
+    from hashlib import sha1
+    from importlib.metadata import version
+
+    from .core import confounds, contrasts, design
+
+    sources = b"".join(Path(module.__file__).read_bytes()
+                       for module in (design, contrasts, confounds))
+    return sha1(sources + version("nilearn").encode()).hexdigest()
+
+
+def _checked_design(run, n_scans: int, model: dict, contrasts, cache: dict, confounds=None,
+                    min_kept_volumes: int = 0, strict: bool = False,
+                    study_conditions=frozenset) -> tuple[list[str], list[str]]:
     """Check a run's design (:func:`~glm_workflows.core.design.first_level_design`) and
-    return its warnings; runs whose events and confounds files have the same bytes,
-    with the same scans, TR, model and contrasts (a study with one events file for
-    every subject, say), are checked once, their messages naming each run's files.
-    ``cache`` maps a digest of all that (and of the checking code) to the outcome;
-    its successes are kept in the work directory (:func:`load_design_checks`)."""
+    return its warnings and skipped contrasts; runs whose events and confounds files have
+    the same bytes, with the same scans, TR, model, confounds selection and contrasts (a
+    study with one events file for every subject, say), are checked once, their messages
+    naming each run's files. ``cache`` maps a digest of all that (and of the checking
+    code) to the outcome; its successes are kept in the work directory
+    (:func:`load_design_checks`)."""
     from hashlib import sha1
 
     files = [str(f) if f else f for f in (run.events_file, run.confounds_file)]
     digests = tuple(sha1(Path(f).read_bytes()).hexdigest() if f and Path(f).is_file() else f
                     for f in files)
-    key = sha1(repr((digests, n_scans, run.t_r, sorted(model.items()), contrasts,
-                     _design_code_version())).encode()).hexdigest()
+    key = sha1(repr((digests, n_scans, run.t_r, sorted(model.items()), contrasts, confounds,
+                     min_kept_volumes, strict, _design_code_version())).encode()).hexdigest()
     if key not in cache:
-        from .core.design import first_level_design
-
         try:
-            _, run_warnings = first_level_design(run.events_file, n_scans, run.t_r,
-                                                 confounds_file=run.confounds_file,
-                                                 contrasts=contrasts, **model)
-            cache[key] = (files, run_warnings, None)
+            run_warnings, skipped = _design_outcome(run, n_scans, model, contrasts, confounds,
+                                                    min_kept_volumes, strict, study_conditions)
+            cache[key] = (files, run_warnings, None, skipped)
         except InputError as exc:
-            cache[key] = (files, [], str(exc))
-    checked_files, run_warnings, error = cache[key]
+            cache[key] = (files, [], str(exc), [])
+    checked_files, run_warnings, error, skipped = cache[key]
 
     def renamed(text: str) -> str:
         for old, new in zip(checked_files, files, strict=True):
@@ -260,7 +392,46 @@ def _checked_design(run, n_scans: int, model: dict, contrasts, cache: dict) -> l
 
     if error is not None:
         raise InputError(renamed(error))
-    return [renamed(line) for line in run_warnings]
+    return [renamed(line) for line in run_warnings], list(skipped)
+
+
+def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes, strict,
+                    study_conditions) -> tuple[list[str], list[str]]:
+    """The checks behind :func:`_checked_design`: confounds and censoring, contrasts
+    naming absent conditions, then the design."""
+    from .core.contrasts import referenced_names
+    from .core.design import design_confounds, first_level_design, run_conditions
+
+    bold = run.bold_files[0] if len(run.bold_files) == 1 else None
+    selected, sample_mask = design_confounds(bold, run.confounds_file, n_scans, confounds)
+    name = bids_label(run)
+    if sample_mask is not None and len(sample_mask) < min_kept_volumes:
+        raise InputError(f"{name}: {len(sample_mask)} of {n_scans} volumes kept after "
+                         f"censoring, fewer than --min-kept-volumes {min_kept_volumes}")
+    present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"])
+    skipped, lines = [], []
+    for contrast, _, rows in contrasts:
+        names = set().union(*(referenced_names(row) for row in rows))
+        absent = sorted(names - present & set(study_conditions())) if names - present else []
+        if not absent:
+            continue
+        where = f"condition(s) {', '.join(absent)} absent from {name}"
+        if strict:
+            raise InputError(f"contrast {contrast}: {where} (--strict)")
+        skipped.append(contrast)
+        lines.append(f"contrast {contrast}: {where}; skipped for this run")
+    _, run_warnings = first_level_design(
+        run.events_file, n_scans, run.t_r, confounds_file=run.confounds_file,
+        confounds=selected, sample_mask=sample_mask,
+        contrasts=[c for c in contrasts if c[0] not in skipped], **model)
+    return [*run_warnings, *lines], skipped
+
+
+def bids_label(run) -> str:
+    """The run's BIDS prefix, for messages."""
+    from .core.naming import bids_prefix
+
+    return bids_prefix(run.subject, run.task, run.session, run.run)
 
 
 def _check_output_names(run, contrasts, output_dir) -> None:
@@ -308,26 +479,14 @@ def _nearest_existing(path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
-@functools.cache
-def _design_code_version() -> str:
-    """A digest of the code that checks designs (this package's design and contrast
-    modules, nilearn's version): a kept outcome is reused only by the same code."""
-    from hashlib import sha1
-    from importlib.metadata import version
-
-    from .core import contrasts, design
-
-    sources = b"".join(Path(module.__file__).read_bytes() for module in (design, contrasts))
-    return sha1(sources + version("nilearn").encode()).hexdigest()
-
-
 def load_design_checks(work_dir) -> dict:
     """The successful design checks kept in ``work_dir`` by an earlier run (empty if
     none or unreadable): a rerun does not rebuild (nor import nilearn to rebuild)
     designs it has already checked."""
     try:
         kept = json.loads((Path(work_dir) / DESIGN_CHECKS_FILE).read_text())
-        return {key: (files, warnings, None) for key, (files, warnings) in kept.items()}
+        return {key: (files, warnings, None, skipped)
+                for key, (files, warnings, skipped) in kept.items()}
     except (OSError, ValueError, TypeError):
         return {}
 
@@ -336,8 +495,8 @@ def save_design_checks(work_dir, checks: dict) -> None:
     """Keep the successful outcomes of ``checks`` in ``work_dir`` (written atomically)."""
     from .core.derivatives import write_text_atomic
 
-    kept = {key: [files, warnings] for key, (files, warnings, error) in checks.items()
-            if error is None}
+    kept = {key: [files, warnings, skipped]
+            for key, (files, warnings, error, skipped) in checks.items() if error is None}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(work_dir) / DESIGN_CHECKS_FILE, json.dumps(kept, sort_keys=True))
 
@@ -387,7 +546,12 @@ def prepare(args) -> tuple[dict, dict]:
     """
     from .core.inference import check_threshold_settings
 
-    model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)})
+    if args.drift_model is not None and args.drift_model != "none" and args.confounds_strategy:
+        print(f"glm-workflows: note: --drift-model {args.drift_model} and fMRIPrep's cosine "
+              f"regressors (--confounds-strategy {args.confounds_strategy}) are both in the "
+              "design", file=sys.stderr)
+    model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)
+                             if f.name != "drift_model"}, drift_model=drift_model_of(args))
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
     check_threshold_settings(args.height_control, args.alpha, args.threshold,
@@ -395,20 +559,67 @@ def prepare(args) -> tuple[dict, dict]:
     if args.table_min_cluster_size < 0:
         raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
     contrasts = _contrasts(args)
+    confounds = _confound_settings(args)
     plugin_args = _plugin_args(args)
     runs = _runs(args)
     warnings: list = []
     design_checks = load_design_checks(args.work_dir)
-    mem_gb = [validate_run(run, model.design(), contrasts, output_dir=args.output_dir,
-                           design_checks=design_checks,
-                           warnings=warnings) for run in runs]
+    conditions = functools.cache(lambda: _study_conditions(runs))
+    checked = [validate_run(run, model.for_run(run.slice_time_ref).design(), contrasts,
+                            output_dir=args.output_dir, design_checks=design_checks,
+                            warnings=warnings, confounds=confounds.selection(),
+                            min_kept_volumes=confounds.min_kept_volumes, strict=args.strict,
+                            study_conditions=conditions) for run in runs]
+    mem_gb = [estimates for estimates, _ in checked]
+    skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
     save_design_checks(check_work_dir(args.work_dir), design_checks)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
-                inference=inference, mem_gb=mem_gb), plugin_args
+                inference=inference, confounds=confounds, mem_gb=mem_gb,
+                skipped=skipped), plugin_args
+
+
+def drift_model_of(args) -> str:
+    """``--drift-model`` if given; else ``none`` when the confounds hold fMRIPrep's cosine
+    regressors (every nilearn strategy, or a ``--confounds-columns`` pattern matching
+    ``cosine00``), the settings' default otherwise: never both drifts silently."""
+    if args.drift_model is not None:
+        return args.drift_model
+    cosines = args.confounds_strategy or any(
+        fnmatchcase("cosine00", pattern) for pattern in args.confounds_columns)
+    return "none" if cosines else DEFAULT_MODEL.drift_model
+
+
+def _confound_settings(args) -> ConfoundSettings:
+    """The confounds settings of the command line, checked (nilearn only warns)."""
+    from .core.confounds import check_confound_options
+
+    flags = {"strategy": "confounds_strategy", "columns": "confounds_columns"}
+    settings = ConfoundSettings(**{f.name: getattr(args, flags.get(f.name, f.name))
+                                   for f in fields(ConfoundSettings)})
+    settings = ConfoundSettings(**{**asdict(settings), "columns": tuple(settings.columns)})
+    check_confound_options(settings.strategy, settings.columns, settings.options())
+    if settings.min_kept_volumes < 1:
+        raise InputError("--min-kept-volumes: expected a number of volumes >= 1")
+    return settings
+
+
+def _study_conditions(runs) -> frozenset:
+    """Every trial type of the study's events files (an absent condition is one of them;
+    a name no run has is a typo)."""
+    import pandas as pd
+
+    names = set()
+    for events in dict.fromkeys(run.events_file for run in runs):
+        try:
+            names.update(pd.read_csv(events, sep="\t", usecols=["trial_type"])["trial_type"]
+                         .dropna().astype(str))
+        except (OSError, ValueError):
+            continue  # the run's own check names the problem
+    return frozenset(names)
 
 
 def main(argv=None) -> int:
@@ -539,6 +750,8 @@ def _parameters(settings: dict, args, plugin_args: dict) -> dict:
     """Every setting of the run, for the provenance record."""
     return {
         **asdict(settings["model"]), **asdict(settings["inference"]),
+        "confounds": asdict(settings["confounds"]),
+        "skipped_contrasts": settings["skipped"],
         "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
                       for name, stat, rows in settings["contrasts"]],
         "plugin": args.plugin,

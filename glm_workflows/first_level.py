@@ -19,9 +19,11 @@ from glm_workflows.interfaces import (
 from .core.naming import bids_prefix
 from .inference import init_inference_wf
 from .settings import (
+    DEFAULT_CONFOUNDS,
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
     SEED_CONTRASTS,
+    ConfoundSettings,
     InferenceSettings,
     ModelSettings,
 )
@@ -59,12 +61,15 @@ def init_first_level_wf(
     contrasts=SEED_CONTRASTS,
     model: ModelSettings = DEFAULT_MODEL,
     inference: InferenceSettings = DEFAULT_INFERENCE,
+    confounds: ConfoundSettings = DEFAULT_CONFOUNDS,
     mem_gb: dict | None = None,
+    bold_is_4d: bool = False,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
 
-    Workflow graph: concatenate -> mean; concatenate -> design -> fit -> model sink;
+    Workflow graph: concatenate -> mean; concatenate -> design -> fit -> model sink
+    (without concatenate when the run is one 4D file);
     then one branch per contrast: estimate -> inference (threshold -> table, see
     :func:`~glm_workflows.inference.init_inference_wf`) -> contrast sink, which writes
     that contrast's outputs under BIDS-Derivatives names. Branches are plain nodes named
@@ -87,8 +92,15 @@ def init_first_level_wf(
         The model, as nilearn's ``FirstLevelModel``.
     inference : InferenceSettings
         Thresholds and cluster tables of each z map.
+    confounds : ConfoundSettings
+        Which columns of an fMRIPrep confounds file enter the design and which volumes
+        are censored (default: every column of ``confounds_file``, no censoring).
     mem_gb : dict or None
         Memory estimates from :func:`estimate_memory_gb`; default: a 64x64x64x96 run.
+    bold_is_4d : bool
+        The run is one 4D file (``bold_files`` holds it alone): mean, design and fit read
+        it as it is, with no concatenated copy in the work directory. Otherwise the files
+        (3D scans, or several 4D parts) are concatenated first.
     name : str
         Workflow name.
 
@@ -110,8 +122,6 @@ def init_first_level_wf(
     effect_<contrast>, variance_<contrast>
         Per contrast, its effect and variance maps (for a fixed-effects combination).
     """
-    if not contrasts:
-        raise ValueError("init_first_level_wf: at least one contrast is required")
     names = [c[0] for c in contrasts]
     if len(set(names)) != len(names):
         raise ValueError(f"init_first_level_wf: contrast names must be unique, got {names}")
@@ -127,23 +137,34 @@ def init_first_level_wf(
                                                     for field in CONTRAST_MAPS)]),
         name="outputnode",
     )
-    concatenate = pe.Node(ConcatenateImages(), name="concatenate", mem_gb=mem_gb["concatenate"])
     mean = pe.Node(MeanImage(), name="mean", mem_gb=mem_gb["light"])
     design = pe.Node(DesignMatrix(t_r=t_r, **model.design()), name="design", mem_gb=0.25)
+    if confounds.selects:
+        design.inputs.confounds_selection = confounds.selection()
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run)), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)
     entities = sink_entities(output_dir, subject, task, session, run)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
+    if bold_is_4d:
+        bold = [(("bold_files", only_file), "in_file")]
+        workflow.connect([(inputnode, mean, bold),
+                          (inputnode, design, [(("bold_files", only_file), "bold_file")]),
+                          (inputnode, fit, [(("bold_files", only_file), "bold_file")])])
+    else:
+        concatenate = pe.Node(ConcatenateImages(), name="concatenate",
+                              mem_gb=mem_gb["concatenate"])
+        workflow.connect([
+            (inputnode, concatenate, [("bold_files", "in_files")]),
+            (concatenate, mean, [("out_file", "in_file")]),
+            (concatenate, design, [("out_file", "bold_file")]),
+            (concatenate, fit, [("out_file", "bold_file")]),
+        ])
     workflow.connect([
-        (inputnode, concatenate, [("bold_files", "in_files")]),
         (inputnode, design, [("events_file", "events_file"),
                              ("confounds_file", "confounds_file")]),
         (inputnode, fit, [("mask_file", "mask_file")]),
-        (concatenate, mean, [("out_file", "in_file")]),
-        (concatenate, design, [("out_file", "bold_file")]),
-        (concatenate, fit, [("out_file", "bold_file")]),
-        (design, fit, [("design_file", "design_file")]),
+        (design, fit, [("design_file", "design_file"), ("sample_mask", "sample_mask")]),
         (mean, sink, [("out_file", "mean_file")]),
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
@@ -199,6 +220,13 @@ INFERENCE_TO_SINK = [("outputnode.thresholded_map", "thresholded_maps"),
 #: The run's input files, recorded as the sources of every sidecar.
 _SOURCES = [("bold_files", "sources"), ("events_file", "events_file"),
             ("confounds_file", "confounds_file")]
+
+
+def only_file(files) -> str:
+    """The one file of a one-file list (a connection function: Nipype copies its source)."""
+    if len(files) != 1:
+        raise ValueError(f"expected one 4D file, got {len(files)} files")
+    return files[0]
 
 
 def sink_entities(output_dir, subject, task, session, run) -> dict:

@@ -22,6 +22,7 @@ def init_fixed_effects_wf(
     task: str,
     session: str | None = None,
     inference: InferenceSettings = DEFAULT_INFERENCE,
+    contrast_runs: dict | None = None,
     mem_gb: float = 0.5,
     name: str = "fixed_effects_wf",
 ):
@@ -46,6 +47,10 @@ def init_fixed_effects_wf(
         Derivatives root and BIDS entities of the subject-level outputs.
     inference : InferenceSettings
         Thresholds and tables, as at the run level.
+    contrast_runs : dict or None
+        Per contrast name, the indices (into ``run_labels``) of the runs that have it
+        (runs that differ: a condition absent from a run skips its contrasts there);
+        default: every run. A contrast no run has gets no branch.
     mem_gb : float
         Memory estimate of each node (a few maps per run).
     name : str
@@ -60,11 +65,10 @@ def init_fixed_effects_wf(
     if n_runs < 2:
         raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs, got {run_labels}")
     workflow = pe.Workflow(name=name)
-    fields = [*MODEL_OUTPUTS, *(f"{field}_{contrast}" for contrast, _, _ in contrasts
-                                for field in CONTRAST_MAPS)]
-    merges = {field: pe.Node(Merge(n_runs), name=f"merge_{field}",
+    plan = merge_plan(n_runs, contrasts, contrast_runs)
+    merges = {field: pe.Node(Merge(len(sources)), name=f"merge_{field}",
                              run_without_submitting=True)  # list plumbing: no job of its own
-              for field in fields}
+              for field, sources in plan.items()}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
     entities = sink_entities(output_dir, subject, task, session, None)
     sources = [contrast_stem(label, "*") for label in run_labels]
@@ -75,8 +79,11 @@ def init_fixed_effects_wf(
         (combine, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
     ])
     for contrast, stat_type, _ in contrasts:
+        if f"effect_{contrast}" not in plan:
+            continue
+        labels = [run_labels[index] for index, _ in plan[f"effect_{contrast}"]]
         ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
-                                   run_labels=list(run_labels)),
+                                   run_labels=labels),
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
@@ -86,7 +93,7 @@ def init_fixed_effects_wf(
         workflow.connect([
             (merges[f"effect_{contrast}"], ffx, [("out", "effect_maps")]),
             (merges[f"variance_{contrast}"], ffx, [("out", "variance_maps")]),
-            (merges["model_sidecar"], ffx, [("out", "model_sidecars")]),
+            (merges[f"model_sidecar_{contrast}"], ffx, [("out", "model_sidecars")]),
             (combine, ffx, [("mask_file", "mask_file")]),
             (ffx, inference_wf, [("z", "inputnode.z_map")]),
             (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
@@ -99,10 +106,32 @@ def init_fixed_effects_wf(
     return workflow
 
 
-def connect_runs(parent, run_wfs, ffx_wf) -> None:
-    """Connect each run workflow's outputs to the fixed-effects workflow, in order."""
-    fields = [name.removeprefix("merge_") for name in ffx_wf.list_node_names()
-              if name.startswith("merge_")]
-    for index, run_wf in enumerate(run_wfs, start=1):
-        for field in fields:
-            parent.connect(run_wf, f"outputnode.{field}", ffx_wf, f"merge_{field}.in{index}")
+def merge_plan(n_runs: int, contrasts, contrast_runs: dict | None = None) -> dict:
+    """What each ``merge_<field>`` node of a fixed-effects workflow gathers.
+
+    Returns
+    -------
+    plan : dict
+        ``merge field -> [(run index, run outputnode field), ...]``, in input order:
+        the mask and mean of every run; per contrast that some run has, its effect and
+        variance maps and the model sidecars of those runs only.
+    """
+    plan = {field: [(index, field) for index in range(n_runs)]
+            for field in MODEL_OUTPUTS if field != "model_sidecar"}
+    for contrast, _, _ in contrasts:
+        runs = range(n_runs) if contrast_runs is None else contrast_runs.get(contrast, ())
+        if not runs:
+            continue
+        for field in CONTRAST_MAPS:
+            plan[f"{field}_{contrast}"] = [(index, f"{field}_{contrast}") for index in runs]
+        plan[f"model_sidecar_{contrast}"] = [(index, "model_sidecar") for index in runs]
+    return plan
+
+
+def connect_runs(parent, run_wfs, ffx_wf, contrasts, contrast_runs: dict | None = None) -> None:
+    """Connect the run workflows' outputs to the fixed-effects workflow built with the
+    same ``contrasts`` and ``contrast_runs`` (:func:`merge_plan`)."""
+    for field, sources in merge_plan(len(run_wfs), contrasts, contrast_runs).items():
+        for position, (index, run_field) in enumerate(sources, start=1):
+            parent.connect(run_wfs[index], f"outputnode.{run_field}",
+                           ffx_wf, f"merge_{field}.in{position}")

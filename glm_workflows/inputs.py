@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class RunInputs:
     session: str | None = None
     run: str | None = None
     confounds_file: str | None = None
+    mask_file: str | None = None
+    slice_time_ref: float | None = None
+    space: str | None = None
 
     @property
     def label(self) -> str:
@@ -47,25 +51,84 @@ def _entities(name: str) -> dict:
     return dict(ENTITY.findall(name.split(".")[0]))
 
 
-def _sidecar_metadata(bold: Path, root: Path) -> dict:
+def _sidecar_metadata(bold: Path, root: Path, listing=None) -> dict:
     """BIDS inheritance: merge ``*_bold.json`` files from the root down to the file's folder.
 
     A sidecar applies when its entities are a subset of the bold file's.
     """
-    entities = _entities(bold.name)
+    metadata = {}
+    for sidecar in _inherited_files(bold, root, "bold", "json", listing):
+        metadata.update(_read_json(sidecar))
+    return metadata
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+class _Listing:
+    """BIDS files of folders by ``(suffix, extension)``, each folder read once.
+
+    Sharing one listing between the runs of a dataset keeps searches linear in the
+    number of runs (the dataset root, listing every subject, is parsed once).
+    """
+
+    def __init__(self):
+        self._folders = {}
+
+    def __call__(self, folder: Path, suffix: str, extension: str) -> list:
+        """``(name, entities)`` of the ``*_<suffix>.<extension>`` files in ``folder``."""
+        if folder not in self._folders:
+            try:
+                names = sorted(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                names = []
+            files = {}
+            for name in names:
+                entities, file_suffix, file_ext = _bids_name(name)
+                files.setdefault((file_suffix, file_ext), []).append((name, entities))
+            self._folders[folder] = files
+        return self._folders[folder].get((suffix, extension), [])
+
+
+def _inherited_files(bold: Path, root: Path, suffix: str, extension: str, listing=None) -> list:
+    """The ``*_<suffix>.<extension>`` files that apply to ``bold`` by BIDS inheritance.
+
+    Looked for from ``root`` down to the bold's folder; a file applies when its entities
+    are a subset of the bold's (index entities compared as numbers). The list goes from
+    the least to the most specific file (the last one wins).
+    """
+    listing = listing or _Listing()
+    entities = _bids_name(bold.name)[0]
     folders = [bold.parent]
     while folders[-1] != root and root in folders[-1].parents:
         folders.append(folders[-1].parent)
-    metadata = {}
+    found = []
     for folder in reversed(folders):
-        for sidecar in sorted(folder.glob("*_bold.json")):
-            side = _entities(sidecar.name)
-            if all(entities.get(k) == v for k, v in side.items()):
-                try:
-                    metadata.update(json.loads(sidecar.read_text()))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{sidecar}: not valid JSON ({exc.msg})") from None
-    return metadata
+        here = [(len(ents), folder / name) for name, ents in listing(folder, suffix, extension)
+                if _is_subset(ents, entities)]
+        found += [path for _, path in sorted(here, key=lambda item: item[0])]
+    return found
+
+
+def _bids_name(name: str) -> tuple:
+    """``(entities, suffix, extension)`` of a BIDS file name (``sub-01_bold.nii.gz``)."""
+    stem, _, extension = name.partition(".")
+    *parts, suffix = stem.split("_")
+    entities = {}
+    for part in parts:
+        key, dash, value = part.partition("-")
+        if dash:
+            entities[key] = value
+    return entities, suffix, extension
+
+
+def _is_subset(entities: dict, of: dict) -> bool:
+    """Whether every entity of ``entities`` is in ``of`` with the same value."""
+    return all(_same_label(key, value, of.get(key)) for key, value in entities.items())
 
 
 def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None) -> list:
@@ -85,6 +148,35 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
     runs : list of RunInputs
     """
     root = Path(bids_dir)
+    selected = _select_raw_runs(root, task, subjects, sessions, runs)
+    found = []
+    listing = _Listing()
+    for bold, ents in selected:
+        stem = bold.name[: bold.name.index("_bold.nii")]
+        events = bold.parent / f"{stem}_events.tsv"
+        if not events.exists():
+            raise InputError(f"{events}: events file not found for {bold.name}")
+        metadata = _sidecar_metadata(bold, root, listing)
+        if "RepetitionTime" not in metadata:
+            raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
+                             f"(e.g. task-{task}_bold.json)")
+        found.append(RunInputs(
+            subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
+            bold_files=[_absolute(bold)], events_file=_absolute(events),
+            t_r=check_repetition_time(metadata["RepetitionTime"], f"{bold.name}: RepetitionTime"),
+        ))
+    _check_distinct_labels(found, root, task)
+    return found
+
+
+def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=None):
+    """The raw ``*_bold.nii[.gz]`` of ``task`` kept by the selections (one glob).
+
+    Returns
+    -------
+    selected : list of (pathlib.Path, dict)
+        Each bold file with its entities, in sorted order.
+    """
     if not root.is_dir():
         raise InputError(f"{root}: BIDS directory not found")
     check_label(task, "task")
@@ -111,34 +203,260 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
                 f"{root}: no task-{task} run for {key}-{', '.join(missing)}; "
                 + (f"{key} values found: {', '.join(found_values)}" if found_values
                    else f"the runs have no {key} entity"))
-    found = []
-    for bold, ents in candidates:
-        if any(keep and not any(_same_label(key, k, ents.get(key)) for k in keep)
-               for key, keep in wanted.items()):
-            continue
-        stem = bold.name[: bold.name.index("_bold.nii")]
-        events = bold.parent / f"{stem}_events.tsv"
-        if not events.exists():
-            raise InputError(f"{events}: events file not found for {bold.name}")
-        metadata = _sidecar_metadata(bold, root)
-        if "RepetitionTime" not in metadata:
-            raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
-                             f"(e.g. task-{task}_bold.json)")
-        found.append(RunInputs(
-            subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
-            bold_files=[_absolute(bold)], events_file=_absolute(events),
-            t_r=check_repetition_time(metadata["RepetitionTime"], f"{bold.name}: RepetitionTime"),
-        ))
-    if not found:
+    selected = [(bold, ents) for bold, ents in candidates
+                if not any(keep and not any(_same_label(key, k, ents.get(key)) for k in keep)
+                           for key, keep in wanted.items())]
+    if not selected:
         selection = ", ".join(f"{k}-{sorted(v)}" for k, v in wanted.items() if v)
         raise InputError(f"{root}: no task-{task} run matches {selection} "
                          "(each exists, but not in one run together)")
-    labels = [r.label for r in found]
-    clashes = sorted({label for label in labels if labels.count(label) > 1})
+    return selected
+
+
+def _check_distinct_labels(found: list, root: Path, task: str) -> None:
+    counts = Counter(r.label for r in found)
+    clashes = sorted(label for label, count in counts.items() if count > 1)
     if clashes:
         raise InputError(f"{root}: several task-{task} runs share the entities {clashes[0]} "
                          "(only sub, ses, task and run tell runs apart)")
+
+
+#: Entities that tell a raw run apart; its fMRIPrep derivatives keep them all.
+RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+NIFTI = ("nii", "nii.gz")
+
+
+def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="preproc",
+                         res=None, den=None, subjects=None, sessions=None,
+                         runs=None) -> list:
+    """The fMRIPrep-preprocessed runs of ``task``, with raw events and their metadata.
+
+    Each raw ``*_bold.nii[.gz]`` selected as in :func:`find_bids_runs` is matched to
+    the ``*_space-<space>[_res-*][_den-*]_desc-<desc>_bold.nii[.gz]`` of the
+    derivatives with the same ``sub, ses, task, acq, ce, rec, dir, run, echo``
+    entities (``run`` and ``echo`` compare as numbers).
+
+    Parameters
+    ----------
+    bids_dir : str or PathLike
+        The raw BIDS dataset (events, and metadata the derivatives lack).
+    derivatives : str or PathLike, or list of them
+        fMRIPrep output folder(s) (each holding ``sub-*/[ses-*/]func/``).
+    task : str
+        Task label.
+    space : str or None
+        Template or space label; None uses the only space present (refused if several).
+    desc : str
+        ``desc`` of the preprocessed bold.
+    res, den : str or None
+        Keep only this resolution / density; needed when a run has several images.
+    subjects, sessions, runs : list of str or None
+        Keep only these labels (``sub-`` etc. prefixes are accepted and dropped).
+
+    Returns
+    -------
+    runs : list of RunInputs
+        With ``mask_file`` (``desc-brain_mask`` in the same space, or None),
+        ``confounds_file`` (``desc-confounds_timeseries.tsv`` or the older
+        ``desc-confounds_regressors.tsv``, or None), ``t_r`` (from the derivative
+        sidecar, else the raw ones), ``slice_time_ref`` (see
+        :func:`slice_time_reference`) and ``space``.
+
+    Notes
+    -----
+    Each dataset is listed once (one glob per derivatives folder, one listing per raw
+    folder), then runs are matched through dictionaries: the cost grows linearly with
+    the number of runs.
+    """
+    root = Path(bids_dir)
+    selected = _select_raw_runs(root, task, subjects, sessions, runs)
+    if isinstance(derivatives, (str, os.PathLike)):
+        derivatives = [derivatives]
+    folders = [Path(folder) for folder in derivatives]
+    if not folders:
+        raise InputError("--derivatives: expected at least one fMRIPrep output folder")
+    for folder in folders:
+        if not folder.is_dir():
+            raise InputError(f"{folder}: derivatives directory not found")
+    space = check_label(space, "space") if space else None
+    check_label(desc, "desc")
+    res = check_label(str(res), "res") if res is not None else None
+    den = check_label(str(den), "den") if den is not None else None
+    index = _index_derivatives(folders)
+    matches = []
+    for bold, _ in selected:
+        entities = _bids_name(bold.name)[0]
+        key = _run_key(entities)
+        files = index.get(key, [])
+        if "echo" in entities:  # multi-echo: masks and confounds have no echo entity
+            files = files + index.get(tuple(item for item in key if item[0] != "echo"), [])
+        images = [f for f in files if f[2] == "bold" and f[3] in NIFTI
+                  and f[1].get("desc") == desc and "space" in f[1] and _run_key(f[1]) == key]
+        matches.append((bold, entities, files, images))
+    space = _choose_space(space, desc, matches, folders)
+    listing = _Listing()
+    found = []
+    for bold, entities, files, images in matches:
+        image = _one_image(bold, files, images, space, desc, res, den, folders)
+        found.append(_derivative_run(bold, entities, image, files, root, task, listing))
+    _check_distinct_labels(found, root, task)
     return found
+
+
+def _index_derivatives(folders: list) -> dict:
+    """Every ``sub-*/[ses-*/]func`` file of the derivatives, by run entities.
+
+    One :func:`nilearn.interfaces.bids.get_bids_files` glob per folder. Values are
+    lists of ``(path, entities, suffix, extension)``.
+    """
+    from nilearn.interfaces.bids import get_bids_files
+
+    index = {}
+    for folder in folders:
+        for path in get_bids_files(folder, modality_folder="func"):
+            path = Path(path)
+            entities, suffix, extension = _bids_name(path.name)
+            index.setdefault(_run_key(entities), []).append(
+                (path, entities, suffix, extension))
+    return index
+
+
+def _run_key(entities: dict) -> tuple:
+    """The run-identifying entities, index entities as numbers (``run-01`` is ``run-1``)."""
+    return tuple((key, int(entities[key]) if key in INDEX_ENTITIES and entities[key].isdigit()
+                  else entities[key]) for key in RUN_ENTITIES if key in entities)
+
+
+def _choose_space(space, desc, matches, folders):
+    spaces = sorted({f[1]["space"] for *_, images in matches for f in images})
+    if space is not None:
+        return space
+    if len(spaces) == 1:
+        return spaces[0]
+    where = ", ".join(str(f) for f in folders)
+    if not spaces:
+        descs = sorted({f[1].get("desc", "none") for *_, files, _ in matches for f in files
+                        if f[2] == "bold" and f[3] in NIFTI})
+        raise InputError(f"{where}: no preprocessed *_space-*_desc-{desc}_bold.nii[.gz] "
+                         "for the selected runs"
+                         + (f"; descs found: {', '.join(descs)}" if descs else ""))
+    raise InputError(f"{where}: several spaces in the derivatives ({', '.join(spaces)}); "
+                     "choose one with --space")
+
+
+def _one_image(bold, files, images, space, desc, res, den, folders):
+    """The one preprocessed image of a run in ``space`` (and ``res``/``den`` if given)."""
+    chosen = [f for f in images if f[1]["space"] == space
+              and (res is None or _same_label("run", res, f[1].get("res")))
+              and (den is None or f[1].get("den") == den)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if not chosen:
+        bolds = [f for f in files if f[2] == "bold" and f[3] in NIFTI]
+        spaces = sorted({f[1].get("space", "none") for f in bolds})
+        descs = sorted({f[1].get("desc", "none") for f in bolds})
+        wanted = f"space-{space}" + (f"_res-{res}" if res else "") + (
+            f"_den-{den}" if den else "") + f"_desc-{desc}"
+        raise InputError(
+            f"{bold.name}: no preprocessed *_{wanted}_bold.nii[.gz] in "
+            f"{', '.join(str(f) for f in folders)}; "
+            + (f"spaces found: {', '.join(spaces)}; descs found: {', '.join(descs)}"
+               if bolds else "no preprocessed bold of this run at all"))
+    names = " and ".join(str(f[0]) for f in chosen)
+    raise InputError(f"{bold.name}: several preprocessed images match: {names}; "
+                     "choose one with --res / --den")
+
+
+def _derivative_run(bold, entities, image, files, root, task, listing):
+    """The RunInputs of one raw run and its chosen preprocessed image."""
+    path, image_entities = image[0], image[1]
+    events = _inherited_files(bold, root, "events", "tsv", listing)
+    if not events:
+        raise InputError(f"{bold.name}: no events file (neither {bold.name.split('_bold')[0]}"
+                         f"_events.tsv beside it nor an inherited task-{task}_events.tsv)")
+    sidecar = path.with_name(path.name.split(".")[0] + ".json")
+    metadata = _read_json(sidecar) if sidecar.exists() else {}
+    source = sidecar.name
+    if "RepetitionTime" not in metadata:
+        raw = _sidecar_metadata(bold, root, listing)
+        metadata = {**raw, **metadata}
+        source = f"{bold.name} sidecars"
+    if "RepetitionTime" not in metadata:
+        raise InputError(f"{path.name}: no RepetitionTime in {sidecar.name} nor in the raw "
+                         f"sidecars of {bold.name} (e.g. task-{task}_bold.json)")
+    t_r = check_repetition_time(metadata["RepetitionTime"], f"{source}: RepetitionTime")
+    same_grid = {key: image_entities.get(key) for key in ("space", "res", "den")}
+    masks = [f[0] for f in files if f[2] == "mask" and f[3] in NIFTI
+             and f[1].get("desc") == "brain"
+             and all(f[1].get(key) == value for key, value in same_grid.items())]
+    return RunInputs(
+        subject=entities["sub"], task=task, session=entities.get("ses"),
+        run=entities.get("run"), bold_files=[_absolute(path)],
+        events_file=_absolute(events[-1]), t_r=t_r,
+        confounds_file=_confounds_file(path, image_entities, files),
+        mask_file=_absolute(_nearest(masks, path)) if masks else None,
+        slice_time_ref=slice_time_reference(metadata, t_r, source),
+        space=image_entities["space"],
+    )
+
+
+def _nearest(paths: list, image: Path) -> Path:
+    """The path in the image's own folder if any, else the first one."""
+    return next((p for p in paths if p.parent == image.parent), sorted(paths)[0])
+
+
+def _confounds_file(image: Path, image_entities: dict, files: list):
+    """``*_desc-confounds_timeseries.tsv`` (or ``_regressors``) that applies to the image."""
+    candidates = []
+    for path, entities, suffix, extension in files:
+        if (suffix in ("timeseries", "regressors") and extension == "tsv"
+                and entities.get("desc") == "confounds"):
+            rest = {k: v for k, v in entities.items() if k != "desc"}
+            if _is_subset(rest, image_entities):
+                candidates.append((path.parent != image.parent, suffix != "timeseries",
+                                   -len(rest), str(path), path))
+    return _absolute(min(candidates)[-1]) if candidates else None
+
+
+def slice_time_reference(metadata: dict, t_r: float, source: str = "sidecar"):
+    """The slice-time reference, as a fraction of the TR, from bold metadata.
+
+    ``StartTime / RepetitionTime`` when the sidecar has ``StartTime`` (what fMRIPrep
+    writes after slice-timing correction, and what
+    :func:`nilearn.glm.first_level.first_level_from_bids` uses); else, with
+    ``SliceTiming``, the middle of the slice times (fMRIPrep's default reference,
+    ``--slice-time-ref 0.5``); else None.
+
+    Parameters
+    ----------
+    metadata : dict
+        The bold's sidecar metadata.
+    t_r : float
+        Repetition time (s).
+    source : str
+        Name of the sidecar, for error messages.
+
+    Returns
+    -------
+    slice_time_ref : float or None
+        Between 0 (included) and 1 (excluded).
+    """
+    if metadata.get("StartTime") is not None:
+        start, field = metadata["StartTime"], "StartTime"
+    elif metadata.get("SliceTiming"):
+        times = metadata["SliceTiming"]
+        try:
+            start, field = (min(times) + max(times)) / 2, "SliceTiming"
+        except TypeError:
+            raise InputError(f"{source}: SliceTiming: expected a list of seconds, "
+                             f"got {times!r}") from None
+    else:
+        return None
+    if (isinstance(start, bool) or not isinstance(start, (int, float))
+            or not 0 <= start < t_r):
+        raise InputError(f"{source}: {field}: expected seconds from 0 to below the TR "
+                         f"({t_r}), got {start!r}")
+    return start / t_r
 
 
 #: BIDS index entities: their values are numbers (``run-1`` is ``run-01``).

@@ -9,7 +9,7 @@ the cache) depend on the values alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 #: The seed analysis' contrasts: (name, stat_type, rows).
 SEED_CONTRASTS = (
@@ -69,6 +69,13 @@ class ModelSettings:
     drift_order: int = 1
     slice_time_ref: float = 0.0
 
+    def for_run(self, slice_time_ref: float | None) -> ModelSettings:
+        """These settings for a run whose sidecar gives its slice-time reference (None:
+        the settings' own)."""
+        if slice_time_ref is None or slice_time_ref == self.slice_time_ref:
+            return self
+        return replace(self, slice_time_ref=float(slice_time_ref))
+
     def design(self) -> dict:
         """The settings the design matrix depends on (all but the noise model)."""
         settings = asdict(self)
@@ -114,6 +121,66 @@ class InferenceSettings:
         return {"min_cluster_size": self.table_min_cluster_size, "two_sided": self.two_sided}
 
 
+#: nilearn's denoising presets this project offers (``ica_aroma`` needs outputs
+#: fMRIPrep no longer writes).
+CONFOUND_STRATEGIES = ("simple", "scrubbing", "compcor")
+
+
+@dataclass(frozen=True)
+class ConfoundSettings:
+    """Which confounds of an fMRIPrep confounds file enter the design, and which volumes
+    are censored, as nilearn's ``load_confounds_strategy`` / ``load_confounds`` choose them.
+
+    Attributes
+    ----------
+    strategy : {None, 'simple', 'scrubbing', 'compcor'}
+        nilearn's preset; None: no confounds (unless ``columns``).
+    columns : tuple of str
+        Shell-style patterns of confound columns (instead of a strategy).
+    motion, wm_csf, global_signal, compcor : str or None
+        nilearn's options of those names; None: the preset's value.
+    fd_threshold, std_dvars_threshold : float or None
+        Scrubbing thresholds (mm, standardized DVARS); None: the preset's.
+    scrub : int or None
+        Scrubbing: segments shorter than this many volumes are censored too.
+    n_compcor : str or None
+        CompCor components: a number or ``all``.
+    demean : bool
+        Demean the confounds (on the kept volumes), as nilearn does by default.
+    min_kept_volumes : int
+        A run left with fewer volumes after censoring is refused before any work.
+    """
+
+    strategy: str | None = None
+    columns: tuple = ()
+    motion: str | None = None
+    wm_csf: str | None = None
+    global_signal: str | None = None
+    compcor: str | None = None
+    n_compcor: str | None = None
+    fd_threshold: float | None = None
+    std_dvars_threshold: float | None = None
+    scrub: int | None = None
+    demean: bool = True
+    min_kept_volumes: int = 10
+
+    def options(self) -> dict:
+        """nilearn's loader options given (not None), by their nilearn names."""
+        names = ("motion", "wm_csf", "global_signal", "compcor", "n_compcor", "fd_threshold",
+                 "std_dvars_threshold", "scrub")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def selection(self) -> dict:
+        """What the design node needs to select the confounds (plain values)."""
+        return {"strategy": self.strategy or "", "columns": list(self.columns),
+                "options": self.options(), "demean": self.demean}
+
+    @property
+    def selects(self) -> bool:
+        """Whether confounds are selected from an fMRIPrep confounds file."""
+        return bool(self.strategy or self.columns)
+
+
 @dataclass(frozen=True)
 class ExecutionSettings:
     """Where and how the workflow runs.
@@ -136,3 +203,4 @@ class ExecutionSettings:
 #: The defaults, as the factories' default arguments (frozen: safe to share).
 DEFAULT_MODEL = ModelSettings()
 DEFAULT_INFERENCE = InferenceSettings()
+DEFAULT_CONFOUNDS = ConfoundSettings()

@@ -61,3 +61,200 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
         nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
         events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
     return root
+
+
+#: fMRIPrep's high-pass cutoff for its discrete-cosine regressors (s).
+FMRIPREP_COSINE_PERIOD = 128.0
+
+
+def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin2009cAsym",
+                               seed: int = 0) -> Path:
+    """Write an fMRIPrep-like derivatives folder for every bold run of a raw BIDS dataset.
+
+    For each raw ``*_bold.nii[.gz]`` (prefix ``sub-X[_ses-Y]_task-T[...]``), in
+    ``out_dir/sub-X/[ses-Y/]func/``: ``<prefix>_space-<space>_desc-preproc_bold.nii.gz``
+    (the raw data as float32, same affine) and its JSON sidecar, the EPI mask
+    ``<prefix>_space-<space>_desc-brain_mask.nii.gz`` (uint8) and
+    ``<prefix>_desc-confounds_timeseries.tsv`` with its JSON, with the columns fMRIPrep
+    writes (see :func:`fmriprep_confounds`). Nothing is written into ``raw_bids``.
+
+    Parameters
+    ----------
+    raw_bids : str or PathLike
+        Raw BIDS dataset (read only).
+    out_dir : str or PathLike
+        Derivatives folder (created).
+    space : str
+        ``space-`` label of the images.
+    seed : int
+        Seed of the simulated confounds (the output is deterministic given it).
+
+    Returns
+    -------
+    out_dir : pathlib.Path
+    """
+    from nilearn.masking import compute_epi_mask
+
+    from .inputs import _sidecar_metadata
+
+    raw, out = Path(raw_bids), Path(out_dir)
+    bolds = [p for p in sorted(raw.glob("sub-*/**/func/sub-*_bold.nii*"))
+             if p.name.endswith(("_bold.nii", "_bold.nii.gz"))]
+    if not bolds:
+        raise FileNotFoundError(f"{raw}: no sub-*/func/*_bold.nii[.gz] to preprocess")
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset_description.json").write_text(json.dumps({
+        "Name": "fMRIPrep - fMRI PREProcessing workflow (synthetic)",
+        "BIDSVersion": "1.8.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic",
+                         "Description": "glm_workflows.synthetic.write_fmriprep_derivatives"}],
+    }, indent=2))
+    for bold in bolds:
+        prefix = bold.name[: bold.name.index("_bold.nii")]
+        func = out / bold.parent.relative_to(raw)
+        func.mkdir(parents=True, exist_ok=True)
+        metadata = _sidecar_metadata(bold, raw)
+        t_r = float(metadata["RepetitionTime"])
+        img = nb.load(bold)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        preproc = nb.Nifti1Image(data, img.affine)
+        preproc.header.set_xyzt_units("mm", "sec")
+        preproc.header["pixdim"][4] = t_r
+        stem = func / f"{prefix}_space-{space}"
+        preproc.to_filename(f"{stem}_desc-preproc_bold.nii.gz")
+        sidecar = {"RepetitionTime": t_r, "SkullStripped": False}
+        sidecar.update({k: metadata[k] for k in ("StartTime", "SliceTiming") if k in metadata})
+        if "TaskName" in metadata:
+            sidecar["TaskName"] = metadata["TaskName"]
+        Path(f"{stem}_desc-preproc_bold.json").write_text(json.dumps(sidecar, indent=2))
+        mask_img = compute_epi_mask(preproc)
+        mask = np.asarray(mask_img.dataobj).astype(bool)
+        nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(
+            f"{stem}_desc-brain_mask.nii.gz")
+        confounds, sidecar = fmriprep_confounds(data, mask, t_r, rng)
+        confounds.to_csv(func / f"{prefix}_desc-confounds_timeseries.tsv", sep="\t",
+                         index=False, na_rep="n/a")
+        (func / f"{prefix}_desc-confounds_timeseries.json").write_text(
+            json.dumps(sidecar, indent=2))
+    return out
+
+
+def fmriprep_confounds(data, mask, t_r: float, rng) -> tuple:
+    """fMRIPrep-like confounds of a run: a table and its JSON metadata.
+
+    Tissue signals come from the data (global, and the brightest / darkest in-mask
+    voxels standing in for CSF / white matter); motion is a small smooth random walk
+    (mm, radians) with three jumps, from which framewise displacement (Power) follows;
+    DVARS is computed from the data with spikes at the jumps; cosines are fMRIPrep's
+    128 s DCT basis; CompCor columns are orthonormal noise with fMRIPrep's JSON keys;
+    volumes 0 and 1 are non-steady-state outliers.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        4D run.
+    mask : numpy.ndarray of bool
+        3D brain mask.
+    t_r : float
+        Repetition time (s).
+    rng : numpy.random.Generator
+        Source of the simulated parts.
+
+    Returns
+    -------
+    confounds : pandas.DataFrame
+        Derivative columns are NaN in row 0 (written as ``n/a``).
+    metadata : dict
+        The JSON sidecar (CompCor components).
+    """
+    n_scans = data.shape[-1]
+    series = data[mask].astype(np.float64)  # voxels x time
+    mean = series.mean(axis=1)
+    low, high = np.percentile(mean, [10, 30]), np.percentile(mean, 95)
+    columns = {
+        "global_signal": series.mean(axis=0),
+        "csf": series[mean >= high].mean(axis=0),
+        "white_matter": series[(mean >= low[0]) & (mean <= low[1])].mean(axis=0),
+    }
+    table = {}
+    for name, values in columns.items():
+        table.update(_expansions(name, values))
+    table.update(_expansions("csf_wm", (columns["csf"] + columns["white_matter"]) / 2,
+                             expand=False))
+    spikes = np.sort(rng.choice(np.arange(10, n_scans - 10), size=3, replace=False))
+    motion = {}
+    for axis in "xyz":
+        motion[f"trans_{axis}"] = _random_walk(rng, n_scans, 0.02, spikes, 0.4)
+    for axis in "xyz":
+        motion[f"rot_{axis}"] = _random_walk(rng, n_scans, 0.0003, spikes, 0.002)
+    steps = {k: np.abs(np.diff(v, prepend=np.nan)) for k, v in motion.items()}
+    fd = sum(steps[f"trans_{a}"] for a in "xyz") + 50 * sum(steps[f"rot_{a}"] for a in "xyz")
+    dvars = np.r_[np.nan, np.sqrt((np.diff(series, axis=1) ** 2).mean(axis=0))]
+    dvars[spikes] *= 3
+    table["std_dvars"] = dvars / np.nanmedian(dvars)
+    table["dvars"] = dvars
+    table["framewise_displacement"] = fd
+    for name, values in motion.items():
+        table.update(_expansions(name, values))
+    frame_times = np.arange(n_scans) * t_r
+    cosines = _fmriprep_cosines(frame_times)
+    for k in range(cosines.shape[1]):
+        table[f"cosine{k:02d}"] = cosines[:, k]
+    metadata = {}
+    for prefix, count, method, mask_name in (("t", 3, "tCompCor", None),
+                                             ("c", 3, "aCompCor", "CSF"),
+                                             ("w", 3, "aCompCor", "WM"),
+                                             ("a", 6, "aCompCor", "combined")):
+        components, singular = _compcor(rng, n_scans, count, cosines)
+        explained = singular ** 2 / (singular ** 2).sum() * rng.uniform(0.4, 0.6)
+        for k in range(count):
+            name = f"{prefix}_comp_cor_{k:02d}"
+            table[name] = components[:, k]
+            metadata[name] = {"CumulativeVarianceExplained": float(explained[:k + 1].sum()),
+                              "Method": method, "Retained": True,
+                              "SingularValue": float(singular[k]),
+                              "VarianceExplained": float(explained[k])}
+            if mask_name:
+                metadata[name]["Mask"] = mask_name
+    for k in range(2):
+        table[f"non_steady_state_outlier{k:02d}"] = (np.arange(n_scans) == k).astype(float)
+    return pd.DataFrame(table), metadata
+
+
+def _expansions(name, values, expand=True) -> dict:
+    """A column with fMRIPrep's ``_derivative1``, ``_power2`` and both (n/a in row 0)."""
+    values = np.asarray(values, dtype=float)
+    if not expand:
+        return {name: values}
+    derivative = np.diff(values, prepend=np.nan)
+    return {name: values, f"{name}_derivative1": derivative,
+            f"{name}_power2": values ** 2, f"{name}_derivative1_power2": derivative ** 2}
+
+
+def _random_walk(rng, n_scans, step, spikes, jump):
+    """A smooth random walk of ``step`` per volume, with jumps of about ``jump`` at spikes."""
+    steps = rng.normal(0, step, n_scans)
+    steps = np.convolve(steps, np.ones(3) / 3, mode="same")
+    steps[0] = 0
+    steps[spikes] += jump * rng.choice([-1, 1], size=len(spikes)) * rng.uniform(1, 1.5)
+    return np.cumsum(steps)
+
+
+def _fmriprep_cosines(frame_times) -> np.ndarray:
+    """fMRIPrep's discrete cosine basis (128 s cutoff), without the constant."""
+    n_scans = len(frame_times)
+    t_r = frame_times[1] - frame_times[0]
+    order = int(np.floor(2 * n_scans * t_r / FMRIPREP_COSINE_PERIOD))
+    times = np.arange(n_scans)
+    return np.column_stack([np.sqrt(2 / n_scans) * np.cos(np.pi / n_scans * (times + 0.5) * k)
+                            for k in range(1, order)]) if order > 1 else np.empty((n_scans, 0))
+
+
+def _compcor(rng, n_scans, count, cosines):
+    """Orthonormal components of high-passed noise, and their singular values."""
+    noise = rng.normal(size=(n_scans, 50))
+    basis = np.column_stack([np.ones(n_scans), cosines])
+    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
+    u, singular, _ = np.linalg.svd(noise, full_matrices=False)
+    return u[:, :count], singular[:count]

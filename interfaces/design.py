@@ -13,7 +13,14 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.design import HRF_MODELS, first_level_design, save_design_matrix
+from glm_workflows.core.confounds import censoring_summary
+from glm_workflows.core.design import (
+    HRF_MODELS,
+    confound_columns,
+    design_confounds,
+    first_level_design,
+    save_design_matrix,
+)
 from glm_workflows.core.figures import plot_design, plot_design_correlation
 from glm_workflows.core.naming import MODEL_OUTPUTS
 from glm_workflows.settings import DEFAULT_MODEL, DRIFT_MODELS, default_first
@@ -37,7 +44,12 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     slice_time_ref = traits.Range(0.0, 1.0, DEFAULT_MODEL.slice_time_ref, usedefault=True,
                                   desc="time of the reference slice, as a fraction of the TR")
     confounds_file = File(exists=True,
-                          desc="optional TSV of nuisance regressors, one row per scan")
+                          desc="optional TSV of nuisance regressors, one row per scan: all "
+                               "its columns, or those confounds_selection selects")
+    confounds_selection = traits.Dict(
+        desc="fMRIPrep confounds selection (glm_workflows.settings.ConfoundSettings."
+             "selection()): strategy (nilearn preset or ''), columns (shell-style patterns), "
+             "options (nilearn's load_confounds options) and demean; default: every column")
 
 
 class _DesignMatrixOutputSpec(TraitedSpec):
@@ -46,6 +58,8 @@ class _DesignMatrixOutputSpec(TraitedSpec):
     design_json = File(exists=True, desc="JSON: TR, number of scans, and every model setting")
     correlation_figure = File(exists=True, desc="PNG: correlations of the regressors (drifts "
                                                 "and constant left out); absent if none is left")
+    sample_mask = traits.List(traits.Int, desc="volumes to fit (the others are censored); "
+                                               "undefined when none is censored")
 
 
 class DesignMatrix(SimpleInterface):
@@ -61,10 +75,15 @@ class DesignMatrix(SimpleInterface):
 
     def _run_interface(self, runtime):
         n_scans = nb.load(self.inputs.bold_file).shape[3]
+        confounds_file = self.inputs.confounds_file \
+            if isdefined(self.inputs.confounds_file) else None
+        selection = self.inputs.confounds_selection \
+            if isdefined(self.inputs.confounds_selection) else None
+        confounds, sample_mask = design_confounds(self.inputs.bold_file, confounds_file,
+                                                  n_scans, selection)
         design, _ = first_level_design(
             self.inputs.events_file, n_scans, self.inputs.t_r,
-            confounds_file=self.inputs.confounds_file
-            if isdefined(self.inputs.confounds_file) else None,
+            confounds_file=confounds_file, confounds=confounds, sample_mask=sample_mask,
             hrf_model=self.inputs.hrf_model,
             drift_model=self.inputs.drift_model,
             high_pass=self.inputs.high_pass,
@@ -84,10 +103,17 @@ class DesignMatrix(SimpleInterface):
                 "DriftOrder": self.inputs.drift_order,
                 "SliceTimeRef": self.inputs.slice_time_ref,
                 "EventsFile": self.inputs.events_file,
-                "ConfoundsFile": self.inputs.confounds_file
-                if isdefined(self.inputs.confounds_file) else None,
+                "ConfoundsFile": confounds_file,
+                "ConfoundsStrategy": (selection or {}).get("strategy") or None,
+                "ConfoundsColumnPatterns": (selection or {}).get("columns") or None,
+                "ConfoundsOptions": (selection or {}).get("options") or None,
+                "ConfoundColumns": confound_columns(confounds, confounds_file),
+                "CensoredVolumes": censoring_summary(sample_mask, n_scans),
+                "NumberOfKeptVolumes": n_scans if sample_mask is None else len(sample_mask),
                 "Columns": list(design.columns),
             }, handle, indent=2)
+        if sample_mask is not None:
+            self._results["sample_mask"] = [int(v) for v in sample_mask]
         plot_design(design, self._results["design_figure"])
         correlation = os.path.join(runtime.cwd, "design_correlation.png")
         if plot_design_correlation(design, correlation):

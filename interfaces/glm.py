@@ -36,6 +36,9 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
                                "default: the bold file)")
     num_threads = traits.Int(1, usedefault=True,
                              desc="BLAS threads (give the node the same n_procs)")
+    sample_mask = traits.List(traits.Int,
+                              desc="volumes to fit (censoring, as nilearn's sample_masks); "
+                                   "default: every volume")
 
 
 class _FitGLMOutputSpec(TraitedSpec):
@@ -70,6 +73,8 @@ class FitGLM(SimpleInterface):
                 mask_img=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None,
                 noise_model=self.inputs.noise_model,
                 run_name=self.inputs.run_name if isdefined(self.inputs.run_name) else None,
+                sample_mask=self.inputs.sample_mask if isdefined(self.inputs.sample_mask)
+                else None,
             )
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(

@@ -160,3 +160,16 @@ def seed_cli(tmp_path_factory, data_dir):
     with contextlib.redirect_stdout(printed):
         assert main(argv) == 0
     return root, argv, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def fmriprep_moae(tmp_path_factory, bids_dir):
+    """fMRIPrep-like derivatives of the MoAE BIDS run: ``(raw_dir, derivatives_dir)``.
+
+    Written by :func:`glm_workflows.synthetic.write_fmriprep_derivatives` (read them,
+    never change them: copy the folder first).
+    """
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    out = tmp_path_factory.mktemp("fmriprep_moae") / "fmriprep"
+    return bids_dir, write_fmriprep_derivatives(bids_dir, out)

@@ -227,9 +227,9 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
                           "small.nii: shape (32, 32, 32) differs from (64, 64, 64)"),
         "events columns": (["--func", *spm_scans, "--events", str(no_type), "--tr", "7"],
                            "no_type.tsv: missing column(s) trial_type"),
-        "onset late": (["--func", *spm_scans, "--events", str(late), "--tr", "7"],
-                       "late.tsv: condition 'active' has no event before the last frame "
-                       "(665 s): a condition absent from a run is not supported yet"),
+        "onset late": (["--func", *spm_scans, "--events", str(late), "--tr", "7", "--strict"],
+                       "contrast activeMinusRest: condition(s) active absent from "
+                       "sub-01_task-auditory (--strict)"),
         "unknown column": ([*base, "--contrast", "x=active - resting"],
                            "unknown column 'resting'; available columns: active, rest"),
         "vector length": ([*base, "--contrast", "x=[1, -1]"],

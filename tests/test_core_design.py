@@ -64,12 +64,13 @@ def test_events_after_the_last_frame_are_dropped(tmp_path, slice_time_ref, last_
     assert events["onset"].tolist() == [0.0, last_frame]
 
 
-def test_condition_left_without_events_is_refused(tmp_path):
-    """A condition whose events all start after the last frame is absent: refused."""
+def test_condition_left_without_events_is_absent_from_the_run(tmp_path):
+    """A condition whose events all start after the last frame is absent from the run:
+    left out, and the warning names it."""
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t42\trest\n700\t42\tactive\n")
-    with pytest.raises(InputError, match=r"events\.tsv: condition 'active' has no event before "
-                                         r"the last frame \(665 s\)"):
-        read_events(path, 96, 7.0)
+    with pytest.warns(EventsWarning, match=r"condition\(s\) active left without events"):
+        events = read_events(path, 96, 7.0)
+    assert events["trial_type"].tolist() == ["rest"]
 
 
 @pytest.mark.parametrize("cell", ["inf", "-inf", "n/a"])

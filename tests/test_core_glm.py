@@ -289,3 +289,48 @@ def test_empty_brain_mask_is_refused(tmp_path, seed_bold, seed_design, crop, nil
                                              r"empty \(nilearn's EPI mask finds no brain"):
             fit_glm(str(bold), seed_design)
     assert not [w for w in caught if issubclass(w.category, MaskWarning)]
+
+
+#: Censored volumes of the seed run: two non-steady-state volumes and scattered
+#: "high-motion" volumes, some of them adjacent.
+CENSORED = [0, 1, 17, 40, 41, 42, 77, 95]
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+@pytest.mark.parametrize("as_boolean", [False, True])
+def test_censored_fit_equals_nilearn_sample_masks(tmp_path, seed_bold, seed_design, spm_events,
+                                                  noise_model, as_boolean):
+    """A fit on the kept volumes (sample mask) equals FirstLevelModel.fit(sample_masks=...):
+    mask from the whole run, design rows dropped, mean scaling and AR(1) on the kept
+    series; t and F maps read back from the files agree to 1e-10."""
+    kept = np.setdiff1d(np.arange(96), CENSORED)
+    sample_mask = np.isin(np.arange(96), kept) if as_boolean else kept
+    fit = fit_glm(seed_bold, seed_design, noise_model=noise_model, sample_mask=sample_mask)
+    assert fit.df_residuals == len(kept) - seed_design.shape[1]
+    fit = load_fitted_glm(**save_fitted_glm(fit, tmp_path))
+    model = FirstLevelModel(t_r=7, noise_model=noise_model, standardize=False,
+                            hrf_model="spm", drift_model="cosine", high_pass=1 / 160)
+    model.fit(seed_bold, events=pd.read_csv(spm_events, sep="\t"), sample_masks=[kept])
+    np.testing.assert_array_equal(fit.mask, model.masker_.mask_img_.get_fdata() > 0)
+    if noise_model == "ar1":
+        np.testing.assert_array_equal(fit.ar1, [float(x) for x in model.labels_[0]])
+    for rows, stat_type in ((["active - rest"], "t"), (["active", "rest"], "F")):
+        matrix = contrast_matrix(rows, list(seed_design.columns), stat_type)
+        ours = compute_contrast(fit, matrix, stat_type)
+        theirs = model.compute_contrast(matrix if stat_type == "F" else matrix[0],
+                                        stat_type=stat_type, output_type="all")
+        for key, name in OUTPUTS.items():
+            np.testing.assert_allclose(ours[key].get_fdata(), theirs[name].get_fdata(),
+                                       rtol=1e-10, atol=1e-10, err_msg=f"{stat_type} {key}")
+
+
+@pytest.mark.parametrize("sample_mask, message", [
+    (list(range(11)), "11 of 96 volumes kept after censoring, not more than the 11 regressors"),
+    ([0, 5, 96], "expected distinct volume indices in [0, 96)"),
+    ([3, 3, 4], "expected distinct volume indices in [0, 96)"),
+])
+def test_bad_sample_masks_are_refused(seed_bold, seed_design, sample_mask, message):
+    """Too few kept volumes, indices out of range or repeated: one line naming the run."""
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        fit_glm(seed_bold, seed_design, sample_mask=sample_mask, run_name="sub-01_task-x")
+    assert str(caught.value).startswith("sub-01_task-x: ")

@@ -78,6 +78,29 @@ def test_factory_builds_a_valid_graph(tmp_path):
                      *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
+def test_a_run_given_as_one_4d_file_is_not_copied(tiny_bids_dir, tmp_path):
+    """A run that is one 4D file has no concatenate node: mean, design and fit read the
+    file itself (no uncompressed copy of the run in the work directory), and its maps
+    are those of the same run concatenated first."""
+    bold = str(next(tiny_bids_dir.glob("sub-01/func/*_bold.nii.gz")))
+    events = str(next(tiny_bids_dir.glob("sub-01/func/*_events.tsv")))
+    maps = {}
+    for bold_is_4d in (True, False):
+        workflow = init_first_level_wf(t_r=2.0, output_dir=str(tmp_path / f"out{bold_is_4d}"),
+                                       subject="01", task="tiny", contrasts=[("a", "t", ["a"])],
+                                       bold_is_4d=bold_is_4d)
+        names = {node.name for node in workflow._create_flat_graph().nodes()}
+        assert ("concatenate" in names) is not bold_is_4d
+        inputnode = workflow.get_node("inputnode")
+        inputnode.inputs.bold_files = [bold]
+        inputnode.inputs.events_file = events
+        run_workflow(workflow, work_dir=tmp_path / f"work{bold_is_4d}")
+        z = next((tmp_path / f"out{bold_is_4d}").rglob("*contrast-a_stat-z_statmap.nii.gz"))
+        maps[bold_is_4d] = nb.load(z).get_fdata()
+    assert not list((tmp_path / "workTrue").rglob("bold.nii"))
+    np.testing.assert_array_equal(maps[True], maps[False])
+
+
 def test_seed_run_computes_every_node(seed_run):
     """A cold run executes 4 model nodes and the model's sink, and 4 nodes per contrast
     (estimate, threshold, table, sink)."""

@@ -190,6 +190,18 @@ def _linear(node, columns, expression):
                      f"+ - * / ( ) are allowed; {_available(columns)}")
 
 
+def referenced_names(row) -> set:
+    """The column names a contrast row (an expression) refers to; none for weights or an
+    expression that does not parse (its own check reports it)."""
+    if not isinstance(row, str):
+        return set()
+    try:
+        tree = ast.parse(row.strip(), mode="eval")
+    except (SyntaxError, RecursionError, ValueError):
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
 def contrast_matrix(rows, columns, stat_type: str = "t") -> np.ndarray:
     """Contrast weights, one row per expression.
 

@@ -80,7 +80,8 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     ------
     InputError
         Naming the file and the missing column, a value that is not a finite number,
-        an empty table, or a condition left without events (all after the last frame).
+        or an empty table. A condition whose events all start after the last frame is
+        left out (absent from the run), with the warning.
     """
     path = Path(path)
     if not path.exists():
@@ -117,6 +118,14 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
 
 
+def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0) -> set:
+    """The conditions with events in the run's acquired frames (events after the last
+    frame dropped, as :func:`read_events` drops them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EventsWarning)
+        return set(read_events(path, n_scans, t_r, slice_time_ref)["trial_type"])
+
+
 def _shown_value(value) -> str:
     """A table cell for a message: text quoted, a missing value as ``n/a``."""
     if isinstance(value, str):
@@ -130,14 +139,10 @@ def _drop_late_events(events: pd.DataFrame, path: Path, last_frame: float) -> pd
     if not late.any():
         return events
     absent = sorted(set(events["trial_type"]) - set(events.loc[~late, "trial_type"]))
-    if absent:
-        names = ", ".join(f"'{name}'" for name in absent)
-        raise InputError(
-            f"{path}: condition{'s' * (len(absent) > 1)} {names} "
-            f"ha{'ve' if len(absent) > 1 else 's'} no event before the last frame "
-            f"({last_frame:g} s): a condition absent from a run is not supported yet")
+    note = (f"; condition(s) {', '.join(absent)} left without events (absent from this run)"
+            if absent else "")
     warnings.warn(f"{path}: {int(late.sum())} event(s) start after the last frame "
-                  f"({last_frame:g} s) and are dropped", EventsWarning, stacklevel=3)
+                  f"({last_frame:g} s) and are dropped{note}", EventsWarning, stacklevel=3)
     return events[~late].reset_index(drop=True)
 
 
@@ -254,6 +259,8 @@ def first_level_design(
     t_r: float,
     *,
     confounds_file: str | os.PathLike | None = None,
+    confounds: pd.DataFrame | None = None,
+    sample_mask=None,
     hrf_model: str = DEFAULT_MODEL.hrf_model,
     drift_model: str = DEFAULT_MODEL.drift_model,
     high_pass: float = DEFAULT_MODEL.high_pass,
@@ -283,7 +290,14 @@ def first_level_design(
     t_r : float
         Repetition time (s).
     confounds_file : str or PathLike or None
-        Optional confounds TSV, one row per scan.
+        Optional confounds TSV, one row per scan (all its columns are regressors).
+    confounds : pandas.DataFrame or None
+        Confounds already selected from ``confounds_file`` (e.g. by
+        :func:`glm_workflows.core.confounds.select_confounds`), used instead of reading
+        the whole file; ``confounds_file`` then only names them in messages.
+    sample_mask : sequence of int or None
+        The volumes the fit keeps (censoring); the design is built on every frame, and
+        the kept volumes must outnumber its regressors.
     hrf_model, drift_model, high_pass, drift_order, slice_time_ref
         As :func:`make_design_matrix`.
     contrasts : sequence of (name, stat_type, rows)
@@ -313,7 +327,8 @@ def first_level_design(
         warnings.filterwarnings("ignore", "Matrix is singular at working precision")
         warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)
         events = read_events(events_file, n_scans, t_r, slice_time_ref)
-        confounds = read_confounds(confounds_file, n_scans) if confounds_file else None
+        if confounds is None and confounds_file:
+            confounds = read_confounds(confounds_file, n_scans)
         conditions = _condition_columns(events, hrf_model)
         drifts = _drift_columns(n_scans, t_r, drift_model, high_pass, drift_order,
                                 slice_time_ref)
@@ -323,10 +338,60 @@ def first_level_design(
             raise InputError(
                 f"{events_file}: the run has {n_scans} scans for {len(columns)} regressors: "
                 "no residual degrees of freedom (a run needs more scans than regressors)")
+        n_kept = n_scans if sample_mask is None else len(sample_mask)
+        if n_kept <= len(columns):
+            raise InputError(
+                f"{confounds_file}: {n_kept} of {n_scans} volumes kept after censoring for "
+                f"{len(columns)} regressors: no residual degrees of freedom")
         design = make_design_matrix(events, n_scans, t_r, confounds=confounds, **settings)
     check_contrasts(contrasts, design, events_file)
     _check_conditions(design, conditions, events_file)
     return design, list(dict.fromkeys(_warning_line(w, events_file) for w in caught))
+
+
+def design_confounds(bold_file, confounds_file, n_scans: int, selection: dict | None):
+    """The confounds a run's design takes from an fMRIPrep confounds file, and its sample
+    mask, as :func:`glm_workflows.core.confounds.select_confounds` selects them.
+
+    Parameters
+    ----------
+    bold_file : str
+        The run's preprocessed bold (nilearn's presets find their files from its name).
+    confounds_file : str or None
+        The run's confounds TSV.
+    n_scans : int
+        Volumes of the run.
+    selection : dict or None
+        :meth:`glm_workflows.settings.ConfoundSettings.selection`; None or one that
+        selects nothing: the design takes every column of ``confounds_file`` (if any).
+
+    Returns
+    -------
+    confounds : pandas.DataFrame or None
+        None: read ``confounds_file`` whole (or no confounds).
+    sample_mask : ndarray or None
+        Kept volumes; None if none is censored.
+    """
+    if not selection or not (selection["strategy"] or selection["columns"]):
+        return None, None
+    if not confounds_file:
+        raise InputError(f"{bold_file}: no confounds file (desc-confounds_timeseries.tsv) "
+                         "for this run; needed by --confounds-strategy/--confounds-columns")
+    from .confounds import select_confounds
+
+    return select_confounds(bold_file, confounds_file, strategy=selection["strategy"] or None,
+                            columns=tuple(selection["columns"]), demean=selection["demean"],
+                            n_scans=n_scans, **selection["options"])
+
+
+def confound_columns(confounds: pd.DataFrame | None, confounds_file) -> list[str]:
+    """The names of the confounds a design takes: the selected ones, else every column of
+    ``confounds_file`` (none without a file)."""
+    if confounds is not None:
+        return [str(c) for c in confounds.columns]
+    if not confounds_file:
+        return []
+    return [str(c) for c in pd.read_csv(confounds_file, sep="\t", nrows=0).columns]
 
 
 def _warning_line(caught_warning, events_file) -> str:

@@ -120,7 +120,7 @@ class FittedGLM:
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             noise_model: str = DEFAULT_MODEL.noise_model,
-            run_name: str | None = None) -> FittedGLM:
+            run_name: str | None = None, sample_mask=None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -143,6 +143,12 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         Temporal noise model.
     run_name : str or None
         How warnings and errors name the run (default: the image's file name).
+    sample_mask : sequence of int or None
+        Indices of the volumes to fit (censoring: non-steady-state or high-motion
+        volumes left out), as nilearn's ``FirstLevelModel.fit(sample_masks=...)``: the
+        mask is computed on the whole run, then the kept volumes and the design's
+        matching rows are fitted as one series (mean scaling and AR(1) on the kept
+        volumes). None: every volume.
 
     Returns
     -------
@@ -175,10 +181,13 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     # integer samples are all finite: only a float run is checked
     non_finite = zero_non_finite(series) if data.dtype.kind == "f" else (0, 0)
     del data
+    X = design.to_numpy(dtype=np.float64)
+    if sample_mask is not None:
+        kept = check_sample_mask(sample_mask, len(X), X.shape[1], name)
+        series, X = series[kept], X[kept]
     check_varies_over_time(series, name, non_finite[0])
     scale_to_percent(series)
 
-    X = design.to_numpy(dtype=np.float64)
     if noise_model == "ar1":
         ar1 = bin_ar1(ar1_coefficients(series, X))
     else:
@@ -202,6 +211,30 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         non_finite_volumes=non_finite[1],
         warnings=non_finite_warnings(name, *non_finite),
     )
+
+
+def check_sample_mask(sample_mask, n_scans: int, n_regressors: int, name: str) -> np.ndarray:
+    """The kept volumes' indices (given as indices or as a boolean mask over the volumes),
+    checked: integers in ``[0, n_scans)``, none twice, and
+    more kept volumes than regressors (else there is no residual to estimate noise from).
+
+    Raises
+    ------
+    InputError
+        Naming the run and the counts.
+    """
+    kept = np.asarray(sample_mask)
+    if kept.dtype.kind == "b" and kept.shape == (n_scans,):
+        kept = np.flatnonzero(kept)
+    if kept.ndim != 1 or kept.dtype.kind not in "iu" or (
+            kept.size and (kept.min() < 0 or kept.max() >= n_scans)) or \
+            len(np.unique(kept)) != kept.size:
+        raise InputError(f"{name}: sample mask: expected distinct volume indices in "
+                         f"[0, {n_scans}), got {kept.tolist()[:10]}")
+    if kept.size <= n_regressors:
+        raise InputError(f"{name}: {kept.size} of {n_scans} volumes kept after censoring, "
+                         f"not more than the {n_regressors} regressors of the design")
+    return kept
 
 
 def non_finite_warnings(name: str, n_voxels: int, n_volumes: int) -> list[str]:

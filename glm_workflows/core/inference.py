@@ -141,6 +141,8 @@ def cluster_table(z_img, stat_threshold: float, *,
         return pd.DataFrame(columns=list(CLUSTER_COLUMNS))
     from nilearn.reporting import get_clusters_table
 
-    return get_clusters_table(z_img, stat_threshold=stat_threshold,
-                              cluster_threshold=int(min_cluster_size), two_sided=two_sided,
-                              min_distance=min_distance)
+    with warnings.catch_warnings():  # no cluster that large: an empty table, not a problem
+        warnings.filterwarnings("ignore", "No clusters found", UserWarning)
+        return get_clusters_table(z_img, stat_threshold=stat_threshold,
+                                  cluster_threshold=int(min_cluster_size),
+                                  two_sided=two_sided, min_distance=min_distance)

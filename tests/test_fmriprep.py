@@ -1,0 +1,112 @@
+"""fMRIPrep studies through the command line: derivatives, brain masks, nilearn's confound
+strategies and censored volumes, each run's maps equal to nilearn's FirstLevelModel fed by
+``load_confounds_strategy`` with the same settings."""
+
+import json
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import FirstLevelModel
+from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+from glm_workflows.cli import main
+from glm_workflows.core.naming import MODEL_OUTPUTS
+
+PREFIX = "sub-01_task-auditory"
+
+#: (strategy, options): without and with censoring (scrubbing by FD and std DVARS).
+CASES = {
+    "simple": ("simple", {"motion": "basic", "wm_csf": "basic"}),
+    "scrubbing": ("scrubbing", {"motion": "basic", "wm_csf": "basic", "fd_threshold": 0.5,
+                                "std_dvars_threshold": 1.5, "scrub": 0}),
+}
+
+
+def _flags(options: dict) -> list:
+    return [item for name, value in options.items()
+            for item in (f"--{name.replace('_', '-')}", str(value))]
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def fmriprep_run(request, fmriprep_moae, tmp_path_factory):
+    """The CLI on the fMRIPrep-like MoAE derivatives with one strategy:
+    ``(case, output_dir, preproc_bold, brain_mask, events)``."""
+    raw, derivatives = fmriprep_moae
+    strategy, options = CASES[request.param]
+    tmp = tmp_path_factory.mktemp(request.param)
+    argv = ["--bids-dir", str(raw), "--derivatives", str(derivatives), "--task", "auditory",
+            "--confounds-strategy", strategy, *_flags(options),
+            "--output-dir", str(tmp / "out"), "--work-dir", str(tmp / "work")]
+    assert main(argv) == 0
+    func = derivatives / "sub-01" / "func"
+    bold = next(func.glob("*_desc-preproc_bold.nii.gz"))
+    mask = next(func.glob("*_desc-brain_mask.nii.gz"))
+    events = raw / "sub-01" / "func" / f"{PREFIX}_events.tsv"
+    return request.param, tmp / "out", bold, mask, events
+
+
+def test_maps_equal_nilearn_with_its_confounds_and_sample_masks(fmriprep_run):
+    """z, t, effect and variance maps of both contrasts equal FirstLevelModel's fed by
+    load_confounds_strategy (same confounds, same sample mask, fMRIPrep's brain mask, no
+    drift of our own: the confounds hold fMRIPrep's cosines) to 1e-10."""
+    case, out, bold, mask, events = fmriprep_run
+    strategy, options = CASES[case]
+    confounds, sample_mask = load_confounds_strategy(str(bold), strategy, **options)
+    if case == "scrubbing":
+        assert sample_mask is not None and len(sample_mask) < 96  # volumes were censored
+    model = FirstLevelModel(t_r=7.0, mask_img=str(mask), noise_model="ar1", hrf_model="spm",
+                            drift_model=None, slice_time_ref=0.0, standardize=False)
+    model.fit(str(bold), events=pd.read_csv(events, sep="\t"), confounds=confounds,
+              sample_masks=None if sample_mask is None else [sample_mask])
+    folder = out / "sub-01"
+    for name, rows in (("activeMinusRest", "active - rest"),
+                       ("effectsOfInterest", np.eye(len(model.design_matrices_[0].columns))[
+                           [list(model.design_matrices_[0].columns).index(c)
+                            for c in ("active", "rest")]])):
+        stat_type = "t" if isinstance(rows, str) else "F"
+        theirs = model.compute_contrast(rows, stat_type=stat_type, output_type="all")
+        for ours_name, their_name in (("z", "z_score"), ("effect", "effect_size"),
+                                      ("variance", "effect_variance")):
+            ours = nb.load(folder / f"{PREFIX}_contrast-{name}_stat-{ours_name}_statmap.nii.gz")
+            np.testing.assert_allclose(ours.get_fdata(), theirs[their_name].get_fdata(),
+                                       rtol=1e-10, atol=1e-10, err_msg=f"{case} {name}")
+
+
+def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
+    """The design sidecar says which confound columns and which censored volumes (the
+    complement of nilearn's sample mask), and that the design has no drift of its own."""
+    case, out, bold, _, _ = fmriprep_run
+    strategy, options = CASES[case]
+    confounds, sample_mask = load_confounds_strategy(str(bold), strategy, **options)
+    sidecar = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+                         .read_text())
+    assert sidecar["ConfoundsStrategy"] == strategy
+    assert sorted(sidecar["ConfoundColumns"]) == sorted(confounds.columns)
+    expected = [] if sample_mask is None else sorted(set(range(96)) - set(sample_mask))
+    assert sidecar["CensoredVolumes"] == expected
+    assert sidecar["NumberOfKeptVolumes"] == 96 - len(expected)
+    assert sidecar["DriftModel"] == "none"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--space", "T1w"], "T1w"),
+    (["--confounds-strategy", "simple", "--fd-threshold", "0.5"],
+     "--fd-threshold: does not apply to --confounds-strategy simple"),
+    (["--confounds-columns", "nothing_*"], "nothing_*"),
+    (["--confounds-strategy", "scrubbing", "--min-kept-volumes", "95"],
+     "volumes kept after censoring, fewer than --min-kept-volumes 95"),
+    (["--confounds-strategy", "scrubbing", "--fd-threshold", "0.0001",
+      "--std-dvars-threshold", "0.0001"], "every volume"),
+])
+def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, tmp_path, capsys,
+                                                        extra, message):
+    """Bad fMRIPrep selections: exit 2, one line naming the field, no work directory."""
+    raw, derivatives = fmriprep_moae
+    argv = ["--bids-dir", str(raw), "--derivatives", str(derivatives), "--task", "auditory",
+            *extra, "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "w")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("glm-workflows: error: ") and message in err[-1]
+    assert not (tmp_path / "w").exists()
