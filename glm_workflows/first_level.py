@@ -64,6 +64,7 @@ def init_first_level_wf(
     confounds: ConfoundSettings = DEFAULT_CONFOUNDS,
     mem_gb: dict | None = None,
     bold_is_4d: bool = False,
+    skipped_contrasts=(),
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -101,6 +102,9 @@ def init_first_level_wf(
         The run is one 4D file (``bold_files`` holds it alone): mean, design and fit read
         it as it is, with no concatenated copy in the work directory. Otherwise the files
         (3D scans, or several 4D parts) are concatenated first.
+    skipped_contrasts : sequence of str
+        The study's contrasts this run does not have (a condition absent from it), left
+        out of ``contrasts`` and recorded in the design sidecar.
     name : str
         Workflow name.
 
@@ -141,6 +145,8 @@ def init_first_level_wf(
     design = pe.Node(DesignMatrix(t_r=t_r, **model.design()), name="design", mem_gb=0.25)
     if confounds.selects:
         design.inputs.confounds_selection = confounds.selection()
+    if skipped_contrasts:
+        design.inputs.skipped_contrasts = list(skipped_contrasts)
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run)), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)

@@ -87,7 +87,9 @@ def init_fixed_effects_wf(
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
-        contrast_sink = pe.Node(DerivativesSink(**entities, sources=sources,
+        contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
+                                                sources=[contrast_stem(label, "*")
+                                                         for label in labels],
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([

@@ -46,6 +46,9 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     confounds_file = File(exists=True,
                           desc="optional TSV of nuisance regressors, one row per scan: all "
                                "its columns, or those confounds_selection selects")
+    skipped_contrasts = traits.List(
+        traits.Str, desc="contrasts of the study this run does not have (a condition absent "
+                         "from it); only recorded in the design sidecar")
     confounds_selection = traits.Dict(
         desc="fMRIPrep confounds selection (glm_workflows.settings.ConfoundSettings."
              "selection()): strategy (nilearn preset or ''), columns (shell-style patterns), "
@@ -111,6 +114,8 @@ class DesignMatrix(SimpleInterface):
                 "CensoredVolumes": censoring_summary(sample_mask, n_scans),
                 "NumberOfKeptVolumes": n_scans if sample_mask is None else len(sample_mask),
                 "Columns": list(design.columns),
+                "SkippedContrasts": list(self.inputs.skipped_contrasts)
+                if isdefined(self.inputs.skipped_contrasts) else [],
             }, handle, indent=2)
         if sample_mask is not None:
             self._results["sample_mask"] = [int(v) for v in sample_mask]

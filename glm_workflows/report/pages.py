@@ -55,7 +55,14 @@ DESIGN_LABELS = {
     "NoiseModel": "Noise model",
     "EventsFile": "Events file",
     "ConfoundsFile": "Confounds file",
+    "ConfoundsStrategy": "Confounds strategy (nilearn)",
+    "ConfoundsOptions": "Confounds options",
+    "ConfoundsColumnPatterns": "Confound column patterns",
+    "ConfoundColumns": "Confounds used",
+    "NumberOfKeptVolumes": "Volumes kept (after censoring)",
+    "CensoredVolumes": "Censored volumes (0-based)",
     "Columns": "Regressors",
+    "SkippedContrasts": "Contrasts skipped (a condition absent from the run)",
 }
 #: Design sidecar keys holding file paths, shown as file lists.
 FILE_SETTINGS = ("EventsFile", "ConfoundsFile", "Sources")
