@@ -41,15 +41,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from statistics import median
-from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import fresh, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -80,39 +78,6 @@ def make_study(root: Path, n_subjects: int, n_sessions: int) -> Path:
                                  with_confounds=True, rand_gen=0)
         done.write_text("ok\n")
     return root / "bids_dataset"
-
-
-class Timing(NamedTuple):
-    """Seconds of one measurement: wall clock, and CPU (user + system) of the process."""
-
-    wall: float
-    cpu: float
-
-
-def _cpu_of_children() -> float:
-    """CPU seconds (user + system) of the finished child processes so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(cmd: list[str], log: list[str] | None = None) -> Timing:
-    """Run ``cmd`` in a fresh process from the repository root; return its times (and
-    append its standard error to ``log``)."""
-    cpu, start = _cpu_of_children(), time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    timing = Timing(time.perf_counter() - start, _cpu_of_children() - cpu)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
-                         f"{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
-    if log is not None:
-        log.append(proc.stderr)
-    return timing
-
-
-def fresh(*folders: Path) -> None:
-    """Remove folders (a cold run starts without cache and outputs)."""
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cli_command(bids: Path, space: str, out: Path, work: Path) -> list[str]:
@@ -228,22 +193,6 @@ RATIOS = (("ours/nilearn (cold)", "ours, cold", "nilearn loop"),
           ("ours cached/nilearn", "ours, cached rerun", "nilearn loop"))
 
 
-def print_table(rows: list[dict[str, Timing]]) -> None:
-    """Medians and ranges of the wall times, the median CPU times, and the ratios against
-    their anchors, each taken within a repetition."""
-    print(f"\n  {'measure':<22} {'median s':>9} {'min':>7} {'max':>7} {'CPU s':>7}")
-    for name in MEASURES:
-        walls = [row[name].wall for row in rows]
-        print(f"  {name:<22} {median(walls):9.2f} {min(walls):7.2f} {max(walls):7.2f} "
-              f"{median(row[name].cpu for row in rows):7.2f}")
-    print(f"\n  {'ratio (per repetition)':<22} {'median':>9} {'min':>7} {'max':>7} {'CPU':>7}")
-    for name, numerator, anchor in RATIOS:
-        walls = [row[numerator].wall / row[anchor].wall for row in rows]
-        cpu = median(row[numerator].cpu / row[anchor].cpu for row in rows)
-        print(f"  {name:<22} {median(walls):9.2f} {min(walls):7.2f} {max(walls):7.2f} "
-              f"{cpu:7.2f}")
-
-
 def summarize_warnings(stderr: str) -> None:
     """The warnings of our cold run: how many, and the distinct messages (paths elided)."""
     lines = [line for line in stderr.splitlines() if "warning" in line.lower()]
@@ -286,7 +235,7 @@ def main(argv=None) -> None:
                 + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
         difference, compared, missing = largest_z_difference(Path(scratch) / "ours",
                                                              Path(scratch) / "nilearn")
-    print_table(rows)
+    print_table(rows, MEASURES, RATIOS)
     summarize_warnings(log[-1])
     print(f"\n  max |z ours - z nilearn| over {compared} run-level z maps: {difference:.2e}"
           + (f" ({missing} of nilearn's maps missing from ours)" if missing else "")

@@ -35,15 +35,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from statistics import median
-from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import fresh, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -69,38 +67,6 @@ def make_study(root: Path, n_subjects: int) -> Path:
         write_tiny_bids(root, [f"{i:02d}" for i in range(1, n_subjects + 1)])
         done.write_text("ok\n")
     return root
-
-
-class Timing(NamedTuple):
-    """Seconds of one measurement: wall clock, and CPU (user + system) of the process.
-
-    The CPU time depends less on what else the machine runs, which the wall time shows.
-    """
-
-    wall: float
-    cpu: float
-
-
-def _cpu_of_children() -> float:
-    """CPU seconds (user + system) of the finished child processes so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(cmd: list[str]) -> Timing:
-    """Run ``cmd`` in a fresh process from the repository root; return its times."""
-    cpu, start = _cpu_of_children(), time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    timing = Timing(time.perf_counter() - start, _cpu_of_children() - cpu)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return timing
-
-
-def fresh(*folders: Path) -> None:
-    """Remove folders (a cold run starts without cache and outputs)."""
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cli_command(inputs: list[str], out: Path, work: Path) -> list[str]:
@@ -185,22 +151,6 @@ RATIOS = (("ours/nilearn (cold)", "ours, cold", "nilearn loop"),
           ("seed cached/cold", "seed, cached rerun", "seed, cold"))
 
 
-def print_table(rows: list[dict[str, Timing]]) -> None:
-    """Medians and ranges of the wall times (and the median CPU time) of the measurements,
-    and the ratios against their anchors, each taken within a repetition."""
-    print(f"\n  {'measure':<22} {'median s':>9} {'min':>7} {'max':>7} {'CPU s':>7}")
-    for name in MEASURES:
-        walls = [row[name].wall for row in rows]
-        print(f"  {name:<22} {median(walls):9.2f} {min(walls):7.2f} {max(walls):7.2f} "
-              f"{median(row[name].cpu for row in rows):7.2f}")
-    print(f"\n  {'ratio (per repetition)':<22} {'median':>9} {'min':>7} {'max':>7} {'CPU':>7}")
-    for name, numerator, anchor in RATIOS:
-        walls = [row[numerator].wall / row[anchor].wall for row in rows]
-        cpu = median(row[numerator].cpu / row[anchor].cpu for row in rows)
-        print(f"  {name:<22} {median(walls):9.2f} {min(walls):7.2f} {max(walls):7.2f} "
-              f"{cpu:7.2f}")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subjects", type=int, default=64, help="subjects (one run each)")
@@ -230,7 +180,7 @@ def main(argv=None) -> None:
                 f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
                 + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
         difference = largest_z_difference(Path(scratch) / "ours", Path(scratch) / "nilearn")
-    print_table(rows)
+    print_table(rows, MEASURES, RATIOS)
     print(f"\n  max |z ours - z nilearn| over {args.subjects} runs: {difference:.2e}; "
           f"load average {os.getloadavg()[0]:.2f}")
 
