@@ -338,10 +338,7 @@ def _check_mask(mask_file, img) -> None:
     """Refuse a mask on another grid than the run's (shape or affine)."""
     from .core.images import check_mask_grid, load_image_header
 
-    try:
-        check_mask_grid(load_image_header(mask_file), img)
-    except InputError as exc:
-        raise InputError(f"{mask_file}: {exc}") from None
+    check_mask_grid(load_image_header(mask_file), img)  # its message names the mask file
 
 
 @functools.cache

@@ -90,8 +90,17 @@ def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
     assert sidecar["DriftModel"] == "none"
 
 
+@pytest.fixture(scope="module")
+def small_mask(tmp_path_factory):
+    """A mask on another grid than the MoAE run's."""
+    path = tmp_path_factory.mktemp("mask") / "small_mask.nii.gz"
+    nb.Nifti1Image(np.ones((8, 8, 8), np.uint8), np.eye(4)).to_filename(path)
+    return path
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--space", "T1w"], "T1w"),
+    (["--mask", "SMALL_MASK"], "small_mask.nii.gz: mask shape (8, 8, 8) does not match"),
     (["--confounds-strategy", "simple", "--fd-threshold", "0.5"],
      "--fd-threshold: does not apply to --confounds-strategy simple"),
     (["--confounds-columns", "nothing_*"], "nothing_*"),
@@ -100,10 +109,11 @@ def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
     (["--confounds-strategy", "scrubbing", "--fd-threshold", "0.0001",
       "--std-dvars-threshold", "0.0001"], "every volume"),
 ])
-def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, tmp_path, capsys,
-                                                        extra, message):
+def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, small_mask, tmp_path,
+                                                        capsys, extra, message):
     """Bad fMRIPrep selections: exit 2, one line naming the field, no work directory."""
     raw, derivatives = fmriprep_moae
+    extra = [str(small_mask) if item == "SMALL_MASK" else item for item in extra]
     argv = ["--bids-dir", str(raw), "--derivatives", str(derivatives), "--task", "auditory",
             *extra, "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "w")]
     assert main(argv) == 2
