@@ -405,7 +405,8 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     if sample_mask is not None and len(sample_mask) < min_kept_volumes:
         raise InputError(f"{name}: {len(sample_mask)} of {n_scans} volumes kept after "
                          f"censoring, fewer than --min-kept-volumes {min_kept_volumes}")
-    present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"])
+    present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"],
+                             sample_mask)
     skipped, lines = [], []
     for contrast, _, rows in contrasts:
         names = set().union(*(referenced_names(row) for row in rows))
@@ -426,9 +427,7 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
 
 def bids_label(run) -> str:
     """The run's BIDS prefix, for messages."""
-    from .core.naming import bids_prefix
-
-    return bids_prefix(run.subject, run.task, run.session, run.run)
+    return run.prefix
 
 
 def _check_output_names(run, contrasts, output_dir) -> None:
@@ -438,14 +437,14 @@ def _check_output_names(run, contrasts, output_dir) -> None:
     contrast entity and the longest suffix of ``CONTRAST_OUTPUTS``; the limit is
     ``PC_NAME_MAX`` of the output folder or its nearest existing parent (255 if unknown).
     """
-    from .core.naming import CONTRAST_OUTPUTS, bids_prefix, contrast_file
+    from .core.naming import CONTRAST_OUTPUTS, contrast_file
 
     existing = _nearest_existing(output_dir)
     try:
         name_max = os.pathconf(existing, "PC_NAME_MAX")
     except (OSError, ValueError):
         name_max = 255
-    prefix = bids_prefix(run.subject, run.task, run.session, run.run)
+    prefix = run.prefix
     for name, stat_type, _ in contrasts:
         longest = max(len(os.fsencode(contrast_file(prefix, name, output, stat_type)))
                       for output in CONTRAST_OUTPUTS)

@@ -58,6 +58,7 @@ def init_first_level_wf(
     task: str,
     session: str | None = None,
     run: str | None = None,
+    entities: dict | None = None,
     contrasts=SEED_CONTRASTS,
     model: ModelSettings = DEFAULT_MODEL,
     inference: InferenceSettings = DEFAULT_INFERENCE,
@@ -86,6 +87,10 @@ def init_first_level_wf(
         Derivatives root; outputs go to ``<output_dir>/sub-<subject>/``.
     subject, task, session, run : str
         BIDS entities naming the outputs (``session``/``run`` optional).
+    entities : dict or None
+        The run's other entities kept in the output names: ``acq``, ``ce``, ``rec``,
+        ``dir`` and/or ``echo`` -> label (``RunInputs.entities``; see
+        :func:`~glm_workflows.core.naming.bids_prefix`).
     contrasts : sequence of (name, stat_type, rows)
         ``stat_type`` is ``'t'`` (one row) or ``'F'``; rows are expressions over
         design columns or weight vectors.
@@ -148,9 +153,10 @@ def init_first_level_wf(
     if skipped_contrasts:
         design.inputs.skipped_contrasts = list(skipped_contrasts)
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
-                         run_name=bids_prefix(subject, task, session, run)), name="fit",
+                         run_name=bids_prefix(subject, task, session, run,
+                                              **(entities or {}))), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)
-    entities = sink_entities(output_dir, subject, task, session, run)
+    entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     if bold_is_4d:
         bold = [(("bold_files", only_file), "in_file")]
@@ -175,7 +181,8 @@ def init_first_level_wf(
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
                         ("design_json", "design_json"),
-                        ("correlation_figure", "correlation_figure")]),
+                        ("correlation_figure", "correlation_figure"),
+                        ("fd_figure", "fd_figure")]),
         (inputnode, sink, list(_SOURCES)),
         (fit, outputnode, [("model_sidecar", "model_sidecar"), ("mask_file", "mask_file")]),
         (mean, outputnode, [("out_file", "mean_file")]),
@@ -235,11 +242,20 @@ def only_file(files) -> str:
     return files[0]
 
 
-def sink_entities(output_dir, subject, task, session, run) -> dict:
-    """The DerivativesSink inputs naming a model's outputs."""
+def sink_entities(output_dir, subject, task, session, run, extra=None) -> dict:
+    """The DerivativesSink inputs naming a model's outputs.
+
+    ``extra`` holds the other entities (``acq``, ``ce``, ``rec``, ``dir``, ``echo`` ->
+    label), given to the sink's inputs of ``ENTITY_INPUTS``.
+    """
+    from glm_workflows.interfaces.derivatives import ENTITY_INPUTS
+
     entities = {"output_dir": str(Path(output_dir).absolute()), "subject": subject, "task": task}
     if session:
         entities["session"] = session
     if run:
         entities["run"] = run
+    for key, value in (extra or {}).items():
+        if value:
+            entities[ENTITY_INPUTS[key]] = value
     return entities

@@ -21,6 +21,7 @@ def init_fixed_effects_wf(
     subject: str,
     task: str,
     session: str | None = None,
+    entities: dict | None = None,
     inference: InferenceSettings = DEFAULT_INFERENCE,
     contrast_runs: dict | None = None,
     mem_gb: float = 0.5,
@@ -45,6 +46,9 @@ def init_fixed_effects_wf(
         The runs' contrasts (rows are not used here).
     output_dir, subject, task, session
         Derivatives root and BIDS entities of the subject-level outputs.
+    entities : dict or None
+        Their other entities (``acq``, ``ce``, ``rec``, ``dir``, ``echo`` -> label), e.g.
+        from :func:`glm_workflows.study.subject_entities`.
     inference : InferenceSettings
         Thresholds and tables, as at the run level.
     contrast_runs : dict or None
@@ -70,7 +74,7 @@ def init_fixed_effects_wf(
                              run_without_submitting=True)  # list plumbing: no job of its own
               for field, sources in plan.items()}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
-    entities = sink_entities(output_dir, subject, task, session, None)
+    entities = sink_entities(output_dir, subject, task, session, None, entities)
     sources = [contrast_stem(label, "*") for label in run_labels]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     workflow.connect([

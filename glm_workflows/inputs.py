@@ -8,12 +8,12 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.design import check_repetition_time
 from .core.errors import InputError
-from .core.naming import check_label
+from .core.naming import EXTRA_ENTITIES, bids_prefix, check_label
 
 ENTITY = re.compile(r"(sub|ses|task|acq|ce|dir|rec|run|echo)-([a-zA-Z0-9]+)")
 SPM_AUDITORY_SCANS = "fM00223_*.img"
@@ -34,21 +34,31 @@ class RunInputs:
     mask_file: str | None = None
     slice_time_ref: float | None = None
     space: str | None = None
+    #: The raw run's other entities kept in its output names: ``acq``, ``ce``, ``rec``,
+    #: ``dir`` and ``echo`` (only those present) -> label.
+    entities: dict = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        """The run's BIDS prefix (:func:`~glm_workflows.core.naming.bids_prefix`)."""
+        return bids_prefix(self.subject, self.task, self.session, self.run, **self.entities)
 
     @property
     def label(self) -> str:
-        """Identifier for workflow names: ``sub_01_task_auditory[_ses_x][_run_1]``."""
-        parts = ["sub", self.subject]
-        if self.session:
-            parts += ["ses", self.session]
-        parts += ["task", self.task]
-        if self.run:
-            parts += ["run", self.run]
-        return "_".join(parts)
+        """Identifier for workflow names: ``sub_01[_ses_x]_task_auditory[_acq_hi][_run_1]``.
+
+        The entities of :attr:`prefix`, in its order.
+        """
+        return self.prefix.replace("-", "_")
 
 
 def _entities(name: str) -> dict:
     return dict(ENTITY.findall(name.split(".")[0]))
+
+
+def _extra_entities(entities: dict) -> dict:
+    """The entities of a raw run kept in its names besides sub, ses, task and run."""
+    return {key: entities[key] for key in EXTRA_ENTITIES if entities.get(key)}
 
 
 def _sidecar_metadata(bold: Path, root: Path, listing=None) -> dict:
@@ -164,6 +174,7 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
             subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
             bold_files=[_absolute(bold)], events_file=_absolute(events),
             t_r=check_repetition_time(metadata["RepetitionTime"], f"{bold.name}: RepetitionTime"),
+            entities=_extra_entities(ents),
         ))
     _check_distinct_labels(found, root, task)
     return found
@@ -218,7 +229,21 @@ def _check_distinct_labels(found: list, root: Path, task: str) -> None:
     clashes = sorted(label for label, count in counts.items() if count > 1)
     if clashes:
         raise InputError(f"{root}: several task-{task} runs share the entities {clashes[0]} "
-                         "(only sub, ses, task and run tell runs apart)")
+                         "(sub, ses, task, acq, ce, rec, dir, run and echo tell runs apart)")
+    subjects = {}
+    for run in found:
+        subjects.setdefault(run.subject, []).append(run)
+    for runs in subjects.values():
+        if len(runs) < 2:
+            continue
+        from .study import subject_entities, subject_session  # nipype: only when combined
+
+        combined = bids_prefix(runs[0].subject, task, subject_session(runs), None,
+                               **subject_entities(runs))
+        if any(run.prefix == combined for run in runs):
+            raise InputError(f"{root}: the fixed effects of sub-{runs[0].subject}'s task-{task} "
+                             f"runs would be named {combined}, as one of the runs; select "
+                             "runs that all have a run (or acq, ...) entity")
 
 
 #: Entities that tell a raw run apart; its fMRIPrep derivatives keep them all.
@@ -397,6 +422,7 @@ def _derivative_run(bold, entities, image, files, root, task, listing):
         mask_file=_absolute(_nearest(masks, path)) if masks else None,
         slice_time_ref=slice_time_reference(metadata, t_r, source),
         space=image_entities["space"],
+        entities=_extra_entities(entities),
     )
 
 

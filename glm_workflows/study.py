@@ -1,10 +1,17 @@
-"""The whole study as one workflow: a model per run, fixed effects per subject."""
+"""The whole study as one workflow: a model per run, fixed effects per subject.
+
+Each run's outputs are named after all its BIDS entities (``RunInputs.prefix``: sub,
+ses, task, acq, ce, rec, dir, run, echo). A subject's fixed effects are named
+``sub-<label>[_ses-<label>]_task-<label>`` plus each of ``acq``, ``ce``, ``rec``, ``dir``
+and ``echo`` that all the subject's runs share with the same value
+(:func:`subject_session`, :func:`subject_entities`); an entity whose value differs
+between the runs, or that some run lacks, is left out, and ``run`` always is.
+"""
 
 from __future__ import annotations
 
 from nipype.pipeline import engine as pe
 
-from .core.naming import bids_prefix
 from .first_level import estimate_memory_gb, init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
 from .settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, DEFAULT_MODEL, SEED_CONTRASTS
@@ -27,6 +34,13 @@ def subject_session(runs) -> str | None:
     """The session entity of a subject's combined outputs: set only if all runs share it."""
     sessions = {run.session for run in runs}
     return sessions.pop() if len(sessions) == 1 else None
+
+
+def subject_entities(runs) -> dict:
+    """The other entities of a subject's combined outputs: those all runs share."""
+    first, *others = [run.entities for run in runs]
+    return {key: value for key, value in first.items()
+            if all(other.get(key) == value for other in others)}
 
 
 def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MODEL,
@@ -72,7 +86,8 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
     for run, run_mem in zip(runs, mem_gb, strict=True):
         run_wf = init_first_level_wf(
             t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
-            session=run.session, run=run.run, contrasts=run_contrasts(contrasts, run, skipped),
+            session=run.session, run=run.run, entities=run.entities,
+            contrasts=run_contrasts(contrasts, run, skipped),
             model=model.for_run(run.slice_time_ref), inference=inference, confounds=confounds,
             mem_gb=run_mem, bold_is_4d=len(run.bold_files) == 1,
             skipped_contrasts=skipped.get(run.label, ()), name=f"{run.label}_wf",
@@ -95,9 +110,10 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
                                 if name not in skipped.get(r.label, ())]
                          for name, _, _ in contrasts}
         ffx_wf = init_fixed_effects_wf(
-            run_labels=[bids_prefix(r.subject, r.task, r.session, r.run) for r in subject_runs],
+            run_labels=[r.prefix for r in subject_runs],
             contrasts=contrasts, output_dir=str(output_dir), subject=subject,
-            task=subject_runs[0].task, session=session, inference=inference,
+            task=subject_runs[0].task, session=session,
+            entities=subject_entities(subject_runs), inference=inference,
             contrast_runs=contrast_runs,
             name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .core.naming import bids_prefix, contrast_file, contrast_names, subject_folder
-from .study import subject_groups, subject_session
+from .study import subject_entities, subject_groups, subject_session
 
 
 def result_prefixes(runs) -> list[tuple[str, str]]:
@@ -26,11 +26,12 @@ def result_prefixes(runs) -> list[tuple[str, str]]:
     prefixes : list of (str, str)
         ``(subject, BIDS prefix)``, runs first.
     """
-    prefixes = [(r.subject, bids_prefix(r.subject, r.task, r.session, r.run)) for r in runs]
+    prefixes = [(r.subject, r.prefix) for r in runs]
     for subject, subject_runs in subject_groups(runs).items():
         if len(subject_runs) > 1:
             prefixes.append((subject, bids_prefix(subject, subject_runs[0].task,
-                                                  subject_session(subject_runs), None)))
+                                                  subject_session(subject_runs), None,
+                                                  **subject_entities(subject_runs))))
     return prefixes
 
 

@@ -20,6 +20,11 @@ from glm_workflows.core.naming import (
     model_file,
 )
 
+#: The sink's inputs for the entities of a prefix besides sub, ses, task and run: the
+#: keyword of :func:`bids_prefix` (an entity of ``RunInputs.entities``) -> the input.
+ENTITY_INPUTS = {"acq": "acquisition", "ce": "ceagent", "rec": "reconstruction",
+                 "dir": "direction", "echo": "echo"}
+
 
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     output_dir = traits.Str(mandatory=True, desc="derivatives root folder")
@@ -27,6 +32,11 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     task = traits.Str(mandatory=True, desc="task label")
     session = traits.Str(desc="session label, if any")
     run = traits.Str(desc="run index, if any")
+    acquisition = traits.Str(desc="acq label of the run(s), if any")
+    ceagent = traits.Str(desc="ce (contrast agent) label of the run(s), if any")
+    reconstruction = traits.Str(desc="rec label of the run(s), if any")
+    direction = traits.Str(desc="dir (phase-encoding direction) label of the run(s), if any")
+    echo = traits.Str(desc="echo index of the run(s), if any")
     sources = InputMultiObject(traits.Str, desc="input files the outputs derive from, recorded "
                                                 "(with the software versions) in every JSON "
                                                 "sidecar")
@@ -38,6 +48,8 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     design_figure = File(exists=True, desc="design matrix PNG (run-level models)")
     design_json = File(exists=True, desc="design settings JSON (run-level models)")
     correlation_figure = File(exists=True, desc="regressor correlation PNG (run-level models)")
+    fd_figure = File(exists=True, desc="framewise displacement PNG with the censored volumes "
+                                       "(run-level models with fMRIPrep confounds)")
     contrast_names = InputMultiObject(traits.Str, desc="one name per contrast")
     stat_types = InputMultiObject(traits.Str, desc="'t' or 'F', per contrast")
     effect_maps = InputMultiObject(File(exists=True), desc="effect size maps")
@@ -82,6 +94,8 @@ class DerivativesSink(SimpleInterface):
             inputs.subject, inputs.task,
             session=inputs.session if isdefined(inputs.session) else None,
             run=inputs.run if isdefined(inputs.run) else None,
+            **{key: getattr(inputs, name) for key, name in ENTITY_INPUTS.items()
+               if isdefined(getattr(inputs, name)) and getattr(inputs, name)},
         )
         files = {model_file(prefix, field): getattr(inputs, field)
                  for field in MODEL_OUTPUTS if isdefined(getattr(inputs, field))}

@@ -13,7 +13,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.confounds import censoring_summary
+from glm_workflows.core.confounds import censoring_summary, framewise_displacement
 from glm_workflows.core.design import (
     HRF_MODELS,
     confound_columns,
@@ -21,7 +21,11 @@ from glm_workflows.core.design import (
     first_level_design,
     save_design_matrix,
 )
-from glm_workflows.core.figures import plot_design, plot_design_correlation
+from glm_workflows.core.figures import (
+    plot_design,
+    plot_design_correlation,
+    plot_framewise_displacement,
+)
 from glm_workflows.core.naming import MODEL_OUTPUTS
 from glm_workflows.settings import DEFAULT_MODEL, DRIFT_MODELS, default_first
 
@@ -63,6 +67,9 @@ class _DesignMatrixOutputSpec(TraitedSpec):
                                                 "and constant left out); absent if none is left")
     sample_mask = traits.List(traits.Int, desc="volumes to fit (the others are censored); "
                                                "undefined when none is censored")
+    fd_figure = File(exists=True, desc="PNG: framewise displacement with the censored volumes "
+                                       "marked; only with selected fMRIPrep confounds that "
+                                       "have a framewise_displacement column")
 
 
 class DesignMatrix(SimpleInterface):
@@ -119,6 +126,12 @@ class DesignMatrix(SimpleInterface):
             }, handle, indent=2)
         if sample_mask is not None:
             self._results["sample_mask"] = [int(v) for v in sample_mask]
+        fd = framewise_displacement(confounds_file) if selection else None
+        if fd is not None:
+            self._results["fd_figure"] = os.path.join(runtime.cwd, MODEL_OUTPUTS["fd_figure"])
+            plot_framewise_displacement(
+                fd, censoring_summary(sample_mask, n_scans), self._results["fd_figure"],
+                fd_threshold=(selection.get("options") or {}).get("fd_threshold"))
         plot_design(design, self._results["design_figure"])
         correlation = os.path.join(runtime.cwd, "design_correlation.png")
         if plot_design_correlation(design, correlation):

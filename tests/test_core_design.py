@@ -230,3 +230,16 @@ def test_out_of_range_model_settings(tmp_path, settings, message):
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n")
     with pytest.raises(InputError, match=re.escape(message)):
         first_level_design(path, 20, 2.0, **settings)
+
+
+def test_conditions_of_a_run_count_only_uncensored_frames(tmp_path):
+    """A condition whose every event falls in censored frames is absent from the run;
+    an impulse counts if the frame at or just after its onset is kept (TR 2 s)."""
+    from glm_workflows.core.design import run_conditions
+
+    path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n10\t4\tb\n21\t0\tc\n")
+    # frames at 0, 2, ..., 38 s; censor 10-12 s (volumes 5, 6) and 22 s (volume 11)
+    kept = [v for v in range(20) if v not in (5, 6, 11)]
+    assert run_conditions(path, 20, 2.0) == {"a", "b", "c"}
+    assert run_conditions(path, 20, 2.0, sample_mask=kept) == {"a"}
+    assert run_conditions(path, 20, 2.0, sample_mask=[*kept, 11]) == {"a", "c"}

@@ -45,8 +45,9 @@ def test_names_as_documented():
 def test_every_name_parses_back(entities):
     """Every name the sink writes parses back to its prefix, output and contrast."""
     prefix = bids_prefix(*entities)
-    assert parse_prefix(prefix) == dict(zip(("subject", "task", "session", "run"), entities,
-                                            strict=True))
+    assert parse_prefix(prefix) == {**dict.fromkeys(("acq", "ce", "rec", "dir", "echo")),
+                                    **dict(zip(("subject", "task", "session", "run"), entities,
+                                               strict=True))}
     for output in MODEL_OUTPUTS:
         assert parse_output_name(model_file(prefix, output)) == OutputName(prefix, output)
     for output in CONTRAST_OUTPUTS:

@@ -120,3 +120,12 @@ def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, small_mas
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("glm-workflows: error: ") and message in err[-1]
     assert not (tmp_path / "w").exists()
+
+
+def test_framewise_displacement_figure_in_outputs_and_report(fmriprep_run):
+    """With fMRIPrep confounds, each run has its FD trace (censored volumes shaded) as a
+    PNG beside the design, shown in the report."""
+    _, out, _, _, _ = fmriprep_run
+    figure = out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['fd_figure']}"
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    assert "Framewise displacement (fMRIPrep)" in (out / "sub-01.html").read_text()

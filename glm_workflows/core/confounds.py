@@ -395,3 +395,16 @@ def censoring_summary(sample_mask, n_scans: int) -> list[int]:
         return []
     kept = np.asarray(sample_mask, dtype=np.int64)
     return [int(i) for i in np.setdiff1d(np.arange(n_scans), kept)]
+
+
+def framewise_displacement(confounds_file) -> np.ndarray | None:
+    """fMRIPrep's ``framewise_displacement`` column of a confounds TSV (its first value,
+    ``n/a``, as NaN); None without a file or without that column."""
+    if not confounds_file:
+        return None
+    header = pd.read_csv(confounds_file, sep="\t", nrows=0).columns
+    if "framewise_displacement" not in header:
+        return None
+    column = pd.read_csv(confounds_file, sep="\t", usecols=["framewise_displacement"],
+                         na_values=["n/a"])
+    return column["framewise_displacement"].to_numpy(dtype=np.float64)

@@ -118,12 +118,25 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
 
 
-def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0) -> set:
-    """The conditions with events in the run's acquired frames (events after the last
-    frame dropped, as :func:`read_events` drops them)."""
+def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0,
+                   sample_mask=None) -> set:
+    """The conditions with an event in the run's acquired, uncensored frames.
+
+    Events after the last frame are dropped, as :func:`read_events` drops them. With a
+    ``sample_mask`` (the kept volumes), an event counts only if a kept frame time falls
+    within it: in ``[onset, onset + duration)``, at least one TR long (an impulse event
+    counts if the frame at or just after its onset is kept).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EventsWarning)
-        return set(read_events(path, n_scans, t_r, slice_time_ref)["trial_type"])
+        events = read_events(path, n_scans, t_r, slice_time_ref)
+    if sample_mask is None:
+        return set(events["trial_type"])
+    kept_times = frame_times(n_scans, t_r, slice_time_ref)[np.asarray(sample_mask)]
+    onsets = events["onset"].to_numpy()[:, None]
+    ends = onsets + np.maximum(events["duration"].to_numpy(), t_r)[:, None]
+    covered = ((kept_times >= onsets) & (kept_times < ends)).any(axis=1)
+    return set(events.loc[covered, "trial_type"])
 
 
 def _shown_value(value) -> str:

@@ -162,6 +162,42 @@ def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, 
     display.close()
 
 
+def plot_framewise_displacement(fd, censored, path, fd_threshold: float | None = None,
+                                title: str = "") -> None:
+    """Save a run's framewise displacement trace (mm) with its censored volumes marked.
+
+    Parameters
+    ----------
+    fd : array-like, shape (n_scans,)
+        fMRIPrep's ``framewise_displacement`` column (its first value, ``n/a``, as NaN).
+    censored : sequence of int
+        Indices of the censored volumes (shaded).
+    path : str or PathLike
+        The PNG written.
+    fd_threshold : float or None
+        The scrubbing threshold, drawn as a dashed line.
+    title : str
+        The figure's title (e.g. the run's name).
+    """
+    plt = _plotting()[0]
+    fd = np.asarray(fd, dtype=np.float64)
+    figure, ax = plt.subplots(figsize=(8, 2.2))
+    ax.plot(np.arange(len(fd)), fd, color="black", linewidth=1, label="FD")
+    for index, volume in enumerate(censored):
+        ax.axvspan(volume - 0.5, volume + 0.5, color="tab:red", alpha=0.3, linewidth=0,
+                   label="censored" if index == 0 else None)
+    if fd_threshold is not None:
+        ax.axhline(fd_threshold, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"threshold {fd_threshold:g} mm")
+    ax.set_xlim(-0.5, len(fd) - 0.5)
+    ax.set_xlabel("volume")
+    ax.set_ylabel("FD (mm)")
+    ax.set_title(title or f"Framewise displacement: {len(censored)} of {len(fd)} volumes "
+                          "censored", fontsize=9)
+    ax.legend(loc="upper right", fontsize=7, frameon=False)
+    Path(path).write_bytes(_png(figure, bbox_inches="tight"))
+
+
 def _load(img):
     """A nibabel image from a path or an image."""
     return nb.load(img) if isinstance(img, (str, bytes, os.PathLike)) else img

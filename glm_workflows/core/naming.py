@@ -2,7 +2,9 @@
 
 A model's own outputs are ``sub-<label>/<prefix>_<suffix>`` and its contrasts'
 ``sub-<label>/<prefix>_contrast-<name>_<suffix>``, with ``<prefix>`` =
-``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]`` (:func:`bids_prefix`) and the
+``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_ce-<label>][_rec-<label>]``
+``[_dir-<label>][_run-<index>][_echo-<index>]`` (:func:`bids_prefix`: the run's raw BIDS
+entities in BIDS order; a name without the optional ones is unchanged) and the
 suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's root holds
 each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
@@ -49,6 +51,7 @@ MODEL_OUTPUTS = {
     "design_figure": "design.png",
     "design_json": "design.json",
     "correlation_figure": "desc-correlation_design.png",
+    "fd_figure": "desc-framewiseDisplacement_timeseries.png",
 }
 
 #: The derivatives' description, at the folder's root.
@@ -59,8 +62,14 @@ PROVENANCE_FILE = "provenance.json"
 INDEX_FILE = "index.html"
 
 _LABEL = "[A-Za-z0-9]+"
+#: The entities of a raw run kept in its prefix besides ``sub, ses, task, run``: each a
+#: keyword of :func:`bids_prefix` and a key of :func:`parse_prefix`.
+EXTRA_ENTITIES = ("acq", "ce", "rec", "dir", "echo")
 _PREFIX = (rf"sub-(?P<subject>{_LABEL})(?:_ses-(?P<session>{_LABEL}))?"
-           rf"_task-(?P<task>{_LABEL})(?:_run-(?P<run>{_LABEL}))?")
+           rf"_task-(?P<task>{_LABEL})"
+           rf"(?:_acq-(?P<acq>{_LABEL}))?(?:_ce-(?P<ce>{_LABEL}))?"
+           rf"(?:_rec-(?P<rec>{_LABEL}))?(?:_dir-(?P<dir>{_LABEL}))?"
+           rf"(?:_run-(?P<run>{_LABEL}))?(?:_echo-(?P<echo>{_LABEL}))?")
 _CONTRAST_SUFFIXES = {suffix.format(stat=stat): output
                       for output, suffix in CONTRAST_OUTPUTS.items() for stat in STAT_TYPES}
 _MODEL_SUFFIXES = {suffix: output for output, suffix in MODEL_OUTPUTS.items()}
@@ -84,7 +93,8 @@ class OutputName(NamedTuple):
     Attributes
     ----------
     prefix : str
-        ``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]``.
+        The model's prefix (:func:`bids_prefix`), e.g.
+        ``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_run-<index>]``.
     output : str
         Its key in :data:`MODEL_OUTPUTS` or :data:`CONTRAST_OUTPUTS`.
     contrast : str or None
@@ -125,14 +135,24 @@ def check_label(value: str, entity: str) -> str:
 
 
 def bids_prefix(subject: str, task: str, session: str | None = None,
-                run: str | None = None) -> str:
-    """``sub-<label>[_ses-<label>]_task-<label>[_run-<index>]``, each label checked."""
+                run: str | None = None, *, acq: str | None = None, ce: str | None = None,
+                rec: str | None = None, dir: str | None = None,
+                echo: str | None = None) -> str:
+    """A model's BIDS prefix, each label checked.
+
+    ``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_ce-<label>][_rec-<label>]``
+    ``[_dir-<label>][_run-<index>][_echo-<index>]``: the entities in BIDS order, each
+    left out when None or empty (so a prefix with only ``sub``, ``ses``, ``task`` and
+    ``run`` is as before).
+    """
     parts = [subject_folder(subject)]
     if session:
         parts.append(f"ses-{check_label(session, 'session')}")
     parts.append(f"task-{check_label(task, 'task')}")
-    if run:
-        parts.append(f"run-{check_label(run, 'run')}")
+    for key, value in (("acq", acq), ("ce", ce), ("rec", rec), ("dir", dir), ("run", run),
+                       ("echo", echo)):
+        if value:
+            parts.append(f"{key}-{check_label(value, key)}")
     return "_".join(parts)
 
 
@@ -212,8 +232,9 @@ def parse_prefix(prefix: str) -> dict | None:
     Returns
     -------
     entities : dict or None
-        ``subject``, ``session``, ``task`` and ``run`` (None when absent); None if
-        ``prefix`` is not a prefix.
+        ``subject``, ``session``, ``task``, ``acq``, ``ce``, ``rec``, ``dir``, ``run``
+        and ``echo`` (None when absent); None if ``prefix`` is not a prefix.
+        ``bids_prefix(**entities)`` rebuilds it.
     """
     match = re.fullmatch(_PREFIX, prefix)
     return match.groupdict() if match else None

@@ -196,12 +196,15 @@ def _design_figures(folder: Path, prefix: str) -> str:
     shape = read_design_shape(folder, prefix)
     if shape is None:
         return ""
+    fd_figure = folder / model_file(prefix, "fd_figure")  # with fMRIPrep confounds only
     return "\n".join([
         f"<h3>Design matrix</h3><p>{shape[0]} scans &times; {shape[1]} regressors.</p>",
         file_figure(folder / model_file(prefix, "design_figure"),
                     "Design matrix (rows: scans, columns: regressors)"),
         file_figure(folder / model_file(prefix, "correlation_figure"),
                     "Correlation between regressors (drifts and constant left out)"),
+        *([file_figure(fd_figure, "Framewise displacement (fMRIPrep) with the censored "
+                                  "volumes shaded")] if fd_figure.exists() else []),
     ])
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.naming import (
+    EXTRA_ENTITIES,
     PROVENANCE_FILE,
-    bids_prefix,
     contrast_file,
     contrast_names,
     model_file,
@@ -43,7 +43,7 @@ def find_prefixes(folder, subject) -> list[str]:
     Returns
     -------
     prefixes : list of str
-        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]`` of every design or
+        The prefixes (:func:`~glm_workflows.core.naming.bids_prefix`) of every design or
         contrast sidecar found; empty if the folder does not exist.
     """
     parsed = (parse_output_name(name) for name in _listing(folder))
@@ -57,16 +57,36 @@ def find_contrasts(folder, prefix: str) -> list[str]:
     return contrast_names(_listing(folder), prefix)
 
 
+#: The entities telling apart the runs a subject level combines, in BIDS order.
+_RUN_ENTITIES = {"session": "ses", **{key: key for key in EXTRA_ENTITIES}, "run": "run"}
+
+
 def runs_combined(prefix: str, prefixes) -> list[str]:
-    """Run indices of the ``prefixes`` that ``prefix`` (a subject level) combines: the
-    runs with its subject, session and task."""
+    """The runs among ``prefixes`` that ``prefix`` (a subject level) combines, each named
+    by what tells it apart from ``prefix``: its run index when that is all (``"2"``),
+    else its entities (``"acq-hi"``, ``"ses-b_run-1"``).
+
+    A run of ``prefix`` has its subject and task and every other entity ``prefix`` has
+    (the subject level keeps those all its runs share), plus more; a prefix that other
+    prefixes refine in turn is a subject level too, not a run.
+    """
+    base = parse_prefix(prefix)
+    parsed = [parse_prefix(other) for other in prefixes]
     runs = []
-    for other in prefixes:
-        entities = parse_prefix(other)
-        if entities["run"] and bids_prefix(entities["subject"], entities["task"],
-                                           entities["session"]) == prefix:
-            runs.append(entities["run"])
+    for entities in parsed:
+        if not _refines(entities, base) or any(_refines(more, entities) for more in parsed):
+            continue
+        extra = {key: entities[key] for key in _RUN_ENTITIES if entities[key] and not base[key]}
+        runs.append(extra["run"] if list(extra) == ["run"] else
+                    "_".join(f"{_RUN_ENTITIES[key]}-{value}" for key, value in extra.items()))
     return runs
+
+
+def _refines(entities: dict, base: dict) -> bool:
+    """Whether a prefix's ``entities`` are those of ``base`` plus at least one more."""
+    return (entities["subject"] == base["subject"] and entities["task"] == base["task"]
+            and all(entities[key] == base[key] for key in _RUN_ENTITIES if base[key])
+            and any(entities[key] and not base[key] for key in _RUN_ENTITIES))
 
 
 def read_designs(folder: Path, prefixes) -> dict:
@@ -157,8 +177,9 @@ def _listing(folder) -> list[str]:
 
 
 def _prefix_order(prefix: str):
-    """Sort key: by session and task, the subject level before its runs, runs in order."""
+    """Sort key: by session and task, the subject level (fewer entities) before its runs,
+    runs in order (index entities as numbers)."""
     entities = parse_prefix(prefix)
-    run = entities["run"]
-    return (entities["session"] or "", entities["task"], run is not None,
-            (len(run), run) if run else (0, ""))
+    others = [entities[key] for key in (*EXTRA_ENTITIES, "run")]
+    return (entities["session"] or "", entities["task"], sum(v is not None for v in others),
+            *((len(v), v) if v else (0, "") for v in others))
