@@ -17,15 +17,18 @@ from .core.errors import InputError, one_line
 from .settings import (
     CONFOUND_STRATEGIES,
     DEFAULT_CONFOUNDS,
+    DEFAULT_GROUP,
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
     DRIFT_MODELS,
+    GROUP_MODELS,
     HEIGHT_CONTROLS,
     NOISE_MODELS,
     PLUGINS,
     SEED_CONTRASTS,
     ConfoundSettings,
     ExecutionSettings,
+    GroupSettings,
     InferenceSettings,
     ModelSettings,
 )
@@ -123,6 +126,34 @@ def build_parser() -> argparse.ArgumentParser:
     confounds.add_argument("--strict", action="store_true",
                            help="refuse a contrast naming a condition absent from a run; "
                                 "without it, that run's contrast is skipped with a warning")
+
+    group = parser.add_argument_group(
+        "group level (over the subjects' maps; participants.tsv of --bids-dir)")
+    group.add_argument("--group", choices=GROUP_MODELS,
+                       help="group model of every first-level t contrast (default: none)")
+    group.add_argument("--group-column", metavar="COLUMN",
+                       help="two-sample: the participants.tsv column of the groups")
+    group.add_argument("--pair", metavar="CONTRAST_A,CONTRAST_B",
+                       help="paired: two first-level t contrasts; tests A - B")
+    group.add_argument("--group-covariates", metavar="COL1,COL2",
+                       help="numeric participants.tsv columns added to the group design")
+    group.add_argument("--demean", dest="group_demean", action="store_true",
+                       help="demean the group covariates")
+    group.add_argument("--group-contrast", action="append", default=[], metavar="NAME=EXPR",
+                       help="group contrast over the group design's columns (repeatable; "
+                            "default: the mean, or the two-sample difference)")
+    group.add_argument("--permutations", type=int, default=DEFAULT_GROUP.permutations,
+                       help="permutation inference with this many permutations "
+                            "(default %(default)s: none)")
+    group.add_argument("--seed", type=int, default=DEFAULT_GROUP.seed,
+                       help="seed of the permutations (default %(default)s)")
+    group.add_argument("--permutation-chunks", type=int, metavar="K",
+                       help="permutation nodes run in parallel (default: --n-procs, else 1)")
+    group.add_argument("--cluster-forming-p", type=float,
+                       default=DEFAULT_GROUP.cluster_forming_p,
+                       help="cluster-forming threshold (p) of the permutation cluster "
+                            "inference (default %(default)s)")
+    group.add_argument("--tfce", action="store_true", help="add TFCE to the permutations")
 
     contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
     contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",
@@ -568,14 +599,106 @@ def prepare(args) -> tuple[dict, dict]:
                             study_conditions=conditions) for run in runs]
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
+    group, participants_file = _group_settings(args, contrasts, runs)
+    plans = _group_plans(runs, contrasts, skipped, group, participants_file, warnings)
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
     save_design_checks(check_work_dir(args.work_dir), design_checks)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
+    n_chunks = args.permutation_chunks or (plugin_args.get("n_procs") or os.cpu_count() or 1
+                                           if args.plugin == "MultiProc" else 1)
     return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
                 inference=inference, confounds=confounds, mem_gb=mem_gb,
-                skipped=skipped), plugin_args
+                skipped=skipped, group=group, group_plans=plans,
+                participants_file=participants_file, n_chunks=n_chunks), plugin_args
+
+
+def _group_settings(args, contrasts, runs) -> tuple[GroupSettings, str | None]:
+    """The group settings of the command line, checked, and the participants.tsv used."""
+    from .core.contrasts import parse_contrast_option
+    from .core.group import check_permutations
+
+    given = [flag for flag, value in (
+        ("--group-column", args.group_column), ("--pair", args.pair),
+        ("--group-covariates", args.group_covariates), ("--demean", args.group_demean),
+        ("--group-contrast", args.group_contrast), ("--permutations", args.permutations),
+        ("--permutation-chunks", args.permutation_chunks), ("--tfce", args.tfce)) if value]
+    if not args.group:
+        if given:
+            raise InputError(f"{given[0]}: needs --group")
+        return DEFAULT_GROUP, None
+    if args.group == "two-sample" and not args.group_column:
+        raise InputError("--group two-sample: needs --group-column COLUMN (participants.tsv)")
+    if args.group_column and args.group != "two-sample":
+        raise InputError("--group-column: only with --group two-sample")
+    pair = tuple(p.strip() for p in (args.pair or "").split(",") if p.strip())
+    if args.group == "paired":
+        t_names = [name for name, stat_type, _ in contrasts if stat_type == "t"]
+        if len(pair) != 2 or pair[0] == pair[1] or any(p not in t_names for p in pair):
+            raise InputError(f"--pair: expected two different first-level t contrasts "
+                             f"A,B among {', '.join(t_names)}; got {args.pair!r}")
+    elif pair:
+        raise InputError("--pair: only with --group paired")
+    if args.permutations:
+        if args.permutations < 0:
+            raise InputError("--permutations: expected a number >= 0")
+        check_permutations(args.permutations, args.alpha)
+    if args.permutation_chunks is not None and args.permutation_chunks < 1:
+        raise InputError("--permutation-chunks: expected a number >= 1")
+    if not 0 < args.cluster_forming_p < 1:
+        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
+                         f"{args.cluster_forming_p}")
+    covariates = tuple(c.strip() for c in (args.group_covariates or "").split(",")
+                       if c.strip())
+    group_contrasts = tuple((name, rows[0]) for name, _, rows in (
+        parse_contrast_option(text, "t") for text in args.group_contrast))
+    participants_file = None
+    if args.group_column or covariates:
+        if not args.bids_dir:
+            raise InputError("--group-column/--group-covariates: need --bids-dir "
+                             "(its participants.tsv)")
+        participants_file = str((Path(args.bids_dir) / "participants.tsv").absolute())
+        if not Path(participants_file).is_file():
+            raise InputError(f"{participants_file}: participants.tsv not found (needed by "
+                             "--group-column/--group-covariates)")
+    return GroupSettings(model=args.group, group_column=args.group_column, pair=pair,
+                         covariates=covariates, demean=args.group_demean,
+                         contrasts=group_contrasts, permutations=args.permutations,
+                         seed=args.seed, chunks=args.permutation_chunks,
+                         cluster_forming_p=args.cluster_forming_p,
+                         tfce=args.tfce), participants_file
+
+
+def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -> list:
+    """The group analyses, each design and group contrast checked before any work."""
+    if not group.model:
+        return []
+    from .core.contrasts import contrast_matrix
+    from .core.group import group_design, read_participants
+    from .core.naming import check_label
+    from .study import group_plans
+
+    participants = read_participants(participants_file) if participants_file else None
+
+    def design(subjects):
+        return group_design(list(subjects), group.model, participants,
+                            group_column=group.group_column, covariates=group.covariates,
+                            demean=group.demean)
+
+    plans, lines = group_plans(runs, contrasts, skipped, group,
+                               lambda subjects: list(design(subjects).columns))
+    for plan in plans:
+        columns = [str(c) for c in design(plan.subjects).columns]
+        for name, expression in plan.group_contrasts:
+            if name:
+                check_label(name, "group contrast")
+            try:
+                contrast_matrix([expression], columns, "t")
+            except InputError as exc:
+                raise InputError(f"group contrast {name or plan.name}: {exc}") from None
+    warnings.extend(lines)
+    return plans
 
 
 def drift_model_of(args) -> str:
@@ -747,6 +870,8 @@ def _parameters(settings: dict, args, plugin_args: dict) -> dict:
     return {
         **asdict(settings["model"]), **asdict(settings["inference"]),
         "confounds": asdict(settings["confounds"]),
+        "group": asdict(settings["group"]),
+        "permutation_chunks": settings["n_chunks"],
         "skipped_contrasts": settings["skipped"],
         "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
                       for name, stat, rows in settings["contrasts"]],

@@ -36,6 +36,7 @@ from pathlib import Path
 from .core.derivatives import dataset_description, write_text_atomic
 from .core.naming import (
     DESCRIPTION_FILE,
+    GROUP_FOLDER,
     PROVENANCE_FILE,
     parse_subject_folder,
     report_page,
@@ -176,15 +177,16 @@ class OutputTransaction:
         Returns
         -------
         targets : list of pathlib.Path
-            The subject folders and pages now in place.
+            The subject folders and pages (and the group folder) now in place.
         """
         swaps = []
-        for subject in subjects:
-            for name in (subject_folder(subject), report_page(subject)):
-                if (self.staging / name).exists():
-                    swaps.append([str(self.staging / name), str(self.output_dir / name),
-                                  str(self.output_dir / f"{TRASH_PREFIX}{self.staging.name}"
-                                                        f"-{name}")])
+        names = [name for subject in subjects
+                 for name in (subject_folder(subject), report_page(subject))]
+        for name in [*names, GROUP_FOLDER]:  # the group level's folder, if staged
+            if (self.staging / name).exists():
+                swaps.append([str(self.staging / name), str(self.output_dir / name),
+                              str(self.output_dir / f"{TRASH_PREFIX}{self.staging.name}"
+                                                    f"-{name}")])
         journal = self.output_dir / f"{JOURNAL_PREFIX}{self.staging.name}.json"
         with signals_held(), output_lock(self.output_dir):
             write_text_atomic(journal, json.dumps({"Staging": str(self.staging), "Swaps": swaps},

@@ -181,6 +181,55 @@ class ConfoundSettings:
         return bool(self.strategy or self.columns)
 
 
+#: The group models (``--group``).
+GROUP_MODELS = ("one-sample", "two-sample", "paired")
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """The group level: a model over the subjects' maps and its inference.
+
+    Attributes
+    ----------
+    model : {None, 'one-sample', 'two-sample', 'paired'}
+        None: no group level.
+    group_column : str or None
+        Two-sample: the ``participants.tsv`` column holding each subject's group.
+    pair : tuple of str
+        Paired: two first-level contrasts ``(A, B)``; the model is the one-sample test of
+        ``A - B`` (which also makes sign flipping valid).
+    covariates : tuple of str
+        Numeric ``participants.tsv`` columns added to the design.
+    demean : bool
+        Demean the covariates over the subjects used.
+    contrasts : tuple of (name, expression)
+        Group contrasts over the design's columns; default: the group mean (one-sample,
+        paired) or the difference of the two groups (two-sample).
+    permutations : int
+        Permutations (0: parametric inference only).
+    seed : int
+        Seed of the permutations: the same seed gives the same maps whatever the chunks.
+    chunks : int or None
+        Permutation nodes run in parallel (None: the plugin's processes).
+    cluster_forming_p : float
+        Cluster-forming threshold (p) of the cluster-size and cluster-mass inference.
+    tfce : bool
+        Add TFCE (about 0.8 s per permutation on 64x64x64 maps).
+    """
+
+    model: str | None = None
+    group_column: str | None = None
+    pair: tuple = ()
+    covariates: tuple = ()
+    demean: bool = False
+    contrasts: tuple = ()
+    permutations: int = 0
+    seed: int = 0
+    chunks: int | None = None
+    cluster_forming_p: float = 0.001
+    tfce: bool = False
+
+
 @dataclass(frozen=True)
 class ExecutionSettings:
     """Where and how the workflow runs.
@@ -204,3 +253,4 @@ class ExecutionSettings:
 DEFAULT_MODEL = ModelSettings()
 DEFAULT_INFERENCE = InferenceSettings()
 DEFAULT_CONFOUNDS = ConfoundSettings()
+DEFAULT_GROUP = GroupSettings()

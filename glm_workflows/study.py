@@ -10,11 +10,20 @@ between the runs, or that some run lacks, is left out, and ``run`` always is.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from nipype.pipeline import engine as pe
 
 from .first_level import estimate_memory_gb, init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
-from .settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, DEFAULT_MODEL, SEED_CONTRASTS
+from .group import connect_subjects, init_group_wf
+from .settings import (
+    DEFAULT_CONFOUNDS,
+    DEFAULT_GROUP,
+    DEFAULT_INFERENCE,
+    DEFAULT_MODEL,
+    SEED_CONTRASTS,
+)
 
 
 def run_contrasts(contrasts, run, skipped: dict) -> list:
@@ -45,7 +54,8 @@ def subject_entities(runs) -> dict:
 
 def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MODEL,
                 inference=DEFAULT_INFERENCE, confounds=DEFAULT_CONFOUNDS, mem_gb=None,
-                skipped=None, name: str = "glm_workflows_wf"):
+                skipped=None, group=DEFAULT_GROUP, group_plans=None,
+                participants_file=None, n_chunks: int = 1, name: str = "glm_workflows_wf"):
     """Build the workflow of a study: one first-level workflow per run and, per subject
     with several runs, a fixed-effects workflow combining them.
 
@@ -71,6 +81,15 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
     skipped : dict or None
         Per run label, the names of the contrasts it does not have (a condition absent
         from the run); its subject's fixed effects combine the runs that have them.
+    group : GroupSettings
+        The group level (its ``model`` None: none).
+    group_plans : list of GroupPlan or None
+        Per group analysis, the first-level contrast(s), the subjects that have them and
+        the group contrasts (:func:`group_plans`).
+    participants_file : str or None
+        ``participants.tsv`` of the study (groups, covariates).
+    n_chunks : int
+        Permutation nodes of each group contrast.
     name : str
         Workflow name.
 
@@ -82,7 +101,7 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
     workflow = pe.Workflow(name=name)
     mem_gb = mem_gb or [estimate_memory_gb(64 * 64 * 64, 96)] * len(runs)
     skipped = skipped or {}
-    run_wfs = {}
+    run_wfs, subject_wfs = {}, {}
     for run, run_mem in zip(runs, mem_gb, strict=True):
         run_wf = init_first_level_wf(
             t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
@@ -119,4 +138,99 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
         )
         connect_runs(workflow, [run_wfs[r.label] for r in subject_runs], ffx_wf, contrasts,
                      contrast_runs)
+        subject_wfs[subject] = ffx_wf
+    for plan in group_plans or []:
+        group_wf = init_group_wf(
+            task=runs[0].task, contrast=plan.name, subjects=list(plan.subjects),
+            output_dir=str(output_dir), group_contrasts=list(plan.group_contrasts),
+            group=group, inference=inference, participants_file=participants_file,
+            n_chunks=n_chunks, name=f"group_{plan.name}_wf")
+        sources = []
+        groups = subject_groups(runs)
+        for subject in plan.subjects:
+            maps = {"effect_maps": plan.contrasts[0]}
+            if len(plan.contrasts) == 2:
+                maps["paired_maps"] = plan.contrasts[1]
+            sources.append(_subject_sources(subject, maps, subject_wfs, run_wfs,
+                                             groups[subject]))
+        connect_subjects(workflow, sources, group_wf)
     return workflow
+
+
+def _subject_sources(subject, maps: dict, subject_wfs: dict, run_wfs: dict, subject_runs):
+    """Where a subject's maps come from: its fixed-effects workflow if it has several
+    runs, else its one run's workflow."""
+    if subject in subject_wfs:
+        ffx_wf = subject_wfs[subject]
+        sources = {field: (ffx_wf, f"ffx_{contrast}.effect") for field, contrast in maps.items()}
+        sources.update(mask_files=(ffx_wf, "combine.mask_file"),
+                       mean_files=(ffx_wf, "combine.mean_file"))
+        return sources
+    run_wf = run_wfs[subject_runs[0].label]
+    sources = {field: (run_wf, f"outputnode.effect_{contrast}")
+               for field, contrast in maps.items()}
+    sources.update(mask_files=(run_wf, "outputnode.mask_file"),
+                   mean_files=(run_wf, "outputnode.mean_file"))
+    return sources
+
+
+class GroupPlan(NamedTuple):
+    """One group analysis: ``name`` (the first-level contrast, or ``<A>Minus<B>`` for a
+    paired pair), ``contrasts`` (the first-level contrast, or the pair ``(A, B)``), the
+    ``subjects`` that have them, and the ``group_contrasts`` ((name or None, expression))."""
+
+    name: str
+    contrasts: tuple
+    subjects: tuple
+    group_contrasts: tuple
+
+
+def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> tuple[list, list]:
+    """The group analyses of a study, and one warning line per subject left out.
+
+    Parameters
+    ----------
+    runs : list of RunInputs
+    contrasts : sequence of (name, stat_type, rows)
+        The first-level contrasts; the t contrasts go to the group level (or, paired,
+        the two of ``group.pair``).
+    skipped : dict
+        Per run label, the contrasts it does not have: a subject none of whose runs has
+        a contrast is left out of that contrast's group analysis.
+    group : GroupSettings
+    design_columns : callable or None
+        ``design_columns(subjects)`` -> the group design's columns, for the default
+        two-sample contrast (the difference of the two groups).
+
+    Returns
+    -------
+    plans : list of GroupPlan
+    warnings : list of str
+    """
+    if not group.model:
+        return [], []
+    by_subject = subject_groups(runs)
+    if group.model == "paired":
+        analyses = [(f"{group.pair[0]}Minus{group.pair[1]}", tuple(group.pair))]
+    else:
+        analyses = [(name, (name,)) for name, stat_type, _ in contrasts if stat_type == "t"]
+    plans, warnings = [], []
+    for name, needed in analyses:
+        subjects = []
+        for subject, subject_runs in by_subject.items():
+            missing = [c for c in needed
+                       if all(c in skipped.get(r.label, ()) for r in subject_runs)]
+            if missing:
+                warnings.append(f"group {name}: sub-{subject} left out (no map of contrast "
+                                f"{', '.join(missing)})")
+            else:
+                subjects.append(subject)
+        if group.contrasts:
+            group_contrasts = tuple(group.contrasts)
+        elif group.model == "two-sample":
+            levels = [c for c in design_columns(subjects) if c not in group.covariates]
+            group_contrasts = ((f"{levels[0]}Minus{levels[1]}", f"{levels[0]} - {levels[1]}"),)
+        else:
+            group_contrasts = ((None, "intercept"),)
+        plans.append(GroupPlan(name, needed, tuple(subjects), group_contrasts))
+    return plans, warnings

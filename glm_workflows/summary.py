@@ -6,9 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nb
+import numpy as np
 import pandas as pd
 
-from .core.naming import bids_prefix, contrast_file, contrast_names, subject_folder
+from .core.naming import (
+    GROUP_FOLDER,
+    GROUP_OUTPUTS,
+    bids_prefix,
+    contrast_file,
+    contrast_names,
+    group_file,
+    subject_folder,
+)
 from .study import subject_entities, subject_groups, subject_session
 
 
@@ -54,6 +64,26 @@ def print_results(runs, output_dir, printer=print) -> None:
         for contrast in contrast_names(names, prefix, "cluster_tables"):
             for text in contrast_summary(folder, prefix, contrast):
                 printer(text)
+    group = Path(output_dir) / GROUP_FOLDER
+    suffix = GROUP_OUTPUTS["threshold_jsons"]
+    for sidecar in sorted(group.glob(f"*_{suffix}")) if group.is_dir() else []:
+        for text in group_summary(group, sidecar.name[:-len(suffix) - 1]):
+            printer(text)
+
+
+def group_summary(folder: Path, stem: str) -> list[str]:
+    """A group contrast's parametric threshold line and table, and the strongest
+    permutation FWE p of each kind computed (as :func:`contrast_summary`)."""
+    lines = _threshold_summary(folder / group_file(stem, "threshold_jsons"),
+                               folder / group_file(stem, "cluster_tables"),
+                               f"group {stem}")
+    for output in ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce"):
+        path = folder / group_file(stem, output)
+        if path.exists():
+            best = 10 ** -float(np.max(nb.load(path).get_fdata()))
+            lines.append(f"  permutations {GROUP_OUTPUTS[output].split('desc-')[1].split('_')[0]}"
+                         f": smallest FWE p = {best:.4f}")
+    return lines
 
 
 def contrast_summary(folder: Path, prefix: str, contrast: str) -> list[str]:
@@ -74,16 +104,21 @@ def contrast_summary(folder: Path, prefix: str, contrast: str) -> list[str]:
         E.g. ``"\\nsub-01_task-auditory contrast activeMinusRest: fdr alpha=0.05 ->
         z > 2.931, 5 cluster(s)"`` and the table.
     """
-    settings = json.loads(
-        (folder / contrast_file(prefix, contrast, "threshold_jsons")).read_text())
+    return _threshold_summary(folder / contrast_file(prefix, contrast, "threshold_jsons"),
+                              folder / contrast_file(prefix, contrast, "cluster_tables"),
+                              f"{prefix} contrast {contrast}")
+
+
+def _threshold_summary(sidecar: Path, table_file: Path, title: str) -> list[str]:
+    """The threshold line (and the cluster table, if any voxel survives) of a z map."""
+    settings = json.loads(sidecar.read_text())
     how = ("fixed threshold" if settings["HeightControl"] == "none"
            else f"{settings['HeightControl']} alpha={settings['Alpha']}")
     threshold = settings["Threshold"]  # null: no voxel can pass (fdr)
-    head = f"\n{prefix} contrast {contrast}: {how} -> "
+    head = f"\n{title}: {how} -> "
     head += f"z > {threshold:.3f}, " if threshold is not None else ""
     if settings.get("NoSurvivingVoxels"):
         return [f"{head}no voxel survives"]
-    table = pd.read_csv(folder / contrast_file(prefix, contrast, "cluster_tables"), sep="\t",
-                        keep_default_na=False)
+    table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
     return [f"{head}{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)",
             table.to_string(index=False) if len(table) else "  (no cluster)"]

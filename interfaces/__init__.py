@@ -8,11 +8,13 @@ from .derivatives import DerivativesSink
 from .design import DesignMatrix
 from .fixed_effects import CombineRunImages, FixedEffects
 from .glm import EstimateContrast, FitGLM
+from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
 
 __all__ = [
     "ClusterTable",
+    "CombinePermutations",
     "CombineRunImages",
     "ConcatenateImages",
     "DerivativesSink",
@@ -20,6 +22,9 @@ __all__ = [
     "EstimateContrast",
     "FixedEffects",
     "FitGLM",
+    "GroupModel",
+    "GroupSink",
     "MeanImage",
+    "PermutationChunk",
     "ThresholdMap",
 ]

@@ -49,9 +49,9 @@ def _installed_versions() -> tuple:
     return tuple(versions)
 
 
-def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
-                      sidecar_fields: dict | None = None) -> list[str]:
-    """Copy files into ``<out_dir>/sub-<subject>/`` all at once.
+def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | None,
+                      sidecar_fields: dict | None = None, folder: str | None = None) -> list[str]:
+    """Copy files into ``<out_dir>/sub-<subject>/`` (or ``<out_dir>/<folder>/``) all at once.
 
     Everything is first copied to a staging folder inside ``out_dir``; only when every
     copy succeeded is each file moved into place with an atomic rename. A failure
@@ -67,6 +67,8 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
         Subject label (without ``sub-``).
     sidecar_fields : dict or None
         Added to every JSON file written (e.g. ``Sources``, ``SoftwareVersions``).
+    folder : str or None
+        The folder instead of the subject's (e.g. the group level's).
 
     Returns
     -------
@@ -74,7 +76,7 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str,
         Destination paths, sorted.
     """
     out_dir = Path(out_dir)
-    target = out_dir / subject_folder(subject)
+    target = out_dir / (folder or subject_folder(subject))
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -198,6 +198,20 @@ def plot_framewise_displacement(fd, censored, path, fd_threshold: float | None =
     Path(path).write_bytes(_png(figure, bbox_inches="tight"))
 
 
+def plot_null_distribution(max_statistics, threshold: float, path) -> None:
+    """Save the permutation null distribution of the max statistic, with the 5 % FWE
+    threshold (its 95th percentile) marked."""
+    plt = _plotting()[0]
+    figure, ax = plt.subplots(figsize=(6, 2.6))
+    ax.hist(np.asarray(max_statistics, dtype=np.float64), bins=50, color="0.6")
+    ax.axvline(threshold, color="tab:red", linestyle="--",
+               label=f"5 % FWE threshold: {threshold:.3f}")
+    ax.set_xlabel("max statistic over the mask, per permutation")
+    ax.set_ylabel("permutations")
+    ax.legend(fontsize=8, frameon=False)
+    Path(path).write_bytes(_png(figure, bbox_inches="tight"))
+
+
 def _load(img):
     """A nibabel image from a path or an image."""
     return nb.load(img) if isinstance(img, (str, bytes, os.PathLike)) else img

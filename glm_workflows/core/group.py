@@ -50,9 +50,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..settings import GROUP_MODELS
 from .errors import InputError, one_line
-
-GROUP_MODELS = ("one-sample", "two-sample", "paired")
 
 _MASS_TOLERANCE = 1e-8  # relative; bounds the sum-order error of any cluster below 1e7 voxels
 

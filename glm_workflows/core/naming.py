@@ -61,6 +61,28 @@ PROVENANCE_FILE = "provenance.json"
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
 
+#: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
+#: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a
+#: one-sample or paired test) and ``task-<T>_contrast-<C>_group-<G>`` for any other
+#: group contrast ``G`` (:func:`group_stem`).
+GROUP_FOLDER = "group"
+#: Per group contrast, its outputs and their name suffixes: the contrast outputs of the
+#: other levels (effect, variance, t, z, p, thresholded map and figures, cluster table,
+#: sidecar) and the permutation maps (-log10 FWE-corrected p).
+GROUP_OUTPUTS = {
+    **{output: suffix for output, suffix in CONTRAST_OUTPUTS.items()
+       if output != "contrast_figures"},
+    "design_file": "design.tsv",
+    "design_json": "design.json",
+    "design_figure": "design.png",
+    "logp_max_t": "stat-logp_desc-voxelFWE_statmap.nii.gz",
+    "logp_max_size": "stat-logp_desc-clusterSizeFWE_statmap.nii.gz",
+    "logp_max_mass": "stat-logp_desc-clusterMassFWE_statmap.nii.gz",
+    "logp_max_tfce": "stat-logp_desc-tfceFWE_statmap.nii.gz",
+    "null_figure": "desc-maxTNull_distribution.png",
+    "permutation_json": "desc-permutations_statmap.json",
+}
+
 _LABEL = "[A-Za-z0-9]+"
 #: The entities of a raw run kept in its prefix besides ``sub, ses, task, run``: each a
 #: keyword of :func:`bids_prefix` and a key of :func:`parse_prefix`.
@@ -194,6 +216,20 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
     if "{stat}" in suffix and stat_type not in STAT_TYPES:
         raise ValueError(f"{output}: stat_type must be one of {STAT_TYPES}, got {stat_type!r}")
     return f"{contrast_stem(prefix, contrast)}_{suffix.format(stat=stat_type)}"
+
+
+def group_stem(task: str, contrast: str, group_contrast: str | None = None) -> str:
+    """``task-<T>_contrast-<C>[_group-<G>]``: how a group contrast's outputs are named
+    (``group_contrast`` None: the group mean of first-level contrast ``C``)."""
+    stem = f"task-{check_label(task, 'task')}_contrast-{check_label(contrast, 'contrast')}"
+    if group_contrast:
+        stem += f"_group-{check_label(group_contrast, 'group contrast')}"
+    return stem
+
+
+def group_file(stem: str, output: str, stat_type: str = "t") -> str:
+    """``<stem>_<suffix>`` of a group output (a key of :data:`GROUP_OUTPUTS`)."""
+    return f"{stem}_{GROUP_OUTPUTS[output].format(stat=stat_type)}"
 
 
 def contrast_stem(prefix: str, contrast: str) -> str:

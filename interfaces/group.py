@@ -1,0 +1,275 @@
+"""Group level: the group model of one group contrast, and its permutation inference
+split into chunks (each a node of its own) combined by a final node."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+from threadpoolctl import threadpool_limits
+
+from glm_workflows.core.derivatives import software_versions, write_derivatives
+from glm_workflows.core.figures import plot_design
+from glm_workflows.core.group import (
+    GROUP_MODELS,
+    combine_permutations,
+    difference_images,
+    fit_group,
+    group_design,
+    permutation_chunk,
+    read_participants,
+)
+from glm_workflows.core.naming import GROUP_FOLDER, GROUP_OUTPUTS, group_file, group_stem
+
+MAPS = ("effect", "variance", "stat", "z", "p")
+#: The permutation maps (nilearn's ``non_parametric_inference`` keys) written.
+LOGP_MAPS = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
+
+
+def save_group_design(design: pd.DataFrame, path) -> None:
+    """Write a group design as TSV, the subjects in a first ``participant_id`` column."""
+    design.to_csv(path, sep="\t", index_label="participant_id", float_format="%.17g")
+
+
+def load_group_design(path) -> pd.DataFrame:
+    """Read a group design written by :func:`save_group_design`."""
+    return pd.read_csv(path, sep="\t", index_col="participant_id", dtype={"participant_id": str})
+
+
+class _GroupModelInputSpec(BaseInterfaceInputSpec):
+    effect_maps = traits.List(File(exists=True), mandatory=True,
+                              desc="per subject, its effect map of the first-level contrast")
+    paired_maps = traits.List(File(exists=True),
+                              desc="paired model: per subject, the second contrast's effect map "
+                                   "(the model is the one-sample test of effect - paired)")
+    subjects = traits.List(traits.Str, mandatory=True, desc="subject labels, in map order")
+    mask_file = File(exists=True, mandatory=True,
+                     desc="group mask (the intersection of the subjects' masks)")
+    model = traits.Enum(*GROUP_MODELS, usedefault=True, desc="group model")
+    participants_file = File(exists=True, desc="participants.tsv (groups, covariates)")
+    group_column = traits.Str(desc="two-sample: the participants.tsv column of the groups")
+    covariates = traits.List(traits.Str, desc="numeric participants.tsv columns added")
+    demean = traits.Bool(False, usedefault=True, desc="demean the covariates")
+    contrast_name = traits.Str(mandatory=True, desc="group contrast name (output names)")
+    contrast = traits.Str(mandatory=True, desc="expression over the group design's columns")
+    first_level_contrast = traits.Str(mandatory=True, desc="the first-level contrast modelled")
+
+
+class _GroupModelOutputSpec(TraitedSpec):
+    effect = File(exists=True, desc="group effect")
+    variance = File(exists=True, desc="its variance")
+    stat = File(exists=True, desc="t map")
+    z = File(exists=True, desc="z map")
+    p = File(exists=True, desc="one-sided p map")
+    input_maps = traits.List(File(exists=True),
+                             desc="the maps modelled, one per subject (paired: differences)")
+    design_file = File(exists=True, desc="group design TSV (participant_id, columns)")
+    design_json = File(exists=True, desc="JSON: model, subjects, columns, covariates")
+    design_figure = File(exists=True, desc="PNG of the group design")
+    contrast_json = File(exists=True, desc="JSON: contrast, weights, subjects, dof")
+
+
+class GroupModel(SimpleInterface):
+    """Fit a group model over subjects' maps and compute one t contrast (nilearn's
+    SecondLevelModel)."""
+
+    input_spec = _GroupModelInputSpec
+    output_spec = _GroupModelOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        participants = read_participants(inputs.participants_file) \
+            if isdefined(inputs.participants_file) else None
+        design = group_design(list(inputs.subjects), inputs.model, participants,
+                              group_column=inputs.group_column
+                              if isdefined(inputs.group_column) else None,
+                              covariates=list(inputs.covariates)
+                              if isdefined(inputs.covariates) else (),
+                              demean=inputs.demean)
+        maps_in = list(inputs.effect_maps)
+        if inputs.model == "paired":
+            maps_in = []
+            for index, image in enumerate(difference_images(inputs.effect_maps,
+                                                            inputs.paired_maps)):
+                maps_in.append(os.path.join(runtime.cwd, f"difference_{index:04d}.nii.gz"))
+                image.to_filename(maps_in[-1])
+        with threadpool_limits(limits=1):
+            maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast)
+        for key in MAPS:
+            self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
+            maps[key].to_filename(self._results[key])
+        self._results["input_maps"] = maps_in
+        self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
+        save_group_design(design, self._results["design_file"])
+        self._results["design_figure"] = os.path.join(runtime.cwd, "design.png")
+        plot_design(design, self._results["design_figure"])
+        self._results["design_json"] = os.path.join(runtime.cwd, "design.json")
+        with open(self._results["design_json"], "w") as handle:
+            json.dump({"GroupModel": inputs.model, "Subjects": list(inputs.subjects),
+                       "Columns": [str(c) for c in design.columns],
+                       "GroupColumn": inputs.group_column
+                       if isdefined(inputs.group_column) else None,
+                       "Covariates": list(inputs.covariates)
+                       if isdefined(inputs.covariates) else [],
+                       "DemeanCovariates": inputs.demean}, handle, indent=2)
+        self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
+        with open(self._results["contrast_json"], "w") as handle:
+            json.dump({"ContrastName": inputs.contrast_name, "StatisticType": "t",
+                       "FirstLevelContrast": inputs.first_level_contrast,
+                       "GroupContrast": inputs.contrast, "GroupModel": inputs.model,
+                       "Subjects": list(inputs.subjects),
+                       "DegreesOfFreedom": int(len(design) - np.linalg.matrix_rank(design)),
+                       "Method": "nilearn.glm.second_level.SecondLevelModel"},
+                      handle, indent=2)
+        return runtime
+
+
+class _PermutationInputSpec(BaseInterfaceInputSpec):
+    input_maps = traits.List(File(exists=True), mandatory=True,
+                             desc="the maps modelled (GroupModel's input_maps)")
+    design_file = File(exists=True, mandatory=True, desc="GroupModel's design TSV")
+    mask_file = File(exists=True, mandatory=True, desc="group mask")
+    contrast = traits.Str(mandatory=True, desc="expression over the design's columns")
+    n_perm = traits.Int(mandatory=True, desc="permutations of the whole analysis")
+    seed = traits.Int(mandatory=True, desc="random seed (nilearn's random_state)")
+    two_sided = traits.Bool(False, usedefault=True, desc="test |t|")
+    cluster_forming_p = traits.Float(desc="cluster-forming threshold (p): adds cluster size "
+                                          "and mass inference")
+    tfce = traits.Bool(False, usedefault=True, desc="adds TFCE inference")
+
+
+class _PermutationChunkInputSpec(_PermutationInputSpec):
+    start = traits.Int(mandatory=True, desc="first permutation of this chunk")
+    stop = traits.Int(mandatory=True, desc="one past its last permutation")
+
+
+class _PermutationChunkOutputSpec(TraitedSpec):
+    chunk_file = File(exists=True, desc="NPZ: the chunk's null maxima per permutation")
+
+
+def _permutation_args(inputs) -> tuple[list, dict]:
+    """The positional and keyword arguments shared by the chunk and combine functions."""
+    threshold = inputs.cluster_forming_p if isdefined(inputs.cluster_forming_p) else None
+    args = [list(inputs.input_maps), load_group_design(inputs.design_file), inputs.mask_file,
+            inputs.contrast]
+    return args, {"n_perm": inputs.n_perm, "two_sided": inputs.two_sided,
+                  "threshold": threshold, "tfce": inputs.tfce}
+
+
+class PermutationChunk(SimpleInterface):
+    """Permutations ``start..stop-1`` of a group contrast's sign-flip or shuffle sequence
+    (the one nilearn's ``non_parametric_inference(n_jobs=1, random_state=seed)`` draws):
+    their null maxima, for :class:`CombinePermutations`."""
+
+    input_spec = _PermutationChunkInputSpec
+    output_spec = _PermutationChunkOutputSpec
+
+    def _run_interface(self, runtime):
+        args, kwargs = _permutation_args(self.inputs)
+        with threadpool_limits(limits=1):  # exact replay needs the reference's BLAS threads
+            null = permutation_chunk(*args, seed=self.inputs.seed, start=self.inputs.start,
+                                     stop=self.inputs.stop, **kwargs)
+        self._results["chunk_file"] = os.path.join(runtime.cwd, "null.npz")
+        np.savez(self._results["chunk_file"], **null)
+        return runtime
+
+
+class _CombinePermutationsInputSpec(_PermutationInputSpec):
+    chunk_files = traits.List(File(exists=True), mandatory=True,
+                              desc="every PermutationChunk's null maxima")
+
+
+class _CombinePermutationsOutputSpec(TraitedSpec):
+    logp_max_t = File(exists=True, desc="-log10 voxel-level FWE p (max statistic)")
+    logp_max_size = File(exists=True, desc="-log10 cluster-size FWE p")
+    logp_max_mass = File(exists=True, desc="-log10 cluster-mass FWE p")
+    logp_max_tfce = File(exists=True, desc="-log10 TFCE FWE p")
+    null_figure = File(exists=True, desc="PNG: null distribution of the max statistic, with "
+                                         "its 5 % threshold")
+    permutation_json = File(exists=True, desc="JSON: permutations, seed, chunks, thresholds")
+
+
+class CombinePermutations(SimpleInterface):
+    """Permutation inference of a group contrast from its chunks: nilearn's
+    ``non_parametric_inference`` maps, whatever the split."""
+
+    input_spec = _CombinePermutationsInputSpec
+    output_spec = _CombinePermutationsOutputSpec
+
+    def _run_interface(self, runtime):
+        from glm_workflows.core.figures import plot_null_distribution
+
+        args, kwargs = _permutation_args(self.inputs)
+        chunks = []
+        for path in self.inputs.chunk_files:
+            with np.load(path) as data:
+                chunks.append({key: data[key] for key in data.files})
+        chunks.sort(key=lambda chunk: int(chunk["start"]))
+        with threadpool_limits(limits=1):
+            maps = combine_permutations(*args, chunks, **kwargs)
+        for key in LOGP_MAPS:
+            if key in maps:
+                self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
+                maps[key].to_filename(self._results[key])
+        max_t = np.concatenate([chunk["max_t"] for chunk in chunks])
+        threshold = float(np.quantile(max_t, 0.95))
+        self._results["null_figure"] = os.path.join(runtime.cwd, "null.png")
+        plot_null_distribution(max_t, threshold, self._results["null_figure"])
+        self._results["permutation_json"] = os.path.join(runtime.cwd, "permutations.json")
+        with open(self._results["permutation_json"], "w") as handle:
+            json.dump({"Permutations": self.inputs.n_perm, "Seed": self.inputs.seed,
+                       "Chunks": [[int(c["start"]), int(c["stop"])] for c in chunks],
+                       "TwoSided": self.inputs.two_sided,
+                       "ClusterFormingP": kwargs["threshold"], "TFCE": self.inputs.tfce,
+                       "MaxStatisticThreshold5Percent": threshold,
+                       "Method": "sign flips (intercept-only designs) or row shuffles, as "
+                                 "nilearn's non_parametric_inference(n_jobs=1)"},
+                      handle, indent=2)
+        return runtime
+
+
+class _GroupSinkInputSpec(BaseInterfaceInputSpec):
+    output_dir = traits.Str(mandatory=True, desc="derivatives root (outputs go to group/)")
+    task = traits.Str(mandatory=True, desc="task label")
+    contrast = traits.Str(mandatory=True, desc="the first-level contrast")
+    group_contrast = traits.Str(desc="the group contrast's name; undefined for the group mean "
+                                     "(the outputs keep the first-level contrast's name)")
+    sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
+
+
+for _output in GROUP_OUTPUTS:  # one optional file input per group output
+    _GroupSinkInputSpec.add_class_trait(_output, File(exists=True, desc=f"the {_output} file"))
+
+
+class _GroupSinkOutputSpec(TraitedSpec):
+    out_files = traits.List(File(exists=True), desc="the written files")
+
+
+class GroupSink(SimpleInterface):
+    """Write one group contrast's outputs into ``<output_dir>/group/`` at once, named
+    ``task-<T>_contrast-<C>[_group-<G>]_<suffix>`` (see :mod:`glm_workflows.core.naming`)."""
+
+    input_spec = _GroupSinkInputSpec
+    output_spec = _GroupSinkOutputSpec
+    _always_run = True
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        stem = group_stem(inputs.task, inputs.contrast,
+                          inputs.group_contrast if isdefined(inputs.group_contrast) else None)
+        files = {group_file(stem, output): getattr(inputs, output)
+                 for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
+        sidecar = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],
+                   "SoftwareVersions": software_versions()}
+        self._results["out_files"] = write_derivatives(files, inputs.output_dir, None,
+                                                       sidecar_fields=sidecar,
+                                                       folder=GROUP_FOLDER)
+        return runtime
