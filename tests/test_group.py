@@ -145,3 +145,30 @@ def test_bad_group_settings_are_one_line_before_any_work(study, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("glm-workflows: error: ") and message in err[-1]
     assert not (tmp_path / "w").exists()
+
+
+def test_paired_is_the_one_sample_test_of_differences(study, tmp_path):
+    """--group paired --pair aOnly,bOnly equals SecondLevelModel's one-sample test of the
+    subjects' aOnly - bOnly effect differences (named contrast-aOnlyMinusbOnly)."""
+    out = tmp_path / "out"
+    argv = ["--bids-dir", str(study), "--task", "tiny", "--contrast", "aOnly=a",
+            "--contrast", "bOnly=b", "--group", "paired", "--pair", "aOnly,bOnly",
+            "--output-dir", str(out), "--work-dir", str(tmp_path / "work")]
+    assert main(argv) == 0
+    _, mask = _subject_inputs_of(out, "aOnly")
+    differences = [nb.Nifti1Image(
+        nb.load(a).get_fdata() - nb.load(b).get_fdata(), nb.load(a).affine)
+        for a, b in zip(_subject_inputs_of(out, "aOnly")[0], _subject_inputs_of(out, "bOnly")[0],
+                        strict=True)]
+    model = SecondLevelModel(mask_img=mask).fit(
+        differences, design_matrix=pd.DataFrame({"intercept": np.ones(len(differences))}))
+    theirs = model.compute_contrast("intercept", output_type="all")["z_score"].get_fdata()
+    stem = group_stem("tiny", "aOnlyMinusbOnly")
+    ours = nb.load(out / GROUP_FOLDER / group_file(stem, "z_maps")).get_fdata()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def _subject_inputs_of(out, contrast):
+    effects = [str(out / f"sub-{s}" / f"sub-{s}_task-tiny_contrast-{contrast}_stat-effect"
+                                      "_statmap.nii.gz") for s in SUBJECTS]
+    return effects, _subject_inputs(out)[1]
