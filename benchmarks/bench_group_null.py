@@ -140,15 +140,17 @@ def repetition(task) -> dict:
     labels, n = label(above, generate_binary_structure(3, 1))
     largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
     seconds["parametric"] = time.perf_counter() - begin
-    begin = time.perf_counter()
     options = dict(threshold=CLUSTER_P, tfce=args.tfce)
-    chunk = permutation_chunk(maps, design, mask, [1.0], n_perm=args.n_perm, seed=perm_seed,
-                              start=0, stop=args.n_perm, **options)
-    seconds["chunk"] = time.perf_counter() - begin
-    begin = time.perf_counter()
-    result = combine_permutations(maps, design, mask, [1.0], [chunk], n_perm=args.n_perm,
-                                  **options)
-    seconds["combine"] = time.perf_counter() - begin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. nilearn's int64 -> int32 of the size maps
+        begin = time.perf_counter()
+        chunk = permutation_chunk(maps, design, mask, [1.0], n_perm=args.n_perm,
+                                  seed=perm_seed, start=0, stop=args.n_perm, **options)
+        seconds["chunk"] = time.perf_counter() - begin
+        begin = time.perf_counter()
+        result = combine_permutations(maps, design, mask, [1.0], [chunk], n_perm=args.n_perm,
+                                      **options)
+        seconds["combine"] = time.perf_counter() - begin
     for name, key in PERMUTATION.items():
         if key in result:
             logp = np.nan_to_num(result[key].get_fdata())
