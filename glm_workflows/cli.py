@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mask", metavar="FILE",
                       help="brain mask for every run (default: fMRIPrep's desc-brain_mask of "
                            "the run, else nilearn's EPI mask)")
+    data.add_argument("--from-derivatives", metavar="DIR",
+                      help="run only the group level (needs --group) on the subject maps of "
+                           "a derivatives folder this tool wrote (--bids-dir: only for its "
+                           "participants.tsv)")
     data.add_argument("--data-dir",
                       help="where to find the SPM auditory data when no input flag is given "
                            "(default: $NILEARN_DATA or ~/nilearn_data)")
@@ -573,6 +577,8 @@ def prepare(args) -> tuple[dict, dict]:
     """
     from .core.inference import check_threshold_settings
 
+    if args.from_derivatives is not None:
+        return _prepare_from_derivatives(args)
     if args.drift_model is not None and args.drift_model != "none" and args.confounds_strategy:
         print(f"glm-workflows: note: --drift-model {args.drift_model} and fMRIPrep's cosine "
               f"regressors (--confounds-strategy {args.confounds_strategy}) are both in the "
@@ -606,12 +612,81 @@ def prepare(args) -> tuple[dict, dict]:
     save_design_checks(check_work_dir(args.work_dir), design_checks)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
-    n_chunks = args.permutation_chunks or (plugin_args.get("n_procs") or os.cpu_count() or 1
-                                           if args.plugin == "MultiProc" else 1)
+    n_chunks = _n_chunks(args, plugin_args)
     return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
                 inference=inference, confounds=confounds, mem_gb=mem_gb,
                 skipped=skipped, group=group, group_plans=plans,
                 participants_file=participants_file, n_chunks=n_chunks), plugin_args
+
+
+def _n_chunks(args, plugin_args: dict) -> int:
+    """Permutation nodes of each group contrast: ``--permutation-chunks``, else the
+    MultiProc processes, else 1."""
+    return args.permutation_chunks or (plugin_args.get("n_procs") or os.cpu_count() or 1
+                                       if args.plugin == "MultiProc" else 1)
+
+
+#: Flags of the first-level inputs, refused with ``--from-derivatives``.
+_FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
+                       "den", "mask", "session", "run")
+
+
+def _prepare_from_derivatives(args) -> tuple[dict, dict]:
+    """:func:`prepare` for ``--from-derivatives DIR``: the group level alone, on the
+    subject maps DIR holds (:func:`~glm_workflows.from_derivatives.find_subject_maps`).
+
+    Returns the keyword arguments of :func:`~glm_workflows.study.init_group_only_wf`
+    (and ``contrasts``, ``skipped``, ``inputs``, ``from_derivatives``), and the plugin
+    arguments.
+    """
+    from .core.contrasts import check_contrast_name, parse_contrast_option
+    from .core.inference import check_threshold_settings
+    from .core.naming import check_label
+    from .from_derivatives import find_subject_maps, input_files, study_contrasts
+
+    if not args.group:
+        raise InputError("--from-derivatives: needs --group (it runs only the group level)")
+    given = [f"--{name.replace('_', '-')}" for name in _FIRST_LEVEL_INPUTS
+             if getattr(args, name) is not None]
+    if given:
+        raise InputError(f"{given[0]}: not with --from-derivatives (the subject maps are read "
+                         "as they were written)")
+    if args.f_contrast:
+        raise InputError("--f-contrast: not with --from-derivatives (the group level takes "
+                         "t contrasts)")
+    inference = InferenceSettings(**{f.name: getattr(args, f.name)
+                                     for f in fields(InferenceSettings)})
+    check_threshold_settings(args.height_control, args.alpha, args.threshold,
+                             args.cluster_threshold)
+    if args.table_min_cluster_size < 0:
+        raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
+    plugin_args = _plugin_args(args)
+    task = check_label(args.task, "task")
+    requested = [parse_contrast_option(text, "t")[::2] if "=" in text
+                 else (check_contrast_name(text.strip()), None) for text in args.contrast]
+    names = [name for name, _ in requested]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"--contrast: name(s) used twice: {', '.join(duplicates)}")
+    maps, warnings = find_subject_maps(args.from_derivatives, task, args.subject)
+    contrasts = study_contrasts(maps, args.from_derivatives, requested)
+    if not any(stat_type == "t" for _, stat_type, _ in contrasts):
+        raise InputError(f"--from-derivatives {args.from_derivatives}: no first-level t "
+                         f"contrast of task {task} (found: "
+                         f"{', '.join(name for name, _, _ in contrasts) or 'none'})")
+    skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
+               for m in maps}
+    group, participants_file = _group_settings(args, contrasts, maps)
+    plans = _group_plans(maps, contrasts, skipped, group, participants_file, warnings)
+    output_dir = check_output_dir(args.output_dir)
+    check_work_dir(args.work_dir)
+    for line in warnings:
+        print(f"glm-workflows: warning: {line}", file=sys.stderr)
+    return dict(subject_maps=maps, task=task, output_dir=output_dir, group_plans=plans,
+                group=group, inference=inference, participants_file=participants_file,
+                n_chunks=_n_chunks(args, plugin_args), contrasts=contrasts, skipped=skipped,
+                inputs=input_files(maps, contrasts),
+                from_derivatives=str(Path(args.from_derivatives).absolute())), plugin_args
 
 
 def _group_settings(args, contrasts, runs) -> tuple[GroupSettings, str | None]:
@@ -772,9 +847,11 @@ def _run(args, argv) -> int:
     config.set("logging", "interface_level", "DEBUG" if args.debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
+    if args.from_derivatives is not None:
+        return _run_group_only(args, argv, settings, plugin_args, started)
     from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page
     from .execution import GRAPH_PLUGINS, run_workflow
-    from .interrupts import RunInterrupted, received_interrupt
+    from .interrupts import RunInterrupted
     from .outputs import OutputTransaction
     from .provenance import build_provenance, write_provenance
     from .study import init_glm_wf, subject_groups
@@ -807,15 +884,7 @@ def _run(args, argv) -> int:
         raise
     except Exception as exc:
         transaction.discard()
-        signum = received_interrupt()
-        if signum is not None:  # a node's error that is the interruption, rebuilt
-            raise RunInterrupted(signum) from None
-        if args.debug:
-            raise
-        details = _crash_summary(work_dir, started) or [one_line(exc)]
-        for line in details:
-            print(f"glm-workflows: error: {line}", file=sys.stderr)
-        return 1
+        return _failed(exc, args, work_dir, started)
     if args.plugin in GRAPH_PLUGINS:
         print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
               "nodes already complete were not resubmitted)")
@@ -832,6 +901,90 @@ def _run(args, argv) -> int:
     return 0
 
 
+def _failed(exc, args, work_dir: Path, started: float) -> int:
+    """After a failed run (its outputs discarded): the interruption it was, re-raised;
+    else its crash files, one line each (exit code 1). Called in the ``except`` block."""
+    from .interrupts import RunInterrupted, received_interrupt
+
+    signum = received_interrupt()
+    if signum is not None:  # a node's error that is the interruption, rebuilt
+        raise RunInterrupted(signum) from None
+    if args.debug:
+        raise exc
+    details = _crash_summary(work_dir, started) or [one_line(exc)]
+    for line in details:
+        print(f"glm-workflows: error: {line}", file=sys.stderr)
+    return 1
+
+
+def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: float) -> int:
+    """:func:`_run` for ``--from-derivatives``: the group workflow alone, committed as
+    ``<output-dir>/group/`` (subject folders untouched), its provenance record in
+    ``group/provenance.json``, then the group results printed."""
+    from .core.naming import GROUP_FOLDER, GROUP_REPORT, PROVENANCE_FILE
+    from .execution import GRAPH_PLUGINS, run_workflow
+    from .interrupts import RunInterrupted
+    from .outputs import OutputTransaction
+    from .provenance import build_provenance
+    from .study import init_group_only_wf
+    from .summary import print_results
+
+    output_dir = settings["output_dir"]
+    work_dir = Path(args.work_dir).absolute()
+    build = {key: settings[key] for key in ("subject_maps", "task", "group_plans", "group",
+                                            "inference", "participants_file", "n_chunks")}
+    transaction = OutputTransaction(output_dir)  # outputs move in only on success
+    try:
+        workflow = init_group_only_wf(**build, output_dir=transaction.staging)
+        print(f"Running the group level of {len(settings['group_plans'])} contrast(s) over "
+              f"{len(settings['subject_maps'])} subject(s) of {settings['from_derivatives']}, "
+              f"plugin {args.plugin}; cache in {work_dir}", flush=True)
+        records = run_workflow(workflow, work_dir=work_dir, plugin=args.plugin,
+                               plugin_args=plugin_args)
+        finished = time.time()
+        parameters = {
+            "from_derivatives": settings["from_derivatives"], "task": settings["task"],
+            **asdict(settings["inference"]), "group": asdict(settings["group"]),
+            "permutation_chunks": settings["n_chunks"],
+            "skipped_contrasts": settings["skipped"],
+            "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
+                          for name, stat, rows in settings["contrasts"]],
+            "group_subjects": {plan.name: list(plan.subjects)
+                               for plan in settings["group_plans"]},
+            "plugin": args.plugin,
+            "plugin_args": {k: v for k, v in plugin_args.items() if k != "status_callback"},
+            "work_dir": str(work_dir), "output_dir": str(Path(output_dir).absolute()),
+        }
+        record = build_provenance(
+            runs=[], workflow=workflow, records=records, started=started, finished=finished,
+            command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
+            plugin=args.plugin, parameters=parameters, inputs=settings["inputs"])
+        group_folder = Path(transaction.staging) / GROUP_FOLDER
+        group_folder.mkdir(parents=True, exist_ok=True)
+        (group_folder / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str))
+        transaction.commit([], root_files)
+    except RunInterrupted as exc:
+        transaction.discard()
+        exc.outputs_committed = transaction.committed
+        raise
+    except Exception as exc:
+        transaction.discard()
+        return _failed(exc, args, work_dir, started)
+    if args.plugin in GRAPH_PLUGINS:
+        print(f"\nFinished in {finished - started:.1f} s ({len(records)} SLURM job(s); "
+              "nodes already complete were not resubmitted)")
+    else:
+        ran = sum(not r.cached for r in records)
+        print(f"\nFinished in {finished - started:.1f} s ({ran} node(s) run, "
+              f"{len(records) - ran} cached)")
+    report = Path(output_dir) / GROUP_REPORT
+    if report.exists():
+        print(f"Report: {report}")
+    print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / PROVENANCE_FILE}")
+    print_results([], output_dir)
+    return 0
+
+
 def _interrupted(exc, work_dir: Path) -> int:
     """One line for an interrupted run; the exit code a shell gives a signalled job."""
     outputs = ("the outputs were already committed" if getattr(exc, "outputs_committed", False)
@@ -843,10 +996,14 @@ def _interrupted(exc, work_dir: Path) -> int:
 
 
 def root_files(output_dir) -> None:
-    """Rewrite the output folder's shared root files (see :mod:`glm_workflows.outputs`)."""
+    """Rewrite the output folder's shared root files (see :mod:`glm_workflows.outputs`);
+    with a group level in place, ``group.html`` from it first, so the index links it."""
+    from .core.naming import GROUP_FOLDER
     from .outputs import write_root_files
-    from .report import write_index
+    from .report import write_group_report, write_index
 
+    if (Path(output_dir) / GROUP_FOLDER).is_dir():
+        write_group_report(output_dir)
     write_root_files(output_dir, write_index)
 
 

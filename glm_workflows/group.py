@@ -168,3 +168,20 @@ def connect_subjects(parent, sources: list[dict], group_wf) -> None:
             parent.connect(node, output, group_wf, f"merge_{field}.in{index}")
 
 
+
+
+def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
+    """Give the group workflow each subject's maps as files (no upstream workflow: a
+    derivatives folder written earlier), in subject order.
+
+    Parameters
+    ----------
+    group_wf : nipype Workflow
+        From :func:`init_group_wf`.
+    inputs : list of dict
+        Per subject, ``group input -> file``, for the fields of :data:`GROUP_INPUTS` the
+        group workflow gathers (inputs ``in<i>`` of its ``merge_<field>`` nodes).
+    """
+    for index, subject_inputs in enumerate(inputs, start=1):
+        for field, path in subject_inputs.items():
+            setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)

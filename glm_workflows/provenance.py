@@ -139,14 +139,27 @@ def node_subject(name: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "sub" else None
 
 
+def file_records(files: list[dict], checksums_file=None) -> list[dict]:
+    """``files`` (dicts with a ``path``, e.g. a group run's subject maps) each with its
+    sha256 (see :func:`input_records` for ``checksums_file``)."""
+    checksums = load_checksums(checksums_file) if checksums_file else {}
+    records = [{**item, "sha256": cached_sha256(item["path"], checksums)} for item in files]
+    if checksums_file:
+        save_checksums(checksums_file, checksums)
+    return records
+
+
 def build_provenance(*, runs, parameters: dict, workflow, records, started: float,
-                     finished: float, command_line: list[str], plugin: str) -> dict:
+                     finished: float, command_line: list[str], plugin: str,
+                     inputs: list[dict] | None = None) -> dict:
     """The provenance record as a JSON-serialisable dict.
 
     The inputs' checksums are kept in :data:`CHECKSUMS_FILE` in ``parameters['work_dir']``
-    (when given), so that a rerun reads only the inputs that changed.
+    (when given), so that a rerun reads only the inputs that changed. ``inputs``: files
+    read instead of the runs' (:func:`file_records`; a run of the group level alone).
     """
     work_dir = parameters.get("work_dir")
+    checksums_file = Path(work_dir) / CHECKSUMS_FILE if work_dir else None
     return {
         "GeneratedBy": {
             "Name": "glm-workflows",
@@ -158,7 +171,8 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
         },
         "SoftwareVersions": software_versions(),
         "Parameters": parameters,
-        "Inputs": input_records(runs, Path(work_dir) / CHECKSUMS_FILE if work_dir else None),
+        "Inputs": (input_records(runs, checksums_file) if inputs is None
+                   else file_records(inputs, checksums_file)),
         "Graph": graph_summary(workflow),
         "Nodes": [{**asdict(record), "subject": node_subject(record.name),
                    "status": "cached" if record.cached

@@ -16,7 +16,7 @@ from nipype.pipeline import engine as pe
 
 from .first_level import estimate_memory_gb, init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
-from .group import connect_subjects, init_group_wf
+from .group import connect_subjects, init_group_wf, set_subject_inputs
 from .settings import (
     DEFAULT_CONFOUNDS,
     DEFAULT_GROUP,
@@ -154,6 +154,55 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
             sources.append(_subject_sources(subject, maps, subject_wfs, run_wfs,
                                              groups[subject]))
         connect_subjects(workflow, sources, group_wf)
+    return workflow
+
+
+def init_group_only_wf(subject_maps, *, task: str, output_dir, group_plans,
+                       group=DEFAULT_GROUP, inference=DEFAULT_INFERENCE,
+                       participants_file=None, n_chunks: int = 1,
+                       name: str = "glm_workflows_group_wf"):
+    """Build the group level alone, on subject maps a derivatives folder already holds
+    (``--from-derivatives``): one :func:`~glm_workflows.group.init_group_wf` per group
+    plan, its ``merge_<field>`` nodes given the files directly.
+
+    Parameters
+    ----------
+    subject_maps : list of glm_workflows.from_derivatives.SubjectMaps
+        Each subject's effect maps, mask and mean image.
+    task : str
+        The task label (of the group outputs' names).
+    output_dir : str or PathLike
+        Derivatives root (the outputs go to its ``group/``).
+    group_plans : list of GroupPlan
+        From :func:`group_plans` on ``subject_maps`` (their ``subject`` and ``label``).
+    group, inference, participants_file, n_chunks
+        As for :func:`init_glm_wf`.
+    name : str
+        Workflow name (not the study's: its cache stays apart).
+
+    Returns
+    -------
+    workflow : nipype Workflow
+        Ready to run (every input set).
+    """
+    workflow = pe.Workflow(name=name)
+    by_subject = {maps.subject: maps for maps in subject_maps}
+    for plan in group_plans:
+        group_wf = init_group_wf(
+            task=task, contrast=plan.name, subjects=list(plan.subjects),
+            output_dir=str(output_dir), group_contrasts=list(plan.group_contrasts),
+            group=group, inference=inference, participants_file=participants_file,
+            n_chunks=n_chunks, name=f"group_{plan.name}_wf")
+        inputs = []
+        for subject in plan.subjects:
+            maps = by_subject[subject]
+            files = {"effect_maps": maps.effect_maps[plan.contrasts[0]],
+                     "mask_files": maps.mask_file, "mean_files": maps.mean_file}
+            if len(plan.contrasts) == 2:
+                files["paired_maps"] = maps.effect_maps[plan.contrasts[1]]
+            inputs.append(files)
+        set_subject_inputs(group_wf, inputs)
+        workflow.add_nodes([group_wf])
     return workflow
 
 

@@ -60,6 +60,8 @@ DESCRIPTION_FILE = "dataset_description.json"
 PROVENANCE_FILE = "provenance.json"
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
+#: The group level's report page, at the folder's root (beside :data:`GROUP_FOLDER`).
+GROUP_REPORT = "group.html"
 
 #: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
 #: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a

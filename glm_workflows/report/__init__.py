@@ -1,4 +1,5 @@
-"""Self-contained HTML reports of the saved first-level results, one page per subject.
+"""Self-contained HTML reports of the saved results: one page per subject, one for the
+group level (``group.html``, from ``group/``).
 
 The pages are built from the files of the BIDS-Derivatives folder alone (design
 matrices, contrast and threshold sidecars, statistical maps, cluster tables and the
@@ -8,11 +9,14 @@ a page is one file that opens from disk without a server, JavaScript or network.
 
 Modules: :mod:`~glm_workflows.report.reading` (the derivatives folder read back),
 :mod:`~glm_workflows.report.describe` (plain-text descriptions),
-:mod:`~glm_workflows.report.markup` (HTML pieces) and
-:mod:`~glm_workflows.report.pages` (the pages).
+:mod:`~glm_workflows.report.markup` (HTML pieces),
+:mod:`~glm_workflows.report.pages` (the subject pages and the index) and
+:mod:`~glm_workflows.report.group` (the group page).
 """
 
 from .describe import describe_no_survivors, describe_threshold
+from .group import write_group_report
 from .pages import write_index, write_subject_report
 
-__all__ = ["describe_no_survivors", "describe_threshold", "write_index", "write_subject_report"]
+__all__ = ["describe_no_survivors", "describe_threshold", "write_group_report", "write_index",
+           "write_subject_report"]

@@ -35,6 +35,7 @@ p.threshold { font-weight: bold; }
 p.note, .missing { color: #855; font-style: italic; }
 code { font-size: .9em; word-break: break-all; }
 summary { margin: .5em 0; cursor: pointer; }
+div.sources { margin: .5em 0; }
 ol.paths { margin: 0; padding-left: 2.5em; font-size: .9em; }
 footer { margin-top: 3em; font-size: .8em; color: #777; }
 """
@@ -149,6 +150,58 @@ def cluster_table(table, table_id: str) -> str:
         rows.append(f"<tr{css}>{cells}</tr>")
     return (f'<table class="clusters" id="{escape(table_id)}"><caption>{_CLUSTER_CAPTION}'
             f"</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def data_table(table, table_id: str, caption: str = "", links=None) -> str:
+    """A table read from a TSV (rows of strings, e.g. a group design), numbers right-aligned.
+
+    Parameters
+    ----------
+    table : list of dict or None
+        The rows; None when the file is missing.
+    table_id : str
+        The ``id`` of the ``<table>``.
+    caption : str
+        Its caption (HTML), if any.
+    links : dict of str to str, optional
+        Text of a first-column cell to the page it links to (e.g. a subject to its
+        report).
+
+    Returns
+    -------
+    html : str
+        The table, or a note when it is missing or has no row.
+    """
+    if table is None:
+        return '<p class="note">Table not found.</p>'
+    if not table:
+        return '<p class="note">Empty table.</p>'
+    links = links or {}
+    columns = list(table[0])
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = []
+    for record in table:
+        cells = []
+        for column in columns:
+            value = record.get(column) or ""
+            if column == columns[0] and value in links:
+                cells.append(f'<td><a href="{escape(links[value])}">{escape(value)}</a></td>')
+            elif _is_number(value):
+                cells.append(f'<td class="num">{escape(value)}</td>')
+            else:
+                cells.append(f"<td>{escape(value)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    caption = f"<caption>{caption}</caption>" if caption else ""
+    return (f'<table class="data" id="{escape(table_id)}">{caption}<thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _cluster_cell(column: str, value: str) -> str:

@@ -1,4 +1,5 @@
-"""The report pages: a subject's page, section by section, and the index of subjects.
+"""The report pages: a subject's page, section by section, and the index of subjects
+(and of the group page, :mod:`glm_workflows.report.group`).
 
 Each section reads what it shows through :mod:`glm_workflows.report.reading` and marks
 it up with :mod:`glm_workflows.report.markup`; pages are written atomically.
@@ -12,6 +13,7 @@ from pathlib import Path
 from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import (
+    GROUP_REPORT,
     INDEX_FILE,
     contrast_file,
     contrast_stem,
@@ -120,7 +122,8 @@ def write_index(output_dir, subjects) -> Path:
     Returns
     -------
     path : pathlib.Path
-        The index page; its links are relative, so the folder can be moved.
+        The index page; its links are relative, so the folder can be moved. It links
+        the group level's page too, when ``group.html`` is there.
     """
     output_dir = Path(output_dir)
     items = []
@@ -133,6 +136,9 @@ def write_index(output_dir, subjects) -> Path:
         items.append(f"<li>{link} <small>({escape(detail)})</small></li>")
     listing = "\n".join(items) if items else "<li>No subject.</li>"
     body = ["<h1>First-level GLM reports</h1>", f'<ul id="subjects">\n{listing}\n</ul>']
+    if (output_dir / GROUP_REPORT).exists():
+        body.append(f'<h2>Group level</h2><p id="group"><a href="{escape(GROUP_REPORT)}">'
+                    "Group-level report</a></p>")
     return write_text_atomic(output_dir / INDEX_FILE, page("First-level GLM reports", body))
 
 

@@ -1,8 +1,9 @@
-"""Reading a subject's results back from the derivatives folder, for its report.
+"""Reading results back from the derivatives folder, for the report pages.
 
-Everything the report shows comes from here: which models (BIDS prefixes) and contrasts
-the folder holds, the design and contrast sidecars, the cluster tables, the z maps and
-the subject's provenance record. Missing or unreadable files give None, so the page
+Everything the reports show comes from here: which models (BIDS prefixes) and contrasts
+a subject folder holds, which group contrasts the group folder holds, the design and
+contrast sidecars, the design and cluster tables, the z and permutation maps and the
+subject's provenance record. Missing or unreadable files give None, so the page
 says what is missing instead of failing.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import nibabel as nb
@@ -18,6 +20,7 @@ import pandas as pd
 
 from ..core.naming import (
     EXTRA_ENTITIES,
+    GROUP_OUTPUTS,
     PROVENANCE_FILE,
     contrast_file,
     contrast_names,
@@ -123,7 +126,11 @@ def read_contrast_json(folder: Path, prefix: str, contrast: str, output: str) ->
 
 def read_clusters(folder: Path, prefix: str, contrast: str) -> list[dict] | None:
     """The rows of a contrast's cluster table as dicts of strings; None if it is missing."""
-    path = folder / contrast_file(prefix, contrast, "cluster_tables")
+    return read_tsv(folder / contrast_file(prefix, contrast, "cluster_tables"))
+
+
+def read_tsv(path: Path) -> list[dict] | None:
+    """The rows of a TSV file as dicts of strings (column order kept); None if missing."""
     if not path.exists():
         return None
     with open(path, newline="", encoding="utf-8") as stream:
@@ -133,14 +140,68 @@ def read_clusters(folder: Path, prefix: str, contrast: str) -> list[dict] | None
 def removed_by_extent(folder: Path, prefix: str, contrast: str, settings: dict) -> bool:
     """Whether some voxel of the contrast's z map passes the finite height threshold, so
     that the cluster extent removed every voxel (assumed when the map is missing)."""
+    return map_removed_by_extent(folder / contrast_file(prefix, contrast, "z_maps"), settings)
+
+
+def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
+    """:func:`removed_by_extent` of the z map at ``z_map`` (any level's)."""
     threshold = settings.get("Threshold")
     if threshold is None or not np.isfinite(threshold) or not settings.get("ClusterThreshold"):
         return False
-    z_map = folder / contrast_file(prefix, contrast, "z_maps")
     if not z_map.exists():
         return True
     z = np.nan_to_num(np.asanyarray(nb.load(z_map).dataobj, dtype=np.float64))
     return bool(((np.abs(z) if settings.get("TwoSided") else z) >= threshold).any())
+
+
+#: A group contrast's stem (:func:`~glm_workflows.core.naming.group_stem`), taken apart.
+_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)_contrast-(?P<contrast>[A-Za-z0-9]+)"
+                         r"(?:_group-(?P<group>[A-Za-z0-9]+))?")
+
+
+def find_group_stems(folder) -> list[str]:
+    """The group contrasts of the group folder, as their stems
+    ``task-<T>_contrast-<C>[_group-<G>]``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        ``<derivatives>/group``.
+
+    Returns
+    -------
+    stems : list of str
+        The stems of every contrast sidecar found, by task and first-level contrast, the
+        group mean before the other group contrasts; empty if the folder does not exist.
+    """
+    suffix = "_" + GROUP_OUTPUTS["contrast_jsons"]
+    stems = (name[:-len(suffix)] for name in _listing(folder) if name.endswith(suffix))
+    found = [stem for stem in stems if _GROUP_STEM.fullmatch(stem)]
+    return sorted(found, key=_group_order)
+
+
+def parse_group_stem(stem: str) -> dict | None:
+    """``task``, ``contrast`` and ``group`` (None for the group mean) of a group stem."""
+    match = _GROUP_STEM.fullmatch(stem)
+    return match.groupdict() if match else None
+
+
+def _group_order(stem: str):
+    parts = parse_group_stem(stem)
+    return parts["task"], parts["contrast"], parts["group"] is not None, parts["group"] or ""
+
+
+def read_max(path: Path) -> float | None:
+    """The largest finite value of an image (e.g. a -log10 p map); None if the file is
+    missing, unreadable or has no finite value."""
+    if not path.exists():
+        return None
+    try:
+        data = np.asanyarray(nb.load(path).dataobj, dtype=np.float64)
+    except Exception:  # any unreadable image is reported as such
+        return None
+    finite = data[np.isfinite(data)]
+    return float(finite.max()) if finite.size else None
 
 
 def read_provenance(folder) -> dict | None:
