@@ -258,3 +258,42 @@ def _compcor(rng, n_scans, count, cosines):
     noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
     u, singular, _ = np.linalg.svd(noise, full_matrices=False)
     return u[:, :count], singular[:count]
+
+
+def write_participants(root, subjects, seed: int = 0) -> Path:
+    """Write ``participants.tsv``: a ``group`` column (``patient``/``control``,
+    alternating) and an ``age`` column (random integers 20-60)."""
+    rng = np.random.default_rng(seed)
+    path = Path(root) / "participants.tsv"
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in subjects],
+                  "group": ["patient" if i % 2 == 0 else "control"
+                            for i in range(len(subjects))],
+                  "age": rng.integers(20, 61, len(subjects))}).to_csv(path, sep="\t",
+                                                                      index=False)
+    return path
+
+
+def main(argv=None) -> None:
+    """``python -m glm_workflows.synthetic DIR [--subjects N] [--fmriprep RAW]``: write a tiny
+    BIDS study of N subjects (a true ``a - b`` effect, participants.tsv with group and
+    age), or fMRIPrep-like derivatives of the raw BIDS dataset RAW into DIR."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic",
+                                     description=main.__doc__.split(":", 1)[1].strip())
+    parser.add_argument("out_dir")
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--fmriprep", metavar="RAW",
+                        help="write fMRIPrep-like derivatives of this raw BIDS dataset")
+    args = parser.parse_args(argv)
+    if args.fmriprep:
+        print(write_fmriprep_derivatives(args.fmriprep, args.out_dir))
+        return
+    subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
+    root = write_tiny_bids(args.out_dir, subjects=subjects)
+    write_participants(root, subjects)
+    print(root)
+
+
+if __name__ == "__main__":
+    main()

@@ -102,3 +102,18 @@ def test_file_list_paths_are_absolute(tmp_path, monkeypatch):
     run = file_list_run(["s.nii"], "e.tsv", 2.0)
     assert run.bold_files == [str(tmp_path / "s.nii")]
     assert run.events_file == str(tmp_path / "e.tsv")
+
+
+def test_synthetic_study_command_writes_a_study_with_participants(tmp_path):
+    """``python -m glm_workflows.synthetic DIR --subjects 3``: a BIDS study the CLI finds,
+    with a participants.tsv row per subject."""
+    import pandas as pd
+
+    from glm_workflows import synthetic
+    from glm_workflows.inputs import find_bids_runs
+
+    synthetic.main([str(tmp_path / "ds"), "--subjects", "3"])
+    assert [r.subject for r in find_bids_runs(tmp_path / "ds", "tiny")] == ["01", "02", "03"]
+    participants = pd.read_csv(tmp_path / "ds" / "participants.tsv", sep="\t")
+    assert participants["participant_id"].tolist() == ["sub-01", "sub-02", "sub-03"]
+    assert participants["group"].tolist() == ["patient", "control", "patient"]
