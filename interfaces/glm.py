@@ -17,6 +17,7 @@ from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.design import load_design_matrix
 from glm_workflows.core.figures import plot_contrast
 from glm_workflows.core.glm import (
+    autocorrelation_summary,
     compute_contrast,
     fit_glm,
     load_fitted_glm,
@@ -141,6 +142,8 @@ class EstimateContrast(SimpleInterface):
                 "DesignColumns": fit.columns,
                 "DegreesOfFreedom": fit.df_residuals,
                 "NoiseModel": fit.noise_model,
+                **({"AutocorrelationSummary": summary}
+                   if (summary := autocorrelation_summary(fit)) else {}),
             }, handle, indent=2)
         self._results["contrast_name"] = self.inputs.contrast_name
         self._results["stat_type"] = self.inputs.stat_type

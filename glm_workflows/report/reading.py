@@ -107,8 +107,16 @@ def read_designs(folder: Path, prefixes) -> dict:
             continue
         sidecars = (read_contrast_json(folder, prefix, contrast, "contrast_jsons")
                     for contrast in find_contrasts(folder, prefix))
-        noise = sorted({str(s["NoiseModel"]) for s in sidecars if s and "NoiseModel" in s})
+        sidecars = [s for s in sidecars if s]
+        noise = sorted({str(s["NoiseModel"]) for s in sidecars if "NoiseModel" in s})
         designs[prefix] = {**design, "NoiseModel": ", ".join(noise)} if noise else design
+        summary = next((s["AutocorrelationSummary"] for s in sidecars
+                        if "AutocorrelationSummary" in s), None)
+        if summary:  # what ar1-corrected whitened
+            designs[prefix]["AR1Estimates"] = (
+                f"median {summary['Median']:.2f}, quartiles {summary['Quartiles'][0]:.2f}-"
+                f"{summary['Quartiles'][1]:.2f}; voxels per 0.1 bin from "
+                f"{summary['HistogramEdges'][0]:g}: {summary['HistogramCounts']}")
     return designs
 
 
