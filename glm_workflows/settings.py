@@ -19,7 +19,7 @@ SEED_CONTRASTS = (
 
 #: The allowed values of the settings that are choices: the command line's ``choices``,
 #: the interfaces' ``traits.Enum`` values and the numeric core's checks.
-NOISE_MODELS = ("ar1", "ols", "ar1-corrected")
+NOISE_MODELS = ("ar1", "ols", "ar1-corrected", "ar2-corrected")
 DRIFT_MODELS = ("cosine", "polynomial", "none")
 HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
 PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
@@ -48,10 +48,10 @@ class ModelSettings:
 
     Attributes
     ----------
-    noise_model : {'ar1', 'ols', 'ar1-corrected'}
+    noise_model : {'ar1', 'ols', 'ar1-corrected', 'ar2-corrected'}
         Temporal noise model: ``ar1`` and ``ols`` exactly as nilearn's; ``ar1-corrected``
-        an AR(1) model whose coefficients are corrected for the bias of estimating them
-        from OLS residuals (see :func:`glm_workflows.core.glm.corrected_ar1`).
+        and ``ar2-corrected``: AR(1) or AR(2) models whose coefficients are corrected for
+        the bias of estimating them from OLS residuals (:mod:`glm_workflows.core.noise`).
     hrf_model : str
         nilearn HRF model (``spm``, ``glover``, ``spm + derivative``, ..., ``fir``).
     drift_model : {'cosine', 'polynomial', 'none'}

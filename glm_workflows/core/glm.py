@@ -30,6 +30,7 @@ from .images import (
     storage_to_mask_order,
     zero_non_finite,
 )
+from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
 AR1_BINS = 100
@@ -78,6 +79,10 @@ class FittedGLM:
         which were fitted as 0, as nilearn does.
     warnings : list of str
         One line per problem found in the data that did not stop the fit.
+    bin_coefficients : dict
+        Calibrated noise models (:mod:`glm_workflows.core.noise`): the AR coefficients of
+        each noise-bin value of ``ar1`` (for ``ar2-corrected`` the ``ar1`` map holds a
+        code per bin, not a coefficient); empty for nilearn's models.
     """
 
     mask: np.ndarray
@@ -92,6 +97,7 @@ class FittedGLM:
     non_finite_voxels: int = 0
     non_finite_volumes: int = 0
     warnings: list = field(default_factory=list)
+    bin_coefficients: dict = field(default_factory=dict)
 
     def bin_members(self):
         """Yield ``(normalized_cov, voxel_index)`` for each noise bin."""
@@ -139,10 +145,11 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     mask_img : str, PathLike, nibabel image or None
         Brain mask on the image's grid; by default the mask ``FirstLevelModel``
         computes (nilearn's EPI mask of the run).
-    noise_model : {'ar1', 'ols', 'ar1-corrected'}
-        Temporal noise model: ``ar1`` and ``ols`` as nilearn's; ``ar1-corrected``: AR(1)
-        coefficients corrected for their bias (:func:`corrected_ar1`), rounded to
-        hundredths, and exact (Prais-Winsten) whitening.
+    noise_model : {'ar1', 'ols', 'ar1-corrected', 'ar2-corrected'}
+        Temporal noise model: ``ar1`` and ``ols`` as nilearn's; ``ar1-corrected`` and
+        ``ar2-corrected``: AR(1) or AR(2) coefficients corrected for the bias of
+        estimating them from residuals, smoothed within the mask, and exact whitening
+        (:mod:`glm_workflows.core.noise`).
     run_name : str or None
         How warnings and errors name the run (default: the image's file name).
     sample_mask : sequence of int or None
@@ -192,14 +199,17 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
 
     if noise_model == "ar1":
         ar1 = bin_ar1(ar1_coefficients(series, X))
-    elif noise_model == AR1_CORRECTED:
-        rho = smooth_in_mask(corrected_ar1(series, X), mask, img.affine,
-                             CORRECTED_AR1_FWHM_MM)
-        ar1 = np.round(rho * AR1_BINS) / AR1_BINS
+    elif noise_model in CORRECTED_ORDERS:
+        ar1, coefficients = noise_codes(series, X, mask, img.affine,
+                                        CORRECTED_ORDERS[noise_model])
     else:
         ar1 = np.zeros(series.shape[1])
-    betas, dispersion, noise_bins, order = _fit_per_noise_bin(
-        series, X, ar1, whiten_exact if noise_model == AR1_CORRECTED else whiten)
+    if noise_model in CORRECTED_ORDERS:
+        def whiten_values(values, code):
+            return whiten_exact(values, coefficients[float(code)])
+    else:
+        whiten_values = whiten
+    betas, dispersion, noise_bins, order = _fit_per_noise_bin(series, X, ar1, whiten_values)
     del series
     storage_order = storage_to_mask_order(mask)
     grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
@@ -217,6 +227,7 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         non_finite_voxels=non_finite[0],
         non_finite_volumes=non_finite[1],
         warnings=non_finite_warnings(name, *non_finite),
+        bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
     )
 
 
@@ -348,97 +359,6 @@ def whiten(values: np.ndarray, rho: float) -> np.ndarray:
     return whitened
 
 
-def whiten_exact(values: np.ndarray, rho: float) -> np.ndarray:
-    """Exact AR(1) prewhitening (Prais-Winsten): ``w[t] = v[t] - rho v[t-1]`` and
-    ``w[0] = sqrt(1 - rho**2) v[0]``, so that every whitened sample of an AR(1) series has
-    the innovations' variance (nilearn keeps ``w[0] = v[0]``)."""
-    whitened = whiten(values, rho)
-    whitened[0] *= np.sqrt(1 - rho**2)
-    return whitened
-
-
-#: The noise model whose AR(1) coefficients are bias-corrected (:func:`corrected_ar1`).
-AR1_CORRECTED = "ar1-corrected"
-#: The range of AR(1) coefficients ``ar1-corrected`` estimates.
-CORRECTED_AR1_RANGE = (-0.9, 0.95)
-
-
-def residual_autocorrelation_curve(design: np.ndarray, rhos: np.ndarray) -> np.ndarray:
-    """Expected lag-1 autocorrelation ratio of OLS residuals under AR(1) noise.
-
-    For residuals ``e = R y`` (``R = I - X X^+``) of AR(1) noise with coefficient ``rho``
-    (correlation matrix ``V[t, s] = rho**|t - s|``), ``E[sum e_t e_{t+1}] / E[sum e_t**2]
-    = tr(R D R V) / tr(R V)`` with ``D`` the lag-1 shift. Both traces are polynomials
-    in ``rho`` whose coefficients are sums along the diagonals of ``R D R`` and ``R``
-    (Worsley et al., NeuroImage 2002: the bias of autocorrelations estimated from
-    residuals), evaluated here at every value of ``rhos``.
-    """
-    n_scans = design.shape[0]
-    residual_forming = np.eye(n_scans) - design @ spl.pinv(design)
-    lagged = residual_forming[:, 1:] @ residual_forming[:-1, :]  # R D R, D[t, t+1] = 1
-
-    def by_lag(matrix):
-        return np.array([np.trace(matrix) if k == 0
-                         else np.trace(matrix, k) + np.trace(matrix, -k)
-                         for k in range(n_scans)])
-
-    powers = np.power.outer(rhos, np.arange(n_scans))
-    return (powers @ by_lag(lagged)) / (powers @ by_lag(residual_forming))
-
-
-def corrected_ar1(series: np.ndarray, design: np.ndarray) -> np.ndarray:
-    """Per voxel, the AR(1) coefficient whose expected residual autocorrelation equals
-    the observed one: the lag-1 autocorrelation of the OLS residuals corrected for the
-    bias the residual-forming projection gives it (Worsley et al. 2002).
-
-    Parameters
-    ----------
-    series : ndarray, shape (n_scans, n_voxels)
-    design : ndarray, shape (n_scans, n_regressors)
-
-    Returns
-    -------
-    rho : ndarray, shape (n_voxels,)
-        In :data:`CORRECTED_AR1_RANGE` (0 where a residual series is constant).
-    """
-    n_voxels = series.shape[1]
-    calc_beta = spl.pinv(design)
-    observed = np.zeros(n_voxels)
-    for chunk in _chunks(n_voxels):
-        y = series[:, chunk].astype(np.float64)
-        y -= design @ (calc_beta @ y)
-        squares = np.einsum("ij,ij->j", y, y)
-        lagged = np.einsum("ij,ij->j", y[:-1], y[1:])
-        np.divide(lagged, squares, out=observed[chunk], where=squares > 0)
-    rhos = np.linspace(*CORRECTED_AR1_RANGE, 1851)
-    curve = residual_autocorrelation_curve(design, rhos)
-    increasing = np.maximum.accumulate(curve)  # np.interp needs increasing abscissae
-    return np.interp(observed, increasing, rhos)
-
-
-#: FWHM (mm) of the Gaussian kernel ``ar1-corrected`` smooths its AR(1) map with, within
-#: the mask (fmristat smooths its autocorrelations with 15 mm; SPM pools them globally).
-CORRECTED_AR1_FWHM_MM = 10.0
-
-
-def smooth_in_mask(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-                   fwhm_mm: float) -> np.ndarray:
-    """Smooth per-voxel values (in :func:`~glm_workflows.core.images.masked_series`
-    order) with a Gaussian kernel, within the mask only (normalized convolution: each
-    voxel is the kernel-weighted mean of the mask voxels around it)."""
-    from scipy.ndimage import gaussian_filter
-
-    index = np.flatnonzero(mask.ravel(order="F"))
-    volume = np.zeros(mask.size)
-    volume[index] = values
-    volume = volume.reshape(mask.shape, order="F")
-    voxel_mm = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    sigma = fwhm_mm / np.sqrt(8 * np.log(2)) / voxel_mm
-    weights = gaussian_filter(mask.astype(np.float64), sigma, mode="constant")
-    smoothed = gaussian_filter(volume, sigma, mode="constant")
-    return smoothed.ravel(order="F")[index] / weights.ravel(order="F")[index]
-
-
 def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
     """Whitened least squares, one model per distinct AR(1) value, voxels in chunks.
 
@@ -497,7 +417,9 @@ def save_fitted_glm(fit: FittedGLM, out_dir: str | os.PathLike) -> dict:
         "NonFiniteVoxels": fit.non_finite_voxels,
         "NonFiniteVolumes": fit.non_finite_volumes,
         "NoiseBins": [
-            {"AR1": None if np.isnan(value) else value, "NormalizedCovariance": cov.tolist()}
+            {"AR1": None if np.isnan(value) else value, "NormalizedCovariance": cov.tolist(),
+             **({"Coefficients": list(fit.bin_coefficients[float(value)])}
+                if fit.bin_coefficients else {})}
             for value, cov in fit.noise_bins
         ],
     }
@@ -510,15 +432,21 @@ def save_fitted_glm(fit: FittedGLM, out_dir: str | os.PathLike) -> dict:
 
 
 def autocorrelation_summary(fit: FittedGLM) -> dict | None:
-    """What ``ar1-corrected`` whitened: the median, quartiles and histogram (bins of 0.1)
-    of its AR(1) map over the mask; None for the other noise models (nilearn's)."""
-    if fit.noise_model != AR1_CORRECTED or not fit.ar1.size:
+    """What a calibrated noise model whitened: per AR coefficient, the median, quartiles
+    and histogram (bins of 0.1) over the mask; None for nilearn's models (ar1, ols)."""
+    if fit.noise_model not in CORRECTED_ORDERS or not fit.ar1.size:
         return None
-    edges = np.round(np.arange(CORRECTED_AR1_RANGE[0], CORRECTED_AR1_RANGE[1] + 0.1, 0.1), 2)
-    counts, _ = np.histogram(fit.ar1, bins=edges)
-    q1, median, q3 = (float(v) for v in np.percentile(fit.ar1, [25, 50, 75]))
-    return {"Median": median, "Quartiles": [q1, q3], "HistogramEdges": edges.tolist(),
-            "HistogramCounts": counts.tolist()}
+    coefficients = np.array([fit.bin_coefficients[float(code)] for code in fit.ar1])
+    edges = np.round(np.arange(-2.0, 2.0 + 0.1, 0.1), 2)
+    summary = {}
+    for j in range(coefficients.shape[1]):
+        values = coefficients[:, j]
+        counts, _ = np.histogram(values, bins=edges)
+        q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
+        summary[f"phi{j + 1}"] = {"Median": median, "Quartiles": [q1, q3],
+                                  "HistogramEdges": edges.tolist(),
+                                  "HistogramCounts": counts.tolist()}
+    return summary
 
 
 def load_fitted_glm(*, betas, dispersion, ar1, mask, sidecar) -> FittedGLM:
@@ -550,6 +478,8 @@ def load_fitted_glm(*, betas, dispersion, ar1, mask, sidecar) -> FittedGLM:
         noise_model=meta["NoiseModel"],
         non_finite_voxels=meta.get("NonFiniteVoxels", 0),  # absent from older sidecars
         non_finite_volumes=meta.get("NonFiniteVolumes", 0),
+        bin_coefficients={float(b["AR1"]): tuple(b["Coefficients"])
+                          for b in meta["NoiseBins"] if "Coefficients" in b},
     )
 
 

@@ -55,7 +55,7 @@ DESIGN_LABELS = {
     "DriftOrder": "Polynomial drift order",
     "SliceTimeRef": "Slice-time reference (fraction of TR)",
     "NoiseModel": "Noise model",
-    "AR1Estimates": "AR(1) coefficients whitened (ar1-corrected)",
+    "AREstimates": "AR coefficients whitened (calibrated noise model)",
     "EventsFile": "Events file",
     "ConfoundsFile": "Confounds file",
     "ConfoundsStrategy": "Confounds strategy (nilearn)",

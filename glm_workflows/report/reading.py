@@ -112,12 +112,20 @@ def read_designs(folder: Path, prefixes) -> dict:
         designs[prefix] = {**design, "NoiseModel": ", ".join(noise)} if noise else design
         summary = next((s["AutocorrelationSummary"] for s in sidecars
                         if "AutocorrelationSummary" in s), None)
-        if summary:  # what ar1-corrected whitened
-            designs[prefix]["AR1Estimates"] = (
-                f"median {summary['Median']:.2f}, quartiles {summary['Quartiles'][0]:.2f}-"
-                f"{summary['Quartiles'][1]:.2f}; voxels per 0.1 bin from "
-                f"{summary['HistogramEdges'][0]:g}: {summary['HistogramCounts']}")
+        if summary:  # what a calibrated noise model whitened
+            designs[prefix]["AREstimates"] = "; ".join(
+                f"{name}: median {s['Median']:.2f}, quartiles {s['Quartiles'][0]:.2f} to "
+                f"{s['Quartiles'][1]:.2f}, voxels per 0.1 bin from {s['HistogramEdges'][0]:g}: "
+                f"{_trimmed(s['HistogramCounts'])}" for name, s in summary.items())
     return designs
+
+
+def _trimmed(counts) -> str:
+    """Histogram counts without their leading and trailing empty bins (their range)."""
+    nonzero = [i for i, count in enumerate(counts) if count]
+    if not nonzero:
+        return "none"
+    return f"{counts[nonzero[0]:nonzero[-1] + 1]} (bins {nonzero[0]}-{nonzero[-1]})"
 
 
 def read_design_shape(folder: Path, prefix: str) -> tuple[int, int] | None:
