@@ -57,16 +57,19 @@ def _group_map(out, output, group_contrast=None):
     return nb.load(out / GROUP_FOLDER / group_file(stem, output)).get_fdata()
 
 
+MULTIPROC = ("--plugin", "MultiProc", "--n-procs", "2")
+
+
 @pytest.fixture(scope="module")
 def permuted(study, tmp_path_factory):
-    """One-sample with 60 permutations (cluster inference), as K = 1 and K = 3 chunks
-    with Linear and K = 2 with MultiProc(2)."""
+    """One-sample with 60 permutations (cluster inference and TFCE), as K = 1 and 3 chunks
+    with Linear and K = 3 and 8 with MultiProc(2)."""
     runs = {}
     for name, chunks, plugin in (("k1", 1, ("--plugin", "Linear")),
                                  ("k3", 3, ("--plugin", "Linear")),
-                                 ("k2mp", 2, ("--plugin", "MultiProc", "--n-procs", "2"))):
+                                 ("k3mp", 3, MULTIPROC), ("k8mp", 8, MULTIPROC)):
         runs[name] = _run(study, tmp_path_factory.mktemp(name), "--group", "one-sample",
-                          "--permutations", "60", "--seed", "7",
+                          "--permutations", "60", "--seed", "7", "--tfce",
                           "--permutation-chunks", str(chunks), "--cluster-forming-p", "0.01",
                           plugin=plugin)
     return runs
@@ -92,11 +95,11 @@ def test_one_sample_maps_equal_nilearn(permuted):
 
 
 def test_permutations_identical_whatever_chunks_and_plugin_and_equal_nilearn(permuted):
-    """Voxel, cluster-size and cluster-mass FWE maps: identical for K = 1, 3 (Linear) and
-    2 (MultiProc), and equal to non_parametric_inference(n_jobs=1, random_state=7)."""
-    outputs = ("logp_max_t", "logp_max_size", "logp_max_mass")
+    """Voxel, cluster-size, cluster-mass and TFCE FWE maps: identical for K = 1, 3 (Linear)
+    and 3, 8 (MultiProc), and equal to non_parametric_inference(n_jobs=1, random_state=7)."""
+    outputs = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
     reference = {output: _group_map(permuted["k1"], output) for output in outputs}
-    for name in ("k3", "k2mp"):
+    for name in ("k3", "k3mp", "k8mp"):
         for output in outputs:
             assert np.array_equal(_group_map(permuted[name], output), reference[output]), \
                 (name, output)
@@ -105,7 +108,7 @@ def test_permutations_identical_whatever_chunks_and_plugin_and_equal_nilearn(per
         theirs = non_parametric_inference(
             effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(effects))}),
             second_level_contrast="intercept", mask=mask, n_perm=60, random_state=7,
-            n_jobs=1, threshold=0.01)
+            n_jobs=1, threshold=0.01, tfce=True)
     for output in outputs:
         assert np.array_equal(reference[output], theirs[output].get_fdata()), output
     record = json.loads((permuted["k3"] / GROUP_FOLDER / group_file(
