@@ -14,7 +14,7 @@ import pytest
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from glm_workflows import cli, provenance
+from glm_workflows import provenance, validation
 from glm_workflows.core import figures
 from glm_workflows.inputs import RunInputs
 
@@ -169,7 +169,7 @@ def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids
     assert _python(code) == "0 False False False False"
     assert not list((tmp_path / "work").rglob("_report"))
     assert (tmp_path / "work" / provenance.CHECKSUMS_FILE).exists()
-    assert (tmp_path / "work" / cli.DESIGN_CHECKS_FILE).exists()
+    assert (tmp_path / "work" / validation.DESIGN_CHECKS_FILE).exists()
 
     events = next(bids.glob("sub-01/func/*_events.tsv"))
     events.unlink()  # a symlink into the shared fixture: replace it, do not write through
