@@ -47,6 +47,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nilearn_loop import write_contrast_outputs  # noqa: E402
 from timing import fresh, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -59,8 +60,6 @@ CONFOUNDS = dict(motion="basic", wm_csf="basic")
 STRATEGY = "simple"
 #: What the command line fits with these confounds (fMRIPrep's cosines: no drift model).
 MODEL = dict(noise_model="ar1", hrf_model="spm", drift_model=None)
-INFERENCE = dict(alpha=0.05, height_control="fdr", cluster_threshold=10)
-TABLE_MIN_CLUSTER_SIZE = 20
 MEASURES = ("ours, cold", "ours, cached rerun", "nilearn loop")
 
 
@@ -118,10 +117,8 @@ def nilearn_loop(bids: Path, space: str, out: Path) -> None:
     import warnings
 
     import pandas as pd
-    from nilearn.glm import threshold_stats_img
     from nilearn.glm.first_level import FirstLevelModel
     from nilearn.interfaces.fmriprep import load_confounds_strategy
-    from nilearn.reporting import get_clusters_table
 
     derivatives = bids / "derivatives"
     pattern = f"sub-*/**/func/*_task-{TASK}_*space-{space}_desc-preproc_bold.nii.gz"
@@ -139,18 +136,10 @@ def nilearn_loop(bids: Path, space: str, out: Path) -> None:
                                     standardize=False, **MODEL)
             model.fit(str(bold), events=events, confounds=confounds,
                       sample_masks=sample_mask)
-        maps = model.compute_contrast(CONTRAST[1], output_type="all")
         folder = out / bold.relative_to(derivatives).parts[0]
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"{prefix}_contrast-{CONTRAST[0]}"
-        for key, name in (("effect_size", "effect"), ("effect_variance", "variance"),
-                          ("stat", "t"), ("z_score", "z"), ("p_value", "p")):
-            maps[key].to_filename(f"{stem}_stat-{name}_statmap.nii.gz")
-        thresholded, threshold = threshold_stats_img(
-            maps["z_score"], mask_img=model.masker_.mask_img_, **INFERENCE)
-        thresholded.to_filename(f"{stem}_stat-z_desc-thresholded_statmap.nii.gz")
-        get_clusters_table(thresholded, threshold, TABLE_MIN_CLUSTER_SIZE).to_csv(
-            f"{stem}_clusters.tsv", sep="\t", index=False)
+        thresholded, threshold = write_contrast_outputs(model, CONTRAST[1], stem)
 
 
 def largest_z_difference(ours: Path, theirs: Path) -> tuple[float, int, int]:

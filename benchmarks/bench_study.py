@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nilearn_loop import write_contrast_outputs  # noqa: E402
 from timing import fresh, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -51,8 +52,6 @@ CONTRAST = ("aMinusB", "a - b")
 #: The command line's defaults (``glm_workflows/cli.py``), as nilearn's arguments.
 MODEL = dict(noise_model="ar1", hrf_model="spm", drift_model="cosine", high_pass=1 / 160,
              slice_time_ref=0.0)
-INFERENCE = dict(alpha=0.05, height_control="fdr", cluster_threshold=10)
-TABLE_MIN_CLUSTER_SIZE = 20
 MEASURES = ("ours, cold", "ours, cached rerun", "nilearn loop", "seed, cold",
             "seed, cached rerun")
 
@@ -81,27 +80,17 @@ def nilearn_loop(bids: Path, out: Path) -> None:
 
     import pandas as pd
     from nilearn import image, plotting
-    from nilearn.glm import threshold_stats_img
     from nilearn.glm.first_level import FirstLevelModel
-    from nilearn.reporting import get_clusters_table
 
     t_r = json.loads((bids / f"task-{TASK}_bold.json").read_text())["RepetitionTime"]
     for bold in sorted(bids.glob(f"sub-*/func/*_task-{TASK}_bold.nii.gz")):
         prefix = bold.name[:-len("_bold.nii.gz")]
         events = pd.read_csv(bold.with_name(f"{prefix}_events.tsv"), sep="\t")
         model = FirstLevelModel(t_r=t_r, standardize=False, **MODEL).fit(bold, events=events)
-        maps = model.compute_contrast(CONTRAST[1], output_type="all")
         folder = out / bold.parent.parent.name
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"{prefix}_contrast-{CONTRAST[0]}"
-        for key, name in (("effect_size", "effect"), ("effect_variance", "variance"),
-                          ("stat", "t"), ("z_score", "z"), ("p_value", "p")):
-            maps[key].to_filename(f"{stem}_stat-{name}_statmap.nii.gz")
-        thresholded, threshold = threshold_stats_img(
-            maps["z_score"], mask_img=model.masker_.mask_img_, **INFERENCE)
-        thresholded.to_filename(f"{stem}_stat-z_desc-thresholded_statmap.nii.gz")
-        get_clusters_table(thresholded, threshold, TABLE_MIN_CLUSTER_SIZE).to_csv(
-            f"{stem}_clusters.tsv", sep="\t", index=False)
+        thresholded, threshold = write_contrast_outputs(model, CONTRAST[1], stem)
         mean = image.mean_img(bold, copy_header=True)
         for mode, cuts, suffix in (("z", 3, "thresholded"), ("ortho", None, "thresholdedOrtho")):
             display = plotting.plot_stat_map(thresholded, bg_img=mean, threshold=threshold,
