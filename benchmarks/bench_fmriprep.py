@@ -139,7 +139,7 @@ def nilearn_loop(bids: Path, space: str, out: Path) -> None:
         folder = out / bold.relative_to(derivatives).parts[0]
         folder.mkdir(parents=True, exist_ok=True)
         stem = folder / f"{prefix}_contrast-{CONTRAST[0]}"
-        thresholded, threshold = write_contrast_outputs(model, CONTRAST[1], stem)
+        write_contrast_outputs(model, CONTRAST[1], stem)
 
 
 def largest_z_difference(ours: Path, theirs: Path) -> tuple[float, int, int]:
