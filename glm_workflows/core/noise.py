@@ -8,9 +8,10 @@ wider than N(0, 1). Here, for residuals ``e = R y`` of stationary AR(p) noise wi
 autocorrelations ``rho_k``, the expected lag-``l`` ratio ``E[sum e_t e_{t+l}] /
 E[sum e_t**2] = sum_k rho_k c_k(R D_l R) / sum_k rho_k c_k(R)``, with ``c_k`` the sums of
 a matrix's ``+-k`` diagonals and ``D_l`` the lag-``l`` shift (Worsley et al., NeuroImage
-2002). These are computed once per design on a grid of coefficients, and each voxel takes
-the coefficients whose expected ratios match its observed ones. The coefficient maps are
-then smoothed within the mask (:data:`FWHM_MM`, as fmristat smooths its
+2002), plus the second-order difference between the mean of a ratio and the ratio of the
+means (:func:`ratio_bias`). These are computed once per design on a grid of coefficients,
+and each voxel takes the coefficients whose expected ratios match its observed ones. The
+coefficient maps are then smoothed within the mask (:data:`FWHM_MM`, as fmristat smooths its
 autocorrelations), rounded to a grid (the fit solves one whitened model per distinct
 value, as nilearn bins AR(1) values), and the whitening is exact: the first ``p`` samples
 are transformed by the inverse Cholesky factor of their stationary covariance.
@@ -83,9 +84,31 @@ def expected_ratios(design: np.ndarray, autocorrelations: np.ndarray, order: int
                          for k in range(n_scans)])
 
     denominator = autocorrelations @ by_lag(residual_forming)
-    return np.stack([autocorrelations @ by_lag(residual_forming[:, lag:]
-                                               @ residual_forming[:-lag, :])
-                     for lag in range(1, order + 1)], axis=1) / denominator[:, None]
+    ratios = np.stack([autocorrelations @ by_lag(residual_forming[:, lag:]
+                                                 @ residual_forming[:-lag, :])
+                       for lag in range(1, order + 1)], axis=1) / denominator[:, None]
+    return ratios + ratio_bias(autocorrelations, order)
+
+
+def ratio_bias(autocorrelations: np.ndarray, order: int) -> np.ndarray:
+    """Second-order difference between the mean of a ratio and the ratio of the means.
+
+    For ``A = sum e_t e_{t+l}`` and ``B = sum e_t**2`` of a stationary Gaussian series,
+    ``E[A/B] - E[A]/E[B] ~ (E[A] Var(B) / E[B] - Cov(A, B)) / E[B]**2``, which to first
+    order in ``1/n`` is ``(2/n) (rho_l S_0 - S_l)`` with ``S_m = sum_k rho_|k| rho_|k+m|``
+    over all lags. Without it the coefficients of short runs come out low (by 0.007 for
+    AR(1) 0.4 over 120 scans).
+    """
+    n_models, n_scans = autocorrelations.shape
+    bias = np.empty((n_models, order))
+    for start in range(0, n_models, 4096):  # two-sided sequences of a block of models
+        rho = autocorrelations[start:start + 4096]
+        two_sided = np.concatenate([rho[:, :0:-1], rho], axis=1)
+        s0 = np.einsum("ij,ij->i", two_sided, two_sided)
+        for lag in range(1, order + 1):
+            s_lag = np.einsum("ij,ij->i", two_sided[:, :-lag], two_sided[:, lag:])
+            bias[start:start + 4096, lag - 1] = 2 / n_scans * (rho[:, lag] * s0 - s_lag)
+    return bias
 
 
 def ar_autocorrelations(coefficients: np.ndarray, n_scans: int) -> np.ndarray:
