@@ -402,9 +402,8 @@ def framewise_displacement(confounds_file) -> np.ndarray | None:
     ``n/a``, as NaN); None without a file or without that column."""
     if not confounds_file:
         return None
-    header = pd.read_csv(confounds_file, sep="\t", nrows=0).columns
-    if "framewise_displacement" not in header:
+    column = pd.read_csv(confounds_file, sep="\t", na_values=["n/a"],
+                         usecols=lambda name: name == "framewise_displacement")
+    if "framewise_displacement" not in column:
         return None
-    column = pd.read_csv(confounds_file, sep="\t", usecols=["framewise_displacement"],
-                         na_values=["n/a"])
     return column["framewise_displacement"].to_numpy(dtype=np.float64)

@@ -436,7 +436,8 @@ def autocorrelation_summary(fit: FittedGLM) -> dict | None:
     and histogram (bins of 0.1) over the mask; None for nilearn's models (ar1, ols)."""
     if fit.noise_model not in CORRECTED_ORDERS or not fit.ar1.size:
         return None
-    coefficients = np.array([fit.bin_coefficients[float(code)] for code in fit.ar1])
+    codes, inverse = np.unique(fit.ar1, return_inverse=True)  # one lookup per noise bin
+    coefficients = np.array([fit.bin_coefficients[float(code)] for code in codes])[inverse]
     edges = np.round(np.arange(-2.0, 2.0 + 0.1, 0.1), 2)
     summary = {}
     for j in range(coefficients.shape[1]):
