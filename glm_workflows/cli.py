@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from dataclasses import asdict, fields
@@ -43,6 +44,8 @@ from .validation import (
 )
 
 DEFAULT_EXECUTION = ExecutionSettings()
+#: ``--analysis-level`` choices (BIDS Apps' names).
+ANALYSIS_LEVELS = ("participant", "group")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("inputs")
     data.add_argument("--bids-dir", help="BIDS dataset root (TR read from the sidecar JSON)")
     data.add_argument("--task", default="auditory", help="task label (default: %(default)s)")
-    data.add_argument("--subject", nargs="+", metavar="LABEL",
-                      help="subject label(s); with --func, the one label of that run "
-                           "(default: all subjects / 01)")
+    data.add_argument("--participant-label", "--subject", dest="subject", nargs="+",
+                      metavar="LABEL",
+                      help="participant label(s) (--subject is the same); with --func, the "
+                           "one label of that run (default: all participants / 01)")
     data.add_argument("--session", nargs="+", metavar="LABEL", help="BIDS session label(s)")
     data.add_argument("--run", nargs="+", metavar="INDEX", help="BIDS run index(es)")
     data.add_argument("--func", nargs="+", metavar="FILE",
@@ -208,7 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
                                 "the machine's); nodes declare their needs from the data size")
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
+    execution.add_argument("--analysis-level", choices=ANALYSIS_LEVELS,
+                           help="BIDS-App levels: 'participant' writes each participant's "
+                                "derivatives and nothing else; 'group' runs the group level "
+                                "(--group) on the participants' outputs in --output-dir "
+                                "(default: both)")
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    cluster = parser.add_argument_group(
+        "SLURM array jobs (one task per batch of participants, then one group job)")
+    cluster.add_argument("--slurm-array", action="store_true",
+                         help="submit the participant level as SLURM array jobs and the "
+                              "group level as one job after them, then return")
+    cluster.add_argument("--participants-per-task", type=int, metavar="M",
+                         help="participants per array task (default: 1, or the fewest that "
+                              "keep the submission within half the cluster's MaxJobCount)")
+    cluster.add_argument("--dry-run", action="store_true",
+                         help="with --slurm-array: write the scripts and print the sbatch "
+                              "commands without submitting")
+    cluster.add_argument("--resubmit-failed", action="store_true",
+                         help="with --slurm-array: resubmit the tasks of the last submission "
+                              "(same command and --work-dir) that did not finish, and a new "
+                              "group job")
     parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided)
     return parser
 
@@ -389,12 +414,13 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     from .core.naming import check_label
     from .from_derivatives import find_subject_maps, input_files, study_contrasts
 
+    level = "--analysis-level group" if args.analysis_level == "group" else "--from-derivatives"
     if not args.group:
-        raise InputError("--from-derivatives: needs --group (it runs only the group level)")
+        raise InputError(f"{level}: needs --group (it runs only the group level)")
     given = [f"--{name.replace('_', '-')}" for name in _FIRST_LEVEL_INPUTS
              if getattr(args, name) is not None]
     if given:
-        raise InputError(f"{given[0]}: not with --from-derivatives (the subject maps are read "
+        raise InputError(f"{given[0]}: not with {level} (the subject maps are read "
                          "as they were written)")
     if args.f_contrast:
         raise InputError("--f-contrast: not with --from-derivatives (the group level takes "
@@ -552,6 +578,8 @@ def main(argv=None) -> int:
     from .interrupts import RunInterrupted, interrupts_raise
 
     args = build_parser().parse_args(argv)
+    if args.analysis_level == "group" and args.from_derivatives is None:
+        args.from_derivatives = args.output_dir  # the participants' outputs
     with interrupts_raise():
         try:
             return _run(args, argv)
@@ -563,7 +591,12 @@ def _run(args, argv) -> int:
     """Check everything, run the workflow, commit its outputs, print the results."""
     started = time.time()
     try:
+        _check_levels(args)
+        if args.resubmit_failed:
+            return _resubmit_failed(args, argv)
         settings, plugin_args = prepare(args)
+        if args.slurm_array:
+            return _submit_array(args, argv, settings, plugin_args)
     except InputError as exc:
         if args.debug:
             raise
@@ -579,7 +612,7 @@ def _run(args, argv) -> int:
     logging.update_logging(config)
     if args.from_derivatives is not None:
         return _run_group_only(args, argv, settings, plugin_args, started)
-    from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page
+    from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page, subject_folder
     from .execution import run_workflow
     from .interrupts import RunInterrupted
     from .outputs import OutputTransaction
@@ -607,7 +640,8 @@ def _run(args, argv) -> int:
         write_reports(transaction.staging, subjects,
                       plugin_args.get("n_procs", os.cpu_count() or 1)
                       if args.plugin == "MultiProc" else 1)
-        transaction.commit(subjects, root_files)
+        participant_level = args.analysis_level == "participant"
+        transaction.commit(subjects, description_file if participant_level else root_files)
     except RunInterrupted as exc:
         transaction.discard()
         exc.outputs_committed = transaction.committed
@@ -620,7 +654,10 @@ def _run(args, argv) -> int:
     report = index if len(subjects) > 1 and index.exists() \
         else Path(output_dir) / report_page(subjects[-1])
     print(f"Report: {report}")
-    print(f"Provenance: {Path(output_dir) / PROVENANCE_FILE}")
+    provenance = Path(output_dir) / PROVENANCE_FILE
+    if args.analysis_level == "participant":  # no root listing at this level
+        provenance = Path(output_dir) / subject_folder(subjects[-1]) / PROVENANCE_FILE
+    print(f"Provenance: {provenance}")
     print_results(runs, output_dir)
     return 0
 
@@ -715,6 +752,187 @@ def _print_finished(records, seconds: float, plugin: str) -> None:
         print(f"\nFinished in {seconds:.1f} s ({ran} node(s) run, {len(records) - ran} cached)")
 
 
+#: Flags of the array submission (not passed to its jobs).
+_ARRAY_FLAGS = ("slurm_array", "participants_per_task", "dry_run", "resubmit_failed")
+#: Flags of the group level.
+_GROUP_FLAGS = ("group", "group_column", "pair", "group_covariates", "group_demean",
+                "group_contrast", "permutations", "seed", "permutation_chunks",
+                "cluster_forming_p", "tfce")
+#: Flags of how and where a command runs (each job of an array submission sets its own).
+_EXECUTION_FLAGS = ("plugin", "plugin_args", "n_procs", "mem_gb", "work_dir",
+                    "analysis_level")
+
+
+def _check_levels(args) -> None:
+    """Refuse flags of one analysis level or of the array submission used out of place."""
+    if not args.slurm_array:
+        given = [name for name in _ARRAY_FLAGS[1:] if getattr(args, name)]
+        if given:
+            raise InputError(f"--{given[0].replace('_', '-')}: only with --slurm-array")
+    else:
+        if args.plugin != DEFAULT_EXECUTION.plugin:
+            raise InputError("--plugin: not with --slurm-array (each task is a MultiProc "
+                             "run of --n-procs processes)")
+        if args.analysis_level or args.from_derivatives or args.func:
+            raise InputError("--slurm-array: submits both levels of a --bids-dir study; not "
+                             "with --analysis-level, --from-derivatives or --func")
+    if args.analysis_level == "participant":
+        if args.from_derivatives:
+            raise InputError("--from-derivatives: not with --analysis-level participant")
+        given = [name for name in _GROUP_FLAGS if getattr(args, name) not in (None, False, [])
+                 and getattr(args, name) != build_parser().get_default(name)]
+        if given:
+            raise InputError(f"--{given[0].replace('_', '-')}: not with --analysis-level "
+                             "participant (run the group level with --analysis-level group)")
+
+
+def command_line(args, kept) -> list[str]:
+    """The flags among ``kept`` (destinations) whose values differ from the defaults, as a
+    command line that parses back to the same values."""
+    parser = build_parser()
+    line = []
+    for action in parser._actions:
+        if action.dest not in kept or not action.option_strings:
+            continue
+        value = getattr(args, action.dest)
+        if value == parser.get_default(action.dest):
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:  # store_true / store_false: the flag that gives the value
+            if action.const == value:
+                line.append(flag)
+        elif isinstance(value, list) and action.nargs == "+":
+            line += [flag, *map(str, value)]
+        elif isinstance(value, list):  # repeatable
+            line += [f"{flag}={item}" for item in value]
+        else:
+            line.append(f"{flag}={value}")
+    return line
+
+
+def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
+    """``--slurm-array``: plan the tasks within the cluster's limits, write the scripts,
+    submit the arrays and the group job (or print the sbatch commands: ``--dry-run``)."""
+    import math
+    import shutil
+
+    import nibabel as nb
+
+    from .slurm_array import (
+        JobSize,
+        Submission,
+        active_jobs,
+        array_sbatch,
+        describe_follow,
+        group_sbatch,
+        group_size,
+        participants_of,
+        plan_tasks,
+        read_cluster_limits,
+        split_arrays,
+        submission_folder,
+        submit,
+        task_size,
+        write_scripts,
+    )
+
+    folder = submission_folder(args.work_dir)
+    if (folder / "submission.json").exists() and not args.dry_run:
+        still = active_jobs(Submission.load(folder).job_ids())
+        if still:
+            raise InputError(f"--slurm-array: the last submission in {folder} still has "
+                             f"{len(still)} job(s) queued or running; wait, scancel them, or "
+                             "use another --work-dir")
+    runs, estimates = settings["runs"], settings["mem_gb"]
+    limits = read_cluster_limits()
+    tasks = plan_tasks(participants_of(runs), limits, args.participants_per_task)
+    run_estimates: dict = {}
+    for run, run_mem in zip(runs, estimates, strict=True):
+        run_estimates.setdefault(run.subject, []).append(run_mem)
+    sizes = [task_size([m for label in task for m in run_estimates[label]], args.n_procs,
+                       limits.node_cpus) for task in tasks]
+    cpus = max(size.cpus for size in sizes)
+    memory_gb = max(size.memory_gb for size in sizes)
+    size = JobSize(cpus, memory_gb)  # one size for every task of the arrays
+    n_voxels = math.prod(nb.load(runs[0].bold_files[0]).shape[:3])
+    group = group_size(len(participants_of(runs)), n_voxels, args.n_procs)
+    limits.check_job(size, "array task")
+    limits.check_job(group, "group job")
+    output_dir = str(Path(settings["output_dir"]).absolute())
+    outputs = {"output_dir"}
+    task_argv = [*command_line(args, set(vars(args)) - set(_ARRAY_FLAGS) - set(_GROUP_FLAGS)
+                               - set(_EXECUTION_FLAGS) - {"subject"} - outputs),
+                 f"--output-dir={output_dir}", "--analysis-level=participant",
+                 "--plugin=MultiProc", f"--n-procs={size.cpus}", f"--mem-gb={size.memory_gb}"]
+    group_argv = None
+    if settings["group"].model:
+        group_argv = [*command_line(args, {"bids_dir", "task", "subject", "contrast", "debug",
+                                           *_GROUP_FLAGS, *(f.name for f in fields(
+                                               InferenceSettings))}),
+                      f"--output-dir={output_dir}", "--analysis-level=group",
+                      "--plugin=MultiProc", f"--n-procs={group.cpus}",
+                      f"--mem-gb={group.memory_gb}"]
+    name = f"glm-{settings['runs'][0].task}"
+    if folder.exists() and not args.dry_run:
+        shutil.rmtree(folder / "done", ignore_errors=True)  # a new submission
+    folder.mkdir(parents=True, exist_ok=True)
+    submission = Submission(
+        command=_array_command(argv), cwd=os.getcwd(), python=sys.executable,
+        output_dir=output_dir, tasks=tasks, task_argv=task_argv, group_argv=group_argv,
+        task_job={"Name": name, "Cpus": size.cpus, "MemMB": size.mem_mb},
+        group_job={"Name": f"{name}-group", "Cpus": group.cpus, "MemMB": group.mem_mb},
+        limits={"MaxArraySize": limits.max_array_size, "MaxJobCount": limits.max_job_count,
+                "Source": limits.source},
+        arrays=[{"Offset": offset, "Count": count, "JobIds": [],
+                 "Script": str(folder / f"array-{index:03d}.sh")}
+                for index, (offset, count) in enumerate(split_arrays(
+                    len(tasks), limits.max_array_size))],
+        group={"Script": str(folder / "group.sh"), "JobIds": []},
+        sbatch_args=shlex.split(str(plugin_args.get("sbatch_args", ""))))
+    write_scripts(submission)
+    per_task = max(len(task) for task in tasks)
+    print(f"Array submission: {sum(map(len, tasks))} participant(s) in {len(tasks)} task(s) "
+          f"of up to {per_task}, {len(submission.arrays)} array(s) + 1 group job "
+          f"(MaxArraySize {limits.max_array_size}, MaxJobCount {limits.max_job_count}, from "
+          f"{limits.source})")
+    print(f"Each task: {size.cpus} CPU(s), {size.mem_mb} MB; group job: {group.cpus} CPU(s), "
+          f"{group.mem_mb} MB. Scripts and record in {folder}")
+    if args.dry_run:
+        print("Dry run: nothing submitted. The commands would be:")
+        for index in range(len(submission.arrays)):
+            print("  " + shlex.join(array_sbatch(submission, index)))
+        after = [f"<array-{index:03d}>" for index in range(len(submission.arrays))]
+        print("  " + shlex.join(group_sbatch(submission, after)))
+        return 0
+    submit(submission)
+    for line in describe_follow(submission):
+        print(line)
+    return 0
+
+
+def _array_command(argv) -> list[str]:
+    """The command line of an array submission, without ``--resubmit-failed`` (how a
+    resubmission finds its submission)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    return [token for token in given if token != "--resubmit-failed"]
+
+
+def _resubmit_failed(args, argv) -> int:
+    """``--slurm-array --resubmit-failed``: the tasks of the last submission that did not
+    finish, resubmitted alone (each reuses its cache), and a new group job."""
+    from .slurm_array import Submission, describe_follow, resubmit_failed, submission_folder
+
+    submission = Submission.load(submission_folder(args.work_dir))
+    if submission.command != _array_command(argv):
+        raise InputError(f"--resubmit-failed: the command differs from the submission in "
+                         f"{submission.folder} ({shlex.join(submission.command)}); "
+                         "give the same command")
+    if resubmit_failed(submission):
+        for line in describe_follow(submission):
+            print(line)
+    return 0
+
+
 def _interrupted(exc, work_dir: Path) -> int:
     """One line for an interrupted run; the exit code a shell gives a signalled job."""
     outputs = ("the outputs were already committed" if getattr(exc, "outputs_committed", False)
@@ -735,6 +953,14 @@ def root_files(output_dir) -> None:
     if (Path(output_dir) / GROUP_FOLDER).is_dir():
         write_group_report(output_dir)
     write_root_files(output_dir, write_index)
+
+
+def description_file(output_dir) -> None:
+    """The participant level's only root file: ``dataset_description.json``, written if
+    absent (the group level, or a run of both levels, lists the participants)."""
+    from .outputs import write_description
+
+    write_description(output_dir, replace=False)
 
 
 def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:

@@ -212,7 +212,7 @@ def write_root_files(output_dir, write_index) -> None:
     ``write_index(output_dir, subjects)``.
     """
     output_dir = Path(output_dir)
-    write_text_atomic(output_dir / DESCRIPTION_FILE, json.dumps(dataset_description(), indent=2))
+    write_description(output_dir)
     subjects = subject_folders(output_dir)
     listing = []
     for subject in subjects:
@@ -230,3 +230,11 @@ def write_root_files(output_dir, write_index) -> None:
     with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
     if len(with_reports) > 1:
         write_index(output_dir, with_reports)
+
+
+def write_description(output_dir, replace: bool = True) -> None:
+    """Write ``dataset_description.json`` (atomically); with ``replace`` False, only if
+    the folder has none."""
+    path = Path(output_dir) / DESCRIPTION_FILE
+    if replace or not path.exists():
+        write_text_atomic(path, json.dumps(dataset_description(), indent=2))
