@@ -173,3 +173,25 @@ def fmriprep_moae(tmp_path_factory, bids_dir):
 
     out = tmp_path_factory.mktemp("fmriprep_moae") / "fmriprep"
     return bids_dir, write_fmriprep_derivatives(bids_dir, out)
+
+
+def _slurm_cluster_ready() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("sinfo") is None:
+        return False
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return state.returncode == 0 and any(s.startswith(("idle", "mixed", "alloc"))
+                                         for s in state.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running SLURM cluster (``.ci/slurm-up.sh`` starts one): skip without one, fail in
+    CI."""
+    if not _slurm_cluster_ready():
+        message = "no SLURM cluster: start one with .ci/slurm-up.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

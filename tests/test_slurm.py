@@ -4,7 +4,6 @@ Needs a running cluster (``.ci/slurm-up.sh`` starts a single-node one; CI does).
 one these tests are skipped locally and fail in CI.
 """
 
-import os
 import shutil
 import subprocess
 import threading
@@ -27,21 +26,7 @@ COMPARED = [contrast_file(PREFIX, c, output) for c in ("activeMinusRest", "effec
             for output in ("z_maps", "thresholded_maps", "cluster_tables")]
 
 
-def _cluster_ready() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    return state.returncode == 0 and any(s.startswith(("idle", "mixed", "alloc"))
-                                         for s in state.stdout.split())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def slurm_cluster():
-    if not _cluster_ready():
-        message = "no SLURM cluster: start one with .ci/slurm-up.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 
 @pytest.fixture(scope="module")

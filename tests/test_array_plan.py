@@ -1,0 +1,211 @@
+"""The participant and group levels apart (BIDS-App style), and the array submission's
+plan, scripts and jobs without a cluster: tasks within the cluster's limits, flags passed
+on unchanged, the jobs' own entry points run in-process, bad combinations refused."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from glm_workflows import array_task
+from glm_workflows.cli import build_parser, command_line, main
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.naming import GROUP_FOLDER, group_file, group_stem
+from glm_workflows.slurm_array import (
+    QUEUE_SHARE,
+    ClusterLimits,
+    JobSize,
+    Submission,
+    plan_tasks,
+    split_arrays,
+    submission_folder,
+    task_size,
+)
+from glm_workflows.synthetic import write_tiny_bids
+
+SUBJECTS = ["01", "02", "03", "04"]
+STUDY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
+Z_MAP = "sub-{0}/sub-{0}_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return write_tiny_bids(tmp_path_factory.mktemp("array") / "bids", SUBJECTS)
+
+
+@pytest.fixture(scope="module")
+def both_levels(study, tmp_path_factory):
+    """One Linear run of both levels (the reference): its output folder."""
+    root = tmp_path_factory.mktemp("both")
+    assert main(["--bids-dir", str(study), *STUDY, "--group", "one-sample",
+                 "--output-dir", str(root / "out"), "--work-dir", str(root / "work")]) == 0
+    return root / "out"
+
+
+def _same_map(path, reference):
+    np.testing.assert_array_equal(nb.load(path).get_fdata(), nb.load(reference).get_fdata())
+
+
+def _group_z(out):
+    return out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB"), "z_maps")
+
+
+# ----------------------------------------------------------------------- the plan
+
+
+@pytest.mark.parametrize("n, max_jobs, max_array", [(4, 10000, 1001), (10000, 10000, 1001),
+                                                    (10000, 2000, 300), (2500, 10000, 1001)])
+def test_tasks_fit_the_cluster_limits(n, max_jobs, max_array):
+    """Every participant in exactly one task, in order; tasks + group job within
+    QUEUE_SHARE of MaxJobCount, with the fewest participants per task that allows; every
+    array below MaxArraySize."""
+    labels = [f"{i:05d}" for i in range(n)]
+    limits = ClusterLimits(max_array, max_jobs, "test")
+    tasks = plan_tasks(labels, limits)
+    assert [label for task in tasks for label in task] == labels
+    budget = int(max_jobs * QUEUE_SHARE)
+    assert len(tasks) + 1 <= budget
+    per_task = len(tasks[0])
+    assert per_task == max(1, math.ceil(n / (budget - 1)))
+    arrays = split_arrays(len(tasks), max_array)
+    assert all(count <= max_array for _, count in arrays)
+    assert [offset for offset, _ in arrays] == list(range(0, len(tasks), max_array))
+    assert sum(count for _, count in arrays) == len(tasks)
+
+
+def test_ten_thousand_participants_at_slurm_defaults():
+    """Slurm's defaults (MaxArraySize 1001, MaxJobCount 10,000): 3 participants per task,
+    3,334 tasks in 4 arrays, 3,335 jobs in all."""
+    tasks = plan_tasks([str(i) for i in range(10000)], ClusterLimits(1001, 10000, "test"))
+    assert len(tasks) == math.ceil(10000 / 3) and len(tasks[0]) == 3
+    assert len(split_arrays(len(tasks), 1001)) == 4
+
+
+def test_too_few_participants_per_task_refused():
+    with pytest.raises(InputError, match=r"--participants-per-task 1: 10000 array tasks .* "
+                                         r"give at least 3"):
+        plan_tasks([str(i) for i in range(10000)], ClusterLimits(1001, 10000, "test"), 1)
+
+
+def test_task_size_from_node_estimates():
+    """CPUs: one per run (capped by the node); memory: the largest nodes that many
+    processes run at once, plus the process's own."""
+    runs = [{"fit": 0.5, "light": 0.4}, {"fit": 1.5, "light": 0.4}, {"fit": 1.0}]
+    size = task_size(runs, node_cpus=2)
+    assert size == JobSize(2, 2.5)
+    assert size.mem_mb == math.ceil((2.5 + 1.0) * 1024)
+    assert task_size(runs, n_procs=1) == JobSize(1, 1.5)
+    assert task_size(runs).cpus == 3
+
+
+def test_command_line_parses_back_to_the_same_flags():
+    """What a job runs is the user's flags, each with the same value."""
+    argv = ["--bids-dir", "ds", "--task", "tiny", "--contrast", "c1=-a + b", "--contrast",
+            "c2=a", "--f-contrast", "eff=a,b", "--one-sided", "--alpha", "0.01",
+            "--confounds-columns", "trans_*", "rot_?", "--no-demean", "--noise-model", "ols",
+            "--participant-label", "01", "02", "--group", "one-sample", "--tfce",
+            "--permutations", "100", "--height-control", "fpr", "--hrf-model",
+            "glover + derivative"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    kept = set(vars(args))
+    again = parser.parse_args(command_line(args, kept))
+    assert vars(again) == vars(args)
+
+
+# ----------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dry-run"], "--dry-run: only with --slurm-array"),
+    (["--resubmit-failed"], "--resubmit-failed: only with --slurm-array"),
+    (["--participants-per-task", "2"], "--participants-per-task: only with --slurm-array"),
+    (["--slurm-array", "--plugin", "MultiProc"], "--plugin: not with --slurm-array"),
+    (["--slurm-array", "--analysis-level", "participant"], "--slurm-array: submits both"),
+    (["--analysis-level", "participant", "--group", "one-sample"],
+     "--group: not with --analysis-level participant"),
+    (["--analysis-level", "group"], "--analysis-level group: needs --group"),
+    (["--slurm-array", "--resubmit-failed"], "no array submission here"),
+    (["--slurm-array", "--dry-run", "--participants-per-task", "0"],
+     "--participants-per-task: expected a number >= 1"),
+])
+def test_bad_combinations_refused(study, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    code = main(["--bids-dir", str(study), *STUDY, "--output-dir", str(out),
+                 "--work-dir", str(tmp_path / "work"), *extra])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (out / "sub-01").exists()
+
+
+# ----------------------------------------------------------------------- the levels apart
+
+
+def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, tmp_path):
+    """Two participant-level runs for different participants, at the same time, into one
+    output folder: each writes its participants' derivatives and nothing else (besides
+    dataset_description.json); the maps equal the run of both levels. The group level
+    then reads them."""
+    out = tmp_path / "out"
+    runs = [subprocess.Popen(
+        [sys.executable, "-m", "glm_workflows.cli", "--bids-dir", str(study), *STUDY,
+         "--analysis-level", "participant", "--participant-label", *labels,
+         "--output-dir", str(out), "--work-dir", str(tmp_path / f"work{i}")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i, labels in enumerate((["01", "02"], ["03", "04"]))]
+    for run in runs:
+        printed, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, printed
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "dataset_description.json", *(f"sub-{s}{ext}" for s in SUBJECTS
+                                      for ext in ("", ".html"))]
+    for subject in SUBJECTS:
+        _same_map(out / Z_MAP.format(subject), both_levels / Z_MAP.format(subject))
+    assert main(["--bids-dir", str(study), "--task", "tiny", "--group", "one-sample",
+                 "--analysis-level", "group", "--output-dir", str(out),
+                 "--work-dir", str(tmp_path / "group")]) == 0
+    _same_map(_group_z(out), _group_z(both_levels))
+    assert (out / "index.html").exists()
+
+
+def test_array_jobs_run_in_process(study, both_levels, tmp_path, capsys, monkeypatch):
+    """A dry run writes the scripts and the record and submits nothing; the jobs' entry
+    points (what the scripts run) then give the outputs of the run of both levels. The
+    group job refuses while a task has not finished, naming its participants."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--bids-dir", str(study), *STUDY, "--group", "one-sample", "--output-dir", "out",
+            "--work-dir", "work", "--slurm-array", "--participants-per-task", "3",
+            "--n-procs", "1", "--dry-run",
+            "--plugin-args", '{"sbatch_args": "-p debug --time=00:10:00"}']
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    folder = submission_folder(tmp_path / "work")
+    assert "4 participant(s) in 2 task(s) of up to 3" in printed
+    assert (f"sbatch --parsable --array=0-1 -p debug --time=00:10:00 "
+            f"{folder / 'array-000.sh'}") in printed
+    assert "--dependency=afterany:<array-000>" in printed
+    submission = Submission.load(folder)
+    assert submission.tasks == [["01", "02", "03"], ["04"]]
+    assert submission.job_ids() == []  # nothing submitted
+    script = (folder / "array-000.sh").read_text()
+    assert "#SBATCH --cpus-per-task=1" in script and f"#SBATCH --chdir={tmp_path}" in script
+    assert "-m glm_workflows.array_task task" in script
+    assert array_task.run_task(folder, 1) == 0
+    assert array_task.run_group(folder) == 1
+    err = capsys.readouterr().err
+    assert "3 of 4 participant(s) did not finish: 01, 02, 03 (task(s) 0;" in err
+    assert not (tmp_path / "out" / GROUP_FOLDER).exists()
+    assert array_task.run_task(folder, 0) == 0
+    assert array_task.run_group(folder) == 0
+    for subject in SUBJECTS:
+        _same_map(tmp_path / "out" / Z_MAP.format(subject), both_levels / Z_MAP.format(subject))
+    _same_map(_group_z(tmp_path / "out"), _group_z(both_levels))
+    assert json.loads((folder / "done" / "task-00000.json").read_text())["Participants"] == [
+        "01", "02", "03"]
+    assert os.path.exists(folder / "done" / "group.json")
