@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--mask", metavar="FILE",
                       help="brain mask for every run (default: fMRIPrep's desc-brain_mask of "
                            "the run, else nilearn's EPI mask)")
+    data.add_argument("--model", metavar="FILE",
+                      help="a BIDS Stats Models file (*_smdl.json): its Run, Subject and "
+                           "Dataset nodes replace the model, contrast and group flags")
     data.add_argument("--from-derivatives", metavar="DIR",
                       help="run only the group level (needs --group) on the subject maps of "
                            "a derivatives folder this tool wrote (--bids-dir: only for its "
@@ -234,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --slurm-array: resubmit the tasks of the last submission "
                               "(same command and --work-dir) that did not finish, and a new "
                               "group job")
-    parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided)
+    # Set by --model only: the Run node's design, the contrasts the Dataset node takes.
+    parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided, run_node="", group_inputs=())
     return parser
 
 
@@ -292,7 +296,9 @@ def _with_mask_and_confounds(runs, args):
             raise InputError(f"--mask {args.mask}: file not found")
         mask = str(Path(args.mask).absolute())
     selects = bool(args.confounds_strategy or args.confounds_columns)
-    if selects and not args.derivatives:
+    if args.run_node:  # the model's X names the confound columns it takes
+        selects = True
+    elif selects and not args.derivatives:
         flag = "--confounds-strategy" if args.confounds_strategy else "--confounds-columns"
         raise InputError(f"{flag}: needs fMRIPrep outputs (--bids-dir with --derivatives)")
     kept = []
@@ -513,7 +519,17 @@ def _group_settings(args, contrasts, runs) -> tuple[GroupSettings, str | None]:
                          contrasts=group_contrasts, permutations=args.permutations,
                          seed=args.seed, chunks=args.permutation_chunks,
                          cluster_forming_p=args.cluster_forming_p,
-                         tfce=args.tfce), participants_file
+                         tfce=args.tfce, inputs=_group_inputs(args, contrasts)), participants_file
+
+
+def _group_inputs(args, contrasts) -> tuple:
+    """The first-level t contrasts a model file's edge filter lets through (() = all)."""
+    t_names = [name for name, stat_type, _ in contrasts if stat_type == "t"]
+    unknown = [name for name in args.group_inputs if name not in t_names]
+    if unknown:
+        raise InputError(f"{args.model}: Edges Filter: no first-level t contrast "
+                         f"{unknown[0]!r} (t contrasts: {', '.join(t_names)})")
+    return tuple(args.group_inputs)
 
 
 def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -> list:
@@ -592,6 +608,7 @@ def _run(args, argv) -> int:
     started = time.time()
     try:
         _check_levels(args)
+        _apply_model(args)
         if args.resubmit_failed:
             return _resubmit_failed(args, argv)
         settings, plugin_args = prepare(args)
@@ -636,6 +653,8 @@ def _run(args, argv) -> int:
             command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
             plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
         )
+        if args.model:  # the report shows the model file
+            record["StatsModel"] = json.loads(Path(args.model).read_text())
         write_provenance(transaction.staging, record, subjects)
         write_reports(transaction.staging, subjects,
                       plugin_args.get("n_procs", os.cpu_count() or 1)
@@ -786,6 +805,39 @@ def _check_levels(args) -> None:
                              "participant (run the group level with --analysis-level group)")
 
 
+def _apply_model(args) -> None:
+    """``--model FILE``: check the file (before any work) and set the flags it stands for
+    (:func:`glm_workflows.stats_models.model_settings`) on ``args``."""
+    if not args.model:
+        return
+    from .core.stats_model import read_stats_model
+    from .stats_models import MODEL_FLAGS, model_settings
+
+    parser = build_parser()
+    given = [name for name in MODEL_FLAGS if getattr(args, name) != parser.get_default(name)]
+    if given:
+        raise InputError(f"--{given[0].replace('_', '-')}: not with --model (the model file "
+                         "sets it)")
+    model = read_stats_model(args.model)
+    values = model_settings(model)
+    task = values.pop("task", None)
+    if task is not None:
+        if args.task not in (parser.get_default("task"), task):
+            raise InputError(f"--task {args.task}: the model file's Input.task is {task}")
+        args.task = task
+    for entity in ("subject", "session", "run", "space"):  # the flags, if given, win
+        wanted = values.pop(entity, None)
+        if wanted is not None and getattr(args, entity) is None:
+            setattr(args, entity, wanted)
+    if args.analysis_level == "participant":  # the Dataset node is the group level's
+        values = {k: v for k, v in values.items() if k not in _GROUP_FLAGS}
+    if args.from_derivatives:  # F contrasts are final: not passed to the group level
+        values["f_contrast"] = []
+    for name, value in values.items():
+        setattr(args, name, value)
+    args.model = str(Path(args.model).absolute())
+
+
 def command_line(args, kept) -> list[str]:
     """The flags among ``kept`` (destinations) whose values differ from the defaults, as a
     command line that parses back to the same values."""
@@ -835,6 +887,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
         task_size,
         write_scripts,
     )
+    from .stats_models import MODEL_FLAGS
 
     folder = submission_folder(args.work_dir)
     if (folder / "submission.json").exists() and not args.dry_run:
@@ -860,15 +913,16 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
     limits.check_job(group, "group job")
     output_dir = str(Path(settings["output_dir"]).absolute())
     outputs = {"output_dir"}
+    from_model = set(MODEL_FLAGS) if args.model else set()  # the jobs read the model file
     task_argv = [*command_line(args, set(vars(args)) - set(_ARRAY_FLAGS) - set(_GROUP_FLAGS)
-                               - set(_EXECUTION_FLAGS) - {"subject"} - outputs),
+                               - set(_EXECUTION_FLAGS) - {"subject"} - outputs - from_model),
                  f"--output-dir={output_dir}", "--analysis-level=participant",
                  "--plugin=MultiProc", f"--n-procs={size.cpus}", f"--mem-gb={size.memory_gb}"]
     group_argv = None
     if settings["group"].model:
         group_argv = [*command_line(args, {"bids_dir", "task", "subject", "contrast", "debug",
-                                           *_GROUP_FLAGS, *(f.name for f in fields(
-                                               InferenceSettings))}),
+                                           "model", *_GROUP_FLAGS, *(f.name for f in fields(
+                                               InferenceSettings))} - from_model),
                       f"--output-dir={output_dir}", "--analysis-level=group",
                       "--plugin=MultiProc", f"--n-procs={group.cpus}",
                       f"--mem-gb={group.memory_gb}"]
@@ -993,6 +1047,7 @@ def _parameters(settings: dict, args, plugin_args: dict) -> dict:
         "work_dir": str(Path(args.work_dir).absolute()),
         "output_dir": str(Path(settings["output_dir"]).absolute()),
         "node_memory_gb": settings["mem_gb"],
+        "stats_model": args.model,
     }
 
 

@@ -62,6 +62,9 @@ class ModelSettings:
         Order of polynomial drifts.
     slice_time_ref : float
         Time of the reference slice, as a fraction of the TR.
+    run_node : str
+        A BIDS Stats Models Run node (:func:`glm_workflows.core.model_design.run_node_json`)
+        that makes the design instead of the HRF and drift settings ('': none).
     """
 
     noise_model: str = "ar1"
@@ -70,6 +73,7 @@ class ModelSettings:
     high_pass: float = 1 / 160
     drift_order: int = 1
     slice_time_ref: float = 0.0
+    run_node: str = ""
 
     def for_run(self, slice_time_ref: float | None) -> ModelSettings:
         """These settings for a run whose sidecar gives its slice-time reference (None:
@@ -217,6 +221,9 @@ class GroupSettings:
         Cluster-forming threshold (p) of the cluster-size and cluster-mass inference.
     tfce : bool
         Add TFCE (about 0.8 s per permutation on 64x64x64 maps).
+    inputs : tuple of str
+        The first-level t contrasts taken to the group level (a model file's edge
+        filter); empty: every one.
     """
 
     model: str | None = None
@@ -230,6 +237,7 @@ class GroupSettings:
     chunks: int | None = None
     cluster_forming_p: float = 0.001
     tfce: bool = False
+    inputs: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,8 @@ def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> t
     if group.model == "paired":
         analyses = [(f"{group.pair[0]}Minus{group.pair[1]}", tuple(group.pair))]
     else:
-        analyses = [(name, (name,)) for name, stat_type, _ in contrasts if stat_type == "t"]
+        analyses = [(name, (name,)) for name, stat_type, _ in contrasts if stat_type == "t"
+                    and (not group.inputs or name in group.inputs)]
     plans, warnings = [], []
     for name, needed in analyses:
         subjects = []

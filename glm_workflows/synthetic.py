@@ -12,8 +12,8 @@ import pandas as pd
 
 
 def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float = 2.0,
-                    seed: int = 0) -> Path:
-    """Write a tiny BIDS study: one run per subject (task ``tiny``, conditions a and b).
+                    seed: int = 0, runs: int = 1) -> Path:
+    """Write a tiny BIDS study: ``runs`` runs per subject (task ``tiny``, conditions a and b).
 
     Each run is 12x14x12 voxels, float32: an ellipsoid "brain" on a dark background, a
     true ``a - b`` effect in a block of voxels and noise elsewhere; TR from a root sidecar.
@@ -30,6 +30,8 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
         Repetition time (s).
     seed : int
         Seed of the noise.
+    runs : int
+        Runs per subject (``run-<i>`` in the names when more than one).
 
     Returns
     -------
@@ -52,14 +54,15 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
     grid = np.indices((12, 14, 12)) - np.array([5.5, 6.5, 5.5])[:, None, None, None]
     brain = ((grid / np.array([5.0, 6.0, 5.0])[:, None, None, None]) ** 2).sum(axis=0) < 1
     for subject in subjects:
-        data = rng.normal(0, 10, (12, 14, 12, n_scans))
-        data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
-        data[4:8, 4:9, 4:8] += 30 * boxcar
         func = root / f"sub-{subject}" / "func"
         func.mkdir(parents=True, exist_ok=True)
-        stem = func / f"sub-{subject}_task-tiny"
-        nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
-        events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
+        for run in range(1, runs + 1):
+            data = rng.normal(0, 10, (12, 14, 12, n_scans))
+            data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
+            data[4:8, 4:9, 4:8] += 30 * boxcar
+            stem = func / (f"sub-{subject}_task-tiny" + (f"_run-{run}" if runs > 1 else ""))
+            nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
+            events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
     return root
 
 
@@ -274,15 +277,17 @@ def write_participants(root, subjects, seed: int = 0) -> Path:
 
 
 def main(argv=None) -> None:
-    """``python -m glm_workflows.synthetic DIR [--subjects N] [--fmriprep RAW]``: write a tiny
-    BIDS study of N subjects (a true ``a - b`` effect, participants.tsv with group and
-    age), or fMRIPrep-like derivatives of the raw BIDS dataset RAW into DIR."""
+    """``python -m glm_workflows.synthetic DIR [--subjects N] [--runs R] [--fmriprep RAW]``:
+    write a tiny BIDS study of N subjects of R runs (a true ``a - b`` effect,
+    participants.tsv with group and age), or fMRIPrep-like derivatives of the raw BIDS
+    dataset RAW into DIR."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic",
                                      description=main.__doc__.split(":", 1)[1].strip())
     parser.add_argument("out_dir")
     parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--fmriprep", metavar="RAW",
                         help="write fMRIPrep-like derivatives of this raw BIDS dataset")
     args = parser.parse_args(argv)
@@ -290,7 +295,7 @@ def main(argv=None) -> None:
         print(write_fmriprep_derivatives(args.fmriprep, args.out_dir))
         return
     subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
-    root = write_tiny_bids(args.out_dir, subjects=subjects)
+    root = write_tiny_bids(args.out_dir, subjects=subjects, runs=args.runs)
     write_participants(root, subjects)
     print(root)
 

@@ -167,10 +167,10 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     if sample_mask is not None and len(sample_mask) < min_kept_volumes:
         raise InputError(f"{name}: {len(sample_mask)} of {n_scans} volumes kept after "
                          f"censoring, fewer than --min-kept-volumes {min_kept_volumes}")
-    present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"],
-                             sample_mask)
     skipped, lines = [], []
-    for contrast, _, rows in contrasts:
+    present = set() if model.get("run_node") else run_conditions(
+        run.events_file, n_scans, run.t_r, model["slice_time_ref"], sample_mask)
+    for contrast, _, rows in [] if model.get("run_node") else contrasts:
         names = set().union(*(referenced_names(row) for row in rows))
         absent = sorted(names - present & set(study_conditions())) if names - present else []
         if not absent:

@@ -47,6 +47,10 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
                              desc="order of polynomial drifts")
     slice_time_ref = traits.Range(0.0, 1.0, DEFAULT_MODEL.slice_time_ref, usedefault=True,
                                   desc="time of the reference slice, as a fraction of the TR")
+    run_node = traits.Str("", usedefault=True,
+                          desc="a BIDS Stats Models Run node as JSON (glm_workflows.core."
+                               "model_design.run_node_json): it makes the design instead of "
+                               "the HRF and drift settings; '' for none")
     confounds_file = File(exists=True,
                           desc="optional TSV of nuisance regressors, one row per scan: all "
                                "its columns, or those confounds_selection selects")
@@ -99,6 +103,7 @@ class DesignMatrix(SimpleInterface):
             high_pass=self.inputs.high_pass,
             drift_order=self.inputs.drift_order,
             slice_time_ref=self.inputs.slice_time_ref,
+            run_node=self.inputs.run_node,
         )
         for output in ("design_file", "design_figure", "design_json"):  # the outputs' suffixes
             self._results[output] = os.path.join(runtime.cwd, MODEL_OUTPUTS[output])
@@ -112,6 +117,8 @@ class DesignMatrix(SimpleInterface):
                 "HighPass": self.inputs.high_pass,
                 "DriftOrder": self.inputs.drift_order,
                 "SliceTimeRef": self.inputs.slice_time_ref,
+                "StatsModelNode": json.loads(self.inputs.run_node)
+                if self.inputs.run_node else None,
                 "EventsFile": self.inputs.events_file,
                 "ConfoundsFile": confounds_file,
                 "ConfoundsStrategy": (selection or {}).get("strategy") or None,

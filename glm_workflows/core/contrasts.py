@@ -3,8 +3,9 @@
 Expressions such as ``"active - rest"`` or ``"0.5*audio + 0.5*visual - rest"`` are
 split into their terms at the top-level ``+`` and ``-`` (so sums of any length are
 fine), each term is parsed with :mod:`ast` and walked node by node; nothing the user
-typed is ever executed. Only numbers, design-column names, ``+ - * /`` and
-parentheses are allowed, and the result must be linear in the columns.
+typed is ever executed. Only numbers, design-column names (dotted
+BIDS variable names such as ``trial_type.active`` too), ``+ - * /`` and parentheses
+are allowed, and the result must be linear in the columns.
 
 A contrast row is estimable when it lies in the row space of the design matrix
 (``c @ pinv(X) @ X == c``), at the tolerance ``numpy.linalg.matrix_rank`` uses.
@@ -161,12 +162,13 @@ def _linear(node, columns, expression):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
             and not isinstance(node.value, bool):
         return None, float(node.value)
-    if isinstance(node, ast.Name):
-        if node.id not in columns:
-            raise InputError(f"contrast {_shown(expression)}: unknown column '{node.id}'; "
+    name = _column_name(node)
+    if name is not None:
+        if name not in columns:
+            raise InputError(f"contrast {_shown(expression)}: unknown column '{name}'; "
                              f"{_available(columns)}")
         weights = np.zeros(len(columns))
-        weights[columns.index(node.id)] = 1.0
+        weights[columns.index(name)] = 1.0
         return weights, 0.0
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
         weights, constant = _linear(node.operand, columns, expression)
@@ -190,6 +192,18 @@ def _linear(node, columns, expression):
                      f"+ - * / ( ) are allowed; {_available(columns)}")
 
 
+def _column_name(node) -> str | None:
+    """The column a name stands for: ``active``, or a dotted BIDS variable name such as
+    ``trial_type.active`` (BIDS Stats Models); None if ``node`` is not a name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
 def referenced_names(row) -> set:
     """The column names a contrast row (an expression) refers to; none for weights or an
     expression that does not parse (its own check reports it)."""
@@ -199,7 +213,13 @@ def referenced_names(row) -> set:
         tree = ast.parse(row.strip(), mode="eval")
     except (SyntaxError, RecursionError, ValueError):
         return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names, inner = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            inner.add(id(node.value))
+        if isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in inner:
+            names.add(_column_name(node))
+    return names - {None}
 
 
 def contrast_matrix(rows, columns, stat_type: str = "t") -> np.ndarray:

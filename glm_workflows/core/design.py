@@ -279,6 +279,7 @@ def first_level_design(
     high_pass: float = DEFAULT_MODEL.high_pass,
     drift_order: int = DEFAULT_MODEL.drift_order,
     slice_time_ref: float = DEFAULT_MODEL.slice_time_ref,
+    run_node: str = "",
     contrasts=(),
 ) -> tuple[pd.DataFrame, list[str]]:
     """The checked design matrix of one run, from its files, and the warnings about it.
@@ -313,6 +314,10 @@ def first_level_design(
         the kept volumes must outnumber its regressors.
     hrf_model, drift_model, high_pass, drift_order, slice_time_ref
         As :func:`make_design_matrix`.
+    run_node : str
+        A BIDS Stats Models Run node: the design is
+        :func:`~glm_workflows.core.model_design.model_design`'s (the HRF, drift and
+        confounds settings are then the node's).
     contrasts : sequence of (name, stat_type, rows)
         Checked against the design before the conditions are, so that a problem a
         contrast meets is reported under the contrast's name.
@@ -331,6 +336,12 @@ def first_level_design(
     InputError
         One line naming the file, setting or contrast, on the first problem.
     """
+    if run_node:
+        from .model_design import model_design
+
+        return model_design(events_file, n_scans, check_repetition_time(t_r),
+                            run_node=run_node, confounds_file=confounds_file,
+                            slice_time_ref=slice_time_ref, contrasts=contrasts)
     settings = dict(hrf_model=hrf_model, drift_model=drift_model, high_pass=high_pass,
                     drift_order=drift_order, slice_time_ref=slice_time_ref)
     t_r = check_model_settings(n_scans, t_r, **settings)

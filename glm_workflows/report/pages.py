@@ -267,6 +267,11 @@ def _provenance_section(record: dict, subject: str) -> str:
         return (f'<section id="provenance"><h2>Provenance</h2>'
                 f'<p class="note">{escape(record["Error"])}</p></section>')
     parts = ['<section id="provenance"><h2>Provenance</h2>', _generated_by(record)]
+    if isinstance(record.get("StatsModel"), dict):
+        model = record["StatsModel"]
+        parts.append(f'<details class="stats-model"><summary>Model file (BIDS Stats Models): '
+                     f'{escape(str(model.get("Name", "")))}</summary>'
+                     f'<pre>{escape(json.dumps(model, indent=2))}</pre></details>')
     if record.get("Parameters"):
         parts += ["<h3>Parameters</h3>",
                   key_value_table(sorted(record["Parameters"].items()), "parameters")]
