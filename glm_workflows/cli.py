@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import re
@@ -39,8 +38,7 @@ from .validation import (
     check_work_dir,
     load_design_checks,
     save_design_checks,
-    study_conditions,
-    validate_run,
+    validate_runs,
 )
 
 DEFAULT_EXECUTION = ExecutionSettings()
@@ -373,12 +371,10 @@ def prepare(args) -> tuple[dict, dict]:
     runs = _runs(args)
     warnings: list = []
     design_checks = load_design_checks(args.work_dir)
-    conditions = functools.cache(lambda: study_conditions(runs))
-    checked = [validate_run(run, model.for_run(run.slice_time_ref).design(), contrasts,
-                            output_dir=args.output_dir, design_checks=design_checks,
+    checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],
+                            contrasts, output_dir=args.output_dir, design_checks=design_checks,
                             warnings=warnings, confounds=confounds.selection(),
-                            min_kept_volumes=confounds.min_kept_volumes, strict=args.strict,
-                            study_conditions=conditions) for run in runs]
+                            min_kept_volumes=confounds.min_kept_volumes, strict=args.strict)
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     group, participants_file = _group_settings(args, contrasts, runs)

@@ -43,7 +43,8 @@ def init_fixed_effects_wf(
         The BIDS prefixes of the runs combined (at least 2), in the order
         :func:`connect_runs` connects them; recorded in the contrast sidecars.
     contrasts : sequence of (name, stat_type, rows)
-        The runs' contrasts (rows are not used here).
+        The runs' contrasts (the rows are recorded in the sidecars, so that the group
+        level run from the output folder can check a ``--contrast NAME=EXPR``).
     output_dir, subject, task, session
         Derivatives root and BIDS entities of the subject-level outputs.
     entities : dict or None
@@ -82,12 +83,12 @@ def init_fixed_effects_wf(
         (merges["mean_file"], combine, [("out", "mean_files")]),
         (combine, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
     ])
-    for contrast, stat_type, _ in contrasts:
+    for contrast, stat_type, rows in contrasts:
         if f"effect_{contrast}" not in plan:
             continue
         labels = [run_labels[index] for index, _ in plan[f"effect_{contrast}"]]
         ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
-                                   run_labels=labels),
+                                   contrast_rows=list(rows), run_labels=labels),
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast

@@ -199,7 +199,7 @@ def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple
         if stat_type != "t":
             raise InputError(f"--contrast {name}: an F contrast in {folder}; the group level "
                              "takes t contrasts")
-        if given is not None and _bare(given) != _bare(rows):
+        if given is not None and rows and _bare(given) != _bare(rows):  # rows: if recorded
             raise InputError(f"--contrast {name}: the maps of {folder} are of "
                              f"{' , '.join(rows)!r}, not {' , '.join(given)!r}")
         contrasts.append((name, stat_type, rows))

@@ -22,6 +22,86 @@ from .settings import DEFAULT_CONFOUNDS
 DESIGN_CHECKS_FILE = "design_checks.json"
 
 
+#: Studies of at least this many runs are checked in parallel, one process per core.
+PARALLEL_RUNS = 200
+
+
+def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: list,
+                  n_procs: int | None = None, parallel_from: int = PARALLEL_RUNS,
+                  **options) -> list[tuple[dict, list]]:
+    """:func:`validate_run` on every run of a study, in order; for ``parallel_from`` runs
+    or more, in ``n_procs`` forked processes (default: the cores this process may use),
+    each checking a contiguous share of the runs.
+
+    Parameters
+    ----------
+    runs : list of RunInputs
+    models : list of dict
+        Each run's design settings.
+    contrasts, options
+        As :func:`validate_run` (``output_dir``, ``confounds``, ``min_kept_volumes``,
+        ``strict``).
+    design_checks : dict
+        Updated with the checks made.
+    warnings : list
+        The runs' warning lines are appended, in run order.
+
+    Returns
+    -------
+    list of (mem_gb, skipped)
+        One per run.
+
+    Raises
+    ------
+    InputError
+        The first failing run's (in run order).
+    """
+    global _STUDY
+    n_procs = n_procs or len(os.sched_getaffinity(0))
+    conditions = functools.cache(lambda: study_conditions(runs))
+    if n_procs < 2 or len(runs) < parallel_from:
+        return [validate_run(run, model, contrasts, design_checks=design_checks,
+                             warnings=warnings, study_conditions=conditions, **options)
+                for run, model in zip(runs, models, strict=True)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    bounds = [len(runs) * i // n_procs for i in range(n_procs + 1)]
+    _STUDY = (runs, models, contrasts, design_checks, conditions, options)
+    try:  # the forked workers inherit _STUDY
+        with ProcessPoolExecutor(n_procs, mp_context=multiprocessing.get_context("fork")) \
+                as pool:
+            shares = list(pool.map(_validate_share, bounds[:-1], bounds[1:]))
+    finally:
+        _STUDY = None
+    checked = []
+    for results, share_warnings, share_checks, error in shares:
+        checked += results
+        warnings += share_warnings
+        design_checks.update(share_checks)
+        if error is not None:
+            raise InputError(error)
+    return checked
+
+
+_STUDY = None
+
+
+def _validate_share(start: int, stop: int):
+    """Check runs ``start`` to ``stop`` of :data:`_STUDY` (in a forked worker): their
+    results, warnings, new design checks, and the first error (or None)."""
+    runs, models, contrasts, design_checks, conditions, options = _STUDY
+    known, results, warnings = set(design_checks), [], []
+    try:
+        for run, model in zip(runs[start:stop], models[start:stop], strict=True):
+            results.append(validate_run(run, model, contrasts, design_checks=design_checks,
+                                        warnings=warnings, study_conditions=conditions,
+                                        **options))
+    except InputError as exc:
+        return results, warnings, {}, str(exc)
+    return results, warnings, {k: v for k, v in design_checks.items() if k not in known}, None
+
+
 def validate_run(run, model: dict, contrasts, *, output_dir, warnings: list,
                  design_checks: dict | None = None, confounds: dict | None = None,
                  min_kept_volumes: int = DEFAULT_CONFOUNDS.min_kept_volumes,

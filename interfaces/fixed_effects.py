@@ -10,6 +10,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -51,6 +52,8 @@ class CombineRunImages(SimpleInterface):
 class _FixedEffectsInputSpec(BaseInterfaceInputSpec):
     contrast_name = traits.Str(mandatory=True, desc="the contrast's name")
     stat_type = traits.Enum("t", "F", mandatory=True, desc="'t' or 'F'")
+    contrast_rows = traits.List(traits.Either(traits.Str, traits.List(traits.Float)),
+                                desc="the contrast's rows, as the runs' (recorded only)")
     effect_maps = traits.List(File(exists=True), mandatory=True,
                               desc="per run, the contrast's effect map")
     variance_maps = traits.List(File(exists=True), mandatory=True,
@@ -91,6 +94,8 @@ class FixedEffects(SimpleInterface):
             json.dump({
                 "ContrastName": inputs.contrast_name,
                 "StatisticType": inputs.stat_type,
+                "ContrastRows": list(inputs.contrast_rows) if isdefined(inputs.contrast_rows)
+                else None,
                 "FixedEffectsOf": list(inputs.run_labels),
                 "RunDegreesOfFreedom": dofs,
                 "DegreesOfFreedom": sum(dofs),

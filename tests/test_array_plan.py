@@ -209,3 +209,62 @@ def test_array_jobs_run_in_process(study, both_levels, tmp_path, capsys, monkeyp
     assert json.loads((folder / "done" / "task-00000.json").read_text())["Participants"] == [
         "01", "02", "03"]
     assert os.path.exists(folder / "done" / "group.json")
+
+
+def test_parallel_validation_equals_the_sequential_one(tmp_path):
+    """Large studies are checked in forked processes: same results and warnings, in run
+    order, and the first failing run's error (not the first process's to finish)."""
+    from dataclasses import replace
+
+    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.settings import DEFAULT_MODEL
+    from glm_workflows.validation import validate_runs
+
+    labels = [f"{i:02d}" for i in range(1, 9)]
+    study = write_tiny_bids(tmp_path / "bids", labels)
+    for index, label in enumerate(labels):  # a design of its own for each run
+        events = study / f"sub-{label}" / "func" / f"sub-{label}_task-tiny_events.tsv"
+        lines = events.read_text().splitlines()
+        events.write_text("\n".join([*lines, f"{150 + index}\t5.0\ta", "200\t1.0\tb"]) + "\n")
+    runs = find_bids_runs(study, "tiny")
+    models = [DEFAULT_MODEL.design()] * len(runs)
+    contrasts = [("aMinusB", "t", ("a - b",))]
+    options = dict(output_dir=tmp_path / "out", confounds=None, min_kept_volumes=10,
+                   strict=False)
+
+    def check(candidates, **parallel):
+        warnings, checks = [], {}
+        results = validate_runs(candidates, models, contrasts, design_checks=checks,
+                                warnings=warnings, **options, **parallel)
+        return results, warnings, checks
+
+    sequential = check(runs, n_procs=1)
+    parallel = check(runs, n_procs=2, parallel_from=1)
+    assert parallel == sequential
+    assert len(sequential[1]) == len(runs)  # each run: its late event dropped, in order
+    assert [line.split(":")[0] for line in sequential[1]] == [
+        str(run.events_file) for run in runs]
+    broken = list(runs)
+    for index in (5, 7):  # both in the second process's share: the first is reported
+        bad = tmp_path / f"bad{index}_events.tsv"
+        bad.write_text("onset\tduration\n1\t2\n")
+        broken[index] = replace(runs[index], events_file=str(bad))
+    with pytest.raises(InputError, match="bad5_events.tsv"):
+        check(broken, n_procs=2, parallel_from=1)
+
+
+def test_group_level_of_multi_run_participants_checks_the_expression(tmp_path):
+    """Fixed-effects sidecars record the contrast's rows, so the group level read from the
+    output folder checks ``--contrast NAME=EXPR`` for subjects with several runs too."""
+    study = write_tiny_bids(tmp_path / "bids", ["01", "02"], runs=2)
+    out = tmp_path / "out"
+    assert main(["--bids-dir", str(study), *STUDY, "--analysis-level", "participant",
+                 "--output-dir", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    sidecar = json.loads((out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_statmap.json")
+                         .read_text())
+    assert sidecar["ContrastRows"] == ["a - b"] and len(sidecar["FixedEffectsOf"]) == 2
+    group = ["--bids-dir", str(study), "--task", "tiny", "--group", "one-sample",
+             "--analysis-level", "group", "--output-dir", str(out),
+             "--work-dir", str(tmp_path / "group")]
+    assert main([*group, "--contrast", "aMinusB=a - b"]) == 0
+    assert main([*group, "--contrast", "aMinusB=b - a"]) == 2
