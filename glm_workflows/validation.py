@@ -172,8 +172,11 @@ def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, desig
                                             study_conditions)
     _check_output_names(run, [c for c in contrasts if c[0] not in skipped], output_dir)
     warnings.extend(run_warnings)
-    return estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
-                              n_scans), skipped
+    estimates = estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
+                                   n_scans)
+    if len(run.bold_files) == 1:  # a 4D run is read as it is: no concatenate node
+        del estimates["concatenate"]
+    return estimates, skipped
 
 
 def _check_mask(mask_file, img) -> None:

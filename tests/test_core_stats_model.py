@@ -200,34 +200,17 @@ def test_missing_file(tmp_path):
         load_stats_model(tmp_path / "model.json")
 
 
-def test_invalid_json(tmp_path):
-    path = _write(tmp_path, '{"Name": "x",\n "Nodes": [}')
+@pytest.mark.parametrize("text, message", [
+    ('{"Name": "x",\n "Nodes": [}', "not valid JSON (line 2 column 12: Expecting value)"),
+    ('{"Name": "x", "Name": "y"}', "not valid JSON: key 'Name' given twice in one object"),
+    ('{"Name": NaN}', "not valid JSON: NaN is not a JSON number"),
+    ("[1, 2]", "expected a JSON object (a BIDS Stats Model), got a list"),
+])
+def test_not_a_json_model(tmp_path, text, message):
+    path = _write(tmp_path, text)
     with pytest.raises(InputError) as caught:
         load_stats_model(path)
-    assert str(caught.value) == (f"{path}: not valid JSON (line 2 column 12: "
-                                 "Expecting value)")
-
-
-def test_repeated_key(tmp_path):
-    path = _write(tmp_path, '{"Name": "x", "Name": "y"}')
-    with pytest.raises(InputError) as caught:
-        load_stats_model(path)
-    assert str(caught.value) == f"{path}: not valid JSON: key 'Name' given twice in one object"
-
-
-def test_nan_is_not_json(tmp_path):
-    path = _write(tmp_path, '{"Name": NaN}')
-    with pytest.raises(InputError) as caught:
-        load_stats_model(path)
-    assert str(caught.value) == f"{path}: not valid JSON: NaN is not a JSON number"
-
-
-def test_not_an_object(tmp_path):
-    path = _write(tmp_path, "[1, 2]")
-    with pytest.raises(InputError) as caught:
-        load_stats_model(path)
-    assert str(caught.value) == (f"{path}: expected a JSON object (a BIDS Stats Model), "
-                                 "got a list")
+    assert str(caught.value) == f"{path}: {message}"
 
 
 # --------------------------------------------------------------------- schema errors
