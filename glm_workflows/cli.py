@@ -252,7 +252,7 @@ def _contrasts(args):
     return parsed or list(SEED_CONTRASTS)
 
 
-def _runs(args):
+def _runs(args, quiet: bool = False):
     from .inputs import file_list_run, find_bids_runs, find_derivative_runs, find_spm_auditory
 
     if args.func and args.bids_dir:
@@ -280,10 +280,19 @@ def _runs(args):
         found = find_bids_runs(args.bids_dir, args.task, args.subject, args.session, args.run)
     else:
         found = [find_spm_auditory(args.data_dir)]
-    return _with_mask_and_confounds(found, args)
+    return _with_mask_and_confounds(found, args, quiet)
 
 
-def _with_mask_and_confounds(runs, args):
+def _whole_study(args, runs):
+    """A callable giving every run of the study, also those ``--participant-label`` leaves
+    out: a condition absent from a participant's runs is one that some run of the study
+    has (a name no run has is a typo), whichever participants this run covers."""
+    if not args.subject or args.func:
+        return lambda: runs
+    return lambda: _runs(argparse.Namespace(**{**vars(args), "subject": None}), quiet=True)
+
+
+def _with_mask_and_confounds(runs, args, quiet: bool = False):
     """Apply --mask, and keep fMRIPrep confounds files only when confounds are asked for
     (a note says a confounds file was found and not used)."""
     from dataclasses import replace
@@ -305,7 +314,7 @@ def _with_mask_and_confounds(runs, args):
         if args.derivatives and run.confounds_file and not selects:
             run, unused = replace(run, confounds_file=None), unused + 1
         kept.append(replace(run, mask_file=mask) if mask else run)
-    if unused:
+    if unused and not quiet:
         print(f"glm-workflows: note: {unused} run(s) have an fMRIPrep confounds file, not used "
               "(choose with --confounds-strategy or --confounds-columns)", file=sys.stderr)
     return kept
@@ -373,7 +382,8 @@ def prepare(args) -> tuple[dict, dict]:
     design_checks = load_design_checks(args.work_dir)
     checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],
                             contrasts, output_dir=args.output_dir, design_checks=design_checks,
-                            warnings=warnings, confounds=confounds.selection(),
+                            warnings=warnings, study_runs=_whole_study(args, runs),
+                            confounds=confounds.selection(),
                             min_kept_volumes=confounds.min_kept_volumes, strict=args.strict)
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
@@ -785,6 +795,12 @@ def _check_levels(args) -> None:
         if given:
             raise InputError(f"--{given[0].replace('_', '-')}: only with --slurm-array")
     else:
+        if args.dry_run and args.resubmit_failed:
+            raise InputError("--dry-run: not with --resubmit-failed (it resubmits)")
+        if args.mem_gb is not None:
+            raise InputError("--mem-gb: not with --slurm-array (tasks are sized from the "
+                             "nodes' estimates; override with --plugin-args "
+                             "'{\"sbatch_args\": \"--mem=...\"}')")
         if args.plugin != DEFAULT_EXECUTION.plugin:
             raise InputError("--plugin: not with --slurm-array (each task is a MultiProc "
                              "run of --n-procs processes)")
@@ -823,7 +839,8 @@ def _apply_model(args) -> None:
         args.task = task
     for entity in ("subject", "session", "run", "space"):  # the flags, if given, win
         wanted = values.pop(entity, None)
-        if wanted is not None and getattr(args, entity) is None:
+        group_only = args.from_derivatives and entity != "subject"  # maps already chosen
+        if wanted is not None and getattr(args, entity) is None and not group_only:
             setattr(args, entity, wanted)
     if args.analysis_level == "participant":  # the Dataset node is the group level's
         values = {k: v for k, v in values.items() if k not in _GROUP_FLAGS}
@@ -885,7 +902,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
     )
     from .stats_models import MODEL_FLAGS
 
-    folder = submission_folder(args.work_dir)
+    folder = submission_folder(args.work_dir, args.dry_run)
     if (folder / "submission.json").exists() and not args.dry_run:
         still = active_jobs(Submission.load(folder).job_ids())
         if still:
@@ -926,6 +943,12 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
     if folder.exists() and not args.dry_run:
         shutil.rmtree(folder / "done", ignore_errors=True)  # a new submission
     folder.mkdir(parents=True, exist_ok=True)
+    if args.model:  # the jobs read a copy: editing the file later changes no pending job
+        copy = folder / Path(args.model).name
+        shutil.copyfile(args.model, copy)
+        task_argv, group_argv = ([f"--model={copy}" if a.startswith("--model=") else a
+                                  for a in line] if line else line
+                                 for line in (task_argv, group_argv))
     submission = Submission(
         command=_array_command(argv), cwd=os.getcwd(), python=sys.executable,
         output_dir=output_dir, tasks=tasks, task_argv=task_argv, group_argv=group_argv,

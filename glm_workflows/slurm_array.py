@@ -14,8 +14,9 @@ Everything a submission needs is written first into ``<work-dir>/slurm-array/``:
 * ``array-<i>.sh``: one batch script per array (``MaxArraySize`` tasks at most), whose
   task ``k`` runs ``python -m glm_workflows.array_task task <folder> <offset + k>``;
 * ``group.sh``: the group job, ``python -m glm_workflows.array_task group <folder>``;
-* ``logs/``, ``done/`` (one marker per task that succeeded) and ``task-<k>/``, the
-  task's Nipype cache: a resubmitted task reuses it.
+* ``logs/`` (``array-<i>-task-<k>-job-<array job id>.log``), ``done/`` (one marker per
+  task that succeeded) and ``task-<k>/``, the task's Nipype cache: a resubmitted task
+  reuses it.
 
 This module plans, writes and submits (``sbatch``); :mod:`glm_workflows.array_task` is
 what the jobs run.
@@ -266,10 +267,14 @@ class Submission:
                 "--work-dir", str(self.task_work_dir(task))]
 
     def task_log(self, task: int) -> Path:
+        """The log of the task's last attempt (``-job-*`` for the array job id if none)."""
         array = next(i for i, a in enumerate(self.arrays)
                      if a["Offset"] <= task < a["Offset"] + a["Count"])
         index = task - self.arrays[array]["Offset"]
-        return self.folder / "logs" / f"array-{array:03d}-task-{index}.log"
+        logs = sorted((self.folder / "logs").glob(f"array-{array:03d}-task-{index}-job-*.log"),
+                      key=lambda path: path.stat().st_mtime)
+        return logs[-1] if logs else \
+            self.folder / "logs" / f"array-{array:03d}-task-{index}-job-*.log"
 
     def done_marker(self, task: int) -> Path:
         return self.folder / "done" / f"task-{task:05d}.json"
@@ -297,9 +302,10 @@ class Submission:
             raise InputError(f"{path}: not a submission record ({one_line(exc)})") from None
 
 
-def submission_folder(work_dir) -> Path:
-    """``<work-dir>/slurm-array``."""
-    return Path(work_dir).absolute() / SUBMISSION_FOLDER
+def submission_folder(work_dir, dry_run: bool = False) -> Path:
+    """``<work-dir>/slurm-array`` (a dry run's: ``slurm-array-dry-run``, so that it never
+    touches a real submission)."""
+    return Path(work_dir).absolute() / (SUBMISSION_FOLDER + ("-dry-run" if dry_run else ""))
 
 
 def write_scripts(submission: Submission) -> None:
@@ -311,7 +317,7 @@ def write_scripts(submission: Submission) -> None:
     entry = f"{shlex.quote(submission.python)} -m glm_workflows.array_task"
     task, group = submission.task_job, submission.group_job
     for index, array in enumerate(submission.arrays):
-        log = folder / "logs" / f"array-{index:03d}-task-%a.log"
+        log = folder / "logs" / f"array-{index:03d}-task-%a-job-%A.log"
         write_text_atomic(Path(array["Script"]), _batch_script(
             name=task["Name"], cpus=task["Cpus"], mem_mb=task["MemMB"], log=log,
             cwd=submission.cwd,
@@ -371,15 +377,25 @@ def sbatch(command: list[str]) -> str:
 
 
 def active_jobs(job_ids) -> list[str]:
-    """Those of ``job_ids`` (array jobs included) that squeue shows pending or running."""
+    """Those of ``job_ids`` (array jobs included) that squeue shows pending or running.
+
+    Raises
+    ------
+    InputError
+        If squeue fails (nothing can then be said of the jobs).
+    """
     wanted = set(job_ids)
     if not wanted:
         return []
     try:
-        listing = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%F|%i|%T"],
+        listing = subprocess.run(["squeue", "--all", "-h", "-t", "all", "-o", "%F|%i|%T"],
                                  capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        listing = subprocess.CompletedProcess([], 1, "", one_line(exc))
+    if listing.returncode != 0:
+        raise InputError(f"squeue: cannot tell whether jobs {', '.join(sorted(wanted)[:3])}"
+                         f"{', ...' if len(wanted) > 3 else ''} still run "
+                         f"({one_line(listing.stderr) or 'failed'}); try again")
     active = []
     for line in listing.stdout.splitlines():
         parent, job, state = (line.split("|") + ["", "", ""])[:3]
@@ -391,14 +407,21 @@ def active_jobs(job_ids) -> list[str]:
 def submit(submission: Submission, printer=print) -> None:
     """Submit every array and the group job (after all of them); record the job ids."""
     array_ids = []
-    for index, array in enumerate(submission.arrays):
-        job = sbatch(array_sbatch(submission, index))
-        array["JobIds"].append(job)
-        array_ids.append(job)
-        submission.save()
-        printer(f"  submitted array {job}: tasks {array['Offset']}-"
-                f"{array['Offset'] + array['Count'] - 1} ({Path(array['Script']).name})")
-    job = sbatch(group_sbatch(submission, array_ids))
+    try:
+        for index, array in enumerate(submission.arrays):
+            job = sbatch(array_sbatch(submission, index))
+            array["JobIds"].append(job)
+            array_ids.append(job)
+            submission.save()
+            printer(f"  submitted array {job}: tasks {array['Offset']}-"
+                    f"{array['Offset'] + array['Count'] - 1} ({Path(array['Script']).name})")
+        job = sbatch(group_sbatch(submission, array_ids))
+    except InputError as exc:
+        if not array_ids:
+            raise
+        raise InputError(f"{exc}; array job(s) {', '.join(array_ids)} were submitted before: "
+                         "scancel them, or, once they end, rerun the command with "
+                         "--resubmit-failed (it submits what is missing)") from None
     submission.group["JobIds"].append(job)
     submission.save()
     printer(f"  submitted group job {job} (starts when every task has ended)")
@@ -454,6 +477,6 @@ def describe_follow(submission: Submission) -> list[str]:
     return [
         f"Follow: squeue -u {os.environ.get('USER', '$USER')}   "
         f"(task logs: {submission.folder / 'logs'})",
-        "If a task fails or is cancelled, the group job stops listing the missing "
-        "participants; rerun the same command with --resubmit-failed.",
+        "If a task fails or is cancelled, the group job stops and lists the participants "
+        "missing; then rerun the same command with --resubmit-failed.",
     ]

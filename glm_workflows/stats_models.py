@@ -65,13 +65,28 @@ def _expression(conditions, weights, where: str) -> str:
     return " + ".join(terms).replace("+ -", "- ")
 
 
+def _dummy_conditions_known(node: NodeSpec) -> None:
+    """Refuse DummyContrasts over every ``X`` entry when some are globs: the columns they
+    match are known only from each run's data, so the contrasts would differ by run."""
+    dummy = node.dummy_contrasts
+    if dummy is not None and dummy.conditions is None and any(
+            isinstance(x, str) and any(ch in x for ch in "*?[") for x in node.x):
+        raise InputError(f"{node.path}.DummyContrasts: list its Contrasts (X holds glob "
+                         "patterns, whose columns each run's data decides)")
+
+
 def run_contrasts(node: NodeSpec) -> tuple[list[str], list[str]]:
     """The Run node's contrasts as ``--contrast`` and ``--f-contrast`` values."""
-    t_contrasts, f_contrasts = [], []
+    _dummy_conditions_known(node)
+    t_contrasts, f_contrasts, labels = [], [], {}
     for index, contrast in enumerate(node.expanded_contrasts()):
         where = f"{node.path}.Contrasts[{index}]"
         rows = [_expression(contrast.conditions, row, where) for row in contrast.weights]
         label = contrast_label(contrast.name)
+        if label in labels:
+            raise InputError(f"{where}.Name: {contrast.name!r} and {labels[label]!r} both "
+                             f"become the BIDS label {label!r}; rename one")
+        labels[label] = contrast.name
         if contrast.test == "F":
             f_contrasts.append(f"{label}={','.join(rows)}")
         else:
@@ -130,7 +145,7 @@ def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | Non
 
 def contrast_filter(model: StatsModel, run: NodeSpec) -> tuple[str, ...]:
     """The contrasts the edges' ``Filter`` let through to the group level (all: ())."""
-    kept: tuple[str, ...] = ()
+    kept: tuple[str, ...] | None = None
     for edge in model.edges:
         for entity, values in (edge.filter or {}).items():
             if entity != "contrast":
@@ -139,8 +154,12 @@ def contrast_filter(model: StatsModel, run: NodeSpec) -> tuple[str, ...]:
                                  "'contrast' are supported")
             labels = tuple(contrast_label(v) for v in
                            (values if isinstance(values, (list, tuple)) else [values]))
-            kept = labels if not kept else tuple(v for v in kept if v in labels)
-    return kept
+            kept = labels if kept is None else tuple(v for v in kept if v in labels)
+            if not kept:
+                raise InputError(f"{model.source}: Edges ({edge.source} -> "
+                                 f"{edge.destination}).Filter.contrast: no contrast passes "
+                                 "the filters")
+    return kept or ()
 
 
 def model_settings(model: StatsModel) -> dict:
@@ -182,6 +201,7 @@ def model_settings(model: StatsModel) -> dict:
 
 def _dataset_settings(dataset: NodeSpec) -> dict:
     """The group flags of the Dataset node: one-sample, covariates, group contrasts."""
+    _dummy_conditions_known(dataset)
     covariates = [str(x) for x in dataset.x if x != INTERCEPT]
     contrasts = []
     for index, contrast in enumerate(dataset.expanded_contrasts()):

@@ -24,11 +24,13 @@ DESIGN_CHECKS_FILE = "design_checks.json"
 
 #: Studies of at least this many runs are checked in parallel, one process per core.
 PARALLEL_RUNS = 200
+#: The most processes that check a study (a login node may have many cores, and users).
+MAX_PROCESSES = 8
 
 
 def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: list,
-                  n_procs: int | None = None, parallel_from: int = PARALLEL_RUNS,
-                  **options) -> list[tuple[dict, list]]:
+                  study_runs=None, n_procs: int | None = None,
+                  parallel_from: int = PARALLEL_RUNS, **options) -> list[tuple[dict, list]]:
     """:func:`validate_run` on every run of a study, in order; for ``parallel_from`` runs
     or more, in ``n_procs`` forked processes (default: the cores this process may use),
     each checking a contiguous share of the runs.
@@ -45,6 +47,13 @@ def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: lis
         Updated with the checks made.
     warnings : list
         The runs' warning lines are appended, in run order.
+    study_runs : callable or None
+        Returns every run of the study (default: ``runs``), whose conditions tell a
+        condition absent from a run from a typo; called only if a contrast names a
+        column a run lacks.
+    n_procs : int or None
+        Processes (default: the cores this process may use, at most
+        :data:`MAX_PROCESSES`).
 
     Returns
     -------
@@ -57,8 +66,9 @@ def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: lis
         The first failing run's (in run order).
     """
     global _STUDY
-    n_procs = n_procs or len(os.sched_getaffinity(0))
-    conditions = functools.cache(lambda: study_conditions(runs))
+    n_procs = n_procs or min(MAX_PROCESSES, len(os.sched_getaffinity(0)))
+    conditions = functools.cache(lambda: study_conditions(study_runs() if study_runs
+                                                          else runs))
     if n_procs < 2 or len(runs) < parallel_from:
         return [validate_run(run, model, contrasts, design_checks=design_checks,
                              warnings=warnings, study_conditions=conditions, **options)

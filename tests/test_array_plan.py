@@ -133,6 +133,9 @@ def test_command_line_parses_back_to_the_same_flags():
     (["--slurm-array", "--resubmit-failed"], "no array submission here"),
     (["--slurm-array", "--dry-run", "--participants-per-task", "0"],
      "--participants-per-task: expected a number >= 1"),
+    (["--slurm-array", "--dry-run", "--resubmit-failed"],
+     "--dry-run: not with --resubmit-failed"),
+    (["--slurm-array", "--mem-gb", "4"], "--mem-gb: not with --slurm-array"),
 ])
 def test_bad_combinations_refused(study, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
@@ -185,7 +188,8 @@ def test_array_jobs_run_in_process(study, both_levels, tmp_path, capsys, monkeyp
             "--plugin-args", '{"sbatch_args": "-p debug --time=00:10:00"}']
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    folder = submission_folder(tmp_path / "work")
+    folder = submission_folder(tmp_path / "work", dry_run=True)
+    assert not submission_folder(tmp_path / "work").exists()  # a real submission's folder
     assert "4 participant(s) in 2 task(s) of up to 3" in printed
     assert (f"sbatch --parsable --array=0-1 -p debug --time=00:10:00 "
             f"{folder / 'array-000.sh'}") in printed
@@ -268,3 +272,26 @@ def test_group_level_of_multi_run_participants_checks_the_expression(tmp_path):
              "--work-dir", str(tmp_path / "group")]
     assert main([*group, "--contrast", "aMinusB=a - b"]) == 0
     assert main([*group, "--contrast", "aMinusB=b - a"]) == 2
+
+
+def test_participant_level_skips_a_condition_absent_from_its_runs(tmp_path, capsys):
+    """A participant whose runs lack a condition that other participants have: its
+    contrast is skipped with a warning, as in a run of the whole study, also when this
+    participant is the only one selected (an array task, say); a name no participant has
+    is still refused as a typo."""
+    study = write_tiny_bids(tmp_path / "bids", ["01", "02"])
+    events = study / "sub-02" / "func" / "sub-02_task-tiny_events.tsv"
+    lines = events.read_text().splitlines()
+    events.write_text("\n".join([lines[0], *(ln for ln in lines[1:] if ln.endswith("a"))])
+                      + "\n")
+    argv = ["--bids-dir", str(study), "--task", "tiny", "--contrast", "aMinusB=a - b",
+            "--contrast", "aOnly=a", "--analysis-level", "participant",
+            "--participant-label", "02", "--output-dir", str(tmp_path / "out"),
+            "--work-dir", str(tmp_path / "work")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "contrast aMinusB: condition(s) b absent from sub-02_task-tiny; skipped" in err
+    assert (tmp_path / "out" / "sub-02" /
+            "sub-02_task-tiny_contrast-aOnly_stat-z_statmap.nii.gz").exists()
+    assert main([*argv[:4], "--contrast", "aMinusC=a - c", *argv[8:]]) == 2
+    assert "unknown column 'c'" in capsys.readouterr().err

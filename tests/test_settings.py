@@ -49,6 +49,7 @@ INTERFACE_TRAITS = {
     "high_pass": [("DesignMatrix", "high_pass")],
     "drift_order": [("DesignMatrix", "drift_order")],
     "slice_time_ref": [("DesignMatrix", "slice_time_ref")],
+    "run_node": [("DesignMatrix", "run_node")],
     "height_control": [("ThresholdMap", "height_control")],
     "alpha": [("ThresholdMap", "alpha")],
     "threshold": [("ThresholdMap", "threshold")],
@@ -64,6 +65,7 @@ CORE_KEYWORDS = {
     "noise_model": [(fit_glm, "noise_model")],
     **{name: [(function, name) for function in _DESIGN_FUNCTIONS]
        for name in ("hrf_model", "drift_model", "high_pass", "drift_order", "slice_time_ref")},
+    "run_node": [(first_level_design, "run_node")],
     **{name: [(threshold_map, name)]
        for name in ("height_control", "alpha", "threshold", "cluster_threshold")},
     "two_sided": [(threshold_map, "two_sided"), (cluster_table, "two_sided")],

@@ -106,7 +106,8 @@ def test_array_route_with_a_cancelled_task(tmp_path, monkeypatch, capsys):
     assert group["JobState"] == "COMPLETED", (folder / "logs").iterdir()
     second = _ended_jobs(tmp_path)[len(first):]
     assert len(second) == 1 + 1  # the failed task, alone, and a new group job
-    resubmitted = (folder / "logs" / "array-000-task-1.log").read_text()
+    resubmitted_id = Submission.load(folder).arrays[0]["JobIds"][-1]
+    resubmitted = (folder / "logs" / f"array-000-task-1-job-{resubmitted_id}.log").read_text()
     assert re.search(r"cached  sub_03_task_tiny_wf\.\w+", resubmitted), resubmitted
 
     for subject in SUBJECTS:

@@ -138,6 +138,19 @@ def _bad(tmp_path, mutate):
      "LowPassFilterCutoffHz"),
     (lambda s: s["Nodes"][1]["Model"].update(Type="glm"),
      "Nodes[1].Model.Type: 'glm' at the Subject level is not supported"),
+    (lambda s: s["Nodes"][0]["Model"]["Options"].update(Mask={"desc": ["brain"]}),
+     "Nodes[0].Model.Options.Mask: masks by entities are not supported"),
+    (lambda s: s["Nodes"][0]["Contrasts"].append(
+        {"Name": "a_minus_b", "ConditionList": ["trial_type.a"], "Weights": [1],
+         "Test": "t"}) or s["Nodes"][0]["Contrasts"].append(
+        {"Name": "aMinusB2", "ConditionList": ["trial_type.a"], "Weights": [1], "Test": "t"})
+     or s["Nodes"][0]["Contrasts"][1].update(Name="a-minus-b"),
+     "both become the BIDS label 'aMinusB'"),
+    (lambda s: s["Edges"][1].update(Filter={"contrast": ["bMinusA"]}),
+     "Edges Filter: no first-level t contrast 'bMinusA'"),
+    (lambda s: s["Nodes"][0]["Model"].update(X=["trial_type.*", 1])
+     or s["Nodes"][0].update(DummyContrasts={"Test": "t"}),
+     "Nodes[0].DummyContrasts: list its Contrasts"),
 ])
 def test_bad_model_refused_before_any_work(multi_run_study, tmp_path, capsys, mutate,
                                            message):
@@ -183,3 +196,26 @@ def test_deep_copy_of_examples_untouched():
     for path in EXAMPLES.glob("*_smdl.json"):
         spec = json.loads(path.read_text())
         assert copy.deepcopy(spec)["BIDSModelVersion"] == "1.0.0"
+
+
+def test_hrf_derivatives_follow_their_variable(multi_run_study, tmp_path):
+    """X names a convolved variable; its derivative columns come with it, in nilearn's
+    order: the maps equal ``--hrf-model 'spm + derivative'``."""
+    spec = json.loads((EXAMPLES / "three_level_smdl.json").read_text())
+    spec["Nodes"][0]["Model"]["HRF"]["Model"] = "spm + derivative"
+    spec["Nodes"] = spec["Nodes"][:1]
+    del spec["Edges"]
+    path = tmp_path / "derivative_smdl.json"
+    path.write_text(json.dumps(spec))
+    common = ["--bids-dir", str(multi_run_study), "--participant-label", "01"]
+    assert main([*common, "--model", str(path), "--output-dir", str(tmp_path / "model"),
+                 "--work-dir", str(tmp_path / "w1")]) == 0
+    assert main([*common, "--task", "tiny", "--contrast", "aMinusB=a - b", "--hrf-model",
+                 "spm + derivative", "--output-dir", str(tmp_path / "flags"),
+                 "--work-dir", str(tmp_path / "w2")]) == 0
+    design = pd.read_csv(next((tmp_path / "model" / "sub-01").glob("*run-1*_design.tsv")),
+                         sep="\t")
+    assert list(design.columns[:4]) == ["trial_type.a", "trial_type.a_derivative",
+                                        "trial_type.b", "trial_type.b_derivative"]
+    assert _assert_same_maps(tmp_path / "model" / "sub-01", tmp_path / "flags" / "sub-01",
+                             "*_statmap.nii.gz") == 18

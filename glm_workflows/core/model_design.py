@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import warnings
 
 import pandas as pd
@@ -128,15 +129,23 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
     return design, list(dict.fromkeys(notes))
 
 
+def _convolved_columns(name: str, available: list[str]) -> list[str]:
+    """The columns convolving ``name`` made, in nilearn's order: ``name`` and its
+    ``_derivative`` and ``_dispersion``, or its FIR delays ``_delay_<d>``."""
+    suffixes = re.compile(re.escape(name) + r"(_derivative|_dispersion|_delay_\d+)?")
+    return [c for c in available if suffixes.fullmatch(c)]
+
+
 def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[str]:
-    """The design columns ``Model.X`` names (globs expand in the variables' order)."""
+    """The design columns ``Model.X`` names (globs expand in the variables' order; a
+    convolved variable brings its derivative, dispersion or FIR columns)."""
     available = [str(c) for c in columns.columns]
     picked = []
     for index, entry in enumerate(x):
         if entry == INTERCEPT:
             continue
         matches = [c for c in available if fnmatch.fnmatchcase(c, entry)] \
-            if any(ch in entry for ch in "*?[") else [entry] if entry in available else []
+            if any(ch in entry for ch in "*?[") else _convolved_columns(entry, available)
         if not matches:
             raise InputError(f"{where}.Model.X[{index}]: no variable {entry!r} in the run of "
                              f"{os.fspath(events_file)} after the transformations "

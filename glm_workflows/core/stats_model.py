@@ -113,8 +113,6 @@ class NodeSpec:
         :func:`glm_workflows.core.transformations.apply_transformations`).
     contrasts : tuple of ContrastSpec
     dummy_contrasts : DummyContrastsSpec or None
-    mask : dict or None
-        ``Model.Options.Mask`` (entities of a mask file).
     software : dict
         ``Model.Software``, unchecked.
     path : str
@@ -131,7 +129,6 @@ class NodeSpec:
     transformations: tuple = ()
     contrasts: tuple[ContrastSpec, ...] = ()
     dummy_contrasts: DummyContrastsSpec | None = None
-    mask: dict | None = None
     software: dict = field(default_factory=dict)
     path: str = ""
 
@@ -479,7 +476,7 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
     if model.get("Software") is not None and not isinstance(model["Software"], dict):
         where.fail(f"{mpath}.Software", "expected an object")
     hrf = _hrf(model.get("HRF"), level, model_type, x, f"{mpath}.HRF", where)
-    high_pass, mask = _options(model.get("Options"), level, f"{mpath}.Options", where)
+    high_pass = _options(model.get("Options"), level, f"{mpath}.Options", where)
     transformations = _transformations(spec.get("Transformations"), level, index, where)
     contrasts = _contrasts(spec.get("Contrasts") or [], x, path, where)
     dummy = spec.get("DummyContrasts")
@@ -502,7 +499,7 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
     node = NodeSpec(
         name=name, level=level, group_by=tuple(spec["GroupBy"]), model_type=model_type,
         x=x, hrf=hrf, high_pass=high_pass, transformations=transformations,
-        contrasts=contrasts, dummy_contrasts=dummy_contrasts, mask=mask,
+        contrasts=contrasts, dummy_contrasts=dummy_contrasts,
         software=dict(model.get("Software") or {}), path=where.node(index))
     convolved_variables(node)
     return node
@@ -548,15 +545,19 @@ def _hrf(hrf, level, model_type, x, path, where) -> HRFSpec | None:
     return HRFSpec(tuple(hrf["Variables"]), model, fir_delays)
 
 
-def _options(options, level, path, where) -> tuple[float | None, dict | None]:
+def _options(options, level, path, where) -> float | None:
+    """``Model.Options``: the high-pass cut-off (Hz) or None; what is not supported refused."""
     if options is None:
-        return None, None
+        return None
     _check_type(options, "Description", str, where, path)
     if options.get("LowPassFilterCutoffHz") is not None:
         where.fail(f"{path}.LowPassFilterCutoffHz", "low-pass filtering is not supported "
                    "(remove it; the GLM models temporal autocorrelation instead)")
     if options.get("ReplaceVariables") is not None:
         where.fail(f"{path}.ReplaceVariables", "replacing design columns is not supported")
+    if options.get("Mask") is not None:
+        where.fail(f"{path}.Mask", "masks by entities are not supported (give the mask "
+                   "with --mask FILE, or let each run's brain mask be used)")
     if options.get("Aggregate") not in (None, "none"):
         where.fail(f"{path}.Aggregate", "aggregating voxels is not supported (only 'none')")
     high_pass = options.get("HighPassFilterCutoffHz")
@@ -569,7 +570,7 @@ def _options(options, level, path, where) -> tuple[float | None, dict | None]:
         if level != "Run":
             where.fail(key, "a high-pass filter applies to Run-level time series only")
         high_pass = float(high_pass)
-    return high_pass, options.get("Mask")
+    return high_pass
 
 
 def _transformations(transformations, level, index, where) -> tuple:
