@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "(same command and --work-dir) that did not finish, and a new "
                               "group job")
     # Set by --model only: the Run node's design, the contrasts the Dataset node takes.
-    parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided, run_node="", group_inputs=())
+    parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided, run_node="", group_inputs=(),
+                        runs_are_subjects=False)
     return parser
 
 
@@ -281,6 +282,18 @@ def _runs(args, quiet: bool = False):
     else:
         found = [find_spm_auditory(args.data_dir)]
     return _with_mask_and_confounds(found, args, quiet)
+
+
+def _check_one_run_per_subject(model_file, runs) -> None:
+    """A model whose Dataset node takes the Run node's outputs directly models one run per
+    subject; several runs would need a Subject node to combine them."""
+    from .study import subject_groups
+
+    for subject, subject_runs in subject_groups(runs).items():
+        if len(subject_runs) > 1:
+            raise InputError(f"{model_file}: the Dataset node takes the Run node's outputs "
+                             f"directly, but sub-{subject} has {len(subject_runs)} runs; add "
+                             "a Subject node (Model.Type 'meta') to combine them")
 
 
 def _whole_study(args, runs):
@@ -378,6 +391,8 @@ def prepare(args) -> tuple[dict, dict]:
     confounds = _confound_settings(args)
     plugin_args = _plugin_args(args)
     runs = _runs(args)
+    if args.runs_are_subjects:
+        _check_one_run_per_subject(args.model, runs)
     warnings: list = []
     design_checks = load_design_checks(args.work_dir)
     checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],

@@ -169,13 +169,16 @@ def model_settings(model: StatsModel) -> dict:
     -------
     dict
         ``contrast``, ``f_contrast``, ``run_node``, ``hrf_model``, ``drift_model``,
-        ``high_pass``, the ``Input`` selections, and the group level's ``group``,
-        ``group_covariates``, ``group_contrast`` and ``group_inputs``.
+        ``high_pass``, the ``Input`` selections, the group level's ``group``,
+        ``group_covariates``, ``group_contrast`` and ``group_inputs``, and
+        ``runs_are_subjects`` (a Dataset node straight after the Run node: it takes one
+        run per subject).
     """
     run = model.root
     subject, dataset = check_node_chain(model)
     t_contrasts, f_contrasts = run_contrasts(run)
     values = {
+        "runs_are_subjects": dataset is not None and subject is None,
         "contrast": t_contrasts, "f_contrast": f_contrasts, "run_node": run_node_json(run),
         "hrf_model": run.hrf.model if run.hrf else "spm",
         "drift_model": "cosine" if run.high_pass else "none",

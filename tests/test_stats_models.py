@@ -148,6 +148,8 @@ def _bad(tmp_path, mutate):
      "both become the BIDS label 'aMinusB'"),
     (lambda s: s["Edges"][1].update(Filter={"contrast": ["bMinusA"]}),
      "Edges Filter: no first-level t contrast 'bMinusA'"),
+    (lambda s: s["Nodes"].pop(1) and s.pop("Edges"),
+     "the Dataset node takes the Run node's outputs directly, but sub-01 has 2 runs"),
     (lambda s: s["Nodes"][0]["Model"].update(X=["trial_type.*", 1])
      or s["Nodes"][0].update(DummyContrasts={"Test": "t"}),
      "Nodes[0].DummyContrasts: list its Contrasts"),
