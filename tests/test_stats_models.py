@@ -221,3 +221,22 @@ def test_hrf_derivatives_follow_their_variable(multi_run_study, tmp_path):
                                         "trial_type.b", "trial_type.b_derivative"]
     assert _assert_same_maps(tmp_path / "model" / "sub-01", tmp_path / "flags" / "sub-01",
                              "*_statmap.nii.gz") == 18
+
+
+def test_no_high_pass_no_drifts(spm_events):
+    """Without HighPassFilterCutoffHz the design is X alone (no drift columns), and equals
+    nilearn's design without drifts."""
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    from glm_workflows.core.model_design import model_design, run_node_json
+    from glm_workflows.core.stats_model import stats_model
+
+    spec = json.loads((EXAMPLES / "auditory_smdl.json").read_text())
+    del spec["Nodes"][0]["Model"]["Options"]
+    node = stats_model(spec).root
+    design, _ = model_design(spm_events, 96, 7.0, run_node=run_node_json(node))
+    assert list(design.columns) == ["trial_type.active", "trial_type.rest", "intercept"]
+    events = pd.read_csv(spm_events, sep="\t")
+    nilearn = make_first_level_design_matrix(np.arange(96) * 7.0, events, hrf_model="spm",
+                                             drift_model=None)
+    np.testing.assert_array_equal(design.to_numpy(), nilearn.to_numpy())
