@@ -173,11 +173,11 @@ def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids
 
     events = next(bids.glob("sub-01/func/*_events.tsv"))
     events.unlink()  # a symlink into the shared fixture: replace it, do not write through
-    events.write_text("onset\tduration\ttrial_type\n0\t10\ta\n")
+    events.write_text("onset\tduration\ttrial_type\n0\tten\ta\n")
     refused = subprocess.run([sys.executable, "-m", "glm_workflows.cli", *argv],
                              capture_output=True, text=True)
     assert refused.returncode == 2
-    assert "unknown column 'b'" in refused.stderr
+    assert f"{events}: column 'duration'" in refused.stderr
 
 
 def test_bad_settings_are_refused_before_nilearn_is_imported():
