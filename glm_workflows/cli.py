@@ -909,6 +909,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
         participants_of,
         plan_tasks,
         read_cluster_limits,
+        sbatch_partition,
         split_arrays,
         submission_folder,
         submit,
@@ -925,7 +926,8 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
                              f"{len(still)} job(s) queued or running; wait, scancel them, or "
                              "use another --work-dir")
     runs, estimates = settings["runs"], settings["mem_gb"]
-    limits = read_cluster_limits()
+    sbatch_args = shlex.split(str(plugin_args.get("sbatch_args", "")))
+    limits = read_cluster_limits(sbatch_partition(sbatch_args))
     tasks = plan_tasks(participants_of(runs), limits, args.participants_per_task)
     run_estimates: dict = {}
     for run, run_mem in zip(runs, estimates, strict=True):
@@ -976,7 +978,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
                 for index, (offset, count) in enumerate(split_arrays(
                     len(tasks), limits.max_array_size))],
         group={"Script": str(folder / "group.sh"), "JobIds": []},
-        sbatch_args=shlex.split(str(plugin_args.get("sbatch_args", ""))))
+        sbatch_args=sbatch_args)
     write_scripts(submission)
     per_task = max(len(task) for task in tasks)
     print(f"Array submission: {sum(map(len, tasks))} participant(s) in {len(tasks)} task(s) "

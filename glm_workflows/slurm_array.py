@@ -89,9 +89,10 @@ class ClusterLimits:
                              "--participants-per-task")
 
 
-def read_cluster_limits() -> ClusterLimits:
+def read_cluster_limits(partition: str | None = None) -> ClusterLimits:
     """``MaxArraySize`` and ``MaxJobCount`` from ``scontrol show config``; Slurm's defaults
-    (said so in ``source``) if scontrol is missing or fails."""
+    (said so in ``source``) if scontrol is missing or fails. The node sizes are those of
+    ``partition`` (every partition's if None)."""
     try:
         shown = subprocess.run(["scontrol", "show", "config"], capture_output=True,
                                text=True, timeout=60)
@@ -111,16 +112,18 @@ def read_cluster_limits() -> ClusterLimits:
         except (KeyError, ValueError, IndexError):
             return default
 
-    cpus, mem_mb = _largest_node()
+    cpus, mem_mb = _largest_node(partition)
     return ClusterLimits(number("MaxArraySize", DEFAULT_MAX_ARRAY_SIZE),
                          number("MaxJobCount", DEFAULT_MAX_JOB_COUNT), "scontrol show config",
                          cpus, mem_mb)
 
 
-def _largest_node() -> tuple[int | None, int | None]:
-    """The most CPUs and memory (MB) of the cluster's nodes, from sinfo (None: unknown)."""
+def _largest_node(partition: str | None = None) -> tuple[int | None, int | None]:
+    """The most CPUs and memory (MB) of the nodes (of ``partition``), from sinfo (None:
+    unknown)."""
+    where = ["-p", partition] if partition else []
     try:
-        shown = subprocess.run(["sinfo", "-h", "-o", "%c %m"], capture_output=True,
+        shown = subprocess.run(["sinfo", "-h", *where, "-o", "%c %m"], capture_output=True,
                                text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None, None
@@ -161,6 +164,19 @@ def plan_tasks(participants: list[str], limits: ClusterLimits,
             f"MaxJobCount ({limits.max_job_count}, from {limits.source}); give at least "
             f"{fewest}")
     return [participants[i:i + per_task] for i in range(0, len(participants), per_task)]
+
+
+def sbatch_partition(sbatch_args) -> str | None:
+    """The partition the extra sbatch options name (``-p P``, ``--partition P`` or
+    ``--partition=P``), or None."""
+    for index, arg in enumerate(sbatch_args):
+        if arg.startswith("--partition="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-p") and len(arg) > 2:
+            return arg[2:]
+        if arg in ("-p", "--partition") and index + 1 < len(sbatch_args):
+            return sbatch_args[index + 1]
+    return None
 
 
 def split_arrays(n_tasks: int, max_array_size: int) -> list[tuple[int, int]]:

@@ -22,6 +22,7 @@ from glm_workflows.slurm_array import (
     JobSize,
     Submission,
     plan_tasks,
+    sbatch_partition,
     split_arrays,
     submission_folder,
     task_size,
@@ -295,3 +296,12 @@ def test_participant_level_skips_a_condition_absent_from_its_runs(tmp_path, caps
             "sub-02_task-tiny_contrast-aOnly_stat-z_statmap.nii.gz").exists()
     assert main([*argv[:4], "--contrast", "aMinusC=a - c", *argv[8:]]) == 2
     assert "unknown column 'c'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, partition", [
+    (["-p", "short", "-t", "1:00:00"], "short"), (["--partition=gpu"], "gpu"),
+    (["-t", "5", "--partition", "long"], "long"), (["-pdebug"], "debug"), (["-t", "5"], None),
+])
+def test_the_partition_of_the_sbatch_options(args, partition):
+    """The node sizes a job is checked against are those of the partition it asks for."""
+    assert sbatch_partition(args) == partition
