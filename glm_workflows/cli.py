@@ -652,8 +652,6 @@ def _run(args, argv) -> int:
         return _run_group_only(args, argv, settings, plugin_args, started)
     from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page, subject_folder
     from .execution import run_workflow
-    from .interrupts import RunInterrupted
-    from .outputs import OutputTransaction
     from .provenance import build_provenance, write_provenance
     from .study import init_glm_wf, subject_groups
     from .summary import print_results
@@ -661,8 +659,8 @@ def _run(args, argv) -> int:
     runs, output_dir = settings["runs"], settings["output_dir"]
     subjects = list(subject_groups(runs))
     work_dir = Path(args.work_dir).absolute()
-    transaction = OutputTransaction(output_dir)  # outputs move in only on success
-    try:
+
+    def stage(transaction):
         workflow = init_glm_wf(**{**settings, "output_dir": transaction.staging})
         print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
               f"plugin {args.plugin}; cache in {work_dir}", flush=True)
@@ -671,7 +669,7 @@ def _run(args, argv) -> int:
         finished = time.time()
         record = build_provenance(
             runs=runs, workflow=workflow, records=records, started=started, finished=finished,
-            command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
+            command_line=["glm-workflows", *_given(argv)],
             plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
         )
         if args.model:  # the report shows the model file
@@ -682,14 +680,11 @@ def _run(args, argv) -> int:
                       if args.plugin == "MultiProc" else 1)
         participant_level = args.analysis_level == "participant"
         transaction.commit(subjects, description_file if participant_level else root_files)
-    except RunInterrupted as exc:
-        transaction.discard()
-        exc.outputs_committed = transaction.committed
-        raise
-    except Exception as exc:
-        transaction.discard()
-        return _failed(exc, args, work_dir, started)
-    _print_finished(records, finished - started, args.plugin)
+        return records, finished
+
+    code = _staged_run(stage, args, output_dir, started)
+    if code:
+        return code
     index = Path(output_dir) / INDEX_FILE
     report = index if len(subjects) > 1 and index.exists() \
         else Path(output_dir) / report_page(subjects[-1])
@@ -699,6 +694,37 @@ def _run(args, argv) -> int:
         provenance = Path(output_dir) / subject_folder(subjects[-1]) / PROVENANCE_FILE
     print(f"Provenance: {provenance}")
     print_results(runs, output_dir)
+    return 0
+
+
+def _given(argv) -> list[str]:
+    """The command line's arguments (``argv``, or the process's)."""
+    return list(sys.argv[1:] if argv is None else argv)
+
+
+def _staged_run(stage, args, output_dir, started: float) -> int:
+    """Run ``stage(transaction)`` on a new :class:`~glm_workflows.outputs.OutputTransaction`
+    of ``output_dir`` (it runs the workflow into ``transaction.staging``, writes its
+    records and commits) and print the closing line; a failure discards what was staged.
+
+    ``stage`` returns the run's node records and when the workflow finished. Returns 0,
+    or 1 after a failure (:func:`_failed`); an interruption is re-raised, noting whether
+    the outputs were already committed.
+    """
+    from .interrupts import RunInterrupted
+    from .outputs import OutputTransaction
+
+    transaction = OutputTransaction(output_dir)  # outputs move in only on success
+    try:
+        records, finished = stage(transaction)
+    except RunInterrupted as exc:
+        transaction.discard()
+        exc.outputs_committed = transaction.committed
+        raise
+    except Exception as exc:
+        transaction.discard()
+        return _failed(exc, args, Path(args.work_dir).absolute(), started)
+    _print_finished(records, finished - started, args.plugin)
     return 0
 
 
@@ -724,8 +750,6 @@ def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: floa
     ``group/provenance.json``, then the group results printed."""
     from .core.naming import GROUP_FOLDER, GROUP_REPORT, PROVENANCE_FILE
     from .execution import run_workflow
-    from .interrupts import RunInterrupted
-    from .outputs import OutputTransaction
     from .provenance import build_provenance
     from .study import init_group_only_wf
     from .summary import print_results
@@ -734,8 +758,8 @@ def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: floa
     work_dir = Path(args.work_dir).absolute()
     build = {key: settings[key] for key in ("subject_maps", "task", "group_plans", "group",
                                             "inference", "participants_file", "n_chunks")}
-    transaction = OutputTransaction(output_dir)  # outputs move in only on success
-    try:
+
+    def stage(transaction):
         workflow = init_group_only_wf(**build, output_dir=transaction.staging)
         print(f"Running the group level of {len(settings['group_plans'])} contrast(s) over "
               f"{len(settings['subject_maps'])} subject(s) of {settings['from_derivatives']}, "
@@ -758,20 +782,17 @@ def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: floa
         }
         record = build_provenance(
             runs=[], workflow=workflow, records=records, started=started, finished=finished,
-            command_line=["glm-workflows", *(sys.argv[1:] if argv is None else argv)],
+            command_line=["glm-workflows", *_given(argv)],
             plugin=args.plugin, parameters=parameters, inputs=settings["inputs"])
         group_folder = Path(transaction.staging) / GROUP_FOLDER
         group_folder.mkdir(parents=True, exist_ok=True)
         (group_folder / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str))
         transaction.commit([], root_files)
-    except RunInterrupted as exc:
-        transaction.discard()
-        exc.outputs_committed = transaction.committed
-        raise
-    except Exception as exc:
-        transaction.discard()
-        return _failed(exc, args, work_dir, started)
-    _print_finished(records, finished - started, args.plugin)
+        return records, finished
+
+    code = _staged_run(stage, args, output_dir, started)
+    if code:
+        return code
     report = Path(output_dir) / GROUP_REPORT
     if report.exists():
         print(f"Report: {report}")
@@ -825,8 +846,9 @@ def _check_levels(args) -> None:
     if args.analysis_level == "participant":
         if args.from_derivatives:
             raise InputError("--from-derivatives: not with --analysis-level participant")
-        given = [name for name in _GROUP_FLAGS if getattr(args, name) not in (None, False, [])
-                 and getattr(args, name) != build_parser().get_default(name)]
+        parser = build_parser()
+        given = [name for name in _GROUP_FLAGS
+                 if getattr(args, name) != parser.get_default(name)]
         if given:
             raise InputError(f"--{given[0].replace('_', '-')}: not with --analysis-level "
                              "participant (run the group level with --analysis-level group)")
@@ -838,7 +860,7 @@ def _apply_model(args) -> None:
     if not args.model:
         return
     from .core.stats_model import read_stats_model
-    from .stats_models import MODEL_FLAGS, model_settings
+    from .stats_models import INPUT_ENTITIES, MODEL_FLAGS, model_settings
 
     parser = build_parser()
     given = [name for name in MODEL_FLAGS if getattr(args, name) != parser.get_default(name)]
@@ -852,7 +874,7 @@ def _apply_model(args) -> None:
         if args.task not in (parser.get_default("task"), task):
             raise InputError(f"--task {args.task}: the model file's Input.task is {task}")
         args.task = task
-    for entity in ("subject", "session", "run", "space"):  # the flags, if given, win
+    for entity in INPUT_ENTITIES[1:]:  # the flags, if given, win
         wanted = values.pop(entity, None)
         group_only = args.from_derivatives and entity != "subject"  # maps already chosen
         if wanted is not None and getattr(args, entity) is None and not group_only:
@@ -926,9 +948,10 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
                              f"{len(still)} job(s) queued or running; wait, scancel them, or "
                              "use another --work-dir")
     runs, estimates = settings["runs"], settings["mem_gb"]
+    participants = participants_of(runs)
     sbatch_args = shlex.split(str(plugin_args.get("sbatch_args", "")))
     limits = read_cluster_limits(sbatch_partition(sbatch_args))
-    tasks = plan_tasks(participants_of(runs), limits, args.participants_per_task)
+    tasks = plan_tasks(participants, limits, args.participants_per_task)
     run_estimates: dict = {}
     for run, run_mem in zip(runs, estimates, strict=True):
         run_estimates.setdefault(run.subject, []).append(run_mem)
@@ -938,10 +961,18 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
     memory_gb = max(size.memory_gb for size in sizes)
     size = JobSize(cpus, memory_gb)  # one size for every task of the arrays
     n_voxels = math.prod(nb.load(runs[0].bold_files[0]).shape[:3])
-    group = group_size(len(participants_of(runs)), n_voxels, args.n_procs)
+    group = group_size(len(participants), n_voxels, args.n_procs)
     limits.check_job(size, "array task")
     limits.check_job(group, "group job")
     output_dir = str(Path(settings["output_dir"]).absolute())
+    if folder.exists() and not args.dry_run:
+        shutil.rmtree(folder / "done", ignore_errors=True)  # a new submission
+    folder.mkdir(parents=True, exist_ok=True)
+    if args.model:  # the jobs read a copy: editing the file later changes no pending job
+        copy = folder / Path(args.model).name
+        if Path(args.model) != copy:
+            shutil.copyfile(args.model, copy)
+        args.model = str(copy)
     outputs = {"output_dir"}
     from_model = set(MODEL_FLAGS) if args.model else set()  # the jobs read the model file
     task_argv = [*command_line(args, set(vars(args)) - set(_ARRAY_FLAGS) - set(_GROUP_FLAGS)
@@ -956,16 +987,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
                       f"--output-dir={output_dir}", "--analysis-level=group",
                       "--plugin=MultiProc", f"--n-procs={group.cpus}",
                       f"--mem-gb={group.memory_gb}"]
-    name = f"glm-{settings['runs'][0].task}"
-    if folder.exists() and not args.dry_run:
-        shutil.rmtree(folder / "done", ignore_errors=True)  # a new submission
-    folder.mkdir(parents=True, exist_ok=True)
-    if args.model:  # the jobs read a copy: editing the file later changes no pending job
-        copy = folder / Path(args.model).name
-        shutil.copyfile(args.model, copy)
-        task_argv, group_argv = ([f"--model={copy}" if a.startswith("--model=") else a
-                                  for a in line] if line else line
-                                 for line in (task_argv, group_argv))
+    name = f"glm-{runs[0].task}"
     submission = Submission(
         command=_array_command(argv), cwd=os.getcwd(), python=sys.executable,
         output_dir=output_dir, tasks=tasks, task_argv=task_argv, group_argv=group_argv,
@@ -1003,8 +1025,7 @@ def _submit_array(args, argv, settings: dict, plugin_args: dict) -> int:
 def _array_command(argv) -> list[str]:
     """The command line of an array submission, without ``--resubmit-failed`` (how a
     resubmission finds its submission)."""
-    given = list(sys.argv[1:] if argv is None else argv)
-    return [token for token in given if token != "--resubmit-failed"]
+    return [token for token in _given(argv) if token != "--resubmit-failed"]
 
 
 def _resubmit_failed(args, argv) -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .core.derivatives import write_text_atomic
 from .core.errors import InputError, one_line
+from .execution import ACTIVE_JOB_STATES
 
 #: Inside the work directory: the submission's scripts, record, logs and task caches.
 SUBMISSION_FOLDER = "slurm-array"
@@ -50,10 +51,6 @@ DEFAULT_MAX_JOB_COUNT = 10000
 MAX_DEFAULT_CPUS = 4
 #: Memory of the task's own process (Nipype, nilearn, the scheduler), beyond its nodes'.
 PROCESS_GB = 1.0
-#: SLURM job states of a job that has not ended.
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-                 "RESIZING", "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD", "REQUEUE_FED",
-                 "STOPPED"}
 
 
 @dataclass(frozen=True)
@@ -252,6 +249,12 @@ class Submission:
         ``Offset``, ``Count``, ``Script`` and ``JobIds`` (one per submission) of each array.
     group : dict
         ``Script`` and ``JobIds`` of the group job.
+    task_job, group_job : dict
+        ``Name``, ``Cpus`` and ``MemMB`` of the array tasks (one size for all) and of the
+        group job, written into their scripts.
+    limits : dict
+        The cluster's ``MaxArraySize`` and ``MaxJobCount`` the plan kept within, and
+        their ``Source``.
     sbatch_args : list of str
         Extra sbatch options (``--plugin-args '{"sbatch_args": ...}'``).
     """
@@ -415,7 +418,7 @@ def active_jobs(job_ids) -> list[str]:
     active = []
     for line in listing.stdout.splitlines():
         parent, job, state = (line.split("|") + ["", "", ""])[:3]
-        if state in ACTIVE_STATES and (parent in wanted or job in wanted):
+        if state in ACTIVE_JOB_STATES and (parent in wanted or job in wanted):
             active.append(job)
     return active
 

@@ -29,9 +29,8 @@ from .core.errors import InputError
 from .core.model_design import run_node_json
 from .core.stats_model import INTERCEPT, INTERCEPT_NAME, NodeSpec, StatsModel
 
-#: ``Input`` entities and the flags they set.
-INPUT_FLAGS = {"task": "task", "subject": "subject", "session": "session", "run": "run",
-               "space": "space"}
+#: ``Input`` entities (each sets the command-line flag of its name).
+INPUT_ENTITIES = ("task", "subject", "session", "run", "space")
 #: Flags the model file replaces (refused with ``--model``).
 MODEL_FLAGS = ("contrast", "f_contrast", "hrf_model", "drift_model", "high_pass",
                "drift_order", "confounds_strategy", "confounds_columns", "group",
@@ -187,16 +186,16 @@ def model_settings(model: StatsModel) -> dict:
     if run.high_pass:
         values["high_pass"] = run.high_pass
     for entity, wanted in (model.input or {}).items():
-        if entity not in INPUT_FLAGS:
+        if entity not in INPUT_ENTITIES:
             raise InputError(f"{model.source}: Input.{entity}: not supported (supported: "
-                             f"{', '.join(INPUT_FLAGS)})")
+                             f"{', '.join(INPUT_ENTITIES)})")
         wanted = [str(w) for w in (wanted if isinstance(wanted, list) else [wanted])]
         if entity in ("task", "space"):
             if len(wanted) != 1:
                 raise InputError(f"{model.source}: Input.{entity}: one {entity} per run of "
                                  f"glm-workflows, got {wanted}")
             wanted = wanted[0]
-        values[INPUT_FLAGS[entity]] = wanted
+        values[entity] = wanted
     if dataset is not None:
         values.update(_dataset_settings(dataset))
     return values

@@ -32,8 +32,8 @@ def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: lis
                   study_runs=None, n_procs: int | None = None,
                   parallel_from: int = PARALLEL_RUNS, **options) -> list[tuple[dict, list]]:
     """:func:`validate_run` on every run of a study, in order; for ``parallel_from`` runs
-    or more, in ``n_procs`` forked processes (default: the cores this process may use),
-    each checking a contiguous share of the runs.
+    or more, in ``n_procs`` forked processes, each checking a contiguous share of the
+    runs.
 
     Parameters
     ----------
@@ -261,9 +261,11 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
         raise InputError(f"{name}: {len(sample_mask)} of {n_scans} volumes kept after "
                          f"censoring, fewer than --min-kept-volumes {min_kept_volumes}")
     skipped, lines = [], []
-    present = set() if model.get("run_node") else run_conditions(
-        run.events_file, n_scans, run.t_r, model["slice_time_ref"], sample_mask)
-    for contrast, _, rows in [] if model.get("run_node") else contrasts:
+    # a model file's Run node names its own columns: no condition of the events to skip
+    checked = [] if model.get("run_node") else contrasts
+    present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"],
+                             sample_mask) if checked else set()
+    for contrast, _, rows in checked:
         names = set().union(*(referenced_names(row) for row in rows))
         absent = sorted(names - present & set(study_conditions())) if names - present else []
         if not absent:
