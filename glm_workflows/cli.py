@@ -10,7 +10,6 @@ import shlex
 import sys
 import time
 from dataclasses import asdict, fields
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from .core.errors import InputError, one_line
@@ -95,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--hrf-model", default=DEFAULT_MODEL.hrf_model,
                        help="nilearn HRF model: spm, glover, 'spm + derivative', ... "
                             "(default %(default)s)")
-    model.add_argument("--drift-model", default=None, choices=DRIFT_MODELS,
-                       help=f"slow drift regressors (default {DEFAULT_MODEL.drift_model}; "
-                            "none when the confounds hold fMRIPrep's cosine regressors)")
+    model.add_argument("--drift-model", default=DEFAULT_MODEL.drift_model, choices=DRIFT_MODELS,
+                       help="slow drift regressors (default %(default)s: per run, cosine "
+                            "drifts at --high-pass unless the confounds the design takes hold "
+                            "cosine regressors, e.g. fMRIPrep's cosineXX, then none; the "
+                            "design sidecar records what was used)")
     model.add_argument("--high-pass", type=float, default=DEFAULT_MODEL.high_pass,
                        help="high-pass cut-off in Hz (default %(default)s)")
     model.add_argument("--drift-order", type=int, default=DEFAULT_MODEL.drift_order,
@@ -375,12 +376,7 @@ def prepare(args) -> tuple[dict, dict]:
 
     if args.from_derivatives is not None:
         return _prepare_from_derivatives(args)
-    if args.drift_model is not None and args.drift_model != "none" and args.confounds_strategy:
-        print(f"glm-workflows: note: --drift-model {args.drift_model} and fMRIPrep's cosine "
-              f"regressors (--confounds-strategy {args.confounds_strategy}) are both in the "
-              "design", file=sys.stderr)
-    model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)
-                             if f.name != "drift_model"}, drift_model=drift_model_of(args))
+    model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)})
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
     check_threshold_settings(args.height_control, args.alpha, args.threshold,
@@ -582,17 +578,6 @@ def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -
                 raise InputError(f"group contrast {name or plan.name}: {exc}") from None
     warnings.extend(lines)
     return plans
-
-
-def drift_model_of(args) -> str:
-    """``--drift-model`` if given; else ``none`` when the confounds hold fMRIPrep's cosine
-    regressors (every nilearn strategy, or a ``--confounds-columns`` pattern matching
-    ``cosine00``), the settings' default otherwise: never both drifts silently."""
-    if args.drift_model is not None:
-        return args.drift_model
-    cosines = args.confounds_strategy or any(
-        fnmatchcase("cosine00", pattern) for pattern in args.confounds_columns)
-    return "none" if cosines else DEFAULT_MODEL.drift_model
 
 
 def _confound_settings(args) -> ConfoundSettings:

@@ -20,7 +20,10 @@ SEED_CONTRASTS = (
 #: The allowed values of the settings that are choices: the command line's ``choices``,
 #: the interfaces' ``traits.Enum`` values and the numeric core's checks.
 NOISE_MODELS = ("ar1", "ols", "ar1-corrected", "ar2-corrected")
-DRIFT_MODELS = ("cosine", "polynomial", "none")
+#: ``auto``: cosine drifts (at ``high_pass``) unless the run's confounds already hold
+#: cosine regressors (fMRIPrep's ``cosineXX``), then none; decided per run from the
+#: columns the design actually takes (:func:`glm_workflows.core.design.effective_drift_model`).
+DRIFT_MODELS = ("auto", "cosine", "polynomial", "none")
 HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
 PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
 
@@ -54,8 +57,9 @@ class ModelSettings:
         the bias of estimating them from OLS residuals (:mod:`glm_workflows.core.noise`).
     hrf_model : str
         nilearn HRF model (``spm``, ``glover``, ``spm + derivative``, ..., ``fir``).
-    drift_model : {'cosine', 'polynomial', 'none'}
-        Slow drift regressors.
+    drift_model : {'auto', 'cosine', 'polynomial', 'none'}
+        Slow drift regressors. ``auto`` (the default): cosine drifts unless the run's
+        confounds hold cosine regressors (fMRIPrep's ``cosineXX``), decided per run.
     high_pass : float
         High-pass cut-off of cosine drifts, in Hz (1/160, SPM's default period).
     drift_order : int
@@ -69,7 +73,7 @@ class ModelSettings:
 
     noise_model: str = "ar1"
     hrf_model: str = "spm"
-    drift_model: str = "cosine"
+    drift_model: str = "auto"
     high_pass: float = 1 / 160
     drift_order: int = 1
     slice_time_ref: float = 0.0

@@ -17,7 +17,9 @@ from glm_workflows.core.confounds import censoring_summary, framewise_displaceme
 from glm_workflows.core.design import (
     HRF_MODELS,
     confound_columns,
+    cosine_columns,
     design_confounds,
+    effective_drift_model,
     first_level_design,
     save_design_matrix,
 )
@@ -40,7 +42,9 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     hrf_model = traits.Enum(*default_first(DEFAULT_MODEL.hrf_model, HRF_MODELS),
                             usedefault=True, desc="haemodynamic response model")
     drift_model = traits.Enum(*default_first(DEFAULT_MODEL.drift_model, DRIFT_MODELS),
-                              usedefault=True, desc="slow drift model")
+                              usedefault=True,
+                              desc="slow drift model; 'auto': cosine unless the confounds "
+                                   "the design takes hold cosine regressors, then none")
     high_pass = traits.Float(DEFAULT_MODEL.high_pass, usedefault=True,
                              desc="high-pass cut-off in Hz for cosine drifts")
     drift_order = traits.Int(DEFAULT_MODEL.drift_order, usedefault=True,
@@ -105,6 +109,7 @@ class DesignMatrix(SimpleInterface):
             slice_time_ref=self.inputs.slice_time_ref,
             run_node=self.inputs.run_node,
         )
+        columns = confound_columns(confounds, confounds_file)
         for output in ("design_file", "design_figure", "design_json"):  # the outputs' suffixes
             self._results[output] = os.path.join(runtime.cwd, MODEL_OUTPUTS[output])
         save_design_matrix(design, self._results["design_file"])
@@ -113,7 +118,9 @@ class DesignMatrix(SimpleInterface):
                 "RepetitionTime": self.inputs.t_r,
                 "NumberOfScans": n_scans,
                 "HRFModel": self.inputs.hrf_model,
-                "DriftModel": self.inputs.drift_model,
+                "DriftModel": effective_drift_model(self.inputs.drift_model, columns),
+                "DriftModelSetting": self.inputs.drift_model,
+                "CosineConfounds": cosine_columns(columns),
                 "HighPass": self.inputs.high_pass,
                 "DriftOrder": self.inputs.drift_order,
                 "SliceTimeRef": self.inputs.slice_time_ref,
@@ -124,7 +131,7 @@ class DesignMatrix(SimpleInterface):
                 "ConfoundsStrategy": (selection or {}).get("strategy") or None,
                 "ConfoundsColumnPatterns": (selection or {}).get("columns") or None,
                 "ConfoundsOptions": (selection or {}).get("options") or None,
-                "ConfoundColumns": confound_columns(confounds, confounds_file),
+                "ConfoundColumns": columns,
                 "CensoredVolumes": censoring_summary(sample_mask, n_scans),
                 "NumberOfKeptVolumes": n_scans if sample_mask is None else len(sample_mask),
                 "Columns": list(design.columns),

@@ -14,10 +14,10 @@ from glm_workflows.core.confounds import (
     CONFOUND_STRATEGIES,
     censoring_summary,
     check_confound_options,
-    has_cosine_regressors,
     select_confounds,
     strategy_options,
 )
+from glm_workflows.core.design import cosine_columns
 from glm_workflows.core.errors import InputError
 
 N_SCANS = 30  # volumes nilearn's fake fMRIPrep runs have
@@ -200,7 +200,7 @@ def test_strategy_equals_nilearn(run, strategy, options):
     pd.testing.assert_frame_equal(confounds, expected)
     assert np.array_equal(sample_mask, expected_mask)
     assert len(confounds) == N_SCANS
-    assert has_cosine_regressors(confounds)  # every preset has high_pass
+    assert cosine_columns(confounds.columns)  # every preset has high_pass
 
 
 @pytest.mark.parametrize(("options", "censored"), [
@@ -348,7 +348,7 @@ def test_columns_without_a_bold_next_to_them(tmp_path, run):
     shutil.copy(tsv, own)
     confounds, sample_mask = select_confounds(None, own, columns=["cosine*"])
     assert list(confounds.columns) == ["cosine00", "cosine01", "cosine02", "cosine03"]
-    assert has_cosine_regressors(confounds)
+    assert cosine_columns(confounds.columns)
     assert censoring_summary(sample_mask, N_SCANS) == [0]
 
 
@@ -394,12 +394,9 @@ def test_columns_unreadable_file(tmp_path):
 # ---------------------------------------------------------------- helpers
 
 
-def test_has_cosine_regressors():
-    assert not has_cosine_regressors(None)
-    assert not has_cosine_regressors(pd.DataFrame(columns=["trans_x", "cosine"]))
-    assert has_cosine_regressors(pd.DataFrame(columns=["trans_x", "cosine07"]))
-
-
+def test_cosine_columns():
+    assert cosine_columns(["trans_x", "cosine"]) == []
+    assert cosine_columns(["trans_x", "cosine07", "cosine_x"]) == ["cosine07"]
 def test_censoring_summary():
     assert censoring_summary(None, 5) == []
     assert censoring_summary(np.array([1, 2, 4]), 6) == [0, 3, 5]

@@ -88,6 +88,7 @@ def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
     assert sidecar["CensoredVolumes"] == expected
     assert sidecar["NumberOfKeptVolumes"] == 96 - len(expected)
     assert sidecar["DriftModel"] == "none"
+    assert sidecar["CosineConfounds"] == sorted(c for c in confounds if c.startswith("cosine"))
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,72 @@ def test_framewise_displacement_figure_in_outputs_and_report(fmriprep_run):
     figure = out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['fd_figure']}"
     assert figure.read_bytes().startswith(b"\x89PNG")
     assert "Framewise displacement (fMRIPrep)" in (out / "sub-01.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def fmriprep_without_cosines(fmriprep_moae, tmp_path_factory):
+    """The MoAE derivatives with the cosine columns removed from the confounds table (as
+    older fMRIPrep versions and other tools write it): ``(raw, derivatives, bold)``."""
+    import shutil
+
+    raw, derivatives = fmriprep_moae
+    copy = tmp_path_factory.mktemp("no_cosines") / "fmriprep"
+    shutil.copytree(derivatives, copy)
+    table = next((copy / "sub-01" / "func").glob("*_desc-confounds_timeseries.tsv"))
+    confounds = pd.read_csv(table, sep="\t")
+    assert any(c.startswith("cosine") for c in confounds)  # the fixture had them
+    confounds.drop(columns=[c for c in confounds if c.startswith("cosine")]).to_csv(
+        table, sep="\t", index=False, na_rep="n/a")
+    return raw, copy, next((copy / "sub-01" / "func").glob("*_desc-preproc_bold.nii.gz"))
+
+
+@pytest.mark.parametrize("route", ["strategy_without_cosines", "columns_without_cosines",
+                                   "strategy_with_cosines"])
+def test_drift_decided_from_the_confounds_the_design_takes(fmriprep_moae,
+                                                           fmriprep_without_cosines,
+                                                           tmp_path, route):
+    """The design gets cosine drifts at --high-pass exactly when the confounds it takes
+    hold no cosine regressors (a table without them, or columns that leave them out),
+    and none when they do: z maps equal nilearn's FirstLevelModel with drift_model
+    'cosine' or None respectively, and the sidecar records the drift model used."""
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    raw, derivatives = fmriprep_moae
+    bold = next((derivatives / "sub-01" / "func").glob("*_desc-preproc_bold.nii.gz"))
+    motion = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+    if route == "strategy_without_cosines":
+        raw, derivatives, bold = fmriprep_without_cosines
+        flags = ["--confounds-strategy", "simple", "--motion", "basic", "--wm-csf", "basic"]
+        confounds, sample_mask = load_confounds_strategy(str(bold), "simple", motion="basic",
+                                                         wm_csf="basic")
+    elif route == "columns_without_cosines":
+        flags = ["--confounds-columns", *motion]
+        confounds, sample_mask = load_confounds(str(bold), strategy=("motion",),
+                                                motion="basic")
+    else:
+        flags = ["--confounds-strategy", "simple", "--motion", "basic", "--wm-csf", "basic"]
+        confounds, sample_mask = load_confounds_strategy(str(bold), "simple", motion="basic",
+                                                         wm_csf="basic")
+    cosines = sorted(c for c in confounds if c.startswith("cosine"))
+    assert bool(cosines) == (route == "strategy_with_cosines")
+    out = tmp_path / "out"
+    argv = ["--bids-dir", str(raw), "--derivatives", str(derivatives), "--task", "auditory",
+            *flags, "--contrast", "activeMinusRest=active - rest",
+            "--output-dir", str(out), "--work-dir", str(tmp_path / "work")]
+    assert main(argv) == 0
+    mask = next((derivatives / "sub-01" / "func").glob("*_desc-brain_mask.nii.gz"))
+    drift = None if cosines else "cosine"
+    model = FirstLevelModel(t_r=7.0, mask_img=str(mask), noise_model="ar1", hrf_model="spm",
+                            drift_model=drift, high_pass=1 / 160, slice_time_ref=0.0,
+                            standardize=False)
+    events = raw / "sub-01" / "func" / f"{PREFIX}_events.tsv"
+    model.fit(str(bold), events=pd.read_csv(events, sep="\t"), confounds=confounds,
+              sample_masks=None if sample_mask is None else [sample_mask])
+    theirs = model.compute_contrast("active - rest", output_type="z_score")
+    ours = nb.load(out / "sub-01" / f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz")
+    np.testing.assert_allclose(ours.get_fdata(), theirs.get_fdata(), rtol=1e-10, atol=1e-10)
+    sidecar = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+                         .read_text())
+    assert sidecar["DriftModel"] == ("none" if cosines else "cosine")
+    assert sidecar["DriftModelSetting"] == "auto"
+    assert sorted(sidecar["CosineConfounds"]) == cosines

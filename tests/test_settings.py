@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 
 from glm_workflows import interfaces
-from glm_workflows.cli import build_parser, drift_model_of
+from glm_workflows.cli import build_parser
 from glm_workflows.core.design import (
     HRF_MODELS,
     check_model_settings,
@@ -84,7 +84,7 @@ def test_cli_interface_and_core_defaults_are_the_settings(name):
     """A Python user building a node or calling the core by hand gets the CLI's numbers."""
     expected = _default(name)
     args = build_parser().parse_args([])
-    cli_default = drift_model_of(args) if name == "drift_model" else getattr(args, name)
+    cli_default = getattr(args, name)
     assert cli_default == expected and type(cli_default) is type(expected)
     for interface, trait in INTERFACE_TRAITS[name]:
         value = getattr(getattr(interfaces, interface)().inputs, trait)

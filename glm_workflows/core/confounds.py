@@ -41,7 +41,6 @@ COLUMNS_FLAG = "--confounds-columns"
 _COMMON_OPTIONS = ("demean",)
 _MODEL_OPTIONS = ("motion", "wm_csf", "global_signal")
 _POSITIVE_NUMBER_OPTIONS = ("fd_threshold", "std_dvars_threshold")
-_COSINE = re.compile(r"cosine\d+")
 _SHOWN_COLUMNS = 8
 
 _strategy_options_cache: dict[str, tuple[str, ...]] | None = None
@@ -356,24 +355,6 @@ def _check_result(confounds_file, confounds, sample_mask) -> None:
             raise InputError(f"{confounds_file}: n/a values beyond the first row in column(s) "
                              f"{shown}{more} (only the first row's are filled, from the "
                              "second)")
-
-
-def has_cosine_regressors(confounds) -> bool:
-    """Whether the regressors include fMRIPrep's ``cosineXX`` high-pass columns.
-
-    Then the design's own drift model should be none unless the user chose one.
-
-    Parameters
-    ----------
-    confounds : pandas.DataFrame or None
-
-    Returns
-    -------
-    bool
-    """
-    if confounds is None:
-        return False
-    return any(_COSINE.fullmatch(str(c)) for c in confounds.columns)
 
 
 def censoring_summary(sample_mask, n_scans: int) -> list[int]:

@@ -9,6 +9,7 @@ loads scikit-learn, which finding runs and refusing bad settings need not wait f
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -38,6 +39,40 @@ HRF_COLUMN_SUFFIXES = {
     "fir": ("_delay_0",),
 }
 HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
+
+#: fMRIPrep's (and nilearn's) discrete cosine high-pass regressors: ``cosine00``, ...
+_COSINE_COLUMN = re.compile(r"cosine\d+")
+
+
+def cosine_columns(columns) -> list[str]:
+    """The names among ``columns`` that are cosine high-pass regressors (``cosineXX``)."""
+    return [str(c) for c in columns if _COSINE_COLUMN.fullmatch(str(c))]
+
+
+def effective_drift_model(drift_model: str, confound_names=()) -> str:
+    """The drift model a run's design gets: ``auto`` decided from its confounds.
+
+    ``auto`` is ``none`` when the confounds the design takes hold cosine high-pass
+    regressors (fMRIPrep's ``cosineXX``: they already high-pass the data), and
+    ``cosine`` otherwise (so a confounds table without them, from an older fMRIPrep or
+    another tool, never leaves the run without a high-pass filter). Any other value
+    is returned as it is.
+
+    Parameters
+    ----------
+    drift_model : str
+        One of :data:`glm_workflows.settings.DRIFT_MODELS`.
+    confound_names : iterable of str
+        The names of the confound columns the design takes.
+
+    Returns
+    -------
+    str
+        ``cosine``, ``polynomial`` or ``none``.
+    """
+    if drift_model != "auto":
+        return drift_model
+    return "none" if cosine_columns(confound_names) else "cosine"
 
 
 def check_repetition_time(t_r, source="TR") -> float:
@@ -196,8 +231,8 @@ def check_model_settings(n_scans: int, t_r, *, hrf_model: str = DEFAULT_MODEL.hr
                          slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> float:
     """Refuse model settings nilearn would reject, ignore or fail on; return the TR.
 
-    The high-pass cut-off is checked for cosine drifts only (the other drift
-    models ignore it), the order for any drift model (it must be >= 0) and, with
+    The high-pass cut-off is checked for cosine (and ``auto``) drifts only (the other
+    drift models ignore it), the order for any drift model (it must be >= 0) and, with
     polynomial drifts, against the number of scans.
 
     Raises
@@ -213,7 +248,7 @@ def check_model_settings(n_scans: int, t_r, *, hrf_model: str = DEFAULT_MODEL.hr
                          f"got {drift_model!r}")
     if not 0 <= slice_time_ref <= 1:
         raise InputError(f"slice_time_ref: expected a number in [0, 1], got {slice_time_ref!r}")
-    if drift_model == "cosine" and not 0 < high_pass < 1 / (2 * t_r):
+    if drift_model in ("auto", "cosine") and not 0 < high_pass < 1 / (2 * t_r):
         raise InputError(f"high_pass: expected a frequency between 0 and the Nyquist "
                          f"frequency {1 / (2 * t_r):g} Hz, got {high_pass!r}")
     if drift_order < 0:
@@ -252,6 +287,7 @@ def make_design_matrix(
     t_r = check_model_settings(n_scans, t_r, hrf_model=hrf_model, drift_model=drift_model,
                                high_pass=high_pass, drift_order=drift_order,
                                slice_time_ref=slice_time_ref)
+    drift_model = effective_drift_model(drift_model, () if confounds is None else confounds)
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     return make_first_level_design_matrix(
@@ -313,7 +349,8 @@ def first_level_design(
         The volumes the fit keeps (censoring); the design is built on every frame, and
         the kept volumes must outnumber its regressors.
     hrf_model, drift_model, high_pass, drift_order, slice_time_ref
-        As :func:`make_design_matrix`.
+        As :func:`make_design_matrix`; ``drift_model='auto'`` is decided from the
+        confounds the design takes (:func:`effective_drift_model`).
     run_node : str
         A BIDS Stats Models Run node: the design is
         :func:`~glm_workflows.core.model_design.model_design`'s (the HRF, drift and
@@ -354,6 +391,14 @@ def first_level_design(
         if confounds is None and confounds_file:
             confounds = read_confounds(confounds_file, n_scans)
         conditions = _condition_columns(events, hrf_model)
+        confound_names = () if confounds is None else list(confounds.columns)
+        drift_model = settings["drift_model"] = effective_drift_model(drift_model,
+                                                                      confound_names)
+        if drift_model != "none" and cosine_columns(confound_names):
+            warnings.warn(f"{confounds_file}: the design has {drift_model} drifts and the "
+                          f"confounds' cosine regressors "
+                          f"({', '.join(cosine_columns(confound_names))}) both",
+                          EventsWarning, stacklevel=2)
         drifts = _drift_columns(n_scans, t_r, drift_model, high_pass, drift_order,
                                 slice_time_ref)
         columns = _check_column_names(conditions, confounds, drifts, events_file=events_file,
