@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
@@ -212,7 +213,21 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     text_onset.write_text("onset\tduration\ttrial_type\nsoon\t42\trest\n")
     bids_bold = str(bids_dir / "sub-01" / "func" / "sub-01_task-auditory_bold.nii.gz")
     base = ["--func", *spm_scans, "--events", spm_events, "--tr", "7"]
+    repeated_events = tmp / "repeated_events.tsv"
+    repeated_events.write_text("onset\tduration\ttrial_type\tonset\n0\t42\trest\t1\n"
+                               "42\t42\tactive\t2\n")
+    repeated_confounds = tmp / "repeated_confounds.tsv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.normal(size=(96, 3)), columns=["trans_x", "rot_x", "trans_x"]).to_csv(
+        repeated_confounds, sep="\t", index=False)
     return {
+        "events repeated column": (["--func", *spm_scans, "--events", str(repeated_events),
+                                    "--tr", "7"],
+                                   "repeated_events.tsv: column 'onset' appears 2 times in "
+                                   "the header"),
+        "confounds repeated column": ([*base, "--confounds", str(repeated_confounds)],
+                                      "repeated_confounds.tsv: column 'trans_x' appears 2 "
+                                      "times in the header"),
         "tr vs header": (["--func", bids_bold, "--events", spm_events, "--tr", "2"],
                          "sub-01_task-auditory_bold.nii.gz: the header says TR = 7 s but the "
                          "run's TR (--tr or the sidecar's RepetitionTime) is 2 s"),
@@ -247,7 +262,7 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     }
 
 
-CASES = ["tr vs header", "onset not a number", "path in label",
+CASES = ["events repeated column", "confounds repeated column", "tr vs header", "onset not a number", "path in label",
          "missing file", "corrupt image", "shapes differ", "events columns", "onset late",
          "unknown column", "vector length", "tr zero", "tr negative", "bad name",
          "code injection", "no data offline",

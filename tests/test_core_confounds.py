@@ -401,3 +401,18 @@ def test_censoring_summary():
     assert censoring_summary(None, 5) == []
     assert censoring_summary(np.array([1, 2, 4]), 6) == [0, 3, 5]
     assert all(type(i) is int for i in censoring_summary(np.array([1]), 3))
+
+
+@pytest.mark.parametrize("how", [dict(strategy="simple"), dict(columns=("trans_*",))])
+def test_repeated_column_names_are_refused(run, how):
+    """A confounds header naming a column twice (pandas would rename the second
+    ``trans_x.1``, and ``trans_*`` would take it) is refused, naming file and column, on
+    both the strategy and the column-pattern routes."""
+    bold, tsv = run
+    lines = tsv.read_text().splitlines()
+    header = lines[0].split("\t")
+    header[header.index("rot_x")] = "trans_x"
+    tsv.write_text("\n".join(["\t".join(header), *lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=rf"{re.escape(str(tsv))}: column 'trans_x' appears "
+                                         r"2 times in the header"):
+        select_confounds(bold, tsv, **how)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, one_line
+from .tables import check_unique_columns
 
 #: nilearn's preset strategies, without ``ica_aroma`` (it needs the
 #: ``desc-smoothAROMAnonaggr_bold`` outputs fMRIPrep no longer writes).
@@ -290,6 +291,7 @@ def _strategy_confounds(bold_file, confounds_file, strategy, options):
     elif Path(found).resolve() != Path(confounds_file).resolve():
         raise InputError(f"{confounds_file}: {STRATEGY_FLAG} {strategy} reads the confounds "
                          f"file beside {bold_file}, which is {found}")
+    check_unique_columns(confounds_file)
     try:
         confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
     except (ValueError, LookupError, OSError, MissingConfoundError) as exc:
@@ -311,6 +313,7 @@ def _column_confounds(confounds_file, patterns, demean, n_scans):
     path = os.fspath(confounds_file)
     if not Path(path).is_file():
         raise InputError(f"{path}: confounds file not found")
+    check_unique_columns(path)
     try:
         table = load_confounds_file_as_dataframe(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:

@@ -19,6 +19,7 @@ import pandas as pd
 from ..settings import DEFAULT_MODEL, DRIFT_MODELS
 from .contrasts import check_contrasts, estimability_problem
 from .errors import InputError, one_line
+from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
 
@@ -122,7 +123,9 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     if not path.exists():
         raise InputError(f"{path}: events file not found")
     try:
-        events = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=True)
+        events = read_tsv(path, na_values=["n/a"], keep_default_na=True)
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable tab-separated events file ({exc})") from None
     missing = [col for col in REQUIRED_EVENT_COLUMNS if col not in events.columns]
@@ -200,7 +203,9 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: confounds file not found")
     try:
-        confounds = pd.read_csv(path, sep="\t", na_values=["n/a"])
+        confounds = read_tsv(path, na_values=["n/a"])
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable tab-separated confounds file ({exc})") from None
     if len(confounds) != n_scans:

@@ -52,6 +52,7 @@ import pandas as pd
 
 from ..settings import GROUP_MODELS
 from .errors import InputError, one_line
+from .tables import read_tsv
 
 _MASS_TOLERANCE = 1e-8  # relative; bounds the sum-order error of any cluster below 1e7 voxels
 
@@ -78,8 +79,9 @@ def read_participants(path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: participants file not found")
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a", ""],
-                            keep_default_na=False)
+        table = read_tsv(path, dtype=str, na_values=["n/a", ""], keep_default_na=False)
+    except InputError:
+        raise
     except Exception as error:  # pandas raises several types for unreadable tables
         raise InputError(f"{path}: not a readable tab-separated table ({one_line(error)})"
                          ) from error

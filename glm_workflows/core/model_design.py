@@ -24,6 +24,7 @@ import pandas as pd
 from .contrasts import check_contrasts
 from .errors import InputError
 from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
+from .tables import read_tsv
 
 
 def run_node_json(node: NodeSpec) -> str:
@@ -157,8 +158,10 @@ def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[s
 def _read_table(path) -> pd.DataFrame:
     """A BIDS TSV (``n/a`` for missing values)."""
     try:
-        return pd.read_csv(path, sep="\t", na_values=["n/a"])
+        return read_tsv(path, na_values=["n/a"])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable tab-separated file ({exc})") from None

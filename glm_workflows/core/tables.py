@@ -1,0 +1,55 @@
+"""Tab-separated tables read from users' folders (events, confounds, participants).
+
+pandas renames a repeated column name (``trans_x``, ``trans_x.1``), so the first column
+would silently win, or the renamed copy would enter a design through a wildcard. Every
+table a user gives is therefore checked here, on its header line, before pandas (or
+nilearn's loader) reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pandas as pd
+
+from .errors import InputError
+
+
+def header_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a TSV's header line, as written (no renaming).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            line = handle.readline()
+    except OSError as exc:
+        raise InputError(f"{os.fspath(path)}: cannot be read ({exc.strerror})") from None
+    return line.lstrip("\ufeff").rstrip("\r\n").split("\t") if line else []
+
+
+def check_unique_columns(path: str | os.PathLike) -> None:
+    """Refuse a TSV whose header names a column more than once.
+
+    Raises
+    ------
+    InputError
+        ``<path>: column 'trans_x' appears 2 times in the header; ...``.
+    """
+    repeated = [(name, n) for name, n in Counter(header_columns(path)).items() if n > 1]
+    if repeated:
+        name, count = repeated[0]
+        more = f" (and {len(repeated) - 1} other repeated name(s))" if len(repeated) > 1 else ""
+        raise InputError(f"{os.fspath(path)}: column {name!r} appears {count} times in the "
+                         f"header{more}; each column name must be unique")
+
+
+def read_tsv(path: str | os.PathLike, **read_csv_kwargs) -> pd.DataFrame:
+    """:func:`pandas.read_csv` of a tab-separated file whose column names are unique
+    (:func:`check_unique_columns`)."""
+    check_unique_columns(path)
+    return pd.read_csv(path, sep="\t", **read_csv_kwargs)
