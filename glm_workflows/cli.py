@@ -32,6 +32,7 @@ from .settings import (
     ModelSettings,
 )
 from .validation import (
+    check_contrasts_estimated,
     check_memory,
     check_output_dir,
     check_work_dir,
@@ -398,6 +399,8 @@ def prepare(args) -> tuple[dict, dict]:
                             min_kept_volumes=confounds.min_kept_volumes, strict=args.strict)
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
+    if not args.subject or args.func:  # every run of the analysis was checked
+        check_contrasts_estimated(contrasts, runs, skipped, warnings)
     group, participants_file = _group_settings(args, contrasts, runs)
     plans = _group_plans(runs, contrasts, skipped, group, participants_file, warnings)
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)

@@ -252,7 +252,12 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     """The checks behind :func:`_checked_design`: confounds and censoring, contrasts
     naming absent conditions, then the design."""
     from .core.contrasts import referenced_names
-    from .core.design import design_confounds, first_level_design, run_conditions
+    from .core.design import (
+        absence_reason,
+        design_confounds,
+        first_level_design,
+        run_conditions,
+    )
 
     bold = run.bold_files[0] if len(run.bold_files) == 1 else None
     selected, sample_mask = design_confounds(bold, run.confounds_file, n_scans, confounds)
@@ -270,7 +275,13 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
         absent = sorted(names - present & set(study_conditions())) if names - present else []
         if not absent:
             continue
-        where = f"condition(s) {', '.join(absent)} absent from {name}"
+        reasons = {condition: absence_reason(run.events_file, condition, n_scans, run.t_r,
+                                             model["slice_time_ref"], sample_mask)
+                   for condition in absent}
+        why = "; ".join(f"{condition}: " * (len(absent) > 1) + reason
+                        for condition, reason in reasons.items() if reason)
+        where = f"condition(s) {', '.join(absent)} absent from {name}" + \
+            (f" ({why})" if why else "")
         if strict:
             raise InputError(f"contrast {contrast}: {where} (--strict)")
         skipped.append(contrast)
@@ -280,6 +291,34 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
         confounds=selected, sample_mask=sample_mask,
         contrasts=[c for c in contrasts if c[0] not in skipped], **model)
     return [*run_warnings, *lines], skipped
+
+
+def check_contrasts_estimated(contrasts, runs, skipped: dict, warnings: list) -> None:
+    """Refuse a contrast that no run of the analysis can estimate (every run skips it).
+
+    Runs that differ may each lack a condition; a contrast no run has is no analysis (e.g.
+    onsets written in milliseconds put every event after the run's end).
+
+    Parameters
+    ----------
+    contrasts : sequence of (name, stat_type, rows)
+    runs : list of RunInputs
+        Every run of the analysis.
+    skipped : dict
+        Run label to the contrasts that run skips.
+    warnings : list of str
+        The runs' warning lines (the skip lines say why, run by run).
+
+    Raises
+    ------
+    InputError
+        ``contrast <name>: no run of the analysis can estimate it: <first run's reason>``.
+    """
+    for name, _, _ in contrasts:
+        if runs and all(name in skipped.get(run.label, ()) for run in runs):
+            why = next((line.split(": ", 1)[1].removesuffix("; skipped for this run")
+                        for line in warnings if line.startswith(f"contrast {name}: ")), "")
+            raise InputError(f"contrast {name}: no run of the analysis can estimate it: {why}")
 
 
 def bids_label(run) -> str:

@@ -220,7 +220,23 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     rng = np.random.default_rng(0)
     pd.DataFrame(rng.normal(size=(96, 3)), columns=["trans_x", "rot_x", "trans_x"]).to_csv(
         repeated_confounds, sep="\t", index=False)
+    milliseconds = tmp / "milliseconds.tsv"
+    events = pd.read_csv(spm_events, sep="\t")
+    events.assign(onset=events["onset"] * 1000, duration=events["duration"] * 1000).to_csv(
+        milliseconds, sep="\t", index=False)
     return {
+        "onsets in milliseconds": (["--func", *spm_scans, "--events", str(milliseconds),
+                                    "--tr", "7"],
+                                   "contrast activeMinusRest: no run of the analysis can "
+                                   "estimate it: condition(s) active absent from "
+                                   "sub-01_task-auditory (every event starts after the run's "
+                                   "last frame (665 s, first onset 42000 s; onsets in "
+                                   "milliseconds?))"),
+        "late condition": (["--func", *spm_scans, "--events", str(late), "--tr", "7"],
+                           "contrast activeMinusRest: no run of the analysis can estimate "
+                           "it: condition(s) active absent from sub-01_task-auditory (every "
+                           "event starts after the run's last frame (665 s, first onset "
+                           "1000 s))"),
         "events repeated column": (["--func", *spm_scans, "--events", str(repeated_events),
                                     "--tr", "7"],
                                    "repeated_events.tsv: column 'onset' appears 2 times in "
@@ -244,7 +260,8 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
                            "no_type.tsv: missing column(s) trial_type"),
         "onset late": (["--func", *spm_scans, "--events", str(late), "--tr", "7", "--strict"],
                        "contrast activeMinusRest: condition(s) active absent from "
-                       "sub-01_task-auditory (--strict)"),
+                       "sub-01_task-auditory (every event starts after the run's last frame "
+                       "(665 s, first onset 1000 s)) (--strict)"),
         "unknown column": ([*base, "--contrast", "x=active - resting"],
                            "unknown column 'resting'; available columns: active, rest"),
         "vector length": ([*base, "--contrast", "x=[1, -1]"],
@@ -262,7 +279,7 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     }
 
 
-CASES = ["events repeated column", "confounds repeated column", "tr vs header", "onset not a number", "path in label",
+CASES = ["onsets in milliseconds", "late condition", "events repeated column", "confounds repeated column", "tr vs header", "onset not a number", "path in label",
          "missing file", "corrupt image", "shapes differ", "events columns", "onset late",
          "unknown column", "vector length", "tr zero", "tr negative", "bad name",
          "code injection", "no data offline",

@@ -194,7 +194,8 @@ def test_strict_events_after_the_last_frame(tmp_path):
     assert code == 2
     assert stderr.strip().splitlines() == [
         "glm-workflows: error: contrast aMinusB: condition(s) b absent from "
-        "sub-01_task-tiny_run-2 (--strict)"]
+        f"sub-01_task-tiny_run-2 (every event starts after the run's last frame "
+        f"({(N_SCANS - 1) * T_R:g} s, first onset {N_SCANS * T_R + 10:g} s)) (--strict)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
@@ -248,8 +249,11 @@ def test_subject_without_the_contrast_has_no_subject_map(columns_run):
     code, stderr, out = columns_run
     assert code == 0, stderr
     lines = [line for line in stderr.splitlines() if "skipped for this run" in line]
+    late = (f" (every event starts after the run's last frame ({(N_SCANS - 1) * T_R:g} s, "
+            f"first onset {N_SCANS * T_R + 10:g} s))")
     assert lines == [f"glm-workflows: warning: contrast aMinusB: condition(s) b absent from "
-                     f"sub-02_task-tiny_run-{r}; skipped for this run" for r in (1, 2)]
+                     f"sub-02_task-tiny_run-{r}{late if r == 2 else ''}; skipped for this run"
+                     for r in (1, 2)]
     assert "sub-02_task-tiny_run-2_events.tsv: 2 event(s) start after the last frame" in stderr
     assert not list((out / "sub-02").glob("*_contrast-aMinusB_*"))
     assert_subject_maps(out, "02", "aOnly", [1, 2])

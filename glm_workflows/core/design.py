@@ -177,6 +177,34 @@ def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0,
     return set(events.loc[covered, "trial_type"])
 
 
+def absence_reason(path, condition: str, n_scans: int, t_r: float,
+                   slice_time_ref: float = 0.0, sample_mask=None) -> str:
+    """Why ``condition`` has no event in a run's acquired, uncensored frames, for messages.
+
+    Returns
+    -------
+    str
+        ``''`` when the events file has no event of ``condition`` (plain absence, as
+        runs that differ have); ``every event starts after the run's last frame (T s,
+        first onset O s[; onsets in milliseconds?])``; or ``its events fall in censored
+        volumes``.
+    """
+    events = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=["onset", "trial_type"])
+    onsets = pd.to_numeric(events.loc[events["trial_type"].astype(str) == condition, "onset"],
+                           errors="coerce")
+    if onsets.empty:
+        return ""
+    last_frame = frame_times(n_scans, t_r, slice_time_ref)[-1]
+    if (onsets > last_frame).all():
+        in_seconds = onsets.max() / 1000
+        hint = "; onsets in milliseconds?" \
+            if onsets.max() > 10 * last_frame and in_seconds <= last_frame + t_r else ""
+        return (f"every event starts after the run's last frame ({last_frame:g} s, first "
+                f"onset {onsets.min():g} s{hint})")
+    return "its events fall in censored volumes" if sample_mask is not None \
+        else "no event within the run"
+
+
 def _shown_value(value) -> str:
     """A table cell for a message: text quoted, a missing value as ``n/a``."""
     if isinstance(value, str):
