@@ -44,7 +44,9 @@ class _ThresholdMapOutputSpec(TraitedSpec):
     threshold = traits.Float(desc="the z threshold used (inf when fdr finds no discovery)")
     threshold_json = File(exists=True, desc="JSON: threshold value (null if not finite), "
                                             "every setting and NoSurvivingVoxels")
-    figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean")
+    figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean "
+                                    "(one-sided: red-yellow from the threshold; two-sided: "
+                                    "also blue-light blue below minus it)")
     ortho_figure = File(exists=True, desc="PNG: orthogonal cuts through the map's peak "
                                           "(the mask's centre if none) over the mean")
 
@@ -85,9 +87,9 @@ class ThresholdMap(SimpleInterface):
         mask = inputs.mask_file if isdefined(inputs.mask_file) else None
         title = _figure_title(inputs.title, inputs.height_control, z_threshold, survives)
         plot_thresholded_map(thresholded, background, z_threshold, title, out["figure"],
-                             centre_img=mask)
+                             centre_img=mask, two_sided=inputs.two_sided)
         plot_orthogonal_view(thresholded, background, z_threshold, title, out["ortho_figure"],
-                             centre_img=mask)
+                             centre_img=mask, two_sided=inputs.two_sided)
         self._results.update(out, threshold=z_threshold)
         return runtime
 
