@@ -216,3 +216,6 @@ def test_threshold_interface_figures_show_blue_only_for_negative_z(signed_z, map
         rgb = matplotlib.image.imread(figure)[..., :3]
         blue = rgb[..., 2] > rgb[..., 0] + 0.1
         assert blue.any() == two_sided, figure
+    title = interfaces.inference._figure_title("c", "fpr", result.outputs.threshold, True,
+                                               two_sided)
+    assert title == f"c (fpr, {'|z|' if two_sided else 'z'} > {result.outputs.threshold:.2f})"
