@@ -615,6 +615,7 @@ def main(argv=None) -> int:
 def _run(args, argv) -> int:
     """Check everything, run the workflow, commit its outputs, print the results."""
     started = time.time()
+    command, cwd = invocation(argv), os.getcwd()  # for the provenance record
     try:
         _check_levels(args)
         _apply_model(args)
@@ -637,7 +638,7 @@ def _run(args, argv) -> int:
     config.set("logging", "utils_level", "DEBUG" if args.debug else "ERROR")
     logging.update_logging(config)
     if args.from_derivatives is not None:
-        return _run_group_only(args, argv, settings, plugin_args, started)
+        return _run_group_only(args, command, cwd, settings, plugin_args, started)
     from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page, subject_folder
     from .execution import run_workflow
     from .provenance import build_provenance, write_provenance
@@ -657,7 +658,7 @@ def _run(args, argv) -> int:
         finished = time.time()
         record = build_provenance(
             runs=runs, workflow=workflow, records=records, started=started, finished=finished,
-            command_line=["glm-workflows", *_given(argv)],
+            command_line=command, working_directory=cwd,
             plugin=args.plugin, parameters=_parameters(settings, args, plugin_args),
         )
         if args.model:  # the report shows the model file
@@ -688,6 +689,54 @@ def _run(args, argv) -> int:
 def _given(argv) -> list[str]:
     """The command line's arguments (``argv``, or the process's)."""
     return list(sys.argv[1:] if argv is None else argv)
+
+
+def invocation(argv=None) -> list[str]:
+    """The command that runs :func:`main` with ``argv``, as the provenance records it.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        :func:`main`'s arguments; None: the process's (``sys.argv[1:]``).
+
+    Returns
+    -------
+    command : list of str
+        :func:`entry_point` and the process's arguments; for ``argv`` given in-process (an
+        array task, a test), ``glm-workflows`` and ``argv``. ``shlex.join`` of it, run
+        from the same working directory, runs the same analysis.
+    """
+    if argv is not None:
+        return ["glm-workflows", *argv]
+    return [*entry_point(), *sys.argv[1:]]
+
+
+def entry_point() -> list[str]:
+    """How this process was started, without its arguments.
+
+    Returns
+    -------
+    command : list of str
+        ``[sys.executable, "-m", module]`` for ``python -m module``;
+        ``[sys.executable, script]`` for a ``.py`` script (e.g. ``run_workflow.py``, as
+        given: relative paths are from the working directory); for a console script, its
+        name if it is the one the ``PATH`` finds, else its path; ``["glm-workflows"]`` when
+        neither is known (``python -c``).
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        return [sys.executable, "-m", spec.name.removesuffix(".__main__")]
+    script = sys.argv[0] if sys.argv else ""
+    if not script or script == "-c":
+        return ["glm-workflows"]
+    if script.endswith(".py"):
+        return [sys.executable, script]
+    import shutil
+
+    name = os.path.basename(script)
+    found = shutil.which(name)
+    same = found is not None and os.path.exists(script) and os.path.samefile(found, script)
+    return [name if same else script]
 
 
 def _staged_run(stage, args, output_dir, started: float) -> int:
@@ -732,10 +781,12 @@ def _failed(exc, args, work_dir: Path, started: float) -> int:
     return 1
 
 
-def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: float) -> int:
+def _run_group_only(args, command: list[str], cwd: str, settings: dict, plugin_args: dict,
+                    started: float) -> int:
     """:func:`_run` for ``--from-derivatives``: the group workflow alone, committed as
-    ``<output-dir>/group/`` (subject folders untouched), its provenance record in
-    ``group/provenance.json``, then the group results printed."""
+    ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
+    ``command``, :func:`invocation`'s, run from ``cwd``) in ``group/provenance.json``, then
+    the group results printed."""
     from .core.naming import GROUP_FOLDER, GROUP_REPORT, PROVENANCE_FILE
     from .execution import run_workflow
     from .provenance import build_provenance
@@ -770,7 +821,7 @@ def _run_group_only(args, argv, settings: dict, plugin_args: dict, started: floa
         }
         record = build_provenance(
             runs=[], workflow=workflow, records=records, started=started, finished=finished,
-            command_line=["glm-workflows", *_given(argv)],
+            command_line=command, working_directory=cwd,
             plugin=args.plugin, parameters=parameters, inputs=settings["inputs"])
         group_folder = Path(transaction.staging) / GROUP_FOLDER
         group_folder.mkdir(parents=True, exist_ok=True)

@@ -207,9 +207,9 @@ def write_root_files(output_dir, write_index) -> None:
     """Rewrite the root files from the subject folders present (call with the lock held).
 
     ``dataset_description.json``; ``provenance.json``, which lists each subject's
-    provenance record (``sub-<label>/provenance.json``) with its date and command line;
-    and, when the folder holds two or more subject reports, ``index.html`` through
-    ``write_index(output_dir, subjects)``.
+    provenance record (``sub-<label>/provenance.json``) with its date, command line and
+    working directory; and, when the folder holds two or more subject reports,
+    ``index.html`` through ``write_index(output_dir, subjects)``.
     """
     output_dir = Path(output_dir)
     write_description(output_dir)
@@ -224,7 +224,8 @@ def write_root_files(output_dir, write_index) -> None:
         listing.append({"Subject": subject,
                         "Record": f"{subject_folder(subject)}/{PROVENANCE_FILE}",
                         "Date": generated.get("Date"),
-                        "CommandLine": generated.get("CommandLine")})
+                        "CommandLine": generated.get("CommandLine"),
+                        "WorkingDirectory": generated.get("WorkingDirectory")})
     write_text_atomic(output_dir / PROVENANCE_FILE,
                   json.dumps({"Subjects": listing}, indent=2))
     with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,13 +151,16 @@ def file_records(files: list[dict], checksums_file=None) -> list[dict]:
 
 
 def build_provenance(*, runs, parameters: dict, workflow, records, started: float,
-                     finished: float, command_line: list[str], plugin: str,
-                     inputs: list[dict] | None = None) -> dict:
+                     finished: float, command_line: list[str], working_directory: str,
+                     plugin: str, inputs: list[dict] | None = None) -> dict:
     """The provenance record as a JSON-serialisable dict.
 
     The inputs' checksums are kept in :data:`CHECKSUMS_FILE` in ``parameters['work_dir']``
     (when given), so that a rerun reads only the inputs that changed. ``inputs``: files
     read instead of the runs' (:func:`file_records`; a run of the group level alone).
+    ``command_line`` (the entry point and its arguments,
+    :func:`glm_workflows.cli.invocation`) is recorded shell-quoted (``shlex.join``), with
+    the ``working_directory`` it ran in: pasted there, it runs again.
     """
     work_dir = parameters.get("work_dir")
     checksums_file = Path(work_dir) / CHECKSUMS_FILE if work_dir else None
@@ -164,7 +168,8 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
         "GeneratedBy": {
             "Name": "glm-workflows",
             "Version": __version__,
-            "CommandLine": " ".join(command_line),
+            "CommandLine": shlex.join(command_line),
+            "WorkingDirectory": str(working_directory),
             "Date": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
             "WallTimeSeconds": round(finished - started, 3),
             "Plugin": plugin,

@@ -44,7 +44,9 @@ class _ThresholdMapOutputSpec(TraitedSpec):
     threshold = traits.Float(desc="the z threshold used (inf when fdr finds no discovery)")
     threshold_json = File(exists=True, desc="JSON: threshold value (null if not finite), "
                                             "every setting and NoSurvivingVoxels")
-    figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean")
+    figure = File(exists=True, desc="PNG: 3 axial cuts of the thresholded map over the mean "
+                                    "(one-sided: red-yellow from the threshold; two-sided: "
+                                    "also blue-light blue below minus it)")
     ortho_figure = File(exists=True, desc="PNG: orthogonal cuts through the map's peak "
                                           "(the mask's centre if none) over the mean")
 
@@ -83,21 +85,24 @@ class ThresholdMap(SimpleInterface):
             json.dump(settings, handle, indent=2, allow_nan=False)
         background = inputs.bg_file if isdefined(inputs.bg_file) else None
         mask = inputs.mask_file if isdefined(inputs.mask_file) else None
-        title = _figure_title(inputs.title, inputs.height_control, z_threshold, survives)
+        title = _figure_title(inputs.title, inputs.height_control, z_threshold, survives,
+                              inputs.two_sided)
         plot_thresholded_map(thresholded, background, z_threshold, title, out["figure"],
-                             centre_img=mask)
+                             centre_img=mask, two_sided=inputs.two_sided)
         plot_orthogonal_view(thresholded, background, z_threshold, title, out["ortho_figure"],
-                             centre_img=mask)
+                             centre_img=mask, two_sided=inputs.two_sided)
         self._results.update(out, threshold=z_threshold)
         return runtime
 
 
-def _figure_title(name: str, height_control: str, z_threshold: float, survives: bool) -> str:
-    """E.g. ``"c (fdr, z > 2.93)"``, ``"c (fdr: no voxel survives)"`` when fdr found no
-    discovery, ``"c (bonferroni, z > 7.41: no voxel survives)"``."""
+def _figure_title(name: str, height_control: str, z_threshold: float, survives: bool,
+                  two_sided: bool = False) -> str:
+    """E.g. ``"c (fdr, z > 2.93)"`` (``|z| > 2.93`` when ``two_sided``), ``"c (fdr: no voxel
+    survives)"`` when fdr found no discovery, ``"c (bonferroni, z > 7.41: no voxel
+    survives)"``."""
     how = height_control
     if np.isfinite(z_threshold):
-        how += f", z > {z_threshold:.2f}"
+        how += f", {'|z|' if two_sided else 'z'} > {z_threshold:.2f}"
     if not survives:
         how += ": no voxel survives"
     return f"{name} ({how})".strip()

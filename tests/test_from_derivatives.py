@@ -5,6 +5,8 @@ subject-level maps chosen by name (fixed effects over runs), bad input refused."
 
 import hashlib
 import json
+import os
+import shlex
 import shutil
 
 import nibabel as nb
@@ -103,6 +105,11 @@ def test_one_sample_equals_nilearn_and_the_run_with_the_study(first_level, with_
     assert {item["path"] for item in record["Inputs"]} >= set(effects)
     assert all(len(item["sha256"]) == 64 for item in record["Inputs"])
     assert record["Parameters"]["from_derivatives"] == str(first_level)
+    assert shlex.split(record["GeneratedBy"]["CommandLine"]) == [
+        "glm-workflows", "--from-derivatives", str(first_level), "--task", "tiny", "--group",
+        "one-sample", "--plugin", "Linear", "--output-dir", str(out),
+        "--work-dir", str(tmp_path / "work")]  # main's argv, through glm-workflows
+    assert record["GeneratedBy"]["WorkingDirectory"] == os.getcwd()
 
 
 def test_output_dir_may_be_the_derivatives_folder(first_level, study, tmp_path, capsys):

@@ -11,7 +11,12 @@ from scipy.stats import norm
 
 from glm_workflows import interfaces
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
+from glm_workflows.core.figures import (
+    ONE_SIDED_CMAP,
+    TWO_SIDED_CMAP,
+    plot_orthogonal_view,
+    plot_thresholded_map,
+)
 from glm_workflows.core.inference import (
     CLUSTER_COLUMNS,
     cluster_table,
@@ -135,3 +140,82 @@ def test_threshold_interface_records_survivors(maps, tmp_path):
     with open(result.outputs.threshold_json) as stream:
         settings = json.load(stream)
     assert settings["Threshold"] == 5.0 and settings["NoSurvivingVoxels"] is False
+
+
+@pytest.fixture(scope="module")
+def signed_z(maps, tmp_path_factory):
+    """The ``maps`` z map with its 30-voxel blob rising from z = 3.5 to 10 and a negative
+    blob (z = -5, 18 voxels) added, as a file."""
+    img = nb.load(maps["z"])
+    z = img.get_fdata()
+    z[4:7, 4:9, 4:6] = np.linspace(3.5, 10.0, 30).reshape(3, 5, 2)
+    z[15:18, 4:7, 10:12] = -5.0
+    path = str(tmp_path_factory.mktemp("signed") / "signed_z.nii.gz")
+    nb.Nifti1Image(z, AFFINE).to_filename(path)
+    return path
+
+
+def _colours(display) -> tuple:
+    """The overlay's colour map names and norm limits in every cut of a display, and the
+    colour bar's limits and tick labels."""
+    images = [ax.ax.images[-1] for ax in display.axes.values() if ax.ax.images]
+    names = {image.get_cmap().name for image in images}
+    limits = {(image.norm.vmin, image.norm.vmax) for image in images}
+    cbar = display._cbar
+    ticks = [label.get_text() for label in cbar.ax.get_yticklabels()]
+    return names, limits, (cbar.norm.vmin, cbar.norm.vmax), ticks
+
+
+def test_one_sided_map_colours_start_at_the_threshold(maps, signed_z, tmp_path):
+    """A one-sided map: a hot scale (red to yellow) from the threshold to the map's
+    maximum, the threshold labelled on the colour bar; no blue anywhere (nilearn's
+    default RdBu_r from 0 drew positive z just above the threshold pale blue)."""
+    thresholded, threshold = threshold_map(signed_z, height_control="fpr", alpha=0.001)
+    assert 3 < threshold < 3.2
+    z = thresholded.get_fdata()
+    assert z.min() == 0 and z.max() == 10.0
+    for plot in (plot_thresholded_map, plot_orthogonal_view):
+        display = plot(thresholded, maps["bg"], threshold, "c", tmp_path / "f.png")
+        names, limits, cbar_limits, ticks = _colours(display)
+        assert names == {ONE_SIDED_CMAP} == {"autumn"}
+        assert limits == {(threshold, 10.0)} and cbar_limits == (threshold, 10.0)
+        assert f"{threshold:.2f}" in ticks and ticks[0] == f"{threshold:.2f}"
+
+
+def test_two_sided_map_colours_are_symmetric(maps, signed_z, tmp_path):
+    """A two-sided map: cold (blue) below minus the threshold, hot (red) above it, limits
+    symmetric around 0, both thresholds labelled on the colour bar."""
+    thresholded, threshold = threshold_map(signed_z, height_control="fpr", alpha=0.001,
+                                           two_sided=True)
+    assert thresholded.get_fdata().min() == -5.0
+    for plot in (plot_thresholded_map, plot_orthogonal_view):
+        display = plot(thresholded, maps["bg"], threshold, "c", tmp_path / "f.png",
+                       two_sided=True)
+        names, limits, cbar_limits, ticks = _colours(display)
+        assert names == {TWO_SIDED_CMAP} and limits == {(-10.0, 10.0)}
+        assert cbar_limits == (-10.0, 10.0)
+        assert {f"{threshold:.2f}", f"-{threshold:.2f}"} <= set(ticks)
+        overlay = next(iter(display.axes.values())).ax.images[-1]
+        colour = overlay.get_cmap()
+        assert colour(overlay.norm(threshold))[:3] == pytest.approx((1, 0, 0), abs=0.02)
+        assert colour(overlay.norm(-threshold))[:3] == pytest.approx((0, 0, 1), abs=0.02)
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_threshold_interface_figures_show_blue_only_for_negative_z(signed_z, maps, tmp_path,
+                                                                   two_sided):
+    """The PNGs every level writes (ThresholdMap's): a one-sided map has no blue pixel,
+    not even a pale one (the background is grey); a two-sided map shows its negative
+    blob in blue."""
+    import matplotlib.image
+
+    result = interfaces.ThresholdMap(z_map=signed_z, bg_file=maps["bg"], height_control="fpr",
+                                     alpha=0.001, two_sided=two_sided,
+                                     title="c").run(cwd=str(tmp_path))
+    for figure in (result.outputs.figure, result.outputs.ortho_figure):
+        rgb = matplotlib.image.imread(figure)[..., :3]
+        blue = rgb[..., 2] > rgb[..., 0] + 0.1
+        assert blue.any() == two_sided, figure
+    title = interfaces.inference._figure_title("c", "fpr", result.outputs.threshold, True,
+                                               two_sided)
+    assert title == f"c (fpr, {'|z|' if two_sided else 'z'} > {result.outputs.threshold:.2f})"

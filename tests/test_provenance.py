@@ -1,8 +1,16 @@
 """The provenance record and the sidecars' provenance fields."""
 
 import hashlib
+import importlib.machinery
 import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+
+from glm_workflows.cli import entry_point, invocation
 from glm_workflows.core.derivatives import software_versions
 from glm_workflows.core.naming import (
     INDEX_FILE,
@@ -81,3 +89,68 @@ def test_cli_writes_reports_and_index(split_outputs):
         assert record["GeneratedBy"]["Date"] in page
     # no staging folder, journal or replaced folder left; only the commit lock
     assert [p.name for p in split_outputs.glob(".glm-workflows*")] == [".glm-workflows.lock"]
+
+
+def test_recorded_command_line_runs_again(tmp_path):
+    """The recorded command line is the one run (entry point, arguments with spaces and a
+    quote) and, pasted in the recorded working directory, runs the same analysis (relative
+    paths included): its computing nodes come from the cache."""
+    from glm_workflows.synthetic import write_tiny_bids
+
+    write_tiny_bids(tmp_path / "bids", ("01",))
+    script = str(Path(__file__).resolve().parents[1] / "run_workflow.py")
+    out = tmp_path / "it's out"
+    command = [sys.executable, script, "--bids-dir", "bids", "--task", "tiny",
+               "--contrast", "aMinusB=a - b", "--output-dir", out.name, "--work-dir", "work",
+               "--plugin", "Linear"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    record = json.loads((out / "sub-01" / PROVENANCE_FILE).read_text())
+    generated = record["GeneratedBy"]
+    assert shlex.split(generated["CommandLine"]) == command
+    assert generated["WorkingDirectory"] == str(tmp_path)
+    listing = json.loads((out / PROVENANCE_FILE).read_text())["Subjects"]
+    assert listing[0]["CommandLine"] == generated["CommandLine"]
+    assert listing[0]["WorkingDirectory"] == str(tmp_path)
+
+    again = subprocess.run(generated["CommandLine"], shell=True,
+                           cwd=generated["WorkingDirectory"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads((out / "sub-01" / PROVENANCE_FILE).read_text())
+    assert rerun["GeneratedBy"]["CommandLine"] == generated["CommandLine"]
+    computing = [n for n in rerun["Nodes"] if not n["name"].split(".")[-1].startswith("sink")]
+    assert {node["status"] for node in computing} == {"cached"}  # sinks write a new staging
+
+
+@pytest.fixture
+def main_module(monkeypatch):
+    """``__main__`` as a script's (no module spec), to be changed by the test."""
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "__spec__", None, raising=False)
+    return main
+
+
+def test_entry_point_is_the_one_run(main_module, monkeypatch, tmp_path):
+    """``python -m``, a ``.py`` script as given, a console script by name when the PATH
+    finds it (else its path); arguments given in-process run through ``glm-workflows``."""
+    monkeypatch.setattr(sys, "argv", ["run_workflow.py", "--task", "a b"])
+    assert entry_point() == [sys.executable, "run_workflow.py"]
+    assert invocation() == [sys.executable, "run_workflow.py", "--task", "a b"]
+    assert invocation(["--task", "x"]) == ["glm-workflows", "--task", "x"]
+
+    monkeypatch.setattr(main_module, "__spec__",
+                        importlib.machinery.ModuleSpec("glm_workflows.cli", None))
+    assert entry_point() == [sys.executable, "-m", "glm_workflows.cli"]
+
+    monkeypatch.setattr(main_module, "__spec__", None)
+    script = tmp_path / "bin" / "glm-workflows"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(script), "--task", "x"])
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert entry_point() == ["glm-workflows"]
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert entry_point() == [str(script)]
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    assert entry_point() == ["glm-workflows"]

@@ -86,6 +86,7 @@ def fake_provenance(data_dir) -> dict:
     return {
         "GeneratedBy": {"Name": "glm-workflows", "Version": "0.1.0",
                         "CommandLine": f"glm-workflows --output-dir '{EVIL}'",
+                        "WorkingDirectory": "/home/me/study",
                         "Date": "2026-11-25T15:00:00+00:00", "WallTimeSeconds": 7.2},
         "SoftwareVersions": {"nipype": "1.11.0", "nilearn": "0.14.1"},
         "Parameters": {"noise_model": "ar1", "hrf_model": "spm"},
@@ -150,6 +151,7 @@ def test_report_content(report):
 
     assert '<section id="provenance">' in text
     assert "2026-11-25T15:00:00+00:00" in text and "7.2 s" in text
+    assert "Working directory</th><td><code>/home/me/study</code>" in text
     assert "fM00223_004.img" in text and f">{'ab' * 6}…<" in text
     assert "/data/other.nii" not in text and "sub-02_task-auditory_wf.fit" not in text
     assert "Total</th><td class=\"num\">1.73<" in text

@@ -28,6 +28,12 @@ from .inference import has_surviving_voxels
 _DRAWN: OrderedDict = OrderedDict()
 #: How many of them are kept.
 DRAWN_KEPT = 32
+#: The colour map of one-sided thresholded maps: red at the threshold to yellow.
+ONE_SIDED_CMAP = "autumn"
+#: The name of the colour map of two-sided thresholded maps (:func:`two_sided_cmap`).
+TWO_SIDED_CMAP = "cold_hot_from_threshold"
+#: The colour bar's tick labels (the threshold among them), as in the figures' titles.
+TICK_FORMAT = "%.2f"
 
 
 @functools.cache
@@ -96,12 +102,34 @@ def _contrast_png(matrix, columns, title: str) -> bytes:
 
 
 def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
-                         n_cuts: int = 3, centre_img=None) -> None:
+                         n_cuts: int = 3, centre_img=None, two_sided: bool = False):
     """Save axial cuts of a thresholded map over the mean image, as in the nilearn tutorial.
 
-    An empty map (nothing survives) gives the mean image alone, cut at evenly spaced
-    heights through the non-zero voxels of ``centre_img`` (e.g. the mask; by default
-    ``bg_img``).
+    Parameters
+    ----------
+    stat_img : str, PathLike or nibabel image
+        The thresholded z map (sub-threshold voxels 0).
+    bg_img : str, PathLike, nibabel image or None
+        The background (the mean image).
+    threshold : float
+        The z threshold the map was cut at (inf when nothing survives).
+    title : str
+        The figure's title.
+    path : str or PathLike
+        The PNG written.
+    n_cuts : int
+        How many axial cuts.
+    centre_img : str, PathLike, nibabel image or None
+        Where an empty map's cuts go: evenly spaced heights through its non-zero voxels
+        (e.g. the mask; by default ``bg_img``).
+    two_sided : bool
+        Whether the map was thresholded on ``|z|``: colours as :func:`stat_map_colours`.
+
+    Returns
+    -------
+    display : nilearn.plotting.displays.BaseSlicer
+        The figure drawn (closed); an empty map (nothing survives) gives the mean image
+        alone, without a colour bar.
     """
     img = _load(stat_img)
     if not has_surviving_voxels(img):
@@ -111,9 +139,72 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
     else:
         display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
                                                display_mode="z", cut_coords=n_cuts,
-                                               black_bg=True, title=title)
+                                               black_bg=True, title=title,
+                                               **stat_map_colours(img, threshold, two_sided))
     display.savefig(path, dpi=100)
     display.close()
+    return display
+
+
+def stat_map_colours(img, threshold: float, two_sided: bool) -> dict:
+    """``plot_stat_map``'s colour arguments for a thresholded z map.
+
+    nilearn's defaults (``RdBu_r`` with ``symmetric_cbar='auto'``) start the scale of a
+    positive map at 0, so positive z just above the threshold is drawn pale blue, which
+    reads as a deactivation. Instead, a one-sided map goes from red at the threshold to
+    yellow at its maximum (:data:`ONE_SIDED_CMAP`, FSL's red-yellow) and a two-sided map
+    is symmetric around 0: red to yellow above the threshold, blue to light blue below
+    minus the threshold (:func:`two_sided_cmap`). The colour bar's ticks, to two decimals,
+    include the threshold (nilearn adds it; ``±`` it for a two-sided map).
+
+    Parameters
+    ----------
+    img : nibabel image
+        The thresholded map (at least one voxel survives).
+    threshold : float
+        Its z threshold (finite).
+    two_sided : bool
+        Whether the map was thresholded on ``|z|``.
+
+    Returns
+    -------
+    kwargs : dict
+        ``cmap``, ``vmin``, ``vmax``, ``symmetric_cbar`` and ``cbar_tick_format``.
+    """
+    data = np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64))
+    threshold = max(float(threshold), 0.0)
+    if two_sided:
+        vmax = max(float(np.abs(data).max()), threshold)
+        return {"cmap": two_sided_cmap(threshold, vmax), "vmin": -vmax, "vmax": vmax,
+                "symmetric_cbar": True, "cbar_tick_format": TICK_FORMAT}
+    vmax = max(float(data.max()), threshold)
+    return {"cmap": ONE_SIDED_CMAP, "vmin": threshold, "vmax": vmax,
+            "symmetric_cbar": False, "cbar_tick_format": TICK_FORMAT}
+
+
+def two_sided_cmap(threshold: float, vmax: float):
+    """The colour map of a two-sided z map over ``[-vmax, vmax]``, named
+    :data:`TWO_SIDED_CMAP`: light blue at ``-vmax`` to blue at ``-threshold``, red at
+    ``threshold`` to yellow at ``vmax`` (as :data:`ONE_SIDED_CMAP`); what lies between
+    is below the threshold, never drawn.
+
+    Parameters
+    ----------
+    threshold : float
+        The z threshold, between 0 and ``vmax``.
+    vmax : float
+        The largest ``|z|`` of the map (> 0).
+
+    Returns
+    -------
+    cmap : matplotlib.colors.LinearSegmentedColormap
+    """
+    from matplotlib.colors import LinearSegmentedColormap
+
+    edge = 0.5 * (1.0 - min(threshold / vmax, 1.0)) if vmax > 0 else 0.5
+    return LinearSegmentedColormap.from_list(
+        TWO_SIDED_CMAP, [(0.0, (0.0, 1.0, 1.0)), (edge, (0.0, 0.0, 1.0)),
+                         (1.0 - edge, (1.0, 0.0, 0.0)), (1.0, (1.0, 1.0, 0.0))])
 
 
 def plot_design_correlation(design: pd.DataFrame, path) -> bool:
@@ -139,13 +230,14 @@ def _correlation_png(design: pd.DataFrame) -> bytes | None:
 
 
 def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, path,
-                         centre_img=None) -> None:
+                         centre_img=None, two_sided: bool = False):
     """Save sagittal, coronal and axial cuts through the peak of a thresholded map.
 
     The maps are in the run's own space (not a template), so the cuts go over the mean
     image rather than a template glass brain. An empty map (nothing survives) gives the
     mean image alone, cut through the centre of the non-zero voxels of ``centre_img``
-    (e.g. the mask; by default ``bg_img``).
+    (e.g. the mask; by default ``bg_img``). The parameters and the display returned are
+    :func:`plot_thresholded_map`'s (without ``n_cuts``).
     """
     img = _load(thresholded_img)
     if not has_surviving_voxels(img):
@@ -157,9 +249,11 @@ def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, 
         peak = [float(v) for v in nb.affines.apply_affine(img.affine, voxel)]
         display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
                                                display_mode="ortho", cut_coords=peak,
-                                               black_bg=True, title=title)
+                                               black_bg=True, title=title,
+                                               **stat_map_colours(img, threshold, two_sided))
     display.savefig(path, dpi=100)
     display.close()
+    return display
 
 
 def plot_framewise_displacement(fd, censored, path, fd_threshold: float | None = None,

@@ -287,11 +287,12 @@ def _generated_by(record: dict) -> str:
     generated = record.get("GeneratedBy") or {}
     facts = [("Software", " ".join(str(generated[k]) for k in ("Name", "Version")
                                    if generated.get(k))),
-             ("Date", generated.get("Date")), ("Command line", generated.get("CommandLine"))]
+             ("Date", generated.get("Date")), ("Command line", generated.get("CommandLine")),
+             ("Working directory", generated.get("WorkingDirectory"))]
     if generated.get("WallTimeSeconds") is not None:
         facts.append(("Wall time", f"{number(generated['WallTimeSeconds'], 1)} s"))
     return key_value_table([(k, v) for k, v in facts if v], "generated-by",
-                           code_keys={"Command line"})
+                           code_keys={"Command line", "Working directory"})
 
 
 def _of_subject(items, subject: str) -> list[dict]:
