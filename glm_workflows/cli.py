@@ -328,11 +328,42 @@ def _with_mask_and_confounds(runs, args, quiet: bool = False):
     for run in runs:
         if args.derivatives and run.confounds_file and not selects:
             run, unused = replace(run, confounds_file=None), unused + 1
-        kept.append(replace(run, mask_file=mask) if mask else run)
+        if mask:
+            run = replace(run, mask_file=mask,
+                          sources={**run.sources, "MaskSource": f"--mask {mask}"},
+                          fallbacks={k: v for k, v in run.fallbacks.items()
+                                     if k != "MaskSource"})
+        kept.append(run)
     if unused and not quiet:
         print(f"glm-workflows: note: {unused} run(s) have an fMRIPrep confounds file, not used "
               "(choose with --confounds-strategy or --confounds-columns)", file=sys.stderr)
     return kept
+
+
+def fallback_lines(runs) -> list[str]:
+    """One warning line per input that fell back for lack of a file or field (a mask
+    computed for want of fMRIPrep's, say), naming the runs it applies to (the first
+    three, and how many).
+
+    Parameters
+    ----------
+    runs : list of RunInputs
+
+    Returns
+    -------
+    lines : list of str
+        In the order the fallbacks were first met.
+    """
+    which: dict = {}
+    for run in runs:
+        for key, why in run.fallbacks.items():
+            which.setdefault((key, why), []).append(run.prefix)
+    lines = []
+    for (key, why), prefixes in which.items():
+        named = ", ".join(prefixes[:3]) + (", ..." if len(prefixes) > 3 else "")
+        runs_text = named if len(prefixes) == 1 else f"{len(prefixes)} runs ({named})"
+        lines.append(f"{runs_text}: {why} (recorded as {key} in the design sidecar)")
+    return lines
 
 
 def _plugin_args(args) -> dict:
@@ -390,7 +421,7 @@ def prepare(args) -> tuple[dict, dict]:
     runs = _runs(args)
     if args.runs_are_subjects:
         _check_one_run_per_subject(args.model, runs)
-    warnings: list = []
+    warnings = fallback_lines(runs)
     design_checks = load_design_checks(args.work_dir)
     checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],
                             contrasts, output_dir=args.output_dir, design_checks=design_checks,

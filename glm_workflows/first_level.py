@@ -66,6 +66,7 @@ def init_first_level_wf(
     mem_gb: dict | None = None,
     bold_is_4d: bool = False,
     skipped_contrasts=(),
+    input_sources: dict | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -110,6 +111,9 @@ def init_first_level_wf(
     skipped_contrasts : sequence of str
         The study's contrasts this run does not have (a condition absent from it), left
         out of ``contrasts`` and recorded in the design sidecar.
+    input_sources : dict or None
+        Where the run's TR, slice-time reference and mask come from
+        (``RunInputs.sources``), recorded in the design sidecar.
     name : str
         Workflow name.
 
@@ -152,6 +156,8 @@ def init_first_level_wf(
         design.inputs.confounds_selection = confounds.selection()
     if skipped_contrasts:
         design.inputs.skipped_contrasts = list(skipped_contrasts)
+    if input_sources:
+        design.inputs.input_sources = dict(input_sources)
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run,
                                               **(entities or {}))), name="fit",

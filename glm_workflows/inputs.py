@@ -37,6 +37,13 @@ class RunInputs:
     #: The raw run's other entities kept in its output names: ``acq``, ``ce``, ``rec``,
     #: ``dir`` and ``echo`` (only those present) -> label.
     entities: dict = field(default_factory=dict)
+    #: Where the run's TR, slice-time reference and brain mask come from
+    #: (``RepetitionTimeSource``, ``SliceTimeRefSource``, ``MaskSource`` -> text), recorded
+    #: in its design sidecar and in the provenance record.
+    sources: dict = field(default_factory=dict)
+    #: The keys of :attr:`sources` that fell back for lack of an input (the fMRIPrep mask,
+    #: say) -> why, as one phrase shared by every run it applies to (one warning line each).
+    fallbacks: dict = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -61,15 +68,24 @@ def _extra_entities(entities: dict) -> dict:
     return {key: entities[key] for key in EXTRA_ENTITIES if entities.get(key)}
 
 
-def _sidecar_metadata(bold: Path, root: Path, listing=None) -> dict:
+def _sidecar_metadata(bold: Path, root: Path, listing=None) -> tuple[dict, dict]:
     """BIDS inheritance: merge ``*_bold.json`` files from the root down to the file's folder.
 
     A sidecar applies when its entities are a subset of the bold file's.
+
+    Returns
+    -------
+    metadata : dict
+        The merged fields.
+    origins : dict
+        Each field -> the name of the sidecar it was taken from.
     """
-    metadata = {}
+    metadata, origins = {}, {}
     for sidecar in _inherited_files(bold, root, "bold", "json", listing):
-        metadata.update(_read_json(sidecar))
-    return metadata
+        fields = _read_json(sidecar)
+        metadata.update(fields)
+        origins.update(dict.fromkeys(fields, sidecar.name))
+    return metadata, origins
 
 
 def _read_json(path: Path) -> dict:
@@ -159,6 +175,12 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
     """
     root = Path(bids_dir)
     selected = _select_raw_runs(root, task, subjects, sessions, runs)
+    for echoes in _acquisitions(selected):
+        if len(echoes) > 1:
+            raise InputError(
+                f"{echoes[0][0]}: multi-echo raw run ({_echo_list(echoes)}): a GLM of one "
+                "echo is not what multi-echo data are for; combine the echoes first and give "
+                "the combined run, e.g. fMRIPrep's output with --derivatives")
     found = []
     listing = _Listing()
     for bold, ents in selected:
@@ -166,7 +188,7 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
         events = bold.parent / f"{stem}_events.tsv"
         if not events.exists():
             raise InputError(f"{events}: events file not found for {bold.name}")
-        metadata = _sidecar_metadata(bold, root, listing)
+        metadata, origins = _sidecar_metadata(bold, root, listing)
         if "RepetitionTime" not in metadata:
             raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
                              f"(e.g. task-{task}_bold.json)")
@@ -175,9 +197,33 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
             bold_files=[_absolute(bold)], events_file=_absolute(events),
             t_r=check_repetition_time(metadata["RepetitionTime"], f"{bold.name}: RepetitionTime"),
             entities=_extra_entities(ents),
+            sources={"RepetitionTimeSource": origins["RepetitionTime"],
+                     "SliceTimeRefSource": SLICE_TIME_REF_FLAG, "MaskSource": COMPUTED_MASK},
         ))
     _check_distinct_labels(found, root, task)
     return found
+
+
+#: ``MaskSource`` of a run fitted in the mask computed from it (as ``FirstLevelModel``).
+COMPUTED_MASK = "computed (nilearn compute_epi_mask of the run, as FirstLevelModel)"
+#: ``SliceTimeRefSource`` of a run whose slice-time reference is the model setting.
+SLICE_TIME_REF_FLAG = "--slice-time-ref"
+
+
+def _acquisitions(selected: list) -> list:
+    """The raw runs grouped by acquisition: runs that differ only by ``echo`` are the
+    echoes of one (multi-echo) acquisition. Each group is a list of ``(bold, entities)``,
+    in the order of ``selected``."""
+    groups: dict = {}
+    for bold, entities in selected:
+        key = tuple(item for item in _run_key(_bids_name(bold.name)[0]) if item[0] != "echo")
+        groups.setdefault(key, []).append((bold, entities))
+    return list(groups.values())
+
+
+def _echo_list(echoes: list) -> str:
+    """``echo-1, echo-2, echo-3`` of an acquisition's raw runs."""
+    return ", ".join(f"echo-{entities.get('echo')}" for _, entities in echoes)
 
 
 def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=None):
@@ -246,7 +292,8 @@ def _check_distinct_labels(found: list, root: Path, task: str) -> None:
                              "runs that all have a run (or acq, ...) entity")
 
 
-#: Entities that tell a raw run apart; its fMRIPrep derivatives keep them all.
+#: Entities that tell a raw run apart; its fMRIPrep derivatives keep them all, but for
+#: ``echo``: the echoes of a multi-echo run are combined into one image without it.
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
 NIFTI = ("nii", "nii.gz")
 
@@ -259,7 +306,10 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     Each raw ``*_bold.nii[.gz]`` selected as in :func:`find_bids_runs` is matched to
     the ``*_space-<space>[_res-*][_den-*]_desc-<desc>_bold.nii[.gz]`` of the
     derivatives with the same ``sub, ses, task, acq, ce, rec, dir, run, echo``
-    entities (``run`` and ``echo`` compare as numbers).
+    entities (``run`` and ``echo`` compare as numbers). Raw runs that differ only by
+    ``echo`` are the echoes of one acquisition: they are matched, as one run, to the
+    image without ``echo`` (fMRIPrep's optimally combined output; its per-echo images
+    are not fitted), and the run is named without ``echo``.
 
     Parameters
     ----------
@@ -285,7 +335,8 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
         ``confounds_file`` (``desc-confounds_timeseries.tsv`` or the older
         ``desc-confounds_regressors.tsv``, or None), ``t_r`` (from the derivative
         sidecar, else the raw ones), ``slice_time_ref`` (see
-        :func:`slice_time_reference`) and ``space``.
+        :func:`slice_time_reference`), ``space``, and in ``sources`` and ``fallbacks``
+        where the mask, TR and slice-time reference come from.
 
     Notes
     -----
@@ -308,24 +359,65 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     res = check_label(str(res), "res") if res is not None else None
     den = check_label(str(den), "den") if den is not None else None
     index = _index_derivatives(folders)
-    matches = []
-    for bold, _ in selected:
-        entities = _bids_name(bold.name)[0]
-        key = _run_key(entities)
-        files = index.get(key, [])
-        if "echo" in entities:  # multi-echo: masks and confounds have no echo entity
-            files = files + index.get(tuple(item for item in key if item[0] != "echo"), [])
-        images = [f for f in files if f[2] == "bold" and f[3] in NIFTI
-                  and f[1].get("desc") == desc and "space" in f[1] and _run_key(f[1]) == key]
-        matches.append((bold, entities, files, images))
+    matches = [_match_acquisition(echoes, index, desc) for echoes in _acquisitions(selected)]
     space = _choose_space(space, desc, matches, folders)
     listing = _Listing()
     found = []
-    for bold, entities, files, images in matches:
-        image = _one_image(bold, files, images, space, desc, res, den, folders)
-        found.append(_derivative_run(bold, entities, image, files, root, task, listing))
+    for match in matches:
+        image = _one_image(match, space, desc, res, den, folders)
+        found.append(_derivative_run(match, image, root, task, listing))
     _check_distinct_labels(found, root, task)
     return found
+
+
+@dataclass
+class _Match:
+    """A raw acquisition (one run, or the echoes of a multi-echo run) and its derivatives."""
+
+    #: ``(bold, entities)`` of its raw runs, one per echo.
+    echoes: list
+    #: The run's ``(path, entities, suffix, extension)`` derivative files.
+    files: list
+    #: The preprocessed bold images (``desc``, any space) that may be the run's.
+    images: list
+    #: The file-name stem the image must start with (``sub-01_task-x_run-1``).
+    stem: str
+
+    @property
+    def bold(self) -> Path:
+        """The first raw run (of the first echo)."""
+        return self.echoes[0][0]
+
+    def searched(self, entities: str) -> str:
+        """The name searched for with ``entities`` (``space-X_desc-preproc``), and for
+        echoes, why an ``echo-`` image is not it."""
+        name = f"{self.stem}_{entities}_bold.nii[.gz]"
+        if len(self.echoes) == 1:
+            return name
+        return f"{name} ({_echo_list(self.echoes)} combined: no echo- entity)"
+
+
+def _match_acquisition(echoes: list, index: dict, desc: str) -> _Match:
+    """The derivative files of an acquisition, and its candidate preprocessed images.
+
+    One raw run is matched to the images with its own run entities or, if it has an
+    ``echo`` and none has it, without ``echo``; several echoes only to the images
+    without ``echo`` (the combined output).
+    """
+    entities = _bids_name(echoes[0][0].name)[0]
+    key = _run_key(entities)
+    combined = tuple(item for item in key if item[0] != "echo")
+    files = [f for bold, _ in echoes for f in index.get(_run_key(_bids_name(bold.name)[0]), [])]
+    if "echo" in entities:  # masks, confounds and the combined image have no echo entity
+        files += index.get(combined, [])
+    images = [f for f in files if f[2] == "bold" and f[3] in NIFTI
+              and f[1].get("desc") == desc and "space" in f[1]]
+    own = len(echoes) == 1 and any(_run_key(f[1]) == key for f in images)
+    wanted = key if own else combined
+    images = [f for f in images if _run_key(f[1]) == wanted]
+    stem = "_".join(f"{name}-{entities[name]}" for name in RUN_ENTITIES
+                    if name in dict(wanted))
+    return _Match(echoes, files, images, stem)
 
 
 def _index_derivatives(folders: list) -> dict:
@@ -353,77 +445,125 @@ def _run_key(entities: dict) -> tuple:
 
 
 def _choose_space(space, desc, matches, folders):
-    spaces = sorted({f[1]["space"] for *_, images in matches for f in images})
+    spaces = sorted({f[1]["space"] for match in matches for f in match.images})
     if space is not None:
         return space
     if len(spaces) == 1:
         return spaces[0]
     where = ", ".join(str(f) for f in folders)
     if not spaces:
-        descs = sorted({f[1].get("desc", "none") for *_, files, _ in matches for f in files
-                        if f[2] == "bold" and f[3] in NIFTI})
-        raise InputError(f"{where}: no preprocessed *_space-*_desc-{desc}_bold.nii[.gz] "
-                         "for the selected runs"
-                         + (f"; descs found: {', '.join(descs)}" if descs else ""))
+        match = matches[0]
+        raise InputError(f"{where}: no preprocessed *_space-*_desc-{desc}_bold.nii[.gz] for "
+                         f"the selected runs; searched {match.searched(f'space-*_desc-{desc}')} "
+                         f"(and the other runs' alike): {_found(match)}")
     raise InputError(f"{where}: several spaces in the derivatives ({', '.join(spaces)}); "
                      "choose one with --space")
 
 
-def _one_image(bold, files, images, space, desc, res, den, folders):
+def _found(match: _Match) -> str:
+    """What the derivatives hold for a run: its bold images, by their entities besides
+    the run's (``echo-2_desc-preproc``, ``space-T1w_desc-preproc``), or that there is none."""
+    bolds = [f for f in match.files if f[2] == "bold" and f[3] in NIFTI]
+    if not bolds:
+        return "found no preprocessed bold of this run at all"
+    run_entities = set(RUN_ENTITIES) - {"echo"}
+    kinds = sorted({"_".join(f"{k}-{v}" for k, v in f[1].items() if k not in run_entities)
+                    or "no other entity" for f in bolds})
+    return f"found {', '.join(kinds)} only"
+
+
+def _one_image(match: _Match, space, desc, res, den, folders):
     """The one preprocessed image of a run in ``space`` (and ``res``/``den`` if given)."""
-    chosen = [f for f in images if f[1]["space"] == space
+    chosen = [f for f in match.images if f[1]["space"] == space
               and (res is None or _same_label("run", res, f[1].get("res")))
               and (den is None or f[1].get("den") == den)]
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
-        bolds = [f for f in files if f[2] == "bold" and f[3] in NIFTI]
-        spaces = sorted({f[1].get("space", "none") for f in bolds})
-        descs = sorted({f[1].get("desc", "none") for f in bolds})
         wanted = f"space-{space}" + (f"_res-{res}" if res else "") + (
             f"_den-{den}" if den else "") + f"_desc-{desc}"
         raise InputError(
-            f"{bold.name}: no preprocessed *_{wanted}_bold.nii[.gz] in "
-            f"{', '.join(str(f) for f in folders)}; "
-            + (f"spaces found: {', '.join(spaces)}; descs found: {', '.join(descs)}"
-               if bolds else "no preprocessed bold of this run at all"))
+            f"{match.bold.name}: no preprocessed bold in "
+            f"{', '.join(str(f) for f in folders)}; searched {match.searched(wanted)}: "
+            f"{_found(match)}")
     names = " and ".join(str(f[0]) for f in chosen)
-    raise InputError(f"{bold.name}: several preprocessed images match: {names}; "
+    raise InputError(f"{match.bold.name}: several preprocessed images match: {names}; "
                      "choose one with --res / --den")
 
 
-def _derivative_run(bold, entities, image, files, root, task, listing):
-    """The RunInputs of one raw run and its chosen preprocessed image."""
+def _derivative_run(match: _Match, image, root, task, listing):
+    """The RunInputs of one raw acquisition and its chosen preprocessed image."""
     path, image_entities = image[0], image[1]
-    events = _inherited_files(bold, root, "events", "tsv", listing)
-    if not events:
-        raise InputError(f"{bold.name}: no events file (neither {bold.name.split('_bold')[0]}"
-                         f"_events.tsv beside it nor an inherited task-{task}_events.tsv)")
+    bold, entities = match.echoes[0]
+    events = _run_events(match, root, task, listing)
     sidecar = path.with_name(path.name.split(".")[0] + ".json")
     metadata = _read_json(sidecar) if sidecar.exists() else {}
-    source = sidecar.name
+    origins = dict.fromkeys(metadata, sidecar.name)
+    fallbacks = {}
     if "RepetitionTime" not in metadata:
-        raw = _sidecar_metadata(bold, root, listing)
-        metadata = {**raw, **metadata}
-        source = f"{bold.name} sidecars"
+        raw, raw_origins = _sidecar_metadata(bold, root, listing)
+        metadata, origins = {**raw, **metadata}, {**raw_origins, **origins}
+        fallbacks["RepetitionTimeSource"] = (
+            "no RepetitionTime in the preprocessed bold's sidecar: TR from the raw sidecars")
     if "RepetitionTime" not in metadata:
         raise InputError(f"{path.name}: no RepetitionTime in {sidecar.name} nor in the raw "
                          f"sidecars of {bold.name} (e.g. task-{task}_bold.json)")
+    source = origins["RepetitionTime"]
     t_r = check_repetition_time(metadata["RepetitionTime"], f"{source}: RepetitionTime")
+    slice_time_ref = slice_time_reference(
+        metadata, t_r, origins.get("StartTime" if metadata.get("StartTime") is not None
+                                   else "SliceTiming", source))
+    if metadata.get("StartTime") is not None:
+        slice_source = f"StartTime / RepetitionTime of {origins['StartTime']}"
+    elif slice_time_ref is not None:
+        slice_source = f"middle of SliceTiming of {origins['SliceTiming']}"
+        fallbacks["SliceTimeRefSource"] = (
+            "no StartTime in the sidecars: slice-time reference at the middle of SliceTiming "
+            "(fMRIPrep's default)")
+    else:
+        slice_source = SLICE_TIME_REF_FLAG
+        fallbacks["SliceTimeRefSource"] = (
+            "no StartTime or SliceTiming in the sidecars: slice-time reference from "
+            f"{SLICE_TIME_REF_FLAG}")
     same_grid = {key: image_entities.get(key) for key in ("space", "res", "den")}
-    masks = [f[0] for f in files if f[2] == "mask" and f[3] in NIFTI
-             and f[1].get("desc") == "brain"
+    masks = [f[0] for f in match.files if f[2] == "mask" and f[3] in NIFTI
+             and f[1].get("desc") == "brain" and "echo" not in f[1]
              and all(f[1].get(key) == value for key, value in same_grid.items())]
+    mask = _absolute(_nearest(masks, path)) if masks else None
+    if mask is None:
+        grid = "_".join(f"{k}-{v}" for k, v in same_grid.items() if v)
+        fallbacks["MaskSource"] = (f"no fMRIPrep desc-brain_mask in the image's {grid}: "
+                                   f"brain mask {COMPUTED_MASK}")
     return RunInputs(
         subject=entities["sub"], task=task, session=entities.get("ses"),
         run=entities.get("run"), bold_files=[_absolute(path)],
-        events_file=_absolute(events[-1]), t_r=t_r,
-        confounds_file=_confounds_file(path, image_entities, files),
-        mask_file=_absolute(_nearest(masks, path)) if masks else None,
-        slice_time_ref=slice_time_reference(metadata, t_r, source),
-        space=image_entities["space"],
-        entities=_extra_entities(entities),
+        events_file=_absolute(events), t_r=t_r,
+        confounds_file=_confounds_file(path, image_entities, match.files),
+        mask_file=mask, slice_time_ref=slice_time_ref, space=image_entities["space"],
+        entities=_extra_entities({k: v for k, v in entities.items()
+                                  if k != "echo" or "echo" in image_entities}),
+        sources={"RepetitionTimeSource": source, "SliceTimeRefSource": slice_source,
+                 "MaskSource": f"fmriprep desc-brain_mask {mask}" if mask else COMPUTED_MASK},
+        fallbacks=fallbacks,
     )
+
+
+def _run_events(match: _Match, root, task, listing) -> Path:
+    """The raw events of an acquisition (BIDS inheritance); the echoes of a multi-echo
+    run must share them (one file without ``echo``, or per-echo files of equal bytes)."""
+    chosen = []
+    for bold, _ in match.echoes:
+        events = _inherited_files(bold, root, "events", "tsv", listing)
+        if not events:
+            raise InputError(f"{bold.name}: no events file (neither "
+                             f"{bold.name.split('_bold')[0]}_events.tsv beside it nor an "
+                             f"inherited task-{task}_events.tsv)")
+        chosen.append(events[-1])
+    for other in chosen[1:]:
+        if other != chosen[0] and other.read_bytes() != chosen[0].read_bytes():
+            raise InputError(f"{other}: events differ from {chosen[0].name}'s, for the echoes "
+                             "of one run (they are fitted as one combined run)")
+    return chosen[0]
 
 
 def _nearest(paths: list, image: Path) -> Path:
@@ -541,7 +681,10 @@ def _local_spm_auditory(data_dir: Path):
         if not events.exists():
             raise InputError(f"{events}: events file not found beside the SPM auditory scans")
         return RunInputs(subject="01", task="auditory", bold_files=[_absolute(s) for s in scans],
-                         events_file=_absolute(events), t_r=7.0)
+                         events_file=_absolute(events), t_r=7.0,
+                         sources={"RepetitionTimeSource": "the SPM auditory data's 7 s",
+                                  "SliceTimeRefSource": SLICE_TIME_REF_FLAG,
+                                  "MaskSource": COMPUTED_MASK})
     for bids_dir in (data_dir / "spm_auditory" / "MoAEpilot", data_dir / "moae_bids"):
         if list(bids_dir.glob("sub-*/func/*_task-auditory_bold.nii*")):
             return find_bids_runs(bids_dir, "auditory")[0]
@@ -566,4 +709,6 @@ def file_list_run(func, events, t_r, subject="01", task="auditory", session=None
         bold_files=[_absolute(f) for f in func], events_file=_absolute(events),
         t_r=check_repetition_time(t_r, "--tr"),
         confounds_file=_absolute(confounds) if confounds else None,
+        sources={"RepetitionTimeSource": "--tr", "SliceTimeRefSource": SLICE_TIME_REF_FLAG,
+                 "MaskSource": COMPUTED_MASK},
     )

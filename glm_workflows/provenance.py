@@ -76,7 +76,8 @@ def input_records(runs, checksums_file=None) -> list[dict]:
     Returns
     -------
     records : list of dict
-        ``path``, ``sha256``, ``role``, ``subject``, ``session``, ``run``.
+        ``path``, ``sha256``, ``role`` (``bold``, ``bold-header``, ``events``,
+        ``confounds``, ``mask``), ``subject``, ``session``, ``run``.
     """
     checksums = load_checksums(checksums_file) if checksums_file else {}
     records = []
@@ -87,6 +88,8 @@ def input_records(runs, checksums_file=None) -> list[dict]:
         files.append(("events", run.events_file))
         if run.confounds_file:
             files.append(("confounds", run.confounds_file))
+        if run.mask_file:
+            files.append(("mask", run.mask_file))
         for role, path in files:
             records.append({"path": str(path), "sha256": cached_sha256(path, checksums),
                             "role": role, "subject": run.subject, "session": run.session,
@@ -94,6 +97,20 @@ def input_records(runs, checksums_file=None) -> list[dict]:
     if checksums_file:
         save_checksums(checksums_file, checksums)
     return records
+
+
+def run_sources(runs) -> list[dict]:
+    """Where each run's TR, slice-time reference and brain mask come from
+    (``RunInputs.sources``), and which of them fell back for lack of an input.
+
+    Returns
+    -------
+    records : list of dict
+        ``subject``, ``run`` (the run's BIDS prefix), the sources (``MaskSource``, ...)
+        and ``Fallbacks`` (source key -> why).
+    """
+    return [{"subject": run.subject, "run": run.prefix, **run.sources,
+             "Fallbacks": dict(run.fallbacks)} for run in runs]
 
 
 def graph_summary(workflow) -> dict:
@@ -178,6 +195,7 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
         "Parameters": parameters,
         "Inputs": (input_records(runs, checksums_file) if inputs is None
                    else file_records(inputs, checksums_file)),
+        "RunSources": run_sources(runs),
         "Graph": graph_summary(workflow),
         "Nodes": [{**asdict(record), "subject": node_subject(record.name),
                    "status": "cached" if record.cached
@@ -194,10 +212,12 @@ def subject_records(record: dict, subjects) -> dict:
 
     graph = record["Graph"]
     inputs = _grouped(record["Inputs"], lambda item: item["subject"])
+    sources = _grouped(record.get("RunSources", []), lambda item: item["subject"])
     nodes = _grouped(record["Nodes"], lambda item: item["subject"])
     graph_nodes = _grouped(graph["Nodes"], subject_of_graph_node)
     edges = _grouped(graph["Edges"], lambda edge: subject_of_graph_node(edge[0]))
     return {subject: {**record, "Inputs": inputs.get(subject, []),
+                      "RunSources": sources.get(subject, []),
                       "Nodes": nodes.get(subject, []),
                       "Graph": {"Nodes": graph_nodes.get(subject, []),
                                 "Edges": edges.get(subject, [])}}

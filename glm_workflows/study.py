@@ -109,7 +109,8 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
             contrasts=run_contrasts(contrasts, run, skipped),
             model=model.for_run(run.slice_time_ref), inference=inference, confounds=confounds,
             mem_gb=run_mem, bold_is_4d=len(run.bold_files) == 1,
-            skipped_contrasts=skipped.get(run.label, ()), name=f"{run.label}_wf",
+            skipped_contrasts=skipped.get(run.label, ()), input_sources=run.sources,
+            name=f"{run.label}_wf",
         )
         # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
         inputnode = run_wf.get_node("inputnode")

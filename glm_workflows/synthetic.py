@@ -4,6 +4,7 @@ the tool without data (no Nipype; numpy, pandas and nibabel only)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nb
@@ -79,7 +80,11 @@ def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin200
     (the raw data as float32, same affine) and its JSON sidecar, the EPI mask
     ``<prefix>_space-<space>_desc-brain_mask.nii.gz`` (uint8) and
     ``<prefix>_desc-confounds_timeseries.tsv`` with its JSON, with the columns fMRIPrep
-    writes (see :func:`fmriprep_confounds`). Nothing is written into ``raw_bids``.
+    writes (see :func:`fmriprep_confounds`). Raw runs that differ only by ``echo-``
+    are one multi-echo run, written as fMRIPrep writes it: one set of files named
+    without ``echo-``, the bold being the echoes' combination
+    (:func:`combine_echoes`), and each echo as ``<prefix>_echo-<N>_desc-preproc_bold``
+    (no space, as ``--me-output-echos``). Nothing is written into ``raw_bids``.
 
     Parameters
     ----------
@@ -105,6 +110,11 @@ def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin200
              if p.name.endswith(("_bold.nii", "_bold.nii.gz"))]
     if not bolds:
         raise FileNotFoundError(f"{raw}: no sub-*/func/*_bold.nii[.gz] to preprocess")
+    acquisitions: dict = {}
+    for bold in bolds:
+        prefix = bold.name[: bold.name.index("_bold.nii")]
+        acquisitions.setdefault((bold.parent, re.sub(r"_echo-[a-zA-Z0-9]+", "", prefix)),
+                                []).append(bold)
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset_description.json").write_text(json.dumps({
@@ -113,17 +123,23 @@ def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin200
         "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic",
                          "Description": "glm_workflows.synthetic.write_fmriprep_derivatives"}],
     }, indent=2))
-    for bold in bolds:
-        prefix = bold.name[: bold.name.index("_bold.nii")]
-        func = out / bold.parent.relative_to(raw)
+    for (folder, prefix), echoes in acquisitions.items():
+        func = out / folder.relative_to(raw)
         func.mkdir(parents=True, exist_ok=True)
-        metadata = _sidecar_metadata(bold, raw)
+        metadata = _sidecar_metadata(echoes[0], raw)[0]
         t_r = float(metadata["RepetitionTime"])
-        img = nb.load(bold)
-        data = np.asarray(img.dataobj, dtype=np.float32)
-        preproc = nb.Nifti1Image(data, img.affine)
-        preproc.header.set_xyzt_units("mm", "sec")
-        preproc.header["pixdim"][4] = t_r
+        img = nb.load(echoes[0])
+        if len(echoes) == 1:
+            data = np.asarray(img.dataobj, dtype=np.float32)
+        else:
+            echo_data = [np.asarray(nb.load(bold).dataobj, dtype=np.float32) for bold in echoes]
+            echo_times = [_sidecar_metadata(bold, raw)[0]["EchoTime"] for bold in echoes]
+            data = combine_echoes(echo_data, echo_times)
+            for bold, values in zip(echoes, echo_data, strict=True):
+                stem = bold.name[: bold.name.index("_bold.nii")]
+                _fmriprep_image(values, img.affine, t_r).to_filename(
+                    func / f"{stem}_desc-preproc_bold.nii.gz")
+        preproc = _fmriprep_image(data, img.affine, t_r)
         stem = func / f"{prefix}_space-{space}"
         preproc.to_filename(f"{stem}_desc-preproc_bold.nii.gz")
         sidecar = {"RepetitionTime": t_r, "SkullStripped": False}
@@ -141,6 +157,81 @@ def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin200
         (func / f"{prefix}_desc-confounds_timeseries.json").write_text(
             json.dumps(sidecar, indent=2))
     return out
+
+
+def _fmriprep_image(data, affine, t_r: float) -> nb.Nifti1Image:
+    """A float32 4D image with fMRIPrep's units and TR in its header."""
+    img = nb.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["pixdim"][4] = t_r
+    return img
+
+
+#: The T2* (s) :func:`combine_echoes` weights the echoes for.
+T2_STAR = 0.04
+
+
+def combine_echoes(echoes, echo_times) -> np.ndarray:
+    """The echoes of a run combined as fMRIPrep's (tedana's) optimal combination does for
+    one T2* everywhere: a mean weighted by ``TE * exp(-TE / T2*)`` (:data:`T2_STAR`).
+
+    Parameters
+    ----------
+    echoes : sequence of numpy.ndarray
+        The 4D data of each echo.
+    echo_times : sequence of float
+        Their echo times (s).
+
+    Returns
+    -------
+    combined : numpy.ndarray of float32
+    """
+    weights = np.array([te * np.exp(-te / T2_STAR) for te in echo_times])
+    weights /= weights.sum()
+    return sum(w * np.asarray(e, dtype=np.float64)
+               for w, e in zip(weights, echoes, strict=True)).astype(np.float32)
+
+
+def write_multi_echo_bids(root, subjects=("01",), echo_times=(0.015, 0.035, 0.055),
+                          n_scans: int = 60, t_r: float = 2.0, seed: int = 0) -> Path:
+    """Write a tiny multi-echo BIDS study: the runs of :func:`write_tiny_bids`, each as
+    ``echo-1``, ``echo-2``, ... (the signal decaying as ``exp(-TE / T2*)`` plus noise
+    of its own), with one events file per run (no ``echo-``) and each echo's
+    ``EchoTime`` in a root sidecar ``task-tiny_echo-<N>_bold.json``.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        Dataset root (created).
+    subjects : sequence of str
+        Subject labels.
+    echo_times : sequence of float
+        Echo times (s), one echo each.
+    n_scans : int
+        Volumes per run.
+    t_r : float
+        Repetition time (s).
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    root : pathlib.Path
+    """
+    root = write_tiny_bids(root, subjects=subjects, n_scans=n_scans, t_r=t_r, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for echo, te in enumerate(echo_times, start=1):
+        (root / f"task-tiny_echo-{echo}_bold.json").write_text(json.dumps({"EchoTime": te}))
+    for bold in sorted(root.glob("sub-*/func/*_bold.nii.gz")):
+        img = nb.load(bold)
+        data = np.asarray(img.dataobj, dtype=np.float64)
+        stem = bold.name[: bold.name.index("_bold.nii")]
+        for echo, te in enumerate(echo_times, start=1):
+            values = data * np.exp(-te / T2_STAR) * 3 + rng.normal(0, 5, data.shape)
+            nb.Nifti1Image(values.astype(np.float32), img.affine).to_filename(
+                bold.parent / f"{stem}_echo-{echo}_bold.nii.gz")
+        bold.unlink()
+    return root
 
 
 def fmriprep_confounds(data, mask, t_r: float, rng) -> tuple:

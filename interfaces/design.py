@@ -61,6 +61,11 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     skipped_contrasts = traits.List(
         traits.Str, desc="contrasts of the study this run does not have (a condition absent "
                          "from it); only recorded in the design sidecar")
+    input_sources = traits.Dict(
+        traits.Str, traits.Str,
+        desc="where the run's TR, slice-time reference and mask come from "
+             "(RepetitionTimeSource, SliceTimeRefSource, MaskSource -> text); only recorded "
+             "in the design sidecar")
     confounds_selection = traits.Dict(
         desc="fMRIPrep confounds selection (glm_workflows.settings.ConfoundSettings."
              "selection()): strategy (nilearn preset or ''), columns (shell-style patterns), "
@@ -124,6 +129,7 @@ class DesignMatrix(SimpleInterface):
                 "HighPass": self.inputs.high_pass,
                 "DriftOrder": self.inputs.drift_order,
                 "SliceTimeRef": self.inputs.slice_time_ref,
+                **(self.inputs.input_sources if isdefined(self.inputs.input_sources) else {}),
                 "StatsModelNode": json.loads(self.inputs.run_node)
                 if self.inputs.run_node else None,
                 "EventsFile": self.inputs.events_file,

@@ -226,15 +226,19 @@ def test_old_confounds_name(tmp_path):
 # --- bad input ---------------------------------------------------------------------------
 
 def test_no_bold_for_desc_or_space(fake_bids):
-    """A desc or space with no image: one line listing what there is."""
+    """A desc or space with no image: one line naming what was searched and what there is."""
+    found = "found space-MNI_desc-preproc, space-T1w_desc-fmriprep, space-T1w_desc-preproc only"
     with pytest.raises(InputError, match=r"no preprocessed \*_space-\*_desc-smooth_bold.*"
-                                         r"descs found: fmriprep, preproc"):
+                                         r"searched sub-01_ses-01_task-main_run-01_space-\*_"
+                                         r"desc-smooth_bold") as info:
         find_derivative_runs(fake_bids, fake_bids / "derivatives", "main", desc="smooth")
+    assert str(info.value).endswith(found)
     with pytest.raises(InputError) as info:
         find_derivative_runs(fake_bids, fake_bids / "derivatives", "main", space="fsLR")
     message = str(info.value)
-    assert "\n" not in message and "space-fsLR_desc-preproc" in message
-    assert "spaces found: MNI, T1w; descs found: fmriprep, preproc" in message  # no GIfTI
+    assert "\n" not in message
+    assert "searched sub-01_ses-01_task-main_run-01_space-fsLR_desc-preproc_bold" in message
+    assert message.endswith(found)  # no GIfTI
 
 
 def test_two_resolutions_refused(fake_copy):
