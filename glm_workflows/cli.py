@@ -404,17 +404,12 @@ def prepare(args) -> tuple[dict, dict]:
     Returns the keyword arguments of :func:`~glm_workflows.study.init_glm_wf`, and the
     plugin arguments.
     """
-    from .core.inference import check_threshold_settings
 
     if args.from_derivatives is not None:
         return _prepare_from_derivatives(args)
     model = ModelSettings(**{f.name: getattr(args, f.name) for f in fields(ModelSettings)})
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
-    check_threshold_settings(args.height_control, args.alpha, args.threshold,
-                             args.cluster_threshold)
-    if args.table_min_cluster_size < 0:
-        raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
     contrasts = _contrasts(args)
     confounds = _confound_settings(args)
     plugin_args = _plugin_args(args)
@@ -467,7 +462,6 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     arguments.
     """
     from .core.contrasts import check_contrast_name, parse_contrast_option
-    from .core.inference import check_threshold_settings
     from .core.naming import check_label
     from .from_derivatives import find_subject_maps, input_files, study_contrasts
 
@@ -484,10 +478,6 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
                          "t contrasts)")
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
-    check_threshold_settings(args.height_control, args.alpha, args.threshold,
-                             args.cluster_threshold)
-    if args.table_min_cluster_size < 0:
-        raise InputError("--table-min-cluster-size: expected a number of voxels >= 0")
     plugin_args = _plugin_args(args)
     task = check_label(args.task, "task")
     requested = [parse_contrast_option(text, "t")[::2] if "=" in text
@@ -520,7 +510,6 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
 def _group_settings(args, contrasts, runs) -> tuple[GroupSettings, str | None]:
     """The group settings of the command line, checked, and the participants.tsv used."""
     from .core.contrasts import parse_contrast_option
-    from .core.group import check_permutations
 
     given = [flag for flag, value in (
         ("--group-column", args.group_column), ("--pair", args.pair),
@@ -543,15 +532,6 @@ def _group_settings(args, contrasts, runs) -> tuple[GroupSettings, str | None]:
                              f"A,B among {', '.join(t_names)}; got {args.pair!r}")
     elif pair:
         raise InputError("--pair: only with --group paired")
-    if args.permutations:
-        if args.permutations < 0:
-            raise InputError("--permutations: expected a number >= 0")
-        check_permutations(args.permutations, args.alpha)
-    if args.permutation_chunks is not None and args.permutation_chunks < 1:
-        raise InputError("--permutation-chunks: expected a number >= 1")
-    if not 0 < args.cluster_forming_p < 1:
-        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
-                         f"{args.cluster_forming_p}")
     covariates = tuple(c.strip() for c in (args.group_covariates or "").split(",")
                        if c.strip())
     group_contrasts = tuple((name, rows[0]) for name, _, rows in (
@@ -623,8 +603,6 @@ def _confound_settings(args) -> ConfoundSettings:
                                    for f in fields(ConfoundSettings)})
     settings = ConfoundSettings(**{**asdict(settings), "columns": tuple(settings.columns)})
     check_confound_options(settings.strategy, settings.columns, settings.options())
-    if settings.min_kept_volumes < 1:
-        raise InputError("--min-kept-volumes: expected a number of volumes >= 1")
     return settings
 
 
@@ -650,6 +628,7 @@ def _run(args, argv) -> int:
     try:
         _check_levels(args)
         _apply_model(args)
+        _check_flag_values(args)
         if args.resubmit_failed:
             return _resubmit_failed(args, argv)
         settings, plugin_args = prepare(args)
@@ -892,6 +871,30 @@ _GROUP_FLAGS = ("group", "group_column", "pair", "group_covariates", "group_deme
 #: Flags of how and where a command runs (each job of an array submission sets its own).
 _EXECUTION_FLAGS = ("plugin", "plugin_args", "n_procs", "mem_gb", "work_dir",
                     "analysis_level")
+
+
+def _check_flag_values(args) -> None:
+    """Refuse flag values that are wrong whatever the data (numbers out of range, plugin
+    arguments, thresholds, confound options), before any run is read or any file written."""
+    from .core.group import check_permutations
+    from .core.inference import check_threshold_settings
+
+    check_threshold_settings(args.height_control, args.alpha, args.threshold,
+                             args.cluster_threshold)
+    _plugin_args(args)
+    _confound_settings(args)
+    for flag, value, smallest in (("--table-min-cluster-size", args.table_min_cluster_size, 0),
+                                  ("--min-kept-volumes", args.min_kept_volumes, 1),
+                                  ("--permutations", args.permutations, 0),
+                                  ("--permutation-chunks", args.permutation_chunks, 1),
+                                  ("--participants-per-task", args.participants_per_task, 1)):
+        if value is not None and value < smallest:
+            raise InputError(f"{flag}: expected a number >= {smallest}, got {value}")
+    if args.permutations:
+        check_permutations(args.permutations, args.alpha)
+    if not 0 < args.cluster_forming_p < 1:
+        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
+                         f"{args.cluster_forming_p}")
 
 
 def _check_levels(args) -> None:

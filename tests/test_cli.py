@@ -279,7 +279,8 @@ def _bad_input_cases(tmp, spm_scans, spm_events, bids_dir):
     }
 
 
-CASES = ["onsets in milliseconds", "late condition", "events repeated column", "confounds repeated column", "tr vs header", "onset not a number", "path in label",
+CASES = ["onsets in milliseconds", "late condition", "events repeated column",
+         "confounds repeated column", "tr vs header", "onset not a number", "path in label",
          "missing file", "corrupt image", "shapes differ", "events columns", "onset late",
          "unknown column", "vector length", "tr zero", "tr negative", "bad name",
          "code injection", "no data offline",
@@ -510,3 +511,29 @@ def test_nothing_survives_at_the_subject_level(split_bids_dir, tmp_path, capsys)
                 f"z > {settings['Threshold']:.3f}, no voxel survives") in printed
     report = (out / report_page("01")).read_text(encoding="utf-8")
     assert report.count("no voxel survives FDR q &lt; 0.05 with clusters ≥ 100000 voxels") == 6
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--participants-per-task", "0", "--slurm-array"],
+     "--participants-per-task: expected a number >= 1, got 0"),
+    (["--group", "one-sample", "--permutations", "-1"],
+     "--permutations: expected a number >= 0, got -1"),
+    (["--group", "one-sample", "--permutation-chunks", "0"],
+     "--permutation-chunks: expected a number >= 1, got 0"),
+    (["--group", "one-sample", "--cluster-forming-p", "2"],
+     "--cluster-forming-p: expected a p value in (0, 1), got 2.0"),
+    (["--min-kept-volumes", "0"], "--min-kept-volumes: expected a number >= 1, got 0"),
+    (["--table-min-cluster-size", "-1"],
+     "--table-min-cluster-size: expected a number >= 0, got -1"),
+    (["--n-procs", "0"], "--n-procs: expected a positive number, got 0"),
+    (["--alpha", "2"], "alpha"),
+])
+def test_flag_values_are_checked_before_any_data_is_read(tmp_path, capsys, flags, message):
+    """Values wrong whatever the data are refused first: the study folder does not even
+    exist, and no work or output folder is made."""
+    argv = ["--bids-dir", str(tmp_path / "absent"), "--task", "x", *flags,
+            "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "w")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("glm-workflows: error: ") and message in err[0]
+    assert not (tmp_path / "w").exists() and not (tmp_path / "out").exists()
