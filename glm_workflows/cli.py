@@ -255,7 +255,7 @@ def _contrasts(args):
     return parsed or list(SEED_CONTRASTS)
 
 
-def _runs(args, quiet: bool = False):
+def _runs(args, notes: list | None = None):
     from .inputs import file_list_run, find_bids_runs, find_derivative_runs, find_spm_auditory
 
     if args.func and args.bids_dir:
@@ -283,7 +283,7 @@ def _runs(args, quiet: bool = False):
         found = find_bids_runs(args.bids_dir, args.task, args.subject, args.session, args.run)
     else:
         found = [find_spm_auditory(args.data_dir)]
-    return _with_mask_and_confounds(found, args, quiet)
+    return _with_mask_and_confounds(found, args, notes)
 
 
 def _check_one_run_per_subject(model_file, runs) -> None:
@@ -304,12 +304,13 @@ def _whole_study(args, runs):
     has (a name no run has is a typo), whichever participants this run covers."""
     if not args.subject or args.func:
         return lambda: runs
-    return lambda: _runs(argparse.Namespace(**{**vars(args), "subject": None}), quiet=True)
+    return lambda: _runs(argparse.Namespace(**{**vars(args), "subject": None}))
 
 
-def _with_mask_and_confounds(runs, args, quiet: bool = False):
+def _with_mask_and_confounds(runs, args, notes: list | None = None):
     """Apply --mask, and keep fMRIPrep confounds files only when confounds are asked for
-    (a note says a confounds file was found and not used)."""
+    (a note, appended to ``notes`` if given, says a confounds file was found and not
+    used; it is printed once every check has passed)."""
     from dataclasses import replace
 
     mask = None
@@ -334,9 +335,9 @@ def _with_mask_and_confounds(runs, args, quiet: bool = False):
                           fallbacks={k: v for k, v in run.fallbacks.items()
                                      if k != "MaskSource"})
         kept.append(run)
-    if unused and not quiet:
-        print(f"glm-workflows: note: {unused} run(s) have an fMRIPrep confounds file, not used "
-              "(choose with --confounds-strategy or --confounds-columns)", file=sys.stderr)
+    if unused and notes is not None:
+        notes.append(f"{unused} run(s) have an fMRIPrep confounds file, not used (choose "
+                     "with --confounds-strategy or --confounds-columns)")
     return kept
 
 
@@ -413,7 +414,8 @@ def prepare(args) -> tuple[dict, dict]:
     contrasts = _contrasts(args)
     confounds = _confound_settings(args)
     plugin_args = _plugin_args(args)
-    runs = _runs(args)
+    notes: list = []
+    runs = _runs(args, notes)
     if args.runs_are_subjects:
         _check_one_run_per_subject(args.model, runs)
     warnings = fallback_lines(runs)
@@ -432,6 +434,8 @@ def prepare(args) -> tuple[dict, dict]:
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
     save_design_checks(check_work_dir(args.work_dir), design_checks)
+    for line in notes:
+        print(f"glm-workflows: note: {line}", file=sys.stderr)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     n_chunks = _n_chunks(args, plugin_args)

@@ -120,6 +120,7 @@ def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, small_mas
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("glm-workflows: error: ") and message in err[-1]
+    assert len(err) == 1, "no note or warning is printed before a refusal"
     assert not (tmp_path / "w").exists()
 
 
