@@ -430,7 +430,8 @@ def prepare(args) -> tuple[dict, dict]:
     if not args.subject or args.func:  # every run of the analysis was checked
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
     group, participants_file = _group_settings(args, contrasts, runs)
-    plans = _group_plans(runs, contrasts, skipped, group, participants_file, warnings)
+    plans = _group_plans(runs, contrasts, skipped, group, participants_file, warnings,
+                         args.model)
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
     save_design_checks(check_work_dir(args.work_dir), design_checks)
@@ -499,7 +500,8 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group, participants_file = _group_settings(args, contrasts, maps)
-    plans = _group_plans(maps, contrasts, skipped, group, participants_file, warnings)
+    plans = _group_plans(maps, contrasts, skipped, group, participants_file, warnings,
+                         args.model)
     output_dir = check_output_dir(args.output_dir)
     check_work_dir(args.work_dir)
     for line in warnings:
@@ -567,8 +569,10 @@ def _group_inputs(args, contrasts) -> tuple:
     return tuple(args.group_inputs)
 
 
-def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -> list:
-    """The group analyses, each design and group contrast checked before any work."""
+def _group_plans(runs, contrasts, skipped, group, participants_file, warnings,
+                 model_file=None) -> list:
+    """The group analyses, each design and group contrast checked before any work; with a
+    model file, a design's refusal names the file and its Dataset node's ``Model.X``."""
     if not group.model:
         return []
     from .core.contrasts import contrast_matrix
@@ -579,9 +583,14 @@ def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -
     participants = read_participants(participants_file) if participants_file else None
 
     def design(subjects):
-        return group_design(list(subjects), group.model, participants,
-                            group_column=group.group_column, covariates=group.covariates,
-                            demean=group.demean)
+        try:
+            return group_design(list(subjects), group.model, participants,
+                                group_column=group.group_column, covariates=group.covariates,
+                                demean=group.demean)
+        except InputError as exc:
+            if not model_file:
+                raise
+            raise InputError(f"{_dataset_x_path(model_file)}: {exc}") from None
 
     plans, lines = group_plans(runs, contrasts, skipped, group,
                                lambda subjects: list(design(subjects).columns))
@@ -596,6 +605,16 @@ def _group_plans(runs, contrasts, skipped, group, participants_file, warnings) -
                 raise InputError(f"group contrast {name or plan.name}: {exc}") from None
     warnings.extend(lines)
     return plans
+
+
+def _dataset_x_path(model_file) -> str:
+    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from."""
+    from .core.stats_model import read_stats_model
+    from .stats_models import check_node_chain
+
+    model = read_stats_model(model_file)
+    _, dataset = check_node_chain(model)
+    return f"{model.source}: {dataset.path}.Model.X"
 
 
 def _confound_settings(args) -> ConfoundSettings:

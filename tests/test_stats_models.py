@@ -153,6 +153,8 @@ def _bad(tmp_path, mutate):
     (lambda s: s["Nodes"][0]["Model"].update(X=["trial_type.*", 1])
      or s["Nodes"][0].update(DummyContrasts={"Test": "t"}),
      "Nodes[0].DummyContrasts: list its Contrasts"),
+    (lambda s: s["Nodes"][2]["Model"].update(X=[1, "group"]),
+     "bad_smdl.json: Nodes[2].Model.X: participants.tsv: covariate 'group'"),
 ])
 def test_bad_model_refused_before_any_work(multi_run_study, tmp_path, capsys, mutate,
                                            message):
