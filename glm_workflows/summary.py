@@ -116,7 +116,8 @@ def _threshold_summary(sidecar: Path, table_file: Path, title: str) -> list[str]
            else f"{settings['HeightControl']} alpha={settings['Alpha']}")
     threshold = settings["Threshold"]  # null: no voxel can pass (fdr)
     head = f"\n{title}: {how} -> "
-    head += f"z > {threshold:.3f}, " if threshold is not None else ""
+    statistic = "|z|" if settings.get("TwoSided") else "z"
+    head += f"{statistic} > {threshold:.3f}, " if threshold is not None else ""
     if settings.get("NoSurvivingVoxels"):
         return [f"{head}no voxel survives"]
     table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
