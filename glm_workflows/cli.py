@@ -434,6 +434,8 @@ def prepare(args) -> tuple[dict, dict]:
                          args.model)
     check_memory(mem_gb, plugin_args.get("memory_gb") if args.plugin == "MultiProc" else None)
     output_dir = check_output_dir(args.output_dir)
+    check_own_outputs(output_dir, run_analysis(runs), runs,
+                      runs[0].task if group.model else None)
     save_design_checks(check_work_dir(args.work_dir), design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
@@ -444,6 +446,52 @@ def prepare(args) -> tuple[dict, dict]:
                 inference=inference, confounds=confounds, mem_gb=mem_gb,
                 skipped=skipped, group=group, group_plans=plans,
                 participants_file=participants_file, n_chunks=n_chunks), plugin_args
+
+
+def run_analysis(runs) -> str:
+    """The analysis of a run of the first level (its runs share task and space)."""
+    from .core.naming import analysis_label
+
+    return analysis_label(runs[0].task, runs[0].space)
+
+
+def group_analysis(folder, maps, task: str) -> str:
+    """The analysis of a run of the group level alone: the one whose record, in the
+    subject folders of ``folder``, lists the subject maps read (task ``task`` alone
+    when no record does, e.g. a folder of an older glm-workflows)."""
+    from .core.naming import analysis_label, subject_folder
+    from .outputs import folder_analyses, recorded_outputs
+
+    found = set()
+    for subject_maps in maps:
+        subject = Path(folder) / subject_folder(subject_maps.subject)
+        found.update(analysis for analysis in folder_analyses(subject)
+                     if Path(subject_maps.mask_file).name in recorded_outputs(subject, analysis))
+    if len(found) > 1:
+        raise InputError(f"--from-derivatives {folder}: the subject maps of task {task} come "
+                         f"from several analyses ({', '.join(sorted(found))})")
+    return found.pop() if found else analysis_label(task)
+
+
+def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -> None:
+    """Before any work: refuse a run of ``analysis`` that would replace, in a subject
+    folder of its ``runs`` or (with a group level of task ``group_task``) in the group
+    folder, a file no earlier run of the same analysis wrote
+    (:func:`~glm_workflows.outputs.check_replaces_only_its_own`)."""
+    from .core.naming import GROUP_FOLDER, group_output_task, parse_output_name, subject_folder
+    from .outputs import check_replaces_only_its_own
+    from .summary import result_prefixes
+
+    prefixes: dict = {}
+    for subject, prefix in result_prefixes(runs):
+        prefixes.setdefault(subject, set()).add(prefix)
+    for subject, own in prefixes.items():
+        check_replaces_only_its_own(
+            Path(output_dir) / subject_folder(subject), analysis,
+            lambda name, own=own: getattr(parse_output_name(name), "prefix", None) in own)
+    if group_task:
+        check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
+                                    lambda name: group_output_task(name) == group_task)
 
 
 def _n_chunks(args, plugin_args: dict) -> int:
@@ -503,10 +551,13 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     plans = _group_plans(maps, contrasts, skipped, group, participants_file, warnings,
                          args.model)
     output_dir = check_output_dir(args.output_dir)
+    analysis = group_analysis(args.from_derivatives, maps, task)
+    check_own_outputs(output_dir, analysis, [], task)
     check_work_dir(args.work_dir)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
-    return dict(subject_maps=maps, task=task, output_dir=output_dir, group_plans=plans,
+    return dict(subject_maps=maps, task=task, analysis=analysis, output_dir=output_dir,
+                group_plans=plans,
                 group=group, inference=inference, participants_file=participants_file,
                 n_chunks=_n_chunks(args, plugin_args), contrasts=contrasts, skipped=skipped,
                 inputs=input_files(maps, contrasts),
@@ -672,13 +723,22 @@ def _run(args, argv) -> int:
     logging.update_logging(config)
     if args.from_derivatives is not None:
         return _run_group_only(args, command, cwd, settings, plugin_args, started)
-    from .core.naming import INDEX_FILE, PROVENANCE_FILE, report_page, subject_folder
+    from .core.naming import (
+        GROUP_FOLDER,
+        INDEX_FILE,
+        PROVENANCE_FILE,
+        analysis_record,
+        report_page,
+        subject_folder,
+    )
     from .execution import run_workflow
     from .provenance import build_provenance, write_provenance
+    from .report import write_subject_report
     from .study import init_glm_wf, subject_groups
     from .summary import print_results
 
     runs, output_dir = settings["runs"], settings["output_dir"]
+    analysis = run_analysis(runs)
     subjects = list(subject_groups(runs))
     work_dir = Path(args.work_dir).absolute()
 
@@ -696,12 +756,17 @@ def _run(args, argv) -> int:
         )
         if args.model:  # the report shows the model file
             record["StatsModel"] = json.loads(Path(args.model).read_text())
-        write_provenance(transaction.staging, record, subjects)
+        write_provenance(transaction.staging, record, subjects, analysis)
+        group_folder = Path(transaction.staging) / GROUP_FOLDER
+        if group_folder.is_dir():  # the group level's record: the whole run's
+            (group_folder / analysis_record(analysis)).write_text(
+                json.dumps({**record, "Analysis": analysis}, indent=2, default=str))
         write_reports(transaction.staging, subjects,
                       plugin_args.get("n_procs", os.cpu_count() or 1)
                       if args.plugin == "MultiProc" else 1)
         participant_level = args.analysis_level == "participant"
-        transaction.commit(subjects, description_file if participant_level else root_files)
+        transaction.commit(subjects, description_file if participant_level else root_files,
+                           analysis, write_subject_report)
         return records, finished
 
     code = _staged_run(stage, args, output_dir, started)
@@ -713,7 +778,7 @@ def _run(args, argv) -> int:
     print(f"Report: {report}")
     provenance = Path(output_dir) / PROVENANCE_FILE
     if args.analysis_level == "participant":  # no root listing at this level
-        provenance = Path(output_dir) / subject_folder(subjects[-1]) / PROVENANCE_FILE
+        provenance = Path(output_dir) / subject_folder(subjects[-1]) / analysis_record(analysis)
     print(f"Provenance: {provenance}")
     print_results(runs, output_dir)
     return 0
@@ -816,11 +881,11 @@ def _failed(exc, args, work_dir: Path, started: float) -> int:
 
 def _run_group_only(args, command: list[str], cwd: str, settings: dict, plugin_args: dict,
                     started: float) -> int:
-    """:func:`_run` for ``--from-derivatives``: the group workflow alone, committed as
-    ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
-    ``command``, :func:`invocation`'s, run from ``cwd``) in ``group/provenance.json``, then
-    the group results printed."""
-    from .core.naming import GROUP_FOLDER, GROUP_REPORT, PROVENANCE_FILE
+    """:func:`_run` for ``--from-derivatives``: the group workflow alone, committed
+    into ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
+    ``command``, :func:`invocation`'s, run from ``cwd``) in
+    ``group/<analysis>_provenance.json``, then the group results printed."""
+    from .core.naming import GROUP_FOLDER, GROUP_REPORT, analysis_record
     from .execution import run_workflow
     from .provenance import build_provenance
     from .study import init_group_only_wf
@@ -858,8 +923,9 @@ def _run_group_only(args, command: list[str], cwd: str, settings: dict, plugin_a
             plugin=args.plugin, parameters=parameters, inputs=settings["inputs"])
         group_folder = Path(transaction.staging) / GROUP_FOLDER
         group_folder.mkdir(parents=True, exist_ok=True)
-        (group_folder / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str))
-        transaction.commit([], root_files)
+        (group_folder / analysis_record(settings["analysis"])).write_text(
+            json.dumps({**record, "Analysis": settings["analysis"]}, indent=2, default=str))
+        transaction.commit([], root_files, settings["analysis"])
         return records, finished
 
     code = _staged_run(stage, args, output_dir, started)
@@ -868,7 +934,8 @@ def _run_group_only(args, command: list[str], cwd: str, settings: dict, plugin_a
     report = Path(output_dir) / GROUP_REPORT
     if report.exists():
         print(f"Report: {report}")
-    print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / PROVENANCE_FILE}")
+    record = analysis_record(settings["analysis"])
+    print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / record}")
     print_results([], output_dir)
     return 0
 

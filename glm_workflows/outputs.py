@@ -1,24 +1,30 @@
 """The output folder as a transaction: staged runs, atomic per-subject commits, root files.
 
-A command-line run writes everything (maps, tables, sidecars, the subject's provenance
-record and report) into a staging folder of its own inside the output folder. Only when
-the whole run succeeded are the subjects it covers swapped in, one subject folder (and
-its ``sub-<label>.html`` page) at a time, under a lock and a journal:
+A command-line run writes everything (maps, tables, sidecars, the analysis' record and
+the subject's report) into a staging folder of its own inside the output folder. Only
+when the whole run succeeded are the subjects it covers swapped in, one subject folder
+(and its ``sub-<label>.html`` page) at a time, under a lock and a journal:
 
-* the subject folder is **replaced**, not merged: after a run, ``sub-<label>/`` holds
-  exactly that run's analysis of the subject (a contrast dropped from the command line
-  disappears from the folder); subjects the run does not cover are left alone;
+* a folder holds many analyses (:func:`~glm_workflows.core.naming.analysis_label`: task,
+  space, model), and files of other tools; each analysis' record in the folder
+  (:func:`~glm_workflows.core.naming.analysis_record`) lists, under ``Outputs``, the
+  files it wrote there. A commit replaces the files this run wrote, deletes those the
+  analysis' previous record lists that this run did not write (a contrast dropped from
+  the command line disappears), and keeps every other file: under the lock, they are
+  hard-linked into the staged folder, whose page is rewritten to show every analysis,
+  before the staged folder is swapped in whole. A run that would replace a file its
+  analysis' record does not list is refused (:func:`check_replaces_only_its_own`);
 * the journal, written before the first swap, lets the next run in the same folder
   finish a commit that was cut short (power loss, SIGKILL), so a folder never stays
   half old, half new;
-* SIGINT and SIGTERM are held back while the swaps run;
+* SIGINT and SIGTERM are held back while the commit runs;
 * files shared by every run at the folder's root (``dataset_description.json``,
   ``index.html``, ``provenance.json``) are rewritten atomically from what the subject
-  folders hold, under the same lock, so concurrent runs for different subjects all end
-  up listed.
+  folders hold, under the same lock, so concurrent runs all end up listed.
 
-Concurrent runs (e.g. one per subject on a cluster) each stage in their own folder; a
-staging folder left by a process that died on this host is removed by the next run.
+The group folder (``group/``) is committed the same way. Concurrent runs (e.g. one per
+subject on a cluster) each stage in their own folder; a staging folder left by a process
+that died on this host is removed by the next run.
 """
 
 from __future__ import annotations
@@ -34,10 +40,14 @@ import tempfile
 from pathlib import Path
 
 from .core.derivatives import dataset_description, write_text_atomic
+from .core.errors import InputError
 from .core.naming import (
     DESCRIPTION_FILE,
     GROUP_FOLDER,
     PROVENANCE_FILE,
+    analysis_record,
+    parse_analysis_record,
+    parse_output_name,
     parse_subject_folder,
     report_page,
     subject_folder,
@@ -163,8 +173,9 @@ class OutputTransaction:
         """Drop everything staged; the output folder stays as it was."""
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def commit(self, subjects, root_files) -> list[Path]:
-        """Swap each subject's staged folder and report into place, then the root files.
+    def commit(self, subjects, root_files, analysis: str, subject_page=None) -> list[Path]:
+        """Merge each staged folder with what its target holds, swap it and the subject's
+        page into place, then rewrite the root files.
 
         Parameters
         ----------
@@ -173,28 +184,154 @@ class OutputTransaction:
         root_files : callable
             ``root_files(output_dir)`` rewrites the shared root files; called with the
             lock held, after the swaps.
+        analysis : str
+            The run's analysis (:func:`~glm_workflows.core.naming.analysis_label`).
+        subject_page : callable or None
+            ``subject_page(staging, subject)`` rewrites a staged subject page; called,
+            with the lock held, for each subject whose folder holds other analyses.
 
         Returns
         -------
         targets : list of pathlib.Path
             The subject folders and pages (and the group folder) now in place.
+
+        Raises
+        ------
+        InputError
+            If this run would replace a file that the analysis' record in the output
+            folder does not list (nothing is changed).
         """
-        swaps = []
+        subjects = list(subjects)
         names = [name for subject in subjects
                  for name in (subject_folder(subject), report_page(subject))]
-        for name in [*names, GROUP_FOLDER]:  # the group level's folder, if staged
-            if (self.staging / name).exists():
-                swaps.append([str(self.staging / name), str(self.output_dir / name),
-                              str(self.output_dir / f"{TRASH_PREFIX}{self.staging.name}"
-                                                    f"-{name}")])
+        swaps = [[str(self.staging / name), str(self.output_dir / name),
+                  str(self.output_dir / f"{TRASH_PREFIX}{self.staging.name}-{name}")]
+                 for name in [*names, GROUP_FOLDER]  # the group level's folder, if staged
+                 if (self.staging / name).exists()]
         journal = self.output_dir / f"{JOURNAL_PREFIX}{self.staging.name}.json"
         with signals_held(), output_lock(self.output_dir):
-            write_text_atomic(journal, json.dumps({"Staging": str(self.staging), "Swaps": swaps},
-                                              indent=1))
+            for name in [*map(subject_folder, subjects), GROUP_FOLDER]:
+                if not (self.staging / name).is_dir():
+                    continue
+                others = merge_folder(self.staging / name, self.output_dir / name, analysis)
+                subject = parse_subject_folder(name)
+                if others and subject and subject_page is not None:
+                    subject_page(self.staging, subject)
+            write_text_atomic(journal, json.dumps({"Staging": str(self.staging),
+                                                   "Swaps": swaps}, indent=1))
             replay_journal(journal)
             self.committed = True
             root_files(self.output_dir)
         return [Path(target) for _, target, _ in swaps]
+
+
+def recorded_outputs(folder, analysis: str) -> set[str]:
+    """The files of ``folder`` that ``analysis`` wrote, as its record there lists them
+    (empty without a record; an unreadable record lists nothing)."""
+    try:
+        outputs = json.loads((Path(folder) / analysis_record(analysis)).read_text())["Outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {name for name in outputs if isinstance(name, str)} if isinstance(outputs, list) \
+        else set()
+
+
+def folder_analyses(folder) -> list[str]:
+    """The analyses with a record in ``folder`` (a subject or group folder), sorted."""
+    folder = Path(folder)
+    labels = (parse_analysis_record(p.name) for p in folder.iterdir()) if folder.is_dir() \
+        else ()
+    return sorted(label for label in labels if label)
+
+
+def check_replaces_only_its_own(folder, analysis: str, writes) -> None:
+    """Refuse a run of ``analysis`` that would replace a file in ``folder`` that no earlier
+    run of the same analysis recorded writing.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        A subject or group folder of the output folder (it need not exist).
+    analysis : str
+        The run's analysis (:func:`~glm_workflows.core.naming.analysis_label`).
+    writes : callable
+        ``writes(name)``: whether the run writes the file ``name`` into ``folder``.
+
+    Raises
+    ------
+    InputError
+        Naming the first such file and whose it is.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    own = recorded_outputs(folder, analysis) | {analysis_record(analysis)}
+    for name in sorted(p.name for p in folder.iterdir()):
+        if name in own or not writes(name):
+            continue
+        owners = [label for label in folder_analyses(folder)
+                  if name in recorded_outputs(folder, label)]
+        whose = (f"analysis {owners[0]} wrote it" if owners else
+                 "no run of it is recorded (another tool or an older glm-workflows wrote it)")
+        raise InputError(f"{folder / name}: analysis {analysis} would replace it, but "
+                         f"{whose}; move it away or use another --output-dir")
+
+
+def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
+    """Make the staged folder what ``target`` is to become (call with the lock held).
+
+    The analysis' staged record gets ``Outputs``: the files staged. Every file of
+    ``target`` that this run does not write and that the analysis' previous record does
+    not list (another analysis', another tool's) is hard-linked (copied where links
+    fail) into ``staged``; the files the previous record lists and this run does not
+    write are left out, so the swap deletes them.
+
+    Returns
+    -------
+    others : bool
+        Whether files of other analyses of this package were brought in.
+
+    Raises
+    ------
+    InputError
+        See :func:`check_replaces_only_its_own`; nothing is changed.
+    """
+    record = staged / analysis_record(analysis)
+    written = sorted(p.name for p in staged.iterdir() if p.name != record.name)
+    try:
+        content = json.loads(record.read_text())
+    except OSError:
+        content = {}
+    record.write_text(json.dumps({**content, "Outputs": written}, indent=2, default=str))
+    if not target.is_dir():
+        return False
+    check_replaces_only_its_own(target, analysis, lambda name: (staged / name).exists())
+    dropped = recorded_outputs(target, analysis)
+    others = False
+    for path in target.iterdir():
+        if path.name in dropped or (staged / path.name).exists():
+            continue
+        _link(path, staged / path.name)
+        others = others or bool(parse_output_name(path.name)
+                                or parse_analysis_record(path.name))
+    return others
+
+
+def _link(source: Path, target: Path) -> None:
+    """``source`` (file, symbolic link or folder) at ``target`` too, its files hard-linked."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_file)
+    else:
+        _link_file(source, target)
+
+
+def _link_file(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
 
 
 def subject_folders(output_dir) -> list[str]:
@@ -206,31 +343,39 @@ def subject_folders(output_dir) -> list[str]:
 def write_root_files(output_dir, write_index) -> None:
     """Rewrite the root files from the subject folders present (call with the lock held).
 
-    ``dataset_description.json``; ``provenance.json``, which lists each subject's
-    provenance record (``sub-<label>/provenance.json``) with its date, command line and
-    working directory; and, when the folder holds two or more subject reports,
-    ``index.html`` through ``write_index(output_dir, subjects)``.
+    ``dataset_description.json``; ``provenance.json``, which lists each analysis' record
+    in each subject folder (``sub-<label>/<analysis>_provenance.json``) and in the group
+    folder, with its date, command line and working directory; and, when the folder holds
+    two or more subject reports, ``index.html`` through ``write_index(output_dir,
+    subjects)``.
     """
     output_dir = Path(output_dir)
     write_description(output_dir)
     subjects = subject_folders(output_dir)
-    listing = []
-    for subject in subjects:
-        record_path = output_dir / subject_folder(subject) / PROVENANCE_FILE
-        try:
-            generated = json.loads(record_path.read_text()).get("GeneratedBy", {})
-        except (OSError, ValueError, AttributeError):
-            generated = {}
-        listing.append({"Subject": subject,
-                        "Record": f"{subject_folder(subject)}/{PROVENANCE_FILE}",
-                        "Date": generated.get("Date"),
-                        "CommandLine": generated.get("CommandLine"),
-                        "WorkingDirectory": generated.get("WorkingDirectory")})
-    write_text_atomic(output_dir / PROVENANCE_FILE,
-                  json.dumps({"Subjects": listing}, indent=2))
+    listing = {"Subjects": [{"Subject": subject, **entry} for subject in subjects
+                            for entry in _records(output_dir, subject_folder(subject))],
+               "Group": _records(output_dir, GROUP_FOLDER)}
+    write_text_atomic(output_dir / PROVENANCE_FILE, json.dumps(listing, indent=2))
     with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
     if len(with_reports) > 1:
         write_index(output_dir, with_reports)
+
+
+def _records(output_dir: Path, folder: str) -> list[dict]:
+    """``Analysis``, ``Record`` (its path), ``Date``, ``CommandLine`` and
+    ``WorkingDirectory`` of each analysis' record in ``output_dir/folder``."""
+    entries = []
+    for analysis in folder_analyses(output_dir / folder):
+        record = f"{folder}/{analysis_record(analysis)}"
+        try:
+            generated = json.loads((output_dir / record).read_text()).get("GeneratedBy", {})
+        except (OSError, ValueError, AttributeError):
+            generated = {}
+        entries.append({"Analysis": analysis, "Record": record,
+                        "Date": generated.get("Date"),
+                        "CommandLine": generated.get("CommandLine"),
+                        "WorkingDirectory": generated.get("WorkingDirectory")})
+    return entries
 
 
 def write_description(output_dir, replace: bool = True) -> None:

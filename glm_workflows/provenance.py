@@ -15,7 +15,7 @@ from nipype.pipeline.engine import Workflow
 
 from . import __version__
 from .core.derivatives import software_versions, write_text_atomic
-from .core.naming import PROVENANCE_FILE
+from .core.naming import analysis_record, subject_folder
 
 #: The inputs' checksums of earlier runs, in the work directory:
 #: ``{path: [size, mtime_ns, inode, sha256]}``.
@@ -232,17 +232,21 @@ def _grouped(items, key) -> dict:
     return groups
 
 
-def write_provenance(output_dir: str | os.PathLike, record: dict, subjects) -> list[Path]:
-    """Write each subject's record to ``<output_dir>/sub-<label>/provenance.json``.
+def write_provenance(output_dir: str | os.PathLike, record: dict, subjects,
+                     analysis: str) -> list[Path]:
+    """Write each subject's part of the record of ``analysis`` to
+    ``<output_dir>/sub-<label>/<analysis>_provenance.json``.
 
     The command line writes them into its staging folder, which is committed subject
-    folder by subject folder only when the run succeeded; the root ``provenance.json``
-    that lists them is rebuilt then (:func:`glm_workflows.outputs.write_root_files`).
+    folder by subject folder only when the run succeeded; the commit adds the files the
+    analysis wrote (``Outputs``), and the root ``provenance.json`` that lists the records
+    is rebuilt then (:mod:`glm_workflows.outputs`).
     """
     written = []
     for subject, subject_record in subject_records(record, subjects).items():
-        target = Path(output_dir) / f"sub-{subject}" / PROVENANCE_FILE
+        target = Path(output_dir) / subject_folder(subject) / analysis_record(analysis)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(subject_record, indent=2, default=str))
+        target.write_text(json.dumps({**subject_record, "Analysis": analysis}, indent=2,
+                                     default=str))
         written.append(target)
     return written

@@ -19,7 +19,7 @@ from nilearn.masking import intersect_masks
 from glm_workflows.cli import build_parser, main, prepare
 from glm_workflows.core.naming import (
     GROUP_FOLDER,
-    PROVENANCE_FILE,
+    analysis_record,
     contrast_file,
     group_file,
     group_stem,
@@ -101,7 +101,7 @@ def test_one_sample_equals_nilearn_and_the_run_with_the_study(first_level, with_
     design = json.loads((out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB"),
                                                          "design_json")).read_text())
     assert json.dumps(design).count("sub-0") >= len(SUBJECTS)  # the subjects used
-    record = json.loads((out / GROUP_FOLDER / PROVENANCE_FILE).read_text())
+    record = json.loads((out / GROUP_FOLDER / analysis_record("task-tiny")).read_text())
     assert {item["path"] for item in record["Inputs"]} >= set(effects)
     assert all(len(item["sha256"]) == 64 for item in record["Inputs"])
     assert record["Parameters"]["from_derivatives"] == str(first_level)

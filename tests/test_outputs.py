@@ -16,6 +16,7 @@ from glm_workflows.core.naming import (
     DESCRIPTION_FILE,
     INDEX_FILE,
     PROVENANCE_FILE,
+    analysis_record,
     parse_output_name,
     report_page,
 )
@@ -31,6 +32,9 @@ from glm_workflows.outputs import (
 from glm_workflows.synthetic import write_tiny_bids
 
 TASK = ["--task", "tiny"]
+#: The analysis of the transactions staged by hand, and its record.
+ANALYSIS = "task-x"
+RECORD = analysis_record(ANALYSIS)
 
 
 def snapshot(folder: Path) -> dict:
@@ -113,7 +117,7 @@ def test_commit_holds_signals_back(tmp_path):
     out.mkdir()
     old = OutputTransaction(out)
     _stage(old, "01", "old")
-    old.commit(["01"], lambda _: None)
+    old.commit(["01"], lambda _: None, ANALYSIS)
     new = OutputTransaction(out)
     _stage(new, "01", "new")
 
@@ -122,8 +126,8 @@ def test_commit_holds_signals_back(tmp_path):
         time.sleep(0.2)  # a signal not held back would interrupt here
 
     with pytest.raises(RunInterrupted), interrupts_raise():
-        new.commit(["01"], root_files)
-    assert sorted(p.name for p in (out / "sub-01").iterdir()) == ["sub-01_new.txt"]
+        new.commit(["01"], root_files, ANALYSIS)
+    assert sorted(p.name for p in (out / "sub-01").iterdir()) == ["sub-01_new.txt", RECORD]
     assert (out / report_page("01")).read_text() == "new"
     assert leftovers(out) == []
 
@@ -136,7 +140,7 @@ def test_commit_cut_short_is_finished_by_the_next_run(tmp_path, monkeypatch):
     first = OutputTransaction(out)
     _stage(first, "01", "old")
     _stage(first, "02", "old")
-    first.commit(["01", "02"], lambda _: None)
+    first.commit(["01", "02"], lambda _: None, ANALYSIS)
     second = OutputTransaction(out)
     _stage(second, "01", "new")
     _stage(second, "02", "new")
@@ -149,13 +153,13 @@ def test_commit_cut_short_is_finished_by_the_next_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "rename", dying_rename)
     with pytest.raises(KeyboardInterrupt):
-        second.commit(["01", "02"], lambda _: None)
+        second.commit(["01", "02"], lambda _: None, ANALYSIS)
     monkeypatch.setattr(os, "rename", real_rename)
     assert not (out / "sub-02").exists()  # the state the crash left
     OutputTransaction(out).discard()  # any next run in this folder
     for subject in ("01", "02"):
         assert sorted(p.name for p in (out / f"sub-{subject}").iterdir()) == \
-            [f"sub-{subject}_new.txt"]
+            [f"sub-{subject}_new.txt", RECORD]
     assert leftovers(out) == []
 
 

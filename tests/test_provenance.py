@@ -15,19 +15,23 @@ from glm_workflows.core.derivatives import software_versions
 from glm_workflows.core.naming import (
     INDEX_FILE,
     PROVENANCE_FILE,
+    analysis_record,
     bids_prefix,
     model_file,
     report_page,
 )
 
+#: The record of the analysis in each subject folder.
+RECORD = analysis_record("task-auditory")
+
 
 def test_provenance_record(split_outputs, split_bids_dir):
     """Per subject: inputs with their sha256, every parameter, the graph, per-node timings,
-    versions; at the root, the list of the subjects' records."""
+    versions, the files written; at the root, the list of the subjects' records."""
     listing = json.loads((split_outputs / PROVENANCE_FILE).read_text())["Subjects"]
-    assert [item["Record"] for item in listing] == [f"sub-01/{PROVENANCE_FILE}",
-                                                    f"sub-02/{PROVENANCE_FILE}"]
-    records = {s: json.loads((split_outputs / f"sub-{s}" / PROVENANCE_FILE).read_text())
+    assert [item["Record"] for item in listing] == [f"sub-01/{RECORD}", f"sub-02/{RECORD}"]
+    assert [item["Analysis"] for item in listing] == ["task-auditory"] * 2
+    records = {s: json.loads((split_outputs / f"sub-{s}" / RECORD).read_text())
                for s in ("01", "02")}
     assert [item["Date"] for item in listing] == [records[s]["GeneratedBy"]["Date"]
                                                   for s in ("01", "02")]
@@ -58,12 +62,15 @@ def test_provenance_record(split_outputs, split_bids_dir):
     run_wf = "glm_workflows_wf.sub_02_task_auditory_run_1_wf"
     assert [f"{run_wf}.fit", f"{run_wf}.estimate_activeMinusRest"] in graph["Edges"]
     assert not any("sub_01" in name for name in graph["Nodes"])
+    assert record["Analysis"] == "task-auditory"
+    assert record["Outputs"] == sorted(p.name for p in (split_outputs / "sub-02").iterdir()
+                                       if p.name != RECORD)
 
 
 def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
     """Every JSON sidecar written carries Sources and SoftwareVersions."""
     sidecars = sorted(p for p in split_outputs.glob("sub-*/*.json")
-                      if p.name != PROVENANCE_FILE)
+                      if p.name != RECORD)
     assert len(sidecars) == 2 * (2 * (1 + 2 * 2) + 2 * 2)  # runs: design + 2x2; subject: 2x2
     for path in sidecars:
         content = json.loads(path.read_text())
@@ -82,7 +89,7 @@ def test_cli_writes_reports_and_index(split_outputs):
     index = (split_outputs / INDEX_FILE).read_text()
     assert all(f'href="{report_page(s)}"' in index for s in ("01", "02"))
     for subject in ("01", "02"):
-        record = json.loads((split_outputs / f"sub-{subject}" / PROVENANCE_FILE).read_text())
+        record = json.loads((split_outputs / f"sub-{subject}" / RECORD).read_text())
         page = (split_outputs / report_page(subject)).read_text()
         assert "Fixed effects over runs" in page
         assert f"sub-{subject}_task-auditory_run-2" in page

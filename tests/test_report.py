@@ -14,7 +14,7 @@ import pytest
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import (
     INDEX_FILE,
-    PROVENANCE_FILE,
+    analysis_record,
     bids_prefix,
     contrast_file,
     contrast_stem,
@@ -32,6 +32,7 @@ from glm_workflows.report.markup import file_list, file_summary
 PREFIX = bids_prefix("01", "auditory")
 TABLE_ID = f"clusters-{contrast_stem(PREFIX, 'activeMinusRest')}"
 EVIL = "<script>alert(1)</script>"
+RECORD = analysis_record("task-auditory")  # the seed analysis' record in sub-01/
 CHROMIUM_BINARIES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -116,7 +117,7 @@ def derivatives(tmp_path_factory, seed_cli):
 @pytest.fixture(scope="module")
 def report(derivatives, data_dir):
     """The subject page and the index, with a provenance record in the subject's folder."""
-    (derivatives / "sub-01" / PROVENANCE_FILE).write_text(
+    (derivatives / "sub-01" / RECORD).write_text(
         json.dumps(fake_provenance(data_dir)))
     page = write_subject_report(derivatives, "01")
     index = write_index(derivatives, ["01"])
@@ -219,10 +220,10 @@ def test_report_escapes_fake_results(tmp_path):
 
 
 def test_report_without_provenance_is_deterministic(derivatives, tmp_path):
-    """No provenance.json: no such section, and two writes give the same bytes."""
+    """No analysis record: no provenance section, and two writes give the same bytes."""
     folder = tmp_path / "out"
     shutil.copytree(derivatives / "sub-01", folder / "sub-01")
-    (folder / "sub-01" / PROVENANCE_FILE).unlink()
+    (folder / "sub-01" / RECORD).unlink()
     first = write_subject_report(folder, "01").read_bytes()
     second = write_subject_report(folder, "01").read_bytes()
     assert first == second

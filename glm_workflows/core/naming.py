@@ -9,6 +9,11 @@ suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's roo
 each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
 
+An *analysis* is what one task, in one space, under one model makes
+(:func:`analysis_label`); each folder it writes into (a subject's, the group's) holds its
+record :func:`analysis_record`, which lists the files it wrote there, so that a later
+run of the same analysis replaces exactly those and no other analysis' files.
+
 The sink builds these names, the report, the command-line summary and the output
 folder read them back, all through this module: plain strings, no Nipype, no file
 access.
@@ -56,8 +61,10 @@ MODEL_OUTPUTS = {
 
 #: The derivatives' description, at the folder's root.
 DESCRIPTION_FILE = "dataset_description.json"
-#: A subject's provenance record (in its folder); at the root, the list of them.
+#: At the root, the list of the analyses' records (:func:`analysis_record`).
 PROVENANCE_FILE = "provenance.json"
+#: The suffix of an analysis' record in a subject or group folder (:func:`analysis_record`).
+ANALYSIS_RECORD_SUFFIX = "_provenance.json"
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
 #: The group level's report page, at the folder's root (beside :data:`GROUP_FOLDER`).
@@ -109,6 +116,8 @@ _OUTPUT_NAME = re.compile(
     rf"_(?P<contrast_suffix>{_one_of(_CONTRAST_SUFFIXES)})"
     rf"|_(?P<model_suffix>{_one_of(_MODEL_SUFFIXES)}))")
 _SUBJECT_FOLDER = re.compile(rf"sub-({_LABEL})")
+_ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
+                       rf"(?:_model-(?P<model>{_LABEL}))?")
 
 
 class OutputName(NamedTuple):
@@ -190,6 +199,46 @@ def report_page(subject: str) -> str:
     return f"{subject_folder(subject)}.html"
 
 
+def analysis_label(task: str, space: str | None = None, model: str | None = None) -> str:
+    """``task-<T>[_space-<S>][_model-<M>]``: what identifies an analysis.
+
+    Two runs are the same analysis, whose later run replaces the earlier one's files,
+    when they have the same task, space and model; any other analysis' files are never
+    replaced or deleted (:mod:`glm_workflows.outputs`).
+
+    Parameters
+    ----------
+    task : str
+        The task label.
+    space : str or None
+        The space of the fitted images (fMRIPrep's ``space-``); None for raw images.
+    model : str or None
+        The model's label; None for the one model of a task, today's only case (the output
+        names carry neither space nor model yet, so two analyses of one task that differ
+        in them would write the same files: the later one is refused, not let in over the
+        other).
+
+    Returns
+    -------
+    label : str
+        E.g. ``task-auditory`` or ``task-rest_space-MNI152NLin2009cAsym``.
+    """
+    label = f"task-{check_label(task, 'task')}"
+    if space:
+        label += f"_space-{check_label(space, 'space')}"
+    if model:
+        label += f"_model-{check_label(model, 'model')}"
+    return label
+
+
+def analysis_record(analysis: str) -> str:
+    """``<analysis>_provenance.json``: an analysis' record in a subject or group folder
+    (its provenance, and the files it wrote there under ``Outputs``)."""
+    if parse_analysis(analysis) is None:
+        raise ValueError(f"not an analysis label: {analysis!r}")
+    return f"{analysis}{ANALYSIS_RECORD_SUFFIX}"
+
+
 def model_file(prefix: str, output: str) -> str:
     """``<prefix>_<suffix>`` of a model's output (a key of :data:`MODEL_OUTPUTS`)."""
     return f"{prefix}_{MODEL_OUTPUTS[output]}"
@@ -227,6 +276,13 @@ def group_stem(task: str, contrast: str, group_contrast: str | None = None) -> s
     if group_contrast:
         stem += f"_group-{check_label(group_contrast, 'group contrast')}"
     return stem
+
+
+def group_output_task(name: str) -> str | None:
+    """The task of a group output's file name ``task-<T>_contrast-<C>...``; None for any
+    other name."""
+    match = re.match(rf"task-({_LABEL})_contrast-{_LABEL}", name)
+    return match[1] if match else None
 
 
 def group_file(stem: str, output: str, stat_type: str = "t") -> str:
@@ -282,6 +338,22 @@ def parse_subject_folder(name: str) -> str | None:
     """The label of a subject folder's name ``sub-<label>``; None for any other name."""
     match = _SUBJECT_FOLDER.fullmatch(name)
     return match[1] if match else None
+
+
+def parse_analysis(label: str) -> dict | None:
+    """``task``, ``space`` and ``model`` (None when absent) of an analysis label
+    (:func:`analysis_label`); None if ``label`` is not one."""
+    match = _ANALYSIS.fullmatch(label)
+    return match.groupdict() if match else None
+
+
+def parse_analysis_record(name: str) -> str | None:
+    """The analysis label of a record's file name (:func:`analysis_record`); None for any
+    other name."""
+    label = name.removesuffix(ANALYSIS_RECORD_SUFFIX)
+    if label == name or parse_analysis(label) is None:
+        return None
+    return label
 
 
 def subject_label(subject: str) -> str:

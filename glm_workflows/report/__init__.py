@@ -3,7 +3,8 @@ group level (``group.html``, from ``group/``).
 
 The pages are built from the files of the BIDS-Derivatives folder alone (design
 matrices, contrast and threshold sidecars, statistical maps, cluster tables and the
-optional ``provenance.json``), so a report can be written long after the workflow ran.
+analyses' records, ``<analysis>_provenance.json``), so a report can be written long after
+the workflow ran.
 Every figure is embedded as a ``data:image/png`` URI and the style sheet is inline:
 a page is one file that opens from disk without a server, JavaScript or network.
 

@@ -34,13 +34,14 @@ from .markup import (
     page,
 )
 from .reading import (
+    find_analyses,
     find_contrasts,
     find_prefixes,
     read_clusters,
     read_contrast_json,
     read_design_shape,
     read_designs,
-    read_provenance,
+    read_records,
     removed_by_extent,
     runs_combined,
 )
@@ -80,8 +81,8 @@ def write_subject_report(output_dir, subject) -> Path:
     Parameters
     ----------
     output_dir : str or PathLike
-        The derivatives root holding ``sub-<subject>/`` (with, maybe, the subject's
-        ``provenance.json``).
+        The derivatives root holding ``sub-<subject>/`` (with, maybe, the records of its
+        analyses, ``<analysis>_provenance.json``: one provenance section each).
     subject : str
         Subject label, with or without the ``sub-`` prefix.
 
@@ -101,14 +102,15 @@ def write_subject_report(output_dir, subject) -> Path:
     prefixes = find_prefixes(folder, subject)
     if not prefixes:
         raise InputError(f"{folder}: no first-level results of subject {subject} found")
-    provenance = read_provenance(folder)
-
+    records = read_records(folder)
+    analyses = ", ".join(find_analyses(folder, prefixes))
     body = [f"<h1>{escape(subject_folder(subject))} &mdash; first-level GLM report</h1>",
-            _contents(folder, prefixes, provenance is not None),
+            f'<p id="analyses">Analyses: {escape(analyses)}</p>',
+            _contents(folder, prefixes, bool(records)),
             _model_section(folder, prefixes)]
     body += [_prefix_section(folder, prefix, prefixes) for prefix in prefixes]
-    if provenance is not None:
-        body.append(_provenance_section(provenance, subject))
+    if records:
+        body.append(_provenance_section(records, subject))
     title = f"{subject_folder(subject)}: first-level GLM report"
     return write_text_atomic(output_dir / report_page(subject), page(title, body))
 
@@ -132,8 +134,10 @@ def write_index(output_dir, subjects) -> Path:
     output_dir = Path(output_dir)
     items = []
     for subject in sorted({subject_label(s) for s in subjects}):
-        prefixes = find_prefixes(output_dir / subject_folder(subject), subject)
-        detail = ", ".join(prefixes) if prefixes else "no results found"
+        folder = output_dir / subject_folder(subject)
+        prefixes = find_prefixes(folder, subject)
+        detail = (f"{', '.join(find_analyses(folder, prefixes))}: {', '.join(prefixes)}"
+                  if prefixes else "no results found")
         if not (output_dir / report_page(subject)).exists():
             detail += "; report not written yet"
         link = f'<a href="{escape(report_page(subject))}">{escape(subject_folder(subject))}</a>'
@@ -265,11 +269,24 @@ def _contrast_figures(folder: Path, prefix: str, contrast: str, table) -> str:
                      for output, caption in figures)
 
 
-def _provenance_section(record: dict, subject: str) -> str:
+def _provenance_section(records: dict, subject: str) -> str:
+    """Each analysis' record (headed by its label when there are several)."""
+    parts = ['<section id="provenance"><h2>Provenance</h2>']
+    for analysis, record in records.items():
+        if len(records) > 1:
+            parts.append(f'<h3 class="analysis" id="provenance-{escape(analysis)}">'
+                         f"Analysis {escape(analysis)}</h3>")
+        parts += _record(record, subject)
+    parts.append("</section>")
+    return "\n".join(part for part in parts if part)
+
+
+def _record(record: dict, subject: str) -> list[str]:
+    """An analysis' record on the subject's page: how it was made, its parameters,
+    software, the subject's inputs and steps."""
     if "Error" in record:
-        return (f'<section id="provenance"><h2>Provenance</h2>'
-                f'<p class="note">{escape(record["Error"])}</p></section>')
-    parts = ['<section id="provenance"><h2>Provenance</h2>', _generated_by(record)]
+        return [f'<p class="note">{escape(record["Error"])}</p>']
+    parts = [_generated_by(record)]
     if isinstance(record.get("StatsModel"), dict):
         model = record["StatsModel"]
         parts.append(f'<details class="stats-model"><summary>Model file (BIDS Stats Models): '
@@ -281,9 +298,8 @@ def _provenance_section(record: dict, subject: str) -> str:
     if record.get("SoftwareVersions"):
         parts += ["<h3>Software versions</h3>",
                   key_value_table(sorted(record["SoftwareVersions"].items()), "software")]
-    parts += [_inputs(_of_subject(record.get("Inputs"), subject)),
-              _steps(_of_subject(record.get("Nodes"), subject)), "</section>"]
-    return "\n".join(part for part in parts if part)
+    return [*parts, _inputs(_of_subject(record.get("Inputs"), subject)),
+            _steps(_of_subject(record.get("Nodes"), subject))]
 
 
 def _generated_by(record: dict) -> str:

@@ -3,7 +3,7 @@
 Everything the reports show comes from here: which models (BIDS prefixes) and contrasts
 a subject folder holds, which group contrasts the group folder holds, the design and
 contrast sidecars, the design and cluster tables, the z and permutation maps and the
-subject's provenance record. Missing or unreadable files give None, so the page
+analyses' provenance records. Missing or unreadable files give None, so the page
 says what is missing instead of failing.
 """
 
@@ -21,10 +21,13 @@ import pandas as pd
 from ..core.naming import (
     EXTRA_ENTITIES,
     GROUP_OUTPUTS,
-    PROVENANCE_FILE,
+    analysis_label,
+    analysis_record,
     contrast_file,
     contrast_names,
     model_file,
+    parse_analysis,
+    parse_analysis_record,
     parse_output_name,
     parse_prefix,
 )
@@ -220,22 +223,47 @@ def read_max(path: Path) -> float | None:
     return float(finite.max()) if finite.size else None
 
 
-def read_provenance(folder) -> dict | None:
-    """The content of ``<folder>/provenance.json`` (a subject's record); None if absent.
+def read_records(folder) -> dict:
+    """The analyses' records in ``folder`` (``<analysis>_provenance.json``), by analysis
+    label in order; empty if there is none.
 
-    An unreadable record gives a dict holding only the key ``"Error"``, so the report
-    says why the section is empty instead of failing.
+    An unreadable record is a dict holding only the key ``"Error"``, so the report says
+    why its section is empty instead of failing.
     """
-    path = Path(folder) / PROVENANCE_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return {"Error": f"{path.name} could not be read ({exc})"}
-    if not isinstance(record, dict):
-        return {"Error": f"{path.name}: expected a JSON object"}
-    return record
+    records = {}
+    for label in sorted(filter(None, map(parse_analysis_record, _listing(folder)))):
+        path = Path(folder) / analysis_record(label)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            record = {"Error": f"{path.name} could not be read ({exc})"}
+        if not isinstance(record, dict):
+            record = {"Error": f"{path.name}: expected a JSON object"}
+        records[label] = record
+    return records
+
+
+def find_analyses(folder, prefixes) -> list[str]:
+    """The analyses whose results a subject folder holds: those with a record, and, for
+    results of a task no record covers, ``task-<T>``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        ``<derivatives>/sub-<subject>``.
+    prefixes : list of str
+        Its result prefixes (:func:`find_prefixes`).
+
+    Returns
+    -------
+    analyses : list of str
+        Analysis labels (:func:`~glm_workflows.core.naming.analysis_label`), sorted.
+    """
+    recorded = set(filter(None, map(parse_analysis_record, _listing(folder))))
+    tasks = {parse_analysis(label)["task"] for label in recorded}
+    unrecorded = {analysis_label(parse_prefix(prefix)["task"]) for prefix in prefixes
+                  if parse_prefix(prefix)["task"] not in tasks}
+    return sorted(recorded | unrecorded)
 
 
 def read_json(path: Path) -> dict | None:
