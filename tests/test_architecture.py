@@ -19,8 +19,10 @@ true: that step must remove the mark (a strict xfail that passes fails the suite
 from __future__ import annotations
 
 import ast
+import hashlib
 import itertools
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -301,3 +303,32 @@ def test_no_module_grows_past_the_limit_and_the_long_list_only_shrinks():
     shrunk = sorted(m for m in LONG_MODULES if lengths.get(m, 0) <= MAX_LINES)
     assert not shrunk, "under the limit now: remove from LONG_MODULES: " + ", ".join(shrunk)
 
+
+# ------------------------------------------------------- the code that decides a design
+
+
+def test_the_design_modules_are_every_module_the_design_imports():
+    """The list whose source keys the design-check cache (validation._design_code_version)
+    names the design module and every module of this package it reaches, no other."""
+    from glm_workflows.core.design import DESIGN_MODULES
+
+    reached = {"glm_workflows.core.design"} | imports_closure("glm_workflows.core.design")
+    assert len(set(DESIGN_MODULES)) == len(DESIGN_MODULES)
+    assert set(DESIGN_MODULES) == reached, (
+        f"missing: {sorted(reached - set(DESIGN_MODULES))}; "
+        f"not imported: {sorted(set(DESIGN_MODULES) - reached)}")
+
+
+def test_the_design_code_version_hashes_the_design_modules_and_is_stable():
+    """Unchanged code gives the same key; the key is the digest of the listed modules'
+    source (and nilearn's version), so an edit to any of them changes it."""
+    from glm_workflows import validation
+    from glm_workflows.core.design import DESIGN_MODULES
+
+    files = {name: _module_files()[name][0] for name in DESIGN_MODULES}
+    first = validation._design_code_version()
+    validation._design_code_version.cache_clear()
+    assert validation._design_code_version() == first
+    sources = b"".join(files[name].read_bytes() for name in DESIGN_MODULES)
+    assert first == hashlib.sha1(sources + version("nilearn").encode()).hexdigest()
+    assert len({files[name] for name in DESIGN_MODULES}) == len(DESIGN_MODULES)

@@ -24,6 +24,23 @@ from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
 
+#: Every module of this package a design depends on: this one and all it imports, directly
+#: or not, at module level or in a function (the model-file design included). Their
+#: source keys the kept outcomes of design checks (glm_workflows.validation);
+#: tests/test_architecture.py checks the list against the imports.
+DESIGN_MODULES = (
+    "glm_workflows.core.design",
+    "glm_workflows.core.hrf",
+    "glm_workflows.core.contrasts",
+    "glm_workflows.core.confounds",
+    "glm_workflows.core.tables",
+    "glm_workflows.core.errors",
+    "glm_workflows.core.model_design",
+    "glm_workflows.core.stats_model",
+    "glm_workflows.core.transformations",
+    "glm_workflows.settings",
+)
+
 
 class EventsWarning(UserWarning):
     """A note about a run's events that changes nothing but the design (e.g. events
