@@ -198,15 +198,16 @@ def _check_mask(mask_file, img) -> None:
 
 @functools.cache
 def _design_code_version() -> str:
-    """A digest of the code that checks designs (this package's design, contrast and
-    confound modules, nilearn's version): a kept outcome is reused only by the same code."""
+    """A digest of the code that checks designs (the source of every module a design
+    depends on, :data:`~glm_workflows.core.design.DESIGN_MODULES`, and nilearn's version):
+    a kept outcome is reused only by the same code."""
     from hashlib import sha1
     from importlib.metadata import version
+    from importlib.util import find_spec
 
-    from .core import confounds, contrasts, design
+    from .core.design import DESIGN_MODULES
 
-    sources = b"".join(Path(module.__file__).read_bytes()
-                       for module in (design, contrasts, confounds))
+    sources = b"".join(Path(find_spec(name).origin).read_bytes() for name in DESIGN_MODULES)
     return sha1(sources + version("nilearn").encode()).hexdigest()
 
 

@@ -19,27 +19,32 @@ import pandas as pd
 from ..settings import DEFAULT_MODEL, DRIFT_MODELS
 from .contrasts import check_contrasts, estimability_problem
 from .errors import InputError, one_line
+from .hrf import HRF_COLUMN_SUFFIXES, HRF_MODELS, frame_times  # also importable from here
 from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
+
+#: Every module of this package a design depends on: this one and all it imports, directly
+#: or not, at module level or in a function (the model-file design included). Their
+#: source keys the kept outcomes of design checks (glm_workflows.validation);
+#: tests/test_architecture.py checks the list against the imports.
+DESIGN_MODULES = (
+    "glm_workflows.core.design",
+    "glm_workflows.core.hrf",
+    "glm_workflows.core.contrasts",
+    "glm_workflows.core.confounds",
+    "glm_workflows.core.tables",
+    "glm_workflows.core.errors",
+    "glm_workflows.core.model_design",
+    "glm_workflows.core.stats_model",
+    "glm_workflows.core.transformations",
+    "glm_workflows.settings",
+)
 
 
 class EventsWarning(UserWarning):
     """A note about a run's events that changes nothing but the design (e.g. events
     dropped after the last frame); its message names the events file."""
-
-#: The design columns nilearn makes of a condition, per HRF model: the condition's
-#: name followed by each suffix (FIR: one delay, the default ``fir_delays=[0]``).
-HRF_COLUMN_SUFFIXES = {
-    "spm": ("",),
-    "spm + derivative": ("", "_derivative"),
-    "spm + derivative + dispersion": ("", "_derivative", "_dispersion"),
-    "glover": ("",),
-    "glover + derivative": ("", "_derivative"),
-    "glover + derivative + dispersion": ("", "_derivative", "_dispersion"),
-    "fir": ("_delay_0",),
-}
-HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
 
 #: fMRIPrep's (and nilearn's) discrete cosine high-pass regressors: ``cosine00``, ...
 _COSINE_COLUMN = re.compile(r"cosine\d+")
@@ -249,14 +254,6 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
     return confounds.astype(float)
 
 
-def frame_times(n_scans: int, t_r: float,
-                slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> np.ndarray:
-    """Acquisition time of each scan, exactly as nilearn's FirstLevelModel computes it."""
-    start = slice_time_ref * t_r
-    end = (n_scans - 1 + slice_time_ref) * t_r
-    return np.linspace(start, end, n_scans)
-
-
 def check_model_settings(n_scans: int, t_r, *, hrf_model: str = DEFAULT_MODEL.hrf_model,
                          drift_model: str = DEFAULT_MODEL.drift_model,
                          high_pass: float = DEFAULT_MODEL.high_pass,
@@ -406,7 +403,7 @@ def first_level_design(
     InputError
         One line naming the file, setting or contrast, on the first problem.
     """
-    if run_node:
+    if run_node:  # one way: model_design and what it imports never import this module
         from .model_design import model_design
 
         return model_design(events_file, n_scans, check_repetition_time(t_r),

@@ -80,7 +80,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
     """
     from nilearn.glm.first_level import make_first_level_design_matrix
 
-    from .design import frame_times
+    from .hrf import frame_times
     from .transformations import apply_transformations, run_variables
 
     node = _read_node(run_node)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .design import HRF_MODELS
 from .errors import InputError, one_line
+from .hrf import HRF_MODELS
 from .transformations import TRANSFORMER, check_instructions
 
 LEVELS = ("Run", "Session", "Subject", "Dataset")

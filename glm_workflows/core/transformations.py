@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .design import HRF_MODELS, frame_times
 from .errors import InputError
+from .hrf import HRF_MODELS, frame_times
 
 TRANSFORMER = "pybids-transforms-v1"
 #: nilearn's convolution settings of ``make_first_level_design_matrix``.
@@ -672,7 +672,7 @@ def convolve(variable, name: str, hrf_model: str, times: np.ndarray, *, t_r: flo
     name : str
         The condition name the columns are named after.
     hrf_model : str
-        One of nilearn's HRF models (:data:`glm_workflows.core.design.HRF_MODELS`).
+        One of nilearn's HRF models (:data:`glm_workflows.core.hrf.HRF_MODELS`).
     times : numpy.ndarray
         Frame times (s).
     t_r : float
