@@ -112,7 +112,8 @@ def test_recorded_command_line_runs_again(tmp_path):
                "--plugin", "Linear"]
     first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    record = json.loads((out / "sub-01" / PROVENANCE_FILE).read_text())
+    tiny_record = analysis_record("task-tiny")
+    record = json.loads((out / "sub-01" / tiny_record).read_text())
     generated = record["GeneratedBy"]
     assert shlex.split(generated["CommandLine"]) == command
     assert generated["WorkingDirectory"] == str(tmp_path)
@@ -123,7 +124,7 @@ def test_recorded_command_line_runs_again(tmp_path):
     again = subprocess.run(generated["CommandLine"], shell=True,
                            cwd=generated["WorkingDirectory"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    rerun = json.loads((out / "sub-01" / PROVENANCE_FILE).read_text())
+    rerun = json.loads((out / "sub-01" / tiny_record).read_text())
     assert rerun["GeneratedBy"]["CommandLine"] == generated["CommandLine"]
     computing = [n for n in rerun["Nodes"] if not n["name"].split(".")[-1].startswith("sink")]
     assert {node["status"] for node in computing} == {"cached"}  # sinks write a new staging
