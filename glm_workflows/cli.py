@@ -516,7 +516,12 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     """
     from .core.contrasts import check_contrast_name, parse_contrast_option
     from .core.naming import check_label
-    from .from_derivatives import find_subject_maps, input_files, study_contrasts
+    from .from_derivatives import (
+        check_plan_files,
+        find_subject_maps,
+        input_files,
+        study_contrasts,
+    )
 
     level = "--analysis-level group" if args.analysis_level == "group" else "--from-derivatives"
     if not args.group:
@@ -550,7 +555,8 @@ def _prepare_from_derivatives(args) -> tuple[dict, dict]:
     group, participants_file = _group_settings(args, contrasts, maps)
     plans = _group_plans(maps, contrasts, skipped, group, participants_file, warnings,
                          args.model)
-    output_dir = check_output_dir(args.output_dir)
+    check_plan_files(maps, plans)  # reads every map: the last check but the folders'
+    output_dir = check_output_dir(args.output_dir)  # creates it
     analysis = group_analysis(args.from_derivatives, maps, task)
     check_own_outputs(output_dir, analysis, [], task)
     check_work_dir(args.work_dir)
@@ -781,6 +787,7 @@ def _run(args, argv) -> int:
         provenance = Path(output_dir) / subject_folder(subjects[-1]) / analysis_record(analysis)
     print(f"Provenance: {provenance}")
     print_results(runs, output_dir)
+    _print_group_warnings(output_dir)
     return 0
 
 
@@ -937,7 +944,17 @@ def _run_group_only(args, command: list[str], cwd: str, settings: dict, plugin_a
     record = analysis_record(settings["analysis"])
     print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / record}")
     print_results([], output_dir)
+    _print_group_warnings(output_dir)
     return 0
+
+
+def _print_group_warnings(output_dir) -> None:
+    """After a run: one warning line per group analysis that left voxels out (maps not
+    finite in every subject), read from the group sidecars (also after a cached run)."""
+    from .summary import group_warnings
+
+    for line in group_warnings(output_dir):
+        print(f"glm-workflows: warning: {line}", file=sys.stderr)
 
 
 def _print_finished(records, seconds: float, plugin: str) -> None:

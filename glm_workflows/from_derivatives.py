@@ -6,7 +6,8 @@ Each subject folder ``sub-<label>/`` holds one analysis of the subject: its runs
 without ``run`` that every run's prefix extends, see :mod:`glm_workflows.study`). The
 subject's map of a contrast is that of the fixed effects if any, else that of its one
 run; with it go the mask and mean image of the same prefix. Names are read through
-:mod:`glm_workflows.core.naming` (no Nipype, no image read here).
+:mod:`glm_workflows.core.naming` (no Nipype); the images are read only by
+:func:`check_plan_files`, before any work.
 """
 
 from __future__ import annotations
@@ -209,6 +210,32 @@ def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple
 def _bare(rows) -> tuple:
     """Expressions without white space, for comparison."""
     return tuple("".join(str(row).split()) for row in rows)
+
+
+def check_plan_files(maps: list[SubjectMaps], plans) -> None:
+    """Check, before any work, every file the group analyses will read
+    (:func:`~glm_workflows.core.group.check_group_files`: readable whole, one grid, a
+    subject's map finite in most of the group mask).
+
+    Parameters
+    ----------
+    maps : list of SubjectMaps
+    plans : list of glm_workflows.study.GroupPlan
+
+    Raises
+    ------
+    InputError
+        Naming the first file refused.
+    """
+    from .core.group import check_group_files
+
+    by_subject = {subject_maps.subject: subject_maps for subject_maps in maps}
+    for plan in plans:
+        chosen = [by_subject[subject] for subject in plan.subjects]
+        effect_maps = [[m.effect_maps[contrast] for m in chosen] for contrast in plan.contrasts]
+        check_group_files(effect_maps[0], [m.mask_file for m in chosen],
+                          [m.mean_file for m in chosen],
+                          effect_maps[1] if len(effect_maps) == 2 else None)
 
 
 def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:

@@ -45,8 +45,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
     ``in<n subjects>``, see :func:`connect_subjects`); combine (the intersection of the
     subjects' masks: the group mask; the mean of their mean images: the figures'
-    background); then one branch per group contrast: model (nilearn's SecondLevelModel)
-    -> inference (threshold -> table) -> sink, and, with permutations, ``n_chunks``
+    background); then one branch per group contrast: model (nilearn's SecondLevelModel,
+    in the group mask less the voxels not finite in every map; its mask is also the
+    inference's and the permutations') -> inference (threshold -> table) -> sink, and,
+    with permutations, ``n_chunks``
     permutation nodes (each replays the seed's sequence up to its range) -> combine
     -> sink. The sink writes ``<output_dir>/group/task-<T>_contrast-<C>[_group-<G>]_*``.
 
@@ -104,9 +106,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (merges["effect_maps"], model, [("out", "effect_maps")]),
             (merges["effect_maps"], sink, [("out", "sources")]),
             (combine, model, [("mask_file", "mask_file")]),
-            (model, inference_wf, [("z", "inputnode.z_map")]),
-            (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
-                                     ("mean_file", "inputnode.bg_file")]),
+            (model, inference_wf, [("z", "inputnode.z_map"),
+                                   ("mask_file", "inputnode.mask_file")]),
+            (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
             (model, sink, [("effect", "effect_maps"), ("variance", "variance_maps"),
                            ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
                            ("design_file", "design_file"), ("design_json", "design_json"),
@@ -133,15 +135,14 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             chunk = pe.Node(PermutationChunk(**settings, start=start, stop=stop),
                             name=f"permutation_{label}_{start}_{stop}", mem_gb=mem_gb)
             workflow.connect([
-                (model, chunk, [("input_maps", "input_maps"), ("design_file", "design_file")]),
-                (combine, chunk, [("mask_file", "mask_file")]),
+                (model, chunk, [("input_maps", "input_maps"), ("design_file", "design_file"),
+                                ("mask_file", "mask_file")]),
                 (chunk, gather, [("chunk_file", f"in{index}")]),
             ])
         workflow.connect([
             (gather, combine_perm, [("out", "chunk_files")]),
             (model, combine_perm, [("input_maps", "input_maps"),
-                                   ("design_file", "design_file")]),
-            (combine, combine_perm, [("mask_file", "mask_file")]),
+                                   ("design_file", "design_file"), ("mask_file", "mask_file")]),
             (combine_perm, sink, [("logp_max_t", "logp_max_t"),
                                   ("logp_max_size", "logp_max_size"),
                                   ("logp_max_mass", "logp_max_mass"),

@@ -71,6 +71,30 @@ def print_results(runs, output_dir, printer=print) -> None:
             printer(text)
 
 
+def group_warnings(output_dir) -> list[str]:
+    """One line per group analysis whose model left voxels out (not finite in every
+    subject's map), read from the group contrast sidecars; each line once.
+
+    Parameters
+    ----------
+    output_dir : str or PathLike
+        The derivatives root the results were committed to.
+    """
+    from .core.group import left_out_line
+
+    group = Path(output_dir) / GROUP_FOLDER
+    suffix = GROUP_OUTPUTS["threshold_jsons"]
+    lines = []
+    for sidecar in sorted(group.glob(f"*_{suffix}")) if group.is_dir() else []:
+        path = group / group_file(sidecar.name[:-len(suffix) - 1], "contrast_jsons")
+        meta = json.loads(path.read_text())
+        line = left_out_line(meta["FirstLevelContrast"], meta["MaskVoxels"],
+                             meta["SubjectMasksVoxels"], meta["NonFiniteVoxels"])
+        if line and line not in lines:
+            lines.append(line)
+    return lines
+
+
 def group_summary(folder: Path, stem: str) -> list[str]:
     """A group contrast's parametric threshold line and table, and the strongest
     permutation FWE p of each kind computed (as :func:`contrast_summary`)."""

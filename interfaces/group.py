@@ -69,6 +69,8 @@ class _GroupModelOutputSpec(TraitedSpec):
     stat = File(exists=True, desc="t map")
     z = File(exists=True, desc="z map")
     p = File(exists=True, desc="one-sided p map")
+    mask_file = File(exists=True, desc="the voxels fitted: the group mask where every map is "
+                                       "finite")
     input_maps = traits.List(File(exists=True),
                              desc="the maps modelled, one per subject (paired: differences)")
     design_file = File(exists=True, desc="group design TSV (participant_id, columns)")
@@ -79,7 +81,11 @@ class _GroupModelOutputSpec(TraitedSpec):
 
 class GroupModel(SimpleInterface):
     """Fit a group model over subjects' maps and compute one t contrast (nilearn's
-    SecondLevelModel)."""
+    SecondLevelModel), in the group mask less the voxels where some map is not finite
+    (:func:`~glm_workflows.core.group.finite_group_mask`: a map not finite in most of
+    the mask fails the node, naming it). The contrast sidecar records the voxels fitted
+    (``MaskVoxels``, of ``SubjectMasksVoxels``) and, per subject with any, its
+    non-finite voxels (``NonFiniteVoxels``)."""
 
     input_spec = _GroupModelInputSpec
     output_spec = _GroupModelOutputSpec
@@ -94,18 +100,26 @@ class GroupModel(SimpleInterface):
                               covariates=list(inputs.covariates)
                               if isdefined(inputs.covariates) else (),
                               demean=inputs.demean)
+        subjects = [f"sub-{label}" for label in design.index]
         maps_in = list(inputs.effect_maps)
+        names = [f"{path} (the effect map of {subject})"
+                 for path, subject in zip(maps_in, subjects, strict=True)]
         if inputs.model == "paired":
+            names = [f"{a} - {b} (the difference of {subject})" for a, b, subject in
+                     zip(inputs.effect_maps, inputs.paired_maps, subjects, strict=True)]
             maps_in = []
             for index, image in enumerate(difference_images(inputs.effect_maps,
                                                             inputs.paired_maps)):
                 maps_in.append(os.path.join(runtime.cwd, f"difference_{index:04d}.nii.gz"))
                 image.to_filename(maps_in[-1])
         with threadpool_limits(limits=1):
-            maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast)
+            maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast, names)
         for key in MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
             maps[key].to_filename(self._results[key])
+        group_mask = maps["mask"]
+        self._results["mask_file"] = os.path.join(runtime.cwd, "mask.nii.gz")
+        group_mask.img.to_filename(self._results["mask_file"])
         self._results["input_maps"] = maps_in
         self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
         save_group_design(design, self._results["design_file"])
@@ -127,6 +141,11 @@ class GroupModel(SimpleInterface):
                        "GroupContrast": inputs.contrast, "GroupModel": inputs.model,
                        "Subjects": list(inputs.subjects),
                        "DegreesOfFreedom": int(len(design) - np.linalg.matrix_rank(design)),
+                       "MaskVoxels": group_mask.n_voxels,
+                       "SubjectMasksVoxels": group_mask.n_given,
+                       "NonFiniteVoxels": {subject: count for subject, count in
+                                           zip(subjects, group_mask.non_finite, strict=True)
+                                           if count},
                        "Method": "nilearn.glm.second_level.SecondLevelModel"},
                       handle, indent=2)
         return runtime
@@ -136,7 +155,7 @@ class _PermutationInputSpec(BaseInterfaceInputSpec):
     input_maps = traits.List(File(exists=True), mandatory=True,
                              desc="the maps modelled (GroupModel's input_maps)")
     design_file = File(exists=True, mandatory=True, desc="GroupModel's design TSV")
-    mask_file = File(exists=True, mandatory=True, desc="group mask")
+    mask_file = File(exists=True, mandatory=True, desc="GroupModel's mask (the voxels fitted)")
     contrast = traits.Str(mandatory=True, desc="expression over the design's columns")
     n_perm = traits.Int(mandatory=True, desc="permutations of the whole analysis")
     seed = traits.Int(mandatory=True, desc="random seed (nilearn's random_state)")

@@ -1,6 +1,7 @@
 """Group level core: designs, nilearn's SecondLevelModel, chunked permutations."""
 
 import warnings
+from pathlib import Path
 
 import nibabel as nb
 import numpy as np
@@ -13,6 +14,7 @@ from glm_workflows.core.group import (
     check_permutations,
     combine_permutations,
     difference_images,
+    finite_group_mask,
     fit_group,
     group_design,
     permutation_chunk,
@@ -188,6 +190,86 @@ def test_fit_group_errors(study):
         fit_group(study["files"][:-1], design, study["mask"], "intercept")
     with pytest.raises(InputError, match="unknown column"):
         fit_group(study["files"], design, study["mask"], "patient")
+
+
+# ------------------------------------------------------------------ non-finite values
+
+
+@pytest.fixture(scope="module")
+def non_finite(study):
+    """The study's maps with sub-02's NaN in a slab of the mask and sub-04's infinite in
+    one voxel; the mask less those voxels, computed here."""
+    files = list(study["files"])
+    for index, region, value in ((1, (slice(None), slice(1, 4)), np.nan),
+                                 (3, (5, 5, 5), np.inf)):
+        img = nb.load(files[index])
+        data = img.get_fdata()
+        data[region] = value
+        files[index] = str(study["root"] / f"non_finite_{index}.nii.gz")
+        nb.Nifti1Image(data, img.affine).to_filename(files[index])
+    mask_img = nb.load(study["mask"])
+    mask = mask_img.get_fdata() > 0
+    finite = np.all([np.isfinite(nb.load(f).get_fdata()) for f in files], axis=0)
+    counts = [int((~np.isfinite(nb.load(f).get_fdata()) & mask).sum()) for f in files]
+    reduced = nb.Nifti1Image((mask & finite).astype(np.uint8), mask_img.affine)
+    return {"files": files, "mask": reduced, "counts": counts, "n_given": int(mask.sum())}
+
+
+def test_non_finite_voxels_leave_the_group_mask(study, non_finite):
+    """The model and the permutations fit the mask less the voxels not finite in every map:
+    equal to SecondLevelModel and non_parametric_inference given that mask."""
+    from nilearn.glm.second_level import non_parametric_inference
+
+    files, reduced = non_finite["files"], non_finite["mask"]
+    design = _design(study, "two-sample")
+    ours = fit_group(files, design, study["mask"], [-1.0, 1.0])
+    theirs = _nilearn_fit(files, design, reduced, np.array([-1.0, 1.0]))
+    for key, name in (("effect", "effect_size"), ("variance", "effect_variance"),
+                      ("stat", "stat"), ("z", "z_score"), ("p", "p_value")):
+        np.testing.assert_allclose(ours[key].get_fdata(), theirs[name].get_fdata(),
+                                   rtol=1e-10, atol=1e-10)
+    group_mask = ours["mask"]
+    assert group_mask.n_voxels == int(reduced.get_fdata().sum())
+    assert (group_mask.n_given, list(group_mask.non_finite)) == (non_finite["n_given"],
+                                                                 non_finite["counts"])
+    assert group_mask.non_finite[1] > 0 and group_mask.non_finite[3] == 1
+    chunks = [permutation_chunk(files, design, study["mask"], [-1.0, 1.0], n_perm=N_PERM,
+                                seed=SEED, start=a, stop=b, threshold=0.01, tfce=True)
+              for a, b in _splits(N_PERM, 2)]
+    maps = combine_permutations(files, design, study["mask"], [-1.0, 1.0], chunks,
+                                n_perm=N_PERM, threshold=0.01, tfce=True)
+    reference = non_parametric_inference(
+        second_level_input=files, design_matrix=design, second_level_contrast=[-1.0, 1.0],
+        mask=reduced, n_perm=N_PERM, random_state=SEED, n_jobs=1, threshold=0.01, tfce=True)
+    for key in ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce"):
+        assert np.array_equal(maps[key].get_fdata(), reference[key].get_fdata()), key
+
+
+def test_maps_refused_naming_them(study, tmp_path):
+    """A map not finite in most of the mask, on another grid or truncated: one line naming
+    it (or the name given)."""
+    img = nb.load(study["files"][0])
+    mask = nb.load(study["mask"]).get_fdata() > 0
+    data = img.get_fdata()
+    data[:6] = np.nan  # 5 of the mask's 8 planes
+    bad = tmp_path / "mostly_nan.nii.gz"
+    nb.Nifti1Image(data, img.affine).to_filename(bad)
+    with pytest.raises(InputError, match=r"^sub-01 map: not finite .* in \d+ of the "
+                                         f"{int(mask.sum())} voxels"):
+        finite_group_mask([bad, *study["files"][1:]], study["mask"],
+                          ["sub-01 map", *study["files"][1:]])
+    shifted = tmp_path / "shifted.nii.gz"
+    affine = img.affine.copy()
+    affine[0, 3] += 2.0
+    nb.Nifti1Image(img.get_fdata(), affine).to_filename(shifted)
+    with pytest.raises(InputError, match=f"^{shifted}: not on the group mask's grid "
+                                         r"\(its affine differs by up to 2\)"):
+        fit_group([*study["files"][1:], shifted], _design(study, "one-sample"),
+                  study["mask"], "intercept")
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(Path(study["files"][2]).read_bytes()[:-200])
+    with pytest.raises(InputError, match=f"^{truncated}: image data cannot be read"):
+        finite_group_mask([*study["files"][:2], truncated], study["mask"])
 
 
 # ------------------------------------------------------------------ permutations

@@ -136,13 +136,15 @@ def test_output_dir_may_be_the_derivatives_folder(first_level, study, tmp_path, 
 
 
 def _fake_subject(folder, prefix, contrasts, stat_types=None):
-    """Empty files named as the sink names them: mask, mean and, per contrast, the effect
-    map and the sidecar (StatisticType)."""
+    """Files named as the sink names them: mask, mean and, per contrast, the effect map
+    (tiny images of ones, read by the checks before any work) and the sidecar
+    (StatisticType)."""
     folder.mkdir(parents=True, exist_ok=True)
+    ones = nb.Nifti1Image(np.ones((2, 2, 2), dtype=np.uint8), np.eye(4))
     for output in ("mask_file", "mean_file"):
-        (folder / model_file(prefix, output)).write_bytes(b"")
+        ones.to_filename(folder / model_file(prefix, output))
     for contrast in contrasts:
-        (folder / contrast_file(prefix, contrast, "effect_maps")).write_bytes(b"")
+        ones.to_filename(folder / contrast_file(prefix, contrast, "effect_maps"))
         stat_type = (stat_types or {}).get(contrast, "t")
         (folder / contrast_file(prefix, contrast, "contrast_jsons")).write_text(json.dumps(
             {"ContrastName": contrast, "StatisticType": stat_type, "ContrastRows": ["a"]}))

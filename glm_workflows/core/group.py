@@ -45,16 +45,24 @@ Private nilearn functions used (nilearn 0.11-0.14):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
+import nibabel as nb
 import numpy as np
 import pandas as pd
 
 from ..settings import GROUP_MODELS
 from .errors import InputError, one_line
+from .images import load_image_header, read_image_data
 from .tables import read_tsv
 
+#: The start of nilearn's warning that an image built from int64 data is stored as int32.
+_INT64_WARNING = "Data array used to create a new image contains 64-bit ints"
 _MASS_TOLERANCE = 1e-8  # relative; bounds the sum-order error of any cluster below 1e7 voxels
+#: A map not finite (NaN, infinite) in more than this fraction of the group mask is refused.
+MAX_NON_FINITE_FRACTION = 0.5
 
 
 # --------------------------------------------------------------------------- designs
@@ -239,7 +247,201 @@ def _check_inputs(effect_files, design):
     return effect_files
 
 
-def fit_group(effect_files, design, mask_img, contrast) -> dict:
+class GroupMask(NamedTuple):
+    """The voxels a group model fits (see :func:`finite_group_mask`).
+
+    Attributes
+    ----------
+    img : nibabel.Nifti1Image
+        The mask given, less every voxel where some map is not finite.
+    n_voxels : int
+        Voxels of ``img``.
+    n_given : int
+        Voxels of the mask given.
+    non_finite : tuple of int
+        Per map, the voxels of the mask given where it is not finite.
+    """
+
+    img: nb.Nifti1Image
+    n_voxels: int
+    n_given: int
+    non_finite: tuple
+
+
+def _same_grid(img, reference) -> str | None:
+    """What differs between the grids of two images (None: the same grid).
+
+    The affines are compared as nilearn's ``check_same_fov`` compares them
+    (``numpy.allclose`` with its default tolerance), so that a grid accepted here is
+    accepted by the nilearn functions the group nodes call.
+    """
+    if img.shape[:3] != reference.shape[:3]:
+        return f"shape {img.shape[:3]}, not {reference.shape[:3]}"
+    if not np.allclose(img.affine, reference.affine):
+        shift = np.abs(img.affine - reference.affine).max()
+        return f"its affine differs by up to {shift:.4g}"
+    return None
+
+
+def _map_values(item, name, mask_img, mask) -> np.ndarray:
+    """The values of one map (a path or an image) in ``mask``, checked to be readable,
+    one volume and on the mask's grid; errors name ``name``."""
+    img = load_image_header(item) if isinstance(item, (str, Path)) else item
+    if img.ndim == 4 and img.shape[3] != 1 or img.ndim not in (3, 4):
+        raise InputError(f"{name}: {img.ndim}D image of shape {img.shape}; expected one "
+                         "3D map")
+    wrong = _same_grid(img, mask_img)
+    if wrong:
+        raise InputError(f"{name}: not on the group mask's grid ({wrong})")
+    return read_image_data(img, name).reshape(mask.shape)[mask]
+
+
+def finite_group_mask(maps, mask_img, names=None) -> GroupMask:
+    """The group mask less the voxels where some subject's map is not finite.
+
+    The rule (nilearn's maskers would silently turn NaN and infinite values into zeros,
+    which biases the group model towards 0): a voxel enters the group model only where
+    every map is finite; a map not finite in more than
+    :data:`MAX_NON_FINITE_FRACTION` of the mask (a failed subject, not a few edge
+    voxels) is refused.
+
+    Parameters
+    ----------
+    maps : sequence of str or nibabel images
+        One map per subject.
+    mask_img : str or nibabel image
+        The group mask (the intersection of the subjects' masks).
+    names : sequence of str, optional
+        Per map, how messages name it; default: its path (``map <i>`` for an image).
+
+    Returns
+    -------
+    group_mask : GroupMask
+
+    Raises
+    ------
+    InputError
+        A map missing, unreadable (e.g. a truncated gzip) or on another grid than the
+        mask, or not finite in most of it (naming the map); an empty mask; no voxel
+        finite in every map.
+    """
+    maps = list(maps)
+    if names is None:
+        names = [str(item) if isinstance(item, (str, Path)) else f"map {index}"
+                 for index, item in enumerate(maps, start=1)]
+    mask_name = str(mask_img) if isinstance(mask_img, (str, Path)) else "group mask"
+    if isinstance(mask_img, (str, Path)):
+        mask_img = load_image_header(mask_img)
+    mask = read_image_data(mask_img, mask_name).reshape(mask_img.shape[:3]) != 0
+    n_given = int(mask.sum())
+    if not n_given:
+        raise InputError(f"{mask_name}: the group mask is empty (the subjects' masks have "
+                         "no voxel in common)")
+    finite = np.ones(n_given, dtype=bool)
+    counts = []
+    for item, name in zip(maps, names, strict=True):
+        values = np.isfinite(_map_values(item, name, mask_img, mask))
+        count = int(n_given - values.sum())
+        if count > MAX_NON_FINITE_FRACTION * n_given:
+            raise InputError(f"{name}: not finite (NaN or infinite) in {count} of the "
+                             f"{n_given} voxels of the group mask; a subject's map must be "
+                             f"finite in at least {1 - MAX_NON_FINITE_FRACTION:.0%} of it "
+                             "(fix the subject's model or leave the subject out)")
+        finite &= values
+        counts.append(count)
+    n_voxels = int(finite.sum())
+    if not n_voxels:
+        raise InputError(f"group mask: none of its {n_given} voxels is finite in every "
+                         "subject's map")
+    if n_voxels == n_given:
+        return GroupMask(mask_img, n_voxels, n_given, tuple(counts))
+    reduced = np.zeros(mask.shape, dtype=np.uint8)
+    reduced[mask] = finite
+    header = mask_img.header.copy()
+    header.set_data_dtype(np.uint8)
+    return GroupMask(nb.Nifti1Image(reduced, mask_img.affine, header), n_voxels, n_given,
+                     tuple(counts))
+
+
+def left_out_line(name, n_voxels, n_given, non_finite) -> str | None:
+    """The warning line of the voxels a group analysis left out (None: none).
+
+    Parameters
+    ----------
+    name : str
+        The group analysis (its first-level contrast).
+    n_voxels, n_given : int
+        Voxels fitted, of the subjects' masks' intersection (:class:`GroupMask`).
+    non_finite : dict
+        Subject (``sub-<label>``) -> its non-finite voxels in that intersection.
+    """
+    if n_voxels == n_given:
+        return None
+    counts = ", ".join(f"{subject} {count}" for subject, count in non_finite.items() if count)
+    return (f"group {name}: {n_given - n_voxels} of the {n_given} voxels of the subjects' "
+            f"masks left out (not finite in every subject's map; non-finite voxels: "
+            f"{counts})")
+
+
+def check_group_files(effect_maps, mask_files, mean_files, paired_maps=None) -> GroupMask:
+    """Check, before any work, every file a group analysis will read.
+
+    Headers first (cheap): each file an image of one volume on the grid of the first
+    mask. Then every file is read whole (a truncated ``.nii.gz`` is only found by
+    reading it), the group mask is computed as the group workflow computes it (the
+    intersection of the masks) and :func:`finite_group_mask` applies the rule on
+    non-finite values to the maps the model will fit (paired: to each map, then to the
+    differences).
+
+    Parameters
+    ----------
+    effect_maps, mask_files, mean_files : sequence of str
+        Per subject, its effect map, mask and mean image.
+    paired_maps : sequence of str, optional
+        Per subject, the second map of a paired model.
+
+    Returns
+    -------
+    group_mask : GroupMask
+        What the group model will fit.
+
+    Raises
+    ------
+    InputError
+        Naming the first file missing, unreadable, not one 3D volume, on another grid, a
+        mask that is not binary, or a map refused by :func:`finite_group_mask`.
+    """
+    reference = load_image_header(mask_files[0])
+    paired_maps = list(paired_maps or [])
+    for path in [*mask_files, *mean_files, *effect_maps, *paired_maps]:
+        img = load_image_header(path)
+        if img.ndim == 4 and img.shape[3] != 1:
+            raise InputError(f"{path}: 4D image of shape {img.shape}; expected one 3D map")
+        wrong = _same_grid(img, reference)
+        if wrong:
+            raise InputError(f"{path}: not on the grid of {mask_files[0]} ({wrong})")
+    mask = None
+    for path in mask_files:
+        data = read_image_data(load_image_header(path), path)
+        values = np.unique(data)
+        if values.size > 2 or values.size == 2 and 0 not in values:
+            raise InputError(f"{path}: not a binary mask ({values.size} distinct values; "
+                             "expected 0 and one other)")
+        inside = data.reshape(reference.shape[:3]) != 0
+        mask = inside if mask is None else mask & inside
+    for path in mean_files:
+        read_image_data(load_image_header(path), path)
+    mask_img = nb.Nifti1Image(mask.astype(np.int8), reference.affine)
+    if not paired_maps:
+        return finite_group_mask(effect_maps, mask_img)
+    finite_group_mask(effect_maps, mask_img)
+    finite_group_mask(paired_maps, mask_img)
+    return finite_group_mask(difference_images(effect_maps, paired_maps), mask_img,
+                             [f"{a} - {b}" for a, b in zip(effect_maps, paired_maps,
+                                                           strict=True)])
+
+
+def fit_group(effect_files, design, mask_img, contrast, names=None) -> dict:
     """Fit the group model and compute one t contrast (nilearn's ``SecondLevelModel``).
 
     Parameters
@@ -249,23 +451,29 @@ def fit_group(effect_files, design, mask_img, contrast) -> dict:
     design : pandas.DataFrame
         From :func:`group_design`.
     mask_img : str or nibabel image
-        Voxels fitted.
+        The group mask; the model fits its voxels where every map is finite
+        (:func:`finite_group_mask`).
     contrast : str or sequence of float
         An expression over the design's columns or a weight per column.
+    names : sequence of str, optional
+        Per map, how messages name it (see :func:`finite_group_mask`).
 
     Returns
     -------
     maps : dict
-        ``effect``, ``variance``, ``stat`` (t), ``z`` and ``p`` nibabel images.
+        ``effect``, ``variance``, ``stat`` (t), ``z`` and ``p`` nibabel images, and
+        ``mask``: the :class:`GroupMask` fitted.
     """
     from nilearn.glm.second_level import SecondLevelModel
 
     effect_files = _check_inputs(effect_files, design)
     weights = _weights(contrast, design.columns)
-    model = SecondLevelModel(mask_img=mask_img).fit(effect_files, design_matrix=design)
+    group_mask = finite_group_mask(effect_files, mask_img, names)
+    model = SecondLevelModel(mask_img=group_mask.img).fit(effect_files, design_matrix=design)
     maps = model.compute_contrast(weights, second_level_stat_type="t", output_type="all")
     return {"effect": maps["effect_size"], "variance": maps["effect_variance"],
-            "stat": maps["stat"], "z": maps["z_score"], "p": maps["p_value"]}
+            "stat": maps["stat"], "z": maps["z_score"], "p": maps["p_value"],
+            "mask": group_mask}
 
 
 def difference_images(a_files, b_files) -> list:
@@ -322,11 +530,10 @@ def check_permutations(n_perm, alpha=0.05) -> int:
 
 
 class _Problem:
-    """nilearn's ``non_parametric_inference`` / ``permuted_ols`` up to the permutations."""
+    """nilearn's ``non_parametric_inference`` / ``permuted_ols`` up to the permutations,
+    in the mask :func:`fit_group` fits (:func:`finite_group_mask`)."""
 
     def __init__(self, effect_files, design, mask_img, contrast, two_sided, threshold):
-        import warnings
-
         from joblib import Memory
         from nilearn.maskers import NiftiMasker
         from nilearn.mass_univariate._utils import (
@@ -338,8 +545,9 @@ class _Problem:
 
         effect_files = _check_inputs(effect_files, design)
         weights = _weights(contrast, design.columns)
-        masker = NiftiMasker(mask_img=mask_img, smoothing_fwhm=None, memory=Memory(None),
-                             verbose=0, memory_level=1, standardize=None)
+        masker = NiftiMasker(mask_img=finite_group_mask(effect_files, mask_img).img,
+                             smoothing_fwhm=None, memory=Memory(None), verbose=0,
+                             memory_level=1, standardize=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             masker.fit(effect_files[0])
@@ -746,10 +954,16 @@ def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_
                                            [null["max_tfce"][np.newaxis]], 1, n_voxels,
                                            [tfce_ranks], n_perm)
     if threshold is not None:
-        outputs = _prepare_output_permuted_ols(
-            outputs, vfwe_pvals, scores, 1, threshold, [null["max_size"][np.newaxis]],
-            [null["max_mass"][np.newaxis]], masker, problem.threshold_t, bin_struct,
-            two_sided)
+        with warnings.catch_warnings():
+            # nilearn builds its cluster-size map from int64 counts (np.unique's) and
+            # warns that it stores them as int32: no argument avoids it. The same values
+            # are then cast to int32 here, as nilearn's own output stores them.
+            warnings.filterwarnings("ignore", message=_INT64_WARNING, category=UserWarning)
+            outputs = _prepare_output_permuted_ols(
+                outputs, vfwe_pvals, scores, 1, threshold, [null["max_size"][np.newaxis]],
+                [null["max_mass"][np.newaxis]], masker, problem.threshold_t, bin_struct,
+                two_sided)
+        outputs["size"] = outputs["size"].astype(np.int32)  # what nilearn stores of it
     maps = {"t": masker.inverse_transform(np.ravel(outputs["t"])),
             "logp_max_t": masker.inverse_transform(np.ravel(outputs["logp_max_t"]))}
     if tfce:

@@ -46,7 +46,12 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     return img
 
 
-def _read_data(img, path) -> np.ndarray:
+def read_image_data(img, path) -> np.ndarray:
+    """The data of an image opened by :func:`load_image_header`, as stored.
+
+    Reading is where a truncated or corrupt file shows (e.g. a ``.nii.gz`` cut short:
+    its header opens, its data do not); the error is one line naming ``path``.
+    """
     try:
         return np.asanyarray(img.dataobj)
     except Exception as exc:
@@ -104,7 +109,7 @@ def concatenate_images(paths) -> nb.Nifti1Image:
     imgs = check_images_compatible(paths)
     volumes = []
     for path, img in zip(paths, imgs, strict=True):
-        data = _read_data(img, path)
+        data = read_image_data(img, path)
         volumes.append(data[..., np.newaxis] if data.ndim == 3 else data)
     dtypes = {v.dtype for v in volumes}
     dtype = dtypes.pop() if len(dtypes) == 1 else np.float32
@@ -181,7 +186,7 @@ def load_series(path_or_img) -> tuple[np.ndarray, nb.spatialimages.SpatialImage]
     name = img.get_filename() or "image"
     if img.ndim != 4:
         raise InputError(f"{name}: expected a 4D image, got {img.ndim}D {img.shape}")
-    return _read_data(img, name), img
+    return read_image_data(img, name), img
 
 
 def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") -> np.ndarray:
