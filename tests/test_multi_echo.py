@@ -149,8 +149,8 @@ def test_mask_flag_replaces_the_computed_mask_and_its_warning(study):
     raw, derivatives, no_mask = study
     mask = next(derivatives.rglob("*_desc-brain_mask.nii.gz"))
     argv = ["--bids-dir", str(raw), "--derivatives", str(no_mask), "--task", "tiny"]
-    (computed,) = _runs(build_parser().parse_args(argv), quiet=True)
-    (given,) = _runs(build_parser().parse_args([*argv, "--mask", str(mask)]), quiet=True)
+    (computed,) = _runs(build_parser().parse_args(argv))
+    (given,) = _runs(build_parser().parse_args([*argv, "--mask", str(mask)]))
     assert "MaskSource" in computed.fallbacks and "MaskSource" not in given.fallbacks
     assert given.sources["MaskSource"] == f"--mask {mask}"
     assert [line for line in fallback_lines([computed, computed]) if "desc-brain_mask" in line] \
