@@ -17,7 +17,7 @@ from nilearn.masking import compute_epi_mask
 
 from glm_workflows.cli import _runs, build_parser, fallback_lines, main
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.naming import MODEL_OUTPUTS, PROVENANCE_FILE
+from glm_workflows.core.naming import MODEL_OUTPUTS, analysis_label, analysis_record
 from glm_workflows.inputs import find_bids_runs, find_derivative_runs
 from glm_workflows.synthetic import write_fmriprep_derivatives, write_multi_echo_bids
 
@@ -201,7 +201,8 @@ def test_missing_mask_warns_once_and_is_recorded(fitted):
     design = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
                         .read_text())
     assert design["MaskSource"] == computed
-    (sources,) = json.loads((out / "sub-01" / PROVENANCE_FILE).read_text())["RunSources"]
+    record = analysis_record(analysis_label("tiny", "MNI152NLin2009cAsym"))
+    (sources,) = json.loads((out / "sub-01" / record).read_text())["RunSources"]
     assert sources["run"] == PREFIX and sources["MaskSource"] == computed
     assert "MaskSource" in sources["Fallbacks"]
 
