@@ -29,7 +29,7 @@ def test_bids_prefix():
 
 
 def test_names_as_documented():
-    """A few names exactly as the README's "Outputs" table gives them."""
+    """A few names exactly as the "Output names" table of docs/outputs.md gives them."""
     prefix = bids_prefix("01", "auditory", run="2")
     assert model_file(prefix, "mask_file") == "sub-01_task-auditory_run-2_desc-brain_mask.nii.gz"
     assert contrast_file(prefix, "a", "stat_maps", "F") == \
