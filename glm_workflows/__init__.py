@@ -1,3 +1,16 @@
 """First-level fMRI statistics (the General Linear Model) as Nipype workflows."""
 
 __version__ = "0.1.0"
+
+#: Exported lazily (PEP 562): ``import glm_workflows`` stays cheap and Nipype-free.
+_LAZY = {"AnalysisSpec": "glm_workflows.spec.analysis",
+         "read_model": "glm_workflows.spec.from_model",
+         "spec_from_args": "glm_workflows.cli"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'glm_workflows' has no attribute {name!r}")

@@ -246,7 +246,8 @@ class GroupSettings:
 
 @dataclass(frozen=True)
 class ExecutionSettings:
-    """Where and how the workflow runs.
+    """Where and how the workflow runs (apart from the analysis: an
+    :class:`~glm_workflows.spec.analysis.AnalysisSpec` says what is computed).
 
     Attributes
     ----------
@@ -256,11 +257,42 @@ class ExecutionSettings:
         Nipype cache; reruns reuse it.
     plugin : {'Linear', 'MultiProc', 'SLURM', 'SLURMGraph'}
         Nipype execution plugin.
+    plugin_args : str
+        The plugin's arguments as JSON text (``--n-procs`` and ``--mem-gb`` merged in as
+        ``n_procs`` and ``memory_gb`` by the command line); :meth:`plugin_arguments`.
+    n_procs : int or None
+        MultiProc processes.
+    mem_gb : float or None
+        Memory MultiProc may use at once (GB).
+    permutation_chunks : int or None
+        Permutation nodes run in parallel (None: the plugin's processes).
+    debug : bool
+        Show tracebacks and Nipype's own log.
+    analysis_level : {None, 'participant', 'group'}
+        BIDS-App level (None: both).
+    slurm_array, participants_per_task, dry_run, resubmit_failed
+        SLURM array submission options.
     """
 
     output_dir: str = "derivatives"
     work_dir: str = "work"
     plugin: str = "Linear"
+    plugin_args: str = "{}"
+    n_procs: int | None = None
+    mem_gb: float | None = None
+    permutation_chunks: int | None = None
+    debug: bool = False
+    analysis_level: str | None = None
+    slurm_array: bool = False
+    participants_per_task: int | None = None
+    dry_run: bool = False
+    resubmit_failed: bool = False
+
+    def plugin_arguments(self) -> dict:
+        """:attr:`plugin_args` as a dict."""
+        import json
+
+        return json.loads(self.plugin_args)
 
 
 #: The defaults, as the factories' default arguments (frozen: safe to share).

@@ -1,0 +1,2 @@
+"""The analysis specification: one frozen, validated object per analysis, its builders
+(a model file, Python) and its serialisations (JSON, BIDS Stats Models)."""
