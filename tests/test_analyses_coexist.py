@@ -29,6 +29,8 @@ from glm_workflows.core.naming import (
 from glm_workflows.outputs import OutputTransaction
 from glm_workflows.synthetic import write_tiny_bids
 
+pytestmark = pytest.mark.slow  # several CLI analyses into one folder
+
 SUBJECTS = ("01", "02")
 TASKS = ("tiny", "other")
 #: Files each analysis writes but whose content is not the same from run to run (dates,

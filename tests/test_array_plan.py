@@ -151,6 +151,7 @@ def test_bad_combinations_refused(study, tmp_path, capsys, extra, message):
 # ----------------------------------------------------------------------- the levels apart
 
 
+@pytest.mark.slow
 def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, tmp_path):
     """Two participant-level runs for different participants, at the same time, into one
     output folder: each writes its participants' derivatives and nothing else (besides
@@ -178,6 +179,7 @@ def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, 
     assert (out / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_array_jobs_run_in_process(study, both_levels, tmp_path, capsys, monkeypatch):
     """A dry run writes the scripts and the record and submits nothing; the jobs' entry
     points (what the scripts run) then give the outputs of the run of both levels. The
@@ -258,6 +260,7 @@ def test_parallel_validation_equals_the_sequential_one(tmp_path):
         check(broken, n_procs=2, parallel_from=1)
 
 
+@pytest.mark.slow
 def test_group_level_of_multi_run_participants_checks_the_expression(tmp_path):
     """Fixed-effects sidecars record the contrast's rows, so the group level read from the
     output folder checks ``--contrast NAME=EXPR`` for subjects with several runs too."""

@@ -46,6 +46,7 @@ def test_cached_rerun_from_command_line(cli_seed, capsys):
     assert "cached  sub_01_task_auditory_wf.fit" in printed
 
 
+@pytest.mark.slow
 def test_bids_input_gives_the_same_maps(cli_seed, bids_dir, tmp_path, capsys):
     """The BIDS copy (TR from its sidecar) gives the maps of the 96 Analyze scans."""
     root, _ = cli_seed
@@ -57,6 +58,7 @@ def test_bids_input_gives_the_same_maps(cli_seed, bids_dir, tmp_path, capsys):
     np.testing.assert_allclose(from_bids.get_fdata(), from_files.get_fdata(), rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_file_list_input_with_own_contrast(cli_seed, spm_scans, spm_events, tmp_path, capsys):
     """--func/--events/--tr with a weight-vector contrast and fpr thresholding."""
     root, _ = cli_seed
@@ -327,6 +329,7 @@ def test_unexpected_error_in_validation_is_one_line(monkeypatch, tmp_path, spm_s
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_events_after_the_last_frame_are_dropped_with_one_warning(spm_scans, spm_events,
                                                                   tmp_path, capsys):
     """Slice-time reference 0.5: the last frame is at (96 - 1 + 0.5) * 7 = 668.5 s, so an
@@ -377,6 +380,7 @@ def test_failing_node_is_reported_with_crash_file(cli_seed, tmp_path, spm_scans,
     assert snapshot(output_dir) == before
 
 
+@pytest.mark.slow
 def test_multiproc_gives_the_linear_maps(cli_seed, data_dir, tmp_path, capsys):
     """Two processes (MultiProc) produce the same maps and tables as the Linear run."""
     root, _ = cli_seed
@@ -415,6 +419,7 @@ def _independent_threshold(flags, z, mask):
     return None if np.isinf(threshold) else float(threshold)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, summary, report_line", [
     (["--height-control", "fdr", "--alpha", "1e-30"],
      "fdr alpha=1e-30 -> no voxel survives", "no voxel survives FDR q &lt; 1e-30."),
@@ -457,6 +462,7 @@ def test_nothing_survives_is_a_result(flags, summary, report_line, data_dir, tmp
     assert 'id="clusters-' not in report
 
 
+@pytest.mark.slow
 def test_table_lists_only_clusters_left_in_the_map(data_dir, tmp_path, capsys):
     """A cluster extent above the table's minimum (40 > 20 voxels): the table lists exactly
     the clusters of the thresholded map, the connected components of z >= threshold (faces
@@ -487,6 +493,7 @@ def test_table_lists_only_clusters_left_in_the_map(data_dir, tmp_path, capsys):
     assert sorted(float(size * voxel_mm3) for size in kept) == expected
 
 
+@pytest.mark.slow
 def test_nothing_survives_at_the_subject_level(split_bids_dir, tmp_path, capsys):
     """Two runs combined by fixed effects, a cluster extent no cluster reaches: the runs'
     and the subject's maps are empty, their tables have no row, and the run exits 0."""

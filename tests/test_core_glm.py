@@ -91,6 +91,7 @@ def test_fit_from_file_equals_nilearn_within_1e4(tmp_path, seed_bold, nilearn_se
         np.testing.assert_allclose(ours, theirs, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_user_mask_equals_nilearn(tmp_path, seed_bold, seed_design, nilearn_seed_model):
     """A mask given by the user is used as is, as FirstLevelModel(mask_img=...) does."""
     mask = nilearn_seed_model.masker_.mask_img_.get_fdata() > 0
@@ -193,6 +194,7 @@ def _damage(data, kind, voxels):
 DAMAGED = {"nan": (1, 1), "inf": (2, 2), "nan_volumes": (1, 5)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise_model", ["ar1", "ols"])
 @pytest.mark.parametrize("kind", list(DAMAGED))
 def test_non_finite_samples_equal_nilearn(tmp_path, seed_bold, seed_design, spm_events,
@@ -229,6 +231,7 @@ def test_finite_runs_have_no_warning(persisted_ar1, seed_bold, seed_design):
     assert fit_glm(as_float, seed_design, noise_model="ols").warnings == []
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Mean values of 0 observed:UserWarning",
                             "ignore:divide by zero:RuntimeWarning")  # nilearn, at the 0 voxel
 def test_a_few_constant_voxels_are_fitted_as_nilearn_fits_them(tmp_path, seed_bold, seed_design,
@@ -297,6 +300,7 @@ def test_empty_brain_mask_is_refused(tmp_path, seed_bold, seed_design, crop, nil
 CENSORED = [0, 1, 17, 40, 41, 42, 77, 95]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise_model", ["ar1", "ols"])
 @pytest.mark.parametrize("as_boolean", [False, True])
 def test_censored_fit_equals_nilearn_sample_masks(tmp_path, seed_bold, seed_design, spm_events,

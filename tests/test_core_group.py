@@ -315,6 +315,7 @@ def _ours(study, design, weights, two_sided, threshold, tfce, k):
     return maps, chunks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("two_sided", [False, True])
 @pytest.mark.parametrize("case", ["one-sample", "two-sample"])
 def test_permutations_equal_nilearn(study, case, two_sided):
@@ -338,6 +339,7 @@ def test_permutations_equal_nilearn(study, case, two_sided):
             assert ours["logp_max_size"].get_fdata().max() > 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["one-sample+age", "two-sample+age"])
 def test_permutations_with_covariate_equal_nilearn(study, case):
     kind, covariates, weights = CASES[case]
@@ -349,6 +351,7 @@ def test_permutations_with_covariate_equal_nilearn(study, case):
             assert np.array_equal(ours[key].get_fdata(), image.get_fdata()), key
 
 
+@pytest.mark.slow
 def test_null_distributions_equal_permuted_ols(study):
     """The chunks hold nilearn's h0 arrays themselves, not just maps that agree."""
     from nilearn.maskers import NiftiMasker
@@ -368,6 +371,7 @@ def test_null_distributions_equal_permuted_ols(study):
         assert np.array_equal(ours, h0[f"h0_max_{key}"][0]), key
 
 
+@pytest.mark.slow
 def test_nilearn_depends_on_n_jobs(study):
     """A documented fact: nilearn seeds each job, so n_jobs=2 draws other permutations."""
     from nilearn.mass_univariate import permuted_ols

@@ -13,6 +13,8 @@ from nilearn.masking import intersect_masks
 
 from glm_workflows.core.naming import bids_prefix, contrast_file
 
+pytestmark = pytest.mark.slow  # CLI runs of two subjects x two runs
+
 
 def _nilearn_run_contrasts(split_bids_dir, subject, run):
     stem = split_bids_dir / f"sub-{subject}" / "func" / f"sub-{subject}_task-auditory_run-{run}"

@@ -47,6 +47,7 @@ def fmriprep_run(request, fmriprep_moae, tmp_path_factory):
     return request.param, tmp / "out", bold, mask, events
 
 
+@pytest.mark.slow
 def test_maps_equal_nilearn_with_its_confounds_and_sample_masks(fmriprep_run):
     """z, t, effect and variance maps of both contrasts equal FirstLevelModel's fed by
     load_confounds_strategy (same confounds, same sample mask, fMRIPrep's brain mask, no
@@ -74,6 +75,7 @@ def test_maps_equal_nilearn_with_its_confounds_and_sample_masks(fmriprep_run):
                                        rtol=1e-10, atol=1e-10, err_msg=f"{case} {name}")
 
 
+@pytest.mark.slow
 def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
     """The design sidecar says which confound columns and which censored volumes (the
     complement of nilearn's sample mask), and that the design has no drift of its own."""
@@ -124,6 +126,7 @@ def test_bad_fmriprep_input_is_one_line_before_any_work(fmriprep_moae, small_mas
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_framewise_displacement_figure_in_outputs_and_report(fmriprep_run):
     """With fMRIPrep confounds, each run has its FD trace (censored volumes shaded) as a
     PNG beside the design, shown in the report."""
@@ -150,6 +153,7 @@ def fmriprep_without_cosines(fmriprep_moae, tmp_path_factory):
     return raw, copy, next((copy / "sub-01" / "func").glob("*_desc-preproc_bold.nii.gz"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["strategy_without_cosines", "columns_without_cosines",
                                    "strategy_with_cosines"])
 def test_drift_decided_from_the_confounds_the_design_takes(fmriprep_moae,

@@ -75,6 +75,7 @@ def _digests(folder):
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_one_sample_equals_nilearn_and_the_run_with_the_study(first_level, with_study,
                                                               tmp_path):
     """The group maps from the derivatives equal SecondLevelModel on the subjects' effect
@@ -112,6 +113,7 @@ def test_one_sample_equals_nilearn_and_the_run_with_the_study(first_level, with_
     assert record["GeneratedBy"]["WorkingDirectory"] == os.getcwd()
 
 
+@pytest.mark.slow
 def test_output_dir_may_be_the_derivatives_folder(first_level, study, tmp_path, capsys):
     """Into DIR itself: only group/ (and the root files) change, subject folders and pages
     stay byte for byte; a second model replaces group/ entirely."""
@@ -183,6 +185,7 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
     assert [(p.name, p.subjects) for p in settings["group_plans"]] == [("c", ("01", "03"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, message", [
     (["--from-derivatives", "{tmp}/missing", "--group", "one-sample"], "folder not found"),
     (["--from-derivatives", "{tmp}/empty", "--group", "one-sample"],

@@ -75,6 +75,7 @@ def permuted(study, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_one_sample_maps_equal_nilearn(permuted):
     """t, z, p, effect and variance equal SecondLevelModel on the subjects' effect maps in
     the intersection of their masks, to 1e-10; the true effect is found, the rest clean."""
@@ -94,6 +95,7 @@ def test_one_sample_maps_equal_nilearn(permuted):
     assert not (thresholded[~inside] > 0).any()  # and nothing outside it
 
 
+@pytest.mark.slow
 def test_permutations_identical_whatever_chunks_and_plugin_and_equal_nilearn(permuted):
     """Voxel, cluster-size, cluster-mass and TFCE FWE maps: identical for K = 1, 3 (Linear)
     and 3, 8 (MultiProc), and equal to non_parametric_inference(n_jobs=1, random_state=7)."""
@@ -116,6 +118,7 @@ def test_permutations_identical_whatever_chunks_and_plugin_and_equal_nilearn(per
     assert record["Chunks"] == [[0, 20], [20, 40], [40, 60]] and record["Seed"] == 7
 
 
+@pytest.mark.slow
 def test_two_sample_with_a_covariate_equals_nilearn(study, tmp_path):
     """Two groups from participants.tsv plus a demeaned age covariate: the default group
     contrast (the groups' difference) equals SecondLevelModel with the same design."""
@@ -150,6 +153,7 @@ def test_bad_group_settings_are_one_line_before_any_work(study, tmp_path, capsys
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_paired_is_the_one_sample_test_of_differences(study, tmp_path):
     """--group paired --pair aOnly,bOnly equals SecondLevelModel's one-sample test of the
     subjects' aOnly - bOnly effect differences (named contrast-aOnlyMinusbOnly)."""

@@ -26,6 +26,8 @@ from glm_workflows.core.naming import (
 )
 from glm_workflows.synthetic import write_tiny_bids
 
+pytestmark = pytest.mark.slow  # CLI first and group levels
+
 SUBJECTS = [f"{i:02d}" for i in range(1, 7)]
 CONTRAST = ["--contrast", "aMinusB=a - b"]
 PERMUTATIONS = ["--permutations", "40", "--seed", "7", "--cluster-forming-p", "0.01",

@@ -33,6 +33,7 @@ def test_moae_run_found(fmriprep_moae):
     assert (run.space, run.slice_time_ref, run.label) == (SPACE, None, "sub_01_task_auditory")
 
 
+@pytest.mark.slow
 def test_moae_derivatives_as_fmriprep_writes_them(fmriprep_moae):
     """Description, sidecar, mask and confound columns look like fMRIPrep's."""
     import nibabel as nb

@@ -56,6 +56,7 @@ def cli(bids, out, work, *extra):
             *contrasts, *extra]
 
 
+@pytest.mark.slow
 def test_rerun_replaces_the_subject_folder(tiny_bids_dir, tmp_path, capsys):
     """A rerun with other contrasts leaves only this run's contrasts in the subject's
     folder, report and summary; subjects the run does not cover are left alone."""
@@ -80,6 +81,7 @@ def test_rerun_replaces_the_subject_folder(tiny_bids_dir, tmp_path, capsys):
     assert leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_concurrent_runs_for_different_subjects(tiny_bids_dir, tmp_path):
     """Two runs for different subjects into one folder, at the same time, both complete
     and both end up listed in the shared root files."""
@@ -198,6 +200,7 @@ def larger_tiny_bids(tmp_path_factory):
                            [f"{index:02d}" for index in range(1, 13)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("how", "plugin"), [("ctrl-c", "MultiProc"), ("ctrl-c", "Linear"),
                                            ("sigterm", "MultiProc")])
 def test_interrupted_run_exits_cleanly_and_resumes(how, plugin, larger_tiny_bids, tmp_path):

@@ -151,6 +151,7 @@ def _python(code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids_dir, tmp_path):
     """A rerun whose nodes all come from the cache (but the sink) loads neither matplotlib,
     nilearn's plotting, nilearn's GLM (the design check is kept in the work directory)

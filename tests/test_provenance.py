@@ -25,6 +25,7 @@ from glm_workflows.core.naming import (
 RECORD = analysis_record("task-auditory")
 
 
+@pytest.mark.slow
 def test_provenance_record(split_outputs, split_bids_dir):
     """Per subject: inputs with their sha256, every parameter, the graph, per-node timings,
     versions, the files written; at the root, the list of the subjects' records."""
@@ -67,6 +68,7 @@ def test_provenance_record(split_outputs, split_bids_dir):
                                        if p.name != RECORD)
 
 
+@pytest.mark.slow
 def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
     """Every JSON sidecar written carries Sources and SoftwareVersions."""
     sidecars = sorted(p for p in split_outputs.glob("sub-*/*.json")
@@ -83,6 +85,7 @@ def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
                                      str(func / "sub-01_task-auditory_run-2_events.tsv")]
 
 
+@pytest.mark.slow
 def test_cli_writes_reports_and_index(split_outputs):
     """The command line writes one report per subject, with its fixed effects and the
     provenance of this run, and an index linking them."""
@@ -98,6 +101,7 @@ def test_cli_writes_reports_and_index(split_outputs):
     assert [p.name for p in split_outputs.glob(".glm-workflows*")] == [".glm-workflows.lock"]
 
 
+@pytest.mark.slow
 def test_recorded_command_line_runs_again(tmp_path):
     """The recorded command line is the one run (entry point, arguments with spaces and a
     quote) and, pasted in the recorded working directory, runs the same analysis (relative

@@ -328,6 +328,7 @@ return Array.from(document.images).map(
 """
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(report, browser, tmp_path):
     """Every image decodes, the cluster table is there, and a full-page screenshot is taken."""
     page, index = report

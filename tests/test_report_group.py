@@ -86,6 +86,7 @@ def _check_well_formed(html: str) -> None:
     assert len(checker.ids) == len(set(checker.ids)), "duplicate ids"
 
 
+@pytest.mark.slow
 def test_cli_writes_group_page_linked_from_index(out):
     page = out / GROUP_REPORT
     assert page.exists()
@@ -96,6 +97,7 @@ def test_cli_writes_group_page_linked_from_index(out):
         assert f'href="{report_page(subject)}"' in index
 
 
+@pytest.mark.slow
 def test_group_page_names_subjects_with_their_design_rows(out):
     html = (out / GROUP_REPORT).read_text()
     folder = out / GROUP_FOLDER
@@ -118,6 +120,7 @@ def test_group_page_names_subjects_with_their_design_rows(out):
     assert html.count('src="data:image/png;base64,') == 4  # design, cuts, ortho, null
 
 
+@pytest.mark.slow
 def test_group_page_cluster_table_matches_tsv(out):
     html = (out / GROUP_REPORT).read_text()
     with open(out / GROUP_FOLDER / group_file(STEM, "cluster_tables"), newline="") as stream:
@@ -135,6 +138,7 @@ def test_group_page_cluster_table_matches_tsv(out):
     assert f"z &gt; {threshold:.2f}" in html
 
 
+@pytest.mark.slow
 def test_group_page_permutation_summary(out):
     html = (out / GROUP_REPORT).read_text()
     settings = _section(html, f"permutation-settings-{STEM}")
@@ -153,12 +157,14 @@ def test_group_page_permutation_summary(out):
     assert "Null distribution of the maximum statistic" in html
 
 
+@pytest.mark.slow
 def test_group_page_well_formed(out):
     html = (out / GROUP_REPORT).read_text()
     _check_well_formed(html)
     assert html.startswith("<!DOCTYPE html>") and "http" not in _text(html).lower()
 
 
+@pytest.mark.slow
 def test_group_page_without_permutations_or_survivors(out, tmp_path):
     """A copy of the group folder without permutation files, a threshold no voxel passes
     and the figures missing: the page says so instead of failing."""

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # a killed CLI run resumed
 
 
 def test_killed_run_resumes_with_identical_outputs(split_bids_dir, split_outputs, tmp_path):

@@ -17,6 +17,8 @@ from glm_workflows.cli import main
 from glm_workflows.core.naming import bids_prefix, contrast_file, model_file
 from glm_workflows.synthetic import write_tiny_bids
 
+pytestmark = pytest.mark.slow  # CLI runs of two-run studies
+
 N_SCANS, T_R = 60, 2.0
 CONTRASTS = ["--contrast", "aMinusB=a - b", "--contrast", "aOnly=a"]
 WARNING = ("contrast aMinusB: condition(s) b absent from sub-01_task-tiny_run-2; "

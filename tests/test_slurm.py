@@ -26,7 +26,7 @@ COMPARED = [contrast_file(PREFIX, c, output) for c in ("activeMinusRest", "effec
             for output in ("z_maps", "thresholded_maps", "cluster_tables")]
 
 
-pytestmark = pytest.mark.usefixtures("slurm_cluster")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
 
 
 @pytest.fixture(scope="module")

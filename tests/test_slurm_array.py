@@ -26,7 +26,7 @@ STUDY = ["--task", "tiny", "--contrast", "aMinusB=a - b", "--group", "one-sample
 Z_MAP = "sub-{0}/sub-{0}_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz"
 TIMEOUT = 300
 
-pytestmark = pytest.mark.usefixtures("slurm_cluster")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("slurm_cluster")]
 
 
 def _job_completion_log() -> Path:

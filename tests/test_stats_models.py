@@ -32,6 +32,7 @@ def _assert_same_maps(folder: Path, reference: Path, pattern: str) -> int:
     return len(ours)
 
 
+@pytest.mark.slow
 def test_seed_model_file_equals_the_flags(seed_cli, bids_dir, tmp_path, capsys):
     """examples/models/auditory_smdl.json on the MoAE BIDS run: every map identical to the
     command line's seed analysis (same design values, columns named after the model)."""
@@ -61,6 +62,7 @@ def multi_run_study(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_three_level_model_equals_the_flags(multi_run_study, tmp_path):
     """Run (glm) -> Subject (meta) -> Dataset (glm, DummyContrasts): the run, fixed-effects
     and group maps equal those of ``--contrast aMinusB='a - b' --group one-sample``."""
@@ -79,6 +81,7 @@ def test_three_level_model_equals_the_flags(multi_run_study, tmp_path):
     assert (model / GROUP_FOLDER / z).exists()
 
 
+@pytest.mark.slow
 def test_edge_filter_and_covariate(multi_run_study, tmp_path):
     """A Dataset X with a participants.tsv column and an edge Filter by contrast: only that
     contrast goes up; the group maps equal ``--group-covariates age`` with the contrasts
@@ -175,6 +178,7 @@ def test_model_replaces_the_model_flags(multi_run_study, tmp_path, capsys):
     assert "--contrast: not with --model" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_model_on_fmriprep_confounds(fmriprep_moae, tmp_path):
     """X takes fMRIPrep confound columns by glob: the design holds them (n/a of the
     derivative columns as 0), equal to the confounds file's columns."""
@@ -202,6 +206,7 @@ def test_deep_copy_of_examples_untouched():
         assert copy.deepcopy(spec)["BIDSModelVersion"] == "1.0.0"
 
 
+@pytest.mark.slow
 def test_hrf_derivatives_follow_their_variable(multi_run_study, tmp_path):
     """X names a convolved variable; its derivative columns come with it, in nilearn's
     order: the maps equal ``--hrf-model 'spm + derivative'``."""

@@ -78,6 +78,7 @@ def test_factory_builds_a_valid_graph(tmp_path):
                      *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
+@pytest.mark.slow
 def test_a_run_given_as_one_4d_file_is_not_copied(tiny_bids_dir, tmp_path):
     """A run that is one 4D file has no concatenate node: mean, design and fit read the
     file itself (no uncompressed copy of the run in the work directory), and its maps
@@ -101,6 +102,7 @@ def test_a_run_given_as_one_4d_file_is_not_copied(tiny_bids_dir, tmp_path):
     np.testing.assert_array_equal(maps[True], maps[False])
 
 
+@pytest.mark.slow
 def test_seed_run_computes_every_node(seed_run):
     """A cold run executes 4 model nodes and the model's sink, and 4 nodes per contrast
     (estimate, threshold, table, sink)."""
@@ -109,6 +111,7 @@ def test_seed_run_computes_every_node(seed_run):
     assert all(r.status == "end" for r in records.values())
 
 
+@pytest.mark.slow
 def test_seed_fdr_threshold_and_cluster_table(seed_run):
     """fdr 0.05 gives ~2.952 and the seed's five clusters and peaks."""
     output_dir, _ = seed_run
@@ -128,6 +131,7 @@ def test_seed_fdr_threshold_and_cluster_table(seed_run):
     assert table["Peak Stat"].max() == pytest.approx(10.07, abs=0.01)
 
 
+@pytest.mark.slow
 def test_seed_outputs_are_bids_named_and_consistent(seed_run):
     """Every documented output exists and the thresholded map agrees with its threshold."""
     output_dir, _ = seed_run
@@ -160,6 +164,7 @@ def test_seed_outputs_are_bids_named_and_consistent(seed_run):
     assert mask.sum() == 62073
 
 
+@pytest.mark.slow
 def test_f_contrast_runs_and_thresholds(seed_run):
     """The F contrast writes an F map, a threshold and a non-empty table."""
     output_dir, _ = seed_run
@@ -172,6 +177,7 @@ def test_f_contrast_runs_and_thresholds(seed_run):
     assert len(table) > 0 and table["Peak Stat"].max() > 10
 
 
+@pytest.mark.slow
 def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_events):
     """A second identical run reuses every node; only the sink copies files again."""
     output_dir, _ = seed_run
@@ -180,6 +186,7 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     assert len(records) == 5 + 4 * len(SEED_CONTRASTS)
 
 
+@pytest.mark.slow
 def test_new_alpha_reruns_only_thresholds_and_tables(seed_run, cache, spm_scans, spm_events,
                                                      tmp_path):
     """Changing alpha reruns the threshold and table nodes, nothing upstream."""
@@ -188,6 +195,7 @@ def test_new_alpha_reruns_only_thresholds_and_tables(seed_run, cache, spm_scans,
                                     for node in ("threshold", "table")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("height_control, alpha, expected", [
     ("fpr", 0.001, 3.090), ("bonferroni", 0.05, 4.797),
 ])
@@ -200,6 +208,7 @@ def test_seed_thresholds(seed_run, cache, spm_scans, spm_events, tmp_path,
     assert threshold_of(tmp_path)["Threshold"] == pytest.approx(expected, abs=5e-4)
 
 
+@pytest.mark.slow
 def test_added_contrast_does_not_refit(seed_run, cache, spm_scans, spm_events, tmp_path):
     """A new contrast adds one branch; the fit and the other contrasts stay cached."""
     run_seed(cache, spm_scans, spm_events, tmp_path)  # back to the seed settings
