@@ -62,9 +62,10 @@ def prepare_spm_auditory(data_dir: Path, work_dir: Path) -> dict:
     if not bold.exists():
         concatenate_images(run.bold_files).to_filename(folder / "bold.part.nii")
         (folder / "bold.part.nii").replace(bold)
-    events = read_events(run.events_file, len(run.bold_files), run.t_r)
+    events = read_events(run.events_file, len(run.bold_files), run.t_r, 0.0)
     design = make_design_matrix(events, len(run.bold_files), run.t_r, hrf_model="spm",
-                                drift_model="cosine", high_pass=1 / 160)
+                                drift_model="cosine", high_pass=1 / 160, drift_order=1,
+                                slice_time_ref=0.0)
     save_design_matrix(design, folder / "matrix.tsv")
     return {"bold": bold, "design": folder / "matrix.tsv"}
 
@@ -81,9 +82,9 @@ def prepare_synthetic(work_dir: Path) -> dict:
     if not bold.exists():
         print(f"generating {bold} (97x115x97x300, int16) ...", flush=True)
         synthetic.write_run(bold, events_file, n_scans=n_scans, t_r=t_r)
-    events = read_events(events_file, n_scans, t_r)
+    events = read_events(events_file, n_scans, t_r, 0.0)
     design = make_design_matrix(events, n_scans, t_r, hrf_model="spm", drift_model="cosine",
-                                high_pass=1 / 160)
+                                high_pass=1 / 160, drift_order=1, slice_time_ref=0.0)
     save_design_matrix(design, folder / "matrix.tsv")
     return {"bold": bold, "design": folder / "matrix.tsv"}
 

@@ -135,7 +135,8 @@ def repetition(task) -> dict:
         warnings.simplefilter("ignore")
         z = fit_group(maps, design, mask, [1.0])["z"]
         for name, kwargs in PARAMETRIC.items():
-            out[name] = has_surviving_voxels(threshold_map(z, mask_img=mask, **kwargs)[0])
+            out[name] = has_surviving_voxels(  # threshold: unused by fpr/fdr/bonferroni
+                threshold_map(z, mask_img=mask, threshold=3.09, **kwargs)[0])
     above = (z.get_fdata() > normal.isf(CLUSTER_P)) & inside
     labels, n = label(above, generate_binary_structure(3, 1))
     largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0

@@ -152,7 +152,7 @@ def measure(args, n_scans: int, models: list[str]) -> dict:
 
     events = design_events(args.design, n_scans, args.seed)
     design = make_design_matrix(events, n_scans, T_R, hrf_model="spm", drift_model="cosine",
-                                high_pass=1 / 160)
+                                high_pass=1 / 160, drift_order=1, slice_time_ref=0.0)
     contrast = contrast_matrix(["a - b"], list(design.columns), "t")
     bonferroni = float(norm.isf(ALPHA_FWE / args.voxels))
     shape = (args.voxels // WIDTH, WIDTH, 1)

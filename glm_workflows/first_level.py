@@ -18,6 +18,14 @@ from glm_workflows.interfaces import (
 
 from .core.naming import bids_prefix
 from .inference import init_inference_wf
+from .ports import (
+    RUN_CONTRAST_MAPS,
+    RUN_OUTPUTNODE_FIELDS,
+    contrast_to_sink,
+    inference_to_sink,
+    run_contrast_field,
+    run_contrast_fields,
+)
 from .settings import (
     DEFAULT_CONFOUNDS,
     DEFAULT_INFERENCE,
@@ -145,9 +153,9 @@ def init_first_level_wf(
         name="inputnode",
     )
     outputnode = pe.Node(
-        IdentityInterface(fields=[*MODEL_OUTPUTS, *(f"{field}_{contrast}"
-                                                    for contrast in names
-                                                    for field in CONTRAST_MAPS)]),
+        IdentityInterface(fields=[*RUN_OUTPUTNODE_FIELDS,
+                                  *(field for contrast in names
+                                    for field in run_contrast_fields(contrast))]),
         name="outputnode",
     )
     mean = pe.Node(MeanImage(), name="mean", mem_gb=mem_gb["light"])
@@ -209,32 +217,14 @@ def init_first_level_wf(
             (estimate, inference_wf, [("z", "inputnode.z_map")]),
             (fit, inference_wf, [("mask_file", "inputnode.mask_file")]),
             (mean, inference_wf, [("out_file", "inputnode.bg_file")]),
-            (estimate, contrast_sink, [("effect", "effect_maps"), ("variance", "variance_maps"),
-                                       ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
-                                       ("contrast_figure", "contrast_figures"),
-                                       ("contrast_json", "contrast_jsons")]),
-            (inference_wf, contrast_sink, list(INFERENCE_TO_SINK)),
+            (estimate, contrast_sink, contrast_to_sink(figure=True)),
+            (inference_wf, contrast_sink, inference_to_sink()),
             (inputnode, contrast_sink, list(_SOURCES)),
-            (estimate, outputnode, [("effect", f"effect_{contrast}"),
-                                    ("variance", f"variance_{contrast}")]),
+            (estimate, outputnode, [(name, run_contrast_field(name, contrast))
+                                    for name in RUN_CONTRAST_MAPS]),
         ])
     return workflow
 
-
-#: Per contrast, the maps a run gives a fixed-effects combination (outputnode fields
-#: ``<map>_<contrast>``).
-CONTRAST_MAPS = ("effect", "variance")
-
-#: What a run workflow's outputnode gives for the model as a whole.
-MODEL_OUTPUTS = ("model_sidecar", "mask_file", "mean_file")
-
-#: The inference workflow's outputs and the sink's inputs they fill (pass a copy to
-#: ``connect``, which edits the lists it is given).
-INFERENCE_TO_SINK = [("outputnode.thresholded_map", "thresholded_maps"),
-                     ("outputnode.threshold_json", "threshold_jsons"),
-                     ("outputnode.figure", "thresholded_figures"),
-                     ("outputnode.ortho_figure", "ortho_figures"),
-                     ("outputnode.table", "cluster_tables")]
 
 #: The run's input files, recorded as the sources of every sidecar.
 _SOURCES = [("bold_files", "sources"), ("events_file", "events_file"),

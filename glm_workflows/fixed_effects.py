@@ -8,8 +8,15 @@ from nipype.pipeline import engine as pe
 from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
 
 from .core.naming import contrast_stem
-from .first_level import CONTRAST_MAPS, INFERENCE_TO_SINK, MODEL_OUTPUTS, sink_entities
+from .first_level import sink_entities
 from .inference import init_inference_wf
+from .ports import (
+    RUN_CONTRAST_MAPS,
+    RUN_OUTPUTNODE_FIELDS,
+    contrast_to_sink,
+    inference_to_sink,
+    run_contrast_field,
+)
 from .settings import DEFAULT_INFERENCE, InferenceSettings
 
 
@@ -105,10 +112,8 @@ def init_fixed_effects_wf(
             (ffx, inference_wf, [("z", "inputnode.z_map")]),
             (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
                                      ("mean_file", "inputnode.bg_file")]),
-            (ffx, contrast_sink, [("effect", "effect_maps"), ("variance", "variance_maps"),
-                                  ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
-                                  ("contrast_json", "contrast_jsons")]),
-            (inference_wf, contrast_sink, list(INFERENCE_TO_SINK)),
+            (ffx, contrast_sink, contrast_to_sink()),
+            (inference_wf, contrast_sink, inference_to_sink()),
         ])
     return workflow
 
@@ -124,13 +129,13 @@ def merge_plan(n_runs: int, contrasts, contrast_runs: dict | None = None) -> dic
         variance maps and the model sidecars of those runs only.
     """
     plan = {field: [(index, field) for index in range(n_runs)]
-            for field in MODEL_OUTPUTS if field != "model_sidecar"}
+            for field in RUN_OUTPUTNODE_FIELDS if field != "model_sidecar"}
     for contrast, _, _ in contrasts:
         runs = range(n_runs) if contrast_runs is None else contrast_runs.get(contrast, ())
         if not runs:
             continue
-        for field in CONTRAST_MAPS:
-            plan[f"{field}_{contrast}"] = [(index, f"{field}_{contrast}") for index in runs]
+        for field in (run_contrast_field(name, contrast) for name in RUN_CONTRAST_MAPS):
+            plan[field] = [(index, field) for index in runs]
         plan[f"model_sidecar_{contrast}"] = [(index, "model_sidecar") for index in runs]
     return plan
 

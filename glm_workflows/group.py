@@ -16,7 +16,12 @@ from glm_workflows.interfaces import (
 )
 
 from .inference import init_inference_wf
+from .ports import contrast_to_sink, inference_to_sink, same_names
 from .settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
+
+#: The permutation outputs (CombinePermutations' traits), each a group sink input of the
+#: same name.
+PERMUTATION_OUTPUTS = tuple(CombinePermutations.output_spec().copyable_trait_names())
 
 #: What the group workflow's inputnode takes, one list entry per subject.
 GROUP_INPUTS = ("effect_maps", "paired_maps", "mask_files", "mean_files")
@@ -109,16 +114,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (model, inference_wf, [("z", "inputnode.z_map"),
                                    ("mask_file", "inputnode.mask_file")]),
             (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
-            (model, sink, [("effect", "effect_maps"), ("variance", "variance_maps"),
-                           ("stat", "stat_maps"), ("z", "z_maps"), ("p", "p_maps"),
-                           ("design_file", "design_file"), ("design_json", "design_json"),
-                           ("design_figure", "design_figure"),
-                           ("contrast_json", "contrast_jsons")]),
-            (inference_wf, sink, [("outputnode.thresholded_map", "thresholded_maps"),
-                                  ("outputnode.threshold_json", "threshold_jsons"),
-                                  ("outputnode.figure", "thresholded_figures"),
-                                  ("outputnode.ortho_figure", "ortho_figures"),
-                                  ("outputnode.table", "cluster_tables")]),
+            (model, sink, [*contrast_to_sink(),
+                           *same_names(("design_file", "design_json", "design_figure"))]),
+            (inference_wf, sink, inference_to_sink()),
         ])
         if group.model == "paired":
             workflow.connect(merges["paired_maps"], "out", model, "paired_maps")
@@ -143,12 +141,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (gather, combine_perm, [("out", "chunk_files")]),
             (model, combine_perm, [("input_maps", "input_maps"),
                                    ("design_file", "design_file"), ("mask_file", "mask_file")]),
-            (combine_perm, sink, [("logp_max_t", "logp_max_t"),
-                                  ("logp_max_size", "logp_max_size"),
-                                  ("logp_max_mass", "logp_max_mass"),
-                                  ("logp_max_tfce", "logp_max_tfce"),
-                                  ("null_figure", "null_figure"),
-                                  ("permutation_json", "permutation_json")]),
+            (combine_perm, sink, same_names(PERMUTATION_OUTPUTS)),
         ])
     return workflow
 

@@ -7,10 +7,8 @@ from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import ClusterTable, ThresholdMap
 
+from .ports import INFERENCE_OUTPUTS
 from .settings import DEFAULT_INFERENCE, InferenceSettings
-
-#: What the inference workflow's outputnode gives (the sink's per-contrast inputs).
-INFERENCE_OUTPUTS = ("thresholded_map", "threshold_json", "figure", "ortho_figure", "table")
 
 
 def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,

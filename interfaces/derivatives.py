@@ -42,33 +42,43 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
                                                 "sidecar")
     events_file = traits.Str(desc="the run's events file, added to the sources")
     confounds_file = traits.Str(desc="the run's confounds file, added to the sources")
-    mean_file = File(exists=True, desc="mean functional image")
-    mask_file = File(exists=True, desc="brain mask of the fit")
-    design_file = File(exists=True, desc="design matrix TSV (run-level models)")
-    design_figure = File(exists=True, desc="design matrix PNG (run-level models)")
-    design_json = File(exists=True, desc="design settings JSON (run-level models)")
-    correlation_figure = File(exists=True, desc="regressor correlation PNG (run-level models)")
-    fd_figure = File(exists=True, desc="framewise displacement PNG with the censored volumes "
-                                       "(run-level models with fMRIPrep confounds)")
     contrast_names = InputMultiObject(traits.Str, desc="one name per contrast")
     stat_types = InputMultiObject(traits.Str, desc="'t' or 'F', per contrast")
-    effect_maps = InputMultiObject(File(exists=True), desc="effect size maps")
-    variance_maps = InputMultiObject(File(exists=True), desc="effect variance maps")
-    stat_maps = InputMultiObject(File(exists=True), desc="t or F maps")
-    z_maps = InputMultiObject(File(exists=True), desc="z maps")
-    p_maps = InputMultiObject(File(exists=True), desc="p maps")
-    thresholded_maps = InputMultiObject(File(exists=True), desc="thresholded z maps")
-    threshold_jsons = InputMultiObject(File(exists=True),
-                                       desc="threshold settings JSON, one per thresholded map")
-    thresholded_figures = InputMultiObject(File(exists=True),
-                                           desc="thresholded map figures (axial cuts)")
-    ortho_figures = InputMultiObject(File(exists=True),
-                                     desc="thresholded map figures (orthogonal cuts at the peak)")
-    cluster_tables = InputMultiObject(File(exists=True), desc="cluster tables")
-    contrast_figures = InputMultiObject(File(exists=True),
-                                        desc="contrast matrix figures (run-level models)")
-    contrast_jsons = InputMultiObject(File(exists=True),
-                                      desc="contrast definitions, the sidecar of all its maps")
+
+
+#: What the sink's file inputs hold (their names: naming's MODEL_OUTPUTS and
+#: CONTRAST_OUTPUTS; an input not listed here is described by its name).
+INPUT_DESCRIPTIONS = {
+    "mean_file": "mean functional image",
+    "mask_file": "brain mask of the fit",
+    "design_file": "design matrix TSV (run-level models)",
+    "design_figure": "design matrix PNG (run-level models)",
+    "design_json": "design settings JSON (run-level models)",
+    "correlation_figure": "regressor correlation PNG (run-level models)",
+    "fd_figure": "framewise displacement PNG with the censored volumes (run-level models "
+                 "with fMRIPrep confounds)",
+    "effect_maps": "effect size maps",
+    "variance_maps": "effect variance maps",
+    "stat_maps": "t or F maps",
+    "z_maps": "z maps",
+    "p_maps": "p maps",
+    "thresholded_maps": "thresholded z maps",
+    "threshold_jsons": "threshold settings JSON, one per thresholded map",
+    "thresholded_figures": "thresholded map figures (axial cuts)",
+    "ortho_figures": "thresholded map figures (orthogonal cuts at the peak)",
+    "cluster_tables": "cluster tables",
+    "contrast_figures": "contrast matrix figures (run-level models)",
+    "contrast_jsons": "contrast definitions, the sidecar of all its maps",
+}
+
+for _output in MODEL_OUTPUTS:  # one optional file per model output
+    _DerivativesSinkInputSpec.add_class_trait(
+        _output, File(exists=True, desc=INPUT_DESCRIPTIONS.get(_output, f"the {_output} file")))
+for _output in CONTRAST_OUTPUTS:  # per contrast output, one file per contrast
+    _DerivativesSinkInputSpec.add_class_trait(
+        _output, InputMultiObject(File(exists=True),
+                                  desc=INPUT_DESCRIPTIONS.get(_output, f"the {_output} files")))
+del _output
 
 
 class _DerivativesSinkOutputSpec(TraitedSpec):

@@ -20,8 +20,9 @@ from glm_workflows.core.fixed_effects import (
     mean_of_images,
     run_dofs,
 )
+from glm_workflows.core.naming import CONTRAST_MAPS
 
-MAPS = ("effect", "variance", "stat", "z", "p")
+from ._ports import ContrastMapsOutputSpec
 
 
 class _CombineRunImagesInputSpec(BaseInterfaceInputSpec):
@@ -66,12 +67,9 @@ class _FixedEffectsInputSpec(BaseInterfaceInputSpec):
                              desc="per run, its BIDS prefix (recorded in the JSON sidecar)")
 
 
-class _FixedEffectsOutputSpec(TraitedSpec):
-    effect = File(exists=True, desc="mean effect")
-    variance = File(exists=True, desc="combined variance")
-    stat = File(exists=True, desc="t or F map")
-    z = File(exists=True, desc="z map")
-    p = File(exists=True, desc="one-sided p map")
+class _FixedEffectsOutputSpec(ContrastMapsOutputSpec):
+    """The mean effect, the combined variance and their t or F, z and p maps."""
+
     contrast_json = File(exists=True, desc="statistic, runs combined, degrees of freedom")
 
 
@@ -86,7 +84,7 @@ class FixedEffects(SimpleInterface):
         dofs = run_dofs(inputs.model_sidecars)
         maps = combine_runs(inputs.effect_maps, inputs.variance_maps, dofs,
                             nb.load(inputs.mask_file))
-        for key in MAPS:
+        for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
             maps[key].to_filename(self._results[key])
         self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")

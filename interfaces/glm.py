@@ -25,6 +25,8 @@ from glm_workflows.core.glm import (
 )
 from glm_workflows.settings import DEFAULT_MODEL, NOISE_MODELS, default_first
 
+from ._ports import ContrastMapsOutputSpec
+
 
 class _FitGLMInputSpec(BaseInterfaceInputSpec):
     bold_file = File(exists=True, mandatory=True, desc="4D functional image")
@@ -100,12 +102,7 @@ class _EstimateContrastInputSpec(BaseInterfaceInputSpec):
     )
 
 
-class _EstimateContrastOutputSpec(TraitedSpec):
-    effect = File(exists=True, desc="effect size (F: one volume per row, as nilearn)")
-    variance = File(exists=True, desc="effect variance")
-    stat = File(exists=True, desc="t or F statistic map")
-    z = File(exists=True, desc="z map")
-    p = File(exists=True, desc="p map (one-sided for t)")
+class _EstimateContrastOutputSpec(ContrastMapsOutputSpec):
     contrast_figure = File(exists=True, desc="PNG of the contrast weights")
     contrast_json = File(exists=True, desc="JSON: name, statistic, rows, weights per design "
                                            "column, degrees of freedom, noise model")

@@ -27,9 +27,16 @@ from glm_workflows.core.group import (
     permutation_chunk,
     read_participants,
 )
-from glm_workflows.core.naming import GROUP_FOLDER, GROUP_OUTPUTS, group_file, group_stem
+from glm_workflows.core.naming import (
+    CONTRAST_MAPS,
+    GROUP_FOLDER,
+    GROUP_OUTPUTS,
+    group_file,
+    group_stem,
+)
 
-MAPS = ("effect", "variance", "stat", "z", "p")
+from ._ports import ContrastMapsOutputSpec
+
 #: The permutation maps (nilearn's ``non_parametric_inference`` keys) written.
 LOGP_MAPS = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
 
@@ -63,12 +70,10 @@ class _GroupModelInputSpec(BaseInterfaceInputSpec):
     first_level_contrast = traits.Str(mandatory=True, desc="the first-level contrast modelled")
 
 
-class _GroupModelOutputSpec(TraitedSpec):
-    effect = File(exists=True, desc="group effect")
-    variance = File(exists=True, desc="its variance")
-    stat = File(exists=True, desc="t map")
-    z = File(exists=True, desc="z map")
-    p = File(exists=True, desc="one-sided p map")
+class _GroupModelOutputSpec(ContrastMapsOutputSpec):
+    """The group contrast's maps (t), the voxels fitted, the maps modelled, the design
+    and the contrast's sidecar."""
+
     mask_file = File(exists=True, desc="the voxels fitted: the group mask where every map is "
                                        "finite")
     input_maps = traits.List(File(exists=True),
@@ -114,7 +119,7 @@ class GroupModel(SimpleInterface):
                 image.to_filename(maps_in[-1])
         with threadpool_limits(limits=1):
             maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast, names)
-        for key in MAPS:
+        for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
             maps[key].to_filename(self._results[key])
         group_mask = maps["mask"]

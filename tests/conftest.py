@@ -62,9 +62,9 @@ def seed_design(spm_events):
     """The seed's design matrix."""
     from glm_workflows.core.design import make_design_matrix, read_events
 
-    events = read_events(spm_events, 96, 7.0)
+    events = read_events(spm_events, 96, 7.0, 0.0)
     return make_design_matrix(events, 96, 7.0, hrf_model="spm", drift_model="cosine",
-                              high_pass=1 / 160)
+                              high_pass=1 / 160, drift_order=1, slice_time_ref=0.0)
 
 
 @pytest.fixture(scope="session")

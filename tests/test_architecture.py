@@ -43,6 +43,7 @@ LAYERS = {
     "glm_workflows.fixed_effects": "workflows",
     "glm_workflows.group": "workflows",
     "glm_workflows.inference": "workflows",
+    "glm_workflows.ports": "workflows",           # the wiring lists, from core.naming
     "glm_workflows.study": "workflows",
     "glm_workflows.inputs": "app",                # finding runs, checking, running, writing
     "glm_workflows.validation": "app",

@@ -104,8 +104,9 @@ def _design_cases(tmp, spm_scans, spm_events):
     from glm_workflows.core.design import make_design_matrix, read_events
 
     events = pd.read_csv(spm_events, sep="\t")
-    active = make_design_matrix(read_events(spm_events, 96, 7.0), 96, 7.0,
-                                high_pass=1 / 160)["active"].to_numpy()
+    active = make_design_matrix(read_events(spm_events, 96, 7.0, 0.0), 96, 7.0,
+                                hrf_model="spm", drift_model="auto", high_pass=1 / 160,
+                                drift_order=1, slice_time_ref=0.0)["active"].to_numpy()
     ramp = np.linspace(-1, 1, 96)
     zero_modulation = _tsv(tmp / "zero_modulation.tsv", {
         **events, "modulation": np.where(events["trial_type"] == "active", 0.0, 1.0)})

@@ -18,6 +18,18 @@ from glm_workflows.core.design import (
     save_design_matrix,
 )
 from glm_workflows.core.errors import InputError
+from glm_workflows.settings import DEFAULT_MODEL
+
+
+def _model(**settings) -> dict:
+    """The design settings first_level_design takes: the defaults but ``settings``."""
+    return {**DEFAULT_MODEL.design(), **settings}
+
+
+def _matrix(**settings) -> dict:
+    """The settings make_design_matrix takes (no Run node): the defaults but ``settings``."""
+    return {key: value for key, value in _model(**settings).items() if key != "run_node"}
+
 
 SEED_COLUMNS = ["active", "rest", *[f"drift_{i}" for i in range(1, 9)], "constant"]
 
@@ -47,7 +59,7 @@ def test_events_without_required_columns(tmp_path):
     """A file lacking trial_type is refused, naming file and column."""
     path = _events(tmp_path, "onset\tduration\n0\t42\n")
     with pytest.raises(InputError, match=r"events\.tsv: missing column\(s\) trial_type"):
-        read_events(path, 96, 7.0)
+        read_events(path, 96, 7.0, 0.0)
 
 
 @pytest.mark.parametrize("slice_time_ref, last_frame", [(0.0, 665.0), (0.5, 668.5)])
@@ -69,7 +81,7 @@ def test_condition_left_without_events_is_absent_from_the_run(tmp_path):
     left out, and the warning names it."""
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t42\trest\n700\t42\tactive\n")
     with pytest.warns(EventsWarning, match=r"condition\(s\) active left without events"):
-        events = read_events(path, 96, 7.0)
+        events = read_events(path, 96, 7.0, 0.0)
     assert events["trial_type"].tolist() == ["rest"]
 
 
@@ -80,7 +92,7 @@ def test_events_non_finite_number(tmp_path, cell):
                              f"0\t42\trest\t1\n42\t42\tactive\t{cell}\n")
     with pytest.raises(InputError, match=r"column 'modulation' line 3: expected a finite "
                                          r"number, got (-?inf|n/a)"):
-        read_events(path, 96, 7.0)
+        read_events(path, 96, 7.0, 0.0)
 
 
 def test_events_non_numeric_onset(tmp_path):
@@ -88,16 +100,17 @@ def test_events_non_numeric_onset(tmp_path):
     path = _events(tmp_path, "onset\tduration\ttrial_type\nsoon\t42\trest\n")
     with pytest.raises(InputError, match=r"column 'onset' line 2: expected a finite number, "
                                          r"got 'soon'"):
-        read_events(path, 96, 7.0)
+        read_events(path, 96, 7.0, 0.0)
 
 
 def test_events_with_modulation(tmp_path):
     """A modulation column scales the regressor as in nilearn."""
     path = _events(tmp_path, "onset\tduration\ttrial_type\tmodulation\n"
                              "0\t42\tactive\t2\n84\t42\tactive\t2\n")
-    events = read_events(path, 20, 7.0)
-    design = make_design_matrix(events, 20, 7.0, drift_model="none")
-    plain = make_design_matrix(events.drop(columns="modulation"), 20, 7.0, drift_model="none")
+    events = read_events(path, 20, 7.0, 0.0)
+    design = make_design_matrix(events, 20, 7.0, **_matrix(drift_model="none"))
+    plain = make_design_matrix(events.drop(columns="modulation"), 20, 7.0,
+                               **_matrix(drift_model="none"))
     np.testing.assert_allclose(design["active"], 2 * plain["active"])
 
 
@@ -112,8 +125,8 @@ def test_confounds_become_regressors(tmp_path, spm_events):
     """Confound columns are appended to the design; a wrong row count is refused."""
     path = tmp_path / "confounds.tsv"
     pd.DataFrame({"motion_x": np.linspace(0, 1, 96)}).to_csv(path, sep="\t", index=False)
-    design = make_design_matrix(read_events(spm_events, 96, 7.0), 96, 7.0,
-                                confounds=read_confounds(path, 96))
+    design = make_design_matrix(read_events(spm_events, 96, 7.0, 0.0), 96, 7.0,
+                                confounds=read_confounds(path, 96), **_matrix())
     assert "motion_x" in design.columns
     with pytest.raises(InputError, match=r"confounds\.tsv: 96 rows, expected one per scan \(90\)"):
         read_confounds(path, 90)
@@ -136,7 +149,8 @@ def test_condition_columns_are_nilearns(tmp_path, hrf_model):
 
     events = pd.DataFrame({"onset": [0.0, 20.0], "duration": [5.0, 5.0],
                            "trial_type": ["b", "a"]})
-    design = make_design_matrix(events, 30, 2.0, hrf_model=hrf_model, drift_model="none")
+    design = make_design_matrix(events, 30, 2.0,
+                                **_matrix(hrf_model=hrf_model, drift_model="none"))
     assert [column for column, _ in _condition_columns(events, hrf_model)] == \
         list(design.columns[:-1])
 
@@ -151,7 +165,7 @@ def test_first_level_design_equals_nilearn_on_kept_events(tmp_path, spm_events):
     late = pd.DataFrame({"onset": [666.0, 700.0], "duration": [42.0, 42.0],
                          "trial_type": ["rest", "active"]})
     pd.concat([seed, late]).to_csv(path, sep="\t", index=False)
-    design, warnings = first_level_design(path, 96, 7.0, high_pass=1 / 160)
+    design, warnings = first_level_design(path, 96, 7.0, **_model(high_pass=1 / 160))
     assert warnings == [f"{path}: 2 event(s) start after the last frame (665 s) and are "
                         "dropped"]
     expected = make_first_level_design_matrix(np.arange(96) * 7.0, seed, hrf_model="spm",
@@ -171,12 +185,12 @@ def test_collinear_confounds_are_allowed_but_not_their_contrasts(tmp_path, spm_e
     ramp = np.linspace(-1, 1, 96)
     confounds = _confounds(tmp_path, m1=ramp, m2=-3 * ramp)
     design, _ = first_level_design(spm_events, 96, 7.0, confounds_file=confounds,
-                                   contrasts=[("c", "t", ("active - rest",))])
+                                   contrasts=[("c", "t", ("active - rest",))], **_model())
     assert list(design.columns[:4]) == ["active", "rest", "m1", "m2"]
     with pytest.raises(InputError, match=r"^contrast x: not estimable: columns m1, m2 are "
                                          r"linearly dependent \(design of .*events\.tsv\)$"):
         first_level_design(spm_events, 96, 7.0, confounds_file=confounds,
-                           contrasts=[("x", "t", ("m1 + m2",))])
+                           contrasts=[("x", "t", ("m1 + m2",))], **_model())
 
 
 def test_condition_collinear_with_a_confound_is_refused(tmp_path, spm_events, seed_design):
@@ -185,7 +199,8 @@ def test_condition_collinear_with_a_confound_is_refused(tmp_path, spm_events, se
     with pytest.raises(InputError, match=r"events\.tsv: condition 'active' cannot be "
                                          r"estimated: columns active, motion are linearly "
                                          r"dependent$"):
-        first_level_design(spm_events, 96, 7.0, confounds_file=confounds, high_pass=1 / 160)
+        first_level_design(spm_events, 96, 7.0, confounds_file=confounds,
+                           **_model(high_pass=1 / 160))
 
 
 @pytest.mark.parametrize("events, confounds, message", [
@@ -206,7 +221,8 @@ def test_column_names_must_not_collide(tmp_path, events, confounds, message):
                                               for k, v in confounds.items()})
                       if confounds else None)
     with pytest.raises(InputError, match=re.escape(message)):
-        first_level_design(path, 40, 2.0, confounds_file=confounds_file, high_pass=0.02)
+        first_level_design(path, 40, 2.0, confounds_file=confounds_file,
+                           **_model(high_pass=0.02))
 
 
 def test_fewer_scans_than_regressors_is_refused(tmp_path):
@@ -214,7 +230,7 @@ def test_fewer_scans_than_regressors_is_refused(tmp_path):
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n4\t4\tb\n")
     with pytest.raises(InputError, match=r"the run has 5 scans for 7 regressors: no residual "
                                          r"degrees of freedom"):
-        first_level_design(path, 5, 2.0, drift_model="polynomial", drift_order=4)
+        first_level_design(path, 5, 2.0, **_model(drift_model="polynomial", drift_order=4))
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -229,7 +245,7 @@ def test_out_of_range_model_settings(tmp_path, settings, message):
     """Settings nilearn would reject or fail on are refused, naming the setting."""
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n")
     with pytest.raises(InputError, match=re.escape(message)):
-        first_level_design(path, 20, 2.0, **settings)
+        first_level_design(path, 20, 2.0, **_model(**settings))
 
 
 def test_conditions_of_a_run_count_only_uncensored_frames(tmp_path):
@@ -240,6 +256,6 @@ def test_conditions_of_a_run_count_only_uncensored_frames(tmp_path):
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n10\t4\tb\n21\t0\tc\n")
     # frames at 0, 2, ..., 38 s; censor 10-12 s (volumes 5, 6) and 22 s (volume 11)
     kept = [v for v in range(20) if v not in (5, 6, 11)]
-    assert run_conditions(path, 20, 2.0) == {"a", "b", "c"}
-    assert run_conditions(path, 20, 2.0, sample_mask=kept) == {"a"}
-    assert run_conditions(path, 20, 2.0, sample_mask=[*kept, 11]) == {"a", "c"}
+    assert run_conditions(path, 20, 2.0, 0.0) == {"a", "b", "c"}
+    assert run_conditions(path, 20, 2.0, 0.0, sample_mask=kept) == {"a"}
+    assert run_conditions(path, 20, 2.0, 0.0, sample_mask=[*kept, 11]) == {"a", "c"}

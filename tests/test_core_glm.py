@@ -34,7 +34,8 @@ OUTPUTS = {"z": "z_score", "stat": "stat", "p": "p_value", "effect": "effect_siz
 @pytest.fixture(scope="module")
 def persisted_ar1(tmp_path_factory, seed_bold, seed_design):
     """AR(1) fit written to files and read back."""
-    paths = save_fitted_glm(fit_glm(seed_bold, seed_design), tmp_path_factory.mktemp("fit"))
+    paths = save_fitted_glm(fit_glm(seed_bold, seed_design, noise_model="ar1"),
+                            tmp_path_factory.mktemp("fit"))
     return load_fitted_glm(**paths)
 
 
@@ -79,7 +80,7 @@ def test_fit_from_file_equals_nilearn_within_1e4(tmp_path, seed_bold, nilearn_se
     z maps equal nilearn's to 1e-4 (the goal; measured ~2e-15), masks identical."""
     bold = tmp_path / "bold.nii"
     seed_bold.to_filename(bold)
-    fit = fit_glm(str(bold), seed_design)
+    fit = fit_glm(str(bold), seed_design, noise_model="ar1")
     np.testing.assert_array_equal(fit.mask, nilearn_seed_model.masker_.mask_img_.get_fdata() > 0)
     for rows, stat_type in ((["active - rest"], "t"), (["active", "rest"], "F")):
         matrix = contrast_matrix(rows, list(seed_design.columns), stat_type)
@@ -98,7 +99,7 @@ def test_user_mask_equals_nilearn(tmp_path, seed_bold, seed_design, nilearn_seed
     mask[:, :, :32] = False
     mask_file = tmp_path / "mask.nii.gz"
     nb.Nifti1Image(mask.astype(np.uint8), seed_bold.affine).to_filename(mask_file)
-    fit = fit_glm(seed_bold, seed_design, mask_img=str(mask_file))
+    fit = fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1")
     np.testing.assert_array_equal(fit.mask, mask)
     model = FirstLevelModel(mask_img=str(mask_file), noise_model="ar1", standardize=False,
                             minimize_memory=True)
@@ -116,7 +117,7 @@ def test_mask_on_another_grid_is_refused(tmp_path, seed_bold, seed_design):
     nb.Nifti1Image(np.ones((10, 10, 10), np.uint8), seed_bold.affine).to_filename(mask_file)
     with pytest.raises(InputError, match=r"mask\.nii\.gz: mask shape \(10, 10, 10\) does not "
                                          r"match the functional grid \(64, 64, 64\)"):
-        fit_glm(seed_bold, seed_design, mask_img=str(mask_file))
+        fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1")
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +246,7 @@ def test_a_few_constant_voxels_are_fitted_as_nilearn_fits_them(tmp_path, seed_bo
     bold = tmp_path / "bold.nii"
     nb.Nifti1Image(data, seed_bold.affine).to_filename(bold)
     model = _nilearn_model(bold, spm_events)
-    fit = fit_glm(str(bold), seed_design)
+    fit = fit_glm(str(bold), seed_design, noise_model="ar1")
     np.testing.assert_array_equal(fit.mask, model.masker_.mask_img_.get_fdata() > 0)
     assert all(fit.mask[voxel] for voxel in inner_voxels)
     assert fit.warnings == []
@@ -272,7 +273,7 @@ def test_run_without_temporal_variance_is_refused(tmp_path, seed_bold, seed_desi
     detail = rf" \({n_voxels} held non-finite samples, set to 0\)" if kind == "nan" else ""
     with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: none of the {n_voxels} "
                                          rf"voxels in the mask varies over time{detail}; "):
-        fit_glm(str(bold), seed_design)
+        fit_glm(str(bold), seed_design, noise_model="ar1")
 
 
 @pytest.mark.parametrize("crop, nilearn_fails", [
@@ -291,7 +292,7 @@ def test_empty_brain_mask_is_refused(tmp_path, seed_bold, seed_design, crop, nil
         warnings.simplefilter("always")
         with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: the brain mask is "
                                              r"empty \(nilearn's EPI mask finds no brain"):
-            fit_glm(str(bold), seed_design)
+            fit_glm(str(bold), seed_design, noise_model="ar1")
     assert not [w for w in caught if issubclass(w.category, MaskWarning)]
 
 
@@ -330,5 +331,6 @@ def test_censored_fit_equals_nilearn_sample_masks(tmp_path, seed_bold, seed_desi
 def test_bad_sample_masks_are_refused(seed_bold, seed_design, sample_mask, message):
     """Too few kept volumes, indices out of range or repeated: one line naming the run."""
     with pytest.raises(InputError, match=re.escape(message)) as caught:
-        fit_glm(seed_bold, seed_design, sample_mask=sample_mask, run_name="sub-01_task-x")
+        fit_glm(seed_bold, seed_design, sample_mask=sample_mask, run_name="sub-01_task-x",
+                noise_model="ar1")
     assert str(caught.value).startswith("sub-01_task-x: ")

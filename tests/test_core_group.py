@@ -405,9 +405,9 @@ def test_chunk_errors(study):
 
 
 def test_check_permutations():
-    assert check_permutations(19) == 19
+    assert check_permutations(19, alpha=0.05) == 19
     assert check_permutations(99, alpha=0.01) == 99
     with pytest.raises(InputError, match="at least 19 are needed for alpha 0.05"):
-        check_permutations(18)
+        check_permutations(18, alpha=0.05)
     with pytest.raises(InputError, match="at least 99"):
         check_permutations(50, alpha=0.01)

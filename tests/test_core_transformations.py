@@ -118,7 +118,7 @@ def test_convolve_derivative_arguments():
 def test_auditory_example_reproduces_seed_design(spm_events, seed_design):
     """The example model's run node gives the seed design's condition columns."""
     node = read_stats_model(EXAMPLES / "auditory_smdl.json").nodes[0]
-    events = read_events(spm_events, 96, 7.0)
+    events = read_events(spm_events, 96, 7.0, 0.0)
     design = apply_transformations(node.transformations, run_variables(events), t_r=7.0,
                                    n_scans=96, slice_time_ref=0.0, path_prefix=node.path,
                                    hrf=node.hrf)
@@ -148,7 +148,7 @@ def test_convolve_dense_variable():
 def test_factor_indicators():
     variables = run_variables(EVENTS)
     design = apply_transformations([{"Name": "Factor", "Input": "trial_type"}], variables,
-                                   t_r=T_R, n_scans=N_SCANS)
+                                   t_r=T_R, n_scans=N_SCANS, slice_time_ref=0.0)
     assert list(design.columns) == ["trial_type.a", "trial_type.b", "modulation"]
     # a box-car at the frame times: event a at [0, 5) covers frames 0, 2, 4 s
     np.testing.assert_array_equal(design["trial_type.a"].to_numpy()[:4], [1, 1, 1, 1])
@@ -171,7 +171,7 @@ def test_factor_mean_zero_values():
     design = apply_transformations(
         [{"Name": "Factor", "Input": "trial_type", "Constraint": "mean_zero"},
          {"Name": "Copy", "Input": ["trial_type.b"], "Output": ["copy"]}],
-        variables, t_r=T_R, n_scans=N_SCANS)
+        variables, t_r=T_R, n_scans=N_SCANS, slice_time_ref=0.0)
     assert "trial_type.a" not in design
     # the amplitudes: 1 for b, -1/2 for the reference level a, 0 for c; the first event
     # (a, 0-5 s) covers frame 0
@@ -197,7 +197,8 @@ def test_scale_event_amplitudes():
     m = EVENTS["modulation"].to_numpy()
     variables = run_variables(EVENTS.assign(modulation=m - m.mean()))
     expected = apply_transformations([{"Name": "Convolve", "Input": "modulation",
-                                       "Model": "fir"}], variables, t_r=T_R, n_scans=N_SCANS)
+                                       "Model": "fir"}], variables, t_r=T_R, n_scans=N_SCANS,
+                                     slice_time_ref=0.0)
     np.testing.assert_allclose(design["centered_delay_0"], expected["modulation_delay_0"],
                                rtol=0, atol=1e-14)
 

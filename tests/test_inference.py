@@ -23,8 +23,19 @@ from glm_workflows.core.inference import (
     has_surviving_voxels,
     threshold_map,
 )
+from glm_workflows.settings import DEFAULT_INFERENCE
 
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
+
+
+def _threshold(**settings) -> dict:
+    """threshold_map's settings: the defaults but ``settings``."""
+    return {**DEFAULT_INFERENCE.threshold_inputs(), **settings}
+
+
+def _table(**settings) -> dict:
+    """cluster_table's settings: the defaults but ``settings``."""
+    return {**DEFAULT_INFERENCE.table_inputs(), **settings}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +60,12 @@ def test_fdr_without_discovery_gives_an_empty_map_and_table(maps):
     """No p value passes fdr at 1e-30: inf threshold, all-zero map on the same grid,
     a table with the columns and no row."""
     thresholded, threshold = threshold_map(maps["z"], mask_img=maps["mask"],
-                                           height_control="fdr", alpha=1e-30)
+                                           **_threshold(height_control="fdr", alpha=1e-30))
     assert threshold == np.inf
     assert thresholded.shape == (24, 24, 24)
     np.testing.assert_array_equal(thresholded.affine, AFFINE)
     assert not thresholded.get_fdata().any() and not has_surviving_voxels(thresholded)
-    table = cluster_table(thresholded, threshold)
+    table = cluster_table(thresholded, threshold, **_table())
     assert list(table.columns) == list(CLUSTER_COLUMNS) and table.empty
 
 
@@ -64,36 +75,38 @@ def test_bonferroni_above_the_maximum(maps):
     expected = norm.isf(1e-10 / 20 ** 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        thresholded, threshold = threshold_map(maps["z"], mask_img=maps["mask"],
-                                               height_control="bonferroni", alpha=1e-10)
+        thresholded, threshold = threshold_map(
+            maps["z"], mask_img=maps["mask"],
+            **_threshold(height_control="bonferroni", alpha=1e-10))
     assert threshold == pytest.approx(expected) and threshold > 6
     assert not has_surviving_voxels(thresholded)
-    assert cluster_table(thresholded, threshold).empty
+    assert cluster_table(thresholded, threshold, **_table()).empty
 
 
 def test_table_lists_only_clusters_left_in_the_map(maps):
     """The cluster extent (10 voxels) removes the 8-voxel blob from the map, so the table
     of the thresholded map lists the 30-voxel blob only, whatever its own minimum."""
-    thresholded, _ = threshold_map(maps["z"], height_control="none", threshold=5.0,
-                                   cluster_threshold=10)
+    thresholded, _ = threshold_map(maps["z"], **_threshold(height_control="none", threshold=5.0,
+                                                             cluster_threshold=10))
     labels, count = ndimage.label(thresholded.get_fdata() != 0)
     assert count == 1 and (labels > 0).sum() == 30
-    table = cluster_table(thresholded, 5.0, min_cluster_size=0)
+    table = cluster_table(thresholded, 5.0, **_table(min_cluster_size=0))
     assert table["Cluster Size (mm3)"].tolist() == [30 * 27]
-    assert len(cluster_table(maps["z"], 5.0, min_cluster_size=0)) == 2  # the raw map: both
+    # the raw map: both
+    assert len(cluster_table(maps["z"], 5.0, **_table(min_cluster_size=0))) == 2
 
 
 def test_extent_removing_every_cluster(maps):
     """A 100-voxel extent empties the map though voxels pass the height threshold."""
-    thresholded, threshold = threshold_map(maps["z"], height_control="none", threshold=5.0,
-                                           cluster_threshold=100)
+    thresholded, threshold = threshold_map(
+        maps["z"], **_threshold(height_control="none", threshold=5.0, cluster_threshold=100))
     assert threshold == 5.0 and not has_surviving_voxels(thresholded)
-    assert cluster_table(thresholded, threshold).empty
+    assert cluster_table(thresholded, threshold, **_table()).empty
 
 
 def test_nan_threshold_is_refused(maps):
     with pytest.raises(InputError, match="stat_threshold"):
-        cluster_table(maps["z"], float("nan"))
+        cluster_table(maps["z"], float("nan"), **_table())
 
 
 def test_empty_map_figures_centre_on_the_mask(maps, tmp_path):
@@ -103,9 +116,9 @@ def test_empty_map_figures_centre_on_the_mask(maps, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plot_thresholded_map(empty, maps["bg"], np.inf, "c (fdr: no voxel survives)",
-                             tmp_path / "axial.png", centre_img=maps["mask"])
+                             tmp_path / "axial.png", centre_img=maps["mask"], two_sided=False)
         plot_orthogonal_view(empty, maps["bg"], np.inf, "c (fdr: no voxel survives)",
-                             tmp_path / "ortho.png", centre_img=maps["mask"])
+                             tmp_path / "ortho.png", centre_img=maps["mask"], two_sided=False)
     for name in ("axial.png", "ortho.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -170,12 +183,14 @@ def test_one_sided_map_colours_start_at_the_threshold(maps, signed_z, tmp_path):
     """A one-sided map: a hot scale (red to yellow) from the threshold to the map's
     maximum, the threshold labelled on the colour bar; no blue anywhere (nilearn's
     default RdBu_r from 0 drew positive z just above the threshold pale blue)."""
-    thresholded, threshold = threshold_map(signed_z, height_control="fpr", alpha=0.001)
+    thresholded, threshold = threshold_map(signed_z,
+                                           **_threshold(height_control="fpr", alpha=0.001))
     assert 3 < threshold < 3.2
     z = thresholded.get_fdata()
     assert z.min() == 0 and z.max() == 10.0
     for plot in (plot_thresholded_map, plot_orthogonal_view):
-        display = plot(thresholded, maps["bg"], threshold, "c", tmp_path / "f.png")
+        display = plot(thresholded, maps["bg"], threshold, "c", tmp_path / "f.png",
+                       two_sided=False)
         names, limits, cbar_limits, ticks = _colours(display)
         assert names == {ONE_SIDED_CMAP} == {"autumn"}
         assert limits == {(threshold, 10.0)} and cbar_limits == (threshold, 10.0)
@@ -185,8 +200,8 @@ def test_one_sided_map_colours_start_at_the_threshold(maps, signed_z, tmp_path):
 def test_two_sided_map_colours_are_symmetric(maps, signed_z, tmp_path):
     """A two-sided map: cold (blue) below minus the threshold, hot (red) above it, limits
     symmetric around 0, both thresholds labelled on the colour bar."""
-    thresholded, threshold = threshold_map(signed_z, height_control="fpr", alpha=0.001,
-                                           two_sided=True)
+    thresholded, threshold = threshold_map(
+        signed_z, **_threshold(height_control="fpr", alpha=0.001, two_sided=True))
     assert thresholded.get_fdata().min() == -5.0
     for plot in (plot_thresholded_map, plot_orthogonal_view):
         display = plot(thresholded, maps["bg"], threshold, "c", tmp_path / "f.png",

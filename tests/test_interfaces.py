@@ -154,3 +154,31 @@ def test_fit_glm_warns_of_non_finite_samples(small_run, tmp_path):
         "set to 0, as nilearn does"]
     sidecar = json.loads(open(result.outputs.model_sidecar).read())
     assert (sidecar["NonFiniteVoxels"], sidecar["NonFiniteVolumes"]) == (1, 3)
+
+
+def test_contrast_map_traits_are_namings_table():
+    """Every interface that outputs a contrast's maps has exactly naming's CONTRAST_MAPS,
+    from the one shared output spec (their names are the cache keys and the ports)."""
+    from glm_workflows.core.naming import CONTRAST_MAPS
+    from glm_workflows.interfaces._ports import ContrastMapsOutputSpec
+
+    assert sorted(ContrastMapsOutputSpec.class_trait_names()) == sorted(
+        [*CONTRAST_MAPS, *TraitedSpec.class_trait_names()])
+    givers = [name for name in interfaces.__all__
+              if "effect" in getattr(interfaces, name).output_spec.class_trait_names()]
+    assert givers == ["EstimateContrast", "FixedEffects", "GroupModel"]
+    for name in givers:
+        spec = getattr(interfaces, name).output_spec
+        assert issubclass(spec, ContrastMapsOutputSpec), name
+        assert set(CONTRAST_MAPS) <= set(spec.class_trait_names()), name
+
+
+def test_sink_inputs_are_namings_tables():
+    """The sinks take one input per output name of naming's tables (and describe it)."""
+    from glm_workflows.core.naming import CONTRAST_OUTPUTS, GROUP_OUTPUTS, MODEL_OUTPUTS
+    from glm_workflows.interfaces.derivatives import INPUT_DESCRIPTIONS
+
+    sink = interfaces.DerivativesSink.input_spec.class_trait_names()
+    assert set(MODEL_OUTPUTS) | set(CONTRAST_OUTPUTS) <= set(sink)
+    assert set(INPUT_DESCRIPTIONS) <= set(MODEL_OUTPUTS) | set(CONTRAST_OUTPUTS)
+    assert set(GROUP_OUTPUTS) <= set(interfaces.GroupSink.input_spec.class_trait_names())

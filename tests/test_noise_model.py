@@ -28,7 +28,7 @@ def design():
     events = pd.DataFrame({"onset": onsets, "duration": 5.0,
                            "trial_type": ["a" if i % 2 == 0 else "b" for i in range(len(onsets))]})
     return make_design_matrix(events, N_SCANS, T_R, hrf_model="spm", drift_model="cosine",
-                              high_pass=1 / 160)
+                              high_pass=1 / 160, drift_order=1, slice_time_ref=0.0)
 
 
 def ar1_noise(rho, n_scans, n_voxels, rng):

@@ -12,12 +12,7 @@ from glm_workflows import interfaces
 from glm_workflows.cli import build_parser
 from glm_workflows.core.design import (
     HRF_MODELS,
-    check_model_settings,
-    first_level_design,
-    make_design_matrix,
 )
-from glm_workflows.core.glm import fit_glm
-from glm_workflows.core.inference import cluster_table, threshold_map
 from glm_workflows.settings import (
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
@@ -58,30 +53,70 @@ INTERFACE_TRAITS = {
     "table_min_cluster_size": [("ClusterTable", "min_cluster_size")],
 }
 
-_DESIGN_FUNCTIONS = (make_design_matrix, first_level_design, check_model_settings)
+#: Core keywords that take a setting under another name.
+CORE_ALIASES = {"table_min_cluster_size": "min_cluster_size"}
+SETTING_KEYWORDS = {CORE_ALIASES.get(name, name) for name in MODEL_FIELDS + INFERENCE_FIELDS}
 
-#: Per setting, the (core function, keyword) that take it.
-CORE_KEYWORDS = {
-    "noise_model": [(fit_glm, "noise_model")],
-    **{name: [(function, name) for function in _DESIGN_FUNCTIONS]
-       for name in ("hrf_model", "drift_model", "high_pass", "drift_order", "slice_time_ref")},
-    "run_node": [(first_level_design, "run_node")],
-    **{name: [(threshold_map, name)]
-       for name in ("height_control", "alpha", "threshold", "cluster_threshold")},
-    "two_sided": [(threshold_map, "two_sided"), (cluster_table, "two_sided")],
-    "table_min_cluster_size": [(cluster_table, "min_cluster_size")],
+#: Core parameters named like a setting that keep a default, and why (each is not the
+#: setting, or is another library's API mirrored as it is).
+NOT_SETTINGS = {
+    "glm_workflows.core.stats_model.NodeSpec.__init__": {
+        "high_pass": "a model file's Run node value, None when the file gives none"},
+    **{f"glm_workflows.core.group.{name}": {
+        "two_sided": "nilearn's non_parametric_inference(two_sided_test=False)",
+        "threshold": "the cluster-forming p (not the z threshold): None, no cluster "
+                     "inference, as nilearn's"}
+       for name in ("permutation_chunk", "combine_permutations")},
 }
 
 
+def _core_callables():
+    """Every function and method defined in a module of glm_workflows.core."""
+    import importlib
+    import pkgutil
+
+    import glm_workflows.core as core
+
+    for info in pkgutil.iter_modules(core.__path__):
+        module = importlib.import_module(f"{core.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(value):
+                yield f"{module.__name__}.{name}", value
+            elif inspect.isclass(value):
+                for attribute, member in vars(value).items():
+                    if inspect.isfunction(member):
+                        yield f"{module.__name__}.{name}.{attribute}", member
+
+
+def test_core_has_no_default_for_a_setting():
+    """The numeric core takes model and inference settings as required arguments: their
+    defaults live in glm_workflows.settings only (callers pass them)."""
+    defaults = [f"{where}({parameter.name}={parameter.default!r})"
+                for where, function in _core_callables()
+                for parameter in inspect.signature(function).parameters.values()
+                if parameter.name in SETTING_KEYWORDS
+                and parameter.default is not inspect.Parameter.empty
+                and parameter.name not in NOT_SETTINGS.get(where, {})]
+    assert not defaults, "defaults outside glm_workflows.settings: " + ", ".join(defaults)
+
+
+def test_every_setting_reaches_the_core():
+    """The rule above bites: each setting is a parameter of some core function."""
+    taken = {parameter for _, function in _core_callables()
+             for parameter in inspect.signature(function).parameters}
+    assert SETTING_KEYWORDS <= taken, SETTING_KEYWORDS - taken
+
+
 def test_every_setting_is_covered():
-    """The tables below name every field of ModelSettings and InferenceSettings."""
+    """The table above names every field of ModelSettings and InferenceSettings."""
     assert sorted(INTERFACE_TRAITS) == sorted(MODEL_FIELDS + INFERENCE_FIELDS)
-    assert sorted(CORE_KEYWORDS) == sorted(MODEL_FIELDS + INFERENCE_FIELDS)
 
 
 @pytest.mark.parametrize("name", MODEL_FIELDS + INFERENCE_FIELDS)
-def test_cli_interface_and_core_defaults_are_the_settings(name):
-    """A Python user building a node or calling the core by hand gets the CLI's numbers."""
+def test_cli_and_interface_defaults_are_the_settings(name):
+    """A Python user building a node by hand gets the CLI's numbers."""
     expected = _default(name)
     args = build_parser().parse_args([])
     cli_default = getattr(args, name)
@@ -89,9 +124,6 @@ def test_cli_interface_and_core_defaults_are_the_settings(name):
     for interface, trait in INTERFACE_TRAITS[name]:
         value = getattr(getattr(interfaces, interface)().inputs, trait)
         assert value == expected, f"{interface}.inputs.{trait}"
-    for function, keyword in CORE_KEYWORDS[name]:
-        default = inspect.signature(function).parameters[keyword].default
-        assert default == expected, f"{function.__name__}({keyword}=...)"
 
 
 def test_cli_execution_defaults_are_the_settings():

@@ -241,7 +241,8 @@ def test_no_high_pass_no_drifts(spm_events):
     spec = json.loads((EXAMPLES / "auditory_smdl.json").read_text())
     del spec["Nodes"][0]["Model"]["Options"]
     node = stats_model(spec).root
-    design, _ = model_design(spm_events, 96, 7.0, run_node=run_node_json(node))
+    design, _ = model_design(spm_events, 96, 7.0, run_node=run_node_json(node),
+                             slice_time_ref=0.0)
     assert list(design.columns) == ["trial_type.active", "trial_type.rest", "intercept"]
     events = pd.read_csv(spm_events, sep="\t")
     nilearn = make_first_level_design_matrix(np.arange(96) * 7.0, events, hrf_model="spm",

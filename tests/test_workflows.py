@@ -220,3 +220,32 @@ def test_added_contrast_does_not_refit(seed_run, cache, spm_scans, spm_events, t
     z_neg = nb.load(tmp_path / "sub-01" /
                     f"{PREFIX}_contrast-restMinusActive_stat-z_statmap.nii.gz").get_fdata()
     np.testing.assert_allclose(z_neg, -z_pos, atol=1e-6)
+
+
+def test_ports_are_the_interfaces_and_namings_names():
+    """Each wiring list of glm_workflows.ports joins an interface's output to a sink input
+    that naming's tables define, at every level."""
+    from glm_workflows import interfaces
+    from glm_workflows.core.naming import CONTRAST_OUTPUTS, GROUP_OUTPUTS
+    from glm_workflows.group import PERMUTATION_OUTPUTS
+    from glm_workflows.inference import init_inference_wf
+    from glm_workflows.ports import (
+        INFERENCE_OUTPUTS,
+        contrast_to_sink,
+        inference_to_sink,
+        maps_to_sink,
+    )
+
+    outputs = {name: set(getattr(interfaces, name).output_spec.class_trait_names())
+               for name in ("EstimateContrast", "FixedEffects", "GroupModel")}
+    for figure, givers in ((True, ["EstimateContrast"]),
+                           (False, ["FixedEffects", "GroupModel"])):
+        for source, target in contrast_to_sink(figure=figure):
+            assert target in CONTRAST_OUTPUTS
+            assert all(source in outputs[name] for name in givers), source
+    for source, target in maps_to_sink() + inference_to_sink():
+        assert target in CONTRAST_OUTPUTS and target in GROUP_OUTPUTS, target
+    assert set(PERMUTATION_OUTPUTS) <= set(GROUP_OUTPUTS)
+    outputnode = init_inference_wf().get_node("outputnode")
+    assert tuple(outputnode.inputs.copyable_trait_names()) == INFERENCE_OUTPUTS
+    assert maps_to_sink() is not maps_to_sink()  # fresh lists: connect edits its arguments

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..settings import DEFAULT_MODEL, DRIFT_MODELS
+from ..settings import DRIFT_MODELS
 from .contrasts import check_contrasts, estimability_problem
 from .errors import InputError, one_line
 from .hrf import HRF_COLUMN_SUFFIXES, HRF_MODELS, frame_times  # also importable from here
@@ -93,7 +93,7 @@ def check_repetition_time(t_r, source="TR") -> float:
 
 
 def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
-                slice_time_ref: float = 0.0) -> pd.DataFrame:
+                slice_time_ref: float) -> pd.DataFrame:
     """Read and check a BIDS events.tsv file; drop the events after the last frame.
 
     Events that start after the last frame (``frame_times[-1] = (n_scans - 1 +
@@ -161,7 +161,7 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
 
 
-def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0,
+def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float,
                    sample_mask=None) -> set:
     """The conditions with an event in the run's acquired, uncensored frames.
 
@@ -183,7 +183,7 @@ def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float = 0.0,
 
 
 def absence_reason(path, condition: str, n_scans: int, t_r: float,
-                   slice_time_ref: float = 0.0, sample_mask=None) -> str:
+                   slice_time_ref: float, sample_mask=None) -> str:
     """Why ``condition`` has no event in a run's acquired, uncensored frames, for messages.
 
     Returns
@@ -254,11 +254,11 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
     return confounds.astype(float)
 
 
-def check_model_settings(n_scans: int, t_r, *, hrf_model: str = DEFAULT_MODEL.hrf_model,
-                         drift_model: str = DEFAULT_MODEL.drift_model,
-                         high_pass: float = DEFAULT_MODEL.high_pass,
-                         drift_order: int = DEFAULT_MODEL.drift_order,
-                         slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> float:
+def check_model_settings(n_scans: int, t_r, *, hrf_model: str,
+                         drift_model: str,
+                         high_pass: float,
+                         drift_order: int,
+                         slice_time_ref: float) -> float:
     """Refuse model settings nilearn would reject, ignore or fail on; return the TR.
 
     The high-pass cut-off is checked for cosine (and ``auto``) drifts only (the other
@@ -294,11 +294,11 @@ def make_design_matrix(
     n_scans: int,
     t_r: float,
     *,
-    hrf_model: str = DEFAULT_MODEL.hrf_model,
-    drift_model: str = DEFAULT_MODEL.drift_model,
-    high_pass: float = DEFAULT_MODEL.high_pass,
-    drift_order: int = DEFAULT_MODEL.drift_order,
-    slice_time_ref: float = DEFAULT_MODEL.slice_time_ref,
+    hrf_model: str,
+    drift_model: str,
+    high_pass: float,
+    drift_order: int,
+    slice_time_ref: float,
     confounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """First-level design matrix, one row per scan, from checked events.
@@ -340,12 +340,12 @@ def first_level_design(
     confounds_file: str | os.PathLike | None = None,
     confounds: pd.DataFrame | None = None,
     sample_mask=None,
-    hrf_model: str = DEFAULT_MODEL.hrf_model,
-    drift_model: str = DEFAULT_MODEL.drift_model,
-    high_pass: float = DEFAULT_MODEL.high_pass,
-    drift_order: int = DEFAULT_MODEL.drift_order,
-    slice_time_ref: float = DEFAULT_MODEL.slice_time_ref,
-    run_node: str = "",
+    hrf_model: str,
+    drift_model: str,
+    high_pass: float,
+    drift_order: int,
+    slice_time_ref: float,
+    run_node: str,
     contrasts=(),
 ) -> tuple[pd.DataFrame, list[str]]:
     """The checked design matrix of one run, from its files, and the warnings about it.

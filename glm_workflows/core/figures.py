@@ -102,7 +102,7 @@ def _contrast_png(matrix, columns, title: str) -> bytes:
 
 
 def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
-                         n_cuts: int = 3, centre_img=None, two_sided: bool = False):
+                         n_cuts: int = 3, centre_img=None, *, two_sided: bool):
     """Save axial cuts of a thresholded map over the mean image, as in the nilearn tutorial.
 
     Parameters
@@ -230,7 +230,7 @@ def _correlation_png(design: pd.DataFrame) -> bytes | None:
 
 
 def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, path,
-                         centre_img=None, two_sided: bool = False):
+                         centre_img=None, *, two_sided: bool):
     """Save sagittal, coronal and axial cuts through the peak of a thresholded map.
 
     The maps are in the run's own space (not a template), so the cuts go over the mean

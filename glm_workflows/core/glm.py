@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.linalg as spl
 from scipy.linalg import sqrtm
 
-from ..settings import DEFAULT_MODEL, NOISE_MODELS
+from ..settings import NOISE_MODELS
 from .errors import InputError
 from .images import (
     check_mask_grid,
@@ -125,7 +125,7 @@ class FittedGLM:
 
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
-            noise_model: str = DEFAULT_MODEL.noise_model,
+            noise_model: str,
             run_name: str | None = None, sample_mask=None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 

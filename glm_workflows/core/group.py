@@ -512,7 +512,7 @@ def difference_images(a_files, b_files) -> list:
 # --------------------------------------------------------------------------- permutations
 
 
-def check_permutations(n_perm, alpha=0.05) -> int:
+def check_permutations(n_perm, alpha) -> int:
     """Refuse a number of permutations too small for ``alpha`` to be reachable.
 
     The smallest permutation p-value is ``1 / (n_perm + 1)``, so ``n_perm`` must be at

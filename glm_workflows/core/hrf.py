@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..settings import DEFAULT_MODEL
-
 #: The design columns nilearn makes of a condition, per HRF model: the condition's
 #: name followed by each suffix (FIR: one delay, the default ``fir_delays=[0]``).
 HRF_COLUMN_SUFFIXES = {
@@ -27,7 +25,7 @@ HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
 
 
 def frame_times(n_scans: int, t_r: float,
-                slice_time_ref: float = DEFAULT_MODEL.slice_time_ref) -> np.ndarray:
+                slice_time_ref: float) -> np.ndarray:
     """Acquisition time of each scan, exactly as nilearn's FirstLevelModel computes it."""
     start = slice_time_ref * t_r
     end = (n_scans - 1 + slice_time_ref) * t_r

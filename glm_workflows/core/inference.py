@@ -13,7 +13,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from ..settings import DEFAULT_INFERENCE, HEIGHT_CONTROLS
+from ..settings import HEIGHT_CONTROLS
 from .errors import InputError
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
@@ -37,11 +37,11 @@ def check_threshold_settings(height_control: str, alpha: float, threshold: float
 
 
 def threshold_map(z_img, *, mask_img=None,
-                  height_control: str = DEFAULT_INFERENCE.height_control,
-                  alpha: float = DEFAULT_INFERENCE.alpha,
-                  threshold: float | None = DEFAULT_INFERENCE.threshold,
-                  cluster_threshold: int = DEFAULT_INFERENCE.cluster_threshold,
-                  two_sided: bool = DEFAULT_INFERENCE.two_sided):
+                  height_control: str,
+                  alpha: float,
+                  threshold: float | None,
+                  cluster_threshold: int,
+                  two_sided: bool):
     """Threshold a z map by height (fpr, fdr, bonferroni or a fixed value) and cluster size.
 
     Parameters
@@ -53,8 +53,8 @@ def threshold_map(z_img, *, mask_img=None,
         (the non-zero voxels of ``z_img``).
     height_control : {'fpr', 'fdr', 'bonferroni', 'none'}
         How the height threshold is chosen; ``'none'`` uses ``threshold`` as is.
-        The defaults of this and the following settings are
-        :data:`~glm_workflows.settings.DEFAULT_INFERENCE`'s.
+        This and the following settings have no default here: callers pass them
+        (:class:`~glm_workflows.settings.InferenceSettings` holds the defaults).
     alpha : float
         Error rate for fpr/fdr/bonferroni, in (0, 1).
     threshold : float or None
@@ -109,8 +109,8 @@ def has_surviving_voxels(img) -> bool:
 
 
 def cluster_table(z_img, stat_threshold: float, *,
-                  min_cluster_size: int = DEFAULT_INFERENCE.table_min_cluster_size,
-                  two_sided: bool = DEFAULT_INFERENCE.two_sided,
+                  min_cluster_size: int,
+                  two_sided: bool,
                   min_distance: float = 8.0) -> pd.DataFrame:
     """Clusters and their peaks (sub-peaks 1a, 1b, ... at least ``min_distance`` mm apart).
 

@@ -48,7 +48,7 @@ def _read_node(text: str) -> dict:
 
 
 def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
-                 confounds_file=None, slice_time_ref: float = 0.0,
+                 confounds_file=None, slice_time_ref: float,
                  contrasts=()) -> tuple[pd.DataFrame, list[str]]:
     """The checked design matrix of one run under a Run node, and the warnings about it.
 

@@ -32,14 +32,25 @@ BIDS_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
 
+#: The maps of a contrast, at every level: the output traits of the interfaces that
+#: estimate one (``EstimateContrast``, ``FixedEffects``, ``GroupModel``, through
+#: ``interfaces._ports.ContrastMapsOutputSpec``), each written by the sink's input
+#: ``<map>_maps`` (:func:`map_output`) as ``stat-<map>_statmap.nii.gz`` (``stat``:
+#: ``stat-{stat}``, the contrast's statistic).
+CONTRAST_MAPS = ("effect", "variance", "stat", "z", "p")
+
+
+def map_output(contrast_map: str) -> str:
+    """``<map>_maps``: the sink input (a key of :data:`CONTRAST_OUTPUTS`) of a contrast map
+    (one of :data:`CONTRAST_MAPS`)."""
+    return f"{contrast_map}_maps"
+
+
 #: Per-contrast outputs (the sink's inputs) and the name suffix each is written under;
 #: ``{stat}`` is the contrast's statistic, ``t`` or ``F``.
 CONTRAST_OUTPUTS = {
-    "effect_maps": "stat-effect_statmap.nii.gz",
-    "variance_maps": "stat-variance_statmap.nii.gz",
-    "stat_maps": "stat-{stat}_statmap.nii.gz",
-    "z_maps": "stat-z_statmap.nii.gz",
-    "p_maps": "stat-p_statmap.nii.gz",
+    **{map_output(name): f"stat-{'{stat}' if name == 'stat' else name}_statmap.nii.gz"
+       for name in CONTRAST_MAPS},
     "thresholded_maps": "stat-z_desc-thresholded_statmap.nii.gz",
     "threshold_jsons": "stat-z_desc-thresholded_statmap.json",
     "thresholded_figures": "stat-z_desc-thresholded_statmap.png",

@@ -252,9 +252,15 @@ def _check_outputs(name: str, arguments: dict, where: str) -> None:
         raise InputError(f"{where}.Output: a name is given twice")
 
 
+#: A Convolve instruction's ``Model`` when it gives none: the BIDS Stats Models
+#: specification's default (not a setting of this project: a model file means the same
+#: whatever ``--hrf-model`` says).
+CONVOLVE_MODEL = "spm"
+
+
 def _convolve_model(arguments: dict, where: str) -> tuple[str, list[int] | None]:
     """nilearn's HRF model name and FIR delays of a Convolve instruction."""
-    model = " ".join(str(arguments.get("model", "spm")).lower().split())
+    model = " ".join(str(arguments.get("model", CONVOLVE_MODEL)).lower().split())
     derivative = arguments.get("derivative", False)
     dispersion = arguments.get("dispersion", False)
     if model in ("spm", "glover"):
@@ -718,7 +724,7 @@ _TRANSFORMS = {
 
 
 def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *,
-                          t_r: float, n_scans: int, slice_time_ref: float = 0.0,
+                          t_r: float, n_scans: int, slice_time_ref: float,
                           path_prefix: str = "", hrf=None) -> pd.DataFrame:
     """Apply a node's transformations to a run's variables; return its dense columns.
 
