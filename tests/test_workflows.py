@@ -243,7 +243,7 @@ def test_ports_are_the_interfaces_and_namings_names():
         for source, target in contrast_to_sink(figure=figure):
             assert target in CONTRAST_OUTPUTS
             assert all(source in outputs[name] for name in givers), source
-    for source, target in maps_to_sink() + inference_to_sink():
+    for _, target in maps_to_sink() + inference_to_sink():
         assert target in CONTRAST_OUTPUTS and target in GROUP_OUTPUTS, target
     assert set(PERMUTATION_OUTPUTS) <= set(GROUP_OUTPUTS)
     outputnode = init_inference_wf().get_node("outputnode")
