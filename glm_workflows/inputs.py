@@ -160,6 +160,10 @@ def _is_subset(entities: dict, of: dict) -> bool:
 def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None) -> list:
     """Every ``*_bold.nii[.gz]`` of ``task`` in a BIDS dataset, with its events and TR.
 
+    Events and sidecars follow BIDS inheritance: an ``events.tsv`` at the dataset root
+    (``task-<T>_events.tsv``), subject or session level applies to every run below it
+    whose entities include its own; the most specific file wins.
+
     Parameters
     ----------
     bids_dir : str
@@ -185,9 +189,12 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
     listing = _Listing()
     for bold, ents in selected:
         stem = bold.name[: bold.name.index("_bold.nii")]
-        events = bold.parent / f"{stem}_events.tsv"
-        if not events.exists():
-            raise InputError(f"{events}: events file not found for {bold.name}")
+        inherited = _inherited_files(bold, root, "events", "tsv", listing)
+        if not inherited:  # BIDS inheritance: the most specific events file applies
+            raise InputError(f"{bold.parent / f'{stem}_events.tsv'}: events file not found "
+                             f"for {bold.name} (nor an inherited task-{task}_events.tsv at "
+                             "the dataset root, subject or session level)")
+        events = inherited[-1]
         metadata, origins = _sidecar_metadata(bold, root, listing)
         if "RepetitionTime" not in metadata:
             raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
