@@ -26,10 +26,11 @@ SPEC_FILE = "spec.json"
 EXECUTION_FILE = "execution.json"
 
 
-def submit_array(spec, execution, command: list[str]) -> int:
+def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     """Plan the tasks within the cluster's limits, write the spec, the execution and the
     scripts, submit the arrays and the group job (or print the sbatch commands:
-    ``execution.dry_run``). ``command``: the command line, recorded."""
+    ``execution.dry_run``). ``command``: the command line, recorded; ``prepared``:
+    :func:`~glm_workflows.plan.prepare`'s result if already computed."""
     import math
     import shutil
 
@@ -55,7 +56,7 @@ def submit_array(spec, execution, command: list[str]) -> int:
         write_scripts,
     )
 
-    settings, plugin_args = prepare(spec, execution)
+    settings, plugin_args = prepared or prepare(spec, execution)
     folder = submission_folder(execution.work_dir, execution.dry_run)
     if (folder / "submission.json").exists() and not execution.dry_run:
         still = active_jobs(Submission.load(folder).job_ids())
