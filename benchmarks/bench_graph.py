@@ -60,19 +60,20 @@ def in_process_times(bids: Path, out: Path) -> dict:
     """Seconds of discovery, validation, build and flatten+expand, in this process."""
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
-    from glm_workflows.cli import build_parser, prepare
+    from glm_workflows.cli import spec_from_args
     from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.plan import prepare
     from glm_workflows.study import init_glm_wf
 
     times = {}
     start = time.perf_counter()
     find_bids_runs(bids, "tiny")
     times["discover"] = time.perf_counter() - start
-    args = build_parser().parse_args(["--bids-dir", str(bids), "--task", "tiny",
+    spec, execution = spec_from_args(["--bids-dir", str(bids), "--task", "tiny",
                                       "--contrast", CONTRAST, "--output-dir", str(out),
                                       "--work-dir", str(out.parent / "work")])
     start = time.perf_counter()
-    settings, _ = prepare(args)
+    settings, _ = prepare(spec, execution)
     times["validate"] = time.perf_counter() - start - times["discover"]
     start = time.perf_counter()
     workflow = init_glm_wf(**settings)

@@ -8,11 +8,11 @@ lasts a little longer than the one before's: every design differs, as in a real 
 and is checked (``--same-events``: one events file for all, checked once).
 For N = 100, 1,000, 10,000 (``--participants``) it measures:
 
-- discover: finding the runs, as the command line does (``cli._runs``);
-- validate: ``cli.prepare`` (every run checked before any work) minus discover: prepare
+- discover: finding the runs, as the command line does (``collect.collect_runs``);
+- validate: ``plan.prepare`` (every run checked before any work) minus discover: prepare
   is timed whole, and the discovery it includes is subtracted (discover measured just
   before it, in the same process);
-- submit: ``cli._submit_array`` with ``--dry-run`` (cluster limits, plan, scripts and
+- submit: ``submit.submit_array`` with ``--dry-run`` (cluster limits, plan, scripts and
   submission.json written, sbatch lines printed; its output is captured);
 - dry run (CLI): the wall (and CPU) time of the whole command in a fresh process,
   ``python -m glm_workflows.cli --bids-dir DS --task tiny ... --group one-sample
@@ -109,33 +109,37 @@ ARRAY_FLAGS = ("--group", "one-sample", "--slurm-array", "--dry-run")
 def in_process_times(bids: Path, root: Path) -> tuple[dict, str]:
     """Seconds of discovery, validation (prepare minus discovery) and the dry-run
     submission, in this process; and what the submission printed."""
-    from glm_workflows.cli import _runs, _submit_array, build_parser, prepare
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.collect import collect_runs
+    from glm_workflows.plan import prepare
+    from glm_workflows.submit import submit_array
 
     argv = cli_args(bids, root / "out", root / "work", *ARRAY_FLAGS)
-    args = build_parser().parse_args(argv)
+    spec, execution = spec_from_args(argv)
     times = {}
     start = time.perf_counter()
-    runs = _runs(args)
+    runs = collect_runs(spec)
     times["discover"] = time.perf_counter() - start
     start = time.perf_counter()
-    settings, plugin_args = prepare(args)
+    settings, plugin_args = prepare(spec, execution)
     times["prepare"] = time.perf_counter() - start
     times["validate"] = times["prepare"] - times["discover"]
     if len(settings["runs"]) != len(runs):
-        raise SystemExit(f"prepare found {len(settings['runs'])} runs, _runs {len(runs)}")
+        raise SystemExit(f"prepare found {len(settings['runs'])} runs, collect_runs "
+                         f"{len(runs)}")
     printed = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(printed):
-        code = _submit_array(args, argv, settings, plugin_args)
+        code = submit_array(spec, execution, argv, (settings, plugin_args))
     times["submit"] = time.perf_counter() - start
     if code != 0:
-        raise SystemExit(f"_submit_array returned {code}:\n{printed.getvalue()}")
+        raise SystemExit(f"submit_array returned {code}:\n{printed.getvalue()}")
     return times, printed.getvalue()
 
 
 def planned(work: Path) -> dict:
     """Tasks, arrays, jobs and participants per task of a submission record."""
-    record = json.loads((work / "slurm-array" / "submission.json").read_text())
+    record = json.loads((work / "slurm-array-dry-run" / "submission.json").read_text())
     tasks = record["tasks"]
     return {"tasks": len(tasks), "arrays": len(record["arrays"]), "jobs": len(tasks) + 1,
             "per task": max(map(len, tasks)), "participants": sum(map(len, tasks)),
@@ -161,13 +165,13 @@ def one_participant(source: Path, root: Path) -> dict:
     """Graph of one participant (build time, nodes) and the disk use of a real run."""
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
-    from glm_workflows.cli import build_parser, prepare
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.plan import prepare
     from glm_workflows.study import init_glm_wf
 
     level = ("--analysis-level", "participant", "--participant-label", "01")
-    args = build_parser().parse_args(cli_args(source, root / "graph_out",
-                                              root / "graph_work", *level))
-    settings, _ = prepare(args)
+    settings, _ = prepare(*spec_from_args(cli_args(source, root / "graph_out",
+                                                   root / "graph_work", *level)))
     init_glm_wf(**settings)  # warm-up
     builds, flattens = [], []
     for _ in range(BUILD_REPEATS):
@@ -241,7 +245,7 @@ def main(argv=None) -> None:
             plan = planned(root / "cli_work")
             if plan["participants"] != n or plan != planned(root / "work"):
                 raise SystemExit(f"N={n}: unexpected plan {plan} / {planned(root / 'work')}")
-            scripts = disk_use(root / "cli_work" / "slurm-array")
+            scripts = disk_use(root / "cli_work" / "slurm-array-dry-run")
             row = {"N": n, "dataset s": made, **times, "cli wall": cli.wall, "cli cpu": cli.cpu,
                    **plan, "scripts": scripts[1], "load": f"{load_before} -> {load()}"}
             rows.append(row)

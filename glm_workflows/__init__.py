@@ -5,7 +5,8 @@ __version__ = "0.1.0"
 #: Exported lazily (PEP 562): ``import glm_workflows`` stays cheap and Nipype-free.
 _LAZY = {"AnalysisSpec": "glm_workflows.spec.analysis",
          "read_model": "glm_workflows.spec.from_model",
-         "spec_from_args": "glm_workflows.cli"}
+         "spec_from_args": "glm_workflows.cli",
+         "run_analysis": "glm_workflows.analysis"}
 
 
 def __getattr__(name):

@@ -1,14 +1,15 @@
 """What the jobs of a ``--slurm-array`` submission run (:mod:`glm_workflows.slurm_array`).
 
 ``python -m glm_workflows.array_task task FOLDER K``
-    Task ``K``: the participant level of its participants (the command line's
-    :func:`~glm_workflows.cli.main`, MultiProc, in its own work directory); on success a
-    marker ``done/task-<K>.json``.
+    Task ``K``: the participant level of its participants
+    (:func:`~glm_workflows.analysis.run_analysis` of the submission's ``spec.json`` and
+    ``execution.json``, :func:`~glm_workflows.submit.task_analysis`: MultiProc, in its
+    own work directory); on success a marker ``done/task-<K>.json``.
 ``python -m glm_workflows.array_task group FOLDER``
     The group job: if a task did not finish, exit 1 naming the participants missing and
     their tasks' logs (it runs after every task has ended, whatever their outcome);
-    else the group level (``--analysis-level group``) or, without ``--group``, the
-    output folder's root files (index, provenance listing).
+    else the group level (:func:`~glm_workflows.submit.group_analysis`) or, without a
+    group level, the output folder's root files (index, provenance listing).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .cli import main, root_files
+from .analysis import run_analysis
 from .core.derivatives import write_text_atomic
+from .core.errors import InputError
 from .outputs import output_lock
+from .publish import root_files
 from .slurm_array import Submission
+from .submit import group_analysis, task_analysis
 
 #: Participants named in full in the group job's error line.
 SHOWN_MISSING = 20
@@ -34,7 +38,12 @@ def run_task(folder, task: int) -> int:
     marker.unlink(missing_ok=True)
     participants = submission.tasks[task]
     print(f"Task {task}: participant(s) {' '.join(participants)}", flush=True)
-    code = main(submission.task_command(task))
+    if submission.task_argv is not None:  # submitted before spec.json: its command line
+        from .cli import main
+
+        code = main(submission.task_command(task))
+    else:
+        code = _run(*task_analysis(submission, task))
     if code == 0:
         write_text_atomic(marker, json.dumps({
             "Participants": participants,
@@ -57,18 +66,35 @@ def run_group(folder) -> int:
               "). The group level did not run: rerun the submission's command with "
               "--resubmit-failed.", file=sys.stderr, flush=True)
         return 1
-    if submission.group_argv is None:
+    if submission.task_argv is not None:  # submitted before spec.json: its command line
+        from .cli import main
+
+        code = main([*submission.group_argv, "--work-dir", str(submission.folder / "group")]) \
+            if submission.group_argv is not None else None
+    else:
+        analysis = group_analysis(submission)
+        code = _run(*analysis) if analysis is not None else None
+    if code is None:
         with output_lock(Path(submission.output_dir)):
             root_files(submission.output_dir)
         print(f"All {len(submission.tasks)} task(s) finished; outputs in "
               f"{submission.output_dir}", flush=True)
         code = 0
-    else:
-        code = main([*submission.group_argv, "--work-dir", str(submission.folder / "group")])
     if code == 0:
         write_text_atomic(submission.folder / "done" / "group.json", json.dumps({
             "Finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
     return code
+
+
+def _run(spec, execution) -> int:
+    """:func:`~glm_workflows.analysis.run_analysis`; bad input: one line, exit code 2."""
+    try:
+        return run_analysis(spec, execution)
+    except InputError as exc:
+        if execution.debug:
+            raise
+        print(f"glm-workflows: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def run(argv=None) -> int:

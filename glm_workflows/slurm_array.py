@@ -9,8 +9,9 @@ checks that every participant finished, then runs the group level on their outpu
 
 Everything a submission needs is written first into ``<work-dir>/slurm-array/``:
 
-* ``submission.json``: the command, the participants of each task, each task's and
-  the group job's command lines, the sizes and the job ids (:class:`Submission`);
+* ``submission.json``: the command, the participants of each task, the sizes and the
+  job ids (:class:`Submission`); ``spec.json`` and ``execution.json``: the analysis and
+  how it runs, which every job reads (:mod:`glm_workflows.submit`);
 * ``array-<i>.sh``: one batch script per array (``MaxArraySize`` tasks at most), whose
   task ``k`` runs ``python -m glm_workflows.array_task task <folder> <offset + k>``;
 * ``group.sh``: the group job, ``python -m glm_workflows.array_task group <folder>``;
@@ -240,17 +241,17 @@ class Submission:
     output_dir : str
     tasks : list of list of str
         The participants of each task.
-    task_argv : list of str
-        Each task's command line, but its ``--participant-label`` and ``--work-dir``.
-    group_argv : list of str or None
-        The group level's command line (None: no ``--group``, the group job only checks
-        and lists the participants).
+    task_argv, group_argv : list of str or None
+        Only in the records of submissions made before ``spec.json`` (their jobs run
+        these command lines): each task's command line but its ``--participant-label``
+        and ``--work-dir``, the group level's (None: no group level).
     arrays : list of dict
         ``Offset``, ``Count``, ``Script`` and ``JobIds`` (one per submission) of each array.
     group : dict
         ``Script`` and ``JobIds`` of the group job.
     task_job, group_job : dict
-        ``Name``, ``Cpus`` and ``MemMB`` of the array tasks (one size for all) and of the
+        ``Name``, ``Cpus``, ``MemMB`` (and ``MemGB``, what its MultiProc run may use) of
+        the array tasks (one size for all) and of the
         group job, written into their scripts.
     limits : dict
         The cluster's ``MaxArraySize`` and ``MaxJobCount`` the plan kept within, and
@@ -264,14 +265,14 @@ class Submission:
     python: str
     output_dir: str
     tasks: list
-    task_argv: list
-    group_argv: list | None
     task_job: dict
     group_job: dict
     limits: dict
     arrays: list = field(default_factory=list)
     group: dict = field(default_factory=dict)
     sbatch_args: list = field(default_factory=list)
+    task_argv: list | None = None
+    group_argv: list | None = None
 
     @property
     def folder(self) -> Path:
@@ -281,7 +282,7 @@ class Submission:
         return self.folder / f"task-{task:05d}"
 
     def task_command(self, task: int) -> list[str]:
-        """Task ``task``'s command line (for :func:`glm_workflows.cli.main`)."""
+        """Task ``task``'s command line (a record made before ``spec.json``)."""
         return [*self.task_argv, "--participant-label", *self.tasks[task],
                 "--work-dir", str(self.task_work_dir(task))]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import uuid
 from pathlib import Path
 
 from .core.errors import InputError, one_line
@@ -358,7 +359,8 @@ def check_output_dir(path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        # a name of its own: concurrent runs (array tasks) probe the same folder
+        probe = path / f".write-test-{uuid.uuid4().hex}"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:

@@ -48,7 +48,6 @@ LAYERS = {
     "glm_workflows.inputs": "app",                # finding runs, checking, running, writing
     "glm_workflows.validation": "app",
     "glm_workflows.from_derivatives": "app",
-    "glm_workflows.stats_models": "app",
     "glm_workflows.outputs": "app",
     "glm_workflows.provenance": "app",
     "glm_workflows.summary": "app",
@@ -57,7 +56,14 @@ LAYERS = {
     "glm_workflows.slurm_array": "app",
     "glm_workflows.interrupts": "app",
     "glm_workflows.synthetic": "app",
+    "glm_workflows.collect": "app",               # spec.inputs -> runs
+    "glm_workflows.plan": "app",                  # the checks and plans before any work
+    "glm_workflows.analysis": "app",              # run_analysis(spec, execution): one entry
+    "glm_workflows.publish": "app",               # reports and the output folder's root files
+    "glm_workflows.submit": "app",                # SLURM array submissions of a spec
+    "glm_workflows.invocation": "app",            # the command line a provenance records
     "glm_workflows.cli": "cli",                   # the command line and what jobs run
+    "glm_workflows.parser": "cli",
     "glm_workflows.array_task": "cli",
 }
 
@@ -82,7 +88,7 @@ CORE_MAY_IMPORT = {"glm_workflows", "glm_workflows.settings"}
 #: module that shrinks under the limit must leave it.
 MAX_LINES = 400
 LONG_MODULES = {
-    "glm_workflows.cli", "glm_workflows.inputs", "glm_workflows.slurm_array",
+    "glm_workflows.inputs", "glm_workflows.slurm_array",
     "glm_workflows.execution", "glm_workflows.validation",
     "glm_workflows.core.transformations", "glm_workflows.core.group",
     "glm_workflows.core.stats_model", "glm_workflows.core.design", "glm_workflows.core.glm",

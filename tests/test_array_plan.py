@@ -7,13 +7,14 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import nibabel as nb
 import numpy as np
 import pytest
 
 from glm_workflows import array_task
-from glm_workflows.cli import build_parser, command_line, main
+from glm_workflows.cli import main
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import GROUP_FOLDER, group_file, group_stem
 from glm_workflows.slurm_array import (
@@ -104,19 +105,46 @@ def test_task_size_from_node_estimates():
     assert task_size(runs).cpus == 3
 
 
-def test_command_line_parses_back_to_the_same_flags():
-    """What a job runs is the user's flags, each with the same value."""
+def test_jobs_run_the_spec_the_levels_flags_give(tmp_path):
+    """What a job runs is read from the submission's spec.json and execution.json: a task
+    runs the spec ``--analysis-level participant --participant-label ...`` gives, the group
+    job the one ``--analysis-level group`` gives (no command line rebuilt)."""
+    from types import SimpleNamespace
+
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.submit import EXECUTION_FILE, SPEC_FILE, group_analysis, task_analysis
+
+    out = str(tmp_path / "out")
     argv = ["--bids-dir", "ds", "--task", "tiny", "--contrast", "c1=-a + b", "--contrast",
             "c2=a", "--f-contrast", "eff=a,b", "--one-sided", "--alpha", "0.01",
-            "--confounds-columns", "trans_*", "rot_?", "--no-demean", "--noise-model", "ols",
-            "--participant-label", "01", "02", "--group", "one-sample", "--tfce",
-            "--permutations", "100", "--height-control", "fpr", "--hrf-model",
-            "glover + derivative"]
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    kept = set(vars(args))
-    again = parser.parse_args(command_line(args, kept))
-    assert vars(again) == vars(args)
+            "--noise-model", "ols", "--participant-label", "01", "02", "03",
+            "--group", "one-sample", "--tfce", "--permutations", "100",
+            "--height-control", "fpr", "--hrf-model", "glover + derivative",
+            "--output-dir", out]
+    spec, execution = spec_from_args([*argv, "--slurm-array"])
+    (tmp_path / SPEC_FILE).write_text(spec.to_json())
+    (tmp_path / EXECUTION_FILE).write_text(json.dumps(asdict(execution)))
+    job = {"Cpus": 2, "MemGB": 1.5}
+    submission = SimpleNamespace(folder=tmp_path, output_dir=out, tasks=[["01", "02"], ["03"]],
+                                 task_job=job, group_job=job,
+                                 task_work_dir=lambda task: tmp_path / f"task-{task}")
+    participant = ["--bids-dir", "ds", "--task", "tiny", "--contrast", "c1=-a + b",
+                   "--contrast", "c2=a", "--f-contrast", "eff=a,b", "--one-sided", "--alpha",
+                   "0.01", "--noise-model", "ols", "--height-control", "fpr", "--hrf-model",
+                   "glover + derivative", "--output-dir", out]
+    task_spec, task_execution = task_analysis(submission, 1)
+    assert task_spec == spec_from_args([*participant, "--analysis-level", "participant",
+                                        "--participant-label", "03"])[0]
+    assert task_execution == spec_from_args([
+        *participant, "--analysis-level", "participant", "--plugin", "MultiProc",
+        "--n-procs", "2", "--mem-gb", "1.5", "--work-dir", str(tmp_path / "task-1")])[1]
+    group_spec, group_execution = group_analysis(submission)
+    assert group_spec == spec_from_args([
+        "--task", "tiny", "--bids-dir", "ds", "--contrast", "c1=-a + b", "--contrast", "c2=a",
+        "--one-sided", "--alpha", "0.01", "--participant-label", "01", "02", "03",
+        "--group", "one-sample", "--tfce", "--permutations", "100", "--height-control",
+        "fpr", "--analysis-level", "group", "--output-dir", out])[0]
+    assert (group_execution.analysis_level, group_execution.n_procs) == ("group", 2)
 
 
 # ----------------------------------------------------------------------- bad input

@@ -16,7 +16,7 @@ import pytest
 from nilearn.glm.second_level import SecondLevelModel
 from nilearn.masking import intersect_masks
 
-from glm_workflows.cli import build_parser, main, prepare
+from glm_workflows.cli import main, spec_from_args
 from glm_workflows.core.naming import (
     GROUP_FOLDER,
     analysis_record,
@@ -25,6 +25,7 @@ from glm_workflows.core.naming import (
     group_stem,
     model_file,
 )
+from glm_workflows.plan import prepare
 from glm_workflows.synthetic import write_tiny_bids
 
 SUBJECTS = [f"{i:02d}" for i in range(1, 7)]
@@ -164,11 +165,9 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
     _fake_subject(root / "sub-02", "sub-02_task-tiny_run-3", ["c", "d", "e"], {"e": "F"})
     _fake_subject(root / "sub-03", "sub-03_ses-1_task-tiny", ["c"])
     _fake_subject(root / "sub-03", "sub-03_ses-1_task-other", ["d"])  # another task
-    args = build_parser().parse_args(["--from-derivatives", str(root), "--task", "tiny",
-                                      "--group", "one-sample", "--output-dir",
-                                      str(tmp_path / "out"), "--work-dir",
-                                      str(tmp_path / "work")])
-    settings, _ = prepare(args)
+    argv = ["--from-derivatives", str(root), "--task", "tiny", "--group", "one-sample",
+            "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]
+    settings, _ = prepare(*spec_from_args(argv))
     maps = {m.subject: m for m in settings["subject_maps"]}
     assert maps["01"].prefix == "sub-01_task-tiny_acq-x"
     assert maps["01"].effect_maps["c"].endswith(
@@ -180,8 +179,8 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
     assert plans == {"c": ("01", "02", "03"), "d": ("01", "02")}  # e: an F contrast
     assert capsys.readouterr().err.strip().splitlines() == [
         "glm-workflows: warning: group d: sub-03 left out (no map of contrast d)"]
-    args.contrast, args.subject = ["c"], ["01", "sub-03"]
-    settings, _ = prepare(args)
+    settings, _ = prepare(*spec_from_args([*argv, "--contrast", "c", "--participant-label",
+                                           "01", "sub-03"]))
     assert [(p.name, p.subjects) for p in settings["group_plans"]] == [("c", ("01", "03"))]
 
 

@@ -15,7 +15,8 @@ import pytest
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.masking import compute_epi_mask
 
-from glm_workflows.cli import _runs, build_parser, fallback_lines, main
+from glm_workflows.cli import main, spec_from_args
+from glm_workflows.collect import collect_runs, fallback_lines
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import MODEL_OUTPUTS, analysis_label, analysis_record
 from glm_workflows.inputs import find_bids_runs, find_derivative_runs
@@ -149,8 +150,8 @@ def test_mask_flag_replaces_the_computed_mask_and_its_warning(study):
     raw, derivatives, no_mask = study
     mask = next(derivatives.rglob("*_desc-brain_mask.nii.gz"))
     argv = ["--bids-dir", str(raw), "--derivatives", str(no_mask), "--task", "tiny"]
-    (computed,) = _runs(build_parser().parse_args(argv))
-    (given,) = _runs(build_parser().parse_args([*argv, "--mask", str(mask)]))
+    (computed,) = collect_runs(spec_from_args(argv)[0])
+    (given,) = collect_runs(spec_from_args([*argv, "--mask", str(mask)])[0])
     assert "MaskSource" in computed.fallbacks and "MaskSource" not in given.fallbacks
     assert given.sources["MaskSource"] == f"--mask {mask}"
     assert [line for line in fallback_lines([computed, computed]) if "desc-brain_mask" in line] \

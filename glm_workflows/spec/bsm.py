@@ -1,8 +1,8 @@
 """What a BIDS Stats Model means to this project, typed: contrast labels and rows, the
 node chain it can run, the edge filters and the Dataset node's group model.
 
-Shared by :mod:`glm_workflows.spec.from_model` (a model file straight to a spec) and
-:mod:`glm_workflows.stats_models` (the same model as command-line values).
+Read by :mod:`glm_workflows.spec.from_model` (a model file straight to a spec) and
+:mod:`glm_workflows.plan` (the Dataset node's path in a group design's refusal).
 """
 
 from __future__ import annotations
