@@ -13,6 +13,7 @@ from glm_workflows.core.errors import InputError
 from glm_workflows.core.stats_model import HRFSpec, read_stats_model
 from glm_workflows.core.transformations import (
     apply_transformations,
+    implied_levels,
     check_instructions,
     run_variables,
 )
@@ -440,3 +441,28 @@ def test_sum_weights_count():
 def test_confound_length():
     with pytest.raises(InputError, match=r"^run: variable 'motion_x' has 40 values for 41 scans$"):
         _apply([], confounds=_confounds(), n_scans=41)
+
+
+def test_levels_named_without_factor_equal_factor():
+    """``trial_type.a`` named in Convolve, HRF.Variables or X without a Factor (bidspm's
+    convention, the model zoo's MoAE models) gives the columns an explicit Factor gives
+    (pybids' convention); n/a rows are 0 as Factor makes them."""
+    events = EVENTS.assign(trial_type=EVENTS["trial_type"].where(EVENTS.index != 3, None))
+    convolve = {"Name": "Convolve", "Input": ["trial_type.a", "trial_type.b"], "Model": "spm"}
+    explicit = _apply([{"Name": "Factor", "Input": "trial_type"}, convolve], events)
+    implied = _apply([convolve], events)
+    pd.testing.assert_frame_equal(implied[explicit.columns], explicit)
+    by_hrf = _apply([], events, hrf=HRFSpec(variables=("trial_type.a", "trial_type.b"),
+                                            model="spm"))
+    pd.testing.assert_frame_equal(by_hrf[explicit.columns], explicit)
+    unconvolved = _apply([], events, x=["trial_type.b", 1])
+    factored = _apply([{"Name": "Factor", "Input": "trial_type"}], events)
+    np.testing.assert_array_equal(unconvolved["trial_type.b"], factored["trial_type.b"])
+
+
+def test_implied_levels_only_for_levels_of_categorical_columns():
+    variables = run_variables(EVENTS)
+    names = ["trial_type.c", "modulation.1", "trial_type.*", "nothing.a", 1]
+    assert list(implied_levels(variables, names)) == list(variables)
+    implied = implied_levels(variables, ["trial_type.b"])
+    assert list(implied) == ["trial_type", "trial_type.b", "modulation"]

@@ -98,7 +98,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
         variables = run_variables(events, confounds, source=str(events_file))
         columns = apply_transformations(node["Instructions"], variables, t_r=t_r,
                                         n_scans=n_scans, slice_time_ref=slice_time_ref,
-                                        path_prefix=where, hrf=node["HRF"])
+                                        path_prefix=where, hrf=node["HRF"], x=node["X"])
     notes += [str(w.message) for w in caught]
     picked = _picked_columns(node["X"], columns, where, events_file)
     design = columns[picked].astype(float)

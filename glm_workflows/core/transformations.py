@@ -336,6 +336,52 @@ def run_variables(events: pd.DataFrame | None = None,
     return variables
 
 
+def implied_levels(variables: Mapping, names) -> dict:
+    """``variables`` with an indicator for each ``<column>.<level>`` in ``names`` that
+    names a level of a categorical events column no instruction has split.
+
+    BIDS Stats Models written for bidspm (the model zoo's MoAE models among them) name a
+    categorical column's levels directly (``trial_type.listening`` in ``X``,
+    ``HRF.Variables``, ``Convolve`` or contrasts), where pybids needs an explicit
+    ``Factor``. Both are accepted: the indicator is what ``Factor`` would make of that
+    level (1 where the column equals the level, 0 elsewhere, ``n/a`` rows 0), placed
+    after its column; a later ``Factor`` of the column replaces it with the same values.
+    Names that are variables already, globs and anything else are left alone.
+
+    Parameters
+    ----------
+    variables : mapping
+        A run's variables (:func:`run_variables`).
+    names : iterable of str
+        The variable names a node refers to.
+
+    Returns
+    -------
+    dict
+        The variables, in order, with the implied indicators.
+    """
+    implied: dict = {}
+    for name in names:
+        if not isinstance(name, str) or name in variables or _GLOB.search(name):
+            continue
+        for cut in [i for i, ch in enumerate(name) if ch == "."]:
+            column, level = name[:cut], name[cut + 1:]
+            variable = variables.get(column)
+            if variable is None or not _is_sparse(variable) or _is_numeric(variable):
+                continue
+            data = _values(variable)
+            if level in set(data.dropna().astype(str)):
+                indicator = (data.astype(str) == level) & data.notna()
+                implied.setdefault(column, {})[name] = _with_values(
+                    variable, indicator.to_numpy(dtype=float))
+                break
+    result: dict = {}
+    for key, value in variables.items():
+        result[key] = value
+        result.update(implied.get(key, {}))
+    return result
+
+
 def _is_sparse(variable) -> bool:
     return isinstance(variable, pd.DataFrame)
 
@@ -725,7 +771,7 @@ _TRANSFORMS = {
 
 def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *,
                           t_r: float, n_scans: int, slice_time_ref: float,
-                          path_prefix: str = "", hrf=None) -> pd.DataFrame:
+                          path_prefix: str = "", hrf=None, x=()) -> pd.DataFrame:
     """Apply a node's transformations to a run's variables; return its dense columns.
 
     Parameters
@@ -743,6 +789,9 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         ``(arange(n_scans) + slice_time_ref) * t_r``, as nilearn's FirstLevelModel.
     path_prefix : str
         The node, for messages (e.g. ``"model.json: Nodes[0]"``).
+    x : sequence
+        ``Model.X``: with the instructions' inputs and the HRF variables, the names that
+        may imply indicators of a categorical column's levels (:func:`implied_levels`).
     hrf : HRFSpec or None
         ``Model.HRF`` (:class:`glm_workflows.core.stats_model.HRFSpec`): its variables
         are convolved after the instructions, as by a final Convolve.
@@ -762,6 +811,9 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         (available: ...)``.
     """
     checked = check_instructions(list(instructions), path_prefix)
+    referenced = [*(name for arguments in checked for name in _listify(arguments["input"])),
+                  *(hrf.variables if hrf is not None else ()), *x]
+    variables = implied_levels(variables, referenced)
     times = frame_times(int(n_scans), float(t_r), float(slice_time_ref))
     current = {}
     for name, variable in variables.items():
