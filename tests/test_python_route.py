@@ -114,6 +114,7 @@ def test_seed_graph_keeps_its_node_names_and_hashes(data_dir, tmp_path):
     assert _edges(ours) == _edges(before)
 
 
+@pytest.mark.slow
 def test_study_graph_keeps_its_node_names_edges_and_hashes(split_bids_dir, tmp_path):
     """Two subjects x two runs with a one-sample group level: the graph walked from the
     plan (spec -> prepare -> init_analysis_wf) is the one ``init_glm_wf`` builds from
