@@ -63,7 +63,7 @@ def in_process_times(bids: Path, out: Path) -> dict:
     from glm_workflows.cli import spec_from_args
     from glm_workflows.inputs import find_bids_runs
     from glm_workflows.plan import prepare
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.study import init_analysis_wf
 
     times = {}
     start = time.perf_counter()
@@ -73,10 +73,10 @@ def in_process_times(bids: Path, out: Path) -> dict:
                                       "--contrast", CONTRAST, "--output-dir", str(out),
                                       "--work-dir", str(out.parent / "work")])
     start = time.perf_counter()
-    settings, _ = prepare(spec, execution)
+    plan = prepare(spec, execution)
     times["validate"] = time.perf_counter() - start - times["discover"]
     start = time.perf_counter()
-    workflow = init_glm_wf(**settings)
+    workflow = init_analysis_wf(plan)
     times["build"] = time.perf_counter() - start
     start = time.perf_counter()
     flat = workflow._create_flat_graph()

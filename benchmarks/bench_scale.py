@@ -121,16 +121,16 @@ def in_process_times(bids: Path, root: Path) -> tuple[dict, str]:
     runs = collect_runs(spec)
     times["discover"] = time.perf_counter() - start
     start = time.perf_counter()
-    settings, plugin_args = prepare(spec, execution)
+    plan = prepare(spec, execution)
     times["prepare"] = time.perf_counter() - start
     times["validate"] = times["prepare"] - times["discover"]
-    if len(settings["runs"]) != len(runs):
-        raise SystemExit(f"prepare found {len(settings['runs'])} runs, collect_runs "
+    if len(plan.runs) != len(runs):
+        raise SystemExit(f"prepare found {len(plan.runs)} runs, collect_runs "
                          f"{len(runs)}")
     printed = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(printed):
-        code = submit_array(spec, execution, argv, (settings, plugin_args))
+        code = submit_array(spec, execution, argv, plan)
     times["submit"] = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"submit_array returned {code}:\n{printed.getvalue()}")
@@ -167,22 +167,22 @@ def one_participant(source: Path, root: Path) -> dict:
 
     from glm_workflows.cli import spec_from_args
     from glm_workflows.plan import prepare
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.study import init_analysis_wf
 
     level = ("--analysis-level", "participant", "--participant-label", "01")
-    settings, _ = prepare(*spec_from_args(cli_args(source, root / "graph_out",
-                                                   root / "graph_work", *level)))
-    init_glm_wf(**settings)  # warm-up
+    plan = prepare(*spec_from_args(cli_args(source, root / "graph_out",
+                                            root / "graph_work", *level)))
+    init_analysis_wf(plan)  # warm-up
     builds, flattens = [], []
     for _ in range(BUILD_REPEATS):
         start = time.perf_counter()
-        workflow = init_glm_wf(**settings)
+        workflow = init_analysis_wf(plan)
         builds.append(time.perf_counter() - start)
         start = time.perf_counter()
         flat = workflow._create_flat_graph()
         expanded = generate_expanded_graph(deepcopy(flat))
         flattens.append(time.perf_counter() - start)
-    figures = {"runs": len(settings["runs"]), "build s": median(builds),
+    figures = {"runs": len(plan.runs), "build s": median(builds),
                "flatten+expand s": median(flattens), "nodes (flat)": len(flat.nodes()),
                "nodes (expanded)": len(expanded.nodes())}
     out, work = root / "run_out", root / "run_work"

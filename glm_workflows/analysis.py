@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from .core.errors import one_line
@@ -65,10 +65,11 @@ def _run(spec, execution, command) -> int:
 
     started = time.time()
     command, cwd = command or invocation(), os.getcwd()  # for the provenance record
-    settings, plugin_args = prepare(spec, execution)
+    plan = prepare(spec, execution)
+    plugin_args = plan.plugin_args
     quiet_nipype(execution.debug)
-    if spec.inputs.kind == "derivatives":
-        return _run_group_only(spec, execution, command, cwd, settings, plugin_args, started)
+    if plan.group_only:
+        return _run_group_only(execution, command, cwd, plan, started)
     from .core.naming import (
         GROUP_FOLDER,
         INDEX_FILE,
@@ -80,19 +81,19 @@ def _run(spec, execution, command) -> int:
     from .execution import run_workflow
     from .provenance import build_provenance, write_provenance
     from .report import write_subject_report
-    from .study import init_glm_wf, subject_groups
+    from .study import init_analysis_wf
     from .summary import print_results
 
-    runs, output_dir = settings["runs"], settings["output_dir"]
+    runs, output_dir = plan.run_inputs, plan.output_dir
     analysis = analysis_of_runs(runs)
-    subjects = list(subject_groups(runs))
+    subjects = plan.participants
     work_dir = Path(execution.work_dir).absolute()
     plugin = execution.plugin
     model = model_file(spec)
 
     def stage(transaction):
-        workflow = init_glm_wf(**{**settings, "output_dir": transaction.staging})
-        print(f"Running {len(runs)} run(s), {len(settings['contrasts'])} contrast(s), "
+        workflow = init_analysis_wf(replace(plan, output_dir=transaction.staging))
+        print(f"Running {len(runs)} run(s), {len(plan.contrasts)} contrast(s), "
               f"plugin {plugin}; cache in {work_dir}", flush=True)
         records = run_workflow(workflow, work_dir=work_dir, plugin=plugin,
                                plugin_args=plugin_args)
@@ -100,7 +101,7 @@ def _run(spec, execution, command) -> int:
         record = build_provenance(
             runs=runs, workflow=workflow, records=records, started=started, finished=finished,
             command_line=command, working_directory=cwd, plugin=plugin,
-            parameters=parameters(settings, execution, plugin_args, model))
+            parameters=parameters(plan, execution, model))
         if model:  # the report shows the model file
             record["StatsModel"] = json.loads(Path(model).read_text())
         write_provenance(transaction.staging, record, subjects, analysis)
@@ -127,13 +128,12 @@ def _run(spec, execution, command) -> int:
     if execution.analysis_level == "participant":  # no root listing at this level
         provenance = Path(output_dir) / subject_folder(subjects[-1]) / analysis_record(analysis)
     print(f"Provenance: {provenance}")
-    print_results(runs, output_dir)
+    print_results(plan, output_dir)
     _print_group_warnings(output_dir)
     return 0
 
 
-def _run_group_only(spec, execution, command: list[str], cwd: str, settings: dict,
-                    plugin_args: dict, started: float) -> int:
+def _run_group_only(execution, command: list[str], cwd: str, plan, started: float) -> int:
     """:func:`_run` for the group level alone: the group workflow, committed into
     ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
     ``command``, run from ``cwd``) in ``group/<analysis>_provenance.json``, then the
@@ -141,19 +141,17 @@ def _run_group_only(spec, execution, command: list[str], cwd: str, settings: dic
     from .core.naming import GROUP_FOLDER, GROUP_REPORT, analysis_record
     from .execution import run_workflow
     from .provenance import build_provenance
-    from .study import init_group_only_wf
+    from .study import init_analysis_wf
     from .summary import print_results
 
-    output_dir = settings["output_dir"]
+    output_dir, plugin_args = plan.output_dir, plan.plugin_args
     work_dir = Path(execution.work_dir).absolute()
     plugin = execution.plugin
-    build = {key: settings[key] for key in ("subject_maps", "task", "group_plans", "group",
-                                            "inference", "participants_file", "n_chunks")}
 
     def stage(transaction):
-        workflow = init_group_only_wf(**build, output_dir=transaction.staging)
-        print(f"Running the group level of {len(settings['group_plans'])} contrast(s) over "
-              f"{len(settings['subject_maps'])} subject(s) of {settings['from_derivatives']}, "
+        workflow = init_analysis_wf(replace(plan, output_dir=transaction.staging))
+        print(f"Running the group level of {len(plan.group_plans)} contrast(s) over "
+              f"{len(plan.subject_maps)} subject(s) of {plan.from_derivatives}, "
               f"plugin {plugin}; cache in {work_dir}", flush=True)
         records = run_workflow(workflow, work_dir=work_dir, plugin=plugin,
                                plugin_args=plugin_args)
@@ -161,13 +159,13 @@ def _run_group_only(spec, execution, command: list[str], cwd: str, settings: dic
         record = build_provenance(
             runs=[], workflow=workflow, records=records, started=started, finished=finished,
             command_line=command, working_directory=cwd, plugin=plugin,
-            parameters=group_parameters(settings, execution, plugin_args),
-            inputs=settings["inputs"])
+            parameters=group_parameters(plan, execution),
+            inputs=plan.inputs)
         group_folder = Path(transaction.staging) / GROUP_FOLDER
         group_folder.mkdir(parents=True, exist_ok=True)
-        (group_folder / analysis_record(settings["analysis"])).write_text(
-            json.dumps({**record, "Analysis": settings["analysis"]}, indent=2, default=str))
-        transaction.commit([], root_files, settings["analysis"])
+        (group_folder / analysis_record(plan.analysis)).write_text(
+            json.dumps({**record, "Analysis": plan.analysis}, indent=2, default=str))
+        transaction.commit([], root_files, plan.analysis)
         return records, finished
 
     code = _staged_run(stage, execution, output_dir, started)
@@ -176,7 +174,7 @@ def _run_group_only(spec, execution, command: list[str], cwd: str, settings: dic
     report = Path(output_dir) / GROUP_REPORT
     if report.exists():
         print(f"Report: {report}")
-    record = analysis_record(settings["analysis"])
+    record = analysis_record(plan.analysis)
     print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / record}")
     print_results([], output_dir)
     _print_group_warnings(output_dir)
@@ -281,42 +279,42 @@ def _print_finished(records, seconds: float, plugin: str) -> None:
         print(f"\nFinished in {seconds:.1f} s ({ran} node(s) run, {len(records) - ran} cached)")
 
 
-def _execution_parameters(settings: dict, execution, plugin_args: dict) -> dict:
+def _execution_parameters(plan, execution) -> dict:
     return {
         "plugin": execution.plugin,
-        "plugin_args": {k: v for k, v in plugin_args.items() if k != "status_callback"},
+        "plugin_args": {k: v for k, v in plan.plugin_args.items() if k != "status_callback"},
         "work_dir": str(Path(execution.work_dir).absolute()),
-        "output_dir": str(Path(settings["output_dir"]).absolute()),
+        "output_dir": str(Path(plan.output_dir).absolute()),
     }
 
 
-def _contrast_parameters(settings: dict) -> dict:
-    return {"permutation_chunks": settings["n_chunks"],
-            "skipped_contrasts": settings["skipped"],
+def _contrast_parameters(plan) -> dict:
+    return {"permutation_chunks": plan.n_chunks,
+            "skipped_contrasts": plan.skipped,
             "contrasts": [{"name": name, "stat_type": stat, "rows": list(rows)}
-                          for name, stat, rows in settings["contrasts"]]}
+                          for name, stat, rows in plan.contrasts]}
 
 
-def parameters(settings: dict, execution, plugin_args: dict, model: str | None) -> dict:
-    """Every setting of a first-level run, for the provenance record."""
+def parameters(plan, execution, model: str | None) -> dict:
+    """Every setting of a first-level run (its :class:`~glm_workflows.study_plan.StudyPlan`
+    and how it ran), for the provenance record."""
     return {
-        **asdict(settings["model"]), **asdict(settings["inference"]),
-        "confounds": asdict(settings["confounds"]),
-        "group": asdict(settings["group"]),
-        **_contrast_parameters(settings),
-        **_execution_parameters(settings, execution, plugin_args),
-        "node_memory_gb": settings["mem_gb"],
+        **asdict(plan.model), **asdict(plan.inference),
+        "confounds": asdict(plan.confounds),
+        "group": asdict(plan.group),
+        **_contrast_parameters(plan),
+        **_execution_parameters(plan, execution),
+        "node_memory_gb": plan.mem_gb,
         "stats_model": model,
     }
 
 
-def group_parameters(settings: dict, execution, plugin_args: dict) -> dict:
+def group_parameters(plan, execution) -> dict:
     """Every setting of a run of the group level alone, for the provenance record."""
     return {
-        "from_derivatives": settings["from_derivatives"], "task": settings["task"],
-        **asdict(settings["inference"]), "group": asdict(settings["group"]),
-        **_contrast_parameters(settings),
-        "group_subjects": {plan.name: list(plan.subjects)
-                           for plan in settings["group_plans"]},
-        **_execution_parameters(settings, execution, plugin_args),
+        "from_derivatives": plan.from_derivatives, "task": plan.task,
+        **asdict(plan.inference), "group": asdict(plan.group),
+        **_contrast_parameters(plan),
+        "group_subjects": {group.name: list(group.subjects) for group in plan.group_plans},
+        **_execution_parameters(plan, execution),
     }

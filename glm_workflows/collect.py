@@ -98,7 +98,7 @@ def _with_mask_and_confounds(runs, spec, notes: list | None = None) -> list:
 def check_one_run_per_subject(model_file, runs) -> None:
     """A model whose Dataset node takes the Run node's outputs directly models one run per
     subject; several runs would need a Subject node to combine them."""
-    from .study import subject_groups
+    from .study_plan import subject_groups
 
     for subject, subject_runs in subject_groups(runs).items():
         if len(subject_runs) > 1:

@@ -35,27 +35,7 @@ from .settings import (
     InferenceSettings,
     ModelSettings,
 )
-
-
-def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
-    """Per-node memory estimates (GB) for a run of ``n_voxels`` x ``n_scans``.
-
-    ``data_gb`` is the size of the run as float64. About 0.3 GB is the Python
-    process with nilearn loaded. Concatenation holds the scans and their
-    concatenation in the stored type. The fit holds the run in its stored type
-    (int16: a quarter of ``data_gb``) while masking, then two float32 copies of the
-    masked series and float64 chunks; measured peaks: 0.30 GB on the SPM auditory
-    run (0.19 GB as float64) and 1.43 GB on a 2 mm 97x115x97x300 run (2.6 GB).
-    Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
-    about 0.5 GB whatever the run.
-    """
-    data_gb = n_voxels * n_scans * 8 / 1024**3
-    return {
-        "concatenate": round(0.3 + data_gb, 2),
-        "fit": round(0.3 + 0.5 * data_gb, 2),
-        "light": round(0.3 + 0.5 * data_gb, 2),
-        "inference": 0.5,
-    }
+from .study_plan import estimate_memory_gb  # also importable from here, as before
 
 
 def init_first_level_wf(

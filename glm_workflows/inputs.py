@@ -289,7 +289,7 @@ def _check_distinct_labels(found: list, root: Path, task: str) -> None:
     for runs in subjects.values():
         if len(runs) < 2:
             continue
-        from .study import subject_entities, subject_session  # nipype: only when combined
+        from .study_plan import subject_entities, subject_session
 
         combined = bids_prefix(runs[0].subject, task, subject_session(runs), None,
                                **subject_entities(runs))

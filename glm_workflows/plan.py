@@ -3,9 +3,11 @@
 :func:`prepare` takes an :class:`~glm_workflows.spec.analysis.AnalysisSpec` and its
 :class:`~glm_workflows.settings.ExecutionSettings`, collects the runs
 (:mod:`glm_workflows.collect`) or, for the group level alone, the subject maps, checks
-every run, design, contrast, group design and output folder, and returns the keyword
-arguments of the workflow factory; an :class:`~glm_workflows.core.errors.InputError`
-(one line) on the first problem, before any work folder is written.
+every run, design, contrast, group design and output folder, and returns the study's
+:class:`~glm_workflows.study_plan.StudyPlan` (what the workflow factory, the SLURM array
+planner, the closing summary and the provenance read); an
+:class:`~glm_workflows.core.errors.InputError` (one line) on the first problem, before any
+work folder is written. No Nipype here (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from .collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from .core.errors import InputError
+from .study_plan import StudyPlan, plan_study
 from .validation import (
     check_contrasts_estimated,
     check_memory,
@@ -62,11 +65,11 @@ def n_chunks(execution, arguments: dict) -> int:
                                             if execution.plugin == "MultiProc" else 1)
 
 
-def prepare(spec, execution) -> tuple[dict, dict]:
+def prepare(spec, execution) -> StudyPlan:
     """Check every input and setting before any work; raise InputError on the first problem.
 
-    Returns the keyword arguments of :func:`~glm_workflows.study.init_glm_wf` (group
-    level alone: :func:`prepare_from_derivatives`'), and the plugin arguments.
+    Returns the study's plan (group level alone: :func:`prepare_from_derivatives`'), the
+    plugin arguments in its ``plugin_args``.
     """
     if spec.inputs.kind == "derivatives":
         return prepare_from_derivatives(spec, execution)
@@ -104,21 +107,19 @@ def prepare(spec, execution) -> tuple[dict, dict]:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
-    return dict(runs=runs, output_dir=output_dir, model=model, contrasts=contrasts,
-                inference=spec.inference, confounds=confounds, mem_gb=mem_gb,
-                skipped=skipped, group=group, group_plans=plans,
-                participants_file=participants_file,
-                n_chunks=n_chunks(execution, arguments)), arguments
+    return plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
+                      skipped=skipped, spec=spec, model=model, inference=spec.inference,
+                      confounds=confounds, group=group, group_plans=plans,
+                      participants_file=participants_file,
+                      n_chunks=n_chunks(execution, arguments), plugin_args=arguments)
 
 
-def prepare_from_derivatives(spec, execution) -> tuple[dict, dict]:
+def prepare_from_derivatives(spec, execution) -> StudyPlan:
     """:func:`prepare` for the group level alone, on the subject maps of
     ``spec.inputs.from_derivatives``
-    (:func:`~glm_workflows.from_derivatives.find_subject_maps`).
-
-    Returns the keyword arguments of :func:`~glm_workflows.study.init_group_only_wf`
-    (and ``contrasts``, ``skipped``, ``inputs``, ``from_derivatives``), and the plugin
-    arguments.
+    (:func:`~glm_workflows.from_derivatives.find_subject_maps`): a plan of its Dataset
+    node alone (``subject_maps``, ``task``, ``analysis``, ``inputs``,
+    ``from_derivatives``).
     """
     from .core.naming import check_label
     from .from_derivatives import (
@@ -152,12 +153,14 @@ def prepare_from_derivatives(spec, execution) -> tuple[dict, dict]:
     check_work_dir(execution.work_dir)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
-    return dict(subject_maps=maps, task=task, analysis=analysis, output_dir=output_dir,
-                group_plans=plans, group=group, inference=spec.inference,
-                participants_file=participants_file,
-                n_chunks=n_chunks(execution, arguments), contrasts=contrasts,
-                skipped=skipped, inputs=input_files(maps, contrasts),
-                from_derivatives=str(Path(folder).absolute())), arguments
+    return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts),
+                     nodes=tuple((node.level, node.name) for node in spec.nodes), spec=spec,
+                     inference=spec.inference, group=group, group_plans=tuple(plans),
+                     participants_file=participants_file,
+                     n_chunks=n_chunks(execution, arguments), skipped=skipped,
+                     plugin_args=arguments, subject_maps=tuple(maps), task=task,
+                     analysis=analysis, inputs=input_files(maps, contrasts),
+                     from_derivatives=str(Path(folder).absolute()))
 
 
 def _participants_file(spec) -> str | None:
@@ -227,7 +230,7 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
     from .core.contrasts import contrast_matrix
     from .core.group import group_design, read_participants
     from .core.naming import check_label
-    from .study import group_plans as plan_groups
+    from .study_plan import group_plans as plan_groups
 
     participants = read_participants(participants_file) if participants_file else None
 

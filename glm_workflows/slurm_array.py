@@ -208,7 +208,7 @@ class JobSize:
 def task_size(run_estimates: list[dict], n_procs: int | None = None,
               node_cpus: int | None = None) -> JobSize:
     """The size of a participant task from its runs' per-node memory estimates
-    (:func:`~glm_workflows.first_level.estimate_memory_gb`): ``n_procs`` processes (if
+    (:func:`~glm_workflows.study_plan.estimate_memory_gb`): ``n_procs`` processes (if
     None, one per run, at most :data:`MAX_DEFAULT_CPUS` and ``node_cpus``) and memory for
     the largest nodes that many processes can run at once."""
     cpus = n_procs or max(1, min(MAX_DEFAULT_CPUS, node_cpus or MAX_DEFAULT_CPUS,

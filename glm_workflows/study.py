@@ -1,20 +1,22 @@
-"""The whole study as one workflow: a model per run, fixed effects per subject.
+"""The whole study as one workflow, built by walking the plan's graph.
 
-Each run's outputs are named after all its BIDS entities (``RunInputs.prefix``: sub,
-ses, task, acq, ce, rec, dir, run, echo). A subject's fixed effects are named
-``sub-<label>[_ses-<label>]_task-<label>`` plus each of ``acq``, ``ce``, ``rec``, ``dir``
-and ``echo`` that all the subject's runs share with the same value
-(:func:`subject_session`, :func:`subject_entities`); an entity whose value differs
-between the runs, or that some run lacks, is left out, and ``run`` always is.
+:func:`init_analysis_wf` walks a :class:`~glm_workflows.study_plan.StudyPlan`'s nodes in
+order (as FitLins walks its model graph) and builds, per node, its level's workflows: a
+Run node one :func:`~glm_workflows.first_level.init_first_level_wf` per run, a Subject
+node one :func:`~glm_workflows.fixed_effects.init_fixed_effects_wf` per subject with
+several runs, a Dataset node one :func:`~glm_workflows.group.init_group_wf` per group
+analysis, each connected to the outputs of the node its edge comes from.
+:func:`init_glm_wf` and :func:`init_group_only_wf` keep their keyword arguments and build
+the plan themselves. The planning helpers live in :mod:`glm_workflows.study_plan`
+(imported from here too, as before).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from nipype.pipeline import engine as pe
 
-from .first_level import estimate_memory_gb, init_first_level_wf
+from . import study_plan
+from .first_level import init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
 from .group import connect_subjects, init_group_wf, set_subject_inputs
 from .settings import (
@@ -24,32 +26,16 @@ from .settings import (
     DEFAULT_MODEL,
     SEED_CONTRASTS,
 )
-
-
-def run_contrasts(contrasts, run, skipped: dict) -> list:
-    """The contrasts of ``run``: all but those ``skipped`` lists for its label."""
-    return [c for c in contrasts if c[0] not in skipped.get(run.label, ())]
-
-
-def subject_groups(runs) -> dict:
-    """Runs grouped by subject, in the order given."""
-    groups: dict = {}
-    for run in runs:
-        groups.setdefault(run.subject, []).append(run)
-    return groups
-
-
-def subject_session(runs) -> str | None:
-    """The session entity of a subject's combined outputs: set only if all runs share it."""
-    sessions = {run.session for run in runs}
-    return sessions.pop() if len(sessions) == 1 else None
-
-
-def subject_entities(runs) -> dict:
-    """The other entities of a subject's combined outputs: those all runs share."""
-    first, *others = [run.entities for run in runs]
-    return {key: value for key, value in first.items()
-            if all(other.get(key) == value for other in others)}
+from .study_plan import (  # noqa: F401 (the planning helpers' old import paths)
+    GroupPlan,
+    StudyPlan,
+    estimate_memory_gb,
+    plan_study,
+    run_contrasts,
+    subject_entities,
+    subject_groups,
+    subject_session,
+)
 
 
 def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MODEL,
@@ -98,64 +84,11 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
     workflow : nipype Workflow
         Ready to run (every input set).
     """
-    workflow = pe.Workflow(name=name)
-    mem_gb = mem_gb or [estimate_memory_gb(64 * 64 * 64, 96)] * len(runs)
-    skipped = skipped or {}
-    run_wfs, subject_wfs = {}, {}
-    for run, run_mem in zip(runs, mem_gb, strict=True):
-        run_wf = init_first_level_wf(
-            t_r=run.t_r, output_dir=str(output_dir), subject=run.subject, task=run.task,
-            session=run.session, run=run.run, entities=run.entities,
-            contrasts=run_contrasts(contrasts, run, skipped),
-            model=model.for_run(run.slice_time_ref), inference=inference, confounds=confounds,
-            mem_gb=run_mem, bold_is_4d=len(run.bold_files) == 1,
-            skipped_contrasts=skipped.get(run.label, ()), input_sources=run.sources,
-            name=f"{run.label}_wf",
-        )
-        # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
-        inputnode = run_wf.get_node("inputnode")
-        inputnode.inputs.bold_files = run.bold_files
-        inputnode.inputs.events_file = run.events_file
-        if run.confounds_file:
-            inputnode.inputs.confounds_file = run.confounds_file
-        if run.mask_file:
-            inputnode.inputs.mask_file = run.mask_file
-        workflow.add_nodes([run_wf])
-        run_wfs[run.label] = run_wf
-    for subject, subject_runs in subject_groups(runs).items():
-        if len(subject_runs) < 2:
-            continue
-        session = subject_session(subject_runs)
-        contrast_runs = {name: [index for index, r in enumerate(subject_runs)
-                                if name not in skipped.get(r.label, ())]
-                         for name, _, _ in contrasts}
-        ffx_wf = init_fixed_effects_wf(
-            run_labels=[r.prefix for r in subject_runs],
-            contrasts=contrasts, output_dir=str(output_dir), subject=subject,
-            task=subject_runs[0].task, session=session,
-            entities=subject_entities(subject_runs), inference=inference,
-            contrast_runs=contrast_runs,
-            name=f"sub_{subject}{'_ses_' + session if session else ''}_fixed_effects_wf",
-        )
-        connect_runs(workflow, [run_wfs[r.label] for r in subject_runs], ffx_wf, contrasts,
-                     contrast_runs)
-        subject_wfs[subject] = ffx_wf
-    for plan in group_plans or []:
-        group_wf = init_group_wf(
-            task=runs[0].task, contrast=plan.name, subjects=list(plan.subjects),
-            output_dir=str(output_dir), group_contrasts=list(plan.group_contrasts),
-            group=group, inference=inference, participants_file=participants_file,
-            n_chunks=n_chunks, name=f"group_{plan.name}_wf")
-        sources = []
-        groups = subject_groups(runs)
-        for subject in plan.subjects:
-            maps = {"effect_maps": plan.contrasts[0]}
-            if len(plan.contrasts) == 2:
-                maps["paired_maps"] = plan.contrasts[1]
-            sources.append(_subject_sources(subject, maps, subject_wfs, run_wfs,
-                                             groups[subject]))
-        connect_subjects(workflow, sources, group_wf)
-    return workflow
+    plan = plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
+                      skipped=skipped, model=model, inference=inference,
+                      confounds=confounds, group=group, group_plans=group_plans,
+                      participants_file=participants_file, n_chunks=n_chunks)
+    return init_analysis_wf(plan, name=name)
 
 
 def init_group_only_wf(subject_maps, *, task: str, output_dir, group_plans,
@@ -186,25 +119,132 @@ def init_group_only_wf(subject_maps, *, task: str, output_dir, group_plans,
     workflow : nipype Workflow
         Ready to run (every input set).
     """
-    workflow = pe.Workflow(name=name)
-    by_subject = {maps.subject: maps for maps in subject_maps}
-    for plan in group_plans:
-        group_wf = init_group_wf(
-            task=task, contrast=plan.name, subjects=list(plan.subjects),
-            output_dir=str(output_dir), group_contrasts=list(plan.group_contrasts),
-            group=group, inference=inference, participants_file=participants_file,
-            n_chunks=n_chunks, name=f"group_{plan.name}_wf")
-        inputs = []
-        for subject in plan.subjects:
-            maps = by_subject[subject]
-            files = {"effect_maps": maps.effect_maps[plan.contrasts[0]],
-                     "mask_files": maps.mask_file, "mean_files": maps.mean_file}
-            if len(plan.contrasts) == 2:
-                files["paired_maps"] = maps.effect_maps[plan.contrasts[1]]
-            inputs.append(files)
-        set_subject_inputs(group_wf, inputs)
-        workflow.add_nodes([group_wf])
+    plan = StudyPlan(output_dir=output_dir, nodes=(("Dataset", "dataset"),),
+                     group=group, inference=inference, group_plans=tuple(group_plans),
+                     participants_file=participants_file, n_chunks=n_chunks,
+                     subject_maps=tuple(subject_maps), task=task)
+    return init_analysis_wf(plan, name=name)
+
+
+def init_analysis_wf(plan: StudyPlan, *, name: str | None = None):
+    """Build the workflow of a :class:`~glm_workflows.study_plan.StudyPlan` by walking
+    its graph: per node, in order, its level's factory per item
+    (:meth:`~glm_workflows.study_plan.StudyPlan.workflows`), connected along the edges.
+
+    Runs and subjects are independent branches, run in parallel by MultiProc and SLURM;
+    building the graph costs the same for every run (no iterables to expand).
+
+    Parameters
+    ----------
+    plan : StudyPlan
+        From :func:`glm_workflows.plan.prepare` (or :func:`~glm_workflows.study_plan.plan_study`).
+    name : str or None
+        Workflow name (None: ``glm_workflows_wf``, the group level alone
+        ``glm_workflows_group_wf``: its cache stays apart).
+
+    Returns
+    -------
+    workflow : nipype Workflow
+        Ready to run (every input set).
+    """
+    default = "glm_workflows_group_wf" if plan.group_only else "glm_workflows_wf"
+    workflow = pe.Workflow(name=name or default)
+    built: dict = {}  # node name -> (level, {run label, subject or group name: workflow})
+    for level, node, items in plan.workflows():
+        upstream: dict = {}  # level -> the workflows of the nodes upstream of this one
+        for source in plan.ancestors(node):
+            source_level, workflows = built[source]
+            upstream.setdefault(source_level, {}).update(workflows)
+        if level == "Run":
+            workflows = {p.run.label: _run_wf(workflow, plan, p) for p in items}
+        elif level == "Subject":
+            workflows = {s.subject: _subject_wf(workflow, plan, s, upstream["Run"])
+                         for s in items}
+        else:  # Dataset
+            workflows = {g.name: _group_wf(workflow, plan, g, upstream) for g in items}
+        built[node] = (level, workflows)
     return workflow
+
+
+def _run_wf(workflow, plan: StudyPlan, run_plan):
+    """A Run node's workflow of one run, its inputs set."""
+    run = run_plan.run
+    run_wf = init_first_level_wf(
+        t_r=run.t_r, output_dir=str(plan.output_dir), subject=run.subject, task=run.task,
+        session=run.session, run=run.run, entities=run.entities,
+        contrasts=list(run_plan.contrasts),
+        model=plan.model.for_run(run.slice_time_ref), inference=plan.inference,
+        confounds=plan.confounds, mem_gb=run_plan.mem_gb,
+        bold_is_4d=len(run.bold_files) == 1,
+        skipped_contrasts=run_plan.skipped, input_sources=run.sources,
+        name=run_plan.workflow_name,
+    )
+    # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
+    inputnode = run_wf.get_node("inputnode")
+    inputnode.inputs.bold_files = run.bold_files
+    inputnode.inputs.events_file = run.events_file
+    if run.confounds_file:
+        inputnode.inputs.confounds_file = run.confounds_file
+    if run.mask_file:
+        inputnode.inputs.mask_file = run.mask_file
+    workflow.add_nodes([run_wf])
+    return run_wf
+
+
+def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict):
+    """A Subject node's fixed effects of one subject's runs, connected to their
+    workflows."""
+    contrasts = list(plan.contrasts)
+    contrast_runs = subject.contrast_runs(contrasts)
+    ffx_wf = init_fixed_effects_wf(
+        run_labels=[p.run.prefix for p in subject.runs],
+        contrasts=contrasts, output_dir=str(plan.output_dir), subject=subject.subject,
+        task=subject.runs[0].run.task, session=subject.session,
+        entities=subject.entities, inference=plan.inference,
+        contrast_runs=contrast_runs, name=subject.workflow_name,
+    )
+    connect_runs(workflow, [run_wfs[p.run.label] for p in subject.runs], ffx_wf, contrasts,
+                 contrast_runs)
+    return ffx_wf
+
+
+def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
+    """A Dataset node's group analysis, connected to each subject's maps: its fixed
+    effects (several runs), else its one run; with no incoming node (the group level
+    alone), the files of ``plan.subject_maps``."""
+    task = plan.task if plan.group_only else plan.runs[0].run.task
+    group_wf = init_group_wf(
+        task=task, contrast=group_plan.name, subjects=list(group_plan.subjects),
+        output_dir=str(plan.output_dir), group_contrasts=list(group_plan.group_contrasts),
+        group=plan.group, inference=plan.inference, participants_file=plan.participants_file,
+        n_chunks=plan.n_chunks, name=group_plan.workflow_name)
+    if not upstream:
+        _set_subject_maps(group_wf, plan, group_plan)
+        workflow.add_nodes([group_wf])
+        return group_wf
+    maps = {"effect_maps": group_plan.contrasts[0]}
+    if len(group_plan.contrasts) == 2:
+        maps["paired_maps"] = group_plan.contrasts[1]
+    subject_wfs, run_wfs = upstream.get("Subject", {}), upstream.get("Run", {})
+    by_subject = {s.subject: s for s in plan.subjects}
+    connect_subjects(workflow, [_subject_sources(subject, maps, subject_wfs, run_wfs,
+                                                 by_subject[subject].runs)
+                                for subject in group_plan.subjects], group_wf)
+    return group_wf
+
+
+def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
+    """The group level alone: the subjects' files given to the ``merge_<field>`` nodes."""
+    by_subject = {maps.subject: maps for maps in plan.subject_maps}
+    inputs = []
+    for subject in group_plan.subjects:
+        maps = by_subject[subject]
+        files = {"effect_maps": maps.effect_maps[group_plan.contrasts[0]],
+                 "mask_files": maps.mask_file, "mean_files": maps.mean_file}
+        if len(group_plan.contrasts) == 2:
+            files["paired_maps"] = maps.effect_maps[group_plan.contrasts[1]]
+        inputs.append(files)
+    set_subject_inputs(group_wf, inputs)
 
 
 def _subject_sources(subject, maps: dict, subject_wfs: dict, run_wfs: dict, subject_runs):
@@ -216,7 +256,7 @@ def _subject_sources(subject, maps: dict, subject_wfs: dict, run_wfs: dict, subj
         sources.update(mask_files=(ffx_wf, "combine.mask_file"),
                        mean_files=(ffx_wf, "combine.mean_file"))
         return sources
-    run_wf = run_wfs[subject_runs[0].label]
+    run_wf = run_wfs[subject_runs[0].run.label]
     sources = {field: (run_wf, f"outputnode.effect_{contrast}")
                for field, contrast in maps.items()}
     sources.update(mask_files=(run_wf, "outputnode.mask_file"),
@@ -224,64 +264,5 @@ def _subject_sources(subject, maps: dict, subject_wfs: dict, run_wfs: dict, subj
     return sources
 
 
-class GroupPlan(NamedTuple):
-    """One group analysis: ``name`` (the first-level contrast, or ``<A>Minus<B>`` for a
-    paired pair), ``contrasts`` (the first-level contrast, or the pair ``(A, B)``), the
-    ``subjects`` that have them, and the ``group_contrasts`` ((name or None, expression))."""
-
-    name: str
-    contrasts: tuple
-    subjects: tuple
-    group_contrasts: tuple
-
-
-def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> tuple[list, list]:
-    """The group analyses of a study, and one warning line per subject left out.
-
-    Parameters
-    ----------
-    runs : list of RunInputs
-    contrasts : sequence of (name, stat_type, rows)
-        The first-level contrasts; the t contrasts go to the group level (or, paired,
-        the two of ``group.pair``).
-    skipped : dict
-        Per run label, the contrasts it does not have: a subject none of whose runs has
-        a contrast is left out of that contrast's group analysis.
-    group : GroupSettings
-    design_columns : callable or None
-        ``design_columns(subjects)`` -> the group design's columns, for the default
-        two-sample contrast (the difference of the two groups).
-
-    Returns
-    -------
-    plans : list of GroupPlan
-    warnings : list of str
-    """
-    if not group.model:
-        return [], []
-    by_subject = subject_groups(runs)
-    if group.model == "paired":
-        analyses = [(f"{group.pair[0]}Minus{group.pair[1]}", tuple(group.pair))]
-    else:
-        analyses = [(name, (name,)) for name, stat_type, _ in contrasts if stat_type == "t"
-                    and (not group.inputs or name in group.inputs)]
-    plans, warnings = [], []
-    for name, needed in analyses:
-        subjects = []
-        for subject, subject_runs in by_subject.items():
-            missing = [c for c in needed
-                       if all(c in skipped.get(r.label, ()) for r in subject_runs)]
-            if missing:
-                warnings.append(f"group {name}: sub-{subject} left out (no map of contrast "
-                                f"{', '.join(missing)})")
-            else:
-                subjects.append(subject)
-        if group.contrasts:
-            group_contrasts = tuple(group.contrasts)
-        elif group.model == "two-sample":
-            levels = [c for c in design_columns(subjects) if c not in group.covariates]
-            group_contrasts = ((f"{levels[0]}Minus{levels[1]}", f"{levels[0]} - {levels[1]}"),)
-        else:
-            group_contrasts = ((None, "intercept"),)
-        plans.append(GroupPlan(name, needed, tuple(subjects), group_contrasts))
-    return plans, warnings
+#: :func:`glm_workflows.study_plan.group_plans`, at its old import path.
+group_plans = study_plan.group_plans

@@ -29,8 +29,9 @@ EXECUTION_FILE = "execution.json"
 def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     """Plan the tasks within the cluster's limits, write the spec, the execution and the
     scripts, submit the arrays and the group job (or print the sbatch commands:
-    ``execution.dry_run``). ``command``: the command line, recorded; ``prepared``:
-    :func:`~glm_workflows.plan.prepare`'s result if already computed."""
+    ``execution.dry_run``). ``command``: the command line, recorded; ``prepared``: the
+    study's plan (:func:`~glm_workflows.plan.prepare`) if already computed: its subjects,
+    their runs and memory estimates size the tasks."""
     import math
     import shutil
 
@@ -45,7 +46,6 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
         describe_follow,
         group_sbatch,
         group_size,
-        participants_of,
         plan_tasks,
         read_cluster_limits,
         sbatch_partition,
@@ -56,7 +56,7 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
         write_scripts,
     )
 
-    settings, plugin_args = prepared or prepare(spec, execution)
+    plan = prepared or prepare(spec, execution)
     folder = submission_folder(execution.work_dir, execution.dry_run)
     if (folder / "submission.json").exists() and not execution.dry_run:
         still = active_jobs(Submission.load(folder).job_ids())
@@ -64,14 +64,12 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
             raise InputError(f"--slurm-array: the last submission in {folder} still has "
                              f"{len(still)} job(s) queued or running; wait, scancel them, or "
                              "use another --work-dir")
-    runs, estimates = settings["runs"], settings["mem_gb"]
-    participants = participants_of(runs)
-    sbatch_args = shlex.split(str(plugin_args.get("sbatch_args", "")))
+    runs, participants = plan.run_inputs, plan.participants
+    sbatch_args = shlex.split(str(plan.plugin_args.get("sbatch_args", "")))
     limits = read_cluster_limits(sbatch_partition(sbatch_args))
     tasks = plan_tasks(participants, limits, execution.participants_per_task)
-    run_estimates: dict = {}
-    for run, run_mem in zip(runs, estimates, strict=True):
-        run_estimates.setdefault(run.subject, []).append(run_mem)
+    run_estimates = {subject.subject: [p.mem_gb for p in subject.runs]
+                     for subject in plan.subjects}
     sizes = [task_size([m for label in task for m in run_estimates[label]], execution.n_procs,
                        limits.node_cpus) for task in tasks]
     size = JobSize(max(s.cpus for s in sizes), max(s.memory_gb for s in sizes))  # one for all
@@ -79,7 +77,7 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     group = group_size(len(participants), n_voxels, execution.n_procs)
     limits.check_job(size, "array task")
     limits.check_job(group, "group job")
-    output_dir = str(Path(settings["output_dir"]).absolute())
+    output_dir = str(Path(plan.output_dir).absolute())
     if folder.exists() and not execution.dry_run:
         shutil.rmtree(folder / "done", ignore_errors=True)  # a new submission
     folder.mkdir(parents=True, exist_ok=True)

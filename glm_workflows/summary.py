@@ -1,5 +1,6 @@
 """What the command line prints once a run is committed: where the outputs are, and each
-contrast's threshold and cluster table, read back from the written files."""
+contrast's threshold and cluster table of the models the study's plan
+(:class:`~glm_workflows.study_plan.StudyPlan`) wrote, read back from the written files."""
 
 from __future__ import annotations
 
@@ -13,36 +14,32 @@ import pandas as pd
 from .core.naming import (
     GROUP_FOLDER,
     GROUP_OUTPUTS,
-    bids_prefix,
     contrast_file,
     contrast_names,
     group_file,
     subject_folder,
 )
-from .study import subject_entities, subject_groups, subject_session
+from .study_plan import RunPlan, StudyPlan, subject_plans
 
 
 def result_prefixes(runs) -> list[tuple[str, str]]:
     """The models whose results are written: each run, and each subject's fixed effects
-    when it has several runs.
+    when it has several runs (:meth:`~glm_workflows.study_plan.StudyPlan.result_prefixes`).
 
     Parameters
     ----------
-    runs : list of glm_workflows.inputs.RunInputs
-        The runs of the study.
+    runs : StudyPlan or list of glm_workflows.inputs.RunInputs
+        The study's plan, or its runs.
 
     Returns
     -------
     prefixes : list of (str, str)
         ``(subject, BIDS prefix)``, runs first.
     """
-    prefixes = [(r.subject, r.prefix) for r in runs]
-    for subject, subject_runs in subject_groups(runs).items():
-        if len(subject_runs) > 1:
-            prefixes.append((subject, bids_prefix(subject, subject_runs[0].task,
-                                                  subject_session(subject_runs), None,
-                                                  **subject_entities(subject_runs))))
-    return prefixes
+    if isinstance(runs, StudyPlan):
+        return runs.result_prefixes()
+    run_plans = tuple(RunPlan(run, ()) for run in runs)
+    return StudyPlan(None, runs=run_plans, subjects=subject_plans(run_plans)).result_prefixes()
 
 
 def print_results(runs, output_dir, printer=print) -> None:
@@ -50,8 +47,8 @@ def print_results(runs, output_dir, printer=print) -> None:
 
     Parameters
     ----------
-    runs : list of glm_workflows.inputs.RunInputs
-        The runs of the study.
+    runs : StudyPlan or list of glm_workflows.inputs.RunInputs
+        The study's plan (:func:`glm_workflows.plan.prepare`), or its runs.
     output_dir : str or PathLike
         The derivatives root the results were committed to.
     printer : callable

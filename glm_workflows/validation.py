@@ -171,7 +171,7 @@ def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, desig
                   confounds, min_kept_volumes, strict, study_conditions) -> tuple[dict, list]:
     """:func:`validate_run` without its guard: images, design and contrasts, names."""
     from .core.images import check_header_repetition_time, check_images_compatible
-    from .first_level import estimate_memory_gb
+    from .study_plan import estimate_memory_gb
 
     imgs = check_images_compatible(run.bold_files)
     check_header_repetition_time(run.t_r, imgs, run.bold_files)

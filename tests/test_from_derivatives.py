@@ -167,21 +167,21 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
     _fake_subject(root / "sub-03", "sub-03_ses-1_task-other", ["d"])  # another task
     argv = ["--from-derivatives", str(root), "--task", "tiny", "--group", "one-sample",
             "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]
-    settings, _ = prepare(*spec_from_args(argv))
-    maps = {m.subject: m for m in settings["subject_maps"]}
+    plan = prepare(*spec_from_args(argv))
+    maps = {m.subject: m for m in plan.subject_maps}
     assert maps["01"].prefix == "sub-01_task-tiny_acq-x"
     assert maps["01"].effect_maps["c"].endswith(
         "sub-01/sub-01_task-tiny_acq-x_contrast-c_stat-effect_statmap.nii.gz")
     assert maps["01"].mask_file.endswith("sub-01/sub-01_task-tiny_acq-x_desc-brain_mask.nii.gz")
     assert maps["02"].prefix == "sub-02_task-tiny_run-3"
     assert maps["03"].mean_file.endswith("sub-03_ses-1_task-tiny_desc-mean_bold.nii.gz")
-    plans = {plan.name: plan.subjects for plan in settings["group_plans"]}
+    plans = {group.name: group.subjects for group in plan.group_plans}
     assert plans == {"c": ("01", "02", "03"), "d": ("01", "02")}  # e: an F contrast
     assert capsys.readouterr().err.strip().splitlines() == [
         "glm-workflows: warning: group d: sub-03 left out (no map of contrast d)"]
-    settings, _ = prepare(*spec_from_args([*argv, "--contrast", "c", "--participant-label",
-                                           "01", "sub-03"]))
-    assert [(p.name, p.subjects) for p in settings["group_plans"]] == [("c", ("01", "03"))]
+    plan = prepare(*spec_from_args([*argv, "--contrast", "c", "--participant-label",
+                                    "01", "sub-03"]))
+    assert [(p.name, p.subjects) for p in plan.group_plans] == [("c", ("01", "03"))]
 
 
 @pytest.mark.slow

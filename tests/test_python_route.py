@@ -74,11 +74,18 @@ def _hashes(workflow) -> dict:
             for node in workflow._get_all_nodes()}
 
 
+def _edges(workflow) -> list:
+    """Every connection of the flattened graph: source node, destination node, fields."""
+    flat = workflow._create_flat_graph()
+    return sorted((u.fullname, v.fullname, sorted(map(str, data["connect"])))
+                  for u, v, data in flat.edges(data=True))
+
+
 def test_seed_graph_keeps_its_node_names_and_hashes(data_dir, tmp_path):
-    """The seed workflow built on run_analysis' path (spec -> prepare -> init_glm_wf) has
-    the node names and input hashes of ``init_glm_wf`` called with the settings the
-    command line passed it before the spec (so a rerun on an old work directory stays
-    cached)."""
+    """The seed workflow built on run_analysis' path (spec -> prepare -> the plan's graph
+    walked by init_analysis_wf) has the node names and input hashes of ``init_glm_wf``
+    called with the settings the command line passed it before the spec (so a rerun on
+    an old work directory stays cached)."""
     from glm_workflows.cli import spec_from_args
     from glm_workflows.inputs import find_spm_auditory
     from glm_workflows.plan import prepare
@@ -89,14 +96,13 @@ def test_seed_graph_keeps_its_node_names_and_hashes(data_dir, tmp_path):
         DEFAULT_MODEL,
         SEED_CONTRASTS,
     )
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.study import init_analysis_wf, init_glm_wf
 
     out = tmp_path / "out"
     spec, execution = spec_from_args(["--data-dir", str(data_dir), "--output-dir", str(out),
                                       "--work-dir", str(tmp_path / "work")])
     assert spec == _seed_spec(data_dir, tuple(Contrast(*c) for c in SEED_CONTRASTS))
-    settings, _ = prepare(spec, execution)
-    ours = init_glm_wf(**settings)
+    ours = init_analysis_wf(prepare(spec, execution))
     before = init_glm_wf([find_spm_auditory(str(data_dir))], output_dir=out,
                          contrasts=list(SEED_CONTRASTS), model=DEFAULT_MODEL,
                          inference=DEFAULT_INFERENCE, confounds=DEFAULT_CONFOUNDS,
@@ -105,6 +111,43 @@ def test_seed_graph_keeps_its_node_names_and_hashes(data_dir, tmp_path):
     assert sorted(ours.list_node_names()) == sorted(before.list_node_names())
     ours_hashes, before_hashes = _hashes(ours), _hashes(before)
     assert len(ours_hashes) > 10 and ours_hashes == before_hashes
+    assert _edges(ours) == _edges(before)
+
+
+@pytest.mark.slow
+def test_study_graph_keeps_its_node_names_edges_and_hashes(split_bids_dir, tmp_path):
+    """Two subjects x two runs with a one-sample group level: the graph walked from the
+    plan (spec -> prepare -> init_analysis_wf) is the one ``init_glm_wf`` builds from
+    explicit settings (the call the command line made before the spec): node names,
+    connections and input hashes."""
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.plan import prepare
+    from glm_workflows.settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, DEFAULT_MODEL
+    from glm_workflows.study import GroupPlan, init_analysis_wf, init_glm_wf
+
+    out = tmp_path / "out"
+    contrast = ("activeMinusRest", "t", ("active - rest",))
+    spec, execution = spec_from_args([
+        "--bids-dir", str(split_bids_dir), "--task", "auditory", "--output-dir", str(out),
+        "--work-dir", str(tmp_path / "work"), "--contrast", "activeMinusRest=active - rest",
+        "--group", "one-sample"])
+    plan = prepare(spec, execution)
+    assert [level for level, _ in plan.nodes] == ["Run", "Subject", "Dataset"]
+    ours = init_analysis_wf(plan)
+    runs = find_bids_runs(str(split_bids_dir), "auditory")
+    assert [r.label for r in runs] == [p.run.label for p in plan.runs]
+    before = init_glm_wf(runs, output_dir=out, contrasts=[contrast], model=DEFAULT_MODEL,
+                         inference=DEFAULT_INFERENCE, confounds=DEFAULT_CONFOUNDS,
+                         mem_gb=plan.mem_gb, skipped={}, group=spec.group_settings(),
+                         group_plans=[GroupPlan("activeMinusRest", ("activeMinusRest",),
+                                                ("01", "02"), ((None, "intercept"),))],
+                         participants_file=None, n_chunks=1)
+    assert sorted(ours.list_node_names()) == sorted(before.list_node_names())
+    assert any(name.startswith("group_activeMinusRest_wf") for name in ours.list_node_names())
+    ours_hashes = _hashes(ours)
+    assert len(ours_hashes) > 50 and ours_hashes == _hashes(before)
+    assert _edges(ours) == _edges(before)
 
 
 def test_model_design_node_value_unchanged(bids_dir):
