@@ -13,8 +13,8 @@ from glm_workflows.core.errors import InputError
 from glm_workflows.core.stats_model import HRFSpec, read_stats_model
 from glm_workflows.core.transformations import (
     apply_transformations,
-    implied_levels,
     check_instructions,
+    implied_levels,
     run_variables,
 )
 
