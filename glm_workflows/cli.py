@@ -31,11 +31,7 @@ def _contrasts(args):
 
     parsed = [parse_contrast_option(c, "t") for c in args.contrast]
     parsed += [parse_contrast_option(c, "F") for c in args.f_contrast]
-    names = [c[0] for c in parsed]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"--contrast: name(s) used twice: {', '.join(duplicates)}")
-    return parsed or list(SEED_CONTRASTS)
+    return parsed or list(SEED_CONTRASTS)  # a name used twice: the Run node refuses it
 
 
 def _plugin_args(args) -> dict:
@@ -58,9 +54,6 @@ def _confound_settings(args) -> ConfoundSettings:
     return settings
 
 
-#: Flags of the first-level inputs, refused with ``--from-derivatives``.
-_FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
-                       "den", "mask", "session", "run")
 
 
 #: Flags the model file replaces (refused with ``--model``).
@@ -95,7 +88,6 @@ def spec_from_args(argv=None):
     InputError
         The command line's own one-line messages.
     """
-
     from .core.contrasts import parse_contrast_option
     from .spec.analysis import (
         AnalysisSpec,
@@ -110,6 +102,7 @@ def spec_from_args(argv=None):
         RunModel,
     )
     from .spec.from_model import read_model
+    from .spec.rules import FIRST_LEVEL_INPUTS
 
     parser = build_parser()
     parsed = parser.parse_args(argv)
@@ -128,7 +121,7 @@ def spec_from_args(argv=None):
     if group_only:
         level = ("--analysis-level group" if args.analysis_level == "group"
                  else "--from-derivatives")
-        given = [f"--{name.replace('_', '-')}" for name in _FIRST_LEVEL_INPUTS
+        given = [f"--{name.replace('_', '-')}" for name in FIRST_LEVEL_INPUTS
                  if getattr(args, name) is not None]
         if given:
             raise InputError(f"{given[0]}: not with {level} (the subject maps are read "
@@ -161,9 +154,11 @@ def spec_from_args(argv=None):
         task = None if args.task == parser.get_default("task") else args.task
         spec = read_model(args.model, task=task, **selection)
         return _model_flags(spec, args, parser, inference), execution
-    requested = tuple((parse_contrast_option(text, "t")[0], parse_contrast_option(text, "t")
-                       [2][0]) if "=" in text else (text.strip(), None)
-                      for text in args.contrast) if group_only else ()
+    parsed_contrasts = (parse_contrast_option(text, "t") if "=" in text else None
+                        for text in args.contrast)
+    requested = tuple((parsed[0], parsed[2][0]) if parsed else (text.strip(), None)
+                      for text, parsed in zip(args.contrast, parsed_contrasts, strict=True)
+                      ) if group_only else ()
     inputs = InputSpec(task=args.task, contrasts=requested, **selection)
     nodes = []
     if not group_only:
@@ -248,25 +243,21 @@ def _model_flags(spec, args, parser, inference):
 def _check_flag_values(args) -> None:
     """Refuse flag values that are wrong whatever the data (numbers out of range, plugin
     arguments, thresholds, confound options), before any run is read or any file written."""
-    from .core.group import check_permutations
     from .core.inference import check_threshold_settings
+    from .spec.rules import check_setting_values
 
     check_threshold_settings(args.height_control, args.alpha, args.threshold,
                              args.cluster_threshold)
     _plugin_args(args)
     _confound_settings(args)
-    for flag, value, smallest in (("--table-min-cluster-size", args.table_min_cluster_size, 0),
-                                  ("--min-kept-volumes", args.min_kept_volumes, 1),
-                                  ("--permutations", args.permutations, 0),
-                                  ("--permutation-chunks", args.permutation_chunks, 1),
-                                  ("--participants-per-task", args.participants_per_task, 1)):
-        if value is not None and value < smallest:
-            raise InputError(f"{flag}: expected a number >= {smallest}, got {value}")
-    if args.permutations:
-        check_permutations(args.permutations, args.alpha)
-    if not 0 < args.cluster_forming_p < 1:
-        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
-                         f"{args.cluster_forming_p}")
+    for flag, value in (("--permutation-chunks", args.permutation_chunks),
+                        ("--participants-per-task", args.participants_per_task)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag}: expected a number >= 1, got {value}")
+    check_setting_values(table_min_cluster_size=args.table_min_cluster_size,
+                         min_kept_volumes=args.min_kept_volumes,
+                         permutations=args.permutations, alpha=args.alpha,
+                         cluster_forming_p=args.cluster_forming_p)
 
 
 def _check_levels(args) -> None:

@@ -10,9 +10,31 @@ from .frozen import thaw
 
 INPUT_KINDS = ("bids", "fmriprep", "files", "spm_auditory", "derivatives")
 LEVELS = ("Run", "Session", "Subject", "Dataset")
-_FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
+#: The input flags of the first level (refused for the group level alone).
+FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
                        "den", "mask", "session", "run")
 _MODELS = {"Run": "RunModel", "Subject": "MetaModel", "Dataset": "GroupModel"}
+
+
+def check_setting_values(*, table_min_cluster_size=None, min_kept_volumes=None,
+                         permutations=None, alpha=None, cluster_forming_p=None) -> None:
+    """The range of each setting given (None: not checked), one line naming its flag.
+
+    Shared by the spec's rules and the command line, which checks every value given
+    before any data is read, whichever node would take it.
+    """
+    from ..core.group import check_permutations
+
+    for flag, value, smallest in (("--table-min-cluster-size", table_min_cluster_size, 0),
+                                  ("--min-kept-volumes", min_kept_volumes, 1),
+                                  ("--permutations", permutations, 0)):
+        if value is not None and value < smallest:
+            raise InputError(f"{flag}: expected a number >= {smallest}, got {value}")
+    if permutations:
+        check_permutations(permutations, alpha)
+    if cluster_forming_p is not None and not 0 < cluster_forming_p < 1:
+        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
+                         f"{cluster_forming_p}")
 
 
 def check_contrast(contrast) -> None:
@@ -65,7 +87,7 @@ def check_inputs(inputs) -> None:
                  "events": files.events, "tr": files.tr, "confounds": files.confounds,
                  "space": inputs.space, "res": inputs.res, "den": inputs.den,
                  "mask": inputs.mask, "session": inputs.sessions, "run": inputs.runs}
-        flags = [f"--{name}" for name in _FIRST_LEVEL_INPUTS
+        flags = [f"--{name}" for name in FIRST_LEVEL_INPUTS
                  if given[name] is not None and given[name] != ()]
         if flags:
             raise InputError(f"{flags[0]}: not with --from-derivatives (the subject maps "
@@ -170,9 +192,7 @@ def _check_run(node) -> None:
         raise InputError(f"drift_order: expected an order >= 0, got {design.drift_order!r}")
     confounds = model.confounds
     check_confound_options(confounds.strategy, confounds.columns, confounds.options())
-    if confounds.min_kept_volumes < 1:
-        raise InputError(f"--min-kept-volumes: expected a number >= 1, got "
-                         f"{confounds.min_kept_volumes}")
+    check_setting_values(min_kept_volumes=confounds.min_kept_volumes)
 
 
 def check_spec(spec) -> None:
@@ -186,9 +206,7 @@ def check_spec(spec) -> None:
     inference = spec.inference
     check_threshold_settings(inference.height_control, inference.alpha, inference.threshold,
                              inference.cluster_threshold)
-    if inference.table_min_cluster_size < 0:
-        raise InputError(f"--table-min-cluster-size: expected a number >= 0, got "
-                         f"{inference.table_min_cluster_size}")
+    check_setting_values(table_min_cluster_size=inference.table_min_cluster_size)
     _check_graph(spec)
     run, dataset = spec.run_node, spec.dataset_node
     if spec.inputs.kind == "derivatives":
@@ -243,7 +261,6 @@ def _check_group(spec, dataset) -> None:
     """The data-free rules of today's ``_group_settings``, ``_group_inputs`` and
     ``_check_flag_values``."""
     from ..core.contrasts import parse_contrast_option
-    from ..core.group import check_permutations
     from ..core.naming import check_label
 
     group = dataset.model.group
@@ -274,13 +291,8 @@ def _check_group(spec, dataset) -> None:
     for name, row in group.contrasts:
         parse_contrast_option(f"{name}={row}", "t")
         check_label(name, "group contrast")
-    if group.permutations < 0:
-        raise InputError(f"--permutations: expected a number >= 0, got {group.permutations}")
-    if group.permutations:
-        check_permutations(group.permutations, spec.inference.alpha)
-    if not 0 < group.cluster_forming_p < 1:
-        raise InputError(f"--cluster-forming-p: expected a p value in (0, 1), got "
-                         f"{group.cluster_forming_p}")
+    check_setting_values(permutations=group.permutations, alpha=spec.inference.alpha,
+                         cluster_forming_p=group.cluster_forming_p)
     incoming = [e for e in spec.edges if e.destination == dataset.name]
     if incoming and group.inputs:
         raise InputError("group.inputs: the edges' filters hold the contrasts taken up")
