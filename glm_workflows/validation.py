@@ -267,7 +267,7 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     if sample_mask is not None and len(sample_mask) < min_kept_volumes:
         raise InputError(f"{name}: {len(sample_mask)} of {n_scans} volumes kept after "
                          f"censoring, fewer than --min-kept-volumes {min_kept_volumes}")
-    skipped, lines = [], []
+    skipped, lines, reasons = [], [], {}
     # a model file's Run node names its own columns: no condition of the events to skip
     checked = [] if model.get("run_node") else contrasts
     present = run_conditions(run.events_file, n_scans, run.t_r, model["slice_time_ref"],
@@ -277,11 +277,13 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
         absent = sorted(names - present & set(study_conditions())) if names - present else []
         if not absent:
             continue
-        reasons = {condition: absence_reason(run.events_file, condition, n_scans, run.t_r,
-                                             model["slice_time_ref"], sample_mask)
-                   for condition in absent}
-        why = "; ".join(f"{condition}: " * (len(absent) > 1) + reason
-                        for condition, reason in reasons.items() if reason)
+        for condition in absent:  # each condition's reason read once per run
+            if condition not in reasons:
+                reasons[condition] = absence_reason(run.events_file, condition, n_scans,
+                                                    run.t_r, model["slice_time_ref"],
+                                                    sample_mask)
+        why = "; ".join(f"{condition}: " * (len(absent) > 1) + reasons[condition]
+                        for condition in absent if reasons[condition])
         where = f"condition(s) {', '.join(absent)} absent from {name}" + \
             (f" ({why})" if why else "")
         if strict:

@@ -424,10 +424,10 @@ def first_level_design(
         confound_names = () if confounds is None else list(confounds.columns)
         drift_model = settings["drift_model"] = effective_drift_model(drift_model,
                                                                       confound_names)
-        if drift_model != "none" and cosine_columns(confound_names):
+        cosines = cosine_columns(confound_names)
+        if drift_model != "none" and cosines:
             warnings.warn(f"{confounds_file}: the design has {drift_model} drifts and the "
-                          f"confounds' cosine regressors "
-                          f"({', '.join(cosine_columns(confound_names))}) both",
+                          f"confounds' cosine regressors ({', '.join(cosines)}) both",
                           EventsWarning, stacklevel=2)
         drifts = _drift_columns(n_scans, t_r, drift_model, high_pass, drift_order,
                                 slice_time_ref)
