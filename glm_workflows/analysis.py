@@ -79,7 +79,7 @@ def _run(spec, execution, command) -> int:
         subject_folder,
     )
     from .execution import run_workflow
-    from .provenance import build_provenance, write_provenance
+    from .provenance import build_provenance, write_analysis_record, write_provenance
     from .report import write_subject_report
     from .study import init_analysis_wf
     from .summary import print_results
@@ -107,8 +107,7 @@ def _run(spec, execution, command) -> int:
         write_provenance(transaction.staging, record, subjects, analysis)
         group_folder = Path(transaction.staging) / GROUP_FOLDER
         if group_folder.is_dir():  # the group level's record: the whole run's
-            (group_folder / analysis_record(analysis)).write_text(
-                json.dumps({**record, "Analysis": analysis}, indent=2, default=str))
+            write_analysis_record(group_folder, record, analysis)
         write_reports(transaction.staging, subjects,
                       plugin_args.get("n_procs", os.cpu_count() or 1)
                       if plugin == "MultiProc" else 1)
@@ -140,7 +139,7 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
     group results printed."""
     from .core.naming import GROUP_FOLDER, GROUP_REPORT, analysis_record
     from .execution import run_workflow
-    from .provenance import build_provenance
+    from .provenance import build_provenance, write_analysis_record
     from .study import init_analysis_wf
     from .summary import print_results
 
@@ -161,10 +160,7 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
             command_line=command, working_directory=cwd, plugin=plugin,
             parameters=group_parameters(plan, execution),
             inputs=plan.inputs)
-        group_folder = Path(transaction.staging) / GROUP_FOLDER
-        group_folder.mkdir(parents=True, exist_ok=True)
-        (group_folder / analysis_record(plan.analysis)).write_text(
-            json.dumps({**record, "Analysis": plan.analysis}, indent=2, default=str))
+        write_analysis_record(Path(transaction.staging) / GROUP_FOLDER, record, plan.analysis)
         transaction.commit([], root_files, plan.analysis)
         return records, finished
 

@@ -242,11 +242,15 @@ def write_provenance(output_dir: str | os.PathLike, record: dict, subjects,
     analysis wrote (``Outputs``), and the root ``provenance.json`` that lists the records
     is rebuilt then (:mod:`glm_workflows.outputs`).
     """
-    written = []
-    for subject, subject_record in subject_records(record, subjects).items():
-        target = Path(output_dir) / subject_folder(subject) / analysis_record(analysis)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({**subject_record, "Analysis": analysis}, indent=2,
-                                     default=str))
-        written.append(target)
-    return written
+    return [write_analysis_record(Path(output_dir) / subject_folder(subject), subject_record,
+                                  analysis)
+            for subject, subject_record in subject_records(record, subjects).items()]
+
+
+def write_analysis_record(folder: str | os.PathLike, record: dict, analysis: str) -> Path:
+    """Write ``record`` as the record of ``analysis`` in ``folder`` (a subject or the group
+    folder, created if needed): ``<folder>/<analysis>_provenance.json``."""
+    target = Path(folder) / analysis_record(analysis)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({**record, "Analysis": analysis}, indent=2, default=str))
+    return target
