@@ -1,0 +1,252 @@
+"""The subject-level maps of a derivatives folder this package wrote earlier, for a run
+of the group level alone (``--from-derivatives``): no work directory, no refit.
+
+Each subject folder ``sub-<label>/`` holds one analysis of the subject: its runs' outputs
+(``<run prefix>_...``) and, when it had several runs, its fixed effects (the prefix
+without ``run`` that every run's prefix extends, see :mod:`glm_workflows.workflows.study`). The
+subject's map of a contrast is that of the fixed effects if any, else that of its one
+run; with it go the mask and mean image of the same prefix. Names are read through
+:mod:`glm_workflows.core.naming` (no Nipype); the images are read only by
+:func:`check_plan_files`, before any work.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from ..core.errors import InputError
+from ..core.naming import (
+    contrast_file,
+    model_file,
+    parse_output_name,
+    parse_prefix,
+    parse_subject_folder,
+    subject_folder,
+    subject_label,
+)
+
+
+class SubjectMaps(NamedTuple):
+    """A subject's maps in a derivatives folder (see :func:`find_subject_maps`).
+
+    Attributes
+    ----------
+    subject : str
+        Subject label.
+    prefix : str
+        The BIDS prefix of its subject-level outputs (fixed effects, or its one run).
+    mask_file, mean_file : str
+        ``<prefix>_desc-brain_mask.nii.gz`` and ``<prefix>_desc-mean_bold.nii.gz``.
+    effect_maps : dict
+        Contrast name -> ``<prefix>_contrast-<C>_stat-effect_statmap.nii.gz``.
+    stat_types : dict
+        Contrast name -> ``t`` or ``F`` (the contrast sidecar's ``StatisticType``).
+    rows : dict
+        Contrast name -> its expressions (the sidecar's ``ContrastRows``).
+    """
+
+    subject: str
+    prefix: str
+    mask_file: str
+    mean_file: str
+    effect_maps: dict
+    stat_types: dict
+    rows: dict
+
+    @property
+    def label(self) -> str:
+        """What the study's ``skipped`` contrasts are keyed by (a run's label)."""
+        return self.prefix
+
+
+def find_subject_maps(folder, task: str, subjects=None) -> tuple[list[SubjectMaps], list[str]]:
+    """The subject-level maps of task ``task`` in every ``sub-*/`` folder of ``folder``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        A derivatives folder written by this package.
+    task : str
+        The task label.
+    subjects : list of str or None
+        Subject labels (with or without ``sub-``) to keep; None: every subject.
+
+    Returns
+    -------
+    maps : list of SubjectMaps
+        One per subject with results of ``task``, in label order.
+    warnings : list of str
+        One line per selected subject folder without results of ``task`` (left out).
+
+    Raises
+    ------
+    InputError
+        ``folder`` missing, a selected subject absent, no subject with results of
+        ``task``, or a subject's mask, mean image or contrast sidecar missing.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"--from-derivatives {folder}: folder not found")
+    found = sorted(label for label in (parse_subject_folder(p.name) for p in root.iterdir()
+                                       if p.is_dir()) if label)
+    if subjects:
+        wanted = [subject_label(s) for s in subjects]
+        absent = [s for s in wanted if s not in found]
+        if absent:
+            raise InputError(f"--subject {', '.join(absent)}: no such subject folder in "
+                             f"{folder} (found: {', '.join(found) or 'none'})")
+        found = [s for s in found if s in wanted]
+    maps, warnings, tasks = [], [], set()
+    for subject in found:
+        names = sorted(p.name for p in (root / subject_folder(subject)).iterdir()
+                       if p.is_file())
+        parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
+        tasks.update(parse_prefix(p.prefix)["task"] for _, p in parsed)
+        prefixes = sorted({p.prefix for _, p in parsed
+                           if parse_prefix(p.prefix)["task"] == task})
+        if not prefixes:
+            warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
+            continue
+        maps.append(_subject_maps(root / subject_folder(subject), subject,
+                                  _subject_prefix(subject, prefixes), parsed))
+    if not maps:
+        raise InputError(f"--from-derivatives {folder}: no subject results of task {task} "
+                         f"(subject folders: {len(found)}; tasks found: "
+                         f"{', '.join(sorted(tasks)) or 'none'})")
+    return maps, warnings
+
+
+def _subject_prefix(subject: str, prefixes: list[str]) -> str:
+    """The prefix of a subject's subject-level outputs: its only one, else the one
+    without ``run`` whose entities every other prefix has (the fixed effects)."""
+    if len(prefixes) == 1:
+        return prefixes[0]
+    entities = {prefix: {k: v for k, v in parse_prefix(prefix).items() if v}
+                for prefix in prefixes}
+    combined = [prefix for prefix, own in entities.items()
+                if "run" not in own and all(own.items() <= other.items()
+                                            for other in entities.values())]
+    if len(combined) != 1:
+        raise InputError(f"sub-{subject}: cannot tell its subject-level maps among "
+                         f"{', '.join(prefixes)}")
+    return combined[0]
+
+
+def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMaps:
+    """The mask, mean image and contrasts of ``prefix`` in a subject folder."""
+    files = {}
+    for output in ("mask_file", "mean_file"):
+        path = folder / model_file(prefix, output)
+        if not path.is_file():
+            raise InputError(f"{path}: not found (the {output.replace('_file', '')} of "
+                             f"sub-{subject}'s maps)")
+        files[output] = str(path.absolute())
+    contrasts = sorted({p.contrast for _, p in parsed
+                        if p.prefix == prefix and p.output == "effect_maps"})
+    effect_maps, stat_types, rows = {}, {}, {}
+    for contrast in contrasts:
+        sidecar = folder / contrast_file(prefix, contrast, "contrast_jsons")
+        try:
+            meta = json.loads(sidecar.read_text())
+            stat_type = meta["StatisticType"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"{sidecar}: missing or unreadable (the StatisticType of "
+                             f"contrast {contrast})") from None
+        if stat_type not in ("t", "F"):
+            raise InputError(f"{sidecar}: StatisticType {stat_type!r}, expected t or F")
+        effect_maps[contrast] = str((folder / contrast_file(prefix, contrast, "effect_maps"))
+                                    .absolute())
+        stat_types[contrast] = stat_type
+        rows[contrast] = tuple(meta.get("ContrastRows") or ())
+    return SubjectMaps(subject, prefix, files["mask_file"], files["mean_file"], effect_maps,
+                       stat_types, rows)
+
+
+def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple]:
+    """The first-level contrasts of the group run: every contrast some subject has
+    (sorted), or only ``requested`` ones.
+
+    Parameters
+    ----------
+    maps : list of SubjectMaps
+    folder : str or PathLike
+        The derivatives folder, for messages.
+    requested : sequence of (name, rows or None)
+        ``--contrast`` names (rows: the expression given, checked against the one the
+        maps were computed with; None: not given).
+
+    Returns
+    -------
+    contrasts : list of (name, stat_type, rows)
+    """
+    found: dict = {}
+    for subject_maps in maps:
+        for name, stat_type in subject_maps.stat_types.items():
+            known = found.setdefault(name, (stat_type, subject_maps.rows[name]))
+            if known[0] != stat_type:
+                raise InputError(f"contrast {name}: of statistic {known[0]} for some "
+                                 f"subjects of {folder}, {stat_type} for sub-"
+                                 f"{subject_maps.subject}")
+    if not requested:
+        return [(name, *found[name]) for name in sorted(found)]
+    contrasts = []
+    for name, given in requested:
+        if name not in found:
+            raise InputError(f"--contrast {name}: no subject of {folder} has it (found: "
+                             f"{', '.join(sorted(found)) or 'none'})")
+        stat_type, rows = found[name]
+        if stat_type != "t":
+            raise InputError(f"--contrast {name}: an F contrast in {folder}; the group level "
+                             "takes t contrasts")
+        if given is not None and rows and _bare(given) != _bare(rows):  # rows: if recorded
+            raise InputError(f"--contrast {name}: the maps of {folder} are of "
+                             f"{' , '.join(rows)!r}, not {' , '.join(given)!r}")
+        contrasts.append((name, stat_type, rows))
+    return contrasts
+
+
+def _bare(rows) -> tuple:
+    """Expressions without white space, for comparison."""
+    return tuple("".join(str(row).split()) for row in rows)
+
+
+def check_plan_files(maps: list[SubjectMaps], plans) -> None:
+    """Check, before any work, every file the group analyses will read
+    (:func:`~glm_workflows.core.group.check_group_files`: readable whole, one grid, a
+    subject's map finite in most of the group mask).
+
+    Parameters
+    ----------
+    maps : list of SubjectMaps
+    plans : list of glm_workflows.workflows.study.GroupPlan
+
+    Raises
+    ------
+    InputError
+        Naming the first file refused.
+    """
+    from ..core.group import check_group_files
+
+    by_subject = {subject_maps.subject: subject_maps for subject_maps in maps}
+    for plan in plans:
+        chosen = [by_subject[subject] for subject in plan.subjects]
+        effect_maps = [[m.effect_maps[contrast] for m in chosen] for contrast in plan.contrasts]
+        check_group_files(effect_maps[0], [m.mask_file for m in chosen],
+                          [m.mean_file for m in chosen],
+                          effect_maps[1] if len(effect_maps) == 2 else None)
+
+
+def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:
+    """The files a group run reads, for its provenance record: per subject, its mask,
+    mean image and the effect maps of ``contrasts``."""
+    names = {name for name, _, _ in contrasts}
+    files = []
+    for subject_maps in maps:
+        entries = [("mask", subject_maps.mask_file), ("mean", subject_maps.mean_file)]
+        entries += [(f"effect:{name}", path) for name, path in subject_maps.effect_maps.items()
+                    if name in names]
+        files += [{"path": path, "role": role, "subject": subject_maps.subject,
+                   "prefix": subject_maps.prefix} for role, path in entries]
+    return files

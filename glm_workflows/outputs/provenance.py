@@ -1,0 +1,256 @@
+"""The provenance record of a run: inputs with checksums, parameters, graph, timings."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nipype.pipeline.engine import Workflow
+
+from .. import __version__
+from ..core.derivatives import software_versions, write_text_atomic
+from ..core.naming import analysis_record, subject_folder
+
+#: The inputs' checksums of earlier runs, in the work directory:
+#: ``{path: [size, mtime_ns, inode, sha256]}``.
+CHECKSUMS_FILE = "input_checksums.json"
+
+
+def sha256_of(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_checksums(path) -> dict:
+    """The checksums kept in ``path`` (see :data:`CHECKSUMS_FILE`); empty if unreadable."""
+    try:
+        checksums = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return checksums if isinstance(checksums, dict) else {}
+
+
+def save_checksums(path, checksums: dict) -> None:
+    """Add ``checksums`` to those kept in ``path`` (atomically; a failure only costs the
+    next run the reading of its inputs)."""
+    path = Path(path)
+    merged = {**load_checksums(path), **checksums}
+    with contextlib.suppress(OSError):
+        write_text_atomic(path, json.dumps(merged))
+
+
+def cached_sha256(path, checksums: dict) -> str:
+    """SHA-256 of a file, from ``checksums`` if its size, modification time (ns) and inode
+    are those recorded there; else computed and recorded."""
+    stat = os.stat(path)
+    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    entry = checksums.get(str(path))
+    if isinstance(entry, list) and entry[:3] == signature:
+        return entry[3]
+    digest = sha256_of(path)
+    checksums[str(path)] = [*signature, digest]
+    return digest
+
+
+def input_records(runs, checksums_file=None) -> list[dict]:
+    """Every input file of every run (the ``.hdr`` of an Analyze pair too), with its sha256.
+
+    Parameters
+    ----------
+    runs : list of RunInputs
+    checksums_file : str, PathLike or None
+        Where the checksums of earlier runs are kept (see :data:`CHECKSUMS_FILE`): a file
+        whose size, modification time and inode are unchanged is not read again. None:
+        every file is read.
+
+    Returns
+    -------
+    records : list of dict
+        ``path``, ``sha256``, ``role`` (``bold``, ``bold-header``, ``events``,
+        ``confounds``, ``mask``), ``subject``, ``session``, ``run``.
+    """
+    checksums = load_checksums(checksums_file) if checksums_file else {}
+    records = []
+    for run in runs:
+        files = [("bold", f) for f in run.bold_files]
+        files += [("bold-header", str(Path(f).with_suffix(".hdr")))
+                  for f in run.bold_files if str(f).endswith(".img")]
+        files.append(("events", run.events_file))
+        if run.confounds_file:
+            files.append(("confounds", run.confounds_file))
+        if run.mask_file:
+            files.append(("mask", run.mask_file))
+        for role, path in files:
+            records.append({"path": str(path), "sha256": cached_sha256(path, checksums),
+                            "role": role, "subject": run.subject, "session": run.session,
+                            "run": run.run})
+    if checksums_file:
+        save_checksums(checksums_file, checksums)
+    return records
+
+
+def run_sources(runs) -> list[dict]:
+    """Where each run's TR, slice-time reference and brain mask come from
+    (``RunInputs.sources``), and which of them fell back for lack of an input.
+
+    Returns
+    -------
+    records : list of dict
+        ``subject``, ``run`` (the run's BIDS prefix), the sources (``MaskSource``, ...)
+        and ``Fallbacks`` (source key -> why).
+    """
+    return [{"subject": run.subject, "run": run.prefix, **run.sources,
+             "Fallbacks": dict(run.fallbacks)} for run in runs]
+
+
+def graph_summary(workflow) -> dict:
+    """Nodes and edges of the workflow graph (before iterables are expanded).
+
+    Named as in the graph Nipype flattens the nested workflows into
+    (``top_wf.sub_wf.node``), but read from the nested workflows themselves: flattening
+    starts with a deep copy of the whole workflow (tenths of a second for 64 tiny runs,
+    growing with the study).
+    """
+    nodes: set = set()
+    edges: set = set()
+    _add_flat_graph(workflow, workflow.name, nodes, edges)
+    return {"Nodes": sorted(nodes), "Edges": sorted(list(edge) for edge in edges)}
+
+
+def _add_flat_graph(workflow, prefix: str, nodes: set, edges: set) -> None:
+    """Add the full names of ``workflow``'s nodes (those of its nested workflows too) and
+    of the pairs of nodes its connections join."""
+    for node in workflow._graph.nodes():
+        if isinstance(node, Workflow):
+            _add_flat_graph(node, f"{prefix}.{node.name}", nodes, edges)
+        else:
+            nodes.add(f"{prefix}.{node.name}")
+    for source, target, data in workflow._graph.edges(data=True):
+        for output, field in data["connect"]:
+            edges.add((_connected_node(source, output, prefix),
+                       _connected_node(target, field, prefix)))
+
+
+def _connected_node(node, port, prefix: str) -> str:
+    """Full name of the node a connection reaches through ``port``: ``node`` itself, or,
+    when ``node`` is a nested workflow, the node that ``port`` (``inner.node.field``, or
+    a tuple starting with it for a connection through a function) names in it."""
+    if not isinstance(node, Workflow):
+        return f"{prefix}.{node.name}"
+    path = port[0] if isinstance(port, tuple) else port
+    return f"{prefix}.{node.name}.{path.rsplit('.', 1)[0]}"
+
+
+def node_subject(name: str) -> str | None:
+    """Subject label in a node name (``sub_01_task_...wf.fit`` -> ``01``)."""
+    parts = name.split("_")
+    return parts[1] if len(parts) > 1 and parts[0] == "sub" else None
+
+
+def file_records(files: list[dict], checksums_file=None) -> list[dict]:
+    """``files`` (dicts with a ``path``, e.g. a group run's subject maps) each with its
+    sha256 (see :func:`input_records` for ``checksums_file``)."""
+    checksums = load_checksums(checksums_file) if checksums_file else {}
+    records = [{**item, "sha256": cached_sha256(item["path"], checksums)} for item in files]
+    if checksums_file:
+        save_checksums(checksums_file, checksums)
+    return records
+
+
+def build_provenance(*, runs, parameters: dict, workflow, records, started: float,
+                     finished: float, command_line: list[str], working_directory: str,
+                     plugin: str, inputs: list[dict] | None = None) -> dict:
+    """The provenance record as a JSON-serialisable dict.
+
+    The inputs' checksums are kept in :data:`CHECKSUMS_FILE` in ``parameters['work_dir']``
+    (when given), so that a rerun reads only the inputs that changed. ``inputs``: files
+    read instead of the runs' (:func:`file_records`; a run of the group level alone).
+    ``command_line`` (the entry point and its arguments,
+    :func:`glm_workflows.cli.invocation`) is recorded shell-quoted (``shlex.join``), with
+    the ``working_directory`` it ran in: pasted there, it runs again.
+    """
+    work_dir = parameters.get("work_dir")
+    checksums_file = Path(work_dir) / CHECKSUMS_FILE if work_dir else None
+    return {
+        "GeneratedBy": {
+            "Name": "glm-workflows",
+            "Version": __version__,
+            "CommandLine": shlex.join(command_line),
+            "WorkingDirectory": str(working_directory),
+            "Date": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+            "WallTimeSeconds": round(finished - started, 3),
+            "Plugin": plugin,
+        },
+        "SoftwareVersions": software_versions(),
+        "Parameters": parameters,
+        "Inputs": (input_records(runs, checksums_file) if inputs is None
+                   else file_records(inputs, checksums_file)),
+        "RunSources": run_sources(runs),
+        "Graph": graph_summary(workflow),
+        "Nodes": [{**asdict(record), "subject": node_subject(record.name),
+                   "status": "cached" if record.cached
+                   else "ran" if record.status == "end" else "failed"}
+                  for record in records],
+    }
+
+
+def subject_records(record: dict, subjects) -> dict:
+    """The run's record split by subject: each keeps the shared fields (software,
+    parameters, command line) and only its own inputs, nodes and graph."""
+    def subject_of_graph_node(fullname: str):
+        return node_subject(fullname.split(".", 1)[-1])
+
+    graph = record["Graph"]
+    inputs = _grouped(record["Inputs"], lambda item: item["subject"])
+    sources = _grouped(record.get("RunSources", []), lambda item: item["subject"])
+    nodes = _grouped(record["Nodes"], lambda item: item["subject"])
+    graph_nodes = _grouped(graph["Nodes"], subject_of_graph_node)
+    edges = _grouped(graph["Edges"], lambda edge: subject_of_graph_node(edge[0]))
+    return {subject: {**record, "Inputs": inputs.get(subject, []),
+                      "RunSources": sources.get(subject, []),
+                      "Nodes": nodes.get(subject, []),
+                      "Graph": {"Nodes": graph_nodes.get(subject, []),
+                                "Edges": edges.get(subject, [])}}
+            for subject in subjects}
+
+
+def _grouped(items, key) -> dict:
+    """``items`` in lists by ``key(item)``, in their order."""
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
+
+
+def write_provenance(output_dir: str | os.PathLike, record: dict, subjects,
+                     analysis: str) -> list[Path]:
+    """Write each subject's part of the record of ``analysis`` to
+    ``<output_dir>/sub-<label>/<analysis>_provenance.json``.
+
+    The command line writes them into its staging folder, which is committed subject
+    folder by subject folder only when the run succeeded; the commit adds the files the
+    analysis wrote (``Outputs``), and the root ``provenance.json`` that lists the records
+    is rebuilt then (:mod:`glm_workflows.outputs.folders`).
+    """
+    return [write_analysis_record(Path(output_dir) / subject_folder(subject), subject_record,
+                                  analysis)
+            for subject, subject_record in subject_records(record, subjects).items()]
+
+
+def write_analysis_record(folder: str | os.PathLike, record: dict, analysis: str) -> Path:
+    """Write ``record`` as the record of ``analysis`` in ``folder`` (a subject or the group
+    folder, created if needed): ``<folder>/<analysis>_provenance.json``."""
+    target = Path(folder) / analysis_record(analysis)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({**record, "Analysis": analysis}, indent=2, default=str))
+    return target

@@ -1,0 +1,269 @@
+"""Before any work: every check on the data, and the plan of the run.
+
+:func:`prepare` takes an :class:`~glm_workflows.spec.analysis.AnalysisSpec` and its
+:class:`~glm_workflows.settings.ExecutionSettings`, collects the runs
+(:mod:`glm_workflows.inputs.collect`) or, for the group level alone, the subject maps, checks
+every run, design, contrast, group design and output folder, and returns the study's
+:class:`~glm_workflows.plan.study.StudyPlan` (what the workflow factory, the SLURM array
+planner, the closing summary and the provenance read); an
+:class:`~glm_workflows.core.errors.InputError` (one line) on the first problem, before any
+work folder is written. No Nipype here (``tests/test_architecture.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..inputs.checks import (
+    check_contrasts_estimated,
+    check_memory,
+    check_output_dir,
+    check_work_dir,
+    load_design_checks,
+    save_design_checks,
+    validate_runs,
+)
+from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
+from .study import StudyPlan, plan_study
+
+
+def model_file(spec) -> str | None:
+    """The model file a spec was read from (absolute), if it was read from one."""
+    if spec.source == "flags" or not Path(spec.source).is_file():
+        return None
+    return str(Path(spec.source).absolute())
+
+
+def plugin_args(execution) -> dict:
+    """The plugin's arguments: ``plugin_args`` with ``n_procs`` and ``mem_gb`` merged in
+    (as ``n_procs`` and ``memory_gb``), checked."""
+    try:
+        arguments = json.loads(execution.plugin_args)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--plugin-args: not valid JSON ({exc.msg})") from None
+    if not isinstance(arguments, dict):
+        raise InputError("--plugin-args: expected a JSON object")
+    if execution.n_procs is not None:
+        if execution.n_procs < 1:
+            raise InputError(f"--n-procs: expected a positive number, got {execution.n_procs}")
+        arguments["n_procs"] = execution.n_procs
+    if execution.mem_gb is not None:
+        if execution.mem_gb <= 0:
+            raise InputError(f"--mem-gb: expected a positive number, got {execution.mem_gb}")
+        arguments["memory_gb"] = execution.mem_gb
+    return arguments
+
+
+def n_chunks(execution, arguments: dict) -> int:
+    """Permutation nodes of each group contrast: ``--permutation-chunks``, else the
+    MultiProc processes, else 1."""
+    return execution.permutation_chunks or (arguments.get("n_procs") or os.cpu_count() or 1
+                                            if execution.plugin == "MultiProc" else 1)
+
+
+def prepare(spec, execution) -> StudyPlan:
+    """Check every input and setting before any work; raise InputError on the first problem.
+
+    Returns the study's plan (group level alone: :func:`prepare_from_derivatives`'), the
+    plugin arguments in its ``plugin_args``.
+    """
+    if spec.inputs.kind == "derivatives":
+        return prepare_from_derivatives(spec, execution)
+    model = spec.model_settings()
+    contrasts = spec.contrasts()
+    confounds = spec.confounds
+    arguments = plugin_args(execution)
+    notes: list = []
+    runs = collect_runs(spec, notes)
+    if spec.runs_are_subjects and spec.dataset_node is not None:
+        check_one_run_per_subject(model_file(spec), runs)
+    warnings = fallback_lines(runs)
+    design_checks = load_design_checks(execution.work_dir)
+    checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],
+                            contrasts, output_dir=execution.output_dir,
+                            design_checks=design_checks, warnings=warnings,
+                            study_runs=whole_study(spec, runs),
+                            confounds=confounds.selection(),
+                            min_kept_volumes=confounds.min_kept_volumes, strict=spec.strict)
+    mem_gb = [estimates for estimates, _ in checked]
+    skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
+    if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
+        check_contrasts_estimated(contrasts, runs, skipped, warnings)
+    group = spec.group_settings(execution.permutation_chunks)
+    participants_file = _participants_file(spec)
+    plans = group_plans(runs, contrasts, skipped, group, participants_file, warnings,
+                        model_file(spec))
+    check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
+                 else None)
+    output_dir = check_output_dir(execution.output_dir)
+    check_own_outputs(output_dir, analysis_of_runs(runs), runs,
+                      runs[0].task if group.model else None)
+    save_design_checks(check_work_dir(execution.work_dir), design_checks)
+    for line in notes:
+        print(f"glm-workflows: note: {line}", file=sys.stderr)
+    for line in warnings:
+        print(f"glm-workflows: warning: {line}", file=sys.stderr)
+    return plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
+                      skipped=skipped, spec=spec, model=model, inference=spec.inference,
+                      confounds=confounds, group=group, group_plans=plans,
+                      participants_file=participants_file,
+                      n_chunks=n_chunks(execution, arguments), plugin_args=arguments)
+
+
+def prepare_from_derivatives(spec, execution) -> StudyPlan:
+    """:func:`prepare` for the group level alone, on the subject maps of
+    ``spec.inputs.from_derivatives``
+    (:func:`~glm_workflows.inputs.derivatives.find_subject_maps`): a plan of its Dataset
+    node alone (``subject_maps``, ``task``, ``analysis``, ``inputs``,
+    ``from_derivatives``).
+    """
+    from ..core.naming import check_label
+    from ..inputs.derivatives import (
+        check_plan_files,
+        find_subject_maps,
+        input_files,
+        study_contrasts,
+    )
+
+    folder = spec.inputs.from_derivatives
+    arguments = plugin_args(execution)
+    task = check_label(spec.inputs.task, "task")
+    requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
+    subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)
+    maps, warnings = find_subject_maps(folder, task, subjects)
+    contrasts = study_contrasts(maps, folder, requested)
+    if not any(stat_type == "t" for _, stat_type, _ in contrasts):
+        raise InputError(f"--from-derivatives {folder}: no first-level t "
+                         f"contrast of task {task} (found: "
+                         f"{', '.join(name for name, _, _ in contrasts) or 'none'})")
+    skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
+               for m in maps}
+    group = spec.group_settings(execution.permutation_chunks)
+    participants_file = _participants_file(spec)
+    plans = group_plans(maps, contrasts, skipped, group, participants_file, warnings,
+                        model_file(spec))
+    check_plan_files(maps, plans)  # reads every map: the last check but the folders'
+    output_dir = check_output_dir(execution.output_dir)  # creates it
+    analysis = group_analysis(folder, maps, task)
+    check_own_outputs(output_dir, analysis, [], task)
+    check_work_dir(execution.work_dir)
+    for line in warnings:
+        print(f"glm-workflows: warning: {line}", file=sys.stderr)
+    return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts),
+                     nodes=tuple((node.level, node.name) for node in spec.nodes), spec=spec,
+                     inference=spec.inference, group=group, group_plans=tuple(plans),
+                     participants_file=participants_file,
+                     n_chunks=n_chunks(execution, arguments), skipped=skipped,
+                     plugin_args=arguments, subject_maps=tuple(maps), task=task,
+                     analysis=analysis, inputs=input_files(maps, contrasts),
+                     from_derivatives=str(Path(folder).absolute()))
+
+
+def _participants_file(spec) -> str | None:
+    """The participants.tsv the group design reads (two-sample, covariates), checked."""
+    group = spec.group_settings()
+    if not (group.model and (group.group_column or group.covariates)):
+        return None
+    participants_file = str((Path(spec.inputs.bids_dir) / "participants.tsv").absolute())
+    if not Path(participants_file).is_file():
+        raise InputError(f"{participants_file}: participants.tsv not found (needed by "
+                         "--group-column/--group-covariates)")
+    return participants_file
+
+
+def analysis_of_runs(runs) -> str:
+    """The analysis of a run of the first level (its runs share task and space)."""
+    from ..core.naming import analysis_label
+
+    return analysis_label(runs[0].task, runs[0].space)
+
+
+def group_analysis(folder, maps, task: str) -> str:
+    """The analysis of a run of the group level alone: the one whose record, in the
+    subject folders of ``folder``, lists the subject maps read (task ``task`` alone
+    when no record does, e.g. a folder of an older glm-workflows)."""
+    from ..core.naming import analysis_label, subject_folder
+    from ..outputs.folders import folder_analyses, recorded_outputs
+
+    found = set()
+    for subject_maps in maps:
+        subject = Path(folder) / subject_folder(subject_maps.subject)
+        found.update(analysis for analysis in folder_analyses(subject)
+                     if Path(subject_maps.mask_file).name in recorded_outputs(subject, analysis))
+    if len(found) > 1:
+        raise InputError(f"--from-derivatives {folder}: the subject maps of task {task} come "
+                         f"from several analyses ({', '.join(sorted(found))})")
+    return found.pop() if found else analysis_label(task)
+
+
+def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -> None:
+    """Before any work: refuse a run of ``analysis`` that would replace, in a subject
+    folder of its ``runs`` or (with a group level of task ``group_task``) in the group
+    folder, a file no earlier run of the same analysis wrote
+    (:func:`~glm_workflows.outputs.folders.check_replaces_only_its_own`)."""
+    from ..core.naming import GROUP_FOLDER, group_output_task, parse_output_name, subject_folder
+    from ..outputs.folders import check_replaces_only_its_own
+    from ..report.summary import result_prefixes
+
+    prefixes: dict = {}
+    for subject, prefix in result_prefixes(runs):
+        prefixes.setdefault(subject, set()).add(prefix)
+    for subject, own in prefixes.items():
+        check_replaces_only_its_own(
+            Path(output_dir) / subject_folder(subject), analysis,
+            lambda name, own=own: getattr(parse_output_name(name), "prefix", None) in own)
+    if group_task:
+        check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
+                                    lambda name: group_output_task(name) == group_task)
+
+
+def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
+                model_file=None) -> list:
+    """The group analyses, each design and group contrast checked before any work; with a
+    model file, a design's refusal names the file and its Dataset node's ``Model.X``."""
+    if not group.model:
+        return []
+    from ..core.contrasts import contrast_matrix
+    from ..core.group import group_design, read_participants
+    from ..core.naming import check_label
+    from .study import group_plans as plan_groups
+
+    participants = read_participants(participants_file) if participants_file else None
+
+    def design(subjects):
+        try:
+            return group_design(list(subjects), group.model, participants,
+                                group_column=group.group_column, covariates=group.covariates,
+                                demean=group.demean)
+        except InputError as exc:
+            if not model_file:
+                raise
+            raise InputError(f"{_dataset_x_path(model_file)}: {exc}") from None
+
+    plans, lines = plan_groups(runs, contrasts, skipped, group,
+                               lambda subjects: list(design(subjects).columns))
+    for plan in plans:
+        columns = [str(c) for c in design(plan.subjects).columns]
+        for name, expression in plan.group_contrasts:
+            if name:
+                check_label(name, "group contrast")
+            try:
+                contrast_matrix([expression], columns, "t")
+            except InputError as exc:
+                raise InputError(f"group contrast {name or plan.name}: {exc}") from None
+    warnings.extend(lines)
+    return plans
+
+
+def _dataset_x_path(model_file) -> str:
+    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from."""
+    from ..core.stats_model import read_stats_model
+    from ..spec.bsm import check_node_chain
+
+    model = read_stats_model(model_file)
+    _, dataset = check_node_chain(model)
+    return f"{model.source}: {dataset.path}.Model.X"

@@ -1,0 +1,149 @@
+"""Subject-level workflow: the runs of one subject combined by fixed effects."""
+
+from __future__ import annotations
+
+from nipype.interfaces.utility import Merge
+from nipype.pipeline import engine as pe
+
+from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
+
+from ..core.naming import contrast_stem
+from ..settings import DEFAULT_INFERENCE, InferenceSettings
+from .first_level import sink_entities
+from .inference import init_inference_wf
+from .ports import (
+    RUN_CONTRAST_MAPS,
+    RUN_OUTPUTNODE_FIELDS,
+    contrast_to_sink,
+    inference_to_sink,
+    run_contrast_field,
+)
+
+
+def init_fixed_effects_wf(
+    *,
+    run_labels,
+    contrasts,
+    output_dir: str,
+    subject: str,
+    task: str,
+    session: str | None = None,
+    entities: dict | None = None,
+    inference: InferenceSettings = DEFAULT_INFERENCE,
+    contrast_runs: dict | None = None,
+    mem_gb: float = 0.5,
+    name: str = "fixed_effects_wf",
+):
+    """Build the workflow combining a subject's runs, contrast by contrast.
+
+    Workflow graph: ``merge_<field>`` nodes gather each run's outputs (inputs ``in1``
+    ... ``in<number of runs>``, connected by :func:`connect_runs`); combine (the
+    intersection of the runs' masks, the mean of their mean images) -> model sink; then
+    one branch per contrast: ffx (nilearn's ``compute_fixed_effects``) -> inference
+    (threshold -> table, the sub-workflow of every level) -> contrast sink, which writes
+    the subject's maps under ``sub-<subject>[_ses-<session>]_task-<task>``. A new
+    contrast adds its branch and recomputes nothing else.
+
+    Parameters
+    ----------
+    run_labels : list of str
+        The BIDS prefixes of the runs combined (at least 2), in the order
+        :func:`connect_runs` connects them; recorded in the contrast sidecars.
+    contrasts : sequence of (name, stat_type, rows)
+        The runs' contrasts (the rows are recorded in the sidecars, so that the group
+        level run from the output folder can check a ``--contrast NAME=EXPR``).
+    output_dir, subject, task, session
+        Derivatives root and BIDS entities of the subject-level outputs.
+    entities : dict or None
+        Their other entities (``acq``, ``ce``, ``rec``, ``dir``, ``echo`` -> label), e.g.
+        from :func:`glm_workflows.workflows.study.subject_entities`.
+    inference : InferenceSettings
+        Thresholds and tables, as at the run level.
+    contrast_runs : dict or None
+        Per contrast name, the indices (into ``run_labels``) of the runs that have it
+        (runs that differ: a condition absent from a run skips its contrasts there);
+        default: every run. A contrast no run has gets no branch.
+    mem_gb : float
+        Memory estimate of each node (a few maps per run).
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    merge_<field>.in<i>
+        Run ``i``'s outputnode field (see :func:`connect_runs`).
+    """
+    n_runs = len(run_labels)
+    if n_runs < 2:
+        raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs, got {run_labels}")
+    workflow = pe.Workflow(name=name)
+    plan = merge_plan(n_runs, contrasts, contrast_runs)
+    merges = {field: pe.Node(Merge(len(sources)), name=f"merge_{field}",
+                             run_without_submitting=True)  # list plumbing: no job of its own
+              for field, sources in plan.items()}
+    combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
+    entities = sink_entities(output_dir, subject, task, session, None, entities)
+    sources = [contrast_stem(label, "*") for label in run_labels]
+    sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
+    workflow.connect([
+        (merges["mask_file"], combine, [("out", "mask_files")]),
+        (merges["mean_file"], combine, [("out", "mean_files")]),
+        (combine, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
+    ])
+    for contrast, stat_type, rows in contrasts:
+        if f"effect_{contrast}" not in plan:
+            continue
+        labels = [run_labels[index] for index, _ in plan[f"effect_{contrast}"]]
+        ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
+                                   contrast_rows=list(rows), run_labels=labels),
+                      name=f"ffx_{contrast}", mem_gb=mem_gb)
+        inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
+        inference_wf.get_node("inputnode").inputs.title = contrast
+        contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
+                                                sources=[contrast_stem(label, "*")
+                                                         for label in labels],
+                                                contrast_names=contrast, stat_types=stat_type),
+                                name=f"sink_{contrast}", mem_gb=0.25)
+        workflow.connect([
+            (merges[f"effect_{contrast}"], ffx, [("out", "effect_maps")]),
+            (merges[f"variance_{contrast}"], ffx, [("out", "variance_maps")]),
+            (merges[f"model_sidecar_{contrast}"], ffx, [("out", "model_sidecars")]),
+            (combine, ffx, [("mask_file", "mask_file")]),
+            (ffx, inference_wf, [("z", "inputnode.z_map")]),
+            (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
+                                     ("mean_file", "inputnode.bg_file")]),
+            (ffx, contrast_sink, contrast_to_sink()),
+            (inference_wf, contrast_sink, inference_to_sink()),
+        ])
+    return workflow
+
+
+def merge_plan(n_runs: int, contrasts, contrast_runs: dict | None = None) -> dict:
+    """What each ``merge_<field>`` node of a fixed-effects workflow gathers.
+
+    Returns
+    -------
+    plan : dict
+        ``merge field -> [(run index, run outputnode field), ...]``, in input order:
+        the mask and mean of every run; per contrast that some run has, its effect and
+        variance maps and the model sidecars of those runs only.
+    """
+    plan = {field: [(index, field) for index in range(n_runs)]
+            for field in RUN_OUTPUTNODE_FIELDS if field != "model_sidecar"}
+    for contrast, _, _ in contrasts:
+        runs = range(n_runs) if contrast_runs is None else contrast_runs.get(contrast, ())
+        if not runs:
+            continue
+        for field in (run_contrast_field(name, contrast) for name in RUN_CONTRAST_MAPS):
+            plan[field] = [(index, field) for index in runs]
+        plan[f"model_sidecar_{contrast}"] = [(index, "model_sidecar") for index in runs]
+    return plan
+
+
+def connect_runs(parent, run_wfs, ffx_wf, contrasts, contrast_runs: dict | None = None) -> None:
+    """Connect the run workflows' outputs to the fixed-effects workflow built with the
+    same ``contrasts`` and ``contrast_runs`` (:func:`merge_plan`)."""
+    for field, sources in merge_plan(len(run_wfs), contrasts, contrast_runs).items():
+        for position, (index, run_field) in enumerate(sources, start=1):
+            parent.connect(run_wfs[index], f"outputnode.{run_field}",
+                           ffx_wf, f"merge_{field}.in{position}")

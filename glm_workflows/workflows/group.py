@@ -1,0 +1,181 @@
+"""The group level: a model over the subjects' maps of one first-level contrast, with
+parametric inference (the threshold -> table sub-workflow of every level) and permutation
+inference split into parallel chunks."""
+
+from __future__ import annotations
+
+from nipype.interfaces.utility import Merge
+from nipype.pipeline import engine as pe
+
+from glm_workflows.interfaces import (
+    CombinePermutations,
+    CombineRunImages,
+    GroupModel,
+    GroupSink,
+    PermutationChunk,
+)
+
+from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
+from .inference import init_inference_wf
+from .ports import contrast_to_sink, inference_to_sink, same_names
+
+#: The permutation outputs (CombinePermutations' traits), each a group sink input of the
+#: same name.
+PERMUTATION_OUTPUTS = tuple(CombinePermutations.output_spec().copyable_trait_names())
+
+#: What the group workflow's inputnode takes, one list entry per subject.
+GROUP_INPUTS = ("effect_maps", "paired_maps", "mask_files", "mean_files")
+
+
+def permutation_chunks(n_perm: int, n_chunks: int) -> list[tuple[int, int]]:
+    """``n_perm`` permutations split into at most ``n_chunks`` ranges ``(start, stop)`` as
+    even as possible (the first ones one longer)."""
+    n_chunks = max(1, min(n_chunks, n_perm))
+    size, extra = divmod(n_perm, n_chunks)
+    bounds, start = [], 0
+    for index in range(n_chunks):
+        stop = start + size + (index < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
+                  group_contrasts, group: GroupSettings = DEFAULT_GROUP,
+                  inference: InferenceSettings = DEFAULT_INFERENCE,
+                  participants_file: str | None = None, n_chunks: int = 1,
+                  mem_gb: float = 1.0, name: str = "group_wf"):
+    """Build the group level of one first-level contrast.
+
+    Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
+    ``in<n subjects>``, see :func:`connect_subjects`); combine (the intersection of the
+    subjects' masks: the group mask; the mean of their mean images: the figures'
+    background); then one branch per group contrast: model (nilearn's SecondLevelModel,
+    in the group mask less the voxels not finite in every map; its mask is also the
+    inference's and the permutations') -> inference (threshold -> table) -> sink, and,
+    with permutations, ``n_chunks``
+    permutation nodes (each replays the seed's sequence up to its range) -> combine
+    -> sink. The sink writes ``<output_dir>/group/task-<T>_contrast-<C>[_group-<G>]_*``.
+
+    Parameters
+    ----------
+    task, contrast : str
+        The task and the first-level contrast (paired: the name of the difference).
+    subjects : list of str
+        Subject labels, in input order (the rows of the design).
+    output_dir : str
+        Derivatives root.
+    group_contrasts : list of (name or None, expression)
+        The group contrasts; name None: the group mean, which keeps the first-level
+        contrast's name.
+    group : GroupSettings
+        Model and permutation settings.
+    inference : InferenceSettings
+        Parametric thresholds and tables, as at the other levels.
+    participants_file : str or None
+        ``participants.tsv`` (groups, covariates).
+    n_chunks : int
+        Permutation nodes.
+    mem_gb : float
+        Memory estimate of the model and permutation nodes.
+    name : str
+        Workflow name.
+    """
+    workflow = pe.Workflow(name=name)
+    n_subjects = len(subjects)
+    fields = [f for f in GROUP_INPUTS if f != "paired_maps" or group.model == "paired"]
+    merges = {field: pe.Node(Merge(n_subjects), name=f"merge_{field}",
+                             run_without_submitting=True) for field in fields}
+    combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
+    workflow.connect([(merges["mask_files"], combine, [("out", "mask_files")]),
+                      (merges["mean_files"], combine, [("out", "mean_files")])])
+    chunks = permutation_chunks(group.permutations, n_chunks) if group.permutations else []
+    for group_contrast, expression in group_contrasts:
+        label = group_contrast or "mean"
+        model = pe.Node(GroupModel(subjects=list(subjects), model=group.model,
+                                   covariates=list(group.covariates), demean=group.demean,
+                                   contrast_name=group_contrast or contrast,
+                                   contrast=expression, first_level_contrast=contrast),
+                        name=f"model_{label}", mem_gb=mem_gb)
+        if participants_file:
+            model.inputs.participants_file = participants_file
+        if group.group_column:
+            model.inputs.group_column = group.group_column
+        inference_wf = init_inference_wf(inference=inference, name=f"inference_{label}_wf")
+        inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
+        sink = pe.Node(GroupSink(output_dir=output_dir, task=task, contrast=contrast),
+                       name=f"sink_{label}", mem_gb=0.25)
+        if group_contrast:
+            sink.inputs.group_contrast = group_contrast
+        workflow.connect([
+            (merges["effect_maps"], model, [("out", "effect_maps")]),
+            (merges["effect_maps"], sink, [("out", "sources")]),
+            (combine, model, [("mask_file", "mask_file")]),
+            (model, inference_wf, [("z", "inputnode.z_map"),
+                                   ("mask_file", "inputnode.mask_file")]),
+            (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
+            (model, sink, [*contrast_to_sink(),
+                           *same_names(("design_file", "design_json", "design_figure"))]),
+            (inference_wf, sink, inference_to_sink()),
+        ])
+        if group.model == "paired":
+            workflow.connect(merges["paired_maps"], "out", model, "paired_maps")
+        if not chunks:
+            continue
+        settings = dict(contrast=expression, n_perm=group.permutations, seed=group.seed,
+                        two_sided=inference.two_sided, tfce=group.tfce,
+                        cluster_forming_p=group.cluster_forming_p)
+        gather = pe.Node(Merge(len(chunks)), name=f"gather_{label}",
+                         run_without_submitting=True)
+        combine_perm = pe.Node(CombinePermutations(**settings),
+                               name=f"permutations_{label}", mem_gb=mem_gb)
+        for index, (start, stop) in enumerate(chunks, start=1):
+            chunk = pe.Node(PermutationChunk(**settings, start=start, stop=stop),
+                            name=f"permutation_{label}_{start}_{stop}", mem_gb=mem_gb)
+            workflow.connect([
+                (model, chunk, [("input_maps", "input_maps"), ("design_file", "design_file"),
+                                ("mask_file", "mask_file")]),
+                (chunk, gather, [("chunk_file", f"in{index}")]),
+            ])
+        workflow.connect([
+            (gather, combine_perm, [("out", "chunk_files")]),
+            (model, combine_perm, [("input_maps", "input_maps"),
+                                   ("design_file", "design_file"), ("mask_file", "mask_file")]),
+            (combine_perm, sink, same_names(PERMUTATION_OUTPUTS)),
+        ])
+    return workflow
+
+
+def connect_subjects(parent, sources: list[dict], group_wf) -> None:
+    """Connect each subject's maps to the group workflow, in subject order.
+
+    Parameters
+    ----------
+    parent : nipype Workflow
+        Holds the subjects' workflows and ``group_wf``.
+    sources : list of dict
+        Per subject, ``group input -> (workflow, output field)``, for the fields of
+        :data:`GROUP_INPUTS` the group workflow gathers.
+    """
+    for index, subject_sources in enumerate(sources, start=1):
+        for field, (node, output) in subject_sources.items():
+            parent.connect(node, output, group_wf, f"merge_{field}.in{index}")
+
+
+
+
+def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
+    """Give the group workflow each subject's maps as files (no upstream workflow: a
+    derivatives folder written earlier), in subject order.
+
+    Parameters
+    ----------
+    group_wf : nipype Workflow
+        From :func:`init_group_wf`.
+    inputs : list of dict
+        Per subject, ``group input -> file``, for the fields of :data:`GROUP_INPUTS` the
+        group workflow gathers (inputs ``in<i>`` of its ``merge_<field>`` nodes).
+    """
+    for index, subject_inputs in enumerate(inputs, start=1):
+        for field, path in subject_inputs.items():
+            setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)

@@ -1,0 +1,66 @@
+"""The inference sub-workflow of one contrast's z map, used by every level."""
+
+from __future__ import annotations
+
+from nipype.interfaces.utility import IdentityInterface
+from nipype.pipeline import engine as pe
+
+from glm_workflows.interfaces import ClusterTable, ThresholdMap
+
+from ..settings import DEFAULT_INFERENCE, InferenceSettings
+from .ports import INFERENCE_OUTPUTS
+
+
+def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
+                      mem_gb: float = 0.5, name: str = "inference_wf"):
+    """Build the inference of one z map: threshold (with its figures) -> cluster table.
+
+    Workflow graph: inputnode -> threshold (height and cluster extent; axial and
+    orthogonal figures over the mean image) -> table (the clusters of the thresholded
+    map) -> outputnode. One such workflow per contrast at every level (run, subject),
+    so a new contrast adds a branch and recomputes nothing else.
+
+    Parameters
+    ----------
+    inference : InferenceSettings
+        Thresholds and table settings.
+    mem_gb : float
+        Memory estimate of each node.
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    z_map
+        The contrast's z map.
+    mask_file
+        Voxels over which fdr/bonferroni correct (the model's mask).
+    bg_file
+        Background of the figures (the mean image).
+    title
+        Figure title (the contrast's name).
+
+    Outputs
+    -------
+    thresholded_map, threshold_json, figure, ortho_figure
+        The thresholded z map, its sidecar, its axial and orthogonal figures.
+    table
+        The cluster table (TSV).
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "bg_file", "title"]),
+                        name="inputnode")
+    outputnode = pe.Node(IdentityInterface(fields=list(INFERENCE_OUTPUTS)), name="outputnode")
+    threshold = pe.Node(ThresholdMap(**inference.threshold_inputs()), name="threshold",
+                        mem_gb=mem_gb)
+    table = pe.Node(ClusterTable(**inference.table_inputs()), name="table", mem_gb=mem_gb)
+    workflow.connect([
+        (inputnode, threshold, [("z_map", "z_map"), ("mask_file", "mask_file"),
+                                ("bg_file", "bg_file"), ("title", "title")]),
+        (threshold, table, [("thresholded_map", "z_map"), ("threshold", "stat_threshold")]),
+        (threshold, outputnode, [("thresholded_map", "thresholded_map"),
+                                 ("threshold_json", "threshold_json"), ("figure", "figure"),
+                                 ("ortho_figure", "ortho_figure")]),
+        (table, outputnode, [("table", "table")]),
+    ])
+    return workflow

@@ -1,0 +1,64 @@
+"""Which output feeds which input: the workflows' wiring lists, derived once from the
+output names of :mod:`glm_workflows.core.naming`.
+
+Every list is built afresh by its function (Nipype's ``connect`` edits the lists it is
+given). The node fields named here are the interfaces' trait names, which are their cache
+keys: they do not change.
+"""
+
+from __future__ import annotations
+
+from ..core.naming import CONTRAST_MAPS, map_output
+
+#: What a run workflow's outputnode gives for the model as a whole (for a fixed-effects
+#: combination); besides, per contrast, the fields of :func:`run_contrast_fields`.
+RUN_OUTPUTNODE_FIELDS = ("model_sidecar", "mask_file", "mean_file")
+
+#: Per contrast, the maps (of :data:`~glm_workflows.core.naming.CONTRAST_MAPS`) a run gives
+#: a fixed-effects combination.
+RUN_CONTRAST_MAPS = ("effect", "variance")
+
+#: The inference workflow's outputs (its outputnode fields) and the sink input (a key of
+#: ``CONTRAST_OUTPUTS`` and ``GROUP_OUTPUTS``) each fills.
+INFERENCE_SINK_INPUTS = {
+    "thresholded_map": "thresholded_maps",
+    "threshold_json": "threshold_jsons",
+    "figure": "thresholded_figures",
+    "ortho_figure": "ortho_figures",
+    "table": "cluster_tables",
+}
+#: What the inference workflow's outputnode gives.
+INFERENCE_OUTPUTS = tuple(INFERENCE_SINK_INPUTS)
+
+
+def run_contrast_field(contrast_map: str, contrast: str) -> str:
+    """``<map>_<contrast>``: a run workflow's outputnode field of one contrast's map."""
+    return f"{contrast_map}_{contrast}"
+
+
+def run_contrast_fields(contrast: str) -> list[str]:
+    """A run workflow's outputnode fields of one contrast (:data:`RUN_CONTRAST_MAPS`)."""
+    return [run_contrast_field(name, contrast) for name in RUN_CONTRAST_MAPS]
+
+
+def maps_to_sink() -> list[tuple[str, str]]:
+    """A contrast's maps (the outputs of ``ContrastMapsOutputSpec``) -> the sink's inputs."""
+    return [(name, map_output(name)) for name in CONTRAST_MAPS]
+
+
+def contrast_to_sink(*, figure: bool = False) -> list[tuple[str, str]]:
+    """A contrast interface's outputs -> the sink's inputs: its maps, its sidecar
+    (``contrast_json``) and, with ``figure``, its contrast matrix figure."""
+    return [*maps_to_sink(), *([("contrast_figure", "contrast_figures")] if figure else []),
+            ("contrast_json", "contrast_jsons")]
+
+
+def inference_to_sink() -> list[tuple[str, str]]:
+    """The inference workflow's outputs -> the sink's inputs."""
+    return [(f"outputnode.{output}", sink_input)
+            for output, sink_input in INFERENCE_SINK_INPUTS.items()]
+
+
+def same_names(names) -> list[tuple[str, str]]:
+    """``[(name, name), ...]``: outputs connected to inputs of the same names."""
+    return [(name, name) for name in names]
