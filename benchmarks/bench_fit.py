@@ -53,7 +53,7 @@ def prepare_spm_auditory(data_dir: Path, work_dir: Path) -> dict:
     """Concatenate the 96 scans (once) and write the seed design matrix."""
     from glm_workflows.core.design import make_design_matrix, read_events, save_design_matrix
     from glm_workflows.core.images import concatenate_images
-    from glm_workflows.inputs import find_spm_auditory
+    from glm_workflows.inputs.bids import find_spm_auditory
 
     run = find_spm_auditory(data_dir)
     folder = work_dir / "spm_auditory"
@@ -117,7 +117,8 @@ def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:
         import nibabel as nb
         from threadpoolctl import threadpool_limits
 
-        from glm_workflows.core.glm import compute_contrast, fit_glm
+        from glm_workflows.core.estimates import compute_contrast
+        from glm_workflows.core.glm import fit_glm
 
         noise_model = "ar1" if tool == "core" else tool
         with threadpool_limits(limits=1):  # as the FitGLM node

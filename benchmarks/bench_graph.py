@@ -61,9 +61,9 @@ def in_process_times(bids: Path, out: Path) -> dict:
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
     from glm_workflows.cli import spec_from_args
-    from glm_workflows.inputs import find_bids_runs
-    from glm_workflows.plan import prepare
-    from glm_workflows.study import init_analysis_wf
+    from glm_workflows.inputs.bids import find_bids_runs
+    from glm_workflows.plan.prepare import prepare
+    from glm_workflows.workflows.study import init_analysis_wf
 
     times = {}
     start = time.perf_counter()

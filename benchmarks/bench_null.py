@@ -10,7 +10,7 @@ Each repetition simulates one null run per noise case and scan count: ``--voxels
 independent voxels, as a float32 NIfTI of shape ``(voxels / 200, 200, 1, n_scans)``
 holding ``1000 + 10 * noise`` (so the mean scaling to percent signal change is sane),
 TR 2 s, fitted with this project's core (:func:`glm_workflows.core.glm.fit_glm` with an
-all-ones mask, :func:`~glm_workflows.core.glm.compute_contrast`) on a design of two
+all-ones mask, :func:`~glm_workflows.core.estimates.compute_contrast`) on a design of two
 conditions ``a``/``b`` (``--design blocks``: 10 s blocks ``a``, rest, ``b``, rest, ...;
 ``--design events``: 1 s events of random type every 3-7 s, fixed seed), SPM HRF, cosine
 drifts at 1/160 Hz, t contrast ``a - b``. Noise cases, every voxel's series stationary
@@ -148,7 +148,8 @@ def measure(args, n_scans: int, models: list[str]) -> dict:
 
     from glm_workflows.core.contrasts import contrast_matrix
     from glm_workflows.core.design import make_design_matrix
-    from glm_workflows.core.glm import compute_contrast, fit_glm
+    from glm_workflows.core.estimates import compute_contrast
+    from glm_workflows.core.glm import fit_glm
 
     events = design_events(args.design, n_scans, args.seed)
     design = make_design_matrix(events, n_scans, T_R, hrf_model="spm", drift_model="cosine",

@@ -110,9 +110,9 @@ def in_process_times(bids: Path, root: Path) -> tuple[dict, str]:
     """Seconds of discovery, validation (prepare minus discovery) and the dry-run
     submission, in this process; and what the submission printed."""
     from glm_workflows.cli import spec_from_args
-    from glm_workflows.collect import collect_runs
-    from glm_workflows.plan import prepare
-    from glm_workflows.submit import submit_array
+    from glm_workflows.execution.submit import submit_array
+    from glm_workflows.inputs.collect import collect_runs
+    from glm_workflows.plan.prepare import prepare
 
     argv = cli_args(bids, root / "out", root / "work", *ARRAY_FLAGS)
     spec, execution = spec_from_args(argv)
@@ -166,8 +166,8 @@ def one_participant(source: Path, root: Path) -> dict:
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
     from glm_workflows.cli import spec_from_args
-    from glm_workflows.plan import prepare
-    from glm_workflows.study import init_analysis_wf
+    from glm_workflows.plan.prepare import prepare
+    from glm_workflows.workflows.study import init_analysis_wf
 
     level = ("--analysis-level", "participant", "--participant-label", "01")
     plan = prepare(*spec_from_args(cli_args(source, root / "graph_out",

@@ -1,12 +1,16 @@
 """First-level fMRI statistics (the General Linear Model) as Nipype workflows."""
 
+from ._moved import install as _install_moved_paths
+
 __version__ = "0.1.0"
 
 #: Exported lazily (PEP 562): ``import glm_workflows`` stays cheap and Nipype-free.
 _LAZY = {"AnalysisSpec": "glm_workflows.spec.analysis",
          "read_model": "glm_workflows.spec.from_model",
          "spec_from_args": "glm_workflows.cli",
-         "run_analysis": "glm_workflows.analysis"}
+         "run_analysis": "glm_workflows.execution.analysis"}
+
+_install_moved_paths()  # the import paths of release 0.1 (glm_workflows._moved)
 
 
 def __getattr__(name):

@@ -17,14 +17,7 @@ SEED_CONTRASTS = (
     ("effectsOfInterest", "F", ("active", "rest")),
 )
 
-#: The allowed values of the settings that are choices: the command line's ``choices``,
-#: the interfaces' ``traits.Enum`` values and the numeric core's checks.
-NOISE_MODELS = ("ar1", "ols", "ar1-corrected", "ar2-corrected")
-#: ``auto``: cosine drifts (at ``high_pass``) unless the run's confounds already hold
-#: cosine regressors (fMRIPrep's ``cosineXX``), then none; decided per run from the
-#: columns the design actually takes (:func:`glm_workflows.core.design.effective_drift_model`).
-DRIFT_MODELS = ("auto", "cosine", "polynomial", "none")
-HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
+#: The Nipype plugins a workflow runs with (``--plugin``).
 PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
 
 
@@ -189,10 +182,6 @@ class ConfoundSettings:
     def selects(self) -> bool:
         """Whether confounds are selected from an fMRIPrep confounds file."""
         return bool(self.strategy or self.columns)
-
-
-#: The group models (``--group``).
-GROUP_MODELS = ("one-sample", "two-sample", "paired")
 
 
 @dataclass(frozen=True)

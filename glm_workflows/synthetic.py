@@ -103,7 +103,7 @@ def write_fmriprep_derivatives(raw_bids, out_dir, *, space: str = "MNI152NLin200
     """
     from nilearn.masking import compute_epi_mask
 
-    from .inputs import _sidecar_metadata
+    from .inputs.runs import _sidecar_metadata
 
     raw, out = Path(raw_bids), Path(out_dir)
     bolds = [p for p in sorted(raw.glob("sub-*/**/func/sub-*_bold.nii*"))

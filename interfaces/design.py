@@ -13,6 +13,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.choices import DRIFT_MODELS
 from glm_workflows.core.confounds import censoring_summary, framewise_displacement
 from glm_workflows.core.design import (
     HRF_MODELS,
@@ -29,7 +30,7 @@ from glm_workflows.core.figures import (
     plot_framewise_displacement,
 )
 from glm_workflows.core.naming import MODEL_OUTPUTS
-from glm_workflows.settings import DEFAULT_MODEL, DRIFT_MODELS, default_first
+from glm_workflows.settings import DEFAULT_MODEL, default_first
 
 
 class _DesignMatrixInputSpec(BaseInterfaceInputSpec):

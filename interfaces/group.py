@@ -16,10 +16,10 @@ from nipype.interfaces.base import (
 )
 from threadpoolctl import threadpool_limits
 
+from glm_workflows.core.choices import GROUP_MODELS
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.figures import plot_design
 from glm_workflows.core.group import (
-    GROUP_MODELS,
     combine_permutations,
     difference_images,
     fit_group,

@@ -13,10 +13,11 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.choices import HEIGHT_CONTROLS
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 from glm_workflows.core.inference import cluster_table, has_surviving_voxels, threshold_map
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
-from glm_workflows.settings import DEFAULT_INFERENCE, HEIGHT_CONTROLS, default_first
+from glm_workflows.settings import DEFAULT_INFERENCE, default_first
 
 
 class _ThresholdMapInputSpec(BaseInterfaceInputSpec):

@@ -26,7 +26,7 @@ from glm_workflows.core.naming import (
     parse_analysis_record,
     report_page,
 )
-from glm_workflows.outputs import OutputTransaction
+from glm_workflows.outputs.folders import OutputTransaction
 from glm_workflows.synthetic import write_tiny_bids
 
 pytestmark = pytest.mark.slow  # several CLI analyses into one folder

@@ -5,17 +5,16 @@ parsed with :mod:`ast`; its imports, at module level and inside functions alike 
 import cannot hide an edge), make the import graph the rules below are asserted on:
 
 * the numeric core (``glm_workflows.core``) imports no Nipype and, outside itself, only
-  what :data:`CORE_MAY_IMPORT` lists;
+  the package's version (no settings: the core takes model settings as required arguments
+  and owns the choices it accepts, ``core.choices``);
 * no import circle (strongly connected component of more than one module);
-* imports go one way, ``cli -> workflows -> interfaces -> core``: :data:`LAYERS` places
-  every module, :data:`ALLOWED` says which layers each layer may import (today's layering);
-* the plan layer (the study's plan and the planning helpers) and the planner that checks
-  the data (:data:`NO_NIPYPE`) import no Nipype, not even through other modules;
+* imports go one way, ``cli -> execution -> workflows -> interfaces -> core``, the services
+  (spec, plan, inputs, outputs, report, the planner) beside the graph: :data:`LAYERS` places
+  every module by its package, :data:`ALLOWED` says which layers each layer may import;
+* the layers in :data:`NO_NIPYPE` (everything but interfaces, workflows, execution and the
+  cli) import no Nipype, not even through other modules;
 * no module grows past :data:`MAX_LINES` lines but the listed ones, a list that may only
   get shorter.
-
-A rule not yet true is marked ``xfail(strict=True)`` with the migration step that makes it
-true: that step must remove the mark (a strict xfail that passes fails the suite).
 """
 
 from __future__ import annotations
@@ -27,80 +26,63 @@ from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"glm_workflows": ROOT / "glm_workflows",
             "glm_workflows.interfaces": ROOT / "interfaces"}
 
-#: Layer of each module: modules under a listed package take its layer, the longest
-#: prefix winning. Every module must be placed (a new module is placed here on purpose).
+#: Layer of each module: a module takes the layer of the longest listed prefix of its
+#: name. Packages are concerns; every module must be placed (a new one is placed on purpose).
 LAYERS = {
-    "glm_workflows": "ground",                    # __version__
-    "glm_workflows.settings": "ground",           # every setting, its choices and default
-    "glm_workflows.core": "core",                 # numeric core: numpy/nibabel/nilearn
-    "glm_workflows.spec": "spec",                 # AnalysisSpec, its builders and forms
-    "glm_workflows.study_plan": "plan",           # StudyPlan and the planning helpers
-    "glm_workflows.interfaces": "interfaces",     # Nipype SimpleInterfaces over core
-    "glm_workflows.first_level": "workflows",     # init_*_wf factories: Nipype graphs
-    "glm_workflows.fixed_effects": "workflows",
-    "glm_workflows.group": "workflows",
-    "glm_workflows.inference": "workflows",
-    "glm_workflows.ports": "workflows",           # the wiring lists, from core.naming
-    "glm_workflows.study": "workflows",
-    "glm_workflows.inputs": "app",                # finding runs, checking, running, writing
-    "glm_workflows.validation": "app",
-    "glm_workflows.from_derivatives": "app",
-    "glm_workflows.outputs": "app",
-    "glm_workflows.provenance": "app",
-    "glm_workflows.summary": "app",
-    "glm_workflows.report": "app",
-    "glm_workflows.execution": "app",
-    "glm_workflows.slurm_array": "app",
-    "glm_workflows.interrupts": "app",
-    "glm_workflows.synthetic": "app",
-    "glm_workflows.collect": "app",               # spec.inputs -> runs
-    "glm_workflows.plan": "app",                  # the checks and plans before any work
-    "glm_workflows.analysis": "app",              # run_analysis(spec, execution): one entry
-    "glm_workflows.publish": "app",               # reports and the output folder's root files
-    "glm_workflows.submit": "app",                # SLURM array submissions of a spec
-    "glm_workflows.invocation": "app",            # the command line a provenance records
-    "glm_workflows.cli": "cli",                   # the command line and what jobs run
-    "glm_workflows.parser": "cli",
-    "glm_workflows.array_task": "cli",
+    "glm_workflows": "ground",                 # __version__, the public names, moved paths
+    "glm_workflows.core": "core",              # numeric core: numpy/nibabel/nilearn
+    "glm_workflows.settings": "settings",      # every setting's default (choices: core)
+    "glm_workflows.spec": "spec",              # AnalysisSpec, its builders and forms
+    "glm_workflows.plan": "plan",              # the frozen StudyPlan
+    "glm_workflows.plan.prepare": "planner",   # checks the data, makes the plan
+    "glm_workflows.inputs": "inputs",          # runs found, selected, checked; derivatives read
+    "glm_workflows.report": "report",          # HTML reports, the closing summary
+    "glm_workflows.outputs": "outputs",        # output folder, records, provenance, publishing
+    "glm_workflows.interfaces": "interfaces",  # Nipype SimpleInterfaces over core
+    "glm_workflows.workflows": "workflows",    # init_*_wf factories: Nipype graphs
+    "glm_workflows.execution": "execution",    # run_analysis, plugins, SLURM arrays
+    "glm_workflows.cli": "cli",                # the command line and what array jobs run
+    "glm_workflows.synthetic": "tools",        # example datasets (python -m ...synthetic)
 }
 
-#: Today's layering: the layers each layer may import (its own included).
+#: The layers each layer may import (its own included): cli -> execution -> workflows ->
+#: interfaces -> core, with the services (planner, inputs, outputs, report, plan, spec)
+#: beside the graph: they never import interfaces or workflow modules.
+_BASE = {"settings", "core", "ground"}
 ALLOWED = {
     "ground": {"ground"},
     "core": {"core", "ground"},
-    "spec": {"spec", "core", "ground"},
-    "plan": {"plan", "core", "ground"},
-    "interfaces": {"interfaces", "core", "ground"},
-    "workflows": {"workflows", "plan", "spec", "interfaces", "core", "ground"},
-    # today analysis (the factory) and submit (execution) still reach into workflow modules
-    "app": {"app", "workflows", "plan", "spec", "core", "ground"},
-    "cli": {"cli", "app", "workflows", "plan", "spec", "interfaces", "core", "ground"},
+    "settings": _BASE,
+    "spec": {"spec"} | _BASE,
+    "plan": {"plan"} | _BASE,
+    "inputs": {"inputs", "plan"} | _BASE,
+    "report": {"report", "plan"} | _BASE,
+    "outputs": {"outputs", "report"} | _BASE,
+    "planner": {"planner", "inputs", "outputs", "report", "plan", "spec"} | _BASE,
+    "interfaces": {"interfaces"} | _BASE,
+    "workflows": {"workflows", "interfaces", "plan", "spec"} | _BASE,
+    "execution": {"execution", "workflows", "interfaces", "planner", "inputs", "outputs",
+                  "report", "plan", "spec"} | _BASE,
+    "cli": {"cli", "execution", "workflows", "interfaces", "planner", "inputs", "outputs",
+            "report", "plan", "spec"} | _BASE,
+    "tools": {"tools", "inputs", "plan"} | _BASE,
 }
 
-#: Modules that must not reach Nipype, directly or through the modules they import: the
-#: plan layer, and the planner (``prepare``) with what it imports to check the data.
-NO_NIPYPE = {"glm_workflows.study_plan", "glm_workflows.plan", "glm_workflows.collect",
-             "glm_workflows.inputs", "glm_workflows.validation", "glm_workflows.summary"}
-
-#: The modules outside core/ that core/ imports today, which §3.5 allows for now: the
-#: package's version (derivatives.py) and the settings' defaults and choices (step 3 of
-#: the migration moves the choices into core and drops the settings import).
-CORE_MAY_IMPORT = {"glm_workflows", "glm_workflows.settings"}
+#: Layers whose modules must not reach Nipype, directly or through what they import: the
+#: spec, the plan and the planner with everything it reads and writes.
+NO_NIPYPE = {"ground", "core", "settings", "spec", "plan", "planner", "inputs", "report",
+             "outputs", "tools"}
 
 #: §5 item 3: modules over MAX_LINES lines today. The list may only get shorter: a listed
 #: module that shrinks under the limit must leave it.
 MAX_LINES = 400
 LONG_MODULES = {
-    "glm_workflows.inputs", "glm_workflows.slurm_array",
-    "glm_workflows.execution", "glm_workflows.validation",
     "glm_workflows.core.transformations", "glm_workflows.core.group",
-    "glm_workflows.core.stats_model", "glm_workflows.core.design", "glm_workflows.core.glm",
+    "glm_workflows.core.stats_model", "glm_workflows.core.design",
     "glm_workflows.core.contrasts",
 }
 
@@ -251,14 +233,6 @@ def test_core_imports_no_nipype_even_through_other_modules():
     assert not offending, "core/ reaches Nipype: " + "; ".join(offending)
 
 
-def test_core_imports_only_core_and_the_listed_modules():
-    outside = _edges(lambda s, t: is_core(s) and own(t) and not is_core(t)
-                     and t not in CORE_MAY_IMPORT)
-    assert not outside, "core/ imports outside core/: " + "; ".join(outside)
-
-
-@pytest.mark.xfail(strict=True, reason="core/ still imports the settings' defaults and "
-                   "choices (design, glm, inference, group); migration step 3 drops it")
 def test_core_imports_nothing_outside_core_but_the_version():
     outside = _edges(lambda s, t: is_core(s) and own(t) and not is_core(t)
                      and t != "glm_workflows")
@@ -271,21 +245,17 @@ def _reaches_nipype(module: str) -> list[str]:
                   if any(t.split(".")[0] == "nipype" for t in import_graph()[via]))
 
 
-def test_the_plan_and_the_planner_import_no_nipype_even_through_other_modules():
-    """The study's plan is made without Nipype: the array planner, the closing summary
-    and the checks before any work load no workflow module."""
-    assert all(layer(m) == "plan" for m in import_graph() if m.startswith(
-        "glm_workflows.study_plan"))
-    offending = {module: _reaches_nipype(module) for module in sorted(NO_NIPYPE)}
+def test_the_services_import_no_nipype_even_through_other_modules():
+    """The study's plan is made without Nipype: the spec, the planner and what it reads
+    and writes (inputs, outputs, the closing summary), the array planner load no
+    interface or workflow module."""
+    assert layer("glm_workflows.plan.prepare") == "planner"
+    assert layer("glm_workflows.plan.study") == "plan"
+    offending = {module: _reaches_nipype(module) for module in sorted(import_graph())
+                 if layer(module) in NO_NIPYPE}
     offending = {module: via for module, via in offending.items() if via}
     assert not offending, "reaches Nipype: " + "; ".join(
         f"{module} (through {', '.join(via)})" for module, via in offending.items())
-
-
-def test_the_plan_layer_imports_only_core_and_ground():
-    outside = _edges(lambda s, t: layer(s) == "plan" and own(t)
-                     and layer(t) not in {"plan", "core", "ground"})
-    assert not outside, "the plan layer imports: " + "; ".join(outside)
 
 
 # ------------------------------------------------------------------------- (b) no circle
@@ -309,9 +279,9 @@ def test_the_circle_finder_finds_circles():
 
 
 def test_imports_go_one_way():
-    """cli -> workflows -> interfaces -> core: each edge stays within ALLOWED; in
-    particular interfaces never import workflow modules or the cli, core never imports
-    interfaces, workflow modules or the cli."""
+    """cli -> execution -> workflows -> interfaces -> core: each edge stays within
+    ALLOWED; in particular interfaces never import workflow modules or the cli, core never
+    imports interfaces, workflow modules or the cli."""
     upward = _edges(lambda s, t: own(t) and layer(t) not in ALLOWED[layer(s)])
     assert not upward, "imports against the direction: " + "; ".join(
         f"{edge} ({layer(edge.split(' -> ')[0])} -> {layer(edge.split(' -> ')[1])})"
@@ -319,17 +289,19 @@ def test_imports_go_one_way():
 
 
 def test_nothing_below_the_cli_imports_the_cli():
-    assert ALLOWED["cli"] >= set().union(*ALLOWED.values())
+    assert ALLOWED["cli"] >= set().union(*ALLOWED.values()) - {"tools"}
     assert all("cli" not in layers for name, layers in ALLOWED.items() if name != "cli")
     assert ALLOWED["core"] == {"core", "ground"}
     assert not {"workflows", "cli"} & ALLOWED["interfaces"]
 
 
-@pytest.mark.xfail(strict=True, reason="analysis (the factory) still imports the workflow "
-                   "modules (study): the cli should build the workflow it runs")
-def test_only_the_cli_imports_workflow_modules():
-    upward = _edges(lambda s, t: layer(s) == "app" and layer(t) == "workflows")
-    assert not upward, "; ".join(upward)
+def test_only_execution_and_the_cli_import_workflow_modules():
+    """run_analysis (execution) builds the graph it runs; nothing it calls to collect,
+    check, plan, write or report imports a workflow or interface module."""
+    graph_layers = {"workflows", "interfaces"}
+    below = _edges(lambda s, t: layer(s) not in graph_layers | {"execution", "cli"}
+                   and layer(t) in graph_layers)
+    assert not below, "; ".join(below)
 
 
 # ------------------------------------------------------------------- size and topic guard
@@ -363,8 +335,8 @@ def test_the_design_modules_are_every_module_the_design_imports():
 def test_the_design_code_version_hashes_the_design_modules_and_is_stable():
     """Unchanged code gives the same key; the key is the digest of the listed modules'
     source (and nilearn's version), so an edit to any of them changes it."""
-    from glm_workflows import validation
     from glm_workflows.core.design import DESIGN_MODULES
+    from glm_workflows.inputs import checks as validation
 
     files = {name: _module_files()[name][0] for name in DESIGN_MODULES}
     first = validation._design_code_version()

@@ -13,21 +13,19 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from glm_workflows import array_task
-from glm_workflows.cli import main
+from glm_workflows.cli import array_task, main
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import GROUP_FOLDER, group_file, group_stem
-from glm_workflows.slurm_array import (
+from glm_workflows.execution.cluster import (
     QUEUE_SHARE,
     ClusterLimits,
     JobSize,
-    Submission,
     plan_tasks,
     sbatch_partition,
     split_arrays,
-    submission_folder,
     task_size,
 )
+from glm_workflows.execution.slurm_array import Submission, submission_folder
 from glm_workflows.synthetic import write_tiny_bids
 
 SUBJECTS = ["01", "02", "03", "04"]
@@ -112,7 +110,12 @@ def test_jobs_run_the_spec_the_levels_flags_give(tmp_path):
     from types import SimpleNamespace
 
     from glm_workflows.cli import spec_from_args
-    from glm_workflows.submit import EXECUTION_FILE, SPEC_FILE, group_analysis, task_analysis
+    from glm_workflows.execution.submit import (
+        EXECUTION_FILE,
+        SPEC_FILE,
+        group_analysis,
+        task_analysis,
+    )
 
     out = str(tmp_path / "out")
     argv = ["--bids-dir", "ds", "--task", "tiny", "--contrast", "c1=-a + b", "--contrast",
@@ -230,7 +233,7 @@ def test_array_jobs_run_in_process(study, both_levels, tmp_path, capsys, monkeyp
     assert submission.job_ids() == []  # nothing submitted
     script = (folder / "array-000.sh").read_text()
     assert "#SBATCH --cpus-per-task=1" in script and f"#SBATCH --chdir={tmp_path}" in script
-    assert "-m glm_workflows.array_task task" in script
+    assert "-m glm_workflows.cli.array_task task" in script
     assert array_task.run_task(folder, 1) == 0
     assert array_task.run_group(folder) == 1
     err = capsys.readouterr().err
@@ -251,9 +254,9 @@ def test_parallel_validation_equals_the_sequential_one(tmp_path):
     order, and the first failing run's error (not the first process's to finish)."""
     from dataclasses import replace
 
-    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.inputs.bids import find_bids_runs
+    from glm_workflows.inputs.checks import validate_runs
     from glm_workflows.settings import DEFAULT_MODEL
-    from glm_workflows.validation import validate_runs
 
     labels = [f"{i:02d}" for i in range(1, 9)]
     study = write_tiny_bids(tmp_path / "bids", labels)

@@ -17,15 +17,8 @@ from scipy import ndimage
 
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.glm import (
-    ar1_coefficients,
-    bin_ar1,
-    compute_contrast,
-    fit_glm,
-    load_fitted_glm,
-    save_fitted_glm,
-    whiten,
-)
+from glm_workflows.core.estimates import compute_contrast, load_fitted_glm, save_fitted_glm
+from glm_workflows.core.glm import ar1_coefficients, bin_ar1, fit_glm, whiten
 
 OUTPUTS = {"z": "z_score", "stat": "stat", "p": "p_value", "effect": "effect_size",
            "variance": "effect_variance"}

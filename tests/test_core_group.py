@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from glm_workflows.core.choices import GROUP_MODELS
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.group import (
-    GROUP_MODELS,
     check_permutations,
     combine_permutations,
     difference_images,

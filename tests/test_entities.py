@@ -15,9 +15,10 @@ from nilearn.glm.first_level import FirstLevelModel
 from glm_workflows.cli import main
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import bids_prefix, contrast_file, parse_prefix, report_page
-from glm_workflows.inputs import RunInputs, find_bids_runs
-from glm_workflows.study import subject_entities
+from glm_workflows.inputs.bids import find_bids_runs
+from glm_workflows.inputs.runs import RunInputs
 from glm_workflows.synthetic import write_tiny_bids
+from glm_workflows.workflows.study import subject_entities
 
 ALL = {"subject": "01", "session": "pre", "task": "x", "acq": "hi", "ce": "gad",
        "rec": "mag", "dir": "AP", "run": "2", "echo": "1"}

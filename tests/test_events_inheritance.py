@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from glm_workflows.core.errors import InputError
-from glm_workflows.inputs import find_bids_runs
+from glm_workflows.inputs.bids import find_bids_runs
 from glm_workflows.synthetic import write_tiny_bids
 
 

@@ -3,9 +3,9 @@
 Each spec of the grid (the seed's flags, a multi-run study with a one-sample, two-sample
 or paired group level, a model whose runs are the subjects, the group level alone on a
 derivatives folder, fMRIPrep confounds) is planned from synthetic
-:class:`~glm_workflows.inputs.RunInputs` (fake paths, nothing read: the plan is built by
-hand as :func:`~glm_workflows.plan.prepare` builds it after its checks), its workflow built
-by walking the plan's graph (:func:`~glm_workflows.study.init_analysis_wf`) and flattened
+:class:`~glm_workflows.inputs.runs.RunInputs` (fake paths, nothing read: the plan is built by
+hand as :func:`~glm_workflows.plan.prepare.prepare` builds it after its checks), its workflow built
+by walking the plan's graph (:func:`~glm_workflows.workflows.study.init_analysis_wf`) and flattened
 by Nipype. The graph has no iterables, grows linearly with the runs, and every node
 belongs to a workflow of the level of the spec node it came from.
 """
@@ -17,11 +17,11 @@ from dataclasses import replace
 import pytest
 
 from glm_workflows.cli import spec_from_args
-from glm_workflows.from_derivatives import SubjectMaps
-from glm_workflows.inputs import RunInputs
+from glm_workflows.inputs.derivatives import SubjectMaps
+from glm_workflows.inputs.runs import RunInputs
+from glm_workflows.plan.study import LEVEL_FACTORIES, StudyPlan, group_plans, plan_study
 from glm_workflows.spec.analysis import Edge
-from glm_workflows.study import init_analysis_wf
-from glm_workflows.study_plan import LEVEL_FACTORIES, StudyPlan, group_plans, plan_study
+from glm_workflows.workflows.study import init_analysis_wf
 
 FOLDERS = ["--output-dir", "/nonexistent/out", "--work-dir", "/nonexistent/work"]
 PAIR = ["--contrast", "a=active", "--contrast", "b=rest", "--contrast", "aMinusB=active - rest"]

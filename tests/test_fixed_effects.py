@@ -75,11 +75,11 @@ def test_subject_tables_and_thresholds(split_outputs):
 def test_every_factory_builds_a_valid_graph(tmp_path, split_bids_dir):
     """The inference, fixed-effects and study factories give graphs whose connections are
     valid (flattened, nothing run), with one branch per contrast at the subject level."""
-    from glm_workflows.fixed_effects import init_fixed_effects_wf
-    from glm_workflows.inference import init_inference_wf
-    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.inputs.bids import find_bids_runs
     from glm_workflows.settings import SEED_CONTRASTS
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.workflows.fixed_effects import init_fixed_effects_wf
+    from glm_workflows.workflows.inference import init_inference_wf
+    from glm_workflows.workflows.study import init_glm_wf
 
     init_inference_wf()._create_flat_graph()
     init_fixed_effects_wf(run_labels=["a", "b"], contrasts=SEED_CONTRASTS,
@@ -98,10 +98,10 @@ def test_added_contrast_runs_only_its_branch_at_every_level(split_bids_dir, tmp_
     """One subject, two runs: adding a contrast computes only that contrast's branch in
     each run and in the subject's fixed effects (read from Nipype's records); every other
     computing node is taken from the cache, and only the sinks copy again."""
-    from glm_workflows.execution import run_workflow
-    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.execution.plugins import run_workflow
+    from glm_workflows.inputs.bids import find_bids_runs
     from glm_workflows.settings import SEED_CONTRASTS
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.workflows.study import init_glm_wf
 
     runs = find_bids_runs(split_bids_dir, "auditory", subjects=["01"])
     first = init_glm_wf(runs, output_dir=tmp_path / "out")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from glm_workflows.core.errors import InputError
-from glm_workflows.inputs import file_list_run, find_bids_runs, find_spm_auditory
+from glm_workflows.inputs.bids import find_bids_runs, find_spm_auditory
+from glm_workflows.inputs.runs import file_list_run
 
 EVENTS = "onset\tduration\ttrial_type\n0\t10\ta\n"
 
@@ -110,7 +111,7 @@ def test_synthetic_study_command_writes_a_study_with_participants(tmp_path):
     import pandas as pd
 
     from glm_workflows import synthetic
-    from glm_workflows.inputs import find_bids_runs
+    from glm_workflows.inputs.bids import find_bids_runs
 
     synthetic.main([str(tmp_path / "ds"), "--subjects", "3"])
     assert [r.subject for r in find_bids_runs(tmp_path / "ds", "tiny")] == ["01", "02", "03"]

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from glm_workflows.core.errors import InputError
-from glm_workflows.inputs import find_derivative_runs, slice_time_reference
+from glm_workflows.inputs.fmriprep import find_derivative_runs
+from glm_workflows.inputs.runs import slice_time_reference
 from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
 
 SPACE = "MNI152NLin2009cAsym"

@@ -7,7 +7,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, TraitedSpec
 
 from glm_workflows import interfaces
 from glm_workflows.core.contrasts import contrast_matrix
-from glm_workflows.core.glm import compute_contrast, load_fitted_glm
+from glm_workflows.core.estimates import compute_contrast, load_fitted_glm
 
 INHERITED = set(BaseInterfaceInputSpec.class_trait_names()) | set(TraitedSpec.class_trait_names())
 SPECS = [(name, kind, getattr(getattr(interfaces, name), kind))

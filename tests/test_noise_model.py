@@ -11,7 +11,8 @@ import pytest
 
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.design import make_design_matrix
-from glm_workflows.core.glm import compute_contrast, fit_glm
+from glm_workflows.core.estimates import compute_contrast
+from glm_workflows.core.glm import fit_glm
 from glm_workflows.core.noise import (
     ar_autocorrelations,
     corrected_coefficients,

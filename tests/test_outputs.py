@@ -20,8 +20,8 @@ from glm_workflows.core.naming import (
     parse_output_name,
     report_page,
 )
-from glm_workflows.interrupts import RunInterrupted, interrupts_raise
-from glm_workflows.outputs import (
+from glm_workflows.execution.interrupts import RunInterrupted, interrupts_raise
+from glm_workflows.outputs.folders import (
     JOURNAL_PREFIX,
     LOCK_FILE,
     STAGING_PREFIX,

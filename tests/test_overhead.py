@@ -14,9 +14,11 @@ import pytest
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from glm_workflows import provenance, validation
 from glm_workflows.core import figures
-from glm_workflows.inputs import RunInputs
+from glm_workflows.execution.graph import graph_summary
+from glm_workflows.inputs import checks
+from glm_workflows.inputs.runs import RunInputs
+from glm_workflows.outputs import provenance
 
 
 def _run(bold, events):
@@ -91,11 +93,11 @@ def test_graph_summary_names_nipypes_flat_graph():
     flattens the nested workflows into."""
     workflow = _nested_workflow()
     flat = workflow._create_flat_graph()
-    assert provenance.graph_summary(workflow) == {
+    assert graph_summary(workflow) == {
         "Nodes": sorted(node.fullname for node in flat.nodes()),
         "Edges": sorted([u.fullname, v.fullname] for u, v in flat.edges()),
     }
-    assert "top_wf.b_wf.inner_wf.deep" in provenance.graph_summary(workflow)["Nodes"]
+    assert "top_wf.b_wf.inner_wf.deep" in graph_summary(workflow)["Nodes"]
 
 
 @pytest.fixture
@@ -170,7 +172,7 @@ def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids
     assert _python(code) == "0 False False False False"
     assert not list((tmp_path / "work").rglob("_report"))
     assert (tmp_path / "work" / provenance.CHECKSUMS_FILE).exists()
-    assert (tmp_path / "work" / validation.DESIGN_CHECKS_FILE).exists()
+    assert (tmp_path / "work" / checks.DESIGN_CHECKS_FILE).exists()
 
     events = next(bids.glob("sub-01/func/*_events.tsv"))
     events.unlink()  # a symlink into the shared fixture: replace it, do not write through

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from glm_workflows.cli import entry_point, invocation
 from glm_workflows.core.derivatives import software_versions
 from glm_workflows.core.naming import (
     INDEX_FILE,
@@ -20,6 +19,7 @@ from glm_workflows.core.naming import (
     model_file,
     report_page,
 )
+from glm_workflows.outputs.invocation import entry_point, invocation
 
 #: The record of the analysis in each subject folder.
 RECORD = analysis_record("task-auditory")

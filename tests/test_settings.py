@@ -9,16 +9,14 @@ from dataclasses import fields
 import pytest
 
 from glm_workflows import interfaces
-from glm_workflows.cli import build_parser
+from glm_workflows.cli.parser import build_parser
+from glm_workflows.core.choices import DRIFT_MODELS, HEIGHT_CONTROLS, NOISE_MODELS
 from glm_workflows.core.design import (
     HRF_MODELS,
 )
 from glm_workflows.settings import (
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
-    DRIFT_MODELS,
-    HEIGHT_CONTROLS,
-    NOISE_MODELS,
     PLUGINS,
     SEED_CONTRASTS,
     ExecutionSettings,
@@ -162,10 +160,10 @@ def test_help_prints_the_settings_defaults():
 
 
 def test_factories_default_to_the_settings_objects():
-    from glm_workflows.first_level import init_first_level_wf
-    from glm_workflows.fixed_effects import init_fixed_effects_wf
-    from glm_workflows.inference import init_inference_wf
-    from glm_workflows.study import init_glm_wf
+    from glm_workflows.workflows.first_level import init_first_level_wf
+    from glm_workflows.workflows.fixed_effects import init_fixed_effects_wf
+    from glm_workflows.workflows.inference import init_inference_wf
+    from glm_workflows.workflows.study import init_glm_wf
 
     def defaults(function):
         return {k: p.default for k, p in inspect.signature(function).parameters.items()}

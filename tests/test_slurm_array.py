@@ -18,7 +18,7 @@ import pytest
 
 from glm_workflows.cli import main
 from glm_workflows.core.naming import GROUP_FOLDER, group_file, group_stem
-from glm_workflows.slurm_array import Submission, submission_folder
+from glm_workflows.execution.slurm_array import Submission, submission_folder
 from glm_workflows.synthetic import write_tiny_bids
 
 SUBJECTS = ["01", "02", "03", "04"]

@@ -2,7 +2,7 @@
 
 import json
 
-from glm_workflows.summary import _threshold_summary
+from glm_workflows.report.summary import _threshold_summary
 
 
 def test_two_sided_threshold_is_on_the_absolute_z(tmp_path):

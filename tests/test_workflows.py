@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glm_workflows.execution import run_workflow
-from glm_workflows.first_level import init_first_level_wf
+from glm_workflows.execution.plugins import run_workflow
 from glm_workflows.settings import SEED_CONTRASTS, InferenceSettings
+from glm_workflows.workflows.first_level import init_first_level_wf
 
 PREFIX = "sub-01_task-auditory"
 #: The seed's five cluster peaks (mm) and z values, from the nilearn tutorial.
@@ -223,13 +223,13 @@ def test_added_contrast_does_not_refit(seed_run, cache, spm_scans, spm_events, t
 
 
 def test_ports_are_the_interfaces_and_namings_names():
-    """Each wiring list of glm_workflows.ports joins an interface's output to a sink input
+    """Each wiring list of glm_workflows.workflows.ports joins an interface's output to a sink input
     that naming's tables define, at every level."""
     from glm_workflows import interfaces
     from glm_workflows.core.naming import CONTRAST_OUTPUTS, GROUP_OUTPUTS
-    from glm_workflows.group import PERMUTATION_OUTPUTS
-    from glm_workflows.inference import init_inference_wf
-    from glm_workflows.ports import (
+    from glm_workflows.workflows.group import PERMUTATION_OUTPUTS
+    from glm_workflows.workflows.inference import init_inference_wf
+    from glm_workflows.workflows.ports import (
         INFERENCE_OUTPUTS,
         contrast_to_sink,
         inference_to_sink,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..settings import DRIFT_MODELS
+from .choices import DRIFT_MODELS
 from .contrasts import check_contrasts, estimability_problem
 from .errors import InputError, one_line
 from .hrf import HRF_COLUMN_SUFFIXES, HRF_MODELS, frame_times  # also importable from here
@@ -26,7 +26,7 @@ REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
 
 #: Every module of this package a design depends on: this one and all it imports, directly
 #: or not, at module level or in a function (the model-file design included). Their
-#: source keys the kept outcomes of design checks (glm_workflows.validation);
+#: source keys the kept outcomes of design checks (glm_workflows.inputs.checks);
 #: tests/test_architecture.py checks the list against the imports.
 DESIGN_MODULES = (
     "glm_workflows.core.design",
@@ -38,7 +38,7 @@ DESIGN_MODULES = (
     "glm_workflows.core.model_design",
     "glm_workflows.core.stats_model",
     "glm_workflows.core.transformations",
-    "glm_workflows.settings",
+    "glm_workflows.core.choices",
 )
 
 

@@ -53,7 +53,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from ..settings import GROUP_MODELS
+from .choices import GROUP_MODELS
 from .errors import InputError, one_line
 from .images import load_image_header, read_image_data
 from .tables import read_tsv

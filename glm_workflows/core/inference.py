@@ -13,7 +13,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from ..settings import HEIGHT_CONTROLS
+from .choices import HEIGHT_CONTROLS
 from .errors import InputError
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.

@@ -215,7 +215,7 @@ def analysis_label(task: str, space: str | None = None, model: str | None = None
 
     Two runs are the same analysis, whose later run replaces the earlier one's files,
     when they have the same task, space and model; any other analysis' files are never
-    replaced or deleted (:mod:`glm_workflows.outputs`).
+    replaced or deleted (:mod:`glm_workflows.outputs.folders`).
 
     Parameters
     ----------

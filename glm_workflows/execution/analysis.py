@@ -82,6 +82,7 @@ def _run(spec, execution, command) -> int:
     from ..report import write_subject_report
     from ..report.summary import print_results
     from ..workflows.study import init_analysis_wf
+    from .graph import graph_summary
     from .plugins import run_workflow
 
     runs, output_dir = plan.run_inputs, plan.output_dir
@@ -99,8 +100,8 @@ def _run(spec, execution, command) -> int:
                                plugin_args=plugin_args)
         finished = time.time()
         record = build_provenance(
-            runs=runs, workflow=workflow, records=records, started=started, finished=finished,
-            command_line=command, working_directory=cwd, plugin=plugin,
+            runs=runs, graph=graph_summary(workflow), records=records, started=started,
+            finished=finished, command_line=command, working_directory=cwd, plugin=plugin,
             parameters=parameters(plan, execution, model))
         if model:  # the report shows the model file
             record["StatsModel"] = json.loads(Path(model).read_text())
@@ -141,6 +142,7 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
     from ..outputs.provenance import build_provenance, write_analysis_record
     from ..report.summary import print_results
     from ..workflows.study import init_analysis_wf
+    from .graph import graph_summary
     from .plugins import run_workflow
 
     output_dir, plugin_args = plan.output_dir, plan.plugin_args
@@ -156,8 +158,8 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
                                plugin_args=plugin_args)
         finished = time.time()
         record = build_provenance(
-            runs=[], workflow=workflow, records=records, started=started, finished=finished,
-            command_line=command, working_directory=cwd, plugin=plugin,
+            runs=[], graph=graph_summary(workflow), records=records, started=started,
+            finished=finished, command_line=command, working_directory=cwd, plugin=plugin,
             parameters=group_parameters(plan, execution),
             inputs=plan.inputs)
         write_analysis_record(Path(transaction.staging) / GROUP_FOLDER, record, plan.analysis)

@@ -38,21 +38,23 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     import nibabel as nb
 
     from ..plan.prepare import model_file, prepare
-    from .slurm_array import (
+    from .cluster import (
         JobSize,
-        Submission,
-        active_jobs,
-        array_sbatch,
-        describe_follow,
-        group_sbatch,
         group_size,
         plan_tasks,
         read_cluster_limits,
         sbatch_partition,
         split_arrays,
+        task_size,
+    )
+    from .slurm_array import (
+        Submission,
+        active_jobs,
+        array_sbatch,
+        describe_follow,
+        group_sbatch,
         submission_folder,
         submit,
-        task_size,
         write_scripts,
     )
 

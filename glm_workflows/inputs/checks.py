@@ -1,5 +1,5 @@
 """Checking a study before any work: each run's images, events, confounds, censoring,
-design and contrasts, the output names, the work and output folders, the memory limit.
+design and contrasts, and the output names (the folders and memory: :mod:`.folders`).
 
 Everything raises :class:`~glm_workflows.core.errors.InputError` with one line naming the
 file or setting. Design checks that succeed are kept in the work directory
@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-import uuid
 from pathlib import Path
 
 from ..core.errors import InputError, one_line
 from ..settings import DEFAULT_CONFOUNDS
+from .folders import nearest_existing
 
 #: The successful design checks of earlier runs, in the work directory
 #: (:func:`load_design_checks`).
@@ -25,6 +25,8 @@ DESIGN_CHECKS_FILE = "design_checks.json"
 
 #: Studies of at least this many runs are checked in parallel, one process per core.
 PARALLEL_RUNS = 200
+
+
 #: The most processes that check a study (a login node may have many cores, and users).
 MAX_PROCESSES = 8
 
@@ -339,7 +341,7 @@ def _check_output_names(run, contrasts, output_dir) -> None:
     """
     from ..core.naming import CONTRAST_OUTPUTS, contrast_file
 
-    existing = _nearest_existing(output_dir)
+    existing = nearest_existing(output_dir)
     try:
         name_max = os.pathconf(existing, "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -354,26 +356,6 @@ def _check_output_names(run, contrasts, output_dir) -> None:
                 f"contrast {shown}: name too long: its output file names would have up to "
                 f"{longest} bytes, more than the {name_max} allowed in {existing}; use at most "
                 f"{len(name) - (longest - name_max)} characters")
-
-
-def check_output_dir(path) -> Path:
-    """Create the output folder if needed and make sure it is writable."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        # a name of its own: concurrent runs (array tasks) probe the same folder
-        probe = path / f".write-test-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
-    return path
-
-
-def _nearest_existing(path) -> Path:
-    """``path`` if it exists, else its nearest existing parent (what creating it needs)."""
-    path = Path(path).absolute()
-    return next(p for p in (path, *path.parents) if p.exists())
 
 
 def load_design_checks(work_dir) -> dict:
@@ -396,29 +378,6 @@ def save_design_checks(work_dir, checks: dict) -> None:
             for key, (files, warnings, error, skipped) in checks.items() if error is None}
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(work_dir) / DESIGN_CHECKS_FILE, json.dumps(kept, sort_keys=True))
-
-
-def check_work_dir(path) -> Path:
-    """Refuse a work directory that cannot be created or written, without creating it
-    (bad input leaves no work directory behind)."""
-    path = Path(path).absolute()
-    existing = _nearest_existing(path)
-    if not existing.is_dir():
-        raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--work-dir {path}: {existing} is not writable")
-    return path
-
-
-def check_memory(mem_gb: list, limit_gb: float | None) -> None:
-    """Refuse a MultiProc memory limit below the largest node's estimate (that node
-    could never start)."""
-    if limit_gb is None or not mem_gb:
-        return
-    largest = max(max(estimates.values()) for estimates in mem_gb)
-    if largest > limit_gb:
-        raise InputError(f"--mem-gb {limit_gb:g}: the largest node needs an estimated "
-                         f"{largest:g} GB; give at least that much")
 
 
 def study_conditions(runs) -> frozenset:

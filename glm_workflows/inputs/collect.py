@@ -32,7 +32,9 @@ def collect_runs(spec, notes: list | None = None) -> list:
 
 
 def _found_runs(inputs, subjects=...) -> list:
-    from .runs import file_list_run, find_bids_runs, find_derivative_runs, find_spm_auditory
+    from .bids import find_bids_runs, find_spm_auditory
+    from .fmriprep import find_derivative_runs
+    from .runs import file_list_run
 
     subjects = inputs.subjects if subjects is ... else subjects
     labels = None if subjects is None else list(subjects)

@@ -11,8 +11,6 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nipype.pipeline.engine import Workflow
-
 from .. import __version__
 from ..core.derivatives import software_versions, write_text_atomic
 from ..core.naming import analysis_record, subject_folder
@@ -113,44 +111,6 @@ def run_sources(runs) -> list[dict]:
              "Fallbacks": dict(run.fallbacks)} for run in runs]
 
 
-def graph_summary(workflow) -> dict:
-    """Nodes and edges of the workflow graph (before iterables are expanded).
-
-    Named as in the graph Nipype flattens the nested workflows into
-    (``top_wf.sub_wf.node``), but read from the nested workflows themselves: flattening
-    starts with a deep copy of the whole workflow (tenths of a second for 64 tiny runs,
-    growing with the study).
-    """
-    nodes: set = set()
-    edges: set = set()
-    _add_flat_graph(workflow, workflow.name, nodes, edges)
-    return {"Nodes": sorted(nodes), "Edges": sorted(list(edge) for edge in edges)}
-
-
-def _add_flat_graph(workflow, prefix: str, nodes: set, edges: set) -> None:
-    """Add the full names of ``workflow``'s nodes (those of its nested workflows too) and
-    of the pairs of nodes its connections join."""
-    for node in workflow._graph.nodes():
-        if isinstance(node, Workflow):
-            _add_flat_graph(node, f"{prefix}.{node.name}", nodes, edges)
-        else:
-            nodes.add(f"{prefix}.{node.name}")
-    for source, target, data in workflow._graph.edges(data=True):
-        for output, field in data["connect"]:
-            edges.add((_connected_node(source, output, prefix),
-                       _connected_node(target, field, prefix)))
-
-
-def _connected_node(node, port, prefix: str) -> str:
-    """Full name of the node a connection reaches through ``port``: ``node`` itself, or,
-    when ``node`` is a nested workflow, the node that ``port`` (``inner.node.field``, or
-    a tuple starting with it for a connection through a function) names in it."""
-    if not isinstance(node, Workflow):
-        return f"{prefix}.{node.name}"
-    path = port[0] if isinstance(port, tuple) else port
-    return f"{prefix}.{node.name}.{path.rsplit('.', 1)[0]}"
-
-
 def node_subject(name: str) -> str | None:
     """Subject label in a node name (``sub_01_task_...wf.fit`` -> ``01``)."""
     parts = name.split("_")
@@ -167,13 +127,15 @@ def file_records(files: list[dict], checksums_file=None) -> list[dict]:
     return records
 
 
-def build_provenance(*, runs, parameters: dict, workflow, records, started: float,
+def build_provenance(*, runs, parameters: dict, graph: dict, records, started: float,
                      finished: float, command_line: list[str], working_directory: str,
                      plugin: str, inputs: list[dict] | None = None) -> dict:
     """The provenance record as a JSON-serialisable dict.
 
     The inputs' checksums are kept in :data:`CHECKSUMS_FILE` in ``parameters['work_dir']``
-    (when given), so that a rerun reads only the inputs that changed. ``inputs``: files
+    (when given), so that a rerun reads only the inputs that changed. ``graph``: the
+    workflow's nodes and edges (:func:`glm_workflows.execution.graph.graph_summary`).
+    ``inputs``: files
     read instead of the runs' (:func:`file_records`; a run of the group level alone).
     ``command_line`` (the entry point and its arguments,
     :func:`glm_workflows.cli.invocation`) is recorded shell-quoted (``shlex.join``), with
@@ -196,7 +158,7 @@ def build_provenance(*, runs, parameters: dict, workflow, records, started: floa
         "Inputs": (input_records(runs, checksums_file) if inputs is None
                    else file_records(inputs, checksums_file)),
         "RunSources": run_sources(runs),
-        "Graph": graph_summary(workflow),
+        "Graph": graph,
         "Nodes": [{**asdict(record), "subject": node_subject(record.name),
                    "status": "cached" if record.cached
                    else "ran" if record.status == "end" else "failed"}

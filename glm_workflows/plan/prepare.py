@@ -20,14 +20,12 @@ from pathlib import Path
 from ..core.errors import InputError
 from ..inputs.checks import (
     check_contrasts_estimated,
-    check_memory,
-    check_output_dir,
-    check_work_dir,
     load_design_checks,
     save_design_checks,
     validate_runs,
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
+from ..inputs.folders import check_memory, check_output_dir, check_work_dir
 from .study import StudyPlan, plan_study
 
 

@@ -4,8 +4,9 @@ names for what flags set, the model file and JSON path for what a model set)."""
 
 from __future__ import annotations
 
+from ..core.choices import DRIFT_MODELS, GROUP_MODELS, NOISE_MODELS
 from ..core.errors import InputError
-from ..settings import DEFAULT_MODEL, DRIFT_MODELS, GROUP_MODELS, NOISE_MODELS, ModelSettings
+from ..settings import DEFAULT_MODEL, ModelSettings
 from .frozen import thaw
 
 INPUT_KINDS = ("bids", "fmriprep", "files", "spm_auditory", "derivatives")

@@ -51,7 +51,7 @@ def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MOD
     Parameters
     ----------
     runs : list of glm_workflows.inputs.runs.RunInputs
-        The runs (from :func:`glm_workflows.inputs.runs.find_bids_runs`, ``file_list_run``...).
+        The runs (from :func:`glm_workflows.inputs.bids.find_bids_runs`, ``file_list_run``...).
     output_dir : str or PathLike
         Derivatives root.
     contrasts : sequence of (name, stat_type, rows)
@@ -137,7 +137,8 @@ def init_analysis_wf(plan: StudyPlan, *, name: str | None = None):
     Parameters
     ----------
     plan : StudyPlan
-        From :func:`glm_workflows.plan.prepare.prepare` (or :func:`~glm_workflows.plan.study.plan_study`).
+        From :func:`glm_workflows.plan.prepare.prepare` (or
+        :func:`~glm_workflows.plan.study.plan_study`).
     name : str or None
         Workflow name (None: ``glm_workflows_wf``, the group level alone
         ``glm_workflows_group_wf``: its cache stays apart).

@@ -1,0 +1,54 @@
+"""The folders and memory an analysis is given, checked before any work: the output
+folder writable, the work directory creatable, the memory limit enough for the largest
+node."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from ..core.errors import InputError
+
+
+def check_output_dir(path) -> Path:
+    """Create the output folder if needed and make sure it is writable."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # a name of its own: concurrent runs (array tasks) probe the same folder
+        probe = path / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
+    return path
+
+
+def nearest_existing(path) -> Path:
+    """``path`` if it exists, else its nearest existing parent (what creating it needs)."""
+    path = Path(path).absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_work_dir(path) -> Path:
+    """Refuse a work directory that cannot be created or written, without creating it
+    (bad input leaves no work directory behind)."""
+    path = Path(path).absolute()
+    existing = nearest_existing(path)
+    if not existing.is_dir():
+        raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--work-dir {path}: {existing} is not writable")
+    return path
+
+
+def check_memory(mem_gb: list, limit_gb: float | None) -> None:
+    """Refuse a MultiProc memory limit below the largest node's estimate (that node
+    could never start)."""
+    if limit_gb is None or not mem_gb:
+        return
+    largest = max(max(estimates.values()) for estimates in mem_gb)
+    if largest > limit_gb:
+        raise InputError(f"--mem-gb {limit_gb:g}: the largest node needs an estimated "
+                         f"{largest:g} GB; give at least that much")
