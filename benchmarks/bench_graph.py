@@ -61,8 +61,8 @@ def in_process_times(bids: Path, out: Path) -> dict:
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
     from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.prepare import prepare
     from glm_workflows.inputs.bids import find_bids_runs
-    from glm_workflows.plan.prepare import prepare
     from glm_workflows.workflows.study import init_analysis_wf
 
     times = {}

@@ -9,7 +9,7 @@ and is checked (``--same-events``: one events file for all, checked once).
 For N = 100, 1,000, 10,000 (``--participants``) it measures:
 
 - discover: finding the runs, as the command line does (``collect.collect_runs``);
-- validate: ``plan.prepare`` (every run checked before any work) minus discover: prepare
+- validate: ``execution.prepare`` (every run checked before any work) minus discover: prepare
   is timed whole, and the discovery it includes is subtracted (discover measured just
   before it, in the same process);
 - submit: ``submit.submit_array`` with ``--dry-run`` (cluster limits, plan, scripts and
@@ -110,9 +110,9 @@ def in_process_times(bids: Path, root: Path) -> tuple[dict, str]:
     """Seconds of discovery, validation (prepare minus discovery) and the dry-run
     submission, in this process; and what the submission printed."""
     from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.prepare import prepare
     from glm_workflows.execution.submit import submit_array
     from glm_workflows.inputs.collect import collect_runs
-    from glm_workflows.plan.prepare import prepare
 
     argv = cli_args(bids, root / "out", root / "work", *ARRAY_FLAGS)
     spec, execution = spec_from_args(argv)
@@ -166,7 +166,7 @@ def one_participant(source: Path, root: Path) -> dict:
     from nipype.pipeline.engine.utils import generate_expanded_graph
 
     from glm_workflows.cli import spec_from_args
-    from glm_workflows.plan.prepare import prepare
+    from glm_workflows.execution.prepare import prepare
     from glm_workflows.workflows.study import init_analysis_wf
 
     level = ("--analysis-level", "participant", "--participant-label", "01")

@@ -38,13 +38,13 @@ LAYERS = {
     "glm_workflows.settings": "settings",      # every setting's default (choices: core)
     "glm_workflows.spec": "spec",              # AnalysisSpec, its builders and forms
     "glm_workflows.plan": "plan",              # the frozen StudyPlan
-    "glm_workflows.plan.prepare": "planner",   # checks the data, makes the plan
     "glm_workflows.inputs": "inputs",          # runs found, selected, checked; derivatives read
     "glm_workflows.report": "report",          # HTML reports, the closing summary
     "glm_workflows.outputs": "outputs",        # output folder, records, provenance, publishing
     "glm_workflows.interfaces": "interfaces",  # Nipype SimpleInterfaces over core
     "glm_workflows.workflows": "workflows",    # init_*_wf factories: Nipype graphs
     "glm_workflows.execution": "execution",    # run_analysis, plugins, SLURM arrays
+    "glm_workflows.execution.prepare": "planner",  # checks the data, makes the plan
     "glm_workflows.cli": "cli",                # the command line and what array jobs run
     "glm_workflows.synthetic": "tools",        # example datasets (python -m ...synthetic)
 }
@@ -249,7 +249,7 @@ def test_the_services_import_no_nipype_even_through_other_modules():
     """The study's plan is made without Nipype: the spec, the planner and what it reads
     and writes (inputs, outputs, the closing summary), the array planner load no
     interface or workflow module."""
-    assert layer("glm_workflows.plan.prepare") == "planner"
+    assert layer("glm_workflows.execution.prepare") == "planner"
     assert layer("glm_workflows.plan.study") == "plan"
     offending = {module: _reaches_nipype(module) for module in sorted(import_graph())
                  if layer(module) in NO_NIPYPE}

@@ -4,9 +4,9 @@ Each spec of the grid (the seed's flags, a multi-run study with a one-sample, tw
 or paired group level, a model whose runs are the subjects, the group level alone on a
 derivatives folder, fMRIPrep confounds) is planned from synthetic
 :class:`~glm_workflows.inputs.runs.RunInputs` (fake paths, nothing read: the plan is built by
-hand as :func:`~glm_workflows.plan.prepare.prepare` builds it after its checks), its workflow built
-by walking the plan's graph (:func:`~glm_workflows.workflows.study.init_analysis_wf`) and flattened
-by Nipype. The graph has no iterables, grows linearly with the runs, and every node
+hand as :func:`~glm_workflows.execution.prepare.prepare` builds it after its checks), its
+workflow built by walking the plan's graph
+(:func:`~glm_workflows.workflows.study.init_analysis_wf`) and flattened by Nipype. The graph has no iterables, grows linearly with the runs, and every node
 belongs to a workflow of the level of the spec node it came from.
 """
 

@@ -25,7 +25,7 @@ from glm_workflows.core.naming import (
     group_stem,
     model_file,
 )
-from glm_workflows.plan.prepare import prepare
+from glm_workflows.execution.prepare import prepare
 from glm_workflows.synthetic import write_tiny_bids
 
 SUBJECTS = [f"{i:02d}" for i in range(1, 7)]

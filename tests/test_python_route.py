@@ -87,8 +87,8 @@ def test_seed_graph_keeps_its_node_names_and_hashes(data_dir, tmp_path):
     called with the settings the command line passed it before the spec (so a rerun on
     an old work directory stays cached)."""
     from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.prepare import prepare
     from glm_workflows.inputs.bids import find_spm_auditory
-    from glm_workflows.plan.prepare import prepare
     from glm_workflows.settings import (
         DEFAULT_CONFOUNDS,
         DEFAULT_GROUP,
@@ -121,8 +121,8 @@ def test_study_graph_keeps_its_node_names_edges_and_hashes(split_bids_dir, tmp_p
     explicit settings (the call the command line made before the spec): node names,
     connections and input hashes."""
     from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.prepare import prepare
     from glm_workflows.inputs.bids import find_bids_runs
-    from glm_workflows.plan.prepare import prepare
     from glm_workflows.settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, DEFAULT_MODEL
     from glm_workflows.workflows.study import GroupPlan, init_analysis_wf, init_glm_wf
 

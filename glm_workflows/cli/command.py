@@ -36,7 +36,7 @@ def _contrasts(args):
 
 def _plugin_args(args) -> dict:
     """``--plugin-args`` with ``--n-procs`` and ``--mem-gb`` merged in, checked."""
-    from ..plan.prepare import plugin_args
+    from ..execution.prepare import plugin_args
 
     return plugin_args(ExecutionSettings(plugin_args=args.plugin_args, n_procs=args.n_procs,
                                          mem_gb=args.mem_gb))

@@ -2,7 +2,7 @@
 :class:`~glm_workflows.spec.analysis.AnalysisSpec` with its
 :class:`~glm_workflows.settings.ExecutionSettings`.
 
-collect -> check -> plan (:func:`glm_workflows.plan.prepare.prepare`) -> build (the workflow
+collect -> check -> plan (:func:`glm_workflows.execution.prepare.prepare`) -> build (the workflow
 factory) -> stage (the workflow runs into an
 :class:`~glm_workflows.outputs.folders.OutputTransaction`) -> run -> provenance -> report ->
 commit, for every level and route: the first level with or without the group level,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
-from ..plan.prepare import analysis_of_runs, model_file, prepare
+from .prepare import analysis_of_runs, model_file, prepare
 
 
 def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> int:

@@ -30,14 +30,13 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     """Plan the tasks within the cluster's limits, write the spec, the execution and the
     scripts, submit the arrays and the group job (or print the sbatch commands:
     ``execution.dry_run``). ``command``: the command line, recorded; ``prepared``: the
-    study's plan (:func:`~glm_workflows.plan.prepare.prepare`) if already computed: its subjects,
-    their runs and memory estimates size the tasks."""
+    study's plan (:func:`~glm_workflows.execution.prepare.prepare`) if already computed:
+    its subjects, their runs and memory estimates size the tasks."""
     import math
     import shutil
 
     import nibabel as nb
 
-    from ..plan.prepare import model_file, prepare
     from .cluster import (
         JobSize,
         group_size,
@@ -47,6 +46,7 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
         split_arrays,
         task_size,
     )
+    from .prepare import model_file, prepare
     from .slurm_array import (
         Submission,
         active_jobs,

@@ -1,6 +1,6 @@
 """The plan of a study, without Nipype: what each run, subject and group analysis computes.
 
-:func:`~glm_workflows.plan.prepare.prepare` checks the data and returns a frozen
+:func:`~glm_workflows.execution.prepare.prepare` checks the data and returns a frozen
 :class:`StudyPlan`; the workflow factory (:func:`glm_workflows.workflows.study.init_analysis_wf`),
 the SLURM array planner (:func:`glm_workflows.execution.submit.submit_array`), the closing summary
 (:mod:`glm_workflows.report.summary`) and the provenance record all read it. The plan keeps the

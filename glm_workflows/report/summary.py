@@ -48,7 +48,7 @@ def print_results(runs, output_dir, printer=print) -> None:
     Parameters
     ----------
     runs : StudyPlan or list of glm_workflows.inputs.runs.RunInputs
-        The study's plan (:func:`glm_workflows.plan.prepare.prepare`), or its runs.
+        The study's plan (:func:`glm_workflows.execution.prepare.prepare`), or its runs.
     output_dir : str or PathLike
         The derivatives root the results were committed to.
     printer : callable

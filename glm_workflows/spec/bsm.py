@@ -2,7 +2,7 @@
 node chain it can run, the edge filters and the Dataset node's group model.
 
 Read by :mod:`glm_workflows.spec.from_model` (a model file straight to a spec) and
-:mod:`glm_workflows.plan.prepare` (the Dataset node's path in a group design's refusal).
+:mod:`glm_workflows.execution.prepare` (the Dataset node's path in a group design's refusal).
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def init_analysis_wf(plan: StudyPlan, *, name: str | None = None):
     Parameters
     ----------
     plan : StudyPlan
-        From :func:`glm_workflows.plan.prepare.prepare` (or
+        From :func:`glm_workflows.execution.prepare.prepare` (or
         :func:`~glm_workflows.plan.study.plan_study`).
     name : str or None
         Workflow name (None: ``glm_workflows_wf``, the group level alone

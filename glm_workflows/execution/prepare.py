@@ -26,7 +26,7 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
-from .study import StudyPlan, plan_study
+from ..plan.study import StudyPlan, plan_study
 
 
 def model_file(spec) -> str | None:
@@ -228,7 +228,7 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
     from ..core.contrasts import contrast_matrix
     from ..core.group import group_design, read_participants
     from ..core.naming import check_label
-    from .study import group_plans as plan_groups
+    from ..plan.study import group_plans as plan_groups
 
     participants = read_participants(participants_file) if participants_file else None
 
