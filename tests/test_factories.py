@@ -7,7 +7,8 @@ derivatives folder, fMRIPrep confounds) is planned from synthetic
 hand as :func:`~glm_workflows.execution.prepare.prepare` builds it after its checks), its
 workflow built by walking the plan's graph
 (:func:`~glm_workflows.workflows.study.init_analysis_wf`) and flattened by Nipype. The
-graph has no iterables, grows linearly with the runs, and every node belongs to a workflow of the level of the spec node it came from.
+graph has no iterables, grows linearly with the runs, and every node belongs to a
+workflow of the level of the spec node it came from.
 """
 
 from __future__ import annotations
