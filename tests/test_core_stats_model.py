@@ -498,11 +498,31 @@ def test_unknown_transformation_argument(tmp_path):
         "(allowed: Input, Demean, Rescale, ReplaceNa, Output, OutputPrefix, OutputSuffix)")
 
 
-def test_transformations_above_run_level(tmp_path):
-    _refused(tmp_path, lambda s: s["Nodes"][2].update(
+def test_transformations_at_subject_level(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][1].update(
         Transformations={"Transformer": "pybids-transforms-v1", "Instructions": []}),
-        "Nodes[2].Transformations: only Run nodes' transformations (of events and "
-        "confounds) are supported")
+        "Nodes[1].Transformations: transformations at a Subject node are not supported "
+        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+
+
+def test_dataset_transformations_of_time_refused(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][2].update(
+        Transformations={"Transformer": "pybids-transforms-v1", "Instructions": [
+            {"Name": "Convolve", "Input": ["age"]}]}),
+        "Nodes[2].Transformations.Instructions[0].Name: Convolve transforms a run's time "
+        "series (or drops rows); on a table of subjects expected one of Factor, Scale, "
+        "Demean, Replace, Threshold, Rename, Copy, Select, Delete, Product, Sum, "
+        "Orthogonalize")
+
+
+def test_dataset_transformations_read(tmp_path):
+    spec = copy.deepcopy(BASE)
+    instructions = [{"Name": "Demean", "Input": "age", "Output": "age_dm"}]
+    spec["Nodes"][2]["Transformations"] = {"Transformer": "pybids-transforms-v1",
+                                           "Instructions": instructions}
+    spec["Nodes"][2]["Model"]["X"] = [1, "age_dm"]
+    model = read_stats_model(_write(tmp_path, spec))
+    assert model.nodes[2].transformations == tuple(instructions)
 
 
 def test_bad_transformer(tmp_path):

@@ -38,6 +38,7 @@ DESIGN_MODULES = (
     "glm_workflows.core.model_design",
     "glm_workflows.core.stats_model",
     "glm_workflows.core.transformations",
+    "glm_workflows.core.group_variables",
     "glm_workflows.settings",
 )
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, one_line
+from .group_variables import check_table_instructions
 from .hrf import HRF_MODELS
 from .transformations import TRANSFORMER, check_instructions
 
@@ -577,13 +578,16 @@ def _transformations(transformations, level, index, where) -> tuple:
     if transformations is None:
         return ()
     path = f"Nodes[{index}].Transformations"
-    if level != "Run":
-        where.fail(path, "only Run nodes' transformations (of events and confounds) are "
-                   "supported")
+    if level not in ("Run", "Dataset"):
+        where.fail(path, f"transformations at a {level} node are not supported (only Run "
+                   "nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
     _check_type(transformations, "Description", str, where, path)
     if transformations["Transformer"] != TRANSFORMER:  # the schema allows only this one
         where.fail(f"{path}.Transformer", f"expected {TRANSFORMER!r}")
-    check_instructions(transformations["Instructions"], where.node(index))
+    if level == "Run":
+        check_instructions(transformations["Instructions"], where.node(index))
+    else:
+        check_table_instructions(transformations["Instructions"], where.node(index))
     return tuple(transformations["Instructions"])
 
 
