@@ -304,9 +304,29 @@ def test_low_pass_refused(tmp_path):
 
 
 def test_formula_refused(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][0]["Model"].update(Formula="1 + age"),
+             "Nodes[0].Model.Formula: formulas are supported at Dataset nodes only; list "
+             "the design columns in X")
     _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(Formula="1 + age"),
-             "Nodes[2].Model.Formula: formulas are not supported; list the design columns "
-             "in X")
+             "Nodes[2].Model.Formula: term 'age': expected Model.X names joined by ':' (an "
+             "interaction), '0' or '1' (formulas of sums of such terms are supported)")
+    _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(X=[1, "a"], Formula="a * a"),
+             "Nodes[2].Model.Formula: term 'a * a': expected Model.X names joined by ':' "
+             "(an interaction), '0' or '1' (formulas of sums of such terms are supported)")
+
+
+def test_dataset_formula_gives_the_design_columns(tmp_path):
+    spec = copy.deepcopy(BASE)
+    spec["Nodes"][2]["Model"].update(X=["g.1", "g.2", "s.M"],
+                                     Formula="~ 0 + g.1:s.M + g.2 :s.M+g.2")
+    spec["Nodes"][2]["Contrasts"] = [{"Name": "x", "ConditionList": ["g.1:s.M", "g.2"],
+                                      "Weights": [1, -1], "Test": "t"}]
+    del spec["Nodes"][2]["DummyContrasts"]
+    model = read_stats_model(_write(tmp_path, spec))
+    assert model.nodes[2].x == ("g.1:s.M", "g.2:s.M", "g.2")
+    spec["Nodes"][2]["Model"]["Formula"] = "g.1:s.M"
+    spec["Nodes"][2]["Contrasts"][0].update(ConditionList=[1], Weights=[1])
+    assert read_stats_model(_write(tmp_path, spec)).nodes[2].x == (1, "g.1:s.M")
 
 
 def test_version(tmp_path):

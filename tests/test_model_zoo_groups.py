@@ -28,15 +28,15 @@ from glm_workflows.spec.bsm import check_node_chain
 
 ZOO = Path(__file__).resolve().parent / "data" / "model_zoo"
 TASK, CONTRAST = "mixedgamblestask", "negLossParametric"
-SUBJECTS = [f"{i:02d}" for i in range(1, 9)]
+SUBJECTS = [f"{i:02d}" for i in range(1, 17)]
 T_R, N_SCANS, SHAPE = 2.0, 40, (8, 8, 8)
-PARTICIPANTS = pd.DataFrame({
+PARTICIPANTS = pd.DataFrame({  # every cell of the 2x4 and 2x2 designs has 2 or 4 subjects
     "participant_id": [f"sub-{s}" for s in SUBJECTS],
-    "sex": ["M", "F"] * 4,
-    "age": [23, 31, 45, 27, 38, 29, 52, 34],
-    "fake_patient_grp": [1, 2, 3, 4, 1, 2, 3, 4],
-    "fake_task_pres": [1, 1, 2, 2, 1, 1, 2, 2],
-    "handedness": ["R", "n/a", "L", "R", "n/a", "R", "R", "L"],  # unused: n/a allowed
+    "sex": ["M", "F"] * 8,
+    "age": [23, 31, 45, 27, 38, 29, 52, 34, 41, 26, 36, 48, 30, 44, 25, 39],
+    "fake_patient_grp": [1, 1, 2, 2, 3, 3, 4, 4] * 2,
+    "fake_task_pres": [1, 1, 2, 2] * 4,
+    "handedness": ["R", "n/a", "L", "R", "n/a", "R", "R", "L"] * 2,  # unused: n/a allowed
 })
 
 
@@ -66,6 +66,10 @@ def _expected_design(name, table):
         task = table["fake_task_pres"]
         return pd.DataFrame({f"{s.lower()}_task{t}": ((table["sex"] == s) & (task == t))
                              .astype(float) for s in "MF" for t in (1, 2)})
+    if name == "anova_2_by_4_cell_means":  # the Formula's a:b terms: products
+        return pd.DataFrame({f"fake_patient_grp.{g}:sex.{x}": (
+            (table["fake_patient_grp"] == g) & (table["sex"] == x)).astype(float)
+            for g in (1, 2, 3, 4) for x in "MF"})
     raise KeyError(name)
 
 
@@ -88,6 +92,14 @@ CONTRASTS = {
     "two_by_two_bs_anova": [("mainSexEffectFTest", "F", [[1, 1, -1, -1]]),
                             ("mainTaskTypeEffectFTest", "F", [[1, -1, 1, -1]]),
                             ("interactionEffectFTest", "F", [[1, -1, -1, 1]])],
+    "anova_2_by_4_cell_means": [
+        ("mainSexEffectFTest", "F", [[1, -1, 1, -1, 1, -1, 1, -1]]),
+        ("mainPatientGroupEffectFTest", "F", [[1, 1, 0, 0, 0, 0, -1, -1],
+                                              [0, 0, 1, 1, 0, 0, -1, -1],
+                                              [0, 0, 0, 0, 1, 1, -1, -1]]),
+        ("InteractionEffectFTest", "F", [[1, -1, 0, 0, 0, 0, -1, 1],
+                                         [0, 0, 1, -1, 0, 0, -1, 1],
+                                         [0, 0, 0, 0, 1, -1, -1, 1]])],
 }
 MODELS = tuple(CONTRASTS)
 
@@ -146,7 +158,7 @@ def test_unknown_design_column_names_the_node(tmp_path):
 
 
 def _write_study(root: Path) -> Path:
-    """Eight subjects, one run each of 40 scans on an 8x8x8 grid."""
+    """Sixteen subjects, one run each of 40 scans on an 8x8x8 grid."""
     rng = np.random.default_rng(5)
     root.mkdir(parents=True)
     (root / "dataset_description.json").write_text(

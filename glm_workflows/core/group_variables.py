@@ -156,7 +156,8 @@ def dataset_design(subjects, participants: pd.DataFrame, columns=(), *, intercep
         :func:`glm_workflows.core.group.read_participants`'s table (text columns).
     columns : sequence of str
         ``Model.X`` entries other than the intercept: column names after the
-        transformations (globs allowed).
+        transformations (globs allowed), or interactions ``a:b`` of such columns (their
+        product, as a ``Formula`` writes them).
     intercept : bool
         Whether ``Model.X`` has ``1``: a first column ``intercept`` of ones.
     transformations : sequence of dict
@@ -200,7 +201,7 @@ def dataset_design(subjects, participants: pd.DataFrame, columns=(), *, intercep
     for name in _expand(columns, table.columns, node, source):
         if name in design.columns:
             raise InputError(f"{node}Model.X: column '{name}' is given twice")
-        values = table[name]
+        values = table[name] if name in table.columns else _interaction(table, name)
         if not pd.api.types.is_numeric_dtype(values):
             raise InputError(f"{node}Model.X: '{name}' is categorical (not numbers); "
                              "split it into indicators with a Factor transformation")
@@ -238,13 +239,33 @@ def _expand(names, available, node, source) -> list[str]:
         if _GLOB.search(name):
             matches = [c for c in available if fnmatch.fnmatchcase(c, name)]
         else:
-            matches = [name] if name in available else []
+            matches = [name] if name in available or _is_interaction(name, available) else []
         if not matches:
             shown = ", ".join(map(str, available)) or "none"
             raise InputError(f"{node}Model.X: no column '{name}' in {source} after the "
                              f"transformations (columns: {shown})")
         found += [m for m in matches if m not in found]
     return found
+
+
+def _is_interaction(name: str, available) -> bool:
+    """``a:b`` where ``a`` and ``b`` are columns: their product (a formula's
+    interaction, formulaic's name)."""
+    parts = name.split(":")
+    return len(parts) > 1 and all(part in available for part in parts)
+
+
+def _interaction(table: pd.DataFrame, name: str) -> pd.Series:
+    parts = [table[part] for part in name.split(":")]
+    for part, values in zip(name.split(":"), parts, strict=True):
+        if not pd.api.types.is_numeric_dtype(values):
+            raise InputError(f"Model.X: '{part}' of the interaction '{name}' is categorical "
+                             "(not numbers); split it into indicators with a Factor "
+                             "transformation")
+    product = parts[0].astype(float)
+    for values in parts[1:]:
+        product = product * values.astype(float)
+    return product
 
 
 def _label(subject) -> str:
