@@ -525,6 +525,19 @@ def test_transformations_at_subject_level(tmp_path):
         "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
 
 
+def test_session_transformations_refused(tmp_path):
+    """As the zoo's paired_difference and 2_grp_2lev_per_sub Session nodes write them (run
+    numbers from sessions files): refused before any work, naming node and field."""
+    _refused(tmp_path, lambda s: s["Nodes"][1].update(
+        Level="Session", Transformations={"Transformer": "pybids-transforms-v1",
+                                          "Instructions": [{"Name": "Threshold",
+                                                            "Input": "runnum",
+                                                            "Threshold": 2,
+                                                            "Output": "run3"}]}),
+        "Nodes[1].Transformations: transformations at a Session node are not supported "
+        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+
+
 def test_dataset_transformations_of_time_refused(tmp_path):
     _refused(tmp_path, lambda s: s["Nodes"][2].update(
         Transformations={"Transformer": "pybids-transforms-v1", "Instructions": [
