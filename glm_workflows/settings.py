@@ -217,6 +217,16 @@ class GroupSettings:
     inputs : tuple of str
         The first-level t contrasts taken to the group level (a model file's edge
         filter); empty: every one.
+    transformations : tuple
+        A model file's Dataset node ``Transformations.Instructions`` (frozen: see
+        :func:`glm_workflows.spec.frozen.freeze`), applied to ``participants.tsv``'s
+        columns before ``covariates`` are taken from them
+        (:func:`glm_workflows.core.group_variables.dataset_design`).
+    intercept : bool
+        One-sample: whether the design has the ``intercept`` column (a model file's
+        ``Model.X`` without ``1``: the covariates alone, e.g. a cell-means design).
+
+    A group contrast is ``(name, expression)`` (t) or ``(name, (row, ...))`` (F).
     """
 
     model: str | None = None
@@ -231,6 +241,8 @@ class GroupSettings:
     cluster_forming_p: float = 0.001
     tfce: bool = False
     inputs: tuple = ()
+    transformations: tuple = ()
+    intercept: bool = True
 
 
 @dataclass(frozen=True)

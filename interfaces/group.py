@@ -65,8 +65,13 @@ class _GroupModelInputSpec(BaseInterfaceInputSpec):
     group_column = traits.Str(desc="two-sample: the participants.tsv column of the groups")
     covariates = traits.List(traits.Str, desc="numeric participants.tsv columns added")
     demean = traits.Bool(False, usedefault=True, desc="demean the covariates")
+    transformations = traits.Str(desc="JSON: a model file's Dataset node transformations of "
+                                      "participants.tsv (one-sample)")
+    intercept = traits.Bool(True, usedefault=True, desc="one-sample: the intercept column")
     contrast_name = traits.Str(mandatory=True, desc="group contrast name (output names)")
-    contrast = traits.Str(mandatory=True, desc="expression over the group design's columns")
+    contrast = traits.Either(traits.Str, traits.List(traits.Str), mandatory=True,
+                             desc="expression over the group design's columns (t), or "
+                                  "expressions (the rows of an F contrast)")
     first_level_contrast = traits.Str(mandatory=True, desc="the first-level contrast modelled")
 
 
@@ -104,8 +109,12 @@ class GroupModel(SimpleInterface):
                               if isdefined(inputs.group_column) else None,
                               covariates=list(inputs.covariates)
                               if isdefined(inputs.covariates) else (),
-                              demean=inputs.demean)
+                              demean=inputs.demean,
+                              transformations=json.loads(inputs.transformations)
+                              if isdefined(inputs.transformations) else (),
+                              intercept=inputs.intercept)
         subjects = [f"sub-{label}" for label in design.index]
+        stat_type = "t" if isinstance(inputs.contrast, str) else "F"
         maps_in = list(inputs.effect_maps)
         names = [f"{path} (the effect map of {subject})"
                  for path, subject in zip(maps_in, subjects, strict=True)]
@@ -141,7 +150,7 @@ class GroupModel(SimpleInterface):
                        "DemeanCovariates": inputs.demean}, handle, indent=2)
         self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
         with open(self._results["contrast_json"], "w") as handle:
-            json.dump({"ContrastName": inputs.contrast_name, "StatisticType": "t",
+            json.dump({"ContrastName": inputs.contrast_name, "StatisticType": stat_type,
                        "FirstLevelContrast": inputs.first_level_contrast,
                        "GroupContrast": inputs.contrast, "GroupModel": inputs.model,
                        "Subjects": list(inputs.subjects),
@@ -266,6 +275,7 @@ class _GroupSinkInputSpec(BaseInterfaceInputSpec):
     contrast = traits.Str(mandatory=True, desc="the first-level contrast")
     group_contrast = traits.Str(desc="the group contrast's name; undefined for the group mean "
                                      "(the outputs keep the first-level contrast's name)")
+    stat_type = traits.Enum("t", "F", usedefault=True, desc="the group contrast's statistic")
     sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
 
 
@@ -289,7 +299,7 @@ class GroupSink(SimpleInterface):
         inputs = self.inputs
         stem = group_stem(inputs.task, inputs.contrast,
                           inputs.group_contrast if isdefined(inputs.group_contrast) else None)
-        files = {group_file(stem, output): getattr(inputs, output)
+        files = {group_file(stem, output, inputs.stat_type): getattr(inputs, output)
                  for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
         sidecar = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],
                    "SoftwareVersions": software_versions()}

@@ -304,9 +304,29 @@ def test_low_pass_refused(tmp_path):
 
 
 def test_formula_refused(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][0]["Model"].update(Formula="1 + age"),
+             "Nodes[0].Model.Formula: formulas are supported at Dataset nodes only; list "
+             "the design columns in X")
     _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(Formula="1 + age"),
-             "Nodes[2].Model.Formula: formulas are not supported; list the design columns "
-             "in X")
+             "Nodes[2].Model.Formula: term 'age': expected Model.X names joined by ':' (an "
+             "interaction), '0' or '1' (formulas of sums of such terms are supported)")
+    _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(X=[1, "a"], Formula="a * a"),
+             "Nodes[2].Model.Formula: term 'a * a': expected Model.X names joined by ':' "
+             "(an interaction), '0' or '1' (formulas of sums of such terms are supported)")
+
+
+def test_dataset_formula_gives_the_design_columns(tmp_path):
+    spec = copy.deepcopy(BASE)
+    spec["Nodes"][2]["Model"].update(X=["g.1", "g.2", "s.M"],
+                                     Formula="~ 0 + g.1:s.M + g.2 :s.M+g.2")
+    spec["Nodes"][2]["Contrasts"] = [{"Name": "x", "ConditionList": ["g.1:s.M", "g.2"],
+                                      "Weights": [1, -1], "Test": "t"}]
+    del spec["Nodes"][2]["DummyContrasts"]
+    model = read_stats_model(_write(tmp_path, spec))
+    assert model.nodes[2].x == ("g.1:s.M", "g.2:s.M", "g.2")
+    spec["Nodes"][2]["Model"]["Formula"] = "g.1:s.M"
+    spec["Nodes"][2]["Contrasts"][0].update(ConditionList=[1], Weights=[1])
+    assert read_stats_model(_write(tmp_path, spec)).nodes[2].x == (1, "g.1:s.M")
 
 
 def test_version(tmp_path):
@@ -498,11 +518,44 @@ def test_unknown_transformation_argument(tmp_path):
         "(allowed: Input, Demean, Rescale, ReplaceNa, Output, OutputPrefix, OutputSuffix)")
 
 
-def test_transformations_above_run_level(tmp_path):
-    _refused(tmp_path, lambda s: s["Nodes"][2].update(
+def test_transformations_at_subject_level(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][1].update(
         Transformations={"Transformer": "pybids-transforms-v1", "Instructions": []}),
-        "Nodes[2].Transformations: only Run nodes' transformations (of events and "
-        "confounds) are supported")
+        "Nodes[1].Transformations: transformations at a Subject node are not supported "
+        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+
+
+def test_session_transformations_refused(tmp_path):
+    """As the zoo's paired_difference and 2_grp_2lev_per_sub Session nodes write them (run
+    numbers from sessions files): refused before any work, naming node and field."""
+    _refused(tmp_path, lambda s: s["Nodes"][1].update(
+        Level="Session", Transformations={"Transformer": "pybids-transforms-v1",
+                                          "Instructions": [{"Name": "Threshold",
+                                                            "Input": "runnum",
+                                                            "Threshold": 2,
+                                                            "Output": "run3"}]}),
+        "Nodes[1].Transformations: transformations at a Session node are not supported "
+        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+
+
+def test_dataset_transformations_of_time_refused(tmp_path):
+    _refused(tmp_path, lambda s: s["Nodes"][2].update(
+        Transformations={"Transformer": "pybids-transforms-v1", "Instructions": [
+            {"Name": "Convolve", "Input": ["age"]}]}),
+        "Nodes[2].Transformations.Instructions[0].Name: Convolve transforms a run's time "
+        "series (or drops rows); on a table of subjects expected one of Factor, Scale, "
+        "Demean, Replace, Threshold, Rename, Copy, Select, Delete, Product, Sum, "
+        "Orthogonalize")
+
+
+def test_dataset_transformations_read(tmp_path):
+    spec = copy.deepcopy(BASE)
+    instructions = [{"Name": "Demean", "Input": "age", "Output": "age_dm"}]
+    spec["Nodes"][2]["Transformations"] = {"Transformer": "pybids-transforms-v1",
+                                           "Instructions": instructions}
+    spec["Nodes"][2]["Model"]["X"] = [1, "age_dm"]
+    model = read_stats_model(_write(tmp_path, spec))
+    assert model.nodes[2].transformations == tuple(instructions)
 
 
 def test_bad_transformer(tmp_path):

@@ -81,8 +81,10 @@ def _specs(tmp_path):
                      "from_derivatives": inputs.from_derivatives, "space": inputs.space,
                      "files": inputs.files, "sessions": inputs.sessions}
         found.append((name, spec, selection))
+    zoo = sorted((ROOT / "tests" / "data" / "model_zoo").glob("model-ds0005_altered_*"))
+    assert zoo  # the FSL-style group models: Dataset transformations, F contrasts
     for path in (MODELS / "auditory_smdl.json", MODELS / "three_level_smdl.json",
-                 _covariate_filter_model(tmp_path)):
+                 _covariate_filter_model(tmp_path), *zoo):
         selection = {"bids_dir": "/data/bids"}
         found.append((path.name, read_model(path, **selection), selection))
     return found

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import io
+import keyword
 import re
 import tokenize
 
@@ -81,9 +82,10 @@ def expression_to_vector(expression, columns) -> np.ndarray:
     if _VECTOR.match(text):
         numbers = re.findall(_NUMBER, text)
         return _check_length(np.array([float(n) for n in numbers]), columns, text)
+    text, names = _placeholders(text, columns)
     try:
         terms = [(sign, ast.parse(term, mode="eval").body) for sign, term in _split_sum(text)]
-        weights, constant = _sum(terms, columns, expression)
+        weights, constant = _sum(terms, names, expression)
     except (SyntaxError, tokenize.TokenError):
         raise InputError(f"contrast {_shown(expression)}: not a valid expression; use column "
                          f"names, numbers and + - * / ( ); {_available(columns)}") from None
@@ -94,6 +96,24 @@ def expression_to_vector(expression, columns) -> np.ndarray:
         raise InputError(f"contrast {_shown(expression)}: must be a linear combination of "
                          f"design columns without a constant term; {_available(columns)}")
     return weights + 0.0  # no negative zeros
+
+
+_PLAIN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _placeholders(text: str, columns: list) -> tuple[str, list]:
+    """``text`` with each column name that is not a (dotted) Python name, such as
+    ``fake_patient_grp.1`` or ``a.1:b.2`` (pybids's ``Factor`` levels, formula
+    interactions), replaced by a name of its own, and the columns with those names."""
+    names = list(columns)
+    for index, column in sorted(enumerate(columns), key=lambda item: -len(item[1])):
+        if _PLAIN.match(column) and not any(keyword.iskeyword(p) for p in column.split(".")):
+            continue
+        pattern = rf"(?<![\w.:]){re.escape(column)}(?![\w.:])"
+        if re.search(pattern, text):
+            names[index] = f"__column{index}__"
+            text = re.sub(pattern, names[index], text)
+    return text, names
 
 
 def _check_length(weights, columns, text) -> np.ndarray:

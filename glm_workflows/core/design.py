@@ -39,6 +39,7 @@ DESIGN_MODULES = (
     "glm_workflows.core.stats_model",
     "glm_workflows.core.transformations",
     "glm_workflows.core.choices",
+    "glm_workflows.core.group_variables",
 )
 
 

@@ -55,6 +55,7 @@ import pandas as pd
 
 from .choices import GROUP_MODELS
 from .errors import InputError, one_line
+from .group_variables import dataset_design, dependent_columns
 from .images import load_image_header, read_image_data
 from .tables import read_tsv
 
@@ -121,18 +122,8 @@ def _column(participants, name, what):
     return participants[name]
 
 
-def _dependent_columns(matrix, columns) -> list[str]:
-    """Columns with a weight in a null vector of ``matrix``: those linearly dependent."""
-    _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
-    tol = singular.max(initial=0.0) * max(matrix.shape) * np.finfo(float).eps
-    rank = int(np.sum(singular > tol))
-    null = vt[rank:]
-    involved = np.any(np.abs(null) > 1e-8, axis=0)
-    return [c for c, hit in zip(columns, involved, strict=True) if hit]
-
-
 def group_design(subjects, kind, participants=None, *, group_column=None, covariates=(),
-                 demean=False) -> pd.DataFrame:
+                 demean=False, transformations=(), intercept=True) -> pd.DataFrame:
     """Group-level design matrix.
 
     Parameters
@@ -157,6 +148,12 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
         Numeric columns of ``participants`` appended to the design.
     demean : bool
         Subtract from each covariate its mean over ``subjects``.
+    transformations : sequence of dict
+        One-sample: a model file's Dataset node transformations of ``participants``'
+        columns, the covariates taken after them
+        (:func:`glm_workflows.core.group_variables.dataset_design`).
+    intercept : bool
+        One-sample: whether the design has the ``intercept`` column.
 
     Returns
     -------
@@ -166,6 +163,13 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
     """
     if kind not in GROUP_MODELS:
         raise InputError(f"group model {kind!r}: expected one of {', '.join(GROUP_MODELS)}")
+    if transformations or not intercept:
+        if kind != "one-sample" or demean or participants is None:
+            raise InputError("group design of a model file's Dataset node: needs a "
+                             "one-sample model without demean, and participants.tsv")
+        return dataset_design(subjects, participants,
+                              [covariates] if isinstance(covariates, str) else covariates,
+                              intercept=intercept, transformations=transformations)
     labels = [_label(s) for s in subjects]
     if len(labels) < 2:
         raise InputError(f"group model {kind}: {len(labels)} subject(s); at least two needed")
@@ -222,7 +226,7 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
         design[name] = values - values.mean() if demean else values
     matrix = design.to_numpy(dtype=np.float64)
     if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
-        dependent = _dependent_columns(matrix, list(design.columns))
+        dependent = dependent_columns(matrix, list(design.columns))
         raise InputError(f"group design is rank deficient: columns {', '.join(dependent)} "
                          "are linearly dependent")
     return design
@@ -453,24 +457,30 @@ def fit_group(effect_files, design, mask_img, contrast, names=None) -> dict:
     mask_img : str or nibabel image
         The group mask; the model fits its voxels where every map is finite
         (:func:`finite_group_mask`).
-    contrast : str or sequence of float
-        An expression over the design's columns or a weight per column.
+    contrast : str, sequence of float, or list/tuple of str
+        A t contrast: an expression over the design's columns or a weight per column.
+        An F contrast: its rows, expressions (a list or tuple of str).
     names : sequence of str, optional
         Per map, how messages name it (see :func:`finite_group_mask`).
 
     Returns
     -------
     maps : dict
-        ``effect``, ``variance``, ``stat`` (t), ``z`` and ``p`` nibabel images, and
+        ``effect``, ``variance``, ``stat`` (t or F), ``z`` and ``p`` nibabel images, and
         ``mask``: the :class:`GroupMask` fitted.
     """
     from nilearn.glm.second_level import SecondLevelModel
 
+    from .contrasts import contrast_matrix
+
     effect_files = _check_inputs(effect_files, design)
-    weights = _weights(contrast, design.columns)
+    f_test = isinstance(contrast, (list, tuple)) and all(isinstance(r, str) for r in contrast)
+    weights = contrast_matrix(list(contrast), [str(c) for c in design.columns], "F") \
+        if f_test else _weights(contrast, design.columns)
     group_mask = finite_group_mask(effect_files, mask_img, names)
     model = SecondLevelModel(mask_img=group_mask.img).fit(effect_files, design_matrix=design)
-    maps = model.compute_contrast(weights, second_level_stat_type="t", output_type="all")
+    maps = model.compute_contrast(weights, second_level_stat_type="F" if f_test else "t",
+                                  output_type="all")
     return {"effect": maps["effect_size"], "variance": maps["effect_variance"],
             "stat": maps["stat"], "z": maps["z_score"], "p": maps["p_value"],
             "mask": group_mask}

@@ -7,7 +7,8 @@ cannot run or the specification forbids but the schema lets through: unknown key
 values of the wrong type, a model without a Run node, duplicate node or contrast names,
 edges naming missing nodes, going down levels or making a cycle, contrast weights that
 do not fit their conditions, conditions not in ``Model.X``, unknown HRF models,
-unsupported options (a low-pass filter, formulas, replaced variables), transformations
+unsupported options (a low-pass filter, formulas other than a Dataset node's sums
+of X names and their ``a:b`` interactions, replaced variables), transformations
 this package does not implement and a variable convolved twice.
 
 :func:`stats_model` turns the checked JSON into small frozen data classes
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, one_line
+from .group_variables import check_table_instructions
 from .hrf import HRF_MODELS
 from .transformations import TRANSFORMER, check_instructions
 
@@ -471,8 +473,7 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
         if any(e == entry and type(e) is type(entry) for e in x[:i]):
             where.fail(f"{mpath}.X[{i}]", f"{entry!r} is listed twice")
     if model.get("Formula") is not None:
-        where.fail(f"{mpath}.Formula", "formulas are not supported; list the design "
-                   "columns in X")
+        x = _formula(model["Formula"], level, x, f"{mpath}.Formula", where)
     if model.get("Software") is not None and not isinstance(model["Software"], dict):
         where.fail(f"{mpath}.Software", "expected an object")
     hrf = _hrf(model.get("HRF"), level, model_type, x, f"{mpath}.HRF", where)
@@ -503,6 +504,39 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
         software=dict(model.get("Software") or {}), path=where.node(index))
     convolved_variables(node)
     return node
+
+
+def _formula(formula, level, x, path, where) -> tuple:
+    """A Dataset node's ``Formula`` as its design columns (``Model.X`` read as they are).
+
+    Supported: Wilkinson terms of ``X`` names joined by ``+``, interactions written
+    ``a:b`` (the product of ``a`` and ``b``, formulaic's name), ``0``/``-1`` (no
+    intercept) or ``1``; without ``0`` the intercept is implied, as in R and formulaic.
+    """
+    if level != "Dataset":
+        where.fail(path, "formulas are supported at Dataset nodes only; list the design "
+                   "columns in X")
+    text = formula.strip()
+    text = text[1:] if text.startswith("~") else text
+    terms = [t.strip() for t in re.split(r"(?<!-)\+", text.replace("- 1", "+ -1"))]
+    intercept, columns = True, []
+    for term in terms:
+        if term in ("0", "-1"):
+            intercept = False
+        elif term == "1":
+            continue
+        elif term and all(part.strip() in x and not _is_glob(part.strip())
+                          for part in term.split(":")):
+            name = ":".join(part.strip() for part in term.split(":"))
+            if name not in columns:
+                columns.append(name)
+        else:
+            where.fail(path, f"term {term!r}: expected Model.X names joined by ':' (an "
+                       "interaction), '0' or '1' (formulas of sums of such terms are "
+                       "supported)")
+    if not columns and not intercept:
+        where.fail(path, "no design column")
+    return ((INTERCEPT,) if intercept else ()) + tuple(columns)
 
 
 def _listed(x) -> str:
@@ -577,13 +611,16 @@ def _transformations(transformations, level, index, where) -> tuple:
     if transformations is None:
         return ()
     path = f"Nodes[{index}].Transformations"
-    if level != "Run":
-        where.fail(path, "only Run nodes' transformations (of events and confounds) are "
-                   "supported")
+    if level not in ("Run", "Dataset"):
+        where.fail(path, f"transformations at a {level} node are not supported (only Run "
+                   "nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
     _check_type(transformations, "Description", str, where, path)
     if transformations["Transformer"] != TRANSFORMER:  # the schema allows only this one
         where.fail(f"{path}.Transformer", f"expected {TRANSFORMER!r}")
-    check_instructions(transformations["Instructions"], where.node(index))
+    if level == "Run":
+        check_instructions(transformations["Instructions"], where.node(index))
+    else:
+        check_table_instructions(transformations["Instructions"], where.node(index))
     return tuple(transformations["Instructions"])
 
 

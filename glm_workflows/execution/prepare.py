@@ -164,7 +164,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
 def _participants_file(spec) -> str | None:
     """The participants.tsv the group design reads (two-sample, covariates), checked."""
     group = spec.group_settings()
-    if not (group.model and (group.group_column or group.covariates)):
+    if not (group.model and (group.group_column or group.covariates or group.transformations)):
         return None
     participants_file = str((Path(spec.inputs.bids_dir) / "participants.tsv").absolute())
     if not Path(participants_file).is_file():
@@ -229,18 +229,21 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
     from ..core.group import group_design, read_participants
     from ..core.naming import check_label
     from ..plan.study import group_plans as plan_groups
+    from ..spec.frozen import thaw
 
     participants = read_participants(participants_file) if participants_file else None
+    node_design = bool(group.transformations) or not group.intercept
 
     def design(subjects):
         try:
             return group_design(list(subjects), group.model, participants,
                                 group_column=group.group_column, covariates=group.covariates,
-                                demean=group.demean)
+                                demean=group.demean, transformations=thaw(group.transformations),
+                                intercept=group.intercept)
         except InputError as exc:
             if not model_file:
                 raise
-            raise InputError(f"{_dataset_x_path(model_file)}: {exc}") from None
+            raise InputError(f"{_dataset_x_path(model_file, node_design)}: {exc}") from None
 
     plans, lines = plan_groups(runs, contrasts, skipped, group,
                                lambda subjects: list(design(subjects).columns))
@@ -250,18 +253,22 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
             if name:
                 check_label(name, "group contrast")
             try:
-                contrast_matrix([expression], columns, "t")
+                if isinstance(expression, str):
+                    contrast_matrix([expression], columns, "t")
+                else:
+                    contrast_matrix(list(expression), columns, "F")
             except InputError as exc:
                 raise InputError(f"group contrast {name or plan.name}: {exc}") from None
     warnings.extend(lines)
     return plans
 
 
-def _dataset_x_path(model_file) -> str:
-    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from."""
+def _dataset_x_path(model_file, node: bool = False) -> str:
+    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from
+    (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make)."""
     from ..core.stats_model import read_stats_model
     from ..spec.bsm import check_node_chain
 
     model = read_stats_model(model_file)
     _, dataset = check_node_chain(model)
-    return f"{model.source}: {dataset.path}.Model.X"
+    return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"

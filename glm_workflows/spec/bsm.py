@@ -13,7 +13,9 @@ import re
 from ..core.errors import InputError
 from ..core.stats_model import INTERCEPT, INTERCEPT_NAME, NodeSpec, StatsModel
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+#: Names a contrast row can hold: dotted names, also with levels (``fake_patient_grp.1``)
+#: and interactions (``a.1:b.2``).
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*([.:]\w+)*$")
 
 
 def contrast_label(name: str) -> str:
@@ -100,7 +102,14 @@ def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | Non
         if subject.model_type != "meta":
             raise InputError(f"{subject.path}.Model.Type: 'glm' at the Subject level is not "
                              "supported; use 'meta' (fixed effects over the runs)")
-        if set(subject.group_by) != {"subject", "contrast"}:
+        if set(subject.group_by) == {"subject"}:
+            arriving = _arriving(model, run, subject)
+            if len(arriving) != 1:
+                raise InputError(f"{subject.path}.GroupBy: ['subject'] would pool the "
+                                 f"{len(arriving)} contrasts arriving "
+                                 f"({', '.join(arriving)}) in one model; expected "
+                                 "['subject', 'contrast']")
+        elif set(subject.group_by) != {"subject", "contrast"}:
             raise InputError(f"{subject.path}.GroupBy: expected ['subject', 'contrast'], got "
                              f"{list(subject.group_by)}")
         if subject.contrasts or (subject.dummy_contrasts and subject.dummy_contrasts.conditions
@@ -113,10 +122,24 @@ def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | Non
         if set(dataset.group_by) != {"contrast"}:
             raise InputError(f"{dataset.path}.GroupBy: expected ['contrast'], got "
                              f"{list(dataset.group_by)}")
-        if INTERCEPT not in dataset.x:
-            raise InputError(f"{dataset.path}.Model.X: the Dataset design needs the "
-                             "intercept (1)")
     return subject, dataset
+
+
+def subject_group_by(node: NodeSpec) -> tuple[str, ...]:
+    """A Subject node's GroupBy as run: ``['subject']`` (accepted by
+    :func:`check_node_chain` when one contrast arrives, as pybids then groups the same
+    maps) is ``['subject', 'contrast']``."""
+    return ("contrast", "subject") if set(node.group_by) == {"subject"} else node.group_by
+
+
+def _arriving(model: StatsModel, run: NodeSpec, subject: NodeSpec) -> list[str]:
+    """The labels of the Run node's contrasts that reach the Subject node."""
+    labels = [label for label, _, _ in run_contrasts(run)]
+    for edge in model.inputs(subject.name):
+        kept = edge_filter(model, edge)
+        if kept is not None:
+            labels = [label for label in labels if label in kept]
+    return labels
 
 
 def edge_filter(model: StatsModel, edge) -> tuple[str, ...] | None:
@@ -152,20 +175,20 @@ def filters_kept(source: str, filters) -> tuple[str, ...]:
 
 
 def dataset_contrasts(dataset: NodeSpec) -> tuple[tuple[str, str], ...]:
-    """The Dataset node's group contrasts as (label, row); () for the intercept's alone
-    (the default: the group mean, named after the incoming contrast)."""
+    """The Dataset node's group contrasts as (label, row) for t (and pass) contrasts and
+    (label, (row, ...)) for F contrasts; () for the intercept's alone (the default: the
+    group mean, named after the incoming contrast)."""
     dummy_conditions_known(dataset)
     contrasts = []
     for index, contrast in enumerate(dataset.expanded_contrasts()):
         where = f"{dataset.path}.Contrasts[{index}]"
-        if contrast.test == "F":
-            raise InputError(f"{where}.Test: F contrasts are not supported at the Dataset "
-                             "level")
-        if contrast.conditions == (INTERCEPT,) and contrast.weights == ((1.0,),):
+        if contrast.conditions == (INTERCEPT,) and contrast.weights == ((1.0,),) \
+                and contrast.test != "F" and contrast.name == INTERCEPT_NAME:
             contrasts.append(None)
             continue
-        row = expression(contrast.conditions, contrast.weights[0], where)
-        contrasts.append((contrast_label(contrast.name), row))
+        rows = tuple(expression(contrast.conditions, row, where) for row in contrast.weights)
+        contrasts.append((contrast_label(contrast.name),
+                          rows if contrast.test == "F" else rows[0]))
     if contrasts == [None]:
         return ()
     return tuple(c or (INTERCEPT_NAME, INTERCEPT_NAME) for c in contrasts)

@@ -4,8 +4,9 @@ Run node: a model design as ``Model.X``/``HRF``/``Options``/``Transformations``;
 flags' nilearn design as ``X: ["*"]`` (every column of nilearn's design) with the design
 in the project's entry. Contrast rows become ``ConditionList``/``Weights``; rows that do
 not read back the same (or cannot be written) are kept as text in the entry too. Subject
-node: ``meta`` with the intercept's dummy contrast. Dataset node: ``X`` = intercept and
-covariates; the group model's other settings in the entry. A spec without a Run node (the
+node: ``meta`` with the intercept's dummy contrast. Dataset node: ``X`` = intercept (unless
+the design has none) and covariates, its transformations (of participants.tsv), t and F
+contrasts; the group model's other settings in the entry. A spec without a Run node (the
 group level alone) gets a placeholder Run node marked ``GroupOnly`` in the entry.
 """
 
@@ -24,7 +25,8 @@ from .frozen import thaw, to_dict
 SOFTWARE = "glm-workflows"
 
 #: GroupSettings fields Dataset nodes write in X/Contrasts, or the execution sets.
-_GROUP_IN_BIDS = ("covariates", "contrasts", "chunks", "inputs")
+_GROUP_IN_BIDS = ("covariates", "contrasts", "chunks", "inputs", "transformations",
+                  "intercept")
 
 
 def model_dict(spec) -> dict:
@@ -152,24 +154,28 @@ def _subject_node(node) -> dict:
 
 def _dataset_node(node) -> dict:
     group = node.model.group
-    x = [INTERCEPT, *group.covariates]
+    x = [INTERCEPT, *group.covariates] if group.intercept else list(group.covariates)
     entry = {k: v for k, v in non_default(group, GroupSettings()).items()
              if k not in _GROUP_IN_BIDS}
     written = {"Level": "Dataset", "Name": node.name, "GroupBy": list(node.group_by)}
+    if group.transformations:
+        written["Transformations"] = {"Transformer": TRANSFORMER,
+                                      "Instructions": thaw(group.transformations)}
     section = {"Type": "glm", "X": x}
     contrasts = []
     for name, row in group.contrasts:
-        weights = contrast_weights((row,), "t", x)
+        test = "t" if isinstance(row, str) else "F"
+        weights = contrast_weights((row,) if test == "t" else tuple(row), test, x)
         if weights is None or not weights[2] or weights[0] == [INTERCEPT]:
             contrasts = None
             break
         contrasts.append({"Name": name, "ConditionList": weights[0], "Weights": weights[1],
-                          "Test": "t"})
+                          "Test": test})
     if contrasts is None:
         entry["contrasts"] = [list(pair) for pair in group.contrasts]
     if contrasts:
         written["Contrasts"] = contrasts
-    else:
+    elif group.intercept:
         written["DummyContrasts"] = {"Contrasts": [INTERCEPT], "Test": "t"}
     section["Software"] = {SOFTWARE: {"Group": entry}}
     written["Model"] = section

@@ -14,7 +14,7 @@ import os
 from dataclasses import fields, replace
 
 from ..core.errors import InputError
-from ..core.stats_model import StatsModel, read_stats_model, stats_model
+from ..core.stats_model import INTERCEPT, StatsModel, read_stats_model, stats_model
 from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, GroupSettings
 from .analysis import (
     AnalysisSpec,
@@ -35,6 +35,7 @@ from .bsm import (
     dataset_covariates,
     edge_filter,
     run_contrasts,
+    subject_group_by,
 )
 from .bsm_write import SOFTWARE
 from .frozen import freeze
@@ -95,7 +96,8 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
                           transformations=freeze(run.transformations)
                           if entry.get("Design", {}).get("type") != "NilearnDesign" else ()))
     if subject is not None and not group_only:
-        nodes.append(Node("Subject", subject.name, MetaModel(), group_by=subject.group_by))
+        nodes.append(Node("Subject", subject.name, MetaModel(),
+                          group_by=subject_group_by(subject)))
     if dataset is not None:
         group = _group(dataset, model.source)
         if group_only:
@@ -160,7 +162,9 @@ def _run_model(run, entry, source) -> RunModel:
 def _group(dataset, source) -> GroupSettings:
     entry = _entry(dataset, _GROUP_KEYS, source).get("Group", {})
     where = f"{dataset.path}.Model.Software.{SOFTWARE}.Group"
-    settings = {"model": "one-sample", "covariates": dataset_covariates(dataset)}
+    settings = {"model": "one-sample", "covariates": dataset_covariates(dataset),
+                "transformations": freeze(dataset.transformations),
+                "intercept": INTERCEPT in dataset.x}
     settings["contrasts"] = dataset_contrasts(dataset) if "contrasts" not in entry else ()
     settings.update({k: _tuples(v) for k, v in entry.items()})
     try:

@@ -290,8 +290,26 @@ def _check_group(spec, dataset) -> None:
         raise InputError("--group-column/--group-covariates: need --bids-dir "
                          "(its participants.tsv)")
     for name, row in group.contrasts:
-        parse_contrast_option(f"{name}={row}", "t")
+        if isinstance(row, str):
+            parse_contrast_option(f"{name}={row}", "t")
+        elif not row or not all(isinstance(r, str) and r.strip() for r in row):
+            raise InputError(f"group contrast {name!r}: expected an expression (t) or "
+                             "expressions (F rows)")
+        elif group.permutations:
+            raise InputError(f"group contrast {name!r}: an F contrast has no permutation "
+                             "inference (nilearn's permutations test t contrasts); set "
+                             "permutations to 0")
         check_label(name, "group contrast")
+    if not group.intercept and (group.model != "one-sample" or not group.contrasts):
+        raise InputError("group design without intercept: needs a one-sample model (the "
+                         "covariates alone) and its contrasts")
+    if group.transformations:
+        from ..core.group_variables import check_table_instructions
+
+        if group.model != "one-sample":
+            raise InputError("group transformations: only with a one-sample model (the "
+                             "design of a model file's Dataset node)")
+        check_table_instructions(list(thaw(group.transformations)), "Dataset node")
     check_setting_values(permutations=group.permutations, alpha=spec.inference.alpha,
                          cluster_forming_p=group.cluster_forming_p)
     incoming = [e for e in spec.edges if e.destination == dataset.name]

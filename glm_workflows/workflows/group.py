@@ -4,6 +4,8 @@ inference split into parallel chunks."""
 
 from __future__ import annotations
 
+import json
+
 from nipype.interfaces.utility import Merge
 from nipype.pipeline import engine as pe
 
@@ -16,6 +18,7 @@ from glm_workflows.interfaces import (
 )
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
+from ..spec.frozen import thaw
 from .inference import init_inference_wf
 from .ports import contrast_to_sink, inference_to_sink, same_names
 
@@ -92,18 +95,24 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     chunks = permutation_chunks(group.permutations, n_chunks) if group.permutations else []
     for group_contrast, expression in group_contrasts:
         label = group_contrast or "mean"
+        f_test = not isinstance(expression, str)
         model = pe.Node(GroupModel(subjects=list(subjects), model=group.model,
                                    covariates=list(group.covariates), demean=group.demean,
+                                   intercept=group.intercept,
                                    contrast_name=group_contrast or contrast,
-                                   contrast=expression, first_level_contrast=contrast),
+                                   contrast=list(expression) if f_test else expression,
+                                   first_level_contrast=contrast),
                         name=f"model_{label}", mem_gb=mem_gb)
+        if group.transformations:
+            model.inputs.transformations = json.dumps(thaw(group.transformations))
         if participants_file:
             model.inputs.participants_file = participants_file
         if group.group_column:
             model.inputs.group_column = group.group_column
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{label}_wf")
         inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
-        sink = pe.Node(GroupSink(output_dir=output_dir, task=task, contrast=contrast),
+        sink = pe.Node(GroupSink(output_dir=output_dir, task=task, contrast=contrast,
+                                 stat_type="F" if f_test else "t"),
                        name=f"sink_{label}", mem_gb=0.25)
         if group_contrast:
             sink.inputs.group_contrast = group_contrast
