@@ -11,11 +11,12 @@ in a fresh process with ``OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1
    n_jobs=1)``, the reference our results must equal;
 2. ``nilearn n_jobs=2``: the same with ``n_jobs=2`` (it draws other permutations: nilearn
    seeds each job, so its maps differ from 1.);
-3. ``ours K=2``: :func:`~glm_workflows.core.group.permutation_chunk` on two halves of the
+3. ``ours K=2``: :func:`~glm_workflows.core.permutations.permutation_chunk` on two halves of the
    permutations in two processes (``ProcessPoolExecutor(2)``, fork, each under
-   ``threadpool_limits(1)``), then :func:`~glm_workflows.core.group.combine_permutations`
-   in the parent (which reads and masks the maps once more, as a separate combining step
-   of a workflow would).
+   ``threadpool_limits(1)``), then
+   :func:`~glm_workflows.core.permutation_results.combine_permutations` in the parent
+   (which reads and masks the maps once more, as a separate combining step of a workflow
+   would).
 
 This is done for cluster inference (``--n-perm`` permutations, cluster-forming
 ``--threshold`` in p; maps t, size and mass with their FWE log10 p) and, separately, for
@@ -143,7 +144,7 @@ def _chunk(task):
     """One chunk in a worker process, single-threaded BLAS; (chunk, (wall, CPU seconds))."""
     from threadpoolctl import threadpool_limits
 
-    from glm_workflows.core.group import permutation_chunk
+    from glm_workflows.core.permutations import permutation_chunk
 
     files, mask, n_perm, seed, start, stop, threshold, tfce = task
     begin, cpu = time.perf_counter(), time.process_time()
@@ -162,7 +163,7 @@ def child_ours(files, mask, out: Path, n_perm, seed, threshold, tfce) -> dict:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from glm_workflows.core.group import combine_permutations
+    from glm_workflows.core.permutation_results import combine_permutations
 
     bounds = [round(n_perm * j / K_CHUNKS) for j in range(K_CHUNKS + 1)]
     tasks = [(files, mask, n_perm, seed, a, b, threshold, tfce)

@@ -7,9 +7,9 @@ norm so that every voxel has unit variance; no effect anywhere), restricted to a
 brain-like ellipsoid mask of about 5,800 voxels, and runs a one-sample, one-sided group
 analysis with this project's core (``glm_workflows.core.group``): the parametric fit
 (:func:`~glm_workflows.core.group.fit_group`, t -> z) and sign-flipping permutations
-(:func:`~glm_workflows.core.group.permutation_chunk` over all ``--n-perm`` permutations,
-then :func:`~glm_workflows.core.group.combine_permutations`). A repetition is a family-wise
-error when a method declares any voxel significant:
+(:func:`~glm_workflows.core.permutations.permutation_chunk` over all ``--n-perm`` permutations,
+then :func:`~glm_workflows.core.permutation_results.combine_permutations`). A repetition
+is a family-wise error when a method declares any voxel significant:
 
 * ``Bonferroni``: z maps thresholded by ``threshold_map(height_control="bonferroni",
   alpha=0.05)`` over the mask's voxels, one-sided;
@@ -113,13 +113,10 @@ def repetition(task) -> dict:
     from scipy.ndimage import generate_binary_structure, label
     from scipy.stats import norm as normal
 
-    from glm_workflows.core.group import (
-        combine_permutations,
-        fit_group,
-        group_design,
-        permutation_chunk,
-    )
+    from glm_workflows.core.group import fit_group, group_design
     from glm_workflows.core.inference import has_surviving_voxels, threshold_map
+    from glm_workflows.core.permutation_results import combine_permutations
+    from glm_workflows.core.permutations import permutation_chunk
 
     index, args = task
     rng = np.random.default_rng(np.random.SeedSequence(args.seed, spawn_key=(index,)))
@@ -192,7 +189,7 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from glm_workflows.core.group import check_permutations
+    from glm_workflows.core.permutations import check_permutations
 
     check_permutations(args.n_perm, ALPHA)
     inside, _ = mask_and_affine()

@@ -19,14 +19,8 @@ from threadpoolctl import threadpool_limits
 from glm_workflows.core.choices import GROUP_MODELS
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.figures import plot_design
-from glm_workflows.core.group import (
-    combine_permutations,
-    difference_images,
-    fit_group,
-    group_design,
-    permutation_chunk,
-    read_participants,
-)
+from glm_workflows.core.group import fit_group, group_design, read_participants
+from glm_workflows.core.group_mask import difference_images
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,
     GROUP_FOLDER,
@@ -34,6 +28,8 @@ from glm_workflows.core.naming import (
     group_file,
     group_stem,
 )
+from glm_workflows.core.permutation_results import combine_permutations
+from glm_workflows.core.permutations import permutation_chunk
 
 from ._ports import ContrastMapsOutputSpec
 
@@ -92,7 +88,7 @@ class _GroupModelOutputSpec(ContrastMapsOutputSpec):
 class GroupModel(SimpleInterface):
     """Fit a group model over subjects' maps and compute one t contrast (nilearn's
     SecondLevelModel), in the group mask less the voxels where some map is not finite
-    (:func:`~glm_workflows.core.group.finite_group_mask`: a map not finite in most of
+    (:func:`~glm_workflows.core.group_mask.finite_group_mask`: a map not finite in most of
     the mask fails the node, naming it). The contrast sidecar records the voxels fitted
     (``MaskVoxels``, of ``SubjectMasksVoxels``) and, per subject with any, its
     non-finite voxels (``NonFiniteVoxels``)."""

@@ -10,16 +10,10 @@ import pytest
 
 from glm_workflows.core.choices import GROUP_MODELS
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.group import (
-    check_permutations,
-    combine_permutations,
-    difference_images,
-    finite_group_mask,
-    fit_group,
-    group_design,
-    permutation_chunk,
-    read_participants,
-)
+from glm_workflows.core.group import fit_group, group_design, read_participants
+from glm_workflows.core.group_mask import difference_images, finite_group_mask
+from glm_workflows.core.permutation_results import combine_permutations
+from glm_workflows.core.permutations import check_permutations, permutation_chunk
 
 SHAPE = (10, 10, 10)
 N_PERM = 40

@@ -60,11 +60,12 @@ SETTING_KEYWORDS = {CORE_ALIASES.get(name, name) for name in MODEL_FIELDS + INFE
 NOT_SETTINGS = {
     "glm_workflows.core.stats_model.NodeSpec.__init__": {
         "high_pass": "a model file's Run node value, None when the file gives none"},
-    **{f"glm_workflows.core.group.{name}": {
+    **{f"glm_workflows.core.{name}": {
         "two_sided": "nilearn's non_parametric_inference(two_sided_test=False)",
         "threshold": "the cluster-forming p (not the z threshold): None, no cluster "
                      "inference, as nilearn's"}
-       for name in ("permutation_chunk", "combine_permutations")},
+       for name in ("permutations.permutation_chunk",
+                    "permutation_results.combine_permutations")},
 }
 
 

@@ -214,7 +214,7 @@ def _bare(rows) -> tuple:
 
 def check_plan_files(maps: list[SubjectMaps], plans) -> None:
     """Check, before any work, every file the group analyses will read
-    (:func:`~glm_workflows.core.group.check_group_files`: readable whole, one grid, a
+    (:func:`~glm_workflows.core.group_mask.check_group_files`: readable whole, one grid, a
     subject's map finite in most of the group mask).
 
     Parameters
@@ -227,7 +227,7 @@ def check_plan_files(maps: list[SubjectMaps], plans) -> None:
     InputError
         Naming the first file refused.
     """
-    from ..core.group import check_group_files
+    from ..core.group_mask import check_group_files
 
     by_subject = {subject_maps.subject: subject_maps for subject_maps in maps}
     for plan in plans:

@@ -77,7 +77,7 @@ def group_warnings(output_dir) -> list[str]:
     output_dir : str or PathLike
         The derivatives root the results were committed to.
     """
-    from ..core.group import left_out_line
+    from ..core.group_mask import left_out_line
 
     group = Path(output_dir) / GROUP_FOLDER
     suffix = GROUP_OUTPUTS["threshold_jsons"]

@@ -24,7 +24,7 @@ def check_setting_values(*, table_min_cluster_size=None, min_kept_volumes=None,
     Shared by the spec's rules and the command line, which checks every value given
     before any data is read, whichever node would take it.
     """
-    from ..core.group import check_permutations
+    from ..core.permutations import check_permutations
 
     for flag, value, smallest in (("--table-min-cluster-size", table_min_cluster_size, 0),
                                   ("--min-kept-volumes", min_kept_volumes, 1),
