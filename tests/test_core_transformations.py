@@ -11,12 +11,9 @@ import pytest
 from glm_workflows.core.design import read_events
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.stats_model import HRFSpec, read_stats_model
-from glm_workflows.core.transformations import (
-    apply_transformations,
-    check_instructions,
-    implied_levels,
-    run_variables,
-)
+from glm_workflows.core.transform_checks import check_instructions
+from glm_workflows.core.transformations import apply_transformations
+from glm_workflows.core.variables import implied_levels, run_variables
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 T_R, N_SCANS = 2.0, 40

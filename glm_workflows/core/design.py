@@ -38,6 +38,9 @@ DESIGN_MODULES = (
     "glm_workflows.core.model_design",
     "glm_workflows.core.stats_model",
     "glm_workflows.core.transformations",
+    "glm_workflows.core.transform_checks",
+    "glm_workflows.core.variables",
+    "glm_workflows.core.convolution",
     "glm_workflows.core.choices",
     "glm_workflows.core.group_variables",
 )

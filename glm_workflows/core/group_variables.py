@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .transformations import _CATEGORICAL_OK, _TRANSFORMS, _Run, check_instructions
+from .transform_checks import _CATEGORICAL_OK, check_instructions
+from .transformations import _TRANSFORMS
+from .variables import _Run
 
 #: Transformations of a table (no time): the others need a run's time series or would
 #: drop rows.
@@ -44,7 +46,7 @@ _GLOB = re.compile(r"[*?\[\]]")
 
 
 def check_table_instructions(instructions, path_prefix: str = "") -> list[dict]:
-    """:func:`~glm_workflows.core.transformations.check_instructions`, refusing what needs
+    """:func:`~glm_workflows.core.transform_checks.check_instructions`, refusing what needs
     time series or drops rows.
 
     Raises

@@ -81,7 +81,8 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     from .hrf import frame_times
-    from .transformations import apply_transformations, run_variables
+    from .transformations import apply_transformations
+    from .variables import run_variables
 
     node = _read_node(run_node)
     where = node["Path"]

@@ -32,7 +32,7 @@ import numpy as np
 from .errors import InputError, one_line
 from .group_variables import check_table_instructions
 from .hrf import HRF_MODELS
-from .transformations import TRANSFORMER, check_instructions
+from .transform_checks import TRANSFORMER, check_instructions
 
 LEVELS = ("Run", "Session", "Subject", "Dataset")
 MODEL_TYPES = ("glm", "meta")

@@ -16,7 +16,7 @@ import re
 from dataclasses import fields
 
 from ..core.stats_model import INTERCEPT, INTERCEPT_NAME
-from ..core.transformations import TRANSFORMER
+from ..core.transform_checks import TRANSFORMER
 from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, GroupSettings
 from .analysis import NilearnDesign
 from .bsm import expression
