@@ -358,3 +358,26 @@ def test_a_failed_run_keeps_its_log_and_bad_input_writes_none(quiet_run, study, 
     errors = [line for line in err.splitlines() if line.startswith("glm-workflows: error")]
     assert errors and all(line in log.read_text() for line in errors)
     assert "  FAILED " in log.read_text()
+
+
+@pytest.mark.slow
+def test_another_nipype_plugin_runs_with_its_arguments(quiet_run, study, tmp_path):
+    """LegacyMultiProc (none of the four handled here) runs by name with --plugin-args as
+    given, recorded so, and gives the Linear run's maps (the filter's runs, by flags)."""
+    import nibabel as nb
+    import numpy as np
+
+    root, _, _, _ = quiet_run
+    out = tmp_path / "out"
+    code, _, err = _main([str(study), str(out), "participant", *TINY, "-w",
+                          str(tmp_path / "work"), "--participant-label", "01", "--run", "1",
+                          "--plugin", "LegacyMultiProc", "--plugin-args", '{"n_procs": 2}'])
+    assert code == 0, err
+    record = json.loads((out / "sub-01" / "task-tiny_provenance.json").read_text())
+    assert record["Parameters"]["plugin"] == "LegacyMultiProc"
+    assert record["Parameters"]["plugin_args"] == {"n_procs": 2}
+    maps = sorted((out / "sub-01").glob("*_stat-z_statmap.nii.gz"))
+    assert maps
+    for path in maps:
+        np.testing.assert_array_equal(nb.load(path).get_fdata(),
+                                      nb.load(root / "out" / "sub-01" / path.name).get_fdata())
