@@ -17,8 +17,11 @@ SEED_CONTRASTS = (
     ("effectsOfInterest", "F", ("active", "rest")),
 )
 
-#: The Nipype plugins a workflow runs with (``--plugin``).
+#: The Nipype plugins this project handles itself (``--plugin``: any other plugin Nipype
+#: has is passed to it as it is).
 PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
+#: ``ExecutionSettings.verbosity`` levels (``-q``, default, ``-v``, ``-vv``).
+QUIET, DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE = -1, 0, 1, 2
 
 
 def default_first(default, choices) -> tuple:
@@ -256,8 +259,9 @@ class ExecutionSettings:
         Derivatives root.
     work_dir : str
         Nipype cache; reruns reuse it.
-    plugin : {'Linear', 'MultiProc', 'SLURM', 'SLURMGraph'}
-        Nipype execution plugin.
+    plugin : str
+        Nipype execution plugin: ``Linear``, ``MultiProc``, ``SLURM``, ``SLURMGraph``
+        (:data:`PLUGINS`) or any other plugin Nipype has (``SGE``, ``PBS``, ...).
     plugin_args : str
         The plugin's arguments as JSON text (``--n-procs`` and ``--mem-gb`` merged in as
         ``n_procs`` and ``memory_gb`` by the command line); :meth:`plugin_arguments`.
@@ -269,6 +273,10 @@ class ExecutionSettings:
         Permutation nodes run in parallel (None: the plugin's processes).
     debug : bool
         Show tracebacks and Nipype's own log.
+    verbosity : int
+        What a run prints (everything goes to its log file, ``<output_dir>/logs/``):
+        -1 (:data:`QUIET`) errors and the final results only; 0 the progress lines;
+        1 Nipype's workflow log at INFO too; 2 Nipype's logs at DEBUG.
     analysis_level : {None, 'participant', 'group'}
         BIDS-App level (None: both).
     slurm_array, participants_per_task, dry_run, resubmit_failed
@@ -283,6 +291,7 @@ class ExecutionSettings:
     mem_gb: float | None = None
     permutation_chunks: int | None = None
     debug: bool = False
+    verbosity: int = DEFAULT_VERBOSITY
     analysis_level: str | None = None
     slurm_array: bool = False
     participants_per_task: int | None = None

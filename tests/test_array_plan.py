@@ -199,8 +199,9 @@ def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, 
         printed, _ = run.communicate(timeout=300)
         assert run.returncode == 0, printed
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "dataset_description.json", *(f"sub-{s}{ext}" for s in SUBJECTS
-                                      for ext in ("", ".html"))]
+        "dataset_description.json", "logs", *(f"sub-{s}{ext}" for s in SUBJECTS
+                                              for ext in ("", ".html"))]
+    assert len(list((out / "logs").glob("task-tiny_*.log"))) == 2  # one per run
     for subject in SUBJECTS:
         _same_map(out / Z_MAP.format(subject), both_levels / Z_MAP.format(subject))
     assert main(["--bids-dir", str(study), "--task", "tiny", "--group", "one-sample",

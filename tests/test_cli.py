@@ -16,9 +16,11 @@ Z_MAP = contrast_file(PREFIX, "activeMinusRest", "z_maps")
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file under ``folder`` with its size and modification time."""
+    """Every file under ``folder`` with its size and modification time (but the runs'
+    log files in ``logs/``: a failed run keeps its log)."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).parts[0] != "logs"}
 
 
 @pytest.fixture(scope="module")

@@ -38,9 +38,11 @@ RECORD = analysis_record(ANALYSIS)
 
 
 def snapshot(folder: Path) -> dict:
-    """Every file under ``folder`` with its bytes (but the empty lock file of commits)."""
+    """Every file under ``folder`` with its bytes (but the empty lock file of commits and
+    the runs' log files in ``logs/``: a failed or interrupted run keeps its log)."""
     return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE
+            and p.relative_to(folder).parts[0] != "logs"}
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -137,7 +137,8 @@ def test_choices_are_defined_once():
     assert tuple(choices["noise_model"]) == NOISE_MODELS
     assert tuple(choices["drift_model"]) == DRIFT_MODELS
     assert tuple(choices["height_control"]) == HEIGHT_CONTROLS
-    assert tuple(choices["plugin"]) == PLUGINS
+    plugin = next(a for a in build_parser()._actions if a.dest == "plugin")
+    assert choices["plugin"] is None and ", ".join(PLUGINS) in plugin.help  # any Nipype's
     for interface, trait, values in [("FitGLM", "noise_model", NOISE_MODELS),
                                      ("DesignMatrix", "drift_model", DRIFT_MODELS),
                                      ("DesignMatrix", "hrf_model", HRF_MODELS),

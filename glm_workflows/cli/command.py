@@ -23,6 +23,7 @@ from ..settings import (
     GroupSettings,
     InferenceSettings,
 )
+from .bids_app import bids_filters, merge_positionals
 from .parser import DEFAULT_EXECUTION, build_parser
 
 
@@ -105,7 +106,7 @@ def spec_from_args(argv=None):
     from ..spec.rules import FIRST_LEVEL_INPUTS
 
     parser = build_parser()
-    parsed = parser.parse_args(argv)
+    parsed = merge_positionals(parser.parse_args(argv))
     values = vars(parsed)
     if parsed.analysis_level == "group" and parsed.from_derivatives is None:
         values = {**values, "from_derivatives": parsed.output_dir}
@@ -131,12 +132,13 @@ def spec_from_args(argv=None):
                              "takes t contrasts)")
         if not args.group and not args.model:
             raise InputError(f"{level}: needs --group (it runs only the group level)")
+    filters = bids_filters(args)
     group = _group_from_flags(args)
     execution = ExecutionSettings(
         output_dir=args.output_dir, work_dir=args.work_dir, plugin=args.plugin,
         plugin_args=json.dumps(_plugin_args(args), sort_keys=True), n_procs=args.n_procs,
         mem_gb=args.mem_gb, permutation_chunks=args.permutation_chunks, debug=args.debug,
-        analysis_level=args.analysis_level, slurm_array=args.slurm_array,
+        verbosity=args.verbosity, analysis_level=args.analysis_level, slurm_array=args.slurm_array,
         participants_per_task=args.participants_per_task, dry_run=args.dry_run,
         resubmit_failed=args.resubmit_failed)
     files = None
@@ -147,7 +149,7 @@ def spec_from_args(argv=None):
         bids_dir=args.bids_dir, derivatives=tuple(args.derivatives or ()),
         from_derivatives=args.from_derivatives, space=args.space, desc=args.desc,
         res=args.res, den=args.den, mask=args.mask, files=files, data_dir=args.data_dir,
-        **{k: None if v is None else tuple(v) for k, v in labels.items()})
+        bids_filters=filters, **{k: None if v is None else tuple(v) for k, v in labels.items()})
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
     if args.model:
@@ -244,10 +246,12 @@ def _check_flag_values(args) -> None:
     """Refuse flag values that are wrong whatever the data (numbers out of range, plugin
     arguments, thresholds, confound options), before any run is read or any file written."""
     from ..core.inference import check_threshold_settings
+    from ..execution.plugins import check_plugin
     from ..spec.rules import check_setting_values
 
     check_threshold_settings(args.height_control, args.alpha, args.threshold,
                              args.cluster_threshold)
+    check_plugin(args.plugin)
     _plugin_args(args)
     _confound_settings(args)
     for flag, value in (("--permutation-chunks", args.permutation_chunks),
@@ -296,7 +300,7 @@ def main(argv=None) -> int:
     from ..execution.analysis import interrupted, run_analysis
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
-    args = build_parser().parse_args(argv)  # argparse's own errors exit here (code 2)
+    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
     with interrupts_raise():
         try:
             spec, execution = spec_from_args(argv)

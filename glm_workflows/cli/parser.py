@@ -1,10 +1,17 @@
 """The command line's flags: :func:`build_parser` (their names, groups, defaults and
-help; each default read from :mod:`glm_workflows.settings`)."""
+help; each default read from :mod:`glm_workflows.settings`).
+
+A BIDS App's call works too: ``glm-workflows bids_dir output_dir {participant,group}``
+(the positional arguments are ``--bids-dir``, ``--output-dir`` and ``--analysis-level``;
+:func:`glm_workflows.cli.command.spec_from_args` merges them), with fMRIPrep's spellings
+``--n-cpus``/``--nprocs`` and ``-w``. A usage error is one line and a hint, exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from .. import __version__
 from ..core.choices import DRIFT_MODELS, GROUP_MODELS, HEIGHT_CONTROLS, NOISE_MODELS
 from ..settings import (
     CONFOUND_STRATEGIES,
@@ -13,24 +20,57 @@ from ..settings import (
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,
     PLUGINS,
+    QUIET,
     ExecutionSettings,
 )
 
 DEFAULT_EXECUTION = ExecutionSettings()
 #: ``--analysis-level`` choices (BIDS Apps' names).
 ANALYSIS_LEVELS = ("participant", "group")
+#: The positional arguments (a BIDS App's) -> the flag each one is.
+POSITIONALS = {"bids_dir_arg": "bids_dir", "output_dir_arg": "output_dir",
+               "analysis_level_arg": "analysis_level"}
 
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line and a hint (exit code 2)."""
+
+    def error(self, message):
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
+class _StoreGiven(argparse.Action):
+    """``store``, noting the flag was given (``given_flags``), so that a positional
+    argument and its flag can be told apart even when the flag repeats its default."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given_flags = (getattr(namespace, "given_flags", None) or frozenset()) \
+            | {self.dest}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, in groups: inputs, model, contrasts, inference, execution."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="glm-workflows",
+        usage="%(prog)s [bids_dir [output_dir [{participant,group}]]] [options]",
         description="First-level fMRI GLM as a Nipype workflow. With no input flags, runs the "
-                    "SPM auditory analysis on the data found under --data-dir.",
+                    "SPM auditory analysis on the data found under --data-dir. As a BIDS "
+                    "App: glm-workflows bids_dir output_dir {participant,group} [options].",
     )
+    parser.add_argument("--version", action="version", version=f"glm-workflows {__version__}")
+    bids_app = parser.add_argument_group(
+        "BIDS-App arguments (the same as --bids-dir, --output-dir, --analysis-level)")
+    bids_app.add_argument("bids_dir_arg", nargs="?", metavar="bids_dir",
+                          help="BIDS dataset root (raw; fMRIPrep outputs with --derivatives)")
+    bids_app.add_argument("output_dir_arg", nargs="?", metavar="output_dir",
+                          help="derivatives root")
+    bids_app.add_argument("analysis_level_arg", nargs="?", metavar="analysis_level",
+                          choices=ANALYSIS_LEVELS, help="participant or group")
     data = parser.add_argument_group("inputs")
-    data.add_argument("--bids-dir", help="BIDS dataset root (TR read from the sidecar JSON)")
+    data.add_argument("--bids-dir", action=_StoreGiven,
+                      help="BIDS dataset root (TR read from the sidecar JSON)")
     data.add_argument("--task", default="auditory", help="task label (default: %(default)s)")
     data.add_argument("--participant-label", "--subject", dest="subject", nargs="+",
                       metavar="LABEL",
@@ -38,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "one label of that run (default: all participants / 01)")
     data.add_argument("--session", nargs="+", metavar="LABEL", help="BIDS session label(s)")
     data.add_argument("--run", nargs="+", metavar="INDEX", help="BIDS run index(es)")
+    data.add_argument("--bids-filter-file", metavar="FILE",
+                      help="JSON file of pybids queries, as fMRIPrep's: its \"bold\" query "
+                           "selects the runs (e.g. {\"bold\": {\"session\": \"01\", \"run\": "
+                           "[1, 2]}}) and, with --derivatives, their images (space, res, den, "
+                           "desc)")
     data.add_argument("--func", nargs="+", metavar="FILE",
                       help="3D scans or 4D image(s) of one run, in order")
     data.add_argument("--events", metavar="TSV", help="events.tsv of the --func run")
@@ -180,23 +225,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     execution = parser.add_argument_group("execution")
     execution.add_argument("--output-dir", default=DEFAULT_EXECUTION.output_dir,
+                           action=_StoreGiven,
                            help="derivatives root (default: %(default)s)")
-    execution.add_argument("--work-dir", default=DEFAULT_EXECUTION.work_dir,
+    execution.add_argument("-w", "--work-dir", default=DEFAULT_EXECUTION.work_dir,
                            help="Nipype cache; reruns reuse it (default: %(default)s)")
-    execution.add_argument("--plugin", default=DEFAULT_EXECUTION.plugin, choices=PLUGINS,
-                           help="Nipype execution plugin (default %(default)s)")
-    execution.add_argument("--n-procs", type=int, help="processes for MultiProc")
+    execution.add_argument("--plugin", default=DEFAULT_EXECUTION.plugin, metavar="NAME",
+                           help=f"Nipype execution plugin: {', '.join(PLUGINS)} or any other "
+                                "plugin Nipype has (SGE, PBS, LSF, ...), given its "
+                                "--plugin-args as they are (default %(default)s)")
+    execution.add_argument("--n-procs", "--n-cpus", "--nprocs", type=int, dest="n_procs",
+                           help="processes for MultiProc")
     execution.add_argument("--mem-gb", type=float,
                            help="memory MultiProc may use at once, in GB (default: 90%% of "
                                 "the machine's); nodes declare their needs from the data size")
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
-    execution.add_argument("--analysis-level", choices=ANALYSIS_LEVELS,
+    execution.add_argument("--analysis-level", choices=ANALYSIS_LEVELS, action=_StoreGiven,
                            help="BIDS-App levels: 'participant' writes each participant's "
                                 "derivatives and nothing else; 'group' runs the group level "
                                 "(--group) on the participants' outputs in --output-dir "
                                 "(default: both)")
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
+    verbosity = execution.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="count",
+                           default=DEFAULT_EXECUTION.verbosity,
+                           help="more output: -v Nipype's workflow log (INFO), -vv its logs "
+                                "at DEBUG (everything also goes to the run's log file, "
+                                "<output-dir>/logs/)")
+    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=QUIET,
+                           help="print only errors and the final results (the progress "
+                                "lines still go to the log file)")
 
     cluster = parser.add_argument_group(
         "SLURM array jobs (one task per batch of participants, then one group job)")
@@ -215,5 +273,5 @@ def build_parser() -> argparse.ArgumentParser:
                               "group job")
     # Set by --model only: the Run node's design, the contrasts the Dataset node takes.
     parser.set_defaults(two_sided=DEFAULT_INFERENCE.two_sided, run_node="", group_inputs=(),
-                        runs_are_subjects=False)
+                        runs_are_subjects=False, given_flags=frozenset())
     return parser

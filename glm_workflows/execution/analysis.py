@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
+from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
 from .prepare import analysis_of_runs, model_file, prepare
 
 
@@ -52,24 +53,33 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> i
         exits with 2.
     """
     from .interrupts import RunInterrupted, interrupts_raise
+    from .run_log import RunLog
 
-    with interrupts_raise():
+    with interrupts_raise(), RunLog(execution.verbosity) as log:
         try:
-            return _run(spec, execution, command_line)
+            code = _run(spec, execution, command_line, log)
         except RunInterrupted as exc:
-            return interrupted(exc, Path(execution.work_dir).absolute())
+            code = interrupted(exc, Path(execution.work_dir).absolute())
+        if log.path is not None:
+            log.results()
+            print(f"Log: {log.path}", flush=True)
+        return code
 
 
-def _run(spec, execution, command) -> int:
+def _run(spec, execution, command, log) -> int:
     from ..outputs.invocation import invocation
+    from .plugins import check_plugin
 
     started = time.time()
     command, cwd = command or invocation(), os.getcwd()  # for the provenance record
+    check_plugin(execution.plugin)
     plan = prepare(spec, execution)
     plugin_args = plan.plugin_args
-    quiet_nipype(execution.debug)
+    quiet_nipype(execution.debug, execution.verbosity)
+    log.open(plan.output_dir, plan.analysis if plan.group_only
+             else analysis_of_runs(plan.run_inputs), started, command)
     if plan.group_only:
-        return _run_group_only(execution, command, cwd, plan, started)
+        return _run_group_only(execution, command, cwd, plan, started, log)
     from ..core.naming import (
         GROUP_FOLDER,
         INDEX_FILE,
@@ -117,7 +127,7 @@ def _run(spec, execution, command) -> int:
                            analysis, write_subject_report)
         return records, finished
 
-    code = _staged_run(stage, execution, output_dir, started)
+    code = _staged_run(stage, execution, output_dir, started, log)
     if code:
         return code
     index = Path(output_dir) / INDEX_FILE
@@ -133,7 +143,8 @@ def _run(spec, execution, command) -> int:
     return 0
 
 
-def _run_group_only(execution, command: list[str], cwd: str, plan, started: float) -> int:
+def _run_group_only(execution, command: list[str], cwd: str, plan, started: float,
+                    log) -> int:
     """:func:`_run` for the group level alone: the group workflow, committed into
     ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
     ``command``, run from ``cwd``) in ``group/<analysis>_provenance.json``, then the
@@ -166,7 +177,7 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
         transaction.commit([], root_files, plan.analysis)
         return records, finished
 
-    code = _staged_run(stage, execution, output_dir, started)
+    code = _staged_run(stage, execution, output_dir, started, log)
     if code:
         return code
     report = Path(output_dir) / GROUP_REPORT
@@ -179,18 +190,21 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
     return 0
 
 
-def quiet_nipype(debug: bool) -> None:
+def quiet_nipype(debug: bool, verbosity: int = DEFAULT_VERBOSITY) -> None:
     """Failures are summarised by :func:`run_analysis`; Nipype's own log and tracebacks
-    only with ``debug``."""
+    only with ``debug`` (everything at DEBUG) or a verbosity above the default (1: the
+    workflow log at INFO; 2: every log at DEBUG)."""
     from nipype import config, logging
 
-    config.set("logging", "workflow_level", "DEBUG" if debug else "CRITICAL")
+    debug = debug or verbosity >= VERY_VERBOSE
+    workflow = "DEBUG" if debug else "INFO" if verbosity >= VERBOSE else "CRITICAL"
+    config.set("logging", "workflow_level", workflow)
     config.set("logging", "interface_level", "DEBUG" if debug else "ERROR")
     config.set("logging", "utils_level", "DEBUG" if debug else "ERROR")
     logging.update_logging(config)
 
 
-def _staged_run(stage, execution, output_dir, started: float) -> int:
+def _staged_run(stage, execution, output_dir, started: float, log) -> int:
     """Run ``stage(transaction)`` on a new :class:`~glm_workflows.outputs.folders.OutputTransaction`
     of ``output_dir`` (it runs the workflow into ``transaction.staging``, writes its
     records and commits) and print the closing line; a failure discards what was staged.
@@ -212,6 +226,7 @@ def _staged_run(stage, execution, output_dir, started: float) -> int:
     except Exception as exc:
         transaction.discard()
         return _failed(exc, execution.debug, Path(execution.work_dir).absolute(), started)
+    log.results()  # quiet: the lines from here on are shown
     _print_finished(records, finished - started, execution.plugin)
     return 0
 

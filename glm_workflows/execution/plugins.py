@@ -1,5 +1,6 @@
 """Running a workflow: Nipype's configuration and plugins (MultiProc with interrupts,
-SLURM, SLURMGraph tracked), :func:`run_workflow` returning what each node did."""
+SLURM, SLURMGraph tracked; any other plugin Nipype has, by name, with its arguments as
+given), :func:`run_workflow` returning what each node did."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
 
+from ..core.errors import InputError
 from ..settings import PLUGINS
 from .interrupts import RunInterrupted, worker_initializer
 from .progress import NodeRecord, ProgressReporter
@@ -20,6 +22,26 @@ from .slurm_graph import TrackedSLURMGraphPlugin, wait_for_graph_jobs
 
 #: Plugins that submit the whole graph at once and report nothing per node.
 GRAPH_PLUGINS = ("SLURMGraph",)
+#: Plugins that run nodes on this machine (polled often; the others ask a scheduler).
+LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "Debug")
+
+
+def nipype_plugins() -> tuple[str, ...]:
+    """The execution plugins Nipype has (``nipype.pipeline.plugins.<Name>Plugin``)."""
+    import nipype.pipeline.plugins as plugins
+
+    return tuple(sorted(name.removesuffix("Plugin") for name in dir(plugins)
+                        if name.endswith("Plugin") and name != "Plugin"))
+
+
+def check_plugin(name: str) -> None:
+    """Refuse a plugin name Nipype does not have, listing those it has (one line)."""
+    if name in PLUGINS:
+        return
+    known = nipype_plugins()
+    if name not in known:
+        raise InputError(f"--plugin {name}: not a Nipype plugin (Nipype's: "
+                         f"{', '.join(known)})")
 
 
 class MultiProcPlugin(_NipypeMultiProcPlugin):
@@ -64,7 +86,7 @@ def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
         "stop_on_first_crash": "true",
         "hash_method": "timestamp",
         "create_report": "false",
-        "poll_sleep_duration": 1 if plugin.startswith("SLURM") else 0.02,
+        "poll_sleep_duration": 0.02 if plugin in LOCAL_PLUGINS else 1,
     })
 
 
@@ -77,7 +99,9 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
     workflow : nipype Workflow
     work_dir : str
         Nipype cache folder; a rerun with the same folder reuses finished nodes.
-    plugin : {'Linear', 'MultiProc', 'SLURM', 'SLURMGraph'}
+    plugin : str
+        ``Linear``, ``MultiProc`` (interruptible workers), ``SLURM``, ``SLURMGraph``
+        (its jobs tracked), or any other Nipype plugin's name (given to Nipype as it is).
     plugin_args : dict or None
         Passed to the plugin (``n_procs``, ``memory_gb``, ``sbatch_args``, ...).
     printer : callable
@@ -88,8 +112,9 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
     records : list of NodeRecord
         One per node that finished (for SLURMGraph, one per job it submitted).
     """
-    if plugin not in PLUGINS:
-        raise ValueError(f"plugin: expected one of {', '.join(PLUGINS)}, got {plugin!r}")
+    if plugin not in PLUGINS and plugin not in nipype_plugins():
+        raise ValueError(f"plugin: expected one of {', '.join(nipype_plugins())}, got "
+                         f"{plugin!r}")
     os.environ.setdefault("NIPYPE_NO_ET", "1")
     os.environ.setdefault("LOGNAME", os.environ.get("USER", "glm-workflows"))
     configure_workflow(workflow, work_dir, plugin)

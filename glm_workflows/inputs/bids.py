@@ -8,6 +8,7 @@ import io
 import os
 from pathlib import Path
 
+from ..core.bids_filter import RAW_ENTITIES, bold_query, describe, query_keeps
 from ..core.design import check_repetition_time
 from ..core.errors import InputError
 from ..core.naming import check_label
@@ -17,6 +18,7 @@ from .runs import (
     RunInputs,
     _absolute,
     _acquisitions,
+    _bids_name,
     _check_distinct_labels,
     _echo_list,
     _entities,
@@ -31,7 +33,8 @@ from .runs import (
 SPM_AUDITORY_SCANS = "fM00223_*.img"
 
 
-def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None) -> list:
+def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None,
+                   filters=()) -> list:
     """Every ``*_bold.nii[.gz]`` of ``task`` in a BIDS dataset, with its events and TR.
 
     Events and sidecars follow BIDS inheritance: an ``events.tsv`` at the dataset root
@@ -46,13 +49,17 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
         Task label.
     subjects, sessions, runs : list of str or None
         Keep only these labels (``sub-`` etc. prefixes are accepted and dropped).
+    filters : tuple
+        A ``--bids-filter-file``'s queries
+        (:func:`~glm_workflows.core.bids_filter.normalize_filters`): the ``bold`` query
+        keeps the runs it matches too.
 
     Returns
     -------
     runs : list of RunInputs
     """
     root = Path(bids_dir)
-    selected = _select_raw_runs(root, task, subjects, sessions, runs)
+    selected = _select_raw_runs(root, task, subjects, sessions, runs, filters)
     for echoes in _acquisitions(selected):
         if len(echoes) > 1:
             raise InputError(
@@ -85,8 +92,10 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None)
     return found
 
 
-def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=None):
-    """The raw ``*_bold.nii[.gz]`` of ``task`` kept by the selections (one glob).
+def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=None,
+                     filters=()):
+    """The raw ``*_bold.nii[.gz]`` of ``task`` kept by the selections and the raw
+    entities of the filters' ``bold`` query (one glob).
 
     Returns
     -------
@@ -122,6 +131,14 @@ def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=N
     selected = [(bold, ents) for bold, ents in candidates
                 if not any(keep and not any(_same_label(key, k, ents.get(key)) for k in keep)
                            for key, keep in wanted.items())]
+    query = bold_query(filters, RAW_ENTITIES)
+    if query:
+        kept = [(bold, ents) for bold, ents in selected
+                if query_keeps(query, _bids_name(bold.name)[0])]
+        if selected and not kept:
+            raise InputError(f"{root}: no task-{task} run of the {len(selected)} selected "
+                             f"matches the --bids-filter-file bold query ({describe(query)})")
+        selected = kept
     if not selected:
         selection = ", ".join(f"{k}-{sorted(v)}" for k, v in wanted.items() if v)
         raise InputError(f"{root}: no task-{task} run matches {selection} "

@@ -50,9 +50,10 @@ def _found_runs(inputs, subjects=...) -> list:
         return find_derivative_runs(inputs.bids_dir, list(inputs.derivatives), inputs.task,
                                     space=inputs.space, desc=inputs.desc, res=inputs.res,
                                     den=inputs.den, subjects=labels, sessions=sessions,
-                                    runs=runs)
+                                    runs=runs, filters=inputs.bids_filters)
     if inputs.kind == "bids":
-        return find_bids_runs(inputs.bids_dir, inputs.task, labels, sessions, runs)
+        return find_bids_runs(inputs.bids_dir, inputs.task, labels, sessions, runs,
+                              inputs.bids_filters)
     return [find_spm_auditory(inputs.data_dir)]
 
 

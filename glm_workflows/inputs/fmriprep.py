@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
 from ..core.design import check_repetition_time
 from ..core.errors import InputError
 from ..core.naming import check_label
@@ -37,7 +38,7 @@ NIFTI = ("nii", "nii.gz")
 
 def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="preproc",
                          res=None, den=None, subjects=None, sessions=None,
-                         runs=None) -> list:
+                         runs=None, filters=()) -> list:
     """The fMRIPrep-preprocessed runs of ``task``, with raw events and their metadata.
 
     Each raw ``*_bold.nii[.gz]`` selected as in :func:`find_bids_runs` is matched to
@@ -64,6 +65,10 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
         Keep only this resolution / density; needed when a run has several images.
     subjects, sessions, runs : list of str or None
         Keep only these labels (``sub-`` etc. prefixes are accepted and dropped).
+    filters : tuple
+        A ``--bids-filter-file``'s queries: the ``bold`` query's raw entities select the
+        raw runs, its ``space``, ``res``, ``den`` and ``desc`` the images chosen for them
+        (besides ``space``, ``desc``, ``res`` and ``den`` above).
 
     Returns
     -------
@@ -82,7 +87,7 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     the number of runs.
     """
     root = Path(bids_dir)
-    selected = _select_raw_runs(root, task, subjects, sessions, runs)
+    selected = _select_raw_runs(root, task, subjects, sessions, runs, filters)
     if isinstance(derivatives, (str, os.PathLike)):
         derivatives = [derivatives]
     folders = [Path(folder) for folder in derivatives]
@@ -97,6 +102,9 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     den = check_label(str(den), "den") if den is not None else None
     index = _index_derivatives(folders)
     matches = [_match_acquisition(echoes, index, desc) for echoes in _acquisitions(selected)]
+    query = bold_query(filters, DERIVATIVE_ENTITIES)
+    for match in matches:  # the images the filters' bold query allows
+        match.images = [f for f in match.images if query_keeps(query, f[1])]
     space = _choose_space(space, desc, matches, folders)
     listing = _Listing()
     found = []

@@ -77,7 +77,8 @@ class InputSpec:
     ``files.func``, ``fmriprep`` with ``derivatives``, ``bids`` with ``bids_dir``, else
     ``spm_auditory`` (found under ``data_dir``). ``contrasts`` (group level only) are the
     first-level t contrasts read from ``from_derivatives`` as ``(name, expression or
-    None)``; empty: every one.
+    None)``; empty: every one. ``bids_filters``: a ``--bids-filter-file``'s queries
+    (:func:`glm_workflows.core.bids_filter.normalize_filters`); empty: none.
     """
 
     kind: str | None = None
@@ -96,6 +97,7 @@ class InputSpec:
     files: RunFiles | None = None
     data_dir: str | None = None
     contrasts: tuple[tuple[str, str | None], ...] = ()
+    bids_filters: tuple = ()
 
     def __post_init__(self):
         if self.kind is None:

@@ -4,6 +4,7 @@ names for what flags set, the model file and JSON path for what a model set)."""
 
 from __future__ import annotations
 
+from ..core.bids_filter import check_filters
 from ..core.choices import DRIFT_MODELS, GROUP_MODELS, NOISE_MODELS
 from ..core.errors import InputError
 from ..settings import DEFAULT_MODEL, ModelSettings
@@ -13,7 +14,7 @@ INPUT_KINDS = ("bids", "fmriprep", "files", "spm_auditory", "derivatives")
 LEVELS = ("Run", "Session", "Subject", "Dataset")
 #: The input flags of the first level (refused for the group level alone).
 FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
-                       "den", "mask", "session", "run")
+                       "den", "mask", "session", "run", "bids_filter_file")
 _MODELS = {"Run": "RunModel", "Subject": "MetaModel", "Dataset": "GroupModel"}
 
 
@@ -87,8 +88,9 @@ def check_inputs(inputs) -> None:
         given = {"func": files.func, "derivatives": inputs.derivatives,
                  "events": files.events, "tr": files.tr, "confounds": files.confounds,
                  "space": inputs.space, "res": inputs.res, "den": inputs.den,
-                 "mask": inputs.mask, "session": inputs.sessions, "run": inputs.runs}
-        flags = [f"--{name}" for name in FIRST_LEVEL_INPUTS
+                 "mask": inputs.mask, "session": inputs.sessions, "run": inputs.runs,
+                 "bids_filter_file": inputs.bids_filters}
+        flags = [f"--{name.replace('_', '-')}" for name in FIRST_LEVEL_INPUTS
                  if given[name] is not None and given[name] != ()]
         if flags:
             raise InputError(f"{flags[0]}: not with --from-derivatives (the subject maps "
@@ -103,6 +105,10 @@ def check_inputs(inputs) -> None:
                          "(from_derivatives); the Run node holds the contrasts")
     if files.func and inputs.bids_dir:
         raise InputError("give either --bids-dir or --func, not both")
+    if inputs.bids_filters:
+        if not inputs.bids_dir:
+            raise InputError("--bids-filter-file: needs --bids-dir (it selects BIDS runs)")
+        check_filters(inputs.bids_filters, "inputs.bids_filters", bool(inputs.derivatives))
     if files.func:
         if not files.events or files.tr is None:
             raise InputError("--func needs --events and --tr")

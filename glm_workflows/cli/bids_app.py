@@ -1,0 +1,51 @@
+"""The command line as a BIDS App's (fMRIPrep, MRIQC, FitLins): the positional
+``bids_dir output_dir {participant,group}`` merged into the flags they stand for, and
+``--bids-filter-file`` read (:func:`glm_workflows.core.bids_filter.read_filter_file`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.bids_filter import check_filters, read_filter_file
+from ..core.errors import InputError
+from .parser import POSITIONALS
+
+
+def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with each positional argument given stored as its flag's value.
+
+    Raises
+    ------
+    InputError
+        A positional argument and its flag given with different values (paths compare
+        as paths: ``out/`` is ``out``).
+    """
+    values = vars(args).copy()
+    given = values.pop("given_flags", frozenset()) or frozenset()
+    for positional, flag in POSITIONALS.items():
+        value = values.pop(positional, None)
+        if value is None:
+            continue
+        option = f"--{flag.replace('_', '-')}"
+        other = values[flag]
+        if flag in given and other != value and (flag == "analysis_level"
+                                                 or Path(other) != Path(value)):
+            raise InputError(f"{option} {other}: the positional {flag} is {value} (give "
+                             "one of them)")
+        values[flag] = value
+    return argparse.Namespace(**values)
+
+
+def bids_filters(args) -> tuple:
+    """The ``--bids-filter-file``'s normalized queries (() without one), checked against
+    the inputs given (its ``space``, ``res``, ``den``, ``desc`` need ``--derivatives``)."""
+    if args.bids_filter_file is None:
+        return ()
+    where = f"--bids-filter-file {args.bids_filter_file}"
+    if args.func:
+        raise InputError(f"{where}: not with --func (it selects the runs of --bids-dir)")
+    filters = read_filter_file(args.bids_filter_file)
+    if args.from_derivatives is None:
+        check_filters(filters, where, derivatives=bool(args.derivatives))
+    return filters
