@@ -51,8 +51,9 @@ TOOLS = ("nilearn", "project", "core", "ar1-corrected", "ar2-corrected")
 
 def prepare_spm_auditory(data_dir: Path, work_dir: Path) -> dict:
     """Concatenate the 96 scans (once) and write the seed design matrix."""
-    from glm_workflows.core.design import make_design_matrix, read_events, save_design_matrix
+    from glm_workflows.core.design import make_design_matrix
     from glm_workflows.core.images import concatenate_images
+    from glm_workflows.core.run_tables import read_events, save_design_matrix
     from glm_workflows.inputs.bids import find_spm_auditory
 
     run = find_spm_auditory(data_dir)
@@ -74,7 +75,8 @@ def prepare_synthetic(work_dir: Path) -> dict:
     """Generate the 2 mm run (once, about 20 s) and write its design matrix."""
     import synthetic
 
-    from glm_workflows.core.design import make_design_matrix, read_events, save_design_matrix
+    from glm_workflows.core.design import make_design_matrix
+    from glm_workflows.core.run_tables import read_events, save_design_matrix
 
     folder = work_dir / "synthetic_2mm"
     bold, events_file = folder / "bold.nii.gz", folder / "events.tsv"
@@ -94,7 +96,7 @@ def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:
     import warnings
 
     from glm_workflows.core.contrasts import contrast_matrix
-    from glm_workflows.core.design import load_design_matrix
+    from glm_workflows.core.run_tables import load_design_matrix
 
     warnings.simplefilter("ignore")
     out = Path(out_dir)

@@ -22,7 +22,6 @@ from glm_workflows.core.design import (
     design_confounds,
     effective_drift_model,
     first_level_design,
-    save_design_matrix,
 )
 from glm_workflows.core.figures import (
     plot_design,
@@ -30,6 +29,7 @@ from glm_workflows.core.figures import (
     plot_framewise_displacement,
 )
 from glm_workflows.core.naming import MODEL_OUTPUTS
+from glm_workflows.core.run_tables import save_design_matrix
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
 

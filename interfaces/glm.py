@@ -15,7 +15,6 @@ from threadpoolctl import threadpool_limits
 
 from glm_workflows.core.choices import NOISE_MODELS
 from glm_workflows.core.contrasts import contrast_matrix
-from glm_workflows.core.design import load_design_matrix
 from glm_workflows.core.estimates import (
     autocorrelation_summary,
     compute_contrast,
@@ -24,6 +23,7 @@ from glm_workflows.core.estimates import (
 )
 from glm_workflows.core.figures import plot_contrast
 from glm_workflows.core.glm import fit_glm
+from glm_workflows.core.run_tables import load_design_matrix
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
 from ._ports import ContrastMapsOutputSpec

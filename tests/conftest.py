@@ -60,7 +60,8 @@ def seed_bold(spm_scans):
 @pytest.fixture(scope="session")
 def seed_design(spm_events):
     """The seed's design matrix."""
-    from glm_workflows.core.design import make_design_matrix, read_events
+    from glm_workflows.core.design import make_design_matrix
+    from glm_workflows.core.run_tables import read_events
 
     events = read_events(spm_events, 96, 7.0, 0.0)
     return make_design_matrix(events, 96, 7.0, hrf_model="spm", drift_model="cosine",

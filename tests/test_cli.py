@@ -103,7 +103,8 @@ def _design_cases(tmp, spm_scans, spm_events):
     parsed, estimated or written."""
     import pandas as pd
 
-    from glm_workflows.core.design import make_design_matrix, read_events
+    from glm_workflows.core.design import make_design_matrix
+    from glm_workflows.core.run_tables import read_events
 
     events = pd.read_csv(spm_events, sep="\t")
     active = make_design_matrix(read_events(spm_events, 96, 7.0, 0.0), 96, 7.0,

@@ -6,16 +6,18 @@ import pytest
 from nilearn.glm.contrasts import expression_to_contrast_vector
 
 from glm_workflows.core.contrasts import (
-    check_contrasts,
     contrast_matrix,
-    estimability_problem,
     expression_to_vector,
-    is_estimable,
-    non_estimable_part,
     parse_contrast_option,
-    rank_tolerance,
 )
 from glm_workflows.core.errors import InputError
+from glm_workflows.core.estimability import (
+    check_contrasts,
+    estimability_problem,
+    is_estimable,
+    non_estimable_part,
+    rank_tolerance,
+)
 
 COLUMNS = ["active", "rest", "drift_1", "constant"]
 

@@ -6,18 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glm_workflows.core.design import (
-    HRF_COLUMN_SUFFIXES,
+from glm_workflows.core.design import HRF_COLUMN_SUFFIXES, first_level_design, make_design_matrix
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.run_tables import (
     EventsWarning,
     check_repetition_time,
-    first_level_design,
     load_design_matrix,
-    make_design_matrix,
     read_confounds,
     read_events,
     save_design_matrix,
 )
-from glm_workflows.core.errors import InputError
 from glm_workflows.settings import DEFAULT_MODEL
 
 
@@ -251,7 +249,7 @@ def test_out_of_range_model_settings(tmp_path, settings, message):
 def test_conditions_of_a_run_count_only_uncensored_frames(tmp_path):
     """A condition whose every event falls in censored frames is absent from the run;
     an impulse counts if the frame at or just after its onset is kept (TR 2 s)."""
-    from glm_workflows.core.design import run_conditions
+    from glm_workflows.core.run_tables import run_conditions
 
     path = _events(tmp_path, "onset\tduration\ttrial_type\n0\t4\ta\n10\t4\tb\n21\t0\tc\n")
     # frames at 0, 2, ..., 38 s; censor 10-12 s (volumes 5, 6) and 22 s (volume 11)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glm_workflows.core.design import read_events
 from glm_workflows.core.errors import InputError
+from glm_workflows.core.run_tables import read_events
 from glm_workflows.core.stats_model import HRFSpec, read_stats_model
 from glm_workflows.core.transform_checks import check_instructions
 from glm_workflows.core.transformations import apply_transformations

@@ -124,7 +124,7 @@ def test_calibrated_models_through_the_nodes(tmp_path, design, model):
     and summarize the AR coefficients it whitened with."""
     from glm_workflows.interfaces import EstimateContrast, FitGLM
 
-    from glm_workflows.core.design import save_design_matrix
+    from glm_workflows.core.run_tables import save_design_matrix
 
     rng = np.random.default_rng(3)
     noise = ar1_noise(0.3, N_SCANS, 2000, rng)

@@ -11,9 +11,7 @@ import pytest
 from glm_workflows import interfaces
 from glm_workflows.cli.parser import build_parser
 from glm_workflows.core.choices import DRIFT_MODELS, HEIGHT_CONTROLS, NOISE_MODELS
-from glm_workflows.core.design import (
-    HRF_MODELS,
-)
+from glm_workflows.core.design import HRF_MODELS
 from glm_workflows.settings import (
     DEFAULT_INFERENCE,
     DEFAULT_MODEL,

@@ -21,8 +21,8 @@ import warnings
 
 import pandas as pd
 
-from .contrasts import check_contrasts
 from .errors import InputError
+from .estimability import check_contrasts
 from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
 from .tables import read_tsv
 

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 from ..core.bids_filter import RAW_ENTITIES, bold_query, describe, query_keeps
-from ..core.design import check_repetition_time
 from ..core.errors import InputError
 from ..core.naming import check_label
+from ..core.run_tables import check_repetition_time
 from .runs import (
     COMPUTED_MASK,
     SLICE_TIME_REF_FLAG,

@@ -256,12 +256,8 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     """The checks behind :func:`_checked_design`: confounds and censoring, contrasts
     naming absent conditions, then the design."""
     from ..core.contrasts import referenced_names
-    from ..core.design import (
-        absence_reason,
-        design_confounds,
-        first_level_design,
-        run_conditions,
-    )
+    from ..core.design import design_confounds, first_level_design
+    from ..core.run_tables import absence_reason, run_conditions
 
     bold = run.bold_files[0] if len(run.bold_files) == 1 else None
     selected, sample_mask = design_confounds(bold, run.confounds_file, n_scans, confounds)

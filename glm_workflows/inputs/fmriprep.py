@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
-from ..core.design import check_repetition_time
 from ..core.errors import InputError
 from ..core.naming import check_label
+from ..core.run_tables import check_repetition_time
 from .bids import _select_raw_runs
 from .runs import (
     COMPUTED_MASK,

@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.design import check_repetition_time
 from ..core.errors import InputError
 from ..core.naming import EXTRA_ENTITIES, bids_prefix, check_label
+from ..core.run_tables import check_repetition_time
 
 ENTITY = re.compile(r"(sub|ses|task|acq|ce|dir|rec|run|echo)-([a-zA-Z0-9]+)")
 
