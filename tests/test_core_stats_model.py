@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.stats_model import (
-    ContrastSpec,
-    EdgeSpec,
-    HRFSpec,
-    NodeSpec,
-    convolved_variables,
-    load_stats_model,
-    read_stats_model,
-    stats_model,
-)
+from glm_workflows.core.stats_model import ContrastSpec, EdgeSpec, HRFSpec, NodeSpec
+from glm_workflows.core.stats_model_fields import convolved_variables
+from glm_workflows.core.stats_model_read import load_stats_model, read_stats_model, stats_model
 from glm_workflows.settings import DEFAULT_MODEL
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"

@@ -10,7 +10,8 @@ import pytest
 
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.run_tables import read_events
-from glm_workflows.core.stats_model import HRFSpec, read_stats_model
+from glm_workflows.core.stats_model import HRFSpec
+from glm_workflows.core.stats_model_read import read_stats_model
 from glm_workflows.core.transform_checks import check_instructions
 from glm_workflows.core.transformations import apply_transformations
 from glm_workflows.core.variables import implied_levels, run_variables

@@ -23,7 +23,7 @@ import pytest
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.group import read_participants
 from glm_workflows.core.group_variables import dataset_design
-from glm_workflows.core.stats_model import read_stats_model
+from glm_workflows.core.stats_model_read import read_stats_model
 from glm_workflows.spec.bsm import check_node_chain
 
 ZOO = Path(__file__).resolve().parent / "data" / "model_zoo"

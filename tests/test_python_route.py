@@ -155,7 +155,7 @@ def test_model_design_node_value_unchanged(bids_dir):
     line gave it before the spec (``run_node_json`` of the model's Run node), with the
     same nilearn settings: its cache key is unchanged."""
     from glm_workflows.core.model_design import run_node_json
-    from glm_workflows.core.stats_model import read_stats_model
+    from glm_workflows.core.stats_model_read import read_stats_model
 
     path = EXAMPLES / "auditory_smdl.json"
     model = read_stats_model(path)

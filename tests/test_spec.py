@@ -13,7 +13,7 @@ import pytest
 
 from glm_workflows.cli import spec_from_args
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.stats_model import stats_model
+from glm_workflows.core.stats_model_read import stats_model
 from glm_workflows.settings import GroupSettings
 from glm_workflows.spec.analysis import (
     AnalysisSpec,

@@ -236,7 +236,7 @@ def test_no_high_pass_no_drifts(spm_events):
     from nilearn.glm.first_level import make_first_level_design_matrix
 
     from glm_workflows.core.model_design import model_design, run_node_json
-    from glm_workflows.core.stats_model import stats_model
+    from glm_workflows.core.stats_model_read import stats_model
 
     spec = json.loads((EXAMPLES / "auditory_smdl.json").read_text())
     del spec["Nodes"][0]["Model"]["Options"]

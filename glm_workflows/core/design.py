@@ -46,7 +46,6 @@ DESIGN_MODULES = (
     "glm_workflows.core.variables",
     "glm_workflows.core.convolution",
     "glm_workflows.core.choices",
-    "glm_workflows.core.group_variables",
 )
 
 

@@ -266,7 +266,7 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
 def _dataset_x_path(model_file, node: bool = False) -> str:
     """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from
     (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make)."""
-    from ..core.stats_model import read_stats_model
+    from ..core.stats_model_read import read_stats_model
     from ..spec.bsm import check_node_chain
 
     model = read_stats_model(model_file)

@@ -14,7 +14,8 @@ import os
 from dataclasses import fields, replace
 
 from ..core.errors import InputError
-from ..core.stats_model import INTERCEPT, StatsModel, read_stats_model, stats_model
+from ..core.stats_model import INTERCEPT, StatsModel
+from ..core.stats_model_read import read_stats_model, stats_model
 from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, GroupSettings
 from .analysis import (
     AnalysisSpec,
