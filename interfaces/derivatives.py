@@ -12,18 +12,14 @@ from nipype.interfaces.base import (
 )
 
 from glm_workflows.core.derivatives import software_versions, write_derivatives
-from glm_workflows.core.naming import (
-    CONTRAST_OUTPUTS,
-    MODEL_OUTPUTS,
-    bids_prefix,
-    contrast_file,
-    model_file,
-)
+from glm_workflows.core.entities import bids_prefix
+from glm_workflows.core.naming import CONTRAST_OUTPUTS, MODEL_OUTPUTS, contrast_file, model_file
 
 #: The sink's inputs for the entities of a prefix besides sub, ses, task and run: the
 #: keyword of :func:`bids_prefix` (an entity of ``RunInputs.entities``) -> the input.
 ENTITY_INPUTS = {"acq": "acquisition", "ce": "ceagent", "rec": "reconstruction",
-                 "dir": "direction", "echo": "echo"}
+                 "dir": "direction", "echo": "echo", "space": "space", "cohort": "cohort",
+                 "res": "resolution", "den": "density"}
 
 
 class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
@@ -37,6 +33,10 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     reconstruction = traits.Str(desc="rec label of the run(s), if any")
     direction = traits.Str(desc="dir (phase-encoding direction) label of the run(s), if any")
     echo = traits.Str(desc="echo index of the run(s), if any")
+    space = traits.Str(desc="space of the fMRIPrep image(s) analysed, if any")
+    cohort = traits.Str(desc="cohort of the image(s)' template, if any")
+    resolution = traits.Str(desc="res label of the image(s), if any")
+    density = traits.Str(desc="den label of the image(s), if any")
     sources = InputMultiObject(traits.Str, desc="input files the outputs derive from, recorded "
                                                 "(with the software versions) in every JSON "
                                                 "sidecar")

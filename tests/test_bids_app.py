@@ -244,7 +244,8 @@ def test_the_bold_query_selects_the_fmriprep_images(study, fmriprep, tmp_path):
     spec, _ = spec_from_args([str(study), str(tmp_path / "o"), *TINY, "--derivatives",
                               str(fmriprep), "--bids-filter-file", str(path)])
     runs = collect_runs(spec)
-    assert [(run.prefix, run.space) for run in runs] == [("sub-01_task-tiny_run-2", "T1w")]
+    assert [(run.prefix, run.space) for run in runs] == \
+        [("sub-01_task-tiny_run-2_space-T1w", "T1w")]
     assert Path(runs[0].bold_files[0]).name == \
         "sub-01_task-tiny_run-2_space-T1w_desc-preproc_bold.nii.gz"
     flags, _ = spec_from_args([str(study), str(tmp_path / "o"), *TINY, "--derivatives",

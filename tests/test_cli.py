@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
-from glm_workflows.core.naming import bids_prefix, contrast_file, model_file, report_page
+from glm_workflows.core.entities import bids_prefix
+from glm_workflows.core.naming import contrast_file, model_file, report_page
 
 PREFIX = bids_prefix("01", "auditory")
 Z_MAP = contrast_file(PREFIX, "activeMinusRest", "z_maps")

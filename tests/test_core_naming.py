@@ -2,20 +2,18 @@
 
 import pytest
 
+from glm_workflows.core.entities import EXTRA_ENTITIES, bids_prefix, parse_prefix, subject_label
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import (
     CONTRAST_OUTPUTS,
     MODEL_OUTPUTS,
     OutputName,
-    bids_prefix,
     contrast_file,
     contrast_names,
     model_file,
     parse_output_name,
-    parse_prefix,
     parse_subject_folder,
     report_page,
-    subject_label,
 )
 
 
@@ -45,7 +43,7 @@ def test_names_as_documented():
 def test_every_name_parses_back(entities):
     """Every name the sink writes parses back to its prefix, output and contrast."""
     prefix = bids_prefix(*entities)
-    assert parse_prefix(prefix) == {**dict.fromkeys(("acq", "ce", "rec", "dir", "echo")),
+    assert parse_prefix(prefix) == {**dict.fromkeys(EXTRA_ENTITIES),
                                     **dict(zip(("subject", "task", "session", "run"), entities,
                                                strict=True))}
     for output in MODEL_OUTPUTS:

@@ -1,4 +1,5 @@
-"""The acq, ce, rec, dir and echo entities of a run are kept in its output names."""
+"""The acq, ce, rec, dir and echo entities of a run, and the space, cohort, res and den of
+the fMRIPrep image analysed, are kept in its output names, in the BIDS schema's order."""
 
 import contextlib
 import io
@@ -13,8 +14,9 @@ import pytest
 from nilearn.glm.first_level import FirstLevelModel
 
 from glm_workflows.cli import main
+from glm_workflows.core.entities import EXTRA_ENTITIES, bids_prefix, parse_prefix
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.naming import bids_prefix, contrast_file, parse_prefix, report_page
+from glm_workflows.core.naming import contrast_file, report_page
 from glm_workflows.inputs.bids import find_bids_runs
 from glm_workflows.inputs.runs import RunInputs
 from glm_workflows.synthetic import write_tiny_bids
@@ -37,8 +39,24 @@ def test_prefix_round_trip(present):
     entities = {key: (ALL[key] if key in ("subject", "task", *present) else None)
                 for key in ALL}
     prefix = bids_prefix(**entities)
-    assert parse_prefix(prefix) == entities
+    assert parse_prefix(prefix) == {**dict.fromkeys(EXTRA_ENTITIES), **entities}
     assert bids_prefix(**parse_prefix(prefix)) == prefix
+
+
+def test_template_entities_follow_the_bids_schema_order():
+    """space, cohort, res and den of an fMRIPrep image are placed where the BIDS schema's
+    entity table (bidsschematools) puts them, and parsed back."""
+    from bidsschematools.schema import load_schema
+
+    schema = load_schema()
+    order = [schema.objects.entities[key].name for key in schema.rules.entities]
+    entities = {"subject": "01", "session": "pre", "task": "x", "run": "1", "acq": "hi",
+                "space": "MNI152NLin2009cAsym", "cohort": "2", "res": "2", "den": "91k"}
+    prefix = bids_prefix(**entities)
+    keys = [part.split("-")[0] for part in prefix.split("_")]
+    assert keys == sorted(keys, key=order.index)
+    assert set(keys) == {"sub", "ses", "task", "run", "acq", "space", "cohort", "res", "den"}
+    assert parse_prefix(prefix) == {**dict.fromkeys(EXTRA_ENTITIES), **entities}
 
 
 def test_prefix_without_extra_entities_is_unchanged():

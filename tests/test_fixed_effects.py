@@ -11,7 +11,8 @@ from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.masking import intersect_masks
 
-from glm_workflows.core.naming import bids_prefix, contrast_file
+from glm_workflows.core.entities import bids_prefix
+from glm_workflows.core.naming import contrast_file
 
 pytestmark = pytest.mark.slow  # CLI runs of two subjects x two runs
 

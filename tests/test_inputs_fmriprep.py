@@ -31,7 +31,8 @@ def test_moae_run_found(fmriprep_moae):
     assert run.confounds_file == str(func / f"{prefix}_desc-confounds_timeseries.tsv")
     assert run.events_file == str((raw / "sub-01" / "func" / f"{prefix}_events.tsv").absolute())
     assert run.t_r == json.loads((raw / "task-auditory_bold.json").read_text())["RepetitionTime"]
-    assert (run.space, run.slice_time_ref, run.label) == (SPACE, None, "sub_01_task_auditory")
+    assert (run.space, run.slice_time_ref, run.label) == \
+        (SPACE, None, f"sub_01_task_auditory_space_{SPACE}")
 
 
 @pytest.mark.slow
@@ -173,8 +174,8 @@ def test_selections(fake_bids):
                                 runs=["1"], sessions=["ses-02"])
     assert [(r.subject, r.session, r.run) for r in runs] == [("01", "02", "01"),
                                                             ("02", "02", "01")]
-    assert [r.label for r in runs] == ["sub_01_ses_02_task_main_run_01",
-                                       "sub_02_ses_02_task_main_run_01"]
+    assert [r.label for r in runs] == ["sub_01_ses_02_task_main_run_01_space_MNI",
+                                       "sub_02_ses_02_task_main_run_01_space_MNI"]
 
 
 def test_tr_and_slice_time_ref_as_nilearn(fake_bids):

@@ -26,6 +26,8 @@ from glm_workflows.synthetic import write_fmriprep_derivatives, write_multi_echo
 ECHO_TIMES = (0.015, 0.035, 0.055)
 SPACE = "MNI152NLin2009cAsym"
 PREFIX = "sub-01_task-tiny"
+#: The run's outputs carry the space of the image analysed.
+RUN_PREFIX = f"{PREFIX}_space-{SPACE}"
 CONTRAST = ["--contrast", "aMinusB=a - b"]
 
 
@@ -101,7 +103,8 @@ def test_echoes_are_one_run_matched_to_the_combined_output(study):
     assert run.mask_file == str(func / f"{PREFIX}_space-{SPACE}_desc-brain_mask.nii.gz")
     assert run.confounds_file == str(func / f"{PREFIX}_desc-confounds_timeseries.tsv")
     assert run.events_file == str(raw / "sub-01" / "func" / f"{PREFIX}_events.tsv")
-    assert (run.prefix, run.entities, run.fallbacks.get("MaskSource")) == (PREFIX, {}, None)
+    assert (run.prefix, run.entities, run.fallbacks.get("MaskSource")) == \
+        (RUN_PREFIX, {"space": SPACE}, None)
 
 
 def test_combined_output_is_the_weighted_mean_of_the_echoes(study):
@@ -156,7 +159,7 @@ def test_mask_flag_replaces_the_computed_mask_and_its_warning(study):
     assert "MaskSource" in computed.fallbacks and "MaskSource" not in given.fallbacks
     assert given.sources["MaskSource"] == f"--mask {mask}"
     assert [line for line in fallback_lines([computed, computed]) if "desc-brain_mask" in line] \
-        == [f"2 runs ({PREFIX}, {PREFIX}): {computed.fallbacks['MaskSource']} "
+        == [f"2 runs ({RUN_PREFIX}, {RUN_PREFIX}): {computed.fallbacks['MaskSource']} "
             "(recorded as MaskSource in the design sidecar)"]
 
 
@@ -169,7 +172,7 @@ def test_one_fit_per_run_named_without_echo(fitted):
     names = sorted(p.name for p in (out / "sub-01").iterdir())
     assert not any("echo-" in name for name in names)
     assert [n for n in names if n.endswith("_stat-z_statmap.nii.gz")] == [
-        f"{PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz"]
+        f"{RUN_PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz"]
     assert "desc-brain_mask" not in stderr  # fMRIPrep's mask was there
 
 
@@ -180,10 +183,10 @@ def test_z_map_equals_nilearn_on_the_combined_image(study, fitted):
     expected = _nilearn_z(func / f"{PREFIX}_space-{SPACE}_desc-preproc_bold.nii.gz",
                           raw / "sub-01" / "func" / f"{PREFIX}_events.tsv",
                           func / f"{PREFIX}_space-{SPACE}_desc-brain_mask.nii.gz")
-    ours = nb.load(out / "sub-01" / f"{PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz")
+    ours = nb.load(out / "sub-01" / f"{RUN_PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz")
     assert np.count_nonzero(ours.get_fdata()) > 100
     np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-10, rtol=0)
-    design = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+    design = json.loads((out / "sub-01" / f"{RUN_PREFIX}_{MODEL_OUTPUTS['design_json']}")
                         .read_text())
     assert design["MaskSource"] == f"fmriprep desc-brain_mask {func}/{PREFIX}_space-{SPACE}" \
                                    "_desc-brain_mask.nii.gz"
@@ -195,17 +198,17 @@ def test_missing_mask_warns_once_and_is_recorded(fitted):
     code, stderr, out = fitted["no_mask"]
     assert code == 0, stderr
     lines = [line for line in stderr.splitlines() if "desc-brain_mask" in line]
-    assert lines == [f"glm-workflows: warning: {PREFIX}: no fMRIPrep desc-brain_mask in the "
+    assert lines == [f"glm-workflows: warning: {RUN_PREFIX}: no fMRIPrep desc-brain_mask in the "
                      f"image's space-{SPACE}: brain mask computed (nilearn compute_epi_mask of "
                      "the run, as FirstLevelModel) (recorded as MaskSource in the design "
                      "sidecar)"]
     computed = "computed (nilearn compute_epi_mask of the run, as FirstLevelModel)"
-    design = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+    design = json.loads((out / "sub-01" / f"{RUN_PREFIX}_{MODEL_OUTPUTS['design_json']}")
                         .read_text())
     assert design["MaskSource"] == computed
     record = analysis_record(analysis_label("tiny", "MNI152NLin2009cAsym"))
     (sources,) = json.loads((out / "sub-01" / record).read_text())["RunSources"]
-    assert sources["run"] == PREFIX and sources["MaskSource"] == computed
+    assert sources["run"] == RUN_PREFIX and sources["MaskSource"] == computed
     assert "MaskSource" in sources["Fallbacks"]
 
 
@@ -215,8 +218,8 @@ def test_maps_with_the_computed_mask_equal_nilearn(study, fitted):
     raw, _, no_mask = study
     _, _, out = fitted["no_mask"]
     bold = no_mask / "sub-01" / "func" / f"{PREFIX}_space-{SPACE}_desc-preproc_bold.nii.gz"
-    mask = nb.load(out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['mask_file']}").get_fdata()
+    mask = nb.load(out / "sub-01" / f"{RUN_PREFIX}_{MODEL_OUTPUTS['mask_file']}").get_fdata()
     np.testing.assert_array_equal(mask, compute_epi_mask(str(bold)).get_fdata())
     expected = _nilearn_z(bold, raw / "sub-01" / "func" / f"{PREFIX}_events.tsv")
-    ours = nb.load(out / "sub-01" / f"{PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz")
+    ours = nb.load(out / "sub-01" / f"{RUN_PREFIX}_contrast-aMinusB_stat-z_statmap.nii.gz")
     np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-10, rtol=0)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from glm_workflows.core.derivatives import software_versions
+from glm_workflows.core.entities import bids_prefix
 from glm_workflows.core.naming import (
     INDEX_FILE,
     PROVENANCE_FILE,
     analysis_record,
-    bids_prefix,
     model_file,
     report_page,
 )

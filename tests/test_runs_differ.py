@@ -14,7 +14,8 @@ from nilearn.masking import intersect_masks
 from scipy.stats import norm
 
 from glm_workflows.cli import main
-from glm_workflows.core.naming import bids_prefix, contrast_file, model_file
+from glm_workflows.core.entities import bids_prefix
+from glm_workflows.core.naming import contrast_file, model_file
 from glm_workflows.synthetic import write_tiny_bids
 
 pytestmark = pytest.mark.slow  # CLI runs of two-run studies

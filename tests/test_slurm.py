@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from glm_workflows.cli import main
-from glm_workflows.core.naming import bids_prefix, contrast_file
+from glm_workflows.core.entities import bids_prefix
+from glm_workflows.core.naming import contrast_file
 
 PREFIX = bids_prefix("01", "auditory")
 SBATCH = '{"sbatch_args": "-p debug --mem=1G -t 00:10:00"}'

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .entities import check_label
 from .errors import InputError
-from .naming import check_label
 
 #: fMRIPrep's query names (``bold`` is the only one a GLM reads).
 QUERIES = ("bold", "sbref", "t1w", "t2w", "flair", "fmap", "roi")

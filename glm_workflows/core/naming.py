@@ -2,9 +2,11 @@
 
 A model's own outputs are ``sub-<label>/<prefix>_<suffix>`` and its contrasts'
 ``sub-<label>/<prefix>_contrast-<name>_<suffix>``, with ``<prefix>`` =
-``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_ce-<label>][_rec-<label>]``
-``[_dir-<label>][_run-<index>][_echo-<index>]`` (:func:`bids_prefix`: the run's raw BIDS
-entities in BIDS order; a name without the optional ones is unchanged) and the
+``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>]...[_run-<index>][_echo-<index>]``
+``[_space-<label>][_res-<label>][_den-<label>]``
+(:func:`~glm_workflows.core.entities.bids_prefix`: the run's BIDS entities and its image's
+template entities, in the BIDS schema's order; a name without the optional ones is
+unchanged) and the
 suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's root holds
 each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
@@ -24,13 +26,11 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .errors import InputError
-
-#: The characters of a BIDS label (and of a contrast name).
-BIDS_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+from .entities import _LABEL, _PREFIX, check_label
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
+
 
 #: The maps of a contrast, at every level: the output traits of the interfaces that
 #: estimate one (``EstimateContrast``, ``FixedEffects``, ``GroupModel``, through
@@ -59,6 +59,8 @@ CONTRAST_OUTPUTS = {
     "contrast_figures": "contrastmatrix.png",
     "contrast_jsons": "statmap.json",
 }
+
+
 #: Per-model outputs (the sink's inputs) and their name suffix.
 MODEL_OUTPUTS = {
     "mean_file": "desc-mean_bold.nii.gz",
@@ -70,22 +72,34 @@ MODEL_OUTPUTS = {
     "fd_figure": "desc-framewiseDisplacement_timeseries.png",
 }
 
+
 #: The derivatives' description, at the folder's root.
 DESCRIPTION_FILE = "dataset_description.json"
+
+
 #: At the root, the list of the analyses' records (:func:`analysis_record`).
 PROVENANCE_FILE = "provenance.json"
+
+
 #: The suffix of an analysis' record in a subject or group folder (:func:`analysis_record`).
 ANALYSIS_RECORD_SUFFIX = "_provenance.json"
+
+
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
+
+
 #: The group level's report page, at the folder's root (beside :data:`GROUP_FOLDER`).
 GROUP_REPORT = "group.html"
+
 
 #: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
 #: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a
 #: one-sample or paired test) and ``task-<T>_contrast-<C>_group-<G>`` for any other
 #: group contrast ``G`` (:func:`group_stem`).
 GROUP_FOLDER = "group"
+
+
 #: Per group contrast, its outputs and their name suffixes: the contrast outputs of the
 #: other levels (effect, variance, t, z, p, thresholded map and figures, cluster table,
 #: sidecar) and the permutation maps (-log10 FWE-corrected p).
@@ -103,17 +117,11 @@ GROUP_OUTPUTS = {
     "permutation_json": "desc-permutations_statmap.json",
 }
 
-_LABEL = "[A-Za-z0-9]+"
-#: The entities of a raw run kept in its prefix besides ``sub, ses, task, run``: each a
-#: keyword of :func:`bids_prefix` and a key of :func:`parse_prefix`.
-EXTRA_ENTITIES = ("acq", "ce", "rec", "dir", "echo")
-_PREFIX = (rf"sub-(?P<subject>{_LABEL})(?:_ses-(?P<session>{_LABEL}))?"
-           rf"_task-(?P<task>{_LABEL})"
-           rf"(?:_acq-(?P<acq>{_LABEL}))?(?:_ce-(?P<ce>{_LABEL}))?"
-           rf"(?:_rec-(?P<rec>{_LABEL}))?(?:_dir-(?P<dir>{_LABEL}))?"
-           rf"(?:_run-(?P<run>{_LABEL}))?(?:_echo-(?P<echo>{_LABEL}))?")
+
 _CONTRAST_SUFFIXES = {suffix.format(stat=stat): output
                       for output, suffix in CONTRAST_OUTPUTS.items() for stat in STAT_TYPES}
+
+
 _MODEL_SUFFIXES = {suffix: output for output, suffix in MODEL_OUTPUTS.items()}
 
 
@@ -126,7 +134,11 @@ _OUTPUT_NAME = re.compile(
     rf"(?P<prefix>{_PREFIX})(?:_contrast-(?P<contrast>{_LABEL})"
     rf"_(?P<contrast_suffix>{_one_of(_CONTRAST_SUFFIXES)})"
     rf"|_(?P<model_suffix>{_one_of(_MODEL_SUFFIXES)}))")
+
+
 _SUBJECT_FOLDER = re.compile(rf"sub-({_LABEL})")
+
+
 _ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
                        rf"(?:_model-(?P<model>{_LABEL}))?")
 
@@ -148,56 +160,6 @@ class OutputName(NamedTuple):
     prefix: str
     output: str
     contrast: str | None = None
-
-
-# --- building ----------------------------------------------------------------------------
-
-def check_label(value: str, entity: str) -> str:
-    """A BIDS label: letters and digits only (no path separators, dots or dashes).
-
-    Parameters
-    ----------
-    value : str
-        The label.
-    entity : str
-        What it labels (``subject``, ``task``...), for the message.
-
-    Returns
-    -------
-    label : str
-        ``value`` as a string.
-
-    Raises
-    ------
-    InputError
-        If the label is empty or has another character.
-    """
-    value = str(value)
-    if not value or any(char not in BIDS_LABEL_CHARS for char in value):
-        raise InputError(f"{entity} label {value!r}: use letters and digits only")
-    return value
-
-
-def bids_prefix(subject: str, task: str, session: str | None = None,
-                run: str | None = None, *, acq: str | None = None, ce: str | None = None,
-                rec: str | None = None, dir: str | None = None,
-                echo: str | None = None) -> str:
-    """A model's BIDS prefix, each label checked.
-
-    ``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>][_ce-<label>][_rec-<label>]``
-    ``[_dir-<label>][_run-<index>][_echo-<index>]``: the entities in BIDS order, each
-    left out when None or empty (so a prefix with only ``sub``, ``ses``, ``task`` and
-    ``run`` is as before).
-    """
-    parts = [subject_folder(subject)]
-    if session:
-        parts.append(f"ses-{check_label(session, 'session')}")
-    parts.append(f"task-{check_label(task, 'task')}")
-    for key, value in (("acq", acq), ("ce", ce), ("rec", rec), ("dir", dir), ("run", run),
-                       ("echo", echo)):
-        if value:
-            parts.append(f"{key}-{check_label(value, key)}")
-    return "_".join(parts)
 
 
 def subject_folder(subject: str) -> str:
@@ -306,8 +268,6 @@ def contrast_stem(prefix: str, contrast: str) -> str:
     return f"{prefix}_contrast-{contrast}"
 
 
-# --- parsing -----------------------------------------------------------------------------
-
 def parse_output_name(name: str) -> OutputName | None:
     """Take an output file name apart; None if it is not one this package writes.
 
@@ -331,20 +291,6 @@ def parse_output_name(name: str) -> OutputName | None:
                       match["contrast"])
 
 
-def parse_prefix(prefix: str) -> dict | None:
-    """The entities of a BIDS prefix, the inverse of :func:`bids_prefix`.
-
-    Returns
-    -------
-    entities : dict or None
-        ``subject``, ``session``, ``task``, ``acq``, ``ce``, ``rec``, ``dir``, ``run``
-        and ``echo`` (None when absent); None if ``prefix`` is not a prefix.
-        ``bids_prefix(**entities)`` rebuilds it.
-    """
-    match = re.fullmatch(_PREFIX, prefix)
-    return match.groupdict() if match else None
-
-
 def parse_subject_folder(name: str) -> str | None:
     """The label of a subject folder's name ``sub-<label>``; None for any other name."""
     match = _SUBJECT_FOLDER.fullmatch(name)
@@ -365,12 +311,6 @@ def parse_analysis_record(name: str) -> str | None:
     if label == name or parse_analysis(label) is None:
         return None
     return label
-
-
-def subject_label(subject: str) -> str:
-    """A subject label given with or without ``sub-``, checked; ``"sub-01"`` -> ``"01"``."""
-    subject = str(subject)
-    return check_label(subject.removeprefix("sub-"), "subject")
 
 
 def contrast_names(file_names, prefix: str, output: str = "contrast_jsons") -> list[str]:

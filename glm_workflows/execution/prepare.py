@@ -119,7 +119,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     node alone (``subject_maps``, ``task``, ``analysis``, ``inputs``,
     ``from_derivatives``).
     """
-    from ..core.naming import check_label
+    from ..core.entities import check_label
     from ..inputs.derivatives import (
         check_plan_files,
         find_subject_maps,
@@ -226,8 +226,8 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
     if not group.model:
         return []
     from ..core.contrasts import contrast_matrix
+    from ..core.entities import check_label
     from ..core.group import group_design, read_participants
-    from ..core.naming import check_label
     from ..plan.study import group_plans as plan_groups
     from ..spec.frozen import thaw
 

@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 from ..core.bids_filter import RAW_ENTITIES, bold_query, describe, query_keeps
+from ..core.entities import check_label
 from ..core.errors import InputError
-from ..core.naming import check_label
 from ..core.run_tables import check_repetition_time
 from .runs import (
     COMPUTED_MASK,

@@ -16,15 +16,14 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+from ..core.entities import parse_prefix, subject_label
 from ..core.errors import InputError
 from ..core.naming import (
     contrast_file,
     model_file,
     parse_output_name,
-    parse_prefix,
     parse_subject_folder,
     subject_folder,
-    subject_label,
 )
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
+from ..core.entities import TEMPLATE_ENTITIES, check_label
 from ..core.errors import InputError
-from ..core.naming import check_label
 from ..core.run_tables import check_repetition_time
 from .bids import _select_raw_runs
 from .runs import (
@@ -279,8 +279,9 @@ def _derivative_run(match: _Match, image, root, task, listing):
         events_file=_absolute(events), t_r=t_r,
         confounds_file=_confounds_file(path, image_entities, match.files),
         mask_file=mask, slice_time_ref=slice_time_ref, space=image_entities["space"],
-        entities=_extra_entities({k: v for k, v in entities.items()
-                                  if k != "echo" or "echo" in image_entities}),
+        entities={**_extra_entities({k: v for k, v in entities.items()
+                                     if k != "echo" or "echo" in image_entities}),
+                  **{k: image_entities[k] for k in TEMPLATE_ENTITIES if image_entities.get(k)}},
         sources={"RepetitionTimeSource": source, "SliceTimeRefSource": slice_source,
                  "MaskSource": f"fmriprep desc-brain_mask {mask}" if mask else COMPUTED_MASK},
         fallbacks=fallbacks,

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.entities import EXTRA_ENTITIES, TEMPLATE_ENTITIES, bids_prefix, check_label
 from ..core.errors import InputError
-from ..core.naming import EXTRA_ENTITIES, bids_prefix, check_label
 from ..core.run_tables import check_repetition_time
 
 ENTITY = re.compile(r"(sub|ses|task|acq|ce|dir|rec|run|echo)-([a-zA-Z0-9]+)")
@@ -33,8 +33,9 @@ class RunInputs:
     mask_file: str | None = None
     slice_time_ref: float | None = None
     space: str | None = None
-    #: The raw run's other entities kept in its output names: ``acq``, ``ce``, ``rec``,
-    #: ``dir`` and ``echo`` (only those present) -> label.
+    #: The other entities kept in its output names (only those present) -> label: the raw
+    #: run's ``acq``, ``ce``, ``rec``, ``dir``, ``echo`` and, for an fMRIPrep image, its
+    #: ``space``, ``cohort``, ``res`` and ``den``.
     entities: dict = field(default_factory=dict)
     #: Where the run's TR, slice-time reference and brain mask come from
     #: (``RepetitionTimeSource``, ``SliceTimeRefSource``, ``MaskSource`` -> text), recorded
@@ -46,7 +47,7 @@ class RunInputs:
 
     @property
     def prefix(self) -> str:
-        """The run's BIDS prefix (:func:`~glm_workflows.core.naming.bids_prefix`)."""
+        """The run's BIDS prefix (:func:`~glm_workflows.core.entities.bids_prefix`)."""
         return bids_prefix(self.subject, self.task, self.session, self.run, **self.entities)
 
     @property
@@ -64,7 +65,8 @@ def _entities(name: str) -> dict:
 
 def _extra_entities(entities: dict) -> dict:
     """The entities of a raw run kept in its names besides sub, ses, task and run."""
-    return {key: entities[key] for key in EXTRA_ENTITIES if entities.get(key)}
+    return {key: entities[key] for key in EXTRA_ENTITIES
+            if entities.get(key) and key not in TEMPLATE_ENTITIES}
 
 
 def _sidecar_metadata(bold: Path, root: Path, listing=None) -> tuple[dict, dict]:

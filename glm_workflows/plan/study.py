@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..core.naming import bids_prefix
+from ..core.entities import bids_prefix
 from ..settings import (
     DEFAULT_CONFOUNDS,
     DEFAULT_GROUP,

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..core.derivatives import write_text_atomic
+from ..core.entities import subject_label
 from ..core.errors import InputError
 from ..core.naming import (
     GROUP_REPORT,
@@ -20,7 +21,6 @@ from ..core.naming import (
     model_file,
     report_page,
     subject_folder,
-    subject_label,
 )
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (

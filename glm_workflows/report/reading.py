@@ -18,8 +18,8 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
+from ..core.entities import EXTRA_ENTITIES, parse_prefix
 from ..core.naming import (
-    EXTRA_ENTITIES,
     GROUP_OUTPUTS,
     analysis_label,
     analysis_record,
@@ -29,7 +29,6 @@ from ..core.naming import (
     parse_analysis,
     parse_analysis_record,
     parse_output_name,
-    parse_prefix,
 )
 
 #: The outputs whose presence makes a prefix a model of the report.
@@ -49,7 +48,7 @@ def find_prefixes(folder, subject) -> list[str]:
     Returns
     -------
     prefixes : list of str
-        The prefixes (:func:`~glm_workflows.core.naming.bids_prefix`) of every design or
+        The prefixes (:func:`~glm_workflows.core.entities.bids_prefix`) of every design or
         contrast sidecar found; empty if the folder does not exist.
     """
     parsed = (parse_output_name(name) for name in _listing(folder))

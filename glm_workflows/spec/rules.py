@@ -268,7 +268,7 @@ def _check_group(spec, dataset) -> None:
     """The data-free rules of today's ``_group_settings``, ``_group_inputs`` and
     ``_check_flag_values``."""
     from ..core.contrasts import parse_contrast_option
-    from ..core.naming import check_label
+    from ..core.entities import check_label
 
     group = dataset.model.group
     if group.model not in GROUP_MODELS:

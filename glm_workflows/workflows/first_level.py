@@ -16,7 +16,7 @@ from glm_workflows.interfaces import (
     MeanImage,
 )
 
-from ..core.naming import bids_prefix
+from ..core.entities import bids_prefix
 from ..plan.study import estimate_memory_gb  # also importable from here, as before
 from ..settings import (
     DEFAULT_CONFOUNDS,
@@ -79,7 +79,7 @@ def init_first_level_wf(
     entities : dict or None
         The run's other entities kept in the output names: ``acq``, ``ce``, ``rec``,
         ``dir`` and/or ``echo`` -> label (``RunInputs.entities``; see
-        :func:`~glm_workflows.core.naming.bids_prefix`).
+        :func:`~glm_workflows.core.entities.bids_prefix`).
     contrasts : sequence of (name, stat_type, rows)
         ``stat_type`` is ``'t'`` (one row) or ``'F'``; rows are expressions over
         design columns or weight vectors.
