@@ -125,7 +125,7 @@ def worker(tool: str, bold: str, design_file: str, out_dir: str) -> dict:
         noise_model = "ar1" if tool == "core" else tool
         with threadpool_limits(limits=1):  # as the FitGLM node
             start = time.perf_counter()
-            fit = fit_glm(bold, design, noise_model=noise_model)
+            fit = fit_glm(bold, design, noise_model=noise_model, smoothing_fwhm=None)
             fitted = time.perf_counter()
             maps = compute_contrast(fit, weights, "t")
             done = time.perf_counter()

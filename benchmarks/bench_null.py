@@ -171,6 +171,7 @@ def measure(args, n_scans: int, models: list[str]) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     fit = fit_glm(img, design, mask_img=mask, noise_model=model,
+                                  smoothing_fwhm=None,
                                   run_name=f"null {case}")
                     seconds = time.perf_counter() - begin
                     z = compute_contrast(fit, contrast, "t")["z"].get_fdata().ravel()

@@ -65,6 +65,10 @@ class ModelSettings:
     run_node : str
         A BIDS Stats Models Run node (:func:`glm_workflows.core.model_design.run_node_json`)
         that makes the design instead of the HRF and drift settings ('': none).
+    smoothing_fwhm : float or None
+        Spatial smoothing before the fit: FWHM (mm) of the Gaussian kernel applied to each
+        volume, as nilearn's ``smoothing_fwhm`` (:mod:`glm_workflows.core.smoothing`);
+        None: no smoothing.
     """
 
     noise_model: str = "ar1"
@@ -74,6 +78,7 @@ class ModelSettings:
     drift_order: int = 1
     slice_time_ref: float = 0.0
     run_node: str = ""
+    smoothing_fwhm: float | None = None
 
     def for_run(self, slice_time_ref: float | None) -> ModelSettings:
         """These settings for a run whose sidecar gives its slice-time reference (None:
@@ -83,9 +88,10 @@ class ModelSettings:
         return replace(self, slice_time_ref=float(slice_time_ref))
 
     def design(self) -> dict:
-        """The settings the design matrix depends on (all but the noise model)."""
+        """The settings the design matrix depends on (all but the noise model and the
+        smoothing, which only the fit takes)."""
         settings = asdict(self)
-        del settings["noise_model"]
+        del settings["noise_model"], settings["smoothing_fwhm"]
         return settings
 
 

@@ -43,6 +43,11 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     sample_mask = traits.List(traits.Int,
                               desc="volumes to fit (censoring, as nilearn's sample_masks); "
                                    "default: every volume")
+    # no default (undefined unless asked for): the hash of an unsmoothed fit's inputs, and
+    # so the cache of earlier work directories, stays what it was
+    smoothing_fwhm = traits.Float(desc="FWHM (mm) of the Gaussian kernel each volume is "
+                                       "smoothed with before masking, as nilearn's "
+                                       "FirstLevelModel(smoothing_fwhm=); default: none")
 
 
 class _FitGLMOutputSpec(TraitedSpec):
@@ -79,6 +84,8 @@ class FitGLM(SimpleInterface):
                 run_name=self.inputs.run_name if isdefined(self.inputs.run_name) else None,
                 sample_mask=self.inputs.sample_mask if isdefined(self.inputs.sample_mask)
                 else None,
+                smoothing_fwhm=self.inputs.smoothing_fwhm
+                if isdefined(self.inputs.smoothing_fwhm) else None,
             )
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(
@@ -140,6 +147,8 @@ class EstimateContrast(SimpleInterface):
                 "DesignColumns": fit.columns,
                 "DegreesOfFreedom": fit.df_residuals,
                 "NoiseModel": fit.noise_model,
+                **({"SmoothingFWHM": fit.smoothing_fwhm}
+                   if fit.smoothing_fwhm is not None else {}),
                 **({"AutocorrelationSummary": summary}
                    if (summary := autocorrelation_summary(fit)) else {}),
             }, handle, indent=2)

@@ -27,7 +27,7 @@ OUTPUTS = {"z": "z_score", "stat": "stat", "p": "p_value", "effect": "effect_siz
 @pytest.fixture(scope="module")
 def persisted_ar1(tmp_path_factory, seed_bold, seed_design):
     """AR(1) fit written to files and read back."""
-    paths = save_fitted_glm(fit_glm(seed_bold, seed_design, noise_model="ar1"),
+    paths = save_fitted_glm(fit_glm(seed_bold, seed_design, noise_model="ar1", smoothing_fwhm=None),
                             tmp_path_factory.mktemp("fit"))
     return load_fitted_glm(**paths)
 
@@ -58,7 +58,8 @@ def test_ar1_contrasts_equal_nilearn(persisted_ar1, nilearn_seed_model, seed_des
 
 def test_ols_contrasts_equal_nilearn(tmp_path, seed_bold, seed_design, spm_events):
     """Same for the OLS noise model: a single noise bin."""
-    paths = save_fitted_glm(fit_glm(seed_bold, seed_design, noise_model="ols"), tmp_path)
+    paths = save_fitted_glm(fit_glm(seed_bold, seed_design, noise_model="ols",
+                                    smoothing_fwhm=None), tmp_path)
     fit = load_fitted_glm(**paths)
     assert len(fit.noise_bins) == 1
     model = FirstLevelModel(t_r=7, noise_model="ols", standardize=False, hrf_model="spm",
@@ -73,7 +74,7 @@ def test_fit_from_file_equals_nilearn_within_1e4(tmp_path, seed_bold, nilearn_se
     z maps equal nilearn's to 1e-4 (the goal; measured ~2e-15), masks identical."""
     bold = tmp_path / "bold.nii"
     seed_bold.to_filename(bold)
-    fit = fit_glm(str(bold), seed_design, noise_model="ar1")
+    fit = fit_glm(str(bold), seed_design, noise_model="ar1", smoothing_fwhm=None)
     np.testing.assert_array_equal(fit.mask, nilearn_seed_model.masker_.mask_img_.get_fdata() > 0)
     for rows, stat_type in ((["active - rest"], "t"), (["active", "rest"], "F")):
         matrix = contrast_matrix(rows, list(seed_design.columns), stat_type)
@@ -92,7 +93,8 @@ def test_user_mask_equals_nilearn(tmp_path, seed_bold, seed_design, nilearn_seed
     mask[:, :, :32] = False
     mask_file = tmp_path / "mask.nii.gz"
     nb.Nifti1Image(mask.astype(np.uint8), seed_bold.affine).to_filename(mask_file)
-    fit = fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1")
+    fit = fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1",
+                  smoothing_fwhm=None)
     np.testing.assert_array_equal(fit.mask, mask)
     model = FirstLevelModel(mask_img=str(mask_file), noise_model="ar1", standardize=False,
                             minimize_memory=True)
@@ -110,7 +112,8 @@ def test_mask_on_another_grid_is_refused(tmp_path, seed_bold, seed_design):
     nb.Nifti1Image(np.ones((10, 10, 10), np.uint8), seed_bold.affine).to_filename(mask_file)
     with pytest.raises(InputError, match=r"mask\.nii\.gz: mask shape \(10, 10, 10\) does not "
                                          r"match the functional grid \(64, 64, 64\)"):
-        fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1")
+        fit_glm(seed_bold, seed_design, mask_img=str(mask_file), noise_model="ar1",
+                smoothing_fwhm=None)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +208,7 @@ def test_non_finite_samples_equal_nilearn(tmp_path, seed_bold, seed_design, spm_
     counts = (int(non_finite.any(axis=1).sum()), int(non_finite.any(axis=0).sum()))
     assert counts == DAMAGED[kind]  # the damage lies in the fitted voxels
 
-    fitted = fit_glm(str(bold), seed_design, noise_model=noise_model)
+    fitted = fit_glm(str(bold), seed_design, noise_model=noise_model, smoothing_fwhm=None)
     paths = save_fitted_glm(fitted, tmp_path)
     fit = load_fitted_glm(**paths)
     np.testing.assert_array_equal(fit.mask, mask)
@@ -222,7 +225,7 @@ def test_finite_runs_have_no_warning(persisted_ar1, seed_bold, seed_design):
     """An int16 run (never checked) and the same run as float32 (checked) warn of nothing."""
     assert (persisted_ar1.non_finite_voxels, persisted_ar1.non_finite_volumes) == (0, 0)
     as_float = nb.Nifti1Image(np.asarray(seed_bold.dataobj, dtype=np.float32), seed_bold.affine)
-    assert fit_glm(as_float, seed_design, noise_model="ols").warnings == []
+    assert fit_glm(as_float, seed_design, noise_model="ols", smoothing_fwhm=None).warnings == []
 
 
 @pytest.mark.slow
@@ -239,7 +242,7 @@ def test_a_few_constant_voxels_are_fitted_as_nilearn_fits_them(tmp_path, seed_bo
     bold = tmp_path / "bold.nii"
     nb.Nifti1Image(data, seed_bold.affine).to_filename(bold)
     model = _nilearn_model(bold, spm_events)
-    fit = fit_glm(str(bold), seed_design, noise_model="ar1")
+    fit = fit_glm(str(bold), seed_design, noise_model="ar1", smoothing_fwhm=None)
     np.testing.assert_array_equal(fit.mask, model.masker_.mask_img_.get_fdata() > 0)
     assert all(fit.mask[voxel] for voxel in inner_voxels)
     assert fit.warnings == []
@@ -266,7 +269,7 @@ def test_run_without_temporal_variance_is_refused(tmp_path, seed_bold, seed_desi
     detail = rf" \({n_voxels} held non-finite samples, set to 0\)" if kind == "nan" else ""
     with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: none of the {n_voxels} "
                                          rf"voxels in the mask varies over time{detail}; "):
-        fit_glm(str(bold), seed_design, noise_model="ar1")
+        fit_glm(str(bold), seed_design, noise_model="ar1", smoothing_fwhm=None)
 
 
 @pytest.mark.parametrize("crop, nilearn_fails", [
@@ -285,7 +288,7 @@ def test_empty_brain_mask_is_refused(tmp_path, seed_bold, seed_design, crop, nil
         warnings.simplefilter("always")
         with pytest.raises(InputError, match=rf"^{re.escape(str(bold))}: the brain mask is "
                                              r"empty \(nilearn's EPI mask finds no brain"):
-            fit_glm(str(bold), seed_design, noise_model="ar1")
+            fit_glm(str(bold), seed_design, noise_model="ar1", smoothing_fwhm=None)
     assert not [w for w in caught if issubclass(w.category, MaskWarning)]
 
 
@@ -304,7 +307,8 @@ def test_censored_fit_equals_nilearn_sample_masks(tmp_path, seed_bold, seed_desi
     series; t and F maps read back from the files agree to 1e-10."""
     kept = np.setdiff1d(np.arange(96), CENSORED)
     sample_mask = np.isin(np.arange(96), kept) if as_boolean else kept
-    fit = fit_glm(seed_bold, seed_design, noise_model=noise_model, sample_mask=sample_mask)
+    fit = fit_glm(seed_bold, seed_design, noise_model=noise_model, smoothing_fwhm=None,
+                  sample_mask=sample_mask)
     assert fit.df_residuals == len(kept) - seed_design.shape[1]
     fit = load_fitted_glm(**save_fitted_glm(fit, tmp_path))
     model = FirstLevelModel(t_r=7, noise_model=noise_model, standardize=False,
@@ -325,5 +329,5 @@ def test_bad_sample_masks_are_refused(seed_bold, seed_design, sample_mask, messa
     """Too few kept volumes, indices out of range or repeated: one line naming the run."""
     with pytest.raises(InputError, match=re.escape(message)) as caught:
         fit_glm(seed_bold, seed_design, sample_mask=sample_mask, run_name="sub-01_task-x",
-                noise_model="ar1")
+                noise_model="ar1", smoothing_fwhm=None)
     assert str(caught.value).startswith("sub-01_task-x: ")

@@ -48,7 +48,7 @@ def null_z(design, noise, noise_model):
     data = (1000 + 10 * noise).T.reshape(100, n_voxels // 100, 1, -1).astype(np.float32)
     img = nb.Nifti1Image(data, np.eye(4))
     mask = nb.Nifti1Image(np.ones(data.shape[:3], np.uint8), np.eye(4))
-    fit = fit_glm(img, design, mask_img=mask, noise_model=noise_model)
+    fit = fit_glm(img, design, mask_img=mask, noise_model=noise_model, smoothing_fwhm=None)
     matrix = contrast_matrix(["a - b"], list(design.columns), "t")
     return compute_contrast(fit, matrix, "t")["z"].get_fdata().ravel(), fit
 
@@ -140,7 +140,7 @@ def test_calibrated_models_through_the_nodes(tmp_path, design, model):
         **{k: getattr(fitted.outputs, k) for k in ("betas", "dispersion", "ar1", "mask_file",
                                                     "model_sidecar")}).run(cwd=str(tmp_path))
     in_memory = fit_glm(str(tmp_path / "bold.nii.gz"), design,
-                        mask_img=str(tmp_path / "m.nii.gz"), noise_model=model)
+                        mask_img=str(tmp_path / "m.nii.gz"), noise_model=model, smoothing_fwhm=None)
     expected = compute_contrast(in_memory, contrast_matrix(["a - b"], list(design.columns), "t"))
     np.testing.assert_allclose(nb.load(contrast.outputs.z).get_fdata(),
                                expected["z"].get_fdata(), atol=1e-10)

@@ -60,7 +60,8 @@ def _confound_settings(args) -> ConfoundSettings:
 #: Flags the model file replaces (refused with ``--model``).
 MODEL_FLAGS = ("contrast", "f_contrast", "hrf_model", "drift_model", "high_pass",
                "drift_order", "confounds_strategy", "confounds_columns", "group",
-               "group_column", "pair", "group_covariates", "group_contrast")
+               "group_column", "pair", "group_covariates", "group_contrast",
+               "smoothing_fwhm")
 #: Flags of the array submission (but --slurm-array: only with it).
 _ARRAY_FLAGS = ("slurm_array", "participants_per_task", "dry_run", "resubmit_failed")
 #: Flags of the group level (refused with ``--analysis-level participant``).
@@ -168,7 +169,8 @@ def spec_from_args(argv=None):
         design = NilearnDesign(**{f: getattr(args, f) for f in (
             "hrf_model", "drift_model", "high_pass", "drift_order", "slice_time_ref")})
         nodes.append(Node("Run", "run", RunModel(design, args.noise_model, confounds,
-                                                 args.strict), group_by=("run", "subject"),
+                                                 args.strict, args.smoothing_fwhm),
+                          group_by=("run", "subject"),
                           contrasts=tuple(Contrast(*c) for c in _contrasts(args))))
         nodes.append(Node("Subject", "subject", MetaModel(), group_by=("subject", "contrast")))
     if group.model:
@@ -261,7 +263,8 @@ def _check_flag_values(args) -> None:
     check_setting_values(table_min_cluster_size=args.table_min_cluster_size,
                          min_kept_volumes=args.min_kept_volumes,
                          permutations=args.permutations, alpha=args.alpha,
-                         cluster_forming_p=args.cluster_forming_p)
+                         cluster_forming_p=args.cluster_forming_p,
+                         smoothing_fwhm=args.smoothing_fwhm)
 
 
 def _check_levels(args) -> None:

@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--slice-time-ref", type=float,
                        default=DEFAULT_MODEL.slice_time_ref,
                        help="reference slice time as a fraction of the TR (default %(default)s)")
+    model.add_argument("--smoothing-fwhm", type=float, metavar="MM",
+                       default=DEFAULT_MODEL.smoothing_fwhm,
+                       help="spatial smoothing before the fit: FWHM in mm of the Gaussian "
+                            "kernel applied to each volume, as nilearn's FirstLevelModel "
+                            "(the brain mask is the unsmoothed run's; default: none)")
 
     confounds = parser.add_argument_group(
         "confounds and censoring (fMRIPrep confounds; nilearn's load_confounds options)")

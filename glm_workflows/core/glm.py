@@ -20,11 +20,10 @@ from .images import (
     compute_brain_mask,
     load_image_header,
     load_series,
-    masked_series,
     storage_to_mask_order,
-    zero_non_finite,
 )
 from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
+from .smoothing import check_fwhm_fits, masked_run, smooths
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
 AR1_BINS = 100
@@ -60,6 +59,8 @@ class FittedGLM:
         Design-matrix column names.
     noise_model : str
         ``'ols'`` or ``'ar1'``.
+    smoothing_fwhm : float or None
+        Width (mm) of the Gaussian kernel the run was smoothed with (None: unsmoothed).
     non_finite_voxels, non_finite_volumes : int
         How many voxels of the mask, and volumes, held non-finite samples (NaN, Inf),
         which were fitted as 0, as nilearn does.
@@ -80,6 +81,7 @@ class FittedGLM:
     df_residuals: float
     columns: list
     noise_model: str
+    smoothing_fwhm: float | None
     non_finite_voxels: int = 0
     non_finite_volumes: int = 0
     warnings: list = field(default_factory=list)
@@ -111,7 +113,7 @@ class FittedGLM:
 
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
-            noise_model: str,
+            noise_model: str, smoothing_fwhm: float | None,
             run_name: str | None = None, sample_mask=None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
@@ -144,6 +146,11 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         mask is computed on the whole run, then the kept volumes and the design's
         matching rows are fitted as one series (mean scaling and AR(1) on the kept
         volumes). None: every volume.
+    smoothing_fwhm : float or None
+        Smooth each volume with a Gaussian kernel of this FWHM (mm) before masking, as
+        nilearn's ``FirstLevelModel(smoothing_fwhm=...)`` does
+        (:mod:`glm_workflows.core.smoothing`); the mask is the unsmoothed run's. None or
+        0: no smoothing.
 
     Returns
     -------
@@ -168,13 +175,12 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         mask_img = load_image_header(mask_img) \
             if isinstance(mask_img, (str, os.PathLike)) else mask_img
         mask = check_mask_grid(mask_img, img)
-    data, img = load_series(img)
     name = run_name or img.get_filename() or "image"
+    check_fwhm_fits(smoothing_fwhm, img.shape, img.affine, "smoothing_fwhm", name)
+    data, img = load_series(img)
     if mask_img is None:
         mask = compute_brain_mask(nb.Nifti1Image(data, img.affine), name)
-    series = masked_series(data, mask)
-    # integer samples are all finite: only a float run is checked
-    non_finite = zero_non_finite(series) if data.dtype.kind == "f" else (0, 0)
+    series, non_finite = masked_run(data, img.affine, mask, smoothing_fwhm)
     del data
     X = design.to_numpy(dtype=np.float64)
     if sample_mask is not None:
@@ -214,6 +220,7 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         non_finite_volumes=non_finite[1],
         warnings=non_finite_warnings(name, *non_finite),
         bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
+        smoothing_fwhm=float(smoothing_fwhm) if smooths(smoothing_fwhm) else None,
     )
 
 

@@ -77,6 +77,7 @@ def prepare(spec, execution) -> StudyPlan:
     arguments = plugin_args(execution)
     notes: list = []
     runs = collect_runs(spec, notes)
+    check_smoothing(spec, runs, model.smoothing_fwhm)
     if spec.runs_are_subjects and spec.dataset_node is not None:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
@@ -110,6 +111,28 @@ def prepare(spec, execution) -> StudyPlan:
                       confounds=confounds, group=group, group_plans=plans,
                       participants_file=participants_file,
                       n_chunks=n_chunks(execution, arguments), plugin_args=arguments)
+
+
+def check_smoothing(spec, runs, fwhm) -> None:
+    """Refuse a smoothing width larger than a run's field of view (headers only), naming
+    the flag or the model file's JSON path that set it."""
+    from ..core.images import load_image_header
+    from ..core.smoothing import check_fwhm_fits
+
+    for run in runs if fwhm else ():
+        img = load_image_header(run.bold_files[0])
+        try:
+            check_fwhm_fits(fwhm, img.shape, img.affine, "--smoothing-fwhm",
+                            run.bold_files[0])
+        except InputError as exc:
+            if model_file(spec) is None:
+                raise
+            from ..core.stats_model_read import read_stats_model
+            from ..spec.serialize import SOFTWARE
+
+            where = f"{read_stats_model(spec.source).root.path}.Model.Software.{SOFTWARE}"
+            raise InputError(str(exc).replace("--smoothing-fwhm", f"{where}.SmoothingFWHM",
+                                              1)) from None
 
 
 def prepare_from_derivatives(spec, execution) -> StudyPlan:

@@ -59,6 +59,7 @@ DESIGN_LABELS = {
     "SliceTimeRefSource": "Slice-time reference from",
     "MaskSource": "Brain mask",
     "NoiseModel": "Noise model",
+    "SmoothingFWHM": "Spatial smoothing before the fit (FWHM, mm)",
     "AREstimates": "AR coefficients whitened (calibrated noise model)",
     "EventsFile": "Events file",
     "ConfoundsFile": "Confounds file",
@@ -247,7 +248,8 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
 
 
 def _contrast_definition(meta: dict) -> str:
-    """Rows, degrees of freedom and noise model of a contrast, from its sidecar."""
+    """Rows, degrees of freedom, noise model and smoothing of a contrast, from its
+    sidecar."""
     facts = []
     if meta.get("ContrastRows"):
         facts.append("Definition: " + "; ".join(code(row) for row in meta["ContrastRows"]))
@@ -255,6 +257,8 @@ def _contrast_definition(meta: dict) -> str:
         facts.append(f"degrees of freedom: {escape(number(meta['DegreesOfFreedom']))}")
     if meta.get("NoiseModel"):
         facts.append(f"noise model: {escape(meta['NoiseModel'])}")
+    if meta.get("SmoothingFWHM"):
+        facts.append(f"smoothed (FWHM {escape(number(meta['SmoothingFWHM']))} mm)")
     return f'<p class="definition">{", ".join(facts)}.</p>' if facts else ""
 
 

@@ -95,7 +95,8 @@ def _refines(entities: dict, base: dict) -> bool:
 
 
 def read_designs(folder: Path, prefixes) -> dict:
-    """Each model's design sidecar, with its contrasts' noise model(s) as ``NoiseModel``.
+    """Each model's design sidecar, with its contrasts' noise model(s) as ``NoiseModel``
+    and the fit's smoothing width (mm) as ``SmoothingFWHM`` (when the runs were smoothed).
 
     Returns
     -------
@@ -112,6 +113,11 @@ def read_designs(folder: Path, prefixes) -> dict:
         sidecars = [s for s in sidecars if s]
         noise = sorted({str(s["NoiseModel"]) for s in sidecars if "NoiseModel" in s})
         designs[prefix] = {**design, "NoiseModel": ", ".join(noise)} if noise else design
+        smoothing = sorted({float(s["SmoothingFWHM"]) for s in sidecars
+                            if s.get("SmoothingFWHM") is not None})
+        if smoothing:  # the fit's spatial smoothing (absent: none)
+            designs[prefix]["SmoothingFWHM"] = smoothing[0] if len(smoothing) == 1 \
+                else smoothing
         summary = next((s["AutocorrelationSummary"] for s in sidecars
                         if "AutocorrelationSummary" in s), None)
         if summary:  # what a calibrated noise model whitened

@@ -123,6 +123,8 @@ def _run_node(run, entry: dict) -> dict:
         entry["Confounds"] = confounds
     if model.strict:
         entry["Strict"] = True
+    if model.smoothing_fwhm is not None:
+        entry["SmoothingFWHM"] = model.smoothing_fwhm
     contrasts, kept = _contrasts(run.contrasts, x)
     if kept is not None:
         entry["Contrasts"] = kept

@@ -14,6 +14,7 @@ import os
 from dataclasses import fields, replace
 
 from ..core.errors import InputError
+from ..core.smoothing import check_fwhm_value
 from ..core.stats_model import INTERCEPT, StatsModel
 from ..core.stats_model_read import read_stats_model, stats_model
 from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, GroupSettings
@@ -45,7 +46,7 @@ from .frozen import freeze
 INPUT_ENTITIES = {"task": "task", "subject": "subjects", "session": "sessions",
                   "run": "runs", "space": "space"}
 _RUN_KEYS = {"Inference", "Design", "NoiseModel", "Confounds", "Strict", "Contrasts",
-             "GroupOnly"}
+             "GroupOnly", "SmoothingFWHM"}
 _GROUP_KEYS = {"Group"}
 
 
@@ -153,9 +154,12 @@ def _run_model(run, entry, source) -> RunModel:
             made = ModelDesign(x=run.x, hrf=run.hrf, high_pass=run.high_pass,
                                path=run.path, **design)
         confounds = {k: _tuples(v) for k, v in entry.get("Confounds", {}).items()}
+        smoothing = entry.get("SmoothingFWHM")
+        check_fwhm_value(smoothing, f"{where}.SmoothingFWHM")
         return RunModel(made, noise_model=entry.get("NoiseModel", "ar1"),
                         confounds=replace(DEFAULT_CONFOUNDS, **confounds),
-                        strict=bool(entry.get("Strict", False)))
+                        strict=bool(entry.get("Strict", False)),
+                        smoothing_fwhm=None if smoothing is None else float(smoothing))
     except TypeError as exc:
         raise InputError(f"{where}: {exc}") from None
 

@@ -19,14 +19,17 @@ _MODELS = {"Run": "RunModel", "Subject": "MetaModel", "Dataset": "GroupModel"}
 
 
 def check_setting_values(*, table_min_cluster_size=None, min_kept_volumes=None,
-                         permutations=None, alpha=None, cluster_forming_p=None) -> None:
+                         permutations=None, alpha=None, cluster_forming_p=None,
+                         smoothing_fwhm=None) -> None:
     """The range of each setting given (None: not checked), one line naming its flag.
 
     Shared by the spec's rules and the command line, which checks every value given
     before any data is read, whichever node would take it.
     """
     from ..core.permutations import check_permutations
+    from ..core.smoothing import check_fwhm_value
 
+    check_fwhm_value(smoothing_fwhm, "--smoothing-fwhm")
     for flag, value, smallest in (("--table-min-cluster-size", table_min_cluster_size, 0),
                                   ("--min-kept-volumes", min_kept_volumes, 1),
                                   ("--permutations", permutations, 0)):
@@ -199,7 +202,8 @@ def _check_run(node) -> None:
         raise InputError(f"drift_order: expected an order >= 0, got {design.drift_order!r}")
     confounds = model.confounds
     check_confound_options(confounds.strategy, confounds.columns, confounds.options())
-    check_setting_values(min_kept_volumes=confounds.min_kept_volumes)
+    check_setting_values(min_kept_volumes=confounds.min_kept_volumes,
+                         smoothing_fwhm=model.smoothing_fwhm)
 
 
 def check_spec(spec) -> None:
@@ -342,7 +346,8 @@ def model_settings(spec) -> ModelSettings:
         return ModelSettings(noise_model=model.noise_model, hrf_model=design.hrf_model,
                              drift_model=design.drift_model, high_pass=design.high_pass,
                              drift_order=design.drift_order,
-                             slice_time_ref=design.slice_time_ref)
+                             slice_time_ref=design.slice_time_ref,
+                             smoothing_fwhm=model.smoothing_fwhm)
     node = NodeSpec(name=run.name, level="Run", group_by=run.group_by, model_type="glm",
                     x=design.x, hrf=design.hrf, high_pass=design.high_pass,
                     transformations=tuple(thaw(t) for t in run.transformations),
@@ -352,5 +357,5 @@ def model_settings(spec) -> ModelSettings:
         drift_model="cosine" if design.high_pass else "none",
         high_pass=design.high_pass or DEFAULT_MODEL.high_pass,
         drift_order=design.drift_order, slice_time_ref=design.slice_time_ref,
-        run_node=run_node_json(node))
+        run_node=run_node_json(node), smoothing_fwhm=model.smoothing_fwhm)
 

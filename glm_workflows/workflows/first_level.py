@@ -150,6 +150,8 @@ def init_first_level_wf(
                          run_name=bids_prefix(subject, task, session, run,
                                               **(entities or {}))), name="fit",
                   mem_gb=mem_gb["fit"], n_procs=1)
+    if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
+        fit.inputs.smoothing_fwhm = model.smoothing_fwhm
     entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     if bold_is_4d:
