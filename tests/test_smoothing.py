@@ -27,8 +27,8 @@ PREFIX = "sub-01_task-auditory"
 TOLERANCE = 1e-6
 
 
-def _z(folder: Path, contrast: str) -> np.ndarray:
-    return nb.load(folder / f"{PREFIX}_contrast-{contrast}_stat-z_statmap.nii.gz").get_fdata()
+def _z(folder: Path, contrast: str, prefix: str = PREFIX) -> np.ndarray:
+    return nb.load(folder / f"{prefix}_contrast-{contrast}_stat-z_statmap.nii.gz").get_fdata()
 
 
 def _write_model(tmp_path: Path, fwhm) -> Path:
@@ -305,6 +305,8 @@ def test_censored_fmriprep_run_equals_nilearn(fmriprep_moae, tmp_path):
                                             sep="\t"),
               confounds=confounds, sample_masks=[sample_mask])
     theirs = model.compute_contrast("active - rest", output_type="z_score").get_fdata()
-    difference = np.abs(_z(out / "sub-01", "activeMinusRest") - theirs).max()
+    space = bold.name.split("_space-")[1].split("_")[0]  # the outputs carry the image's space
+    difference = np.abs(_z(out / "sub-01", "activeMinusRest", f"{PREFIX}_space-{space}")
+                        - theirs).max()
     print(f"censored, activeMinusRest: max |dz| = {difference:.3g}")  # shown with -s
     assert difference <= TOLERANCE
