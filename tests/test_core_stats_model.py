@@ -501,7 +501,8 @@ def test_unknown_transformation(tmp_path):
         {"Name": "Frobnicate", "Input": ["x"]}),
         "Nodes[0].Transformations.Instructions[1].Name: expected one of Factor, Convolve, "
         "Scale, Demean, Replace, DropNA, Threshold, Rename, Copy, Select, Delete, Product, "
-        "Sum, Orthogonalize, Lag, got 'Frobnicate'")
+        "Sum, Orthogonalize, Lag, And, Or, Not, Assign, Filter, Split, ToDense, Group, got "
+        "'Frobnicate'")
 
 
 def test_unknown_transformation_argument(tmp_path):
@@ -538,7 +539,7 @@ def test_dataset_transformations_of_time_refused(tmp_path):
         "Nodes[2].Transformations.Instructions[0].Name: Convolve transforms a run's time "
         "series (or drops rows); on a table of subjects expected one of Factor, Scale, "
         "Demean, Replace, Threshold, Rename, Copy, Select, Delete, Product, Sum, "
-        "Orthogonalize")
+        "Orthogonalize, And, Or, Not, Group")
 
 
 def test_dataset_transformations_read(tmp_path):

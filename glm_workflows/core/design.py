@@ -44,6 +44,8 @@ DESIGN_MODULES = (
     "glm_workflows.core.transformations",
     "glm_workflows.core.transform_checks",
     "glm_workflows.core.variables",
+    "glm_workflows.core.transform_munge",
+    "glm_workflows.core.transform_query",
     "glm_workflows.core.convolution",
     "glm_workflows.core.choices",
 )

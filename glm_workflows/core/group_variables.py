@@ -39,7 +39,8 @@ from .variables import _Run
 #: Transformations of a table (no time): the others need a run's time series or would
 #: drop rows.
 TABLE_TRANSFORMATIONS = ("Factor", "Scale", "Demean", "Replace", "Threshold", "Rename",
-                         "Copy", "Select", "Delete", "Product", "Sum", "Orthogonalize")
+                         "Copy", "Select", "Delete", "Product", "Sum", "Orthogonalize",
+                         "And", "Or", "Not", "Group")
 #: The design column of ``Model.X``'s ``1`` (pybids's name).
 INTERCEPT_COLUMN = "intercept"
 _GLOB = re.compile(r"[*?\[\]]")
@@ -118,9 +119,11 @@ def transform_table(instructions, table: pd.DataFrame, path_prefix: str = "") ->
     variables = {str(c): pd.Series(table[c].to_numpy(), name=str(c)) for c in table.columns}
     units = np.arange(len(table), dtype=float)
     base = f"{path_prefix}.Transformations" if path_prefix else "Transformations"
+    groups: dict = {}
     for index, arguments in enumerate(checked):
         name = arguments["name"]
-        run = _Run(variables, units, 1.0, f"{base}.Instructions[{index}] ({name})", {})
+        run = _Run(variables, units, 1.0, f"{base}.Instructions[{index}] ({name})", {},
+                   groups)
         inputs = run.expand(arguments["input"])
         if name not in _CATEGORICAL_OK:
             run.numeric(inputs)

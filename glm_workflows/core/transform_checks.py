@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InputError
 from .hrf import HRF_MODELS
+from .transform_query import QueryError, parse_query, query_names, sanitized, with_identifiers
 
 TRANSFORMER = "pybids-transforms-v1"
 
@@ -119,23 +120,54 @@ _ARGUMENTS = {
     "Lag": {"shift": _check_number, "order": _check_order, "mode": _choice(*LAG_MODES),
             "constant": _check_number,
             "difference": _check_bool},
+    "And": {},
+    "Or": {},
+    "Not": {},
+    "Assign": {"target": _check_name,
+               "input_attr": _choice("amplitude", "onset", "duration"),
+               "target_attr": _choice("amplitude", "onset", "duration")},
+    "Filter": {"query": _check_name, "by": _check_names},
+    "Split": {"by": _check_names},
+    "ToDense": {},
+    "Group": {},
+}
+
+
+#: Arguments without a default (pybids's required ones).
+_REQUIRED = {"Assign": {"target": "the variable whose copy takes the input's values"},
+             "Filter": {"query": "the condition events must meet, e.g. \"RT > 0.5\""},
+             "Split": {"by": "the variable(s) whose levels split the input"}}
+
+
+#: pybids-transforms-v1 names refused, with the reason (checked before any data).
+_REFUSED = {
+    "Resample": "a run's dense variables are sampled at the scans here (the design's "
+                "grid); resampling them elsewhere could not enter the design (remove it)",
+}
+
+
+#: pybids's arguments refused, with the reason.
+_REFUSED_ARGUMENTS = {
+    ("ToDense", "sampling_rate"): "events are made dense at the frame times here (the "
+                                  "design's grid); remove SamplingRate",
 }
 
 
 #: Transformations whose results need names (pybids's ``_output_required``).
-_OUTPUT_REQUIRED = {"Rename", "Copy", "Product", "Sum"}
+_OUTPUT_REQUIRED = {"Rename", "Copy", "Product", "Sum", "And", "Or", "Group"}
 
 
 #: Transformations that make one variable of all their inputs.
-_ONE_OUTPUT = {"Product", "Sum"}
+_ONE_OUTPUT = {"Product", "Sum", "And", "Or", "Group"}
 
 
 #: Transformations that write nothing new (no Output arguments).
-_NO_OUTPUT = {"Factor", "Select", "Delete"}
+_NO_OUTPUT = {"Factor", "Select", "Delete", "Split"}
 
 
 #: Transformations that accept categorical (text) variables.
-_CATEGORICAL_OK = {"Factor", "Replace", "DropNA", "Rename", "Copy", "Select", "Delete"}
+_CATEGORICAL_OK = {"Factor", "Replace", "DropNA", "Rename", "Copy", "Select", "Delete",
+                   "Assign", "Filter"}
 
 
 _OUTPUT_KEYS = ("output", "output_prefix", "output_suffix")
@@ -179,10 +211,13 @@ def check_instructions(instructions, path_prefix: str = "") -> list[dict]:
         where = f"{base}.Instructions[{index}]"
         if not isinstance(instruction, dict):
             raise InputError(f"{where}: expected an object with Name and Input")
-        name = instruction.get("Name")
+        name = _canonical(instruction.get("Name"))
+        if name in _REFUSED:
+            raise InputError(f"{where}.Name: {name} is not supported: {_REFUSED[name]}")
         if name not in _ARGUMENTS:
             raise InputError(f"{where}.Name: expected one of "
-                             f"{', '.join(SUPPORTED_TRANSFORMATIONS)}, got {name!r}")
+                             f"{', '.join(SUPPORTED_TRANSFORMATIONS)}, got "
+                             f"{instruction.get('Name')!r}")
         where = f"{where} ({name})"
         allowed = {"input": _check_names, **_ARGUMENTS[name]}
         if name not in _NO_OUTPUT:
@@ -193,6 +228,9 @@ def check_instructions(instructions, path_prefix: str = "") -> list[dict]:
             if key == "Name":
                 continue
             snake = _snake(key)
+            if (name, snake) in _REFUSED_ARGUMENTS:
+                raise InputError(f"{where}.{key}: not supported: "
+                                 f"{_REFUSED_ARGUMENTS[name, snake]}")
             if snake not in allowed or snake in arguments:
                 raise InputError(f"{where}.{key}: unknown argument (allowed: "
                                  f"{', '.join(_camel(k) for k in allowed)})")
@@ -202,14 +240,45 @@ def check_instructions(instructions, path_prefix: str = "") -> list[dict]:
             arguments[snake] = value
         if "input" not in arguments:
             raise InputError(f"{where}.Input: required (the variables to transform)")
+        for key, meaning in _REQUIRED.get(name, {}).items():
+            if key not in arguments:
+                raise InputError(f"{where}.{_camel(key)}: required ({meaning})")
         arguments["input"] = _listify(arguments["input"])
         if "output" in arguments:
             arguments["output"] = _listify(arguments["output"])
         _check_outputs(name, arguments, where)
         if name == "Convolve":
             _convolve_model(arguments, where)
+        if name == "Filter":
+            _check_query(arguments, where)
         checked.append(arguments)
     return checked
+
+
+def _canonical(name):
+    """A transformation's name as this package spells it: pybids's, whatever the case
+    (bids-matlab reads names case-insensitively; the model zoo's FaceRep files write
+    ``AND``)."""
+    if not isinstance(name, str):
+        return name
+    known = {n.lower(): n for n in (*_ARGUMENTS, *_REFUSED)}
+    return known.get(name.lower(), name)
+
+
+def _check_query(arguments: dict, where: str) -> None:
+    """A Filter's Query parsed (never executed) and its names checked, before any data."""
+    names = [*arguments["input"], *_listify(arguments.get("by", []))]
+    try:
+        tree = parse_query(with_identifiers(arguments["query"], names))
+    except QueryError as exc:
+        raise InputError(f"{where}.Query: {exc}, got {_shown(arguments['query'])}") from None
+    if any(_GLOB.search(n) for n in names):
+        return  # the names are known once the globs are expanded
+    known = {sanitized(n) for n in names}
+    for identifier in query_names(tree):
+        if identifier not in known:
+            raise InputError(f"{where}.Query: unknown name {identifier!r} (the query may "
+                             f"name the Input and By variables: {', '.join(names)})")
 
 
 def _camel(snake: str) -> str:

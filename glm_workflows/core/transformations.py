@@ -39,6 +39,16 @@ from .transform_checks import (
     _listify,
     check_instructions,
 )
+from .transform_munge import (
+    assign,
+    filter_events,
+    group,
+    logical_and,
+    logical_not,
+    logical_or,
+    split,
+    to_dense,
+)
 from .variables import (
     _aligned,
     _is_numeric,
@@ -273,8 +283,14 @@ _TRANSFORMS = {
     "Factor": _factor, "Convolve": _convolve, "Scale": _scale, "Demean": _demean,
     "Replace": _replace, "DropNA": _drop_na, "Threshold": _threshold, "Rename": _rename,
     "Copy": _copy, "Select": _select, "Delete": _delete, "Product": _product, "Sum": _sum,
-    "Orthogonalize": _orthogonalize, "Lag": _lag,
+    "Orthogonalize": _orthogonalize, "Lag": _lag, "And": logical_and, "Or": logical_or,
+    "Not": logical_not, "Assign": assign, "Filter": filter_events, "Split": split,
+    "ToDense": to_dense, "Group": group,
 }
+
+
+#: The arguments that name variables (which may imply a categorical column's levels).
+_REFERENCING = ("input", "other", "by", "target")
 
 
 def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *,
@@ -319,7 +335,8 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         (available: ...)``.
     """
     checked = check_instructions(list(instructions), path_prefix)
-    referenced = [*(name for arguments in checked for name in _listify(arguments["input"])),
+    referenced = [*(name for arguments in checked for key in _REFERENCING
+                    for name in _listify(arguments.get(key, []))),
                   *(hrf.variables if hrf is not None else ()), *x]
     variables = implied_levels(variables, referenced)
     times = frame_times(int(n_scans), float(t_r), float(slice_time_ref))
@@ -333,10 +350,11 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
             current[name] = pd.Series(variable.to_numpy(), name=name)
     base = f"{path_prefix}.Transformations" if path_prefix else "Transformations"
     convolved: dict = {}
+    groups: dict = {}
     for index, arguments in enumerate(checked):
         name = arguments["name"]
         run = _Run(current, times, float(t_r), f"{base}.Instructions[{index}] ({name})",
-                   convolved)
+                   convolved, groups)
         inputs = run.expand(arguments["input"])
         if name not in _CATEGORICAL_OK:
             run.numeric(inputs)

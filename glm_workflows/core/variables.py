@@ -79,7 +79,9 @@ def implied_levels(variables: Mapping, names) -> dict:
     ``Factor``. Both are accepted: the indicator is what ``Factor`` would make of that
     level (1 where the column equals the level, 0 elsewhere, ``n/a`` rows 0), placed
     after its column; a later ``Factor`` of the column replaces it with the same values.
-    Names that are variables already, globs and anything else are left alone.
+    ``<column>==<level>`` (the model zoo's SPM FaceRep files) names the same indicator,
+    for a numeric column too (``repetition_type==1``). Names that are variables already,
+    globs, levels no event has and anything else are left alone.
 
     Parameters
     ----------
@@ -97,6 +99,12 @@ def implied_levels(variables: Mapping, names) -> dict:
     for name in names:
         if not isinstance(name, str) or name in variables or _GLOB.search(name):
             continue
+        if "==" in name:
+            column, level = (part.strip() for part in name.split("==", 1))
+            indicator = _equals(variables.get(column), level.strip("'\""))
+            if indicator is not None:
+                implied.setdefault(column, {})[name] = indicator
+            continue
         for cut in [i for i, ch in enumerate(name) if ch == "."]:
             column, level = name[:cut], name[cut + 1:]
             variable = variables.get(column)
@@ -113,6 +121,22 @@ def implied_levels(variables: Mapping, names) -> dict:
         result[key] = value
         result.update(implied.get(key, {}))
     return result
+
+
+def _equals(variable, level: str):
+    """The indicator of events whose value is ``level`` (numbers compared as numbers),
+    or None if ``variable`` is not events or no event has that value."""
+    if variable is None or not _is_sparse(variable):
+        return None
+    data = _values(variable)
+    if _is_numeric(variable):
+        try:
+            hits = data.to_numpy(dtype=float) == float(level)
+        except ValueError:
+            return None
+    else:
+        hits = ((data.astype(str) == level) & data.notna()).to_numpy()
+    return _with_values(variable, hits.astype(float)) if hits.any() else None
 
 
 def _is_sparse(variable) -> bool:
@@ -160,9 +184,10 @@ class _Run:
     """What a transformation needs to know about the run, and where it is."""
 
     def __init__(self, variables: dict, times: np.ndarray, t_r: float, where: str,
-                 convolved: dict):
+                 convolved: dict, groups: dict | None = None):
         self.variables = variables
         self.convolved = convolved  # name -> the instruction that convolved it
+        self.groups = {} if groups is None else groups  # Group's names -> variables
         self.times = times
         self.t_r = t_r
         self.where = where
@@ -180,7 +205,9 @@ class _Run:
         """Variable names, globs expanded in the variables' order; refuse missing ones."""
         found = []
         for name in _listify(names):
-            if _GLOB.search(name):
+            if name in self.groups and name not in self.variables:
+                found.extend(n for n in self.expand(self.groups[name]) if n not in found)
+            elif _GLOB.search(name):
                 matches = [v for v in self.variables if fnmatch.fnmatchcase(v, name)]
                 if not matches:
                     self.fail(f"no variable matches {name!r} ({self.available()})")
