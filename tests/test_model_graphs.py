@@ -124,7 +124,7 @@ def _max_dz(ours_path, model, weights, test) -> float:
 def test_several_dataset_nodes_equal_nilearn(graph_run):
     """The first Dataset node keeps today's names (group/task-tiny_contrast-aMinusB_*);
     the pooled node's are task-tiny_node-FTest_contrast-<G>_*: z maps equal
-    SecondLevelModel's (measured max |dz|: 0 and < 1e-12)."""
+    SecondLevelModel's (measured max |dz|: 0 for each)."""
     from nilearn.glm.second_level import SecondLevelModel
 
     out, mask = graph_run, _group_mask(graph_run)
@@ -132,17 +132,20 @@ def test_several_dataset_nodes_equal_nilearn(graph_run):
     one_sample = SecondLevelModel(mask_img=mask).fit(
         [_subject_map(out, s, "aMinusB") for s in SUBJECTS],
         design_matrix=pd.DataFrame({"intercept": np.ones(len(SUBJECTS))}))
-    assert _max_dz(group / "task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz", one_sample,
-                   [1], "t") < 1e-6
+    worst = {"aMinusB": _max_dz(group / "task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz",
+                                one_sample, [1], "t")}
     rows = [(s, c) for s in SUBJECTS for c in ("trialTypeA", "trialTypeB")]
     design = pd.DataFrame({"trial_type.a": [float(c == "trialTypeA") for _, c in rows],
                            "trial_type.b": [float(c == "trialTypeB") for _, c in rows]})
     pooled = SecondLevelModel(mask_img=mask).fit([_subject_map(out, s, c) for s, c in rows],
                                                  design_matrix=design)
-    assert _max_dz(group / "task-tiny_node-FTest_contrast-anyCondition_stat-z_statmap.nii.gz",
-                   pooled, [[1, 0], [0, 1]], "F") < 1e-6
-    assert _max_dz(group / "task-tiny_node-FTest_contrast-aGtB_stat-z_statmap.nii.gz",
-                   pooled, [1, -1], "t") < 1e-6
+    worst["anyCondition"] = _max_dz(
+        group / "task-tiny_node-FTest_contrast-anyCondition_stat-z_statmap.nii.gz", pooled,
+        [[1, 0], [0, 1]], "F")
+    worst["aGtB"] = _max_dz(group / "task-tiny_node-FTest_contrast-aGtB_stat-z_statmap.nii.gz",
+                            pooled, [1, -1], "t")
+    print(f"graph model, Dataset nodes: max |dz| = {worst}")
+    assert max(worst.values()) < 1e-6
     assert not list(group.glob("task-tiny_contrast-trialType*"))  # filtered out
     report = (out / "group.html").read_text()
     assert "node FTest: task tiny, contrast anyCondition" in report
