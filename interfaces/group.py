@@ -19,7 +19,12 @@ from threadpoolctl import threadpool_limits
 from glm_workflows.core.choices import GROUP_MODELS
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.figures import plot_design
-from glm_workflows.core.group import fit_group, group_design, read_participants
+from glm_workflows.core.group import (
+    fit_group,
+    group_design,
+    pooled_design,
+    read_participants,
+)
 from glm_workflows.core.group_mask import difference_images
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,
@@ -39,7 +44,8 @@ LOGP_MAPS = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
 
 def save_group_design(design: pd.DataFrame, path) -> None:
     """Write a group design as TSV, the subjects in a first ``participant_id`` column."""
-    design.to_csv(path, sep="\t", index_label="participant_id", float_format="%.17g")
+    label = "map" if design.index.name == "map" else "participant_id"  # pooled: a row a map
+    design.to_csv(path, sep="\t", index_label=label, float_format="%.17g")
 
 
 def load_group_design(path) -> pd.DataFrame:
@@ -69,6 +75,10 @@ class _GroupModelInputSpec(BaseInterfaceInputSpec):
                              desc="expression over the group design's columns (t), or "
                                   "expressions (the rows of an F contrast)")
     first_level_contrast = traits.Str(mandatory=True, desc="the first-level contrast modelled")
+    map_contrasts = traits.List(traits.Str, desc="a node grouped by nothing: per map, its "
+                                                 "contrast (subjects: per map, its subject)")
+    design_columns = traits.Str(desc="a node grouped by nothing: JSON [[X name, contrast or "
+                                     "null (the intercept)], ...]")
 
 
 class _GroupModelOutputSpec(ContrastMapsOutputSpec):
@@ -100,7 +110,11 @@ class GroupModel(SimpleInterface):
         inputs = self.inputs
         participants = read_participants(inputs.participants_file) \
             if isdefined(inputs.participants_file) else None
-        design = group_design(list(inputs.subjects), inputs.model, participants,
+        if isdefined(inputs.map_contrasts):
+            design = pooled_design(list(zip(inputs.subjects, inputs.map_contrasts,
+                                            strict=True)), json.loads(inputs.design_columns))
+        else:
+            design = group_design(list(inputs.subjects), inputs.model, participants,
                               group_column=inputs.group_column
                               if isdefined(inputs.group_column) else None,
                               covariates=list(inputs.covariates)
@@ -114,6 +128,12 @@ class GroupModel(SimpleInterface):
         maps_in = list(inputs.effect_maps)
         names = [f"{path} (the effect map of {subject})"
                  for path, subject in zip(maps_in, subjects, strict=True)]
+        if isdefined(inputs.map_contrasts):  # a row per (subject, contrast) map
+            subjects = [f"sub-{s}_contrast-{c}" for s, c in zip(inputs.subjects,
+                                                                inputs.map_contrasts, strict=True)]
+            names = [f"{path} (the map of contrast {contrast} of sub-{subject})"
+                     for path, subject, contrast in zip(maps_in, inputs.subjects,
+                                                        inputs.map_contrasts, strict=True)]
         if inputs.model == "paired":
             names = [f"{a} - {b} (the difference of {subject})" for a, b, subject in
                      zip(inputs.effect_maps, inputs.paired_maps, subjects, strict=True)]
@@ -272,6 +292,8 @@ class _GroupSinkInputSpec(BaseInterfaceInputSpec):
     group_contrast = traits.Str(desc="the group contrast's name; undefined for the group mean "
                                      "(the outputs keep the first-level contrast's name)")
     stat_type = traits.Enum("t", "F", usedefault=True, desc="the group contrast's statistic")
+    node = traits.Str(desc="the Dataset node's label (a model's Dataset nodes after its "
+                           "first); undefined: the first's")
     sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
 
 
@@ -294,7 +316,8 @@ class GroupSink(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         stem = group_stem(inputs.task, inputs.contrast,
-                          inputs.group_contrast if isdefined(inputs.group_contrast) else None)
+                          inputs.group_contrast if isdefined(inputs.group_contrast) else None,
+                          inputs.node if isdefined(inputs.node) else None)
         files = {group_file(stem, output, inputs.stat_type): getattr(inputs, output)
                  for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
         sidecar = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],

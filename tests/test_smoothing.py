@@ -119,7 +119,6 @@ def test_core_refuses_bad_widths(seed_bold, seed_design):
 
 def _fit_node(argv):
     from glm_workflows.execution.prepare import prepare
-
     from glm_workflows.workflows.study import init_analysis_wf
 
     workflow = init_analysis_wf(prepare(*spec_from_args(argv)))

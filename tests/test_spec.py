@@ -71,6 +71,22 @@ def _covariate_filter_model(tmp_path) -> Path:
     return path
 
 
+def _graph_models(tmp_path) -> list[Path]:
+    """Graphs beyond one chain: Run -> Subject -> {Dataset, Dataset grouped by nothing};
+    Run -> two Dataset nodes (one run per subject); the zoo's ds003 model."""
+    three = json.loads((MODELS / "graph_smdl.json").read_text())
+    runs = json.loads((MODELS / "graph_smdl.json").read_text())
+    runs["Nodes"].pop(1)
+    runs["Nodes"][0]["GroupBy"] = ["subject"]
+    runs["Edges"] = [{**edge, "Source": "run"} for edge in runs["Edges"][1:]]
+    paths = []
+    for name, model in (("graph", three), ("run_graph", runs)):
+        paths.append(tmp_path / f"{name}_smdl.json")
+        paths[-1].write_text(json.dumps(model))
+    ds003 = ROOT / "tests" / "data" / "model_zoo" / "model-ds003_smdl.json"
+    return paths + ([ds003] if ds003.exists() else [])
+
+
 def _specs(tmp_path):
     """(id, spec, selection) over flags and model files."""
     found = []
@@ -84,7 +100,7 @@ def _specs(tmp_path):
     zoo = sorted((ROOT / "tests" / "data" / "model_zoo").glob("model-ds0005_altered_*"))
     assert zoo  # the FSL-style group models: Dataset transformations, F contrasts
     for path in (MODELS / "auditory_smdl.json", MODELS / "three_level_smdl.json",
-                 _covariate_filter_model(tmp_path), *zoo):
+                 _covariate_filter_model(tmp_path), *_graph_models(tmp_path), *zoo):
         selection = {"bids_dir": "/data/bids"}
         found.append((path.name, read_model(path, **selection), selection))
     return found
@@ -271,7 +287,8 @@ def test_the_spec_refuses_what_the_flags_refuse_when_built_in_python():
         _seed_nodes(noise_model="ar7")
     with pytest.raises(InputError, match="hrf_model: expected one of"):
         _seed_nodes(design=NilearnDesign(hrf_model="nope"))
-    with pytest.raises(InputError, match="Edges: expected the chain"):
+    with pytest.raises(InputError,
+                       match=r"Edges: expected run -> subject \(Run -> \[Subject ->\] Dataset"):
         AnalysisSpec(InputSpec(), nodes, ())
     with pytest.raises(InputError, match="Edges Filter: no first-level t contrast 'z'"):
         AnalysisSpec(InputSpec(), (*nodes, Node(

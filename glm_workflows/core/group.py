@@ -186,6 +186,42 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
     return design
 
 
+def pooled_design(rows, columns) -> pd.DataFrame:
+    """The design of a Dataset node grouped by nothing (``GroupBy: []``): a row per map,
+    the incoming contrast a variable (pybids's: each contrast an indicator).
+
+    Parameters
+    ----------
+    rows : sequence of (subject, contrast label)
+        The maps, in the order of the effect maps.
+    columns : sequence of (name, contrast label or None)
+        The node's ``X`` in order: a name and the contrast whose indicator it is, or None
+        for the intercept (a column of ones, named ``intercept``).
+
+    Returns
+    -------
+    design : pandas.DataFrame
+        Float columns, indexed ``<subject>:<contrast>`` (index name ``map``).
+    """
+    labels = [label for _, label in rows]
+    design = pd.DataFrame(index=pd.Index([f"{_label(s)}:{c}" for s, c in rows], name="map"))
+    for name, label in columns:
+        design["intercept" if label is None else str(name)] = (
+            np.ones(len(rows)) if label is None
+            else np.array([c == label for c in labels], dtype=np.float64))
+    if len(rows) < 2:
+        raise InputError(f"group design: {len(rows)} map(s); at least two needed")
+    matrix = design.to_numpy(dtype=np.float64)
+    if len(rows) <= np.linalg.matrix_rank(matrix):
+        raise InputError(f"group design: {len(rows)} maps for {matrix.shape[1]} columns; "
+                         "no degree of freedom left")
+    if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
+        dependent = dependent_columns(matrix, list(design.columns))
+        raise InputError(f"group design is rank deficient: columns {', '.join(dependent)} "
+                         "are linearly dependent")
+    return design
+
+
 def _weights(contrast, columns) -> np.ndarray:
     from .contrasts import contrast_matrix
 
@@ -241,7 +277,3 @@ def fit_group(effect_files, design, mask_img, contrast, names=None) -> dict:
     return {"effect": maps["effect_size"], "variance": maps["effect_variance"],
             "stat": maps["stat"], "z": maps["z_score"], "p": maps["p_value"],
             "mask": group_mask}
-
-
-
-

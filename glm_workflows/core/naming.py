@@ -96,7 +96,7 @@ GROUP_REPORT = "group.html"
 #: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
 #: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a
 #: one-sample or paired test) and ``task-<T>_contrast-<C>_group-<G>`` for any other
-#: group contrast ``G`` (:func:`group_stem`).
+#: group contrast ``G``; other Dataset nodes add ``_node-<N>`` (:func:`group_stem`).
 GROUP_FOLDER = "group"
 
 
@@ -242,19 +242,23 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
     return f"{contrast_stem(prefix, contrast)}_{suffix.format(stat=stat_type)}"
 
 
-def group_stem(task: str, contrast: str, group_contrast: str | None = None) -> str:
-    """``task-<T>_contrast-<C>[_group-<G>]``: how a group contrast's outputs are named
-    (``group_contrast`` None: the group mean of first-level contrast ``C``)."""
-    stem = f"task-{check_label(task, 'task')}_contrast-{check_label(contrast, 'contrast')}"
+def group_stem(task: str, contrast: str, group_contrast: str | None = None,
+               node: str | None = None) -> str:
+    """``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]``: how a group contrast's outputs are
+    named (``group_contrast`` None: the group mean of first-level contrast ``C``; ``node``:
+    the label of a Dataset node other than the model's first, None for the first)."""
+    stem = f"task-{check_label(task, 'task')}" + (f"_node-{check_label(node, 'node')}"
+                                                 if node else "")
+    stem += f"_contrast-{check_label(contrast, 'contrast')}"
     if group_contrast:
         stem += f"_group-{check_label(group_contrast, 'group contrast')}"
     return stem
 
 
 def group_output_task(name: str) -> str | None:
-    """The task of a group output's file name ``task-<T>_contrast-<C>...``; None for any
-    other name."""
-    match = re.match(rf"task-({_LABEL})_contrast-{_LABEL}", name)
+    """The task of a group output's file name ``task-<T>[_node-<N>]_contrast-<C>...``;
+    None for any other name."""
+    match = re.match(rf"task-({_LABEL})(?:_node-{_LABEL})?_contrast-{_LABEL}", name)
     return match[1] if match else None
 
 

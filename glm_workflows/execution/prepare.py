@@ -94,8 +94,8 @@ def prepare(spec, execution) -> StudyPlan:
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
     group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
-    plans = group_plans(runs, contrasts, skipped, group, participants_file, warnings,
-                        model_file(spec))
+    plans = node_group_plans(spec, runs, contrasts, skipped, warnings,
+                             execution.permutation_chunks)
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
                  else None)
     output_dir = check_output_dir(execution.output_dir)
@@ -184,9 +184,56 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                      from_derivatives=str(Path(folder).absolute()))
 
 
-def _participants_file(spec) -> str | None:
-    """The participants.tsv the group design reads (two-sample, covariates), checked."""
-    group = spec.group_settings()
+def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> list:
+    """The group analyses of every Dataset node, in order (:func:`group_plans`; a node
+    grouped by nothing: :func:`~glm_workflows.plan.study.pooled_plan`), each marked with
+    its node; the first Dataset node grouped by contrast keeps today's names (label None)."""
+    from ..spec.bsm import contrast_label, node_label
+
+    plans = []
+    for index, node in enumerate(spec.dataset_nodes):
+        group = spec.group_settings(chunks, node)
+        participants_file = _participants_file(spec, node)
+        label = None if index == 0 and node.group_by else node_label(node.name)
+        if spec.pooled(node):
+            plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
+                                      model_file(spec), contrast_label))
+            continue
+        plans += [plan._replace(node=node.name, label=label, group=group,
+                                participants_file=participants_file)
+                  for plan in group_plans(runs, contrasts, skipped, group, participants_file,
+                                          warnings, model_file(spec), node.name)]
+    return plans
+
+
+def _pooled_plan(runs, skipped, group, node, label, warnings, model_file, contrast_label):
+    """A node grouped by nothing: its one analysis, its design and contrasts checked."""
+    from ..core.contrasts import contrast_matrix
+    from ..core.group import pooled_design
+    from ..plan.study import pooled_plan
+
+    columns = ([("intercept", None)] if group.intercept else []) + [
+        (name, contrast_label(name)) for name in group.covariates]
+    plan, lines = pooled_plan(runs, columns, skipped, group, node.name, label)
+    where = _dataset_x_path(model_file, name=node.name) if model_file else f"node {node.name!r}"
+    try:
+        design = pooled_design(plan.map_rows, columns)
+        for _, expression in plan.group_contrasts:
+            rows = [expression] if isinstance(expression, str) else list(expression)
+            contrast_matrix(rows, [str(c) for c in design.columns],
+                            "t" if isinstance(expression, str) else "F")
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    warnings.extend(lines)
+    return plan
+
+
+def _participants_file(spec, node=None) -> str | None:
+    """The participants.tsv the group design of Dataset node ``node`` (None: the first)
+    reads (two-sample, covariates), checked."""
+    group = spec.group_settings(node=node)
+    if node is not None and spec.pooled(node):
+        return None
     if not (group.model and (group.group_column or group.covariates or group.transformations)):
         return None
     participants_file = str((Path(spec.inputs.bids_dir) / "participants.tsv").absolute())
@@ -243,7 +290,7 @@ def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -
 
 
 def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
-                model_file=None) -> list:
+                model_file=None, node=None) -> list:
     """The group analyses, each design and group contrast checked before any work; with a
     model file, a design's refusal names the file and its Dataset node's ``Model.X``."""
     if not group.model:
@@ -266,7 +313,8 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
         except InputError as exc:
             if not model_file:
                 raise
-            raise InputError(f"{_dataset_x_path(model_file, node_design)}: {exc}") from None
+            raise InputError(f"{_dataset_x_path(model_file, node_design, node)}: {exc}") \
+                from None
 
     plans, lines = plan_groups(runs, contrasts, skipped, group,
                                lambda subjects: list(design(subjects).columns))
@@ -286,12 +334,14 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
     return plans
 
 
-def _dataset_x_path(model_file, node: bool = False) -> str:
+def _dataset_x_path(model_file, node: bool = False, name: str | None = None) -> str:
     """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from
-    (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make)."""
+    (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make),
+    of Dataset node ``name`` (None: the first)."""
     from ..core.stats_model_read import read_stats_model
-    from ..spec.bsm import check_node_chain
+    from ..spec.bsm import check_node_graph
 
     model = read_stats_model(model_file)
-    _, dataset = check_node_chain(model)
+    _, datasets = check_node_graph(model)
+    dataset = next((d for d in datasets if d.name == name), datasets[0])
     return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"

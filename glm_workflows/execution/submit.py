@@ -37,6 +37,10 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
 
     import nibabel as nb
 
+    if len(spec.dataset_nodes) > 1 or any(spec.pooled(n) for n in spec.dataset_nodes):
+        raise InputError(f"--slurm-array: {spec.source}: the group job runs one Dataset node "
+                         "grouped by contrast; run this model without --slurm-array")
+
     from .cluster import (
         JobSize,
         group_size,

@@ -92,16 +92,35 @@ def subject_entities(runs) -> dict:
 class GroupPlan(NamedTuple):
     """One group analysis: ``name`` (the first-level contrast, or ``<A>Minus<B>`` for a
     paired pair), ``contrasts`` (the first-level contrast, or the pair ``(A, B)``), the
-    ``subjects`` that have them, and the ``group_contrasts`` ((name or None, expression))."""
+    ``subjects`` that have them, and the ``group_contrasts`` ((name or None, expression)).
+
+    With a spec: ``node``, the Dataset node's name; ``label``, its BIDS label in output
+    and workflow names (None: the model's first Dataset node, named as ever); ``group``
+    and ``participants_file``, its settings (None: the plan's). A node grouped by nothing
+    (``columns``: its design's ``(X name, contrast label or None for the intercept)``)
+    has one analysis: ``contrasts`` are the contrasts it pools, a map of each per subject
+    a row of its design."""
 
     name: str
     contrasts: tuple
     subjects: tuple
     group_contrasts: tuple
+    node: str | None = None
+    label: str | None = None
+    group: Any = None
+    participants_file: str | None = None
+    columns: tuple = ()
 
     @property
     def workflow_name(self) -> str:
-        return f"group_{self.name}_wf"
+        if self.label is None:
+            return f"group_{self.name}_wf"
+        return f"group_node_{self.label}" + ("" if self.columns else f"_{self.name}") + "_wf"
+
+    @property
+    def map_rows(self) -> list[tuple[str, str]]:
+        """A node grouped by nothing: its design's rows, ``(subject, contrast)``."""
+        return [(subject, contrast) for subject in self.subjects for contrast in self.contrasts]
 
 
 def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> tuple[list, list]:
@@ -154,6 +173,23 @@ def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> t
             group_contrasts = ((None, "intercept"),)
         plans.append(GroupPlan(name, needed, tuple(subjects), group_contrasts))
     return plans, warnings
+
+
+def pooled_plan(runs, columns, skipped: dict, group, node: str, label: str) -> tuple:
+    """The analysis of a Dataset node grouped by nothing, and one warning line per subject
+    left out (a subject without a map of some pooled contrast)."""
+    needed = tuple(c for _, c in columns if c is not None)
+    subjects, warnings = [], []
+    for subject, subject_runs in subject_groups(runs).items():
+        missing = [c for c in needed if all(c in skipped.get(r.label, ()) for r in subject_runs)]
+        if missing:
+            warnings.append(f"node {node}: sub-{subject} left out (no map of contrast "
+                            f"{', '.join(missing)})")
+        else:
+            subjects.append(subject)
+    group_contrasts = tuple(group.contrasts) or ((None, "intercept"),)
+    return GroupPlan(label, needed, tuple(subjects), group_contrasts, node=node, label=label,
+                     group=group, columns=tuple(columns)), warnings
 
 
 # ------------------------------------------------------------------------- the plan
@@ -284,9 +320,10 @@ class StudyPlan:
         :class:`RunPlan` s, the :class:`SubjectPlan` s with several runs, the
         :class:`GroupPlan` s."""
         items = {"Run": list(self.runs),
-                 "Subject": [s for s in self.subjects if s.combined],
-                 "Dataset": list(self.group_plans)}
-        return [(level, name, items[level]) for level, name in self.nodes]
+                 "Subject": [s for s in self.subjects if s.combined]}
+        return [(level, name, items[level] if level in items else
+                 [g for g in self.group_plans if g.node in (None, name)])
+                for level, name in self.nodes]
 
     def ancestors(self, name: str) -> list[str]:
         """The nodes upstream of node ``name`` (along the edges), nearest first."""

@@ -100,10 +100,15 @@ def _contents(stems, n_designs: int) -> str:
 
 
 def _title(stem: str) -> str:
-    """``task-<T>_contrast-<C>[_group-<G>]`` in words."""
+    """``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]`` in words (a node's contrast
+    without ``group``: its group mean, or its own contrast at a node grouped by nothing)."""
     parts = parse_group_stem(stem)
     text = f"task {parts['task']}, contrast {parts['contrast']}"
-    return text + (f", group contrast {parts['group']}" if parts["group"] else " (group mean)")
+    if parts["node"]:
+        text = f"node {parts['node']}: {text}"
+    if parts["group"]:
+        return f"{text}, group contrast {parts['group']}"
+    return text if parts["node"] else f"{text} (group mean)"
 
 
 def _distinct_designs(folder: Path, stems) -> list[tuple[str, dict]]:

@@ -179,13 +179,14 @@ def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
 
 
 #: A group contrast's stem (:func:`~glm_workflows.core.naming.group_stem`), taken apart.
-_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)_contrast-(?P<contrast>[A-Za-z0-9]+)"
+_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)(?:_node-(?P<node>[A-Za-z0-9]+))?"
+                         r"_contrast-(?P<contrast>[A-Za-z0-9]+)"
                          r"(?:_group-(?P<group>[A-Za-z0-9]+))?")
 
 
 def find_group_stems(folder) -> list[str]:
     """The group contrasts of the group folder, as their stems
-    ``task-<T>_contrast-<C>[_group-<G>]``.
+    ``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]``.
 
     Parameters
     ----------
@@ -205,14 +206,16 @@ def find_group_stems(folder) -> list[str]:
 
 
 def parse_group_stem(stem: str) -> dict | None:
-    """``task``, ``contrast`` and ``group`` (None for the group mean) of a group stem."""
+    """``task``, ``node`` (None for the model's first Dataset node), ``contrast`` and
+    ``group`` (None for the group mean) of a group stem."""
     match = _GROUP_STEM.fullmatch(stem)
     return match.groupdict() if match else None
 
 
 def _group_order(stem: str):
     parts = parse_group_stem(stem)
-    return parts["task"], parts["contrast"], parts["group"] is not None, parts["group"] or ""
+    return (parts["task"], parts["node"] or "", parts["contrast"], parts["group"] is not None,
+            parts["group"] or "")
 
 
 def read_max(path: Path) -> float | None:

@@ -236,6 +236,21 @@ class AnalysisSpec:
         return self._level("Dataset")
 
     @property
+    def dataset_nodes(self) -> tuple[Node, ...]:
+        """Every Dataset node, in order (:attr:`dataset_node` is the first)."""
+        return tuple(node for node in self.nodes if node.level == "Dataset")
+
+    def way_to(self, name: str) -> tuple[Edge, ...]:
+        """The edges from the first node down to node ``name``, in order."""
+        way, current = [], name
+        while True:
+            edge = next((e for e in self.edges if e.destination == current), None)
+            if edge is None:
+                return tuple(reversed(way))
+            way.append(edge)
+            current = edge.source
+
+    @property
     def runs_are_subjects(self) -> bool:
         """A Run node without a Subject node: one run per subject."""
         return self.run_node is not None and self.subject_node is None
@@ -262,23 +277,32 @@ class AnalysisSpec:
         run = self.run_node
         return [c.triple() for c in run.contrasts] if run else []
 
-    def group_inputs(self) -> tuple[str, ...]:
-        """The first-level t contrasts taken to the group level (() = every one)."""
-        dataset = self.dataset_node
+    def group_inputs(self, node: Node | None = None) -> tuple[str, ...]:
+        """The first-level t contrasts taken to Dataset node ``node`` (None: the first),
+        through the filters on its way (() = every one)."""
+        dataset = node or self.dataset_node
         if dataset is None:
             return ()
         if not self.edges:
             return dataset.model.group.inputs
         return filters_kept(self.source, [(e.source, e.destination, e.contrasts)
-                                          for e in self.edges])
+                                          for e in self.way_to(dataset.name)])
 
-    def group_settings(self, chunks: int | None = None) -> GroupSettings:
-        """The Dataset node's :class:`~glm_workflows.settings.GroupSettings` (no Dataset
-        node: the defaults), with the permutation ``chunks`` of the execution."""
-        dataset = self.dataset_node
+    def group_settings(self, chunks: int | None = None,
+                       node: Node | None = None) -> GroupSettings:
+        """Dataset node ``node``'s (None: the first's)
+        :class:`~glm_workflows.settings.GroupSettings` (no Dataset node: the defaults),
+        with the permutation ``chunks`` of the execution."""
+        dataset = node or self.dataset_node
         if dataset is None:
             return GroupSettings()
-        return replace(dataset.model.group, chunks=chunks, inputs=self.group_inputs())
+        return replace(dataset.model.group, chunks=chunks,
+                       inputs=self.group_inputs(dataset))
+
+    def pooled(self, node: Node) -> bool:
+        """A Dataset node grouped by nothing: its incoming contrasts are a variable (the
+        rows of its design are the (subject, contrast) maps)."""
+        return node.level == "Dataset" and not node.group_by
 
     def with_subjects(self, labels) -> AnalysisSpec:
         """This analysis restricted to participants ``labels`` (an array task's)."""

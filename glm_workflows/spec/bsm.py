@@ -72,32 +72,52 @@ def run_contrasts(node: NodeSpec) -> tuple[tuple[str, str, tuple[str, ...]], ...
     return tuple(result)
 
 
-def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | None]:
-    """The Subject and Dataset nodes after the Run node (each may be absent), refusing
-    what this project cannot run."""
+def node_label(name: str) -> str:
+    """A node's BIDS label (``node-<label>`` in output names): its name's letters and digits,
+    camelCase as :func:`contrast_label` makes a contrast's (``F-test`` -> ``FTest``,
+    ``run level`` -> ``runLevel``)."""
+    try:
+        return contrast_label(name)
+    except InputError:
+        raise InputError(f"node name {name!r}: no letter or digit to name it by") from None
+
+
+def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec, ...]]:
+    """The Subject node after the Run node (or None) and the Dataset nodes after it (or
+    after the Run node), in file order, refusing what this project cannot run: the Run
+    node feeds a Subject node or Dataset nodes; a Subject node feeds Dataset nodes; a
+    Dataset node feeds nothing."""
     run = model.root
-    chain, current = [run], run
-    while True:
-        edges = model.outputs(current.name)
-        if not edges:
-            break
-        if len(edges) > 1:
-            raise InputError(f"{model.source}: Edges: node {current.name!r} feeds "
-                             f"{len(edges)} nodes; one chain of nodes is supported")
-        current = model.node(edges[0].destination)
-        chain.append(current)
-    levels = [node.level for node in chain]
-    for node in chain[1:]:
+    for node in model.nodes:
         if node.level == "Session":
             raise InputError(f"{node.path}: Session nodes are not supported (the subject's "
                              "runs are combined by fixed effects at the Subject node)")
-        if node.level == "Run":
+        if node.level == "Run" and node is not run:
             raise InputError(f"{node.path}: one Run node is supported")
-    subject = next((n for n in chain if n.level == "Subject"), None)
-    dataset = next((n for n in chain if n.level == "Dataset"), None)
-    if len(chain) != 1 + (subject is not None) + (dataset is not None):
-        raise InputError(f"{model.source}: nodes {' -> '.join(levels)}: expected Run, then "
-                         "optionally Subject, then optionally Dataset")
+    subjects = [n for n in model.nodes if n.level == "Subject"]
+    if len(subjects) > 1:
+        raise InputError(f"{subjects[1].path}: one Subject node is supported (the "
+                         f"subjects' fixed effects are {subjects[0].name!r})")
+    subject = subjects[0] if subjects else None
+    datasets = tuple(n for n in model.nodes if n.level == "Dataset")
+    feeding = subject or run
+    for node in (subject, *datasets):
+        if node is None:
+            continue
+        edges = model.inputs(node.name)
+        source = run if node is subject else feeding
+        if len(edges) != 1 or edges[0].source != source.name:
+            came = ", ".join(e.source for e in edges) or "no node"
+            raise InputError(f"{model.source}: Edges: {node.level} node {node.name!r} is fed "
+                             f"by {came}; expected one edge from the {source.level} node "
+                             f"{source.name!r} (Run -> [Subject ->] Dataset nodes)")
+    labels = {}
+    for node in model.nodes:
+        label = node_label(node.name)
+        if label in labels:
+            raise InputError(f"{node.path}.Name: {node.name!r} and {labels[label]!r} both "
+                             f"become the BIDS label {label!r} (node-{label}); rename one")
+        labels[label] = node.name
     if subject is not None:
         if subject.model_type != "meta":
             raise InputError(f"{subject.path}.Model.Type: 'glm' at the Subject level is not "
@@ -116,13 +136,63 @@ def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | Non
                                  not in (None, (INTERCEPT,))):
             raise InputError(f"{subject.path}: only DummyContrasts of the intercept are "
                              "supported at the Subject level (each contrast's fixed effect)")
-    if dataset is not None:
+    for dataset in datasets:
         if dataset.model_type != "glm":
             raise InputError(f"{dataset.path}.Model.Type: expected 'glm' at the Dataset level")
-        if set(dataset.group_by) != {"contrast"}:
-            raise InputError(f"{dataset.path}.GroupBy: expected ['contrast'], got "
+        if set(dataset.group_by) not in ({"contrast"}, set()):
+            raise InputError(f"{dataset.path}.GroupBy: expected ['contrast'] (a model per "
+                             "incoming contrast) or [] (the contrasts as a variable), got "
                              f"{list(dataset.group_by)}")
-    return subject, dataset
+        if not dataset.group_by:
+            pooled_columns(model, dataset)
+    return subject, datasets
+
+
+def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | None]:
+    """The Subject node and the first Dataset node (each may be absent), refusing what
+    this project cannot run (:func:`check_node_graph`)."""
+    subject, datasets = check_node_graph(model)
+    return subject, datasets[0] if datasets else None
+
+
+def arriving_contrasts(model: StatsModel, node: NodeSpec) -> list[str]:
+    """The labels of the Run node's contrasts that reach ``node`` through the edges'
+    filters (every contrast: F contrasts stop at the node after the Run node)."""
+    run = model.root
+    labels = [label for label, test, _ in run_contrasts(run) if test == "t"]
+    current = node
+    while current.name != run.name:
+        edge = model.inputs(current.name)[0]
+        kept = edge_filter(model, edge)
+        if kept is not None:
+            labels = [label for label in labels if label in kept]
+        current = model.node(edge.source)
+    return labels
+
+
+def pooled_columns(model: StatsModel, dataset: NodeSpec) -> tuple[str, ...]:
+    """A Dataset node grouped by nothing (``GroupBy: []``): the incoming contrasts are a
+    variable, each ``X`` name the indicator of one of them (named as the Run node names
+    it, or by its BIDS label), ``1`` the intercept. Refuses any other name, listing what
+    arrives."""
+    arriving = arriving_contrasts(model, dataset)
+    columns = []
+    for index, entry in enumerate(dataset.x):
+        if entry == INTERCEPT:
+            continue
+        label = contrast_label(entry)
+        if label not in arriving:
+            raise InputError(f"{dataset.path}.Model.X[{index}]: {entry!r} is no contrast "
+                             "arriving at this node (GroupBy [] makes each incoming contrast "
+                             f"a variable; arriving: {', '.join(arriving) or 'none'})")
+        columns.append(str(entry))
+    if not columns:
+        raise InputError(f"{dataset.path}.Model.X: GroupBy [] needs the incoming contrasts "
+                         f"it models in X (arriving: {', '.join(arriving) or 'none'})")
+    if dataset.transformations:
+        raise InputError(f"{dataset.path}.Transformations: not supported at a node grouped "
+                         "by nothing (its variables are the incoming contrasts)")
+    return tuple(columns)
 
 
 def subject_group_by(node: NodeSpec) -> tuple[str, ...]:

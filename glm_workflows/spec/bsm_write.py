@@ -39,8 +39,7 @@ def model_dict(spec) -> dict:
     nodes = [_run_node(run, entry) if run else _placeholder_run(spec, entry)]
     if spec.subject_node:
         nodes.append(_subject_node(spec.subject_node))
-    if spec.dataset_node:
-        nodes.append(_dataset_node(spec.dataset_node))
+    nodes += [_dataset_node(node) for node in spec.dataset_nodes]
     model = {"Name": spec.name or "glm_workflows", "BIDSModelVersion": "1.0.0"}
     if spec.description:
         model["Description"] = spec.description

@@ -31,11 +31,11 @@ from .analysis import (
     RunModel,
 )
 from .bsm import (
-    check_node_chain,
-    contrast_filter,
+    check_node_graph,
     dataset_contrasts,
     dataset_covariates,
     edge_filter,
+    filters_kept,
     run_contrasts,
     subject_group_by,
 )
@@ -82,8 +82,9 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
     if unknown:
         raise TypeError(f"read_model: unknown selection {', '.join(unknown)}")
     run = model.root
-    subject, dataset = check_node_chain(model)
-    contrast_filter(model)
+    subject, datasets = check_node_graph(model)
+    for dataset in datasets:
+        _passing(model, dataset)
     entry = _entry(run, _RUN_KEYS, model.source)
     group_only = bool(entry.get("GroupOnly")) or selection.get("from_derivatives") is not None
     if entry.get("GroupOnly") and selection.get("from_derivatives") is None:
@@ -100,10 +101,14 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
     if subject is not None and not group_only:
         nodes.append(Node("Subject", subject.name, MetaModel(),
                           group_by=subject_group_by(subject)))
-    if dataset is not None:
+    if group_only and len(datasets) > 1:
+        raise InputError(f"{model.source}: {datasets[1].path}: the group level alone "
+                         "(from_derivatives) runs one Dataset node; this model has "
+                         f"{len(datasets)}")
+    for dataset in datasets:
         group = _group(dataset, model.source)
         if group_only:
-            group = replace(group, inputs=contrast_filter(model))
+            group = replace(group, inputs=_passing(model, dataset))
         nodes.append(Node("Dataset", dataset.name, GroupModel(group),
                           group_by=dataset.group_by))
     if not group_only:
@@ -115,6 +120,17 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
     return AnalysisSpec(inputs=inputs, nodes=tuple(nodes), edges=tuple(edges),
                         inference=inference, source=model.source, name=model.name,
                         description=model.description)
+
+
+def _passing(model, dataset) -> tuple[str, ...]:
+    """The contrasts the filters on the way to ``dataset`` let through (no filter: ());
+    filters no contrast passes are refused."""
+    filters, current = [], dataset
+    while current.name != model.root.name:
+        edge = model.inputs(current.name)[0]
+        filters.insert(0, (edge.source, edge.destination, edge_filter(model, edge)))
+        current = model.node(edge.source)
+    return filters_kept(model.source, filters)
 
 
 def _entry(node, allowed: set, source: str) -> dict:

@@ -9,6 +9,7 @@ from ..core.choices import DRIFT_MODELS, GROUP_MODELS, NOISE_MODELS
 from ..core.errors import InputError
 from ..settings import DEFAULT_MODEL, ModelSettings
 from .frozen import thaw
+from .graph_rules import check_graph, check_pooled
 
 INPUT_KINDS = ("bids", "fmriprep", "files", "spm_auditory", "derivatives")
 LEVELS = ("Run", "Session", "Subject", "Dataset")
@@ -152,8 +153,8 @@ def check_node(node) -> None:
     if node.level == "Subject" and set(node.group_by) != {"subject", "contrast"}:
         raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'contrast'], got "
                          f"{list(node.group_by)}")
-    if node.level == "Dataset" and set(node.group_by) != {"contrast"}:
-        raise InputError(f"node {node.name!r}.GroupBy: expected ['contrast'], got "
+    if node.level == "Dataset" and set(node.group_by) not in ({"contrast"}, set()):
+        raise InputError(f"node {node.name!r}.GroupBy: expected ['contrast'] or [], got "
                          f"{list(node.group_by)}")
     if node.level == "Run":
         _check_run(node)
@@ -218,7 +219,7 @@ def check_spec(spec) -> None:
     check_threshold_settings(inference.height_control, inference.alpha, inference.threshold,
                              inference.cluster_threshold)
     check_setting_values(table_min_cluster_size=inference.table_min_cluster_size)
-    _check_graph(spec)
+    check_graph(spec)
     run, dataset = spec.run_node, spec.dataset_node
     if spec.inputs.kind == "derivatives":
         if run is not None:
@@ -237,35 +238,11 @@ def check_spec(spec) -> None:
             flag = "--confounds-strategy" if confounds.strategy else "--confounds-columns"
             raise InputError(f"{flag}: needs fMRIPrep outputs (--bids-dir with "
                              "--derivatives)")
-    if dataset is not None:
-        _check_group(spec, dataset)
-
-
-def _check_graph(spec) -> None:
-    names = [node.name for node in spec.nodes]
-    if len(set(names)) != len(names):
-        raise InputError(f"nodes: a node name is used twice ({', '.join(names)})")
-    levels = [node.level for node in spec.nodes]
-    if any(levels.count(level) > 1 for level in levels):
-        raise InputError(f"nodes {' -> '.join(levels)}: expected Run, then optionally "
-                         "Subject, then optionally Dataset")
-    chain = sorted(spec.nodes, key=lambda node: LEVELS.index(node.level))
-    if [n.level for n in chain] != levels:
-        raise InputError(f"nodes {' -> '.join(levels)}: expected them in the order Run, "
-                         "Subject, Dataset")
-    expected = [(a.name, b.name) for a, b in zip(chain[:-1], chain[1:], strict=True)]
-    if spec.inputs.kind == "derivatives" and not spec.edges:
-        expected = []
-    if [(e.source, e.destination) for e in spec.edges] != expected:
-        raise InputError(f"{spec.source}: Edges: expected the chain "
-                         f"{' -> '.join(names) or '(none)'}; one chain of nodes is supported")
-    for edge in spec.edges:
-        if any(entity != "contrast" for entity, _ in edge.filter):
-            raise InputError(f"{spec.source}: Edges ({edge.source} -> {edge.destination})"
-                             ".Filter: only filters on 'contrast' are supported")
-        if edge.filter != tuple(sorted(edge.filter)):
-            raise InputError(f"{spec.source}: Edges ({edge.source} -> {edge.destination})"
-                             ".Filter: expected sorted (entity, values) pairs")
+    if spec.inputs.kind == "derivatives" and len(spec.dataset_nodes) > 1:
+        raise InputError("--from-derivatives: the group level alone runs one Dataset node; "
+                         f"this analysis has {len(spec.dataset_nodes)}")
+    for node in spec.dataset_nodes:
+        _check_group(spec, node)
 
 
 def _check_group(spec, dataset) -> None:
@@ -296,7 +273,9 @@ def _check_group(spec, dataset) -> None:
                              f"A,B{among}; got {','.join(pair)!r}")
     elif group.pair:
         raise InputError("--pair: only with --group paired")
-    if (group.group_column or group.covariates) and not spec.inputs.bids_dir:
+    if not dataset.group_by:
+        check_pooled(spec, dataset, group, t_names)
+    elif (group.group_column or group.covariates) and not spec.inputs.bids_dir:
         raise InputError("--group-column/--group-covariates: need --bids-dir "
                          "(its participants.tsv)")
     for name, row in group.contrasts:
@@ -325,7 +304,7 @@ def _check_group(spec, dataset) -> None:
     incoming = [e for e in spec.edges if e.destination == dataset.name]
     if incoming and group.inputs:
         raise InputError("group.inputs: the edges' filters hold the contrasts taken up")
-    inputs = spec.group_inputs()
+    inputs = spec.group_inputs(dataset)
     if t_names is not None:
         unknown = [name for name in inputs if name not in t_names]
         if unknown:

@@ -47,7 +47,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   group_contrasts, group: GroupSettings = DEFAULT_GROUP,
                   inference: InferenceSettings = DEFAULT_INFERENCE,
                   participants_file: str | None = None, n_chunks: int = 1,
-                  mem_gb: float = 1.0, name: str = "group_wf"):
+                  mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
+                  map_rows=None, design_columns=None):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -83,11 +84,20 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         Memory estimate of the model and permutation nodes.
     name : str
         Workflow name.
+    node : str or None
+        The Dataset node's label in the output names (``_node-<label>``; None: the model's
+        first Dataset node, named as ever).
+    map_rows, design_columns : list or None
+        A node grouped by nothing: its design's rows ``(subject, contrast)`` (the effect
+        maps, ``merge_effect_maps`` taking one per row) and columns ``(X name, contrast
+        or None for the intercept)``; each group contrast is then named by itself
+        (``contrast-<G>``).
     """
     workflow = pe.Workflow(name=name)
     n_subjects = len(subjects)
     fields = [f for f in GROUP_INPUTS if f != "paired_maps" or group.model == "paired"]
-    merges = {field: pe.Node(Merge(n_subjects), name=f"merge_{field}",
+    merges = {field: pe.Node(Merge(len(map_rows) if map_rows and field == "effect_maps"
+                                   else n_subjects), name=f"merge_{field}",
                              run_without_submitting=True) for field in fields}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
     workflow.connect([(merges["mask_files"], combine, [("out", "mask_files")]),
@@ -97,7 +107,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         label = group_contrast or "mean"
         f_test = not isinstance(expression, str)
         model = pe.Node(GroupModel(subjects=list(subjects), model=group.model,
-                                   covariates=list(group.covariates), demean=group.demean,
+                                   covariates=[] if map_rows else list(group.covariates),
+                                   demean=group.demean,
                                    intercept=group.intercept,
                                    contrast_name=group_contrast or contrast,
                                    contrast=list(expression) if f_test else expression,
@@ -105,17 +116,24 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                         name=f"model_{label}", mem_gb=mem_gb)
         if group.transformations:
             model.inputs.transformations = json.dumps(thaw(group.transformations))
+        if map_rows:
+            model.inputs.subjects = [subject for subject, _ in map_rows]
+            model.inputs.map_contrasts = [contrast for _, contrast in map_rows]
+            model.inputs.design_columns = json.dumps([list(c) for c in design_columns])
         if participants_file:
             model.inputs.participants_file = participants_file
         if group.group_column:
             model.inputs.group_column = group.group_column
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{label}_wf")
         inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
-        sink = pe.Node(GroupSink(output_dir=output_dir, task=task, contrast=contrast,
-                                 stat_type="F" if f_test else "t"),
+        sink = pe.Node(GroupSink(output_dir=output_dir, task=task,
+                                 contrast=(group_contrast or "intercept") if map_rows
+                                 else contrast, stat_type="F" if f_test else "t"),
                        name=f"sink_{label}", mem_gb=0.25)
-        if group_contrast:
+        if group_contrast and not map_rows:
             sink.inputs.group_contrast = group_contrast
+        if node:
+            sink.inputs.node = node
         workflow.connect([
             (merges["effect_maps"], model, [("out", "effect_maps")]),
             (merges["effect_maps"], sink, [("out", "sources")]),
@@ -164,10 +182,17 @@ def connect_subjects(parent, sources: list[dict], group_wf) -> None:
         Holds the subjects' workflows and ``group_wf``.
     sources : list of dict
         Per subject, ``group input -> (workflow, output field)``, for the fields of
-        :data:`GROUP_INPUTS` the group workflow gathers.
+        :data:`GROUP_INPUTS` the group workflow gathers (a list of them: the subject's
+        maps, each subject giving as many).
     """
     for index, subject_sources in enumerate(sources, start=1):
-        for field, (node, output) in subject_sources.items():
+        for field, source in subject_sources.items():
+            if isinstance(source, list):  # several maps of the subject (a pooled node)
+                for offset, (node, output) in enumerate(source):
+                    parent.connect(node, output, group_wf,
+                                   f"merge_{field}.in{(index - 1) * len(source) + offset + 1}")
+                continue
+            node, output = source
             parent.connect(node, output, group_wf, f"merge_{field}.in{index}")
 
 

@@ -212,25 +212,38 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict):
 def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     """A Dataset node's group analysis, connected to each subject's maps: its fixed
     effects (several runs), else its one run; with no incoming node (the group level
-    alone), the files of ``plan.subject_maps``."""
+    alone), the files of ``plan.subject_maps``. A node grouped by nothing takes each
+    subject's map of every contrast it pools."""
     task = plan.task if plan.group_only else plan.runs[0].run.task
+    pooled = bool(group_plan.columns)
+    participants_file = group_plan.participants_file if group_plan.group is not None \
+        else plan.participants_file
     group_wf = init_group_wf(
         task=task, contrast=group_plan.name, subjects=list(group_plan.subjects),
         output_dir=str(plan.output_dir), group_contrasts=list(group_plan.group_contrasts),
-        group=plan.group, inference=plan.inference, participants_file=plan.participants_file,
-        n_chunks=plan.n_chunks, name=group_plan.workflow_name)
+        group=group_plan.group or plan.group, inference=plan.inference,
+        participants_file=participants_file, n_chunks=plan.n_chunks,
+        name=group_plan.workflow_name, node=group_plan.label,
+        map_rows=group_plan.map_rows if pooled else None,
+        design_columns=group_plan.columns if pooled else None)
     if not upstream:
         _set_subject_maps(group_wf, plan, group_plan)
         workflow.add_nodes([group_wf])
         return group_wf
     maps = {"effect_maps": group_plan.contrasts[0]}
-    if len(group_plan.contrasts) == 2:
+    if len(group_plan.contrasts) == 2 and not pooled:
         maps["paired_maps"] = group_plan.contrasts[1]
     subject_wfs, run_wfs = upstream.get("Subject", {}), upstream.get("Run", {})
     by_subject = {s.subject: s for s in plan.subjects}
-    connect_subjects(workflow, [_subject_sources(subject, maps, subject_wfs, run_wfs,
-                                                 by_subject[subject].runs)
-                                for subject in group_plan.subjects], group_wf)
+    sources = []
+    for subject in group_plan.subjects:
+        found = _subject_sources(subject, maps, subject_wfs, run_wfs, by_subject[subject].runs)
+        if pooled:  # every pooled contrast's map, in the design's row order
+            found["effect_maps"] = [_subject_sources(
+                subject, {"effect_maps": contrast}, subject_wfs, run_wfs,
+                by_subject[subject].runs)["effect_maps"] for contrast in group_plan.contrasts]
+        sources.append(found)
+    connect_subjects(workflow, sources, group_wf)
     return group_wf
 
 
