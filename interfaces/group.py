@@ -294,6 +294,8 @@ class _GroupSinkInputSpec(BaseInterfaceInputSpec):
     stat_type = traits.Enum("t", "F", usedefault=True, desc="the group contrast's statistic")
     node = traits.Str(desc="the Dataset node's label (a model's Dataset nodes after its "
                            "first); undefined: the first's")
+    space = traits.Str(desc="the space of the subjects' maps (fMRIPrep's space-); undefined "
+                            "when not known")
     sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
 
 
@@ -317,7 +319,8 @@ class GroupSink(SimpleInterface):
         inputs = self.inputs
         stem = group_stem(inputs.task, inputs.contrast,
                           inputs.group_contrast if isdefined(inputs.group_contrast) else None,
-                          inputs.node if isdefined(inputs.node) else None)
+                          inputs.node if isdefined(inputs.node) else None,
+                          inputs.space if isdefined(inputs.space) else None)
         files = {group_file(stem, output, inputs.stat_type): getattr(inputs, output)
                  for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
         sidecar = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],

@@ -243,23 +243,26 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
 
 
 def group_stem(task: str, contrast: str, group_contrast: str | None = None,
-               node: str | None = None) -> str:
-    """``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]``: how a group contrast's outputs are
-    named (``group_contrast`` None: the group mean of first-level contrast ``C``; ``node``:
-    the label of a Dataset node other than the model's first, None for the first)."""
-    stem = f"task-{check_label(task, 'task')}" + (f"_node-{check_label(node, 'node')}"
-                                                 if node else "")
+               node: str | None = None, space: str | None = None) -> str:
+    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[_group-<G>]``: how a group contrast's
+    outputs are named (``group_contrast`` None: the group mean of first-level contrast
+    ``C``; ``node``: the label of a Dataset node other than the model's first, None for
+    the first; ``space``: the space of the subjects' maps, None when it is not known)."""
+    stem = f"task-{check_label(task, 'task')}"
+    stem += f"_space-{check_label(space, 'space')}" if space else ""
+    stem += f"_node-{check_label(node, 'node')}" if node else ""
     stem += f"_contrast-{check_label(contrast, 'contrast')}"
     if group_contrast:
         stem += f"_group-{check_label(group_contrast, 'group contrast')}"
     return stem
 
 
-def group_output_task(name: str) -> str | None:
-    """The task of a group output's file name ``task-<T>[_node-<N>]_contrast-<C>...``;
-    None for any other name."""
-    match = re.match(rf"task-({_LABEL})(?:_node-{_LABEL})?_contrast-{_LABEL}", name)
-    return match[1] if match else None
+def group_output_analysis(name: str) -> tuple[str, str | None] | None:
+    """``(task, space or None)`` of a group output's file name
+    ``task-<T>[_space-<S>][_node-<N>]_contrast-<C>...``; None for any other name."""
+    match = re.match(rf"task-({_LABEL})(?:_space-({_LABEL}))?(?:_node-{_LABEL})?"
+                     rf"_contrast-{_LABEL}", name)
+    return (match[1], match[2]) if match else None
 
 
 def group_file(stem: str, output: str, stat_type: str = "t") -> str:

@@ -100,7 +100,7 @@ def prepare(spec, execution) -> StudyPlan:
                  else None)
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
-                      runs[0].task if group.model else None)
+                      (runs[0].task, runs[0].space) if group.model else None)
     save_design_checks(check_work_dir(execution.work_dir), design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
@@ -147,6 +147,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         check_plan_files,
         find_subject_maps,
         input_files,
+        maps_space,
         study_contrasts,
     )
 
@@ -155,7 +156,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     task = check_label(spec.inputs.task, "task")
     requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
     subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)
-    maps, warnings = find_subject_maps(folder, task, subjects)
+    maps, warnings = find_subject_maps(folder, task, subjects, spec.inputs.space)
     contrasts = study_contrasts(maps, folder, requested)
     if not any(stat_type == "t" for _, stat_type, _ in contrasts):
         raise InputError(f"--from-derivatives {folder}: no first-level t "
@@ -170,7 +171,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
     output_dir = check_output_dir(execution.output_dir)  # creates it
     analysis = group_analysis(folder, maps, task)
-    check_own_outputs(output_dir, analysis, [], task)
+    check_own_outputs(output_dir, analysis, [], (task, maps_space(maps)))
     check_work_dir(execution.work_dir)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
@@ -180,6 +181,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                      participants_file=participants_file,
                      n_chunks=n_chunks(execution, arguments), skipped=skipped,
                      plugin_args=arguments, subject_maps=tuple(maps), task=task,
+                     space=maps_space(maps),
                      analysis=analysis, inputs=input_files(maps, contrasts),
                      from_derivatives=str(Path(folder).absolute()))
 
@@ -265,15 +267,22 @@ def group_analysis(folder, maps, task: str) -> str:
     if len(found) > 1:
         raise InputError(f"--from-derivatives {folder}: the subject maps of task {task} come "
                          f"from several analyses ({', '.join(sorted(found))})")
-    return found.pop() if found else analysis_label(task)
+    from ..inputs.derivatives import maps_space
+
+    return found.pop() if found else analysis_label(task, maps_space(maps))
 
 
-def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -> None:
+def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None) -> None:
     """Before any work: refuse a run of ``analysis`` that would replace, in a subject
-    folder of its ``runs`` or (with a group level of task ``group_task``) in the group
-    folder, a file no earlier run of the same analysis wrote
+    folder of its ``runs`` or (with a group level of ``group`` = ``(task, space)``) in the
+    group folder, a file no earlier run of the same analysis wrote
     (:func:`~glm_workflows.outputs.folders.check_replaces_only_its_own`)."""
-    from ..core.naming import GROUP_FOLDER, group_output_task, parse_output_name, subject_folder
+    from ..core.naming import (
+        GROUP_FOLDER,
+        group_output_analysis,
+        parse_output_name,
+        subject_folder,
+    )
     from ..outputs.folders import check_replaces_only_its_own
     from ..report.summary import result_prefixes
 
@@ -284,9 +293,9 @@ def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -
         check_replaces_only_its_own(
             Path(output_dir) / subject_folder(subject), analysis,
             lambda name, own=own: getattr(parse_output_name(name), "prefix", None) in own)
-    if group_task:
+    if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
-                                    lambda name: group_output_task(name) == group_task)
+                                    lambda name: group_output_analysis(name) == group)
 
 
 def group_plans(runs, contrasts, skipped, group, participants_file, warnings,

@@ -60,8 +60,10 @@ class SubjectMaps(NamedTuple):
         return self.prefix
 
 
-def find_subject_maps(folder, task: str, subjects=None) -> tuple[list[SubjectMaps], list[str]]:
-    """The subject-level maps of task ``task`` in every ``sub-*/`` folder of ``folder``.
+def find_subject_maps(folder, task: str, subjects=None,
+                      space: str | None = None) -> tuple[list[SubjectMaps], list[str]]:
+    """The subject-level maps of task ``task`` (in ``space``) in every ``sub-*/`` folder of
+    ``folder``.
 
     Parameters
     ----------
@@ -71,6 +73,9 @@ def find_subject_maps(folder, task: str, subjects=None) -> tuple[list[SubjectMap
         The task label.
     subjects : list of str or None
         Subject labels (with or without ``sub-``) to keep; None: every subject.
+    space : str or None
+        The ``space-`` of the maps (an fMRIPrep image's); None: the folder must hold the
+        task's maps in one space only (or without one).
 
     Returns
     -------
@@ -97,24 +102,39 @@ def find_subject_maps(folder, task: str, subjects=None) -> tuple[list[SubjectMap
             raise InputError(f"--subject {', '.join(absent)}: no such subject folder in "
                              f"{folder} (found: {', '.join(found) or 'none'})")
         found = [s for s in found if s in wanted]
-    maps, warnings, tasks = [], [], set()
+    maps, warnings, tasks, spaces = [], [], set(), set()
     for subject in found:
         names = sorted(p.name for p in (root / subject_folder(subject)).iterdir()
                        if p.is_file())
         parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
         tasks.update(parse_prefix(p.prefix)["task"] for _, p in parsed)
-        prefixes = sorted({p.prefix for _, p in parsed
-                           if parse_prefix(p.prefix)["task"] == task})
+        of_task = {p.prefix for _, p in parsed if parse_prefix(p.prefix)["task"] == task}
+        spaces.update(parse_prefix(prefix)["space"] for prefix in of_task)
+        if space is None and len(spaces) > 1:
+            raise InputError(f"--from-derivatives {folder}: the results of task {task} are "
+                             f"in several spaces ({', '.join(sorted(s or 'none' for s in spaces))})"
+                             "; choose one with --space")
+        prefixes = sorted(prefix for prefix in of_task
+                          if space is None or parse_prefix(prefix)["space"] == space)
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
         maps.append(_subject_maps(root / subject_folder(subject), subject,
                                   _subject_prefix(subject, prefixes), parsed))
     if not maps:
-        raise InputError(f"--from-derivatives {folder}: no subject results of task {task} "
-                         f"(subject folders: {len(found)}; tasks found: "
-                         f"{', '.join(sorted(tasks)) or 'none'})")
+        in_space = f" in space {space}" if space else ""
+        found_spaces = "; spaces found: " + (", ".join(sorted(s for s in spaces if s))
+                                             or "none") if space else ""
+        raise InputError(f"--from-derivatives {folder}: no subject results of task {task}"
+                         f"{in_space} (subject folders: {len(found)}; tasks found: "
+                         f"{', '.join(sorted(tasks)) or 'none'}{found_spaces})")
     return maps, warnings
+
+
+def maps_space(maps) -> str | None:
+    """The ``space-`` of subject maps found by :func:`find_subject_maps` (one space)."""
+    spaces = {parse_prefix(m.prefix)["space"] for m in maps}
+    return spaces.pop() if len(spaces) == 1 else None
 
 
 def _subject_prefix(subject: str, prefixes: list[str]) -> str:

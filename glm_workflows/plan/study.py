@@ -260,7 +260,8 @@ class StudyPlan:
 
     ``nodes`` are the spec's ``(level, name)`` in order and ``edges`` its ``(source,
     destination)`` pairs; the first level (``runs``, ``subjects``) or the group level
-    alone (``subject_maps``, ``task``, ``analysis``, ``inputs``, ``from_derivatives``).
+    alone (``subject_maps``, ``task``, ``space``, ``analysis``, ``inputs``,
+    ``from_derivatives``).
     ``skipped`` is, per run (or subject maps) label, the contrasts it lacks.
     """
 
@@ -282,6 +283,7 @@ class StudyPlan:
     plugin_args: dict = field(default_factory=dict)
     subject_maps: tuple = ()
     task: str | None = None
+    space: str | None = None
     analysis: str | None = None
     inputs: dict | None = None
     from_derivatives: str | None = None

@@ -179,7 +179,8 @@ def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
 
 
 #: A group contrast's stem (:func:`~glm_workflows.core.naming.group_stem`), taken apart.
-_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)(?:_node-(?P<node>[A-Za-z0-9]+))?"
+_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)(?:_space-(?P<space>[A-Za-z0-9]+))?"
+                         r"(?:_node-(?P<node>[A-Za-z0-9]+))?"
                          r"_contrast-(?P<contrast>[A-Za-z0-9]+)"
                          r"(?:_group-(?P<group>[A-Za-z0-9]+))?")
 
@@ -206,7 +207,8 @@ def find_group_stems(folder) -> list[str]:
 
 
 def parse_group_stem(stem: str) -> dict | None:
-    """``task``, ``node`` (None for the model's first Dataset node), ``contrast`` and
+    """``task``, ``space`` and ``node`` (None when absent: the maps' space unknown, the
+    model's first Dataset node), ``contrast`` and
     ``group`` (None for the group mean) of a group stem."""
     match = _GROUP_STEM.fullmatch(stem)
     return match.groupdict() if match else None
@@ -214,7 +216,8 @@ def parse_group_stem(stem: str) -> dict | None:
 
 def _group_order(stem: str):
     parts = parse_group_stem(stem)
-    return (parts["task"], parts["node"] or "", parts["contrast"], parts["group"] is not None,
+    return (parts["task"], parts["space"] or "", parts["node"] or "", parts["contrast"],
+            parts["group"] is not None,
             parts["group"] or "")
 
 

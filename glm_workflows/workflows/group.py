@@ -48,7 +48,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   inference: InferenceSettings = DEFAULT_INFERENCE,
                   participants_file: str | None = None, n_chunks: int = 1,
                   mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
-                  map_rows=None, design_columns=None):
+                  map_rows=None, design_columns=None, space: str | None = None):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -87,6 +87,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     node : str or None
         The Dataset node's label in the output names (``_node-<label>``; None: the model's
         first Dataset node, named as ever).
+    space : str or None
+        The subjects' maps' space (``_space-<S>`` in the output names; None: not known).
     map_rows, design_columns : list or None
         A node grouped by nothing: its design's rows ``(subject, contrast)`` (the effect
         maps, ``merge_effect_maps`` taking one per row) and columns ``(X name, contrast
@@ -134,6 +136,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             sink.inputs.group_contrast = group_contrast
         if node:
             sink.inputs.node = node
+        if space:
+            sink.inputs.space = space
         workflow.connect([
             (merges["effect_maps"], model, [("out", "effect_maps")]),
             (merges["effect_maps"], sink, [("out", "sources")]),

@@ -215,6 +215,7 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     alone), the files of ``plan.subject_maps``. A node grouped by nothing takes each
     subject's map of every contrast it pools."""
     task = plan.task if plan.group_only else plan.runs[0].run.task
+    space = plan.space if plan.group_only else plan.runs[0].run.space
     pooled = bool(group_plan.columns)
     participants_file = group_plan.participants_file if group_plan.group is not None \
         else plan.participants_file
@@ -224,7 +225,7 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         group=group_plan.group or plan.group, inference=plan.inference,
         participants_file=participants_file, n_chunks=plan.n_chunks,
         name=group_plan.workflow_name, node=group_plan.label,
-        map_rows=group_plan.map_rows if pooled else None,
+        map_rows=group_plan.map_rows if pooled else None, space=space,
         design_columns=group_plan.columns if pooled else None)
     if not upstream:
         _set_subject_maps(group_wf, plan, group_plan)

@@ -1,0 +1,99 @@
+"""Two spaces of one fMRIPrep study analysed into one output folder: every level's outputs
+carry the space (``space-`` in the BIDS schema's place), so the second analysis keeps the
+first's files byte for byte; the group level alone reads one space's subject maps."""
+
+import hashlib
+import json
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+
+from glm_workflows.cli import main
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.naming import GROUP_FOLDER, analysis_label, analysis_record
+from glm_workflows.inputs.derivatives import find_subject_maps
+from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
+
+SPACES = ("MNI152NLin2009cAsym", "T1w")
+SUBJECTS = ("01", "02", "03")
+CONTRAST = ["--contrast", "aMinusB=a - b"]
+pytestmark = pytest.mark.slow
+
+
+def _digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".html"
+            and p.name not in ("provenance.json", "dataset_description.json")
+            and "logs" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def two_spaces(tmp_path_factory):
+    """The study, fMRIPrep-like images in two spaces, and the folder after the first
+    space's analysis (its digests kept) and after the second's."""
+    root = tmp_path_factory.mktemp("spaces")
+    raw = write_tiny_bids(root / "raw", SUBJECTS)
+    for space in SPACES:
+        write_fmriprep_derivatives(raw, root / "fmriprep", space=space)
+    out = root / "out"
+    digests = {}
+    for space in SPACES:
+        code = main(["--bids-dir", str(raw), "--derivatives", str(root / "fmriprep"),
+                     "--task", "tiny", "--space", space, *CONTRAST, "--group", "one-sample",
+                     "--output-dir", str(out), "--work-dir", str(root / f"work-{space}")])
+        assert code == 0
+        digests[space] = _digests(out)
+    return raw, root / "fmriprep", out, digests
+
+
+def test_each_space_has_its_own_outputs_at_every_level(two_spaces):
+    _, _, out, _ = two_spaces
+    for space in SPACES:
+        for subject in SUBJECTS:
+            assert (out / f"sub-{subject}" / f"sub-{subject}_task-tiny_space-{space}_contrast-"
+                    "aMinusB_stat-z_statmap.nii.gz").exists()
+            record = out / f"sub-{subject}" / analysis_record(analysis_label("tiny", space))
+            assert record.exists()
+        assert (out / GROUP_FOLDER / f"task-tiny_space-{space}_contrast-aMinusB_stat-z_"
+                "statmap.nii.gz").exists()
+
+
+def test_the_second_space_keeps_the_first_spaces_files(two_spaces):
+    _, _, _, digests = two_spaces
+    first, second = (digests[space] for space in SPACES)
+    assert first and all(second[path] == digest for path, digest in first.items())
+    assert set(second) > set(first)
+
+
+def test_each_space_equals_nilearn(two_spaces):
+    """Each space's run z map is nilearn's FirstLevelModel of that space's image."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    raw, fmriprep, out, _ = two_spaces
+    events = pd.read_csv(next((raw / "sub-01" / "func").glob("*_events.tsv")), sep="\t")
+    t_r = json.loads(next(raw.glob("*_bold.json")).read_text())["RepetitionTime"]
+    for space in SPACES:
+        func = fmriprep / "sub-01" / "func"
+        bold = next(func.glob(f"*_space-{space}_desc-preproc_bold.nii.gz"))
+        mask = next(func.glob(f"*_space-{space}_desc-brain_mask.nii.gz"))
+        model = FirstLevelModel(t_r=t_r, mask_img=str(mask), noise_model="ar1",
+                                drift_model="cosine", high_pass=1 / 160, hrf_model="spm",
+                                minimize_memory=False).fit(str(bold), events)
+        expected = model.compute_contrast("a - b", output_type="z_score").get_fdata()
+        ours = nb.load(out / "sub-01" / f"sub-01_task-tiny_space-{space}_contrast-aMinusB_"
+                       "stat-z_statmap.nii.gz").get_fdata()
+        np.testing.assert_allclose(ours, expected, atol=1e-6, rtol=0)
+
+
+def test_the_group_level_alone_reads_one_space(two_spaces):
+    _, _, out, _ = two_spaces
+    with pytest.raises(InputError, match=r"several spaces \(MNI152NLin2009cAsym, T1w\); "
+                                         "choose one with --space"):
+        find_subject_maps(out, "tiny")
+    maps, _ = find_subject_maps(out, "tiny", space="T1w")
+    assert [m.prefix for m in maps] == [f"sub-{s}_task-tiny_space-T1w" for s in SUBJECTS]
+    with pytest.raises(InputError, match="in space MNI .*spaces found: MNI152NLin2009cAsym, "
+                                         "T1w"):
+        find_subject_maps(out, "tiny", space="MNI")
