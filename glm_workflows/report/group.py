@@ -100,10 +100,12 @@ def _contents(stems, n_designs: int) -> str:
 
 
 def _title(stem: str) -> str:
-    """``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]`` in words (a node's contrast
-    without ``group``: its group mean, or its own contrast at a node grouped by nothing)."""
+    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[_group-<G>]`` in words (a node's
+    contrast without ``group``: its group mean, or its own contrast at a node grouped by
+    nothing)."""
     parts = parse_group_stem(stem)
-    text = f"task {parts['task']}, contrast {parts['contrast']}"
+    space = f", space {parts['space']}" if parts["space"] else ""
+    text = f"task {parts['task']}{space}, contrast {parts['contrast']}"
     if parts["node"]:
         text = f"node {parts['node']}: {text}"
     if parts["group"]:
