@@ -94,14 +94,15 @@ class RunLog:
         self._saved = sys.stdout, sys.stderr
         sys.stdout = _Tee(self, sys.stdout, errors=False)
         sys.stderr = _Tee(self, sys.stderr, errors=True)
-        self._handlers = [(handler, handler.setStream(sys.stdout))
+        self._handlers = [(handler, _set_stream(handler, sys.stdout))
                           for handler in logging.getLogger("nipype").handlers
                           if type(handler) is logging.StreamHandler]
         return self
 
     def __exit__(self, kind, exc, traceback) -> None:
         for handler, stream in self._handlers:
-            handler.setStream(stream)
+            _set_stream(handler, stream)
+        _release_handlers(self._saved[1])
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -155,3 +156,26 @@ class RunLog:
         self._file.write(self._early.getvalue())
         self._early = io.StringIO()
         return path
+
+
+def _release_handlers(stream) -> None:
+    """Point every logging handler still writing into a run's streams (one Nipype created
+    while the run was going, say) at ``stream``: after the run, a handler must not write
+    into its log, or into a console the run wrapped and that may be closed now."""
+    loggers = [logging.getLogger(), *(logger for logger in
+                                      logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(getattr(handler, "stream", None), _Tee):
+                _set_stream(handler, stream)
+
+
+def _set_stream(handler: logging.StreamHandler, stream):
+    """``handler.setStream(stream)`` (its previous stream returned), also when the previous
+    stream is closed already (setStream flushes it first)."""
+    try:
+        return handler.setStream(stream)
+    except ValueError:  # flushing a closed stream
+        previous, handler.stream = handler.stream, stream
+        return previous
