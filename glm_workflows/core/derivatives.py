@@ -16,19 +16,52 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
+from .bids_uris import bids_uris
 from .errors import InputError
 from .naming import DESCRIPTION_FILE, subject_folder
 
 
-def dataset_description() -> dict:
-    """The BIDS-Derivatives ``dataset_description.json`` of an output directory."""
-    return {
-        "Name": "glm-workflows first-level statistics",
-        "BIDSVersion": "1.8.0",
+def dataset_description(links: dict | None = None) -> dict:
+    """The BIDS-Derivatives ``dataset_description.json`` of an output directory.
+
+    ``links``: the datasets its outputs' ``Sources`` point into (name -> URI,
+    :mod:`glm_workflows.core.bids_uris`), listed as ``DatasetLinks`` and as the
+    ``SourceDatasets``. ``BIDSVersion`` is the BIDS schema's the names follow
+    (:mod:`bidsschematools`); ``GeneratedBy.CodeURL`` is the package's source URL when its
+    metadata gives one.
+    """
+    generated = {"Name": "glm-workflows", "Version": __version__}
+    code_url = _code_url()
+    if code_url:
+        generated["CodeURL"] = code_url
+    description = {
+        "Name": "glm-workflows statistics",
+        "BIDSVersion": _bids_version(),
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "glm-workflows", "Version": __version__}],
-        "SoftwareVersions": software_versions(),
+        "GeneratedBy": [generated],
     }
+    if links:
+        description["SourceDatasets"] = [{"URL": uri} for uri in sorted(set(links.values()))]
+        description["DatasetLinks"] = dict(sorted(links.items()))
+    return description
+
+
+@functools.cache
+def _bids_version() -> str:
+    from bidsschematools.schema import load_schema
+
+    return str(load_schema().bids_version)
+
+
+@functools.cache
+def _code_url() -> str | None:
+    """The ``Source`` (else ``Homepage``) URL of the package's metadata, if any."""
+    try:
+        urls = metadata.metadata("glm-workflows").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    found = dict(url.split(", ", 1) for url in urls if ", " in url)
+    return found.get("Source") or found.get("Homepage")
 
 
 def software_versions() -> dict:
@@ -66,7 +99,9 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | No
     subject : str
         Subject label (without ``sub-``).
     sidecar_fields : dict or None
-        Added to every JSON file written (e.g. ``Sources``, ``SoftwareVersions``).
+        Added to every JSON file written (e.g. ``Sources``, ``SoftwareVersions``);
+        ``Sources`` (paths, absolute or relative to ``out_dir``) are written as BIDS URIs
+        (:func:`~glm_workflows.core.bids_uris.bids_uris`).
     folder : str or None
         The folder instead of the subject's (e.g. the group level's).
 
@@ -84,13 +119,17 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | No
                          f"({exc.strerror})") from None
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
+        fields, links = dict(sidecar_fields or {}), {}
+        if "Sources" in fields:  # BIDS URIs, the datasets they point into linked
+            fields["Sources"], links = bids_uris(fields["Sources"], out_dir)
         for name, source in files.items():
-            if sidecar_fields and name.endswith(".json"):
-                content = {**json.loads(Path(source).read_text()), **sidecar_fields}
+            if fields and name.endswith(".json"):
+                content = {**json.loads(Path(source).read_text()), **fields}
                 (staging / name).write_text(json.dumps(content, indent=2))
             else:
                 shutil.copyfile(source, staging / name)
-        (staging / DESCRIPTION_FILE).write_text(json.dumps(dataset_description(), indent=2))
+        (staging / DESCRIPTION_FILE).write_text(json.dumps(dataset_description(links),
+                                                           indent=2))
         written = []
         for name in files:
             os.replace(staging / name, target / name)

@@ -383,4 +383,23 @@ def write_description(output_dir, replace: bool = True) -> None:
     the folder has none."""
     path = Path(output_dir) / DESCRIPTION_FILE
     if replace or not path.exists():
-        write_text_atomic(path, json.dumps(dataset_description(), indent=2))
+        write_text_atomic(path, json.dumps(dataset_description(recorded_links(output_dir)),
+                                           indent=2))
+
+
+def recorded_links(output_dir) -> dict:
+    """The ``DatasetLinks`` of every analysis' record in the folder (subject folders and
+    the group folder), together: the datasets the folder's outputs come from."""
+    output_dir = Path(output_dir)
+    links: dict = {}
+    for folder in [*(subject_folder(s) for s in subject_folders(output_dir)), GROUP_FOLDER]:
+        for analysis in folder_analyses(output_dir / folder):
+            try:
+                record = json.loads((output_dir / folder / analysis_record(analysis))
+                                    .read_text())
+                found = dict(record.get("DatasetLinks") or {})
+            except (OSError, ValueError, AttributeError, TypeError):
+                continue
+            for name, uri in found.items():
+                links.setdefault(name, uri)
+    return links

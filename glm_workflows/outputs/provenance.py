@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..core.bids_uris import bids_uris
 from ..core.derivatives import software_versions, write_text_atomic
 from ..core.naming import analysis_record, subject_folder
 
@@ -143,6 +144,9 @@ def build_provenance(*, runs, parameters: dict, graph: dict, records, started: f
     """
     work_dir = parameters.get("work_dir")
     checksums_file = Path(work_dir) / CHECKSUMS_FILE if work_dir else None
+    inputs = (input_records(runs, checksums_file) if inputs is None
+              else file_records(inputs, checksums_file))
+    _, links = bids_uris([item["path"] for item in inputs], parameters.get("output_dir") or "/")
     return {
         "GeneratedBy": {
             "Name": "glm-workflows",
@@ -155,8 +159,8 @@ def build_provenance(*, runs, parameters: dict, graph: dict, records, started: f
         },
         "SoftwareVersions": software_versions(),
         "Parameters": parameters,
-        "Inputs": (input_records(runs, checksums_file) if inputs is None
-                   else file_records(inputs, checksums_file)),
+        "Inputs": inputs,
+        "DatasetLinks": links,
         "RunSources": run_sources(runs),
         "Graph": graph,
         "Nodes": [{**asdict(record), "subject": node_subject(record.name),

@@ -7,7 +7,7 @@ from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
 
-from ..core.naming import contrast_stem
+from ..core.naming import contrast_file, model_file, subject_folder
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
 from .inference import init_inference_wf
@@ -83,7 +83,8 @@ def init_fixed_effects_wf(
               for field, sources in plan.items()}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
     entities = sink_entities(output_dir, subject, task, session, None, entities)
-    sources = [contrast_stem(label, "*") for label in run_labels]
+    folder = subject_folder(subject)  # the sources: the runs' published maps
+    sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     workflow.connect([
         (merges["mask_file"], combine, [("out", "mask_files")]),
@@ -100,8 +101,10 @@ def init_fixed_effects_wf(
         inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
         contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
-                                                sources=[contrast_stem(label, "*")
-                                                         for label in labels],
+                                                sources=[
+                                                    f"{folder}/{contrast_file(label, contrast, m)}"
+                                                    for label in labels
+                                                    for m in ("effect_maps", "variance_maps")],
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([

@@ -48,7 +48,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   inference: InferenceSettings = DEFAULT_INFERENCE,
                   participants_file: str | None = None, n_chunks: int = 1,
                   mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
-                  map_rows=None, design_columns=None, space: str | None = None):
+                  map_rows=None, design_columns=None, space: str | None = None,
+                  sources=None):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -87,6 +88,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     node : str or None
         The Dataset node's label in the output names (``_node-<label>``; None: the model's
         first Dataset node, named as ever).
+    sources : list of str or None
+        The subjects' maps as the sidecars' ``Sources`` name them (their published paths,
+        relative to ``output_dir``); None: the files the merge node gathers.
     space : str or None
         The subjects' maps' space (``_space-<S>`` in the output names; None: not known).
     map_rows, design_columns : list or None
@@ -138,9 +142,12 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             sink.inputs.node = node
         if space:
             sink.inputs.space = space
+        if sources is not None:
+            sink.inputs.sources = list(sources)
+        else:
+            workflow.connect(merges["effect_maps"], "out", sink, "sources")
         workflow.connect([
             (merges["effect_maps"], model, [("out", "effect_maps")]),
-            (merges["effect_maps"], sink, [("out", "sources")]),
             (combine, model, [("mask_file", "mask_file")]),
             (model, inference_wf, [("z", "inputnode.z_map"),
                                    ("mask_file", "inputnode.mask_file")]),

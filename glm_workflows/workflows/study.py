@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from nipype.pipeline import engine as pe
 
+from ..core.naming import contrast_file, subject_folder
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -226,6 +227,7 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         participants_file=participants_file, n_chunks=plan.n_chunks,
         name=group_plan.workflow_name, node=group_plan.label,
         map_rows=group_plan.map_rows if pooled else None, space=space,
+        sources=None if not upstream else _published_maps(plan, group_plan, upstream),
         design_columns=group_plan.columns if pooled else None)
     if not upstream:
         _set_subject_maps(group_wf, plan, group_plan)
@@ -246,6 +248,22 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         sources.append(found)
     connect_subjects(workflow, sources, group_wf)
     return group_wf
+
+
+def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
+    """The subjects' effect maps a group analysis reads, as published (``sub-<s>/<name>``,
+    relative to the output folder): its fixed effects' (several runs), else its run's."""
+    by_subject = {s.subject: s for s in plan.subjects}
+    combined = upstream.get("Subject", {})
+    pooled = bool(group_plan.columns)
+    contrasts = group_plan.contrasts if pooled else group_plan.contrasts[:1]
+    published = []
+    for subject in group_plan.subjects:
+        subject_plan = by_subject[subject]
+        prefix = subject_plan.prefix if subject in combined else subject_plan.runs[0].run.prefix
+        published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
+                      for c in contrasts]
+    return published
 
 
 def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
