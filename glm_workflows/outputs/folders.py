@@ -39,12 +39,10 @@ import socket
 import tempfile
 from pathlib import Path
 
-from ..core.derivatives import dataset_description, write_text_atomic
+from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import (
-    DESCRIPTION_FILE,
     GROUP_FOLDER,
-    PROVENANCE_FILE,
     analysis_record,
     parse_analysis_record,
     parse_output_name,
@@ -55,10 +53,16 @@ from ..core.naming import (
 
 #: Staging folders: ``<prefix><host>-<pid>-<random>`` inside the output folder.
 STAGING_PREFIX = ".glm-workflows-pending-"
+
+
 #: Journal of a commit in progress: the swaps still to finish.
 JOURNAL_PREFIX = ".glm-workflows-commit-"
+
+
 #: Previous subject folders being replaced (removed when their commit ends).
 TRASH_PREFIX = ".glm-workflows-replaced-"
+
+
 #: Lock serialising commits and root-file updates of one output folder.
 LOCK_FILE = ".glm-workflows.lock"
 
@@ -338,68 +342,3 @@ def subject_folders(output_dir) -> list[str]:
     """Labels of the subjects whose folders the output folder holds, sorted."""
     labels = (parse_subject_folder(p.name) for p in Path(output_dir).iterdir() if p.is_dir())
     return sorted(label for label in labels if label)
-
-
-def write_root_files(output_dir, write_index) -> None:
-    """Rewrite the root files from the subject folders present (call with the lock held).
-
-    ``dataset_description.json``; ``provenance.json``, which lists each analysis' record
-    in each subject folder (``sub-<label>/<analysis>_provenance.json``) and in the group
-    folder, with its date, command line and working directory; and, when the folder holds
-    two or more subject reports, ``index.html`` through ``write_index(output_dir,
-    subjects)``.
-    """
-    output_dir = Path(output_dir)
-    write_description(output_dir)
-    subjects = subject_folders(output_dir)
-    listing = {"Subjects": [{"Subject": subject, **entry} for subject in subjects
-                            for entry in _records(output_dir, subject_folder(subject))],
-               "Group": _records(output_dir, GROUP_FOLDER)}
-    write_text_atomic(output_dir / PROVENANCE_FILE, json.dumps(listing, indent=2))
-    with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
-    if len(with_reports) > 1:
-        write_index(output_dir, with_reports)
-
-
-def _records(output_dir: Path, folder: str) -> list[dict]:
-    """``Analysis``, ``Record`` (its path), ``Date``, ``CommandLine`` and
-    ``WorkingDirectory`` of each analysis' record in ``output_dir/folder``."""
-    entries = []
-    for analysis in folder_analyses(output_dir / folder):
-        record = f"{folder}/{analysis_record(analysis)}"
-        try:
-            generated = json.loads((output_dir / record).read_text()).get("GeneratedBy", {})
-        except (OSError, ValueError, AttributeError):
-            generated = {}
-        entries.append({"Analysis": analysis, "Record": record,
-                        "Date": generated.get("Date"),
-                        "CommandLine": generated.get("CommandLine"),
-                        "WorkingDirectory": generated.get("WorkingDirectory")})
-    return entries
-
-
-def write_description(output_dir, replace: bool = True) -> None:
-    """Write ``dataset_description.json`` (atomically); with ``replace`` False, only if
-    the folder has none."""
-    path = Path(output_dir) / DESCRIPTION_FILE
-    if replace or not path.exists():
-        write_text_atomic(path, json.dumps(dataset_description(recorded_links(output_dir)),
-                                           indent=2))
-
-
-def recorded_links(output_dir) -> dict:
-    """The ``DatasetLinks`` of every analysis' record in the folder (subject folders and
-    the group folder), together: the datasets the folder's outputs come from."""
-    output_dir = Path(output_dir)
-    links: dict = {}
-    for folder in [*(subject_folder(s) for s in subject_folders(output_dir)), GROUP_FOLDER]:
-        for analysis in folder_analyses(output_dir / folder):
-            try:
-                record = json.loads((output_dir / folder / analysis_record(analysis))
-                                    .read_text())
-                found = dict(record.get("DatasetLinks") or {})
-            except (OSError, ValueError, AttributeError, TypeError):
-                continue
-            for name, uri in found.items():
-                links.setdefault(name, uri)
-    return links

@@ -11,7 +11,7 @@ def root_files(output_dir) -> None:
     with a group level in place, ``group.html`` from it first, so the index links it."""
     from ..core.naming import GROUP_FOLDER
     from ..report import write_group_report, write_index
-    from .folders import write_root_files
+    from .root_files import write_root_files
 
     if (Path(output_dir) / GROUP_FOLDER).is_dir():
         write_group_report(output_dir)
@@ -21,7 +21,7 @@ def root_files(output_dir) -> None:
 def description_file(output_dir) -> None:
     """The participant level's only root file: ``dataset_description.json``, written if
     absent (the group level, or a run of both levels, lists the participants)."""
-    from .folders import write_description
+    from .root_files import write_description
 
     write_description(output_dir, replace=False)
 
