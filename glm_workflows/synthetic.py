@@ -13,7 +13,7 @@ import pandas as pd
 
 
 def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float = 2.0,
-                    seed: int = 0, runs: int = 1) -> Path:
+                    seed: int = 0, runs: int = 1, sessions=()) -> Path:
     """Write a tiny BIDS study: ``runs`` runs per subject (task ``tiny``, conditions a and b).
 
     Each run is 12x14x12 voxels, float32: an ellipsoid "brain" on a dark background, a
@@ -32,7 +32,10 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
     seed : int
         Seed of the noise.
     runs : int
-        Runs per subject (``run-<i>`` in the names when more than one).
+        Runs per subject, or per session (``run-<i>`` in the names when more than one).
+    sessions : sequence of str
+        Session labels: each subject's runs in each (``sub-<s>/ses-<t>/func``); none: no
+        session entity.
 
     Returns
     -------
@@ -54,16 +57,18 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     grid = np.indices((12, 14, 12)) - np.array([5.5, 6.5, 5.5])[:, None, None, None]
     brain = ((grid / np.array([5.0, 6.0, 5.0])[:, None, None, None]) ** 2).sum(axis=0) < 1
-    for subject in subjects:
-        func = root / f"sub-{subject}" / "func"
+    for subject, session, run in ((subject, session, run) for subject in subjects
+                                  for session in (sessions or [None])
+                                  for run in range(1, runs + 1)):
+        func = root / f"sub-{subject}" / (f"ses-{session}" if session else "") / "func"
         func.mkdir(parents=True, exist_ok=True)
-        for run in range(1, runs + 1):
-            data = rng.normal(0, 10, (12, 14, 12, n_scans))
-            data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
-            data[4:8, 4:9, 4:8] += 30 * boxcar
-            stem = func / (f"sub-{subject}_task-tiny" + (f"_run-{run}" if runs > 1 else ""))
-            nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
-            events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
+        data = rng.normal(0, 10, (12, 14, 12, n_scans))
+        data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
+        data[4:8, 4:9, 4:8] += 30 * boxcar
+        stem = func / (f"sub-{subject}" + (f"_ses-{session}" if session else "")
+                       + "_task-tiny" + (f"_run-{run}" if runs > 1 else ""))
+        nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
+        events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
     return root
 
 

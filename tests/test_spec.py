@@ -281,14 +281,16 @@ def test_the_spec_refuses_what_the_flags_refuse_when_built_in_python():
             "Dataset", "dataset", GroupModel(GroupSettings(model="two-sample")),
             group_by=("contrast",))),
             (Edge("run", "subject"), Edge("subject", "dataset")))
-    with pytest.raises(InputError, match="Session nodes are not supported"):
+    with pytest.raises(InputError, match=r"^node 's'.GroupBy: expected \['subject', "
+                                         r"'session', 'contrast'\], got \[\]"):
         Node("Session", "s", MetaModel())
     with pytest.raises(InputError, match="^--noise-model: expected one of"):
         _seed_nodes(noise_model="ar7")
     with pytest.raises(InputError, match="hrf_model: expected one of"):
         _seed_nodes(design=NilearnDesign(hrf_model="nope"))
     with pytest.raises(InputError,
-                       match=r"Edges: expected run -> subject \(Run -> \[Subject ->\] Dataset"):
+                       match=r"Edges: expected run -> subject \(Run -> \[Session ->\] "
+                             r"\[Subject ->\] Dataset"):
         AnalysisSpec(InputSpec(), nodes, ())
     with pytest.raises(InputError, match="Edges Filter: no first-level t contrast 'z'"):
         AnalysisSpec(InputSpec(), (*nodes, Node(
