@@ -373,8 +373,9 @@ def write_participants(root, subjects, seed: int = 0) -> Path:
 
 
 def main(argv=None) -> None:
-    """``python -m glm_workflows.synthetic DIR [--subjects N] [--runs R] [--fmriprep RAW]``:
-    write a tiny BIDS study of N subjects of R runs (a true ``a - b`` effect,
+    """``python -m glm_workflows.synthetic DIR [--subjects N] [--runs R] [--sessions S ...]
+    [--fmriprep RAW]``: write a tiny BIDS study of N subjects of R runs (per session S,
+    when given; a true ``a - b`` effect,
     participants.tsv with group and age), or fMRIPrep-like derivatives of the raw BIDS
     dataset RAW into DIR."""
     import argparse
@@ -384,6 +385,8 @@ def main(argv=None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sessions", nargs="+", default=(), metavar="LABEL",
+                        help="session labels: each subject's R runs in each session")
     parser.add_argument("--fmriprep", metavar="RAW",
                         help="write fMRIPrep-like derivatives of this raw BIDS dataset")
     args = parser.parse_args(argv)
@@ -391,7 +394,8 @@ def main(argv=None) -> None:
         print(write_fmriprep_derivatives(args.fmriprep, args.out_dir))
         return
     subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
-    root = write_tiny_bids(args.out_dir, subjects=subjects, runs=args.runs)
+    root = write_tiny_bids(args.out_dir, subjects=subjects, runs=args.runs,
+                           sessions=tuple(args.sessions))
     write_participants(root, subjects)
     print(root)
 

@@ -73,14 +73,23 @@ def _covariate_filter_model(tmp_path) -> Path:
 
 def _graph_models(tmp_path) -> list[Path]:
     """Graphs beyond one chain: Run -> Subject -> {Dataset, Dataset grouped by nothing};
-    Run -> two Dataset nodes (one run per subject); the zoo's ds003 model."""
+    Run -> two Dataset nodes (one run per subject); the zoo's ds003 model; Run -> Session
+    -> Subject -> Dataset, and with the graph's two Dataset nodes."""
     three = json.loads((MODELS / "graph_smdl.json").read_text())
     runs = json.loads((MODELS / "graph_smdl.json").read_text())
     runs["Nodes"].pop(1)
     runs["Nodes"][0]["GroupBy"] = ["subject"]
     runs["Edges"] = [{**edge, "Source": "run"} for edge in runs["Edges"][1:]]
-    paths = []
-    for name, model in (("graph", three), ("run_graph", runs)):
+    sessions = json.loads((MODELS / "graph_smdl.json").read_text())
+    sessions["Nodes"].insert(1, {"Level": "Session", "Name": "session",
+                                 "GroupBy": ["subject", "session", "contrast"],
+                                 "Model": {"Type": "meta", "X": [1]},
+                                 "DummyContrasts": {"Test": "t"}})
+    sessions["Edges"] = [{"Source": "run", "Destination": "session"},
+                         {"Source": "session", "Destination": "subject"},
+                         *sessions["Edges"][1:]]
+    paths = [MODELS / "session_smdl.json"]
+    for name, model in (("graph", three), ("run_graph", runs), ("session_graph", sessions)):
         paths.append(tmp_path / f"{name}_smdl.json")
         paths[-1].write_text(json.dumps(model))
     ds003 = ROOT / "tests" / "data" / "model_zoo" / "model-ds003_smdl.json"

@@ -128,7 +128,7 @@ def check_sessions(spec, runs) -> None:
 
         where = f"{session_node(read_stats_model(spec.source)).path} ({node.name})"
     sessions = sorted({f"sub-{run.subject}_ses-{run.session}" for run in runs if run.session})
-    shown = ", ".join(run.label for run in without[:4]) + (
+    shown = ", ".join(run.prefix for run in without[:4]) + (
         f" (and {len(without) - 4} more)" if len(without) > 4 else "")
     raise InputError(f"{where}: a Session node combines each session's runs, but these "
                      f"runs have no session entity (ses-): {shown}; sessions found: "
