@@ -101,7 +101,7 @@ def prepare(spec, execution) -> StudyPlan:
                  else None)
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
-                      runs[0].task if group.model else None)
+                      runs[0].task if group.model else None, spec.session_node is not None)
     save_design_checks(check_work_dir(execution.work_dir), design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
@@ -290,7 +290,8 @@ def group_analysis(folder, maps, task: str) -> str:
     return found.pop() if found else analysis_label(task)
 
 
-def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -> None:
+def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None,
+                      by_session: bool = False) -> None:
     """Before any work: refuse a run of ``analysis`` that would replace, in a subject
     folder of its ``runs`` or (with a group level of task ``group_task``) in the group
     folder, a file no earlier run of the same analysis wrote
@@ -300,7 +301,7 @@ def check_own_outputs(output_dir, analysis: str, runs, group_task: str | None) -
     from ..report.summary import result_prefixes
 
     prefixes: dict = {}
-    for subject, prefix in result_prefixes(runs):
+    for subject, prefix in result_prefixes(runs, by_session):
         prefixes.setdefault(subject, set()).add(prefix)
     for subject, own in prefixes.items():
         check_replaces_only_its_own(
