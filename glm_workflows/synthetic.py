@@ -3,6 +3,7 @@ the tool without data (no Nipype; numpy, pandas and nibabel only)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 
 
 def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float = 2.0,
-                    seed: int = 0, runs: int = 1) -> Path:
+                    seed: int = 0, runs: int = 1, sessions=()) -> Path:
     """Write a tiny BIDS study: ``runs`` runs per subject (task ``tiny``, conditions a and b).
 
     Each run is 12x14x12 voxels, float32: an ellipsoid "brain" on a dark background, a
@@ -32,7 +33,9 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
     seed : int
         Seed of the noise.
     runs : int
-        Runs per subject (``run-<i>`` in the names when more than one).
+        Runs per subject, or per session (``run-<i>`` in the names when more than one).
+    sessions : sequence of str
+        Session labels: each subject's runs in each (``sub-<s>/ses-<t>/func``).
 
     Returns
     -------
@@ -54,16 +57,17 @@ def write_tiny_bids(root, subjects=("01", "02"), n_scans: int = 60, t_r: float =
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     grid = np.indices((12, 14, 12)) - np.array([5.5, 6.5, 5.5])[:, None, None, None]
     brain = ((grid / np.array([5.0, 6.0, 5.0])[:, None, None, None]) ** 2).sum(axis=0) < 1
-    for subject in subjects:
-        func = root / f"sub-{subject}" / "func"
+    for subject, session, run in itertools.product(subjects, sessions or [None],
+                                                   range(1, runs + 1)):
+        func = root / f"sub-{subject}" / (f"ses-{session}" if session else "") / "func"
         func.mkdir(parents=True, exist_ok=True)
-        for run in range(1, runs + 1):
-            data = rng.normal(0, 10, (12, 14, 12, n_scans))
-            data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
-            data[4:8, 4:9, 4:8] += 30 * boxcar
-            stem = func / (f"sub-{subject}_task-tiny" + (f"_run-{run}" if runs > 1 else ""))
-            nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
-            events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
+        data = rng.normal(0, 10, (12, 14, 12, n_scans))
+        data[brain] += 1000  # a bright "brain" on a dark background, as EPI masks expect
+        data[4:8, 4:9, 4:8] += 30 * boxcar
+        stem = func / (f"sub-{subject}" + (f"_ses-{session}" if session else "")
+                       + "_task-tiny" + (f"_run-{run}" if runs > 1 else ""))
+        nb.Nifti1Image(data.astype(np.float32), affine).to_filename(f"{stem}_bold.nii.gz")
+        events.to_csv(f"{stem}_events.tsv", sep="\t", index=False)
     return root
 
 
@@ -368,10 +372,10 @@ def write_participants(root, subjects, seed: int = 0) -> Path:
 
 
 def main(argv=None) -> None:
-    """``python -m glm_workflows.synthetic DIR [--subjects N] [--runs R] [--fmriprep RAW]``:
-    write a tiny BIDS study of N subjects of R runs (a true ``a - b`` effect,
-    participants.tsv with group and age), or fMRIPrep-like derivatives of the raw BIDS
-    dataset RAW into DIR."""
+    """``python -m glm_workflows.synthetic DIR [--subjects N] [--runs R] [--sessions S ...]
+    [--fmriprep RAW]``: write a tiny BIDS study of N subjects of R runs (in each session S;
+    a true ``a - b`` effect, participants.tsv with group and age), or fMRIPrep-like
+    derivatives of the raw BIDS dataset RAW into DIR."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic",
@@ -379,6 +383,7 @@ def main(argv=None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sessions", nargs="+", default=(), metavar="LABEL")
     parser.add_argument("--fmriprep", metavar="RAW",
                         help="write fMRIPrep-like derivatives of this raw BIDS dataset")
     args = parser.parse_args(argv)
@@ -386,7 +391,7 @@ def main(argv=None) -> None:
         print(write_fmriprep_derivatives(args.fmriprep, args.out_dir))
         return
     subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
-    root = write_tiny_bids(args.out_dir, subjects=subjects, runs=args.runs)
+    root = write_tiny_bids(args.out_dir, subjects, runs=args.runs, sessions=args.sessions)
     write_participants(root, subjects)
     print(root)
 

@@ -528,8 +528,11 @@ def test_session_transformations_refused(tmp_path):
                                                             "Input": "runnum",
                                                             "Threshold": 2,
                                                             "Output": "run3"}]}),
-        "Nodes[1].Transformations: transformations at a Session node are not supported "
-        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+        "Nodes[1].Transformations: transformations at a Session node are not supported: the "
+        "node is 'meta' with X [1] (each session's runs combined by fixed effects); variables "
+        "of scans.tsv or sessions.tsv (e.g. runnum) are not read, and a meta model has no "
+        "design to weigh runs by (FitLins averages every run a contrast involves, whatever "
+        "its weights)")
 
 
 def test_dataset_transformations_of_time_refused(tmp_path):

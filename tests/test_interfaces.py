@@ -159,8 +159,9 @@ def test_fit_glm_warns_of_non_finite_samples(small_run, tmp_path):
 def test_contrast_map_traits_are_namings_table():
     """Every interface that outputs a contrast's maps has exactly naming's CONTRAST_MAPS,
     from the one shared output spec (their names are the cache keys and the ports)."""
-    from glm_workflows.core.naming import CONTRAST_MAPS
     from glm_workflows.interfaces._ports import ContrastMapsOutputSpec
+
+    from glm_workflows.core.naming import CONTRAST_MAPS
 
     assert sorted(ContrastMapsOutputSpec.class_trait_names()) == sorted(
         [*CONTRAST_MAPS, *TraitedSpec.class_trait_names()])
@@ -175,8 +176,9 @@ def test_contrast_map_traits_are_namings_table():
 
 def test_sink_inputs_are_namings_tables():
     """The sinks take one input per output name of naming's tables (and describe it)."""
-    from glm_workflows.core.naming import CONTRAST_OUTPUTS, GROUP_OUTPUTS, MODEL_OUTPUTS
     from glm_workflows.interfaces.derivatives import INPUT_DESCRIPTIONS
+
+    from glm_workflows.core.naming import CONTRAST_OUTPUTS, GROUP_OUTPUTS, MODEL_OUTPUTS
 
     sink = interfaces.DerivativesSink.input_spec.class_trait_names()
     assert set(MODEL_OUTPUTS) | set(CONTRAST_OUTPUTS) <= set(sink)

@@ -51,7 +51,8 @@ def test_graph_spec_reads_and_names_its_nodes():
      "(node-FTest); rename one"),
     (lambda m: m["Edges"].append({"Source": "dataset", "Destination": "F-test"}),
      "graph.json: Edges: Dataset node 'F-test' is fed by subject, dataset; expected one "
-     "edge from the Subject node 'subject' (Run -> [Subject ->] Dataset nodes)"),
+     "edge from the Subject node 'subject' (Run -> [Session ->] [Subject ->] Dataset "
+     "nodes)"),
     (lambda m: m["Edges"].append({"Source": "F-test", "Destination": "nowhere"}),
      "graph.json: Edges[3].Destination: no node named 'nowhere' (nodes: run, subject, "
      "dataset, F-test)"),
@@ -149,19 +150,3 @@ def test_several_dataset_nodes_equal_nilearn(graph_run):
     assert not list(group.glob("task-tiny_contrast-trialType*"))  # filtered out
     report = (out / "group.html").read_text()
     assert "node FTest: task tiny, contrast anyCondition" in report
-
-
-def test_session_nodes_are_refused_naming_the_file_and_node():
-    """Session nodes are not supported yet: one line, the file and the JSON path."""
-    model = graph_model()
-    model["Nodes"].insert(1, {"Level": "Session", "Name": "session",
-                              "GroupBy": ["subject", "session", "contrast"],
-                              "Model": {"Type": "meta", "X": [1]},
-                              "DummyContrasts": {"Test": "t"}})
-    model["Edges"][0] = {"Source": "run", "Destination": "session"}
-    model["Edges"].insert(1, {"Source": "session", "Destination": "subject"})
-    with pytest.raises(InputError) as raised:
-        spec_from_dict(model, "session.json", bids_dir="/data")
-    assert str(raised.value) == ("session.json: Nodes[1]: Session nodes are not supported "
-                                 "(the subject's runs are combined by fixed effects at the "
-                                 "Subject node)")

@@ -122,8 +122,9 @@ def test_exact_whitening_gives_white_unit_variance(coefficients):
 def test_calibrated_models_through_the_nodes(tmp_path, design, model):
     """FitGLM + EstimateContrast give the in-memory maps, and the sidecars name the model
     and summarize the AR coefficients it whitened with."""
-    from glm_workflows.core.run_tables import save_design_matrix
     from glm_workflows.interfaces import EstimateContrast, FitGLM
+
+    from glm_workflows.core.run_tables import save_design_matrix
 
     rng = np.random.default_rng(3)
     noise = ar1_noise(0.3, N_SCANS, 2000, rng)

@@ -73,14 +73,23 @@ def _covariate_filter_model(tmp_path) -> Path:
 
 def _graph_models(tmp_path) -> list[Path]:
     """Graphs beyond one chain: Run -> Subject -> {Dataset, Dataset grouped by nothing};
-    Run -> two Dataset nodes (one run per subject); the zoo's ds003 model."""
+    Run -> two Dataset nodes (one run per subject); the zoo's ds003 model; Run -> Session
+    -> Subject -> Dataset, and with the graph's two Dataset nodes."""
     three = json.loads((MODELS / "graph_smdl.json").read_text())
     runs = json.loads((MODELS / "graph_smdl.json").read_text())
     runs["Nodes"].pop(1)
     runs["Nodes"][0]["GroupBy"] = ["subject"]
     runs["Edges"] = [{**edge, "Source": "run"} for edge in runs["Edges"][1:]]
-    paths = []
-    for name, model in (("graph", three), ("run_graph", runs)):
+    sessions = json.loads((MODELS / "graph_smdl.json").read_text())
+    sessions["Nodes"].insert(1, {"Level": "Session", "Name": "session",
+                                 "GroupBy": ["subject", "session", "contrast"],
+                                 "Model": {"Type": "meta", "X": [1]},
+                                 "DummyContrasts": {"Test": "t"}})
+    sessions["Edges"] = [{"Source": "run", "Destination": "session"},
+                         {"Source": "session", "Destination": "subject"},
+                         *sessions["Edges"][1:]]
+    paths = [MODELS / "session_smdl.json"]
+    for name, model in (("graph", three), ("run_graph", runs), ("session_graph", sessions)):
         paths.append(tmp_path / f"{name}_smdl.json")
         paths[-1].write_text(json.dumps(model))
     ds003 = ROOT / "tests" / "data" / "model_zoo" / "model-ds003_smdl.json"
@@ -281,14 +290,16 @@ def test_the_spec_refuses_what_the_flags_refuse_when_built_in_python():
             "Dataset", "dataset", GroupModel(GroupSettings(model="two-sample")),
             group_by=("contrast",))),
             (Edge("run", "subject"), Edge("subject", "dataset")))
-    with pytest.raises(InputError, match="Session nodes are not supported"):
+    with pytest.raises(InputError, match=r"^node 's'.GroupBy: expected \['subject', "
+                                         r"'session', 'contrast'\], got \[\]"):
         Node("Session", "s", MetaModel())
     with pytest.raises(InputError, match="^--noise-model: expected one of"):
         _seed_nodes(noise_model="ar7")
     with pytest.raises(InputError, match="hrf_model: expected one of"):
         _seed_nodes(design=NilearnDesign(hrf_model="nope"))
     with pytest.raises(InputError,
-                       match=r"Edges: expected run -> subject \(Run -> \[Subject ->\] Dataset"):
+                       match=r"Edges: expected run -> subject \(Run -> \[Session ->\] "
+                             r"\[Subject ->\] Dataset"):
         AnalysisSpec(InputSpec(), nodes, ())
     with pytest.raises(InputError, match="Edges Filter: no first-level t contrast 'z'"):
         AnalysisSpec(InputSpec(), (*nodes, Node(

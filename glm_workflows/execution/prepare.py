@@ -78,6 +78,7 @@ def prepare(spec, execution) -> StudyPlan:
     notes: list = []
     runs = collect_runs(spec, notes)
     check_smoothing(spec, runs, model.smoothing_fwhm)
+    check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
@@ -100,7 +101,8 @@ def prepare(spec, execution) -> StudyPlan:
                  else None)
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
-                      (runs[0].task, runs[0].space) if group.model else None)
+                      (runs[0].task, runs[0].space) if group.model else None,
+                      spec.session_node is not None)
     save_design_checks(check_work_dir(execution.work_dir), design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
@@ -111,6 +113,27 @@ def prepare(spec, execution) -> StudyPlan:
                       confounds=confounds, group=group, group_plans=plans,
                       participants_file=participants_file,
                       n_chunks=n_chunks(execution, arguments), plugin_args=arguments)
+
+
+def check_sessions(spec, runs) -> None:
+    """A Session node needs every run in a session (a ``ses-`` entity): refuse, in one
+    line naming the model file and the node, runs without one, listing what exists."""
+    node = spec.session_node
+    without = [run for run in runs if not run.session] if node is not None else []
+    if not without:
+        return
+    where = f"{spec.source}: Session node {node.name!r}"
+    if model_file(spec):
+        from ..core.stats_model_read import read_stats_model
+        from ..spec.bsm import session_node
+
+        where = f"{session_node(read_stats_model(spec.source)).path} ({node.name})"
+    sessions = sorted({f"sub-{run.subject}_ses-{run.session}" for run in runs if run.session})
+    shown = ", ".join(run.prefix for run in without[:4]) + (
+        f" (and {len(without) - 4} more)" if len(without) > 4 else "")
+    raise InputError(f"{where}: a Session node combines each session's runs, but these "
+                     f"runs have no session entity (ses-): {shown}; sessions found: "
+                     f"{', '.join(sessions) or 'none'}")
 
 
 def check_smoothing(spec, runs, fwhm) -> None:
@@ -272,7 +295,8 @@ def group_analysis(folder, maps, task: str) -> str:
     return found.pop() if found else analysis_label(task, maps_space(maps))
 
 
-def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None) -> None:
+def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None,
+                      by_session: bool = False) -> None:
     """Before any work: refuse a run of ``analysis`` that would replace, in a subject
     folder of its ``runs`` or (with a group level of ``group`` = ``(task, space)``) in the
     group folder, a file no earlier run of the same analysis wrote
@@ -287,7 +311,7 @@ def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None) -> N
     from ..report.summary import result_prefixes
 
     prefixes: dict = {}
-    for subject, prefix in result_prefixes(runs):
+    for subject, prefix in result_prefixes(runs, by_session):
         prefixes.setdefault(subject, set()).add(prefix)
     for subject, own in prefixes.items():
         check_replaces_only_its_own(

@@ -18,7 +18,7 @@ between the runs, or that some run lacks, is left out, and ``run`` always is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..core.entities import bids_prefix
 from ..settings import (
@@ -32,11 +32,17 @@ from ..settings import (
     InferenceSettings,
     ModelSettings,
 )
+from .groups import (  # noqa: F401 (their import paths)
+    GroupPlan,
+    group_plans,
+    pooled_plan,
+    subject_groups,
+)
 
 #: The workflow a level's factory builds per item: a run, a subject with several runs,
 #: a group analysis.
-LEVEL_FACTORIES = {"Run": "init_first_level_wf", "Subject": "init_fixed_effects_wf",
-                   "Dataset": "init_group_wf"}
+LEVEL_FACTORIES = {"Run": "init_first_level_wf", "Session": "init_fixed_effects_wf",
+                   "Subject": "init_fixed_effects_wf", "Dataset": "init_group_wf"}
 
 
 def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
@@ -68,14 +74,6 @@ def run_contrasts(contrasts, run, skipped: dict) -> list:
     return [c for c in contrasts if c[0] not in skipped.get(run.label, ())]
 
 
-def subject_groups(runs) -> dict:
-    """Runs grouped by subject, in the order given."""
-    groups: dict = {}
-    for run in runs:
-        groups.setdefault(run.subject, []).append(run)
-    return groups
-
-
 def subject_session(runs) -> str | None:
     """The session entity of a subject's combined outputs: set only if all runs share it."""
     sessions = {run.session for run in runs}
@@ -87,109 +85,6 @@ def subject_entities(runs) -> dict:
     first, *others = [run.entities for run in runs]
     return {key: value for key, value in first.items()
             if all(other.get(key) == value for other in others)}
-
-
-class GroupPlan(NamedTuple):
-    """One group analysis: ``name`` (the first-level contrast, or ``<A>Minus<B>`` for a
-    paired pair), ``contrasts`` (the first-level contrast, or the pair ``(A, B)``), the
-    ``subjects`` that have them, and the ``group_contrasts`` ((name or None, expression)).
-
-    With a spec: ``node``, the Dataset node's name; ``label``, its BIDS label in output
-    and workflow names (None: the model's first Dataset node, named as ever); ``group``
-    and ``participants_file``, its settings (None: the plan's). A node grouped by nothing
-    (``columns``: its design's ``(X name, contrast label or None for the intercept)``)
-    has one analysis: ``contrasts`` are the contrasts it pools, a map of each per subject
-    a row of its design."""
-
-    name: str
-    contrasts: tuple
-    subjects: tuple
-    group_contrasts: tuple
-    node: str | None = None
-    label: str | None = None
-    group: Any = None
-    participants_file: str | None = None
-    columns: tuple = ()
-
-    @property
-    def workflow_name(self) -> str:
-        if self.label is None:
-            return f"group_{self.name}_wf"
-        return f"group_node_{self.label}" + ("" if self.columns else f"_{self.name}") + "_wf"
-
-    @property
-    def map_rows(self) -> list[tuple[str, str]]:
-        """A node grouped by nothing: its design's rows, ``(subject, contrast)``."""
-        return [(subject, contrast) for subject in self.subjects for contrast in self.contrasts]
-
-
-def group_plans(runs, contrasts, skipped: dict, group, design_columns=None) -> tuple[list, list]:
-    """The group analyses of a study, and one warning line per subject left out.
-
-    Parameters
-    ----------
-    runs : list of RunInputs
-    contrasts : sequence of (name, stat_type, rows)
-        The first-level contrasts; the t contrasts go to the group level (or, paired,
-        the two of ``group.pair``).
-    skipped : dict
-        Per run label, the contrasts it does not have: a subject none of whose runs has
-        a contrast is left out of that contrast's group analysis.
-    group : GroupSettings
-    design_columns : callable or None
-        ``design_columns(subjects)`` -> the group design's columns, for the default
-        two-sample contrast (the difference of the two groups).
-
-    Returns
-    -------
-    plans : list of GroupPlan
-    warnings : list of str
-    """
-    if not group.model:
-        return [], []
-    by_subject = subject_groups(runs)
-    if group.model == "paired":
-        analyses = [(f"{group.pair[0]}Minus{group.pair[1]}", tuple(group.pair))]
-    else:
-        analyses = [(name, (name,)) for name, stat_type, _ in contrasts if stat_type == "t"
-                    and (not group.inputs or name in group.inputs)]
-    plans, warnings = [], []
-    for name, needed in analyses:
-        subjects = []
-        for subject, subject_runs in by_subject.items():
-            missing = [c for c in needed
-                       if all(c in skipped.get(r.label, ()) for r in subject_runs)]
-            if missing:
-                warnings.append(f"group {name}: sub-{subject} left out (no map of contrast "
-                                f"{', '.join(missing)})")
-            else:
-                subjects.append(subject)
-        if group.contrasts:
-            group_contrasts = tuple(group.contrasts)
-        elif group.model == "two-sample":
-            levels = [c for c in design_columns(subjects) if c not in group.covariates]
-            group_contrasts = ((f"{levels[0]}Minus{levels[1]}", f"{levels[0]} - {levels[1]}"),)
-        else:
-            group_contrasts = ((None, "intercept"),)
-        plans.append(GroupPlan(name, needed, tuple(subjects), group_contrasts))
-    return plans, warnings
-
-
-def pooled_plan(runs, columns, skipped: dict, group, node: str, label: str) -> tuple:
-    """The analysis of a Dataset node grouped by nothing, and one warning line per subject
-    left out (a subject without a map of some pooled contrast)."""
-    needed = tuple(c for _, c in columns if c is not None)
-    subjects, warnings = [], []
-    for subject, subject_runs in subject_groups(runs).items():
-        missing = [c for c in needed if all(c in skipped.get(r.label, ()) for r in subject_runs)]
-        if missing:
-            warnings.append(f"node {node}: sub-{subject} left out (no map of contrast "
-                            f"{', '.join(missing)})")
-        else:
-            subjects.append(subject)
-    group_contrasts = tuple(group.contrasts) or ((None, "intercept"),)
-    return GroupPlan(label, needed, tuple(subjects), group_contrasts, node=node, label=label,
-                     group=group, columns=tuple(columns)), warnings
 
 
 # ------------------------------------------------------------------------- the plan
@@ -212,18 +107,22 @@ class RunPlan:
 
 @dataclass(frozen=True)
 class SubjectPlan:
-    """One subject: its runs and the entities of its combined outputs (its fixed effects,
-    when it has several runs)."""
+    """One subject (or, at a Session node, one session of a subject): its runs and the
+    entities of its combined outputs (its fixed effects, when it has several runs).
+    ``sessions``: after a Session node, the subject's session plans, combined in turn
+    (the subject's fixed effects when it has several sessions)."""
 
     subject: str
     runs: tuple[RunPlan, ...]
     session: str | None = None
     entities: dict = field(default_factory=dict)
+    sessions: tuple = ()
 
     @property
     def combined(self) -> bool:
-        """Several runs: combined by fixed effects."""
-        return len(self.runs) > 1
+        """Several runs (after a Session node: several sessions): combined by fixed
+        effects."""
+        return len(self.sessions or self.runs) > 1
 
     @property
     def prefix(self) -> str:
@@ -241,16 +140,40 @@ class SubjectPlan:
         return {name: [index for index, r in enumerate(self.runs) if name not in r.skipped]
                 for name, _, _ in contrasts}
 
+    def contrast_parts(self, contrasts) -> dict:
+        """Per contrast name, the indices of what is combined (the sessions after a
+        Session node, else the runs) that have it."""
+        if not self.sessions:
+            return self.contrast_runs(contrasts)
+        return {name: [index for index, session in enumerate(self.sessions)
+                       if any(name not in r.skipped for r in session.runs)]
+                for name, _, _ in contrasts}
 
-def subject_plans(runs: tuple[RunPlan, ...]) -> tuple[SubjectPlan, ...]:
-    """The subjects of ``runs``, in the order of their first run."""
+
+def subject_plans(runs: tuple[RunPlan, ...], by_session: bool = False
+                  ) -> tuple[SubjectPlan, ...]:
+    """The subjects of ``runs``, in the order of their first run; ``by_session`` (a
+    Session node): each with its sessions' plans (:func:`session_plans`)."""
     groups: dict = {}
     for run_plan in runs:
         groups.setdefault(run_plan.run.subject, []).append(run_plan)
+    sessions = session_plans(runs) if by_session else ()
     return tuple(SubjectPlan(subject, tuple(plans),
                              subject_session([p.run for p in plans]),
-                             subject_entities([p.run for p in plans]))
+                             subject_entities([p.run for p in plans]),
+                             tuple(s for s in sessions if s.subject == subject))
                  for subject, plans in groups.items())
+
+
+def session_plans(runs: tuple[RunPlan, ...]) -> tuple[SubjectPlan, ...]:
+    """A Session node's items: per subject and session, in the order of their first run,
+    its runs and the entities they share (outputs ``sub-<s>_ses-<t>_task-<T>...``)."""
+    groups: dict = {}
+    for run_plan in runs:
+        groups.setdefault((run_plan.run.subject, run_plan.run.session), []).append(run_plan)
+    return tuple(SubjectPlan(subject, tuple(plans), session,
+                             subject_entities([p.run for p in plans]))
+                 for (subject, session), plans in groups.items())
 
 
 @dataclass(frozen=True)
@@ -310,10 +233,17 @@ class StudyPlan:
             return [maps.subject for maps in self.subject_maps]
         return [s.subject for s in self.subjects]
 
+    @property
+    def sessions(self) -> list[SubjectPlan]:
+        """A Session node's items: every subject's sessions (none without one)."""
+        return [session for subject in self.subjects for session in subject.sessions]
+
     def result_prefixes(self) -> list[tuple[str, str]]:
         """``(subject, BIDS prefix)`` of each model whose results are written: each run,
-        then each subject's fixed effects when it has several runs."""
+        then each session's fixed effects when it has several runs (a Session node), then
+        each subject's fixed effects when it has several runs (or sessions)."""
         return ([(p.run.subject, p.run.prefix) for p in self.runs]
+                + [(s.subject, s.prefix) for s in self.sessions if s.combined]
                 + [(s.subject, s.prefix) for s in self.subjects if s.combined])
 
     def workflows(self) -> list[tuple[str, str, list]]:
@@ -322,6 +252,7 @@ class StudyPlan:
         :class:`RunPlan` s, the :class:`SubjectPlan` s with several runs, the
         :class:`GroupPlan` s."""
         items = {"Run": list(self.runs),
+                 "Session": [s for s in self.sessions if s.combined],
                  "Subject": [s for s in self.subjects if s.combined]}
         return [(level, name, items[level] if level in items else
                  [g for g in self.group_plans if g.node in (None, name)])
@@ -339,7 +270,7 @@ class StudyPlan:
         return found
 
 
-def graph_of(spec, subjects, group_plans) -> tuple[tuple, tuple]:
+def graph_of(spec, subjects, groups) -> tuple[tuple, tuple]:
     """The plan's ``(nodes, edges)``: the spec's; without a spec (a factory called
     directly) the chain Run -> Subject [-> Dataset, with group plans]. A subject with
     several runs is combined by fixed effects as it always was: a graph without a
@@ -347,7 +278,7 @@ def graph_of(spec, subjects, group_plans) -> tuple[tuple, tuple]:
     node."""
     if spec is None:
         nodes = [("Run", "run"), ("Subject", "subject")] + (
-            [("Dataset", "dataset")] if group_plans else [])
+            [("Dataset", "dataset")] if groups else [])
         return tuple(nodes), tuple(zip([n for _, n in nodes[:-1]], [n for _, n in nodes[1:]],
                                        strict=True))
     nodes = [(node.level, node.name) for node in spec.nodes]
@@ -370,7 +301,7 @@ def plan_study(runs, *, output_dir, contrasts=SEED_CONTRASTS, mem_gb=None, skipp
     run_plans = tuple(RunPlan(run, tuple(run_contrasts(contrasts, run, skipped)),
                               tuple(skipped.get(run.label, ())), run_mem)
                       for run, run_mem in zip(runs, mem_gb, strict=True))
-    subjects = subject_plans(run_plans)
+    subjects = subject_plans(run_plans, spec is not None and spec.session_node is not None)
     group = tuple(settings.pop("group_plans", None) or ())
     nodes, edges = graph_of(spec, subjects, group)
     return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts), runs=run_plans,

@@ -22,7 +22,7 @@ from ..core.naming import (
 from ..plan.study import RunPlan, StudyPlan, subject_plans
 
 
-def result_prefixes(runs) -> list[tuple[str, str]]:
+def result_prefixes(runs, by_session: bool = False) -> list[tuple[str, str]]:
     """The models whose results are written: each run, and each subject's fixed effects
     when it has several runs (:meth:`~glm_workflows.plan.study.StudyPlan.result_prefixes`).
 
@@ -30,6 +30,8 @@ def result_prefixes(runs) -> list[tuple[str, str]]:
     ----------
     runs : StudyPlan or list of glm_workflows.inputs.runs.RunInputs
         The study's plan, or its runs.
+    by_session : bool
+        With runs: a Session node combines each session's runs (their fixed effects too).
 
     Returns
     -------
@@ -39,7 +41,8 @@ def result_prefixes(runs) -> list[tuple[str, str]]:
     if isinstance(runs, StudyPlan):
         return runs.result_prefixes()
     run_plans = tuple(RunPlan(run, ()) for run in runs)
-    return StudyPlan(None, runs=run_plans, subjects=subject_plans(run_plans)).result_prefixes()
+    return StudyPlan(None, runs=run_plans,
+                     subjects=subject_plans(run_plans, by_session)).result_prefixes()
 
 
 def print_results(runs, output_dir, printer=print) -> None:

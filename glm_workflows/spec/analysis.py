@@ -146,7 +146,9 @@ class RunModel:
 
 @dataclass(frozen=True)
 class MetaModel:
-    """A Subject node's model (BIDS ``meta``): fixed effects of each incoming contrast."""
+    """A Session or Subject node's model (BIDS ``meta``): fixed effects of each incoming
+    contrast (a Session node: over each session's runs; a Subject node: over the
+    subject's runs, or its sessions' maps after a Session node)."""
 
     type = "meta"
 
@@ -226,6 +228,10 @@ class AnalysisSpec:
     @property
     def run_node(self) -> Node | None:
         return self._level("Run")
+
+    @property
+    def session_node(self) -> Node | None:
+        return self._level("Session")
 
     @property
     def subject_node(self) -> Node | None:

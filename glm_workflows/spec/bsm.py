@@ -83,34 +83,40 @@ def node_label(name: str) -> str:
 
 
 def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec, ...]]:
-    """The Subject node after the Run node (or None) and the Dataset nodes after it (or
-    after the Run node), in file order, refusing what this project cannot run: the Run
-    node feeds a Subject node or Dataset nodes; a Subject node feeds Dataset nodes; a
-    Dataset node feeds nothing."""
+    """The Subject node after the Run node, or after the Session node (or None), and the
+    Dataset nodes after it (or after the Run node), in file order, refusing what this
+    project cannot run: the Run node feeds a Session node, a Subject node or Dataset
+    nodes; a Session node feeds the Subject node; a Subject node feeds Dataset nodes; a
+    Dataset node feeds nothing. The Session node (or None) is :func:`session_node`'s."""
     run = model.root
     for node in model.nodes:
-        if node.level == "Session":
-            raise InputError(f"{node.path}: Session nodes are not supported (the subject's "
-                             "runs are combined by fixed effects at the Subject node)")
         if node.level == "Run" and node is not run:
             raise InputError(f"{node.path}: one Run node is supported")
+    for level in ("Session", "Subject"):
+        found = [n for n in model.nodes if n.level == level]
+        if len(found) > 1:
+            raise InputError(f"{found[1].path}: one {level} node is supported (the "
+                             f"{level.lower()}s' fixed effects are {found[0].name!r})")
+    session = session_node(model)
     subjects = [n for n in model.nodes if n.level == "Subject"]
-    if len(subjects) > 1:
-        raise InputError(f"{subjects[1].path}: one Subject node is supported (the "
-                         f"subjects' fixed effects are {subjects[0].name!r})")
     subject = subjects[0] if subjects else None
+    if session is not None and subject is None:
+        raise InputError(f"{session.path}: a Session node feeds a Subject node (each "
+                         "subject's sessions combined before the Dataset level); add one")
     datasets = tuple(n for n in model.nodes if n.level == "Dataset")
     feeding = subject or run
-    for node in (subject, *datasets):
+    for node in (session, subject, *datasets):
         if node is None:
             continue
         edges = model.inputs(node.name)
-        source = run if node is subject else feeding
+        source = run if node is session else (session or run) if node is subject \
+            else feeding
         if len(edges) != 1 or edges[0].source != source.name:
             came = ", ".join(e.source for e in edges) or "no node"
             raise InputError(f"{model.source}: Edges: {node.level} node {node.name!r} is fed "
                              f"by {came}; expected one edge from the {source.level} node "
-                             f"{source.name!r} (Run -> [Subject ->] Dataset nodes)")
+                             f"{source.name!r} (Run -> [Session ->] [Subject ->] Dataset "
+                             "nodes)")
     labels = {}
     for node in model.nodes:
         label = node_label(node.name)
@@ -118,10 +124,20 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
             raise InputError(f"{node.path}.Name: {node.name!r} and {labels[label]!r} both "
                              f"become the BIDS label {label!r} (node-{label}); rename one")
         labels[label] = node.name
+    if session is not None:
+        _check_session(session)
+        if set(session.group_by) != {"subject", "session", "contrast"}:
+            raise InputError(f"{session.path}.GroupBy: expected ['subject', 'session', "
+                             f"'contrast'] (each session's runs combined), got "
+                             f"{list(session.group_by)}")
     if subject is not None:
         if subject.model_type != "meta":
+            over = "the sessions' maps" if session is not None else "the runs"
             raise InputError(f"{subject.path}.Model.Type: 'glm' at the Subject level is not "
-                             "supported; use 'meta' (fixed effects over the runs)")
+                             f"supported; use 'meta' (fixed effects over {over})"
+                             + (": a glm over a subject's session maps has no residual "
+                                "degrees of freedom (one map per session)"
+                                if session is not None else ""))
         if set(subject.group_by) == {"subject"}:
             arriving = _arriving(model, run, subject)
             if len(arriving) != 1:
@@ -146,6 +162,24 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
         if not dataset.group_by:
             pooled_columns(model, dataset)
     return subject, datasets
+
+
+def session_node(model: StatsModel) -> NodeSpec | None:
+    """The model's Session node (None: none)."""
+    return next((n for n in model.nodes if n.level == "Session"), None)
+
+
+def _check_session(node: NodeSpec) -> None:
+    """A Session node: ``meta``, ``X`` [1], only the intercept's dummy contrast (each
+    incoming contrast's fixed effect over the session's runs)."""
+    if node.model_type != "meta":
+        raise InputError(f"{node.path}.Model.Type: 'glm' at the Session level is not "
+                         "supported; use 'meta' (fixed effects over the session's runs)")
+    if node.contrasts or (node.dummy_contrasts and node.dummy_contrasts.conditions
+                          not in (None, (INTERCEPT,))) or any(x != INTERCEPT for x in node.x):
+        raise InputError(f"{node.path}: only X [1] and DummyContrasts of the intercept are "
+                         "supported at the Session level (each contrast's fixed effect "
+                         "over the session's runs)")
 
 
 def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | None]:
@@ -203,12 +237,16 @@ def subject_group_by(node: NodeSpec) -> tuple[str, ...]:
 
 
 def _arriving(model: StatsModel, run: NodeSpec, subject: NodeSpec) -> list[str]:
-    """The labels of the Run node's contrasts that reach the Subject node."""
+    """The labels of the Run node's contrasts that reach the Subject node (through the
+    Session node's edges too)."""
     labels = [label for label, _, _ in run_contrasts(run)]
-    for edge in model.inputs(subject.name):
+    current = subject
+    while current.name != run.name:
+        edge = model.inputs(current.name)[0]
         kept = edge_filter(model, edge)
         if kept is not None:
             labels = [label for label in labels if label in kept]
+        current = model.node(edge.source)
     return labels
 
 

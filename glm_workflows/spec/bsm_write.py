@@ -3,8 +3,8 @@
 Run node: a model design as ``Model.X``/``HRF``/``Options``/``Transformations``; the
 flags' nilearn design as ``X: ["*"]`` (every column of nilearn's design) with the design
 in the project's entry. Contrast rows become ``ConditionList``/``Weights``; rows that do
-not read back the same (or cannot be written) are kept as text in the entry too. Subject
-node: ``meta`` with the intercept's dummy contrast. Dataset node: ``X`` = intercept (unless
+not read back the same (or cannot be written) are kept as text in the entry too. Session and
+Subject nodes: ``meta`` with the intercept's dummy contrast. Dataset node: ``X`` = intercept (unless
 the design has none) and covariates, its transformations (of participants.tsv), t and F
 contrasts; the group model's other settings in the entry. A spec without a Run node (the
 group level alone) gets a placeholder Run node marked ``GroupOnly`` in the entry.
@@ -37,8 +37,9 @@ def model_dict(spec) -> dict:
     if inference:
         entry["Inference"] = inference
     nodes = [_run_node(run, entry) if run else _placeholder_run(spec, entry)]
-    if spec.subject_node:
-        nodes.append(_subject_node(spec.subject_node))
+    for node in (spec.session_node, spec.subject_node):
+        if node is not None:
+            nodes.append(_meta_node(node))
     nodes += [_dataset_node(node) for node in spec.dataset_nodes]
     model = {"Name": spec.name or "glm_workflows", "BIDSModelVersion": "1.0.0"}
     if spec.description:
@@ -144,8 +145,8 @@ def _placeholder_run(spec, entry: dict) -> dict:
             "Model": {"Type": "glm", "X": ["*"], "Software": _software(entry)}}
 
 
-def _subject_node(node) -> dict:
-    written = {"Level": "Subject", "Name": node.name, "GroupBy": list(node.group_by),
+def _meta_node(node) -> dict:
+    written = {"Level": node.level, "Name": node.name, "GroupBy": list(node.group_by),
                "Model": {"Type": "meta", "X": [INTERCEPT]},
                "DummyContrasts": {"Contrasts": [INTERCEPT], "Test": "t"}}
     if node.description:

@@ -37,6 +37,7 @@ from .bsm import (
     edge_filter,
     filters_kept,
     run_contrasts,
+    session_node,
     subject_group_by,
 )
 from .bsm_write import SOFTWARE
@@ -98,6 +99,9 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
                           group_by=run.group_by, contrasts=contrasts,
                           transformations=freeze(run.transformations)
                           if entry.get("Design", {}).get("type") != "NilearnDesign" else ()))
+    session = session_node(model)
+    if session is not None and not group_only:
+        nodes.append(Node("Session", session.name, MetaModel(), group_by=session.group_by))
     if subject is not None and not group_only:
         nodes.append(Node("Subject", subject.name, MetaModel(),
                           group_by=subject_group_by(subject)))

@@ -1,8 +1,10 @@
-"""The rules of a spec's graph: Run -> [Subject ->] Dataset nodes, the edges and their
+"""The rules of a spec's graph: Run -> [Session ->] [Subject ->] Dataset nodes, the edges and their
 filters, node labels, and a Dataset node grouped by nothing (its incoming contrasts a
 variable). Checked by :func:`glm_workflows.spec.rules.check_spec`."""
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from ..core.errors import InputError
 
@@ -10,9 +12,11 @@ LEVELS = ("Run", "Session", "Subject", "Dataset")
 
 
 def check_graph(spec) -> None:
-    """Run -> [Subject ->] Dataset nodes: one Run node (none for the group level alone), at
-    most one Subject node fed by it, any Dataset nodes each fed by the Subject node (else
-    the Run node); node names whose labels collide refused."""
+    """Run -> [Session ->] [Subject ->] Dataset nodes: one Run node (none for the group
+    level alone), at most one Session node fed by it, at most one Subject node fed by the
+    Session node (else the Run node), any Dataset nodes each fed by the Subject node (else
+    the Run node); a Session node feeds a Subject node (a subject's sessions are combined
+    before the Dataset level); node names whose labels collide refused."""
     from .bsm import node_label
 
     names = [node.name for node in spec.nodes]
@@ -26,15 +30,18 @@ def check_graph(spec) -> None:
                              f"label {label!r}; rename one")
         labels[label] = name
     levels = [node.level for node in spec.nodes]
-    if levels.count("Run") > 1 or levels.count("Subject") > 1:
+    if any(levels.count(level) > 1 for level in ("Run", "Session", "Subject")) or (
+            "Session" in levels and "Subject" not in levels):
         raise InputError(f"nodes {' -> '.join(levels)}: expected one Run node, then "
-                         "optionally one Subject node, then Dataset nodes")
+                         "optionally one Session node and one Subject node, then Dataset "
+                         "nodes")
     chain = sorted(spec.nodes, key=lambda node: LEVELS.index(node.level))
     if [n.level for n in chain] != levels:
         raise InputError(f"nodes {' -> '.join(levels)}: expected them in the order Run, "
-                         "Subject, Dataset")
-    run, subject = spec.run_node, spec.subject_node
-    expected = [(run.name, subject.name)] if run and subject else []
+                         "Session, Subject, Dataset")
+    run, session, subject = spec.run_node, spec.session_node, spec.subject_node
+    chained = [node for node in (run, session, subject) if node is not None]
+    expected = [(a.name, b.name) for a, b in pairwise(chained)] if run else []
     feeding = subject or run
     if feeding is not None:
         expected += [(feeding.name, node.name) for node in spec.dataset_nodes]
@@ -43,8 +50,8 @@ def check_graph(spec) -> None:
     given = [(e.source, e.destination) for e in spec.edges]
     if sorted(given) != sorted(expected) or len(set(given)) != len(given):
         shown = ", ".join(f"{a} -> {b}" for a, b in expected) or "(none)"
-        raise InputError(f"{spec.source}: Edges: expected {shown} (Run -> [Subject ->] "
-                         "Dataset nodes)")
+        raise InputError(f"{spec.source}: Edges: expected {shown} (Run -> [Session ->] "
+                         "[Subject ->] Dataset nodes)")
     for edge in spec.edges:
         if any(entity != "contrast" for entity, _ in edge.filter):
             raise InputError(f"{spec.source}: Edges ({edge.source} -> {edge.destination})"

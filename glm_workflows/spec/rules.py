@@ -16,7 +16,8 @@ LEVELS = ("Run", "Session", "Subject", "Dataset")
 #: The input flags of the first level (refused for the group level alone).
 FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "space", "res",
                        "den", "mask", "session", "run", "bids_filter_file")
-_MODELS = {"Run": "RunModel", "Subject": "MetaModel", "Dataset": "GroupModel"}
+_MODELS = {"Run": "RunModel", "Session": "MetaModel", "Subject": "MetaModel",
+           "Dataset": "GroupModel"}
 
 
 def check_setting_values(*, table_min_cluster_size=None, min_kept_volumes=None,
@@ -136,12 +137,9 @@ _NO_FILES = _NoFiles()
 
 def check_node(node) -> None:
     """A node's own rules: its level, its model's type, its settings."""
-    if node.level == "Session":
-        raise InputError(f"node {node.name!r}: Session nodes are not supported (the "
-                         "subject's runs are combined by fixed effects at the Subject node)")
     if node.level not in _MODELS:
         raise InputError(f"node {node.name!r}: level {node.level!r}: expected one of Run, "
-                         "Subject, Dataset")
+                         "Session, Subject, Dataset")
     if type(node.model).__name__ != _MODELS[node.level]:
         raise InputError(f"node {node.name!r}: a {node.level} node takes a "
                          f"{_MODELS[node.level]}, got {type(node.model).__name__}")
@@ -150,6 +148,9 @@ def check_node(node) -> None:
     if node.level != "Run" and (node.contrasts or node.transformations):
         raise InputError(f"node {node.name!r}: only the Run node has contrasts and "
                          "transformations")
+    if node.level == "Session" and set(node.group_by) != {"subject", "session", "contrast"}:
+        raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'session', "
+                         f"'contrast'], got {list(node.group_by)}")
     if node.level == "Subject" and set(node.group_by) != {"subject", "contrast"}:
         raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'contrast'], got "
                          f"{list(node.group_by)}")

@@ -145,8 +145,27 @@ def merge_plan(n_runs: int, contrasts, contrast_runs: dict | None = None) -> dic
 
 def connect_runs(parent, run_wfs, ffx_wf, contrasts, contrast_runs: dict | None = None) -> None:
     """Connect the run workflows' outputs to the fixed-effects workflow built with the
-    same ``contrasts`` and ``contrast_runs`` (:func:`merge_plan`)."""
+    same ``contrasts`` and ``contrast_runs`` (:func:`merge_plan`). An item of ``run_wfs``
+    may be a fixed-effects workflow (a session's runs combined, at a Session node): its
+    maps are combined as a run's (:func:`combined_port`)."""
     for field, sources in merge_plan(len(run_wfs), contrasts, contrast_runs).items():
         for position, (index, run_field) in enumerate(sources, start=1):
-            parent.connect(run_wfs[index], f"outputnode.{run_field}",
-                           ffx_wf, f"merge_{field}.in{position}")
+            source = run_wfs[index]
+            port = f"outputnode.{run_field}" if source.get_node("outputnode") is not None \
+                else combined_port(field, run_field)
+            parent.connect(source, port, ffx_wf, f"merge_{field}.in{position}")
+
+
+def combined_port(field: str, run_field: str) -> str:
+    """A fixed-effects workflow's output standing for a run's ``run_field`` in merge
+    ``field``: the mask and mean of its ``combine`` node, a contrast's effect and variance
+    of its ``ffx_<contrast>`` node, and that node's sidecar for the model's (its
+    ``DegreesOfFreedom``, the sum of the runs', is what a run's model sidecar gives)."""
+    if run_field in RUN_OUTPUTNODE_FIELDS and run_field != "model_sidecar":
+        return f"combine.{run_field}"
+    if run_field == "model_sidecar":
+        return f"ffx_{field.removeprefix('model_sidecar_')}.contrast_json"
+    for name in RUN_CONTRAST_MAPS:
+        if run_field.startswith(f"{name}_"):
+            return f"ffx_{run_field.removeprefix(name + '_')}.{name}"
+    raise ValueError(f"combined_port: no output for {run_field!r}")

@@ -159,9 +159,12 @@ def init_analysis_wf(plan: StudyPlan, *, name: str | None = None):
             upstream.setdefault(source_level, {}).update(workflows)
         if level == "Run":
             workflows = {p.run.label: _run_wf(workflow, plan, p) for p in items}
-        elif level == "Subject":
-            workflows = {s.subject: _subject_wf(workflow, plan, s, upstream["Run"])
+        elif level == "Session":
+            workflows = {(s.subject, s.session): _subject_wf(workflow, plan, s, upstream["Run"])
                          for s in items}
+        elif level == "Subject":
+            workflows = {s.subject: _subject_wf(workflow, plan, s, upstream["Run"],
+                                                upstream.get("Session")) for s in items}
         else:  # Dataset
             workflows = {g.name: _group_wf(workflow, plan, g, upstream) for g in items}
         built[node] = (level, workflows)
@@ -193,21 +196,34 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
     return run_wf
 
 
-def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict):
-    """A Subject node's fixed effects of one subject's runs, connected to their
-    workflows."""
+def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
+                session_wfs: dict | None = None):
+    """A Session node's fixed effects of one session's runs, or a Subject node's of one
+    subject's runs (after a Session node: of its sessions' maps, each session's fixed
+    effects or its one run), connected to their workflows."""
     contrasts = list(plan.contrasts)
-    contrast_runs = subject.contrast_runs(contrasts)
+    contrast_runs = subject.contrast_parts(contrasts)
+    parts = [_session_source(s, run_wfs, session_wfs or {}) for s in subject.sessions] \
+        or [run_wfs[p.run.label] for p in subject.runs]
+    labels = [s.prefix if s.combined else s.runs[0].run.prefix for s in subject.sessions] \
+        or [p.run.prefix for p in subject.runs]
     ffx_wf = init_fixed_effects_wf(
-        run_labels=[p.run.prefix for p in subject.runs],
+        run_labels=labels,
         contrasts=contrasts, output_dir=str(plan.output_dir), subject=subject.subject,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, name=subject.workflow_name,
     )
-    connect_runs(workflow, [run_wfs[p.run.label] for p in subject.runs], ffx_wf, contrasts,
-                 contrast_runs)
+    connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
     return ffx_wf
+
+
+def _session_source(session, run_wfs: dict, session_wfs: dict):
+    """The workflow giving a session's maps: its fixed effects (several runs), else its
+    one run's."""
+    if session.combined:
+        return session_wfs[(session.subject, session.session)]
+    return run_wfs[session.runs[0].run.label]
 
 
 def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
@@ -237,14 +253,19 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     if len(group_plan.contrasts) == 2 and not pooled:
         maps["paired_maps"] = group_plan.contrasts[1]
     subject_wfs, run_wfs = upstream.get("Subject", {}), upstream.get("Run", {})
+    session_wfs = upstream.get("Session", {})
     by_subject = {s.subject: s for s in plan.subjects}
     sources = []
     for subject in group_plan.subjects:
-        found = _subject_sources(subject, maps, subject_wfs, run_wfs, by_subject[subject].runs)
+        source = by_subject[subject]
+        one = source.sessions[0] if len(source.sessions) == 1 else None
+        if one is not None and one.combined:  # one session of several runs: its maps
+            subject_wfs = {**subject_wfs, subject: session_wfs[(subject, one.session)]}
+        found = _subject_sources(subject, maps, subject_wfs, run_wfs, source.runs)
         if pooled:  # every pooled contrast's map, in the design's row order
             found["effect_maps"] = [_subject_sources(
                 subject, {"effect_maps": contrast}, subject_wfs, run_wfs,
-                by_subject[subject].runs)["effect_maps"] for contrast in group_plan.contrasts]
+                source.runs)["effect_maps"] for contrast in group_plan.contrasts]
         sources.append(found)
     connect_subjects(workflow, sources, group_wf)
     return group_wf
@@ -252,7 +273,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
 
 def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
     """The subjects' effect maps a group analysis reads, as published (``sub-<s>/<name>``,
-    relative to the output folder): its fixed effects' (several runs), else its run's."""
+    relative to the output folder): its fixed effects' (several runs or sessions; its one
+    session's), else its run's."""
     by_subject = {s.subject: s for s in plan.subjects}
     combined = upstream.get("Subject", {})
     pooled = bool(group_plan.columns)
@@ -260,7 +282,13 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
     published = []
     for subject in group_plan.subjects:
         subject_plan = by_subject[subject]
-        prefix = subject_plan.prefix if subject in combined else subject_plan.runs[0].run.prefix
+        one = subject_plan.sessions[0] if len(subject_plan.sessions) == 1 else None
+        if one is not None and one.combined:  # one session of several runs: its maps
+            prefix = one.prefix
+        elif subject in combined:
+            prefix = subject_plan.prefix
+        else:
+            prefix = subject_plan.runs[0].run.prefix
         published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
                       for c in contrasts]
     return published
