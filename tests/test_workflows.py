@@ -74,7 +74,7 @@ def test_factory_builds_a_valid_graph(tmp_path):
     graph = workflow._create_flat_graph()
     names = {node.fullname.split(".", 1)[1] for node in graph.nodes()
              if not node.name.endswith(("inputnode", "outputnode"))}  # removed at run time
-    assert names == {"concatenate", "mean", "design", "fit", "sink",
+    assert names == {"concatenate", "mean", "design", "fit", "diagnostics", "sink",
                      *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
