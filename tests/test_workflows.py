@@ -183,7 +183,7 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     output_dir, _ = seed_run
     records = run_seed(cache, spm_scans, spm_events, output_dir)
     assert ran(records) == SINKS  # sinks always copy (as Nipype's DataSink)
-    assert len(records) == 5 + 4 * len(SEED_CONTRASTS)
+    assert len(records) == 6 + 4 * len(SEED_CONTRASTS)  # with the diagnostics
 
 
 @pytest.mark.slow

@@ -167,16 +167,16 @@ def ljung_box_dof(noise_model: str, lags: int = LAGS) -> int:
     return lags - 1 if noise_model == "ar1" else lags
 
 
-def flagged_fraction(p_values: np.ndarray, alpha: float = ALPHA) -> float:
-    """The fraction of voxels whose Ljung-Box p value is below ``alpha``."""
-    return float(np.mean(p_values < alpha)) if p_values.size else 0.0
+def flagged_fraction(p_values: np.ndarray) -> float:
+    """The fraction of voxels whose Ljung-Box p value is below :data:`ALPHA`."""
+    return float(np.mean(p_values < ALPHA)) if p_values.size else 0.0
 
 
-def whitening_summary(p_values: np.ndarray, lags: int = LAGS, alpha: float = ALPHA) -> str:
+def whitening_summary(p_values: np.ndarray, lags: int = LAGS) -> str:
     """The one-line summary of the whitening check, as the report and sidecar say it."""
     return (f"the noise model leaves residual autocorrelation in "
-            f"{100 * flagged_fraction(p_values, alpha):.1f} % of the brain "
-            f"(Ljung-Box p < {alpha:g}, lags 1-{lags})")
+            f"{100 * flagged_fraction(p_values):.1f} % of the brain "
+            f"(Ljung-Box p < {ALPHA:g}, lags 1-{lags})")
 
 
 def _whitener(fit: FittedGLM):
