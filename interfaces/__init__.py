@@ -6,6 +6,7 @@ outputs in the node's working directory.
 
 from .derivatives import DerivativesSink
 from .design import DesignMatrix
+from .diagnostics import RunDiagnostics
 from .fixed_effects import CombineRunImages, FixedEffects
 from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
@@ -26,5 +27,6 @@ __all__ = [
     "GroupSink",
     "MeanImage",
     "PermutationChunk",
+    "RunDiagnostics",
     "ThresholdMap",
 ]

@@ -57,6 +57,12 @@ INPUT_DESCRIPTIONS = {
     "correlation_figure": "regressor correlation PNG (run-level models)",
     "fd_figure": "framewise displacement PNG with the censored volumes (run-level models "
                  "with fMRIPrep confounds)",
+    "rsquared_map": "R² of the whitened model, per voxel (run-level models)",
+    "autocorrelation_map": "whitened residuals' autocorrelation, lags 1..k (run-level)",
+    "ljungbox_map": "Ljung-Box Q of the whitened residuals (run-level models)",
+    "ljungbox_p_map": "p value of the Ljung-Box Q (run-level models)",
+    "model_json": "the model's sidecar: noise model, diagnostics (run-level models)",
+    "residuals_file": "residual time series, 4D (run-level models, --save-residuals)",
     "effect_maps": "effect size maps",
     "variance_maps": "effect variance maps",
     "stat_maps": "t or F maps",

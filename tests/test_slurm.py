@@ -55,10 +55,10 @@ def test_slurm_plugins_give_the_linear_outputs(plugin, linear_outputs, data_dir,
     assert main(argv) == 0
     printed = capsys.readouterr().out
     if plugin == "SLURM":
-        assert "(13 node(s) run, 0 cached)" in printed
-    else:  # the CLI waited for all 13 jobs before reading the results
-        assert "waiting for 13 SLURM job(s) submitted by SLURMGraph" in printed
-        assert printed.count("  done    ") == 13
+        assert "(14 node(s) run, 0 cached)" in printed
+    else:  # the CLI waited for all 14 jobs before reading the results
+        assert "waiting for 14 SLURM job(s) submitted by SLURMGraph" in printed
+        assert printed.count("  done    ") == 14
     assert "activeMinusRest: fdr alpha=0.05 -> z > 2.931, 5 cluster(s)" in printed
     _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
     if plugin == "SLURMGraph":  # a rerun submits only the sinks: every other node is complete
@@ -149,8 +149,8 @@ def test_slurmgraph_waits_for_jobs_slurm_forgot(linear_outputs, data_dir, tmp_pa
     assert len(seen["gone"]) == N_JOBS - 1, \
         "squeue still showed jobs of the run while the sink was held"
     assert code == 0
-    assert "waiting for 13 SLURM job(s) submitted by SLURMGraph" in printed
+    assert "waiting for 14 SLURM job(s) submitted by SLURMGraph" in printed
     for job_id, name in seen["jobs"].items():
         assert f"(job {job_id})" in printed, name
-    assert printed.count("  done    ") == 13
+    assert printed.count("  done    ") == 14
     _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)

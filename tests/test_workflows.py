@@ -74,7 +74,7 @@ def test_factory_builds_a_valid_graph(tmp_path):
     graph = workflow._create_flat_graph()
     names = {node.fullname.split(".", 1)[1] for node in graph.nodes()
              if not node.name.endswith(("inputnode", "outputnode"))}  # removed at run time
-    assert names == {"concatenate", "mean", "design", "fit", "sink",
+    assert names == {"concatenate", "mean", "design", "fit", "diagnostics", "sink",
                      *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
@@ -183,7 +183,7 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     output_dir, _ = seed_run
     records = run_seed(cache, spm_scans, spm_events, output_dir)
     assert ran(records) == SINKS  # sinks always copy (as Nipype's DataSink)
-    assert len(records) == 5 + 4 * len(SEED_CONTRASTS)
+    assert len(records) == 6 + 4 * len(SEED_CONTRASTS)  # with the diagnostics
 
 
 @pytest.mark.slow

@@ -167,27 +167,9 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     if noise_model not in NOISE_MODELS:
         raise InputError(f"noise_model: expected one of {', '.join(NOISE_MODELS)}, "
                          f"got {noise_model!r}")
-    img = load_image_header(bold_img) if isinstance(bold_img, (str, os.PathLike)) else bold_img
-    if img.ndim != 4 or img.shape[3] != len(design):
-        raise InputError(f"design matrix: {len(design)} rows but the image has shape "
-                         f"{img.shape}")
-    if mask_img is not None:
-        mask_img = load_image_header(mask_img) \
-            if isinstance(mask_img, (str, os.PathLike)) else mask_img
-        mask = check_mask_grid(mask_img, img)
-    name = run_name or img.get_filename() or "image"
-    check_fwhm_fits(smoothing_fwhm, img.shape, img.affine, "smoothing_fwhm", name)
-    data, img = load_series(img)
-    if mask_img is None:
-        mask = compute_brain_mask(nb.Nifti1Image(data, img.affine), name)
-    series, non_finite = masked_run(data, img.affine, mask, smoothing_fwhm)
-    del data
-    X = design.to_numpy(dtype=np.float64)
-    if sample_mask is not None:
-        kept = check_sample_mask(sample_mask, len(X), X.shape[1], name)
-        series, X = series[kept], X[kept]
-    check_varies_over_time(series, name, non_finite[0])
-    scale_to_percent(series)
+    series, X, mask, img, non_finite, name = run_series(
+        bold_img, design, mask_img=mask_img, smoothing_fwhm=smoothing_fwhm,
+        run_name=run_name, sample_mask=sample_mask)
 
     if noise_model == "ar1":
         ar1 = bin_ar1(ar1_coefficients(series, X))
@@ -222,6 +204,36 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
         smoothing_fwhm=float(smoothing_fwhm) if smooths(smoothing_fwhm) else None,
     )
+
+
+def run_series(bold_img, design: pd.DataFrame, *, mask_img, smoothing_fwhm, run_name,
+               sample_mask):
+    """The series :func:`fit_glm` fits (same arguments): read in its stored type, masked
+    (the mask given, or nilearn's EPI mask), smoothed, censored, scaled to percent signal
+    change. Returns ``(series, X, mask, img, non_finite, name)``: ``(n_kept, n_voxels)`` in
+    storage order, the design's kept rows (float64), the mask, the image, the non-finite
+    voxel and volume counts and the run's name."""
+    img = load_image_header(bold_img) if isinstance(bold_img, (str, os.PathLike)) else bold_img
+    if img.ndim != 4 or img.shape[3] != len(design):
+        raise InputError(f"design matrix: {len(design)} rows but the image has shape "
+                         f"{img.shape}")
+    if mask_img is not None:
+        mask_img = load_image_header(mask_img) \
+            if isinstance(mask_img, (str, os.PathLike)) else mask_img
+        mask = check_mask_grid(mask_img, img)
+    name = run_name or img.get_filename() or "image"
+    check_fwhm_fits(smoothing_fwhm, img.shape, img.affine, "smoothing_fwhm", name)
+    data, img = load_series(img)
+    if mask_img is None:
+        mask = compute_brain_mask(nb.Nifti1Image(data, img.affine), name)
+    series, non_finite = masked_run(data, img.affine, mask, smoothing_fwhm)
+    del data
+    X = design.to_numpy(dtype=np.float64)
+    if sample_mask is not None:
+        kept = check_sample_mask(sample_mask, len(X), X.shape[1], name)
+        series, X = series[kept], X[kept]
+    check_varies_over_time(series, name, non_finite[0])
+    return scale_to_percent(series), X, mask, img, non_finite, name
 
 
 def check_sample_mask(sample_mask, n_scans: int, n_regressors: int, name: str) -> np.ndarray:

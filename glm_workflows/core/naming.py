@@ -70,6 +70,14 @@ MODEL_OUTPUTS = {
     "design_json": "design.json",
     "correlation_figure": "desc-correlation_design.png",
     "fd_figure": "desc-framewiseDisplacement_timeseries.png",
+    # a run's fit diagnostics (RunDiagnostics; core.diagnostics): nilearn's names for the
+    # R² and residuals (save_glm_to_bids), the model's sidecar (nilearn's statmap.json)
+    "rsquared_map": "stat-rsquared_statmap.nii.gz",
+    "autocorrelation_map": "stat-autocorrelation_desc-whitenedResiduals_statmap.nii.gz",
+    "ljungbox_map": "stat-ljungbox_desc-whitenedResiduals_statmap.nii.gz",
+    "ljungbox_p_map": "stat-p_desc-whitenedResidualsLjungBox_statmap.nii.gz",
+    "model_json": "statmap.json",
+    "residuals_file": "stat-errorts_statmap.nii.gz",
 }
 
 

@@ -61,6 +61,7 @@ DESIGN_LABELS = {
     "NoiseModel": "Noise model",
     "SmoothingFWHM": "Spatial smoothing before the fit (FWHM, mm)",
     "AREstimates": "AR coefficients whitened (calibrated noise model)",
+    "WhiteningCheck": "Whitening check",
     "EventsFile": "Events file",
     "ConfoundsFile": "Confounds file",
     "ConfoundsStrategy": "Confounds strategy (nilearn)",

@@ -95,8 +95,9 @@ def _refines(entities: dict, base: dict) -> bool:
 
 
 def read_designs(folder: Path, prefixes) -> dict:
-    """Each model's design sidecar, with its contrasts' noise model(s) as ``NoiseModel``
-    and the fit's smoothing width (mm) as ``SmoothingFWHM`` (when the runs were smoothed).
+    """Each model's design sidecar, with its contrasts' noise model(s) as ``NoiseModel``,
+    the fit's smoothing width (mm) as ``SmoothingFWHM`` (when the runs were smoothed) and
+    a run's whitening check as ``WhiteningCheck`` (its model sidecar's one line).
 
     Returns
     -------
@@ -118,6 +119,10 @@ def read_designs(folder: Path, prefixes) -> dict:
         if smoothing:  # the fit's spatial smoothing (absent: none)
             designs[prefix]["SmoothingFWHM"] = smoothing[0] if len(smoothing) == 1 \
                 else smoothing
+        check = (read_json(folder / model_file(prefix, "model_json")) or {}) \
+            .get("WhiteningCheck")
+        if isinstance(check, dict) and check.get("Summary"):  # a run's fit diagnostics
+            designs[prefix]["WhiteningCheck"] = str(check["Summary"])
         summary = next((s["AutocorrelationSummary"] for s in sidecars
                         if "AutocorrelationSummary" in s), None)
         if summary:  # what a calibrated noise model whitened

@@ -14,6 +14,7 @@ from glm_workflows.interfaces import (
     EstimateContrast,
     FitGLM,
     MeanImage,
+    RunDiagnostics,
 )
 
 from ..core.entities import bids_prefix
@@ -29,12 +30,15 @@ from ..settings import (
 )
 from .inference import init_inference_wf
 from .ports import (
+    DIAGNOSTICS_OUTPUTS,
+    FIT_FILES,
     RUN_CONTRAST_MAPS,
     RUN_OUTPUTNODE_FIELDS,
     contrast_to_sink,
     inference_to_sink,
     run_contrast_field,
     run_contrast_fields,
+    same_names,
 )
 
 
@@ -55,6 +59,7 @@ def init_first_level_wf(
     bold_is_4d: bool = False,
     skipped_contrasts=(),
     input_sources: dict | None = None,
+    save_residuals: bool = False,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -102,6 +107,8 @@ def init_first_level_wf(
     input_sources : dict or None
         Where the run's TR, slice-time reference and mask come from
         (``RunInputs.sources``), recorded in the design sidecar.
+    save_residuals : bool
+        Also write the fit's residuals (nilearn's ``residuals_``), 4D.
     name : str
         Workflow name.
 
@@ -152,13 +159,21 @@ def init_first_level_wf(
                   mem_gb=mem_gb["fit"], n_procs=1)
     if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
         fit.inputs.smoothing_fwhm = model.smoothing_fwhm
+    # a node of its own: the fit's outputs, and so its cache, are what they were
+    diagnostics = pe.Node(RunDiagnostics(save_residuals=save_residuals), name="diagnostics",
+                          mem_gb=mem_gb.get("diagnostics", mem_gb["fit"])
+                          + (mem_gb.get("residuals", 0) if save_residuals else 0), n_procs=1)
+    if model.smoothing_fwhm:
+        diagnostics.inputs.smoothing_fwhm = model.smoothing_fwhm
     entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     if bold_is_4d:
         bold = [(("bold_files", only_file), "in_file")]
         workflow.connect([(inputnode, mean, bold),
                           (inputnode, design, [(("bold_files", only_file), "bold_file")]),
-                          (inputnode, fit, [(("bold_files", only_file), "bold_file")])])
+                          (inputnode, fit, [(("bold_files", only_file), "bold_file")]),
+                          (inputnode, diagnostics,
+                           [(("bold_files", only_file), "bold_file")])])
     else:
         concatenate = pe.Node(ConcatenateImages(), name="concatenate",
                               mem_gb=mem_gb["concatenate"])
@@ -167,12 +182,18 @@ def init_first_level_wf(
             (concatenate, mean, [("out_file", "in_file")]),
             (concatenate, design, [("out_file", "bold_file")]),
             (concatenate, fit, [("out_file", "bold_file")]),
+            (concatenate, diagnostics, [("out_file", "bold_file")]),
         ])
     workflow.connect([
         (inputnode, design, [("events_file", "events_file"),
                              ("confounds_file", "confounds_file")]),
         (inputnode, fit, [("mask_file", "mask_file")]),
         (design, fit, [("design_file", "design_file"), ("sample_mask", "sample_mask")]),
+        (design, diagnostics, [("design_file", "design_file"),
+                               ("sample_mask", "sample_mask")]),
+        (fit, diagnostics, same_names(FIT_FILES)),
+        (diagnostics, sink, same_names(DIAGNOSTICS_OUTPUTS
+                                       + (("residuals_file",) if save_residuals else ()))),
         (mean, sink, [("out_file", "mean_file")]),
         (fit, sink, [("mask_file", "mask_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),

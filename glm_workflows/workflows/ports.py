@@ -14,6 +14,14 @@ from ..core.naming import CONTRAST_MAPS, map_output
 #: combination); besides, per contrast, the fields of :func:`run_contrast_fields`.
 RUN_OUTPUTNODE_FIELDS = ("model_sidecar", "mask_file", "mean_file")
 
+#: The fit's persisted files (FitGLM's outputs), which a contrast or the diagnostics read.
+FIT_FILES = ("betas", "dispersion", "ar1", "mask_file", "model_sidecar")
+
+#: RunDiagnostics' outputs the sink writes (keys of ``MODEL_OUTPUTS``; besides, with
+#: ``save_residuals``, ``residuals_file``).
+DIAGNOSTICS_OUTPUTS = ("rsquared_map", "autocorrelation_map", "ljungbox_map",
+                       "ljungbox_p_map", "model_json")
+
 #: Per contrast, the maps (of :data:`~glm_workflows.core.naming.CONTRAST_MAPS`) a run gives
 #: a fixed-effects combination.
 RUN_CONTRAST_MAPS = ("effect", "variance")

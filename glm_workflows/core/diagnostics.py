@@ -1,0 +1,186 @@
+"""A run's fit diagnostics: nilearn's R² map, a whitening check and nilearn's residuals.
+
+All three come from the series the fit fitted (:func:`~glm_workflows.core.glm.run_series`)
+and its persisted estimates (:func:`~glm_workflows.core.estimates.load_fitted_glm`): each
+voxel is whitened with its own noise bin (nilearn's AR(1) whitening for ``ar1``, none for
+``ols``, the exact AR(p) whitening of :mod:`.noise` for the calibrated models), and
+``wY`` (the whitened data), ``wX β`` (the whitened design times the fit's estimates) give
+
+* **R²**, nilearn's ``RegressionResults.r_square``: ``var(wX β) / var(wY)`` over time
+  (population variances, each centred on its own mean), the "pseudo-R²" of the whitened
+  model (for ``ols``, as nilearn, ``var(Y)`` in the data's own type: float32 for
+  integer runs); the intercept's fitted values count only as far as they vary (a constant column
+  is constant for ``ols``, ``[1, 1 - ρ, 1 - ρ, ...]`` after AR(1) whitening);
+* **the whitening check**: the whitened residuals ``e = wY - wX β``, centred, have
+  autocorrelations ``r_k = sum_t e_t e_{t+k} / sum_t e_t**2`` at lags ``k = 1..``
+  :data:`LAGS`, and the Ljung-Box statistic ``Q = n (n + 2) sum_k r_k**2 / (n - k)``
+  (``n`` the fitted volumes), with each ``r_k`` taken relative to what the design's
+  residuals have for white noise (:func:`expected_autocorrelations`), is compared with
+  χ² of :func:`ljung_box_dof` degrees of freedom: where the noise model left the
+  residuals white ``p`` is uniform, so about :data:`ALPHA` of the brain is flagged;
+* **the residuals**, nilearn's ``FirstLevelModel.residuals_``: ``Y - wX β``, the
+  *unwhitened* (scaled) data minus the *whitened* fitted values (nilearn's
+  ``RegressionResults.predicted``; nilearn issue #2964). For ``ols`` these are the
+  ordinary residuals ``Y - X β``.
+
+Censored volumes are left out: the series is the kept volumes, taken as consecutive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .glm import FittedGLM, whiten
+from .images import storage_to_mask_order
+from .noise import CORRECTED_ORDERS, whiten_exact
+
+#: Lags of the whitening check (autocorrelations and Ljung-Box test): 1..LAGS.
+LAGS = 3
+#: A voxel is flagged when its Ljung-Box p value is below ALPHA.
+ALPHA = 0.05
+#: Voxels processed together (bounds the float64 temporaries).
+CHUNK_VOXELS = 2048
+
+
+def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
+                    lags: int = LAGS, residuals: bool = False) -> dict:
+    """R², whitened-residual autocorrelations, Ljung-Box test and (optionally) residuals.
+
+    Parameters
+    ----------
+    series : ndarray, shape (n_scans, n_voxels)
+        The fitted series, in storage order (:func:`~glm_workflows.core.glm.run_series`).
+    X : ndarray, shape (n_scans, n_regressors)
+        The design's fitted rows.
+    fit : FittedGLM
+        The fit of ``series`` (its voxels in mask order, its noise bins).
+    lags : int
+        Autocorrelation lags 1..lags.
+    residuals : bool
+        Also return nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array).
+
+    Returns
+    -------
+    maps : dict
+        ``r_square`` (n_voxels,), ``autocorrelation`` (lags, n_voxels), ``ljung_box``
+        and ``ljung_box_p`` (n_voxels,), and with ``residuals`` ``residuals`` (n_scans,
+        n_voxels); all in mask order. A voxel whose whitened series is constant has
+        R² 0, autocorrelations 0, Q 0 and p 1 (nilearn gives NaN for its R²).
+    """
+    from scipy.stats import chi2
+
+    n_scans = series.shape[0]
+    n_voxels = fit.betas.shape[1]
+    columns = storage_to_mask_order(fit.mask)  # mask-order voxel -> series column
+    r_square = np.zeros(n_voxels)
+    autocorrelation = np.zeros((lags, n_voxels))
+    kept = np.empty((n_scans, n_voxels)) if residuals else None
+    whiten_values = _whitener(fit)
+    values, inverse = np.unique(fit.ar1, return_inverse=True)
+    for index, value in enumerate(values):
+        members = np.flatnonzero(inverse == index)
+        wX = whiten_values(X, value)
+        expected = expected_autocorrelations(wX, lags)[:, None]
+        for start in range(0, len(members), CHUNK_VOXELS):
+            voxels = members[start:start + CHUNK_VOXELS]
+            Y = series[:, columns[voxels]]
+            wY = whiten_values(Y, value)
+            predicted = wX @ fit.betas[:, voxels]
+            # nilearn's OLS model does not whiten, so its variance of the data is taken
+            # in their own type (float32 for integer runs; C order: numpy's float32
+            # sums depend on the layout); its AR models' in float64
+            total = np.var(np.ascontiguousarray(Y) if fit.noise_model == "ols" else wY,
+                           axis=0)
+            r_square[voxels] = np.divide(np.var(predicted, axis=0), total,
+                                         out=np.zeros(total.shape), where=total > 0)
+            if kept is not None:
+                kept[:, voxels] = Y - predicted
+            wY -= predicted
+            autocorrelation[:, voxels] = autocorrelations(wY, lags) - expected
+    q = ljung_box(autocorrelation, n_scans)
+    maps = {"r_square": r_square, "autocorrelation": autocorrelation, "ljung_box": q,
+            "ljung_box_p": chi2.sf(q, ljung_box_dof(fit.noise_model, lags))}
+    if kept is not None:
+        maps["residuals"] = kept
+    return maps
+
+
+def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:
+    """Sample autocorrelations of each column at lags 1..lags.
+
+    ``r_k = sum_t (e_t - m)(e_{t+k} - m) / sum_t (e_t - m)**2``, ``m`` the column's mean
+    (the estimator of the Ljung-Box test); 0 for a constant column.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_scans, n_columns)
+
+    Returns
+    -------
+    r : ndarray, shape (lags, n_columns)
+    """
+    centred = values - values.mean(axis=0)
+    squares = np.einsum("ij,ij->j", centred, centred)
+    r = np.zeros((lags, values.shape[1]))
+    for lag in range(1, lags + 1):
+        lagged = np.einsum("ij,ij->j", centred[:-lag], centred[lag:])
+        np.divide(lagged, squares, out=r[lag - 1], where=squares > 0)
+    return r
+
+
+def expected_autocorrelations(design: np.ndarray, lags: int) -> np.ndarray:
+    """What :func:`autocorrelations` of a model's residuals is for white noise, to first
+    order: ``tr(D_k M M') / tr(M M')`` with ``M = C (I - X X^+)`` (the residual-forming
+    matrix, then centring ``C``) and ``D_k`` the lag-``k`` shift; about ``-p / (n - p)``
+    at lag 1 for ``p`` slow regressors, which the raw statistic would count as
+    autocorrelation left by the noise model.
+
+    Parameters
+    ----------
+    design : ndarray, shape (n_scans, n_regressors)
+        The (whitened) design the residuals are of.
+
+    Returns
+    -------
+    expected : ndarray, shape (lags,)
+    """
+    n_scans = design.shape[0]
+    forming = np.eye(n_scans) - design @ np.linalg.pinv(design)
+    forming -= forming.mean(axis=0)  # C R
+    product = forming @ forming.T
+    return np.array([np.trace(product, -lag) for lag in range(1, lags + 1)]) \
+        / np.trace(product)
+
+
+def ljung_box(r: np.ndarray, n_scans: int) -> np.ndarray:
+    """Ljung-Box ``Q = n (n + 2) sum_k r_k**2 / (n - k)`` of autocorrelations ``r``
+    (shape ``(lags, n_columns)``, lags 1..) of series of ``n_scans`` samples."""
+    lag = np.arange(1, r.shape[0] + 1)[:, None]
+    return n_scans * (n_scans + 2) * (r**2 / (n_scans - lag)).sum(axis=0)
+
+
+def ljung_box_dof(noise_model: str, lags: int = LAGS) -> int:
+    """Degrees of freedom of the Ljung-Box χ²: ``lags``, less one for nilearn's ``ar1``,
+    whose coefficient is each voxel's own estimate (Box and Pierce's correction for a
+    fitted AR(1)); the calibrated models' coefficients are smoothed over the brain, so
+    they keep ``lags``, as ``ols``."""
+    return lags - 1 if noise_model == "ar1" else lags
+
+
+def flagged_fraction(p_values: np.ndarray) -> float:
+    """The fraction of voxels whose Ljung-Box p value is below :data:`ALPHA`."""
+    return float(np.mean(p_values < ALPHA)) if p_values.size else 0.0
+
+
+def whitening_summary(p_values: np.ndarray, lags: int = LAGS) -> str:
+    """The one-line summary of the whitening check, as the report and sidecar say it."""
+    return (f"the noise model leaves residual autocorrelation in "
+            f"{100 * flagged_fraction(p_values):.1f} % of the brain "
+            f"(Ljung-Box p < {ALPHA:g}, lags 1-{lags})")
+
+
+def _whitener(fit: FittedGLM):
+    """``whiten(values, bin value)`` of the fit's noise model."""
+    if fit.noise_model in CORRECTED_ORDERS:
+        return lambda values, code: whiten_exact(values, fit.bin_coefficients[float(code)])
+    return whiten

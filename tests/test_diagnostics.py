@@ -1,0 +1,169 @@
+"""A run's fit diagnostics (issue 25 item 5): nilearn's R² and residuals on the SPM
+auditory run, the whitening check against an independent computation on nilearn's
+whitened residuals and calibrated on synthetic noise, and the cache of existing analyses
+kept (the seed's nodes hash as before; the diagnostics are a node of their own)."""
+
+import warnings
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import FirstLevelModel
+from scipy.stats import chi2
+
+from glm_workflows.core.diagnostics import LAGS, fit_diagnostics, flagged_fraction
+from glm_workflows.core.glm import fit_glm, run_series
+
+TOLERANCE = 1e-10
+
+
+def _diagnostics(bold, design, noise_model, residuals=False, mask_img=None):
+    fit = fit_glm(bold, design, mask_img=mask_img, noise_model=noise_model,
+                  smoothing_fwhm=None)
+    mask = nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine)
+    series, X, *_ = run_series(bold, design, mask_img=mask, smoothing_fwhm=None,
+                               run_name=None, sample_mask=None)
+    return fit, mask, fit_diagnostics(series, X, fit, residuals=residuals)
+
+
+def _masked(img, mask):
+    data = img.get_fdata()
+    return data[mask] if data.ndim == 3 else data[mask].T  # (n_scans, n_voxels) for 4D
+
+
+@pytest.mark.parametrize("noise_model", ["ar1", "ols"])
+def test_r_square_residuals_and_whitening_check_equal_nilearn(seed_bold, seed_design,
+                                                              noise_model):
+    """On the SPM auditory run, with the same design and mask: R² equals nilearn's
+    ``r_square_`` and the residuals its ``residuals_`` (<= 1e-10); the whitening check
+    equals numpy's Ljung-Box on nilearn's whitened residuals, each lag's autocorrelation
+    taken relative to its white-noise expectation for nilearn's whitened design."""
+    fit, mask_img, ours = _diagnostics(seed_bold, seed_design, noise_model, residuals=True)
+    model = FirstLevelModel(t_r=7, noise_model=noise_model, standardize=False,
+                            mask_img=mask_img, minimize_memory=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(seed_bold, design_matrices=seed_design)
+    mask = fit.mask
+    r_square = model.r_square_[0]
+    r_square = nb.Nifti1Image(r_square.get_fdata()[..., 0], r_square.affine) \
+        if r_square.ndim == 4 else r_square
+    assert np.abs(_masked(r_square, mask) - ours["r_square"]).max() <= TOLERANCE
+    assert np.abs(_masked(model.residuals_[0], mask) - ours["residuals"]).max() <= TOLERANCE
+
+    # the whitening check, from nilearn's whitened residuals and design (mask order)
+    labels = model.labels_[0]
+    n_scans = seed_design.shape[0]
+    r = np.empty((LAGS, mask.sum()))
+    for label, result in model.results_[0].items():
+        e = result.whitened_residuals - result.whitened_residuals.mean(axis=0)
+        forming = np.eye(n_scans) - result.whitened_design @ np.linalg.pinv(
+            result.whitened_design)
+        centred = forming - forming.mean(axis=0)  # M = C R; E[e e'] ~ M M'
+        for k in range(1, LAGS + 1):
+            expected = np.sum(centred[k:] * centred[:-k]) / np.sum(centred * centred)
+            r[k - 1, labels == label] = (e[k:] * e[:-k]).sum(0) / (e * e).sum(0) - expected
+    q = n_scans * (n_scans + 2) * sum(r[k - 1] ** 2 / (n_scans - k)
+                                      for k in range(1, LAGS + 1))
+    p = chi2.sf(q, LAGS - 1 if noise_model == "ar1" else LAGS)
+    assert np.abs(ours["autocorrelation"] - r).max() <= TOLERANCE
+    assert np.abs(ours["ljung_box"] - q).max() <= TOLERANCE * q.max()
+    assert np.abs(ours["ljung_box_p"] - p).max() <= TOLERANCE
+    assert flagged_fraction(ours["ljung_box_p"]) == np.mean(p < 0.05)
+
+
+# ----------------------------------------------------------------- calibration, synthetic
+
+
+N_SCANS, SHAPE = 150, (12, 12, 8)
+
+
+def _synthetic_run(phi: float, seed: int):
+    """AR(1) noise of coefficient ``phi`` (0: white) around 1000, float32, every voxel in
+    the mask; a block design, three cosine drifts and the constant."""
+    rng = np.random.default_rng(seed)
+    n_voxels = int(np.prod(SHAPE))
+    innovations = rng.standard_normal((N_SCANS, n_voxels))
+    noise = np.empty_like(innovations)
+    noise[0] = innovations[0] / np.sqrt(1 - phi**2)
+    for t in range(1, N_SCANS):
+        noise[t] = phi * noise[t - 1] + innovations[t]
+    data = (1000 + 5 * noise).T.reshape(*SHAPE, N_SCANS).astype(np.float32)
+    t = np.arange(N_SCANS)
+    design = pd.DataFrame({"task": ((t // 10) % 2).astype(float),
+                           **{f"cosine{k}": np.cos(np.pi * k * (t + 0.5) / N_SCANS)
+                              for k in (1, 2, 3)},
+                           "constant": np.ones(N_SCANS)})
+    mask = nb.Nifti1Image(np.ones(SHAPE, np.uint8), np.eye(4))
+    return nb.Nifti1Image(data, np.eye(4)), design, mask
+
+
+@pytest.mark.parametrize("phi, noise_model, low, high", [
+    (0.0, "ols", 0.03, 0.075),            # white noise: the nominal 5 %
+    (0.0, "ar1", 0.03, 0.075),
+    (0.0, "ar1-corrected", 0.03, 0.075),
+    (0.4, "ols", 0.9, 1.0),               # AR(1) noise left unwhitened: nearly all flagged
+    (0.4, "ar1", 0.03, 0.085),            # ... whitened: near nominal again
+    (0.4, "ar1-corrected", 0.03, 0.075),
+])
+def test_whitening_check_is_calibrated(phi, noise_model, low, high):
+    bold, design, mask = _synthetic_run(phi, seed=1)
+    _, _, maps = _diagnostics(bold, design, noise_model, mask_img=mask)
+    assert low <= flagged_fraction(maps["ljung_box_p"]) <= high
+
+
+# --------------------------------------------------------------- the cache of the seed kept
+
+#: The seed's node input hashes on the commit before the diagnostics (9102c04), for ar1
+#: (the default) and ols: every existing node hashes as before.
+SEED_HASHES = [
+    ([], {
+        "inference_activeMinusRest_wf.table": "189e2a19cf56252f90c9324ad056c779",
+        "inference_activeMinusRest_wf.threshold": "da93ba13c707bc397eba9a913bf47da8",
+        "inference_effectsOfInterest_wf.table": "189e2a19cf56252f90c9324ad056c779",
+        "inference_effectsOfInterest_wf.threshold": "da93ba13c707bc397eba9a913bf47da8",
+        "sub_01_task_auditory_wf.concatenate": "d751713988987e9331980363e24189ce",
+        "sub_01_task_auditory_wf.design": "7bb0dc51794a9cd80e5cb7acc3b7d511",
+        "sub_01_task_auditory_wf.estimate_activeMinusRest": "5aa29ddf20eda4156f691c6011667221",
+        "sub_01_task_auditory_wf.estimate_effectsOfInterest": "43736a8d1bb75c51dfecab31ea960e6b",
+        "sub_01_task_auditory_wf.fit": "61e46e43fa616ad6247d72c218cf4c44",
+        "sub_01_task_auditory_wf.mean": "d751713988987e9331980363e24189ce",
+    }),
+    (["--noise-model", "ols"], {
+        "inference_activeMinusRest_wf.table": "189e2a19cf56252f90c9324ad056c779",
+        "inference_activeMinusRest_wf.threshold": "da93ba13c707bc397eba9a913bf47da8",
+        "inference_effectsOfInterest_wf.table": "189e2a19cf56252f90c9324ad056c779",
+        "inference_effectsOfInterest_wf.threshold": "da93ba13c707bc397eba9a913bf47da8",
+        "sub_01_task_auditory_wf.concatenate": "d751713988987e9331980363e24189ce",
+        "sub_01_task_auditory_wf.design": "7bb0dc51794a9cd80e5cb7acc3b7d511",
+        "sub_01_task_auditory_wf.estimate_activeMinusRest": "5aa29ddf20eda4156f691c6011667221",
+        "sub_01_task_auditory_wf.estimate_effectsOfInterest": "43736a8d1bb75c51dfecab31ea960e6b",
+        "sub_01_task_auditory_wf.fit": "bef917cdec731299d0c5445e55f7d0b4",
+        "sub_01_task_auditory_wf.mean": "d751713988987e9331980363e24189ce",
+    }),
+]
+
+
+@pytest.mark.parametrize("argv, expected", SEED_HASHES)
+def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
+    """The diagnostics are a node of their own fed by the fit's files: every node of the
+    seed hashes what it hashed before (a cached fit stays cached), and only the new node
+    is added to the run's workflow."""
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.prepare import prepare
+    from glm_workflows.workflows.study import init_analysis_wf
+
+    workflow = init_analysis_wf(prepare(*spec_from_args(
+        ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "out"),
+         "--work-dir", str(tmp_path / "work"), *argv])))
+    nodes = {node.fullname: node for node in workflow._get_all_nodes()}
+    hashes = {name: node.inputs.get_hashval(hash_method="content")[1]
+              for name, node in nodes.items()}
+    assert {name: hashes[name] for name in expected} == expected
+    run_nodes = {name.split(".")[-1] for name in nodes if name.startswith("sub_01_task")}
+    assert "diagnostics" in run_nodes
+    diagnostics = nodes["sub_01_task_auditory_wf.diagnostics"]
+    run_wf = workflow.get_node("sub_01_task_auditory_wf")
+    sources = {src.name for src, _ in run_wf._graph.in_edges(diagnostics)}
+    assert sources == {"fit", "design", "concatenate"}
