@@ -15,6 +15,8 @@ from glm_workflows.cli import main
 from glm_workflows.core.naming import MODEL_OUTPUTS
 
 PREFIX = "sub-01_task-auditory"
+#: The outputs carry the space of the fMRIPrep image analysed (the fixture's).
+OUT_PREFIX = f"{PREFIX}_space-MNI152NLin2009cAsym"
 
 #: (strategy, options): without and with censoring (scrubbing by FD and std DVARS).
 CASES = {
@@ -70,7 +72,7 @@ def test_maps_equal_nilearn_with_its_confounds_and_sample_masks(fmriprep_run):
         theirs = model.compute_contrast(rows, stat_type=stat_type, output_type="all")
         for ours_name, their_name in (("z", "z_score"), ("effect", "effect_size"),
                                       ("variance", "effect_variance")):
-            ours = nb.load(folder / f"{PREFIX}_contrast-{name}_stat-{ours_name}_statmap.nii.gz")
+            ours = nb.load(folder / f"{OUT_PREFIX}_contrast-{name}_stat-{ours_name}_statmap.nii.gz")
             np.testing.assert_allclose(ours.get_fdata(), theirs[their_name].get_fdata(),
                                        rtol=1e-10, atol=1e-10, err_msg=f"{case} {name}")
 
@@ -82,7 +84,7 @@ def test_design_sidecar_lists_confounds_and_censored_volumes(fmriprep_run):
     case, out, bold, _, _ = fmriprep_run
     strategy, options = CASES[case]
     confounds, sample_mask = load_confounds_strategy(str(bold), strategy, **options)
-    sidecar = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+    sidecar = json.loads((out / "sub-01" / f"{OUT_PREFIX}_{MODEL_OUTPUTS['design_json']}")
                          .read_text())
     assert sidecar["ConfoundsStrategy"] == strategy
     assert sorted(sidecar["ConfoundColumns"]) == sorted(confounds.columns)
@@ -131,7 +133,7 @@ def test_framewise_displacement_figure_in_outputs_and_report(fmriprep_run):
     """With fMRIPrep confounds, each run has its FD trace (censored volumes shaded) as a
     PNG beside the design, shown in the report."""
     _, out, _, _, _ = fmriprep_run
-    figure = out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['fd_figure']}"
+    figure = out / "sub-01" / f"{OUT_PREFIX}_{MODEL_OUTPUTS['fd_figure']}"
     assert figure.read_bytes().startswith(b"\x89PNG")
     assert "Framewise displacement (fMRIPrep)" in (out / "sub-01.html").read_text()
 
@@ -197,9 +199,9 @@ def test_drift_decided_from_the_confounds_the_design_takes(fmriprep_moae,
     model.fit(str(bold), events=pd.read_csv(events, sep="\t"), confounds=confounds,
               sample_masks=None if sample_mask is None else [sample_mask])
     theirs = model.compute_contrast("active - rest", output_type="z_score")
-    ours = nb.load(out / "sub-01" / f"{PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz")
+    ours = nb.load(out / "sub-01" / f"{OUT_PREFIX}_contrast-activeMinusRest_stat-z_statmap.nii.gz")
     np.testing.assert_allclose(ours.get_fdata(), theirs.get_fdata(), rtol=1e-10, atol=1e-10)
-    sidecar = json.loads((out / "sub-01" / f"{PREFIX}_{MODEL_OUTPUTS['design_json']}")
+    sidecar = json.loads((out / "sub-01" / f"{OUT_PREFIX}_{MODEL_OUTPUTS['design_json']}")
                          .read_text())
     assert sidecar["DriftModel"] == ("none" if cosines else "cosine")
     assert sidecar["DriftModelSetting"] == "auto"

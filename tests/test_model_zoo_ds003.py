@@ -90,8 +90,9 @@ def _prefix(subject):
 
 
 def _run_map(out, subject, contrast, stat="effect"):
-    return out / f"sub-{subject}" / f"{_prefix(subject)}_contrast-{contrast}_stat-{stat}" \
-                                    "_statmap.nii.gz"
+    # the outputs carry the space of the fMRIPrep image analysed
+    return out / f"sub-{subject}" / (f"{_prefix(subject)}_space-{SPACE}_contrast-{contrast}"
+                                     f"_stat-{stat}_statmap.nii.gz")
 
 
 def _z(model, weights, test="t", level="first"):
@@ -141,8 +142,8 @@ def test_ds003_run_node_equals_first_level_model(ds003):
 def _group_mask(out):
     from nilearn.masking import intersect_masks
 
-    return intersect_masks([str(out / f"sub-{s}" / f"{_prefix(s)}_desc-brain_mask.nii.gz")
-                            for s in SUBJECTS], threshold=1)
+    return intersect_masks([str(out / f"sub-{s}" / f"{_prefix(s)}_space-{SPACE}_desc-brain_"
+                                                 "mask.nii.gz") for s in SUBJECTS], threshold=1)
 
 
 def test_ds003_dataset_nodes_equal_second_level_model(ds003):
@@ -158,7 +159,8 @@ def test_ds003_dataset_nodes_equal_second_level_model(ds003):
         model = SecondLevelModel(mask_img=mask).fit(
             [str(_run_map(out, s, contrast)) for s in SUBJECTS],
             design_matrix=pd.DataFrame({"intercept": np.ones(len(SUBJECTS))}))
-        ours = nb.load(group / f"task-{TASK}_contrast-{contrast}_stat-z_statmap.nii.gz")
+        ours = nb.load(group / f"task-{TASK}_space-{SPACE}_contrast-{contrast}_stat-z_"
+                               "statmap.nii.gz")
         worst[contrast] = float(np.abs(ours.get_fdata() - _z(model, [1], level="group")).max())
     rows = [(s, c) for s in SUBJECTS for c in ("trialTypeWord", "trialTypePseudoword")]
     design = pd.DataFrame({"trial_type.word": [float(c == "trialTypeWord") for _, c in rows],
@@ -166,15 +168,16 @@ def test_ds003_dataset_nodes_equal_second_level_model(ds003):
                                                      for _, c in rows]})
     model = SecondLevelModel(mask_img=mask).fit([str(_run_map(out, s, c)) for s, c in rows],
                                                 design_matrix=design)
-    ours = nb.load(group / f"task-{TASK}_node-FTest_contrast-anyWords_stat-z_statmap.nii.gz")
+    ours = nb.load(group / f"task-{TASK}_space-{SPACE}_node-FTest_contrast-anyWords_stat-z_"
+                           "statmap.nii.gz")
     assert np.isfinite(ours.get_fdata()).all()
     worst["anyWords"] = float(np.abs(ours.get_fdata()
                                      - _z(model, [[1, 0], [0, 1]], "F", "group")).max())
     print(f"ds003 Dataset nodes: max |dz| = {worst}")
     assert max(worst.values()) < 1e-6
     names = sorted(p.name for p in group.glob("*_stat-z_statmap.nii.gz"))
-    assert names == [f"task-{TASK}_contrast-taskVsBaseline_stat-z_statmap.nii.gz",
-                     f"task-{TASK}_contrast-wordGtPseudo_stat-z_statmap.nii.gz",
-                     f"task-{TASK}_node-FTest_contrast-anyWords_stat-z_statmap.nii.gz"]
+    assert names == [f"task-{TASK}_space-{SPACE}_contrast-taskVsBaseline_stat-z_statmap.nii.gz",
+                     f"task-{TASK}_space-{SPACE}_contrast-wordGtPseudo_stat-z_statmap.nii.gz",
+                     f"task-{TASK}_space-{SPACE}_node-FTest_contrast-anyWords_stat-z_statmap.nii.gz"]
     report = (out / "group.html").read_text()
-    assert "node FTest: task rhymejudgment, contrast anyWords" in report
+    assert f"node FTest: task rhymejudgment, space {SPACE}, contrast anyWords" in report
