@@ -41,6 +41,21 @@ def test_each_source_names_its_dataset(tmp_path):
     assert bids_uri(str(prep / "a.tsv"), out, links) == "bids:fmriprep:a.tsv"  # same link
 
 
+def test_an_output_folder_inside_the_raw_dataset(tmp_path):
+    """The BIDS-App layout (``<ds>/derivatives/glm``) written through a staging folder:
+    the raw files stay ``raw``'s, the folder's own maps are ``bids::``, before the
+    folder has a description of its own."""
+    from glm_workflows.core.naming import STAGING_PREFIX
+
+    raw = _dataset(tmp_path / "ds", None)
+    staging = raw / "derivatives" / "glm" / f"{STAGING_PREFIX}host-1-abc"
+    staging.mkdir(parents=True)
+    uris, links = bids_uris([str(raw / "sub-01" / "func" / "b.nii.gz"),
+                             str(raw / "derivatives" / "glm" / "sub-01" / "m.nii.gz")], staging)
+    assert uris == ["bids:raw:sub-01/func/b.nii.gz", "bids::sub-01/m.nii.gz"]
+    assert links == {"raw": raw.as_uri()}
+
+
 def test_the_description_is_bids_derivatives():
     from bidsschematools.schema import load_schema
 

@@ -16,6 +16,7 @@ from glm_workflows.core.naming import (
     DESCRIPTION_FILE,
     INDEX_FILE,
     PROVENANCE_FILE,
+    STAGING_PREFIX,
     analysis_record,
     parse_output_name,
     report_page,
@@ -24,7 +25,6 @@ from glm_workflows.execution.interrupts import RunInterrupted, interrupts_raise
 from glm_workflows.outputs.folders import (
     JOURNAL_PREFIX,
     LOCK_FILE,
-    STAGING_PREFIX,
     TRASH_PREFIX,
     OutputTransaction,
     replay_journal,

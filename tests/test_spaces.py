@@ -97,3 +97,29 @@ def test_the_group_level_alone_reads_one_space(two_spaces):
     with pytest.raises(InputError, match="in space MNI .*spaces found: MNI152NLin2009cAsym, "
                                          "T1w"):
         find_subject_maps(out, "tiny", space="MNI")
+
+
+def test_the_group_level_alone_of_one_space_equals_nilearn(two_spaces, tmp_path):
+    """``glm-workflows BIDS_DIR OUTPUT_DIR group --space S``: the group mean of that
+    space's subject maps, equal to nilearn's SecondLevelModel on them."""
+    from nilearn.glm.second_level import SecondLevelModel
+
+    raw, _, out, _ = two_spaces
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "T1w",
+                 "--group", "one-sample", "-w", str(tmp_path / "work")]) == 0
+    maps = [str(out / f"sub-{s}" / f"sub-{s}_task-tiny_space-T1w_contrast-aMinusB_"
+                "stat-effect_statmap.nii.gz") for s in SUBJECTS]
+    masks = [str(out / f"sub-{s}" / f"sub-{s}_task-tiny_space-T1w_desc-brain_mask.nii.gz")
+             for s in SUBJECTS]
+    from nilearn.masking import intersect_masks
+
+    model = SecondLevelModel(mask_img=intersect_masks(masks, threshold=1)).fit(
+        maps, design_matrix=pd.DataFrame({"intercept": np.ones(len(SUBJECTS))}))
+    expected = model.compute_contrast("intercept", output_type="z_score").get_fdata()
+    ours = nb.load(out / GROUP_FOLDER / "task-tiny_space-T1w_contrast-aMinusB_stat-z_"
+                   "statmap.nii.gz").get_fdata()
+    np.testing.assert_allclose(ours, expected, atol=1e-6, rtol=0)
+    sources = json.loads((out / GROUP_FOLDER / "task-tiny_space-T1w_contrast-aMinusB_"
+                          "statmap.json").read_text())["Sources"]
+    assert sources == [f"bids::sub-{s}/sub-{s}_task-tiny_space-T1w_contrast-aMinusB_"
+                       "stat-effect_statmap.nii.gz" for s in SUBJECTS]

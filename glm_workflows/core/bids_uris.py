@@ -5,7 +5,8 @@ A source is found in the dataset whose root (the nearest folder above it holding
 ``dataset_description.json``) contains it: the raw dataset is linked as ``raw``, a
 derivatives dataset by its folder's name in letters and digits (``fmriprep``), a second
 dataset of the same name with ``2``, ``3``... appended; a path inside the output folder
-itself, or given relative to it, is ``bids::<path>``. A file in no dataset (the SPM
+itself (a staging folder inside it writes for it), or given relative to it, is
+``bids::<path>``. A file in no dataset (the SPM
 auditory scans, files given with ``--func``) keeps its absolute ``file://`` URI.
 """
 
@@ -17,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from .naming import DESCRIPTION_FILE
+from .naming import DESCRIPTION_FILE, STAGING_PREFIX
 
 
 @functools.lru_cache(maxsize=1024)
@@ -47,10 +48,12 @@ def bids_uri(source: str, output_dir, links: dict) -> str:
     if not path.is_absolute():
         return f"bids::{path.as_posix()}"
     output_dir = Path(output_dir).absolute()
+    if output_dir.name.startswith(STAGING_PREFIX):  # written for the folder it is staged in
+        output_dir = output_dir.parent
     if path.is_relative_to(output_dir):
         return f"bids::{path.relative_to(output_dir).as_posix()}"
     root = dataset_root(Path(os.path.abspath(path)).parent)
-    if root is None or root == output_dir:
+    if root is None:
         return path.as_uri()
     name, uri, count = _link_name(root), root.as_uri(), 1
     while links.get(name if count == 1 else f"{name}{count}", uri) != uri:

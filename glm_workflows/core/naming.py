@@ -81,6 +81,8 @@ MODEL_OUTPUTS = {
 }
 
 
+#: Staging folders: ``<prefix><host>-<pid>-<random>`` inside the output folder.
+STAGING_PREFIX = ".glm-workflows-pending-"
 #: The derivatives' description, at the folder's root.
 DESCRIPTION_FILE = "dataset_description.json"
 

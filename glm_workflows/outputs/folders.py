@@ -43,6 +43,7 @@ from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import (
     GROUP_FOLDER,
+    STAGING_PREFIX,
     analysis_record,
     parse_analysis_record,
     parse_output_name,
@@ -50,10 +51,6 @@ from ..core.naming import (
     report_page,
     subject_folder,
 )
-
-#: Staging folders: ``<prefix><host>-<pid>-<random>`` inside the output folder.
-STAGING_PREFIX = ".glm-workflows-pending-"
-
 
 #: Journal of a commit in progress: the swaps still to finish.
 JOURNAL_PREFIX = ".glm-workflows-commit-"
