@@ -193,15 +193,8 @@ def arriving_contrasts(model: StatsModel, node: NodeSpec) -> list[str]:
     """The labels of the Run node's contrasts that reach ``node`` through the edges'
     filters (every contrast: F contrasts stop at the node after the Run node)."""
     run = model.root
-    labels = [label for label, test, _ in run_contrasts(run) if test == "t"]
-    current = node
-    while current.name != run.name:
-        edge = model.inputs(current.name)[0]
-        kept = edge_filter(model, edge)
-        if kept is not None:
-            labels = [label for label in labels if label in kept]
-        current = model.node(edge.source)
-    return labels
+    return _through_edges(model, run, node,
+                          [label for label, test, _ in run_contrasts(run) if test == "t"])
 
 
 def pooled_columns(model: StatsModel, dataset: NodeSpec) -> tuple[str, ...]:
@@ -239,8 +232,14 @@ def subject_group_by(node: NodeSpec) -> tuple[str, ...]:
 def _arriving(model: StatsModel, run: NodeSpec, subject: NodeSpec) -> list[str]:
     """The labels of the Run node's contrasts that reach the Subject node (through the
     Session node's edges too)."""
-    labels = [label for label, _, _ in run_contrasts(run)]
-    current = subject
+    return _through_edges(model, run, subject,
+                          [label for label, _, _ in run_contrasts(run)])
+
+
+def _through_edges(model: StatsModel, run: NodeSpec, node: NodeSpec, labels) -> list[str]:
+    """``labels`` (of the Run node's contrasts) that every edge's filter from ``run`` up
+    to ``node`` lets through."""
+    current = node
     while current.name != run.name:
         edge = model.inputs(current.name)[0]
         kept = edge_filter(model, edge)
