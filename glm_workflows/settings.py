@@ -69,6 +69,10 @@ class ModelSettings:
         Spatial smoothing before the fit: FWHM (mm) of the Gaussian kernel applied to each
         volume, as nilearn's ``smoothing_fwhm`` (:mod:`glm_workflows.core.smoothing`);
         None: no smoothing.
+    save_residuals : bool
+        Also write each run's residual time series (nilearn's ``residuals_``, FitLins'
+        ``--error-ts``): the diagnostics node's ``residuals_file``
+        (:mod:`glm_workflows.core.diagnostics`); off: none.
     """
 
     noise_model: str = "ar1"
@@ -79,6 +83,7 @@ class ModelSettings:
     slice_time_ref: float = 0.0
     run_node: str = ""
     smoothing_fwhm: float | None = None
+    save_residuals: bool = False
 
     def for_run(self, slice_time_ref: float | None) -> ModelSettings:
         """These settings for a run whose sidecar gives its slice-time reference (None:
@@ -89,9 +94,10 @@ class ModelSettings:
 
     def design(self) -> dict:
         """The settings the design matrix depends on (all but the noise model and the
-        smoothing, which only the fit takes)."""
+        smoothing, which only the fit takes, and the residuals, which only the
+        diagnostics write)."""
         settings = asdict(self)
-        del settings["noise_model"], settings["smoothing_fwhm"]
+        del settings["noise_model"], settings["smoothing_fwhm"], settings["save_residuals"]
         return settings
 
 

@@ -30,6 +30,7 @@ from glm_workflows.core.diagnostics import (
 from glm_workflows.core.estimates import load_fitted_glm
 from glm_workflows.core.glm import run_series
 from glm_workflows.core.run_tables import load_design_matrix
+from glm_workflows.settings import DEFAULT_MODEL
 
 
 class _RunDiagnosticsInputSpec(BaseInterfaceInputSpec):
@@ -42,7 +43,7 @@ class _RunDiagnosticsInputSpec(BaseInterfaceInputSpec):
     ar1 = File(exists=True, mandatory=True, desc="noise-bin map from FitGLM")
     mask_file = File(exists=True, mandatory=True, desc="mask from FitGLM")
     model_sidecar = File(exists=True, mandatory=True, desc="model JSON from FitGLM")
-    save_residuals = traits.Bool(False, usedefault=True,
+    save_residuals = traits.Bool(DEFAULT_MODEL.save_residuals, usedefault=True,
                                  desc="also write nilearn's residuals (4D)")
     num_threads = traits.Int(1, usedefault=True,
                              desc="BLAS threads (give the node the same n_procs)")
@@ -80,7 +81,7 @@ class RunDiagnostics(SimpleInterface):
                 else None,
                 run_name=None,
                 sample_mask=inputs.sample_mask if isdefined(inputs.sample_mask) else None)
-            maps = fit_diagnostics(series, X, fit, residuals=inputs.save_residuals)
+            maps = fit_diagnostics(series, X, fit, save_residuals=inputs.save_residuals)
         del series
         files = {"rsquared_map": "r_square", "autocorrelation_map": "autocorrelation",
                  "ljungbox_map": "ljung_box", "ljungbox_p_map": "ljung_box_p"}

@@ -24,7 +24,7 @@ def _diagnostics(bold, design, noise_model, residuals=False, mask_img=None):
     mask = nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine)
     series, X, *_ = run_series(bold, design, mask_img=mask, smoothing_fwhm=None,
                                run_name=None, sample_mask=None)
-    return fit, mask, fit_diagnostics(series, X, fit, residuals=residuals)
+    return fit, mask, fit_diagnostics(series, X, fit, save_residuals=residuals)
 
 
 def _masked(img, mask):

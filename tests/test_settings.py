@@ -43,6 +43,7 @@ INTERFACE_TRAITS = {
     "slice_time_ref": [("DesignMatrix", "slice_time_ref")],
     "run_node": [("DesignMatrix", "run_node")],
     "smoothing_fwhm": [("FitGLM", "smoothing_fwhm")],
+    "save_residuals": [("RunDiagnostics", "save_residuals")],
     "height_control": [("ThresholdMap", "height_control")],
     "alpha": [("ThresholdMap", "alpha")],
     "threshold": [("ThresholdMap", "threshold")],

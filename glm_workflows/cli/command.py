@@ -169,7 +169,8 @@ def spec_from_args(argv=None):
         design = NilearnDesign(**{f: getattr(args, f) for f in (
             "hrf_model", "drift_model", "high_pass", "drift_order", "slice_time_ref")})
         nodes.append(Node("Run", "run", RunModel(design, args.noise_model, confounds,
-                                                 args.strict, args.smoothing_fwhm),
+                                                 args.strict, args.smoothing_fwhm,
+                                                 args.save_residuals),
                           group_by=("run", "subject"),
                           contrasts=tuple(Contrast(*c) for c in _contrasts(args))))
         nodes.append(Node("Subject", "subject", MetaModel(), group_by=("subject", "contrast")))
@@ -228,7 +229,8 @@ def _model_flags(spec, args, parser, inference):
             nodes[index] = replace(node, model=replace(
                 model, design=design, confounds=replace(model.confounds, **changed),
                 noise_model=args.noise_model if given("noise_model") else model.noise_model,
-                strict=model.strict or args.strict))
+                strict=model.strict or args.strict,
+                save_residuals=model.save_residuals or args.save_residuals))
         if node.level == "Dataset":
             flags = {"demean": "group_demean", "permutations": "permutations",
                      "seed": "seed", "cluster_forming_p": "cluster_forming_p",

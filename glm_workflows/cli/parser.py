@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="spatial smoothing before the fit: FWHM in mm of the Gaussian "
                             "kernel applied to each volume, as nilearn's FirstLevelModel "
                             "(the brain mask is the unsmoothed run's; default: none)")
+    model.add_argument("--save-residuals", "--error-ts", dest="save_residuals",
+                       action="store_true", default=DEFAULT_MODEL.save_residuals,
+                       help="also write each run's residual time series, "
+                            "<prefix>_stat-errorts_statmap.nii.gz (nilearn's residuals_; "
+                            "--error-ts: FitLins' name; default: off)")
 
     confounds = parser.add_argument_group(
         "confounds and censoring (fMRIPrep confounds; nilearn's load_confounds options)")

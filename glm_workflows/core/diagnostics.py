@@ -43,7 +43,7 @@ CHUNK_VOXELS = 2048
 
 
 def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
-                    lags: int = LAGS, residuals: bool = False) -> dict:
+                    save_residuals: bool, lags: int = LAGS) -> dict:
     """R², whitened-residual autocorrelations, Ljung-Box test and (optionally) residuals.
 
     Parameters
@@ -54,16 +54,17 @@ def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
         The design's fitted rows.
     fit : FittedGLM
         The fit of ``series`` (its voxels in mask order, its noise bins).
+    save_residuals : bool
+        Also return nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array): the
+        setting ``ModelSettings.save_residuals`` (no default here: the settings' is the one).
     lags : int
         Autocorrelation lags 1..lags.
-    residuals : bool
-        Also return nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array).
 
     Returns
     -------
     maps : dict
         ``r_square`` (n_voxels,), ``autocorrelation`` (lags, n_voxels), ``ljung_box``
-        and ``ljung_box_p`` (n_voxels,), and with ``residuals`` ``residuals`` (n_scans,
+        and ``ljung_box_p`` (n_voxels,), and with ``save_residuals`` ``residuals`` (n_scans,
         n_voxels); all in mask order. A voxel whose whitened series is constant has
         R² 0, autocorrelations 0, Q 0 and p 1 (nilearn gives NaN for its R²).
     """
@@ -74,7 +75,7 @@ def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
     columns = storage_to_mask_order(fit.mask)  # mask-order voxel -> series column
     r_square = np.zeros(n_voxels)
     autocorrelation = np.zeros((lags, n_voxels))
-    kept = np.empty((n_scans, n_voxels)) if residuals else None
+    kept = np.empty((n_scans, n_voxels)) if save_residuals else None
     whiten_values = _whitener(fit)
     values, inverse = np.unique(fit.ar1, return_inverse=True)
     for index, value in enumerate(values):

@@ -134,13 +134,15 @@ class ModelDesign:
 @dataclass(frozen=True)
 class RunModel:
     """A Run node's model (BIDS ``glm``): the design, noise model, confounds, strictness,
-    and the spatial smoothing of the runs before the fit (FWHM in mm; None: none)."""
+    the spatial smoothing of the runs before the fit (FWHM in mm; None: none), and whether
+    each run's residual time series are written (nilearn's ``residuals_``)."""
 
     design: NilearnDesign | ModelDesign = NilearnDesign()
     noise_model: str = DEFAULT_MODEL.noise_model
     confounds: ConfoundSettings = DEFAULT_CONFOUNDS
     strict: bool = False
     smoothing_fwhm: float | None = DEFAULT_MODEL.smoothing_fwhm
+    save_residuals: bool = DEFAULT_MODEL.save_residuals
     type = "glm"
 
 

@@ -125,6 +125,8 @@ def _run_node(run, entry: dict) -> dict:
         entry["Strict"] = True
     if model.smoothing_fwhm is not None:
         entry["SmoothingFWHM"] = model.smoothing_fwhm
+    if model.save_residuals:  # off: absent, so a round trip gives the file it read
+        entry["SaveResiduals"] = True
     contrasts, kept = _contrasts(run.contrasts, x)
     if kept is not None:
         entry["Contrasts"] = kept

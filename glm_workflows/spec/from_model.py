@@ -10,6 +10,7 @@ Dataset paths and the selection come from the keywords; ``Input`` fills what the
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import fields, replace
 
@@ -17,7 +18,7 @@ from ..core.errors import InputError
 from ..core.smoothing import check_fwhm_value
 from ..core.stats_model import INTERCEPT, StatsModel
 from ..core.stats_model_read import read_stats_model, stats_model
-from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, GroupSettings
+from ..settings import DEFAULT_CONFOUNDS, DEFAULT_INFERENCE, DEFAULT_MODEL, GroupSettings
 from .analysis import (
     AnalysisSpec,
     Contrast,
@@ -47,7 +48,7 @@ from .frozen import freeze
 INPUT_ENTITIES = {"task": "task", "subject": "subjects", "session": "sessions",
                   "run": "runs", "space": "space"}
 _RUN_KEYS = {"Inference", "Design", "NoiseModel", "Confounds", "Strict", "Contrasts",
-             "GroupOnly", "SmoothingFWHM"}
+             "GroupOnly", "SmoothingFWHM", "SaveResiduals"}
 _GROUP_KEYS = {"Group"}
 
 
@@ -176,10 +177,15 @@ def _run_model(run, entry, source) -> RunModel:
         confounds = {k: _tuples(v) for k, v in entry.get("Confounds", {}).items()}
         smoothing = entry.get("SmoothingFWHM")
         check_fwhm_value(smoothing, f"{where}.SmoothingFWHM")
+        save_residuals = entry.get("SaveResiduals", DEFAULT_MODEL.save_residuals)
+        if not isinstance(save_residuals, bool):
+            raise InputError(f"{where}.SaveResiduals: expected true or false, got "
+                             f"{json.dumps(save_residuals)}")
         return RunModel(made, noise_model=entry.get("NoiseModel", "ar1"),
                         confounds=replace(DEFAULT_CONFOUNDS, **confounds),
                         strict=bool(entry.get("Strict", False)),
-                        smoothing_fwhm=None if smoothing is None else float(smoothing))
+                        smoothing_fwhm=None if smoothing is None else float(smoothing),
+                        save_residuals=save_residuals)
     except TypeError as exc:
         raise InputError(f"{where}: {exc}") from None
 

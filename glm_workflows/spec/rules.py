@@ -174,6 +174,9 @@ def _check_run(node) -> None:
     if model.noise_model not in NOISE_MODELS:
         raise InputError(f"--noise-model: expected one of {', '.join(NOISE_MODELS)}, got "
                          f"{model.noise_model!r}")
+    if not isinstance(model.save_residuals, bool):
+        raise InputError(f"--save-residuals: expected True or False, got "
+                         f"{model.save_residuals!r}")
     design = model.design
     if type(design).__name__ == "NilearnDesign":
         if node.transformations:
@@ -328,7 +331,8 @@ def model_settings(spec) -> ModelSettings:
                              drift_model=design.drift_model, high_pass=design.high_pass,
                              drift_order=design.drift_order,
                              slice_time_ref=design.slice_time_ref,
-                             smoothing_fwhm=model.smoothing_fwhm)
+                             smoothing_fwhm=model.smoothing_fwhm,
+                             save_residuals=model.save_residuals)
     node = NodeSpec(name=run.name, level="Run", group_by=run.group_by, model_type="glm",
                     x=design.x, hrf=design.hrf, high_pass=design.high_pass,
                     transformations=tuple(thaw(t) for t in run.transformations),
@@ -338,5 +342,6 @@ def model_settings(spec) -> ModelSettings:
         drift_model="cosine" if design.high_pass else "none",
         high_pass=design.high_pass or DEFAULT_MODEL.high_pass,
         drift_order=design.drift_order, slice_time_ref=design.slice_time_ref,
-        run_node=run_node_json(node), smoothing_fwhm=model.smoothing_fwhm)
+        run_node=run_node_json(node), smoothing_fwhm=model.smoothing_fwhm,
+        save_residuals=model.save_residuals)
 

@@ -59,7 +59,7 @@ def init_first_level_wf(
     bold_is_4d: bool = False,
     skipped_contrasts=(),
     input_sources: dict | None = None,
-    save_residuals: bool = False,
+    save_residuals: bool | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -107,8 +107,10 @@ def init_first_level_wf(
     input_sources : dict or None
         Where the run's TR, slice-time reference and mask come from
         (``RunInputs.sources``), recorded in the design sidecar.
-    save_residuals : bool
-        Also write the fit's residuals (nilearn's ``residuals_``), 4D.
+    save_residuals : bool or None
+        Also write the fit's residuals (nilearn's ``residuals_``), 4D; None: the model's
+        (``model.save_residuals``, ``--save-residuals``). Off, the diagnostics node's
+        inputs (and so its cache) are what they were before the setting existed.
     name : str
         Workflow name.
 
@@ -134,6 +136,8 @@ def init_first_level_wf(
     if len(set(names)) != len(names):
         raise ValueError(f"init_first_level_wf: contrast names must be unique, got {names}")
     mem_gb = mem_gb or estimate_memory_gb(64 * 64 * 64, 96)
+    if save_residuals is None:
+        save_residuals = model.save_residuals
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(
         IdentityInterface(fields=["bold_files", "events_file", "confounds_file", "mask_file"]),

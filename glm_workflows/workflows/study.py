@@ -182,7 +182,7 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         confounds=plan.confounds, mem_gb=run_plan.mem_gb,
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
-        name=run_plan.workflow_name,
+        save_residuals=plan.model.save_residuals, name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")
