@@ -73,6 +73,7 @@ INPUT_DESCRIPTIONS = {
     "thresholded_figures": "thresholded map figures (axial cuts)",
     "ortho_figures": "thresholded map figures (orthogonal cuts at the peak)",
     "cluster_tables": "cluster tables",
+    "cluster_jsons": "cluster tables' sidecars: columns, atlas (when the space is known)",
     "contrast_figures": "contrast matrix figures (run-level models)",
     "contrast_jsons": "contrast definitions, the sidecar of all its maps",
 }

@@ -15,7 +15,12 @@ from nipype.interfaces.base import (
 
 from glm_workflows.core.choices import HEIGHT_CONTROLS
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
-from glm_workflows.core.inference import cluster_table, has_surviving_voxels, threshold_map
+from glm_workflows.core.inference import (
+    cluster_table,
+    has_surviving_voxels,
+    label_cluster_table,
+    threshold_map,
+)
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
 from glm_workflows.settings import DEFAULT_INFERENCE, default_first
 
@@ -119,15 +124,23 @@ class _ClusterTableInputSpec(BaseInterfaceInputSpec):
                                   desc="clusters smaller than this many voxels are left out")
     two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
                             desc="report negative clusters too")
+    # No default: undefined (the space not known), the node's hash and outputs are those
+    # of a table without it.
+    space = traits.Str(desc="the map's space (fMRIPrep's space-), if known: an adult MNI152 "
+                            "template adds the peaks' AAL3 regions; any known space writes "
+                            "the table's sidecar")
 
 
 class _ClusterTableOutputSpec(TraitedSpec):
     table = File(exists=True, desc="TSV: Cluster ID, X, Y, Z (mm), Peak Stat, "
-                                   "Cluster Size (mm3)")
+                                   "Cluster Size (mm3) [, Region (AAL3)]")
+    table_json = File(exists=True, desc="JSON sidecar of the table (only when 'space' is "
+                                        "defined): its columns, and the atlas or why none")
 
 
 class ClusterTable(SimpleInterface):
-    """Table of clusters and peaks above a threshold (nilearn's get_clusters_table)."""
+    """Table of clusters and peaks above a threshold (nilearn's get_clusters_table); with
+    ``space``, the peaks' AAL3 regions (adult MNI152 templates) and a JSON sidecar."""
 
     input_spec = _ClusterTableInputSpec
     output_spec = _ClusterTableOutputSpec
@@ -136,6 +149,12 @@ class ClusterTable(SimpleInterface):
         table = cluster_table(self.inputs.z_map, self.inputs.stat_threshold,
                               min_cluster_size=self.inputs.min_cluster_size,
                               two_sided=self.inputs.two_sided)
+        if isdefined(self.inputs.space):
+            table, sidecar = label_cluster_table(table, self.inputs.space)
+            self._results["table_json"] = os.path.join(runtime.cwd,
+                                                       CONTRAST_OUTPUTS["cluster_jsons"])
+            with open(self._results["table_json"], "w") as handle:
+                json.dump(sidecar, handle, indent=2, allow_nan=False)
         self._results["table"] = os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"])
         table.to_csv(self._results["table"], sep="\t", index=False)
         return runtime

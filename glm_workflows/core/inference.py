@@ -13,11 +13,25 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
+from .atlas_labels import REGION_COLUMN, atlas_description, peak_labels, unlabelled_reason
 from .choices import HEIGHT_CONTROLS
 from .errors import InputError
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
 CLUSTER_COLUMNS = ("Cluster ID", "X", "Y", "Z", "Peak Stat", "Cluster Size (mm3)")
+
+#: A cluster table's columns as its JSON sidecar describes them (BIDS' TSV sidecars).
+CLUSTER_COLUMN_DESCRIPTIONS = {
+    "Cluster ID": {"Description": "The cluster's number; its sub-peaks (at least 8 mm "
+                                  "apart) are numbered 1a, 1b, ..."},
+    **{axis: {"Description": f"{axis} world coordinate of the peak, in the map's space",
+              "Units": "mm"} for axis in "XYZ"},
+    "Peak Stat": {"Description": "z value at the peak"},
+    "Cluster Size (mm3)": {"Description": "The cluster's volume, on its first row only",
+                           "Units": "mm^3"},
+    REGION_COLUMN: {"Description": "AAL3 region of the atlas voxel nearest the peak; "
+                                   "Undefined outside every region"},
+}
 
 
 def check_threshold_settings(height_control: str, alpha: float, threshold: float | None,
@@ -146,3 +160,39 @@ def cluster_table(z_img, stat_threshold: float, *,
         return get_clusters_table(z_img, stat_threshold=stat_threshold,
                                   cluster_threshold=int(min_cluster_size),
                                   two_sided=two_sided, min_distance=min_distance)
+
+
+def label_cluster_table(table: pd.DataFrame, space: str | None) -> tuple[pd.DataFrame, dict]:
+    """A cluster table with its peaks' atlas labels, and its JSON sidecar.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table of :func:`cluster_table`.
+    space : str or None
+        The map's space (fMRIPrep's ``space-``). Adult MNI152 templates
+        (:data:`~glm_workflows.core.atlas_labels.MNI152_TEMPLATES`) get the column
+        :data:`~glm_workflows.core.atlas_labels.REGION_COLUMN`; any other space none.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``table``, with the region column last for an MNI152 space (a copy).
+    sidecar : dict
+        Each column's ``Description`` (and ``Units``), the ``Space``, and either
+        ``Atlas`` (package, version, atlas, reference, method) or ``AtlasNotApplied``
+        (the reason).
+    """
+    reason = unlabelled_reason(space)
+    table = table.copy()
+    if reason is None:
+        table[REGION_COLUMN] = peak_labels(table[["X", "Y", "Z"]].to_numpy(dtype=float)) \
+            if len(table) else pd.Series(dtype=object)
+    sidecar = {column: CLUSTER_COLUMN_DESCRIPTIONS[column] for column in table.columns
+               if column in CLUSTER_COLUMN_DESCRIPTIONS}
+    sidecar["Space"] = space
+    if reason is None:
+        sidecar["Atlas"] = atlas_description()
+    else:
+        sidecar["AtlasNotApplied"] = reason
+    return table, sidecar

@@ -56,6 +56,9 @@ CONTRAST_OUTPUTS = {
     "thresholded_figures": "stat-z_desc-thresholded_statmap.png",
     "ortho_figures": "stat-z_desc-thresholdedOrtho_statmap.png",
     "cluster_tables": "clusters.tsv",
+    # the table's sidecar: its columns, the atlas of its peaks' regions (or why none);
+    # only when the maps' space is known
+    "cluster_jsons": "clusters.json",
     "contrast_figures": "contrastmatrix.png",
     "contrast_jsons": "statmap.json",
 }

@@ -60,6 +60,7 @@ def init_first_level_wf(
     skipped_contrasts=(),
     input_sources: dict | None = None,
     save_residuals: bool | None = None,
+    space: str | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -111,6 +112,10 @@ def init_first_level_wf(
         Also write the fit's residuals (nilearn's ``residuals_``), 4D; None: the model's
         (``model.save_residuals``, ``--save-residuals``). Off, the diagnostics node's
         inputs (and so its cache) are what they were before the setting existed.
+    space : str or None
+        The space of the run's images (``RunInputs.space``), when known: the cluster
+        tables get their sidecars and, in an adult MNI152 template, the peaks' AAL3
+        regions (:func:`~glm_workflows.workflows.inference.init_inference_wf`).
     name : str
         Workflow name.
 
@@ -213,7 +218,7 @@ def init_first_level_wf(
                                             contrast_rows=list(rows)),
                            name=f"estimate_{contrast}", mem_gb=mem_gb["light"])
         inference_wf = init_inference_wf(inference=inference, mem_gb=mem_gb["inference"],
-                                          name=f"inference_{contrast}_wf")
+                                          space=space, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
         contrast_sink = pe.Node(DerivativesSink(**entities, contrast_names=contrast,
                                                 stat_types=stat_type),
@@ -225,7 +230,7 @@ def init_first_level_wf(
             (fit, inference_wf, [("mask_file", "inputnode.mask_file")]),
             (mean, inference_wf, [("out_file", "inputnode.bg_file")]),
             (estimate, contrast_sink, contrast_to_sink(figure=True)),
-            (inference_wf, contrast_sink, inference_to_sink()),
+            (inference_wf, contrast_sink, inference_to_sink(space=space)),
             (inputnode, contrast_sink, list(_SOURCES)),
             (estimate, outputnode, [(name, run_contrast_field(name, contrast))
                                     for name in RUN_CONTRAST_MAPS]),

@@ -32,6 +32,7 @@ def init_fixed_effects_wf(
     inference: InferenceSettings = DEFAULT_INFERENCE,
     contrast_runs: dict | None = None,
     mem_gb: float = 0.5,
+    space: str | None = None,
     name: str = "fixed_effects_wf",
 ):
     """Build the workflow combining a subject's runs, contrast by contrast.
@@ -65,6 +66,9 @@ def init_fixed_effects_wf(
         default: every run. A contrast no run has gets no branch.
     mem_gb : float
         Memory estimate of each node (a few maps per run).
+    space : str or None
+        The runs' space, when known (the cluster tables' sidecars and AAL3 regions, as at
+        the run level).
     name : str
         Workflow name.
 
@@ -98,7 +102,8 @@ def init_fixed_effects_wf(
         ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
                                    contrast_rows=list(rows), run_labels=labels),
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
-        inference_wf = init_inference_wf(inference=inference, name=f"inference_{contrast}_wf")
+        inference_wf = init_inference_wf(inference=inference, space=space,
+                                         name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
         contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
                                                 sources=[
@@ -116,7 +121,7 @@ def init_fixed_effects_wf(
             (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
                                      ("mean_file", "inputnode.bg_file")]),
             (ffx, contrast_sink, contrast_to_sink()),
-            (inference_wf, contrast_sink, inference_to_sink()),
+            (inference_wf, contrast_sink, inference_to_sink(space=space)),
         ])
     return workflow
 

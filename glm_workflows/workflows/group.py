@@ -130,7 +130,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             model.inputs.participants_file = participants_file
         if group.group_column:
             model.inputs.group_column = group.group_column
-        inference_wf = init_inference_wf(inference=inference, name=f"inference_{label}_wf")
+        inference_wf = init_inference_wf(inference=inference, space=space,
+                                         name=f"inference_{label}_wf")
         inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
         sink = pe.Node(GroupSink(output_dir=output_dir, task=task,
                                  contrast=(group_contrast or "intercept") if map_rows
@@ -154,7 +155,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
             (model, sink, [*contrast_to_sink(),
                            *same_names(("design_file", "design_json", "design_figure"))]),
-            (inference_wf, sink, inference_to_sink()),
+            (inference_wf, sink, inference_to_sink(space=space)),
         ])
         if group.model == "paired":
             workflow.connect(merges["paired_maps"], "out", model, "paired_maps")

@@ -12,7 +12,8 @@ from .ports import INFERENCE_OUTPUTS
 
 
 def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
-                      mem_gb: float = 0.5, name: str = "inference_wf"):
+                      mem_gb: float = 0.5, space: str | None = None,
+                      name: str = "inference_wf"):
     """Build the inference of one z map: threshold (with its figures) -> cluster table.
 
     Workflow graph: inputnode -> threshold (height and cluster extent; axial and
@@ -26,6 +27,11 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
         Thresholds and table settings.
     mem_gb : float
         Memory estimate of each node.
+    space : str or None
+        The map's space (fMRIPrep's ``space-``), when known: the table node's ``space``
+        (AAL3 regions of the peaks in an adult MNI152 template, and the table's sidecar
+        ``table_json``). None (raw images, file lists): the table node as without it, its
+        cache kept, and no sidecar.
     name : str
         Workflow name.
 
@@ -46,6 +52,9 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
         The thresholded z map, its sidecar, its axial and orthogonal figures.
     table
         The cluster table (TSV).
+    table_json
+        The table's sidecar (JSON), connected only with a ``space``: connect the sink with
+        ``inference_to_sink(space=space)``.
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "bg_file", "title"]),
@@ -54,6 +63,9 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
     threshold = pe.Node(ThresholdMap(**inference.threshold_inputs()), name="threshold",
                         mem_gb=mem_gb)
     table = pe.Node(ClusterTable(**inference.table_inputs()), name="table", mem_gb=mem_gb)
+    if space:  # undefined otherwise: the node's hash, cache and outputs as before
+        table.inputs.space = space
+        workflow.connect(table, "table_json", outputnode, "table_json")
     workflow.connect([
         (inputnode, threshold, [("z_map", "z_map"), ("mask_file", "mask_file"),
                                 ("bg_file", "bg_file"), ("title", "title")]),

@@ -34,9 +34,15 @@ INFERENCE_SINK_INPUTS = {
     "figure": "thresholded_figures",
     "ortho_figure": "ortho_figures",
     "table": "cluster_tables",
+    "table_json": "cluster_jsons",
 }
 #: What the inference workflow's outputnode gives.
 INFERENCE_OUTPUTS = tuple(INFERENCE_SINK_INPUTS)
+
+#: The inference outputs that exist only when the map's space is known (the cluster
+#: table's sidecar): connected only then, so that an analysis without a space keeps its
+#: graph and its nodes' caches.
+SPACE_OUTPUTS = ("table_json",)
 
 
 def run_contrast_field(contrast_map: str, contrast: str) -> str:
@@ -61,10 +67,12 @@ def contrast_to_sink(*, figure: bool = False) -> list[tuple[str, str]]:
             ("contrast_json", "contrast_jsons")]
 
 
-def inference_to_sink() -> list[tuple[str, str]]:
-    """The inference workflow's outputs -> the sink's inputs."""
+def inference_to_sink(*, space: str | None = None) -> list[tuple[str, str]]:
+    """The inference workflow's outputs -> the sink's inputs; with a ``space``, the
+    cluster table's sidecar too (:data:`SPACE_OUTPUTS`)."""
     return [(f"outputnode.{output}", sink_input)
-            for output, sink_input in INFERENCE_SINK_INPUTS.items()]
+            for output, sink_input in INFERENCE_SINK_INPUTS.items()
+            if space or output not in SPACE_OUTPUTS]
 
 
 def same_names(names) -> list[tuple[str, str]]:

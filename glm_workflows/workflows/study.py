@@ -182,7 +182,8 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         confounds=plan.confounds, mem_gb=run_plan.mem_gb,
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
-        save_residuals=plan.model.save_residuals, name=run_plan.workflow_name,
+        save_residuals=plan.model.save_residuals, space=run.space,
+        name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")
@@ -212,7 +213,8 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         contrasts=contrasts, output_dir=str(plan.output_dir), subject=subject.subject,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
-        contrast_runs=contrast_runs, name=subject.workflow_name,
+        contrast_runs=contrast_runs, space=subject.runs[0].run.space,
+        name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
     return ffx_wf
