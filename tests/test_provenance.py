@@ -73,16 +73,19 @@ def test_sidecars_name_software_and_inputs(split_outputs, split_bids_dir):
     """Every JSON sidecar written carries Sources and SoftwareVersions."""
     sidecars = sorted(p for p in split_outputs.glob("sub-*/*.json")
                       if p.name != RECORD)
-    assert len(sidecars) == 2 * (2 * (1 + 2 * 2) + 2 * 2)  # runs: design + 2x2; subject: 2x2
+    # runs: design, model (diagnostics) + 2 contrasts x 2; subject: 2 contrasts x 2
+    assert len(sidecars) == 2 * (2 * (2 + 2 * 2) + 2 * 2)
     for path in sidecars:
         content = json.loads(path.read_text())
         assert content["SoftwareVersions"]["nilearn"] == software_versions()["nilearn"]
         assert content["Sources"], path
     run_design = json.loads((split_outputs / "sub-01" / model_file(
         bids_prefix("01", "auditory", run="2"), "design_json")).read_text())
-    func = split_bids_dir / "sub-01" / "func"
-    assert run_design["Sources"] == [str(func / "sub-01_task-auditory_run-2_bold.nii.gz"),
-                                     str(func / "sub-01_task-auditory_run-2_events.tsv")]
+    # BIDS URIs into the raw dataset, which the folder's description links
+    assert run_design["Sources"] == ["bids:raw:sub-01/func/sub-01_task-auditory_run-2_bold.nii.gz",
+                                     "bids:raw:sub-01/func/sub-01_task-auditory_run-2_events.tsv"]
+    links = json.loads((split_outputs / "dataset_description.json").read_text())["DatasetLinks"]
+    assert links["raw"] == split_bids_dir.absolute().as_uri()
 
 
 @pytest.mark.slow

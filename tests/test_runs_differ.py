@@ -123,7 +123,11 @@ def assert_subject_maps(out, subject, contrast, runs):
     sidecar = pd.read_json(folder / contrast_file(prefix, contrast, "contrast_jsons"),
                            typ="series")
     assert list(sidecar["FixedEffectsOf"]) == [run_prefix(subject, r) for r in runs]
-    assert list(sidecar["Sources"]) == [f"{run_prefix(subject, r)}_contrast-*" for r in runs]
+    # the runs' published effect and variance maps, as BIDS URIs of this folder
+    assert list(sidecar["Sources"]) == [
+        f"bids::sub-{subject}/{contrast_file(run_prefix(subject, r), contrast, output)}"
+        for r in runs for output in ("effect_maps", "variance_maps")]
+    assert all((out / uri.removeprefix("bids::")).is_file() for uri in sidecar["Sources"])
     assert sidecar["DegreesOfFreedom"] == sum(run_dof(out, subject, r) for r in runs)
 
 

@@ -89,9 +89,9 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
     assert not (tmp_path / "out" / "sub-01").exists()
 
 
-#: Jobs of the seed analysis: 5 model nodes (concatenate, mean, design, fit, sink) and
-#: 4 per contrast (estimate, threshold, table, sink).
-N_JOBS = 13
+#: Jobs of the seed analysis: 6 model nodes (concatenate, mean, design, fit, diagnostics,
+#: sink) and 4 per contrast (estimate, threshold, table, sink).
+N_JOBS = 14
 
 
 def _run_jobs(work_dir: Path) -> dict[str, str]:

@@ -75,7 +75,8 @@ def test_three_level_model_equals_the_flags(multi_run_study, tmp_path):
                  "--work-dir", str(tmp_path / "w2")]) == 0
     for subject in SUBJECTS:
         assert _assert_same_maps(model / f"sub-{subject}", flags / f"sub-{subject}",
-                                 "*_statmap.nii.gz") == 3 * 6  # two runs and fixed effects
+                                 "*_statmap.nii.gz") == 3 * 6 + 2 * 4
+        # two runs and fixed effects (3 x 6 contrast maps), each run's 4 diagnostics maps
     assert _assert_same_maps(model / GROUP_FOLDER, flags / GROUP_FOLDER, "*_statmap.nii.gz")
     z = group_file(group_stem("tiny", "aMinusB"), "z_maps")
     assert (model / GROUP_FOLDER / z).exists()
@@ -227,7 +228,7 @@ def test_hrf_derivatives_follow_their_variable(multi_run_study, tmp_path):
     assert list(design.columns[:4]) == ["trial_type.a", "trial_type.a_derivative",
                                         "trial_type.b", "trial_type.b_derivative"]
     assert _assert_same_maps(tmp_path / "model" / "sub-01", tmp_path / "flags" / "sub-01",
-                             "*_statmap.nii.gz") == 18
+                             "*_statmap.nii.gz") == 18 + 2 * 4  # and 2 runs' diagnostics
 
 
 def test_no_high_pass_no_drifts(spm_events):
