@@ -307,8 +307,8 @@ def test_quiet_prints_the_results_and_the_log_has_everything(quiet_run):
     root, _, out, err = quiet_run
     assert err == ""
     assert "done    " not in out and "Running " not in out
-    lines = out.strip().splitlines()
-    assert lines[0].startswith("Finished in ")
+    lines = out.splitlines()
+    assert lines[0].startswith("Finished in ")  # the first line printed: no blank one before
     assert "contrast aMinusB: fdr alpha=0.05 -> " in out
     (log,) = _logs(root / "out")
     assert lines[-1] == f"Log: {log}"

@@ -87,6 +87,7 @@ class RunLog:
         self._file = None
         self._early = io.StringIO()  # what was printed before the file opened
         self._results = False
+        self._shown = False  # quiet: a result line was shown
 
     # ------------------------------------------------------------------ the streams
 
@@ -124,7 +125,10 @@ class RunLog:
         """Quiet: whether the console shows ``line``."""
         if error_stream:
             return line.startswith(_ALWAYS_SHOWN)
-        return self._results
+        if not self._results or not (line or self._shown):
+            return False  # nothing before the results, nor the blank line that opens them
+        self._shown = True
+        return True
 
     def results(self) -> None:
         """What follows on stdout is the run's final result (shown also when quiet)."""
