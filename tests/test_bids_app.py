@@ -382,3 +382,21 @@ def test_another_nipype_plugin_runs_with_its_arguments(quiet_run, study, tmp_pat
     for path in maps:
         np.testing.assert_array_equal(nb.load(path).get_fdata(),
                                       nb.load(root / "out" / "sub-01" / path.name).get_fdata())
+
+
+@pytest.mark.parametrize("flag", [["--smoothing-fwhm", "6"], ["--noise-model", "ols"],
+                                  ["--confounds-strategy", "simple"], ["--save-residuals"],
+                                  ["--high-pass", "0.01"]])
+def test_first_level_model_flags_are_refused_at_the_group_level_alone(tmp_path, capsys, flag):
+    """The group level reads the subject maps as written: a first-level model flag there
+    would change nothing, so it is one line, exit 2, not silently ignored."""
+    from glm_workflows.cli.parser import FIRST_LEVEL_GROUPS, build_parser, first_level_model_flags
+
+    assert len(first_level_model_flags(build_parser())) > 15  # both groups found by title
+    assert FIRST_LEVEL_GROUPS[0] == "model"
+    code = main([str(tmp_path / "ds"), str(tmp_path / "out"), "group", "--task", "tiny",
+                 "--group", "one-sample", *flag])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"glm-workflows: error: {flag[0]}: not with --analysis-level "
+                                 "group (the subject maps are read as they were written)"]
+    assert not (tmp_path / "out").exists()

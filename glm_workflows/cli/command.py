@@ -24,7 +24,7 @@ from ..settings import (
     InferenceSettings,
 )
 from .bids_app import bids_filters, merge_positionals
-from .parser import DEFAULT_EXECUTION, build_parser
+from .parser import DEFAULT_EXECUTION, build_parser, first_level_model_flags
 
 
 def _contrasts(args):
@@ -125,6 +125,8 @@ def spec_from_args(argv=None):
                  else "--from-derivatives")
         given = [f"--{name.replace('_', '-')}" for name in FIRST_LEVEL_INPUTS
                  if getattr(args, name) is not None]
+        given += [_flag(parser, name) for name in first_level_model_flags(parser)
+                  if getattr(args, name) != parser.get_default(name)]
         if given:
             raise InputError(f"{given[0]}: not with {level} (the subject maps are read "
                              "as they were written)")
@@ -244,6 +246,11 @@ def _model_flags(spec, args, parser, inference):
         return replace(spec, nodes=tuple(kept), edges=tuple(
             e for e in spec.edges if e.destination in names))
     return replace(spec, nodes=tuple(nodes))
+
+
+def _flag(parser, dest: str) -> str:
+    """The (first) option string of the flag storing into ``dest``."""
+    return next(action.option_strings[0] for action in parser._actions if action.dest == dest)
 
 
 def _check_flag_values(args) -> None:

@@ -50,6 +50,20 @@ class _StoreGiven(argparse.Action):
             | {self.dest}
 
 
+#: The argument groups of the first level's model: their flags are refused at the group
+#: level alone, which reads the subject maps as they were written.
+FIRST_LEVEL_GROUPS = (
+    "model",
+    "confounds and censoring (fMRIPrep confounds; nilearn's load_confounds options)",
+)
+
+
+def first_level_model_flags(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The destinations of the flags of :data:`FIRST_LEVEL_GROUPS` in ``parser``."""
+    return tuple(action.dest for group in parser._action_groups  # argparse keeps them there
+                 if group.title in FIRST_LEVEL_GROUPS for action in group._group_actions)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, in groups: inputs, model, contrasts, inference, execution."""
     parser = ArgumentParser(
@@ -110,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to find the SPM auditory data when no input flag is given "
                            "(default: $NILEARN_DATA or ~/nilearn_data)")
 
-    model = parser.add_argument_group("model")
+    model = parser.add_argument_group(FIRST_LEVEL_GROUPS[0])
     model.add_argument("--noise-model", default=DEFAULT_MODEL.noise_model, choices=NOISE_MODELS,
                        help="temporal noise model (default %(default)s)")
     model.add_argument("--hrf-model", default=DEFAULT_MODEL.hrf_model,
@@ -139,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "<prefix>_stat-errorts_statmap.nii.gz (nilearn's residuals_; "
                             "--error-ts: FitLins' name; default: off)")
 
-    confounds = parser.add_argument_group(
-        "confounds and censoring (fMRIPrep confounds; nilearn's load_confounds options)")
+    confounds = parser.add_argument_group(FIRST_LEVEL_GROUPS[1])
     confounds.add_argument("--confounds-strategy", choices=CONFOUND_STRATEGIES,
                            help="nilearn's denoising preset (default: no confounds)")
     confounds.add_argument("--confounds-columns", nargs="+", default=[], metavar="PATTERN",
