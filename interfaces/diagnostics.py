@@ -7,8 +7,6 @@ diagnostics existed stays cached, and its diagnostics are computed from its file
 import json
 import os
 
-import nibabel as nb
-import numpy as np
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -83,6 +81,7 @@ class RunDiagnostics(SimpleInterface):
                 sample_mask=inputs.sample_mask if isdefined(inputs.sample_mask) else None)
             maps = fit_diagnostics(series, X, fit, save_residuals=inputs.save_residuals)
         del series
+        fraction = flagged_fraction(maps["ljung_box_p"])
         files = {"rsquared_map": "r_square", "autocorrelation_map": "autocorrelation",
                  "ljungbox_map": "ljung_box", "ljungbox_p_map": "ljung_box_p"}
         if inputs.save_residuals:
@@ -91,8 +90,6 @@ class RunDiagnostics(SimpleInterface):
             path = os.path.join(runtime.cwd, f"{key}.nii.gz")
             fit.to_image(maps.pop(key)).to_filename(path)
             self._results[output] = path
-        p_values = np.asanyarray(nb.load(self._results["ljungbox_p_map"]).dataobj)[fit.mask]
-        fraction = flagged_fraction(p_values)
         self._results["model_json"] = os.path.join(runtime.cwd, "model.json")
         with open(self._results["model_json"], "w") as handle:
             json.dump({
@@ -105,7 +102,7 @@ class RunDiagnostics(SimpleInterface):
                             "over time, the whitened model's fitted values over the "
                             "whitened data (population variances)",
                 "WhiteningCheck": {
-                    "Summary": whitening_summary(p_values),
+                    "Summary": whitening_summary(fraction),
                     "FractionFlagged": fraction,
                     "Alpha": ALPHA,
                     "Lags": list(range(1, LAGS + 1)),

@@ -173,10 +173,11 @@ def flagged_fraction(p_values: np.ndarray) -> float:
     return float(np.mean(p_values < ALPHA)) if p_values.size else 0.0
 
 
-def whitening_summary(p_values: np.ndarray, lags: int = LAGS) -> str:
-    """The one-line summary of the whitening check, as the report and sidecar say it."""
+def whitening_summary(fraction: float, lags: int = LAGS) -> str:
+    """The one-line summary of the whitening check (``fraction``: of the brain flagged,
+    :func:`flagged_fraction`), as the report and sidecar say it."""
     return (f"the noise model leaves residual autocorrelation in "
-            f"{100 * flagged_fraction(p_values):.1f} % of the brain "
+            f"{100 * fraction:.1f} % of the brain "
             f"(Ljung-Box p < {ALPHA:g}, lags 1-{lags})")
 
 
