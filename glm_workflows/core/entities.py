@@ -102,8 +102,7 @@ def bids_prefix(subject: str, task: str, session: str | None = None,
     if unknown:
         raise TypeError(f"bids_prefix: unexpected entities {unknown}")
     values = {"sub": subject, "ses": session, "task": task, "run": run, **entities}
-    names = {"sub": "subject", "ses": "session"}
-    return "_".join(f"{entity}-{check_label(values[entity], names.get(entity, entity))}"
+    return "_".join(f"{entity}-{check_label(values[entity], _GROUPS.get(entity, entity))}"
                     for entity in PREFIX_ENTITIES
                     if values.get(entity) or entity in ("sub", "task"))
 
