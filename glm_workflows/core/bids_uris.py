@@ -30,6 +30,7 @@ def dataset_root(folder: Path) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _link_name(root: Path) -> str:
     """``raw`` for a raw dataset, else the folder's name in letters and digits."""
     try:
