@@ -17,24 +17,16 @@ import warnings
 
 #: Old module -> its new path.
 MOVED_MODULES = {
-    "glm_workflows.analysis": "glm_workflows.execution.analysis",
     "glm_workflows.array_task": "glm_workflows.cli.array_task",
-    "glm_workflows.collect": "glm_workflows.inputs.collect",
     "glm_workflows.first_level": "glm_workflows.workflows.first_level",
     "glm_workflows.fixed_effects": "glm_workflows.workflows.fixed_effects",
     "glm_workflows.from_derivatives": "glm_workflows.inputs.derivatives",
     "glm_workflows.group": "glm_workflows.workflows.group",
     "glm_workflows.inference": "glm_workflows.workflows.inference",
     "glm_workflows.interrupts": "glm_workflows.execution.interrupts",
-    "glm_workflows.invocation": "glm_workflows.outputs.invocation",
-    "glm_workflows.parser": "glm_workflows.cli.parser",
-    "glm_workflows.ports": "glm_workflows.workflows.ports",
     "glm_workflows.provenance": "glm_workflows.outputs.provenance",
-    "glm_workflows.publish": "glm_workflows.outputs.publish",
     "glm_workflows.slurm_array": "glm_workflows.execution.slurm_array",
     "glm_workflows.study": "glm_workflows.workflows.study",
-    "glm_workflows.study_plan": "glm_workflows.plan.study",
-    "glm_workflows.submit": "glm_workflows.execution.submit",
     "glm_workflows.summary": "glm_workflows.report.summary",
     "glm_workflows.validation": "glm_workflows.inputs.checks",
 }
