@@ -262,12 +262,6 @@ def edge_filter(model: StatsModel, edge) -> tuple[str, ...] | None:
     return kept
 
 
-def contrast_filter(model: StatsModel, run: NodeSpec | None = None) -> tuple[str, ...]:
-    """The contrasts the edges' ``Filter`` let through to the group level (all: ())."""
-    return filters_kept(model.source, [(e.source, e.destination, edge_filter(model, e))
-                                       for e in model.edges])
-
-
 def filters_kept(source: str, filters) -> tuple[str, ...]:
     """The labels every given filter keeps, in the first filter's order (no filter: ())."""
     kept: tuple[str, ...] | None = None
