@@ -107,15 +107,16 @@ def find_subject_maps(folder, task: str, subjects=None,
         names = sorted(p.name for p in (root / subject_folder(subject)).iterdir()
                        if p.is_file())
         parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
-        tasks.update(parse_prefix(p.prefix)["task"] for _, p in parsed)
-        of_task = {p.prefix for _, p in parsed if parse_prefix(p.prefix)["task"] == task}
-        spaces.update(parse_prefix(prefix)["space"] for prefix in of_task)
+        entities = {p.prefix: parse_prefix(p.prefix) for _, p in parsed}  # once a prefix
+        tasks.update(parts["task"] for parts in entities.values())
+        of_task = {prefix for prefix, parts in entities.items() if parts["task"] == task}
+        spaces.update(entities[prefix]["space"] for prefix in of_task)
         if space is None and len(spaces) > 1:
             raise InputError(f"--from-derivatives {folder}: the results of task {task} are "
                              f"in several spaces ({', '.join(sorted(s or 'none' for s in spaces))})"
                              "; choose one with --space")
         prefixes = sorted(prefix for prefix in of_task
-                          if space is None or parse_prefix(prefix)["space"] == space)
+                          if space is None or entities[prefix]["space"] == space)
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
