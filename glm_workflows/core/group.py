@@ -14,7 +14,7 @@ import pandas as pd
 from .choices import GROUP_MODELS
 from .errors import InputError, one_line
 from .group_mask import finite_group_mask
-from .group_variables import dataset_design, dependent_columns
+from .group_variables import check_full_rank, dataset_design
 from .tables import read_tsv
 
 #: The start of nilearn's warning that an image built from int64 data is stored as int32.
@@ -178,11 +178,7 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
                              f"is {shown}; expected a number")
         values = values.to_numpy(dtype=np.float64)
         design[name] = values - values.mean() if demean else values
-    matrix = design.to_numpy(dtype=np.float64)
-    if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
-        dependent = dependent_columns(matrix, list(design.columns))
-        raise InputError(f"group design is rank deficient: columns {', '.join(dependent)} "
-                         "are linearly dependent")
+    check_full_rank(design)
     return design
 
 
@@ -211,14 +207,11 @@ def pooled_design(rows, columns) -> pd.DataFrame:
             else np.array([c == label for c in labels], dtype=np.float64))
     if len(rows) < 2:
         raise InputError(f"group design: {len(rows)} map(s); at least two needed")
-    matrix = design.to_numpy(dtype=np.float64)
-    if len(rows) <= np.linalg.matrix_rank(matrix):
-        raise InputError(f"group design: {len(rows)} maps for {matrix.shape[1]} columns; "
+    rank = np.linalg.matrix_rank(design.to_numpy(dtype=np.float64))
+    if len(rows) <= rank:
+        raise InputError(f"group design: {len(rows)} maps for {design.shape[1]} columns; "
                          "no degree of freedom left")
-    if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
-        dependent = dependent_columns(matrix, list(design.columns))
-        raise InputError(f"group design is rank deficient: columns {', '.join(dependent)} "
-                         "are linearly dependent")
+    check_full_rank(design, rank=rank)
     return design
 
 

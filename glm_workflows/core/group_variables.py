@@ -218,13 +218,22 @@ def dataset_design(subjects, participants: pd.DataFrame, columns=(), *, intercep
         design[name] = values
     if not design.shape[1]:
         raise InputError(f"{node}Model.X: no design column")
-    matrix = design.to_numpy(dtype=float)
-    if np.linalg.matrix_rank(matrix) < matrix.shape[1]:
-        dependent = dependent_columns(matrix, list(design.columns))
-        raise InputError(f"{node}group design is rank deficient over the "
-                         f"{len(labels)} subjects: columns {', '.join(dependent)} are "
-                         "linearly dependent")
+    check_full_rank(design, prefix=node, over=f" over the {len(labels)} subjects")
     return design
+
+
+def check_full_rank(design: pd.DataFrame, prefix: str = "", over: str = "",
+                    rank: int | None = None) -> None:
+    """Refuse a group design whose columns are linearly dependent, naming them.
+
+    ``prefix`` and ``over`` place the message (a node's path; over which subjects);
+    ``rank``: the design's rank when already computed.
+    """
+    matrix = design.to_numpy(dtype=np.float64)
+    if (np.linalg.matrix_rank(matrix) if rank is None else rank) < matrix.shape[1]:
+        dependent = dependent_columns(matrix, list(design.columns))
+        raise InputError(f"{prefix}group design is rank deficient{over}: columns "
+                         f"{', '.join(dependent)} are linearly dependent")
 
 
 def dependent_columns(matrix, columns) -> list[str]:
