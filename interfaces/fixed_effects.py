@@ -65,6 +65,11 @@ class _FixedEffectsInputSpec(BaseInterfaceInputSpec):
                      desc="where the runs are combined (the intersection of their masks)")
     run_labels = traits.List(traits.Str, mandatory=True,
                              desc="per run, its BIDS prefix (recorded in the JSON sidecar)")
+    weights = traits.List(traits.Float,
+                          desc="per run, its weight in a linear combination (a Session or "
+                               "Subject node's design); undefined: the mean")
+    combined_contrast = traits.Str(desc="the incoming contrast the weights combine (recorded "
+                                        "only; with weights)")
 
 
 class _FixedEffectsOutputSpec(ContrastMapsOutputSpec):
@@ -82,12 +87,19 @@ class FixedEffects(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         dofs = run_dofs(inputs.model_sidecars)
+        weights = list(inputs.weights) if isdefined(inputs.weights) else None
         maps = combine_runs(inputs.effect_maps, inputs.variance_maps, dofs,
-                            nb.load(inputs.mask_file))
+                            nb.load(inputs.mask_file), weights=weights)
         for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
             maps[key].to_filename(self._results[key])
         self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
+        method = ("nilearn.glm.contrasts.compute_fixed_effects "
+                  "(mean effect, variance = mean variance / n_runs)") if weights is None else (
+            "weighted sum of the maps (effect sum(w e), variance sum(w^2 v)), its t and z by "
+            "nilearn.glm.contrasts.compute_fixed_effects")
+        extra = {} if weights is None else {"Weights": weights,
+                                            "CombinedContrast": inputs.combined_contrast}
         with open(self._results["contrast_json"], "w") as handle:
             json.dump({
                 "ContrastName": inputs.contrast_name,
@@ -97,7 +109,7 @@ class FixedEffects(SimpleInterface):
                 "FixedEffectsOf": list(inputs.run_labels),
                 "RunDegreesOfFreedom": dofs,
                 "DegreesOfFreedom": sum(dofs),
-                "Method": "nilearn.glm.contrasts.compute_fixed_effects "
-                          "(mean effect, variance = mean variance / n_runs)",
+                **extra,
+                "Method": method,
             }, handle, indent=2)
         return runtime

@@ -512,27 +512,19 @@ def test_unknown_transformation_argument(tmp_path):
         "(allowed: Input, Demean, Rescale, ReplaceNa, Output, OutputPrefix, OutputSuffix)")
 
 
-def test_transformations_at_subject_level(tmp_path):
-    _refused(tmp_path, lambda s: s["Nodes"][1].update(
-        Transformations={"Transformer": "pybids-transforms-v1", "Instructions": []}),
-        "Nodes[1].Transformations: transformations at a Subject node are not supported "
-        "(only Run nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
+def test_transformations_at_a_subject_node_without_a_design(tmp_path):
+    """Transformations need a design to feed (a Session or Subject node with Model.X)."""
+    from glm_workflows.spec.from_model import read_model
 
-
-def test_session_transformations_refused(tmp_path):
-    """As the zoo's paired_difference and 2_grp_2lev_per_sub Session nodes write them (run
-    numbers from sessions files): refused before any work, naming node and field."""
-    _refused(tmp_path, lambda s: s["Nodes"][1].update(
-        Level="Session", Transformations={"Transformer": "pybids-transforms-v1",
-                                          "Instructions": [{"Name": "Threshold",
-                                                            "Input": "runnum",
-                                                            "Threshold": 2,
-                                                            "Output": "run3"}]}),
-        "Nodes[1].Transformations: transformations at a Session node are not supported: the "
-        "node is 'meta' with X [1] (each session's runs combined by fixed effects); variables "
-        "of scans.tsv or sessions.tsv (e.g. runnum) are not read, and a meta model has no "
-        "design to weigh runs by (FitLins averages every run a contrast involves, whatever "
-        "its weights)")
+    spec = copy.deepcopy(BASE)
+    spec["Nodes"][1].update(Transformations={"Transformer": "pybids-transforms-v1",
+                                             "Instructions": [{"Name": "Copy", "Input": "run",
+                                                               "Output": "r"}]})
+    path = _write(tmp_path, spec)
+    with pytest.raises(InputError) as caught:
+        read_model(path, bids_dir="/data")
+    assert str(caught.value) == (f"{path}: Nodes[1].Transformations: a node without a design "
+                                 "(Model.X [1]) has nothing to transform")
 
 
 def test_dataset_transformations_of_time_refused(tmp_path):

@@ -23,7 +23,6 @@ from glm_workflows.spec.from_model import read_model, spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "models" / "session_smdl.json"
-ZOO = ROOT / "tests" / "data" / "model_zoo" / "session"
 SUBJECTS = ("01", "02", "03", "04")
 SESSIONS = ("post", "pre")  # in file order (runs are found sorted by name)
 #: sub-04 keeps only its pre session: its Subject-level maps are that session's.
@@ -63,11 +62,12 @@ def _glm_subject(m):
      "s.json: Nodes[1].Model.Type: 'glm' at the Session level is not supported; use 'meta' "
      "(fixed effects over the session's runs)"),
     (lambda m: m["Nodes"][1].update(GroupBy=["subject", "contrast"]),
-     "s.json: Nodes[1].GroupBy: expected ['subject', 'session', 'contrast'] (each session's "
-     "runs combined), got ['subject', 'contrast']"),
+     "s.json: Nodes[2]: the Session node 'session' is grouped by subject, so each subject "
+     "has one map: nothing left to combine"),
     (lambda m: m["Nodes"][1]["Model"].update(X=[1, "runnum"]),
-     "s.json: Nodes[1]: only X [1] and DummyContrasts of the intercept are supported at the "
-     "Session level (each contrast's fixed effect over the session's runs)"),
+     "s.json: Nodes[1]: a design (Model.X other than [1], or contrasts) is supported at the "
+     "node after the Run node that feeds the Dataset nodes; here only X [1] and the "
+     "intercept's DummyContrasts"),
     (_glm_subject,
      "s.json: Nodes[2].Model.Type: 'glm' at the Subject level is not supported; use 'meta' "
      "(fixed effects over the sessions' maps): a glm over a subject's session maps has no "
@@ -75,8 +75,9 @@ def _glm_subject(m):
     (lambda m: m["Nodes"].pop(2) and m.update(Edges=[
         {"Source": "run", "Destination": "session"},
         {"Source": "session", "Destination": "dataset"}]),
-     "s.json: Nodes[1]: a Session node feeds a Subject node (each subject's sessions "
-     "combined before the Dataset level); add one"),
+     "s.json: Nodes[1]: a Session node grouped by session feeds a Subject node (each "
+     "subject's sessions combined before the Dataset level); add one, or group the Session "
+     "node by ['subject', 'contrast']"),
     (lambda m: m.update(Edges=[{"Source": "run", "Destination": "subject"},
                                {"Source": "run", "Destination": "session"},
                                {"Source": "subject", "Destination": "dataset"}]),
@@ -89,20 +90,6 @@ def test_session_graphs_this_project_cannot_run_are_refused_in_one_line(mutate, 
     with pytest.raises(InputError) as raised:
         spec_from_dict(model, "s.json", bids_dir="/data")
     assert str(raised.value) == message
-
-
-@pytest.mark.parametrize("name", ["paired_difference", "2_grp_2lev_per_sub"])
-def test_zoo_session_models_are_refused_naming_file_path_and_reason(name):
-    """The zoo's ds000005_altered Session nodes (GroupBy subject and contrast, no session
-    entity in ds000005) weigh runs by ``runnum``, a column of per-session files, in a
-    'meta' model: refused at their Transformations, with the reason."""
-    path = ZOO / f"model-ds0005_altered_{name}_smdl.json"
-    with pytest.raises(InputError) as raised:
-        read_model(path, bids_dir="/data")
-    assert str(raised.value).startswith(
-        f"{path}: Nodes[1].Transformations: transformations at a Session node are not "
-        "supported: the node is 'meta' with X [1]")
-    assert "runnum" in str(raised.value) and "\n" not in str(raised.value)
 
 
 def test_a_session_node_on_runs_without_sessions_is_refused_before_any_work(tmp_path, capsys):

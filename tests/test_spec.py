@@ -291,7 +291,9 @@ def test_the_spec_refuses_what_the_flags_refuse_when_built_in_python():
             group_by=("contrast",))),
             (Edge("run", "subject"), Edge("subject", "dataset")))
     with pytest.raises(InputError, match=r"^node 's'.GroupBy: expected \['subject', "
-                                         r"'session', 'contrast'\], got \[\]"):
+                                         r"'session', 'contrast'\] \(each session's runs\) "
+                                         r"or \['subject', 'contrast'\] \(each subject's\), "
+                                         r"got \[\]"):
         Node("Session", "s", MetaModel())
     with pytest.raises(InputError, match="^--noise-model: expected one of"):
         _seed_nodes(noise_model="ar7")

@@ -24,7 +24,7 @@ def intersect_run_masks(mask_files) -> nb.Nifti1Image:
     return intersect_masks(list(mask_files), threshold=1, connected=False)
 
 
-def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
+def combine_runs(effect_files, variance_files, dofs, mask_img, weights=None) -> dict:
     """Fixed effects of one contrast over runs.
 
     Parameters
@@ -35,6 +35,11 @@ def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
         Per run, residual degrees of freedom; the combined statistic has their sum.
     mask_img : nibabel image
         Where runs are combined: :func:`intersect_run_masks` of the runs' masks.
+    weights : sequence of float or None
+        A linear combination of the runs (a Session or Subject node's design,
+        :func:`glm_workflows.core.within_subject.combination_weights`): the effect
+        ``sum(w_i e_i)`` with variance ``sum(w_i**2 v_i)``, its t on the summed degrees
+        of freedom (nilearn's fixed effects of that one combined map). None: the mean.
 
     Returns
     -------
@@ -50,15 +55,32 @@ def combine_runs(effect_files, variance_files, dofs, mask_img) -> dict:
     from nilearn.glm.contrasts import compute_fixed_effects
     from scipy.stats import norm  # imported when used, as nilearn: scipy.stats takes ~1 s
 
+    effects, variances = list(effect_files), list(variance_files)
+    if weights is not None:
+        if len(weights) != n_runs:
+            raise InputError(f"fixed effects: expected one weight per run, got {len(weights)} "
+                             f"for {n_runs} runs")
+        effects, variances = _weighted_sums(effects, variances, weights)
+        dofs = [sum(dofs)]
     effect, variance, stat, z_map = compute_fixed_effects(
-        list(effect_files), list(variance_files), mask=mask_img, precision_weighted=False,
-        dofs=list(dofs),
+        effects, variances, mask=mask_img, precision_weighted=False, dofs=list(dofs),
     )
     inside = np.asanyarray(mask_img.dataobj) > 0
     p_values = np.zeros(inside.shape)
     p_values[inside] = norm.sf(z_map.get_fdata()[inside])
     return {"effect": effect, "variance": variance, "stat": stat, "z": z_map,
             "p": nb.Nifti1Image(p_values, mask_img.affine)}
+
+
+def _weighted_sums(effect_files, variance_files, weights) -> tuple[list, list]:
+    """The one combined effect map ``sum(w_i e_i)`` and its variance ``sum(w_i**2 v_i)``."""
+    first = nb.load(effect_files[0])
+    effect = sum(w * np.asanyarray(nb.load(f).dataobj, dtype=np.float64)
+                 for w, f in zip(weights, effect_files, strict=True))
+    variance = sum(w * w * np.asanyarray(nb.load(f).dataobj, dtype=np.float64)
+                   for w, f in zip(weights, variance_files, strict=True))
+    return ([nb.Nifti1Image(effect, first.affine)],
+            [nb.Nifti1Image(variance, first.affine)])
 
 
 def mean_of_images(files) -> nb.Nifti1Image:

@@ -200,7 +200,36 @@ def dataset_design(subjects, participants: pd.DataFrame, columns=(), *, intercep
                              "values or leave those subjects out)")
     if transformations:
         table = transform_table(transformations, table, where)
-    design = pd.DataFrame(index=pd.Index(labels, name="subject"))
+    design = table_design(table, columns, intercept=intercept, node=node, source=source)
+    check_full_rank(design, prefix=node, over=f" over the {len(labels)} subjects")
+    return design
+
+
+def table_design(table: pd.DataFrame, columns=(), *, intercept: bool = True, node: str = "",
+                 source: str = "participants.tsv", rows: str = "subject") -> pd.DataFrame:
+    """A design over a table's (transformed) variables, one row per unit.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The variables, indexed by the units' labels.
+    columns : sequence of str
+        ``Model.X`` entries other than the intercept: column names (globs allowed), or
+        interactions ``a:b`` of such columns (their product).
+    intercept : bool
+        Whether to add a first column ``intercept`` of ones.
+    node, source : str
+        The node (``"<where>: "`` or ``""``) and the table's file, for messages.
+    rows : str
+        What a row is, in messages (``subject``, ``map``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Float columns, same index as ``table`` (not checked for rank).
+    """
+    labels = list(table.index)
+    design = pd.DataFrame(index=pd.Index(labels, name=rows))
     if intercept:
         design[INTERCEPT_COLUMN] = np.ones(len(labels))
     for name in _expand(columns, table.columns, node, source):
@@ -213,12 +242,11 @@ def dataset_design(subjects, participants: pd.DataFrame, columns=(), *, intercep
         values = values.to_numpy(dtype=float)
         if not np.isfinite(values).all():
             bad = [lab for lab, ok in zip(labels, np.isfinite(values), strict=True) if not ok]
-            raise InputError(f"{node}Model.X: '{name}' is not a finite number for "
-                             f"{_subjects(bad)}")
+            shown = _subjects(bad) if rows == "subject" else f"{rows}s {', '.join(map(str, bad))}"
+            raise InputError(f"{node}Model.X: '{name}' is not a finite number for {shown}")
         design[name] = values
     if not design.shape[1]:
         raise InputError(f"{node}Model.X: no design column")
-    check_full_rank(design, prefix=node, over=f" over the {len(labels)} subjects")
     return design
 
 

@@ -139,15 +139,6 @@ def _transformations(transformations, level, index, where) -> tuple:
     if transformations is None:
         return ()
     path = f"Nodes[{index}].Transformations"
-    if level == "Session":
-        where.fail(path, "transformations at a Session node are not supported: the node is "
-                   "'meta' with X [1] (each session's runs combined by fixed effects); "
-                   "variables of scans.tsv or sessions.tsv (e.g. runnum) are not read, and a "
-                   "meta model has no design to weigh runs by (FitLins averages every run "
-                   "a contrast involves, whatever its weights)")
-    if level not in ("Run", "Dataset"):
-        where.fail(path, f"transformations at a {level} node are not supported (only Run "
-                   "nodes' of events and confounds, and Dataset nodes' of participants.tsv)")
     _check_type(transformations, "Description", str, where, path)
     if transformations["Transformer"] != TRANSFORMER:  # the schema allows only this one
         where.fail(f"{path}.Transformer", f"expected {TRANSFORMER!r}")

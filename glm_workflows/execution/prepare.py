@@ -27,6 +27,7 @@ from ..inputs.checks import (
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
 from ..plan.study import StudyPlan, plan_study
+from .combinations import plan_combinations
 
 
 def model_file(spec) -> str | None:
@@ -95,14 +96,18 @@ def prepare(spec, execution) -> StudyPlan:
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
     group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
-    plans = node_group_plans(spec, runs, contrasts, skipped, warnings,
+    combinations, group_contrasts, group_skipped = {}, contrasts, skipped
+    if spec.designed_node is not None:  # the Dataset nodes get the node's contrasts
+        combinations, group_contrasts, group_skipped = plan_combinations(spec, runs, skipped,
+                                                                         warnings)
+    plans = node_group_plans(spec, runs, group_contrasts, group_skipped, warnings,
                              execution.permutation_chunks)
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
                  else None)
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
                       (runs[0].task, runs[0].space) if group.model else None,
-                      spec.session_node is not None)
+                      spec.by_session)
     save_design_checks(check_work_dir(execution.work_dir), design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
@@ -112,14 +117,15 @@ def prepare(spec, execution) -> StudyPlan:
                       skipped=skipped, spec=spec, model=model, inference=spec.inference,
                       confounds=confounds, group=group, group_plans=plans,
                       participants_file=participants_file,
-                      n_chunks=n_chunks(execution, arguments), plugin_args=arguments)
+                      n_chunks=n_chunks(execution, arguments), plugin_args=arguments,
+                      combinations=combinations)
 
 
 def check_sessions(spec, runs) -> None:
     """A Session node needs every run in a session (a ``ses-`` entity): refuse, in one
     line naming the model file and the node, runs without one, listing what exists."""
     node = spec.session_node
-    without = [run for run in runs if not run.session] if node is not None else []
+    without = [run for run in runs if not run.session] if spec.by_session else []
     if not without:
         return
     where = f"{spec.source}: Session node {node.name!r}"

@@ -190,6 +190,9 @@ class StudyPlan:
     alone (``subject_maps``, ``task``, ``space``, ``analysis``, ``inputs``,
     ``from_derivatives``).
     ``skipped`` is, per run (or subject maps) label, the contrasts it lacks.
+    ``combinations``: a Session or Subject node with a design, per subject, per node
+    contrast, ``(incoming contrast, weights of its runs)``
+    (:func:`glm_workflows.execution.combinations.plan_combinations`).
     """
 
     output_dir: Any
@@ -214,6 +217,7 @@ class StudyPlan:
     analysis: str | None = None
     inputs: dict | None = None
     from_derivatives: str | None = None
+    combinations: dict = field(default_factory=dict)
 
     @property
     def group_only(self) -> bool:
@@ -258,9 +262,13 @@ class StudyPlan:
         items = {"Run": list(self.runs),
                  "Session": [s for s in self.sessions if s.combined],
                  "Subject": [s for s in self.subjects if s.combined]}
-        return [(level, name, items[level] if level in items else
-                 [g for g in self.group_plans if g.node in (None, name)])
-                for level, name in self.nodes]
+        walk = []
+        for level, name in self.nodes:
+            if level == "Session" and not (self.spec is None or self.spec.by_session):
+                level = "Subject"  # grouped by subject alone: each subject's runs combined
+            walk.append((level, name, items[level] if level in items else
+                         [g for g in self.group_plans if g.node in (None, name)]))
+        return walk
 
     def ancestors(self, name: str) -> list[str]:
         """The nodes upstream of node ``name`` (along the edges), nearest first."""
@@ -288,7 +296,8 @@ def graph_of(spec, subjects, groups) -> tuple[tuple, tuple]:
     nodes = [(node.level, node.name) for node in spec.nodes]
     edges = [(edge.source, edge.destination) for edge in spec.edges]
     levels = [level for level, _ in nodes]
-    if "Run" in levels and "Subject" not in levels and any(s.combined for s in subjects):
+    if "Run" in levels and "Subject" not in levels and "Session" not in levels and any(
+            s.combined for s in subjects):
         run = nodes[levels.index("Run")][1]
         nodes.insert(levels.index("Run") + 1, ("Subject", f"{run}_subject"))
         edges.append((run, f"{run}_subject"))
@@ -305,7 +314,7 @@ def plan_study(runs, *, output_dir, contrasts=SEED_CONTRASTS, mem_gb=None, skipp
     run_plans = tuple(RunPlan(run, tuple(run_contrasts(contrasts, run, skipped)),
                               tuple(skipped.get(run.label, ())), run_mem)
                       for run, run_mem in zip(runs, mem_gb, strict=True))
-    subjects = subject_plans(run_plans, spec is not None and spec.session_node is not None)
+    subjects = subject_plans(run_plans, spec is not None and spec.by_session)
     group = tuple(settings.pop("group_plans", None) or ())
     nodes, edges = graph_of(spec, subjects, group)
     return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts), runs=run_plans,

@@ -149,10 +149,22 @@ class RunModel:
 @dataclass(frozen=True)
 class MetaModel:
     """A Session or Subject node's model (BIDS ``meta``): fixed effects of each incoming
-    contrast (a Session node: over each session's runs; a Subject node: over the
-    subject's runs, or its sessions' maps after a Session node)."""
+    contrast (a Session node: over each session's runs, or each subject's when grouped
+    by subject alone; a Subject node: over the subject's runs, or its sessions' maps
+    after a Session node).
 
+    ``x`` (empty: none) is a design over the maps combined, one row each: ``Model.X``
+    names of the node's variables (the maps' entities, and ``scans.tsv`` columns at a
+    Session node or ``sessions.tsv`` columns at a Subject node, after the node's
+    transformations), ``1`` for the intercept; the node's contrasts then weigh the maps
+    (:mod:`glm_workflows.core.within_subject`), each giving a map named after it."""
+
+    x: tuple = ()
     type = "meta"
+
+    @property
+    def designed(self) -> bool:
+        return bool(self.x)
 
 
 @dataclass(frozen=True)
@@ -168,9 +180,11 @@ class GroupModel:
 @dataclass(frozen=True)
 class Node:
     """One node: level, name, GroupBy, model, contrasts (Run nodes: the first-level
-    contrasts, dummy contrasts expanded; Subject and Dataset nodes: none, their dummy
+    contrasts, dummy contrasts expanded; a Session or Subject node with a design
+    (:class:`MetaModel` ``x``): its t contrasts over ``x``; other nodes: none, their dummy
     contrasts of the intercept are what ``meta`` and the group mean mean), and
-    transformations (Run nodes with a model design: frozen pybids instructions)."""
+    transformations (Run nodes with a model design, nodes with a design: frozen pybids
+    instructions)."""
 
     level: str
     name: str
@@ -240,6 +254,21 @@ class AnalysisSpec:
         return self._level("Subject")
 
     @property
+    def by_session(self) -> bool:
+        """A Session node grouped by session: each session's runs are combined first (a
+        Session node grouped by subject alone combines each subject's runs, as a Subject
+        node does)."""
+        session = self.session_node
+        return session is not None and "session" in session.group_by
+
+    @property
+    def designed_node(self) -> Node | None:
+        """The Session or Subject node with a design (:class:`MetaModel` ``x``), if any:
+        the contrasts reaching the Dataset nodes are its contrasts."""
+        return next((node for node in self.nodes if isinstance(node.model, MetaModel)
+                     and node.model.designed), None)
+
+    @property
     def dataset_node(self) -> Node | None:
         return self._level("Dataset")
 
@@ -260,8 +289,10 @@ class AnalysisSpec:
 
     @property
     def runs_are_subjects(self) -> bool:
-        """A Run node without a Subject node: one run per subject."""
-        return self.run_node is not None and self.subject_node is None
+        """A Run node without a Subject node (nor a Session node grouped by subject
+        alone): one run per subject."""
+        return self.run_node is not None and self.subject_node is None and (
+            self.session_node is None)
 
     # ------------------------------------------------------------- today's settings
 
@@ -293,8 +324,12 @@ class AnalysisSpec:
             return ()
         if not self.edges:
             return dataset.model.group.inputs
+        way = self.way_to(dataset.name)
+        designed = self.designed_node
+        if designed is not None:  # its contrasts are new: the filters after it apply
+            way = way[[e.source for e in way].index(designed.name):]
         return filters_kept(self.source, [(e.source, e.destination, e.contrasts)
-                                          for e in self.way_to(dataset.name)])
+                                          for e in way])
 
     def group_settings(self, chunks: int | None = None,
                        node: Node | None = None) -> GroupSettings:

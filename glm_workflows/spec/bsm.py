@@ -100,11 +100,16 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
     session = session_node(model)
     subjects = [n for n in model.nodes if n.level == "Subject"]
     subject = subjects[0] if subjects else None
-    if session is not None and subject is None:
-        raise InputError(f"{session.path}: a Session node feeds a Subject node (each "
-                         "subject's sessions combined before the Dataset level); add one")
+    per_subject = session is not None and set(session.group_by) == {"subject", "contrast"}
+    if session is not None and subject is None and not per_subject:
+        raise InputError(f"{session.path}: a Session node grouped by session feeds a Subject "
+                         "node (each subject's sessions combined before the Dataset level); "
+                         "add one, or group the Session node by ['subject', 'contrast']")
+    if per_subject and subject is not None:
+        raise InputError(f"{subject.path}: the Session node {session.name!r} is grouped by "
+                         "subject, so each subject has one map: nothing left to combine")
     datasets = tuple(n for n in model.nodes if n.level == "Dataset")
-    feeding = subject or run
+    feeding = subject or session or run
     for node in (session, subject, *datasets):
         if node is None:
             continue
@@ -124,20 +129,16 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
             raise InputError(f"{node.path}.Name: {node.name!r} and {labels[label]!r} both "
                              f"become the BIDS label {label!r} (node-{label}); rename one")
         labels[label] = node.name
-    if session is not None:
-        _check_session(session)
-        if set(session.group_by) != {"subject", "session", "contrast"}:
-            raise InputError(f"{session.path}.GroupBy: expected ['subject', 'session', "
-                             f"'contrast'] (each session's runs combined), got "
-                             f"{list(session.group_by)}")
+    for node in (session, subject):
+        if node is not None:
+            _check_meta(model, node, feeds_datasets=node is feeding, after_run=(
+                node is session or session is None))
+    if session is not None and set(session.group_by) not in (
+            {"subject", "session", "contrast"}, {"subject", "contrast"}):
+        raise InputError(f"{session.path}.GroupBy: expected ['subject', 'session', "
+                         "'contrast'] (each session's runs combined) or ['subject', "
+                         f"'contrast'] (each subject's), got {list(session.group_by)}")
     if subject is not None:
-        if subject.model_type != "meta":
-            over = "the sessions' maps" if session is not None else "the runs"
-            raise InputError(f"{subject.path}.Model.Type: 'glm' at the Subject level is not "
-                             f"supported; use 'meta' (fixed effects over {over})"
-                             + (": a glm over a subject's session maps has no residual "
-                                "degrees of freedom (one map per session)"
-                                if session is not None else ""))
         if set(subject.group_by) == {"subject"}:
             arriving = _arriving(model, run, subject)
             if len(arriving) != 1:
@@ -148,10 +149,6 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
         elif set(subject.group_by) != {"subject", "contrast"}:
             raise InputError(f"{subject.path}.GroupBy: expected ['subject', 'contrast'], got "
                              f"{list(subject.group_by)}")
-        if subject.contrasts or (subject.dummy_contrasts and subject.dummy_contrasts.conditions
-                                 not in (None, (INTERCEPT,))):
-            raise InputError(f"{subject.path}: only DummyContrasts of the intercept are "
-                             "supported at the Subject level (each contrast's fixed effect)")
     for dataset in datasets:
         if dataset.model_type != "glm":
             raise InputError(f"{dataset.path}.Model.Type: expected 'glm' at the Dataset level")
@@ -169,17 +166,52 @@ def session_node(model: StatsModel) -> NodeSpec | None:
     return next((n for n in model.nodes if n.level == "Session"), None)
 
 
-def _check_session(node: NodeSpec) -> None:
-    """A Session node: ``meta``, ``X`` [1], only the intercept's dummy contrast (each
-    incoming contrast's fixed effect over the session's runs)."""
+def designed(node: NodeSpec) -> bool:
+    """A Session or Subject node with a design: ``Model.X`` other than ``[1]``, or
+    contrasts other than the intercept's dummy contrast
+    (:mod:`glm_workflows.core.within_subject`)."""
+    return any(x != INTERCEPT for x in node.x) or bool(node.contrasts) or bool(
+        node.dummy_contrasts and node.dummy_contrasts.conditions not in (None, (INTERCEPT,)))
+
+
+def designed_node(model: StatsModel) -> NodeSpec | None:
+    """The model's Session or Subject node with a design (None: none)."""
+    return next((n for n in model.nodes if n.level in ("Session", "Subject")
+                 and designed(n)), None)
+
+
+def _check_meta(model: StatsModel, node: NodeSpec, feeds_datasets: bool,
+                after_run: bool) -> None:
+    """A Session or Subject node: ``meta`` (fixed effects); a design only at the node
+    after the Run node that feeds the Dataset nodes, with one incoming contrast (its
+    outputs are named after its own contrasts) and table transformations."""
     if node.model_type != "meta":
-        raise InputError(f"{node.path}.Model.Type: 'glm' at the Session level is not "
-                         "supported; use 'meta' (fixed effects over the session's runs)")
-    if node.contrasts or (node.dummy_contrasts and node.dummy_contrasts.conditions
-                          not in (None, (INTERCEPT,))) or any(x != INTERCEPT for x in node.x):
-        raise InputError(f"{node.path}: only X [1] and DummyContrasts of the intercept are "
-                         "supported at the Session level (each contrast's fixed effect "
-                         "over the session's runs)")
+        session = session_node(model)
+        over = ("the session's runs" if node.level == "Session" else "the sessions' maps"
+                if session is not None else "the runs")
+        raise InputError(f"{node.path}.Model.Type: 'glm' at the {node.level} level is not "
+                         f"supported; use 'meta' (fixed effects over {over})"
+                         + (": a glm over a subject's session maps has no residual "
+                            "degrees of freedom (one map per session)"
+                            if node.level == "Subject" and session is not None else ""))
+    if not designed(node):
+        if node.transformations:
+            raise InputError(f"{node.path}.Transformations: a node without a design "
+                             "(Model.X [1]) has nothing to transform")
+        return
+    if not (feeds_datasets and after_run):
+        raise InputError(f"{node.path}: a design (Model.X other than [1], or contrasts) is "
+                         "supported at the node after the Run node that feeds the Dataset "
+                         "nodes; here only X [1] and the intercept's DummyContrasts")
+    arriving = arriving_contrasts(model, node)
+    if len(arriving) != 1:
+        raise InputError(f"{node.path}: {len(arriving)} contrasts arrive "
+                         f"({', '.join(arriving) or 'none'}); a design names its maps after "
+                         "its own contrasts, so filter the incoming edge to one contrast")
+    for label, test, _ in run_contrasts(node):
+        if test != "t":
+            raise InputError(f"{node.path}: contrast {label}: only t contrasts combine a "
+                             "subject's maps (an F over them has no residual to test)")
 
 
 def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | None]:
@@ -190,11 +222,16 @@ def check_node_chain(model: StatsModel) -> tuple[NodeSpec | None, NodeSpec | Non
 
 
 def arriving_contrasts(model: StatsModel, node: NodeSpec) -> list[str]:
-    """The labels of the Run node's contrasts that reach ``node`` through the edges'
-    filters (every contrast: F contrasts stop at the node after the Run node)."""
-    run = model.root
-    return _through_edges(model, run, node,
-                          [label for label, test, _ in run_contrasts(run) if test == "t"])
+    """The labels of the contrasts that reach ``node`` through the edges' filters: the
+    Run node's t contrasts (F contrasts stop at the node after the Run node), or, after a
+    node with a design (:func:`designed_node`), that node's contrasts."""
+    source = designed_node(model)
+    if source is None or source is node:
+        source = model.root
+        labels = [label for label, test, _ in run_contrasts(source) if test == "t"]
+    else:
+        labels = [label for label, _, _ in run_contrasts(source)]
+    return _through_edges(model, source, node, labels)
 
 
 def pooled_columns(model: StatsModel, dataset: NodeSpec) -> tuple[str, ...]:
@@ -237,7 +274,7 @@ def _arriving(model: StatsModel, run: NodeSpec, subject: NodeSpec) -> list[str]:
 
 
 def _through_edges(model: StatsModel, run: NodeSpec, node: NodeSpec, labels) -> list[str]:
-    """``labels`` (of the Run node's contrasts) that every edge's filter from ``run`` up
+    """``labels`` (of node ``run``'s contrasts) that every edge's filter from ``run`` up
     to ``node`` lets through."""
     current = node
     while current.name != run.name:

@@ -151,6 +151,15 @@ def _meta_node(node) -> dict:
     written = {"Level": node.level, "Name": node.name, "GroupBy": list(node.group_by),
                "Model": {"Type": "meta", "X": [INTERCEPT]},
                "DummyContrasts": {"Contrasts": [INTERCEPT], "Test": "t"}}
+    if node.model.designed:  # its design and contrasts, as read
+        x = list(node.model.x)
+        contrasts, _ = _contrasts(node.contrasts, x)
+        written["Model"]["X"] = x
+        written.pop("DummyContrasts")
+        written["Contrasts"] = contrasts
+        if node.transformations:
+            written["Transformations"] = {"Transformer": TRANSFORMER,
+                                          "Instructions": thaw(node.transformations)}
     if node.description:
         written["Description"] = node.description
     return written

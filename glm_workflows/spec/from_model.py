@@ -35,6 +35,8 @@ from .bsm import (
     check_node_graph,
     dataset_contrasts,
     dataset_covariates,
+    designed,
+    designed_node,
     edge_filter,
     filters_kept,
     run_contrasts,
@@ -102,10 +104,9 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
                           if entry.get("Design", {}).get("type") != "NilearnDesign" else ()))
     session = session_node(model)
     if session is not None and not group_only:
-        nodes.append(Node("Session", session.name, MetaModel(), group_by=session.group_by))
+        nodes.append(_meta_node(session, session.group_by))
     if subject is not None and not group_only:
-        nodes.append(Node("Subject", subject.name, MetaModel(),
-                          group_by=subject_group_by(subject)))
+        nodes.append(_meta_node(subject, subject_group_by(subject)))
     if group_only and len(datasets) > 1:
         raise InputError(f"{model.source}: {datasets[1].path}: the group level alone "
                          "(from_derivatives) runs one Dataset node; this model has "
@@ -127,11 +128,22 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
                         description=model.description)
 
 
+def _meta_node(node, group_by) -> Node:
+    """A Session or Subject node: fixed effects, with its design if it has one."""
+    if not designed(node):
+        return Node(node.level, node.name, MetaModel(), group_by=group_by)
+    return Node(node.level, node.name, MetaModel(x=tuple(node.x)), group_by=group_by,
+                contrasts=tuple(Contrast(*triple) for triple in run_contrasts(node)),
+                transformations=freeze(node.transformations))
+
+
 def _passing(model, dataset) -> tuple[str, ...]:
     """The contrasts the filters on the way to ``dataset`` let through (no filter: ());
-    filters no contrast passes are refused."""
+    filters no contrast passes are refused. After a node with a design, the filters
+    from it on (its contrasts are new)."""
     filters, current = [], dataset
-    while current.name != model.root.name:
+    start = designed_node(model) or model.root
+    while current.name != start.name:
         edge = model.inputs(current.name)[0]
         filters.insert(0, (edge.source, edge.destination, edge_filter(model, edge)))
         current = model.node(edge.source)

@@ -15,8 +15,11 @@ def check_graph(spec) -> None:
     """Run -> [Session ->] [Subject ->] Dataset nodes: one Run node (none for the group
     level alone), at most one Session node fed by it, at most one Subject node fed by the
     Session node (else the Run node), any Dataset nodes each fed by the Subject node (else
-    the Run node); a Session node feeds a Subject node (a subject's sessions are combined
-    before the Dataset level); node names whose labels collide refused."""
+    the Session node, else the Run node); a Session node grouped by session feeds a
+    Subject node (a subject's sessions are combined before the Dataset level), one grouped
+    by subject alone feeds the Dataset nodes; a design (:class:`MetaModel` ``x``) only at
+    the node after the Run node that feeds the Dataset nodes; node names whose labels
+    collide refused."""
     from .bsm import node_label
 
     names = [node.name for node in spec.nodes]
@@ -30,11 +33,15 @@ def check_graph(spec) -> None:
                              f"label {label!r}; rename one")
         labels[label] = name
     levels = [node.level for node in spec.nodes]
+    session = spec.session_node
+    per_subject = session is not None and "session" not in session.group_by
     if any(levels.count(level) > 1 for level in ("Run", "Session", "Subject")) or (
-            "Session" in levels and "Subject" not in levels):
+            session is not None and ("Subject" in levels) == per_subject):
         raise InputError(f"nodes {' -> '.join(levels)}: expected one Run node, then "
                          "optionally one Session node and one Subject node, then Dataset "
-                         "nodes")
+                         "nodes (a Session node grouped by session feeds a Subject node; "
+                         "one grouped by subject alone combines each subject's runs and "
+                         "feeds the Dataset nodes)")
     chain = sorted(spec.nodes, key=lambda node: LEVELS.index(node.level))
     if [n.level for n in chain] != levels:
         raise InputError(f"nodes {' -> '.join(levels)}: expected them in the order Run, "
@@ -42,7 +49,13 @@ def check_graph(spec) -> None:
     run, session, subject = spec.run_node, spec.session_node, spec.subject_node
     chained = [node for node in (run, session, subject) if node is not None]
     expected = [(a.name, b.name) for a, b in pairwise(chained)] if run else []
-    feeding = subject or run
+    feeding = subject or session or run
+    designed = spec.designed_node
+    if designed is not None and (run is None or chained.index(designed) != 1 or (
+            designed.level == "Session" and not per_subject)):
+        raise InputError(f"node {designed.name!r}: a design (Model.X) is supported at the "
+                         "node after the Run node that feeds the Dataset nodes (a Session "
+                         "node grouped by subject, or a Subject node over the runs)")
     if feeding is not None:
         expected += [(feeding.name, node.name) for node in spec.dataset_nodes]
     if spec.inputs.kind == "derivatives" and not spec.edges:

@@ -146,12 +146,17 @@ def check_node(node) -> None:
                          f"{_MODELS[node.level]}, got {type(node.model).__name__}")
     if not node.name:
         raise InputError("node: expected a non-empty name")
-    if node.level != "Run" and (node.contrasts or node.transformations):
-        raise InputError(f"node {node.name!r}: only the Run node has contrasts and "
-                         "transformations")
-    if node.level == "Session" and set(node.group_by) != {"subject", "session", "contrast"}:
+    designed = node.level in ("Session", "Subject") and node.model.designed
+    if node.level != "Run" and not designed and (node.contrasts or node.transformations):
+        raise InputError(f"node {node.name!r}: only the Run node and a Session or Subject "
+                         "node with a design (Model.X) have contrasts and transformations")
+    if designed:
+        _check_designed(node)
+    if node.level == "Session" and set(node.group_by) not in (
+            {"subject", "session", "contrast"}, {"subject", "contrast"}):
         raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'session', "
-                         f"'contrast'], got {list(node.group_by)}")
+                         f"'contrast'] (each session's runs) or ['subject', 'contrast'] "
+                         f"(each subject's), got {list(node.group_by)}")
     if node.level == "Subject" and set(node.group_by) != {"subject", "contrast"}:
         raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'contrast'], got "
                          f"{list(node.group_by)}")
@@ -160,6 +165,21 @@ def check_node(node) -> None:
                          f"{list(node.group_by)}")
     if node.level == "Run":
         _check_run(node)
+
+
+def _check_designed(node) -> None:
+    """A Session or Subject node's design: t contrasts, each named once."""
+    if not node.contrasts:
+        raise InputError(f"node {node.name!r}: a design (Model.X) needs Contrasts or "
+                         "DummyContrasts (what the maps' combination estimates)")
+    names = [c.name for c in node.contrasts]
+    for contrast in node.contrasts:
+        if contrast.test != "t":
+            raise InputError(f"node {node.name!r}: contrast {contrast.name!r}: only t "
+                             "contrasts combine a subject's maps (an F over them has no "
+                             "residual to test against)")
+        if names.count(contrast.name) > 1:
+            raise InputError(f"node {node.name!r}: contrast name {contrast.name!r} used twice")
 
 
 def _check_run(node) -> None:

@@ -33,6 +33,7 @@ def init_fixed_effects_wf(
     contrast_runs: dict | None = None,
     mem_gb: float = 0.5,
     space: str | None = None,
+    combinations: dict | None = None,
     name: str = "fixed_effects_wf",
 ):
     """Build the workflow combining a subject's runs, contrast by contrast.
@@ -69,6 +70,12 @@ def init_fixed_effects_wf(
     space : str or None
         The runs' space, when known (the cluster tables' sidecars and AAL3 regions, as at
         the run level).
+    combinations : dict or None
+        A Session or Subject node's design: per node contrast, ``(incoming contrast,
+        weights of the runs that have it)``; each is a branch ``ffx_<node contrast>``
+        combining the incoming contrast's maps with those weights, written under the node
+        contrast's name, instead of one branch per incoming contrast. None: the mean of
+        each contrast.
     name : str
         Workflow name.
 
@@ -95,27 +102,34 @@ def init_fixed_effects_wf(
         (merges["mean_file"], combine, [("out", "mean_files")]),
         (combine, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
     ])
-    for contrast, stat_type, rows in contrasts:
-        if f"effect_{contrast}" not in plan:
+    outputs = [(contrast, contrast, stat_type, rows, None)
+               for contrast, stat_type, rows in contrasts] if combinations is None else [
+        (contrast, incoming, "t", (), weights)
+        for contrast, (incoming, weights) in combinations.items()]
+    for contrast, incoming, stat_type, rows, weights in outputs:
+        if f"effect_{incoming}" not in plan:
             continue
-        labels = [run_labels[index] for index, _ in plan[f"effect_{contrast}"]]
+        labels = [run_labels[index] for index, _ in plan[f"effect_{incoming}"]]
         ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
                                    contrast_rows=list(rows), run_labels=labels),
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
+        if weights is not None:
+            ffx.inputs.weights = list(weights)
+            ffx.inputs.combined_contrast = incoming
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
         contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
                                                 sources=[
-                                                    f"{folder}/{contrast_file(label, contrast, m)}"
+                                                    f"{folder}/{contrast_file(label, incoming, m)}"
                                                     for label in labels
                                                     for m in ("effect_maps", "variance_maps")],
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([
-            (merges[f"effect_{contrast}"], ffx, [("out", "effect_maps")]),
-            (merges[f"variance_{contrast}"], ffx, [("out", "variance_maps")]),
-            (merges[f"model_sidecar_{contrast}"], ffx, [("out", "model_sidecars")]),
+            (merges[f"effect_{incoming}"], ffx, [("out", "effect_maps")]),
+            (merges[f"variance_{incoming}"], ffx, [("out", "variance_maps")]),
+            (merges[f"model_sidecar_{incoming}"], ffx, [("out", "model_sidecars")]),
             (combine, ffx, [("mask_file", "mask_file")]),
             (ffx, inference_wf, [("z", "inputnode.z_map")]),
             (combine, inference_wf, [("mask_file", "inputnode.mask_file"),

@@ -202,7 +202,9 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
     """A Session node's fixed effects of one session's runs, or a Subject node's of one
     subject's runs (after a Session node: of its sessions' maps, each session's fixed
     effects or its one run), connected to their workflows."""
-    contrasts = list(plan.contrasts)
+    combinations = plan.combinations.get(subject.subject, {}) if plan.combinations else None
+    contrasts = list(plan.contrasts) if combinations is None else [
+        c for c in plan.contrasts if c[0] in {incoming for incoming, _ in combinations.values()}]
     contrast_runs = subject.contrast_parts(contrasts)
     parts = [_session_source(s, run_wfs, session_wfs or {}) for s in subject.sessions] \
         or [run_wfs[p.run.label] for p in subject.runs]
@@ -214,6 +216,7 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, space=subject.runs[0].run.space,
+        combinations=combinations,
         name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
