@@ -204,3 +204,59 @@ def test_an_unknown_or_missing_variable_is_refused_in_one_line():
                                          r"2 of 01, which m uses"):
         combination_weights(rows, ["runnum"], [("a", "t", ("runnum",))], [], "m",
                             "scans.tsv")
+
+
+# ------------------------------------------- a paired pre/post design, written here
+
+
+PAIRED_MODEL = Path(__file__).resolve().parents[1] / "examples" / "models" / \
+    "paired_sessions_smdl.json"
+
+
+@pytest.mark.slow
+def test_a_subject_node_over_sessions_gives_post_minus_pre(tmp_path):
+    """examples/models/paired_sessions_smdl.json: a Subject node over each subject's four
+    runs (two per session) with X [session.pre, session.post] (Factor of the session
+    entity) and the contrast post - pre: the mean of the post runs minus the mean of the
+    pre runs, variance (sum of the four variances) / 4; the group maps SecondLevelModel's."""
+    from nilearn.glm.second_level import SecondLevelModel
+    from nilearn.masking import intersect_masks
+
+    from glm_workflows.cli import main
+    from glm_workflows.synthetic import write_tiny_bids
+
+    subjects = ("01", "02", "03")
+    bids = write_tiny_bids(tmp_path / "bids", subjects=subjects, runs=2,
+                           sessions=("pre", "post"), n_scans=40)
+    out = tmp_path / "out"
+    assert main(["--bids-dir", str(bids), "--model", str(PAIRED_MODEL), "--output-dir",
+                 str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    effects = []
+    for subject in subjects:
+        folder = out / f"sub-{subject}"
+
+        def run_map(session, run, stat, folder=folder, subject=subject):
+            return nb.load(folder / f"sub-{subject}_ses-{session}_task-tiny_run-{run}_contrast-"
+                           f"aMinusB_stat-{stat}_statmap.nii.gz").get_fdata()
+
+        effect = (run_map("post", 1, "effect") + run_map("post", 2, "effect")
+                  - run_map("pre", 1, "effect") - run_map("pre", 2, "effect")) / 2
+        variance = sum(run_map(s, r, "variance") for s in ("pre", "post") for r in (1, 2)) / 4
+        stem = folder / f"sub-{subject}_task-tiny_contrast-postMinusPre"
+        inside = nb.load(folder / model_file(f"sub-{subject}_task-tiny", "mask_file")
+                         ).get_fdata() > 0
+        for stat, expected in (("effect", effect), ("variance", variance),
+                               ("t", effect / np.sqrt(variance))):
+            ours = nb.load(f"{stem}_stat-{stat}_statmap.nii.gz").get_fdata()
+            assert np.abs(ours[inside] - expected[inside]).max() < 1e-6, (subject, stat)
+        effects.append(f"{stem}_stat-effect_statmap.nii.gz")
+    mask = intersect_masks([str(out / f"sub-{s}" / model_file(f"sub-{s}_task-tiny",
+                                                              "mask_file"))
+                            for s in subjects], threshold=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = SecondLevelModel(mask_img=mask).fit(
+            effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(subjects))})
+        ).compute_contrast("intercept", output_type="z_score")
+    ours = out / GROUP_FOLDER / group_file(group_stem("tiny", "postMinusPre"), "z_maps", "z")
+    assert np.abs(nb.load(ours).get_fdata() - expected.get_fdata()).max() < 1e-6
