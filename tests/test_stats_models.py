@@ -159,6 +159,17 @@ def _bad(tmp_path, mutate):
      "Nodes[0].DummyContrasts: list its Contrasts"),
     (lambda s: s["Nodes"][2]["Model"].update(X=[1, "group"]),
      "bad_smdl.json: Nodes[2].Model.X: participants.tsv: covariate 'group'"),
+    (lambda s: s["Nodes"][0]["Transformations"]["Instructions"].append(
+        {"Name": "Scale", "Input": ["onset"]}),
+     "(in the run of "),  # a run's transformation fails: the events file is named
+    (lambda s: s["Nodes"][1]["Model"].update(X=["runnum"]) or s["Nodes"][1].update(
+        Contrasts=[{"Name": "slope", "ConditionList": ["runnum"], "Weights": [1],
+                    "Test": "t"}]),
+     "bad_smdl.json: Nodes[1]: Model.X: no column 'runnum' in "),
+    (lambda s: s["Nodes"][1]["Model"].update(X=[1, "run"]) or s["Nodes"][1].update(
+        Contrasts=[{"Name": "slope", "ConditionList": ["run"], "Weights": [[1]],
+                    "Test": "F"}]),
+     "Nodes[1]: contrast slope: only t contrasts combine a subject's maps"),
 ])
 def test_bad_model_refused_before_any_work(multi_run_study, tmp_path, capsys, mutate,
                                            message):

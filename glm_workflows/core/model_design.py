@@ -97,9 +97,14 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
                 raise InputError(f"{confounds_file}: {len(confounds)} rows, expected one per "
                                  f"scan ({n_scans})")
         variables = run_variables(events, confounds, source=str(events_file))
-        columns = apply_transformations(node["Instructions"], variables, t_r=t_r,
-                                        n_scans=n_scans, slice_time_ref=slice_time_ref,
-                                        path_prefix=where, hrf=node["HRF"], x=node["X"])
+        try:
+            columns = apply_transformations(node["Instructions"], variables, t_r=t_r,
+                                            n_scans=n_scans, slice_time_ref=slice_time_ref,
+                                            path_prefix=where, hrf=node["HRF"], x=node["X"])
+        except InputError as exc:  # name the run whose variables it could not transform
+            if os.fspath(events_file) in str(exc):
+                raise
+            raise InputError(f"{exc} (in the run of {os.fspath(events_file)})") from None
     notes += [str(w.message) for w in caught]
     picked = _picked_columns(node["X"], columns, where, events_file)
     design = columns[picked].astype(float)

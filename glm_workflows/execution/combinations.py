@@ -43,13 +43,13 @@ def plan_combinations(spec, runs, skipped: dict, warnings: list) -> tuple[dict, 
     combinations, lacking = {}, {}
     for subject, subject_runs in subject_groups(runs).items():
         having = [run for run in subject_runs if incoming not in skipped.get(run.label, ())]
-        if len(having) < 2:
-            found = {name: f"{len(having)} map(s) of contrast {incoming}"
-                     for name, _, _ in contrasts}
-        else:
-            found = combination_weights([rows[run.label] for run in having],
-                                        node.model.x, contrasts, thaw(node.transformations),
-                                        where, source)
+        found = {name: f"{len(having)} map(s) of contrast {incoming}"
+                 for name, _, _ in contrasts}
+        if having:  # its variables checked even when there is nothing to combine
+            weights = combination_weights([rows[run.label] for run in having],
+                                          node.model.x, contrasts,
+                                          thaw(node.transformations), where, source)
+            found = weights if len(having) > 1 else found
         missing = []
         for name, value in found.items():
             if isinstance(value, str):
