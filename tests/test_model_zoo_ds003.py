@@ -181,3 +181,21 @@ def test_ds003_dataset_nodes_equal_second_level_model(ds003):
                      f"task-{TASK}_space-{SPACE}_node-FTest_contrast-anyWords_stat-z_statmap.nii.gz"]
     report = (out / "group.html").read_text()
     assert f"node FTest: task rhymejudgment, space {SPACE}, contrast anyWords" in report
+
+
+def test_ds003_both_dataset_nodes_from_the_derivatives_alone(ds003, tmp_path):
+    """The group level alone (``--from-derivatives`` of the first run's outputs) runs both
+    Dataset nodes, "t-test" and the pooled "F-test", into a new folder: every group map
+    identical to the full run's."""
+    from glm_workflows.cli import main
+
+    _, _, out = ds003
+    again = tmp_path / "group_only"
+    assert main(["--from-derivatives", str(out), "--task", TASK, "--model", str(MODEL),
+                 "--output-dir", str(again), "--work-dir", str(tmp_path / "work")]) == 0
+    names = sorted(p.name for p in (out / "group").glob("*_statmap.nii.gz"))
+    assert any("node-FTest" in name for name in names)
+    assert names == sorted(p.name for p in (again / "group").glob("*_statmap.nii.gz"))
+    for name in names:
+        np.testing.assert_array_equal(nb.load(again / "group" / name).get_fdata(),
+                                      nb.load(out / "group" / name).get_fdata(), err_msg=name)

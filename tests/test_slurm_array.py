@@ -121,3 +121,30 @@ def test_array_route_with_a_cancelled_task(tmp_path, monkeypatch, capsys):
     assert main([*argv, "--resubmit-failed"]) == 0
     assert "Nothing to resubmit: all 2 task(s) and the group job finished." in \
         capsys.readouterr().out
+
+
+def test_array_route_runs_every_dataset_node(tmp_path, monkeypatch, capsys):
+    """examples/models/graph_smdl.json (a Dataset node grouped by contrast and an F-test
+    node grouped by nothing) as array tasks and one group job: every group map identical
+    to the same model run in one process."""
+    model = Path(__file__).resolve().parents[1] / "examples" / "models" / "graph_smdl.json"
+    study = write_tiny_bids(tmp_path / "bids", SUBJECTS[:3], runs=2, n_scans=40)
+    linear = tmp_path / "linear"
+    assert main(["--bids-dir", str(study), "--model", str(model), "--output-dir",
+                 str(linear), "--work-dir", str(tmp_path / "linear-work")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["--bids-dir", "bids", "--model", str(model), "--output-dir", "out",
+                 "--work-dir", "work", "--slurm-array", "--participants-per-task", "2",
+                 "--n-procs", "1",
+                 "--plugin-args", '{"sbatch_args": "-p debug -t 00:10:00"}']) == 0
+    group = _wait_for_group_job(tmp_path, 1)
+    folder = submission_folder(tmp_path / "work")
+    assert group["JobState"] == "COMPLETED", sorted((folder / "logs").iterdir())
+    names = sorted(p.name for p in (linear / GROUP_FOLDER).glob("*_statmap.nii.gz"))
+    assert any("node-FTest" in name for name in names)
+    assert names == sorted(p.name for p in (tmp_path / "out" / GROUP_FOLDER).glob(
+        "*_statmap.nii.gz"))
+    for name in names:
+        np.testing.assert_array_equal(
+            nb.load(tmp_path / "out" / GROUP_FOLDER / name).get_fdata(),
+            nb.load(linear / GROUP_FOLDER / name).get_fdata(), err_msg=name)

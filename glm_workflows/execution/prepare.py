@@ -195,8 +195,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
-    plans = group_plans(maps, contrasts, skipped, group, participants_file, warnings,
-                        model_file(spec))
+    plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
+                             execution.permutation_chunks)
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
     output_dir = check_output_dir(execution.output_dir)  # creates it
     analysis = group_analysis(folder, maps, task)

@@ -37,10 +37,6 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
 
     import nibabel as nb
 
-    if len(spec.dataset_nodes) > 1 or any(spec.pooled(n) for n in spec.dataset_nodes):
-        raise InputError(f"--slurm-array: {spec.source}: the group job runs one Dataset node "
-                         "grouped by contrast; run this model without --slurm-array")
-
     from .cluster import (
         JobSize,
         group_size,
@@ -174,22 +170,24 @@ def group_analysis(submission):
     from ..spec.analysis import InputSpec
 
     spec, execution = load_analysis(submission.folder)
-    dataset = spec.dataset_node
-    if dataset is None:
+    if spec.dataset_node is None:
         return None
     from ..settings import SEED_CONTRASTS
 
-    run = spec.run_node
+    run, designed = spec.run_node, spec.designed_node
     seed = spec.source == "flags" and spec.contrasts() == [
         (name, test, tuple(rows)) for name, test, rows in SEED_CONTRASTS]
-    contrasts = () if seed else tuple((c.name, c.rows[0]) for c in run.contrasts
-                                      if c.test == "t")
+    if designed is not None:  # the subjects' maps are the node's contrasts
+        contrasts = tuple((c.name, None) for c in designed.contrasts)
+    else:
+        contrasts = () if seed else tuple((c.name, c.rows[0]) for c in run.contrasts
+                                          if c.test == "t")
     inputs = InputSpec(bids_dir=spec.inputs.bids_dir, task=spec.inputs.task,
                        from_derivatives=submission.output_dir,
                        subjects=spec.inputs.subjects, contrasts=contrasts)
-    node = replace(dataset, model=replace(dataset.model, group=replace(
-        dataset.model.group, inputs=spec.group_inputs())))
-    group_spec = replace(spec, inputs=inputs, nodes=(node,), edges=())
+    nodes = tuple(replace(node, model=replace(node.model, group=replace(
+        node.model.group, inputs=spec.group_inputs(node)))) for node in spec.dataset_nodes)
+    group_spec = replace(spec, inputs=inputs, nodes=nodes, edges=())
     return group_spec, _job_execution(
         execution, submission, submission.group_job, submission.folder / "group", "group",
         permutation_chunks=execution.permutation_chunks)

@@ -107,10 +107,6 @@ def spec_from_stats_model(model: StatsModel, **selection) -> AnalysisSpec:
         nodes.append(_meta_node(session, session.group_by))
     if subject is not None and not group_only:
         nodes.append(_meta_node(subject, subject_group_by(subject)))
-    if group_only and len(datasets) > 1:
-        raise InputError(f"{model.source}: {datasets[1].path}: the group level alone "
-                         "(from_derivatives) runs one Dataset node; this model has "
-                         f"{len(datasets)}")
     for dataset in datasets:
         group = _group(dataset, model.source)
         if group_only:

@@ -263,9 +263,6 @@ def check_spec(spec) -> None:
             flag = "--confounds-strategy" if confounds.strategy else "--confounds-columns"
             raise InputError(f"{flag}: needs fMRIPrep outputs (--bids-dir with "
                              "--derivatives)")
-    if spec.inputs.kind == "derivatives" and len(spec.dataset_nodes) > 1:
-        raise InputError("--from-derivatives: the group level alone runs one Dataset node; "
-                         f"this analysis has {len(spec.dataset_nodes)}")
     for node in spec.dataset_nodes:
         _check_group(spec, node)
 

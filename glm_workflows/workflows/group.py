@@ -220,8 +220,14 @@ def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
         From :func:`init_group_wf`.
     inputs : list of dict
         Per subject, ``group input -> file``, for the fields of :data:`GROUP_INPUTS` the
-        group workflow gathers (inputs ``in<i>`` of its ``merge_<field>`` nodes).
+        group workflow gathers (inputs ``in<i>`` of its ``merge_<field>`` nodes; a list of
+        files: the subject's maps, each subject giving as many).
     """
     for index, subject_inputs in enumerate(inputs, start=1):
         for field, path in subject_inputs.items():
+            if isinstance(path, list):  # several maps of the subject (a pooled node)
+                for offset, one in enumerate(path):
+                    setattr(group_wf.get_node(f"merge_{field}").inputs,
+                            f"in{(index - 1) * len(path) + offset + 1}", one)
+                continue
             setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)

@@ -307,7 +307,9 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
         maps = by_subject[subject]
         files = {"effect_maps": maps.effect_maps[group_plan.contrasts[0]],
                  "mask_files": maps.mask_file, "mean_files": maps.mean_file}
-        if len(group_plan.contrasts) == 2:
+        if group_plan.columns:  # a node grouped by nothing: every pooled contrast's map
+            files["effect_maps"] = [maps.effect_maps[c] for c in group_plan.contrasts]
+        elif len(group_plan.contrasts) == 2:
             files["paired_maps"] = maps.effect_maps[group_plan.contrasts[1]]
         inputs.append(files)
     set_subject_inputs(group_wf, inputs)
