@@ -240,6 +240,11 @@ class GroupSettings:
     intercept : bool
         One-sample: whether the design has the ``intercept`` column (a model file's
         ``Model.X`` without ``1``: the covariates alone, e.g. a cell-means design).
+    estimator : {'ols', 'mixed'}
+        ``ols``: ordinary least squares on the effect maps (nilearn's SecondLevelModel);
+        ``mixed``: the first-level variances used and the between-subject variance
+        estimated per voxel by REML, Knapp-Hartung statistics
+        (:mod:`glm_workflows.core.mixed_effects`).
 
     A group contrast is ``(name, expression)`` (t) or ``(name, (row, ...))`` (F).
     """
@@ -258,6 +263,7 @@ class GroupSettings:
     inputs: tuple = ()
     transformations: tuple = ()
     intercept: bool = True
+    estimator: str = "ols"
 
 
 @dataclass(frozen=True)

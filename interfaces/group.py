@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
 )
 from threadpoolctl import threadpool_limits
 
-from glm_workflows.core.choices import GROUP_MODELS
+from glm_workflows.core.choices import GROUP_ESTIMATORS, GROUP_MODELS
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.figures import plot_design
 from glm_workflows.core.group import (
@@ -26,6 +26,7 @@ from glm_workflows.core.group import (
     read_participants,
 )
 from glm_workflows.core.group_mask import difference_images
+from glm_workflows.core.mixed_effects import fit_group_mixed
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,
     GROUP_FOLDER,
@@ -79,6 +80,11 @@ class _GroupModelInputSpec(BaseInterfaceInputSpec):
                                                  "contrast (subjects: per map, its subject)")
     design_columns = traits.Str(desc="a node grouped by nothing: JSON [[X name, contrast or "
                                      "null (the intercept)], ...]")
+    estimator = traits.Enum(*GROUP_ESTIMATORS,
+                            desc="'mixed': the first-level variances used, the between-subject "
+                                 "variance by REML (needs variance_maps); undefined: 'ols'")
+    variance_maps = traits.List(File(exists=True),
+                                desc="mixed: per subject, the variance map of its effect map")
 
 
 class _GroupModelOutputSpec(ContrastMapsOutputSpec):
@@ -93,6 +99,7 @@ class _GroupModelOutputSpec(ContrastMapsOutputSpec):
     design_json = File(exists=True, desc="JSON: model, subjects, columns, covariates")
     design_figure = File(exists=True, desc="PNG of the group design")
     contrast_json = File(exists=True, desc="JSON: contrast, weights, subjects, dof")
+    tau2_map = File(desc="mixed: the between-subject variance estimated (REML)")
 
 
 class GroupModel(SimpleInterface):
@@ -142,12 +149,27 @@ class GroupModel(SimpleInterface):
                                                             inputs.paired_maps)):
                 maps_in.append(os.path.join(runtime.cwd, f"difference_{index:04d}.nii.gz"))
                 image.to_filename(maps_in[-1])
+        mixed = isdefined(inputs.estimator) and inputs.estimator == "mixed"
         with threadpool_limits(limits=1):
-            maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast, names)
+            if mixed:
+                maps = fit_group_mixed(maps_in, inputs.variance_maps, design,
+                                       inputs.mask_file, inputs.contrast, names,
+                                       [f"{path} (the variance map of {subject})" for path,
+                                        subject in zip(inputs.variance_maps, subjects,
+                                                       strict=True)])
+                self._results["tau2_map"] = os.path.join(runtime.cwd, "tau2.nii.gz")
+                maps["tau2"].to_filename(self._results["tau2_map"])
+            else:
+                maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast, names)
         for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
             maps[key].to_filename(self._results[key])
         group_mask = maps["mask"]
+        non_finite = list(group_mask.non_finite)
+        if mixed:  # a subject's effect and variance maps: its voxels left out of either
+            half = len(non_finite) // 2
+            non_finite = [a + b for a, b in zip(non_finite[:half], non_finite[half:],
+                                                strict=True)]
         self._results["mask_file"] = os.path.join(runtime.cwd, "mask.nii.gz")
         group_mask.img.to_filename(self._results["mask_file"])
         self._results["input_maps"] = maps_in
@@ -174,9 +196,19 @@ class GroupModel(SimpleInterface):
                        "MaskVoxels": group_mask.n_voxels,
                        "SubjectMasksVoxels": group_mask.n_given,
                        "NonFiniteVoxels": {subject: count for subject, count in
-                                           zip(subjects, group_mask.non_finite, strict=True)
+                                           zip(subjects, non_finite, strict=True)
                                            if count},
-                       "Method": "nilearn.glm.second_level.SecondLevelModel"},
+                       **({"GroupEstimator": "mixed",
+                           "EffectiveDegreesOfFreedom": {
+                               "Description": "per voxel, the weights' effective number of "
+                                              "subjects less the design's columns",
+                               "Min": float(np.min(maps["dof"])),
+                               "Median": float(np.median(maps["dof"])),
+                               "Max": float(np.max(maps["dof"]))},
+                           "Method": "mixed effects: between-subject variance by REML from "
+                                     "the effect and first-level variance maps, Knapp-Hartung "
+                                     "statistic (glm_workflows.core.mixed_effects)"} if mixed
+                          else {"Method": "nilearn.glm.second_level.SecondLevelModel"})},
                       handle, indent=2)
         return runtime
 

@@ -67,7 +67,7 @@ _ARRAY_FLAGS = ("slurm_array", "participants_per_task", "dry_run", "resubmit_fai
 #: Flags of the group level (refused with ``--analysis-level participant``).
 _GROUP_FLAGS = ("group", "group_column", "pair", "group_covariates", "group_demean",
                 "group_contrast", "permutations", "seed", "permutation_chunks",
-                "cluster_forming_p", "tfce")
+                "cluster_forming_p", "tfce", "group_estimator")
 
 
 
@@ -192,7 +192,8 @@ def _group_from_flags(args) -> GroupSettings:
         ("--group-column", args.group_column), ("--pair", args.pair),
         ("--group-covariates", args.group_covariates), ("--demean", args.group_demean),
         ("--group-contrast", args.group_contrast), ("--permutations", args.permutations),
-        ("--permutation-chunks", args.permutation_chunks), ("--tfce", args.tfce)) if value]
+        ("--permutation-chunks", args.permutation_chunks), ("--tfce", args.tfce),
+        ("--group-estimator", args.group_estimator != DEFAULT_GROUP.estimator)) if value]
     if not args.group:
         if given and not args.model:
             raise InputError(f"{given[0]}: needs --group")
@@ -205,7 +206,8 @@ def _group_from_flags(args) -> GroupSettings:
         demean=args.group_demean, contrasts=tuple((name, rows[0]) for name, _, rows in (
             parse_contrast_option(text, "t") for text in args.group_contrast)),
         permutations=args.permutations, seed=args.seed,
-        cluster_forming_p=args.cluster_forming_p, tfce=args.tfce)
+        cluster_forming_p=args.cluster_forming_p, tfce=args.tfce,
+        estimator=args.group_estimator)
 
 
 def _model_flags(spec, args, parser, inference):
@@ -236,7 +238,7 @@ def _model_flags(spec, args, parser, inference):
         if node.level == "Dataset":
             flags = {"demean": "group_demean", "permutations": "permutations",
                      "seed": "seed", "cluster_forming_p": "cluster_forming_p",
-                     "tfce": "tfce"}
+                     "tfce": "tfce", "estimator": "group_estimator"}
             nodes[index] = replace(node, model=replace(node.model, group=replace(
                 node.model.group, **{k: getattr(args, v) for k, v in flags.items()
                                      if given(v)})))

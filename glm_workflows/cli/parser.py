@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from ..core.choices import DRIFT_MODELS, GROUP_MODELS, HEIGHT_CONTROLS, NOISE_MODELS
+from ..core.choices import (
+    DRIFT_MODELS,
+    GROUP_ESTIMATORS,
+    GROUP_MODELS,
+    HEIGHT_CONTROLS,
+    NOISE_MODELS,
+)
 from ..settings import (
     CONFOUND_STRATEGIES,
     DEFAULT_CONFOUNDS,
@@ -191,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         "group level (over the subjects' maps; participants.tsv of --bids-dir)")
     group.add_argument("--group", choices=GROUP_MODELS,
                        help="group model of every first-level t contrast (default: none)")
+    group.add_argument("--group-estimator", choices=GROUP_ESTIMATORS,
+                       default=DEFAULT_GROUP.estimator,
+                       help="ols: least squares on the effect maps (nilearn's); mixed: the "
+                            "first-level variances used, the between-subject variance "
+                            "estimated per voxel by REML (default %(default)s)")
     group.add_argument("--group-column", metavar="COLUMN",
                        help="two-sample: the participants.tsv column of the groups")
     group.add_argument("--pair", metavar="CONTRAST_A,CONTRAST_B",

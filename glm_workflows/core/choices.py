@@ -13,3 +13,7 @@ HEIGHT_CONTROLS = ("fpr", "fdr", "bonferroni", "none")
 
 #: The group models (``--group``).
 GROUP_MODELS = ("one-sample", "two-sample", "paired")
+#: How the group model is estimated: ordinary least squares on the effect maps
+#: (nilearn's SecondLevelModel), or mixed effects from the effect and variance maps
+#: (:mod:`glm_workflows.core.mixed_effects`).
+GROUP_ESTIMATORS = ("ols", "mixed")

@@ -65,7 +65,7 @@ def _map_values(item, name, mask_img, mask) -> np.ndarray:
     return read_image_data(img, name).reshape(mask.shape)[mask]
 
 
-def finite_group_mask(maps, mask_img, names=None) -> GroupMask:
+def finite_group_mask(maps, mask_img, names=None, positive=None) -> GroupMask:
     """The group mask less the voxels where some subject's map is not finite.
 
     The rule (nilearn's maskers would silently turn NaN and infinite values into zeros,
@@ -82,6 +82,9 @@ def finite_group_mask(maps, mask_img, names=None) -> GroupMask:
         The group mask (the intersection of the subjects' masks).
     names : sequence of str, optional
         Per map, how messages name it; default: its path (``map <i>`` for an image).
+    positive : sequence of bool, optional
+        Per map, whether it must also be above 0 (a variance map): a voxel where it is not
+        is left out as a non-finite one is.
 
     Returns
     -------
@@ -108,13 +111,17 @@ def finite_group_mask(maps, mask_img, names=None) -> GroupMask:
                          "no voxel in common)")
     finite = np.ones(n_given, dtype=bool)
     counts = []
-    for item, name in zip(maps, names, strict=True):
-        values = np.isfinite(_map_values(item, name, mask_img, mask))
+    for index, (item, name) in enumerate(zip(maps, names, strict=True)):
+        raw = _map_values(item, name, mask_img, mask)
+        above = positive is not None and positive[index]
+        values = np.isfinite(raw) & (raw > 0) if above else np.isfinite(raw)
         count = int(n_given - values.sum())
         if count > MAX_NON_FINITE_FRACTION * n_given:
-            raise InputError(f"{name}: not finite (NaN or infinite) in {count} of the "
+            what = "finite and positive" if above else "finite"
+            found = "finite and positive" if above else "finite (NaN or infinite)"
+            raise InputError(f"{name}: not {found} in {count} of the "
                              f"{n_given} voxels of the group mask; a subject's map must be "
-                             f"finite in at least {1 - MAX_NON_FINITE_FRACTION:.0%} of it "
+                             f"{what} in at least {1 - MAX_NON_FINITE_FRACTION:.0%} of it "
                              "(fix the subject's model or leave the subject out)")
         finite &= values
         counts.append(count)

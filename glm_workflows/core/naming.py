@@ -128,6 +128,8 @@ GROUP_OUTPUTS = {
     "logp_max_tfce": "stat-logp_desc-tfceFWE_statmap.nii.gz",
     "null_figure": "desc-maxTNull_distribution.png",
     "permutation_json": "desc-permutations_statmap.json",
+    # the mixed-effects estimator's between-subject variance (REML)
+    "tau2_map": "stat-tau2_statmap.nii.gz",
 }
 
 

@@ -44,6 +44,9 @@ class SubjectMaps(NamedTuple):
         Contrast name -> ``t`` or ``F`` (the contrast sidecar's ``StatisticType``).
     rows : dict
         Contrast name -> its expressions (the sidecar's ``ContrastRows``).
+    variance_maps : dict
+        Contrast name -> ``<prefix>_contrast-<C>_stat-variance_statmap.nii.gz`` (what the
+        mixed-effects group model reads; checked by :func:`check_plan_files` when used).
     """
 
     subject: str
@@ -53,6 +56,7 @@ class SubjectMaps(NamedTuple):
     effect_maps: dict
     stat_types: dict
     rows: dict
+    variance_maps: dict = {}
 
     @property
     def label(self) -> str:
@@ -165,7 +169,7 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
         files[output] = str(path.absolute())
     contrasts = sorted({p.contrast for _, p in parsed
                         if p.prefix == prefix and p.output == "effect_maps"})
-    effect_maps, stat_types, rows = {}, {}, {}
+    effect_maps, stat_types, rows, variance_maps = {}, {}, {}, {}
     for contrast in contrasts:
         sidecar = folder / contrast_file(prefix, contrast, "contrast_jsons")
         try:
@@ -178,10 +182,12 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
             raise InputError(f"{sidecar}: StatisticType {stat_type!r}, expected t or F")
         effect_maps[contrast] = str((folder / contrast_file(prefix, contrast, "effect_maps"))
                                     .absolute())
+        variance_maps[contrast] = str((folder / contrast_file(prefix, contrast,
+                                                              "variance_maps")).absolute())
         stat_types[contrast] = stat_type
         rows[contrast] = tuple(meta.get("ContrastRows") or ())
     return SubjectMaps(subject, prefix, files["mask_file"], files["mean_file"], effect_maps,
-                       stat_types, rows)
+                       stat_types, rows, variance_maps)
 
 
 def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple]:
@@ -256,6 +262,13 @@ def check_plan_files(maps: list[SubjectMaps], plans) -> None:
         check_group_files(effect_maps[0], [m.mask_file for m in chosen],
                           [m.mean_file for m in chosen],
                           effect_maps[1] if len(effect_maps) == 2 else None)
+        if plan.group is not None and plan.group.estimator == "mixed":
+            for subject_maps in chosen:
+                path = subject_maps.variance_maps[plan.contrasts[0]]
+                if not Path(path).is_file():
+                    raise InputError(f"{path}: not found (the variance map of sub-"
+                                     f"{subject_maps.subject}, which the mixed-effects group "
+                                     "model needs)")
 
 
 def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:

@@ -5,7 +5,7 @@ names for what flags set, the model file and JSON path for what a model set)."""
 from __future__ import annotations
 
 from ..core.bids_filter import check_filters
-from ..core.choices import DRIFT_MODELS, GROUP_MODELS, NOISE_MODELS
+from ..core.choices import DRIFT_MODELS, GROUP_ESTIMATORS, GROUP_MODELS, NOISE_MODELS
 from ..core.errors import InputError
 from ..settings import DEFAULT_MODEL, ModelSettings
 from .frozen import thaw
@@ -280,6 +280,20 @@ def _check_group(spec, dataset) -> None:
     if group.chunks is not None:
         raise InputError("group.chunks: an execution setting (--permutation-chunks), not "
                          "part of the analysis")
+    if group.estimator not in GROUP_ESTIMATORS:
+        raise InputError(f"--group-estimator: expected one of {', '.join(GROUP_ESTIMATORS)}, "
+                         f"got {group.estimator!r}")
+    if group.estimator == "mixed" and group.permutations:
+        raise InputError("--group-estimator mixed: no permutation inference (the mixed "
+                         "statistic's null distribution would need each permutation's REML "
+                         "fit; permute the OLS statistic with --group-estimator ols)")
+    if group.estimator == "mixed" and group.model == "paired":
+        raise InputError("--group-estimator mixed: not with --group paired (the variance of "
+                         "A - B is not the sum of the two maps' variances: make A - B a "
+                         "first-level contrast and test it one-sample)")
+    if group.estimator == "mixed" and not dataset.group_by:
+        raise InputError("--group-estimator mixed: not at a Dataset node grouped by nothing "
+                         "(the maps of one subject are not independent)")
     if group.model == "two-sample" and not group.group_column:
         raise InputError("--group two-sample: needs --group-column COLUMN (participants.tsv)")
     if group.group_column and group.model != "two-sample":

@@ -27,7 +27,7 @@ from .ports import contrast_to_sink, inference_to_sink, same_names
 PERMUTATION_OUTPUTS = tuple(CombinePermutations.output_spec().copyable_trait_names())
 
 #: What the group workflow's inputnode takes, one list entry per subject.
-GROUP_INPUTS = ("effect_maps", "paired_maps", "mask_files", "mean_files")
+GROUP_INPUTS = ("effect_maps", "paired_maps", "mask_files", "mean_files", "variance_maps")
 
 
 def permutation_chunks(n_perm: int, n_chunks: int) -> list[tuple[int, int]]:
@@ -56,6 +56,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     ``in<n subjects>``, see :func:`connect_subjects`); combine (the intersection of the
     subjects' masks: the group mask; the mean of their mean images: the figures'
     background); then one branch per group contrast: model (nilearn's SecondLevelModel,
+    or with ``group.estimator`` 'mixed' the mixed-effects model of the effect and variance
+    maps, ``merge_variance_maps``),
     in the group mask less the voxels not finite in every map; its mask is also the
     inference's and the permutations') -> inference (threshold -> table) -> sink, and,
     with permutations, ``n_chunks``
@@ -101,7 +103,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     """
     workflow = pe.Workflow(name=name)
     n_subjects = len(subjects)
-    fields = [f for f in GROUP_INPUTS if f != "paired_maps" or group.model == "paired"]
+    mixed = group.estimator == "mixed"
+    fields = [f for f in GROUP_INPUTS if (f != "paired_maps" or group.model == "paired")
+              and (f != "variance_maps" or mixed)]
     merges = {field: pe.Node(Merge(len(map_rows) if map_rows and field == "effect_maps"
                                    else n_subjects), name=f"merge_{field}",
                              run_without_submitting=True) for field in fields}
@@ -159,6 +163,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         ])
         if group.model == "paired":
             workflow.connect(merges["paired_maps"], "out", model, "paired_maps")
+        if mixed:
+            model.inputs.estimator = "mixed"
+            workflow.connect([(merges["variance_maps"], model, [("out", "variance_maps")]),
+                              (model, sink, [("tau2_map", "tau2_map")])])
         if not chunks:
             continue
         settings = dict(contrast=expression, n_perm=group.permutations, seed=group.seed,

@@ -257,6 +257,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     maps = {"effect_maps": group_plan.contrasts[0]}
     if len(group_plan.contrasts) == 2 and not pooled:
         maps["paired_maps"] = group_plan.contrasts[1]
+    if (group_plan.group or plan.group).estimator == "mixed":
+        maps["variance_maps"] = group_plan.contrasts[0]
     subject_wfs, run_wfs = upstream.get("Subject", {}), upstream.get("Run", {})
     session_wfs = upstream.get("Session", {})
     by_subject = {s.subject: s for s in plan.subjects}
@@ -307,6 +309,8 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
         maps = by_subject[subject]
         files = {"effect_maps": maps.effect_maps[group_plan.contrasts[0]],
                  "mask_files": maps.mask_file, "mean_files": maps.mean_file}
+        if (group_plan.group or plan.group).estimator == "mixed":
+            files["variance_maps"] = maps.variance_maps[group_plan.contrasts[0]]
         if group_plan.columns:  # a node grouped by nothing: every pooled contrast's map
             files["effect_maps"] = [maps.effect_maps[c] for c in group_plan.contrasts]
         elif len(group_plan.contrasts) == 2:
@@ -315,17 +319,22 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
     set_subject_inputs(group_wf, inputs)
 
 
+#: The contrast map each group input takes from a subject's workflow.
+_MAP_OF = {"effect_maps": "effect", "paired_maps": "effect", "variance_maps": "variance"}
+
+
 def _subject_sources(subject, maps: dict, subject_wfs: dict, run_wfs: dict, subject_runs):
     """Where a subject's maps come from: its fixed-effects workflow if it has several
     runs, else its one run's workflow."""
     if subject in subject_wfs:
         ffx_wf = subject_wfs[subject]
-        sources = {field: (ffx_wf, f"ffx_{contrast}.effect") for field, contrast in maps.items()}
+        sources = {field: (ffx_wf, f"ffx_{contrast}.{_MAP_OF[field]}")
+                   for field, contrast in maps.items()}
         sources.update(mask_files=(ffx_wf, "combine.mask_file"),
                        mean_files=(ffx_wf, "combine.mean_file"))
         return sources
     run_wf = run_wfs[subject_runs[0].run.label]
-    sources = {field: (run_wf, f"outputnode.effect_{contrast}")
+    sources = {field: (run_wf, f"outputnode.{_MAP_OF[field]}_{contrast}")
                for field, contrast in maps.items()}
     sources.update(mask_files=(run_wf, "outputnode.mask_file"),
                    mean_files=(run_wf, "outputnode.mean_file"))
