@@ -12,6 +12,7 @@ from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
+from .surfaces import PackSurface
 
 __all__ = [
     "ClusterTable",
@@ -26,6 +27,7 @@ __all__ = [
     "GroupModel",
     "GroupSink",
     "MeanImage",
+    "PackSurface",
     "PermutationChunk",
     "RunDiagnostics",
     "ThresholdMap",

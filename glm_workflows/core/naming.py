@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .entities import _LABEL, _PREFIX, check_label
+from .entities import _LABEL, _PREFIX, BIDS_ENTITY_ORDER, check_label
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
@@ -309,6 +309,38 @@ def parse_output_name(name: str) -> OutputName | None:
         return OutputName(match["prefix"], _MODEL_SUFFIXES[match["model_suffix"]])
     return OutputName(match["prefix"], _CONTRAST_SUFFIXES[match["contrast_suffix"]],
                       match["contrast"])
+
+
+#: The extension of a surface map (one per hemisphere): GIFTI functional data, for every
+#: per-vertex output (statistical maps, mask, mean, diagnostics), as fMRIPrep names its
+#: surface series.
+SURFACE_EXTENSION = "func.gii"
+
+#: The volume extension a surface output replaces.
+_VOLUME_EXTENSION = "nii.gz"
+
+
+def surface_name(name: str, hemi: str) -> str:
+    """The name of one hemisphere of a surface output written under volume name ``name``.
+
+    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub``,
+    ``ses``, ``task``, ``acq``, ``run``, ``echo``..., before ``space``, ``res``, ``den`` and
+    the output's own ``contrast``, ``stat``, ``desc``), and ``.nii.gz`` becomes
+    ``.func.gii``: ``sub-01_task-x_space-fsaverage5_contrast-a_stat-z_statmap.nii.gz`` ->
+    ``sub-01_task-x_hemi-L_space-fsaverage5_contrast-a_stat-z_statmap.func.gii``. A name of
+    another extension (a TSV, a JSON, a figure) is returned unchanged.
+    """
+    stem, _, extension = name.partition(".")
+    if extension != _VOLUME_EXTENSION:
+        return name
+    check_label(hemi, "hemi")
+    parts = stem.split("_")
+    position = BIDS_ENTITY_ORDER.index("hemi")
+    index = next((i for i, part in enumerate(parts)
+                  if "-" not in part or part.split("-")[0] not in BIDS_ENTITY_ORDER
+                  or BIDS_ENTITY_ORDER.index(part.split("-")[0]) > position), len(parts))
+    parts.insert(index, f"hemi-{hemi}")
+    return f"{'_'.join(parts)}.{SURFACE_EXTENSION}"
 
 
 def parse_subject_folder(name: str) -> str | None:

@@ -26,6 +26,7 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
+from ..inputs.surfaces import check_surface_runs
 from ..plan.study import StudyPlan, plan_study
 
 
@@ -77,6 +78,9 @@ def prepare(spec, execution) -> StudyPlan:
     arguments = plugin_args(execution)
     notes: list = []
     runs = collect_runs(spec, notes)
+    group = spec.group_settings(execution.permutation_chunks)
+    check_surface_runs(runs, smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
+                       group_level=group.model is not None or spec.dataset_node is not None)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:
@@ -93,7 +97,6 @@ def prepare(spec, execution) -> StudyPlan:
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
-    group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
     plans = node_group_plans(spec, runs, contrasts, skipped, warnings,
                              execution.permutation_chunks)
@@ -187,7 +190,6 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                          f"{', '.join(name for name, _, _ in contrasts) or 'none'})")
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
-    group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
     plans = group_plans(maps, contrasts, skipped, group, participants_file, warnings,
                         model_file(spec))

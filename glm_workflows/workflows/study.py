@@ -183,7 +183,7 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
         save_residuals=plan.model.save_residuals, space=run.space,
-        name=run_plan.workflow_name,
+        surface=run.surface, name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")

@@ -1,0 +1,49 @@
+"""Pack a surface run (fMRIPrep's GIFTI hemisphere pair) into one image, with its mask and
+layout (:mod:`glm_workflows.core.surfaces`)."""
+
+import json
+import os
+
+import nibabel as nb
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from glm_workflows.core.surfaces import pack_surface
+
+
+class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
+    in_files = InputMultiObject(File(exists=True), mandatory=True,
+                                desc="the run's left and right hemispheres (GIFTI), in order")
+    mesh = traits.Str(mandatory=True, desc="the mesh: fMRIPrep's space (and den-) label")
+
+
+class _PackSurfaceOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="4D NIfTI-1 image: the vertices packed, then time")
+    mask_file = File(exists=True, desc="the vertices with finite, non-constant data")
+    layout_file = File(exists=True, desc="JSON: mesh, hemispheres, vertex counts, packing")
+
+
+class PackSurface(SimpleInterface):
+    """A GIFTI hemisphere pair as one packed 4D image, its mask and layout JSON."""
+
+    input_spec = _PackSurfaceInputSpec
+    output_spec = _PackSurfaceOutputSpec
+
+    def _run_interface(self, runtime):
+        img, mask, layout = pack_surface(list(self.inputs.in_files), self.inputs.mesh)
+        out = {"out_file": os.path.join(runtime.cwd, "bold.nii"),
+               "mask_file": os.path.join(runtime.cwd, "mask.nii.gz"),
+               "layout_file": os.path.join(runtime.cwd, "surface.json")}
+        img.to_filename(out["out_file"])
+        nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(out["mask_file"])
+        with open(out["layout_file"], "w") as stream:
+            json.dump(layout, stream, indent=2)
+        self._results.update(out)
+        return runtime

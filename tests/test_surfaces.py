@@ -1,0 +1,209 @@
+"""Surface runs (fMRIPrep's GIFTI hemisphere pairs): found by their entities in every
+naming fMRIPrep has used, refused in one line where a step needs a 3-D grid, and fitted
+through the command line to the maps of nilearn's FirstLevelModel on the same
+SurfaceImage (same events, confounds, censoring, noise model and mask)."""
+
+import json
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.datasets import load_fsaverage
+from nilearn.glm.first_level import FirstLevelModel
+from nilearn.interfaces.fmriprep import load_confounds_strategy
+from nilearn.maskers import SurfaceMasker
+from nilearn.surface import SurfaceImage
+
+from glm_workflows.cli import main
+from glm_workflows.core.errors import InputError
+from glm_workflows.core.naming import surface_name
+from glm_workflows.core.surfaces import (
+    NIFTI1_MAX_DIM,
+    folded_shape,
+    pack_surface,
+    unpack,
+)
+from glm_workflows.inputs.fmriprep import find_derivative_runs
+from glm_workflows.synthetic_surface import write_surface_study
+
+PREFIX = "sub-01_task-tiny"
+SCRUBBING = {"motion": "basic", "wm_csf": "basic", "fd_threshold": 0.5,
+             "std_dvars_threshold": 1.5, "scrub": 0}
+
+
+def _gifti(path) -> np.ndarray:
+    """A GIFTI file's arrays as columns, read with nibabel alone."""
+    return np.column_stack([np.asarray(d.data) for d in nb.load(str(path)).darrays])
+
+
+def _flags(options: dict) -> list:
+    return [item for name, value in options.items()
+            for item in (f"--{name.replace('_', '-')}", str(value))]
+
+
+@pytest.fixture(scope="module")
+def surface_run(tmp_path_factory):
+    """The CLI (BIDS-App call) on a synthetic fsaverage5 study, censoring by nilearn's
+    scrubbing strategy: ``(raw, derivatives, output_dir)``."""
+    tmp = tmp_path_factory.mktemp("surface")
+    raw, derivatives = write_surface_study(tmp / "study", n_scans=60)
+    out = tmp / "out"
+    argv = [str(raw), str(out), "participant", "--derivatives", str(derivatives),
+            "--task", "tiny", "--space", "fsaverage5",
+            "--contrast", "aGtB=a - b", "--f-contrast", "effects=a,b",
+            "--confounds-strategy", "scrubbing", *_flags(SCRUBBING),
+            "--work-dir", str(tmp / "work"), "-q"]
+    assert main(argv) == 0
+    return raw, derivatives, out
+
+
+def test_maps_equal_nilearn_on_the_surface_image(surface_run):
+    """Per hemisphere, z, effect and variance maps of a t and an F contrast equal
+    FirstLevelModel's on the SurfaceImage of the two GIFTI files (events, confounds and
+    sample mask from load_confounds_strategy, ar1, the same vertex mask given as a
+    SurfaceMasker) to 1e-6 (the GIFTI maps are float32); outside the mask they are 0."""
+    raw, derivatives, out = surface_run
+    func = derivatives / "sub-01" / "func"
+    files = {hemi: func / f"{PREFIX}_hemi-{hemi}_space-fsaverage5_bold.func.gii"
+             for hemi in "LR"}
+    data = {part: _gifti(files[hemi]) for part, hemi in (("left", "L"), ("right", "R"))}
+    mesh = load_fsaverage("fsaverage5")["pial"]
+    img = SurfaceImage(mesh=mesh, data=data)
+    mask_data = {part: np.isfinite(values).all(axis=1) & (values.std(axis=1) > 0)
+                 for part, values in data.items()}
+    assert 0 < sum(m.sum() for m in mask_data.values()) < 2 * 10242  # the zero vertices left out
+    masker = SurfaceMasker(SurfaceImage(mesh=mesh, data=mask_data)).fit()
+    confounds, sample_mask = load_confounds_strategy(str(files["L"]), "scrubbing", **SCRUBBING)
+    assert sample_mask is not None and len(sample_mask) < 60  # volumes were censored
+    design = json.loads((out / "sub-01" / f"{PREFIX}_space-fsaverage5_design.json").read_text())
+    drift = None if design["DriftModel"] == "none" else design["DriftModel"]
+    model = FirstLevelModel(t_r=2.0, mask_img=masker, noise_model="ar1", hrf_model="spm",
+                            drift_model=drift, high_pass=0.00625, slice_time_ref=0.0)
+    events = pd.read_csv(raw / "sub-01" / "func" / f"{PREFIX}_events.tsv", sep="\t")
+    model.fit(img, events=events, confounds=confounds, sample_masks=[sample_mask])
+    columns = list(model.design_matrices_[0].columns)
+    effects = np.eye(len(columns))[[columns.index("a"), columns.index("b")]]
+    worst = 0.0
+    for name, rows, stat in (("aGtB", "a - b", "t"), ("effects", effects, "F")):
+        theirs = model.compute_contrast(rows, stat_type=stat, output_type="all")
+        for ours_name, their_name in (("z", "z_score"), ("effect", "effect_size"),
+                                      ("variance", "effect_variance"), (stat, "stat")):
+            for part, hemi in (("left", "L"), ("right", "R")):
+                volume_name = f"{PREFIX}_space-fsaverage5_contrast-{name}_stat-{ours_name}" \
+                              "_statmap.nii.gz"
+                ours = _gifti(out / "sub-01" / surface_name(volume_name, hemi))
+                expected = np.asarray(theirs[their_name].data.parts[part], dtype=float)
+                expected = expected.reshape(len(mask_data[part]), -1)
+                inside = mask_data[part]
+                assert ours.shape == expected.shape
+                np.testing.assert_allclose(ours[inside], expected[inside], rtol=1e-6,
+                                           atol=1e-6)
+                assert not ours[~inside].any()
+                if ours_name == "z":
+                    worst = max(worst, float(np.abs(ours[inside] - expected[inside]).max()))
+    assert worst < 1e-6
+
+
+def test_outputs_named_per_hemisphere(surface_run):
+    """Every map is written once per hemisphere, hemi- before space- (schema order),
+    as .func.gii; no volume map, threshold or cluster table; the report says why."""
+    _, _, out = surface_run
+    names = sorted(p.name for p in (out / "sub-01").iterdir())
+    assert f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB_stat-z_statmap.func.gii" in names
+    assert f"{PREFIX}_hemi-R_space-fsaverage5_contrast-effects_stat-F_statmap.func.gii" in names
+    assert f"{PREFIX}_hemi-L_space-fsaverage5_desc-brain_mask.func.gii" in names
+    assert not [n for n in names if n.endswith((".nii.gz", "clusters.tsv"))]
+    left = [n for n in names if "hemi-L" in n]
+    assert sorted(n.replace("hemi-L", "hemi-R") for n in left) == \
+        sorted(n for n in names if "hemi-R" in n)
+    mask = _gifti(out / "sub-01" / f"{PREFIX}_hemi-L_space-fsaverage5_desc-brain_mask.func.gii")
+    assert mask.shape == (10242, 1)
+    assert "Surface maps: no volume figure" in (out / "sub-01.html").read_text()
+
+
+def test_surface_name_schema_order():
+    """hemi- enters after the run's entities and before space-/den- and the output's own."""
+    name = "sub-01_ses-2_task-x_run-1_space-fsaverage_den-10k_contrast-a_stat-z_statmap.nii.gz"
+    assert surface_name(name, "R") == ("sub-01_ses-2_task-x_run-1_hemi-R_space-fsaverage_"
+                                       "den-10k_contrast-a_stat-z_statmap.func.gii")
+    assert surface_name("sub-01_task-x_design.tsv", "L") == "sub-01_task-x_design.tsv"
+
+
+@pytest.mark.parametrize("naming", ["current", "older", "oldest"])
+def test_pairs_found_in_every_naming(tmp_path, naming):
+    """fMRIPrep's three name orders, with den-, give one run of two hemispheres, its
+    confounds file and TR; --den selects."""
+    raw, derivatives = write_surface_study(tmp_path, n_scans=40, n_vertices=50,
+                                           space="fsaverage", den="10k", naming=naming)
+    runs = find_derivative_runs(raw, derivatives, "tiny", space="fsaverage", den="10k")
+    assert len(runs) == 1
+    run = runs[0]
+    assert [p.split("/")[-1].count("hemi-") for p in run.bold_files] == [1, 1]
+    assert "hemi-L" in run.bold_files[0] and "hemi-R" in run.bold_files[1]
+    assert run.surface == "fsaverage_den-10k" and run.space == "fsaverage"
+    assert run.entities == {"space": "fsaverage", "den": "10k"}
+    assert run.confounds_file.endswith("_desc-confounds_timeseries.tsv")
+    assert run.t_r == 2.0
+
+
+def test_missing_hemisphere_is_one_line(tmp_path):
+    """A lone hemisphere: one line naming the file found and the one expected."""
+    raw, derivatives = write_surface_study(tmp_path, n_scans=40, n_vertices=50)
+    right = derivatives / "sub-01" / "func" / f"{PREFIX}_hemi-R_space-fsaverage5_bold.func.gii"
+    right.unlink()
+    with pytest.raises(InputError) as error:
+        find_derivative_runs(raw, derivatives, "tiny", space="fsaverage5")
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{PREFIX}_hemi-L_space-fsaverage5_bold.func.gii" in message
+    assert str(right) in message
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--smoothing-fwhm", "6"], "not smoothed"),
+    (["--noise-model", "ar1-corrected"], "3-D grid"),
+])
+def test_refused_in_one_line(tmp_path, capsys, flags, words):
+    """Surface smoothing and the calibrated noise models are refused in one line."""
+    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
+    argv = [str(raw), str(tmp_path / "out"), "participant", "--derivatives",
+            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+            "--contrast", "aGtB=a - b", "--work-dir", str(tmp_path / "work"), *flags]
+    assert main(argv) != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 1 and words in lines[0]
+
+
+def test_fsnative_refused_above_subject_level(tmp_path, capsys):
+    """fsnative (each subject's own mesh) is refused for a group model, in one line."""
+    raw, derivatives = write_surface_study(tmp_path / "s", subjects=("01", "02"), n_scans=40,
+                                           n_vertices=50, space="fsnative")
+    argv = ["--bids-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--derivatives",
+            str(derivatives), "--task", "tiny", "--space", "fsnative",
+            "--contrast", "aGtB=a - b", "--group", "one-sample",
+            "--work-dir", str(tmp_path / "work")]
+    assert main(argv) != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "space-fsnative" in lines[0]
+
+
+def test_packing_folds_large_meshes(tmp_path):
+    """A mesh with more vertices than a NIfTI-1 axis holds is folded; unpacking gives
+    each hemisphere's values back; the padding is out of the mask."""
+    n = 20000  # 40000 in all > 32767
+    rng = np.random.default_rng(0)
+    paths = []
+    values = {}
+    for hemi in "LR":
+        values[hemi] = rng.normal(size=(n, 3)).astype(np.float32)
+        path = tmp_path / f"hemi-{hemi}.func.gii"
+        nb.save(nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(values[hemi][:, t])
+                                             for t in range(3)]), str(path))
+        paths.append(path)
+    img, mask, layout = pack_surface(paths, "fsaverage6")
+    assert max(img.shape[:3]) <= NIFTI1_MAX_DIM and img.shape[:3] == folded_shape(2 * n)
+    assert mask.sum() == 2 * n
+    back = unpack(np.asarray(img.dataobj), layout)
+    for hemi in "LR":
+        np.testing.assert_array_equal(back[hemi], values[hemi])
