@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn.datasets import load_fsaverage
+from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.interfaces.fmriprep import load_confounds_strategy
 from nilearn.maskers import SurfaceMasker
@@ -207,3 +208,67 @@ def test_packing_folds_large_meshes(tmp_path):
     back = unpack(np.asarray(img.dataobj), layout)
     for hemi in "LR":
         np.testing.assert_array_equal(back[hemi], values[hemi])
+
+
+def test_subject_fixed_effects_equal_nilearn(tmp_path):
+    """A subject's two surface runs combined: z, effect and variance per hemisphere equal
+    nilearn's compute_fixed_effects on the runs' written maps as SurfaceImages (the
+    intersection of their masks, their degrees of freedom) to 1e-6; no threshold."""
+    raw, derivatives = write_surface_study(tmp_path / "study", n_scans=60, runs=2)
+    out = tmp_path / "out"
+    argv = [str(raw), str(out), "participant", "--derivatives", str(derivatives),
+            "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+            "--work-dir", str(tmp_path / "work"), "-q"]
+    assert main(argv) == 0
+    folder = out / "sub-01"
+    mesh = load_fsaverage("fsaverage5")["pial"]
+
+    def surface_image(stem: str, suffix: str) -> SurfaceImage:
+        return SurfaceImage(mesh=mesh, data={
+            part: _gifti(folder / surface_name(f"{stem}_{suffix}.nii.gz", hemi)).astype(float)
+            for part, hemi in (("left", "L"), ("right", "R"))})
+
+    runs = [f"{PREFIX}_run-{i}_space-fsaverage5" for i in (1, 2)]
+    effects = [surface_image(f"{r}_contrast-aGtB", "stat-effect_statmap") for r in runs]
+    variances = [surface_image(f"{r}_contrast-aGtB", "stat-variance_statmap") for r in runs]
+    masks = [surface_image(r, "desc-brain_mask") for r in runs]
+    inside = {part: np.logical_and(*(m.data.parts[part].squeeze() > 0 for m in masks))
+              for part in ("left", "right")}
+    dofs = [json.loads((folder / f"{r}_contrast-aGtB_statmap.json").read_text())
+            ["DegreesOfFreedom"] for r in runs]
+    with pytest.warns(RuntimeWarning, match="mask"):
+        effect, variance, _, z = compute_fixed_effects(
+            effects, variances, mask=SurfaceImage(mesh=mesh, data=inside),
+            precision_weighted=False, dofs=dofs)
+    combined = f"{PREFIX}_space-fsaverage5_contrast-aGtB"
+    for name, theirs in (("z", z), ("effect", effect), ("variance", variance)):
+        for part, hemi in (("left", "L"), ("right", "R")):
+            ours = _gifti(folder / surface_name(f"{combined}_stat-{name}_statmap.nii.gz",
+                                                hemi)).squeeze()
+            expected = np.asarray(theirs.data.parts[part], dtype=float).squeeze()
+            np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
+                                       rtol=1e-6, atol=1e-6)
+            assert not ours[~inside[part]].any()
+    assert not list(folder.glob("*clusters.tsv"))
+
+
+def test_group_level_refused_in_one_line(tmp_path, capsys):
+    """The group level of surface runs is not there yet: refused in one line, whether
+    run with the participants (a group model) or later on the written GIFTI maps."""
+    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
+            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+            "--contrast", "aGtB=a - b", "--group", "one-sample", "--work-dir", str(work)]
+    assert main(argv) != 0
+    participant = [str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                   "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                   "--work-dir", str(work), "-q"]
+    assert main(participant) == 0
+    group = [str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+             "--group", "one-sample", "--work-dir", str(work)]
+    assert main(group) != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 2
+    assert "group level of surface runs is not available" in lines[0]
+    assert "hemi-L" in lines[1] and "not available" in lines[1]

@@ -190,6 +190,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                          f"{', '.join(name for name, _, _ in contrasts) or 'none'})")
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
+    group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
     plans = group_plans(maps, contrasts, skipped, group, participants_file, warnings,
                         model_file(spec))

@@ -24,6 +24,7 @@ from ..core.naming import (
     parse_output_name,
     parse_subject_folder,
     subject_folder,
+    surface_name,
 )
 
 
@@ -159,6 +160,10 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
     files = {}
     for output in ("mask_file", "mean_file"):
         path = folder / model_file(prefix, output)
+        surface = folder / surface_name(path.name, "L")
+        if not path.is_file() and surface.is_file():
+            raise InputError(f"{surface}: surface maps; the group level of surface runs is "
+                             "not available yet")
         if not path.is_file():
             raise InputError(f"{path}: not found (the {output.replace('_file', '')} of "
                              f"sub-{subject}'s maps)")

@@ -135,3 +135,6 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         raise InputError("space-fsnative: each subject has its own mesh, so its maps are not "
                          "combined across subjects; use a template surface (--space "
                          "fsaverage5, fsaverage6, fsaverage) for the group level")
+    if group_level:
+        raise InputError(f"space-{first.space}: the group level of surface runs is not "
+                         "available yet (runs and subjects are); leave out the group model")

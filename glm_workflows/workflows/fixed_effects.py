@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nipype.interfaces.utility import Merge
+from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
@@ -33,6 +33,7 @@ def init_fixed_effects_wf(
     contrast_runs: dict | None = None,
     mem_gb: float = 0.5,
     space: str | None = None,
+    surface: bool = False,
     name: str = "fixed_effects_wf",
 ):
     """Build the workflow combining a subject's runs, contrast by contrast.
@@ -69,6 +70,10 @@ def init_fixed_effects_wf(
     space : str or None
         The runs' space, when known (the cluster tables' sidecars and AAL3 regions, as at
         the run level).
+    surface : bool
+        The runs are surface runs: the maps are written per hemisphere (the sinks take the
+        runs' layout through the ``surface`` node, connected by :func:`connect_runs`) and
+        no inference branch is built (no 3-D grid), as at the run level.
     name : str
         Workflow name.
 
@@ -76,6 +81,8 @@ def init_fixed_effects_wf(
     ------
     merge_<field>.in<i>
         Run ``i``'s outputnode field (see :func:`connect_runs`).
+    surface.surface_layout
+        Surface runs: the first run's layout JSON.
     """
     n_runs = len(run_labels)
     if n_runs < 2:
@@ -90,6 +97,10 @@ def init_fixed_effects_wf(
     folder = subject_folder(subject)  # the sources: the runs' published maps
     sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
+    layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
+        if surface else None
+    if surface:
+        workflow.connect(layout, "surface_layout", sink, "surface_layout")
     workflow.connect([
         (merges["mask_file"], combine, [("out", "mask_files")]),
         (merges["mean_file"], combine, [("out", "mean_files")]),
@@ -102,6 +113,21 @@ def init_fixed_effects_wf(
         ffx = pe.Node(FixedEffects(contrast_name=contrast, stat_type=stat_type,
                                    contrast_rows=list(rows), run_labels=labels),
                       name=f"ffx_{contrast}", mem_gb=mem_gb)
+        if surface:  # no 3-D grid: no threshold, cluster table or figure
+            contrast_sink = pe.Node(DerivativesSink(
+                **entities, contrast_names=contrast, stat_types=stat_type,
+                sources=[f"{folder}/{contrast_file(label, contrast, m)}" for label in labels
+                         for m in ("effect_maps", "variance_maps")]),
+                name=f"sink_{contrast}", mem_gb=0.25)
+            workflow.connect([
+                (merges[f"effect_{contrast}"], ffx, [("out", "effect_maps")]),
+                (merges[f"variance_{contrast}"], ffx, [("out", "variance_maps")]),
+                (merges[f"model_sidecar_{contrast}"], ffx, [("out", "model_sidecars")]),
+                (combine, ffx, [("mask_file", "mask_file")]),
+                (ffx, contrast_sink, contrast_to_sink()),
+                (layout, contrast_sink, [("surface_layout", "surface_layout")]),
+            ])
+            continue
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
@@ -159,6 +185,11 @@ def connect_runs(parent, run_wfs, ffx_wf, contrasts, contrast_runs: dict | None 
             port = f"outputnode.{run_field}" if source.get_node("outputnode") is not None \
                 else combined_port(field, run_field)
             parent.connect(source, port, ffx_wf, f"merge_{field}.in{position}")
+    if ffx_wf.get_node("surface") is not None:  # surface runs: the first one's layout
+        source = run_wfs[0]
+        port = "outputnode.surface_layout" if source.get_node("outputnode") is not None \
+            else "surface.surface_layout"
+        parent.connect(source, port, ffx_wf, "surface.surface_layout")
 
 
 def combined_port(field: str, run_field: str) -> str:

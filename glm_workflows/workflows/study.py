@@ -214,7 +214,7 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, space=subject.runs[0].run.space,
-        name=subject.workflow_name,
+        surface=bool(subject.runs[0].run.surface), name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
     return ffx_wf
