@@ -12,6 +12,7 @@ import pytest
 from nilearn.datasets import load_fsaverage
 from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
+from nilearn.glm.second_level import SecondLevelModel
 from nilearn.interfaces.fmriprep import load_confounds_strategy
 from nilearn.maskers import SurfaceMasker
 from nilearn.surface import SurfaceImage
@@ -252,14 +253,61 @@ def test_subject_fixed_effects_equal_nilearn(tmp_path):
     assert not list(folder.glob("*clusters.tsv"))
 
 
-def test_group_level_refused_in_one_line(tmp_path, capsys):
-    """The group level of surface runs is not there yet: refused in one line, whether
-    run with the participants (a group model) or later on the written GIFTI maps."""
+def test_group_equal_nilearn_second_level(tmp_path):
+    """Runs and group in one go (--group one-sample): per hemisphere, the group maps equal
+    nilearn's SecondLevelModel on the subjects' written effect maps as SurfaceImages in
+    the intersection of their masks (t: relative 1e-6, the GIFTI inputs being float32);
+    no threshold or cluster table; the group report names the GIFTI z maps."""
+    subjects = ("01", "02", "03", "04")
+    raw, derivatives = write_surface_study(tmp_path / "study", subjects=subjects, n_scans=60)
+    out = tmp_path / "out"
+    argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
+            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+            "--contrast", "aGtB=a - b", "--group", "one-sample",
+            "--work-dir", str(tmp_path / "work"), "-q"]
+    assert main(argv) == 0
+    mesh = load_fsaverage("fsaverage5")["pial"]
+
+    def surface_image(path_of_hemi) -> SurfaceImage:
+        return SurfaceImage(mesh=mesh, data={part: _gifti(path_of_hemi(hemi)).astype(float)
+                                             for part, hemi in (("left", "L"), ("right", "R"))})
+
+    def subject_image(subject, suffix):
+        name = f"sub-{subject}_task-tiny_space-fsaverage5_{suffix}.nii.gz"
+        return surface_image(lambda hemi: out / f"sub-{subject}" / surface_name(name, hemi))
+
+    effects = [subject_image(s, "contrast-aGtB_stat-effect_statmap") for s in subjects]
+    masks = [subject_image(s, "desc-brain_mask") for s in subjects]
+    inside = {part: np.all([m.data.parts[part].squeeze() > 0 for m in masks], axis=0)
+              for part in ("left", "right")}
+    masker = SurfaceMasker(SurfaceImage(mesh=mesh, data=inside)).fit()
+    with pytest.warns(UserWarning, match="mask_img"):
+        model = SecondLevelModel(mask_img=masker).fit(
+            effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(subjects))}))
+    theirs = model.compute_contrast("intercept", output_type="all")
+    group = out / "group"
+    for ours_name, their_name in (("z", "z_score"), ("t", "stat"), ("effect", "effect_size"),
+                                  ("variance", "effect_variance"), ("p", "p_value")):
+        name = f"task-tiny_space-fsaverage5_contrast-aGtB_stat-{ours_name}_statmap.nii.gz"
+        for part, hemi in (("left", "L"), ("right", "R")):
+            ours = _gifti(group / surface_name(name, hemi)).squeeze()
+            expected = np.asarray(theirs[their_name].data.parts[part], dtype=float).squeeze()
+            np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
+                                       rtol=1e-6, atol=1e-6, err_msg=ours_name)
+            assert not ours[~inside[part]].any()
+    assert not list(group.glob("*clusters.tsv")) and not list(group.glob("*.nii.gz"))
+    assert "Surface maps: no volume figure" in (out / "group.html").read_text()
+
+
+def test_group_refusals_in_one_line(tmp_path, capsys):
+    """Not yet for surfaces, each refused in one line: permutations, and the group level
+    on an output folder of GIFTI maps (the BIDS-App group call)."""
     raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
     out, work = tmp_path / "out", tmp_path / "work"
     argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsaverage5",
-            "--contrast", "aGtB=a - b", "--group", "one-sample", "--work-dir", str(work)]
+            "--contrast", "aGtB=a - b", "--group", "one-sample", "--permutations", "100",
+            "--work-dir", str(work)]
     assert main(argv) != 0
     participant = [str(raw), str(out), "participant", "--derivatives", str(derivatives),
                    "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
@@ -270,5 +318,5 @@ def test_group_level_refused_in_one_line(tmp_path, capsys):
     assert main(group) != 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(lines) == 2
-    assert "group level of surface runs is not available" in lines[0]
+    assert "--permutations 100" in lines[0] and "not available" in lines[0]
     assert "hemi-L" in lines[1] and "not available" in lines[1]

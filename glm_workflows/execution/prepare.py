@@ -80,7 +80,8 @@ def prepare(spec, execution) -> StudyPlan:
     runs = collect_runs(spec, notes)
     group = spec.group_settings(execution.permutation_chunks)
     check_surface_runs(runs, smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
-                       group_level=group.model is not None or spec.dataset_node is not None)
+                       group_level=group.model is not None or spec.dataset_node is not None,
+                       permutations=group.permutations)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:

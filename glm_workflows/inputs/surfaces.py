@@ -111,10 +111,11 @@ def surface_run(run, pair, space: str, den) -> object:
 SURFACE_NOISE_MODELS = ("ar1", "ols")
 
 
-def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: bool) -> None:
+def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: bool,
+                       permutations: int = 0) -> None:
     """Refuse, in one line, what a surface analysis cannot do yet: smoothing (nilearn does
-    not smooth surfaces either), a calibrated noise model (smoothed on a 3-D grid), and
-    ``fsnative`` (each subject's own mesh) above the subject level."""
+    not smooth surfaces either), a calibrated noise model (smoothed on a 3-D grid),
+    ``fsnative`` (each subject's own mesh) above the subject level, and permutations."""
     surfaces = [run for run in runs if run.surface]
     if not surfaces:
         return
@@ -135,6 +136,6 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         raise InputError("space-fsnative: each subject has its own mesh, so its maps are not "
                          "combined across subjects; use a template surface (--space "
                          "fsaverage5, fsaverage6, fsaverage) for the group level")
-    if group_level:
-        raise InputError(f"space-{first.space}: the group level of surface runs is not "
-                         "available yet (runs and subjects are); leave out the group model")
+    if group_level and permutations:
+        raise InputError(f"--permutations {permutations}: permutation inference on surface "
+                         f"maps (space-{first.space}) is not available yet; leave it out")

@@ -7,7 +7,8 @@ from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
 
-from ..core.naming import contrast_file, model_file, subject_folder
+from ..core.naming import contrast_file, model_file, subject_folder, surface_name
+from ..core.surfaces import HEMISPHERES
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
 from .inference import init_inference_wf
@@ -96,6 +97,8 @@ def init_fixed_effects_wf(
     entities = sink_entities(output_dir, subject, task, session, None, entities)
     folder = subject_folder(subject)  # the sources: the runs' published maps
     sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
+    if surface:  # each map is a pair of GIFTI files
+        sources = [surface_name(name, hemi) for name in sources for hemi in HEMISPHERES]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
         if surface else None
@@ -116,8 +119,9 @@ def init_fixed_effects_wf(
         if surface:  # no 3-D grid: no threshold, cluster table or figure
             contrast_sink = pe.Node(DerivativesSink(
                 **entities, contrast_names=contrast, stat_types=stat_type,
-                sources=[f"{folder}/{contrast_file(label, contrast, m)}" for label in labels
-                         for m in ("effect_maps", "variance_maps")]),
+                sources=[surface_name(f"{folder}/{contrast_file(label, contrast, m)}", hemi)
+                         for label in labels for m in ("effect_maps", "variance_maps")
+                         for hemi in HEMISPHERES]),
                 name=f"sink_{contrast}", mem_gb=0.25)
             workflow.connect([
                 (merges[f"effect_{contrast}"], ffx, [("out", "effect_maps")]),

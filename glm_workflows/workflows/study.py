@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from nipype.pipeline import engine as pe
 
-from ..core.naming import contrast_file, subject_folder
+from ..core.naming import contrast_file, subject_folder, surface_name
+from ..core.surfaces import HEMISPHERES
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -246,7 +247,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         name=group_plan.workflow_name, node=group_plan.label,
         map_rows=group_plan.map_rows if pooled else None, space=space,
         sources=None if not upstream else _published_maps(plan, group_plan, upstream),
-        design_columns=group_plan.columns if pooled else None)
+        design_columns=group_plan.columns if pooled else None,
+        surface=bool(upstream) and bool(plan.runs[0].run.surface))
     if not upstream:
         _set_subject_maps(group_wf, plan, group_plan)
         workflow.add_nodes([group_wf])
@@ -270,6 +272,13 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
                 source.runs)["effect_maps"] for contrast in group_plan.contrasts]
         sources.append(found)
     connect_subjects(workflow, sources, group_wf)
+    if group_wf.get_node("surface") is not None:  # surface maps: the first subject's layout
+        first = group_plan.subjects[0]
+        source = subject_wfs[first] if first in subject_wfs else \
+            run_wfs[by_subject[first].runs[0].run.label]
+        port = "outputnode.surface_layout" if source.get_node("outputnode") is not None \
+            else "surface.surface_layout"
+        workflow.connect(source, port, group_wf, "surface.surface_layout")
     return group_wf
 
 
@@ -293,6 +302,8 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
             prefix = subject_plan.runs[0].run.prefix
         published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
                       for c in contrasts]
+    if plan.runs and plan.runs[0].run.surface:  # each map is a pair of GIFTI files
+        return [surface_name(name, hemi) for name in published for hemi in HEMISPHERES]
     return published
 
 
