@@ -12,7 +12,7 @@ from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
-from .surfaces import PackSurface
+from .surfaces import PackSurface, PackSurfaceMap
 
 __all__ = [
     "ClusterTable",
@@ -28,6 +28,7 @@ __all__ = [
     "GroupSink",
     "MeanImage",
     "PackSurface",
+    "PackSurfaceMap",
     "PermutationChunk",
     "RunDiagnostics",
     "ThresholdMap",

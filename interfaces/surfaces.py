@@ -15,7 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.surfaces import pack_surface
+from glm_workflows.core.surfaces import other_hemisphere_file, pack_map, pack_surface
 
 
 class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
@@ -43,6 +43,36 @@ class PackSurface(SimpleInterface):
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
         img.to_filename(out["out_file"])
         nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(out["mask_file"])
+        with open(out["layout_file"], "w") as stream:
+            json.dump(layout, stream, indent=2)
+        self._results.update(out)
+        return runtime
+
+
+class _PackSurfaceMapInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True,
+                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it)")
+    mesh = traits.Str(mandatory=True, desc="the mesh: the maps' space (and den-) label")
+
+
+class _PackSurfaceMapOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="3D NIfTI-1 image: the map on the packed grid")
+    layout_file = File(exists=True, desc="JSON: mesh, hemispheres, vertex counts, packing")
+
+
+class PackSurfaceMap(SimpleInterface):
+    """A map written per hemisphere (GIFTI) packed back into one image, with its layout
+    (the group level read from an output folder)."""
+
+    input_spec = _PackSurfaceMapInputSpec
+    output_spec = _PackSurfaceMapOutputSpec
+
+    def _run_interface(self, runtime):
+        paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
+        img, layout = pack_map(paths, self.inputs.mesh)
+        out = {"out_file": os.path.join(runtime.cwd, "map.nii.gz"),
+               "layout_file": os.path.join(runtime.cwd, "surface.json")}
+        img.to_filename(out["out_file"])
         with open(out["layout_file"], "w") as stream:
             json.dump(layout, stream, indent=2)
         self._results.update(out)

@@ -253,19 +253,25 @@ def test_subject_fixed_effects_equal_nilearn(tmp_path):
     assert not list(folder.glob("*clusters.tsv"))
 
 
-def test_group_equal_nilearn_second_level(tmp_path):
-    """Runs and group in one go (--group one-sample): per hemisphere, the group maps equal
-    nilearn's SecondLevelModel on the subjects' written effect maps as SurfaceImages in
-    the intersection of their masks (t: relative 1e-6, the GIFTI inputs being float32);
-    no threshold or cluster table; the group report names the GIFTI z maps."""
+@pytest.mark.parametrize("route", ["together", "bids-app"])
+def test_group_equal_nilearn_second_level(tmp_path, route):
+    """The group mean, with the participants (--group one-sample) or by the BIDS-App group
+    call on the written GIFTI maps: per hemisphere, the group maps equal nilearn's
+    SecondLevelModel on the subjects' written effect maps as SurfaceImages in the
+    intersection of their masks (t: relative 1e-6, where it is large); no threshold or
+    cluster table; the group report names the GIFTI z maps, the sidecars the GIFTI inputs."""
     subjects = ("01", "02", "03", "04")
     raw, derivatives = write_surface_study(tmp_path / "study", subjects=subjects, n_scans=60)
-    out = tmp_path / "out"
-    argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
-            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
-            "--contrast", "aGtB=a - b", "--group", "one-sample",
-            "--work-dir", str(tmp_path / "work"), "-q"]
-    assert main(argv) == 0
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    common = ["--derivatives", str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+              "--contrast", "aGtB=a - b", "--work-dir", work, "-q"]
+    if route == "together":
+        assert main(["--bids-dir", str(raw), "--output-dir", str(out), *common,
+                     "--group", "one-sample"]) == 0
+    else:
+        assert main([str(raw), str(out), "participant", *common]) == 0
+        assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+                     "--group", "one-sample", "--work-dir", work, "-q"]) == 0
     mesh = load_fsaverage("fsaverage5")["pial"]
 
     def surface_image(path_of_hemi) -> SurfaceImage:
@@ -297,26 +303,27 @@ def test_group_equal_nilearn_second_level(tmp_path):
             assert not ours[~inside[part]].any()
     assert not list(group.glob("*clusters.tsv")) and not list(group.glob("*.nii.gz"))
     assert "Surface maps: no volume figure" in (out / "group.html").read_text()
+    sidecar = json.loads((group / "task-tiny_space-fsaverage5_contrast-aGtB_statmap.json")
+                         .read_text())
+    assert len(sidecar["Sources"]) == 2 * len(subjects)
+    assert all(source.endswith(".func.gii") for source in sidecar["Sources"])
 
 
-def test_group_refusals_in_one_line(tmp_path, capsys):
-    """Not yet for surfaces, each refused in one line: permutations, and the group level
-    on an output folder of GIFTI maps (the BIDS-App group call)."""
+def test_permutations_refused_in_one_line(tmp_path, capsys):
+    """Permutation inference on surface maps is not there yet: refused in one line, with
+    the participants and by the BIDS-App group call on the written GIFTI maps."""
     raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
-    out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
+    argv = ["--bids-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsaverage5",
             "--contrast", "aGtB=a - b", "--group", "one-sample", "--permutations", "100",
-            "--work-dir", str(work)]
+            "--work-dir", str(tmp_path / "work")]
     assert main(argv) != 0
-    participant = [str(raw), str(out), "participant", "--derivatives", str(derivatives),
-                   "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
-                   "--work-dir", str(work), "-q"]
-    assert main(participant) == 0
-    group = [str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
-             "--group", "one-sample", "--work-dir", str(work)]
-    assert main(group) != 0
+    out, work = tmp_path / "out2", str(tmp_path / "work2")
+    assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--work-dir", work, "-q"]) == 0
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+                 "--group", "one-sample", "--permutations", "100", "--work-dir", work]) != 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(lines) == 2
-    assert "--permutations 100" in lines[0] and "not available" in lines[0]
-    assert "hemi-L" in lines[1] and "not available" in lines[1]
+    assert all("--permutations 100" in line and "not available" in line for line in lines)

@@ -311,9 +311,8 @@ def parse_output_name(name: str) -> OutputName | None:
                       match["contrast"])
 
 
-#: The extension of a surface map (one per hemisphere): GIFTI functional data, for every
-#: per-vertex output (statistical maps, mask, mean, diagnostics), as fMRIPrep names its
-#: surface series.
+#: The extension of every per-vertex output (one file per hemisphere): GIFTI functional
+#: data, as fMRIPrep names its surface series.
 SURFACE_EXTENSION = "func.gii"
 
 #: The volume extension a surface output replaces.
@@ -323,9 +322,8 @@ _VOLUME_EXTENSION = "nii.gz"
 def surface_name(name: str, hemi: str) -> str:
     """The name of one hemisphere of a surface output written under volume name ``name``.
 
-    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub``,
-    ``ses``, ``task``, ``acq``, ``run``, ``echo``..., before ``space``, ``res``, ``den`` and
-    the output's own ``contrast``, ``stat``, ``desc``), and ``.nii.gz`` becomes
+    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub`` ...
+    ``run``, ``echo``, before ``space``, ``den`` and ``contrast``, ``stat``), ``.nii.gz`` becomes
     ``.func.gii``: ``sub-01_task-x_space-fsaverage5_contrast-a_stat-z_statmap.nii.gz`` ->
     ``sub-01_task-x_hemi-L_space-fsaverage5_contrast-a_stat-z_statmap.func.gii``. A name of
     another extension (a TSV, a JSON, a figure) is returned unchanged.
@@ -341,6 +339,20 @@ def surface_name(name: str, hemi: str) -> str:
                   or BIDS_ENTITY_ORDER.index(part.split("-")[0]) > position), len(parts))
     parts.insert(index, f"hemi-{hemi}")
     return f"{'_'.join(parts)}.{SURFACE_EXTENSION}"
+
+
+def volume_name(name: str) -> tuple[str, str] | None:
+    """The inverse of :func:`surface_name`: ``(volume name, hemi)`` of one hemisphere's
+    output name, or None for a name that is not a surface output's."""
+    stem, _, extension = name.partition(".")
+    if extension != SURFACE_EXTENSION:
+        return None
+    parts = stem.split("_")
+    hemis = [part for part in parts if part.startswith("hemi-")]
+    if len(hemis) != 1:
+        return None
+    parts.remove(hemis[0])
+    return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
 
 
 def parse_subject_folder(name: str) -> str | None:

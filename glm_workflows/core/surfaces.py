@@ -131,20 +131,29 @@ def pack_surface(paths, mesh: str) -> tuple[nb.Nifti1Image, np.ndarray, dict]:
     layout : dict
         :func:`surface_layout`.
     """
+    img, layout = pack_hemispheres(paths, mesh)
+    mask = surface_mask(np.asanyarray(img.dataobj))
+    if not mask.any():
+        raise InputError(f"{paths[0]}: no vertex of the run has finite, non-constant data")
+    return img, mask, layout
+
+
+def pack_hemispheres(paths, mesh: str) -> tuple[nb.Nifti1Image, dict]:
+    """Two hemispheres' GIFTI files (a series, or a map of one or more arrays) packed into
+    one NIfTI-1 image (module docstring), float64, and their layout.
+
+    A 4-D result ``(a, b, 1, k)``; :func:`pack_surface` adds the run's mask.
+    """
     if len(paths) != len(HEMISPHERES):
-        raise InputError(f"a surface run needs its two hemispheres, got {list(paths)}")
-    n_scans, counts = check_surface_pair(paths)
+        raise InputError(f"surface data need their two hemispheres, got {list(paths)}")
+    n_columns, counts = check_surface_pair(paths)
     # float64, as nilearn's SurfaceMasker gives a SurfaceImage's series (its fit on them)
     data = np.concatenate([read_hemisphere(p) for p in paths], axis=0).astype(np.float64)
     layout = surface_layout(mesh, counts)
     shape = tuple(layout["PackedShape"])
-    padded = np.zeros((math.prod(shape), n_scans), dtype=np.float64)
+    padded = np.zeros((math.prod(shape), n_columns), dtype=np.float64)
     padded[: data.shape[0]] = data
-    packed = padded.reshape(shape + (n_scans,), order="F")
-    mask = surface_mask(packed)
-    if not mask.any():
-        raise InputError(f"{paths[0]}: no vertex of the run has finite, non-constant data")
-    return nb.Nifti1Image(packed, np.eye(4)), mask, layout
+    return nb.Nifti1Image(padded.reshape(shape + (n_columns,), order="F"), np.eye(4)), layout
 
 
 def surface_mask(data: np.ndarray) -> np.ndarray:
@@ -223,6 +232,37 @@ def write_hemispheres(packed_file, layout: dict, out_files: dict) -> dict:
     for hemi, values in unpack(data, layout).items():
         nb.save(gifti_image(values), str(out_files[hemi]))
     return {hemi: str(path) for hemi, path in out_files.items()}
+
+
+def pack_map(paths, mesh: str) -> tuple[nb.Nifti1Image, dict]:
+    """A map written per hemisphere (mask, mean, effect: one array each) packed back into
+    a 3-D image on the packed grid, and its layout (:func:`pack_hemispheres`)."""
+    img, layout = pack_hemispheres(paths, mesh)
+    data = np.asanyarray(img.dataobj)
+    if data.shape[3] != 1:
+        raise InputError(f"{paths[0]}: {data.shape[3]} data arrays, expected one map")
+    return nb.Nifti1Image(data[..., 0], img.affine), layout
+
+
+def other_hemisphere_file(path) -> str:
+    """The right hemisphere's file of a left hemisphere's (``hemi-L`` -> ``hemi-R``)."""
+    path = Path(path)
+    return str(path.with_name(path.name.replace("_hemi-L_", "_hemi-R_", 1)))
+
+
+def check_surface_maps(left_files) -> None:
+    """Check maps written per hemisphere (each given by its left file): both hemispheres
+    readable, with the first map's vertex counts (one mesh)."""
+    reference = None
+    for left in left_files:
+        right = other_hemisphere_file(left)
+        _, counts = check_surface_pair([left, right])
+        if reference is None:
+            reference = (left, counts)
+        elif counts != reference[1]:
+            raise InputError(f"{left}: {counts[0]} + {counts[1]} vertices, but "
+                             f"{reference[1][0]} + {reference[1][1]} in {reference[0]} "
+                             "(another mesh)")
 
 
 def read_layout(path) -> dict:

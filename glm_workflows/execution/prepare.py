@@ -26,7 +26,7 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
-from ..inputs.surfaces import check_surface_runs
+from ..inputs.surfaces import check_surface_permutations, check_surface_runs
 from ..plan.study import StudyPlan, plan_study
 
 
@@ -174,6 +174,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         check_plan_files,
         find_subject_maps,
         input_files,
+        is_surface_maps,
         maps_space,
         study_contrasts,
     )
@@ -192,6 +193,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
+    if is_surface_maps(maps):
+        check_surface_permutations(group.permutations, maps_space(maps))
     participants_file = _participants_file(spec)
     plans = group_plans(maps, contrasts, skipped, group, participants_file, warnings,
                         model_file(spec))

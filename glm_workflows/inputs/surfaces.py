@@ -136,6 +136,13 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         raise InputError("space-fsnative: each subject has its own mesh, so its maps are not "
                          "combined across subjects; use a template surface (--space "
                          "fsaverage5, fsaverage6, fsaverage) for the group level")
-    if group_level and permutations:
+    if group_level:
+        check_surface_permutations(permutations, first.space)
+
+
+def check_surface_permutations(permutations: int, space) -> None:
+    """Refuse permutations on surface maps (their cluster statistics and TFCE assume a 3-D
+    grid), in one line."""
+    if permutations:
         raise InputError(f"--permutations {permutations}: permutation inference on surface "
-                         f"maps (space-{first.space}) is not available yet; leave it out")
+                         f"maps (space-{space}) is not available yet; leave it out")

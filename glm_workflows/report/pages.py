@@ -18,10 +18,10 @@ from ..core.naming import (
     INDEX_FILE,
     contrast_file,
     contrast_stem,
-    surface_name,
     model_file,
     report_page,
     subject_folder,
+    surface_name,
 )
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (

@@ -14,6 +14,7 @@ from glm_workflows.interfaces import (
     CombineRunImages,
     GroupModel,
     GroupSink,
+    PackSurfaceMap,
     PermutationChunk,
 )
 
@@ -239,3 +240,18 @@ def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
     for index, subject_inputs in enumerate(inputs, start=1):
         for field, path in subject_inputs.items():
             setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)
+
+
+def set_subject_surface_inputs(group_wf, inputs: list[dict], mesh: str) -> None:
+    """:func:`set_subject_inputs` for maps written per hemisphere (each given by its left
+    file): each packed back by a ``PackSurfaceMap`` node (``pack_<field>_<i>``) of
+    ``group_wf``, the first one's layout given to the sinks (``surface.surface_layout``)."""
+    for index, subject_inputs in enumerate(inputs, start=1):
+        for field, path in subject_inputs.items():
+            pack = pe.Node(PackSurfaceMap(in_file=path, mesh=mesh),
+                           name=f"pack_{field}_{index}")
+            group_wf.connect(pack, "out_file", group_wf.get_node(f"merge_{field}"),
+                             f"in{index}")
+            if index == 1 and field == "mask_files":
+                group_wf.connect(pack, "layout_file", group_wf.get_node("surface"),
+                                 "surface_layout")
