@@ -327,3 +327,37 @@ def test_permutations_refused_in_one_line(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(lines) == 2
     assert all("--permutations 100" in line and "not available" in line for line in lines)
+
+
+def test_folded_mesh_through_the_command_line(tmp_path):
+    """A mesh larger than a NIfTI-1 axis (2 x 20000 vertices, packed as (20000, 2, 1, T))
+    goes through the whole run level: its z map equals FirstLevelModel's on the
+    SurfaceImage (a stand-in mesh of that size) to 1e-6."""
+    from nilearn.surface import InMemoryMesh, PolyMesh
+
+    n = 20000
+    raw, derivatives = write_surface_study(tmp_path / "study", n_scans=40, n_vertices=n,
+                                           space="fsaverage6")
+    out = tmp_path / "out"
+    assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                 "--task", "tiny", "--space", "fsaverage6", "--contrast", "aGtB=a - b",
+                 "--work-dir", str(tmp_path / "work"), "-q"]) == 0
+    func = derivatives / "sub-01" / "func"
+    data = {part: _gifti(func / f"{PREFIX}_hemi-{hemi}_space-fsaverage6_bold.func.gii")
+            for part, hemi in (("left", "L"), ("right", "R"))}
+    half = InMemoryMesh(coordinates=np.zeros((n, 3)), faces=np.array([[0, 1, 2]]))
+    mesh = PolyMesh(left=half, right=half)
+    inside = {part: values.std(axis=1) > 0 for part, values in data.items()}
+    model = FirstLevelModel(
+        t_r=2.0, mask_img=SurfaceMasker(SurfaceImage(mesh=mesh, data=inside)).fit(),
+        noise_model="ar1", hrf_model="spm", drift_model="cosine", high_pass=0.00625,
+        slice_time_ref=0.0)
+    model.fit(SurfaceImage(mesh=mesh, data=data),
+              events=pd.read_csv(raw / "sub-01" / "func" / f"{PREFIX}_events.tsv", sep="\t"))
+    theirs = model.compute_contrast("a - b", output_type="z_score")
+    name = f"{PREFIX}_space-fsaverage6_contrast-aGtB_stat-z_statmap.nii.gz"
+    for part, hemi in (("left", "L"), ("right", "R")):
+        ours = _gifti(out / "sub-01" / surface_name(name, hemi)).squeeze()
+        expected = np.asarray(theirs.data.parts[part], dtype=float).squeeze()
+        np.testing.assert_allclose(ours[inside[part]], expected[inside[part]], atol=1e-6)
+        assert not ours[~inside[part]].any()
