@@ -110,3 +110,31 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
         (func / f"{prefix}_desc-confounds_timeseries.json").write_text(
             json.dumps(sidecar, indent=2))
     return raw, out
+
+
+def main(argv=None) -> None:
+    """``python -m glm_workflows.synthetic_surface DIR [--subjects N] [--runs R] [--space S]
+    [--naming current|older|oldest]``: write DIR/raw and DIR/fmriprep, a surface study of N
+    subjects of R runs (fsaverage5-sized GIFTI pairs, a true ``a - b`` effect)."""
+    import argparse
+
+    from .synthetic import write_participants
+
+    parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic_surface",
+                                     description=main.__doc__.split(":", 1)[1].strip())
+    parser.add_argument("out_dir")
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--space", default="fsaverage5")
+    parser.add_argument("--naming", choices=sorted(SURFACE_NAMINGS), default="current")
+    args = parser.parse_args(argv)
+    subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
+    raw, derivatives = write_surface_study(args.out_dir, subjects, runs=args.runs,
+                                           space=args.space, naming=args.naming)
+    write_participants(raw, subjects)
+    print(raw)
+    print(derivatives)
+
+
+if __name__ == "__main__":
+    main()
