@@ -361,3 +361,23 @@ def test_folded_mesh_through_the_command_line(tmp_path):
         expected = np.asarray(theirs.data.parts[part], dtype=float).squeeze()
         np.testing.assert_allclose(ours[inside[part]], expected[inside[part]], atol=1e-6)
         assert not ours[~inside[part]].any()
+
+
+def test_hemisphere_shape_from_headers(tmp_path):
+    """The shape read from the XML attributes is nibabel's, for one array per volume and
+    for one 2-D array; a file cut short is refused in one line."""
+    from glm_workflows.core.surfaces import hemisphere_shape
+
+    values = np.arange(30, dtype=np.float32).reshape(10, 3)
+    per_volume = tmp_path / "a.func.gii"
+    nb.save(nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(values[:, t])
+                                         for t in range(3)]), str(per_volume))
+    one_array = tmp_path / "b.func.gii"
+    nb.save(nb.gifti.GiftiImage(darrays=[nb.gifti.GiftiDataArray(values)]), str(one_array))
+    assert hemisphere_shape(per_volume) == _gifti(per_volume).shape == (10, 3)
+    assert hemisphere_shape(one_array) == (10, 3)
+    cut = tmp_path / "c.func.gii"
+    cut.write_bytes(per_volume.read_bytes()[:200])
+    with pytest.raises(InputError, match="not a readable GIFTI") as error:
+        hemisphere_shape(cut)
+    assert "\n" not in str(error.value)
