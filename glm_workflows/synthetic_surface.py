@@ -30,7 +30,8 @@ SURFACE_NAMINGS = {
 def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float = 2.0,
                         runs: int = 1, space: str = "fsaverage5", den: str | None = None,
                         naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
-                        constant_vertices: int = 25, seed: int = 0) -> tuple[Path, Path]:
+                        constant_vertices: int = 25, sessions=(),
+                        seed: int = 0) -> tuple[Path, Path]:
     """Write ``<root>/raw`` (BIDS, task ``tiny``, conditions a and b) and
     ``<root>/fmriprep`` (per run its ``hemi-L``/``hemi-R`` GIFTI series, their JSON
     sidecars with RepetitionTime, and ``desc-confounds_timeseries.tsv``).
@@ -45,7 +46,7 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
     root : str or PathLike
         Created.
     subjects : sequence of str
-    n_scans, t_r, runs, seed
+    n_scans, t_r, runs, sessions, seed
         As :func:`glm_workflows.synthetic.write_tiny_bids` (the raw runs are its).
     space, den : str
         ``space-`` (and ``den-``) of the series.
@@ -60,7 +61,7 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
     """
     root = Path(root)
     raw = write_tiny_bids(root / "raw", subjects=subjects, n_scans=n_scans, t_r=t_r,
-                          seed=seed, runs=runs)
+                          seed=seed, runs=runs, sessions=sessions)
     out = root / "fmriprep"
     out.mkdir(parents=True, exist_ok=True)
     (out / "dataset_description.json").write_text(json.dumps({
@@ -76,7 +77,7 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
             boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
     space_label = f"space-{space}" + (f"_den-{den}" if den else "")
     rho = np.linspace(0, 0.5, n_vertices)
-    for bold in sorted(raw.glob("sub-*/func/*_bold.nii.gz")):
+    for bold in sorted(raw.glob("sub-*/**/func/*_bold.nii.gz")):
         prefix = bold.name[: bold.name.index("_bold.nii")]
         func = out / bold.parent.relative_to(raw)
         func.mkdir(parents=True, exist_ok=True)

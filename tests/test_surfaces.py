@@ -381,3 +381,22 @@ def test_hemisphere_shape_from_headers(tmp_path):
     with pytest.raises(InputError, match="not a readable GIFTI") as error:
         hemisphere_shape(cut)
     assert "\n" not in str(error.value)
+
+
+def test_sessions_combined_per_hemisphere(tmp_path):
+    """A subject's runs in two sessions are combined (fixed effects) as for volumes, their
+    maps written per hemisphere."""
+    raw, derivatives = write_surface_study(tmp_path / "study", n_scans=40, n_vertices=60,
+                                           sessions=("1", "2"))
+    out = tmp_path / "out"
+    assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--work-dir", str(tmp_path / "work"), "-q"]) == 0
+    names = {p.name for p in (out / "sub-01").iterdir()}
+    for prefix in ("sub-01_ses-1_task-tiny", "sub-01_ses-2_task-tiny", PREFIX):
+        for hemi in "LR":
+            assert (f"{prefix}_hemi-{hemi}_space-fsaverage5_contrast-aGtB_stat-z_statmap"
+                    ".func.gii") in names
+    combined = _gifti(out / "sub-01" / f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB"
+                                         "_stat-z_statmap.func.gii")
+    assert combined.shape == (60, 1)
