@@ -400,3 +400,17 @@ def test_sessions_combined_per_hemisphere(tmp_path):
     combined = _gifti(out / "sub-01" / f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB"
                                          "_stat-z_statmap.func.gii")
     assert combined.shape == (60, 1)
+
+
+def test_bids_filter_query_selects_surface_series(tmp_path):
+    """A --bids-filter-file's bold query keeps or drops the GIFTI series by their entities;
+    nothing kept: one line naming the query."""
+    raw, derivatives = write_surface_study(tmp_path, n_scans=40, n_vertices=50,
+                                           space="fsaverage", den="10k")
+    keep = (("bold", (("den", ("10k",)),)),)
+    runs = find_derivative_runs(raw, derivatives, "tiny", space="fsaverage", filters=keep)
+    assert runs[0].surface == "fsaverage_den-10k"
+    drop = (("bold", (("den", ("41k",)),)),)
+    with pytest.raises(InputError, match="bids-filter-file") as error:
+        find_derivative_runs(raw, derivatives, "tiny", space="fsaverage", filters=drop)
+    assert "\n" not in str(error.value)

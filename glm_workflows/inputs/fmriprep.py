@@ -109,8 +109,9 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     if is_surface_space(space):  # GIFTI hemisphere pairs (inputs.surfaces)
         listing = _Listing()
         found = []
+        query = bold_query(filters, DERIVATIVE_ENTITIES)
         for match in matches:
-            pair = surface_pair(match, space, desc, den, folders)
+            pair = surface_pair(match, space, desc, den, folders, query)
             found.append(surface_run(_derivative_run(match, pair[0], root, task, listing),
                                      pair, space, den))
         _check_distinct_labels(found, root, task)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..core.bids_filter import describe, query_keeps
 from ..core.errors import InputError
 from ..core.surfaces import HEMISPHERES, SURFACE_MASK
 
@@ -32,7 +33,7 @@ def surface_entities(name: str) -> tuple[dict, str | None]:
     return entities, suffix
 
 
-def surface_files(match, space: str, desc: str, den) -> dict:
+def surface_files(match, space: str, desc: str, den, query=()) -> dict:
     """The run's GIFTI series in ``space`` (and ``den``), by hemisphere.
 
     Returns
@@ -53,19 +54,23 @@ def surface_files(match, space: str, desc: str, den) -> dict:
             continue
         if "echo" in entities:  # fMRIPrep samples the combined series only
             continue
+        if not query_keeps(query, entities):  # a --bids-filter-file's bold query
+            continue
         found.setdefault(entities["hemi"], []).append((path, entities))
     return found
 
 
-def surface_pair(match, space: str, desc: str, den, folders) -> tuple:
+def surface_pair(match, space: str, desc: str, den, folders, query=()) -> tuple:
     """The run's left and right hemispheres (``[(path, entities)] * 2``), refused in one line
     when one is missing (naming the file found and the one expected) or ambiguous."""
-    found = surface_files(match, space, desc, den)
+    found = surface_files(match, space, desc, den, query)
     wanted = f"space-{space}" + (f"_den-{den}" if den else "")
     if not found:
         where = ", ".join(str(f) for f in folders)
         raise InputError(f"{match.bold.name}: no surface series in {where}; searched "
-                         f"{match.stem}_hemi-{{L,R}}_{wanted}_bold.func.gii")
+                         f"{match.stem}_hemi-{{L,R}}_{wanted}_bold.func.gii"
+                         + (f" (kept by --bids-filter-file: {describe(query)})" if query
+                            else ""))
     pair = []
     for hemi in HEMISPHERES:
         files = found.get(hemi, [])
@@ -99,6 +104,7 @@ def surface_run(run, pair, space: str, den) -> object:
     from .runs import _absolute
 
     fallbacks = {k: v for k, v in run.fallbacks.items() if k != "MaskSource"}
+    den = pair[0][1].get("den") or den  # the series' own density
     mesh = space + (f"_den-{den}" if den else "")
     return replace(run, bold_files=[_absolute(path) for path, _ in pair], mask_file=None,
                    surface=mesh, fallbacks=fallbacks,
