@@ -165,10 +165,16 @@ def test_missing_hemisphere_is_one_line(tmp_path):
 @pytest.mark.parametrize("flags, words", [
     (["--smoothing-fwhm", "6"], "not smoothed"),
     (["--noise-model", "ar1-corrected"], "3-D grid"),
+    (["--mask", "MASK"], "not read for surface runs"),
 ])
 def test_refused_in_one_line(tmp_path, capsys, flags, words):
-    """Surface smoothing and the calibrated noise models are refused in one line."""
+    """Surface smoothing, the calibrated noise models and a user mask are refused in one
+    line."""
     raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
+    if "MASK" in flags:
+        mask = tmp_path / "mask.nii.gz"
+        nb.Nifti1Image(np.ones((2, 2, 2), np.uint8), np.eye(4)).to_filename(mask)
+        flags = [str(mask) if flag == "MASK" else flag for flag in flags]
     argv = [str(raw), str(tmp_path / "out"), "participant", "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsaverage5",
             "--contrast", "aGtB=a - b", "--work-dir", str(tmp_path / "work"), *flags]

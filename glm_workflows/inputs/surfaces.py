@@ -119,8 +119,9 @@ SURFACE_NOISE_MODELS = ("ar1", "ols")
 
 def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: bool,
                        permutations: int = 0) -> None:
-    """Refuse, in one line, what a surface analysis cannot do yet: smoothing (nilearn does
-    not smooth surfaces either), a calibrated noise model (smoothed on a 3-D grid),
+    """Refuse, in one line, what a surface analysis cannot do yet: a user mask, smoothing
+    (nilearn does not smooth surfaces either), a calibrated noise model (smoothed on a 3-D
+    grid),
     ``fsnative`` (each subject's own mesh) above the subject level, and permutations."""
     surfaces = [run for run in runs if run.surface]
     if not surfaces:
@@ -130,6 +131,10 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         volume = next(run for run in runs if not run.surface)
         raise InputError(f"{volume.bold_files[0]}: a volume run in an analysis of surface "
                          f"runs ({first.bold_files[0]}); analyse one space at a time")
+    if first.mask_file:
+        raise InputError(f"--mask {first.mask_file}: a mask is not read for surface runs yet "
+                         f"(space-{first.space}: the vertices with finite, non-constant "
+                         "data are fitted); leave it out")
     if smoothing_fwhm:
         raise InputError(f"--smoothing-fwhm {smoothing_fwhm:g}: surface runs "
                          f"(space-{first.space}) are not smoothed (nilearn does not smooth "
