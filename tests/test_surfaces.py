@@ -420,3 +420,22 @@ def test_bids_filter_query_selects_surface_series(tmp_path):
     with pytest.raises(InputError, match="bids-filter-file") as error:
         find_derivative_runs(raw, derivatives, "tiny", space="fsaverage", filters=drop)
     assert "\n" not in str(error.value)
+
+
+def test_three_level_model_file(tmp_path):
+    """A BIDS Stats Models file (run -> subject fixed effects -> dataset) on surface runs:
+    every level's maps per hemisphere."""
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parents[1] / "examples" / "models" / "three_level_smdl.json"
+    raw, derivatives = write_surface_study(tmp_path / "study", subjects=("01", "02", "03"),
+                                           n_scans=40, n_vertices=60, runs=2)
+    out = tmp_path / "out"
+    assert main(["--bids-dir", str(raw), "--derivatives", str(derivatives),
+                 "--space", "fsaverage5", "--model", str(model), "--output-dir", str(out),
+                 "--work-dir", str(tmp_path / "work"), "-q"]) == 0
+    suffix = "space-fsaverage5_contrast-aMinusB_stat-z_statmap.func.gii"
+    for hemi in "LR":
+        assert (out / "sub-01" / f"{PREFIX}_run-1_hemi-{hemi}_{suffix}").is_file()
+        assert (out / "sub-01" / f"{PREFIX}_hemi-{hemi}_{suffix}").is_file()
+        assert (out / "group" / f"task-tiny_hemi-{hemi}_{suffix}").is_file()
