@@ -12,7 +12,7 @@ from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
-from .surfaces import PackSurface, PackSurfaceMap
+from .surfaces import PackSurface, PackSurfaceMap, SurfaceFigure
 
 __all__ = [
     "ClusterTable",
@@ -31,5 +31,6 @@ __all__ = [
     "PackSurfaceMap",
     "PermutationChunk",
     "RunDiagnostics",
+    "SurfaceFigure",
     "ThresholdMap",
 ]

@@ -86,6 +86,7 @@ INPUT_DESCRIPTIONS = {
     "cluster_tables": "cluster tables",
     "cluster_jsons": "cluster tables' sidecars: columns, atlas (when the space is known)",
     "contrast_figures": "contrast matrix figures (run-level models)",
+    "surface_figures": "surface z maps drawn on the mesh (fsaverage5: nilearn ships it)",
     "contrast_jsons": "contrast definitions, the sidecar of all its maps",
 }
 

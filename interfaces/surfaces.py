@@ -15,7 +15,13 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.surfaces import other_hemisphere_file, pack_map, pack_surface
+from glm_workflows.core.surface_figures import plot_surface_map
+from glm_workflows.core.surfaces import (
+    other_hemisphere_file,
+    pack_map,
+    pack_surface,
+    read_layout,
+)
 
 
 class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
@@ -76,4 +82,30 @@ class PackSurfaceMap(SimpleInterface):
         with open(out["layout_file"], "w") as stream:
             json.dump(layout, stream, indent=2)
         self._results.update(out)
+        return runtime
+
+
+class _SurfaceFigureInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="a z map on the packed grid")
+    layout_file = File(exists=True, mandatory=True, desc="its layout JSON")
+    title = traits.Str("", usedefault=True, desc="figure title (the contrast's name)")
+
+
+class _SurfaceFigureOutputSpec(TraitedSpec):
+    figure = File(exists=True, desc="PNG: the z map on the inflated mesh (undefined when "
+                                    "nilearn does not ship the mesh)")
+
+
+class SurfaceFigure(SimpleInterface):
+    """A surface z map drawn on its mesh, both hemispheres (fsaverage5 only)."""
+
+    input_spec = _SurfaceFigureInputSpec
+    output_spec = _SurfaceFigureOutputSpec
+
+    def _run_interface(self, runtime):
+        out_file = os.path.join(runtime.cwd, "surface.png")
+        values = np.asanyarray(nb.load(self.inputs.z_map).dataobj)
+        if plot_surface_map(values, read_layout(self.inputs.layout_file), self.inputs.title,
+                            out_file):
+            self._results["figure"] = out_file
         return runtime

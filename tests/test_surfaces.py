@@ -109,7 +109,8 @@ def test_maps_equal_nilearn_on_the_surface_image(surface_run):
 
 def test_outputs_named_per_hemisphere(surface_run):
     """Every map is written once per hemisphere, hemi- before space- (schema order),
-    as .func.gii; no volume map, threshold or cluster table; the report says why."""
+    as .func.gii; no volume map, threshold or cluster table; the report says why and shows
+    the z map drawn on the fsaverage5 mesh."""
     _, _, out = surface_run
     names = sorted(p.name for p in (out / "sub-01").iterdir())
     assert f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB_stat-z_statmap.func.gii" in names
@@ -121,7 +122,10 @@ def test_outputs_named_per_hemisphere(surface_run):
         sorted(n for n in names if "hemi-R" in n)
     mask = _gifti(out / "sub-01" / f"{PREFIX}_hemi-L_space-fsaverage5_desc-brain_mask.func.gii")
     assert mask.shape == (10242, 1)
-    assert "Surface maps: no volume figure" in (out / "sub-01.html").read_text()
+    report = (out / "sub-01.html").read_text()
+    assert "Surface maps: no volume figure" in report
+    figure = f"{PREFIX}_space-fsaverage5_contrast-aGtB_stat-z_desc-surface_statmap.png"
+    assert figure in names and "inflated mesh" in report  # fsaverage5: drawn on the mesh
 
 
 def test_surface_name_schema_order():

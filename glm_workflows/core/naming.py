@@ -60,6 +60,7 @@ CONTRAST_OUTPUTS = {
     # only when the maps' space is known
     "cluster_jsons": "clusters.json",
     "contrast_figures": "contrastmatrix.png",
+    "surface_figures": "stat-z_desc-surface_statmap.png",  # surface maps: z on the mesh
     "contrast_jsons": "statmap.json",
 }
 

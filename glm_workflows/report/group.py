@@ -178,7 +178,10 @@ def _contrast_section(folder: Path, stem: str) -> str:
              _definition(meta)]
     z_maps = [surface_name(group_file(stem, "z_maps"), hemi) for hemi in "LR"]
     if (folder / z_maps[0]).exists():  # surface maps: no 3-D grid to threshold or cut
-        parts += ['<p class="note">Surface maps: no volume figure, threshold or cluster '
+        drawn = folder / group_file(stem, "surface_figures")
+        parts += [file_figure(drawn, "z map on the inflated mesh (unthresholded)")
+                  if drawn.exists() else "",
+                  '<p class="note">Surface maps: no volume figure, threshold or cluster '
                   f'table; z maps: <code>{escape(z_maps[0])}</code>, '
                   f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]
         return "\n".join(part for part in parts if part)

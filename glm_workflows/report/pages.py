@@ -234,8 +234,11 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
              _contrast_definition(meta)]
     z_maps = [surface_name(contrast_file(prefix, contrast, "z_maps"), h) for h in "LR"]
     if (folder / z_maps[0]).exists():  # a surface run: no 3-D grid to threshold or cut
+        drawn = folder / contrast_file(prefix, contrast, "surface_figures")
         parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),
                               "Contrast weights"),
+                  file_figure(drawn, "z map on the inflated mesh (unthresholded)")
+                  if drawn.exists() else "",
                   '<p class="note">Surface maps: no volume figure, threshold or cluster '
                   f'table; z maps: <code>{escape(z_maps[0])}</code>, '
                   f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]

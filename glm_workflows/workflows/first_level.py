@@ -16,6 +16,7 @@ from glm_workflows.interfaces import (
     MeanImage,
     PackSurface,
     RunDiagnostics,
+    SurfaceFigure,
 )
 
 from ..core.entities import bids_prefix
@@ -245,8 +246,13 @@ def init_first_level_wf(
             contrast_sink = pe.Node(DerivativesSink(**entities, contrast_names=contrast,
                                                     stat_types=stat_type),
                                     name=f"sink_{contrast}", mem_gb=0.25)
+            figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
+                             mem_gb=mem_gb["light"])
             workflow.connect([
                 (fit, estimate, same_names(FIT_FILES)),
+                (estimate, figure, [("z", "z_map")]),
+                (pack, figure, [("layout_file", "layout_file")]),
+                (figure, contrast_sink, [("figure", "surface_figures")]),
                 (pack, contrast_sink, [("layout_file", "surface_layout")]),
                 (estimate, contrast_sink, contrast_to_sink(figure=True)),
                 (inputnode, contrast_sink, list(_SOURCES)),

@@ -5,7 +5,12 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
-from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
+from glm_workflows.interfaces import (
+    CombineRunImages,
+    DerivativesSink,
+    FixedEffects,
+    SurfaceFigure,
+)
 
 from ..core.naming import contrast_file, model_file, subject_folder, surface_name
 from ..core.surfaces import HEMISPHERES
@@ -131,6 +136,11 @@ def init_fixed_effects_wf(
                 (ffx, contrast_sink, contrast_to_sink()),
                 (layout, contrast_sink, [("surface_layout", "surface_layout")]),
             ])
+            figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
+                             mem_gb=mem_gb)
+            workflow.connect([(ffx, figure, [("z", "z_map")]),
+                              (layout, figure, [("surface_layout", "layout_file")]),
+                              (figure, contrast_sink, [("figure", "surface_figures")])])
             continue
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")

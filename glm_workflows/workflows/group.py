@@ -16,6 +16,7 @@ from glm_workflows.interfaces import (
     GroupSink,
     PackSurfaceMap,
     PermutationChunk,
+    SurfaceFigure,
 )
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
@@ -160,8 +161,13 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (model, sink, [*contrast_to_sink(),
                            *same_names(("design_file", "design_json", "design_figure"))]),
         ])
-        if surface:  # no 3-D grid: no threshold, cluster table or figure
-            workflow.connect(layout, "surface_layout", sink, "surface_layout")
+        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+            figure = pe.Node(SurfaceFigure(title=group_contrast or contrast),
+                             name=f"surface_figure_{label}", mem_gb=mem_gb)
+            workflow.connect([(layout, sink, [("surface_layout", "surface_layout")]),
+                              (layout, figure, [("surface_layout", "layout_file")]),
+                              (model, figure, [("z", "z_map")]),
+                              (figure, sink, [("figure", "surface_figures")])])
         else:
             inference_wf = init_inference_wf(inference=inference, space=space,
                                              name=f"inference_{label}_wf")
