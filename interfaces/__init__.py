@@ -12,6 +12,7 @@ from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
+from .surfaces import PackSurface, PackSurfaceMap, SurfaceFigure
 
 __all__ = [
     "ClusterTable",
@@ -26,7 +27,10 @@ __all__ = [
     "GroupModel",
     "GroupSink",
     "MeanImage",
+    "PackSurface",
+    "PackSurfaceMap",
     "PermutationChunk",
     "RunDiagnostics",
+    "SurfaceFigure",
     "ThresholdMap",
 ]

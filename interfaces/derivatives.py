@@ -1,5 +1,7 @@
 """Sink: copies a first-level model's outputs under BIDS-Derivatives names."""
 
+import os
+
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -13,7 +15,14 @@ from nipype.interfaces.base import (
 
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.entities import bids_prefix
-from glm_workflows.core.naming import CONTRAST_OUTPUTS, MODEL_OUTPUTS, contrast_file, model_file
+from glm_workflows.core.naming import (
+    CONTRAST_OUTPUTS,
+    MODEL_OUTPUTS,
+    contrast_file,
+    model_file,
+    surface_name,
+)
+from glm_workflows.core.surfaces import read_layout, write_hemispheres
 
 #: The sink's inputs for the entities of a prefix besides sub, ses, task and run: the
 #: keyword of :func:`bids_prefix` (an entity of ``RunInputs.entities``) -> the input.
@@ -44,6 +53,8 @@ class _DerivativesSinkInputSpec(BaseInterfaceInputSpec):
     confounds_file = traits.Str(desc="the run's confounds file, added to the sources")
     contrast_names = InputMultiObject(traits.Str, desc="one name per contrast")
     stat_types = InputMultiObject(traits.Str, desc="'t' or 'F', per contrast")
+    surface_layout = File(exists=True, desc="a surface run's layout JSON (PackSurface): its "
+                                             "maps are written as one GIFTI per hemisphere")
 
 
 #: What the sink's file inputs hold (their names: naming's MODEL_OUTPUTS and
@@ -75,6 +86,7 @@ INPUT_DESCRIPTIONS = {
     "cluster_tables": "cluster tables",
     "cluster_jsons": "cluster tables' sidecars: columns, atlas (when the space is known)",
     "contrast_figures": "contrast matrix figures (run-level models)",
+    "surface_figures": "surface z maps drawn on the mesh (fsaverage5: nilearn ships it)",
     "contrast_jsons": "contrast definitions, the sidecar of all its maps",
 }
 
@@ -122,6 +134,8 @@ class DerivativesSink(SimpleInterface):
             for field in CONTRAST_OUTPUTS:
                 if isdefined(getattr(inputs, field)):
                     files[contrast_file(prefix, name, field, stat)] = getattr(inputs, field)[index]
+        if isdefined(inputs.surface_layout):
+            files = surface_files(files, read_layout(inputs.surface_layout), runtime.cwd)
         sources = list(inputs.sources) if isdefined(inputs.sources) else []
         sources += [getattr(inputs, f) for f in ("events_file", "confounds_file")
                     if isdefined(getattr(inputs, f)) and getattr(inputs, f)]
@@ -130,3 +144,18 @@ class DerivativesSink(SimpleInterface):
         self._results["out_files"] = write_derivatives(files, inputs.output_dir, inputs.subject,
                                                        sidecar_fields=provenance)
         return runtime
+
+
+def surface_files(files: dict, layout: dict, folder) -> dict:
+    """The sink's files of a surface model: each packed map (``.nii.gz``) replaced by its
+    two hemispheres' GIFTI files (written in ``folder``), the other files kept."""
+    out = {}
+    for name, source in files.items():
+        if surface_name(name, "L") == name:  # a table, a sidecar, a figure
+            out[name] = source
+            continue
+        names = {hemi: surface_name(name, hemi) for hemi in layout["Hemispheres"]}
+        write_hemispheres(source, layout, {hemi: os.path.join(folder, written)
+                                           for hemi, written in names.items()})
+        out.update({written: os.path.join(folder, written) for written in names.values()})
+    return out

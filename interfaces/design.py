@@ -3,7 +3,6 @@
 import json
 import os
 
-import nibabel as nb
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -30,6 +29,7 @@ from glm_workflows.core.figures import (
 )
 from glm_workflows.core.naming import MODEL_OUTPUTS
 from glm_workflows.core.run_tables import save_design_matrix
+from glm_workflows.core.surfaces import n_volumes
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
 
@@ -37,7 +37,9 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     events_file = File(exists=True, mandatory=True,
                        desc="BIDS events.tsv: onset, duration, trial_type (optional modulation)")
     bold_file = File(exists=True, mandatory=True,
-                     desc="4D functional image; only its number of volumes is read")
+                     desc="4D functional image (or a surface run's left-hemisphere GIFTI "
+                          "series); only its number of volumes is read, and its name "
+                          "by nilearn's confound strategies")
     t_r = traits.Float(mandatory=True, desc="repetition time in seconds")
     # Defaults: the settings' (glm_workflows.settings.DEFAULT_MODEL), as the CLI's.
     hrf_model = traits.Enum(*default_first(DEFAULT_MODEL.hrf_model, HRF_MODELS),
@@ -98,7 +100,7 @@ class DesignMatrix(SimpleInterface):
     output_spec = _DesignMatrixOutputSpec
 
     def _run_interface(self, runtime):
-        n_scans = nb.load(self.inputs.bold_file).shape[3]
+        n_scans = n_volumes(self.inputs.bold_file)
         confounds_file = self.inputs.confounds_file \
             if isdefined(self.inputs.confounds_file) else None
         selection = self.inputs.confounds_selection \

@@ -36,8 +36,10 @@ from glm_workflows.core.naming import (
 )
 from glm_workflows.core.permutation_results import combine_permutations
 from glm_workflows.core.permutations import permutation_chunk
+from glm_workflows.core.surfaces import read_layout
 
 from ._ports import ContrastMapsOutputSpec
+from .derivatives import surface_files
 
 #: The permutation maps (nilearn's ``non_parametric_inference`` keys) written.
 LOGP_MAPS = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
@@ -329,6 +331,8 @@ class _GroupSinkInputSpec(BaseInterfaceInputSpec):
     space = traits.Str(desc="the space of the subjects' maps (fMRIPrep's space-); undefined "
                             "when not known")
     sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
+    surface_layout = File(exists=True, desc="surface maps' layout JSON (PackSurface): each map "
+                                             "written as one GIFTI per hemisphere")
 
 
 for _output in GROUP_OUTPUTS:  # one optional file input per group output
@@ -355,6 +359,8 @@ class GroupSink(SimpleInterface):
                           inputs.space if isdefined(inputs.space) else None)
         files = {group_file(stem, output, inputs.stat_type): getattr(inputs, output)
                  for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
+        if isdefined(inputs.surface_layout):
+            files = surface_files(files, read_layout(inputs.surface_layout), runtime.cwd)
         sidecar = {"Sources": list(inputs.sources) if isdefined(inputs.sources) else [],
                    "SoftwareVersions": software_versions()}
         self._results["out_files"] = write_derivatives(files, inputs.output_dir, None,

@@ -48,6 +48,7 @@ LAYERS = {
     "glm_workflows.execution.combinations": "planner",  # a node design's weights, planned
     "glm_workflows.cli": "cli",                # the command line and what array jobs run
     "glm_workflows.synthetic": "tools",        # example datasets (python -m ...synthetic)
+    "glm_workflows.synthetic_surface": "tools",  # a surface (GIFTI) fMRIPrep-like study
 }
 
 #: The layers each layer may import (its own included): cli -> execution -> workflows ->

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .entities import _LABEL, _PREFIX, check_label
+from .entities import _LABEL, _PREFIX, BIDS_ENTITY_ORDER, check_label
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
@@ -60,6 +60,7 @@ CONTRAST_OUTPUTS = {
     # only when the maps' space is known
     "cluster_jsons": "clusters.json",
     "contrast_figures": "contrastmatrix.png",
+    "surface_figures": "stat-z_desc-surface_statmap.png",  # surface maps: z on the mesh
     "contrast_jsons": "statmap.json",
 }
 
@@ -128,8 +129,7 @@ GROUP_OUTPUTS = {
     "logp_max_tfce": "stat-logp_desc-tfceFWE_statmap.nii.gz",
     "null_figure": "desc-maxTNull_distribution.png",
     "permutation_json": "desc-permutations_statmap.json",
-    # the mixed-effects estimator's between-subject variance (REML)
-    "tau2_map": "stat-tau2_statmap.nii.gz",
+    "tau2_map": "stat-tau2_statmap.nii.gz",  # mixed effects: between-subject variance
 }
 
 
@@ -311,6 +311,47 @@ def parse_output_name(name: str) -> OutputName | None:
         return OutputName(match["prefix"], _MODEL_SUFFIXES[match["model_suffix"]])
     return OutputName(match["prefix"], _CONTRAST_SUFFIXES[match["contrast_suffix"]],
                       match["contrast"])
+
+
+#: The extension of every per-vertex output (one file per hemisphere, GIFTI functional data
+#: as fMRIPrep names its surface series), and the volume extension it replaces.
+SURFACE_EXTENSION, _VOLUME_EXTENSION = "func.gii", "nii.gz"
+
+
+def surface_name(name: str, hemi: str) -> str:
+    """The name of one hemisphere of a surface output written under volume name ``name``.
+
+    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub`` ...
+    ``run``, ``echo``, before ``space``, ``den`` and ``contrast``, ``stat``), ``.nii.gz`` becomes
+    ``.func.gii``: ``sub-01_task-x_space-fsaverage5_contrast-a_stat-z_statmap.nii.gz`` ->
+    ``sub-01_task-x_hemi-L_space-fsaverage5_contrast-a_stat-z_statmap.func.gii``. A name of
+    another extension (a TSV, a JSON, a figure) is returned unchanged.
+    """
+    stem, _, extension = name.partition(".")
+    if extension != _VOLUME_EXTENSION:
+        return name
+    check_label(hemi, "hemi")
+    parts = stem.split("_")
+    position = BIDS_ENTITY_ORDER.index("hemi")
+    index = next((i for i, part in enumerate(parts)
+                  if "-" not in part or part.split("-")[0] not in BIDS_ENTITY_ORDER
+                  or BIDS_ENTITY_ORDER.index(part.split("-")[0]) > position), len(parts))
+    parts.insert(index, f"hemi-{hemi}")
+    return f"{'_'.join(parts)}.{SURFACE_EXTENSION}"
+
+
+def volume_name(name: str) -> tuple[str, str] | None:
+    """The inverse of :func:`surface_name`: ``(volume name, hemi)`` of one hemisphere's
+    output name, or None for a name that is not a surface output's."""
+    stem, _, extension = name.partition(".")
+    if extension != SURFACE_EXTENSION:
+        return None
+    parts = stem.split("_")
+    hemis = [part for part in parts if part.startswith("hemi-")]
+    if len(hemis) != 1:
+        return None
+    parts.remove(hemis[0])
+    return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
 
 
 def parse_subject_folder(name: str) -> str | None:

@@ -26,6 +26,7 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
+from ..inputs.surfaces import check_surface_permutations, check_surface_runs
 from ..plan.study import StudyPlan, plan_study
 from .combinations import plan_combinations
 
@@ -78,6 +79,10 @@ def prepare(spec, execution) -> StudyPlan:
     arguments = plugin_args(execution)
     notes: list = []
     runs = collect_runs(spec, notes)
+    group = spec.group_settings(execution.permutation_chunks)
+    check_surface_runs(runs, smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
+                       group_level=group.model is not None or spec.dataset_node is not None,
+                       permutations=group.permutations)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:
@@ -94,7 +99,6 @@ def prepare(spec, execution) -> StudyPlan:
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
-    group = spec.group_settings(execution.permutation_chunks)
     participants_file = _participants_file(spec)
     combinations, group_contrasts, group_skipped = {}, contrasts, skipped
     if spec.designed_node is not None:  # the Dataset nodes get the node's contrasts
@@ -176,6 +180,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         check_plan_files,
         find_subject_maps,
         input_files,
+        is_surface_maps,
         maps_space,
         study_contrasts,
     )
@@ -194,6 +199,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
+    if is_surface_maps(maps):
+        check_surface_permutations(group.permutations, maps_space(maps))
     participants_file = _participants_file(spec)
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)

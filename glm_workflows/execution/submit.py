@@ -75,7 +75,12 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
     sizes = [task_size([m for label in task for m in run_estimates[label]], execution.n_procs,
                        limits.node_cpus) for task in tasks]
     size = JobSize(max(s.cpus for s in sizes), max(s.memory_gb for s in sizes))  # one for all
-    n_voxels = math.prod(nb.load(runs[0].bold_files[0]).shape[:3])
+    if runs[0].surface:  # a GIFTI hemisphere pair: its vertices
+        from ..core.surfaces import check_surface_pair
+
+        n_voxels = sum(check_surface_pair(runs[0].bold_files)[1])
+    else:
+        n_voxels = math.prod(nb.load(runs[0].bold_files[0]).shape[:3])
     group = group_size(len(participants), n_voxels, execution.n_procs)
     limits.check_job(size, "array task")
     limits.check_job(group, "group job")

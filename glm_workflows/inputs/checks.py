@@ -175,18 +175,24 @@ def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, desig
     from ..core.images import check_header_repetition_time, check_images_compatible
     from ..plan.study import estimate_memory_gb
 
-    imgs = check_images_compatible(run.bold_files)
-    check_header_repetition_time(run.t_r, imgs, run.bold_files)
-    if run.mask_file:
-        _check_mask(run.mask_file, imgs[0])
-    n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
+    if run.surface:  # a GIFTI hemisphere pair (core.surfaces): read, checked, packed later
+        from ..core.surfaces import check_surface_pair
+
+        n_scans, counts = check_surface_pair(run.bold_files)
+        n_voxels = sum(counts)
+    else:
+        imgs = check_images_compatible(run.bold_files)
+        check_header_repetition_time(run.t_r, imgs, run.bold_files)
+        if run.mask_file:
+            _check_mask(run.mask_file, imgs[0])
+        n_scans = sum(img.shape[3] if img.ndim == 4 else 1 for img in imgs)
+        n_voxels = int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2])
     run_warnings, skipped = _checked_design(run, n_scans, model, contrasts, design_checks,
                                             confounds, min_kept_volumes, strict,
                                             study_conditions)
     _check_output_names(run, [c for c in contrasts if c[0] not in skipped], output_dir)
     warnings.extend(run_warnings)
-    estimates = estimate_memory_gb(int(imgs[0].shape[0] * imgs[0].shape[1] * imgs[0].shape[2]),
-                                   n_scans)
+    estimates = estimate_memory_gb(n_voxels, n_scans)
     if len(run.bold_files) == 1:  # a 4D run is read as it is: no concatenate node
         del estimates["concatenate"]
     return estimates, skipped
@@ -259,7 +265,7 @@ def _design_outcome(run, n_scans, model, contrasts, confounds, min_kept_volumes,
     from ..core.design import design_confounds, first_level_design
     from ..core.run_tables import absence_reason, run_conditions
 
-    bold = run.bold_files[0] if len(run.bold_files) == 1 else None
+    bold = run.bold_files[0] if len(run.bold_files) == 1 or run.surface else None
     selected, sample_mask = design_confounds(bold, run.confounds_file, n_scans, confounds)
     name = bids_label(run)
     if sample_mask is not None and len(sample_mask) < min_kept_volumes:

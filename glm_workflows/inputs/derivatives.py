@@ -24,6 +24,8 @@ from ..core.naming import (
     parse_output_name,
     parse_subject_folder,
     subject_folder,
+    surface_name,
+    volume_name,
 )
 
 
@@ -108,8 +110,9 @@ def find_subject_maps(folder, task: str, subjects=None,
         found = [s for s in found if s in wanted]
     maps, warnings, tasks, spaces = [], [], set(), set()
     for subject in found:
-        names = sorted(p.name for p in (root / subject_folder(subject)).iterdir()
-                       if p.is_file())
+        names = sorted(_left_as_volume(p.name)
+                       for p in (root / subject_folder(subject)).iterdir()
+                       if p.is_file() and "_hemi-R_" not in p.name)
         parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
         entities = {p.prefix: parse_prefix(p.prefix) for _, p in parsed}  # once a prefix
         tasks.update(parts["task"] for parts in entities.values())
@@ -162,7 +165,7 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
     """The mask, mean image and contrasts of ``prefix`` in a subject folder."""
     files = {}
     for output in ("mask_file", "mean_file"):
-        path = folder / model_file(prefix, output)
+        path = _existing(folder / model_file(prefix, output))
         if not path.is_file():
             raise InputError(f"{path}: not found (the {output.replace('_file', '')} of "
                              f"sub-{subject}'s maps)")
@@ -180,14 +183,33 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
                              f"contrast {contrast})") from None
         if stat_type not in ("t", "F"):
             raise InputError(f"{sidecar}: StatisticType {stat_type!r}, expected t or F")
-        effect_maps[contrast] = str((folder / contrast_file(prefix, contrast, "effect_maps"))
-                                    .absolute())
-        variance_maps[contrast] = str((folder / contrast_file(prefix, contrast,
-                                                              "variance_maps")).absolute())
+        effect_maps[contrast] = str(_existing(
+            folder / contrast_file(prefix, contrast, "effect_maps")).absolute())
+        variance_maps[contrast] = str(_existing(
+            folder / contrast_file(prefix, contrast, "variance_maps")).absolute())
         stat_types[contrast] = stat_type
         rows[contrast] = tuple(meta.get("ContrastRows") or ())
     return SubjectMaps(subject, prefix, files["mask_file"], files["mean_file"], effect_maps,
                        stat_types, rows, variance_maps)
+
+
+def _left_as_volume(name: str) -> str:
+    """A left hemisphere's output name as its volume name (how maps are found: a surface
+    map stands for its pair), any other name as it is."""
+    volume = volume_name(name)
+    return volume[0] if volume and volume[1] == "L" else name
+
+
+def _existing(path: Path) -> Path:
+    """A volume output's path, or its left hemisphere's when only that exists (surface
+    maps: the right hemisphere's file sits beside it)."""
+    left = path.with_name(surface_name(path.name, "L"))
+    return left if not path.is_file() and left.is_file() else path
+
+
+def is_surface_maps(maps: list) -> bool:
+    """Whether subject maps are surface maps (a left hemisphere's GIFTI each)."""
+    return bool(maps) and maps[0].mask_file.endswith(".func.gii")
 
 
 def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple]:
@@ -256,6 +278,12 @@ def check_plan_files(maps: list[SubjectMaps], plans) -> None:
     from ..core.group_mask import check_group_files
 
     by_subject = {subject_maps.subject: subject_maps for subject_maps in maps}
+    if is_surface_maps(maps):  # GIFTI pairs: readable, on one mesh
+        from ..core.surfaces import check_surface_maps
+
+        check_surface_maps([path for m in maps for path in
+                            (m.mask_file, m.mean_file, *m.effect_maps.values())])
+        return
     for plan in plans:
         chosen = [by_subject[subject] for subject in plan.subjects]
         effect_maps = [[m.effect_maps[contrast] for m in chosen] for contrast in plan.contrasts]
@@ -280,6 +308,11 @@ def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:
         entries = [("mask", subject_maps.mask_file), ("mean", subject_maps.mean_file)]
         entries += [(f"effect:{name}", path) for name, path in subject_maps.effect_maps.items()
                     if name in names]
+        if is_surface_maps(maps):  # each a pair of GIFTI files
+            from ..core.surfaces import other_hemisphere_file
+
+            entries = [(role, p) for role, path in entries
+                       for p in (path, other_hemisphere_file(path))]
         files += [{"path": path, "role": role, "subject": subject_maps.subject,
                    "prefix": subject_maps.prefix} for role, path in entries]
     return files

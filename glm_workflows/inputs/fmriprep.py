@@ -11,6 +11,7 @@ from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
 from ..core.entities import TEMPLATE_ENTITIES, check_label
 from ..core.errors import InputError
 from ..core.run_tables import check_repetition_time
+from ..core.surfaces import is_surface_space
 from .bids import _select_raw_runs
 from .runs import (
     COMPUTED_MASK,
@@ -32,6 +33,7 @@ from .runs import (
     _sidecar_metadata,
     slice_time_reference,
 )
+from .surfaces import surface_pair, surface_run
 
 NIFTI = ("nii", "nii.gz")
 
@@ -59,6 +61,8 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
         Task label.
     space : str or None
         Template or space label; None uses the only space present (refused if several).
+        A surface space (``fsaverage5``, ``fsnative``...) finds each run's GIFTI
+        hemisphere pair instead (:mod:`glm_workflows.inputs.surfaces`).
     desc : str
         ``desc`` of the preprocessed bold.
     res, den : str or None
@@ -102,6 +106,16 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     den = check_label(str(den), "den") if den is not None else None
     index = _index_derivatives(folders)
     matches = [_match_acquisition(echoes, index, desc) for echoes in _acquisitions(selected)]
+    if is_surface_space(space):  # GIFTI hemisphere pairs (inputs.surfaces)
+        listing = _Listing()
+        found = []
+        query = bold_query(filters, DERIVATIVE_ENTITIES)
+        for match in matches:
+            pair = surface_pair(match, space, desc, den, folders, query)
+            found.append(surface_run(_derivative_run(match, pair[0], root, task, listing),
+                                     pair, space, den))
+        _check_distinct_labels(found, root, task)
+        return found
     query = bold_query(filters, DERIVATIVE_ENTITIES)
     for match in matches:  # the images the filters' bold query allows
         match.images = [f for f in match.images if query_keeps(query, f[1])]

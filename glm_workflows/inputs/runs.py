@@ -44,6 +44,9 @@ class RunInputs:
     #: The keys of :attr:`sources` that fell back for lack of an input (the fMRIPrep mask,
     #: say) -> why, as one phrase shared by every run it applies to (one warning line each).
     fallbacks: dict = field(default_factory=dict)
+    #: A surface run's mesh (``fsaverage5``, ``fsaverage_den-10k``, ``fsnative``), its
+    #: :attr:`bold_files` being its left and right GIFTI hemispheres; None for a volume.
+    surface: str | None = None
 
     @property
     def prefix(self) -> str:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
-from ..core.naming import GROUP_FOLDER, GROUP_REPORT, group_file, parse_subject_folder
+from ..core.naming import (
+    GROUP_FOLDER,
+    GROUP_REPORT,
+    group_file,
+    parse_subject_folder,
+    surface_name,
+)
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
     cluster_table,
@@ -170,6 +176,15 @@ def _contrast_section(folder: Path, stem: str) -> str:
              f"<h2>{escape(_title(stem))}"
              + (f" <small>({escape(stat_type)} test)</small>" if stat_type else "") + "</h2>",
              _definition(meta)]
+    z_maps = [surface_name(group_file(stem, "z_maps"), hemi) for hemi in "LR"]
+    if (folder / z_maps[0]).exists():  # surface maps: no 3-D grid to threshold or cut
+        drawn = folder / group_file(stem, "surface_figures")
+        parts += [file_figure(drawn, "z map on the inflated mesh (unthresholded)")
+                  if drawn.exists() else "",
+                  '<p class="note">Surface maps: no volume figure, threshold or cluster '
+                  f'table; z maps: <code>{escape(z_maps[0])}</code>, '
+                  f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]
+        return "\n".join(part for part in parts if part)
     parts.append("<h3>Parametric inference</h3>")
     settings = read_json(folder / group_file(stem, "threshold_jsons"))
     if settings is None:

@@ -21,6 +21,7 @@ from ..core.naming import (
     model_file,
     report_page,
     subject_folder,
+    surface_name,
 )
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
@@ -231,6 +232,17 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
              f"<h3>Contrast {escape(contrast)}"
              + (f" <small>({escape(stat_type)} test)</small>" if stat_type else "") + "</h3>",
              _contrast_definition(meta)]
+    z_maps = [surface_name(contrast_file(prefix, contrast, "z_maps"), h) for h in "LR"]
+    if (folder / z_maps[0]).exists():  # a surface run: no 3-D grid to threshold or cut
+        drawn = folder / contrast_file(prefix, contrast, "surface_figures")
+        parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),
+                              "Contrast weights"),
+                  file_figure(drawn, "z map on the inflated mesh (unthresholded)")
+                  if drawn.exists() else "",
+                  '<p class="note">Surface maps: no volume figure, threshold or cluster '
+                  f'table; z maps: <code>{escape(z_maps[0])}</code>, '
+                  f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]
+        return "\n".join(part for part in parts if part)
     settings = read_contrast_json(folder, prefix, contrast, "threshold_jsons")
     if settings is None:
         parts.append('<p class="note">Threshold settings not found.</p>')

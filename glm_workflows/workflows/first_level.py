@@ -14,7 +14,9 @@ from glm_workflows.interfaces import (
     EstimateContrast,
     FitGLM,
     MeanImage,
+    PackSurface,
     RunDiagnostics,
+    SurfaceFigure,
 )
 
 from ..core.entities import bids_prefix
@@ -61,6 +63,7 @@ def init_first_level_wf(
     input_sources: dict | None = None,
     save_residuals: bool | None = None,
     space: str | None = None,
+    surface: str | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -116,13 +119,20 @@ def init_first_level_wf(
         The space of the run's images (``RunInputs.space``), when known: the cluster
         tables get their sidecars and, in an adult MNI152 template, the peaks' AAL3
         regions (:func:`~glm_workflows.workflows.inference.init_inference_wf`).
+    surface : str or None
+        A surface run's mesh (``fsaverage5``, ``fsaverage_den-10k``): ``bold_files`` are its
+        left and right GIFTI hemispheres, packed into one image first (``PackSurface``,
+        :mod:`glm_workflows.core.surfaces`; its mask: the vertices with finite,
+        non-constant data), every map written as one GIFTI per hemisphere, and no
+        inference branch (thresholds, cluster tables and figures assume a 3-D grid).
+        The outputnode also gives ``surface_layout``.
     name : str
         Workflow name.
 
     Inputs
     ------
     bold_files
-        3D scans or 4D run(s) of one run, in order.
+        3D scans or 4D run(s) of one run, in order (a surface run: its two hemispheres).
     events_file
         BIDS events.tsv.
     confounds_file
@@ -151,7 +161,8 @@ def init_first_level_wf(
     outputnode = pe.Node(
         IdentityInterface(fields=[*RUN_OUTPUTNODE_FIELDS,
                                   *(field for contrast in names
-                                    for field in run_contrast_fields(contrast))]),
+                                    for field in run_contrast_fields(contrast)),
+                                  *(["surface_layout"] if surface else [])]),
         name="outputnode",
     )
     mean = pe.Node(MeanImage(), name="mean", mem_gb=mem_gb["light"])
@@ -176,7 +187,21 @@ def init_first_level_wf(
         diagnostics.inputs.smoothing_fwhm = model.smoothing_fwhm
     entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
-    if bold_is_4d:
+    if surface:
+        pack = pe.Node(PackSurface(mesh=surface), name="pack_surface",
+                       mem_gb=mem_gb["concatenate"] if "concatenate" in mem_gb
+                       else mem_gb["light"])
+        workflow.connect([
+            (inputnode, pack, [("bold_files", "in_files")]),
+            (pack, mean, [("out_file", "in_file")]),
+            # the left hemisphere: nilearn's confound strategies find its confounds file
+            (inputnode, design, [(("bold_files", first_file), "bold_file")]),
+            (pack, fit, [("out_file", "bold_file"), ("mask_file", "mask_file")]),
+            (pack, diagnostics, [("out_file", "bold_file")]),
+            (pack, sink, [("layout_file", "surface_layout")]),
+            (pack, outputnode, [("layout_file", "surface_layout")]),
+        ])
+    elif bold_is_4d:
         bold = [(("bold_files", only_file), "in_file")]
         workflow.connect([(inputnode, mean, bold),
                           (inputnode, design, [(("bold_files", only_file), "bold_file")]),
@@ -196,7 +221,7 @@ def init_first_level_wf(
     workflow.connect([
         (inputnode, design, [("events_file", "events_file"),
                              ("confounds_file", "confounds_file")]),
-        (inputnode, fit, [("mask_file", "mask_file")]),
+        *([] if surface else [(inputnode, fit, [("mask_file", "mask_file")])]),
         (design, fit, [("design_file", "design_file"), ("sample_mask", "sample_mask")]),
         (design, diagnostics, [("design_file", "design_file"),
                                ("sample_mask", "sample_mask")]),
@@ -217,6 +242,24 @@ def init_first_level_wf(
         estimate = pe.Node(EstimateContrast(contrast_name=contrast, stat_type=stat_type,
                                             contrast_rows=list(rows)),
                            name=f"estimate_{contrast}", mem_gb=mem_gb["light"])
+        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+            contrast_sink = pe.Node(DerivativesSink(**entities, contrast_names=contrast,
+                                                    stat_types=stat_type),
+                                    name=f"sink_{contrast}", mem_gb=0.25)
+            figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
+                             mem_gb=mem_gb["light"])
+            workflow.connect([
+                (fit, estimate, same_names(FIT_FILES)),
+                (estimate, figure, [("z", "z_map")]),
+                (pack, figure, [("layout_file", "layout_file")]),
+                (figure, contrast_sink, [("figure", "surface_figures")]),
+                (pack, contrast_sink, [("layout_file", "surface_layout")]),
+                (estimate, contrast_sink, contrast_to_sink(figure=True)),
+                (inputnode, contrast_sink, list(_SOURCES)),
+                (estimate, outputnode, [(name, run_contrast_field(name, contrast))
+                                        for name in RUN_CONTRAST_MAPS]),
+            ])
+            continue
         inference_wf = init_inference_wf(inference=inference, mem_gb=mem_gb["inference"],
                                           space=space, name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
@@ -247,6 +290,11 @@ def only_file(files) -> str:
     """The one file of a one-file list (a connection function: Nipype copies its source)."""
     if len(files) != 1:
         raise ValueError(f"expected one 4D file, got {len(files)} files")
+    return files[0]
+
+
+def first_file(files) -> str:
+    """The first file of a list (a surface run's left hemisphere; a connection function)."""
     return files[0]
 
 

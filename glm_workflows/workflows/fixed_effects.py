@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from nipype.interfaces.utility import Merge
+from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
-from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
+from glm_workflows.interfaces import (
+    CombineRunImages,
+    DerivativesSink,
+    FixedEffects,
+    SurfaceFigure,
+)
 
-from ..core.naming import contrast_file, model_file, subject_folder
+from ..core.naming import contrast_file, model_file, subject_folder, surface_name
+from ..core.surfaces import HEMISPHERES
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
 from .inference import init_inference_wf
@@ -34,6 +40,7 @@ def init_fixed_effects_wf(
     mem_gb: float = 0.5,
     space: str | None = None,
     combinations: dict | None = None,
+    surface: bool = False,
     name: str = "fixed_effects_wf",
 ):
     """Build the workflow combining a subject's runs, contrast by contrast.
@@ -76,6 +83,10 @@ def init_fixed_effects_wf(
         combining the incoming contrast's maps with those weights, written under the node
         contrast's name, instead of one branch per incoming contrast. None: the mean of
         each contrast.
+    surface : bool
+        The runs are surface runs: the maps are written per hemisphere (the sinks take the
+        runs' layout through the ``surface`` node, connected by :func:`connect_runs`) and
+        no inference branch is built (no 3-D grid), as at the run level.
     name : str
         Workflow name.
 
@@ -83,6 +94,8 @@ def init_fixed_effects_wf(
     ------
     merge_<field>.in<i>
         Run ``i``'s outputnode field (see :func:`connect_runs`).
+    surface.surface_layout
+        Surface runs: the first run's layout JSON.
     """
     n_runs = len(run_labels)
     if n_runs < 2:
@@ -96,7 +109,13 @@ def init_fixed_effects_wf(
     entities = sink_entities(output_dir, subject, task, session, None, entities)
     folder = subject_folder(subject)  # the sources: the runs' published maps
     sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
+    if surface:  # each map is a pair of GIFTI files
+        sources = [surface_name(name, hemi) for name in sources for hemi in HEMISPHERES]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
+    layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
+        if surface else None
+    if surface:
+        workflow.connect(layout, "surface_layout", sink, "surface_layout")
     workflow.connect([
         (merges["mask_file"], combine, [("out", "mask_files")]),
         (merges["mean_file"], combine, [("out", "mean_files")]),
@@ -116,6 +135,29 @@ def init_fixed_effects_wf(
         if weights is not None:
             ffx.inputs.weights = list(weights)
             ffx.inputs.combined_contrast = incoming
+        workflow.connect([
+            (merges[f"effect_{incoming}"], ffx, [("out", "effect_maps")]),
+            (merges[f"variance_{incoming}"], ffx, [("out", "variance_maps")]),
+            (merges[f"model_sidecar_{incoming}"], ffx, [("out", "model_sidecars")]),
+            (combine, ffx, [("mask_file", "mask_file")]),
+        ])
+        if surface:  # no 3-D grid: no threshold, cluster table or figure
+            contrast_sink = pe.Node(DerivativesSink(
+                **entities, contrast_names=contrast, stat_types=stat_type,
+                sources=[surface_name(f"{folder}/{contrast_file(label, incoming, m)}", hemi)
+                         for label in labels for m in ("effect_maps", "variance_maps")
+                         for hemi in HEMISPHERES]),
+                name=f"sink_{contrast}", mem_gb=0.25)
+            workflow.connect([
+                (ffx, contrast_sink, contrast_to_sink()),
+                (layout, contrast_sink, [("surface_layout", "surface_layout")]),
+            ])
+            figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
+                             mem_gb=mem_gb)
+            workflow.connect([(ffx, figure, [("z", "z_map")]),
+                              (layout, figure, [("surface_layout", "layout_file")]),
+                              (figure, contrast_sink, [("figure", "surface_figures")])])
+            continue
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
@@ -127,10 +169,6 @@ def init_fixed_effects_wf(
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([
-            (merges[f"effect_{incoming}"], ffx, [("out", "effect_maps")]),
-            (merges[f"variance_{incoming}"], ffx, [("out", "variance_maps")]),
-            (merges[f"model_sidecar_{incoming}"], ffx, [("out", "model_sidecars")]),
-            (combine, ffx, [("mask_file", "mask_file")]),
             (ffx, inference_wf, [("z", "inputnode.z_map")]),
             (combine, inference_wf, [("mask_file", "inputnode.mask_file"),
                                      ("mean_file", "inputnode.bg_file")]),
@@ -173,6 +211,11 @@ def connect_runs(parent, run_wfs, ffx_wf, contrasts, contrast_runs: dict | None 
             port = f"outputnode.{run_field}" if source.get_node("outputnode") is not None \
                 else combined_port(field, run_field)
             parent.connect(source, port, ffx_wf, f"merge_{field}.in{position}")
+    if ffx_wf.get_node("surface") is not None:  # surface runs: the first one's layout
+        source = run_wfs[0]
+        port = "outputnode.surface_layout" if source.get_node("outputnode") is not None \
+            else "surface.surface_layout"
+        parent.connect(source, port, ffx_wf, "surface.surface_layout")
 
 
 def combined_port(field: str, run_field: str) -> str:

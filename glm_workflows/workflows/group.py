@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from nipype.interfaces.utility import Merge
+from nipype.interfaces.utility import IdentityInterface, Merge
 from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import (
@@ -14,7 +14,9 @@ from glm_workflows.interfaces import (
     CombineRunImages,
     GroupModel,
     GroupSink,
+    PackSurfaceMap,
     PermutationChunk,
+    SurfaceFigure,
 )
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
@@ -49,7 +51,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   participants_file: str | None = None, n_chunks: int = 1,
                   mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
                   map_rows=None, design_columns=None, space: str | None = None,
-                  sources=None):
+                  sources=None, surface: bool = False):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -100,6 +102,11 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         maps, ``merge_effect_maps`` taking one per row) and columns ``(X name, contrast
         or None for the intercept)``; each group contrast is then named by itself
         (``contrast-<G>``).
+    surface : bool
+        The subjects' maps are surface maps (packed, :mod:`glm_workflows.core.surfaces`):
+        the sinks take their layout through the ``surface`` node (input
+        ``surface.surface_layout``) and write every map per hemisphere; no inference branch
+        (no 3-D grid) and no permutations.
     """
     workflow = pe.Workflow(name=name)
     n_subjects = len(subjects)
@@ -113,6 +120,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     workflow.connect([(merges["mask_files"], combine, [("out", "mask_files")]),
                       (merges["mean_files"], combine, [("out", "mean_files")])])
     chunks = permutation_chunks(group.permutations, n_chunks) if group.permutations else []
+    layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
+        if surface else None
+    if surface and chunks:
+        raise ValueError("init_group_wf: no permutations on surface maps")
     for group_contrast, expression in group_contrasts:
         label = group_contrast or "mean"
         f_test = not isinstance(expression, str)
@@ -134,9 +145,6 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             model.inputs.participants_file = participants_file
         if group.group_column:
             model.inputs.group_column = group.group_column
-        inference_wf = init_inference_wf(inference=inference, space=space,
-                                         name=f"inference_{label}_wf")
-        inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
         sink = pe.Node(GroupSink(output_dir=output_dir, task=task,
                                  contrast=(group_contrast or "intercept") if map_rows
                                  else contrast, stat_type="F" if f_test else "t"),
@@ -154,13 +162,26 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         workflow.connect([
             (merges["effect_maps"], model, [("out", "effect_maps")]),
             (combine, model, [("mask_file", "mask_file")]),
-            (model, inference_wf, [("z", "inputnode.z_map"),
-                                   ("mask_file", "inputnode.mask_file")]),
-            (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
             (model, sink, [*contrast_to_sink(),
                            *same_names(("design_file", "design_json", "design_figure"))]),
-            (inference_wf, sink, inference_to_sink(space=space)),
         ])
+        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+            figure = pe.Node(SurfaceFigure(title=group_contrast or contrast),
+                             name=f"surface_figure_{label}", mem_gb=mem_gb)
+            workflow.connect([(layout, sink, [("surface_layout", "surface_layout")]),
+                              (layout, figure, [("surface_layout", "layout_file")]),
+                              (model, figure, [("z", "z_map")]),
+                              (figure, sink, [("figure", "surface_figures")])])
+        else:
+            inference_wf = init_inference_wf(inference=inference, space=space,
+                                             name=f"inference_{label}_wf")
+            inference_wf.get_node("inputnode").inputs.title = group_contrast or contrast
+            workflow.connect([
+                (model, inference_wf, [("z", "inputnode.z_map"),
+                                       ("mask_file", "inputnode.mask_file")]),
+                (combine, inference_wf, [("mean_file", "inputnode.bg_file")]),
+                (inference_wf, sink, inference_to_sink(space=space)),
+            ])
         if group.model == "paired":
             workflow.connect(merges["paired_maps"], "out", model, "paired_maps")
         if mixed:
@@ -239,3 +260,26 @@ def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
                             f"in{(index - 1) * len(path) + offset + 1}", one)
                 continue
             setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)
+
+
+def set_subject_surface_inputs(group_wf, inputs: list[dict], mesh: str) -> None:
+    """:func:`set_subject_inputs` for maps written per hemisphere (each given by its left
+    file): each packed back by a ``PackSurfaceMap`` node (``pack_<field>_<i>``) of
+    ``group_wf``, the first one's layout given to the sinks (``surface.surface_layout``)."""
+    for index, subject_inputs in enumerate(inputs, start=1):
+        for field, path in subject_inputs.items():
+            if isinstance(path, list):  # several maps of the subject (a pooled node)
+                for offset, one in enumerate(path):
+                    position = (index - 1) * len(path) + offset + 1
+                    pack = pe.Node(PackSurfaceMap(in_file=one, mesh=mesh),
+                                   name=f"pack_{field}_{position}")
+                    group_wf.connect(pack, "out_file", group_wf.get_node(f"merge_{field}"),
+                                     f"in{position}")
+                continue
+            pack = pe.Node(PackSurfaceMap(in_file=path, mesh=mesh),
+                           name=f"pack_{field}_{index}")
+            group_wf.connect(pack, "out_file", group_wf.get_node(f"merge_{field}"),
+                             f"in{index}")
+            if index == 1 and field == "mask_files":
+                group_wf.connect(pack, "layout_file", group_wf.get_node("surface"),
+                                 "surface_layout")

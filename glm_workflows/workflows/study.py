@@ -13,9 +13,12 @@ the plan themselves. The planning helpers live in :mod:`glm_workflows.plan.study
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nipype.pipeline import engine as pe
 
-from ..core.naming import contrast_file, subject_folder
+from ..core.naming import contrast_file, subject_folder, surface_name, volume_name
+from ..core.surfaces import HEMISPHERES, other_hemisphere_file
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -36,7 +39,12 @@ from ..settings import (
 )
 from .first_level import init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
-from .group import connect_subjects, init_group_wf, set_subject_inputs
+from .group import (
+    connect_subjects,
+    init_group_wf,
+    set_subject_inputs,
+    set_subject_surface_inputs,
+)
 
 
 def init_glm_wf(runs, *, output_dir, contrasts=SEED_CONTRASTS, model=DEFAULT_MODEL,
@@ -183,7 +191,7 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
         save_residuals=plan.model.save_residuals, space=run.space,
-        name=run_plan.workflow_name,
+        surface=run.surface, name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")
@@ -216,7 +224,7 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, space=subject.runs[0].run.space,
-        combinations=combinations,
+        combinations=combinations, surface=bool(subject.runs[0].run.surface),
         name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
@@ -239,6 +247,7 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     task = plan.task if plan.group_only else plan.runs[0].run.task
     space = plan.space if plan.group_only else plan.runs[0].run.space
     pooled = bool(group_plan.columns)
+    surface = _surface_maps(plan)
     participants_file = group_plan.participants_file if group_plan.group is not None \
         else plan.participants_file
     group_wf = init_group_wf(
@@ -248,10 +257,11 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         participants_file=participants_file, n_chunks=plan.n_chunks,
         name=group_plan.workflow_name, node=group_plan.label,
         map_rows=group_plan.map_rows if pooled else None, space=space,
-        sources=None if not upstream else _published_maps(plan, group_plan, upstream),
-        design_columns=group_plan.columns if pooled else None)
+        sources=_published_maps(plan, group_plan, upstream) if upstream
+        else _surface_sources(plan, group_plan) if surface else None,
+        design_columns=group_plan.columns if pooled else None, surface=surface)
     if not upstream:
-        _set_subject_maps(group_wf, plan, group_plan)
+        _set_subject_maps(group_wf, plan, group_plan, (space or "surface") if surface else None)
         workflow.add_nodes([group_wf])
         return group_wf
     maps = {"effect_maps": group_plan.contrasts[0]}
@@ -275,6 +285,13 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
                 source.runs)["effect_maps"] for contrast in group_plan.contrasts]
         sources.append(found)
     connect_subjects(workflow, sources, group_wf)
+    if group_wf.get_node("surface") is not None:  # surface maps: the first subject's layout
+        first = group_plan.subjects[0]
+        source = subject_wfs[first] if first in subject_wfs else \
+            run_wfs[by_subject[first].runs[0].run.label]
+        port = "outputnode.surface_layout" if source.get_node("outputnode") is not None \
+            else "surface.surface_layout"
+        workflow.connect(source, port, group_wf, "surface.surface_layout")
     return group_wf
 
 
@@ -298,11 +315,33 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
             prefix = subject_plan.runs[0].run.prefix
         published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
                       for c in contrasts]
+    if plan.runs and plan.runs[0].run.surface:  # each map is a pair of GIFTI files
+        return [surface_name(name, hemi) for name in published for hemi in HEMISPHERES]
     return published
 
 
-def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
-    """The group level alone: the subjects' files given to the ``merge_<field>`` nodes."""
+def _surface_maps(plan: StudyPlan) -> bool:
+    """Whether the study's maps are surface maps (runs of a surface, or subject maps
+    written per hemisphere)."""
+    if plan.group_only:
+        return bool(plan.subject_maps) and volume_name(
+            Path(plan.subject_maps[0].mask_file).name) is not None
+    return bool(plan.runs) and bool(plan.runs[0].run.surface)
+
+
+def _surface_sources(plan: StudyPlan, group_plan) -> list[str]:
+    """The group level alone on surface maps: the GIFTI files of the subjects' effect maps
+    it reads (both hemispheres), the sidecars' ``Sources``."""
+    by_subject = {maps.subject: maps for maps in plan.subject_maps}
+    return [path for subject in group_plan.subjects for contrast in group_plan.contrasts
+            if contrast in by_subject[subject].effect_maps
+            for path in (by_subject[subject].effect_maps[contrast],
+                         other_hemisphere_file(by_subject[subject].effect_maps[contrast]))]
+
+
+def _set_subject_maps(group_wf, plan: StudyPlan, group_plan, mesh: str | None = None) -> None:
+    """The group level alone: the subjects' files given to the ``merge_<field>`` nodes
+    (surface maps, ``mesh`` given: through a ``PackSurfaceMap`` node each)."""
     by_subject = {maps.subject: maps for maps in plan.subject_maps}
     inputs = []
     for subject in group_plan.subjects:
@@ -316,6 +355,9 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan) -> None:
         elif len(group_plan.contrasts) == 2:
             files["paired_maps"] = maps.effect_maps[group_plan.contrasts[1]]
         inputs.append(files)
+    if mesh:
+        set_subject_surface_inputs(group_wf, inputs, mesh)
+        return
     set_subject_inputs(group_wf, inputs)
 
 

@@ -1,0 +1,141 @@
+"""A small synthetic fMRIPrep-like *surface* study: raw BIDS runs (for their events) and,
+per run, fMRIPrep's GIFTI hemisphere pair on fsaverage5 (10242 vertices per hemisphere)
+with a planted effect, its sidecars and confounds (no Nipype; numpy, pandas, nibabel)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+
+from .synthetic import fmriprep_confounds, write_tiny_bids
+
+#: Vertices per hemisphere of fsaverage5.
+FSAVERAGE5_VERTICES = 10242
+
+#: The left-hemisphere vertices where condition ``a`` adds its effect.
+EFFECT_VERTICES = slice(0, 400)
+
+#: fMRIPrep's names of a surface series, by fMRIPrep version: ``{run}`` is the run's
+#: prefix, ``{space}`` ``space-X[_den-Y]``.
+SURFACE_NAMINGS = {
+    "current": "{run}_hemi-{hemi}_{space}_bold.func.gii",
+    "older": "{run}_{space}_hemi-{hemi}_bold.func.gii",
+    "oldest": "{run}_{space}_hemi-{hemi}.func.gii",
+}
+
+
+def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float = 2.0,
+                        runs: int = 1, space: str = "fsaverage5", den: str | None = None,
+                        naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
+                        constant_vertices: int = 25, sessions=(),
+                        seed: int = 0) -> tuple[Path, Path]:
+    """Write ``<root>/raw`` (BIDS, task ``tiny``, conditions a and b) and
+    ``<root>/fmriprep`` (per run its ``hemi-L``/``hemi-R`` GIFTI series, their JSON
+    sidecars with RepetitionTime, and ``desc-confounds_timeseries.tsv``).
+
+    Each vertex is 1000 plus AR(1) noise (sd 10, coefficient from 0 to 0.5 along the
+    vertices); the first 400 vertices of the left hemisphere add 30 during the blocks of
+    condition ``a``; the last ``constant_vertices`` of each hemisphere are 0 throughout
+    (as a zero-filled medial wall: out of the surface mask).
+
+    Parameters
+    ----------
+    root : str or PathLike
+        Created.
+    subjects : sequence of str
+    n_scans, t_r, runs, sessions, seed
+        As :func:`glm_workflows.synthetic.write_tiny_bids` (the raw runs are its).
+    space, den : str
+        ``space-`` (and ``den-``) of the series.
+    naming : str
+        A key of :data:`SURFACE_NAMINGS` (fMRIPrep's name order, by version).
+    n_vertices : int
+        Per hemisphere (fsaverage5: 10242).
+
+    Returns
+    -------
+    raw, derivatives : pathlib.Path
+    """
+    root = Path(root)
+    raw = write_tiny_bids(root / "raw", subjects=subjects, n_scans=n_scans, t_r=t_r,
+                          seed=seed, runs=runs, sessions=sessions)
+    out = root / "fmriprep"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset_description.json").write_text(json.dumps({
+        "Name": "fMRIPrep - surface outputs (synthetic)", "BIDSVersion": "1.8.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic"}]}, indent=2))
+    rng = np.random.default_rng(seed + 1)
+    frame_times = np.arange(n_scans) * t_r
+    onsets = np.arange(0, n_scans * t_r - 20, 20.0)
+    boxcar = np.zeros(n_scans)
+    for i, onset in enumerate(onsets):
+        if i % 2 == 0:
+            boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
+    space_label = f"space-{space}" + (f"_den-{den}" if den else "")
+    rho = np.linspace(0, 0.5, n_vertices)
+    for bold in sorted(raw.glob("sub-*/**/func/*_bold.nii.gz")):
+        prefix = bold.name[: bold.name.index("_bold.nii")]
+        func = out / bold.parent.relative_to(raw)
+        func.mkdir(parents=True, exist_ok=True)
+        hemispheres = {}
+        for hemi in ("L", "R"):
+            noise = np.empty((n_vertices, n_scans))
+            noise[:, 0] = rng.normal(0, 10, n_vertices)
+            for t in range(1, n_scans):
+                noise[:, t] = rho * noise[:, t - 1] + rng.normal(0, 10, n_vertices)
+            data = 1000 + noise
+            if hemi == "L":
+                data[EFFECT_VERTICES] += 30 * boxcar
+            if constant_vertices:
+                data[-constant_vertices:] = 0
+            hemispheres[hemi] = data.astype(np.float32)
+            name = SURFACE_NAMINGS[naming].format(run=prefix, hemi=hemi, space=space_label)
+            img = nb.gifti.GiftiImage(darrays=[
+                nb.gifti.GiftiDataArray(np.ascontiguousarray(hemispheres[hemi][:, t]),
+                                        intent="NIFTI_INTENT_TIME_SERIES",
+                                        datatype="NIFTI_TYPE_FLOAT32")
+                for t in range(n_scans)])
+            nb.save(img, str(func / name))
+            (func / (name.split(".")[0] + ".json")).write_text(
+                json.dumps({"RepetitionTime": t_r}, indent=2))
+        both = np.concatenate([hemispheres["L"], hemispheres["R"]])
+        keep = both.std(axis=1) > 0
+        confounds, sidecar = fmriprep_confounds(both[:, None, None, :],
+                                                keep[:, None, None], t_r, rng)
+        confounds.to_csv(func / f"{prefix}_desc-confounds_timeseries.tsv", sep="\t",
+                         index=False, na_rep="n/a")
+        (func / f"{prefix}_desc-confounds_timeseries.json").write_text(
+            json.dumps(sidecar, indent=2))
+    return raw, out
+
+
+def main(argv=None) -> None:
+    """``python -m glm_workflows.synthetic_surface DIR [--subjects N] [--runs R] [--space S]
+    [--naming current|older|oldest]``: write DIR/raw and DIR/fmriprep, a surface study of N
+    subjects of R runs (fsaverage5-sized GIFTI pairs, a true ``a - b`` effect)."""
+    import argparse
+
+    from .synthetic import write_participants
+
+    parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic_surface",
+                                     description=main.__doc__.split(":", 1)[1].strip())
+    parser.add_argument("out_dir")
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--space", default="fsaverage5")
+    parser.add_argument("--naming", choices=sorted(SURFACE_NAMINGS), default="current")
+    args = parser.parse_args(argv)
+    subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
+    raw, derivatives = write_surface_study(args.out_dir, subjects, runs=args.runs,
+                                           space=args.space, naming=args.naming)
+    write_participants(raw, subjects)
+    print(raw)
+    print(derivatives)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Pack a surface run (fMRIPrep's GIFTI hemisphere pair) into one image, with its mask and
+layout (:mod:`glm_workflows.core.surfaces`)."""
+
+import json
+import os
+
+import nibabel as nb
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from glm_workflows.core.surface_figures import plot_surface_map
+from glm_workflows.core.surfaces import (
+    other_hemisphere_file,
+    pack_map,
+    pack_surface,
+    read_layout,
+)
+
+
+class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
+    in_files = InputMultiObject(File(exists=True), mandatory=True,
+                                desc="the run's left and right hemispheres (GIFTI), in order")
+    mesh = traits.Str(mandatory=True, desc="the mesh: fMRIPrep's space (and den-) label")
+
+
+class _PackSurfaceOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="4D NIfTI-1 image: the vertices packed, then time")
+    mask_file = File(exists=True, desc="the vertices with finite, non-constant data")
+    layout_file = File(exists=True, desc="JSON: mesh, hemispheres, vertex counts, packing")
+
+
+class PackSurface(SimpleInterface):
+    """A GIFTI hemisphere pair as one packed 4D image, its mask and layout JSON."""
+
+    input_spec = _PackSurfaceInputSpec
+    output_spec = _PackSurfaceOutputSpec
+
+    def _run_interface(self, runtime):
+        img, mask, layout = pack_surface(list(self.inputs.in_files), self.inputs.mesh)
+        out = {"out_file": os.path.join(runtime.cwd, "bold.nii"),
+               "mask_file": os.path.join(runtime.cwd, "mask.nii.gz"),
+               "layout_file": os.path.join(runtime.cwd, "surface.json")}
+        img.to_filename(out["out_file"])
+        nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(out["mask_file"])
+        with open(out["layout_file"], "w") as stream:
+            json.dump(layout, stream, indent=2)
+        self._results.update(out)
+        return runtime
+
+
+class _PackSurfaceMapInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True,
+                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it)")
+    mesh = traits.Str(mandatory=True, desc="the mesh: the maps' space (and den-) label")
+
+
+class _PackSurfaceMapOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="3D NIfTI-1 image: the map on the packed grid")
+    layout_file = File(exists=True, desc="JSON: mesh, hemispheres, vertex counts, packing")
+
+
+class PackSurfaceMap(SimpleInterface):
+    """A map written per hemisphere (GIFTI) packed back into one image, with its layout
+    (the group level read from an output folder)."""
+
+    input_spec = _PackSurfaceMapInputSpec
+    output_spec = _PackSurfaceMapOutputSpec
+
+    def _run_interface(self, runtime):
+        paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
+        img, layout = pack_map(paths, self.inputs.mesh)
+        out = {"out_file": os.path.join(runtime.cwd, "map.nii.gz"),
+               "layout_file": os.path.join(runtime.cwd, "surface.json")}
+        img.to_filename(out["out_file"])
+        with open(out["layout_file"], "w") as stream:
+            json.dump(layout, stream, indent=2)
+        self._results.update(out)
+        return runtime
+
+
+class _SurfaceFigureInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="a z map on the packed grid")
+    layout_file = File(exists=True, mandatory=True, desc="its layout JSON")
+    title = traits.Str("", usedefault=True, desc="figure title (the contrast's name)")
+
+
+class _SurfaceFigureOutputSpec(TraitedSpec):
+    figure = File(exists=True, desc="PNG: the z map on the inflated mesh (undefined when "
+                                    "nilearn does not ship the mesh)")
+
+
+class SurfaceFigure(SimpleInterface):
+    """A surface z map drawn on its mesh, both hemispheres (fsaverage5 only)."""
+
+    input_spec = _SurfaceFigureInputSpec
+    output_spec = _SurfaceFigureOutputSpec
+
+    def _run_interface(self, runtime):
+        out_file = os.path.join(runtime.cwd, "surface.png")
+        values = np.asanyarray(nb.load(self.inputs.z_map).dataobj)
+        if plot_surface_map(values, read_layout(self.inputs.layout_file), self.inputs.title,
+                            out_file):
+            self._results["figure"] = out_file
+        return runtime
