@@ -245,6 +245,12 @@ class GroupSettings:
         ``mixed``: the first-level variances used and the between-subject variance
         estimated per voxel by REML, Knapp-Hartung statistics
         (:mod:`glm_workflows.core.mixed_effects`).
+    exchangeability_blocks : str or None
+        A ``participants.tsv`` column: the permutations respect its blocks (sign flips of
+        whole blocks; row shuffles within blocks, or of whole blocks with
+        ``whole_blocks``). None: every subject exchangeable.
+    whole_blocks : bool
+        With ``exchangeability_blocks``, shuffle whole blocks (of one size).
 
     A group contrast is ``(name, expression)`` (t) or ``(name, (row, ...))`` (F).
     """
@@ -264,6 +270,8 @@ class GroupSettings:
     transformations: tuple = ()
     intercept: bool = True
     estimator: str = "ols"
+    exchangeability_blocks: str | None = None
+    whole_blocks: bool = False
 
 
 @dataclass(frozen=True)

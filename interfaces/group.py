@@ -227,6 +227,19 @@ class _PermutationInputSpec(BaseInterfaceInputSpec):
     cluster_forming_p = traits.Float(desc="cluster-forming threshold (p): adds cluster size "
                                           "and mass inference")
     tfce = traits.Bool(False, usedefault=True, desc="adds TFCE inference")
+    blocks = traits.List(traits.Int, desc="exchangeability blocks, per design row: the "
+                                          "permutations respect them (undefined: none)")
+    whole_blocks = traits.Bool(desc="with blocks: shuffle whole blocks (undefined: within)")
+
+
+def _block_args(inputs) -> dict:
+    """The exchangeability blocks of the permutations, as ``permutation_chunk`` takes
+    them (none: nilearn's sequence)."""
+    if not isdefined(inputs.blocks):
+        return {}
+    return {"blocks": list(inputs.blocks),
+            "whole_blocks": bool(inputs.whole_blocks) if isdefined(inputs.whole_blocks)
+            else False}
 
 
 class _PermutationChunkInputSpec(_PermutationInputSpec):
@@ -259,7 +272,8 @@ class PermutationChunk(SimpleInterface):
         args, kwargs = _permutation_args(self.inputs)
         with threadpool_limits(limits=1):  # exact replay needs the reference's BLAS threads
             null = permutation_chunk(*args, seed=self.inputs.seed, start=self.inputs.start,
-                                     stop=self.inputs.stop, **kwargs)
+                                     stop=self.inputs.stop, **kwargs,
+                                     **_block_args(self.inputs))
         self._results["chunk_file"] = os.path.join(runtime.cwd, "null.npz")
         np.savez(self._results["chunk_file"], **null)
         return runtime
@@ -313,10 +327,22 @@ class CombinePermutations(SimpleInterface):
                        "TwoSided": self.inputs.two_sided,
                        "ClusterFormingP": kwargs["threshold"], "TFCE": self.inputs.tfce,
                        "MaxStatisticThreshold5Percent": threshold,
-                       "Method": "sign flips (intercept-only designs) or row shuffles, as "
-                                 "nilearn's non_parametric_inference(n_jobs=1)"},
+                       **_blocks_record(self.inputs)},
                       handle, indent=2)
         return runtime
+
+
+def _blocks_record(inputs) -> dict:
+    """How the permutations were drawn, for the permutations sidecar."""
+    blocks = _block_args(inputs)
+    if not blocks:
+        return {"Method": "sign flips (intercept-only designs) or row shuffles, as "
+                          "nilearn's non_parametric_inference(n_jobs=1)"}
+    return {"ExchangeabilityBlocks": blocks["blocks"],
+            "WholeBlocks": blocks["whole_blocks"],
+            "Method": "sign flips of whole blocks (intercept-only designs), or row shuffles "
+                      + ("of whole blocks" if blocks["whole_blocks"] else "within blocks")
+                      + " (glm_workflows.core.permutations.block_draws)"}
 
 
 class _GroupSinkInputSpec(BaseInterfaceInputSpec):

@@ -67,7 +67,8 @@ _ARRAY_FLAGS = ("slurm_array", "participants_per_task", "dry_run", "resubmit_fai
 #: Flags of the group level (refused with ``--analysis-level participant``).
 _GROUP_FLAGS = ("group", "group_column", "pair", "group_covariates", "group_demean",
                 "group_contrast", "permutations", "seed", "permutation_chunks",
-                "cluster_forming_p", "tfce", "group_estimator")
+                "cluster_forming_p", "tfce", "group_estimator", "exchangeability_blocks",
+                "whole_blocks")
 
 
 
@@ -193,7 +194,9 @@ def _group_from_flags(args) -> GroupSettings:
         ("--group-covariates", args.group_covariates), ("--demean", args.group_demean),
         ("--group-contrast", args.group_contrast), ("--permutations", args.permutations),
         ("--permutation-chunks", args.permutation_chunks), ("--tfce", args.tfce),
-        ("--group-estimator", args.group_estimator != DEFAULT_GROUP.estimator)) if value]
+        ("--group-estimator", args.group_estimator != DEFAULT_GROUP.estimator),
+        ("--exchangeability-blocks", args.exchangeability_blocks),
+        ("--whole-blocks", args.whole_blocks)) if value]
     if not args.group:
         if given and not args.model:
             raise InputError(f"{given[0]}: needs --group")
@@ -207,7 +210,8 @@ def _group_from_flags(args) -> GroupSettings:
             parse_contrast_option(text, "t") for text in args.group_contrast)),
         permutations=args.permutations, seed=args.seed,
         cluster_forming_p=args.cluster_forming_p, tfce=args.tfce,
-        estimator=args.group_estimator)
+        estimator=args.group_estimator, exchangeability_blocks=args.exchangeability_blocks,
+        whole_blocks=args.whole_blocks)
 
 
 def _model_flags(spec, args, parser, inference):
@@ -238,7 +242,9 @@ def _model_flags(spec, args, parser, inference):
         if node.level == "Dataset":
             flags = {"demean": "group_demean", "permutations": "permutations",
                      "seed": "seed", "cluster_forming_p": "cluster_forming_p",
-                     "tfce": "tfce", "estimator": "group_estimator"}
+                     "tfce": "tfce", "estimator": "group_estimator",
+                     "exchangeability_blocks": "exchangeability_blocks",
+                     "whole_blocks": "whole_blocks"}
             nodes[index] = replace(node, model=replace(node.model, group=replace(
                 node.model.group, **{k: getattr(args, v) for k, v in flags.items()
                                      if given(v)})))

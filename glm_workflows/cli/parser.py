@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cluster-forming threshold (p) of the permutation cluster "
                             "inference (default %(default)s)")
     group.add_argument("--tfce", action="store_true", help="add TFCE to the permutations")
+    group.add_argument("--exchangeability-blocks", metavar="COLUMN",
+                       help="participants.tsv column of exchangeability blocks (families, "
+                            "sites): sign flips of whole blocks, row shuffles within blocks")
+    group.add_argument("--whole-blocks", action="store_true",
+                       help="with --exchangeability-blocks: shuffle whole blocks (of one "
+                            "size) instead of rows within blocks")
 
     contrasts = parser.add_argument_group("contrasts (default: the seed's two)")
     contrasts.add_argument("--contrast", action="append", default=[], metavar="NAME=EXPR",

@@ -82,6 +82,47 @@ def _replay(seed, intercept_test, n_samples, stop):
             yield order
 
 
+def block_draws(seed, intercept_test, blocks, whole_blocks, stop):
+    """Yield, for permutations ``0..stop-1``, sign flips or row orders that respect
+    exchangeability blocks (FSL randomise's ``-e``, PALM's ``-eb``).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of numpy's ``default_rng``: the sequence is this project's own (nilearn has
+        no blocks), the same whatever the chunks.
+    intercept_test : bool
+        Sign flipping (the tested column is the intercept): one sign per block, all its
+        subjects flipped together (valid when the subjects of a block are dependent and
+        the blocks independent and symmetric).
+    blocks : sequence of int
+        Per subject (design row), its block.
+    whole_blocks : bool
+        Row permutations: True, the blocks (of one size) are shuffled as wholes, each
+        keeping its order; False, rows are shuffled within their block only.
+    stop : int
+        Number of draws.
+    """
+    rng = np.random.default_rng(seed)
+    blocks = np.asarray(blocks)
+    labels, index = np.unique(blocks, return_inverse=True)
+    members = [np.flatnonzero(index == b) for b in range(len(labels))]
+    for _ in range(stop):
+        if intercept_test:
+            yield (rng.integers(0, 2, size=len(labels)) * 2 - 1)[index][:, np.newaxis]
+        elif whole_blocks:
+            shuffled = rng.permutation(len(labels))
+            order = np.empty(len(blocks), dtype=int)
+            for target, source in zip(members, shuffled, strict=True):
+                order[target] = members[source]
+            yield order
+        else:
+            order = np.arange(len(blocks))
+            for rows in members:
+                order[rows] = rows[rng.permutation(len(rows))]
+            yield order
+
+
 def _cluster_max(arr, threshold, struct, two_sided):
     """nilearn's ``calculate_cluster_measures`` for one map: (max size, max mass)."""
     from scipy.ndimage import label
@@ -164,7 +205,8 @@ def _check_seed(seed):
 
 
 def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed, start, stop,
-                      two_sided=False, threshold=None, tfce=False) -> dict:
+                      two_sided=False, threshold=None, tfce=False, blocks=None,
+                      whole_blocks=False) -> dict:
     """Null statistics of permutations ``start..stop-1`` of nilearn's sequence.
 
     The sequence is the one ``non_parametric_inference(..., n_perm=n_perm,
@@ -188,6 +230,11 @@ def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed,
         and mass maxima.
     tfce : bool
         Adds TFCE maxima.
+    blocks : sequence of int or None
+        Exchangeability blocks, per design row: the draws are :func:`block_draws`'
+        instead of nilearn's sequence. None: nilearn's.
+    whole_blocks : bool
+        With ``blocks``: shuffle whole blocks (see :func:`block_draws`).
 
     Returns
     -------
@@ -214,7 +261,9 @@ def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed,
     struct = generate_binary_structure(3, 1)
     x0, c0 = problem.tested, problem.covars
     cached = None
-    draws = _replay(int(seed), problem.intercept_test, problem.n_samples, stop)
+    draws = _replay(int(seed), problem.intercept_test, problem.n_samples, stop) \
+        if blocks is None else block_draws(int(seed), problem.intercept_test, blocks,
+                                           whole_blocks, stop)
     with np.errstate(divide="ignore", invalid="ignore"):
         for i, draw in enumerate(draws):
             if i < start:

@@ -25,7 +25,8 @@ from pathlib import Path
 from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
 from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
-from .prepare import analysis_of_runs, model_file, prepare
+from .group_planning import model_file
+from .prepare import analysis_of_runs, prepare
 
 
 def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> int:

@@ -29,13 +29,7 @@ from ..inputs.folders import check_memory, check_output_dir, check_work_dir
 from ..inputs.surfaces import check_surface_permutations, check_surface_runs
 from ..plan.study import StudyPlan, plan_study
 from .combinations import plan_combinations
-
-
-def model_file(spec) -> str | None:
-    """The model file a spec was read from (absolute), if it was read from one."""
-    if spec.source == "flags" or not Path(spec.source).is_file():
-        return None
-    return str(Path(spec.source).absolute())
+from .group_planning import find_participants_file, model_file, node_group_plans
 
 
 def plugin_args(execution) -> dict:
@@ -99,7 +93,7 @@ def prepare(spec, execution) -> StudyPlan:
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
         check_contrasts_estimated(contrasts, runs, skipped, warnings)
-    participants_file = _participants_file(spec)
+    participants_file = find_participants_file(spec)
     combinations, group_contrasts, group_skipped = {}, contrasts, skipped
     if spec.designed_node is not None:  # the Dataset nodes get the node's contrasts
         combinations, group_contrasts, group_skipped = plan_combinations(spec, runs, skipped,
@@ -201,7 +195,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     group = spec.group_settings(execution.permutation_chunks)
     if is_surface_maps(maps):
         check_surface_permutations(group.permutations, maps_space(maps))
-    participants_file = _participants_file(spec)
+    participants_file = find_participants_file(spec)
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
@@ -220,65 +214,6 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                      space=maps_space(maps),
                      analysis=analysis, inputs=input_files(maps, contrasts),
                      from_derivatives=str(Path(folder).absolute()))
-
-
-def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> list:
-    """The group analyses of every Dataset node, in order (:func:`group_plans`; a node
-    grouped by nothing: :func:`~glm_workflows.plan.study.pooled_plan`), each marked with
-    its node; the first Dataset node grouped by contrast keeps today's names (label None)."""
-    from ..spec.bsm import contrast_label, node_label
-
-    plans = []
-    for index, node in enumerate(spec.dataset_nodes):
-        group = spec.group_settings(chunks, node)
-        participants_file = _participants_file(spec, node)
-        label = None if index == 0 and node.group_by else node_label(node.name)
-        if spec.pooled(node):
-            plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
-                                      model_file(spec), contrast_label))
-            continue
-        plans += [plan._replace(node=node.name, label=label, group=group,
-                                participants_file=participants_file)
-                  for plan in group_plans(runs, contrasts, skipped, group, participants_file,
-                                          warnings, model_file(spec), node.name)]
-    return plans
-
-
-def _pooled_plan(runs, skipped, group, node, label, warnings, model_file, contrast_label):
-    """A node grouped by nothing: its one analysis, its design and contrasts checked."""
-    from ..core.contrasts import contrast_matrix
-    from ..core.group import pooled_design
-    from ..plan.study import pooled_plan
-
-    columns = ([("intercept", None)] if group.intercept else []) + [
-        (name, contrast_label(name)) for name in group.covariates]
-    plan, lines = pooled_plan(runs, columns, skipped, group, node.name, label)
-    where = _dataset_x_path(model_file, name=node.name) if model_file else f"node {node.name!r}"
-    try:
-        design = pooled_design(plan.map_rows, columns)
-        for _, expression in plan.group_contrasts:
-            rows = [expression] if isinstance(expression, str) else list(expression)
-            contrast_matrix(rows, [str(c) for c in design.columns],
-                            "t" if isinstance(expression, str) else "F")
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
-    warnings.extend(lines)
-    return plan
-
-
-def _participants_file(spec, node=None) -> str | None:
-    """The participants.tsv the group design of Dataset node ``node`` (None: the first)
-    reads (two-sample, covariates), checked."""
-    group = spec.group_settings(node=node)
-    if node is not None and spec.pooled(node):
-        return None
-    if not (group.model and (group.group_column or group.covariates or group.transformations)):
-        return None
-    participants_file = str((Path(spec.inputs.bids_dir) / "participants.tsv").absolute())
-    if not Path(participants_file).is_file():
-        raise InputError(f"{participants_file}: participants.tsv not found (needed by "
-                         "--group-column/--group-covariates)")
-    return participants_file
 
 
 def analysis_of_runs(runs) -> str:
@@ -333,61 +268,3 @@ def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None,
     if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
                                     lambda name: group_output_analysis(name) == group)
-
-
-def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
-                model_file=None, node=None) -> list:
-    """The group analyses, each design and group contrast checked before any work; with a
-    model file, a design's refusal names the file and its Dataset node's ``Model.X``."""
-    if not group.model:
-        return []
-    from ..core.contrasts import contrast_matrix
-    from ..core.entities import check_label
-    from ..core.group import group_design, read_participants
-    from ..plan.study import group_plans as plan_groups
-    from ..spec.frozen import thaw
-
-    participants = read_participants(participants_file) if participants_file else None
-    node_design = bool(group.transformations) or not group.intercept
-
-    def design(subjects):
-        try:
-            return group_design(list(subjects), group.model, participants,
-                                group_column=group.group_column, covariates=group.covariates,
-                                demean=group.demean, transformations=thaw(group.transformations),
-                                intercept=group.intercept)
-        except InputError as exc:
-            if not model_file:
-                raise
-            raise InputError(f"{_dataset_x_path(model_file, node_design, node)}: {exc}") \
-                from None
-
-    plans, lines = plan_groups(runs, contrasts, skipped, group,
-                               lambda subjects: list(design(subjects).columns))
-    for plan in plans:
-        columns = [str(c) for c in design(plan.subjects).columns]
-        for name, expression in plan.group_contrasts:
-            if name:
-                check_label(name, "group contrast")
-            try:
-                if isinstance(expression, str):
-                    contrast_matrix([expression], columns, "t")
-                else:
-                    contrast_matrix(list(expression), columns, "F")
-            except InputError as exc:
-                raise InputError(f"group contrast {name or plan.name}: {exc}") from None
-    warnings.extend(lines)
-    return plans
-
-
-def _dataset_x_path(model_file, node: bool = False, name: str | None = None) -> str:
-    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from
-    (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make),
-    of Dataset node ``name`` (None: the first)."""
-    from ..core.stats_model_read import read_stats_model
-    from ..spec.bsm import check_node_graph
-
-    model = read_stats_model(model_file)
-    _, datasets = check_node_graph(model)
-    dataset = next((d for d in datasets if d.name == name), datasets[0])
-    return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"

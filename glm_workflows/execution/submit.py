@@ -46,7 +46,8 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
         split_arrays,
         task_size,
     )
-    from .prepare import model_file, prepare
+    from .group_planning import model_file
+    from .prepare import prepare
     from .slurm_array import (
         Submission,
         active_jobs,

@@ -25,7 +25,7 @@ class GroupPlan(NamedTuple):
     and ``participants_file``, its settings (None: the plan's). A node grouped by nothing
     (``columns``: its design's ``(X name, contrast label or None for the intercept)``)
     has one analysis: ``contrasts`` are the contrasts it pools, a map of each per subject
-    a row of its design."""
+    a row of its design. ``blocks``: per subject, its exchangeability block (() : none)."""
 
     name: str
     contrasts: tuple
@@ -36,6 +36,7 @@ class GroupPlan(NamedTuple):
     group: Any = None
     participants_file: str | None = None
     columns: tuple = ()
+    blocks: tuple = ()
 
     @property
     def workflow_name(self) -> str:

@@ -287,6 +287,13 @@ def _check_group(spec, dataset) -> None:
         raise InputError("--group-estimator mixed: no permutation inference (the mixed "
                          "statistic's null distribution would need each permutation's REML "
                          "fit; permute the OLS statistic with --group-estimator ols)")
+    if group.exchangeability_blocks and not group.permutations:
+        raise InputError("--exchangeability-blocks: blocks restrict permutations; set "
+                         "--permutations")
+    if group.whole_blocks and not group.exchangeability_blocks:
+        raise InputError("--whole-blocks: needs --exchangeability-blocks COLUMN")
+    if group.exchangeability_blocks and not spec.inputs.bids_dir:
+        raise InputError("--exchangeability-blocks: needs --bids-dir (its participants.tsv)")
     if group.estimator == "mixed" and group.model == "paired":
         raise InputError("--group-estimator mixed: not with --group paired (the variance of "
                          "A - B is not the sum of the two maps' variances: make A - B a "

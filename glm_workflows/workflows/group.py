@@ -51,7 +51,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   participants_file: str | None = None, n_chunks: int = 1,
                   mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
                   map_rows=None, design_columns=None, space: str | None = None,
-                  sources=None, surface: bool = False):
+                  sources=None, surface: bool = False, blocks=()):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -97,6 +97,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         relative to ``output_dir``); None: the files the merge node gathers.
     space : str or None
         The subjects' maps' space (``_space-<S>`` in the output names; None: not known).
+    blocks : sequence of int
+        Per subject, its exchangeability block (``group.exchangeability_blocks``'s
+        levels); () : every subject exchangeable.
     map_rows, design_columns : list or None
         A node grouped by nothing: its design's rows ``(subject, contrast)`` (the effect
         maps, ``merge_effect_maps`` taking one per row) and columns ``(X name, contrast
@@ -193,6 +196,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         settings = dict(contrast=expression, n_perm=group.permutations, seed=group.seed,
                         two_sided=inference.two_sided, tfce=group.tfce,
                         cluster_forming_p=group.cluster_forming_p)
+        if blocks:  # exchangeability blocks: the draws respect them
+            settings["blocks"] = list(blocks)
+            if group.whole_blocks:
+                settings["whole_blocks"] = True
         gather = pe.Node(Merge(len(chunks)), name=f"gather_{label}",
                          run_without_submitting=True)
         combine_perm = pe.Node(CombinePermutations(**settings),

@@ -259,7 +259,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         map_rows=group_plan.map_rows if pooled else None, space=space,
         sources=_published_maps(plan, group_plan, upstream) if upstream
         else _surface_sources(plan, group_plan) if surface else None,
-        design_columns=group_plan.columns if pooled else None, surface=surface)
+        design_columns=group_plan.columns if pooled else None, surface=surface,
+        blocks=group_plan.blocks)
     if not upstream:
         _set_subject_maps(group_wf, plan, group_plan, (space or "surface") if surface else None)
         workflow.add_nodes([group_wf])

@@ -1,0 +1,156 @@
+"""Before any work: the group analyses of a study's Dataset nodes, each design, group
+contrast and exchangeability block checked (part of
+:func:`glm_workflows.execution.prepare.prepare`). No Nipype here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.errors import InputError
+
+
+def model_file(spec) -> str | None:
+    """The model file a spec was read from (absolute), if it was read from one."""
+    if spec.source == "flags" or not Path(spec.source).is_file():
+        return None
+    return str(Path(spec.source).absolute())
+
+
+def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> list:
+    """The group analyses of every Dataset node, in order (:func:`group_plans`; a node
+    grouped by nothing: :func:`~glm_workflows.plan.study.pooled_plan`), each marked with
+    its node; the first Dataset node grouped by contrast keeps today's names (label None)."""
+    from ..spec.bsm import contrast_label, node_label
+
+    plans = []
+    for index, node in enumerate(spec.dataset_nodes):
+        group = spec.group_settings(chunks, node)
+        participants_file = find_participants_file(spec, node)
+        label = None if index == 0 and node.group_by else node_label(node.name)
+        if spec.pooled(node):
+            plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
+                                      model_file(spec), contrast_label))
+            continue
+        plans += [plan._replace(node=node.name, label=label, group=group,
+                                participants_file=participants_file)
+                  for plan in group_plans(runs, contrasts, skipped, group, participants_file,
+                                          warnings, model_file(spec), node.name)]
+    return plans
+
+
+def _pooled_plan(runs, skipped, group, node, label, warnings, model_file, contrast_label):
+    """A node grouped by nothing: its one analysis, its design and contrasts checked."""
+    from ..core.contrasts import contrast_matrix
+    from ..core.group import pooled_design
+    from ..plan.study import pooled_plan
+
+    columns = ([("intercept", None)] if group.intercept else []) + [
+        (name, contrast_label(name)) for name in group.covariates]
+    plan, lines = pooled_plan(runs, columns, skipped, group, node.name, label)
+    where = _dataset_x_path(model_file, name=node.name) if model_file else f"node {node.name!r}"
+    try:
+        design = pooled_design(plan.map_rows, columns)
+        for _, expression in plan.group_contrasts:
+            rows = [expression] if isinstance(expression, str) else list(expression)
+            contrast_matrix(rows, [str(c) for c in design.columns],
+                            "t" if isinstance(expression, str) else "F")
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    warnings.extend(lines)
+    return plan
+
+
+def find_participants_file(spec, node=None) -> str | None:
+    """The participants.tsv the group design of Dataset node ``node`` (None: the first)
+    reads (two-sample, covariates), checked."""
+    group = spec.group_settings(node=node)
+    if node is not None and spec.pooled(node):
+        return None
+    if not (group.model and (group.group_column or group.covariates or group.transformations
+                             or group.exchangeability_blocks)):
+        return None
+    participants_file = str((Path(spec.inputs.bids_dir) / "participants.tsv").absolute())
+    if not Path(participants_file).is_file():
+        needed = "--exchangeability-blocks" if group.exchangeability_blocks and not (
+            group.group_column or group.covariates or group.transformations) \
+            else "--group-column/--group-covariates"
+        raise InputError(f"{participants_file}: participants.tsv not found (needed by "
+                         f"{needed})")
+    return participants_file
+
+
+def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
+                model_file=None, node=None) -> list:
+    """The group analyses, each design and group contrast checked before any work; with a
+    model file, a design's refusal names the file and its Dataset node's ``Model.X``."""
+    if not group.model:
+        return []
+    from ..core.contrasts import contrast_matrix
+    from ..core.entities import check_label
+    from ..core.group import group_design, read_participants
+    from ..plan.study import group_plans as plan_groups
+    from ..spec.frozen import thaw
+
+    participants = read_participants(participants_file) if participants_file else None
+    node_design = bool(group.transformations) or not group.intercept
+
+    def design(subjects):
+        try:
+            return group_design(list(subjects), group.model, participants,
+                                group_column=group.group_column, covariates=group.covariates,
+                                demean=group.demean, transformations=thaw(group.transformations),
+                                intercept=group.intercept)
+        except InputError as exc:
+            if not model_file:
+                raise
+            raise InputError(f"{_dataset_x_path(model_file, node_design, node)}: {exc}") \
+                from None
+
+    plans, lines = plan_groups(runs, contrasts, skipped, group,
+                               lambda subjects: list(design(subjects).columns))
+    for plan in plans:
+        columns = [str(c) for c in design(plan.subjects).columns]
+        for name, expression in plan.group_contrasts:
+            if name:
+                check_label(name, "group contrast")
+            try:
+                if isinstance(expression, str):
+                    contrast_matrix([expression], columns, "t")
+                else:
+                    contrast_matrix(list(expression), columns, "F")
+            except InputError as exc:
+                raise InputError(f"group contrast {name or plan.name}: {exc}") from None
+    if group.exchangeability_blocks:
+        plans = [_with_blocks(plan, group, participants, participants_file,
+                              design(plan.subjects)) for plan in plans]
+    warnings.extend(lines)
+    return plans
+
+
+def _with_blocks(plan, group, participants, source, design):
+    """A group plan with its subjects' exchangeability blocks, checked against every group
+    contrast's test (sign flips when it tests the intercept alone, else shuffles)."""
+    from ..core.contrasts import contrast_matrix
+    from ..core.exchangeability import block_labels, check_blocks
+
+    blocks = block_labels(participants, plan.subjects, group.exchangeability_blocks, source)
+    columns = [str(c) for c in design.columns]
+    for _, expression in plan.group_contrasts:
+        weights = contrast_matrix([expression], columns, "t")[0]
+        tested = design.to_numpy(dtype=float) @ weights  # constant: sign flips
+        check_blocks(blocks, sign_flips=bool(tested.max() == tested.min()),
+                     whole_blocks=group.whole_blocks, alpha=0.05)  # the FWE maps' level
+    return plan._replace(blocks=blocks)
+
+
+def _dataset_x_path(model_file, node: bool = False, name: str | None = None) -> str:
+    """``<model file>: Nodes[i].Model.X``: where a model file's group design comes from
+    (``node``: ``<model file>: Nodes[i]``, for a design the node's transformations make),
+    of Dataset node ``name`` (None: the first)."""
+    from ..core.stats_model_read import read_stats_model
+    from ..spec.bsm import check_node_graph
+
+    model = read_stats_model(model_file)
+    _, datasets = check_node_graph(model)
+    dataset = next((d for d in datasets if d.name == name), datasets[0])
+    return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"
