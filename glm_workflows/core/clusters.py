@@ -145,8 +145,8 @@ def _peaks(data: np.ndarray, origin: np.ndarray, affine: np.ndarray,
     return ijk[kept, :], vals[kept]
 
 
-def clusters_table(stat_img, stat_threshold: float, *, cluster_threshold: int = 0,
-                   two_sided: bool = False, min_distance: float = 8.0):
+def clusters_table(stat_img, stat_threshold: float, *, cluster_threshold: int,
+                   two_sided: bool, min_distance: float = 8.0):
     """nilearn's :func:`~nilearn.reporting.get_clusters_table` of a volume, vectorized.
 
     Parameters
