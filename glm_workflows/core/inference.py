@@ -11,12 +11,12 @@ import warnings
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 
 from .atlas_labels import REGION_COLUMN, atlas_description, peak_labels, unlabelled_reason
 from .choices import HEIGHT_CONTROLS
 from .clusters import cluster_size_threshold, clusters_table
 from .errors import InputError
+from .lazy import pandas as pd
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
 CLUSTER_COLUMNS = ("Cluster ID", "X", "Y", "Z", "Peak Stat", "Cluster Size (mm3)")

@@ -12,7 +12,10 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
+from .lean_imports import without_unusable_ipython
+
+with without_unusable_ipython():
+    from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
 
 from ..core.errors import InputError
 from ..settings import PLUGINS
