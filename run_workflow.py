@@ -4,6 +4,7 @@
 import sys
 
 from glm_workflows.cli import main
+from glm_workflows.cli.command import exit_code
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main()))

@@ -31,11 +31,12 @@ def _cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(cmd: list[str], log: list[str] | None = None) -> Timing:
-    """Run ``cmd`` in a fresh process from the repository root; return its times (and
-    append its standard error to ``log``)."""
+def timed(cmd: list[str], log: list[str] | None = None, *, cwd: Path = REPO,
+          env: dict | None = None) -> Timing:
+    """Run ``cmd`` in a fresh process from ``cwd`` (the repository root), with ``env`` (by
+    default this process's); return its times (and append its standard error to ``log``)."""
     cpu, start = _cpu_of_children(), time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     timing = Timing(time.perf_counter() - start, _cpu_of_children() - cpu)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n"

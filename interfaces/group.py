@@ -1,11 +1,12 @@
 """Group level: the group model of one group contrast, and its permutation inference
 split into chunks (each a node of its own) combined by a final node."""
 
+from __future__ import annotations
+
 import json
 import os
 
 import numpy as np
-import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
@@ -26,6 +27,7 @@ from glm_workflows.core.group import (
     read_participants,
 )
 from glm_workflows.core.group_mask import difference_images
+from glm_workflows.core.lazy import pandas as pd
 from glm_workflows.core.mixed_effects import fit_group_mixed
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,

@@ -318,10 +318,11 @@ def main(argv=None) -> int:
     """Run the command line; return the exit code (2: bad input, 1: a node failed,
     128 + signal number: interrupted by SIGINT or SIGTERM)."""
     from ..execution.analysis import interrupted, run_analysis
+    from ..execution.garbage import collections_paused
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
     args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
-    with interrupts_raise():
+    with interrupts_raise(), collections_paused():  # nodes: collections_of_new_objects
         try:
             spec, execution = spec_from_args(argv)
             if execution.resubmit_failed:
@@ -356,5 +357,14 @@ def _array_command(argv) -> list[str]:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    sys.exit(exit_code(main()))
+
+
+def exit_code(code: int) -> int:
+    """``code``, once every live object is left out of the interpreter's collections at
+    exit (:func:`~glm_workflows.execution.garbage.freeze_for_exit`): call it last."""
+    from ..execution.garbage import freeze_for_exit
+
+    freeze_for_exit()
+    return code
 

@@ -26,9 +26,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError, one_line
+from .lazy import pandas as pd
 from .tables import check_unique_columns
 
 #: nilearn's preset strategies, without ``ica_aroma`` (it needs the

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
+from .lazy import pandas as pd
 from .variables import _is_sparse, _values
 
 #: nilearn's convolution settings of ``make_first_level_design_matrix``.

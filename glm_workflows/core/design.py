@@ -13,12 +13,12 @@ import re
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .choices import DRIFT_MODELS
 from .errors import InputError, one_line
 from .estimability import check_contrasts, estimability_problem
 from .hrf import HRF_COLUMN_SUFFIXES, HRF_MODELS, frame_times  # also importable from here
+from .lazy import pandas as pd
 from .run_tables import (
     EventsWarning,
     check_repetition_time,
@@ -48,6 +48,7 @@ DESIGN_MODULES = (
     "glm_workflows.core.transform_query",
     "glm_workflows.core.convolution",
     "glm_workflows.core.choices",
+    "glm_workflows.core.lazy",
 )
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-from scipy.linalg import sqrtm
 
 from .errors import InputError
 from .glm import FittedGLM
+from .lazy import scipy_linalg as spl
 from .noise import CORRECTED_ORDERS
 
 #: File names of a persisted fit, inside its directory.
@@ -156,7 +156,7 @@ def compute_contrast(fit: FittedGLM, con_matrix, stat_type: str = "t") -> dict:
             # sqrt then square, as nilearn does (through the standard deviation)
             variance[idx] = np.sqrt(con_cov[0, 0] * fit.dispersion[idx]) ** 2
         else:
-            effect[:, idx] = sqrtm(np.linalg.inv(con_cov)) @ con_effect
+            effect[:, idx] = spl.sqrtm(np.linalg.inv(con_cov)) @ con_effect
             variance[idx] = fit.dispersion[idx]
     from nilearn.glm.contrasts import Contrast  # imported when used: it loads scikit-learn
 

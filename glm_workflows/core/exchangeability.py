@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
+from .lazy import pandas as pd
 
 
 def block_labels(participants: pd.DataFrame, subjects, column: str,

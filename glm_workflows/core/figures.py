@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 
 from .inference import has_surviving_voxels
+from .lazy import pandas as pd
 
 #: PNG bytes (None: no figure) of the last design and contrast figures drawn, by input.
 _DRAWN: OrderedDict = OrderedDict()

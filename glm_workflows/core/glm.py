@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
-import scipy.linalg as spl
 
 from .choices import NOISE_MODELS
 from .errors import InputError
@@ -22,6 +20,8 @@ from .images import (
     load_series,
     storage_to_mask_order,
 )
+from .lazy import pandas as pd
+from .lazy import scipy_linalg as spl
 from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
 from .smoothing import check_fwhm_fits, masked_run, smooths
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .choices import GROUP_MODELS
 from .errors import InputError, one_line
 from .group_mask import finite_group_mask
 from .group_variables import check_full_rank, dataset_design
+from .lazy import pandas as pd
 from .tables import read_tsv
 
 #: The start of nilearn's warning that an image built from int64 data is stored as int32.

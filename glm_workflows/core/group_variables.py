@@ -29,9 +29,9 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
+from .lazy import pandas as pd
 from .transform_checks import _CATEGORICAL_OK, check_instructions
 from .transformations import _TRANSFORMS
 from .variables import _Run

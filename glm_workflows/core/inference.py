@@ -11,11 +11,12 @@ import warnings
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 
 from .atlas_labels import REGION_COLUMN, atlas_description, peak_labels, unlabelled_reason
 from .choices import HEIGHT_CONTROLS
+from .clusters import cluster_size_threshold, clusters_table
 from .errors import InputError
+from .lazy import pandas as pd
 
 #: Columns of a cluster table, as nilearn's :func:`~nilearn.reporting.get_clusters_table`.
 CLUSTER_COLUMNS = ("Cluster ID", "X", "Y", "Z", "Peak Stat", "Cluster Size (mm3)")
@@ -99,9 +100,12 @@ def threshold_map(z_img, *, mask_img=None,
             alpha=alpha,
             threshold=threshold if height_control == "none" else None,
             height_control=None if height_control == "none" else height_control,
-            cluster_threshold=int(cluster_threshold),
+            cluster_threshold=0,
             two_sided=two_sided,
         )
+    # nilearn's cluster extent, vectorized (the same voxels; nilearn loops over clusters)
+    cluster_size_threshold(np.asanyarray(thresholded.dataobj).reshape(thresholded.shape[:3]),
+                           int(cluster_threshold))
     return thresholded, float(z_threshold)
 
 
@@ -145,21 +149,19 @@ def cluster_table(z_img, stat_threshold: float, *,
     Returns
     -------
     table : pandas.DataFrame
-        Columns :data:`CLUSTER_COLUMNS` as nilearn's
-        :func:`~nilearn.reporting.get_clusters_table`; sizes are given on the first row of
+        Columns :data:`CLUSTER_COLUMNS`, equal to nilearn's
+        :func:`~nilearn.reporting.get_clusters_table` (computed by
+        :func:`~glm_workflows.core.clusters.clusters_table`); sizes are given on the first row of
         each cluster only. No row when nothing survives.
     """
     if np.isnan(stat_threshold) or stat_threshold == -np.inf:
         raise InputError(f"stat_threshold: expected a number or inf, got {stat_threshold!r}")
     if stat_threshold == np.inf or not has_surviving_voxels(z_img):
         return pd.DataFrame(columns=list(CLUSTER_COLUMNS))
-    from nilearn.reporting import get_clusters_table
-
     with warnings.catch_warnings():  # no cluster that large: an empty table, not a problem
         warnings.filterwarnings("ignore", "No clusters found", UserWarning)
-        return get_clusters_table(z_img, stat_threshold=stat_threshold,
-                                  cluster_threshold=int(min_cluster_size),
-                                  two_sided=two_sided, min_distance=min_distance)
+        return clusters_table(z_img, stat_threshold, cluster_threshold=int(min_cluster_size),
+                              two_sided=two_sided, min_distance=min_distance)
 
 
 def label_cluster_table(table: pd.DataFrame, space: str | None) -> tuple[pd.DataFrame, dict]:

@@ -19,10 +19,9 @@ import os
 import re
 import warnings
 
-import pandas as pd
-
 from .errors import InputError
 from .estimability import check_contrasts
+from .lazy import pandas as pd
 from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
 from .tables import read_tsv
 

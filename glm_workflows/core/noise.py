@@ -20,7 +20,8 @@ are transformed by the inverse Cholesky factor of their stationary covariance.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as spl
+
+from .lazy import scipy_linalg as spl
 
 #: The calibrated noise models and their autoregressive order.
 CORRECTED_ORDERS = {"ar1-corrected": 1, "ar2-corrected": 2}

@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
 from .hrf import frame_times
+from .lazy import pandas as pd
 from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")

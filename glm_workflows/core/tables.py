@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import pandas as pd
-
 from .errors import InputError
+from .lazy import pandas as pd
 
 
 def header_columns(path: str | os.PathLike) -> list[str]:

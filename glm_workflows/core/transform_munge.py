@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 
+from .lazy import pandas as pd
 from .transform_query import evaluate_query, parse_query, sanitized, with_identifiers
 from .variables import (
     _aligned,

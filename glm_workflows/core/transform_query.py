@@ -23,7 +23,8 @@ import operator
 import re
 
 import numpy as np
-import pandas as pd
+
+from .lazy import pandas as pd
 
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
             ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}

@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .convolution import convolve
 from .errors import InputError
 from .hrf import frame_times
+from .lazy import pandas as pd
 from .transform_checks import (
     _CATEGORICAL_OK,
     _OUTPUT_KEYS,

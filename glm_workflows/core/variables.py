@@ -9,9 +9,9 @@ import fnmatch
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
+from .lazy import pandas as pd
 from .transform_checks import _GLOB, _listify
 
 

@@ -26,12 +26,12 @@ as pybids' ``invalid_contrasts='drop'`` does.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from .contrasts import contrast_matrix
 from .errors import InputError
 from .estimability import estimability_problem
 from .group_variables import table_design, transform_table, typed_table, used_columns
+from .lazy import pandas as pd
 
 #: A map's entities as pybids names its variables (RunInputs' short entity keys).
 ENTITY_VARIABLES = {"acq": "acquisition", "ce": "ceagent", "rec": "reconstruction",

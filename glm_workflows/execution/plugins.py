@@ -5,17 +5,20 @@ given), :func:`run_workflow` returning what each node did."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
+from .lean_imports import without_unusable_ipython
+
+with without_unusable_ipython():
+    from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
 
 from ..core.errors import InputError
 from ..settings import PLUGINS
+from .garbage import collections_of_new_objects
 from .interrupts import RunInterrupted, worker_initializer
 from .progress import NodeRecord, ProgressReporter
 from .slurm_graph import TrackedSLURMGraphPlugin, wait_for_graph_jobs
@@ -125,17 +128,14 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         # MultiProc runs a full garbage collection before every submission round; with
         # nilearn and matplotlib loaded each takes ~0.1 s and serialises the scheduler.
         # Objects alive before the run are left out of those collections.
-        gc.collect()
-        gc.freeze()
         runner = MultiProcPlugin(plugin_args) if plugin == "MultiProc" else plugin
-        try:
-            workflow.run(plugin=runner, plugin_args=plugin_args)
-        except RunInterrupted:
-            if plugin == "MultiProc":
-                runner.stop_workers()
-            raise
-        finally:
-            gc.unfreeze()
+        with collections_of_new_objects():
+            try:
+                workflow.run(plugin=runner, plugin_args=plugin_args)
+            except RunInterrupted:
+                if plugin == "MultiProc":
+                    runner.stop_workers()
+                raise
         return reporter.records
     plugin_args.setdefault("dont_resubmit_completed_jobs", True)
     runner = TrackedSLURMGraphPlugin(plugin_args=plugin_args)

@@ -10,7 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nipype.pipeline.plugins.slurmgraph import SLURMGraphPlugin
+from .lean_imports import without_unusable_ipython
+
+with without_unusable_ipython():
+    from nipype.pipeline.plugins.slurmgraph import SLURMGraphPlugin
 
 from .progress import NodeRecord, flushed_print
 

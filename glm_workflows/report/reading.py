@@ -16,9 +16,9 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 
 from ..core.entities import EXTRA_ENTITIES, parse_prefix
+from ..core.lazy import pandas as pd
 from ..core.naming import (
     GROUP_OUTPUTS,
     analysis_label,

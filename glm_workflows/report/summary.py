@@ -9,8 +9,8 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 
+from ..core.lazy import pandas as pd
 from ..core.naming import (
     GROUP_FOLDER,
     GROUP_OUTPUTS,
