@@ -24,9 +24,8 @@ def write_root_files(output_dir, write_index) -> None:
 
     ``dataset_description.json``; ``provenance.json``, which lists each analysis' record
     in each subject folder (``sub-<label>/<analysis>_provenance.json``) and in the group
-    folder, with its date, command line and working directory; and, when the folder holds
-    two or more subject reports, ``index.html`` through ``write_index(output_dir,
-    subjects)``.
+    folder, with its date, command line and working directory; and ``index.html``
+    (:func:`write_index_of_reports`).
     """
     output_dir = Path(output_dir)
     write_description(output_dir)
@@ -35,9 +34,24 @@ def write_root_files(output_dir, write_index) -> None:
                             for entry in _records(output_dir, subject_folder(subject))],
                "Group": _records(output_dir, GROUP_FOLDER)}
     write_text_atomic(output_dir / PROVENANCE_FILE, json.dumps(listing, indent=2))
-    with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
-    if len(with_reports) > 1:
+    write_index_of_reports(output_dir, write_index)
+
+
+def write_index_of_reports(output_dir, write_index) -> list[str]:
+    """``index.html`` through ``write_index(output_dir, subjects)``, listing every subject
+    whose report page the folder holds (those of earlier runs too), if any.
+
+    Returns
+    -------
+    subjects : list of str
+        The labels listed (empty: no report, no index written).
+    """
+    output_dir = Path(output_dir)
+    with_reports = [s for s in subject_folders(output_dir)
+                    if (output_dir / report_page(s)).exists()]
+    if with_reports:
         write_index(output_dir, with_reports)
+    return with_reports
 
 
 def _records(output_dir: Path, folder: str) -> list[dict]:
