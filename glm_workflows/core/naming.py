@@ -1,20 +1,21 @@
 """BIDS-Derivatives names of every output, built and parsed in one place.
 
-A model's own outputs are ``sub-<label>/<prefix>_<suffix>`` and its contrasts'
-``sub-<label>/<prefix>_contrast-<name>_<suffix>``, with ``<prefix>`` =
+A model's own outputs are ``<folder>/<prefix>_<suffix>`` and its contrasts'
+``<folder>/<prefix>_contrast-<name>_<suffix>``, with ``<folder>`` = ``sub-<label>/ses-<label>``
+when the prefix has a session (a run's, a session's fixed effects), else ``sub-<label>``
+(a subject's fixed effects over sessions; :func:`output_folder`), and ``<prefix>`` =
 ``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>]...[_run-<index>][_echo-<index>]``
 ``[_space-<label>][_res-<label>][_den-<label>]``
 (:func:`~glm_workflows.core.entities.bids_prefix`: the run's BIDS entities and its image's
-template entities, in the BIDS schema's order; a name without the optional ones is
-unchanged) and the
-suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's root holds
+template entities, in the BIDS schema's order) and the suffixes of :data:`MODEL_OUTPUTS`
+and :data:`CONTRAST_OUTPUTS`. The folder's root holds
 each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
 
 An *analysis* is what one task, in one space, under one model makes
-(:func:`analysis_label`); each folder it writes into (a subject's, the group's) holds its
-record :func:`analysis_record`, which lists the files it wrote there, so that a later
-run of the same analysis replaces exactly those and no other analysis' files.
+(:func:`analysis_label`); each folder it writes into (a subject's, a session's, the
+group's) holds its record :func:`analysis_record`, which lists the files it wrote there,
+so that a later run of the same analysis replaces exactly those and no other's.
 
 The sink builds these names, the report, the command-line summary and the output
 folder read them back, all through this module: plain strings, no Nipype, no file
@@ -152,6 +153,12 @@ _OUTPUT_NAME = re.compile(
 _SUBJECT_FOLDER = re.compile(rf"sub-({_LABEL})")
 
 
+_SESSION_FOLDER = re.compile(rf"ses-({_LABEL})")
+
+
+_NAME_FOLDER = re.compile(rf"(sub-{_LABEL})(?:_(ses-{_LABEL}))?(?=_|$)")
+
+
 _ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
                        rf"(?:_model-(?P<model>{_LABEL}))?")
 
@@ -178,6 +185,24 @@ class OutputName(NamedTuple):
 def subject_folder(subject: str) -> str:
     """``sub-<label>``: a subject's folder (and its entity in a prefix)."""
     return f"sub-{check_label(subject, 'subject')}"
+
+
+def output_folder(name: str, subject: str | None = None) -> str:
+    """The folder of an output file or prefix, from the root, as BIDS-Derivatives place
+    them: ``sub-<s>/ses-<t>`` for ``sub-<s>_ses-<t>_...`` (a run's, a session's fixed
+    effects), else ``sub-<s>`` (a subject's fixed effects over sessions); a name without
+    ``sub-<label>`` goes to ``subject``'s folder (ValueError without ``subject``)."""
+    match = _NAME_FOLDER.match(name)
+    if match is None:
+        if subject is None:
+            raise ValueError(f"not a subject's output name: {name!r}")
+        return subject_folder(subject)
+    return "/".join(part for part in match.groups() if part)
+
+
+def output_path(name: str, subject: str | None = None) -> str:
+    """``<folder>/<name>``: an output file's path from the root (:func:`output_folder`)."""
+    return f"{output_folder(name, subject)}/{name}"
 
 
 def report_page(subject: str) -> str:
@@ -314,6 +339,13 @@ def parse_output_name(name: str) -> OutputName | None:
 def parse_subject_folder(name: str) -> str | None:
     """The label of a subject folder's name ``sub-<label>``; None for any other name."""
     match = _SUBJECT_FOLDER.fullmatch(name)
+    return match[1] if match else None
+
+
+def parse_session_folder(name: str) -> str | None:
+    """The label of a session folder's name ``ses-<label>`` (inside a subject's folder);
+    None for any other name."""
+    match = _SESSION_FOLDER.fullmatch(name)
     return match[1] if match else None
 
 

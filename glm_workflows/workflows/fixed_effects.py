@@ -7,7 +7,7 @@ from nipype.pipeline import engine as pe
 
 from glm_workflows.interfaces import CombineRunImages, DerivativesSink, FixedEffects
 
-from ..core.naming import contrast_file, model_file, subject_folder
+from ..core.naming import contrast_file, model_file, output_path
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
 from .inference import init_inference_wf
@@ -87,8 +87,8 @@ def init_fixed_effects_wf(
               for field, sources in plan.items()}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
     entities = sink_entities(output_dir, subject, task, session, None, entities)
-    folder = subject_folder(subject)  # the sources: the runs' published maps
-    sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
+    # the sources: the runs' published maps
+    sources = [output_path(model_file(label, 'mask_file'), subject) for label in run_labels]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     workflow.connect([
         (merges["mask_file"], combine, [("out", "mask_files")]),
@@ -105,11 +105,10 @@ def init_fixed_effects_wf(
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
+        contrast_sources = [output_path(contrast_file(label, contrast, m), subject)
+                            for label in labels for m in ("effect_maps", "variance_maps")]
         contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
-                                                sources=[
-                                                    f"{folder}/{contrast_file(label, contrast, m)}"
-                                                    for label in labels
-                                                    for m in ("effect_maps", "variance_maps")],
+                                                sources=contrast_sources,
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([

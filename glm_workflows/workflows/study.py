@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from nipype.pipeline import engine as pe
 
-from ..core.naming import contrast_file, subject_folder
+from ..core.naming import contrast_file, output_path
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -291,8 +291,7 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
             prefix = subject_plan.prefix
         else:
             prefix = subject_plan.runs[0].run.prefix
-        published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
-                      for c in contrasts]
+        published += [output_path(contrast_file(prefix, c, 'effect_maps')) for c in contrasts]
     return published
 
 
