@@ -8,7 +8,8 @@ when the prefix has a session (a run's, a session's fixed effects), else ``sub-<
 ``[_space-<label>][_res-<label>][_den-<label>]``
 (:func:`~glm_workflows.core.entities.bids_prefix`: the run's BIDS entities and its image's
 template entities, in the BIDS schema's order) and the suffixes of :data:`MODEL_OUTPUTS`
-and :data:`CONTRAST_OUTPUTS`. The folder's root holds
+and :data:`CONTRAST_OUTPUTS` (checked against the schema: tests/test_bids_names.py). The
+folder's root holds
 each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
 
@@ -60,7 +61,7 @@ CONTRAST_OUTPUTS = {
     # the table's sidecar: its columns, the atlas of its peaks' regions (or why none);
     # only when the maps' space is known
     "cluster_jsons": "clusters.json",
-    "contrast_figures": "contrastmatrix.png",
+    "contrast_figures": "design.png",  # nilearn's contrast-<name>_design
     "contrast_jsons": "statmap.json",
 }
 
@@ -107,10 +108,10 @@ INDEX_FILE = "index.html"
 GROUP_REPORT = "group.html"
 
 
-#: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
-#: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a
-#: one-sample or paired test) and ``task-<T>_contrast-<C>_group-<G>`` for any other
-#: group contrast ``G``; other Dataset nodes add ``_node-<N>`` (:func:`group_stem`).
+#: The group level's folder, at the root: ``group/<stem>_<suffix>``, ``<stem>`` =
+#: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (one-sample,
+#: paired), ``task-<T>_contrast-<C>+<G>`` for another group contrast ``G`` (BIDS labels
+#: join with ``+``; 0.1 wrote ``_group-<G>``); ``_node-<N>`` (:func:`group_stem`).
 GROUP_FOLDER = "group"
 
 
@@ -127,7 +128,7 @@ GROUP_OUTPUTS = {
     "logp_max_size": "stat-logp_desc-clusterSizeFWE_statmap.nii.gz",
     "logp_max_mass": "stat-logp_desc-clusterMassFWE_statmap.nii.gz",
     "logp_max_tfce": "stat-logp_desc-tfceFWE_statmap.nii.gz",
-    "null_figure": "desc-maxTNull_distribution.png",
+    "null_figure": "stat-maxT_desc-null_statmap.png",
     "permutation_json": "desc-permutations_statmap.json",
 }
 
@@ -282,7 +283,7 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
 
 def group_stem(task: str, contrast: str, group_contrast: str | None = None,
                node: str | None = None, space: str | None = None) -> str:
-    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[_group-<G>]``: how a group contrast's
+    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[+<G>]``: how a group contrast's
     outputs are named (``group_contrast`` None: the group mean of first-level contrast
     ``C``; ``node``: the label of a Dataset node other than the model's first, None for
     the first; ``space``: the space of the subjects' maps, None when it is not known)."""
@@ -291,8 +292,20 @@ def group_stem(task: str, contrast: str, group_contrast: str | None = None,
     stem += f"_node-{check_label(node, 'node')}" if node else ""
     stem += f"_contrast-{check_label(contrast, 'contrast')}"
     if group_contrast:
-        stem += f"_group-{check_label(group_contrast, 'group contrast')}"
+        stem += f"+{check_label(group_contrast, 'group contrast')}"
     return stem
+
+
+_GROUP_STEM = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
+                         rf"(?:_node-(?P<node>{_LABEL}))?_contrast-(?P<contrast>{_LABEL})"
+                         rf"(?:(?:\+|_group-)(?P<group>{_LABEL}))?")
+
+
+def parse_group_stem(stem: str) -> dict | None:
+    """``task``, ``space``, ``node``, ``contrast``, ``group`` (None if absent) of a group
+    stem (:func:`group_stem`, or 0.1's ``_group-<G>``); None for another name."""
+    match = _GROUP_STEM.fullmatch(stem)
+    return match.groupdict() if match else None
 
 
 def group_output_analysis(name: str) -> tuple[str, str | None] | None:

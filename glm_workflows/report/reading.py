@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import nibabel as nb
@@ -30,6 +29,7 @@ from ..core.naming import (
     output_path,
     parse_analysis,
     parse_analysis_record,
+    parse_group_stem,
     parse_output_name,
     parse_session_folder,
 )
@@ -187,16 +187,9 @@ def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
     return bool(((np.abs(z) if settings.get("TwoSided") else z) >= threshold).any())
 
 
-#: A group contrast's stem (:func:`~glm_workflows.core.naming.group_stem`), taken apart.
-_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)(?:_space-(?P<space>[A-Za-z0-9]+))?"
-                         r"(?:_node-(?P<node>[A-Za-z0-9]+))?"
-                         r"_contrast-(?P<contrast>[A-Za-z0-9]+)"
-                         r"(?:_group-(?P<group>[A-Za-z0-9]+))?")
-
-
 def find_group_stems(folder) -> list[str]:
     """The group contrasts of the group folder, as their stems
-    ``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]``.
+    ``task-<T>[_node-<N>]_contrast-<C>[+<G>]`` (:func:`~glm_workflows.core.naming.group_stem`).
 
     Parameters
     ----------
@@ -211,16 +204,8 @@ def find_group_stems(folder) -> list[str]:
     """
     suffix = "_" + GROUP_OUTPUTS["contrast_jsons"]
     stems = (name[:-len(suffix)] for name in _listing(folder) if name.endswith(suffix))
-    found = [stem for stem in stems if _GROUP_STEM.fullmatch(stem)]
+    found = [stem for stem in stems if parse_group_stem(stem)]
     return sorted(found, key=_group_order)
-
-
-def parse_group_stem(stem: str) -> dict | None:
-    """``task``, ``space`` and ``node`` (None when absent: the maps' space unknown, the
-    model's first Dataset node), ``contrast`` and
-    ``group`` (None for the group mean) of a group stem."""
-    match = _GROUP_STEM.fullmatch(stem)
-    return match.groupdict() if match else None
 
 
 def _group_order(stem: str):
