@@ -15,13 +15,8 @@ from nipype.interfaces.base import (
 
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.entities import bids_prefix
-from glm_workflows.core.naming import (
-    CONTRAST_OUTPUTS,
-    MODEL_OUTPUTS,
-    contrast_file,
-    model_file,
-    surface_name,
-)
+from glm_workflows.core.naming import CONTRAST_OUTPUTS, MODEL_OUTPUTS, contrast_file, model_file
+from glm_workflows.core.surface_names import surface_name
 from glm_workflows.core.surfaces import read_layout, write_hemispheres
 
 #: The sink's inputs for the entities of a prefix besides sub, ses, task and run: the

@@ -186,8 +186,8 @@ def test_bad_combinations_refused(study, tmp_path, capsys, extra, message):
 def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, tmp_path):
     """Two participant-level runs for different participants, at the same time, into one
     output folder: each writes its participants' derivatives and nothing else (besides
-    dataset_description.json); the maps equal the run of both levels. The group level
-    then reads them."""
+    dataset_description.json and index.html, which lists every subject's report); the maps
+    equal the run of both levels. The group level then reads them."""
     out = tmp_path / "out"
     runs = [subprocess.Popen(
         [sys.executable, "-m", "glm_workflows.cli", "--bids-dir", str(study), *STUDY,
@@ -199,8 +199,8 @@ def test_concurrent_participant_runs_share_an_output_folder(study, both_levels, 
         printed, _ = run.communicate(timeout=300)
         assert run.returncode == 0, printed
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "dataset_description.json", "logs", *(f"sub-{s}{ext}" for s in SUBJECTS
-                                              for ext in ("", ".html"))]
+        "dataset_description.json", "index.html", "logs",
+        *(f"sub-{s}{ext}" for s in SUBJECTS for ext in ("", ".html"))]
     assert len(list((out / "logs").glob("task-tiny_*.log"))) == 2  # one per run
     for subject in SUBJECTS:
         _same_map(out / Z_MAP.format(subject), both_levels / Z_MAP.format(subject))

@@ -318,7 +318,7 @@ def test_quiet_prints_the_results_and_the_log_has_everything(quiet_run):
     assert "  done    sub_01_task_tiny_run_1_wf.fit (" in text
     assert out.strip() in text  # and every line the console showed
     assert sorted(p.name for p in (root / "out").iterdir() if not p.name.startswith(".")) \
-        == ["dataset_description.json", "logs", "sub-01", "sub-01.html"]
+        == ["dataset_description.json", "index.html", "logs", "sub-01", "sub-01.html"]
     assert not list((root / "out" / "sub-01").glob("*run-2*"))
 
 

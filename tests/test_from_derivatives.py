@@ -163,8 +163,8 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
                       {"e": "F"})
     _fake_subject(root / "sub-01", "sub-01_task-tiny_acq-x", ["c", "d", "e"], {"e": "F"})
     _fake_subject(root / "sub-02", "sub-02_task-tiny_run-3", ["c", "d", "e"], {"e": "F"})
-    _fake_subject(root / "sub-03", "sub-03_ses-1_task-tiny", ["c"])
-    _fake_subject(root / "sub-03", "sub-03_ses-1_task-other", ["d"])  # another task
+    _fake_subject(root / "sub-03" / "ses-1", "sub-03_ses-1_task-tiny", ["c"])
+    _fake_subject(root / "sub-03" / "ses-1", "sub-03_ses-1_task-other", ["d"])  # another task
     argv = ["--from-derivatives", str(root), "--task", "tiny", "--group", "one-sample",
             "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]
     plan = prepare(*spec_from_args(argv))
@@ -174,7 +174,8 @@ def test_subject_maps_chosen_by_name(tmp_path, capsys):
         "sub-01/sub-01_task-tiny_acq-x_contrast-c_stat-effect_statmap.nii.gz")
     assert maps["01"].mask_file.endswith("sub-01/sub-01_task-tiny_acq-x_desc-brain_mask.nii.gz")
     assert maps["02"].prefix == "sub-02_task-tiny_run-3"
-    assert maps["03"].mean_file.endswith("sub-03_ses-1_task-tiny_desc-mean_bold.nii.gz")
+    assert maps["03"].mean_file.endswith(
+        "sub-03/ses-1/sub-03_ses-1_task-tiny_desc-mean_bold.nii.gz")
     plans = {group.name: group.subjects for group in plan.group_plans}
     assert plans == {"c": ("01", "02", "03"), "d": ("01", "02")}  # e: an F contrast
     assert capsys.readouterr().err.strip().splitlines() == [

@@ -129,16 +129,20 @@ def session_run(tmp_path_factory):
     return out
 
 
+def _folder(out, prefix):
+    """BIDS-Derivatives: ``sub-<s>/ses-<t>/`` for a prefix with a session, else ``sub-<s>/``."""
+    subject, maybe_session = prefix.split("_")[:2]
+    return out / subject / (maybe_session if maybe_session.startswith("ses-") else "")
+
+
 def _file(out, prefix, kind):
-    subject = prefix.split("_")[0]
     if kind == "mask":
-        return str(out / subject / f"{prefix}_desc-brain_mask.nii.gz")
-    return str(out / subject / f"{prefix}_contrast-aMinusB_stat-{kind}_statmap.nii.gz")
+        return str(_folder(out, prefix) / f"{prefix}_desc-brain_mask.nii.gz")
+    return str(_folder(out, prefix) / f"{prefix}_contrast-aMinusB_stat-{kind}_statmap.nii.gz")
 
 
 def _dof(out, prefix) -> float:
-    subject = prefix.split("_")[0]
-    sidecar = out / subject / f"{prefix}_contrast-aMinusB_statmap.json"
+    sidecar = _folder(out, prefix) / f"{prefix}_contrast-aMinusB_statmap.json"
     return float(json.loads(sidecar.read_text())["DegreesOfFreedom"])
 
 
@@ -219,3 +223,46 @@ def test_dataset_node_after_sessions_equals_second_level_model(session_run):
     sidecar = json.loads((out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_statmap.json")
                          .read_text())
     assert sidecar["FixedEffectsOf"] == ["sub-01_ses-post_task-tiny", "sub-01_ses-pre_task-tiny"]
+
+
+@pytest.mark.slow
+def test_outputs_placed_in_session_folders(session_run):
+    """BIDS-Derivatives placement: a run's and a session's outputs in ``sub-<s>/ses-<t>/``,
+    the subject's fixed effects over sessions in ``sub-<s>/``; each folder has its own
+    analysis record listing exactly the files beside it; the root listing, the subject's
+    report and the index read them there."""
+    out = session_run
+    listing = json.loads((out / "provenance.json").read_text())
+    records = {entry["Record"] for entry in listing["Subjects"]}
+    for subject in SUBJECTS:
+        folder = out / f"sub-{subject}"
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(
+            f"ses-{s}" for s in _sessions(subject))
+        for session in _sessions(subject):
+            where = folder / f"ses-{session}"
+            names = sorted(p.name for p in where.iterdir())
+            record = [n for n in names if n.endswith("_provenance.json")]
+            assert len(record) == 1, names
+            assert f"sub-{subject}/ses-{session}/{record[0]}" in records
+            files = [n for n in names if n not in record]
+            assert all(n.startswith(f"sub-{subject}_ses-{session}_task-tiny_") for n in files)
+            stem = f"sub-{subject}_ses-{session}_task-tiny"
+            for run in ("_run-1", "_run-2", ""):  # the runs, then the session's combined
+                assert f"{stem}{run}_contrast-aMinusB_stat-z_statmap.nii.gz" in files
+                assert f"{stem}{run}_desc-brain_mask.nii.gz" in files
+            assert json.loads((where / record[0]).read_text())["Outputs"] == files
+        files = sorted(p.name for p in folder.iterdir() if p.is_file())
+        assert not any("_ses-" in name for name in files), files
+        with_subject_level = len(_sessions(subject)) > 1
+        assert (f"sub-{subject}_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz"
+                in files) == with_subject_level
+        record = [n for n in files if n.endswith("_provenance.json")]
+        assert len(record) == 1 and f"sub-{subject}/{record[0]}" in records
+        outputs = json.loads((folder / record[0]).read_text())["Outputs"]
+        assert outputs == [n for n in files if n not in record]
+    page = (out / "sub-01.html").read_text()
+    for prefix in ("sub-01_ses-pre_task-tiny_run-1", "sub-01_ses-post_task-tiny",
+                   "sub-01_task-tiny"):
+        assert f'id="{prefix}"' in page
+    index = (out / "index.html").read_text()
+    assert "sub-01_ses-pre_task-tiny_run-2" in index and "no results found" not in index

@@ -19,7 +19,7 @@ from nilearn.surface import SurfaceImage
 
 from glm_workflows.cli import main
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.naming import surface_name
+from glm_workflows.core.surface_names import surface_name
 from glm_workflows.core.surfaces import (
     NIFTI1_MAX_DIM,
     folded_shape,
@@ -402,8 +402,9 @@ def test_sessions_combined_per_hemisphere(tmp_path):
     assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
                  "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
                  "--work-dir", str(tmp_path / "work"), "-q"]) == 0
-    names = {p.name for p in (out / "sub-01").iterdir()}
-    for prefix in ("sub-01_ses-1_task-tiny", "sub-01_ses-2_task-tiny", PREFIX):
+    for folder, prefix in (("sub-01/ses-1", "sub-01_ses-1_task-tiny"),
+                           ("sub-01/ses-2", "sub-01_ses-2_task-tiny"), ("sub-01", PREFIX)):
+        names = {p.name for p in (out / folder).iterdir()}
         for hemi in "LR":
             assert (f"{prefix}_hemi-{hemi}_space-fsaverage5_contrast-aGtB_stat-z_statmap"
                     ".func.gii") in names

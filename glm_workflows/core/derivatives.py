@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import __version__
 from .bids_uris import bids_uris
 from .errors import InputError
-from .naming import DESCRIPTION_FILE, subject_folder
+from .naming import DESCRIPTION_FILE, output_folder, subject_folder
 
 
 def dataset_description(links: dict | None = None) -> dict:
@@ -84,7 +84,10 @@ def _installed_versions() -> tuple:
 
 def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | None,
                       sidecar_fields: dict | None = None, folder: str | None = None) -> list[str]:
-    """Copy files into ``<out_dir>/sub-<subject>/`` (or ``<out_dir>/<folder>/``) all at once.
+    """Copy files into their folders of ``<out_dir>`` (or ``<out_dir>/<folder>/``) all at once.
+
+    A file ``sub-<s>_ses-<t>_...`` goes to ``sub-<s>/ses-<t>/``, any other to
+    ``sub-<subject>/`` (:func:`~glm_workflows.core.naming.output_folder`).
 
     Everything is first copied to a staging folder inside ``out_dir``; only when every
     copy succeeded is each file moved into place with an atomic rename. A failure
@@ -111,9 +114,10 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | No
         Destination paths, sorted.
     """
     out_dir = Path(out_dir)
-    target = out_dir / (folder or subject_folder(subject))
+    targets = {name: out_dir / (folder or output_folder(name, subject)) for name in files}
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        for target in set(targets.values()) or {out_dir / (folder or subject_folder(subject))}:
+            target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{out_dir}: output directory cannot be created "
                          f"({exc.strerror})") from None
@@ -132,8 +136,8 @@ def write_derivatives(files: dict, out_dir: str | os.PathLike, subject: str | No
                                                            indent=2))
         written = []
         for name in files:
-            os.replace(staging / name, target / name)
-            written.append(str(target / name))
+            os.replace(staging / name, targets[name] / name)
+            written.append(str(targets[name] / name))
         os.replace(staging / DESCRIPTION_FILE, out_dir / DESCRIPTION_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,20 +1,22 @@
 """BIDS-Derivatives names of every output, built and parsed in one place.
 
-A model's own outputs are ``sub-<label>/<prefix>_<suffix>`` and its contrasts'
-``sub-<label>/<prefix>_contrast-<name>_<suffix>``, with ``<prefix>`` =
+A model's own outputs are ``<folder>/<prefix>_<suffix>`` and its contrasts'
+``<folder>/<prefix>_contrast-<name>_<suffix>``, with ``<folder>`` = ``sub-<label>/ses-<label>``
+when the prefix has a session (a run's, a session's fixed effects), else ``sub-<label>``
+(a subject's fixed effects over sessions; :func:`output_folder`), and ``<prefix>`` =
 ``sub-<label>[_ses-<label>]_task-<label>[_acq-<label>]...[_run-<index>][_echo-<index>]``
 ``[_space-<label>][_res-<label>][_den-<label>]``
 (:func:`~glm_workflows.core.entities.bids_prefix`: the run's BIDS entities and its image's
-template entities, in the BIDS schema's order; a name without the optional ones is
-unchanged) and the
-suffixes of :data:`MODEL_OUTPUTS` and :data:`CONTRAST_OUTPUTS`. The folder's root holds
-each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
-:data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`.
+template entities, in the BIDS schema's order) and the suffixes of :data:`MODEL_OUTPUTS`
+and :data:`CONTRAST_OUTPUTS` (checked against the schema: tests/test_bids_names.py). The
+folder's root holds each subject's report page (:func:`report_page`), :data:`INDEX_FILE`,
+:data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`. Surface outputs: one file per
+hemisphere (:mod:`glm_workflows.core.surface_names`).
 
 An *analysis* is what one task, in one space, under one model makes
-(:func:`analysis_label`); each folder it writes into (a subject's, the group's) holds its
-record :func:`analysis_record`, which lists the files it wrote there, so that a later
-run of the same analysis replaces exactly those and no other analysis' files.
+(:func:`analysis_label`); each folder it writes into (a subject's, a session's, the
+group's) holds its record :func:`analysis_record`, which lists the files it wrote there,
+so that a later run of the same analysis replaces exactly those and no other's.
 
 The sink builds these names, the report, the command-line summary and the output
 folder read them back, all through this module: plain strings, no Nipype, no file
@@ -26,7 +28,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .entities import _LABEL, _PREFIX, BIDS_ENTITY_ORDER, check_label
+from .entities import _LABEL, _PREFIX, check_label
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
@@ -59,7 +61,7 @@ CONTRAST_OUTPUTS = {
     # the table's sidecar: its columns, the atlas of its peaks' regions (or why none);
     # only when the maps' space is known
     "cluster_jsons": "clusters.json",
-    "contrast_figures": "contrastmatrix.png",
+    "contrast_figures": "design.png",  # nilearn's contrast-<name>_design
     "surface_figures": "stat-z_desc-surface_statmap.png",  # surface maps: z on the mesh
     "contrast_jsons": "statmap.json",
 }
@@ -89,28 +91,20 @@ MODEL_OUTPUTS = {
 STAGING_PREFIX = ".glm-workflows-pending-"
 #: The derivatives' description, at the folder's root.
 DESCRIPTION_FILE = "dataset_description.json"
-
-
 #: At the root, the list of the analyses' records (:func:`analysis_record`).
 PROVENANCE_FILE = "provenance.json"
-
-
 #: The suffix of an analysis' record in a subject or group folder (:func:`analysis_record`).
 ANALYSIS_RECORD_SUFFIX = "_provenance.json"
-
-
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
-
-
 #: The group level's report page, at the folder's root (beside :data:`GROUP_FOLDER`).
 GROUP_REPORT = "group.html"
 
 
-#: The group level's folder, at the root: ``group/<stem>_<suffix>`` with ``<stem>`` =
-#: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (a
-#: one-sample or paired test) and ``task-<T>_contrast-<C>_group-<G>`` for any other
-#: group contrast ``G``; other Dataset nodes add ``_node-<N>`` (:func:`group_stem`).
+#: The group level's folder, at the root: ``group/<stem>_<suffix>``, ``<stem>`` =
+#: ``task-<T>_contrast-<C>`` for the group mean of first-level contrast ``C`` (one-sample,
+#: paired), ``task-<T>_contrast-<C>+<G>`` for another group contrast ``G`` (BIDS labels
+#: join with ``+``; 0.1 wrote ``_group-<G>``); ``_node-<N>`` (:func:`group_stem`).
 GROUP_FOLDER = "group"
 
 
@@ -127,7 +121,7 @@ GROUP_OUTPUTS = {
     "logp_max_size": "stat-logp_desc-clusterSizeFWE_statmap.nii.gz",
     "logp_max_mass": "stat-logp_desc-clusterMassFWE_statmap.nii.gz",
     "logp_max_tfce": "stat-logp_desc-tfceFWE_statmap.nii.gz",
-    "null_figure": "desc-maxTNull_distribution.png",
+    "null_figure": "stat-maxT_desc-null_statmap.png",
     "permutation_json": "desc-permutations_statmap.json",
     "tau2_map": "stat-tau2_statmap.nii.gz",  # mixed effects: between-subject variance
 }
@@ -152,6 +146,12 @@ _OUTPUT_NAME = re.compile(
 
 
 _SUBJECT_FOLDER = re.compile(rf"sub-({_LABEL})")
+
+
+_SESSION_FOLDER = re.compile(rf"ses-({_LABEL})")
+
+
+_NAME_FOLDER = re.compile(rf"(sub-{_LABEL})(?:_(ses-{_LABEL}))?(?=_|$)")
 
 
 _ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
@@ -180,6 +180,24 @@ class OutputName(NamedTuple):
 def subject_folder(subject: str) -> str:
     """``sub-<label>``: a subject's folder (and its entity in a prefix)."""
     return f"sub-{check_label(subject, 'subject')}"
+
+
+def output_folder(name: str, subject: str | None = None) -> str:
+    """The folder of an output file or prefix, from the root, as BIDS-Derivatives place
+    them: ``sub-<s>/ses-<t>`` for ``sub-<s>_ses-<t>_...`` (a run's, a session's fixed
+    effects), else ``sub-<s>`` (a subject's fixed effects over sessions); a name without
+    ``sub-<label>`` goes to ``subject``'s folder (ValueError without ``subject``)."""
+    match = _NAME_FOLDER.match(name)
+    if match is None:
+        if subject is None:
+            raise ValueError(f"not a subject's output name: {name!r}")
+        return subject_folder(subject)
+    return "/".join(part for part in match.groups() if part)
+
+
+def output_path(name: str, subject: str | None = None) -> str:
+    """``<folder>/<name>``: an output file's path from the root (:func:`output_folder`)."""
+    return f"{output_folder(name, subject)}/{name}"
 
 
 def report_page(subject: str) -> str:
@@ -259,7 +277,7 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
 
 def group_stem(task: str, contrast: str, group_contrast: str | None = None,
                node: str | None = None, space: str | None = None) -> str:
-    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[_group-<G>]``: how a group contrast's
+    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[+<G>]``: how a group contrast's
     outputs are named (``group_contrast`` None: the group mean of first-level contrast
     ``C``; ``node``: the label of a Dataset node other than the model's first, None for
     the first; ``space``: the space of the subjects' maps, None when it is not known)."""
@@ -268,8 +286,20 @@ def group_stem(task: str, contrast: str, group_contrast: str | None = None,
     stem += f"_node-{check_label(node, 'node')}" if node else ""
     stem += f"_contrast-{check_label(contrast, 'contrast')}"
     if group_contrast:
-        stem += f"_group-{check_label(group_contrast, 'group contrast')}"
+        stem += f"+{check_label(group_contrast, 'group contrast')}"
     return stem
+
+
+_GROUP_STEM = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
+                         rf"(?:_node-(?P<node>{_LABEL}))?_contrast-(?P<contrast>{_LABEL})"
+                         rf"(?:(?:\+|_group-)(?P<group>{_LABEL}))?")
+
+
+def parse_group_stem(stem: str) -> dict | None:
+    """``task``, ``space``, ``node``, ``contrast``, ``group`` (None if absent) of a group
+    stem (:func:`group_stem`, or 0.1's ``_group-<G>``); None for another name."""
+    match = _GROUP_STEM.fullmatch(stem)
+    return match.groupdict() if match else None
 
 
 def group_output_analysis(name: str) -> tuple[str, str | None] | None:
@@ -313,50 +343,16 @@ def parse_output_name(name: str) -> OutputName | None:
                       match["contrast"])
 
 
-#: The extension of every per-vertex output (one file per hemisphere, GIFTI functional data
-#: as fMRIPrep names its surface series), and the volume extension it replaces.
-SURFACE_EXTENSION, _VOLUME_EXTENSION = "func.gii", "nii.gz"
-
-
-def surface_name(name: str, hemi: str) -> str:
-    """The name of one hemisphere of a surface output written under volume name ``name``.
-
-    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub`` ...
-    ``run``, ``echo``, before ``space``, ``den`` and ``contrast``, ``stat``), ``.nii.gz`` becomes
-    ``.func.gii``: ``sub-01_task-x_space-fsaverage5_contrast-a_stat-z_statmap.nii.gz`` ->
-    ``sub-01_task-x_hemi-L_space-fsaverage5_contrast-a_stat-z_statmap.func.gii``. A name of
-    another extension (a TSV, a JSON, a figure) is returned unchanged.
-    """
-    stem, _, extension = name.partition(".")
-    if extension != _VOLUME_EXTENSION:
-        return name
-    check_label(hemi, "hemi")
-    parts = stem.split("_")
-    position = BIDS_ENTITY_ORDER.index("hemi")
-    index = next((i for i, part in enumerate(parts)
-                  if "-" not in part or part.split("-")[0] not in BIDS_ENTITY_ORDER
-                  or BIDS_ENTITY_ORDER.index(part.split("-")[0]) > position), len(parts))
-    parts.insert(index, f"hemi-{hemi}")
-    return f"{'_'.join(parts)}.{SURFACE_EXTENSION}"
-
-
-def volume_name(name: str) -> tuple[str, str] | None:
-    """The inverse of :func:`surface_name`: ``(volume name, hemi)`` of one hemisphere's
-    output name, or None for a name that is not a surface output's."""
-    stem, _, extension = name.partition(".")
-    if extension != SURFACE_EXTENSION:
-        return None
-    parts = stem.split("_")
-    hemis = [part for part in parts if part.startswith("hemi-")]
-    if len(hemis) != 1:
-        return None
-    parts.remove(hemis[0])
-    return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
-
-
 def parse_subject_folder(name: str) -> str | None:
     """The label of a subject folder's name ``sub-<label>``; None for any other name."""
     match = _SUBJECT_FOLDER.fullmatch(name)
+    return match[1] if match else None
+
+
+def parse_session_folder(name: str) -> str | None:
+    """The label of a session folder's name ``ses-<label>`` (inside a subject's folder);
+    None for any other name."""
+    match = _SESSION_FOLDER.fullmatch(name)
     return match[1] if match else None
 
 

@@ -132,8 +132,7 @@ def _run(spec, execution, command, log) -> int:
     if code:
         return code
     index = Path(output_dir) / INDEX_FILE
-    report = index if len(subjects) > 1 and index.exists() \
-        else Path(output_dir) / report_page(subjects[-1])
+    report = index if index.exists() else Path(output_dir) / report_page(subjects[-1])
     print(f"Report: {report}")
     provenance = Path(output_dir) / PROVENANCE_FILE
     if execution.analysis_level == "participant":  # no root listing at this level

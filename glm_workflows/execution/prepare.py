@@ -225,16 +225,16 @@ def analysis_of_runs(runs) -> str:
 
 def group_analysis(folder, maps, task: str) -> str:
     """The analysis of a run of the group level alone: the one whose record, in the
-    subject folders of ``folder``, lists the subject maps read (task ``task`` alone
+    subject (or session) folders of ``folder``, lists the subject maps read (task ``task`` alone
     when no record does, e.g. a folder of an older glm-workflows)."""
-    from ..core.naming import analysis_label, subject_folder
+    from ..core.naming import analysis_label
     from ..outputs.folders import folder_analyses, recorded_outputs
 
     found = set()
-    for subject_maps in maps:
-        subject = Path(folder) / subject_folder(subject_maps.subject)
-        found.update(analysis for analysis in folder_analyses(subject)
-                     if Path(subject_maps.mask_file).name in recorded_outputs(subject, analysis))
+    for subject_maps in maps:  # the maps' folder: the subject's, or a session's in it
+        where = Path(subject_maps.mask_file).parent
+        found.update(analysis for analysis in folder_analyses(where)
+                     if Path(subject_maps.mask_file).name in recorded_outputs(where, analysis))
     if len(found) > 1:
         raise InputError(f"--from-derivatives {folder}: the subject maps of task {task} come "
                          f"from several analyses ({', '.join(sorted(found))})")
@@ -249,21 +249,16 @@ def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None,
     folder of its ``runs`` or (with a group level of ``group`` = ``(task, space)``) in the
     group folder, a file no earlier run of the same analysis wrote
     (:func:`~glm_workflows.outputs.folders.check_replaces_only_its_own`)."""
-    from ..core.naming import (
-        GROUP_FOLDER,
-        group_output_analysis,
-        parse_output_name,
-        subject_folder,
-    )
+    from ..core.naming import GROUP_FOLDER, group_output_analysis, output_folder, parse_output_name
     from ..outputs.folders import check_replaces_only_its_own
     from ..report.summary import result_prefixes
 
-    prefixes: dict = {}
-    for subject, prefix in result_prefixes(runs, by_session):
-        prefixes.setdefault(subject, set()).add(prefix)
-    for subject, own in prefixes.items():
+    prefixes: dict = {}  # by folder: a subject's, or a session's in it
+    for _, prefix in result_prefixes(runs, by_session):
+        prefixes.setdefault(output_folder(prefix), set()).add(prefix)
+    for folder, own in prefixes.items():
         check_replaces_only_its_own(
-            Path(output_dir) / subject_folder(subject), analysis,
+            Path(output_dir) / folder, analysis,
             lambda name, own=own: getattr(parse_output_name(name), "prefix", None) in own)
     if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,

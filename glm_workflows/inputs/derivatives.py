@@ -1,8 +1,10 @@
 """The subject-level maps of a derivatives folder this package wrote earlier, for a run
 of the group level alone (``--from-derivatives``): no work directory, no refit.
 
-Each subject folder ``sub-<label>/`` holds one analysis of the subject: its runs' outputs
-(``<run prefix>_...``) and, when it had several runs, its fixed effects (the prefix
+Each subject folder ``sub-<label>/`` (with its session folders ``ses-<label>/``, where the
+outputs of a session's runs and of its fixed effects lie) holds one analysis of the
+subject: its runs' outputs (``<run prefix>_...``) and, when it had several runs, its fixed
+effects (the prefix
 without ``run`` that every run's prefix extends, see :mod:`glm_workflows.workflows.study`). The
 subject's map of a contrast is that of the fixed effects if any, else that of its one
 run; with it go the mask and mean image of the same prefix. Names are read through
@@ -21,12 +23,13 @@ from ..core.errors import InputError
 from ..core.naming import (
     contrast_file,
     model_file,
+    output_folder,
     parse_output_name,
+    parse_session_folder,
     parse_subject_folder,
     subject_folder,
-    surface_name,
-    volume_name,
 )
+from ..core.surface_names import surface_name, volume_name
 
 
 class SubjectMaps(NamedTuple):
@@ -110,9 +113,10 @@ def find_subject_maps(folder, task: str, subjects=None,
         found = [s for s in found if s in wanted]
     maps, warnings, tasks, spaces = [], [], set(), set()
     for subject in found:
-        names = sorted(_left_as_volume(p.name)
-                       for p in (root / subject_folder(subject)).iterdir()
-                       if p.is_file() and "_hemi-R_" not in p.name)
+        where = {_left_as_volume(name): place  # a surface map stands for its pair
+                 for name, place in subject_files(root, subject).items()
+                 if "_hemi-R_" not in name}
+        names = sorted(where)
         parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
         entities = {p.prefix: parse_prefix(p.prefix) for _, p in parsed}  # once a prefix
         tasks.update(parts["task"] for parts in entities.values())
@@ -127,8 +131,9 @@ def find_subject_maps(folder, task: str, subjects=None,
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
-        maps.append(_subject_maps(root / subject_folder(subject), subject,
-                                  _subject_prefix(subject, prefixes), parsed))
+        prefix = _subject_prefix(subject, prefixes)  # its folder: where its mask is, if any
+        folder = where.get(model_file(prefix, "mask_file"), root / output_folder(prefix))
+        maps.append(_subject_maps(folder, subject, prefix, parsed))
     if not maps:
         in_space = f" in space {space}" if space else ""
         found_spaces = "; spaces found: " + (", ".join(sorted(s for s in spaces if s))
@@ -143,6 +148,16 @@ def maps_space(maps) -> str | None:
     """The ``space-`` of subject maps found by :func:`find_subject_maps` (one space)."""
     spaces = {parse_prefix(m.prefix)["space"] for m in maps}
     return spaces.pop() if len(spaces) == 1 else None
+
+
+def subject_files(root: Path, subject: str) -> dict:
+    """The files in a subject's folder and in its session folders: name -> its folder
+    (a session's outputs are found in the subject's folder too, where glm-workflows
+    0.1 wrote them)."""
+    folder = root / subject_folder(subject)
+    folders = [folder, *(p for p in folder.iterdir()
+                         if p.is_dir() and parse_session_folder(p.name))]
+    return {p.name: where for where in folders for p in where.iterdir() if p.is_file()}
 
 
 def _subject_prefix(subject: str, prefixes: list[str]) -> str:
@@ -162,7 +177,8 @@ def _subject_prefix(subject: str, prefixes: list[str]) -> str:
 
 
 def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMaps:
-    """The mask, mean image and contrasts of ``prefix`` in a subject folder."""
+    """The mask, mean image and contrasts of ``prefix`` in its folder (a subject's, or a
+    session's)."""
     files = {}
     for output in ("mask_file", "mean_file"):
         path = _existing(folder / model_file(prefix, output))

@@ -47,6 +47,7 @@ from ..core.naming import (
     analysis_record,
     parse_analysis_record,
     parse_output_name,
+    parse_session_folder,
     parse_subject_folder,
     report_page,
     subject_folder,
@@ -252,7 +253,9 @@ def check_replaces_only_its_own(folder, analysis: str, writes) -> None:
     Parameters
     ----------
     folder : str or PathLike
-        A subject or group folder of the output folder (it need not exist).
+        A subject, session or group folder of the output folder (it need not exist); a
+        subject folder's session folders (``ses-<label>/``) are folders of their own,
+        checked apart.
     analysis : str
         The run's analysis (:func:`~glm_workflows.core.naming.analysis_label`).
     writes : callable
@@ -268,7 +271,7 @@ def check_replaces_only_its_own(folder, analysis: str, writes) -> None:
         return
     own = recorded_outputs(folder, analysis) | {analysis_record(analysis)}
     for name in sorted(p.name for p in folder.iterdir()):
-        if name in own or not writes(name):
+        if name in own or _is_session(folder / name) or not writes(name):
             continue
         owners = [label for label in folder_analyses(folder)
                   if name in recorded_outputs(folder, label)]
@@ -278,6 +281,12 @@ def check_replaces_only_its_own(folder, analysis: str, writes) -> None:
                          f"{whose}; move it away or use another --output-dir")
 
 
+def _is_session(path: Path) -> bool:
+    """Whether ``path`` is a session folder (``ses-<label>/``, in a subject's folder)."""
+    return parse_session_folder(path.name) is not None and path.is_dir() \
+        and not path.is_symlink()
+
+
 def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
     """Make the staged folder what ``target`` is to become (call with the lock held).
 
@@ -285,7 +294,10 @@ def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
     ``target`` that this run does not write and that the analysis' previous record does
     not list (another analysis', another tool's) is hard-linked (copied where links
     fail) into ``staged``; the files the previous record lists and this run does not
-    write are left out, so the swap deletes them.
+    write are left out, so the swap deletes them. Session folders (``ses-<label>/``) are
+    merged the same way, each as a folder of its own with its own record; one this run
+    does not write into loses the analysis' files and record, and goes when nothing else
+    is left in it.
 
     Returns
     -------
@@ -298,19 +310,32 @@ def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
         See :func:`check_replaces_only_its_own`; nothing is changed.
     """
     record = staged / analysis_record(analysis)
-    written = sorted(p.name for p in staged.iterdir() if p.name != record.name)
-    try:
-        content = json.loads(record.read_text())
-    except OSError:
-        content = {}
-    record.write_text(json.dumps({**content, "Outputs": written}, indent=2, default=str))
-    if not target.is_dir():
-        return False
-    check_replaces_only_its_own(target, analysis, lambda name: (staged / name).exists())
-    dropped = recorded_outputs(target, analysis)
+    written = sorted(p.name for p in staged.iterdir()
+                     if p.name != record.name and not _is_session(p))
+    if written or record.exists():
+        try:
+            content = json.loads(record.read_text())
+        except OSError:
+            content = {}
+        record.write_text(json.dumps({**content, "Outputs": written}, indent=2, default=str))
+    if target.is_dir():
+        check_replaces_only_its_own(target, analysis, lambda name: (staged / name).exists())
     others = False
+    for session in [p for p in staged.iterdir() if _is_session(p)]:
+        others = merge_folder(session, target / session.name, analysis) or others
+    if not target.is_dir():
+        return others
+    dropped = recorded_outputs(target, analysis) | {record.name}
     for path in target.iterdir():
-        if path.name in dropped or (staged / path.name).exists():
+        if path.name in dropped and not (staged / path.name).exists():
+            continue
+        if _is_session(path) and not (staged / path.name).exists():
+            (staged / path.name).mkdir()
+            others = merge_folder(staged / path.name, path, analysis) or others
+            if not any((staged / path.name).iterdir()):
+                (staged / path.name).rmdir()
+            continue
+        if (staged / path.name).exists():
             continue
         _link(path, staged / path.name)
         others = others or bool(parse_output_name(path.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..core.bids_uris import bids_uris
 from ..core.derivatives import software_versions, write_text_atomic
-from ..core.naming import analysis_record, subject_folder
+from ..core.naming import analysis_record, parse_session_folder, subject_folder
 
 #: The inputs' checksums of earlier runs, in the work directory:
 #: ``{path: [size, mtime_ns, inode, sha256]}``.
@@ -201,16 +201,24 @@ def _grouped(items, key) -> dict:
 def write_provenance(output_dir: str | os.PathLike, record: dict, subjects,
                      analysis: str) -> list[Path]:
     """Write each subject's part of the record of ``analysis`` to
-    ``<output_dir>/sub-<label>/<analysis>_provenance.json``.
+    ``<output_dir>/sub-<label>/<analysis>_provenance.json``, and to each of the subject's
+    session folders (``sub-<label>/ses-<label>/``) the run wrote into: each is a folder of
+    its own, with its record.
 
     The command line writes them into its staging folder, which is committed subject
     folder by subject folder only when the run succeeded; the commit adds the files the
     analysis wrote (``Outputs``), and the root ``provenance.json`` that lists the records
     is rebuilt then (:mod:`glm_workflows.outputs.folders`).
     """
-    return [write_analysis_record(Path(output_dir) / subject_folder(subject), subject_record,
-                                  analysis)
-            for subject, subject_record in subject_records(record, subjects).items()]
+    written = []
+    for subject, subject_record in subject_records(record, subjects).items():
+        folder = Path(output_dir) / subject_folder(subject)
+        sessions = sorted(p for p in folder.iterdir()
+                          if p.is_dir() and parse_session_folder(p.name)) \
+            if folder.is_dir() else []
+        written += [write_analysis_record(target, subject_record, analysis)
+                    for target in [folder, *sessions]]
+    return written
 
 
 def write_analysis_record(folder: str | os.PathLike, record: dict, analysis: str) -> Path:

@@ -19,11 +19,15 @@ def root_files(output_dir) -> None:
 
 
 def description_file(output_dir) -> None:
-    """The participant level's only root file: ``dataset_description.json``, written if
-    absent (the group level, or a run of both levels, lists the participants)."""
-    from .root_files import write_description
+    """The participant level's root files: ``dataset_description.json``, written if
+    absent (the group level, or a run of both levels, lists the analyses' records), and
+    ``index.html``, listing every subject report the folder holds (those of other
+    participant-level runs too)."""
+    from ..report import write_index
+    from .root_files import write_description, write_index_of_reports
 
     write_description(output_dir, replace=False)
+    write_index_of_reports(output_dir, write_index)
 
 
 def write_reports(output_dir, subjects, n_procs: int = 1) -> list[Path]:

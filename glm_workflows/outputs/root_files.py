@@ -13,6 +13,7 @@ from ..core.naming import (
     GROUP_FOLDER,
     PROVENANCE_FILE,
     analysis_record,
+    parse_session_folder,
     report_page,
     subject_folder,
 )
@@ -23,21 +24,46 @@ def write_root_files(output_dir, write_index) -> None:
     """Rewrite the root files from the subject folders present (call with the lock held).
 
     ``dataset_description.json``; ``provenance.json``, which lists each analysis' record
-    in each subject folder (``sub-<label>/<analysis>_provenance.json``) and in the group
-    folder, with its date, command line and working directory; and, when the folder holds
-    two or more subject reports, ``index.html`` through ``write_index(output_dir,
-    subjects)``.
+    in each subject folder (``sub-<label>/<analysis>_provenance.json``), in each session
+    folder (``sub-<label>/ses-<label>/...``) and in the group
+    folder, with its date, command line and working directory; and ``index.html``
+    (:func:`write_index_of_reports`).
     """
     output_dir = Path(output_dir)
     write_description(output_dir)
     subjects = subject_folders(output_dir)
     listing = {"Subjects": [{"Subject": subject, **entry} for subject in subjects
-                            for entry in _records(output_dir, subject_folder(subject))],
+                            for folder in _record_folders(output_dir, subject)
+                            for entry in _records(output_dir, folder)],
                "Group": _records(output_dir, GROUP_FOLDER)}
     write_text_atomic(output_dir / PROVENANCE_FILE, json.dumps(listing, indent=2))
-    with_reports = [s for s in subjects if (output_dir / report_page(s)).exists()]
-    if len(with_reports) > 1:
+    write_index_of_reports(output_dir, write_index)
+
+
+def write_index_of_reports(output_dir, write_index) -> list[str]:
+    """``index.html`` through ``write_index(output_dir, subjects)``, listing every subject
+    whose report page the folder holds (those of earlier runs too), if any.
+
+    Returns
+    -------
+    subjects : list of str
+        The labels listed (empty: no report, no index written).
+    """
+    output_dir = Path(output_dir)
+    with_reports = [s for s in subject_folders(output_dir)
+                    if (output_dir / report_page(s)).exists()]
+    if with_reports:
         write_index(output_dir, with_reports)
+    return with_reports
+
+
+def _record_folders(output_dir: Path, subject: str) -> list[str]:
+    """A subject's folder and its session folders (``sub-<s>/ses-<t>``), each with its
+    analyses' records, relative to ``output_dir``."""
+    folder = subject_folder(subject)
+    sessions = sorted(p.name for p in (Path(output_dir) / folder).iterdir()
+                      if p.is_dir() and parse_session_folder(p.name))
+    return [folder, *(f"{folder}/{name}" for name in sessions)]
 
 
 def _records(output_dir: Path, folder: str) -> list[dict]:
@@ -71,7 +97,8 @@ def recorded_links(output_dir) -> dict:
     the group folder), together: the datasets the folder's outputs come from."""
     output_dir = Path(output_dir)
     links: dict = {}
-    for folder in [*(subject_folder(s) for s in subject_folders(output_dir)), GROUP_FOLDER]:
+    for folder in [*(folder for s in subject_folders(output_dir)
+                     for folder in _record_folders(output_dir, s)), GROUP_FOLDER]:
         for analysis in folder_analyses(output_dir / folder):
             try:
                 record = json.loads((output_dir / folder / analysis_record(analysis))

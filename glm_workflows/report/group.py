@@ -13,13 +13,8 @@ from pathlib import Path
 
 from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
-from ..core.naming import (
-    GROUP_FOLDER,
-    GROUP_REPORT,
-    group_file,
-    parse_subject_folder,
-    surface_name,
-)
+from ..core.naming import GROUP_FOLDER, GROUP_REPORT, group_file, parse_subject_folder
+from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
     cluster_table,

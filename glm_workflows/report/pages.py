@@ -21,8 +21,8 @@ from ..core.naming import (
     model_file,
     report_page,
     subject_folder,
-    surface_name,
 )
+from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
     cluster_table,
@@ -44,6 +44,7 @@ from .reading import (
     read_designs,
     read_records,
     removed_by_extent,
+    result_path,
     runs_combined,
 )
 
@@ -213,12 +214,12 @@ def _design_figures(folder: Path, prefix: str) -> str:
     shape = read_design_shape(folder, prefix)
     if shape is None:
         return ""
-    fd_figure = folder / model_file(prefix, "fd_figure")  # with fMRIPrep confounds only
+    fd_figure = result_path(folder, model_file(prefix, "fd_figure"))  # with fMRIPrep confounds only
     return "\n".join([
         f"<h3>Design matrix</h3><p>{shape[0]} scans &times; {shape[1]} regressors.</p>",
-        file_figure(folder / model_file(prefix, "design_figure"),
+        file_figure(result_path(folder, model_file(prefix, "design_figure")),
                     "Design matrix (rows: scans, columns: regressors)"),
-        file_figure(folder / model_file(prefix, "correlation_figure"),
+        file_figure(result_path(folder, model_file(prefix, "correlation_figure")),
                     "Correlation between regressors (drifts and constant left out)"),
         *([file_figure(fd_figure, "Framewise displacement (fMRIPrep) with the censored "
                                   "volumes shaded")] if fd_figure.exists() else []),
@@ -282,7 +283,8 @@ def _contrast_figures(folder: Path, prefix: str, contrast: str, table) -> str:
     figures = [("contrast_figures", "Contrast weights"),
                ("thresholded_figures", "Thresholded z map over the mean image (axial cuts)"),
                ("ortho_figures", f"Thresholded z map, orthogonal view{where}")]
-    return "\n".join(file_figure(folder / contrast_file(prefix, contrast, output), caption)
+    return "\n".join(file_figure(result_path(folder, contrast_file(prefix, contrast, output)),
+                                  caption)
                      for output, caption in figures)
 
 

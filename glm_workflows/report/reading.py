@@ -1,7 +1,8 @@
 """Reading results back from the derivatives folder, for the report pages.
 
 Everything the reports show comes from here: which models (BIDS prefixes) and contrasts
-a subject folder holds, which group contrasts the group folder holds, the design and
+a subject folder holds (with its session folders), which group contrasts the group folder
+holds, the design and
 contrast sidecars, the design and cluster tables, the z and permutation maps and the
 analyses' provenance records. Missing or unreadable files give None, so the page
 says what is missing instead of failing.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import nibabel as nb
@@ -26,9 +26,12 @@ from ..core.naming import (
     contrast_file,
     contrast_names,
     model_file,
+    output_path,
     parse_analysis,
     parse_analysis_record,
+    parse_group_stem,
     parse_output_name,
+    parse_session_folder,
 )
 
 #: The outputs whose presence makes a prefix a model of the report.
@@ -106,7 +109,7 @@ def read_designs(folder: Path, prefixes) -> dict:
     """
     designs = {}
     for prefix in prefixes:
-        design = read_json(folder / model_file(prefix, "design_json"))
+        design = read_json(result_path(folder, model_file(prefix, "design_json")))
         if design is None:
             continue
         sidecars = (read_contrast_json(folder, prefix, contrast, "contrast_jsons")
@@ -119,7 +122,7 @@ def read_designs(folder: Path, prefixes) -> dict:
         if smoothing:  # the fit's spatial smoothing (absent: none)
             designs[prefix]["SmoothingFWHM"] = smoothing[0] if len(smoothing) == 1 \
                 else smoothing
-        check = (read_json(folder / model_file(prefix, "model_json")) or {}) \
+        check = (read_json(result_path(folder, model_file(prefix, "model_json"))) or {}) \
             .get("WhiteningCheck")
         if isinstance(check, dict) and check.get("Summary"):  # a run's fit diagnostics
             designs[prefix]["WhiteningCheck"] = str(check["Summary"])
@@ -143,19 +146,19 @@ def _trimmed(counts) -> str:
 
 def read_design_shape(folder: Path, prefix: str) -> tuple[int, int] | None:
     """(scans, regressors) of a model's design matrix TSV; None if it is missing."""
-    path = folder / model_file(prefix, "design_file")
+    path = result_path(folder, model_file(prefix, "design_file"))
     return pd.read_csv(path, sep="\t").shape if path.exists() else None
 
 
 def read_contrast_json(folder: Path, prefix: str, contrast: str, output: str) -> dict | None:
     """A contrast's JSON output (``contrast_jsons`` or ``threshold_jsons``), see
     :func:`read_json`."""
-    return read_json(folder / contrast_file(prefix, contrast, output))
+    return read_json(result_path(folder, contrast_file(prefix, contrast, output)))
 
 
 def read_clusters(folder: Path, prefix: str, contrast: str) -> list[dict] | None:
     """The rows of a contrast's cluster table as dicts of strings; None if it is missing."""
-    return read_tsv(folder / contrast_file(prefix, contrast, "cluster_tables"))
+    return read_tsv(result_path(folder, contrast_file(prefix, contrast, "cluster_tables")))
 
 
 def read_tsv(path: Path) -> list[dict] | None:
@@ -169,7 +172,8 @@ def read_tsv(path: Path) -> list[dict] | None:
 def removed_by_extent(folder: Path, prefix: str, contrast: str, settings: dict) -> bool:
     """Whether some voxel of the contrast's z map passes the finite height threshold, so
     that the cluster extent removed every voxel (assumed when the map is missing)."""
-    return map_removed_by_extent(folder / contrast_file(prefix, contrast, "z_maps"), settings)
+    z_map = result_path(folder, contrast_file(prefix, contrast, "z_maps"))
+    return map_removed_by_extent(z_map, settings)
 
 
 def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
@@ -183,16 +187,9 @@ def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
     return bool(((np.abs(z) if settings.get("TwoSided") else z) >= threshold).any())
 
 
-#: A group contrast's stem (:func:`~glm_workflows.core.naming.group_stem`), taken apart.
-_GROUP_STEM = re.compile(r"task-(?P<task>[A-Za-z0-9]+)(?:_space-(?P<space>[A-Za-z0-9]+))?"
-                         r"(?:_node-(?P<node>[A-Za-z0-9]+))?"
-                         r"_contrast-(?P<contrast>[A-Za-z0-9]+)"
-                         r"(?:_group-(?P<group>[A-Za-z0-9]+))?")
-
-
 def find_group_stems(folder) -> list[str]:
     """The group contrasts of the group folder, as their stems
-    ``task-<T>[_node-<N>]_contrast-<C>[_group-<G>]``.
+    ``task-<T>[_node-<N>]_contrast-<C>[+<G>]`` (:func:`~glm_workflows.core.naming.group_stem`).
 
     Parameters
     ----------
@@ -207,16 +204,8 @@ def find_group_stems(folder) -> list[str]:
     """
     suffix = "_" + GROUP_OUTPUTS["contrast_jsons"]
     stems = (name[:-len(suffix)] for name in _listing(folder) if name.endswith(suffix))
-    found = [stem for stem in stems if _GROUP_STEM.fullmatch(stem)]
+    found = [stem for stem in stems if parse_group_stem(stem)]
     return sorted(found, key=_group_order)
-
-
-def parse_group_stem(stem: str) -> dict | None:
-    """``task``, ``space`` and ``node`` (None when absent: the maps' space unknown, the
-    model's first Dataset node), ``contrast`` and
-    ``group`` (None for the group mean) of a group stem."""
-    match = _GROUP_STEM.fullmatch(stem)
-    return match.groupdict() if match else None
 
 
 def _group_order(stem: str):
@@ -291,10 +280,21 @@ def read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def result_path(folder, name: str) -> Path:
+    """The path of a subject's output ``name`` (:mod:`~glm_workflows.core.naming`), from
+    its subject's ``folder``: in the session folder ``ses-<label>/`` its name gives, if
+    any."""
+    return Path(folder).parent / output_path(name)
+
+
 def _listing(folder) -> list[str]:
-    """The file names in ``folder``; empty if it is not a folder."""
+    """The file names in ``folder`` and in its session folders (``ses-<label>/``, in a
+    subject's folder); empty if it is not a folder."""
     folder = Path(folder)
-    return [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    sessions = [p for p in folder.iterdir() if p.is_dir() and parse_session_folder(p.name)]
+    return [p.name for where in (folder, *sessions) for p in where.iterdir()]
 
 
 def _prefix_order(prefix: str):

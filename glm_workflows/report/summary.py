@@ -17,7 +17,7 @@ from ..core.naming import (
     contrast_file,
     contrast_names,
     group_file,
-    subject_folder,
+    output_folder,
 )
 from ..plan.study import RunPlan, StudyPlan, subject_plans
 
@@ -58,8 +58,8 @@ def print_results(runs, output_dir, printer=print) -> None:
         Called with each block of text (default :func:`print`).
     """
     printer(f"Outputs in {Path(output_dir).absolute()}")
-    for subject, prefix in result_prefixes(runs):
-        folder = Path(output_dir) / subject_folder(subject)
+    for _, prefix in result_prefixes(runs):
+        folder = Path(output_dir) / output_folder(prefix)  # a subject's, or a session's
         names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
         for contrast in contrast_names(names, prefix, "cluster_tables"):
             for text in contrast_summary(folder, prefix, contrast):
@@ -116,7 +116,7 @@ def contrast_summary(folder: Path, prefix: str, contrast: str) -> list[str]:
     Parameters
     ----------
     folder : pathlib.Path
-        The subject folder.
+        The model's folder (a subject's, or a session's).
     prefix : str
         The model's BIDS prefix.
     contrast : str

@@ -12,7 +12,8 @@ from glm_workflows.interfaces import (
     SurfaceFigure,
 )
 
-from ..core.naming import contrast_file, model_file, subject_folder, surface_name
+from ..core.naming import contrast_file, model_file, output_path
+from ..core.surface_names import surface_name
 from ..core.surfaces import HEMISPHERES
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
@@ -107,9 +108,9 @@ def init_fixed_effects_wf(
               for field, sources in plan.items()}
     combine = pe.Node(CombineRunImages(), name="combine", mem_gb=mem_gb)
     entities = sink_entities(output_dir, subject, task, session, None, entities)
-    folder = subject_folder(subject)  # the sources: the runs' published maps
-    sources = [f"{folder}/{model_file(label, 'mask_file')}" for label in run_labels]
-    if surface:  # each map is a pair of GIFTI files
+    # the sources: the runs' published maps (surface maps: a pair of GIFTI files each)
+    sources = [output_path(model_file(label, "mask_file"), subject) for label in run_labels]
+    if surface:
         sources = [surface_name(name, hemi) for name in sources for hemi in HEMISPHERES]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
@@ -141,11 +142,12 @@ def init_fixed_effects_wf(
             (merges[f"model_sidecar_{incoming}"], ffx, [("out", "model_sidecars")]),
             (combine, ffx, [("mask_file", "mask_file")]),
         ])
+        contrast_sources = [output_path(contrast_file(label, incoming, m), subject)
+                            for label in labels for m in ("effect_maps", "variance_maps")]
         if surface:  # no 3-D grid: no threshold, cluster table or figure
             contrast_sink = pe.Node(DerivativesSink(
                 **entities, contrast_names=contrast, stat_types=stat_type,
-                sources=[surface_name(f"{folder}/{contrast_file(label, incoming, m)}", hemi)
-                         for label in labels for m in ("effect_maps", "variance_maps")
+                sources=[surface_name(name, hemi) for name in contrast_sources
                          for hemi in HEMISPHERES]),
                 name=f"sink_{contrast}", mem_gb=0.25)
             workflow.connect([
@@ -162,10 +164,7 @@ def init_fixed_effects_wf(
                                          name=f"inference_{contrast}_wf")
         inference_wf.get_node("inputnode").inputs.title = contrast
         contrast_sink = pe.Node(DerivativesSink(**entities,  # the runs combined only
-                                                sources=[
-                                                    f"{folder}/{contrast_file(label, incoming, m)}"
-                                                    for label in labels
-                                                    for m in ("effect_maps", "variance_maps")],
+                                                sources=contrast_sources,
                                                 contrast_names=contrast, stat_types=stat_type),
                                 name=f"sink_{contrast}", mem_gb=0.25)
         workflow.connect([

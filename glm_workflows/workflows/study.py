@@ -17,7 +17,8 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
-from ..core.naming import contrast_file, subject_folder, surface_name, volume_name
+from ..core.naming import contrast_file, output_path
+from ..core.surface_names import surface_name, volume_name
 from ..core.surfaces import HEMISPHERES, other_hemisphere_file
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
@@ -314,8 +315,7 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
             prefix = subject_plan.prefix
         else:
             prefix = subject_plan.runs[0].run.prefix
-        published += [f"{subject_folder(subject)}/{contrast_file(prefix, c, 'effect_maps')}"
-                      for c in contrasts]
+        published += [output_path(contrast_file(prefix, c, 'effect_maps')) for c in contrasts]
     if plan.runs and plan.runs[0].run.surface:  # each map is a pair of GIFTI files
         return [surface_name(name, hemi) for name in published for hemi in HEMISPHERES]
     return published

@@ -1,0 +1,47 @@
+"""The names of surface outputs: one file per hemisphere (``hemi-L``/``hemi-R``), GIFTI
+functional data, named from the volume name the sink builds
+(:mod:`glm_workflows.core.naming`)."""
+
+from __future__ import annotations
+
+from .entities import BIDS_ENTITY_ORDER, check_label
+
+#: The extension of every per-vertex output (one file per hemisphere, GIFTI functional data
+#: as fMRIPrep names its surface series), and the volume extension it replaces.
+SURFACE_EXTENSION, _VOLUME_EXTENSION = "func.gii", "nii.gz"
+
+
+def surface_name(name: str, hemi: str) -> str:
+    """The name of one hemisphere of a surface output written under volume name ``name``.
+
+    ``hemi-<hemi>`` enters the name's entities in the BIDS schema's order (after ``sub`` ...
+    ``run``, ``echo``, before ``space``, ``den`` and ``contrast``, ``stat``), ``.nii.gz`` becomes
+    ``.func.gii``: ``sub-01_task-x_space-fsaverage5_contrast-a_stat-z_statmap.nii.gz`` ->
+    ``sub-01_task-x_hemi-L_space-fsaverage5_contrast-a_stat-z_statmap.func.gii``. A name of
+    another extension (a TSV, a JSON, a figure) is returned unchanged.
+    """
+    stem, _, extension = name.partition(".")
+    if extension != _VOLUME_EXTENSION:
+        return name
+    check_label(hemi, "hemi")
+    parts = stem.split("_")
+    position = BIDS_ENTITY_ORDER.index("hemi")
+    index = next((i for i, part in enumerate(parts)
+                  if "-" not in part or part.split("-")[0] not in BIDS_ENTITY_ORDER
+                  or BIDS_ENTITY_ORDER.index(part.split("-")[0]) > position), len(parts))
+    parts.insert(index, f"hemi-{hemi}")
+    return f"{'_'.join(parts)}.{SURFACE_EXTENSION}"
+
+
+def volume_name(name: str) -> tuple[str, str] | None:
+    """The inverse of :func:`surface_name`: ``(volume name, hemi)`` of one hemisphere's
+    output name, or None for a name that is not a surface output's."""
+    stem, _, extension = name.partition(".")
+    if extension != SURFACE_EXTENSION:
+        return None
+    parts = stem.split("_")
+    hemis = [part for part in parts if part.startswith("hemi-")]
+    if len(hemis) != 1:
+        return None
+    parts.remove(hemis[0])
+    return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
