@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn.datasets import load_fsaverage
+from nilearn.glm import threshold_stats_img
 from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.glm.second_level import SecondLevelModel
@@ -109,14 +110,22 @@ def test_maps_equal_nilearn_on_the_surface_image(surface_run):
 
 def test_outputs_named_per_hemisphere(surface_run):
     """Every map is written once per hemisphere, hemi- before space- (schema order),
-    as .func.gii; no volume map, threshold or cluster table; the report says why and shows
-    the z map drawn on the fsaverage5 mesh."""
+    as .func.gii, the thresholded z maps too; no volume map; one cluster table (TSV) per
+    contrast; the report shows the threshold, the table and the z map drawn on the
+    fsaverage5 mesh."""
     _, _, out = surface_run
     names = sorted(p.name for p in (out / "sub-01").iterdir())
     assert f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB_stat-z_statmap.func.gii" in names
     assert f"{PREFIX}_hemi-R_space-fsaverage5_contrast-effects_stat-F_statmap.func.gii" in names
     assert f"{PREFIX}_hemi-L_space-fsaverage5_desc-brain_mask.func.gii" in names
-    assert not [n for n in names if n.endswith((".nii.gz", "clusters.tsv"))]
+    assert not [n for n in names if n.endswith(".nii.gz")]
+    assert f"{PREFIX}_space-fsaverage5_contrast-aGtB_clusters.tsv" in names
+    for hemi in "LR":
+        assert (f"{PREFIX}_hemi-{hemi}_space-fsaverage5_contrast-aGtB_stat-z_"
+                "desc-thresholded_statmap.func.gii") in names
+    settings = json.loads((out / "sub-01" / f"{PREFIX}_space-fsaverage5_contrast-aGtB_stat-z_"
+                           "desc-thresholded_statmap.json").read_text())
+    assert settings["Mesh"] == "fsaverage5" and settings["Threshold"] is not None
     left = [n for n in names if "hemi-L" in n]
     assert sorted(n.replace("hemi-L", "hemi-R") for n in left) == \
         sorted(n for n in names if "hemi-R" in n)
@@ -260,7 +269,7 @@ def test_subject_fixed_effects_equal_nilearn(tmp_path):
             np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
                                        rtol=1e-6, atol=1e-6)
             assert not ours[~inside[part]].any()
-    assert not list(folder.glob("*clusters.tsv"))
+    assert list(folder.glob("*contrast-aGtB_clusters.tsv"))  # the runs' and the subject's
 
 
 @pytest.mark.parametrize("route", ["together", "bids-app"])
@@ -268,20 +277,24 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
     """The group mean, with the participants (--group one-sample) or by the BIDS-App group
     call on the written GIFTI maps: per hemisphere, the group maps equal nilearn's
     SecondLevelModel on the subjects' written effect maps as SurfaceImages in the
-    intersection of their masks (t: relative 1e-6, where it is large); no threshold or
-    cluster table; the group report names the GIFTI z maps, the sidecars the GIFTI inputs."""
+    intersection of their masks (t: relative 1e-6, where it is large); the thresholded z
+    map equals threshold_stats_img's on nilearn's z map (1e-6); the group report names the
+    GIFTI z maps, the sidecars the GIFTI inputs."""
     subjects = ("01", "02", "03", "04")
     raw, derivatives = write_surface_study(tmp_path / "study", subjects=subjects, n_scans=60)
     out, work = tmp_path / "out", str(tmp_path / "work")
     common = ["--derivatives", str(derivatives), "--task", "tiny", "--space", "fsaverage5",
-              "--contrast", "aGtB=a - b", "--work-dir", work, "-q"]
+              "--contrast", "aGtB=a - b", "--work-dir", work, "-q", "--cluster-threshold", "0",
+              "--height-control", "fpr", "--alpha", "0.01"]
     if route == "together":
         assert main(["--bids-dir", str(raw), "--output-dir", str(out), *common,
                      "--group", "one-sample"]) == 0
     else:
         assert main([str(raw), str(out), "participant", *common]) == 0
         assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
-                     "--group", "one-sample", "--work-dir", work, "-q"]) == 0
+                     "--group", "one-sample", "--work-dir", work, "-q",
+                     "--cluster-threshold", "0", "--height-control", "fpr",
+                     "--alpha", "0.01"]) == 0
     mesh = load_fsaverage("fsaverage5")["pial"]
 
     def surface_image(path_of_hemi) -> SurfaceImage:
@@ -311,7 +324,21 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
             np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
                                        rtol=1e-6, atol=1e-6, err_msg=ours_name)
             assert not ours[~inside[part]].any()
-    assert not list(group.glob("*clusters.tsv")) and not list(group.glob("*.nii.gz"))
+    assert not list(group.glob("*.nii.gz"))
+    # the thresholded group map: nilearn's threshold_stats_img on its z map (same mask)
+    stem = "task-tiny_space-fsaverage5_contrast-aGtB_stat-z_desc-thresholded_statmap"
+    settings = json.loads((group / f"{stem}.json").read_text())
+    thresholded, threshold = threshold_stats_img(
+        theirs["z_score"], mask_img=SurfaceImage(mesh=mesh, data=inside),
+        alpha=settings["Alpha"], height_control=settings["HeightControl"],
+        cluster_threshold=0, two_sided=settings["TwoSided"])
+    assert settings["ClusterThreshold"] == 0 and not settings["NoSurvivingVoxels"]
+    assert settings["Threshold"] == pytest.approx(threshold, abs=1e-6)
+    for part, hemi in (("left", "L"), ("right", "R")):
+        ours = _gifti(group / surface_name(f"{stem}.nii.gz", hemi)).squeeze()
+        np.testing.assert_allclose(ours, np.asarray(thresholded.data.parts[part]).squeeze(),
+                                   rtol=1e-6, atol=1e-6)
+    assert (group / "task-tiny_space-fsaverage5_contrast-aGtB_clusters.tsv").exists()
     assert "Surface maps: no volume figure" in (out / "group.html").read_text()
     sidecar = json.loads((group / "task-tiny_space-fsaverage5_contrast-aGtB_statmap.json")
                          .read_text())

@@ -150,8 +150,8 @@ def surface_cluster_table(thresholded: np.ndarray, layout: dict, geometry, *,
     thresholded : ndarray, shape ``PackedShape``
         A map of :func:`threshold_surface` (0 below the threshold).
     layout : dict
-    geometry : dict
-        :func:`~glm_workflows.core.mesh.geometry_for` (not None).
+    geometry : dict or None
+        :func:`~glm_workflows.core.mesh.geometry_for`; None (no mesh): no row.
     min_cluster_size : int
         Clusters of fewer vertices are left out.
     two_sided : bool
@@ -167,7 +167,7 @@ def surface_cluster_table(thresholded: np.ndarray, layout: dict, geometry, *,
     """
     rows = []
     halves = unpack(np.asarray(thresholded, dtype=np.float64), layout)
-    for sign in (1, -1) if two_sided else (1,):
+    for sign in ((1, -1) if two_sided else (1,)) if geometry is not None else ():
         for hemi, values in halves.items():
             labels, n_clusters = label_clusters(sign * values > 0, geometry[hemi].adjacency)
             for cluster in range(1, n_clusters + 1):

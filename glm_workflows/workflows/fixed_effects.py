@@ -16,13 +16,14 @@ from ..core.naming import contrast_file, model_file, subject_folder, surface_nam
 from ..core.surfaces import HEMISPHERES
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
-from .inference import init_inference_wf
+from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
     RUN_CONTRAST_MAPS,
     RUN_OUTPUTNODE_FIELDS,
     contrast_to_sink,
     inference_to_sink,
     run_contrast_field,
+    surface_inference_to_sink,
 )
 
 
@@ -141,7 +142,7 @@ def init_fixed_effects_wf(
             (merges[f"model_sidecar_{incoming}"], ffx, [("out", "model_sidecars")]),
             (combine, ffx, [("mask_file", "mask_file")]),
         ])
-        if surface:  # no 3-D grid: no threshold, cluster table or figure
+        if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             contrast_sink = pe.Node(DerivativesSink(
                 **entities, contrast_names=contrast, stat_types=stat_type,
                 sources=[surface_name(f"{folder}/{contrast_file(label, incoming, m)}", hemi)
@@ -154,9 +155,16 @@ def init_fixed_effects_wf(
             ])
             figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
                              mem_gb=mem_gb)
+            surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   name=f"inference_{contrast}_wf")
             workflow.connect([(ffx, figure, [("z", "z_map")]),
                               (layout, figure, [("surface_layout", "layout_file")]),
-                              (figure, contrast_sink, [("figure", "surface_figures")])])
+                              (figure, contrast_sink, [("figure", "surface_figures")]),
+                              (ffx, surface_wf, [("z", "inputnode.z_map")]),
+                              (combine, surface_wf, [("mask_file", "inputnode.mask_file")]),
+                              (layout, surface_wf, [("surface_layout",
+                                                     "inputnode.layout_file")]),
+                              (surface_wf, contrast_sink, surface_inference_to_sink())])
             continue
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")

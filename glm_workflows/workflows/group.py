@@ -21,8 +21,8 @@ from glm_workflows.interfaces import (
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
 from ..spec.frozen import thaw
-from .inference import init_inference_wf
-from .ports import contrast_to_sink, inference_to_sink, same_names
+from .inference import init_inference_wf, init_surface_inference_wf
+from .ports import contrast_to_sink, inference_to_sink, same_names, surface_inference_to_sink
 
 #: The permutation outputs (CombinePermutations' traits), each a group sink input of the
 #: same name.
@@ -165,13 +165,20 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (model, sink, [*contrast_to_sink(),
                            *same_names(("design_file", "design_json", "design_figure"))]),
         ])
-        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+        if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             figure = pe.Node(SurfaceFigure(title=group_contrast or contrast),
                              name=f"surface_figure_{label}", mem_gb=mem_gb)
+            surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   name=f"inference_{label}_wf")
             workflow.connect([(layout, sink, [("surface_layout", "surface_layout")]),
                               (layout, figure, [("surface_layout", "layout_file")]),
                               (model, figure, [("z", "z_map")]),
-                              (figure, sink, [("figure", "surface_figures")])])
+                              (figure, sink, [("figure", "surface_figures")]),
+                              (model, surface_wf, [("z", "inputnode.z_map"),
+                                                   ("mask_file", "inputnode.mask_file")]),
+                              (layout, surface_wf, [("surface_layout",
+                                                     "inputnode.layout_file")]),
+                              (surface_wf, sink, surface_inference_to_sink())])
         else:
             inference_wf = init_inference_wf(inference=inference, space=space,
                                              name=f"inference_{label}_wf")
