@@ -26,6 +26,7 @@ from glm_workflows.core.group import (
     read_participants,
 )
 from glm_workflows.core.group_mask import difference_images
+from glm_workflows.core.mesh_permutations import TFCE_E, TFCE_H, TFCE_STEPS
 from glm_workflows.core.mixed_effects import fit_group_mixed
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,
@@ -227,6 +228,9 @@ class _PermutationInputSpec(BaseInterfaceInputSpec):
     cluster_forming_p = traits.Float(desc="cluster-forming threshold (p): adds cluster size "
                                           "and mass inference")
     tfce = traits.Bool(False, usedefault=True, desc="adds TFCE inference")
+    # No default: undefined (volumes), the node's hash and outputs as before.
+    layout_file = File(exists=True, desc="surface maps' layout JSON: clusters and TFCE on "
+                                         "the mesh (fsaverage5)")
 
 
 class _PermutationChunkInputSpec(_PermutationInputSpec):
@@ -243,8 +247,11 @@ def _permutation_args(inputs) -> tuple[list, dict]:
     threshold = inputs.cluster_forming_p if isdefined(inputs.cluster_forming_p) else None
     args = [list(inputs.input_maps), load_group_design(inputs.design_file), inputs.mask_file,
             inputs.contrast]
-    return args, {"n_perm": inputs.n_perm, "two_sided": inputs.two_sided,
-                  "threshold": threshold, "tfce": inputs.tfce}
+    kwargs = {"n_perm": inputs.n_perm, "two_sided": inputs.two_sided,
+              "threshold": threshold, "tfce": inputs.tfce}
+    if isdefined(inputs.layout_file):
+        kwargs["layout"] = read_layout(inputs.layout_file)
+    return args, kwargs
 
 
 class PermutationChunk(SimpleInterface):
@@ -314,7 +321,13 @@ class CombinePermutations(SimpleInterface):
                        "ClusterFormingP": kwargs["threshold"], "TFCE": self.inputs.tfce,
                        "MaxStatisticThreshold5Percent": threshold,
                        "Method": "sign flips (intercept-only designs) or row shuffles, as "
-                                 "nilearn's non_parametric_inference(n_jobs=1)"},
+                                 "nilearn's non_parametric_inference(n_jobs=1)",
+                       **({"Mesh": kwargs["layout"]["Mesh"],
+                           "Clusters": "connected vertices of the mesh (faces), in the mask, "
+                                       "per hemisphere; sizes in vertices",
+                           "TFCEParameters": {"E": TFCE_E, "H": TFCE_H, "Steps": TFCE_STEPS,
+                                              "Extent": "vertices"}}
+                          if "layout" in kwargs else {})},
                       handle, indent=2)
         return runtime
 

@@ -346,24 +346,76 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
     assert all(source.endswith(".func.gii") for source in sidecar["Sources"])
 
 
-def test_permutations_refused_in_one_line(tmp_path, capsys):
-    """Permutation inference on surface maps is not there yet: refused in one line, with
-    the participants and by the BIDS-App group call on the written GIFTI maps."""
-    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
+def test_permutations_refused_without_mesh_geometry(tmp_path, capsys):
+    """Permutations need the mesh's faces (clusters, TFCE): on a mesh nilearn does not
+    ship (fsaverage6) they are refused in one line, with the participants and by the
+    BIDS-App group call on the written GIFTI maps."""
+    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50,
+                                           space="fsaverage6")
     argv = ["--bids-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--derivatives",
-            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+            str(derivatives), "--task", "tiny", "--space", "fsaverage6",
             "--contrast", "aGtB=a - b", "--group", "one-sample", "--permutations", "100",
             "--work-dir", str(tmp_path / "work")]
     assert main(argv) != 0
     out, work = tmp_path / "out2", str(tmp_path / "work2")
     assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
-                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--task", "tiny", "--space", "fsaverage6", "--contrast", "aGtB=a - b",
                  "--work-dir", work, "-q"]) == 0
-    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage6",
                  "--group", "one-sample", "--permutations", "100", "--work-dir", work]) != 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(lines) == 2
-    assert all("--permutations 100" in line and "not available" in line for line in lines)
+    assert all("--permutations 100" in line and "fsaverage5 only" in line for line in lines)
+
+
+def test_permutations_on_the_mesh_through_the_command_line(tmp_path):
+    """The BIDS-App group call with permutations on fsaverage5 (4 subjects, TFCE, two
+    chunks): the vertex-level FWE map equals nilearn's non_parametric_inference on the
+    subjects' written effect maps as SurfaceImages (same mask, seed, n_jobs=1) to the
+    GIFTI's float32; the cluster-size, cluster-mass and TFCE FWE maps are written per
+    hemisphere, their sidecar names the mesh and TFCE's parameters."""
+    from nilearn.glm.second_level import non_parametric_inference
+
+    subjects = ("01", "02", "03", "04")
+    raw, derivatives = write_surface_study(tmp_path / "s", subjects=subjects, n_scans=40)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--work-dir", work, "-q"]) == 0
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+                 "--group", "one-sample", "--permutations", "19", "--tfce",
+                 "--permutation-chunks", "2", "--work-dir", work, "-q"]) == 0
+    mesh = load_fsaverage("fsaverage5")["pial"]
+
+    def surface_image(name) -> SurfaceImage:
+        return SurfaceImage(mesh=mesh, data={
+            part: _gifti(out / surface_name(name, hemi)).astype(float)
+            for part, hemi in (("left", "L"), ("right", "R"))})
+
+    prefix = "task-tiny_space-fsaverage5"
+    effects = [surface_image(f"sub-{s}/sub-{s}_{prefix}_contrast-aGtB_stat-effect_statmap"
+                             ".nii.gz") for s in subjects]
+    masks = [surface_image(f"sub-{s}/sub-{s}_{prefix}_desc-brain_mask.nii.gz")
+             for s in subjects]
+    inside = {part: np.all([m.data.parts[part].squeeze() > 0 for m in masks], axis=0)
+              for part in ("left", "right")}
+    theirs = non_parametric_inference(
+        effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(subjects))}),
+        second_level_contrast="intercept", mask=SurfaceImage(mesh=mesh, data=inside),
+        n_perm=19, random_state=0, n_jobs=1)
+    group = out / "group"
+    settings = json.loads((group / f"{prefix}_contrast-aGtB_desc-permutations_statmap.json")
+                          .read_text())
+    assert settings["Seed"] == 0 and settings["Mesh"] == "fsaverage5"
+    assert settings["TFCEParameters"]["E"] == 1 and len(settings["Chunks"]) == 2
+    for part, hemi in (("left", "L"), ("right", "R")):
+        name = f"{prefix}_contrast-aGtB_stat-logp_desc-voxelFWE_statmap.nii.gz"
+        ours = _gifti(group / surface_name(name, hemi)).squeeze()
+        expected = np.asarray(theirs.data.parts[part], dtype=float).squeeze()
+        np.testing.assert_allclose(ours[inside[part]], expected[inside[part]], rtol=1e-6)
+        for desc in ("clusterSizeFWE", "clusterMassFWE", "tfceFWE"):
+            name = f"{prefix}_contrast-aGtB_stat-logp_desc-{desc}_statmap.nii.gz"
+            assert (group / surface_name(name, hemi)).exists()
 
 
 def test_folded_mesh_through_the_command_line(tmp_path):

@@ -124,8 +124,9 @@ def init_first_level_wf(
         A surface run's mesh (``fsaverage5``, ``fsaverage_den-10k``): ``bold_files`` are its
         left and right GIFTI hemispheres, packed into one image first (``PackSurface``,
         :mod:`glm_workflows.core.surfaces`; its mask: the vertices with finite,
-        non-constant data), every map written as one GIFTI per hemisphere, and no
-        inference branch (thresholds, cluster tables and figures assume a 3-D grid).
+        non-constant data), every map written as one GIFTI per hemisphere, and the
+        mesh's inference branch (:func:`~glm_workflows.workflows.inference.
+        init_surface_inference_wf`: thresholds and cluster tables, no volume figure).
         The outputnode also gives ``surface_layout``.
     name : str
         Workflow name.

@@ -86,8 +86,9 @@ def init_fixed_effects_wf(
         each contrast.
     surface : bool
         The runs are surface runs: the maps are written per hemisphere (the sinks take the
-        runs' layout through the ``surface`` node, connected by :func:`connect_runs`) and
-        no inference branch is built (no 3-D grid), as at the run level.
+        runs' layout through the ``surface`` node, connected by :func:`connect_runs`);
+        the inference branch is the mesh's (:func:`init_surface_inference_wf`), as at the
+        run level.
     name : str
         Workflow name.
 

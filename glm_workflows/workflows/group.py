@@ -105,8 +105,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     surface : bool
         The subjects' maps are surface maps (packed, :mod:`glm_workflows.core.surfaces`):
         the sinks take their layout through the ``surface`` node (input
-        ``surface.surface_layout``) and write every map per hemisphere; no inference branch
-        (no 3-D grid) and no permutations.
+        ``surface.surface_layout``) and write every map per hemisphere; thresholds, cluster
+        tables, clusters and TFCE of the permutations on the mesh
+        (:mod:`glm_workflows.core.mesh_permutations`).
     """
     workflow = pe.Workflow(name=name)
     n_subjects = len(subjects)
@@ -122,8 +123,6 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     chunks = permutation_chunks(group.permutations, n_chunks) if group.permutations else []
     layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
         if surface else None
-    if surface and chunks:
-        raise ValueError("init_group_wf: no permutations on surface maps")
     for group_contrast, expression in group_contrasts:
         label = group_contrast or "mean"
         f_test = not isinstance(expression, str)
@@ -212,6 +211,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                                 ("mask_file", "mask_file")]),
                 (chunk, gather, [("chunk_file", f"in{index}")]),
             ])
+            if surface:
+                workflow.connect(layout, "surface_layout", chunk, "layout_file")
+        if surface:  # clusters and TFCE on the mesh
+            workflow.connect(layout, "surface_layout", combine_perm, "layout_file")
         workflow.connect([
             (gather, combine_perm, [("out", "chunk_files")]),
             (model, combine_perm, [("input_maps", "input_maps"),
