@@ -133,6 +133,7 @@ def test_outputs_named_per_hemisphere(surface_run):
     assert mask.shape == (10242, 1)
     report = (out / "sub-01.html").read_text()
     assert "Surface maps: no volume figure" in report
+    assert "Threshold: FDR" in report and "clusters ≥ 10 vertices" in report
     figure = f"{PREFIX}_space-fsaverage5_contrast-aGtB_stat-z_desc-surface_statmap.png"
     assert figure in names and "inflated mesh" in report  # fsaverage5: drawn on the mesh
 
