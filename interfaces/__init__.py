@@ -12,6 +12,7 @@ from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
 from .images import ConcatenateImages, MeanImage
 from .inference import ClusterTable, ThresholdMap
+from .surface_inference import SurfaceClusterTable, SurfaceThreshold
 from .surfaces import PackSurface, PackSurfaceMap, SurfaceFigure
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "PackSurfaceMap",
     "PermutationChunk",
     "RunDiagnostics",
+    "SurfaceClusterTable",
     "SurfaceFigure",
+    "SurfaceThreshold",
     "ThresholdMap",
 ]

@@ -27,7 +27,6 @@ from glm_workflows.core.group import (
     read_participants,
 )
 from glm_workflows.core.group_mask import difference_images
-from glm_workflows.core.lazy import pandas as pd
 from glm_workflows.core.mixed_effects import fit_group_mixed
 from glm_workflows.core.naming import (
     CONTRAST_MAPS,
@@ -40,22 +39,13 @@ from glm_workflows.core.permutation_results import combine_permutations
 from glm_workflows.core.permutations import permutation_chunk
 from glm_workflows.core.surfaces import read_layout
 
+from ._group_design import save_group_design
+from ._permutation_args import block_args, permutation_args, permutation_record
 from ._ports import ContrastMapsOutputSpec
 from .derivatives import surface_files
 
 #: The permutation maps (nilearn's ``non_parametric_inference`` keys) written.
 LOGP_MAPS = ("logp_max_t", "logp_max_size", "logp_max_mass", "logp_max_tfce")
-
-
-def save_group_design(design: pd.DataFrame, path) -> None:
-    """Write a group design as TSV, the subjects in a first ``participant_id`` column."""
-    label = "map" if design.index.name == "map" else "participant_id"  # pooled: a row a map
-    design.to_csv(path, sep="\t", index_label=label, float_format="%.17g")
-
-
-def load_group_design(path) -> pd.DataFrame:
-    """Read a group design written by :func:`save_group_design`."""
-    return pd.read_csv(path, sep="\t", index_col="participant_id", dtype={"participant_id": str})
 
 
 class _GroupModelInputSpec(BaseInterfaceInputSpec):
@@ -232,16 +222,9 @@ class _PermutationInputSpec(BaseInterfaceInputSpec):
     blocks = traits.List(traits.Int, desc="exchangeability blocks, per design row: the "
                                           "permutations respect them (undefined: none)")
     whole_blocks = traits.Bool(desc="with blocks: shuffle whole blocks (undefined: within)")
-
-
-def _block_args(inputs) -> dict:
-    """The exchangeability blocks of the permutations, as ``permutation_chunk`` takes
-    them (none: nilearn's sequence)."""
-    if not isdefined(inputs.blocks):
-        return {}
-    return {"blocks": list(inputs.blocks),
-            "whole_blocks": bool(inputs.whole_blocks) if isdefined(inputs.whole_blocks)
-            else False}
+    # No default: undefined (volumes), the node's hash and outputs as before.
+    layout_file = File(exists=True, desc="surface maps' layout JSON: clusters and TFCE on "
+                                         "the mesh (fsaverage5)")
 
 
 class _PermutationChunkInputSpec(_PermutationInputSpec):
@@ -253,15 +236,6 @@ class _PermutationChunkOutputSpec(TraitedSpec):
     chunk_file = File(exists=True, desc="NPZ: the chunk's null maxima per permutation")
 
 
-def _permutation_args(inputs) -> tuple[list, dict]:
-    """The positional and keyword arguments shared by the chunk and combine functions."""
-    threshold = inputs.cluster_forming_p if isdefined(inputs.cluster_forming_p) else None
-    args = [list(inputs.input_maps), load_group_design(inputs.design_file), inputs.mask_file,
-            inputs.contrast]
-    return args, {"n_perm": inputs.n_perm, "two_sided": inputs.two_sided,
-                  "threshold": threshold, "tfce": inputs.tfce}
-
-
 class PermutationChunk(SimpleInterface):
     """Permutations ``start..stop-1`` of a group contrast's sign-flip or shuffle sequence
     (the one nilearn's ``non_parametric_inference(n_jobs=1, random_state=seed)`` draws):
@@ -271,11 +245,11 @@ class PermutationChunk(SimpleInterface):
     output_spec = _PermutationChunkOutputSpec
 
     def _run_interface(self, runtime):
-        args, kwargs = _permutation_args(self.inputs)
+        args, kwargs = permutation_args(self.inputs)
         with threadpool_limits(limits=1):  # exact replay needs the reference's BLAS threads
             null = permutation_chunk(*args, seed=self.inputs.seed, start=self.inputs.start,
                                      stop=self.inputs.stop, **kwargs,
-                                     **_block_args(self.inputs))
+                                     **block_args(self.inputs))
         self._results["chunk_file"] = os.path.join(runtime.cwd, "null.npz")
         np.savez(self._results["chunk_file"], **null)
         return runtime
@@ -306,7 +280,7 @@ class CombinePermutations(SimpleInterface):
     def _run_interface(self, runtime):
         from glm_workflows.core.figures import plot_null_distribution
 
-        args, kwargs = _permutation_args(self.inputs)
+        args, kwargs = permutation_args(self.inputs)
         chunks = []
         for path in self.inputs.chunk_files:
             with np.load(path) as data:
@@ -329,22 +303,9 @@ class CombinePermutations(SimpleInterface):
                        "TwoSided": self.inputs.two_sided,
                        "ClusterFormingP": kwargs["threshold"], "TFCE": self.inputs.tfce,
                        "MaxStatisticThreshold5Percent": threshold,
-                       **_blocks_record(self.inputs)},
+                       **permutation_record(self.inputs, kwargs)},
                       handle, indent=2)
         return runtime
-
-
-def _blocks_record(inputs) -> dict:
-    """How the permutations were drawn, for the permutations sidecar."""
-    blocks = _block_args(inputs)
-    if not blocks:
-        return {"Method": "sign flips (intercept-only designs) or row shuffles, as "
-                          "nilearn's non_parametric_inference(n_jobs=1)"}
-    return {"ExchangeabilityBlocks": blocks["blocks"],
-            "WholeBlocks": blocks["whole_blocks"],
-            "Method": "sign flips of whole blocks (intercept-only designs), or row shuffles "
-                      + ("of whole blocks" if blocks["whole_blocks"] else "within blocks")
-                      + " (glm_workflows.core.permutations.block_draws)"}
 
 
 class _GroupSinkInputSpec(BaseInterfaceInputSpec):

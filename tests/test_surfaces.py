@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn.datasets import load_fsaverage
+from nilearn.glm import threshold_stats_img
 from nilearn.glm.contrasts import compute_fixed_effects
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.glm.second_level import SecondLevelModel
@@ -109,14 +110,22 @@ def test_maps_equal_nilearn_on_the_surface_image(surface_run):
 
 def test_outputs_named_per_hemisphere(surface_run):
     """Every map is written once per hemisphere, hemi- before space- (schema order),
-    as .func.gii; no volume map, threshold or cluster table; the report says why and shows
-    the z map drawn on the fsaverage5 mesh."""
+    as .func.gii, the thresholded z maps too; no volume map; one cluster table (TSV) per
+    contrast; the report shows the threshold, the table and the z map drawn on the
+    fsaverage5 mesh."""
     _, _, out = surface_run
     names = sorted(p.name for p in (out / "sub-01").iterdir())
     assert f"{PREFIX}_hemi-L_space-fsaverage5_contrast-aGtB_stat-z_statmap.func.gii" in names
     assert f"{PREFIX}_hemi-R_space-fsaverage5_contrast-effects_stat-F_statmap.func.gii" in names
     assert f"{PREFIX}_hemi-L_space-fsaverage5_desc-brain_mask.func.gii" in names
-    assert not [n for n in names if n.endswith((".nii.gz", "clusters.tsv"))]
+    assert not [n for n in names if n.endswith(".nii.gz")]
+    assert f"{PREFIX}_space-fsaverage5_contrast-aGtB_clusters.tsv" in names
+    for hemi in "LR":
+        assert (f"{PREFIX}_hemi-{hemi}_space-fsaverage5_contrast-aGtB_stat-z_"
+                "desc-thresholded_statmap.func.gii") in names
+    settings = json.loads((out / "sub-01" / f"{PREFIX}_space-fsaverage5_contrast-aGtB_stat-z_"
+                           "desc-thresholded_statmap.json").read_text())
+    assert settings["Mesh"] == "fsaverage5" and settings["Threshold"] is not None
     left = [n for n in names if "hemi-L" in n]
     assert sorted(n.replace("hemi-L", "hemi-R") for n in left) == \
         sorted(n for n in names if "hemi-R" in n)
@@ -124,6 +133,7 @@ def test_outputs_named_per_hemisphere(surface_run):
     assert mask.shape == (10242, 1)
     report = (out / "sub-01.html").read_text()
     assert "Surface maps: no volume figure" in report
+    assert "Threshold: FDR" in report and "clusters ≥ 10 vertices" in report
     figure = f"{PREFIX}_space-fsaverage5_contrast-aGtB_stat-z_desc-surface_statmap.png"
     assert figure in names and "inflated mesh" in report  # fsaverage5: drawn on the mesh
 
@@ -260,7 +270,7 @@ def test_subject_fixed_effects_equal_nilearn(tmp_path):
             np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
                                        rtol=1e-6, atol=1e-6)
             assert not ours[~inside[part]].any()
-    assert not list(folder.glob("*clusters.tsv"))
+    assert list(folder.glob("*contrast-aGtB_clusters.tsv"))  # the runs' and the subject's
 
 
 @pytest.mark.parametrize("route", ["together", "bids-app"])
@@ -268,20 +278,24 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
     """The group mean, with the participants (--group one-sample) or by the BIDS-App group
     call on the written GIFTI maps: per hemisphere, the group maps equal nilearn's
     SecondLevelModel on the subjects' written effect maps as SurfaceImages in the
-    intersection of their masks (t: relative 1e-6, where it is large); no threshold or
-    cluster table; the group report names the GIFTI z maps, the sidecars the GIFTI inputs."""
+    intersection of their masks (t: relative 1e-6, where it is large); the thresholded z
+    map equals threshold_stats_img's on nilearn's z map (1e-6); the group report names the
+    GIFTI z maps, the sidecars the GIFTI inputs."""
     subjects = ("01", "02", "03", "04")
     raw, derivatives = write_surface_study(tmp_path / "study", subjects=subjects, n_scans=60)
     out, work = tmp_path / "out", str(tmp_path / "work")
     common = ["--derivatives", str(derivatives), "--task", "tiny", "--space", "fsaverage5",
-              "--contrast", "aGtB=a - b", "--work-dir", work, "-q"]
+              "--contrast", "aGtB=a - b", "--work-dir", work, "-q", "--cluster-threshold", "0",
+              "--height-control", "fpr", "--alpha", "0.01"]
     if route == "together":
         assert main(["--bids-dir", str(raw), "--output-dir", str(out), *common,
                      "--group", "one-sample"]) == 0
     else:
         assert main([str(raw), str(out), "participant", *common]) == 0
         assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
-                     "--group", "one-sample", "--work-dir", work, "-q"]) == 0
+                     "--group", "one-sample", "--work-dir", work, "-q",
+                     "--cluster-threshold", "0", "--height-control", "fpr",
+                     "--alpha", "0.01"]) == 0
     mesh = load_fsaverage("fsaverage5")["pial"]
 
     def surface_image(path_of_hemi) -> SurfaceImage:
@@ -311,7 +325,21 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
             np.testing.assert_allclose(ours[inside[part]], expected[inside[part]],
                                        rtol=1e-6, atol=1e-6, err_msg=ours_name)
             assert not ours[~inside[part]].any()
-    assert not list(group.glob("*clusters.tsv")) and not list(group.glob("*.nii.gz"))
+    assert not list(group.glob("*.nii.gz"))
+    # the thresholded group map: nilearn's threshold_stats_img on its z map (same mask)
+    stem = "task-tiny_space-fsaverage5_contrast-aGtB_stat-z_desc-thresholded_statmap"
+    settings = json.loads((group / f"{stem}.json").read_text())
+    thresholded, threshold = threshold_stats_img(
+        theirs["z_score"], mask_img=SurfaceImage(mesh=mesh, data=inside),
+        alpha=settings["Alpha"], height_control=settings["HeightControl"],
+        cluster_threshold=0, two_sided=settings["TwoSided"])
+    assert settings["ClusterThreshold"] == 0 and not settings["NoSurvivingVoxels"]
+    assert settings["Threshold"] == pytest.approx(threshold, abs=1e-6)
+    for part, hemi in (("left", "L"), ("right", "R")):
+        ours = _gifti(group / surface_name(f"{stem}.nii.gz", hemi)).squeeze()
+        np.testing.assert_allclose(ours, np.asarray(thresholded.data.parts[part]).squeeze(),
+                                   rtol=1e-6, atol=1e-6)
+    assert (group / "task-tiny_space-fsaverage5_contrast-aGtB_clusters.tsv").exists()
     assert "Surface maps: no volume figure" in (out / "group.html").read_text()
     sidecar = json.loads((group / "task-tiny_space-fsaverage5_contrast-aGtB_statmap.json")
                          .read_text())
@@ -319,24 +347,76 @@ def test_group_equal_nilearn_second_level(tmp_path, route):
     assert all(source.endswith(".func.gii") for source in sidecar["Sources"])
 
 
-def test_permutations_refused_in_one_line(tmp_path, capsys):
-    """Permutation inference on surface maps is not there yet: refused in one line, with
-    the participants and by the BIDS-App group call on the written GIFTI maps."""
-    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50)
+def test_permutations_refused_without_mesh_geometry(tmp_path, capsys):
+    """Permutations need the mesh's faces (clusters, TFCE): on a mesh nilearn does not
+    ship (fsaverage6) they are refused in one line, with the participants and by the
+    BIDS-App group call on the written GIFTI maps."""
+    raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50,
+                                           space="fsaverage6")
     argv = ["--bids-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--derivatives",
-            str(derivatives), "--task", "tiny", "--space", "fsaverage5",
+            str(derivatives), "--task", "tiny", "--space", "fsaverage6",
             "--contrast", "aGtB=a - b", "--group", "one-sample", "--permutations", "100",
             "--work-dir", str(tmp_path / "work")]
     assert main(argv) != 0
     out, work = tmp_path / "out2", str(tmp_path / "work2")
     assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
-                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--task", "tiny", "--space", "fsaverage6", "--contrast", "aGtB=a - b",
                  "--work-dir", work, "-q"]) == 0
-    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage6",
                  "--group", "one-sample", "--permutations", "100", "--work-dir", work]) != 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(lines) == 2
-    assert all("--permutations 100" in line and "not available" in line for line in lines)
+    assert all("--permutations 100" in line and "fsaverage5 only" in line for line in lines)
+
+
+def test_permutations_on_the_mesh_through_the_command_line(tmp_path):
+    """The BIDS-App group call with permutations on fsaverage5 (4 subjects, TFCE, two
+    chunks): the vertex-level FWE map equals nilearn's non_parametric_inference on the
+    subjects' written effect maps as SurfaceImages (same mask, seed, n_jobs=1) to the
+    GIFTI's float32; the cluster-size, cluster-mass and TFCE FWE maps are written per
+    hemisphere, their sidecar names the mesh and TFCE's parameters."""
+    from nilearn.glm.second_level import non_parametric_inference
+
+    subjects = ("01", "02", "03", "04")
+    raw, derivatives = write_surface_study(tmp_path / "s", subjects=subjects, n_scans=40)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
+                 "--task", "tiny", "--space", "fsaverage5", "--contrast", "aGtB=a - b",
+                 "--work-dir", work, "-q"]) == 0
+    assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage5",
+                 "--group", "one-sample", "--permutations", "19", "--tfce",
+                 "--permutation-chunks", "2", "--work-dir", work, "-q"]) == 0
+    mesh = load_fsaverage("fsaverage5")["pial"]
+
+    def surface_image(name) -> SurfaceImage:
+        return SurfaceImage(mesh=mesh, data={
+            part: _gifti(out / surface_name(name, hemi)).astype(float)
+            for part, hemi in (("left", "L"), ("right", "R"))})
+
+    prefix = "task-tiny_space-fsaverage5"
+    effects = [surface_image(f"sub-{s}/sub-{s}_{prefix}_contrast-aGtB_stat-effect_statmap"
+                             ".nii.gz") for s in subjects]
+    masks = [surface_image(f"sub-{s}/sub-{s}_{prefix}_desc-brain_mask.nii.gz")
+             for s in subjects]
+    inside = {part: np.all([m.data.parts[part].squeeze() > 0 for m in masks], axis=0)
+              for part in ("left", "right")}
+    theirs = non_parametric_inference(
+        effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(subjects))}),
+        second_level_contrast="intercept", mask=SurfaceImage(mesh=mesh, data=inside),
+        n_perm=19, random_state=0, n_jobs=1)
+    group = out / "group"
+    settings = json.loads((group / f"{prefix}_contrast-aGtB_desc-permutations_statmap.json")
+                          .read_text())
+    assert settings["Seed"] == 0 and settings["Mesh"] == "fsaverage5"
+    assert settings["TFCEParameters"]["E"] == 1 and len(settings["Chunks"]) == 2
+    for part, hemi in (("left", "L"), ("right", "R")):
+        name = f"{prefix}_contrast-aGtB_stat-logp_desc-voxelFWE_statmap.nii.gz"
+        ours = _gifti(group / surface_name(name, hemi)).squeeze()
+        expected = np.asarray(theirs.data.parts[part], dtype=float).squeeze()
+        np.testing.assert_allclose(ours[inside[part]], expected[inside[part]], rtol=1e-6)
+        for desc in ("clusterSizeFWE", "clusterMassFWE", "tfceFWE"):
+            name = f"{prefix}_contrast-aGtB_stat-logp_desc-{desc}_statmap.nii.gz"
+            assert (group / surface_name(name, hemi)).exists()
 
 
 def test_folded_mesh_through_the_command_line(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InputError
 from .group import _INT64_WARNING
+from .mesh_permutations import MeshSpace, cluster_measures, mesh_tfce
 from .permutation_problem import _problem
 
 
@@ -42,7 +43,7 @@ def _ranks(h0, original):
 
 
 def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_perm,
-                         two_sided=False, threshold=None, tfce=False) -> dict:
+                         two_sided=False, threshold=None, tfce=False, layout=None) -> dict:
     """nilearn's ``non_parametric_inference`` output from chunks of null statistics.
 
     Parameters
@@ -51,8 +52,9 @@ def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_
         As for :func:`permutation_chunk`.
     chunks : sequence of dict
         :func:`permutation_chunk` results covering ``0..n_perm-1`` once, in any order.
-    n_perm, two_sided, threshold, tfce
-        As given to every chunk.
+    n_perm, two_sided, threshold, tfce, layout
+        As given to every chunk (``layout``: surface maps, clusters and TFCE on the mesh,
+        :func:`_mesh_outputs`).
 
     Returns
     -------
@@ -85,7 +87,9 @@ def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_
     vfwe_pvals = (n_perm + 1 - ranks) / float(1 + n_perm)
     outputs = {"t": scores.T, "logp_max_t": -np.log10(vfwe_pvals),
                "h0_max_t": null["max_t"][np.newaxis]}
-    if tfce:
+    if layout is not None and (tfce or threshold is not None):
+        outputs.update(_mesh_outputs(problem, layout, null, n_perm, tfce, threshold))
+    elif tfce:
         scores_4d = masker.inverse_transform(scores.T).get_fdata()
         tfce_original = calculate_tfce(scores_4d, bin_struct=bin_struct,
                                        two_sided_test=two_sided)
@@ -96,7 +100,7 @@ def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_
         outputs = _update_outputs_for_tfce(outputs, True, tfce_original,
                                            [null["max_tfce"][np.newaxis]], 1, n_voxels,
                                            [tfce_ranks], n_perm)
-    if threshold is not None:
+    if threshold is not None and layout is None:
         with warnings.catch_warnings():
             # nilearn builds its cluster-size map from int64 counts (np.unique's) and
             # warns that it stores them as int32: no argument avoids it. The same values
@@ -116,3 +120,29 @@ def combine_permutations(effect_files, design, mask_img, contrast, chunks, *, n_
         for key in ("size", "logp_max_size", "mass", "logp_max_mass"):
             maps[key] = masker.inverse_transform(np.ravel(outputs[key]))
     return maps
+
+
+def _mesh_outputs(problem, layout, null, n_perm, tfce, threshold) -> dict:
+    """The TFCE and cluster outputs of surface maps, on the mesh, as nilearn computes them
+    on a grid: TFCE's p from the rank of ``|TFCE|`` among the null maxima; each vertex of
+    a cluster gets the cluster's size (vertices) or mass and their p (nilearn's
+    ``null_to_p``, 'larger'), the background size 0, mass 0."""
+    from nilearn.mass_univariate._utils import null_to_p
+
+    space = MeshSpace(problem.mask, layout)
+    scores = problem.scores[:, 0]
+    out = {}
+    if tfce:
+        original = mesh_tfce(scores, space, problem.two_sided)
+        ranks = _ranks(null["max_tfce"], np.fabs(original))
+        out["tfce"] = original[np.newaxis]
+        out["logp_max_tfce"] = -np.log10((n_perm + 1 - ranks) / float(1 + n_perm))[np.newaxis]
+    if threshold is not None:
+        labels, sizes, masses = cluster_measures(scores, space, problem.threshold_t,
+                                                 problem.two_sided)
+        for metric, values in (("size", sizes), ("mass", masses)):
+            p_values = null_to_p(values.astype(np.float64), null[f"max_{metric}"], "larger")
+            out[metric] = values[labels][np.newaxis]
+            out[f"logp_max_{metric}"] = -np.log10(p_values[labels])[np.newaxis]
+        out["size"] = out["size"].astype(np.int32)
+    return out

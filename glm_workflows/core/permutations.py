@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .mesh_permutations import MeshSpace, cluster_max, tfce_max
 from .permutation_problem import _MASS_TOLERANCE, _problem
 
 
@@ -206,7 +207,7 @@ def _check_seed(seed):
 
 def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed, start, stop,
                       two_sided=False, threshold=None, tfce=False, blocks=None,
-                      whole_blocks=False) -> dict:
+                      whole_blocks=False, layout=None) -> dict:
     """Null statistics of permutations ``start..stop-1`` of nilearn's sequence.
 
     The sequence is the one ``non_parametric_inference(..., n_perm=n_perm,
@@ -235,6 +236,9 @@ def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed,
         instead of nilearn's sequence. None: nilearn's.
     whole_blocks : bool
         With ``blocks``: shuffle whole blocks (see :func:`block_draws`).
+    layout : dict, optional
+        Surface maps (packed, :func:`~glm_workflows.core.surfaces.surface_layout`):
+        clusters and TFCE on the mesh (:mod:`.mesh_permutations`) instead of the grid.
 
     Returns
     -------
@@ -259,6 +263,7 @@ def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed,
         out["max_tfce"] = np.empty(count)
     spatial = tfce or threshold is not None
     struct = generate_binary_structure(3, 1)
+    mesh = MeshSpace(problem.mask, layout) if spatial and layout is not None else None
     x0, c0 = problem.tested, problem.covars
     cached = None
     draws = _replay(int(seed), problem.intercept_test, problem.n_samples, stop) \
@@ -293,6 +298,13 @@ def permutation_chunk(effect_files, design, mask_img, contrast, *, n_perm, seed,
             out["max_t"][k] = (np.nanmax(np.fabs(scores)) if problem.two_sided
                                else np.nanmax(scores))
             if not spatial:
+                continue
+            if mesh is not None:
+                if tfce:
+                    out["max_tfce"][k] = tfce_max(scores[:, 0], mesh, problem.two_sided)
+                if threshold is not None:
+                    out["max_size"][k], out["max_mass"][k] = cluster_max(
+                        scores[:, 0], mesh, problem.threshold_t, problem.two_sided)
                 continue
             vol = problem.volume(scores[:, 0])
             if tfce:

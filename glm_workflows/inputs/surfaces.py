@@ -122,7 +122,8 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
     """Refuse, in one line, what a surface analysis cannot do yet: a user mask, smoothing
     (nilearn does not smooth surfaces either), a calibrated noise model (smoothed on a 3-D
     grid),
-    ``fsnative`` (each subject's own mesh) above the subject level, and permutations."""
+    ``fsnative`` (each subject's own mesh) above the subject level, and permutations on a
+    mesh without geometry (:func:`check_surface_permutations`)."""
     surfaces = [run for run in runs if run.surface]
     if not surfaces:
         return
@@ -152,8 +153,12 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
 
 
 def check_surface_permutations(permutations: int, space) -> None:
-    """Refuse permutations on surface maps (their cluster statistics and TFCE assume a 3-D
-    grid), in one line."""
-    if permutations:
+    """Refuse permutations on surface maps whose mesh geometry nilearn does not ship
+    (their cluster statistics and TFCE need the mesh's faces: fsaverage5 only), in one
+    line."""
+    from ..core.mesh import GEOMETRY_MESHES  # scipy.sparse: loaded only when asked
+
+    if permutations and space not in GEOMETRY_MESHES:
         raise InputError(f"--permutations {permutations}: permutation inference on surface "
-                         f"maps (space-{space}) is not available yet; leave it out")
+                         f"maps needs the mesh's faces, which nilearn ships for "
+                         f"{', '.join(GEOMETRY_MESHES)} only (space-{space}); leave it out")

@@ -60,7 +60,8 @@ def describe_threshold(settings: dict) -> str:
     else:
         height = f"{'|z|' if two_sided else 'z'} > {threshold:.2f}"
     clusters = int(settings.get("ClusterThreshold") or 0)
-    extent = f"clusters ≥ {clusters} voxels" if clusters > 0 else "no cluster-size threshold"
+    unit = "vertices" if settings.get("Mesh") else "voxels"  # a surface map's sidecar
+    extent = f"clusters ≥ {clusters} {unit}" if clusters > 0 else "no cluster-size threshold"
     return (f"{height_control(settings)} → {height}, {extent}, "
             f"{'two-sided' if two_sided else 'one-sided'}")
 

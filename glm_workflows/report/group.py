@@ -25,6 +25,8 @@ from .markup import (
     file_list,
     key_value_table,
     page,
+    surface_inference,
+    surface_note,
 )
 from .pages import _first_peak
 from .reading import (
@@ -176,9 +178,11 @@ def _contrast_section(folder: Path, stem: str) -> str:
         drawn = folder / group_file(stem, "surface_figures")
         parts += [file_figure(drawn, "z map on the inflated mesh (unthresholded)")
                   if drawn.exists() else "",
-                  '<p class="note">Surface maps: no volume figure, threshold or cluster '
-                  f'table; z maps: <code>{escape(z_maps[0])}</code>, '
-                  f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]
+                  surface_note(z_maps),
+                  *surface_inference(read_json(folder / group_file(stem, "threshold_jsons")),
+                                     read_tsv(folder / group_file(stem, "cluster_tables")),
+                                     f"clusters-{stem}"),
+                  "</section>"]
         return "\n".join(part for part in parts if part)
     parts.append("<h3>Parametric inference</h3>")
     settings = read_json(folder / group_file(stem, "threshold_jsons"))

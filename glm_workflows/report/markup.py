@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 
 from .. import __version__
-from .describe import group_files, number, plain
+from .describe import describe_threshold, group_files, number, plain
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -213,3 +213,28 @@ def _cluster_cell(column: str, value: str) -> str:
         return f"<td>{escape(value)}</td>"
     text = f"{value_number:.2f}" if column == "Peak Stat" else number(value_number)
     return f'<td class="num">{escape(text)}</td>'
+
+
+def surface_note(z_maps) -> str:
+    """The note of a surface contrast: no volume figure, and its GIFTI z maps (L, R)."""
+    return ('<p class="note">Surface maps: no volume figure; threshold and clusters on the '
+            f'mesh (connected vertices); z maps: <code>{escape(z_maps[0])}</code>, '
+            f'<code>{escape(z_maps[1])}</code>.</p>')
+
+
+def surface_inference(settings, table, table_id: str) -> list[str]:
+    """A surface contrast's threshold line and cluster table (HTML pieces).
+
+    Parameters
+    ----------
+    settings : dict or None
+        Its threshold sidecar (None: an output folder written before surface thresholds).
+    table : list of dict or None
+        Its cluster table's rows.
+    table_id : str
+        The ``id`` of the ``<table>``.
+    """
+    if settings is None:
+        return []
+    return [f'<p class="threshold">Threshold: {escape(describe_threshold(settings))}</p>',
+            cluster_table(table, table_id)]

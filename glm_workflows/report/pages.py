@@ -33,6 +33,8 @@ from .markup import (
     file_summary,
     key_value_table,
     page,
+    surface_inference,
+    surface_note,
 )
 from .reading import (
     find_analyses,
@@ -240,9 +242,12 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
                               "Contrast weights"),
                   file_figure(drawn, "z map on the inflated mesh (unthresholded)")
                   if drawn.exists() else "",
-                  '<p class="note">Surface maps: no volume figure, threshold or cluster '
-                  f'table; z maps: <code>{escape(z_maps[0])}</code>, '
-                  f'<code>{escape(z_maps[1])}</code>.</p>', "</section>"]
+                  surface_note(z_maps),
+                  *surface_inference(read_contrast_json(folder, prefix, contrast,
+                                                        "threshold_jsons"),
+                                     read_clusters(folder, prefix, contrast),
+                                     f"clusters-{contrast_stem(prefix, contrast)}"),
+                  "</section>"]
         return "\n".join(part for part in parts if part)
     settings = read_contrast_json(folder, prefix, contrast, "threshold_jsons")
     if settings is None:

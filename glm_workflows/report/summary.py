@@ -145,5 +145,8 @@ def _threshold_summary(sidecar: Path, table_file: Path, title: str) -> list[str]
     if settings.get("NoSurvivingVoxels"):
         return [f"{head}no voxel survives"]
     table = pd.read_csv(table_file, sep="\t", keep_default_na=False)
-    return [f"{head}{(table['Cluster Size (mm3)'] != '').sum()} cluster(s)",
+    # a volume table's sub-peaks have no size; a surface table has one row per cluster
+    n_clusters = (table["Cluster Size (mm3)"] != "").sum() \
+        if "Cluster Size (mm3)" in table else len(table)
+    return [f"{head}{n_clusters} cluster(s)",
             table.to_string(index=False) if len(table) else "  (no cluster)"]

@@ -30,7 +30,7 @@ from ..settings import (
     InferenceSettings,
     ModelSettings,
 )
-from .inference import init_inference_wf
+from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
     DIAGNOSTICS_OUTPUTS,
     FIT_FILES,
@@ -41,6 +41,7 @@ from .ports import (
     run_contrast_field,
     run_contrast_fields,
     same_names,
+    surface_inference_to_sink,
 )
 
 
@@ -123,8 +124,9 @@ def init_first_level_wf(
         A surface run's mesh (``fsaverage5``, ``fsaverage_den-10k``): ``bold_files`` are its
         left and right GIFTI hemispheres, packed into one image first (``PackSurface``,
         :mod:`glm_workflows.core.surfaces`; its mask: the vertices with finite,
-        non-constant data), every map written as one GIFTI per hemisphere, and no
-        inference branch (thresholds, cluster tables and figures assume a 3-D grid).
+        non-constant data), every map written as one GIFTI per hemisphere, and the
+        mesh's inference branch (:func:`~glm_workflows.workflows.inference.
+        init_surface_inference_wf`: thresholds and cluster tables, no volume figure).
         The outputnode also gives ``surface_layout``.
     name : str
         Workflow name.
@@ -242,13 +244,20 @@ def init_first_level_wf(
         estimate = pe.Node(EstimateContrast(contrast_name=contrast, stat_type=stat_type,
                                             contrast_rows=list(rows)),
                            name=f"estimate_{contrast}", mem_gb=mem_gb["light"])
-        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+        if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             contrast_sink = pe.Node(DerivativesSink(**entities, contrast_names=contrast,
                                                     stat_types=stat_type),
                                     name=f"sink_{contrast}", mem_gb=0.25)
             figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
                              mem_gb=mem_gb["light"])
+            surface_wf = init_surface_inference_wf(
+                inference=inference, mem_gb=mem_gb["inference"], space=space,
+                name=f"inference_{contrast}_wf")
             workflow.connect([
+                (estimate, surface_wf, [("z", "inputnode.z_map")]),
+                (fit, surface_wf, [("mask_file", "inputnode.mask_file")]),
+                (pack, surface_wf, [("layout_file", "inputnode.layout_file")]),
+                (surface_wf, contrast_sink, surface_inference_to_sink()),
                 (fit, estimate, same_names(FIT_FILES)),
                 (estimate, figure, [("z", "z_map")]),
                 (pack, figure, [("layout_file", "layout_file")]),

@@ -17,13 +17,14 @@ from ..core.surface_names import surface_name
 from ..core.surfaces import HEMISPHERES
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .first_level import sink_entities
-from .inference import init_inference_wf
+from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
     RUN_CONTRAST_MAPS,
     RUN_OUTPUTNODE_FIELDS,
     contrast_to_sink,
     inference_to_sink,
     run_contrast_field,
+    surface_inference_to_sink,
 )
 
 
@@ -86,8 +87,9 @@ def init_fixed_effects_wf(
         each contrast.
     surface : bool
         The runs are surface runs: the maps are written per hemisphere (the sinks take the
-        runs' layout through the ``surface`` node, connected by :func:`connect_runs`) and
-        no inference branch is built (no 3-D grid), as at the run level.
+        runs' layout through the ``surface`` node, connected by :func:`connect_runs`);
+        the inference branch is the mesh's (:func:`init_surface_inference_wf`), as at the
+        run level.
     name : str
         Workflow name.
 
@@ -144,7 +146,7 @@ def init_fixed_effects_wf(
         ])
         contrast_sources = [output_path(contrast_file(label, incoming, m), subject)
                             for label in labels for m in ("effect_maps", "variance_maps")]
-        if surface:  # no 3-D grid: no threshold, cluster table or figure
+        if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             contrast_sink = pe.Node(DerivativesSink(
                 **entities, contrast_names=contrast, stat_types=stat_type,
                 sources=[surface_name(name, hemi) for name in contrast_sources
@@ -156,9 +158,16 @@ def init_fixed_effects_wf(
             ])
             figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
                              mem_gb=mem_gb)
+            surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   name=f"inference_{contrast}_wf")
             workflow.connect([(ffx, figure, [("z", "z_map")]),
                               (layout, figure, [("surface_layout", "layout_file")]),
-                              (figure, contrast_sink, [("figure", "surface_figures")])])
+                              (figure, contrast_sink, [("figure", "surface_figures")]),
+                              (ffx, surface_wf, [("z", "inputnode.z_map")]),
+                              (combine, surface_wf, [("mask_file", "inputnode.mask_file")]),
+                              (layout, surface_wf, [("surface_layout",
+                                                     "inputnode.layout_file")]),
+                              (surface_wf, contrast_sink, surface_inference_to_sink())])
             continue
         inference_wf = init_inference_wf(inference=inference, space=space,
                                          name=f"inference_{contrast}_wf")

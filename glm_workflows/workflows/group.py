@@ -21,8 +21,8 @@ from glm_workflows.interfaces import (
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
 from ..spec.frozen import thaw
-from .inference import init_inference_wf
-from .ports import contrast_to_sink, inference_to_sink, same_names
+from .inference import init_inference_wf, init_surface_inference_wf
+from .ports import contrast_to_sink, inference_to_sink, same_names, surface_inference_to_sink
 
 #: The permutation outputs (CombinePermutations' traits), each a group sink input of the
 #: same name.
@@ -108,8 +108,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     surface : bool
         The subjects' maps are surface maps (packed, :mod:`glm_workflows.core.surfaces`):
         the sinks take their layout through the ``surface`` node (input
-        ``surface.surface_layout``) and write every map per hemisphere; no inference branch
-        (no 3-D grid) and no permutations.
+        ``surface.surface_layout``) and write every map per hemisphere; thresholds, cluster
+        tables, clusters and TFCE of the permutations on the mesh
+        (:mod:`glm_workflows.core.mesh_permutations`).
     """
     workflow = pe.Workflow(name=name)
     n_subjects = len(subjects)
@@ -125,8 +126,6 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
     chunks = permutation_chunks(group.permutations, n_chunks) if group.permutations else []
     layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
         if surface else None
-    if surface and chunks:
-        raise ValueError("init_group_wf: no permutations on surface maps")
     for group_contrast, expression in group_contrasts:
         label = group_contrast or "mean"
         f_test = not isinstance(expression, str)
@@ -168,13 +167,20 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             (model, sink, [*contrast_to_sink(),
                            *same_names(("design_file", "design_json", "design_figure"))]),
         ])
-        if surface:  # no 3-D grid: no threshold, cluster table or volume figure
+        if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             figure = pe.Node(SurfaceFigure(title=group_contrast or contrast),
                              name=f"surface_figure_{label}", mem_gb=mem_gb)
+            surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   name=f"inference_{label}_wf")
             workflow.connect([(layout, sink, [("surface_layout", "surface_layout")]),
                               (layout, figure, [("surface_layout", "layout_file")]),
                               (model, figure, [("z", "z_map")]),
-                              (figure, sink, [("figure", "surface_figures")])])
+                              (figure, sink, [("figure", "surface_figures")]),
+                              (model, surface_wf, [("z", "inputnode.z_map"),
+                                                   ("mask_file", "inputnode.mask_file")]),
+                              (layout, surface_wf, [("surface_layout",
+                                                     "inputnode.layout_file")]),
+                              (surface_wf, sink, surface_inference_to_sink())])
         else:
             inference_wf = init_inference_wf(inference=inference, space=space,
                                              name=f"inference_{label}_wf")
@@ -212,6 +218,10 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                                 ("mask_file", "mask_file")]),
                 (chunk, gather, [("chunk_file", f"in{index}")]),
             ])
+            if surface:
+                workflow.connect(layout, "surface_layout", chunk, "layout_file")
+        if surface:  # clusters and TFCE on the mesh
+            workflow.connect(layout, "surface_layout", combine_perm, "layout_file")
         workflow.connect([
             (gather, combine_perm, [("out", "chunk_files")]),
             (model, combine_perm, [("input_maps", "input_maps"),

@@ -5,10 +5,15 @@ from __future__ import annotations
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from glm_workflows.interfaces import ClusterTable, ThresholdMap
+from glm_workflows.interfaces import (
+    ClusterTable,
+    SurfaceClusterTable,
+    SurfaceThreshold,
+    ThresholdMap,
+)
 
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
-from .ports import INFERENCE_OUTPUTS
+from .ports import INFERENCE_OUTPUTS, SURFACE_INFERENCE_OUTPUTS
 
 
 def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
@@ -74,5 +79,55 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
                                  ("threshold_json", "threshold_json"), ("figure", "figure"),
                                  ("ortho_figure", "ortho_figure")]),
         (table, outputnode, [("table", "table")]),
+    ])
+    return workflow
+
+
+def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
+                              mem_gb: float = 0.5, space: str | None = None,
+                              name: str = "inference_wf"):
+    """Build the inference of one packed surface z map, on the mesh: threshold (height over
+    the mask's vertices, cluster extent in connected vertices) -> cluster table.
+
+    Parameters
+    ----------
+    inference : InferenceSettings
+        Thresholds and table settings (as for volumes; sizes count vertices).
+    mem_gb : float
+        Memory estimate of each node.
+    space : str or None
+        The maps' space, for the table's sidecar (the layout's mesh otherwise).
+    name : str
+        Workflow name.
+
+    Inputs
+    ------
+    z_map, mask_file, layout_file
+        The packed z map, the model's mask, the layout JSON.
+
+    Outputs
+    -------
+    thresholded_map, threshold_json, table, table_json
+        Connect the sink with ``surface_inference_to_sink()``.
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "layout_file"]),
+                        name="inputnode")
+    outputnode = pe.Node(IdentityInterface(fields=list(SURFACE_INFERENCE_OUTPUTS)),
+                         name="outputnode")
+    threshold = pe.Node(SurfaceThreshold(**inference.threshold_inputs()), name="threshold",
+                        mem_gb=mem_gb)
+    table = pe.Node(SurfaceClusterTable(**inference.table_inputs()), name="table",
+                    mem_gb=mem_gb)
+    if space:
+        table.inputs.space = space
+    workflow.connect([
+        (inputnode, threshold, [("z_map", "z_map"), ("mask_file", "mask_file"),
+                                ("layout_file", "layout_file")]),
+        (inputnode, table, [("layout_file", "layout_file")]),
+        (threshold, table, [("thresholded_map", "z_map")]),
+        (threshold, outputnode, [("thresholded_map", "thresholded_map"),
+                                 ("threshold_json", "threshold_json")]),
+        (table, outputnode, [("table", "table"), ("table_json", "table_json")]),
     ])
     return workflow

@@ -39,6 +39,9 @@ INFERENCE_SINK_INPUTS = {
 #: What the inference workflow's outputnode gives.
 INFERENCE_OUTPUTS = tuple(INFERENCE_SINK_INPUTS)
 
+#: The surface inference workflow's outputs (no figure: the z map is drawn on the mesh).
+SURFACE_INFERENCE_OUTPUTS = ("thresholded_map", "threshold_json", "table", "table_json")
+
 #: The inference outputs that exist only when the map's space is known (the cluster
 #: table's sidecar): connected only then, so that an analysis without a space keeps its
 #: graph and its nodes' caches.
@@ -73,6 +76,12 @@ def inference_to_sink(*, space: str | None = None) -> list[tuple[str, str]]:
     return [(f"outputnode.{output}", sink_input)
             for output, sink_input in INFERENCE_SINK_INPUTS.items()
             if space or output not in SPACE_OUTPUTS]
+
+
+def surface_inference_to_sink() -> list[tuple[str, str]]:
+    """The surface inference workflow's outputs -> the sink's inputs."""
+    return [(f"outputnode.{output}", INFERENCE_SINK_INPUTS[output])
+            for output in SURFACE_INFERENCE_OUTPUTS]
 
 
 def same_names(names) -> list[tuple[str, str]]:

@@ -1,0 +1,156 @@
+"""The spatial statistics of permutation inference on the mesh: clusters of connected
+vertices (size and mass, as nilearn's ``calculate_cluster_measures`` defines them on a
+grid) and TFCE on the mesh.
+
+The group model's maps travel packed (:mod:`glm_workflows.core.surfaces`); permutations
+index the masked vertices in the order of the packed mask's masker (C order over the
+packed grid). :class:`MeshSpace` maps them to the vertices of each hemisphere and keeps
+the mesh's adjacency restricted to them, so a cluster never crosses the mask's edge
+(as a volume cluster never leaves nilearn's mask) nor the two hemispheres.
+
+TFCE (Smith & Nichols 2009, NeuroImage 44:83) on the mesh: the score of a vertex is
+``sum over h of e(h)^E * h^H`` over the heights ``h`` (100 equal steps from the map's
+maximum / 100 to its maximum, as nilearn's volume TFCE with ``dh='auto'``; no ``dh``
+factor, as nilearn) at which the vertex is in a cluster of extent ``e(h)`` vertices;
+``E = 1, H = 2``, the values Smith & Nichols recommend for surfaces (nilearn's volume
+TFCE uses ``E = 0.5``). The extent counts vertices (as cluster sizes do), not areas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .mesh import geometry_for, label_clusters
+
+#: TFCE's extent and height exponents on the mesh, and its number of height steps.
+TFCE_E, TFCE_H, TFCE_STEPS = 1.0, 2.0, 100
+
+
+class MeshSpace:
+    """The masked vertices of a packed mask, per hemisphere, and their adjacency.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape ``PackedShape``
+        The group mask on the packed grid (the permutations' masker's).
+    layout : dict
+        :func:`~glm_workflows.core.surfaces.surface_layout`.
+
+    Raises
+    ------
+    InputError
+        When nilearn does not ship the mesh's geometry.
+    """
+
+    def __init__(self, mask: np.ndarray, layout: dict):
+        geometry = geometry_for(layout)
+        if geometry is None:
+            raise InputError(f"mesh {layout['Mesh']}: no geometry (nilearn ships only "
+                             "fsaverage5), so no cluster or TFCE permutation inference")
+        mask = np.asarray(mask) != 0
+        # the packed (vertex) index of each masked value, in the masker's (C) order
+        packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+        self.n_values = packed.size
+        self.parts = []
+        start = 0
+        for hemi, count in zip(layout["Hemispheres"], layout["Vertices"], strict=True):
+            select = np.flatnonzero((packed >= start) & (packed < start + count))
+            vertices = packed[select] - start
+            graph = geometry[hemi].adjacency[vertices][:, vertices].tocsr()
+            self.parts.append((select, graph))
+            start += count
+
+    def label(self, supra: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
+        """Clusters of connected supra-threshold values, numbered from ``offset + 1``
+        (left hemisphere first).
+
+        Returns
+        -------
+        labels : ndarray of int, shape (n_values,)
+            0 outside ``supra``.
+        n_clusters : int
+        """
+        labels = np.zeros(self.n_values, dtype=np.int64)
+        for select, graph in self.parts:
+            part, count = label_clusters(supra[select], graph)
+            labels[select] = np.where(part > 0, part + offset, 0)
+            offset += count
+        return labels, int(labels.max(initial=0))
+
+
+def signed_clusters(values: np.ndarray, space: MeshSpace, threshold: float,
+                    two_sided: bool) -> np.ndarray:
+    """Cluster labels of the values above ``threshold`` (and, two-sided, below minus it,
+    numbered after the positive ones), as nilearn's ``calculate_cluster_measures``
+    (strictly above)."""
+    labels, n_positive = space.label(values > threshold)
+    if two_sided:
+        negative, _ = space.label(values < -threshold, offset=n_positive)
+        labels = labels + negative
+    return labels
+
+
+def cluster_measures(values: np.ndarray, space: MeshSpace, threshold: float,
+                     two_sided: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cluster's size (vertices) and mass (sum of ``|t| - threshold``).
+
+    Returns
+    -------
+    labels : ndarray of int, shape (n_values,)
+    sizes, masses : ndarray, shape (n_clusters + 1,)
+        Index 0 is the background (0).
+    """
+    labels = signed_clusters(values, space, threshold, two_sided)
+    sizes = np.bincount(labels)
+    excess = np.where(labels > 0, np.abs(values) - threshold, 0.0)
+    masses = np.bincount(labels, weights=excess, minlength=sizes.size)
+    sizes[0], masses[0] = 0, 0.0
+    return labels, sizes, masses
+
+
+def cluster_max(values: np.ndarray, space: MeshSpace, threshold: float,
+                two_sided: bool) -> tuple[int, float]:
+    """The largest cluster size and mass of one map (0, 0 without a cluster)."""
+    _, sizes, masses = cluster_measures(values, space, threshold, two_sided)
+    return int(sizes.max(initial=0)), float(masses.max(initial=0.0))
+
+
+def mesh_tfce(values: np.ndarray, space: MeshSpace, two_sided: bool) -> np.ndarray:
+    """TFCE of one map on the mesh (module docstring), signed as the values.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_values,)
+        The map's masked values (t).
+    space : MeshSpace
+    two_sided : bool
+        Negative values too (their TFCE negative), the heights from the largest ``|t|``.
+
+    Returns
+    -------
+    tfce : ndarray, shape (n_values,)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    tfce = np.zeros(values.shape)
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(np.abs(values)) if two_sided else np.nanmax(values)
+    if not top > 0:
+        return tfce
+    heights = np.linspace(0, top, TFCE_STEPS + 1)[1:]
+    finite = np.nan_to_num(values, nan=0.0)
+    for sign in ((-1, 1) if two_sided else (1,)):
+        signed = finite * sign
+        for height in heights:
+            supra = signed >= height
+            if not supra.any():
+                break
+            labels, _ = space.label(supra)
+            counts = np.bincount(labels).astype(np.float64)
+            tfce[supra] += sign * counts[labels[supra]] ** TFCE_E * height ** TFCE_H
+    return tfce
+
+
+def tfce_max(values: np.ndarray, space: MeshSpace, two_sided: bool) -> float:
+    """``max |TFCE|`` of one map on the mesh."""
+    return float(np.max(np.abs(mesh_tfce(values, space, two_sided)), initial=0.0))

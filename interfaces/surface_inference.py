@@ -1,0 +1,139 @@
+"""Thresholds and cluster tables of surface z maps (packed), on the mesh."""
+
+import json
+import os
+
+import nibabel as nb
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from glm_workflows.core.choices import HEIGHT_CONTROLS
+from glm_workflows.core.mesh import geometry_for
+from glm_workflows.core.naming import CONTRAST_OUTPUTS
+from glm_workflows.core.surface_inference import (
+    surface_cluster_table,
+    surface_table_sidecar,
+    threshold_surface,
+)
+from glm_workflows.core.surfaces import read_layout
+from glm_workflows.settings import DEFAULT_INFERENCE, default_first
+
+#: Why a mesh without geometry gets no cluster extent or table.
+NO_GEOMETRY = "nilearn ships the geometry of fsaverage5 only: no cluster extent or table"
+
+
+class _SurfaceThresholdInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="a z map on the packed grid")
+    mask_file = File(exists=True, mandatory=True,
+                     desc="the model's mask: fdr/bonferroni correct over its vertices")
+    layout_file = File(exists=True, mandatory=True, desc="the map's layout JSON")
+    height_control = traits.Enum(
+        *default_first(DEFAULT_INFERENCE.height_control, HEIGHT_CONTROLS), usedefault=True,
+        desc="fpr, fdr, bonferroni, or none (use 'threshold')")
+    alpha = traits.Float(DEFAULT_INFERENCE.alpha, usedefault=True,
+                         desc="error rate for fpr/fdr/bonferroni")
+    threshold = traits.Float(DEFAULT_INFERENCE.threshold, usedefault=True,
+                             desc="z threshold, used when height_control is 'none'")
+    cluster_threshold = traits.Int(DEFAULT_INFERENCE.cluster_threshold, usedefault=True,
+                                   desc="remove clusters of fewer vertices")
+    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
+                            desc="threshold |z| (both tails) instead of positive z only")
+
+
+class _SurfaceThresholdOutputSpec(TraitedSpec):
+    thresholded_map = File(exists=True, desc="the packed z map, sub-threshold vertices 0")
+    threshold = traits.Float(desc="the z threshold used (inf when fdr finds no discovery)")
+    threshold_json = File(exists=True, desc="JSON: threshold, every setting, "
+                                            "NoSurvivingVoxels, the mesh")
+
+
+class SurfaceThreshold(SimpleInterface):
+    """Threshold a packed surface z map by height (over the mask's vertices) and by the
+    size of its clusters of connected vertices (fsaverage5; other meshes: height only)."""
+
+    input_spec = _SurfaceThresholdInputSpec
+    output_spec = _SurfaceThresholdOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        layout = read_layout(inputs.layout_file)
+        geometry = geometry_for(layout)
+        z_img = nb.load(inputs.z_map)
+        extent = inputs.cluster_threshold if geometry is not None else 0
+        thresholded, z_threshold = threshold_surface(
+            np.asanyarray(z_img.dataobj), np.asanyarray(nb.load(inputs.mask_file).dataobj),
+            layout, geometry, height_control=inputs.height_control, alpha=inputs.alpha,
+            threshold=inputs.threshold, cluster_threshold=extent,
+            two_sided=inputs.two_sided)
+        out = {"thresholded_map": os.path.join(runtime.cwd, "thresholded.nii.gz"),
+               "threshold_json": os.path.join(runtime.cwd, "threshold.json")}
+        nb.Nifti1Image(thresholded.astype(np.float32), z_img.affine).to_filename(
+            out["thresholded_map"])
+        settings = {
+            "HeightControl": inputs.height_control,
+            "Alpha": inputs.alpha if inputs.height_control != "none" else None,
+            "Threshold": z_threshold if np.isfinite(z_threshold) else None,
+            "ClusterThreshold": extent,
+            "ClusterThresholdUnits": "vertices (connected through the mesh's faces)",
+            "TwoSided": inputs.two_sided,
+            "NoSurvivingVoxels": not bool(np.any(thresholded)),
+            "Mesh": layout["Mesh"],
+        }
+        if geometry is None:
+            settings["ClusterExtentNotApplied"] = NO_GEOMETRY
+        with open(out["threshold_json"], "w") as handle:
+            json.dump(settings, handle, indent=2, allow_nan=False)
+        self._results.update(out, threshold=z_threshold)
+        return runtime
+
+
+class _SurfaceClusterTableInputSpec(BaseInterfaceInputSpec):
+    z_map = File(exists=True, mandatory=True, desc="SurfaceThreshold's thresholded map")
+    layout_file = File(exists=True, mandatory=True, desc="the map's layout JSON")
+    min_cluster_size = traits.Int(DEFAULT_INFERENCE.table_min_cluster_size, usedefault=True,
+                                  desc="clusters of fewer vertices are left out")
+    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
+                            desc="report negative clusters too")
+    space = traits.Str(desc="the maps' space (fMRIPrep's space-), for the sidecar")
+
+
+class _SurfaceClusterTableOutputSpec(TraitedSpec):
+    table = File(exists=True, desc="TSV: Cluster ID, Hemisphere, Peak Vertex, Peak Stat, "
+                                   "Cluster Size (vertices), Cluster Area (mm2)")
+    table_json = File(exists=True, desc="JSON sidecar of the table")
+
+
+class SurfaceClusterTable(SimpleInterface):
+    """The clusters of connected vertices of a thresholded surface map, their peaks, sizes
+    and areas (fsaverage5; other meshes: a table without rows, its sidecar says why)."""
+
+    input_spec = _SurfaceClusterTableInputSpec
+    output_spec = _SurfaceClusterTableOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        layout = read_layout(inputs.layout_file)
+        geometry = geometry_for(layout)
+        values = np.asanyarray(nb.load(inputs.z_map).dataobj)
+        table = surface_cluster_table(values, layout, geometry,
+                                      min_cluster_size=inputs.min_cluster_size,
+                                      two_sided=inputs.two_sided)
+        sidecar = surface_table_sidecar(table, inputs.space if isdefined(inputs.space)
+                                        else layout["Mesh"])
+        if geometry is None:
+            sidecar["ClustersNotComputed"] = NO_GEOMETRY
+            sidecar.pop("AreaSurface")
+        out = {"table": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"]),
+               "table_json": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_jsons"])}
+        table.to_csv(out["table"], sep="\t", index=False)
+        with open(out["table_json"], "w") as handle:
+            json.dump(sidecar, handle, indent=2, allow_nan=False)
+        self._results.update(out)
+        return runtime
