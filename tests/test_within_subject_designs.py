@@ -236,8 +236,8 @@ def test_a_subject_node_over_sessions_gives_post_minus_pre(tmp_path):
         folder = out / f"sub-{subject}"
 
         def run_map(session, run, stat, folder=folder, subject=subject):
-            return nb.load(folder / f"sub-{subject}_ses-{session}_task-tiny_run-{run}_contrast-"
-                           f"aMinusB_stat-{stat}_statmap.nii.gz").get_fdata()
+            return nb.load(folder / f"ses-{session}" / f"sub-{subject}_ses-{session}_task-tiny_"
+                           f"run-{run}_contrast-aMinusB_stat-{stat}_statmap.nii.gz").get_fdata()
 
         effect = (run_map("post", 1, "effect") + run_map("post", 2, "effect")
                   - run_map("pre", 1, "effect") - run_map("pre", 2, "effect")) / 2
