@@ -225,3 +225,26 @@ def test_the_report_groups_by_session_and_space(tmp_path):
                           for (session, space), heading in headings.items()}
     index = _parsed(tmp_path / "out" / INDEX_FILE)
     assert index.headings == page.headings
+
+
+@pytest.mark.parametrize(("codes", "expected", "ran"), [
+    ([1, 0], 1, 2),  # a failed space: the next one still runs; the call fails
+    ([0, 0], 0, 2),
+    ([130, 0], 130, 1),  # interrupted: the spaces not yet run are not
+])
+def test_every_space_checked_first_and_the_largest_code(monkeypatch, codes, expected, ran):
+    from glm_workflows.execution import analysis
+
+    calls = []
+    monkeypatch.setattr(analysis, "prepare", lambda spec, execution: calls.append(
+        ("check", spec)) or f"plan of {spec}")
+
+    def run(spec, execution, *, command_line=None, plan=None):
+        calls.append(("run", spec, plan))
+        return codes[len([c for c in calls if c[0] == "run"]) - 1]
+
+    monkeypatch.setattr(analysis, "run_analysis", run)
+    execution = analyses_from_args(["--task", "tiny"])[0][1]
+    assert analysis.run_analyses([(s, execution) for s in SPACES]) == expected
+    assert calls == [*(("check", s) for s in SPACES),
+                     *(("run", s, f"plan of {s}") for s in SPACES[:ran])]
