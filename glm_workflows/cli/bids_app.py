@@ -49,3 +49,22 @@ def bids_filters(args) -> tuple:
     if args.from_derivatives is None:
         check_filters(filters, where, derivatives=bool(args.derivatives))
     return filters
+
+
+def given_spaces(args) -> list:
+    """The ``--space`` values, each space its own analysis (``[None]`` without
+    ``--space``).
+
+    Raises
+    ------
+    InputError
+        A space given twice, or several spaces with ``--slurm-array`` (one space a
+        submission).
+    """
+    spaces = list(args.space or [None])
+    if len(set(spaces)) < len(spaces):
+        raise InputError(f"--space {' '.join(spaces)}: a space given twice")
+    if len(spaces) > 1 and args.slurm_array:
+        raise InputError(f"--space {' '.join(spaces)}: one space with --slurm-array (submit "
+                         "each space in turn)")
+    return spaces

@@ -23,7 +23,7 @@ from ..settings import (
     GroupSettings,
     InferenceSettings,
 )
-from .bids_app import bids_filters, merge_positionals
+from .bids_app import bids_filters, given_spaces, merge_positionals
 from .parser import DEFAULT_EXECUTION, build_parser, first_level_model_flags
 
 
@@ -55,8 +55,6 @@ def _confound_settings(args) -> ConfoundSettings:
     return settings
 
 
-
-
 #: Flags the model file replaces (refused with ``--model``).
 MODEL_FLAGS = ("contrast", "f_contrast", "hrf_model", "drift_model", "high_pass",
                "drift_order", "confounds_strategy", "confounds_columns", "group",
@@ -71,10 +69,33 @@ _GROUP_FLAGS = ("group", "group_column", "pair", "group_covariates", "group_deme
                 "whole_blocks")
 
 
-
 def spec_from_args(argv=None):
-    """The analysis and its execution from a command line, checked: the only reader of
-    argparse's values.
+    """The analysis and its execution from a command line of one ``--space`` at most
+    (several: :func:`analyses_from_args`).
+
+    Raises
+    ------
+    InputError
+        Several spaces given, or the command line's own one-line messages.
+    """
+    analyses = analyses_from_args(argv)
+    if len(analyses) > 1:
+        raise InputError("--space: several spaces are several analyses (analyses_from_args)")
+    return analyses[0]
+
+
+def analyses_from_args(argv=None) -> list[tuple]:
+    """One ``(spec, execution)`` per ``--space`` (one without it), each checked
+    (:func:`_analysis_from_args`)."""
+    parser = build_parser()
+    parsed = merge_positionals(parser.parse_args(argv))
+    return [_analysis_from_args(argparse.Namespace(**{**vars(parsed), "space": space}), parser)
+            for space in given_spaces(parsed)]
+
+
+def _analysis_from_args(parsed, parser):
+    """The analysis and its execution from the command line's values (``parsed``, of one
+    space), checked: the only reader of argparse's values.
 
     With ``--model``, the model file is read straight into the spec
     (:func:`glm_workflows.spec.from_model.read_model`) and the input flags given
@@ -107,8 +128,6 @@ def spec_from_args(argv=None):
     from ..spec.from_model import read_model
     from ..spec.rules import FIRST_LEVEL_INPUTS
 
-    parser = build_parser()
-    parsed = merge_positionals(parser.parse_args(argv))
     values = vars(parsed)
     if parsed.analysis_level == "group" and parsed.from_derivatives is None:
         values = {**values, "from_derivatives": parsed.output_dir}
@@ -317,14 +336,15 @@ def _check_levels(args) -> None:
 def main(argv=None) -> int:
     """Run the command line; return the exit code (2: bad input, 1: a node failed,
     128 + signal number: interrupted by SIGINT or SIGTERM)."""
-    from ..execution.analysis import interrupted, run_analysis
+    from ..execution.analysis import interrupted, run_analyses
     from ..execution.garbage import collections_paused
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
     args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
     with interrupts_raise(), collections_paused():  # nodes: collections_of_new_objects
         try:
-            spec, execution = spec_from_args(argv)
+            analyses = analyses_from_args(argv)
+            spec, execution = analyses[0]
             if execution.resubmit_failed:
                 from ..execution.submit import resubmit_failed
 
@@ -333,7 +353,7 @@ def main(argv=None) -> int:
                 from ..execution.submit import submit_array
 
                 return submit_array(spec, execution, _array_command(argv))
-            return run_analysis(spec, execution, command_line=invocation(argv))
+            return run_analyses(analyses, command_line=invocation(argv))
         except InputError as exc:
             if args.debug:
                 raise
@@ -341,7 +361,6 @@ def main(argv=None) -> int:
             return 2
         except RunInterrupted as exc:
             return interrupted(exc, Path(args.work_dir).absolute())
-
 
 
 def _given(argv) -> list[str]:

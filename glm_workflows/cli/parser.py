@@ -111,10 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--derivatives", nargs="+", metavar="DIR",
                       help="fMRIPrep output folder(s): fit the preprocessed bold of each run "
                            "of --bids-dir (events from --bids-dir)")
-    data.add_argument("--space", help="space of the preprocessed bold (default: the only "
-                                      "volume one); a surface space (fsaverage5, fsaverage6, "
-                                      "fsaverage, fsnative) fits each run's GIFTI "
-                                      "hemisphere pair (docs/surfaces.md)")
+    data.add_argument("--space", nargs="+", metavar="SPACE",
+                      help="space(s) of the preprocessed bold (default: the only volume "
+                           "one); several spaces are analysed in turn, each its own "
+                           "analysis, all checked first; a surface space (fsaverage5, "
+                           "fsaverage6, fsaverage, fsnative) fits each run's GIFTI "
+                           "hemisphere pair (docs/surfaces.md)")
     data.add_argument("--desc", default="preproc",
                       help="desc of the preprocessed bold (default: %(default)s)")
     data.add_argument("--res", help="res of the preprocessed bold, when a run has several")

@@ -29,7 +29,44 @@ from .group_planning import model_file
 from .prepare import analysis_of_runs, prepare
 
 
-def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> int:
+def run_analyses(analyses, *, command_line: list[str] | None = None) -> int:
+    """Several analyses (the command line's: one per ``--space``) into their output
+    folders in turn, every one checked before the first runs.
+
+    Parameters
+    ----------
+    analyses : list of (AnalysisSpec, ExecutionSettings)
+        From :func:`glm_workflows.cli.command.analyses_from_args`.
+    command_line : list of str or None
+        As :func:`run_analysis`'s.
+
+    Returns
+    -------
+    code : int
+        The largest of the analyses' exit codes (:func:`run_analysis`); an interruption
+        stops the analyses not yet run.
+
+    Raises
+    ------
+    InputError
+        Bad input of any analysis (one line), before any of them runs.
+    """
+    from .plugins import check_plugin
+
+    plans = []
+    for spec, execution in analyses:
+        check_plugin(execution.plugin)
+        plans.append(prepare(spec, execution))
+    codes = []
+    for (spec, execution), plan in zip(analyses, plans, strict=True):
+        codes.append(run_analysis(spec, execution, command_line=command_line, plan=plan))
+        if codes[-1] >= 128:  # interrupted
+            break
+    return max(codes)
+
+
+def run_analysis(spec, execution, *, command_line: list[str] | None = None,
+                 plan=None) -> int:
     """Check everything, run the workflow, commit its outputs, print the results.
 
     Parameters
@@ -40,6 +77,9 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> i
         Where and how (plugin, folders; relative paths are from the working directory).
     command_line : list of str or None
         The command recorded in the provenance (None: how this process was started).
+    plan : glm_workflows.plan.study.StudyPlan or None
+        The analysis already checked (:func:`~glm_workflows.execution.prepare.prepare`
+        of ``spec`` and ``execution``; None: checked here).
 
     Returns
     -------
@@ -58,7 +98,7 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> i
 
     with interrupts_raise(), RunLog(execution.verbosity) as log:
         try:
-            code = _run(spec, execution, command_line, log)
+            code = _run(spec, execution, command_line, log, plan)
         except RunInterrupted as exc:
             code = interrupted(exc, Path(execution.work_dir).absolute())
         if log.path is not None:
@@ -67,14 +107,15 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None) -> i
         return code
 
 
-def _run(spec, execution, command, log) -> int:
+def _run(spec, execution, command, log, plan) -> int:
     from ..outputs.invocation import invocation
     from .plugins import check_plugin
 
     started = time.time()
     command, cwd = command or invocation(), os.getcwd()  # for the provenance record
-    check_plugin(execution.plugin)
-    plan = prepare(spec, execution)
+    if plan is None:
+        check_plugin(execution.plugin)
+        plan = prepare(spec, execution)
     plugin_args = plan.plugin_args
     quiet_nipype(execution.debug, execution.verbosity)
     log.open(plan.output_dir, plan.analysis if plan.group_only

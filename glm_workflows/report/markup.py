@@ -238,3 +238,22 @@ def surface_inference(settings, table, table_id: str) -> list[str]:
         return []
     return [f'<p class="threshold">Threshold: {escape(describe_threshold(settings))}</p>',
             cluster_table(table, table_id)]
+
+
+def results_label(session: str | None, space: str | None) -> str:
+    """A session and space as a heading, ``"ses-pre · space T1w"`` ("" for neither)."""
+    return " · ".join(([f"ses-{session}"] if session else [])
+                      + ([f"space {space}"] if space else []))
+
+
+def results_group(key, parts) -> str:
+    """``parts`` (markup) under the heading of their session and space (``key``, as
+    :func:`~glm_workflows.report.reading.group_prefixes`'); as they are for neither."""
+    session, space = key
+    label = results_label(session, space)
+    if not label:
+        return "\n".join(parts)
+    css_id = "results-" + "_".join(([f"ses-{session}"] if session else [])
+                                   + ([f"space-{space}"] if space else []))
+    return (f'<section class="results" id="{escape(css_id)}">'
+            f'<h2 class="results">{escape(label)}</h2>\n' + "\n".join(parts) + "\n</section>")

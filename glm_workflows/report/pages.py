@@ -1,5 +1,5 @@
-"""The report pages: a subject's page, section by section, and the index of subjects
-(and of the group page, :mod:`glm_workflows.report.group`).
+"""The report pages of the subjects, section by section, their results grouped by
+session and space (the index: :mod:`glm_workflows.report.index`).
 
 Each section reads what it shows through :mod:`glm_workflows.report.reading` and marks
 it up with :mod:`glm_workflows.report.markup`; pages are written atomically.
@@ -14,8 +14,6 @@ from ..core.derivatives import write_text_atomic
 from ..core.entities import subject_label
 from ..core.errors import InputError
 from ..core.naming import (
-    GROUP_REPORT,
-    INDEX_FILE,
     contrast_file,
     contrast_stem,
     model_file,
@@ -33,6 +31,7 @@ from .markup import (
     file_summary,
     key_value_table,
     page,
+    results_group,
     surface_inference,
     surface_note,
 )
@@ -40,6 +39,7 @@ from .reading import (
     find_analyses,
     find_contrasts,
     find_prefixes,
+    group_prefixes,
     read_clusters,
     read_contrast_json,
     read_design_shape,
@@ -114,46 +114,13 @@ def write_subject_report(output_dir, subject) -> Path:
             f'<p id="analyses">Analyses: {escape(analyses)}</p>',
             _contents(folder, prefixes, bool(records)),
             _model_section(folder, prefixes)]
-    body += [_prefix_section(folder, prefix, prefixes) for prefix in prefixes]
+    body += [results_group(key, [_prefix_section(folder, prefix, prefixes)
+                                 for prefix in members])
+             for key, members in group_prefixes(prefixes).items()]
     if records:
         body.append(_provenance_section(records, subject))
     title = f"{subject_folder(subject)}: first-level GLM report"
     return write_text_atomic(output_dir / report_page(subject), page(title, body))
-
-
-def write_index(output_dir, subjects) -> Path:
-    """Write ``<output_dir>/index.html`` linking each subject's report.
-
-    Parameters
-    ----------
-    output_dir : str or PathLike
-        The derivatives root, where the ``sub-<label>.html`` pages are.
-    subjects : iterable of str
-        Subject labels, with or without the ``sub-`` prefix.
-
-    Returns
-    -------
-    path : pathlib.Path
-        The index page; its links are relative, so the folder can be moved. It links
-        the group level's page too, when ``group.html`` is there.
-    """
-    output_dir = Path(output_dir)
-    items = []
-    for subject in sorted({subject_label(s) for s in subjects}):
-        folder = output_dir / subject_folder(subject)
-        prefixes = find_prefixes(folder, subject)
-        detail = (f"{', '.join(find_analyses(folder, prefixes))}: {', '.join(prefixes)}"
-                  if prefixes else "no results found")
-        if not (output_dir / report_page(subject)).exists():
-            detail += "; report not written yet"
-        link = f'<a href="{escape(report_page(subject))}">{escape(subject_folder(subject))}</a>'
-        items.append(f"<li>{link} <small>({escape(detail)})</small></li>")
-    listing = "\n".join(items) if items else "<li>No subject.</li>"
-    body = ["<h1>First-level GLM reports</h1>", f'<ul id="subjects">\n{listing}\n</ul>']
-    if (output_dir / GROUP_REPORT).exists():
-        body.append(f'<h2>Group level</h2><p id="group"><a href="{escape(GROUP_REPORT)}">'
-                    "Group-level report</a></p>")
-    return write_text_atomic(output_dir / INDEX_FILE, page("First-level GLM reports", body))
 
 
 # --- sections ----------------------------------------------------------------------------

@@ -60,6 +60,16 @@ def find_prefixes(folder, subject) -> list[str]:
     return sorted(found, key=_prefix_order)
 
 
+def group_prefixes(prefixes) -> dict:
+    """The result prefixes by session and space: ``{(session, space): [prefix, ...]}``
+    (None where absent), in the order given."""
+    groups: dict = {}
+    for prefix in prefixes:
+        entities = parse_prefix(prefix)
+        groups.setdefault((entities["session"], entities["space"]), []).append(prefix)
+    return groups
+
+
 def find_contrasts(folder, prefix: str) -> list[str]:
     """Names of the contrasts saved under ``prefix`` (those with a contrast sidecar)."""
     return contrast_names(_listing(folder), prefix)
@@ -298,9 +308,10 @@ def _listing(folder) -> list[str]:
 
 
 def _prefix_order(prefix: str):
-    """Sort key: by session and task, the subject level (fewer entities) before its runs,
+    """Sort key: by session, space and task, the subject level (fewer entities) before its runs,
     runs in order (index entities as numbers)."""
     entities = parse_prefix(prefix)
     others = [entities[key] for key in (*EXTRA_ENTITIES, "run")]
-    return (entities["session"] or "", entities["task"], sum(v is not None for v in others),
+    return (entities["session"] or "", entities["space"] or "", entities["task"],
+            sum(v is not None for v in others),
             *((len(v), v) if v else (0, "") for v in others))
