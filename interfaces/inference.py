@@ -13,7 +13,6 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.choices import HEIGHT_CONTROLS
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 from glm_workflows.core.inference import (
     cluster_table,
@@ -22,25 +21,15 @@ from glm_workflows.core.inference import (
     threshold_map,
 )
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
-from glm_workflows.settings import DEFAULT_INFERENCE, default_first
+from glm_workflows.settings import DEFAULT_INFERENCE
+
+from ._ports import ThresholdSettingsInputSpec
 
 
-class _ThresholdMapInputSpec(BaseInterfaceInputSpec):
+class _ThresholdMapInputSpec(ThresholdSettingsInputSpec):
     z_map = File(exists=True, mandatory=True, desc="3D z map")
     mask_file = File(exists=True, desc="voxels over which fdr/bonferroni correct")
     bg_file = File(exists=True, desc="background for the figure (the mean image)")
-    # Defaults: the settings' (glm_workflows.settings.DEFAULT_INFERENCE), as the CLI's.
-    height_control = traits.Enum(
-        *default_first(DEFAULT_INFERENCE.height_control, HEIGHT_CONTROLS), usedefault=True,
-        desc="fpr, fdr, bonferroni, or none (use 'threshold')")
-    alpha = traits.Float(DEFAULT_INFERENCE.alpha, usedefault=True,
-                         desc="error rate for fpr/fdr/bonferroni")
-    threshold = traits.Float(DEFAULT_INFERENCE.threshold, usedefault=True,
-                             desc="z threshold, used when height_control is 'none'")
-    cluster_threshold = traits.Int(DEFAULT_INFERENCE.cluster_threshold, usedefault=True,
-                                   desc="remove clusters smaller than this many voxels")
-    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
-                            desc="threshold |z| (both tails) instead of positive z only")
     title = traits.Str("", usedefault=True, desc="figure title")
 
 

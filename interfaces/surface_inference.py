@@ -14,7 +14,6 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.choices import HEIGHT_CONTROLS
 from glm_workflows.core.mesh import geometry_for
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
 from glm_workflows.core.surface_inference import (
@@ -23,28 +22,20 @@ from glm_workflows.core.surface_inference import (
     threshold_surface,
 )
 from glm_workflows.core.surfaces import read_layout
-from glm_workflows.settings import DEFAULT_INFERENCE, default_first
+from glm_workflows.settings import DEFAULT_INFERENCE
+
+from ._ports import ThresholdSettingsInputSpec
 
 #: Why a mesh without geometry gets no cluster extent or table.
 NO_GEOMETRY = "nilearn ships the geometry of fsaverage5 only: no cluster extent or table"
 
 
-class _SurfaceThresholdInputSpec(BaseInterfaceInputSpec):
+
+class _SurfaceThresholdInputSpec(ThresholdSettingsInputSpec):
     z_map = File(exists=True, mandatory=True, desc="a z map on the packed grid")
     mask_file = File(exists=True, mandatory=True,
                      desc="the model's mask: fdr/bonferroni correct over its vertices")
     layout_file = File(exists=True, mandatory=True, desc="the map's layout JSON")
-    height_control = traits.Enum(
-        *default_first(DEFAULT_INFERENCE.height_control, HEIGHT_CONTROLS), usedefault=True,
-        desc="fpr, fdr, bonferroni, or none (use 'threshold')")
-    alpha = traits.Float(DEFAULT_INFERENCE.alpha, usedefault=True,
-                         desc="error rate for fpr/fdr/bonferroni")
-    threshold = traits.Float(DEFAULT_INFERENCE.threshold, usedefault=True,
-                             desc="z threshold, used when height_control is 'none'")
-    cluster_threshold = traits.Int(DEFAULT_INFERENCE.cluster_threshold, usedefault=True,
-                                   desc="remove clusters of fewer vertices")
-    two_sided = traits.Bool(DEFAULT_INFERENCE.two_sided, usedefault=True,
-                            desc="threshold |z| (both tails) instead of positive z only")
 
 
 class _SurfaceThresholdOutputSpec(TraitedSpec):
