@@ -55,7 +55,8 @@ def _blocks_record(inputs) -> dict:
                           "nilearn's non_parametric_inference(n_jobs=1)"}
     return {"ExchangeabilityBlocks": blocks["blocks"],
             "WholeBlocks": blocks["whole_blocks"],
-            "Method": "sign flips of whole blocks (intercept-only designs), or row shuffles "
+            "Method": "sign flips of whole blocks (where nilearn flips signs: "
+                      "glm_workflows.core.permutation_problem.sign_flip_test), or row shuffles "
                       + ("of whole blocks" if blocks["whole_blocks"] else "within blocks")
                       + " (glm_workflows.core.permutations.block_draws)"}
 

@@ -142,3 +142,30 @@ def test_refused_in_one_line(tmp_path, capsys, flags, message):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("columns, contrast", [
+    ({"intercept": 1.0}, "intercept"),
+    ({"intercept": 1.0, "age": "age"}, "age"),          # nilearn flips signs here too
+    ({"intercept": 1.0, "age": "age"}, "intercept"),
+    ({"control": "control", "patient": "patient"}, "patient - control"),
+    ({"control": "control", "patient": "patient"}, "patient"),
+    ({"intercept": 1.0, "age": "age", "iq": "iq"}, "age"),
+])
+def test_the_plan_decides_sign_flips_as_the_permutations_do(tmp_path, columns, contrast):
+    """The plan's choice (which relabellings the blocks must allow) is the one the
+    permutation nodes make (nilearn's rule, in permutation_problem._problem)."""
+    from glm_workflows.core.contrasts import contrast_matrix
+    from glm_workflows.core.permutation_problem import _problem, sign_flip_test
+
+    files, mask = _maps(tmp_path)
+    rng = np.random.default_rng(1)
+    group = np.array([0, 1] * 6)
+    values = {"age": rng.normal(40, 10, 12), "iq": rng.normal(100, 15, 12),
+              "control": (group == 0).astype(float), "patient": (group == 1).astype(float)}
+    design = pd.DataFrame({name: np.full(12, 1.0) if value == 1.0 else values[value]
+                           for name, value in columns.items()},
+                          index=[f"{i:02d}" for i in range(12)])
+    weights = contrast_matrix([contrast], list(design.columns), "t")[0]
+    problem = _problem(files, design, str(mask), contrast, False, None)
+    assert sign_flip_test(design, weights) == problem.intercept_test

@@ -207,3 +207,40 @@ def test_refused_combinations_in_one_line(tmp_path, capsys, flags, message):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_one_row_f_is_an_f_and_equals_ols_where_tau2_is_positive():
+    rng = np.random.default_rng(7)
+    n, v = 12, 400
+    design = np.column_stack([np.ones(n), rng.normal(size=n)])
+    effects = rng.normal(size=(n, v)) * 2.0
+    variances = np.full((n, v), 0.5)
+    beta, _, _, _ = np.linalg.lstsq(design, effects, rcond=None)
+    sigma2 = ((effects - design @ beta) ** 2).sum(axis=0) / (n - 2)
+    t_ols = beta[1] / np.sqrt(sigma2 * np.linalg.inv(design.T @ design)[1, 1])
+    ours = mixed_contrast(effects, variances, design, np.array([[0.0, 1.0]]), f_test=True)
+    positive = ours["tau2"] > 0
+    assert np.abs(ours["stat"][positive] - t_ols[positive] ** 2).max() < 1e-8
+    p_ols = stats.f.sf(t_ols ** 2, 1, n - 2)
+    assert np.abs(ours["p"][positive] - p_ols[positive]).max() < 1e-12
+
+
+def test_the_degrees_of_freedom_stay_at_least_one():
+    """One subject's variance far below the others' and tau2 at 0: Kish's effective n
+    tends to 1; the degrees of freedom are kept at 1 and the maps finite."""
+    n = 12
+    variances = np.ones((n, 3))
+    variances[0] = 1e-4
+    effects = np.random.default_rng(0).normal(size=(n, 3)) * 0.01
+    ours = mixed_contrast(effects, variances, np.ones((n, 1)), np.array([1.0]))
+    assert (ours["dof"] >= 1).all()
+    assert np.isfinite(ours["z"]).all() and np.isfinite(ours["p"]).all()
+
+
+def test_reml_does_not_depend_on_the_maps_units():
+    design, effects, variances = _study(seed=5, p=2)
+    tau2 = reml_tau2(effects, variances, design)
+    for scale in (1e-2, 1e-4):
+        scaled = reml_tau2(effects * scale, variances * scale ** 2, design)
+        np.testing.assert_allclose(scaled, tau2 * scale ** 2, rtol=1e-6,
+                                   atol=1e-9 * scale ** 2)

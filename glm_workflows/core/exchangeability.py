@@ -2,7 +2,8 @@
 ``-eb``): subjects of one block (a family, a site, a subject's repeated measures) are
 not exchangeable with the others, so permutations must respect the blocks.
 
-- **Sign flipping** (the tested column is the intercept): the subjects of a block are
+- **Sign flipping** (the tested column is the intercept, or nilearn flips signs anyway:
+  :func:`~glm_workflows.core.permutation_problem.sign_flip_test`): the subjects of a block are
   flipped together, one sign per block; valid when the blocks are independent and each
   block's errors symmetric, whatever the dependence inside a block.
 - **Row shuffles** (any other tested column): rows are shuffled within their block

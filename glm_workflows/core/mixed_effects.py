@@ -15,8 +15,8 @@ estimated). Per voxel, with weights ``w_i = 1 / (v_i + tau2)``:
   ``c``, ``t = c'b / sqrt(q c'(X'WX)^-1 c)`` with ``q = sum(w_i r_i^2) / (n - p)``; for an
   F contrast ``C`` of rank ``r``, ``F = (Cb)'(q C(X'WX)^-1 C')^-1 (Cb) / r``. Its degrees of
   freedom are those of the weights' effective number of subjects (Kish's
-  ``n_eff = (sum w)^2 / sum(w^2)``) less ``p``, per voxel, not ``n - p``: with weights that
-  differ, fewer subjects carry the estimate, and the t on ``n - p`` degrees of freedom is
+  ``n_eff = (sum w)^2 / sum(w^2)``) less ``p`` (at least 1), per voxel, not ``n - p``:
+  with weights that differ, fewer subjects carry the estimate, and the t on ``n - p`` degrees of freedom is
   too liberal in the tails (family-wise error 0.115 instead of 0.05 when the variances
   span a 16-fold range; a Wald z far more), see ``benchmarks/bench_mixed.py``.
 
@@ -34,7 +34,8 @@ import numpy as np
 
 from .errors import InputError
 
-#: Fisher scoring stops when every voxel's step is below this (relative to 1 + tau2).
+#: Fisher scoring stops when every voxel's step is below this (relative to tau2 plus the
+#: voxel's mean first-level variance: the same steps whatever the maps' units).
 TOLERANCE = 1e-10
 #: ... or after this many iterations (metafor's default maximum is 100).
 MAX_ITERATIONS = 100
@@ -65,7 +66,8 @@ def reml_tau2(effects, variances, design, *, tol: float = TOLERANCE,
     design : numpy.ndarray, shape (n_subjects, p)
         Full column rank, ``p < n_subjects``.
     tol, max_iter
-        Convergence: every voxel's step below ``tol * (1 + tau2)``, or ``max_iter`` steps.
+        Convergence: every voxel's step below ``tol * (tau2 + its mean variance)`` (relative
+        to the data's scale), or ``max_iter`` steps.
 
     Returns
     -------
@@ -114,12 +116,13 @@ def reml_tau2(effects, variances, design, *, tol: float = TOLERANCE,
         updated = np.where((t2 == 0) & (score <= 0), 0.0, np.maximum(0.0, updated))
         low[active], high[active], tau2[active] = lo, hi, updated
         last_step[active] = updated - t2
-        moving = np.abs(updated - t2) > tol * (1.0 + updated)
+        moving = np.abs(updated - t2) > tol * (updated + v.mean(axis=0))  # scale-free
         active = active[moving]
     return tau2
 
 
-def mixed_contrast(effects, variances, design, weights, *, tau2=None) -> dict:
+def mixed_contrast(effects, variances, design, weights, *, tau2=None,
+                   f_test: bool | None = None) -> dict:
     """A contrast of the mixed-effects model, per voxel.
 
     Parameters
@@ -129,6 +132,8 @@ def mixed_contrast(effects, variances, design, weights, *, tau2=None) -> dict:
     weights : numpy.ndarray, shape (p,) for t or (r, p) for F
     tau2 : numpy.ndarray or None
         :func:`reml_tau2`'s (None: estimated here).
+    f_test : bool or None
+        An F test (also of one row: ``F = t**2``, two-sided); None: F for several rows.
 
     Returns
     -------
@@ -151,11 +156,13 @@ def mixed_contrast(effects, variances, design, weights, *, tau2=None) -> dict:
     w = 1.0 / (variances + tau2)
     inverse, beta, residuals = _weighted_fit(effects, w, design)
     q = (w * residuals ** 2).sum(axis=0) / (n - p)
-    dof = w.sum(axis=0) ** 2 / (w * w).sum(axis=0) - p  # Kish's effective n, less p
+    # Kish's effective n, less p, and at least 1 (n_eff tends to 1 when one subject's
+    # variance is far below the others' and tau2 is 0)
+    dof = np.maximum(1.0, w.sum(axis=0) ** 2 / (w * w).sum(axis=0) - p)
     contrast = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     effect = contrast @ beta.T  # (r, v)
     covariance = np.einsum("ri,vij,sj->vrs", contrast, inverse, contrast) * q[:, None, None]
-    if contrast.shape[0] == 1:
+    if not (contrast.shape[0] > 1 if f_test is None else f_test):
         variance = covariance[:, 0, 0]
         stat = effect[0] / np.sqrt(variance)
         p_value = stats.t.sf(stat, dof)
@@ -238,7 +245,7 @@ def fit_group_mixed(effect_files, variance_files, design, mask_img, contrast, na
                               "F" if f_test else "t")
     result = mixed_contrast(masked(effect_files, names), masked(variance_files, variance_names),
                             design.to_numpy(dtype=np.float64),
-                            weights if f_test else weights[0])
+                            weights if f_test else weights[0], f_test=f_test)
     affine = group_mask.img.affine
 
     def image(values):

@@ -138,6 +138,19 @@ class _Problem:
         return beta * rss, beta, cached
 
 
+def sign_flip_test(design, weights) -> bool:
+    """Whether the permutations of contrast ``weights`` over ``design`` (a DataFrame or an
+    array) are sign flips rather than row shuffles, as nilearn's ``permuted_ols`` (and
+    :func:`_problem`) decide: the tested column is constant, or exactly one of the columns
+    the contrast does not weigh is (nilearn then flips signs too)."""
+    values = np.asarray(design, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if np.unique(values @ weights).size == 1:
+        return True
+    rest = values[:, weights == 0]
+    return sum(np.unique(rest[:, j]).size == 1 for j in range(rest.shape[1])) == 1
+
+
 def _file_key(item):
     if not isinstance(item, (str, Path)):
         return None

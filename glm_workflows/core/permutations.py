@@ -93,7 +93,8 @@ def block_draws(seed, intercept_test, blocks, whole_blocks, stop):
         Seed of numpy's ``default_rng``: the sequence is this project's own (nilearn has
         no blocks), the same whatever the chunks.
     intercept_test : bool
-        Sign flipping (the tested column is the intercept): one sign per block, all its
+        Sign flipping (:func:`~glm_workflows.core.permutation_problem.sign_flip_test`):
+        one sign per block, all its
         subjects flipped together (valid when the subjects of a block are dependent and
         the blocks independent and symmetric).
     blocks : sequence of int

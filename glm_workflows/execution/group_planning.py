@@ -132,13 +132,13 @@ def _with_blocks(plan, group, participants, source, design):
     contrast's test (sign flips when it tests the intercept alone, else shuffles)."""
     from ..core.contrasts import contrast_matrix
     from ..core.exchangeability import block_labels, check_blocks
+    from ..core.permutation_problem import sign_flip_test
 
     blocks = block_labels(participants, plan.subjects, group.exchangeability_blocks, source)
     columns = [str(c) for c in design.columns]
     for _, expression in plan.group_contrasts:
         weights = contrast_matrix([expression], columns, "t")[0]
-        tested = design.to_numpy(dtype=float) @ weights  # constant: sign flips
-        check_blocks(blocks, sign_flips=bool(tested.max() == tested.min()),
+        check_blocks(blocks, sign_flips=sign_flip_test(design, weights),
                      whole_blocks=group.whole_blocks, alpha=0.05)  # the FWE maps' level
     return plan._replace(blocks=blocks)
 
