@@ -16,9 +16,10 @@ estimated). Per voxel, with weights ``w_i = 1 / (v_i + tau2)``:
   F contrast ``C`` of rank ``r``, ``F = (Cb)'(q C(X'WX)^-1 C')^-1 (Cb) / r``. Its degrees of
   freedom are those of the weights' effective number of subjects (Kish's
   ``n_eff = (sum w)^2 / sum(w^2)``) less ``p`` (at least 1), per voxel, not ``n - p``:
-  with weights that differ, fewer subjects carry the estimate, and the t on ``n - p`` degrees of freedom is
-  too liberal in the tails (family-wise error 0.115 instead of 0.05 when the variances
-  span a 16-fold range; a Wald z far more), see ``benchmarks/bench_mixed.py``.
+  with weights that differ, fewer subjects carry the estimate, and the t on ``n - p``
+  degrees of freedom is too liberal in the tails (family-wise error 0.115 instead of
+  0.05 when the variances span a 16-fold range; a Wald z far more), see
+  ``benchmarks/bench_mixed.py``.
 
 With equal first-level variances, wherever ``tau2 > 0`` the weights are equal, ``q = 1``,
 ``n_eff = n`` and the statistic is exactly the ordinary least-squares t (or F, and their
