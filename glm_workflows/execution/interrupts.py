@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 
 
@@ -18,9 +19,17 @@ class RunInterrupted(BaseException):
 
 #: Signals received within :func:`interrupts_raise`, newest last.
 _received: list[int] = []
+#: The process that installed the handlers: a process forked from it (a worker of a
+#: Nipype plugin's pool that sets no signal handling of its own, e.g. LegacyMultiProc)
+#: inherits them, and must end on SIGTERM as a worker does, not raise.
+_owner: list[int] = []
 
 
 def _raise_interrupted(signum, _frame):
+    if _owner and os.getpid() != _owner[-1]:  # a forked worker: the default action
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     _received.append(signum)
     raise RunInterrupted(signum)
 
@@ -38,6 +47,7 @@ def received_interrupt() -> int | None:
 def interrupts_raise():
     """Within the block, SIGINT and SIGTERM raise :class:`RunInterrupted`."""
     _received.clear()
+    _owner.append(os.getpid())
     previous = {sig: signal.signal(sig, _raise_interrupted)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -45,6 +55,7 @@ def interrupts_raise():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _owner.pop()
 
 
 def worker_initializer(cwd):
