@@ -104,6 +104,7 @@ def combination_weights(rows, x, contrasts, transformations=(), where: str = "",
     design = table_design(table, columns, intercept=intercept, node=f"{where}: ",
                           source=source, rows="map")
     names = [str(c) for c in design.columns]
+    solve = np.linalg.pinv(design.to_numpy(dtype=np.float64)).T  # a = pinv(X)' c
     result = {}
     for label, stat_type, expressions in contrasts:
         try:
@@ -114,6 +115,5 @@ def combination_weights(rows, x, contrasts, transformations=(), where: str = "",
         if problem is not None:
             result[label] = problem.replace("every scan", "every map")
         else:
-            values = design.to_numpy(dtype=np.float64)
-            result[label] = tuple(float(w) for w in np.linalg.pinv(values).T @ weights)
+            result[label] = tuple(float(w) for w in solve @ weights)
     return result

@@ -108,8 +108,10 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
 
     plans, lines = plan_groups(runs, contrasts, skipped, group,
                                lambda subjects: list(design(subjects).columns))
+    checked = []
     for plan in plans:
-        columns = [str(c) for c in design(plan.subjects).columns]
+        built = design(plan.subjects)
+        columns = [str(c) for c in built.columns]
         for name, expression in plan.group_contrasts:
             if name:
                 check_label(name, "group contrast")
@@ -120,16 +122,16 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
                     contrast_matrix(list(expression), columns, "F")
             except InputError as exc:
                 raise InputError(f"group contrast {name or plan.name}: {exc}") from None
-    if group.exchangeability_blocks:
-        plans = [_with_blocks(plan, group, participants, participants_file,
-                              design(plan.subjects)) for plan in plans]
+        checked.append(_with_blocks(plan, group, participants, participants_file, built)
+                       if group.exchangeability_blocks else plan)
     warnings.extend(lines)
-    return plans
+    return checked
 
 
 def _with_blocks(plan, group, participants, source, design):
     """A group plan with its subjects' exchangeability blocks, checked against every group
-    contrast's test (sign flips when it tests the intercept alone, else shuffles)."""
+    contrast's test (sign flips where nilearn flips signs, :func:`sign_flip_test`, else
+    shuffles)."""
     from ..core.contrasts import contrast_matrix
     from ..core.exchangeability import block_labels, check_blocks
     from ..core.permutation_problem import sign_flip_test
