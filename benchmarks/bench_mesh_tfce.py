@@ -32,7 +32,7 @@ Two measurements, each in fresh processes with one BLAS thread
 Usage::
 
     python benchmarks/bench_mesh_tfce.py [--maps 10] [--n-perm 100 500]
-        [--meshes L fsaverage5 L4 fsaverage5x4] [--no-runs]
+        [--meshes L fsaverage5 L4 fsaverage5x4] [--parts meshes runs]
 """
 
 from __future__ import annotations
@@ -306,7 +306,8 @@ def main(argv=None) -> None:
                         help="meshes of measurement 1")
     parser.add_argument("--n-perm", type=int, nargs="+", default=[100, 500],
                         help="permutations of measurement 2")
-    parser.add_argument("--no-runs", action="store_true", help="skip measurement 2")
+    parser.add_argument("--parts", nargs="+", choices=("meshes", "runs"),
+                        default=["meshes", "runs"], help="measurements 1 and/or 2")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -318,8 +319,9 @@ def main(argv=None) -> None:
     begin = time.perf_counter()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    by_mesh(args)
-    if not args.no_runs:
+    if "meshes" in args.parts:
+        by_mesh(args)
+    if "runs" in args.parts:
         by_run(args)
     print(f"\n  total {time.perf_counter() - begin:.0f} s; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")

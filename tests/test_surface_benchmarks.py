@@ -114,3 +114,24 @@ def test_mesh_tfce_runs(capsys):
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(
         ("TFCE ", "clusters p<0.001"))]
     assert len(rows) == 4 and all(row[-1] == "True" for row in rows)
+
+
+@pytest.mark.parametrize("n_perm", [19, 20, 100, 200])
+def test_nominal_rates_enumerate_the_ranks(n_perm):
+    """The exact FWE rates the null table prints: the observed statistic equally likely at
+    each of the n + 1 ranks (exchangeability), p by nilearn's null_to_p for clusters and
+    by (1 + #{null >= observed}) / (n + 1) for max-t and TFCE; significant as the
+    benchmark reads the -log10 p maps (at least -log10 0.05, to 1e-9: nilearn's
+    ``1 - idx / n`` gives 0.05 as 0.050000000000000044)."""
+    from nilearn.mass_univariate._utils import null_to_p
+
+    def significant(p):
+        return -math.log10(p) >= -math.log10(0.05) - 1e-9
+
+    values = np.arange(n_perm + 1, dtype=np.float64)
+    cluster = np.mean([significant(null_to_p(values[i], np.delete(values, i), "larger"))
+                       for i in range(n_perm + 1)])
+    ranked = np.mean([significant((1 + np.sum(np.delete(values, i) >= values[i]))
+                                  / (n_perm + 1)) for i in range(n_perm + 1)])
+    assert null._nominal(n_perm, True) == pytest.approx(cluster, abs=1e-12)
+    assert null._nominal(n_perm, False) == pytest.approx(ranked, abs=1e-12)
