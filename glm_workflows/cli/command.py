@@ -25,6 +25,7 @@ from ..settings import (
 )
 from .bids_app import bids_filters, given_spaces, merge_positionals
 from .parser import DEFAULT_EXECUTION, build_parser, first_level_model_flags
+from .stamp import stamped_command
 
 
 def _contrasts(args):
@@ -336,11 +337,17 @@ def _check_levels(args) -> None:
 def main(argv=None) -> int:
     """Run the command line; return the exit code (2: bad input, 1: a node failed,
     128 + signal number: interrupted by SIGINT or SIGTERM)."""
+    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
+    stamped = stamped_command(args, _given(argv))
+    if stamped is not None and not args.recheck:
+        from ..execution.up_to_date import replay
+
+        if replay(*stamped):
+            return 0
     from ..execution.analysis import interrupted, run_analyses
     from ..execution.garbage import collections_paused
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
-    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
     with interrupts_raise(), collections_paused():  # nodes: collections_of_new_objects
         try:
             analyses = analyses_from_args(argv)
@@ -353,7 +360,11 @@ def main(argv=None) -> int:
                 from ..execution.submit import submit_array
 
                 return submit_array(spec, execution, _array_command(argv))
-            return run_analyses(analyses, command_line=invocation(argv))
+            if stamped is None:
+                return run_analyses(analyses, command_line=invocation(argv))
+            from ..execution.up_to_date import run_stamped
+
+            return run_stamped(analyses, invocation(argv), stamped)
         except InputError as exc:
             if args.debug:
                 raise

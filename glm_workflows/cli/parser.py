@@ -290,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "derivatives and nothing else; 'group' runs the group level "
                                 "(--group) on the participants' outputs in --output-dir "
                                 "(default: both)")
+    execution.add_argument("--recheck", action="store_true",
+                           help="run the workflow even when nothing changed since this "
+                                "command's last successful run (Nipype then checks every "
+                                "node's cache; without it such a rerun prints the recorded "
+                                "results at once)")
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
     verbosity = execution.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", dest="verbosity", action="count",
