@@ -31,7 +31,7 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                         runs: int = 1, space: str = "fsaverage5", den: str | None = None,
                         naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
                         constant_vertices: int = 25, sessions=(),
-                        seed: int = 0) -> tuple[Path, Path]:
+                        seed: int = 0, effect_vertices=None) -> tuple[Path, Path]:
     """Write ``<root>/raw`` (BIDS, task ``tiny``, conditions a and b) and
     ``<root>/fmriprep`` (per run its ``hemi-L``/``hemi-R`` GIFTI series, their JSON
     sidecars with RepetitionTime, and ``desc-confounds_timeseries.tsv``).
@@ -54,6 +54,9 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
         A key of :data:`SURFACE_NAMINGS` (fMRIPrep's name order, by version).
     n_vertices : int
         Per hemisphere (fsaverage5: 10242).
+    effect_vertices : sequence of int or None
+        The left hemisphere's vertices that add 30 during condition ``a`` (None: the
+        first 400; a patch of neighbours gives a cluster on the mesh).
 
     Returns
     -------
@@ -89,7 +92,8 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                 noise[:, t] = rho * noise[:, t - 1] + rng.normal(0, 10, n_vertices)
             data = 1000 + noise
             if hemi == "L":
-                data[EFFECT_VERTICES] += 30 * boxcar
+                data[EFFECT_VERTICES if effect_vertices is None
+                     else np.asarray(effect_vertices, dtype=int)] += 30 * boxcar
             if constant_vertices:
                 data[-constant_vertices:] = 0
             hemispheres[hemi] = data.astype(np.float32)
