@@ -128,7 +128,8 @@ class SurfaceFigure(SimpleInterface):
                 settings = json.load(stream)
             # no survivor (fdr without discovery): nothing above any positive threshold
             threshold = settings["Threshold"] if settings["Threshold"] is not None else 1e-6
-            title = f"{title}, |z| >= {threshold:.3g}" if title else f"|z| >= {threshold:.3g}"
+            line = f"{'|z|' if settings.get('TwoSided') else 'z'} >= {threshold:.3g}"
+            title = f"{title}, {line}" if title else line
         if plot_surface_map(values, read_layout(self.inputs.layout_file), title, out_file,
                             threshold=threshold):
             self._results["figure"] = out_file
