@@ -99,6 +99,9 @@ def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch):
     assert table["Peak_Vertex"][0] in patch  # the signal's patch is the first cluster
     for desc in ("surface", "thresholded"):
         assert (folder / f"{stem}_stat-z_desc-{desc}_statmap.png").exists()
+    provenance = json.loads((folder / "task-tiny_space-fsaverage_provenance.json").read_text())
+    assert provenance["Parameters"]["templateflow_home"] == str(home.absolute())
+    assert provenance["Parameters"]["mesh_source"] == settings["MeshSource"]
     # permutations on the mesh by the BIDS-App group call (the home given again)
     assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage",
                  "--group", "one-sample", "--permutations", "19", "--tfce",
@@ -107,7 +110,9 @@ def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch):
     record = json.loads((group / f"{prefix}_contrast-aGtB_desc-permutations_statmap.json")
                         .read_text())
     assert record["Mesh"] == "fsaverage_den-10k"
-    assert record["MeshSource"]["Source"] == "templateflow"
+    assert record["MeshSource"] == settings["MeshSource"]
+    provenance = json.loads((group / f"{prefix}_provenance.json").read_text())
+    assert provenance["Parameters"]["mesh_source"] == settings["MeshSource"]
     for desc in ("clusterSizeFWE", "clusterMassFWE", "tfceFWE"):
         name = f"{prefix}_contrast-aGtB_stat-logp_desc-{desc}_statmap.nii.gz"
         assert all((group / surface_name(name, hemi)).exists() for hemi in "LR")
