@@ -64,8 +64,8 @@ def figure_mesh(layout: dict):
     return mesh, sulcal, kind
 
 
-def plot_surface_map(values: np.ndarray, layout: dict, title: str, path,
-                     threshold: float | None = None) -> bool:
+def plot_surface_map(values: np.ndarray, layout: dict, title: str, path, *,
+                     threshold: float | None) -> bool:
     """Draw a packed map on its mesh: a 2x2 grid, lateral (top) and medial (bottom) views
     of the left and right hemispheres, one colour scale (symmetric, the map's largest
     ``|value|``).
