@@ -12,10 +12,12 @@ import pytest
 from nilearn.glm import threshold_stats_img
 from nilearn.reporting import get_clusters_table
 from nilearn.surface import InMemoryMesh, PolyMesh, SurfaceImage, load_surf_mesh
+from test_bids_names import all_problems
 from test_mesh_sources import PARTS, write_templateflow_home
 
 from glm_workflows.cli import main
 from glm_workflows.core.surface_names import surface_name
+from glm_workflows.report.markup import SURFACE_CAPTIONS
 from glm_workflows.synthetic_surface import write_surface_study
 
 pytestmark = pytest.mark.slow  # CLI runs
@@ -117,3 +119,7 @@ def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch):
         name = f"{prefix}_contrast-aGtB_stat-logp_desc-{desc}_statmap.nii.gz"
         assert all((group / surface_name(name, hemi)).exists() for hemi in "LR")
     assert (group / f"{prefix}_contrast-aGtB_stat-z_desc-thresholded_statmap.png").exists()
+    # every name (the two figures per map too) follows the BIDS schema
+    assert all_problems(out) == []
+    report = (out / "sub-01.html").read_text()
+    assert all(caption in report for caption in SURFACE_CAPTIONS)
