@@ -51,7 +51,8 @@ class _SurfaceThresholdOutputSpec(TraitedSpec):
 
 class SurfaceThreshold(SimpleInterface):
     """Threshold a packed surface z map by height (over the mask's vertices) and by the
-    size of its clusters of connected vertices (fsaverage5; other meshes: height only)."""
+    size of its clusters of connected vertices (a mesh whose files are not found: height
+    only)."""
 
     input_spec = _SurfaceThresholdInputSpec
     output_spec = _SurfaceThresholdOutputSpec
@@ -108,7 +109,8 @@ class _SurfaceClusterTableOutputSpec(TraitedSpec):
 
 class SurfaceClusterTable(SimpleInterface):
     """The clusters of connected vertices of a thresholded surface map, their peaks, sizes
-    and areas (fsaverage5; other meshes: a table without rows, its sidecar says why)."""
+    and areas (a mesh whose files are not found: a table without rows, its sidecar says
+    why)."""
 
     input_spec = _SurfaceClusterTableInputSpec
     output_spec = _SurfaceClusterTableOutputSpec

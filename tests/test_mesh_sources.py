@@ -189,19 +189,23 @@ def test_figures_on_found_meshes(home, tmp_path):
         print(f"fsLR 32k figure: {time.perf_counter() - start:.2f} s")
 
 
-def test_mesh_refused_in_one_line(home, tmp_path, capsys):
+def test_mesh_refused_in_one_line(home, tmp_path, capsys, monkeypatch):
     """Through the command line: den-10k data of 50 vertices with a den-10k mesh in the
-    TemplateFlow home is refused before any work (exit 2), naming the mesh file and both
-    counts; permutations without the mesh say where to put it."""
+    TemplateFlow home (the flag, or TEMPLATEFLOW_HOME) is refused before any work (exit 2),
+    naming the mesh file and both counts; permutations without the mesh say where to put
+    it."""
     raw, derivatives = write_surface_study(tmp_path / "s", n_scans=40, n_vertices=50,
                                            space="fsaverage", den="10k")
     argv = ["--bids-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsaverage", "--den", "10k",
             "--contrast", "aGtB=a - b", "--work-dir", str(tmp_path / "work")]
+    monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
     assert main([*argv, "--templateflow-home", str(home)]) == 2
     assert main([*argv, "--group", "one-sample", "--permutations", "100"]) == 2
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+    assert main(argv) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(lines) == 2
+    assert len(lines) == 3 and lines[2] == lines[0]
     assert "tpl-fsaverage_hemi-L_den-10k_pial.surf.gii: 10242 vertices" in lines[0]
     assert "have 50 in hemi-L" in lines[0]
     assert "--permutations 100" in lines[1] and "--templateflow-home" in lines[1]
