@@ -216,3 +216,34 @@ def test_math_heron_is_independent():
     """The reference areas: Heron's formula on one right triangle (3, 4, 5: area 6)."""
     areas = heron_areas(np.array([[0.0, 0, 0], [3, 0, 0], [0, 4, 0]]), np.array([[0, 1, 2]]))
     assert areas.sum() == pytest.approx(6.0) and math.isclose(areas[0], 2.0)
+
+
+def test_slurm_jobs_keep_the_home(home, tmp_path):
+    """A --slurm-array submission's task and group jobs (their specs read from the
+    submission's spec.json) are given the TemplateFlow home the command had."""
+    import json
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.submit import (
+        EXECUTION_FILE,
+        SPEC_FILE,
+        group_analysis,
+        task_analysis,
+    )
+
+    out = str(tmp_path / "out")
+    spec, execution = spec_from_args([
+        "--bids-dir", "ds", "--task", "tiny", "--contrast", "c=a", "--participant-label", "01",
+        "02", "--group", "one-sample", "--templateflow-home", str(home), "--output-dir", out,
+        "--slurm-array"])
+    assert spec.inputs.templateflow_home == str(home.absolute())
+    (tmp_path / SPEC_FILE).write_text(spec.to_json())
+    (tmp_path / EXECUTION_FILE).write_text(json.dumps(asdict(execution)))
+    job = {"Cpus": 1, "MemGB": 1.0}
+    submission = SimpleNamespace(folder=tmp_path, output_dir=out, tasks=[["01"], ["02"]],
+                                 task_job=job, group_job=job,
+                                 task_work_dir=lambda task: tmp_path / f"task-{task}")
+    assert task_analysis(submission, 1)[0].inputs.templateflow_home == str(home.absolute())
+    assert group_analysis(submission)[0].inputs.templateflow_home == str(home.absolute())
