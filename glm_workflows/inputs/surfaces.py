@@ -118,7 +118,7 @@ SURFACE_NOISE_MODELS = ("ar1", "ols")
 
 
 def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: bool,
-                       permutations: int = 0) -> None:
+                       permutations: int = 0, templateflow_home=None) -> None:
     """Refuse, in one line, what a surface analysis cannot do yet: a user mask, smoothing
     (nilearn does not smooth surfaces either), a calibrated noise model (smoothed on a 3-D
     grid),
@@ -149,16 +149,17 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
                          "combined across subjects; use a template surface (--space "
                          "fsaverage5, fsaverage6, fsaverage) for the group level")
     if group_level:
-        check_surface_permutations(permutations, first.space)
+        check_surface_permutations(permutations, first.surface, templateflow_home)
 
 
-def check_surface_permutations(permutations: int, space) -> None:
-    """Refuse permutations on surface maps whose mesh geometry nilearn does not ship
-    (their cluster statistics and TFCE need the mesh's faces: fsaverage5 only), in one
-    line."""
-    from ..core.mesh import GEOMETRY_MESHES  # scipy.sparse: loaded only when asked
+def check_surface_permutations(permutations: int, mesh, templateflow_home=None) -> None:
+    """Refuse permutations on surface maps whose mesh no source has (their cluster
+    statistics and TFCE need the mesh's faces; :mod:`~glm_workflows.core.mesh_sources`),
+    in one line saying where to put the mesh."""
+    from ..core.mesh_sources import find_mesh, where_to_put
 
-    if permutations and space not in GEOMETRY_MESHES:
+    if permutations and find_mesh(mesh, templateflow_home) is None:
         raise InputError(f"--permutations {permutations}: permutation inference on surface "
-                         f"maps needs the mesh's faces, which nilearn ships for "
-                         f"{', '.join(GEOMETRY_MESHES)} only (space-{space}); leave it out")
+                         f"maps needs the mesh's faces, and mesh {mesh} was not found "
+                         f"(nilearn ships fsaverage5 only): {where_to_put(mesh)}, or leave "
+                         "--permutations out")

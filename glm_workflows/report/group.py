@@ -17,6 +17,7 @@ from ..core.naming import GROUP_FOLDER, GROUP_REPORT, group_file, parse_subject_
 from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
+    SURFACE_CAPTIONS,
     cluster_table,
     code,
     data_table,
@@ -176,8 +177,9 @@ def _contrast_section(folder: Path, stem: str) -> str:
     z_maps = [surface_name(group_file(stem, "z_maps"), hemi) for hemi in "LR"]
     if (folder / z_maps[0]).exists():  # surface maps: no 3-D grid to threshold or cut
         drawn = folder / group_file(stem, "surface_figures")
-        parts += [file_figure(drawn, "z map on the inflated mesh (unthresholded)")
-                  if drawn.exists() else "",
+        thresholded = folder / group_file(stem, "thresholded_figures")
+        parts += [file_figure(drawn, SURFACE_CAPTIONS[0]) if drawn.exists() else "",
+                  file_figure(thresholded, SURFACE_CAPTIONS[1]) if thresholded.exists() else "",
                   surface_note(z_maps),
                   *surface_inference(read_json(folder / group_file(stem, "threshold_jsons")),
                                      read_tsv(folder / group_file(stem, "cluster_tables")),

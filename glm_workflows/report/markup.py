@@ -215,6 +215,13 @@ def _cluster_cell(column: str, value: str) -> str:
     return f'<td class="num">{escape(text)}</td>'
 
 
+#: The captions of a surface contrast's figures: the z map and the thresholded z map on
+#: the mesh (``surface_figures``, ``thresholded_figures``).
+SURFACE_CAPTIONS = ("z map on the inflated mesh (unthresholded; lateral and medial views; "
+                    "the midthickness or pial surface when no inflated one is found)",
+                    "Thresholded z map on the mesh (lateral and medial views)")
+
+
 def surface_note(z_maps) -> str:
     """The note of a surface contrast: no volume figure, and its GIFTI z maps (L, R)."""
     return ('<p class="note">Surface maps: no volume figure; threshold and clusters on the '

@@ -23,6 +23,7 @@ from ..core.naming import (
 from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
+    SURFACE_CAPTIONS,
     cluster_table,
     code,
     escape,
@@ -205,10 +206,11 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
     z_maps = [surface_name(contrast_file(prefix, contrast, "z_maps"), h) for h in "LR"]
     if (folder / z_maps[0]).exists():  # a surface run: no 3-D grid to threshold or cut
         drawn = folder / contrast_file(prefix, contrast, "surface_figures")
+        thresholded = folder / contrast_file(prefix, contrast, "thresholded_figures")
         parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),
                               "Contrast weights"),
-                  file_figure(drawn, "z map on the inflated mesh (unthresholded)")
-                  if drawn.exists() else "",
+                  file_figure(drawn, SURFACE_CAPTIONS[0]) if drawn.exists() else "",
+                  file_figure(thresholded, SURFACE_CAPTIONS[1]) if thresholded.exists() else "",
                   surface_note(z_maps),
                   *surface_inference(read_contrast_json(folder, prefix, contrast,
                                                         "threshold_jsons"),

@@ -159,6 +159,7 @@ def init_fixed_effects_wf(
             figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
                              mem_gb=mem_gb)
             surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   title=contrast,
                                                    name=f"inference_{contrast}_wf")
             workflow.connect([(ffx, figure, [("z", "z_map")]),
                               (layout, figure, [("surface_layout", "layout_file")]),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nipype.pipeline import engine as pe
 
+from ..core.mesh_sources import mesh_of_file
 from ..core.naming import contrast_file, output_path
 from ..core.surface_names import surface_name, volume_name
 from ..core.surfaces import HEMISPHERES, other_hemisphere_file
@@ -192,7 +193,8 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
         save_residuals=plan.model.save_residuals, space=run.space,
-        surface=run.surface, name=run_plan.workflow_name,
+        surface=run.surface, templateflow_home=_templateflow_home(plan),
+        name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")
@@ -263,7 +265,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         design_columns=group_plan.columns if pooled else None, surface=surface,
         blocks=group_plan.blocks)
     if not upstream:
-        _set_subject_maps(group_wf, plan, group_plan, (space or "surface") if surface else None)
+        mesh = mesh_of_file(plan.subject_maps[0].mask_file) or space if surface else None
+        _set_subject_maps(group_wf, plan, group_plan, mesh)
         workflow.add_nodes([group_wf])
         return group_wf
     maps = {"effect_maps": group_plan.contrasts[0]}
@@ -340,6 +343,11 @@ def _surface_sources(plan: StudyPlan, group_plan) -> list[str]:
                          other_hemisphere_file(by_subject[subject].effect_maps[contrast]))]
 
 
+def _templateflow_home(plan: StudyPlan) -> str | None:
+    """The TemplateFlow home given to the nodes that find a mesh (None: not given)."""
+    return plan.spec.inputs.templateflow_home if plan.spec else None
+
+
 def _set_subject_maps(group_wf, plan: StudyPlan, group_plan, mesh: str | None = None) -> None:
     """The group level alone: the subjects' files given to the ``merge_<field>`` nodes
     (surface maps, ``mesh`` given: through a ``PackSurfaceMap`` node each)."""
@@ -357,7 +365,7 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan, mesh: str | None = 
             files["paired_maps"] = maps.effect_maps[group_plan.contrasts[1]]
         inputs.append(files)
     if mesh:
-        set_subject_surface_inputs(group_wf, inputs, mesh)
+        set_subject_surface_inputs(group_wf, inputs, mesh, _templateflow_home(plan))
         return
     set_subject_inputs(group_wf, inputs)
 
