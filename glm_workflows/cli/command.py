@@ -346,7 +346,7 @@ def main(argv=None) -> int:
 
         if replay(*stamped):
             return 0
-    from ..execution.analysis import interrupted, run_analyses
+    from ..execution.analysis import interrupted
     from ..execution.garbage import collections_paused
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
@@ -362,8 +362,6 @@ def main(argv=None) -> int:
                 from ..execution.submit import submit_array
 
                 return submit_array(spec, execution, _array_command(argv))
-            if stamped is None:
-                return run_analyses(analyses, command_line=invocation(argv))
             from ..execution.up_to_date import run_stamped
 
             return run_stamped(analyses, invocation(argv), stamped)

