@@ -14,6 +14,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.cifti import is_cifti_layout
 from glm_workflows.core.mesh import geometry_for
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
 from glm_workflows.core.surface_inference import (
@@ -28,6 +29,17 @@ from ._ports import ThresholdSettingsInputSpec
 
 #: Why a mesh without geometry gets no cluster extent or table.
 NO_GEOMETRY = "nilearn ships the geometry of fsaverage5 only: no cluster extent or table"
+
+#: Why CIFTI grayordinates get no cluster extent or table.
+NO_CIFTI_CLUSTERS = ("CIFTI grayordinates: clusters (vertices and voxels) are not built yet: "
+                     "no cluster extent or table")
+
+
+def _geometry(layout: dict):
+    """The mesh geometry of a layout (:func:`geometry_for`), and why there is none."""
+    if is_cifti_layout(layout):
+        return None, NO_CIFTI_CLUSTERS
+    return geometry_for(layout), NO_GEOMETRY
 
 
 
@@ -55,7 +67,7 @@ class SurfaceThreshold(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         z_img = nb.load(inputs.z_map)
         extent = inputs.cluster_threshold if geometry is not None else 0
         thresholded, z_threshold = threshold_surface(
@@ -78,7 +90,7 @@ class SurfaceThreshold(SimpleInterface):
             "Mesh": layout["Mesh"],
         }
         if geometry is None:
-            settings["ClusterExtentNotApplied"] = NO_GEOMETRY
+            settings["ClusterExtentNotApplied"] = why
         with open(out["threshold_json"], "w") as handle:
             json.dump(settings, handle, indent=2, allow_nan=False)
         self._results.update(out, threshold=z_threshold)
@@ -111,7 +123,7 @@ class SurfaceClusterTable(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         values = np.asanyarray(nb.load(inputs.z_map).dataobj)
         table = surface_cluster_table(values, layout, geometry,
                                       min_cluster_size=inputs.min_cluster_size,
@@ -119,7 +131,7 @@ class SurfaceClusterTable(SimpleInterface):
         sidecar = surface_table_sidecar(table, inputs.space if isdefined(inputs.space)
                                         else layout["Mesh"])
         if geometry is None:
-            sidecar["ClustersNotComputed"] = NO_GEOMETRY
+            sidecar["ClustersNotComputed"] = why
             sidecar.pop("AreaSurface")
         out = {"table": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"]),
                "table_json": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_jsons"])}

@@ -15,6 +15,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.cifti import is_cifti_file, is_cifti_layout, pack_cifti_map
 from glm_workflows.core.surface_figures import plot_surface_map
 from glm_workflows.core.surfaces import (
     other_hemisphere_file,
@@ -57,7 +58,8 @@ class PackSurface(SimpleInterface):
 
 class _PackSurfaceMapInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True,
-                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it)")
+                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it), or "
+                        "a CIFTI dense scalar map (.dscalar.nii)")
     mesh = traits.Str(mandatory=True, desc="the mesh: the maps' space (and den-) label")
 
 
@@ -74,8 +76,11 @@ class PackSurfaceMap(SimpleInterface):
     output_spec = _PackSurfaceMapOutputSpec
 
     def _run_interface(self, runtime):
-        paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
-        img, layout = pack_map(paths, self.inputs.mesh)
+        if is_cifti_file(self.inputs.in_file):  # a CIFTI map: its grayordinates
+            img, layout = pack_cifti_map(self.inputs.in_file)
+        else:
+            paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
+            img, layout = pack_map(paths, self.inputs.mesh)
         out = {"out_file": os.path.join(runtime.cwd, "map.nii.gz"),
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
         img.to_filename(out["out_file"])
@@ -97,7 +102,8 @@ class _SurfaceFigureOutputSpec(TraitedSpec):
 
 
 class SurfaceFigure(SimpleInterface):
-    """A surface z map drawn on its mesh, both hemispheres (fsaverage5 only)."""
+    """A surface z map drawn on its mesh, both hemispheres (fsaverage5 only; no figure
+    for CIFTI grayordinates)."""
 
     input_spec = _SurfaceFigureInputSpec
     output_spec = _SurfaceFigureOutputSpec
@@ -105,7 +111,8 @@ class SurfaceFigure(SimpleInterface):
     def _run_interface(self, runtime):
         out_file = os.path.join(runtime.cwd, "surface.png")
         values = np.asanyarray(nb.load(self.inputs.z_map).dataobj)
-        if plot_surface_map(values, read_layout(self.inputs.layout_file), self.inputs.title,
+        layout = read_layout(self.inputs.layout_file)
+        if not is_cifti_layout(layout) and plot_surface_map(values, layout, self.inputs.title,
                             out_file):
             self._results["figure"] = out_file
         return runtime

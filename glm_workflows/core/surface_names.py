@@ -45,3 +45,35 @@ def volume_name(name: str) -> tuple[str, str] | None:
         return None
     parts.remove(hemis[0])
     return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
+
+
+#: The extension of every per-grayordinate output (a CIFTI-2 dense scalar map).
+CIFTI_EXTENSION = "dscalar.nii"
+
+
+def cifti_name(name: str) -> str:
+    """The name of a CIFTI output written under volume name ``name``: ``.nii.gz`` becomes
+    ``.dscalar.nii``, no ``hemi-`` (one file holds every grayordinate); a name of another
+    extension is returned unchanged."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}.{CIFTI_EXTENSION}" if extension == _VOLUME_EXTENSION else name
+
+
+def cifti_volume_name(name: str) -> str | None:
+    """The inverse of :func:`cifti_name`: the volume name of a CIFTI output's name, or None
+    for a name that is not a CIFTI output's."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}.{_VOLUME_EXTENSION}" if extension == CIFTI_EXTENSION else None
+
+
+def map_names(name: str, mesh: str | None) -> list[str]:
+    """The files a map written under volume name ``name`` becomes on ``mesh`` (a layout's
+    ``Mesh``): one CIFTI file for grayordinates (``fsLR_den-91k``), one GIFTI per
+    hemisphere for a mesh, ``[name]`` for a volume (None)."""
+    from .cifti import CIFTI_MESH
+
+    if mesh is None:
+        return [name]
+    if mesh == CIFTI_MESH:
+        return [cifti_name(name)]
+    return [surface_name(name, hemi) for hemi in ("L", "R")]
