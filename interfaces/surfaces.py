@@ -25,6 +25,12 @@ from glm_workflows.core.surfaces import (
 )
 
 
+def _json_format(layout: dict) -> dict:
+    """How a layout JSON is written: indented, but a CIFTI one (its brain models' vertex
+    and voxel lists: 91k grayordinates) compact."""
+    return {"separators": (",", ":")} if is_cifti_layout(layout) else {"indent": 2}
+
+
 class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
     in_files = InputMultiObject(File(exists=True), mandatory=True,
                                 desc="the run's left and right hemispheres (GIFTI), in order")
@@ -51,7 +57,7 @@ class PackSurface(SimpleInterface):
         img.to_filename(out["out_file"])
         nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(out["mask_file"])
         with open(out["layout_file"], "w") as stream:
-            json.dump(layout, stream, indent=2)
+            json.dump(layout, stream, **_json_format(layout))
         self._results.update(out)
         return runtime
 
@@ -85,7 +91,7 @@ class PackSurfaceMap(SimpleInterface):
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
         img.to_filename(out["out_file"])
         with open(out["layout_file"], "w") as stream:
-            json.dump(layout, stream, indent=2)
+            json.dump(layout, stream, **_json_format(layout))
         self._results.update(out)
         return runtime
 

@@ -22,18 +22,12 @@ import numpy as np
 
 from .errors import InputError, one_line
 from .packing import folded_shape, surface_mask
-
-#: The fMRIPrep space whose runs are CIFTI-2 grayordinates, and the one density read.
-CIFTI_SPACE, CIFTI_DENSITY = "fsLR", "91k"
-
-#: The mesh label of CIFTI runs and maps (the layout's ``Mesh``).
-CIFTI_MESH = f"{CIFTI_SPACE}_den-{CIFTI_DENSITY}"
+from .surface_names import CIFTI_DENSITY, CIFTI_MESH, CIFTI_SPACE  # noqa: F401 (re-exported)
+from .surface_names import CIFTI_EXTENSION as MAP_EXTENSION
+from .surface_names import CIFTI_SERIES_EXTENSION as SERIES_EXTENSION
 
 #: Vertices of each fsLR 32k hemisphere mesh (a surface brain model's ``nvertices``).
 FSLR_VERTICES = 32492
-
-#: The extensions of a CIFTI-2 dense time series (a run) and a dense scalar map (an output).
-SERIES_EXTENSION, MAP_EXTENSION = "dtseries.nii", "dscalar.nii"
 
 #: The mask of a CIFTI run (its default).
 CIFTI_MASK = ("grayordinates (the CIFTI file's brain models) with finite, non-constant data "

@@ -1,10 +1,13 @@
 """The names of surface outputs: one file per hemisphere (``hemi-L``/``hemi-R``), GIFTI
-functional data, named from the volume name the sink builds
-(:mod:`glm_workflows.core.naming`)."""
+functional data, or one CIFTI-2 dense scalar map for grayordinates (``.dscalar.nii``),
+named from the volume name the sink builds (:mod:`glm_workflows.core.naming`)."""
 
 from __future__ import annotations
 
 from .entities import BIDS_ENTITY_ORDER, check_label
+
+#: The hemispheres of a surface run, in packing order (fMRIPrep's ``hemi-`` labels).
+HEMISPHERES = ("L", "R")
 
 #: The extension of every per-vertex output (one file per hemisphere, GIFTI functional data
 #: as fMRIPrep names its surface series), and the volume extension it replaces.
@@ -47,8 +50,14 @@ def volume_name(name: str) -> tuple[str, str] | None:
     return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
 
 
-#: The extension of every per-grayordinate output (a CIFTI-2 dense scalar map).
-CIFTI_EXTENSION = "dscalar.nii"
+#: The fMRIPrep space whose runs are CIFTI-2 grayordinates, the one density read, and the
+#: mesh label of CIFTI runs and maps (their layout's ``Mesh``).
+CIFTI_SPACE, CIFTI_DENSITY = "fsLR", "91k"
+CIFTI_MESH = f"{CIFTI_SPACE}_den-{CIFTI_DENSITY}"
+
+#: The extension of every per-grayordinate output (a CIFTI-2 dense scalar map), and of a
+#: CIFTI run (a dense time series).
+CIFTI_EXTENSION, CIFTI_SERIES_EXTENSION = "dscalar.nii", "dtseries.nii"
 
 
 def cifti_name(name: str) -> str:
@@ -70,10 +79,8 @@ def map_names(name: str, mesh: str | None) -> list[str]:
     """The files a map written under volume name ``name`` becomes on ``mesh`` (a layout's
     ``Mesh``): one CIFTI file for grayordinates (``fsLR_den-91k``), one GIFTI per
     hemisphere for a mesh, ``[name]`` for a volume (None)."""
-    from .cifti import CIFTI_MESH
-
     if mesh is None:
         return [name]
     if mesh == CIFTI_MESH:
         return [cifti_name(name)]
-    return [surface_name(name, hemi) for hemi in ("L", "R")]
+    return [surface_name(name, hemi) for hemi in HEMISPHERES]

@@ -24,9 +24,7 @@ import numpy as np
 
 from .errors import InputError, one_line
 from .packing import NIFTI1_MAX_DIM, folded_shape, surface_mask  # noqa: F401 (re-exported)
-
-#: The hemispheres of a surface run, in packing order (fMRIPrep's ``hemi-`` labels).
-HEMISPHERES = ("L", "R")
+from .surface_names import CIFTI_SERIES_EXTENSION, HEMISPHERES
 
 #: The fMRIPrep spaces that are surfaces (``--space``): FreeSurfer's templates, and the
 #: subject's own surface (``fsnative``, per subject).
@@ -104,7 +102,7 @@ def hemisphere_shape(path) -> tuple[int, int]:
 def n_volumes(path) -> int:
     """The number of volumes of a 4D image, of a GIFTI series (one array per volume) or of
     a CIFTI dense time series (its time points)."""
-    if str(path).endswith(".dtseries.nii"):
+    if str(path).endswith("." + CIFTI_SERIES_EXTENSION):
         from .cifti import check_cifti_series
 
         return check_cifti_series(path)[0]

@@ -26,9 +26,10 @@ def check_cifti_density(den) -> None:
                          f"grayordinates at den-{CIFTI_DENSITY} only; leave --den out")
 
 
-def cifti_file(match, desc: str, folders, query=()) -> tuple:
+def cifti_file(match, desc: str, folders, query=(), found_text=None) -> tuple:
     """The run's ``space-fsLR_den-91k`` dense time series, as ``(path, entities)``;
-    refused in one line when there is none, or when it has another density only."""
+    refused in one line when there is none (``found_text(match)``, if given, says what
+    there is), or when it has another density only."""
     found = []
     for path, *_ in match.files:
         if not path.name.endswith("." + SERIES_EXTENSION):
@@ -51,7 +52,7 @@ def cifti_file(match, desc: str, folders, query=()) -> tuple:
                          f"{match.stem}_space-{CIFTI_SPACE}_den-{CIFTI_DENSITY}_bold."
                          f"{SERIES_EXTENSION}"
                          + (f" (kept by --bids-filter-file: {describe(query)})" if query
-                            else ""))
+                            else "") + (f"; {found_text(match)}" if found_text else ""))
     if len(kept) > 1:
         raise InputError(f"{match.bold.name}: several CIFTI series: "
                          f"{' and '.join(str(p) for p, _ in kept)}")

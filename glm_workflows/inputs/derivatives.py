@@ -29,7 +29,14 @@ from ..core.naming import (
     parse_subject_folder,
     subject_folder,
 )
-from ..core.surface_names import cifti_name, cifti_volume_name, surface_name, volume_name
+from ..core.surface_names import (
+    CIFTI_EXTENSION,
+    SURFACE_EXTENSION,
+    cifti_name,
+    cifti_volume_name,
+    surface_name,
+    volume_name,
+)
 
 
 class SubjectMaps(NamedTuple):
@@ -231,7 +238,8 @@ def _existing(path: Path) -> Path:
 def is_surface_maps(maps: list) -> bool:
     """Whether subject maps are surface maps (a left hemisphere's GIFTI each, or a CIFTI
     map each)."""
-    return bool(maps) and maps[0].mask_file.endswith((".func.gii", ".dscalar.nii"))
+    return bool(maps) and maps[0].mask_file.endswith(("." + SURFACE_EXTENSION,
+                                                       "." + CIFTI_EXTENSION))
 
 
 def is_cifti_maps(maps: list) -> bool:

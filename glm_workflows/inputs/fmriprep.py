@@ -114,7 +114,7 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
         listing, found = _Listing(), []
         query = bold_query(filters, DERIVATIVE_ENTITIES)
         for match in matches:
-            image = cifti_file(match, desc, folders, query)
+            image = cifti_file(match, desc, folders, query, _found)
             found.append(cifti_run(_derivative_run(match, image, root, task, listing),
                                    image[0]))
         _check_distinct_labels(found, root, task)
