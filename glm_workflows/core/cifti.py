@@ -14,7 +14,10 @@ grayordinates here (no clusters, no figure).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
@@ -70,43 +73,129 @@ def _axes(path, kind: str):
     return img, axes[0], axes[1]
 
 
-def check_fslr(path, brain_models) -> None:
-    """Refuse surface brain models whose mesh is not fsLR 32k (:data:`FSLR_VERTICES`)."""
-    for name, count in brain_models.nvertices.items():
+@dataclass(frozen=True)
+class CiftiHeader:
+    """What the checks need of a CIFTI-2 file, from its NIfTI-2 header and CIFTI XML alone
+    (:func:`read_header`; nibabel's ``Cifti2Image`` takes about 2 s to load a 91k header)."""
+
+    #: ``IndicesMapToDataType`` of the first axis (``CIFTI_INDEX_TYPE_SERIES``, ...).
+    first_axis: str
+    #: Time points (series) or maps (scalars), and the series' step and unit.
+    size: int
+    step: float | None
+    unit: str | None
+    #: The second axis' type and grayordinates.
+    second_axis: str
+    n_grayordinates: int
+    #: ``(structure, SurfaceNumberOfVertices)`` of the surface brain models.
+    nvertices: tuple
+    #: SHA-1 of the second axis' XML (its brain models).
+    digest: str
+
+
+def read_header(path) -> CiftiHeader:
+    """:class:`CiftiHeader` of a CIFTI-2 file (cached per path, size and modification time).
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not a readable 2-D CIFTI-2 image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    stat = path.stat()
+    return _read_header(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_header(path: str, size: int, mtime: int) -> CiftiHeader:
+    """:func:`read_header` (``size`` and ``mtime`` key the cache)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        with open(path, "rb") as stream:
+            header = nb.Nifti2Header.from_fileobj(stream)
+        xml = next(e.content for e in header.extensions if e.get_code() == 32)
+        maps = {m.get("AppliesToMatrixDimension"): m
+                for m in ET.fromstring(xml).iter("MatrixIndicesMap")}
+        shape = header.get_data_shape()
+        first, second = maps["0"], maps["1"]
+        series = first.get("IndicesMapToDataType") == "CIFTI_INDEX_TYPE_SERIES"
+        step = float(first.get("SeriesStep")) * 10.0 ** int(first.get("SeriesExponent", 0)) \
+            if series else None
+        models = list(second.iter("BrainModel"))
+        nvertices = tuple((m.get("BrainStructure"), int(m.get("SurfaceNumberOfVertices")))
+                          for m in models if m.get("ModelType") == "CIFTI_MODEL_TYPE_SURFACE")
+        sizes = (int(shape[4]), int(shape[5]))
+    except Exception as exc:  # not NIfTI-2, no CIFTI extension, bad XML, no such axis
+        raise InputError(f"{path}: not a readable 2-D CIFTI-2 image "
+                         f"({type(exc).__name__}: {one_line(exc)})") from None
+    return CiftiHeader(first_axis=first.get("IndicesMapToDataType", ""), size=sizes[0],
+                       step=step, unit=first.get("SeriesUnit") if series else None,
+                       second_axis=second.get("IndicesMapToDataType", ""),
+                       n_grayordinates=sizes[1], nvertices=nvertices,
+                       digest=hashlib.sha1(ET.tostring(second)).hexdigest())
+
+
+def checked_header(path, kind: str = "series") -> CiftiHeader:
+    """:func:`read_header`, refused in one line unless ``kind`` ('series': a dtseries in
+    seconds; 'map': a dscalar) on brain models, with at least one time point (map)."""
+    header = read_header(path)
+    wanted = {"series": ("CIFTI_INDEX_TYPE_SERIES", "a dense time series (dtseries)"),
+              "map": ("CIFTI_INDEX_TYPE_SCALARS", "a dense scalar map (dscalar)")}[kind]
+    if header.first_axis != wanted[0]:
+        raise InputError(f"{path}: not {wanted[1]}: its first axis is "
+                         f"{header.first_axis or 'of no type'}")
+    if header.second_axis != "CIFTI_INDEX_TYPE_BRAIN_MODELS":
+        raise InputError(f"{path}: its second axis is {header.second_axis or 'of no type'}, "
+                         "not brain models (grayordinates)")
+    if header.size == 0:
+        raise InputError(f"{path}: no {'time point' if kind == 'series' else 'map'}")
+    if kind == "series" and header.unit != "SECOND":
+        raise InputError(f"{path}: its series axis is in {header.unit}, not seconds")
+    return header
+
+
+def check_fslr(path, nvertices) -> None:
+    """Refuse surface brain models whose mesh is not fsLR 32k (:data:`FSLR_VERTICES`);
+    ``nvertices`` pairs ``(structure, mesh vertices)``."""
+    for name, count in dict(nvertices).items():
         if count != FSLR_VERTICES:
             raise InputError(f"{path}: {name} is a mesh of {count} vertices, not fsLR 32k's "
                              f"{FSLR_VERTICES} (space-{CIFTI_SPACE})")
 
 
-def series_header(path) -> tuple[int, float, object]:
-    """A dtseries' ``(n_scans, TR in seconds, BrainModelAxis)`` from its header, checked
-    (a dense time series in seconds, at least one time point, fsLR 32k cortex meshes)."""
-    _, series, brain_models = _axes(path, "series")
-    if series.unit != "SECOND":
-        raise InputError(f"{path}: its series axis is in {series.unit}, not seconds")
-    check_fslr(path, brain_models)
-    return series.size, float(series.step), brain_models
+def series_header(path) -> tuple[int, float, int]:
+    """A dtseries' ``(n_scans, TR in seconds, n_grayordinates)`` from its header, checked
+    (:func:`checked_header`, fsLR 32k cortex meshes)."""
+    header = checked_header(path, "series")
+    check_fslr(path, header.nvertices)
+    return header.size, header.step, header.n_grayordinates
 
 
 def check_cifti_series(path) -> tuple[int, list[int]]:
     """:func:`~glm_workflows.core.surfaces.check_surface_pair` for a CIFTI run:
     ``(n_scans, [n_grayordinates])``."""
-    n_scans, _, brain_models = series_header(path)
-    return n_scans, [len(brain_models)]
+    n_scans, _, n = series_header(path)
+    return n_scans, [n]
 
 
 def check_same_brain_models(paths, kind: str = "series") -> None:
     """Refuse CIFTI files (runs of one analysis, or subjects' maps) whose brain models
-    differ from the first's (headers only), naming the file."""
+    differ from the first's (headers only: their XML compared, then, if it differs,
+    nibabel's brain models), naming the file."""
     reference = None
     for path in paths:
-        brain_models = _axes(path, kind)[2]
+        header = checked_header(path, kind)
         if reference is None:
-            reference = (path, brain_models)
-        elif brain_models != reference[1]:
+            reference = (path, header)
+        elif header.digest != reference[1].digest and \
+                _axes(path, kind)[2] != _axes(reference[0], kind)[2]:
             raise InputError(f"{path}: its brain models (grayordinates, "
-                             f"{len(brain_models)}) differ from those of {reference[0]} "
-                             f"({len(reference[1])}); every map must be on the same ones")
+                             f"{header.n_grayordinates}) differ from those of {reference[0]} "
+                             f"({reference[1].n_grayordinates}); every map must be on the "
+                             "same ones")
 
 
 def brain_models_record(brain_models) -> list[dict]:
@@ -165,7 +254,7 @@ def pack_cifti(path) -> tuple[nb.Nifti1Image, np.ndarray, dict]:
     packs a GIFTI pair: ``(img, mask, layout)``, float64, identity affine; the mask the
     grayordinates of finite, non-constant data (:func:`~.packing.surface_mask`)."""
     img, _, brain_models = _axes(path, "series")
-    check_fslr(path, brain_models)
+    check_fslr(path, brain_models.nvertices.items())
     layout = cifti_layout(brain_models)
     # float64, as the GIFTI series (nilearn fits float64 series)
     packed = _packed(np.asarray(img.get_fdata(dtype=np.float64)).T, layout)
