@@ -63,7 +63,7 @@ def cifti_run(run, path) -> object:
     """A run's RunInputs (found for its dtseries) made a CIFTI run: the dtseries as its
     ``bold_files``, :data:`CIFTI_MESH` as its surface, the TR the series axis' step
     (refused in one line when the sidecar's RepetitionTime differs)."""
-    n_scans, step, _ = series_header(path)
+    _, step, _ = series_header(path)
     if abs(step - run.t_r) > 1e-6 * max(step, 1.0):
         raise InputError(f"{path}: its series step (TR) is {step:g} s, but RepetitionTime "
                          f"is {run.t_r:g} s in {run.sources['RepetitionTimeSource']}")

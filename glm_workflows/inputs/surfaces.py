@@ -170,7 +170,6 @@ def check_surface_permutations(permutations: int, space) -> None:
         raise InputError(f"--permutations {permutations}: permutation inference is not "
                          f"built for CIFTI grayordinates (space-{CIFTI_SPACE}) yet; "
                          "leave it out")
-
     if permutations and space not in GEOMETRY_MESHES:
         raise InputError(f"--permutations {permutations}: permutation inference on surface "
                          f"maps needs the mesh's faces, which nilearn ships for "

@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 
 from .. import __version__
-from ..core.surface_names import cifti_name, surface_name
+from ..core.surface_names import HEMISPHERES, cifti_name, surface_name
 from .describe import describe_threshold, group_files, number, plain
 
 CSS = """
@@ -219,7 +219,7 @@ def _cluster_cell(column: str, value: str) -> str:
 def surface_z_maps(folder, z_map: str) -> list[str]:
     """The files a z map written under volume name ``z_map`` became in ``folder``: its
     GIFTI pair (L, R), its CIFTI map, or none (a volume)."""
-    pair = [surface_name(z_map, hemi) for hemi in "LR"]
+    pair = [surface_name(z_map, hemi) for hemi in HEMISPHERES]
     if (Path(folder) / pair[0]).exists():
         return pair
     return [cifti_name(z_map)] if (Path(folder) / cifti_name(z_map)).exists() else []
