@@ -14,6 +14,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.cifti import is_cifti_layout
 from glm_workflows.core.mesh import geometry_for, layout_mesh_source
 from glm_workflows.core.mesh_sources import where_to_put
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
@@ -33,6 +34,19 @@ def no_geometry(layout: dict) -> str:
     return (f"mesh {layout['Mesh']} not found or not of the data's vertex counts "
             f"(nilearn ships fsaverage5 only; {where_to_put(layout['Mesh'])}): no cluster "
             "extent or table")
+
+
+#: Why CIFTI grayordinates get no cluster extent or table.
+NO_CIFTI_CLUSTERS = ("CIFTI grayordinates: clusters (vertices and voxels) are not built yet: "
+                     "no cluster extent or table")
+
+
+def _geometry(layout: dict):
+    """The mesh geometry of a layout (:func:`geometry_for`), and why there is none."""
+    if is_cifti_layout(layout):
+        return None, NO_CIFTI_CLUSTERS
+    geometry = geometry_for(layout)
+    return geometry, None if geometry is not None else no_geometry(layout)
 
 
 class _SurfaceThresholdInputSpec(ThresholdSettingsInputSpec):
@@ -60,7 +74,7 @@ class SurfaceThreshold(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         z_img = nb.load(inputs.z_map)
         extent = inputs.cluster_threshold if geometry is not None else 0
         thresholded, z_threshold = threshold_surface(
@@ -84,7 +98,7 @@ class SurfaceThreshold(SimpleInterface):
             "MeshSource": layout_mesh_source(layout) if geometry is not None else None,
         }
         if geometry is None:
-            settings["ClusterExtentNotApplied"] = no_geometry(layout)
+            settings["ClusterExtentNotApplied"] = why
         with open(out["threshold_json"], "w") as handle:
             json.dump(settings, handle, indent=2, allow_nan=False)
         self._results.update(out, threshold=z_threshold)
@@ -118,7 +132,7 @@ class SurfaceClusterTable(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         values = np.asanyarray(nb.load(inputs.z_map).dataobj)
         table = surface_cluster_table(values, layout, geometry,
                                       min_cluster_size=inputs.min_cluster_size,
@@ -126,7 +140,7 @@ class SurfaceClusterTable(SimpleInterface):
         sidecar = surface_table_sidecar(table, inputs.space if isdefined(inputs.space)
                                         else layout["Mesh"])
         if geometry is None:
-            sidecar["ClustersNotComputed"] = no_geometry(layout)
+            sidecar["ClustersNotComputed"] = why
             sidecar.pop("AreaSurface")
         else:
             sidecar["MeshSource"] = layout_mesh_source(layout)

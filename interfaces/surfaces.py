@@ -16,6 +16,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.cifti import is_cifti_file, is_cifti_layout, pack_cifti_map
 from glm_workflows.core.mesh_sources import find_mesh
 from glm_workflows.core.surface_figures import plot_surface_map
 from glm_workflows.core.surfaces import (
@@ -24,6 +25,12 @@ from glm_workflows.core.surfaces import (
     pack_surface,
     read_layout,
 )
+
+
+def _json_format(layout: dict) -> dict:
+    """How a layout JSON is written: indented, but a CIFTI one (its brain models' vertex
+    and voxel lists: 91k grayordinates) compact."""
+    return {"separators": (",", ":")} if is_cifti_layout(layout) else {"indent": 2}
 
 
 class _PackSurfaceInputSpec(BaseInterfaceInputSpec):
@@ -59,7 +66,8 @@ class PackSurface(SimpleInterface):
 
 class _PackSurfaceMapInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True,
-                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it)")
+                   desc="a map's left-hemisphere GIFTI file (hemi-L; hemi-R beside it), or "
+                        "a CIFTI dense scalar map (.dscalar.nii)")
     mesh = traits.Str(mandatory=True, desc="the mesh: the maps' space (and den-) label")
     templateflow_home = traits.Str(desc="a TemplateFlow home searched for the mesh's files")
 
@@ -77,8 +85,11 @@ class PackSurfaceMap(SimpleInterface):
     output_spec = _PackSurfaceMapOutputSpec
 
     def _run_interface(self, runtime):
-        paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
-        img, layout = pack_map(paths, self.inputs.mesh)
+        if is_cifti_file(self.inputs.in_file):  # a CIFTI map: its grayordinates
+            img, layout = pack_cifti_map(self.inputs.in_file)
+        else:
+            paths = [self.inputs.in_file, other_hemisphere_file(self.inputs.in_file)]
+            img, layout = pack_map(paths, self.inputs.mesh)
         out = {"out_file": os.path.join(runtime.cwd, "map.nii.gz"),
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
         img.to_filename(out["out_file"])
@@ -91,11 +102,11 @@ def _write_layout(layout: dict, templateflow_home, path) -> None:
     """The layout JSON, with its mesh's files (``MeshSource``) when a source has them:
     every later node (clusters, permutations, figures) reads those files."""
     home = templateflow_home if isdefined(templateflow_home) and templateflow_home else None
-    found = find_mesh(layout["Mesh"], home)
+    found = None if is_cifti_layout(layout) else find_mesh(layout["Mesh"], home)
     if found is not None:
         layout = dict(layout, MeshSource=found.describe())
     with open(path, "w") as stream:
-        json.dump(layout, stream, indent=2)
+        json.dump(layout, stream, **_json_format(layout))
 
 
 class _SurfaceFigureInputSpec(BaseInterfaceInputSpec):
@@ -114,7 +125,7 @@ class _SurfaceFigureOutputSpec(TraitedSpec):
 
 class SurfaceFigure(SimpleInterface):
     """A surface z map (or thresholded z map) drawn on its mesh, lateral and medial views
-    of both hemispheres."""
+    of both hemispheres (no figure for CIFTI grayordinates)."""
 
     input_spec = _SurfaceFigureInputSpec
     output_spec = _SurfaceFigureOutputSpec
@@ -122,6 +133,7 @@ class SurfaceFigure(SimpleInterface):
     def _run_interface(self, runtime):
         out_file = os.path.join(runtime.cwd, "surface.png")
         values = np.asanyarray(nb.load(self.inputs.z_map).dataobj)
+        layout = read_layout(self.inputs.layout_file)
         threshold, title = None, self.inputs.title
         if isdefined(self.inputs.threshold_json):
             with open(self.inputs.threshold_json) as stream:
@@ -130,7 +142,7 @@ class SurfaceFigure(SimpleInterface):
             threshold = settings["Threshold"] if settings["Threshold"] is not None else 1e-6
             line = f"{'|z|' if settings.get('TwoSided') else 'z'} >= {threshold:.3g}"
             title = f"{title}, {line}" if title else line
-        if plot_surface_map(values, read_layout(self.inputs.layout_file), title, out_file,
-                            threshold=threshold):
+        if not is_cifti_layout(layout) and plot_surface_map(values, layout, title, out_file,
+                                                            threshold=threshold):
             self._results["figure"] = out_file
         return runtime

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "one); several spaces are analysed in turn, each its own "
                            "analysis, all checked first; a surface space (fsaverage5, "
                            "fsaverage6, fsaverage, fsnative) fits each run's GIFTI "
-                           "hemisphere pair (docs/surfaces.md)")
+                           "hemisphere pair, fsLR its CIFTI-2 grayordinates (den-91k "
+                           ".dtseries.nii; docs/surfaces.md)")
     data.add_argument("--desc", default="preproc",
                       help="desc of the preprocessed bold (default: %(default)s)")
     data.add_argument("--res", help="res of the preprocessed bold, when a run has several")

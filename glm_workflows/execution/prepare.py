@@ -26,7 +26,11 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
-from ..inputs.surfaces import check_surface_permutations, check_surface_runs
+from ..inputs.surfaces import (
+    check_cifti_permutations,
+    check_surface_permutations,
+    check_surface_runs,
+)
 from ..plan.study import StudyPlan, plan_study
 from .combinations import plan_combinations
 from .group_planning import find_participants_file, model_file, node_group_plans
@@ -190,6 +194,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         check_plan_files,
         find_subject_maps,
         input_files,
+        is_cifti_maps,
         is_surface_maps,
         maps_space,
         study_contrasts,
@@ -209,7 +214,9 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
-    if is_surface_maps(maps):
+    if is_cifti_maps(maps):
+        check_cifti_permutations(group.permutations)
+    elif is_surface_maps(maps):
         from ..core.mesh_sources import mesh_of_file
         from ..core.surfaces import other_hemisphere_file
 

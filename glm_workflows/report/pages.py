@@ -20,7 +20,6 @@ from ..core.naming import (
     report_page,
     subject_folder,
 )
-from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
     SURFACE_CAPTIONS,
@@ -35,6 +34,7 @@ from .markup import (
     results_group,
     surface_inference,
     surface_note,
+    surface_z_maps,
 )
 from .reading import (
     find_analyses,
@@ -203,8 +203,8 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
              f"<h3>Contrast {escape(contrast)}"
              + (f" <small>({escape(stat_type)} test)</small>" if stat_type else "") + "</h3>",
              _contrast_definition(meta)]
-    z_maps = [surface_name(contrast_file(prefix, contrast, "z_maps"), h) for h in "LR"]
-    if (folder / z_maps[0]).exists():  # a surface run: no 3-D grid to threshold or cut
+    z_maps = surface_z_maps(folder, contrast_file(prefix, contrast, "z_maps"))
+    if z_maps:  # a surface or CIFTI run: no 3-D grid to threshold or cut
         drawn = folder / contrast_file(prefix, contrast, "surface_figures")
         thresholded = folder / contrast_file(prefix, contrast, "thresholded_figures")
         parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),

@@ -19,8 +19,8 @@ from nipype.pipeline import engine as pe
 
 from ..core.mesh_sources import mesh_of_file
 from ..core.naming import contrast_file, output_path
-from ..core.surface_names import surface_name, volume_name
-from ..core.surfaces import HEMISPHERES, other_hemisphere_file
+from ..core.surface_names import cifti_volume_name, map_names, volume_name
+from ..core.surfaces import other_hemisphere_file
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -227,7 +227,7 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, space=subject.runs[0].run.space,
-        combinations=combinations, surface=bool(subject.runs[0].run.surface),
+        combinations=combinations, surface=subject.runs[0].run.surface,
         name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
@@ -319,8 +319,9 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
         else:
             prefix = subject_plan.runs[0].run.prefix
         published += [output_path(contrast_file(prefix, c, 'effect_maps')) for c in contrasts]
-    if plan.runs and plan.runs[0].run.surface:  # each map is a pair of GIFTI files
-        return [surface_name(name, hemi) for name in published for hemi in HEMISPHERES]
+    if plan.runs and plan.runs[0].run.surface:  # a pair of GIFTI files, or one CIFTI file
+        return [written for name in published
+                for written in map_names(name, plan.runs[0].run.surface)]
     return published
 
 
@@ -328,19 +329,20 @@ def _surface_maps(plan: StudyPlan) -> bool:
     """Whether the study's maps are surface maps (runs of a surface, or subject maps
     written per hemisphere)."""
     if plan.group_only:
-        return bool(plan.subject_maps) and volume_name(
-            Path(plan.subject_maps[0].mask_file).name) is not None
+        name = Path(plan.subject_maps[0].mask_file).name if plan.subject_maps else ""
+        return volume_name(name) is not None or cifti_volume_name(name) is not None
     return bool(plan.runs) and bool(plan.runs[0].run.surface)
 
 
 def _surface_sources(plan: StudyPlan, group_plan) -> list[str]:
     """The group level alone on surface maps: the GIFTI files of the subjects' effect maps
-    it reads (both hemispheres), the sidecars' ``Sources``."""
+    it reads (both hemispheres; a CIFTI file each), the sidecars' ``Sources``."""
     by_subject = {maps.subject: maps for maps in plan.subject_maps}
     return [path for subject in group_plan.subjects for contrast in group_plan.contrasts
             if contrast in by_subject[subject].effect_maps
-            for path in (by_subject[subject].effect_maps[contrast],
-                         other_hemisphere_file(by_subject[subject].effect_maps[contrast]))]
+            for path in dict.fromkeys((  # a CIFTI map has no other hemisphere
+                by_subject[subject].effect_maps[contrast],
+                other_hemisphere_file(by_subject[subject].effect_maps[contrast])))]
 
 
 def _templateflow_home(plan: StudyPlan) -> str | None:
