@@ -205,10 +205,10 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
              _contrast_definition(meta)]
     z_maps = surface_z_maps(folder, contrast_file(prefix, contrast, "z_maps"))
     if z_maps:  # a surface or CIFTI run: no 3-D grid to threshold or cut
-        drawn = folder / contrast_file(prefix, contrast, "surface_figures")
-        thresholded = folder / contrast_file(prefix, contrast, "thresholded_figures")
-        parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),
-                              "Contrast weights"),
+        weights, drawn, thresholded = (folder / contrast_file(prefix, contrast, output) for output
+                                       in ("contrast_figures", "surface_figures",
+                                           "thresholded_figures"))
+        parts += [file_figure(weights, "Contrast weights") if weights.exists() else "",
                   file_figure(drawn, SURFACE_CAPTIONS[0]) if drawn.exists() else "",
                   file_figure(thresholded, SURFACE_CAPTIONS[1]) if thresholded.exists() else "",
                   surface_note(z_maps),
