@@ -19,8 +19,8 @@ Two measurements, each in fresh processes with one BLAS thread
    (20,484), through :class:`~glm_workflows.core.mesh_permutations.MeshSpace` as the group
    node builds it; and fsaverage5 subdivided once (each triangle into 4 at its edges'
    midpoints: 40,962 vertices per hemisphere, fsaverage6's count), one hemisphere and
-   both (81,924), through a ``MeshSpace`` over the subdivided adjacency (nilearn ships
-   no other geometry, so the group node itself refuses other meshes).
+   both (81,924), through a ``MeshSpace`` over the subdivided adjacency (the subdivided
+   mesh has no mesh files for the group node to find).
 2. **By permutations and chunks** (fsaverage5, 12 subjects' packed maps, one-sample
    one-sided): :func:`~glm_workflows.core.permutations.permutation_chunk` with TFCE, and
    with clusters (p 0.001) alone, for each of ``--n-perm`` (100 500) as 1 chunk, and as

@@ -73,6 +73,14 @@ DEFAULTS = {"repetitions": 200, "n_perm": 200, "tfce_repetitions": 60, "tfce_per
 KINDS = {"null": 0, "patch": 1}
 
 
+def geometry():
+    """fsaverage5's geometry as the group node finds it for a layout of that mesh."""
+    from glm_workflows.core.mesh import geometry_for
+    from glm_workflows.core.surfaces import surface_layout
+
+    return geometry_for(surface_layout(MESH, [N_HEMI, N_HEMI]))
+
+
 @functools.cache
 def smoother(iterations: int):
     """Per hemisphere, the sparse operator of ``iterations`` neighbour averagings and
@@ -80,10 +88,8 @@ def smoother(iterations: int):
     import numpy as np
     from scipy import sparse
 
-    from glm_workflows.core.mesh import mesh_geometry
-
     out = {}
-    for hemi, part in mesh_geometry(MESH).items():
+    for hemi, part in geometry().items():
         graph = part.adjacency.astype(np.float64)
         degree = np.asarray(graph.sum(axis=1)).ravel()
         step = (sparse.diags(1.0 / (1.0 + degree))
@@ -123,9 +129,7 @@ def patch(radius: int):
     """Indices (packed order) of the left vertices within ``radius`` edges of the centre."""
     import numpy as np
 
-    from glm_workflows.core.mesh import mesh_geometry
-
-    graph = mesh_geometry(MESH)["L"].adjacency
+    graph = geometry()["L"].adjacency
     inside = np.zeros(N_HEMI, dtype=bool)
     inside[PATCH_CENTRE] = True
     for _ in range(radius):

@@ -48,9 +48,7 @@ def test_mesh_noise_has_unit_variance_and_the_reported_smoothness():
 def test_patch_is_the_vertices_within_its_radius():
     """The planted patch: the vertices at most 4 edges from its centre (graph distance),
     61 = 1 + 3 r (r + 1) on the regular part of the icosahedral mesh."""
-    from glm_workflows.core.mesh import mesh_geometry
-
-    distance = shortest_path(mesh_geometry("fsaverage5")["L"].adjacency, unweighted=True,
+    distance = shortest_path(null.geometry()["L"].adjacency, unweighted=True,
                              indices=null.PATCH_CENTRE)
     np.testing.assert_array_equal(null.patch(4), np.flatnonzero(distance <= 4))
     assert null.patch(4).size == 1 + 3 * 4 * 5

@@ -40,14 +40,15 @@ class MeshSpace:
     Raises
     ------
     InputError
-        When nilearn does not ship the mesh's geometry.
+        When the mesh has no geometry (:func:`~.mesh.geometry_for`).
     """
 
     def __init__(self, mask: np.ndarray, layout: dict):
         geometry = geometry_for(layout)
         if geometry is None:
-            raise InputError(f"mesh {layout['Mesh']}: no geometry (nilearn ships only "
-                             "fsaverage5), so no cluster or TFCE permutation inference")
+            raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not found: "
+                             "docs/surfaces.md, Mesh sources), so no cluster or TFCE permutation "
+                             "inference")
         mask = np.asarray(mask) != 0
         # the packed (vertex) index of each masked value, in the masker's (C) order
         packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
