@@ -80,13 +80,11 @@ class SubdividedSpace:
 
         from glm_workflows.core.mesh_permutations import MeshSpace
 
-        space = MeshSpace.__new__(MeshSpace)
-        space.parts, start = [], 0
+        parts, start = [], 0
         for graph in graphs:
-            space.parts.append((np.arange(start, start + graph.shape[0]), graph.tocsr()))
+            parts.append((np.arange(start, start + graph.shape[0]), graph.tocsr()))
             start += graph.shape[0]
-        space.n_values = start
-        return space
+        return MeshSpace.from_parts(parts, start)
 
 
 def mesh_and_space(name: str):
