@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from nipype.interfaces.base import isdefined
 
+from glm_workflows.core.cifti import is_cifti_layout
 from glm_workflows.core.mesh import layout_mesh_source
-from glm_workflows.core.mesh_permutations import TFCE_E, TFCE_H, TFCE_STEPS
+from glm_workflows.core.mesh_permutations import TFCE_E, TFCE_E_VOXELS, TFCE_H, TFCE_STEPS
 from glm_workflows.core.surfaces import read_layout
 
 from ._group_design import load_group_design
@@ -39,7 +40,16 @@ def permutation_record(inputs, kwargs) -> dict:
     """How the permutations were drawn (and, on a mesh, its clusters and TFCE), for the
     permutations sidecar."""
     record = _blocks_record(inputs)
-    if "layout" in kwargs:
+    if "layout" in kwargs and is_cifti_layout(kwargs["layout"]):
+        record.update({"Mesh": kwargs["layout"]["Mesh"],
+                       "MeshSource": layout_mesh_source(kwargs["layout"]),
+                       "Clusters": "connected grayordinates in the mask: cortex vertices "
+                                   "through the fsLR 32k mesh's faces, voxels through their "
+                                   "faces (6-connectivity); sizes in grayordinates",
+                       "TFCEParameters": {"E": {"vertices": TFCE_E, "voxels": TFCE_E_VOXELS},
+                                          "H": TFCE_H, "Steps": TFCE_STEPS,
+                                          "Extent": "grayordinates"}})
+    elif "layout" in kwargs:
         record.update({"Mesh": kwargs["layout"]["Mesh"],
                        "MeshSource": layout_mesh_source(kwargs["layout"]),
                        "Clusters": "connected vertices of the mesh (faces), in the mask, "

@@ -14,7 +14,13 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.cifti import is_cifti_layout
+from glm_workflows.core.cifti import is_cifti_layout, unpack_cifti
+from glm_workflows.core.cifti_geometry import (
+    CIFTI_SURFACE_MESH,
+    cifti_cluster_table,
+    cifti_table_sidecar,
+    grayordinate_geometry,
+)
 from glm_workflows.core.mesh import geometry_for, layout_mesh_source
 from glm_workflows.core.mesh_sources import where_to_put
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
@@ -36,15 +42,24 @@ def no_geometry(layout: dict) -> str:
             "extent or table")
 
 
-#: Why CIFTI grayordinates get no cluster extent or table.
-NO_CIFTI_CLUSTERS = ("CIFTI grayordinates: clusters (vertices and voxels) are not built yet: "
-                     "no cluster extent or table")
+def no_cifti_geometry() -> str:
+    """Why CIFTI grayordinates without the fsLR 32k mesh get no cluster extent or table."""
+    return (f"CIFTI grayordinates: their cortex mesh {CIFTI_SURFACE_MESH} was not found "
+            f"({where_to_put(CIFTI_SURFACE_MESH)}): no cluster extent or table")
+
+
+#: A cluster extent's units, for GIFTI meshes and CIFTI grayordinates.
+EXTENT_UNITS = {False: "vertices (connected through the mesh's faces)",
+                True: "grayordinates (vertices connected through the fsLR 32k mesh's faces, "
+                      "voxels through their faces)"}
 
 
 def _geometry(layout: dict):
-    """The mesh geometry of a layout (:func:`geometry_for`), and why there is none."""
+    """The geometry of a layout (:func:`geometry_for`; CIFTI:
+    :func:`grayordinate_geometry`), and why there is none."""
     if is_cifti_layout(layout):
-        return None, NO_CIFTI_CLUSTERS
+        geometry = grayordinate_geometry(layout)
+        return geometry, None if geometry is not None else no_cifti_geometry()
     geometry = geometry_for(layout)
     return geometry, None if geometry is not None else no_geometry(layout)
 
@@ -91,7 +106,7 @@ class SurfaceThreshold(SimpleInterface):
             "Alpha": inputs.alpha if inputs.height_control != "none" else None,
             "Threshold": z_threshold if np.isfinite(z_threshold) else None,
             "ClusterThreshold": extent,
-            "ClusterThresholdUnits": "vertices (connected through the mesh's faces)",
+            "ClusterThresholdUnits": EXTENT_UNITS[is_cifti_layout(layout)],
             "TwoSided": inputs.two_sided,
             "NoSurvivingVoxels": not bool(np.any(thresholded)),
             "Mesh": layout["Mesh"],
@@ -123,8 +138,8 @@ class _SurfaceClusterTableOutputSpec(TraitedSpec):
 
 class SurfaceClusterTable(SimpleInterface):
     """The clusters of connected vertices of a thresholded surface map, their peaks, sizes
-    and areas (a mesh whose files are not found: a table without rows, its sidecar says
-    why)."""
+    and areas (CIFTI: of connected grayordinates, their areas or volumes; a mesh whose
+    files are not found: a table without rows, its sidecar says why)."""
 
     input_spec = _SurfaceClusterTableInputSpec
     output_spec = _SurfaceClusterTableOutputSpec
@@ -134,11 +149,17 @@ class SurfaceClusterTable(SimpleInterface):
         layout = read_layout(inputs.layout_file)
         geometry, why = _geometry(layout)
         values = np.asanyarray(nb.load(inputs.z_map).dataobj)
-        table = surface_cluster_table(values, layout, geometry,
-                                      min_cluster_size=inputs.min_cluster_size,
-                                      two_sided=inputs.two_sided)
-        sidecar = surface_table_sidecar(table, inputs.space if isdefined(inputs.space)
-                                        else layout["Mesh"])
+        space = inputs.space if isdefined(inputs.space) else layout["Mesh"]
+        if is_cifti_layout(layout):
+            table = cifti_cluster_table(unpack_cifti(values, layout), geometry,
+                                        min_cluster_size=inputs.min_cluster_size,
+                                        two_sided=inputs.two_sided)
+            sidecar = cifti_table_sidecar(table, space)
+        else:
+            table = surface_cluster_table(values, layout, geometry,
+                                          min_cluster_size=inputs.min_cluster_size,
+                                          two_sided=inputs.two_sided)
+            sidecar = surface_table_sidecar(table, space)
         if geometry is None:
             sidecar["ClustersNotComputed"] = why
             sidecar.pop("AreaSurface")
@@ -146,7 +167,7 @@ class SurfaceClusterTable(SimpleInterface):
             sidecar["MeshSource"] = layout_mesh_source(layout)
         out = {"table": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"]),
                "table_json": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_jsons"])}
-        table.to_csv(out["table"], sep="\t", index=False)
+        table.to_csv(out["table"], sep="\t", index=False, na_rep="n/a")
         with open(out["table_json"], "w") as handle:
             json.dump(sidecar, handle, indent=2, allow_nan=False)
         self._results.update(out)

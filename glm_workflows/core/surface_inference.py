@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cifti_geometry import Grayordinates, signed_labels
 from .errors import InputError
 from .inference import check_threshold_settings
 from .lazy import pandas as pd
@@ -89,14 +90,15 @@ def threshold_surface(z_packed: np.ndarray, mask_packed: np.ndarray, layout: dic
         The model's mask: fdr and bonferroni correct over its vertices; outside it, 0.
     layout : dict
         :func:`~glm_workflows.core.surfaces.surface_layout`.
-    geometry : dict or None
-        :func:`~glm_workflows.core.mesh.geometry_for`; None (a mesh nilearn does not
-        ship) only with ``cluster_threshold=0``.
+    geometry : dict, Grayordinates or None
+        :func:`~glm_workflows.core.mesh.geometry_for`, or a CIFTI layout's
+        :func:`~.cifti_geometry.grayordinate_geometry`; None (a mesh no source has) only
+        with ``cluster_threshold=0``.
     height_control, alpha, threshold, two_sided
         As :func:`~glm_workflows.core.inference.threshold_map`.
     cluster_threshold : int
-        Clusters of fewer vertices are removed; positive and negative clusters are
-        connected components of their own sign.
+        Clusters of fewer vertices (CIFTI: grayordinates) are removed; positive and
+        negative clusters are connected components of their own sign.
 
     Returns
     -------
@@ -117,7 +119,9 @@ def threshold_surface(z_packed: np.ndarray, mask_packed: np.ndarray, layout: dic
     out = np.where(mask, z, 0.0)
     keep = np.abs(out) >= z_threshold if two_sided else out >= z_threshold
     out[~keep] = 0.0
-    if cluster_threshold:
+    if cluster_threshold and isinstance(geometry, Grayordinates):
+        out = _cifti_extent(out, layout, geometry, cluster_threshold, two_sided)
+    elif cluster_threshold:
         halves = {hemi: values.copy() for hemi, values in unpack(out, layout).items()}
         for hemi, values in halves.items():
             for _, labels, _ in _signed_clusters(values, geometry[hemi],
@@ -127,6 +131,20 @@ def threshold_surface(z_packed: np.ndarray, mask_packed: np.ndarray, layout: dic
                 values[small[labels]] = 0.0
         out = repack(halves, layout)
     return out, z_threshold
+
+
+def _cifti_extent(out: np.ndarray, layout: dict, geometry: Grayordinates,
+                  cluster_threshold: int, two_sided: bool) -> np.ndarray:
+    """A packed CIFTI map without its clusters of fewer than ``cluster_threshold``
+    grayordinates."""
+    from .cifti import pack_values, unpack_cifti
+
+    values = unpack_cifti(out, layout).copy()
+    for _, labels, _ in signed_labels(values, geometry, (1, -1) if two_sided else (1,)):
+        small = np.bincount(labels) < cluster_threshold
+        small[0] = False
+        values[small[labels]] = 0.0
+    return pack_values(values[:, np.newaxis], layout)[..., 0]
 
 
 def repack(halves: dict, layout: dict) -> np.ndarray:

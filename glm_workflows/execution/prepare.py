@@ -215,7 +215,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
     if is_cifti_maps(maps):
-        check_cifti_permutations(group.permutations)
+        check_cifti_permutations(group.permutations, spec.inputs.templateflow_home)
     elif is_surface_maps(maps):
         from ..core.mesh_sources import mesh_of_file
         from ..core.surfaces import other_hemisphere_file

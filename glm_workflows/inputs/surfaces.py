@@ -125,8 +125,8 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
     grid),
     ``fsnative`` (each subject's own mesh) above the subject level, and permutations on a
     mesh without geometry (:func:`check_surface_permutations`); CIFTI runs: one set of
-    brain models (:func:`~glm_workflows.core.cifti.check_same_brain_models`), no
-    permutations."""
+    brain models (:func:`~glm_workflows.core.cifti.check_same_brain_models`), permutations
+    only with the fsLR 32k mesh (:func:`check_cifti_permutations`)."""
     surfaces = [run for run in runs if run.surface]
     if not surfaces:
         return
@@ -150,7 +150,7 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
     if first.surface == CIFTI_MESH:  # CIFTI grayordinates: one set of brain models
         check_same_brain_models([run.bold_files[0] for run in surfaces])
         if group_level:
-            check_cifti_permutations(permutations)
+            check_cifti_permutations(permutations, templateflow_home)
         return
     if group_level and first.space == "fsnative":
         raise InputError("space-fsnative: each subject has its own mesh, so its maps are not "
@@ -160,13 +160,18 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         check_surface_permutations(permutations, first.surface, templateflow_home)
 
 
-def check_cifti_permutations(permutations: int) -> None:
-    """Refuse permutations on CIFTI grayordinates (their clusters, of vertices and voxels,
-    are not built), in one line."""
-    if permutations:
-        raise InputError(f"--permutations {permutations}: permutation inference is not "
-                         f"built for CIFTI grayordinates (space-{CIFTI_SPACE}) yet; "
-                         "leave it out")
+def check_cifti_permutations(permutations: int, templateflow_home=None) -> None:
+    """Refuse permutations on CIFTI grayordinates when no source has the fsLR 32k mesh
+    (their clusters and TFCE join cortex vertices through its faces), in one line saying
+    where to put it."""
+    from ..core.cifti_geometry import CIFTI_SURFACE_MESH
+    from ..core.mesh_sources import find_mesh, where_to_put
+
+    if permutations and find_mesh(CIFTI_SURFACE_MESH, templateflow_home) is None:
+        raise InputError(f"--permutations {permutations}: permutation inference on CIFTI "
+                         f"grayordinates (space-{CIFTI_SPACE}) needs the cortex mesh "
+                         f"{CIFTI_SURFACE_MESH}, which was not found: "
+                         f"{where_to_put(CIFTI_SURFACE_MESH)}, or leave --permutations out")
 
 
 def check_surface_permutations(permutations: int, mesh, templateflow_home=None) -> None:

@@ -234,10 +234,12 @@ def surface_z_maps(folder, z_map: str) -> list[str]:
 
 def surface_note(z_maps) -> str:
     """The note of a surface contrast: no volume figure, and its GIFTI z maps (L, R) or
-    its CIFTI z map (grayordinates: no figure, no clusters)."""
+    its CIFTI z map (grayordinates: the cortex drawn on the fsLR 32k mesh)."""
     if len(z_maps) == 1:
-        return ('<p class="note">CIFTI grayordinates: no figure; height threshold only (no '
-                f'clusters); z map: <code>{escape(z_maps[0])}</code>.</p>')
+        return ('<p class="note">CIFTI grayordinates: no volume figure; the cortex drawn on '
+                'the fsLR 32k mesh (when found); threshold and clusters on the grayordinates '
+                '(vertices through the mesh\'s faces, voxels through theirs); z map: '
+                f'<code>{escape(z_maps[0])}</code>.</p>')
     return ('<p class="note">Surface maps: no volume figure; threshold and clusters on the '
             f'mesh (connected vertices); z maps: <code>{escape(z_maps[0])}</code>, '
             f'<code>{escape(z_maps[1])}</code>.</p>')
