@@ -194,15 +194,16 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             return whiten_exact(values, coefficients[float(code)])
     else:
         whiten_values = whiten
-    betas, dispersion, noise_bins = _fit_per_noise_bin(series, X, ar1, whiten_values)
+    betas, dispersion, noise_bins, order = _fit_per_noise_bin(series, X, ar1, whiten_values)
     del series
     storage_order = storage_to_mask_order(mask)
+    grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
     eps = np.abs(X).sum() * np.finfo(np.float64).eps
     return FittedGLM(
         mask=mask,
         affine=img.affine,
-        betas=np.take(betas, storage_order, axis=1),
-        dispersion=dispersion[storage_order],
+        betas=np.take(betas, grouped_order, axis=1),
+        dispersion=dispersion[grouped_order],
         ar1=ar1[storage_order],
         noise_bins=noise_bins,
         df_residuals=float(X.shape[0] - np.linalg.matrix_rank(X, eps)),
@@ -357,14 +358,21 @@ def whiten(values: np.ndarray, rho: float) -> np.ndarray:
 def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
     """Whitened least squares, one model per distinct AR(1) value, voxels in chunks.
 
-    Each model gathers its voxels' columns of ``series`` a chunk at a time (the chunks
-    of a regrouped copy, without the copy: the same numbers reach each product). Returns
-    betas and dispersion in ``series`` column order, and the noise bins.
+    The voxels of ``series`` are regrouped by AR(1) value in place, one row at a time
+    (a row's worth of temporary, where a regrouped copy would be the series' size), so
+    that each model reads contiguous columns; ``series`` is left regrouped. Returns betas
+    and dispersion in that grouped order, the noise bins, and ``order``: the original
+    column of each grouped voxel.
     """
     n_scans, n_voxels = series.shape
     values, inverse = np.unique(ar1, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
+    row = np.empty(n_voxels, dtype=series.dtype)
+    for samples in series:  # a row at a time: the gather reads one row, in cache
+        np.take(samples, order, out=row)
+        samples[:] = row
+    del row
     betas = np.empty((X.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
     noise_bins = []
@@ -372,16 +380,15 @@ def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
         wX = whiten_values(X, value)
         calc_beta = spl.pinv(wX)
         noise_bins.append((float(value), calc_beta @ calc_beta.T))
-        members = order[bounds[index]:bounds[index + 1]]
-        for chunk in _chunks(members.size):
-            voxels = members[chunk]
-            wY = whiten_values(np.take(series, voxels, axis=1), value)
-            chunk_betas = calc_beta @ wY
-            betas[:, voxels] = chunk_betas
-            wY -= wX @ chunk_betas
+        start, stop = bounds[index], bounds[index + 1]
+        for chunk in _chunks(stop - start):
+            voxels = slice(start + chunk.start, start + chunk.stop)
+            wY = whiten_values(series[:, voxels], value)
+            betas[:, voxels] = calc_beta @ wY
+            wY -= wX @ betas[:, voxels]
             dispersion[voxels] = np.einsum("ij,ij->j", wY, wY)
     dispersion /= n_scans - X.shape[1]
-    return betas, dispersion, noise_bins
+    return betas, dispersion, noise_bins, order
 
 
 def _chunks(n: int):
