@@ -23,6 +23,7 @@ from glm_workflows.core.estimates import (
 )
 from glm_workflows.core.figures import plot_contrast
 from glm_workflows.core.glm import fit_glm
+from glm_workflows.core.images import MEAN_IMAGE_FILE
 from glm_workflows.core.run_tables import load_design_matrix
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
@@ -94,7 +95,7 @@ class FitGLM(SimpleInterface):
                 with_mean=isdefined(self.inputs.save_mean) and self.inputs.save_mean,
             )
         if fit.mean_img is not None:
-            self._results["mean_file"] = os.path.join(runtime.cwd, "mean.nii.gz")
+            self._results["mean_file"] = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
             fit.mean_img.to_filename(self._results["mean_file"])
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(

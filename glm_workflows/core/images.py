@@ -15,6 +15,9 @@ from .inflate import stored_data
 
 AFFINE_TOLERANCE = 1e-4
 
+#: File name of a run's mean image in its node's folder (MeanImage's, FitGLM's).
+MEAN_IMAGE_FILE = "mean.nii.gz"
+
 
 def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     """Open an image lazily (header only), with a one-line error for bad files.
