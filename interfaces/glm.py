@@ -23,6 +23,7 @@ from glm_workflows.core.estimates import (
 )
 from glm_workflows.core.figures import plot_contrast
 from glm_workflows.core.glm import fit_glm
+from glm_workflows.core.images import MEAN_IMAGE_FILE
 from glm_workflows.core.run_tables import load_design_matrix
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
@@ -48,6 +49,9 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     smoothing_fwhm = traits.Float(desc="FWHM (mm) of the Gaussian kernel each volume is "
                                        "smoothed with before masking, as nilearn's "
                                        "FirstLevelModel(smoothing_fwhm=); default: none")
+    # likewise undefined unless asked for: a standalone fit hashes as it did
+    save_mean = traits.Bool(desc="also write the run's mean image over time (every volume), "
+                                 "from the data read for the fit, so the run is read once")
 
 
 class _FitGLMOutputSpec(TraitedSpec):
@@ -66,6 +70,8 @@ class _FitGLMOutputSpec(TraitedSpec):
         desc="one line per problem in the data that did not stop the fit (e.g. non-finite "
              "samples, set to 0 as nilearn does); empty for a clean run",
     )
+    mean_file = File(desc="3D float32 mean over time of the run, as MeanImage writes it "
+                          "(save_mean only)")
 
 
 class FitGLM(SimpleInterface):
@@ -86,7 +92,11 @@ class FitGLM(SimpleInterface):
                 else None,
                 smoothing_fwhm=self.inputs.smoothing_fwhm
                 if isdefined(self.inputs.smoothing_fwhm) else None,
+                with_mean=isdefined(self.inputs.save_mean) and self.inputs.save_mean,
             )
+        if fit.mean_img is not None:
+            self._results["mean_file"] = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
+            fit.mean_img.to_filename(self._results["mean_file"])
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(
             betas=paths["betas"], dispersion=paths["dispersion"], ar1=paths["ar1"],

@@ -11,7 +11,7 @@ from nipype.interfaces.base import (
     TraitedSpec,
 )
 
-from glm_workflows.core.images import concatenate_images, mean_image
+from glm_workflows.core.images import MEAN_IMAGE_FILE, concatenate_images, mean_image
 
 
 class _ConcatenateImagesInputSpec(BaseInterfaceInputSpec):
@@ -53,7 +53,7 @@ class MeanImage(SimpleInterface):
     output_spec = _MeanImageOutputSpec
 
     def _run_interface(self, runtime):
-        out_file = os.path.join(runtime.cwd, "mean.nii.gz")
+        out_file = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
         mean_image(nb.load(self.inputs.in_file)).to_filename(out_file)
         self._results["out_file"] = out_file
         return runtime

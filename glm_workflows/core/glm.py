@@ -19,10 +19,12 @@ from .images import (
     load_image_header,
     load_series,
     storage_to_mask_order,
+    time_mean,
 )
 from .lazy import pandas as pd
 from .lazy import scipy_linalg as spl
 from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
+from .run_checks import check_sample_mask, non_finite_warnings
 from .smoothing import check_fwhm_fits, masked_run, smooths
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
@@ -70,6 +72,10 @@ class FittedGLM:
         Calibrated noise models (:mod:`glm_workflows.core.noise`): the AR coefficients of
         each noise-bin value of ``ar1`` (for ``ar2-corrected`` the ``ar1`` map holds a
         code per bin, not a coefficient); empty for nilearn's models.
+    mean_img : nibabel.Nifti1Image or None
+        ``fit_glm(with_mean=True)``: the run's mean over every volume, float32, computed
+        from the data read for the fit
+        (:func:`~glm_workflows.core.images.mean_image`'s values); else None.
     """
 
     mask: np.ndarray
@@ -86,6 +92,7 @@ class FittedGLM:
     non_finite_volumes: int = 0
     warnings: list = field(default_factory=list)
     bin_coefficients: dict = field(default_factory=dict)
+    mean_img: nb.Nifti1Image | None = None
 
     def bin_members(self):
         """Yield ``(normalized_cov, voxel_index)`` for each noise bin."""
@@ -114,7 +121,8 @@ class FittedGLM:
 
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             noise_model: str, smoothing_fwhm: float | None,
-            run_name: str | None = None, sample_mask=None) -> FittedGLM:
+            run_name: str | None = None, sample_mask=None,
+            with_mean: bool = False) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -151,6 +159,9 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         nilearn's ``FirstLevelModel(smoothing_fwhm=...)`` does
         (:mod:`glm_workflows.core.smoothing`); the mask is the unsmoothed run's. None or
         0: no smoothing.
+    with_mean : bool
+        Also keep the run's mean image (``mean_img``), from the data read for the fit
+        (so a workflow reads the run once for both).
 
     Returns
     -------
@@ -167,9 +178,9 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     if noise_model not in NOISE_MODELS:
         raise InputError(f"noise_model: expected one of {', '.join(NOISE_MODELS)}, "
                          f"got {noise_model!r}")
-    series, X, mask, img, non_finite, name = run_series(
+    series, X, mask, img, non_finite, name, mean_img = run_series(
         bold_img, design, mask_img=mask_img, smoothing_fwhm=smoothing_fwhm,
-        run_name=run_name, sample_mask=sample_mask)
+        run_name=run_name, sample_mask=sample_mask, with_mean=with_mean)
 
     if noise_model == "ar1":
         ar1 = bin_ar1(ar1_coefficients(series, X))
@@ -203,16 +214,23 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         warnings=non_finite_warnings(name, *non_finite),
         bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
         smoothing_fwhm=float(smoothing_fwhm) if smooths(smoothing_fwhm) else None,
+        mean_img=mean_img,
     )
 
 
 def run_series(bold_img, design: pd.DataFrame, *, mask_img, smoothing_fwhm, run_name,
-               sample_mask):
+               sample_mask, with_mean=False):
     """The series :func:`fit_glm` fits (same arguments): read in its stored type, masked
     (the mask given, or nilearn's EPI mask), smoothed, censored, scaled to percent signal
-    change. Returns ``(series, X, mask, img, non_finite, name)``: ``(n_kept, n_voxels)`` in
-    storage order, the design's kept rows (float64), the mask, the image, the non-finite
-    voxel and volume counts and the run's name."""
+    change. Returns ``(series, X, mask, img, non_finite, name, mean_img)``: ``(n_kept,
+    n_voxels)`` in storage order, the design's kept rows (float64), the mask, the image,
+    the non-finite voxel and volume counts, the run's name and its mean image (None
+    unless ``with_mean``).
+
+    The run is read once. Its float64 mean over time is computed once when asked for or
+    when it is where nilearn's EPI mask starts (integer samples: ``data.mean(axis=-1)``).
+    A run read here from a file is masked over its own memory
+    (:func:`~glm_workflows.core.images.masked_series` ``overwrite``)."""
     img = load_image_header(bold_img) if isinstance(bold_img, (str, os.PathLike)) else bold_img
     if img.ndim != 4 or img.shape[3] != len(design):
         raise InputError(f"design matrix: {len(design)} rows but the image has shape "
@@ -223,49 +241,22 @@ def run_series(bold_img, design: pd.DataFrame, *, mask_img, smoothing_fwhm, run_
         mask = check_mask_grid(mask_img, img)
     name = run_name or img.get_filename() or "image"
     check_fwhm_fits(smoothing_fwhm, img.shape, img.affine, "smoothing_fwhm", name)
+    owned = not isinstance(img.dataobj, np.ndarray)  # read here: nobody else holds it
     data, img = load_series(img)
+    integer = data.dtype.kind in "iu"
+    mean = time_mean(data) if with_mean or (mask_img is None and integer) else None
     if mask_img is None:
-        mask = compute_brain_mask(nb.Nifti1Image(data, img.affine), name)
-    series, non_finite = masked_run(data, img.affine, mask, smoothing_fwhm)
+        mask = compute_brain_mask(nb.Nifti1Image(mean if integer else data, img.affine), name)
+    series, non_finite = masked_run(data, img.affine, mask, smoothing_fwhm,
+                                    overwrite=owned and not isinstance(data, np.memmap))
     del data
     X = design.to_numpy(dtype=np.float64)
     if sample_mask is not None:
         kept = check_sample_mask(sample_mask, len(X), X.shape[1], name)
         series, X = series[kept], X[kept]
     check_varies_over_time(series, name, non_finite[0])
-    return scale_to_percent(series), X, mask, img, non_finite, name
-
-
-def check_sample_mask(sample_mask, n_scans: int, n_regressors: int, name: str) -> np.ndarray:
-    """The kept volumes' indices (given as indices or as a boolean mask over the volumes),
-    checked: integers in ``[0, n_scans)``, none twice, and
-    more kept volumes than regressors (else there is no residual to estimate noise from).
-
-    Raises
-    ------
-    InputError
-        Naming the run and the counts.
-    """
-    kept = np.asarray(sample_mask)
-    if kept.dtype.kind == "b" and kept.shape == (n_scans,):
-        kept = np.flatnonzero(kept)
-    if kept.ndim != 1 or kept.dtype.kind not in "iu" or (
-            kept.size and (kept.min() < 0 or kept.max() >= n_scans)) or \
-            len(np.unique(kept)) != kept.size:
-        raise InputError(f"{name}: sample mask: expected distinct volume indices in "
-                         f"[0, {n_scans}), got {kept.tolist()[:10]}")
-    if kept.size <= n_regressors:
-        raise InputError(f"{name}: {kept.size} of {n_scans} volumes kept after censoring, "
-                         f"not more than the {n_regressors} regressors of the design")
-    return kept
-
-
-def non_finite_warnings(name: str, n_voxels: int, n_volumes: int) -> list[str]:
-    """The warning line for a run with non-finite samples; none for a finite run."""
-    if not n_voxels:
-        return []
-    return [f"{name}: {n_voxels} voxel(s) of the mask in {n_volumes} volume(s) had "
-            "non-finite samples (NaN/Inf); set to 0, as nilearn does"]
+    mean_img = nb.Nifti1Image(mean.astype(np.float32), img.affine) if with_mean else None
+    return scale_to_percent(series), X, mask, img, non_finite, name, mean_img
 
 
 def check_varies_over_time(series: np.ndarray, name: str, n_non_finite: int = 0) -> None:
@@ -367,15 +358,21 @@ def whiten(values: np.ndarray, rho: float) -> np.ndarray:
 def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
     """Whitened least squares, one model per distinct AR(1) value, voxels in chunks.
 
-    Voxels are regrouped by AR(1) value (one copy of ``series``) so that each model
-    reads contiguous columns. Returns betas and dispersion in that grouped order, the
-    noise bins, and ``order``: the ``series`` column of each grouped voxel.
+    The voxels of ``series`` are regrouped by AR(1) value in place, one row at a time
+    (a row's worth of temporary, where a regrouped copy would be the series' size), so
+    that each model reads contiguous columns; ``series`` is left regrouped. Returns betas
+    and dispersion in that grouped order, the noise bins, and ``order``: the original
+    column of each grouped voxel.
     """
     n_scans, n_voxels = series.shape
     values, inverse = np.unique(ar1, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
-    grouped = np.take(series, order, axis=1)
+    row = np.empty(n_voxels, dtype=series.dtype)
+    for samples in series:  # a row at a time: the gather reads one row, in cache
+        np.take(samples, order, out=row)
+        samples[:] = row
+    del row
     betas = np.empty((X.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
     noise_bins = []
@@ -386,11 +383,10 @@ def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
         start, stop = bounds[index], bounds[index + 1]
         for chunk in _chunks(stop - start):
             voxels = slice(start + chunk.start, start + chunk.stop)
-            wY = whiten_values(grouped[:, voxels], value)
+            wY = whiten_values(series[:, voxels], value)
             betas[:, voxels] = calc_beta @ wY
             wY -= wX @ betas[:, voxels]
             dispersion[voxels] = np.einsum("ij,ij->j", wY, wY)
-    del grouped
     dispersion /= n_scans - X.shape[1]
     return betas, dispersion, noise_bins, order
 

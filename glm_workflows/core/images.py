@@ -11,8 +11,12 @@ import numpy as np
 from nilearn.exceptions import MaskWarning
 
 from .errors import InputError, one_line
+from .inflate import stored_data
 
 AFFINE_TOLERANCE = 1e-4
+
+#: File name of a run's mean image in its node's folder (MeanImage's, FitGLM's).
+MEAN_IMAGE_FILE = "mean.nii.gz"
 
 
 def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
@@ -50,10 +54,12 @@ def read_image_data(img, path) -> np.ndarray:
     """The data of an image opened by :func:`load_image_header`, as stored.
 
     Reading is where a truncated or corrupt file shows (e.g. a ``.nii.gz`` cut short:
-    its header opens, its data do not); the error is one line naming ``path``.
+    its header opens, its data do not); the error is one line naming ``path``. A gzipped
+    file is inflated by ISA-L when ``isal`` is installed (:func:`.inflate.stored_data`:
+    nibabel's values, read faster).
     """
     try:
-        return np.asanyarray(img.dataobj)
+        return stored_data(img)
     except Exception as exc:
         raise InputError(f"{path}: image data cannot be read ({one_line(exc)})") from None
 
@@ -125,10 +131,18 @@ def mean_image(img: nb.spatialimages.SpatialImage) -> nb.Nifti1Image:
     """Mean over time of a 4D image (a 3D image is returned as float32 unchanged).
 
     Non-finite samples (NaN, Inf) count as 0, as nilearn's maskers read them, so they
-    leave no hole in the image. Only the voxels whose plain mean is not finite are
-    averaged again, so a finite run is read once.
+    leave no hole in the image (:func:`time_mean`).
     """
-    data = np.asanyarray(img.dataobj)
+    return nb.Nifti1Image(time_mean(stored_data(img)).astype(np.float32), img.affine)
+
+
+def time_mean(data: np.ndarray) -> np.ndarray:
+    """Float64 mean over time of a 4D array (a 3D array: its values), as :func:`mean_image`.
+
+    Non-finite samples (NaN, Inf) count as 0; only the voxels whose plain mean is not
+    finite are averaged again, so a finite run is read once. For integer samples this is
+    ``data.mean(axis=-1)``, the mean nilearn's EPI mask starts from.
+    """
     samples = data if data.ndim == 4 else data[..., np.newaxis]
     with np.errstate(invalid="ignore"):  # +Inf and -Inf in one voxel: NaN, replaced below
         mean = samples.mean(axis=3, dtype=np.float64)
@@ -136,7 +150,7 @@ def mean_image(img: nb.spatialimages.SpatialImage) -> nb.Nifti1Image:
     if non_finite.any():
         mean[non_finite] = np.nan_to_num(samples[non_finite], nan=0, posinf=0,
                                          neginf=0).mean(axis=1)
-    return nb.Nifti1Image(mean.astype(np.float32), img.affine)
+    return mean
 
 
 TIME_UNITS_IN_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
@@ -200,7 +214,9 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") 
     Parameters
     ----------
     img : nibabel image
-        4D run (in memory, so its data are read only once).
+        4D run (in memory, so its data are read only once), or, for a run of integer
+        samples, its float64 mean over time (:func:`time_mean`): nilearn's mask starts
+        from that very mean (``data.mean(axis=-1)``), so the mask is the same.
     name : str
         The run's file, for the error message.
 
@@ -252,13 +268,19 @@ def series_dtype(dtype) -> np.dtype:
     return np.dtype(np.float64 if dtype.itemsize == 8 else np.float32)
 
 
-def masked_series(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def masked_series(data: np.ndarray, mask: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """Time series of the voxels in a mask, copied volume by volume.
 
     Parameters
     ----------
     data : ndarray, shape (x, y, z, n_scans)
     mask : ndarray of bool, shape (x, y, z)
+    overwrite : bool
+        ``data`` may be overwritten (the caller read it and needs it no more): when it is
+        in NIfTI order and a volume's masked samples, converted, take no more bytes than
+        the volume (e.g. int16 data and a mask of at most half the grid), the series are
+        written over ``data``'s own memory, each volume's row only over volumes already
+        copied: no second array the size of the series is allocated.
 
     Returns
     -------
@@ -270,7 +292,14 @@ def masked_series(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """
     n_scans = data.shape[3]
     index = np.flatnonzero(mask.ravel(order="F"))  # ascending: a sequential read
-    series = np.empty((n_scans, index.size), dtype=series_dtype(data.dtype))
+    dtype = series_dtype(data.dtype)
+    if overwrite and data.flags.f_contiguous and data.flags.writeable and \
+            index.size * dtype.itemsize <= mask.size * data.dtype.itemsize:
+        memory = data.reshape(-1, order="F").view(np.uint8)
+        series = memory[:n_scans * index.size * dtype.itemsize].view(dtype)
+        series = series.reshape(n_scans, index.size)
+    else:
+        series = np.empty((n_scans, index.size), dtype=dtype)
     for scan in range(n_scans):  # a view of each volume when data are in NIfTI order
         series[scan] = np.take(data[..., scan].ravel(order="F"), index)
     return series

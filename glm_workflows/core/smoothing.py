@@ -88,8 +88,8 @@ def check_fwhm_fits(fwhm, shape, affine, where: str, name: str) -> None:
                          f"({sizes} mm); expected a width up to {extent:g} mm")
 
 
-def masked_run(data: np.ndarray, affine, mask: np.ndarray, fwhm=None) -> tuple[np.ndarray,
-                                                                               tuple[int, int]]:
+def masked_run(data: np.ndarray, affine, mask: np.ndarray, fwhm=None,
+               overwrite: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
     """The masked series of a run, smoothed first when ``fwhm`` asks for it.
 
     Parameters
@@ -102,6 +102,9 @@ def masked_run(data: np.ndarray, affine, mask: np.ndarray, fwhm=None) -> tuple[n
         The voxels to keep (computed on the unsmoothed run, or given).
     fwhm : float or None
         Full width at half maximum of the Gaussian kernel (mm); None or 0: no smoothing.
+    overwrite : bool
+        Unsmoothed, the series may be written over ``data``
+        (:func:`~glm_workflows.core.images.masked_series`).
 
     Returns
     -------
@@ -115,7 +118,7 @@ def masked_run(data: np.ndarray, affine, mask: np.ndarray, fwhm=None) -> tuple[n
     from .images import masked_series, series_dtype, zero_non_finite
 
     if not smooths(fwhm):
-        series = masked_series(data, mask)
+        series = masked_series(data, mask, overwrite)
         # integer samples are all finite: only a float run is checked
         return series, zero_non_finite(series) if data.dtype.kind == "f" else (0, 0)
     try:  # imported when used (the spec's checks above need no nilearn)

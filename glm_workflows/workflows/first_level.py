@@ -13,7 +13,6 @@ from glm_workflows.interfaces import (
     DesignMatrix,
     EstimateContrast,
     FitGLM,
-    MeanImage,
     PackSurface,
     RunDiagnostics,
     SurfaceFigure,
@@ -70,8 +69,8 @@ def init_first_level_wf(
 ):
     """Build the first-level GLM workflow of one run.
 
-    Workflow graph: concatenate -> mean; concatenate -> design -> fit -> model sink
-    (without concatenate when the run is one 4D file);
+    Workflow graph: concatenate -> design -> fit -> model sink (without concatenate when
+    the run is one 4D file); the fit also writes the run's mean image (read once for both);
     then one branch per contrast: estimate -> inference (threshold -> table, see
     :func:`~glm_workflows.workflows.inference.init_inference_wf`) -> contrast sink, which writes
     that contrast's outputs under BIDS-Derivatives names. Branches are plain nodes named
@@ -104,8 +103,8 @@ def init_first_level_wf(
     mem_gb : dict or None
         Memory estimates from :func:`estimate_memory_gb`; default: a 64x64x64x96 run.
     bold_is_4d : bool
-        The run is one 4D file (``bold_files`` holds it alone): mean, design and fit read
-        it as it is, with no concatenated copy in the work directory. Otherwise the files
+        The run is one 4D file (``bold_files`` holds it alone): design and fit read it
+        as it is, with no concatenated copy in the work directory. Otherwise the files
         (3D scans, or several 4D parts) are concatenated first.
     skipped_contrasts : sequence of str
         The study's contrasts this run does not have (a condition absent from it), left
@@ -171,7 +170,6 @@ def init_first_level_wf(
                                   *(["surface_layout"] if surface else [])]),
         name="outputnode",
     )
-    mean = pe.Node(MeanImage(), name="mean", mem_gb=mem_gb["light"])
     design = pe.Node(DesignMatrix(t_r=t_r, **model.design()), name="design", mem_gb=0.25)
     if confounds.selects:
         design.inputs.confounds_selection = confounds.selection()
@@ -185,6 +183,9 @@ def init_first_level_wf(
                   mem_gb=mem_gb["fit"], n_procs=1)
     if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
         fit.inputs.smoothing_fwhm = model.smoothing_fwhm
+    # the mean image comes from the data the fit reads: the run is read once for both
+    # (an existing work directory refits once: this input is new)
+    fit.inputs.save_mean = True
     # a node of its own: the fit's outputs, and so its cache, are what they were
     diagnostics = pe.Node(RunDiagnostics(save_residuals=save_residuals), name="diagnostics",
                           mem_gb=mem_gb.get("diagnostics", mem_gb["fit"])
@@ -200,7 +201,6 @@ def init_first_level_wf(
                        else mem_gb["light"])
         workflow.connect([
             (inputnode, pack, [("bold_files", "in_files")]),
-            (pack, mean, [("out_file", "in_file")]),
             # the left hemisphere: nilearn's confound strategies find its confounds file
             (inputnode, design, [(("bold_files", first_file), "bold_file")]),
             (pack, fit, [("out_file", "bold_file"), ("mask_file", "mask_file")]),
@@ -209,9 +209,7 @@ def init_first_level_wf(
             (pack, outputnode, [("layout_file", "surface_layout")]),
         ])
     elif bold_is_4d:
-        bold = [(("bold_files", only_file), "in_file")]
-        workflow.connect([(inputnode, mean, bold),
-                          (inputnode, design, [(("bold_files", only_file), "bold_file")]),
+        workflow.connect([(inputnode, design, [(("bold_files", only_file), "bold_file")]),
                           (inputnode, fit, [(("bold_files", only_file), "bold_file")]),
                           (inputnode, diagnostics,
                            [(("bold_files", only_file), "bold_file")])])
@@ -220,7 +218,6 @@ def init_first_level_wf(
                               mem_gb=mem_gb["concatenate"])
         workflow.connect([
             (inputnode, concatenate, [("bold_files", "in_files")]),
-            (concatenate, mean, [("out_file", "in_file")]),
             (concatenate, design, [("out_file", "bold_file")]),
             (concatenate, fit, [("out_file", "bold_file")]),
             (concatenate, diagnostics, [("out_file", "bold_file")]),
@@ -235,15 +232,14 @@ def init_first_level_wf(
         (fit, diagnostics, same_names(FIT_FILES)),
         (diagnostics, sink, same_names(DIAGNOSTICS_OUTPUTS
                                        + (("residuals_file",) if save_residuals else ()))),
-        (mean, sink, [("out_file", "mean_file")]),
-        (fit, sink, [("mask_file", "mask_file")]),
+        (fit, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
                         ("design_json", "design_json"),
                         ("correlation_figure", "correlation_figure"),
                         ("fd_figure", "fd_figure")]),
         (inputnode, sink, list(_SOURCES)),
-        (fit, outputnode, [("model_sidecar", "model_sidecar"), ("mask_file", "mask_file")]),
-        (mean, outputnode, [("out_file", "mean_file")]),
+        (fit, outputnode, [("model_sidecar", "model_sidecar"), ("mask_file", "mask_file"),
+                           ("mean_file", "mean_file")]),
     ])
     for contrast, stat_type, rows in contrasts:
         estimate = pe.Node(EstimateContrast(contrast_name=contrast, stat_type=stat_type,
@@ -285,7 +281,7 @@ def init_first_level_wf(
                              ("mask_file", "mask_file"), ("model_sidecar", "model_sidecar")]),
             (estimate, inference_wf, [("z", "inputnode.z_map")]),
             (fit, inference_wf, [("mask_file", "inputnode.mask_file")]),
-            (mean, inference_wf, [("out_file", "inputnode.bg_file")]),
+            (fit, inference_wf, [("mean_file", "inputnode.bg_file")]),
             (estimate, contrast_sink, contrast_to_sink(figure=True)),
             (inference_wf, contrast_sink, inference_to_sink(space=space)),
             (inputnode, contrast_sink, list(_SOURCES)),
