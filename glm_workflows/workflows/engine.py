@@ -6,16 +6,19 @@ of the time spent building a study's graph), turns each connection function into
 source text with ``inspect`` for every connection, and looks for new nodes across every
 nested workflow (quadratic in the number of runs, as is ``add_nodes``). :class:`Workflow`
 connects exactly as Nipype does (the same checks, errors, edges and edge data, so the same
-flat graph, node names and hashes) with each node's outputs built once, each function's
+flat graph, node names and hashes) with each node's outputs built at most once (a plain
+interface's read from its output specification's class), each function's
 source read once, and a node no workflow holds (``_hierarchy`` None) known as new without
 a search. With a Nipype release it was not checked against, it is Nipype's ``Workflow``.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import nipype
+from nipype.interfaces.base.core import BaseInterface
 from nipype.pipeline import engine as pe
 from nipype.pipeline.engine.base import EngineBase
 from nipype.utils.functions import getsource
@@ -194,13 +197,25 @@ def _is_io(node) -> bool:
 
 
 def _has_output(node, name: str) -> bool:
-    """``node`` has an output ``name`` (a nested workflow: Nipype's own check)."""
+    """``node`` has an output ``name`` (a nested workflow: Nipype's own check). A plain
+    node whose interface's outputs are its output specification (``BaseInterface._outputs``)
+    has every trait of that class: no object is built to find those."""
     if isinstance(node, pe.Workflow):
         return node._check_outputs(name)
+    if type(node) is pe.Node and type(node._interface)._outputs is BaseInterface._outputs \
+            and node._interface.output_spec is not None \
+            and name in _class_outputs(node._interface.output_spec):
+        return True
     if node in _OUTPUTS and hasattr(_OUTPUTS[node], name):
         return True
     _OUTPUTS[node] = node.outputs  # built afresh when not found (outputs that grew since)
     return hasattr(_OUTPUTS[node], name)
+
+
+@functools.cache
+def _class_outputs(spec) -> frozenset:
+    """The traits every instance of an output specification class has."""
+    return frozenset(spec.class_trait_names())
 
 
 def _source(function) -> str:
