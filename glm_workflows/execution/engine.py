@@ -29,7 +29,7 @@ from nipype.pipeline.engine.utils import (
 from nipype.utils.datetime import utcnow
 from nipype.utils.misc import str2bool
 
-from .garbage import collections_paused
+from .garbage import collections_paused, freeze_new_objects
 
 #: The Nipype releases whose ``Workflow.run`` :func:`run_graph` repeats (checked line by line).
 CHECKED_NIPYPE = ("1.11.",)
@@ -44,7 +44,9 @@ def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None =
     """The graph of nodes a plugin runs: ``workflow`` flattened, each node told which of its
     outputs are needed, iterables expanded, each node configured; as ``Workflow.run`` makes
     it, with one deep copy of the workflow (not two). Automatic garbage collections are
-    paused meanwhile (the copy allocates millions of objects, all kept).
+    paused meanwhile (the copy allocates millions of objects, all kept), and within
+    :func:`~glm_workflows.execution.garbage.collections_of_new_objects` (a command-line
+    run) the graph is left out of its collections (``freeze_new_objects``).
 
     Parameters
     ----------
@@ -72,6 +74,7 @@ def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None =
             if isinstance(node, MapNode):
                 node.use_plugin = (plugin, plugin_args)
         workflow._configure_exec_nodes(execgraph)
+        freeze_new_objects()  # kept for the whole run: no collection scans them
     return execgraph
 
 
