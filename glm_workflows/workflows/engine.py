@@ -9,7 +9,10 @@ connects exactly as Nipype does (the same checks, errors, edges and edge data, s
 flat graph, node names and hashes) with each node's outputs built at most once (a plain
 interface's read from its output specification's class), each function's
 source read once, and a node no workflow holds (``_hierarchy`` None) known as new without
-a search. With a Nipype release it was not checked against, it is Nipype's ``Workflow``.
+a search. One of Nipype's checks is left out: ``add_nodes`` of workflows no workflow holds
+yet does not look for their nodes among this one's (a node held twice, which Nipype refuses;
+no factory here shares a node). With a Nipype release it was not checked against, it is
+Nipype's ``Workflow``.
 """
 
 from __future__ import annotations
