@@ -14,7 +14,10 @@ Each measurement in a fresh process, side by side in every repetition:
    provenance);
 2. ``ours, cold``: ``run_workflow.py --data-dir DATA`` (the README's command) with an empty
    work folder and an empty output folder;
-3. ``ours, cached``: the same command again.
+3. ``ours, cached``: the same command again (nothing changed: the recorded results are
+   printed, :mod:`glm_workflows.execution.up_to_date`);
+4. ``ours, recheck``: the same command with ``--recheck`` (Nipype builds the graph and
+   finds every node in its cache), for a checkout that has the flag.
 
 With ``--baseline CHECKOUT`` (e.g. ``../main``) the same two measurements are also made with
 that checkout's code (``PYTHONPATH``), in the same repetitions, for a before/after in one
@@ -107,9 +110,16 @@ def repetition(data_dir: Path, scratch: Path, checkouts: dict, nilearn_first: bo
                "--output-dir", str(out), "--work-dir", str(work)]
         times[f"{tag}, cold"] = timed(cmd, cwd=checkout, env=env)
         times[f"{tag}, cached"] = timed(cmd, cwd=checkout, env=env)
+        if _has_recheck(checkout):
+            times[f"{tag}, recheck"] = timed([*cmd, "--recheck"], cwd=checkout, env=env)
     if not nilearn_first:
         times["nilearn script"] = timed(script)
     return times
+
+
+def _has_recheck(checkout: Path) -> bool:
+    """Whether the checkout's command line has ``--recheck``."""
+    return "--recheck" in (checkout / "glm_workflows" / "cli" / "parser.py").read_text()
 
 
 def main(argv=None) -> None:
@@ -139,11 +149,14 @@ def main(argv=None) -> None:
             print(f"  repetition {index + 1}: " + ", ".join(
                 f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
                 + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+    kinds = {tag: ("cold", "cached", "recheck") if _has_recheck(checkout) else ("cold", "cached")
+             for tag, checkout in checkouts.items()}
     measures = ["nilearn script"] + [f"{tag}, {kind}" for tag in checkouts
-                                     for kind in ("cold", "cached")]
+                                     for kind in kinds[tag]]
     ratios = [ratio for tag in checkouts for ratio in (
         (f"{tag} cold/nilearn", f"{tag}, cold", "nilearn script"),
-        (f"{tag} cached/cold", f"{tag}, cached", f"{tag}, cold"))]
+        *((f"{tag} {kind}/cold", f"{tag}, {kind}", f"{tag}, cold")
+          for kind in kinds[tag][1:]))]
     print_table(rows, measures, ratios)
 
 

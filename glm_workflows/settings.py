@@ -9,7 +9,9 @@ the cache) depend on the values alone.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 #: The seed analysis' contrasts: (name, stat_type, rows).
 SEED_CONTRASTS = (
@@ -20,8 +22,16 @@ SEED_CONTRASTS = (
 #: The Nipype plugins this project handles itself (``--plugin``: any other plugin Nipype
 #: has is passed to it as it is).
 PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph")
+#: Plugins that submit the whole graph at once and report nothing per node.
+GRAPH_PLUGINS = ("SLURMGraph",)
 #: ``ExecutionSettings.verbosity`` levels (``-q``, default, ``-v``, ``-vv``).
 QUIET, DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE = -1, 0, 1, 2
+
+
+def seed_data_dir(data_dir=None) -> Path:
+    """Where the seed analysis looks for the SPM auditory data: ``data_dir`` (``--data-dir``),
+    else ``$NILEARN_DATA``, else ``~/nilearn_data``."""
+    return Path(data_dir or os.environ.get("NILEARN_DATA") or Path.home() / "nilearn_data")
 
 
 def default_first(default, choices) -> tuple:

@@ -31,7 +31,8 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                         runs: int = 1, space: str = "fsaverage5", den: str | None = None,
                         naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
                         constant_vertices: int = 25, sessions=(),
-                        seed: int = 0) -> tuple[Path, Path]:
+                        seed: int = 0, effect_vertices=None,
+                        effect: float = 30.0, convolved: bool = False) -> tuple[Path, Path]:
     """Write ``<root>/raw`` (BIDS, task ``tiny``, conditions a and b) and
     ``<root>/fmriprep`` (per run its ``hemi-L``/``hemi-R`` GIFTI series, their JSON
     sidecars with RepetitionTime, and ``desc-confounds_timeseries.tsv``).
@@ -54,6 +55,14 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
         A key of :data:`SURFACE_NAMINGS` (fMRIPrep's name order, by version).
     n_vertices : int
         Per hemisphere (fsaverage5: 10242).
+    effect_vertices : sequence of int or None
+        The left hemisphere's vertices that add 30 during condition ``a`` (None: the
+        first 400; a patch of neighbours gives a cluster on the mesh).
+    effect : float
+        What they add (30: 3 % of the baseline).
+    convolved : bool
+        The added signal is the blocks convolved with the model's default HRF (the fit's
+        own regressor: large z); False: the blocks themselves.
 
     Returns
     -------
@@ -75,6 +84,16 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
     for i, onset in enumerate(onsets):
         if i % 2 == 0:
             boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
+    if convolved:
+        import pandas as pd
+        from nilearn.glm.first_level import make_first_level_design_matrix
+
+        from .settings import DEFAULT_MODEL
+
+        blocks = pd.DataFrame({"onset": onsets[::2], "duration": 10.0, "trial_type": "a"})
+        boxcar = make_first_level_design_matrix(frame_times, blocks,
+                                                hrf_model=DEFAULT_MODEL.hrf_model,
+                                                drift_model=None)["a"].to_numpy()
     space_label = f"space-{space}" + (f"_den-{den}" if den else "")
     rho = np.linspace(0, 0.5, n_vertices)
     for bold in sorted(raw.glob("sub-*/**/func/*_bold.nii.gz")):
@@ -89,7 +108,8 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                 noise[:, t] = rho * noise[:, t - 1] + rng.normal(0, 10, n_vertices)
             data = 1000 + noise
             if hemi == "L":
-                data[EFFECT_VERTICES] += 30 * boxcar
+                data[EFFECT_VERTICES if effect_vertices is None
+                     else np.asarray(effect_vertices, dtype=int)] += effect * boxcar
             if constant_vertices:
                 data[-constant_vertices:] = 0
             hemispheres[hemi] = data.astype(np.float32)

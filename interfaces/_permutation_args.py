@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from nipype.interfaces.base import isdefined
 
+from glm_workflows.core.mesh import layout_mesh_source
 from glm_workflows.core.mesh_permutations import TFCE_E, TFCE_H, TFCE_STEPS
 from glm_workflows.core.surfaces import read_layout
 
@@ -40,6 +41,7 @@ def permutation_record(inputs, kwargs) -> dict:
     record = _blocks_record(inputs)
     if "layout" in kwargs:
         record.update({"Mesh": kwargs["layout"]["Mesh"],
+                       "MeshSource": layout_mesh_source(kwargs["layout"]),
                        "Clusters": "connected vertices of the mesh (faces), in the mask, "
                                    "per hemisphere; sizes in vertices",
                        "TFCEParameters": {"E": TFCE_E, "H": TFCE_H, "Steps": TFCE_STEPS,

@@ -13,10 +13,11 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.cifti import is_cifti_layout, write_cifti_map
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.entities import bids_prefix
 from glm_workflows.core.naming import CONTRAST_OUTPUTS, MODEL_OUTPUTS, contrast_file, model_file
-from glm_workflows.core.surface_names import surface_name
+from glm_workflows.core.surface_names import cifti_name, surface_name
 from glm_workflows.core.surfaces import read_layout, write_hemispheres
 
 #: The sink's inputs for the entities of a prefix besides sub, ses, task and run: the
@@ -76,12 +77,12 @@ INPUT_DESCRIPTIONS = {
     "p_maps": "p maps",
     "thresholded_maps": "thresholded z maps",
     "threshold_jsons": "threshold settings JSON, one per thresholded map",
-    "thresholded_figures": "thresholded map figures (axial cuts)",
+    "thresholded_figures": "thresholded map figures (axial cuts; surface maps: on the mesh)",
     "ortho_figures": "thresholded map figures (orthogonal cuts at the peak)",
     "cluster_tables": "cluster tables",
     "cluster_jsons": "cluster tables' sidecars: columns, atlas (when the space is known)",
     "contrast_figures": "contrast matrix figures (run-level models)",
-    "surface_figures": "surface z maps drawn on the mesh (fsaverage5: nilearn ships it)",
+    "surface_figures": "surface z maps drawn on the mesh (when a mesh source has it)",
     "contrast_jsons": "contrast definitions, the sidecar of all its maps",
 }
 
@@ -143,14 +144,30 @@ class DerivativesSink(SimpleInterface):
 
 def surface_files(files: dict, layout: dict, folder) -> dict:
     """The sink's files of a surface model: each packed map (``.nii.gz``) replaced by its
-    two hemispheres' GIFTI files (written in ``folder``), the other files kept."""
+    two hemispheres' GIFTI files, or by one CIFTI dense scalar map (a CIFTI layout; its
+    map named by its output name's ``stat-``/``desc-`` part), written in ``folder``; the
+    other files kept."""
     out = {}
     for name, source in files.items():
         if surface_name(name, "L") == name:  # a table, a sidecar, a figure
             out[name] = source
+            continue
+        if is_cifti_layout(layout):
+            written = os.path.join(folder, cifti_name(name))
+            out[cifti_name(name)] = write_cifti_map(source, layout, written,
+                                                    _map_label(name))
             continue
         names = {hemi: surface_name(name, hemi) for hemi in layout["Hemispheres"]}
         write_hemispheres(source, layout, {hemi: os.path.join(folder, written)
                                            for hemi, written in names.items()})
         out.update({written: os.path.join(folder, written) for written in names.values()})
     return out
+
+
+def _map_label(name: str) -> str:
+    """A CIFTI map's name (its ScalarAxis label): the output name's entities after the
+    space (``contrast-a_stat-z_statmap``), or its suffix part."""
+    stem = name.partition(".")[0]
+    parts = stem.split("_")
+    after = [i for i, part in enumerate(parts) if part.startswith(("den-", "space-"))]
+    return "_".join(parts[after[-1] + 1:]) if after and after[-1] + 1 < len(parts) else stem

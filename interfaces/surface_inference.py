@@ -14,7 +14,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from glm_workflows.core.mesh import geometry_for
+from glm_workflows.core.cifti import is_cifti_layout
+from glm_workflows.core.mesh import geometry_for, layout_mesh_source
+from glm_workflows.core.mesh_sources import where_to_put
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
 from glm_workflows.core.surface_inference import (
     surface_cluster_table,
@@ -26,9 +28,25 @@ from glm_workflows.settings import DEFAULT_INFERENCE
 
 from ._ports import ThresholdSettingsInputSpec
 
-#: Why a mesh without geometry gets no cluster extent or table.
-NO_GEOMETRY = "nilearn ships the geometry of fsaverage5 only: no cluster extent or table"
 
+def no_geometry(layout: dict) -> str:
+    """Why a mesh without geometry gets no cluster extent or table (and where to put it)."""
+    return (f"mesh {layout['Mesh']} not found or not of the data's vertex counts "
+            f"(nilearn ships fsaverage5 only; {where_to_put(layout['Mesh'])}): no cluster "
+            "extent or table")
+
+
+#: Why CIFTI grayordinates get no cluster extent or table.
+NO_CIFTI_CLUSTERS = ("CIFTI grayordinates: clusters (vertices and voxels) are not built yet: "
+                     "no cluster extent or table")
+
+
+def _geometry(layout: dict):
+    """The mesh geometry of a layout (:func:`geometry_for`), and why there is none."""
+    if is_cifti_layout(layout):
+        return None, NO_CIFTI_CLUSTERS
+    geometry = geometry_for(layout)
+    return geometry, None if geometry is not None else no_geometry(layout)
 
 
 class _SurfaceThresholdInputSpec(ThresholdSettingsInputSpec):
@@ -47,7 +65,8 @@ class _SurfaceThresholdOutputSpec(TraitedSpec):
 
 class SurfaceThreshold(SimpleInterface):
     """Threshold a packed surface z map by height (over the mask's vertices) and by the
-    size of its clusters of connected vertices (fsaverage5; other meshes: height only)."""
+    size of its clusters of connected vertices (a mesh whose files are not found: height
+    only)."""
 
     input_spec = _SurfaceThresholdInputSpec
     output_spec = _SurfaceThresholdOutputSpec
@@ -55,7 +74,7 @@ class SurfaceThreshold(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         z_img = nb.load(inputs.z_map)
         extent = inputs.cluster_threshold if geometry is not None else 0
         thresholded, z_threshold = threshold_surface(
@@ -76,9 +95,10 @@ class SurfaceThreshold(SimpleInterface):
             "TwoSided": inputs.two_sided,
             "NoSurvivingVoxels": not bool(np.any(thresholded)),
             "Mesh": layout["Mesh"],
+            "MeshSource": layout_mesh_source(layout) if geometry is not None else None,
         }
         if geometry is None:
-            settings["ClusterExtentNotApplied"] = NO_GEOMETRY
+            settings["ClusterExtentNotApplied"] = why
         with open(out["threshold_json"], "w") as handle:
             json.dump(settings, handle, indent=2, allow_nan=False)
         self._results.update(out, threshold=z_threshold)
@@ -103,7 +123,8 @@ class _SurfaceClusterTableOutputSpec(TraitedSpec):
 
 class SurfaceClusterTable(SimpleInterface):
     """The clusters of connected vertices of a thresholded surface map, their peaks, sizes
-    and areas (fsaverage5; other meshes: a table without rows, its sidecar says why)."""
+    and areas (a mesh whose files are not found: a table without rows, its sidecar says
+    why)."""
 
     input_spec = _SurfaceClusterTableInputSpec
     output_spec = _SurfaceClusterTableOutputSpec
@@ -111,7 +132,7 @@ class SurfaceClusterTable(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         layout = read_layout(inputs.layout_file)
-        geometry = geometry_for(layout)
+        geometry, why = _geometry(layout)
         values = np.asanyarray(nb.load(inputs.z_map).dataobj)
         table = surface_cluster_table(values, layout, geometry,
                                       min_cluster_size=inputs.min_cluster_size,
@@ -119,8 +140,10 @@ class SurfaceClusterTable(SimpleInterface):
         sidecar = surface_table_sidecar(table, inputs.space if isdefined(inputs.space)
                                         else layout["Mesh"])
         if geometry is None:
-            sidecar["ClustersNotComputed"] = NO_GEOMETRY
+            sidecar["ClustersNotComputed"] = why
             sidecar.pop("AreaSurface")
+        else:
+            sidecar["MeshSource"] = layout_mesh_source(layout)
         out = {"table": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_tables"]),
                "table_json": os.path.join(runtime.cwd, CONTRAST_OUTPUTS["cluster_jsons"])}
         table.to_csv(out["table"], sep="\t", index=False)

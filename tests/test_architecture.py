@@ -50,6 +50,7 @@ LAYERS = {
     "glm_workflows.cli": "cli",                # the command line and what array jobs run
     "glm_workflows.synthetic": "tools",        # example datasets (python -m ...synthetic)
     "glm_workflows.synthetic_surface": "tools",  # a surface (GIFTI) fMRIPrep-like study
+    "glm_workflows.synthetic_cifti": "tools",  # a CIFTI (fsLR 91k) fMRIPrep-like study
 }
 
 #: The layers each layer may import (its own included): cli -> execution -> workflows ->

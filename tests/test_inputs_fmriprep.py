@@ -240,8 +240,10 @@ def test_no_bold_for_desc_or_space(fake_bids):
         find_derivative_runs(fake_bids, fake_bids / "derivatives", "main", space="fsLR")
     message = str(info.value)
     assert "\n" not in message
-    assert "searched sub-01_ses-01_task-main_run-01_space-fsLR_desc-preproc_bold" in message
-    assert message.endswith(found)  # no GIfTI
+    # fsLR: the run's CIFTI grayordinates are searched (docs/surfaces.md)
+    assert "searched sub-01_ses-01_task-main_run-01_space-fsLR_den-91k_bold.dtseries.nii" \
+        in message
+    assert message.endswith(found)  # no CIFTI
 
 
 def test_two_resolutions_refused(fake_copy):

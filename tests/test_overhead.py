@@ -165,11 +165,12 @@ def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids
             "--contrast", "aMinusB=a - b", "--output-dir", str(tmp_path / "out"),
             "--work-dir", str(tmp_path / "work")]
     code = ("import sys, contextlib, io\nfrom glm_workflows.cli import main\n"
-            f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main({argv!r})\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    code = main({argv!r})\n"
             "print(code, *(name in sys.modules for name in "
             "('matplotlib', 'nilearn.plotting', 'nilearn.glm', 'scipy.stats')))")
-    assert _python(code) == "0 True True True True"
-    assert _python(code) == "0 False False False False"
+    assert _python(code.format(argv=argv)) == "0 True True True True"
+    # --recheck: Nipype checks every node (else the run's stamp answers, importing nothing)
+    assert _python(code.format(argv=[*argv, "--recheck"])) == "0 False False False False"
     assert not list((tmp_path / "work").rglob("_report"))
     assert (tmp_path / "work" / provenance.CHECKSUMS_FILE).exists()
     assert (tmp_path / "work" / checks.DESIGN_CHECKS_FILE).exists()

@@ -108,7 +108,8 @@ def test_cli_writes_reports_and_index(split_outputs):
 def test_recorded_command_line_runs_again(tmp_path):
     """The recorded command line is the one run (entry point, arguments with spaces and a
     quote) and, pasted in the recorded working directory, runs the same analysis (relative
-    paths included): its computing nodes come from the cache."""
+    paths included): its computing nodes come from the cache (``--recheck``: else nothing
+    changed is answered from the run's stamp, tests/test_up_to_date.py)."""
     from glm_workflows.synthetic import write_tiny_bids
 
     write_tiny_bids(tmp_path / "bids", ("01",))
@@ -128,11 +129,11 @@ def test_recorded_command_line_runs_again(tmp_path):
     assert listing[0]["CommandLine"] == generated["CommandLine"]
     assert listing[0]["WorkingDirectory"] == str(tmp_path)
 
-    again = subprocess.run(generated["CommandLine"], shell=True,
+    again = subprocess.run(generated["CommandLine"] + " --recheck", shell=True,
                            cwd=generated["WorkingDirectory"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     rerun = json.loads((out / "sub-01" / tiny_record).read_text())
-    assert rerun["GeneratedBy"]["CommandLine"] == generated["CommandLine"]
+    assert rerun["GeneratedBy"]["CommandLine"] == generated["CommandLine"] + " --recheck"
     computing = [n for n in rerun["Nodes"] if not n["name"].split(".")[-1].startswith("sink")]
     assert {node["status"] for node in computing} == {"cached"}  # sinks write a new staging
 

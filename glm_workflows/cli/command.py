@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.mesh_sources import templateflow_home
 from ..outputs.invocation import invocation
 from ..settings import (
     DEFAULT_CONFOUNDS,
@@ -25,6 +26,7 @@ from ..settings import (
 )
 from .bids_app import bids_filters, given_spaces, merge_positionals
 from .parser import DEFAULT_EXECUTION, build_parser, first_level_model_flags
+from .stamp import stamped_command
 
 
 def _contrasts(args):
@@ -172,7 +174,8 @@ def _analysis_from_args(parsed, parser):
         bids_dir=args.bids_dir, derivatives=tuple(args.derivatives or ()),
         from_derivatives=args.from_derivatives, space=args.space, desc=args.desc,
         res=args.res, den=args.den, mask=args.mask, files=files, data_dir=args.data_dir,
-        bids_filters=filters, **{k: None if v is None else tuple(v) for k, v in labels.items()})
+        bids_filters=filters, templateflow_home=templateflow_home(args.templateflow_home),
+        **{k: None if v is None else tuple(v) for k, v in labels.items()})
     inference = InferenceSettings(**{f.name: getattr(args, f.name)
                                      for f in fields(InferenceSettings)})
     if args.model:
@@ -336,11 +339,17 @@ def _check_levels(args) -> None:
 def main(argv=None) -> int:
     """Run the command line; return the exit code (2: bad input, 1: a node failed,
     128 + signal number: interrupted by SIGINT or SIGTERM)."""
-    from ..execution.analysis import interrupted, run_analyses
+    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
+    stamped = stamped_command(args, _given(argv))
+    if stamped is not None and not args.recheck:
+        from ..execution.up_to_date import replay
+
+        if replay(*stamped):
+            return 0
+    from ..execution.analysis import interrupted
     from ..execution.garbage import collections_paused
     from ..execution.interrupts import RunInterrupted, interrupts_raise
 
-    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
     with interrupts_raise(), collections_paused():  # nodes: collections_of_new_objects
         try:
             analyses = analyses_from_args(argv)
@@ -353,7 +362,9 @@ def main(argv=None) -> int:
                 from ..execution.submit import submit_array
 
                 return submit_array(spec, execution, _array_command(argv))
-            return run_analyses(analyses, command_line=invocation(argv))
+            from ..execution.up_to_date import run_stamped
+
+            return run_stamped(analyses, invocation(argv), stamped)
         except InputError as exc:
             if args.debug:
                 raise

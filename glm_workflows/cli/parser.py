@@ -116,11 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "one); several spaces are analysed in turn, each its own "
                            "analysis, all checked first; a surface space (fsaverage5, "
                            "fsaverage6, fsaverage, fsnative) fits each run's GIFTI "
-                           "hemisphere pair (docs/surfaces.md)")
+                           "hemisphere pair, fsLR its CIFTI-2 grayordinates (den-91k "
+                           ".dtseries.nii; docs/surfaces.md)")
     data.add_argument("--desc", default="preproc",
                       help="desc of the preprocessed bold (default: %(default)s)")
     data.add_argument("--res", help="res of the preprocessed bold, when a run has several")
     data.add_argument("--den", help="den of the preprocessed bold, when a run has several")
+    data.add_argument("--templateflow-home", metavar="DIR",
+                      help="a TemplateFlow home (tpl-fsaverage/, tpl-fsLR/) holding the "
+                           "surface meshes nilearn does not ship, for clusters, permutations "
+                           "and figures on them (default: $TEMPLATEFLOW_HOME; nothing is "
+                           "downloaded; docs/surfaces.md)")
     data.add_argument("--mask", metavar="FILE",
                       help="brain mask for every run (default: fMRIPrep's desc-brain_mask of "
                            "the run, else nilearn's EPI mask)")
@@ -290,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "derivatives and nothing else; 'group' runs the group level "
                                 "(--group) on the participants' outputs in --output-dir "
                                 "(default: both)")
+    execution.add_argument("--recheck", action="store_true",
+                           help="run the workflow even when nothing changed since this "
+                                "command's last successful run (Nipype then checks every "
+                                "node's cache; without it such a rerun prints the recorded "
+                                "results at once)")
     execution.add_argument("--debug", action="store_true", help="show tracebacks")
     verbosity = execution.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", dest="verbosity", action="count",

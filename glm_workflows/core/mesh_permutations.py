@@ -40,26 +40,62 @@ class MeshSpace:
     Raises
     ------
     InputError
-        When nilearn does not ship the mesh's geometry.
+        When the mesh has no geometry (:func:`~.mesh.geometry_for`).
     """
 
     def __init__(self, mask: np.ndarray, layout: dict):
         geometry = geometry_for(layout)
         if geometry is None:
-            raise InputError(f"mesh {layout['Mesh']}: no geometry (nilearn ships only "
-                             "fsaverage5), so no cluster or TFCE permutation inference")
+            raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not found: "
+                             "docs/surfaces.md, Mesh sources), so no cluster or TFCE permutation "
+                             "inference")
         mask = np.asarray(mask) != 0
         # the packed (vertex) index of each masked value, in the masker's (C) order
         packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
-        self.n_values = packed.size
-        self.parts = []
+        parts = []
         start = 0
         for hemi, count in zip(layout["Hemispheres"], layout["Vertices"], strict=True):
             select = np.flatnonzero((packed >= start) & (packed < start + count))
             vertices = packed[select] - start
-            graph = geometry[hemi].adjacency[vertices][:, vertices].tocsr()
-            self.parts.append((select, graph))
+            parts.append((select, geometry[hemi].adjacency[vertices][:, vertices].tocsr()))
             start += count
+        self._set_parts(parts, packed.size)
+
+    @classmethod
+    def from_parts(cls, parts, n_values: int) -> MeshSpace:
+        """A space of ``n_values`` values whose hemispheres are ``parts``: ``(select,
+        graph)`` pairs, the positions of a hemisphere's values and their adjacency."""
+        space = cls.__new__(cls)
+        space._set_parts(parts, n_values)
+        return space
+
+    def _set_parts(self, parts, n_values: int) -> None:
+        from scipy import sparse
+
+        self.n_values, self.parts = n_values, list(parts)
+        edges = [(select[graph.tocoo().row], select[graph.tocoo().col])
+                 for select, graph in self.parts]
+        rows = np.concatenate([r for r, _ in edges] or [np.zeros(0, np.int64)])
+        cols = np.concatenate([c for _, c in edges] or [np.zeros(0, np.int64)])
+        #: Both hemispheres' adjacency over the masked values (no edge between them).
+        self.graph = sparse.csr_matrix((np.ones(rows.size, dtype=bool), (rows, cols)),
+                                       shape=(n_values, n_values))
+
+    def cluster_sizes(self, supra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The supra-threshold values and the size of the cluster each belongs to (both
+        hemispheres labelled at once: one connected-components call).
+
+        Returns
+        -------
+        index : ndarray of int
+            The positions of the supra-threshold values.
+        sizes : ndarray of int, shape (index.size,)
+        """
+        from scipy.sparse.csgraph import connected_components
+
+        index = np.flatnonzero(supra)
+        _, labels = connected_components(self.graph[index][:, index], directed=False)
+        return index, np.bincount(labels)[labels]
 
     def label(self, supra: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
         """Clusters of connected supra-threshold values, numbered from ``offset + 1``
@@ -145,9 +181,8 @@ def mesh_tfce(values: np.ndarray, space: MeshSpace, two_sided: bool) -> np.ndarr
             supra = signed >= height
             if not supra.any():
                 break
-            labels, _ = space.label(supra)
-            counts = np.bincount(labels).astype(np.float64)
-            tfce[supra] += sign * counts[labels[supra]] ** TFCE_E * height ** TFCE_H
+            index, sizes = space.cluster_sizes(supra)
+            tfce[index] += sign * sizes.astype(np.float64) ** TFCE_E * height ** TFCE_H
     return tfce
 
 

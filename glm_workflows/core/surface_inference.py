@@ -107,8 +107,8 @@ def threshold_surface(z_packed: np.ndarray, mask_packed: np.ndarray, layout: dic
     """
     check_threshold_settings(height_control, alpha, threshold, cluster_threshold)
     if cluster_threshold and geometry is None:
-        raise InputError(f"mesh {layout['Mesh']}: no geometry (nilearn ships only "
-                         "fsaverage5), so no cluster extent can be applied")
+        raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not found: "
+                         "docs/surfaces.md, Mesh sources), so no cluster extent can be applied")
     z = np.nan_to_num(np.asarray(z_packed, dtype=np.float64), nan=0.0, posinf=0.0,
                       neginf=0.0)
     mask = np.asarray(mask_packed) != 0

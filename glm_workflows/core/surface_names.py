@@ -1,10 +1,13 @@
 """The names of surface outputs: one file per hemisphere (``hemi-L``/``hemi-R``), GIFTI
-functional data, named from the volume name the sink builds
-(:mod:`glm_workflows.core.naming`)."""
+functional data, or one CIFTI-2 dense scalar map for grayordinates (``.dscalar.nii``),
+named from the volume name the sink builds (:mod:`glm_workflows.core.naming`)."""
 
 from __future__ import annotations
 
 from .entities import BIDS_ENTITY_ORDER, check_label
+
+#: The hemispheres of a surface run, in packing order (fMRIPrep's ``hemi-`` labels).
+HEMISPHERES = ("L", "R")
 
 #: The extension of every per-vertex output (one file per hemisphere, GIFTI functional data
 #: as fMRIPrep names its surface series), and the volume extension it replaces.
@@ -45,3 +48,39 @@ def volume_name(name: str) -> tuple[str, str] | None:
         return None
     parts.remove(hemis[0])
     return f"{'_'.join(parts)}.{_VOLUME_EXTENSION}", hemis[0].removeprefix("hemi-")
+
+
+#: The fMRIPrep space whose runs are CIFTI-2 grayordinates, the one density read, and the
+#: mesh label of CIFTI runs and maps (their layout's ``Mesh``).
+CIFTI_SPACE, CIFTI_DENSITY = "fsLR", "91k"
+CIFTI_MESH = f"{CIFTI_SPACE}_den-{CIFTI_DENSITY}"
+
+#: The extension of every per-grayordinate output (a CIFTI-2 dense scalar map), and of a
+#: CIFTI run (a dense time series).
+CIFTI_EXTENSION, CIFTI_SERIES_EXTENSION = "dscalar.nii", "dtseries.nii"
+
+
+def cifti_name(name: str) -> str:
+    """The name of a CIFTI output written under volume name ``name``: ``.nii.gz`` becomes
+    ``.dscalar.nii``, no ``hemi-`` (one file holds every grayordinate); a name of another
+    extension is returned unchanged."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}.{CIFTI_EXTENSION}" if extension == _VOLUME_EXTENSION else name
+
+
+def cifti_volume_name(name: str) -> str | None:
+    """The inverse of :func:`cifti_name`: the volume name of a CIFTI output's name, or None
+    for a name that is not a CIFTI output's."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}.{_VOLUME_EXTENSION}" if extension == CIFTI_EXTENSION else None
+
+
+def map_names(name: str, mesh: str | None) -> list[str]:
+    """The files a map written under volume name ``name`` becomes on ``mesh`` (a layout's
+    ``Mesh``): one CIFTI file for grayordinates (``fsLR_den-91k``), one GIFTI per
+    hemisphere for a mesh, ``[name]`` for a volume (None)."""
+    if mesh is None:
+        return [name]
+    if mesh == CIFTI_MESH:
+        return [cifti_name(name)]
+    return [surface_name(name, hemi) for hemi in HEMISPHERES]

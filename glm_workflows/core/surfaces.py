@@ -23,12 +23,8 @@ import nibabel as nb
 import numpy as np
 
 from .errors import InputError, one_line
-
-#: The hemispheres of a surface run, in packing order (fMRIPrep's ``hemi-`` labels).
-HEMISPHERES = ("L", "R")
-
-#: The largest size of a NIfTI-1 axis.
-NIFTI1_MAX_DIM = 32767
+from .packing import NIFTI1_MAX_DIM, folded_shape, surface_mask  # noqa: F401 (re-exported)
+from .surface_names import CIFTI_SERIES_EXTENSION, HEMISPHERES
 
 #: The fMRIPrep spaces that are surfaces (``--space``): FreeSurfer's templates, and the
 #: subject's own surface (``fsnative``, per subject).
@@ -104,7 +100,12 @@ def hemisphere_shape(path) -> tuple[int, int]:
 
 
 def n_volumes(path) -> int:
-    """The number of volumes of a 4D image or of a GIFTI series (one array per volume)."""
+    """The number of volumes of a 4D image, of a GIFTI series (one array per volume) or of
+    a CIFTI dense time series (its time points)."""
+    if str(path).endswith("." + CIFTI_SERIES_EXTENSION):
+        from .cifti import check_cifti_series
+
+        return check_cifti_series(path)[0]
     if str(path).endswith(".gii"):
         return hemisphere_shape(path)[1]
     return nb.load(str(path)).shape[3]
@@ -112,7 +113,8 @@ def n_volumes(path) -> int:
 
 def check_surface_pair(paths) -> tuple[int, list[int]]:
     """Check a run's hemispheres (left, right): same number of volumes (their headers
-    only, :func:`hemisphere_shape`).
+    only, :func:`hemisphere_shape`); a CIFTI run (one dtseries) is checked by
+    :func:`~glm_workflows.core.cifti.check_cifti_series`.
 
     Returns
     -------
@@ -120,17 +122,15 @@ def check_surface_pair(paths) -> tuple[int, list[int]]:
     n_vertices : list of int
         Per hemisphere.
     """
+    if len(paths) == 1:  # a CIFTI run: its grayordinates (core.cifti)
+        from .cifti import check_cifti_series
+
+        return check_cifti_series(paths[0])
     shapes = [hemisphere_shape(path) for path in paths]
     if shapes[0][1] != shapes[1][1]:
         raise InputError(f"{paths[1]}: {shapes[1][1]} volumes, but {shapes[0][1]} in "
                          f"{Path(paths[0]).name}")
     return shapes[0][1], [shape[0] for shape in shapes]
-
-
-def folded_shape(n_vertices: int) -> tuple[int, int, int]:
-    """The 3-D shape a run of ``n_vertices`` vertices is packed in (module docstring)."""
-    columns = max(1, math.ceil(n_vertices / NIFTI1_MAX_DIM))
-    return math.ceil(n_vertices / columns), columns, 1
 
 
 def surface_layout(mesh: str, n_vertices) -> dict:
@@ -147,7 +147,8 @@ def pack_surface(paths, mesh: str) -> tuple[nb.Nifti1Image, np.ndarray, dict]:
     Parameters
     ----------
     paths : sequence of str
-        The left and right hemispheres' GIFTI files (one run).
+        The left and right hemispheres' GIFTI files (one run), or a CIFTI run's dtseries
+        (:func:`~glm_workflows.core.cifti.pack_cifti`).
     mesh : str
         The mesh (fMRIPrep's space, with its density: ``fsaverage5``, ``fsaverage_den-10k``).
 
@@ -161,6 +162,10 @@ def pack_surface(paths, mesh: str) -> tuple[nb.Nifti1Image, np.ndarray, dict]:
     layout : dict
         :func:`surface_layout`.
     """
+    if len(paths) == 1:  # a CIFTI run (one dtseries): its grayordinates
+        from .cifti import pack_cifti
+
+        return pack_cifti(paths[0])
     img, layout = pack_hemispheres(paths, mesh)
     mask = surface_mask(np.asanyarray(img.dataobj))
     if not mask.any():
@@ -184,19 +189,6 @@ def pack_hemispheres(paths, mesh: str) -> tuple[nb.Nifti1Image, dict]:
     padded = np.zeros((math.prod(shape), n_columns), dtype=np.float64)
     padded[: data.shape[0]] = data
     return nb.Nifti1Image(padded.reshape(shape + (n_columns,), order="F"), np.eye(4)), layout
-
-
-def surface_mask(data: np.ndarray) -> np.ndarray:
-    """Vertices whose data are finite and not constant over time.
-
-    nilearn's ``SurfaceMasker`` keeps every vertex by default; fMRIPrep fills the medial
-    wall with data, so this mask differs from it only at vertices whose series is constant
-    (zero-filled, or the packing's padding) or has a non-finite sample.
-    """
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(data).all(axis=-1)
-        varies = np.ptp(np.where(np.isfinite(data), data, 0), axis=-1) > 0
-    return finite & varies
 
 
 def unpack(values: np.ndarray, layout: dict) -> dict:

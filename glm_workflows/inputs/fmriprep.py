@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
+from ..core.cifti import CIFTI_SPACE
 from ..core.entities import TEMPLATE_ENTITIES, check_label
 from ..core.errors import InputError
 from ..core.run_tables import check_repetition_time
 from ..core.surfaces import is_surface_space
 from .bids import _select_raw_runs
+from .cifti import check_cifti_density, cifti_file, cifti_run
 from .runs import (
     COMPUTED_MASK,
     RUN_ENTITIES,
@@ -62,7 +64,8 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     space : str or None
         Template or space label; None uses the only space present (refused if several).
         A surface space (``fsaverage5``, ``fsnative``...) finds each run's GIFTI
-        hemisphere pair instead (:mod:`glm_workflows.inputs.surfaces`).
+        hemisphere pair instead (:mod:`glm_workflows.inputs.surfaces`); ``fsLR`` each
+        run's CIFTI-2 ``den-91k`` dense time series (:mod:`glm_workflows.inputs.cifti`).
     desc : str
         ``desc`` of the preprocessed bold.
     res, den : str or None
@@ -106,6 +109,16 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     den = check_label(str(den), "den") if den is not None else None
     index = _index_derivatives(folders)
     matches = [_match_acquisition(echoes, index, desc) for echoes in _acquisitions(selected)]
+    if space == CIFTI_SPACE:  # CIFTI-2 grayordinates (inputs.cifti)
+        check_cifti_density(den)
+        listing, found = _Listing(), []
+        query = bold_query(filters, DERIVATIVE_ENTITIES)
+        for match in matches:
+            image = cifti_file(match, desc, folders, query, _found)
+            found.append(cifti_run(_derivative_run(match, image, root, task, listing),
+                                   image[0]))
+        _check_distinct_labels(found, root, task)
+        return found
     if is_surface_space(space):  # GIFTI hemisphere pairs (inputs.surfaces)
         listing = _Listing()
         found = []

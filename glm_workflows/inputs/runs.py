@@ -45,7 +45,8 @@ class RunInputs:
     #: say) -> why, as one phrase shared by every run it applies to (one warning line each).
     fallbacks: dict = field(default_factory=dict)
     #: A surface run's mesh (``fsaverage5``, ``fsaverage_den-10k``, ``fsnative``), its
-    #: :attr:`bold_files` being its left and right GIFTI hemispheres; None for a volume.
+    #: :attr:`bold_files` being its left and right GIFTI hemispheres, or ``fsLR_den-91k``
+    #: for a CIFTI run (its one ``.dtseries.nii``); None for a volume.
     surface: str | None = None
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.bids_filter import describe, query_keeps
+from ..core.cifti import CIFTI_MESH, CIFTI_SPACE, check_same_brain_models
 from ..core.errors import InputError
 from ..core.surfaces import HEMISPHERES, SURFACE_MASK
 
@@ -118,12 +119,14 @@ SURFACE_NOISE_MODELS = ("ar1", "ols")
 
 
 def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: bool,
-                       permutations: int = 0) -> None:
+                       permutations: int = 0, templateflow_home=None) -> None:
     """Refuse, in one line, what a surface analysis cannot do yet: a user mask, smoothing
     (nilearn does not smooth surfaces either), a calibrated noise model (smoothed on a 3-D
     grid),
     ``fsnative`` (each subject's own mesh) above the subject level, and permutations on a
-    mesh without geometry (:func:`check_surface_permutations`)."""
+    mesh without geometry (:func:`check_surface_permutations`); CIFTI runs: one set of
+    brain models (:func:`~glm_workflows.core.cifti.check_same_brain_models`), no
+    permutations."""
     surfaces = [run for run in runs if run.surface]
     if not surfaces:
         return
@@ -144,21 +147,36 @@ def check_surface_runs(runs, *, smoothing_fwhm, noise_model: str, group_level: b
         raise InputError(f"--noise-model {noise_model}: its coefficients are smoothed on a "
                          f"3-D grid; surface runs (space-{first.space}) take "
                          f"{' or '.join(SURFACE_NOISE_MODELS)}")
+    if first.surface == CIFTI_MESH:  # CIFTI grayordinates: one set of brain models
+        check_same_brain_models([run.bold_files[0] for run in surfaces])
+        if group_level:
+            check_cifti_permutations(permutations)
+        return
     if group_level and first.space == "fsnative":
         raise InputError("space-fsnative: each subject has its own mesh, so its maps are not "
                          "combined across subjects; use a template surface (--space "
                          "fsaverage5, fsaverage6, fsaverage) for the group level")
     if group_level:
-        check_surface_permutations(permutations, first.space)
+        check_surface_permutations(permutations, first.surface, templateflow_home)
 
 
-def check_surface_permutations(permutations: int, space) -> None:
-    """Refuse permutations on surface maps whose mesh geometry nilearn does not ship
-    (their cluster statistics and TFCE need the mesh's faces: fsaverage5 only), in one
-    line."""
-    from ..core.mesh import GEOMETRY_MESHES  # scipy.sparse: loaded only when asked
+def check_cifti_permutations(permutations: int) -> None:
+    """Refuse permutations on CIFTI grayordinates (their clusters, of vertices and voxels,
+    are not built), in one line."""
+    if permutations:
+        raise InputError(f"--permutations {permutations}: permutation inference is not "
+                         f"built for CIFTI grayordinates (space-{CIFTI_SPACE}) yet; "
+                         "leave it out")
 
-    if permutations and space not in GEOMETRY_MESHES:
+
+def check_surface_permutations(permutations: int, mesh, templateflow_home=None) -> None:
+    """Refuse permutations on surface maps whose mesh no source has (their cluster
+    statistics and TFCE need the mesh's faces; :mod:`~glm_workflows.core.mesh_sources`),
+    in one line saying where to put the mesh."""
+    from ..core.mesh_sources import find_mesh, where_to_put
+
+    if permutations and find_mesh(mesh, templateflow_home) is None:
         raise InputError(f"--permutations {permutations}: permutation inference on surface "
-                         f"maps needs the mesh's faces, which nilearn ships for "
-                         f"{', '.join(GEOMETRY_MESHES)} only (space-{space}); leave it out")
+                         f"maps needs the mesh's faces, and mesh {mesh} was not found "
+                         f"(nilearn ships fsaverage5 only): {where_to_put(mesh)}, or leave "
+                         "--permutations out")

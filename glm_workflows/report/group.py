@@ -14,9 +14,9 @@ from pathlib import Path
 from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import GROUP_FOLDER, GROUP_REPORT, group_file, parse_subject_folder
-from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
+    SURFACE_CAPTIONS,
     cluster_table,
     code,
     data_table,
@@ -27,6 +27,7 @@ from .markup import (
     page,
     surface_inference,
     surface_note,
+    surface_z_maps,
 )
 from .pages import _first_peak
 from .reading import (
@@ -173,11 +174,12 @@ def _contrast_section(folder: Path, stem: str) -> str:
              f"<h2>{escape(_title(stem))}"
              + (f" <small>({escape(stat_type)} test)</small>" if stat_type else "") + "</h2>",
              _definition(meta)]
-    z_maps = [surface_name(group_file(stem, "z_maps"), hemi) for hemi in "LR"]
-    if (folder / z_maps[0]).exists():  # surface maps: no 3-D grid to threshold or cut
+    z_maps = surface_z_maps(folder, group_file(stem, "z_maps"))
+    if z_maps:  # surface or CIFTI maps: no 3-D grid to threshold or cut
         drawn = folder / group_file(stem, "surface_figures")
-        parts += [file_figure(drawn, "z map on the inflated mesh (unthresholded)")
-                  if drawn.exists() else "",
+        thresholded = folder / group_file(stem, "thresholded_figures")
+        parts += [file_figure(drawn, SURFACE_CAPTIONS[0]) if drawn.exists() else "",
+                  file_figure(thresholded, SURFACE_CAPTIONS[1]) if thresholded.exists() else "",
                   surface_note(z_maps),
                   *surface_inference(read_json(folder / group_file(stem, "threshold_jsons")),
                                      read_tsv(folder / group_file(stem, "cluster_tables")),

@@ -12,6 +12,7 @@ import html
 from pathlib import Path
 
 from .. import __version__
+from ..core.surface_names import HEMISPHERES, cifti_name, surface_name
 from .describe import describe_threshold, group_files, number, plain
 
 CSS = """
@@ -215,8 +216,28 @@ def _cluster_cell(column: str, value: str) -> str:
     return f'<td class="num">{escape(text)}</td>'
 
 
+#: The captions of a surface contrast's figures: the z map and the thresholded z map on
+#: the mesh (``surface_figures``, ``thresholded_figures``).
+SURFACE_CAPTIONS = ("z map on the inflated mesh (unthresholded; lateral and medial views; "
+                    "the midthickness or pial surface when no inflated one is found)",
+                    "Thresholded z map on the mesh (lateral and medial views)")
+
+
+def surface_z_maps(folder, z_map: str) -> list[str]:
+    """The files a z map written under volume name ``z_map`` became in ``folder``: its
+    GIFTI pair (L, R), its CIFTI map, or none (a volume)."""
+    pair = [surface_name(z_map, hemi) for hemi in HEMISPHERES]
+    if (Path(folder) / pair[0]).exists():
+        return pair
+    return [cifti_name(z_map)] if (Path(folder) / cifti_name(z_map)).exists() else []
+
+
 def surface_note(z_maps) -> str:
-    """The note of a surface contrast: no volume figure, and its GIFTI z maps (L, R)."""
+    """The note of a surface contrast: no volume figure, and its GIFTI z maps (L, R) or
+    its CIFTI z map (grayordinates: no figure, no clusters)."""
+    if len(z_maps) == 1:
+        return ('<p class="note">CIFTI grayordinates: no figure; height threshold only (no '
+                f'clusters); z map: <code>{escape(z_maps[0])}</code>.</p>')
     return ('<p class="note">Surface maps: no volume figure; threshold and clusters on the '
             f'mesh (connected vertices); z maps: <code>{escape(z_maps[0])}</code>, '
             f'<code>{escape(z_maps[1])}</code>.</p>')

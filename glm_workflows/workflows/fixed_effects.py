@@ -13,8 +13,7 @@ from glm_workflows.interfaces import (
 )
 
 from ..core.naming import contrast_file, model_file, output_path
-from ..core.surface_names import surface_name
-from ..core.surfaces import HEMISPHERES
+from ..core.surface_names import map_names
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
 from .engine import Workflow
 from .first_level import sink_entities
@@ -43,7 +42,7 @@ def init_fixed_effects_wf(
     mem_gb: float = 0.5,
     space: str | None = None,
     combinations: dict | None = None,
-    surface: bool = False,
+    surface: str | None = None,
     name: str = "fixed_effects_wf",
 ):
     """Build the workflow combining a subject's runs, contrast by contrast.
@@ -86,8 +85,9 @@ def init_fixed_effects_wf(
         combining the incoming contrast's maps with those weights, written under the node
         contrast's name, instead of one branch per incoming contrast. None: the mean of
         each contrast.
-    surface : bool
-        The runs are surface runs: the maps are written per hemisphere (the sinks take the
+    surface : str or None
+        The runs' mesh (their layout's ``Mesh``), None for volumes: the maps are written per
+        hemisphere, or as one CIFTI file for grayordinates (the sinks take the
         runs' layout through the ``surface`` node, connected by :func:`connect_runs`);
         the inference branch is the mesh's (:func:`init_surface_inference_wf`), as at the
         run level.
@@ -114,7 +114,7 @@ def init_fixed_effects_wf(
     # the sources: the runs' published maps (surface maps: a pair of GIFTI files each)
     sources = [output_path(model_file(label, "mask_file"), subject) for label in run_labels]
     if surface:
-        sources = [surface_name(name, hemi) for name in sources for hemi in HEMISPHERES]
+        sources = [written for name in sources for written in map_names(name, surface)]
     sink = pe.Node(DerivativesSink(**entities, sources=sources), name="sink", mem_gb=0.25)
     layout = pe.Node(IdentityInterface(fields=["surface_layout"]), name="surface") \
         if surface else None
@@ -150,8 +150,8 @@ def init_fixed_effects_wf(
         if surface:  # thresholds and clusters on the mesh, the z map drawn on it
             contrast_sink = pe.Node(DerivativesSink(
                 **entities, contrast_names=contrast, stat_types=stat_type,
-                sources=[surface_name(name, hemi) for name in contrast_sources
-                         for hemi in HEMISPHERES]),
+                sources=[written for name in contrast_sources
+                         for written in map_names(name, surface)]),
                 name=f"sink_{contrast}", mem_gb=0.25)
             workflow.connect([
                 (ffx, contrast_sink, contrast_to_sink()),
@@ -160,6 +160,7 @@ def init_fixed_effects_wf(
             figure = pe.Node(SurfaceFigure(title=contrast), name=f"surface_figure_{contrast}",
                              mem_gb=mem_gb)
             surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   title=contrast,
                                                    name=f"inference_{contrast}_wf")
             workflow.connect([(ffx, figure, [("z", "z_map")]),
                               (layout, figure, [("surface_layout", "layout_file")]),

@@ -172,6 +172,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             figure = pe.Node(SurfaceFigure(title=group_contrast or contrast),
                              name=f"surface_figure_{label}", mem_gb=mem_gb)
             surface_wf = init_surface_inference_wf(inference=inference, space=space,
+                                                   title=group_contrast or contrast,
                                                    name=f"inference_{label}_wf")
             workflow.connect([(layout, sink, [("surface_layout", "surface_layout")]),
                               (layout, figure, [("surface_layout", "layout_file")]),
@@ -280,21 +281,24 @@ def set_subject_inputs(group_wf, inputs: list[dict]) -> None:
             setattr(group_wf.get_node(f"merge_{field}").inputs, f"in{index}", path)
 
 
-def set_subject_surface_inputs(group_wf, inputs: list[dict], mesh: str) -> None:
+def set_subject_surface_inputs(group_wf, inputs: list[dict], mesh: str,
+                               templateflow_home: str | None = None) -> None:
     """:func:`set_subject_inputs` for maps written per hemisphere (each given by its left
     file): each packed back by a ``PackSurfaceMap`` node (``pack_<field>_<i>``) of
-    ``group_wf``, the first one's layout given to the sinks (``surface.surface_layout``)."""
+    ``group_wf``, the first one's layout given to the sinks (``surface.surface_layout``);
+    ``templateflow_home`` searched for the mesh's files."""
+    home = {"templateflow_home": templateflow_home} if templateflow_home else {}
     for index, subject_inputs in enumerate(inputs, start=1):
         for field, path in subject_inputs.items():
             if isinstance(path, list):  # several maps of the subject (a pooled node)
                 for offset, one in enumerate(path):
                     position = (index - 1) * len(path) + offset + 1
-                    pack = pe.Node(PackSurfaceMap(in_file=one, mesh=mesh),
+                    pack = pe.Node(PackSurfaceMap(in_file=one, mesh=mesh, **home),
                                    name=f"pack_{field}_{position}")
                     group_wf.connect(pack, "out_file", group_wf.get_node(f"merge_{field}"),
                                      f"in{position}")
                 continue
-            pack = pe.Node(PackSurfaceMap(in_file=path, mesh=mesh),
+            pack = pe.Node(PackSurfaceMap(in_file=path, mesh=mesh, **home),
                            name=f"pack_{field}_{index}")
             group_wf.connect(pack, "out_file", group_wf.get_node(f"merge_{field}"),
                              f"in{index}")

@@ -8,6 +8,7 @@ from nipype.pipeline import engine as pe
 from glm_workflows.interfaces import (
     ClusterTable,
     SurfaceClusterTable,
+    SurfaceFigure,
     SurfaceThreshold,
     ThresholdMap,
 )
@@ -86,9 +87,10 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
 
 def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
                               mem_gb: float = 0.5, space: str | None = None,
-                              name: str = "inference_wf"):
+                              title: str = "", name: str = "inference_wf"):
     """Build the inference of one packed surface z map, on the mesh: threshold (height over
-    the mask's vertices, cluster extent in connected vertices) -> cluster table.
+    the mask's vertices, cluster extent in connected vertices) -> cluster table, and the
+    thresholded map drawn on the mesh.
 
     Parameters
     ----------
@@ -98,6 +100,8 @@ def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENC
         Memory estimate of each node.
     space : str or None
         The maps' space, for the table's sidecar (the layout's mesh otherwise).
+    title : str
+        The figure's title (the contrast's name).
     name : str
         Workflow name.
 
@@ -108,8 +112,9 @@ def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENC
 
     Outputs
     -------
-    thresholded_map, threshold_json, table, table_json
-        Connect the sink with ``surface_inference_to_sink()``.
+    thresholded_map, threshold_json, table, table_json, figure
+        Connect the sink with ``surface_inference_to_sink()``; ``figure`` (the thresholded
+        map on the mesh) is undefined when no source has the mesh.
     """
     workflow = Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "layout_file"]),
@@ -122,7 +127,12 @@ def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENC
                     mem_gb=mem_gb)
     if space:
         table.inputs.space = space
+    figure = pe.Node(SurfaceFigure(title=title), name="figure", mem_gb=mem_gb)
     workflow.connect([
+        (inputnode, figure, [("layout_file", "layout_file")]),
+        (threshold, figure, [("thresholded_map", "z_map"), ("threshold_json",
+                                                             "threshold_json")]),
+        (figure, outputnode, [("figure", "figure")]),
         (inputnode, threshold, [("z_map", "z_map"), ("mask_file", "mask_file"),
                                 ("layout_file", "layout_file")]),
         (inputnode, table, [("layout_file", "layout_file")]),

@@ -39,8 +39,9 @@ INFERENCE_SINK_INPUTS = {
 #: What the inference workflow's outputnode gives.
 INFERENCE_OUTPUTS = tuple(INFERENCE_SINK_INPUTS)
 
-#: The surface inference workflow's outputs (no figure: the z map is drawn on the mesh).
-SURFACE_INFERENCE_OUTPUTS = ("thresholded_map", "threshold_json", "table", "table_json")
+#: The surface inference workflow's outputs (its figure: the thresholded map on the mesh).
+SURFACE_INFERENCE_OUTPUTS = ("thresholded_map", "threshold_json", "table", "table_json",
+                             "figure")
 
 #: The inference outputs that exist only when the map's space is known (the cluster
 #: table's sidecar): connected only then, so that an analysis without a space keeps its

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.mesh_sources import mesh_of_file
 from ..core.naming import contrast_file, output_path
-from ..core.surface_names import surface_name, volume_name
-from ..core.surfaces import HEMISPHERES, other_hemisphere_file
+from ..core.surface_names import cifti_volume_name, map_names, volume_name
+from ..core.surfaces import other_hemisphere_file
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -191,7 +192,8 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         bold_is_4d=len(run.bold_files) == 1,
         skipped_contrasts=run_plan.skipped, input_sources=run.sources,
         save_residuals=plan.model.save_residuals, space=run.space,
-        surface=run.surface, name=run_plan.workflow_name,
+        surface=run.surface, templateflow_home=_templateflow_home(plan),
+        name=run_plan.workflow_name,
     )
     # the inputnode's own inputs: ``run_wf.inputs`` would build every node's spec
     inputnode = run_wf.get_node("inputnode")
@@ -224,7 +226,7 @@ def _subject_wf(workflow, plan: StudyPlan, subject, run_wfs: dict,
         task=subject.runs[0].run.task, session=subject.session,
         entities=subject.entities, inference=plan.inference,
         contrast_runs=contrast_runs, space=subject.runs[0].run.space,
-        combinations=combinations, surface=bool(subject.runs[0].run.surface),
+        combinations=combinations, surface=subject.runs[0].run.surface,
         name=subject.workflow_name,
     )
     connect_runs(workflow, parts, ffx_wf, contrasts, contrast_runs)
@@ -262,7 +264,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         design_columns=group_plan.columns if pooled else None, surface=surface,
         blocks=group_plan.blocks)
     if not upstream:
-        _set_subject_maps(group_wf, plan, group_plan, (space or "surface") if surface else None)
+        mesh = mesh_of_file(plan.subject_maps[0].mask_file) or space if surface else None
+        _set_subject_maps(group_wf, plan, group_plan, mesh)
         workflow.add_nodes([group_wf])
         return group_wf
     maps = {"effect_maps": group_plan.contrasts[0]}
@@ -315,8 +318,9 @@ def _published_maps(plan: StudyPlan, group_plan, upstream: dict) -> list[str]:
         else:
             prefix = subject_plan.runs[0].run.prefix
         published += [output_path(contrast_file(prefix, c, 'effect_maps')) for c in contrasts]
-    if plan.runs and plan.runs[0].run.surface:  # each map is a pair of GIFTI files
-        return [surface_name(name, hemi) for name in published for hemi in HEMISPHERES]
+    if plan.runs and plan.runs[0].run.surface:  # a pair of GIFTI files, or one CIFTI file
+        return [written for name in published
+                for written in map_names(name, plan.runs[0].run.surface)]
     return published
 
 
@@ -324,19 +328,25 @@ def _surface_maps(plan: StudyPlan) -> bool:
     """Whether the study's maps are surface maps (runs of a surface, or subject maps
     written per hemisphere)."""
     if plan.group_only:
-        return bool(plan.subject_maps) and volume_name(
-            Path(plan.subject_maps[0].mask_file).name) is not None
+        name = Path(plan.subject_maps[0].mask_file).name if plan.subject_maps else ""
+        return volume_name(name) is not None or cifti_volume_name(name) is not None
     return bool(plan.runs) and bool(plan.runs[0].run.surface)
 
 
 def _surface_sources(plan: StudyPlan, group_plan) -> list[str]:
     """The group level alone on surface maps: the GIFTI files of the subjects' effect maps
-    it reads (both hemispheres), the sidecars' ``Sources``."""
+    it reads (both hemispheres; a CIFTI file each), the sidecars' ``Sources``."""
     by_subject = {maps.subject: maps for maps in plan.subject_maps}
     return [path for subject in group_plan.subjects for contrast in group_plan.contrasts
             if contrast in by_subject[subject].effect_maps
-            for path in (by_subject[subject].effect_maps[contrast],
-                         other_hemisphere_file(by_subject[subject].effect_maps[contrast]))]
+            for path in dict.fromkeys((  # a CIFTI map has no other hemisphere
+                by_subject[subject].effect_maps[contrast],
+                other_hemisphere_file(by_subject[subject].effect_maps[contrast])))]
+
+
+def _templateflow_home(plan: StudyPlan) -> str | None:
+    """The TemplateFlow home given to the nodes that find a mesh (None: not given)."""
+    return plan.spec.inputs.templateflow_home if plan.spec else None
 
 
 def _set_subject_maps(group_wf, plan: StudyPlan, group_plan, mesh: str | None = None) -> None:
@@ -356,7 +366,7 @@ def _set_subject_maps(group_wf, plan: StudyPlan, group_plan, mesh: str | None = 
             files["paired_maps"] = maps.effect_maps[group_plan.contrasts[1]]
         inputs.append(files)
     if mesh:
-        set_subject_surface_inputs(group_wf, inputs, mesh)
+        set_subject_surface_inputs(group_wf, inputs, mesh, _templateflow_home(plan))
         return
     set_subject_inputs(group_wf, inputs)
 
