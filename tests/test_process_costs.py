@@ -9,7 +9,11 @@ import subprocess
 import sys
 
 from glm_workflows.core.lazy import LazyModule
-from glm_workflows.execution.garbage import collections_of_new_objects, collections_paused
+from glm_workflows.execution.garbage import (
+    collections_of_new_objects,
+    collections_paused,
+    freeze_new_objects,
+)
 
 
 def test_collections_paused_restores_the_state():
@@ -34,6 +38,19 @@ def test_collections_of_new_objects_freezes_then_unfreezes():
             assert gc.get_freeze_count() > frozen
         assert not gc.isenabled()
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_freeze_new_objects_only_within_a_block_of_new_objects():
+    """Objects made within the block are left out of its collections once frozen, and
+    collected again after it; outside such a block nothing is frozen."""
+    freeze_new_objects()
+    assert gc.get_freeze_count() == 0
+    with collections_of_new_objects():
+        before = gc.get_freeze_count()
+        kept = [[index] for index in range(1000)]  # container objects: tracked by gc
+        freeze_new_objects()
+        assert gc.get_freeze_count() >= before + len(kept)
     assert gc.get_freeze_count() == 0
 
 

@@ -18,6 +18,7 @@ with without_unusable_ipython():
 
 from ..core.errors import InputError
 from ..settings import GRAPH_PLUGINS, PLUGINS
+from .engine import run_graph
 from .garbage import collections_of_new_objects
 from .interrupts import RunInterrupted, worker_initializer
 from .progress import NodeRecord, ProgressReporter
@@ -129,7 +130,7 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         runner = MultiProcPlugin(plugin_args) if plugin == "MultiProc" else plugin
         with collections_of_new_objects():
             try:
-                workflow.run(plugin=runner, plugin_args=plugin_args)
+                run_graph(workflow, runner, plugin_args)
             except RunInterrupted:
                 if plugin == "MultiProc":
                     runner.stop_workers()
@@ -137,5 +138,5 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         return reporter.records
     plugin_args.setdefault("dont_resubmit_completed_jobs", True)
     runner = TrackedSLURMGraphPlugin(plugin_args=plugin_args)
-    workflow.run(plugin=runner)
+    run_graph(workflow, runner)
     return wait_for_graph_jobs(runner, printer=printer)

@@ -29,6 +29,7 @@ from ..settings import (
     InferenceSettings,
     ModelSettings,
 )
+from .engine import Workflow
 from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
     DIAGNOSTICS_OUTPUTS,
@@ -158,7 +159,7 @@ def init_first_level_wf(
     mem_gb = mem_gb or estimate_memory_gb(64 * 64 * 64, 96)
     if save_residuals is None:
         save_residuals = model.save_residuals
-    workflow = pe.Workflow(name=name)
+    workflow = Workflow(name=name)
     inputnode = pe.Node(
         IdentityInterface(fields=["bold_files", "events_file", "confounds_file", "mask_file"]),
         name="inputnode",

@@ -15,6 +15,7 @@ from glm_workflows.interfaces import (
 from ..core.naming import contrast_file, model_file, output_path
 from ..core.surface_names import map_names
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
+from .engine import Workflow
 from .first_level import sink_entities
 from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
@@ -103,7 +104,7 @@ def init_fixed_effects_wf(
     n_runs = len(run_labels)
     if n_runs < 2:
         raise ValueError(f"init_fixed_effects_wf: needs 2 or more runs, got {run_labels}")
-    workflow = pe.Workflow(name=name)
+    workflow = Workflow(name=name)
     plan = merge_plan(n_runs, contrasts, contrast_runs)
     merges = {field: pe.Node(Merge(len(sources)), name=f"merge_{field}",
                              run_without_submitting=True)  # list plumbing: no job of its own

@@ -21,6 +21,7 @@ from glm_workflows.interfaces import (
 
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
 from ..spec.frozen import thaw
+from .engine import Workflow
 from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import contrast_to_sink, inference_to_sink, same_names, surface_inference_to_sink
 
@@ -112,7 +113,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         tables, clusters and TFCE of the permutations on the mesh
         (:mod:`glm_workflows.core.mesh_permutations`).
     """
-    workflow = pe.Workflow(name=name)
+    workflow = Workflow(name=name)
     n_subjects = len(subjects)
     mixed = group.estimator == "mixed"
     fields = [f for f in GROUP_INPUTS if (f != "paired_maps" or group.model == "paired")

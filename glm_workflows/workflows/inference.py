@@ -14,6 +14,7 @@ from glm_workflows.interfaces import (
 )
 
 from ..settings import DEFAULT_INFERENCE, InferenceSettings
+from .engine import Workflow
 from .ports import INFERENCE_OUTPUTS, SURFACE_INFERENCE_OUTPUTS
 
 
@@ -62,7 +63,7 @@ def init_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENCE,
         The table's sidecar (JSON), connected only with a ``space``: connect the sink with
         ``inference_to_sink(space=space)``.
     """
-    workflow = pe.Workflow(name=name)
+    workflow = Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "bg_file", "title"]),
                         name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=list(INFERENCE_OUTPUTS)), name="outputnode")
@@ -115,7 +116,7 @@ def init_surface_inference_wf(*, inference: InferenceSettings = DEFAULT_INFERENC
         Connect the sink with ``surface_inference_to_sink()``; ``figure`` (the thresholded
         map on the mesh) is undefined when no source has the mesh.
     """
-    workflow = pe.Workflow(name=name)
+    workflow = Workflow(name=name)
     inputnode = pe.Node(IdentityInterface(fields=["z_map", "mask_file", "layout_file"]),
                         name="inputnode")
     outputnode = pe.Node(IdentityInterface(fields=list(SURFACE_INFERENCE_OUTPUTS)),

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nipype.pipeline import engine as pe
-
 from ..core.mesh_sources import mesh_of_file
 from ..core.naming import contrast_file, output_path
 from ..core.surface_names import cifti_volume_name, map_names, volume_name
@@ -39,6 +37,7 @@ from ..settings import (
     DEFAULT_MODEL,
     SEED_CONTRASTS,
 )
+from .engine import Workflow
 from .first_level import init_first_level_wf
 from .fixed_effects import connect_runs, init_fixed_effects_wf
 from .group import (
@@ -160,7 +159,7 @@ def init_analysis_wf(plan: StudyPlan, *, name: str | None = None):
         Ready to run (every input set).
     """
     default = "glm_workflows_group_wf" if plan.group_only else "glm_workflows_wf"
-    workflow = pe.Workflow(name=name or default)
+    workflow = Workflow(name=name or default)
     built: dict = {}  # node name -> (level, {run label, subject or group name: workflow})
     for level, node, items in plan.workflows():
         upstream: dict = {}  # level -> the workflows of the nodes upstream of this one
