@@ -32,7 +32,8 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                         naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
                         constant_vertices: int = 25, sessions=(),
                         seed: int = 0, effect_vertices=None,
-                        effect: float = 30.0, convolved: bool = False) -> tuple[Path, Path]:
+                        effect: float = 30.0, convolved: bool = False,
+                        smoothing: int = 0) -> tuple[Path, Path]:
     """Write ``<root>/raw`` (BIDS, task ``tiny``, conditions a and b) and
     ``<root>/fmriprep`` (per run its ``hemi-L``/``hemi-R`` GIFTI series, their JSON
     sidecars with RepetitionTime, and ``desc-confounds_timeseries.tsv``).
@@ -63,6 +64,10 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
     convolved : bool
         The added signal is the blocks convolved with the model's default HRF (the fit's
         own regressor: large z); False: the blocks themselves.
+    smoothing : int
+        Iterations of neighbour averaging of the noise over fsaverage5's mesh
+        (:func:`smooth_on_mesh`: spatially smooth noise of the same variance; 0: white
+        across vertices). Needs ``n_vertices`` 10242.
 
     Returns
     -------
@@ -96,6 +101,8 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
                                                 drift_model=None)["a"].to_numpy()
     space_label = f"space-{space}" + (f"_den-{den}" if den else "")
     rho = np.linspace(0, 0.5, n_vertices)
+    smoothers = {hemi: mesh_smoother(hemi, smoothing) for hemi in ("L", "R")} \
+        if smoothing else {}
     for bold in sorted(raw.glob("sub-*/**/func/*_bold.nii.gz")):
         prefix = bold.name[: bold.name.index("_bold.nii")]
         func = out / bold.parent.relative_to(raw)
@@ -106,7 +113,7 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
             noise[:, 0] = rng.normal(0, 10, n_vertices)
             for t in range(1, n_scans):
                 noise[:, t] = rho * noise[:, t - 1] + rng.normal(0, 10, n_vertices)
-            data = 1000 + noise
+            data = 1000 + (smoothers[hemi] @ noise if smoothing else noise)
             if hemi == "L":
                 data[EFFECT_VERTICES if effect_vertices is None
                      else np.asarray(effect_vertices, dtype=int)] += effect * boxcar
@@ -133,10 +140,46 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
     return raw, out
 
 
+def _fsaverage5_adjacency(hemi: str):
+    """fsaverage5's vertex adjacency of one hemisphere (nilearn's bundled mesh)."""
+    from nilearn.datasets import load_fsaverage
+
+    from .core.mesh import adjacency
+
+    faces = load_fsaverage("fsaverage5")["pial"].parts["left" if hemi == "L" else "right"].faces
+    return adjacency(np.asarray(faces), FSAVERAGE5_VERTICES)
+
+
+def mesh_patch(center: int, edges: int) -> np.ndarray:
+    """The left fsaverage5 vertices within ``edges`` edges of vertex ``center``: a patch
+    of neighbours (one cluster on the mesh)."""
+    from scipy.sparse.csgraph import shortest_path
+
+    distance = shortest_path(_fsaverage5_adjacency("L"), unweighted=True, indices=center)
+    return np.flatnonzero(distance <= edges)
+
+
+def mesh_smoother(hemi: str, iterations: int):
+    """The operator that averages each vertex with its neighbours ``iterations`` times,
+    its rows scaled to unit norm, so white noise keeps its variance at every vertex and
+    becomes smooth on the mesh (sparse, shape (10242, 10242))."""
+    from scipy import sparse
+
+    graph = _fsaverage5_adjacency(hemi).astype(np.float64)
+    graph = graph + sparse.identity(graph.shape[0], format="csr")
+    step = sparse.diags(1 / np.asarray(graph.sum(axis=1)).ravel()) @ graph
+    operator = sparse.identity(graph.shape[0], format="csr")
+    for _ in range(iterations):
+        operator = step @ operator
+    norms = np.sqrt(np.asarray(operator.multiply(operator).sum(axis=1)).ravel())
+    return (sparse.diags(1 / norms) @ operator).tocsr()
+
+
 def main(argv=None) -> None:
     """``python -m glm_workflows.synthetic_surface DIR [--subjects N] [--runs R] [--space S]
-    [--naming current|older|oldest]``: write DIR/raw and DIR/fmriprep, a surface study of N
-    subjects of R runs (fsaverage5-sized GIFTI pairs, a true ``a - b`` effect)."""
+    [--naming current|older|oldest] [--effect E] [--convolved] [--patch VERTEX EDGES]
+    [--smoothing ITERATIONS]``: write DIR/raw and DIR/fmriprep, a surface study of N subjects
+    of R runs (fsaverage5-sized GIFTI pairs, a true ``a - b`` effect)."""
     import argparse
 
     from .synthetic import write_participants
@@ -148,10 +191,22 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--space", default="fsaverage5")
     parser.add_argument("--naming", choices=sorted(SURFACE_NAMINGS), default="current")
+    parser.add_argument("--effect", type=float, default=30.0,
+                        help="what the effect vertices add during condition a (0: a null "
+                             "study; default 30, 3 %% of the baseline)")
+    parser.add_argument("--convolved", action="store_true",
+                        help="the effect is the blocks convolved with the HRF")
+    parser.add_argument("--patch", type=int, nargs=2, metavar=("VERTEX", "EDGES"),
+                        help="the effect on the left vertices within EDGES edges of VERTEX "
+                             "(default: the first 400 vertices, scattered on the mesh)")
+    parser.add_argument("--smoothing", type=int, default=0, metavar="ITERATIONS",
+                        help="noise smooth on the mesh: neighbour averages (default 0)")
     args = parser.parse_args(argv)
     subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
-    raw, derivatives = write_surface_study(args.out_dir, subjects, runs=args.runs,
-                                           space=args.space, naming=args.naming)
+    raw, derivatives = write_surface_study(
+        args.out_dir, subjects, runs=args.runs, space=args.space, naming=args.naming,
+        effect=args.effect, convolved=args.convolved, smoothing=args.smoothing,
+        effect_vertices=None if args.patch is None else mesh_patch(*args.patch))
     write_participants(raw, subjects)
     print(raw)
     print(derivatives)

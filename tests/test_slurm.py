@@ -55,10 +55,10 @@ def test_slurm_plugins_give_the_linear_outputs(plugin, linear_outputs, data_dir,
     assert main(argv) == 0
     printed = capsys.readouterr().out
     if plugin == "SLURM":
-        assert "(14 node(s) run, 0 cached)" in printed
-    else:  # the CLI waited for all 14 jobs before reading the results
-        assert "waiting for 14 SLURM job(s) submitted by SLURMGraph" in printed
-        assert printed.count("  done    ") == 14
+        assert f"({N_JOBS} node(s) run, 0 cached)" in printed
+    else:  # the CLI waited for all the jobs before reading the results
+        assert f"waiting for {N_JOBS} SLURM job(s) submitted by SLURMGraph" in printed
+        assert printed.count("  done    ") == N_JOBS
     assert "activeMinusRest: fdr alpha=0.05 -> z > 2.931, 5 cluster(s)" in printed
     _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
     if plugin == "SLURMGraph":  # a rerun submits only the sinks: every other node is complete
@@ -89,9 +89,9 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
     assert not (tmp_path / "out" / "sub-01").exists()
 
 
-#: Jobs of the seed analysis: 6 model nodes (concatenate, mean, design, fit, diagnostics,
-#: sink) and 4 per contrast (estimate, threshold, table, sink).
-N_JOBS = 14
+#: Jobs of the seed analysis: 5 model nodes (concatenate, design, fit (it writes the mean
+#: image too), diagnostics, sink) and 4 per contrast (estimate, threshold, table, sink).
+N_JOBS = 13
 
 
 def _run_jobs(work_dir: Path) -> dict[str, str]:
@@ -149,8 +149,8 @@ def test_slurmgraph_waits_for_jobs_slurm_forgot(linear_outputs, data_dir, tmp_pa
     assert len(seen["gone"]) == N_JOBS - 1, \
         "squeue still showed jobs of the run while the sink was held"
     assert code == 0
-    assert "waiting for 14 SLURM job(s) submitted by SLURMGraph" in printed
+    assert f"waiting for {N_JOBS} SLURM job(s) submitted by SLURMGraph" in printed
     for job_id, name in seen["jobs"].items():
         assert f"(job {job_id})" in printed, name
-    assert printed.count("  done    ") == 14
+    assert printed.count("  done    ") == N_JOBS
     _assert_same_outputs(tmp_path / "out" / "sub-01", linear_outputs)
