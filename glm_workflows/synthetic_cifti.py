@@ -12,7 +12,8 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from .synthetic import fmriprep_confounds, write_tiny_bids
+from .synthetic import fmriprep_confounds
+from .synthetic_surface import condition_a_blocks, start_fmriprep_study
 
 #: Vertices of an fsLR 32k hemisphere (the surface brain models' mesh).
 FSLR_32K = 32492
@@ -122,23 +123,13 @@ def write_cifti_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float =
     -------
     raw, derivatives : pathlib.Path
     """
-    root = Path(root)
-    raw = write_tiny_bids(root / "raw", subjects=subjects, n_scans=n_scans, t_r=t_r,
-                          seed=seed, runs=runs, sessions=sessions)
-    out = root / "fmriprep"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset_description.json").write_text(json.dumps({
-        "Name": "fMRIPrep - CIFTI outputs (synthetic)", "BIDSVersion": "1.8.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic"}]}, indent=2))
+    raw, out = start_fmriprep_study(root, "fMRIPrep - CIFTI outputs (synthetic)",
+                                    subjects=subjects, n_scans=n_scans, t_r=t_r, seed=seed,
+                                    runs=runs, sessions=sessions)
     axis = brain_models(size)
     n = len(axis)
     rng = np.random.default_rng(seed + 1)
-    frame_times = np.arange(n_scans) * t_r
-    boxcar = np.zeros(n_scans)
-    for i, onset in enumerate(np.arange(0, n_scans * t_r - 20, 20.0)):
-        if i % 2 == 0:
-            boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
+    boxcar = condition_a_blocks(n_scans, t_r)
     effect = np.zeros(n, dtype=bool)
     for name, where, _ in axis.iter_structures():
         if name in EFFECT_GRAYORDINATES:

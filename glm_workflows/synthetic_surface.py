@@ -27,6 +27,31 @@ SURFACE_NAMINGS = {
 }
 
 
+def condition_a_blocks(n_scans: int, t_r: float) -> np.ndarray:
+    """The boxcar of condition ``a`` in :func:`write_tiny_bids`'s runs (1 during its
+    10 s blocks, every other block from 0 s, one every 40 s; 0 elsewhere), per scan."""
+    frame_times = np.arange(n_scans) * t_r
+    boxcar = np.zeros(n_scans)
+    for i, onset in enumerate(np.arange(0, n_scans * t_r - 20, 20.0)):
+        if i % 2 == 0:
+            boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
+    return boxcar
+
+
+def start_fmriprep_study(root, name: str, **raw) -> tuple[Path, Path]:
+    """``<root>/raw`` (:func:`write_tiny_bids` with ``raw``'s arguments) and an empty
+    fMRIPrep derivatives folder ``<root>/fmriprep`` (its ``dataset_description.json``,
+    ``Name`` ``name``): the start of a synthetic surface or CIFTI study."""
+    root = Path(root)
+    raw_dir = write_tiny_bids(root / "raw", **raw)
+    out = root / "fmriprep"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset_description.json").write_text(json.dumps({
+        "Name": name, "BIDSVersion": "1.8.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic"}]}, indent=2))
+    return raw_dir, out
+
+
 def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float = 2.0,
                         runs: int = 1, space: str = "fsaverage5", den: str | None = None,
                         naming: str = "current", n_vertices: int = FSAVERAGE5_VERTICES,
@@ -66,29 +91,20 @@ def write_surface_study(root, subjects=("01",), *, n_scans: int = 60, t_r: float
         own regressor: large z); False: the blocks themselves.
     smoothing : int
         Iterations of neighbour averaging of the noise over fsaverage5's mesh
-        (:func:`smooth_on_mesh`: spatially smooth noise of the same variance; 0: white
+        (:func:`mesh_smoother`: spatially smooth noise of the same variance; 0: white
         across vertices). Needs ``n_vertices`` 10242.
 
     Returns
     -------
     raw, derivatives : pathlib.Path
     """
-    root = Path(root)
-    raw = write_tiny_bids(root / "raw", subjects=subjects, n_scans=n_scans, t_r=t_r,
-                          seed=seed, runs=runs, sessions=sessions)
-    out = root / "fmriprep"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dataset_description.json").write_text(json.dumps({
-        "Name": "fMRIPrep - surface outputs (synthetic)", "BIDSVersion": "1.8.0",
-        "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "synthetic"}]}, indent=2))
+    raw, out = start_fmriprep_study(root, "fMRIPrep - surface outputs (synthetic)",
+                                    subjects=subjects, n_scans=n_scans, t_r=t_r, seed=seed,
+                                    runs=runs, sessions=sessions)
     rng = np.random.default_rng(seed + 1)
     frame_times = np.arange(n_scans) * t_r
     onsets = np.arange(0, n_scans * t_r - 20, 20.0)
-    boxcar = np.zeros(n_scans)
-    for i, onset in enumerate(onsets):
-        if i % 2 == 0:
-            boxcar[(frame_times >= onset) & (frame_times < onset + 10)] = 1
+    boxcar = condition_a_blocks(n_scans, t_r)
     if convolved:
         import pandas as pd
         from nilearn.glm.first_level import make_first_level_design_matrix
