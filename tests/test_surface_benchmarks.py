@@ -133,3 +133,14 @@ def test_nominal_rates_enumerate_the_ranks(n_perm):
                                   / (n_perm + 1)) for i in range(n_perm + 1)])
     assert null._nominal(n_perm, True) == pytest.approx(cluster, abs=1e-12)
     assert null._nominal(n_perm, False) == pytest.approx(ranked, abs=1e-12)
+
+
+def test_the_surface_fit_benchmark_compares_equal_maps():
+    """bench_surface_fit's two fits (ours on the packed grid, nilearn's on the SurfaceImage)
+    give the same z map on a small run, and its command line prints one row per size."""
+    bench = _load("bench_surface_fit")
+    data, design, packed, mask_img = bench._run(300, 40)
+    _, ours = bench._ours(design, packed, mask_img)
+    _, theirs = bench._nilearn(data, design, 300)
+    np.testing.assert_allclose(ours[:600], theirs, atol=1e-10)
+    bench.main(["--vertices", "300", "--scans", "40", "--repeat", "1"])
