@@ -37,7 +37,25 @@ def log_name(analysis: str, started: float, attempt: int = 1) -> str:
     return f"{analysis}_{stamp}{'' if attempt == 1 else f'_{attempt}'}.log"
 
 
-class _Tee(io.TextIOBase):
+class ConsoleStream(io.TextIOBase):
+    """A text stream in front of a console (``self._console``): flushed, a terminal and a
+    file descriptor as the console is; subclasses say what ``write`` does."""
+
+    def flush(self) -> None:
+        self._console.flush()
+
+    def isatty(self) -> bool:
+        return self._console.isatty()
+
+    def fileno(self) -> int:
+        return self._console.fileno()
+
+    @property
+    def encoding(self):
+        return getattr(self._console, "encoding", "utf-8")
+
+
+class _Tee(ConsoleStream):
     """A stream written to the console (as the verbosity allows) and to the run's log."""
 
     def __init__(self, log: RunLog, console, errors: bool):
@@ -59,16 +77,6 @@ class _Tee(io.TextIOBase):
     def flush(self) -> None:
         self._console.flush()
         self._log.flush()
-
-    def isatty(self) -> bool:
-        return self._console.isatty()
-
-    def fileno(self) -> int:
-        return self._console.fileno()
-
-    @property
-    def encoding(self):
-        return getattr(self._console, "encoding", "utf-8")
 
 
 class RunLog:

@@ -43,6 +43,8 @@ from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
+from .run_log import ConsoleStream
+
 #: The stamps' folder, inside the work directory.
 STAMP_FOLDER = "up_to_date"
 #: The libraries whose versions are part of the fingerprint.
@@ -190,7 +192,7 @@ def result_lines(printed: str) -> list[str]:
     return lines
 
 
-class Recorder(io.TextIOBase):
+class Recorder(ConsoleStream):
     """A stream written through to ``console`` and kept (:meth:`text`)."""
 
     def __init__(self, console):
@@ -199,19 +201,6 @@ class Recorder(io.TextIOBase):
     def write(self, text: str) -> int:
         self._kept.write(text)
         return self._console.write(text)
-
-    def flush(self) -> None:
-        self._console.flush()
-
-    def isatty(self) -> bool:
-        return self._console.isatty()
-
-    def fileno(self) -> int:
-        return self._console.fileno()
-
-    @property
-    def encoding(self):
-        return getattr(self._console, "encoding", "utf-8")
 
     def text(self) -> str:
         return self._kept.getvalue()
