@@ -72,21 +72,6 @@ def subdivide(faces, n_vertices: int):
     return new, n_vertices + len(edges)
 
 
-class SubdividedSpace:
-    """A :class:`MeshSpace` (every vertex masked) over given hemispheres' adjacencies."""
-
-    def __new__(cls, graphs):
-        import numpy as np
-
-        from glm_workflows.core.mesh_permutations import MeshSpace
-
-        parts, start = [], 0
-        for graph in graphs:
-            parts.append((np.arange(start, start + graph.shape[0]), graph.tocsr()))
-            start += graph.shape[0]
-        return MeshSpace.from_parts(parts, start)
-
-
 def mesh_and_space(name: str):
     """The mesh's whole adjacency (block-diagonal over hemispheres) and its MeshSpace."""
     import numpy as np
@@ -108,7 +93,7 @@ def mesh_and_space(name: str):
         graphs.append(adjacency(faces, n))
     whole = sparse.block_diag(graphs, format="csr")
     if split:
-        return whole, SubdividedSpace(graphs)
+        return whole, MeshSpace.from_graph(whole)
     layout = surface_layout(MESH, [N_HEMI, N_HEMI])
     mask = np.zeros(2 * N_HEMI, dtype=bool)
     mask[: N_HEMI * len(hemis)] = True

@@ -33,7 +33,9 @@ TFCE_E_VOXELS = 0.5
 
 
 class MeshSpace:
-    """The masked vertices of a packed mask, per hemisphere, and their adjacency.
+    """The masked values of a packed mask and their adjacency: the mesh's edges between
+    masked vertices (never across the hemispheres), or for CIFTI grayordinates their graph
+    (:func:`~.cifti_geometry.grayordinate_geometry`).
 
     Parameters
     ----------
@@ -49,51 +51,44 @@ class MeshSpace:
     """
 
     def __init__(self, mask: np.ndarray, layout: dict):
-        if is_cifti_layout(layout):
-            self._grayordinates(mask, layout)
-            return
-        geometry = geometry_for(layout)
-        if geometry is None:
-            raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not found: "
-                             "docs/surfaces.md, Mesh sources), so no cluster or TFCE permutation "
-                             "inference")
         mask = np.asarray(mask) != 0
         # the packed (vertex) index of each masked value, in the masker's (C) order
         packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
-        parts = []
-        start = 0
-        for hemi, count in zip(layout["Hemispheres"], layout["Vertices"], strict=True):
-            select = np.flatnonzero((packed >= start) & (packed < start + count))
-            vertices = packed[select] - start
-            parts.append((select, geometry[hemi].adjacency[vertices][:, vertices].tocsr()))
-            start += count
-        self._set_parts(parts, packed.size)
+        if is_cifti_layout(layout):
+            geometry = grayordinate_geometry(layout)
+            if geometry is None:
+                raise InputError(f"CIFTI grayordinates: their cortex mesh {CIFTI_SURFACE_MESH} "
+                                 "was not found (docs/surfaces.md, Mesh sources), so no cluster "
+                                 "or TFCE permutation inference")
+            adjacency = geometry.adjacency
+        else:
+            geometry = geometry_for(layout)
+            if geometry is None:
+                raise InputError(f"mesh {layout['Mesh']}: no geometry (its mesh files were not "
+                                 "found: docs/surfaces.md, Mesh sources), so no cluster or TFCE "
+                                 "permutation inference")
+            from scipy import sparse
+
+            adjacency = sparse.block_diag([geometry[hemi].adjacency
+                                           for hemi in layout["Hemispheres"]], format="csr")
+        self.graph = adjacency[packed][:, packed].tocsr()
+        #: TFCE's extent exponent: one, or one per value (CIFTI: a voxel's is a volume's)
+        self.extent_exponent = (np.where(geometry.is_voxel[packed], TFCE_E_VOXELS, TFCE_E)
+                                if is_cifti_layout(layout) else TFCE_E)
 
     @classmethod
-    def from_parts(cls, parts, n_values: int) -> MeshSpace:
-        """A space of ``n_values`` values whose hemispheres are ``parts``: ``(select,
-        graph)`` pairs, the positions of a hemisphere's values and their adjacency."""
+    def from_graph(cls, graph) -> MeshSpace:
+        """A space whose values are ``graph``'s vertices (every one masked)."""
         space = cls.__new__(cls)
-        space._set_parts(parts, n_values)
+        space.graph, space.extent_exponent = graph.tocsr(), TFCE_E
         return space
 
-    def _set_parts(self, parts, n_values: int) -> None:
-        from scipy import sparse
-
-        self.n_values, self.parts = n_values, list(parts)
-        #: TFCE's extent exponent: one, or one per value
-        self.extent_exponent = TFCE_E
-        edges = [(select[graph.tocoo().row], select[graph.tocoo().col])
-                 for select, graph in self.parts]
-        rows = np.concatenate([r for r, _ in edges] or [np.zeros(0, np.int64)])
-        cols = np.concatenate([c for _, c in edges] or [np.zeros(0, np.int64)])
-        #: Both hemispheres' adjacency over the masked values (no edge between them).
-        self.graph = sparse.csr_matrix((np.ones(rows.size, dtype=bool), (rows, cols)),
-                                       shape=(n_values, n_values))
+    @property
+    def n_values(self) -> int:
+        return self.graph.shape[0]
 
     def cluster_sizes(self, supra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The supra-threshold values and the size of the cluster each belongs to (both
-        hemispheres labelled at once: one connected-components call).
+        """The supra-threshold values and the size of the cluster each belongs to.
 
         Returns
         -------
@@ -107,35 +102,19 @@ class MeshSpace:
         _, labels = connected_components(self.graph[index][:, index], directed=False)
         return index, np.bincount(labels)[labels]
 
-    def _grayordinates(self, mask: np.ndarray, layout: dict) -> None:
-        """A CIFTI layout's masked grayordinates: one graph (no edge crosses between
-        hemispheres or between vertices and voxels), E per grayordinate type."""
-        geometry = grayordinate_geometry(layout)
-        if geometry is None:
-            raise InputError(f"CIFTI grayordinates: their cortex mesh {CIFTI_SURFACE_MESH} was "
-                             "not found (docs/surfaces.md, Mesh sources), so no cluster or "
-                             "TFCE permutation inference")
-        mask = np.asarray(mask) != 0
-        packed = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
-        self._set_parts([(np.arange(packed.size), geometry.adjacency[packed][:, packed].tocsr())],
-                        packed.size)
-        self.extent_exponent = np.where(geometry.is_voxel[packed], TFCE_E_VOXELS, TFCE_E)
-
     def label(self, supra: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
-        """Clusters of connected supra-threshold values, numbered from ``offset + 1``
-        (left hemisphere first).
+        """Clusters of connected supra-threshold values, numbered from ``offset + 1`` in
+        the order of their first value (:func:`~.mesh.label_clusters`).
 
         Returns
         -------
         labels : ndarray of int, shape (n_values,)
             0 outside ``supra``.
         n_clusters : int
+            The largest label (0 without a cluster).
         """
-        labels = np.zeros(self.n_values, dtype=np.int64)
-        for select, graph in self.parts:
-            part, count = label_clusters(supra[select], graph)
-            labels[select] = np.where(part > 0, part + offset, 0)
-            offset += count
+        labels, _ = label_clusters(supra, self.graph)
+        labels = np.where(labels > 0, labels + offset, 0)
         return labels, int(labels.max(initial=0))
 
 

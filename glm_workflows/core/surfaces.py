@@ -23,7 +23,7 @@ import nibabel as nb
 import numpy as np
 
 from .errors import InputError, one_line
-from .packing import NIFTI1_MAX_DIM, folded_shape, surface_mask  # noqa: F401 (re-exported)
+from .packing import folded_shape, surface_mask
 from .surface_names import CIFTI_SERIES_EXTENSION, HEMISPHERES
 
 #: The fMRIPrep spaces that are surfaces (``--space``): FreeSurfer's templates, and the
