@@ -16,6 +16,8 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from glm_workflows.interfaces.surface_inference import SurfaceClusterTable, SurfaceThreshold
+from glm_workflows.interfaces.surfaces import SurfaceFigure
 from nilearn.glm.second_level import non_parametric_inference
 from nipype.interfaces.base import isdefined
 from scipy import ndimage
@@ -35,8 +37,6 @@ from glm_workflows.core.permutation_problem import _problem
 from glm_workflows.core.permutation_results import combine_permutations
 from glm_workflows.core.permutations import permutation_chunk
 from glm_workflows.core.surface_inference import threshold_surface
-from glm_workflows.interfaces.surface_inference import SurfaceClusterTable, SurfaceThreshold
-from glm_workflows.interfaces.surfaces import SurfaceFigure
 from glm_workflows.synthetic_cifti import GRID_AFFINE, GRID_SHAPE, write_cifti_study
 
 N32K = 32492

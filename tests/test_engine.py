@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from glm_workflows.interfaces import MeanImage
 from nipype.interfaces.utility import Function, IdentityInterface
 from nipype.pipeline import engine as pe
 
 from glm_workflows.execution.engine import execution_graph, run_graph, same_run_as_nipype
-from glm_workflows.interfaces import MeanImage
 from glm_workflows.workflows.engine import Workflow
 
 CLASSES = {"nipype": pe.Workflow, "ours": Workflow}

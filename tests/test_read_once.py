@@ -50,8 +50,9 @@ def test_fit_node_writes_the_mean_image_of_the_mean_node(seed_gz, seed_design, t
                                                          monkeypatch):
     """FitGLM(save_mean=True) writes the mean image MeanImage wrote (same values, type,
     affine); without save_mean it writes none."""
-    from glm_workflows.core.run_tables import save_design_matrix
     from glm_workflows.interfaces import FitGLM, MeanImage
+
+    from glm_workflows.core.run_tables import save_design_matrix
 
     save_design_matrix(seed_design, tmp_path / "matrix.tsv")
     for folder in ("fit", "mean", "plain"):

@@ -20,8 +20,8 @@ from nilearn.surface import SurfaceImage
 
 from glm_workflows.cli import main
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.surface_names import surface_name
 from glm_workflows.core.packing import NIFTI1_MAX_DIM, folded_shape
+from glm_workflows.core.surface_names import surface_name
 from glm_workflows.core.surfaces import pack_surface, unpack
 from glm_workflows.inputs.fmriprep import find_derivative_runs
 from glm_workflows.synthetic_surface import write_surface_study
