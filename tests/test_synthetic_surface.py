@@ -45,5 +45,6 @@ def test_smoothed_noise_keeps_its_variance_and_is_smooth():
     assert abs(noise.var() - 1.0) < 0.02
     faces = np.asarray(load_fsaverage("fsaverage5")["pial"].parts["left"].faces)
     a, b = faces[:, 0], faces[:, 1]
-    correlation = np.mean([np.corrcoef(noise[i], noise[j])[0, 1] for i, j in zip(a[:200], b[:200], strict=True)])
+    correlation = np.mean([np.corrcoef(noise[i], noise[j])[0, 1]
+                           for i, j in zip(a[:200], b[:200], strict=True)])
     assert correlation > 0.5
