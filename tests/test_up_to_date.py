@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
-from glm_workflows.execution.up_to_date import STAMP_FOLDER, result_lines
+from glm_workflows.core.naming import STAGING_PREFIX
+from glm_workflows.execution.up_to_date import STAMP_FOLDER, output_state, result_lines
 from glm_workflows.synthetic import write_tiny_bids
 
 pytestmark = pytest.mark.slow
@@ -119,3 +121,25 @@ def test_a_failed_run_leaves_no_stamp(tmp_path):
             str(tmp_path / "out"), "--work-dir", str(tmp_path / "work")]
     assert _run(argv)[0] == 2
     assert not (tmp_path / "work" / STAMP_FOLDER).exists()
+
+
+def test_output_state_leaves_out_logs_and_other_runs_staging(tmp_path, monkeypatch):
+    """Another run writing into the same folder stages files in a hidden folder and moves
+    them: those, the logs, and a file removed while the folder is listed are not outputs."""
+    (tmp_path / "sub-01").mkdir()
+    (tmp_path / "sub-01" / "map.nii.gz").write_bytes(b"12345")
+    for folder in ("logs", STAGING_PREFIX + "host-1-abc"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "file").write_bytes(b"1")
+    (tmp_path / "gone.tsv").write_bytes(b"1")
+    real_stat = os.stat
+
+    def stat_after_removal(path, *args, **kwargs):
+        if str(path).endswith("gone.tsv"):
+            raise FileNotFoundError(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat_after_removal)
+    state = output_state(tmp_path)
+    assert list(state) == [str(Path("sub-01", "map.nii.gz"))]
+    assert state[str(Path("sub-01", "map.nii.gz"))][0] == 5

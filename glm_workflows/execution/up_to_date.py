@@ -43,6 +43,7 @@ from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..core.naming import STAGING_PREFIX
 from .run_log import ConsoleStream
 
 #: The stamps' folder, inside the work directory.
@@ -105,15 +106,21 @@ def fingerprint(argv: list[str], cwd: str, output_dir, work_dir, paths) -> str |
 
 
 def output_state(output_dir) -> dict[str, list[int]]:
-    """Every file of the output folder (but ``logs/``): ``{relative path: [size, mtime]}``."""
+    """Every file of the output folder (but ``logs/`` and the staging folders of runs
+    still writing into it): ``{relative path: [size, mtime]}``. A file another run
+    removes while this one lists the folder is left out."""
     root = Path(output_dir).absolute()
     state = {}
     for folder, subfolders, files in os.walk(root):
         if Path(folder) == root:
-            subfolders[:] = [name for name in subfolders if name not in UNTRACKED_OUTPUTS]
+            subfolders[:] = [name for name in subfolders if name not in UNTRACKED_OUTPUTS
+                             and not name.startswith(STAGING_PREFIX)]
         subfolders.sort()
         for name in sorted(files):
-            info = os.stat(os.path.join(folder, name))
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:  # moved or deleted by a concurrent run
+                continue
             state[os.path.relpath(os.path.join(folder, name), root)] = [info.st_size,
                                                                          info.st_mtime_ns]
     return state
