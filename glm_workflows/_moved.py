@@ -71,10 +71,15 @@ class _MovedLoader(importlib.abc.Loader):
 
     def create_module(self, spec):
         _warn(spec.name, self.new)
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        pass  # the module at its new path is already executed
+        # the module at its new path is already executed; the import system has just set
+        # its ``__spec__`` to the old path's, which would make its relative imports at run
+        # time warn ("__package__ != __spec__.parent"): it gets its own back
+        module.__spec__ = self.own_spec
 
     def get_code(self, fullname):
         """``python -m <old path>``: run the module at its new path as ``__main__``."""

@@ -17,6 +17,7 @@ def test_an_old_module_path_is_the_new_module_with_a_warning(old):
     with pytest.warns(DeprecationWarning, match=MOVED_MODULES[old]):
         module = importlib.import_module(old)
     assert module is new
+    assert new.__spec__.name == MOVED_MODULES[old]  # its relative imports do not warn
 
 
 @pytest.mark.parametrize("package, name", [(package, name) for package, names in
