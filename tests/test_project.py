@@ -12,7 +12,7 @@ def test_ci_runs_the_readme_test_command():
     command = re.search(r"## Tests\s+```bash\n(.+?)\n```", readme).group(1).strip()
     ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
                 if ln.strip() and not ln.startswith("#")]
-    assert ci_lines[-1] == command == "python -m pytest -q tests"
+    assert ci_lines[-1] == command == "python -m pytest -q -n 2 --dist loadfile tests"
 
 
 def test_every_package_is_installed_and_interfaces_sit_under_the_package():
