@@ -23,8 +23,10 @@ is a family-wise error when a method declares any voxel significant:
   FDR equals the FWE, so it should be at most 5 %);
 * ``perm max-T``, ``perm cluster size``, ``perm cluster mass`` (cluster-forming
   ``p < 0.001``) and, with ``--tfce``, ``perm TFCE``: any voxel with FWE ``p <= 0.05``.
-  With ``n_perm`` permutations (the identity counted in the p-value, as nilearn does) the
-  exact rate is ``floor(0.05 (n_perm + 1)) / (n_perm + 1)``, shown as the nominal rate.
+  With ``n_perm`` permutations the exact rate is shown as the nominal rate
+  (``null_rates.exact_fwe_rate``): ``floor(0.05 (n_perm + 1)) / (n_perm + 1)`` for max-T and
+  TFCE, whose p counts the identity; ``(floor(0.05 n_perm) + 1) / (n_perm + 1)`` for the
+  cluster rows, whose p is nilearn's ``null_to_p`` (the original map not counted).
 
 Printed per method: the FWE rate with its 95 % Monte-Carlo interval (Clopper-Pearson,
 exact; Wilson too), and for context the extent k that would have given a 5 % FWE here
@@ -49,6 +51,10 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from null_rates import clopper_pearson, exact_fwe_rate, wilson  # noqa: E402
 
 SHAPE = (24, 28, 24)
 VOXEL_MM = 3.0
@@ -156,22 +162,6 @@ def repetition(task) -> dict:
     return {"fwe": out, "largest": largest, "seconds": seconds}
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    tail = (1 - level) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return low, high
-
-
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=DEFAULTS["repetitions"],
@@ -210,14 +200,14 @@ def main(argv=None) -> None:
         results = [repetition(task) for task in tasks]
     wall = time.perf_counter() - begin
     n = len(results)
-    exact = math.floor(ALPHA * (args.n_perm + 1) + 1e-9) / (args.n_perm + 1)
     print(f"\n  {'method':<24} {'FWE':>6} {'count':>8} {'95% CI (Clopper-Pearson)':>25} "
           f"{'Wilson':>15} {'nominal':>8}")
     for name in results[0]["fwe"]:
         k = sum(r["fwe"][name] for r in results)
         lo, hi = clopper_pearson(k, n)
         wlo, whi = wilson(k, n)
-        nominal = exact if name.startswith("perm") else ALPHA
+        nominal = (exact_fwe_rate(args.n_perm, "cluster" in name) if name.startswith("perm")
+                   else ALPHA)
         print(f"  {name:<24} {k / n:6.3f} {f'{k}/{n}':>8} {f'[{lo:.3f}, {hi:.3f}]':>25} "
               f"{f'[{wlo:.3f}, {whi:.3f}]':>15} {nominal:8.4f}")
     largest = np.array([r["largest"] for r in results])

@@ -4,7 +4,7 @@ Under the null a first-level z map should be N(0, 1). With nilearn's AR(1) model
 not quite: the lag-1 Yule-Walker estimate on the OLS residuals is biased towards 0 (and
 noisy), so the whitening leaves some autocorrelation, the variance of the estimates is
 underestimated and the z map is too wide. This script measures by how much, for every
-noise model of :data:`glm_workflows.settings.NOISE_MODELS` (or those of ``--noise-models``).
+noise model of :data:`glm_workflows.core.choices.NOISE_MODELS` (or those of ``--noise-models``).
 
 Each repetition simulates one null run per noise case and scan count: ``--voxels`` (20,000)
 independent voxels, as a float32 NIfTI of shape ``(voxels / 200, 200, 1, n_scans)``
@@ -49,8 +49,12 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from null_rates import clopper_pearson  # noqa: E402
 
 T_R = 2.0
 WIDTH = 200  # voxels along the second axis (the one rho varies along)
@@ -132,15 +136,6 @@ def run_image(noise: np.ndarray):
     return nb.Nifti1Image(data, np.eye(4))
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    tail = (1 - level) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return low, high
-
-
 def measure(args, n_scans: int, models: list[str]) -> dict:
     """{(model, case): accumulated statistics} over the repetitions of one scan count."""
     import nibabel as nb
@@ -217,9 +212,9 @@ def print_table(n_scans: int, result: dict, args) -> None:
 
 
 def main(argv=None) -> None:
-    from glm_workflows import settings
+    from glm_workflows.core.choices import NOISE_MODELS
 
-    available = tuple(settings.NOISE_MODELS)  # read now: the list may grow
+    available = tuple(NOISE_MODELS)  # read now: the list may grow
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voxels", type=int, default=20000,
                         help=f"voxels per run, a multiple of {WIDTH}")

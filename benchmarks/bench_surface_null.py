@@ -64,6 +64,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from null_rates import clopper_pearson, exact_fwe_rate  # noqa: E402
 
 MESH, N_HEMI = "fsaverage5", 10242
 ALPHA = 0.05
@@ -220,26 +222,9 @@ def repetition(task) -> dict:
     return {"kind": kind, "significant": out, "seconds": seconds}
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    tail = (1 - level) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return low, high
-
-
 def _rate(k: int, n: int) -> str:
     lo, hi = clopper_pearson(k, n)
     return f"{k / n:6.3f} {f'{k}/{n}':>8} {f'[{lo:.3f}, {hi:.3f}]':>16}"
-
-
-def _nominal(n_perm: int, cluster: bool) -> float:
-    """The exact FWE rate of a permutation method (module docstring)."""
-    if cluster:
-        return (math.floor(ALPHA * n_perm + 1e-9) + 1) / (n_perm + 1) \
-            if 1 / n_perm <= ALPHA else 0.0
-    return math.floor(ALPHA * (n_perm + 1) + 1e-9) / (n_perm + 1)
 
 
 def report(results, args) -> None:
@@ -255,7 +240,7 @@ def report(results, args) -> None:
             hits = [bool(r["significant"][name].any()) for r in null if name in r["significant"]]
             n_perm = args.tfce_perm if "TFCE" in name else args.n_perm
             nominal = ALPHA if name.startswith("Bonferroni") else \
-                _nominal(n_perm, "cluster" in name)
+                exact_fwe_rate(n_perm, "cluster" in name)
             print(f"  {name:<32} {_rate(sum(hits), len(hits))} {nominal:8.4f}")
     planted = [r for r in results if r["kind"] == "patch"]
     if planted:

@@ -22,6 +22,7 @@ def _load(name):
 
 
 null = _load("bench_surface_null")
+rates = _load("null_rates")
 tfce = _load("bench_mesh_tfce")
 
 
@@ -116,11 +117,11 @@ def test_mesh_tfce_runs(capsys):
 
 @pytest.mark.parametrize("n_perm", [19, 20, 100, 200])
 def test_nominal_rates_enumerate_the_ranks(n_perm):
-    """The exact FWE rates the null table prints: the observed statistic equally likely at
-    each of the n + 1 ranks (exchangeability), p by nilearn's null_to_p for clusters and
-    by (1 + #{null >= observed}) / (n + 1) for max-t and TFCE; significant as the
-    benchmark reads the -log10 p maps (at least -log10 0.05, to 1e-9: nilearn's
-    ``1 - idx / n`` gives 0.05 as 0.050000000000000044)."""
+    """The exact FWE rates the null tables print (grid and mesh): the observed statistic
+    equally likely at each of the n + 1 ranks (exchangeability), p by nilearn's null_to_p
+    for clusters and by (1 + #{null >= observed}) / (n + 1) for max-t and TFCE;
+    significant as the benchmarks read the -log10 p maps (at least -log10 0.05, to 1e-9:
+    nilearn's ``1 - idx / n`` gives 0.05 as 0.050000000000000044)."""
     from nilearn.mass_univariate._utils import null_to_p
 
     def significant(p):
@@ -131,8 +132,8 @@ def test_nominal_rates_enumerate_the_ranks(n_perm):
                        for i in range(n_perm + 1)])
     ranked = np.mean([significant((1 + np.sum(np.delete(values, i) >= values[i]))
                                   / (n_perm + 1)) for i in range(n_perm + 1)])
-    assert null._nominal(n_perm, True) == pytest.approx(cluster, abs=1e-12)
-    assert null._nominal(n_perm, False) == pytest.approx(ranked, abs=1e-12)
+    assert rates.exact_fwe_rate(n_perm, True) == pytest.approx(cluster, abs=1e-12)
+    assert rates.exact_fwe_rate(n_perm, False) == pytest.approx(ranked, abs=1e-12)
 
 
 def test_the_surface_fit_benchmark_compares_equal_maps():
