@@ -142,15 +142,29 @@ def _nipype_execution_graph(workflow):
 @pytest.mark.skipif(not same_run_as_nipype(), reason="run_graph is workflow.run here")
 def test_execution_graph_is_nipypes(tmp_path):
     """The graph a plugin receives: Nipype's, node for node; the workflow left as built."""
-    ours, theirs = _nested(Workflow), _nested(pe.Workflow)
+    ours, theirs = _nested(Workflow, runnable=True), _nested(pe.Workflow, runnable=True)
     ours.base_dir = theirs.base_dir = str(tmp_path)
     before = sorted((str(n), n._hierarchy) for n in ours._get_all_nodes())
     graph = execution_graph(ours)
     expected = _nipype_execution_graph(theirs)
-    assert _described(graph) == _described(expected)
+    assert len(graph) > 0 and _described(graph) == _described(expected)
     assert [node.config for node in graph.nodes()] == [node.config for node in expected]
     assert [node.index for node in graph.nodes()] == list(range(len(expected)))
     assert sorted((str(n), n._hierarchy) for n in ours._get_all_nodes()) == before
+
+
+@pytest.mark.skipif(not same_run_as_nipype(), reason="run_graph is workflow.run here")
+def test_consumed_workflow_gives_nipypes_graph(tmp_path):
+    """``consume=True`` flattens the workflow itself, not a copy: the graph a plugin
+    receives is still Nipype's, node for node, and its nodes are the workflow's own."""
+    ours, theirs = _nested(Workflow, runnable=True), _nested(pe.Workflow, runnable=True)
+    ours.base_dir = theirs.base_dir = str(tmp_path)
+    own = {id(node) for node in ours._get_all_nodes()}
+    graph = execution_graph(ours, consume=True)
+    expected = _nipype_execution_graph(theirs)
+    assert len(graph) > 0 and _described(graph) == _described(expected)
+    assert [node.config for node in graph.nodes()] == [node.config for node in expected]
+    assert {id(node) for node in graph.nodes()} <= own  # identity nodes removed, none copied
 
 
 def _files(folder: Path) -> list[str]:
@@ -170,6 +184,10 @@ def test_run_graph_runs_what_workflow_run_runs(tmp_path):
         assert results == {"top_wf.a_wf.work": 2, "top_wf.b_wf.work": 3,
                            "top_wf.c_wf.work": 3, "top_wf.b_wf.inner_wf.deep": 4}  # 1 + 1...
     assert _files(tmp_path / "ours") == _files(tmp_path / "nipype")
+    consumed = _nested(Workflow, runnable=True)
+    consumed.base_dir = str(tmp_path / "consumed")
+    run_graph(consumed, "Linear", consume=True)
+    assert _files(tmp_path / "consumed") == _files(tmp_path / "nipype")
     workflow = _nested(Workflow, runnable=True)
     workflow.base_dir = str(tmp_path / "nipype")
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "nipype").rglob("result_*.pklz")}

@@ -148,11 +148,12 @@ def _run(spec, execution, command, log, plan) -> int:
         workflow = init_analysis_wf(replace(plan, output_dir=transaction.staging))
         print(f"Running {len(runs)} run(s), {len(plan.contrasts)} contrast(s), "
               f"plugin {plugin}; cache in {work_dir}", flush=True)
+        graph = graph_summary(workflow)  # before the run flattens the workflow itself
         records = run_workflow(workflow, work_dir=work_dir, plugin=plugin,
-                               plugin_args=plugin_args)
+                               plugin_args=plugin_args, consume=True)
         finished = time.time()
         record = build_provenance(
-            runs=runs, graph=graph_summary(workflow), records=records, started=started,
+            runs=runs, graph=graph, records=records, started=started,
             finished=finished, command_line=command, working_directory=cwd, plugin=plugin,
             parameters=parameters(plan, execution, model))
         if model:  # the report shows the model file
@@ -206,11 +207,12 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
         print(f"Running the group level of {len(plan.group_plans)} contrast(s) over "
               f"{len(plan.subject_maps)} subject(s) of {plan.from_derivatives}, "
               f"plugin {plugin}; cache in {work_dir}", flush=True)
+        graph = graph_summary(workflow)  # before the run flattens the workflow itself
         records = run_workflow(workflow, work_dir=work_dir, plugin=plugin,
-                               plugin_args=plugin_args)
+                               plugin_args=plugin_args, consume=True)
         finished = time.time()
         record = build_provenance(
-            runs=[], graph=graph_summary(workflow), records=records, started=started,
+            runs=[], graph=graph, records=records, started=started,
             finished=finished, command_line=command, working_directory=cwd, plugin=plugin,
             parameters=group_parameters(plan, execution),
             inputs=plan.inputs)

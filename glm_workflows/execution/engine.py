@@ -7,8 +7,10 @@ private copy that nothing else holds, so the second copy protects nothing; on a 
 1,000 runs (13,000 nodes) it costs seconds before the first node runs. :func:`run_graph`
 does what ``Workflow.run`` does, step for step, without that second copy: the same flat
 graph (node names, hierarchy, inputs and so hashes and work folders), the same
-configuration of each node, the same plugin call. With a Nipype release it was not checked
-against it calls ``workflow.run`` unchanged.
+configuration of each node, the same plugin call. A caller that built the workflow for this
+run alone (the command line) lets it flatten the workflow itself (``consume``), without
+even the first copy. With a Nipype release it was not checked against it calls
+``workflow.run`` unchanged.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def same_run_as_nipype() -> bool:
     return nipype.__version__.startswith(CHECKED_NIPYPE)
 
 
-def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None = None):
+def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None = None,
+                    *, consume: bool = False):
     """The graph of nodes a plugin runs: ``workflow`` flattened, each node told which of its
     outputs are needed, iterables expanded, each node configured; as ``Workflow.run`` makes
     it, with one deep copy of the workflow (not two). Automatic garbage collections are
@@ -56,14 +59,24 @@ def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None =
         The plugin's name (a MapNode is told it, as ``Workflow.run`` tells it).
     plugin_args : dict or None
         The plugin's arguments (likewise).
+    consume : bool
+        Flatten ``workflow`` itself rather than a deep copy of it (what Nipype flattens):
+        the same graph, its nodes the workflow's own, and the workflow of no further use
+        (for a caller that built it for this run only). The copy is most of the time
+        before the first node runs: 2.3 s of CPU for 1,000 runs, against 0.5 s.
 
     Returns
     -------
     execgraph : networkx.DiGraph
-        Copies of the workflow's nodes (the workflow itself is left as it was).
+        Copies of the workflow's nodes (the workflow itself is left as it was), or with
+        ``consume`` the workflow's nodes.
     """
     with collections_paused():
-        flatgraph = workflow._create_flat_graph()  # a deep copy of the workflow: private
+        if consume:
+            workflow._generate_flatgraph()
+            flatgraph = workflow._graph
+        else:
+            flatgraph = workflow._create_flat_graph()  # a deep copy of the workflow: private
         workflow.config = merge_dict(deepcopy(config._sections), workflow.config)
         workflow._set_needed_outputs(flatgraph)
         execgraph = generate_expanded_graph(flatgraph)
@@ -78,7 +91,8 @@ def execution_graph(workflow, plugin: str = "Linear", plugin_args: dict | None =
     return execgraph
 
 
-def run_graph(workflow, plugin="Linear", plugin_args: dict | None = None):
+def run_graph(workflow, plugin="Linear", plugin_args: dict | None = None, *,
+              consume: bool = False):
     """Run ``workflow`` as ``workflow.run(plugin, plugin_args)`` does (its reports,
     provenance and resource records as its configuration asks), its execution graph made by
     :func:`execution_graph`. Any other Nipype release: ``workflow.run`` itself.
@@ -90,6 +104,9 @@ def run_graph(workflow, plugin="Linear", plugin_args: dict | None = None):
         A Nipype plugin's name (``Linear``...) or an instance (its own ``plugin_args``).
     plugin_args : dict or None
         For a plugin given by name.
+    consume : bool
+        The workflow is flattened itself, not a copy (:func:`execution_graph`); it is of
+        no further use.
 
     Returns
     -------
@@ -105,7 +122,7 @@ def run_graph(workflow, plugin="Linear", plugin_args: dict | None = None):
     else:
         runner, plugin = plugin, plugin.__class__.__name__[:-len("Plugin")]
         plugin_args = runner.plugin_args
-    execgraph = execution_graph(workflow, plugin, plugin_args)
+    execgraph = execution_graph(workflow, plugin, plugin_args, consume=consume)
     if str2bool(workflow.config["execution"]["create_report"]):
         workflow._write_report_info(workflow.base_dir, workflow.name, execgraph)
     runner.run(execgraph, updatehash=False, config=workflow.config)

@@ -93,7 +93,7 @@ def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
 
 
 def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dict | None = None,
-                 printer=None) -> list[NodeRecord]:
+                 printer=None, consume: bool = False) -> list[NodeRecord]:
     """Run ``workflow`` with a Nipype plugin, printing one line per node.
 
     Parameters
@@ -108,6 +108,10 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         Passed to the plugin (``n_procs``, ``memory_gb``, ``sbatch_args``, ...).
     printer : callable
         Receives the progress lines.
+    consume : bool
+        Run the workflow's own nodes rather than copies (one deep copy of the workflow
+        less; :func:`~glm_workflows.execution.engine.execution_graph`): the workflow is of
+        no further use.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         runner = MultiProcPlugin(plugin_args) if plugin == "MultiProc" else plugin
         with collections_of_new_objects():
             try:
-                run_graph(workflow, runner, plugin_args)
+                run_graph(workflow, runner, plugin_args, consume=consume)
             except RunInterrupted:
                 if plugin == "MultiProc":
                     runner.stop_workers()
@@ -138,5 +142,5 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
         return reporter.records
     plugin_args.setdefault("dont_resubmit_completed_jobs", True)
     runner = TrackedSLURMGraphPlugin(plugin_args=plugin_args)
-    run_graph(workflow, runner)
+    run_graph(workflow, runner, consume=consume)
     return wait_for_graph_jobs(runner, printer=printer)
