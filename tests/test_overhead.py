@@ -191,3 +191,29 @@ def test_bad_settings_are_refused_before_nilearn_is_imported():
             "with contextlib.redirect_stderr(io.StringIO()):\n    code = main(['--alpha', '2'])\n"
             "print(code, 'nilearn.glm' in sys.modules, 'sklearn' in sys.modules)")
     assert _python(code) == "2 False False"
+
+
+def test_forked_study_checks_import_nilearns_design_once(tmp_path):
+    """Checking a study in forked processes with no design kept imports nilearn's design
+    functions once, in this process (the workers inherit them); with every design kept
+    from an earlier run, not at all."""
+    code = (
+        "import sys\nfrom glm_workflows.inputs import checks\n"
+        "from glm_workflows.inputs.bids import find_bids_runs\n"
+        "from glm_workflows.settings import DEFAULT_MODEL\n"
+        "from glm_workflows.synthetic import write_tiny_bids\n"
+        f"root, work = {str(tmp_path / 'bids')!r}, {str(tmp_path / 'work')!r}\n"
+        "if len(sys.argv) == 1:\n    write_tiny_bids(root, ['01', '02', '03'])\n"
+        "runs = find_bids_runs(root, 'tiny')\n"
+        "kept = checks.load_design_checks(work)\n"
+        "checks.validate_runs(runs, [DEFAULT_MODEL.design()] * 3,\n"
+        "                     [('aMinusB', 't', ('a - b',))], design_checks=kept,\n"
+        f"                     warnings=[], output_dir={str(tmp_path / 'out')!r},\n"
+        "                     confounds=None, min_kept_volumes=10, n_procs=2,\n"
+        "                     parallel_from=1)\n"
+        "checks.save_design_checks(work, kept)\n"
+        "print(bool(kept), 'nilearn.glm.first_level' in sys.modules)\n")
+    assert _python(code) == "True True"
+    done = subprocess.run([sys.executable, "-c", code, "again"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]

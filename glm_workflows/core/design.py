@@ -165,6 +165,13 @@ def make_design_matrix(
     )
 
 
+def load_design_functions() -> None:
+    """Import nilearn's design-matrix functions now (about a second: scikit-learn comes
+    with them), e.g. before forking processes that build designs, which then inherit
+    them rather than each importing them."""
+    import nilearn.glm.first_level  # noqa: F401
+
+
 def first_level_design(
     events_file: str | os.PathLike,
     n_scans: int,

@@ -79,6 +79,9 @@ def validate_runs(runs, models, contrasts, *, design_checks: dict, warnings: lis
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    if not design_checks:  # none kept from an earlier run: import once, not per worker
+        from ..core.design import load_design_functions
+        load_design_functions()
     bounds = [len(runs) * i // n_procs for i in range(n_procs + 1)]
     _STUDY = (runs, models, contrasts, design_checks, conditions, options)
     try:  # the forked workers inherit _STUDY
