@@ -80,11 +80,15 @@ def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:
     Raises
     ------
     InputError
-        Naming the first file whose shape or affine differs from the first file's.
+        Naming the first file whose shape or affine differs from the first file's, or a
+        run given as one 3D image (one volume: no time series to fit).
     """
     if not paths:
         raise InputError("no functional images were given")
     imgs = [load_image_header(p) for p in paths]
+    if len(imgs) == 1 and imgs[0].ndim == 3:
+        raise InputError(f"{paths[0]}: a 3D image {imgs[0].shape}; a run needs a 4D image "
+                         "(one volume per scan) or several 3D scans in order")
     ref_shape, ref_affine = imgs[0].shape[:3], imgs[0].affine
     for path, img in zip(paths[1:], imgs[1:], strict=True):
         if img.shape[:3] != ref_shape:
