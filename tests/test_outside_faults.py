@@ -40,3 +40,26 @@ def test_a_3d_image_given_as_a_run_is_refused_naming_it(tmp_path, capsys):
     assert f"{bold}: a 3D image {img.shape[:3]}" in line
     assert "4D image" in line
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("where", [".", "sub-01/glm"])
+def test_an_output_folder_among_the_raw_data_is_refused(where, tmp_path, capsys):
+    """The BIDS folder itself, or a folder inside one of its subjects, as the output folder:
+    one line naming it, and the raw dataset left as it was."""
+    study = write_tiny_bids(tmp_path / "bids")
+    before = _files(study)
+    output = study / where
+    line = _refused([str(study), str(output), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line.startswith(f"glm-workflows: error: --output-dir {output}: is ")
+    assert str(study / "derivatives" / "glm") in line
+    assert _files(study) == before
+
+
+def test_an_output_folder_under_derivatives_is_accepted(tmp_path, capsys):
+    """``BIDS_DIR/derivatives/glm``, the usual place, runs."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    output = study / "derivatives" / "glm"
+    assert main([str(study), str(output), "participant", *TINY, "-q",
+                 "-w", str(tmp_path / "work")]) == 0, capsys.readouterr().err
+    assert (output / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
