@@ -63,3 +63,32 @@ def test_an_output_folder_under_derivatives_is_accepted(tmp_path, capsys):
     assert main([str(study), str(output), "participant", *TINY, "-q",
                  "-w", str(tmp_path / "work")]) == 0, capsys.readouterr().err
     assert (output / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
+
+
+def test_non_finite_samples_are_reported_by_a_workflow_run(tmp_path, capsys):
+    """NaN samples in a run: the warning line the docs promise is printed by the command
+    line (a fit node of the workflow, cached or not), its counts those of nilearn's EPI mask
+    of the run."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(bold)
+    data = np.asarray(img.dataobj).copy()
+    data[6, 7, 6, [3, 9]] = np.nan
+    data[5, 7, 6, 9] = np.inf
+    data[0, 0, 0, 20] = np.nan  # background
+    img = nb.Nifti1Image(data, img.affine)
+    img.to_filename(bold)
+    mask = compute_epi_mask(img).get_fdata().astype(bool)
+    bad = ~np.isfinite(data[mask])  # (voxels of the mask, volumes)
+    n_voxels, n_volumes = int(bad.any(axis=1).sum()), int(bad.any(axis=0).sum())
+    assert n_voxels >= 1
+    expected = (f"{n_voxels} voxel(s) of the mask in {n_volumes} volume(s) had non-finite "
+                "samples (NaN/Inf); set to 0, as nilearn does")
+    argv = [str(study), str(tmp_path / "out"), "participant", *TINY,
+            "-w", str(tmp_path / "work")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"warning: sub_01_task_tiny_wf.fit: sub-01_task-tiny: {expected}" in out
+    assert main([*argv, "--recheck"]) == 0  # the fit cached: its warning still printed
+    out = capsys.readouterr().out
+    assert "cached  sub_01_task_tiny_wf.fit" in out and expected in out
