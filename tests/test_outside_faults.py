@@ -92,3 +92,13 @@ def test_non_finite_samples_are_reported_by_a_workflow_run(tmp_path, capsys):
     assert main([*argv, "--recheck"]) == 0  # the fit cached: its warning still printed
     out = capsys.readouterr().out
     assert "cached  sub_01_task_tiny_wf.fit" in out and expected in out
+
+
+def test_the_group_level_before_the_participant_level_says_so(tmp_path, capsys):
+    """``BIDS_DIR OUTPUT_DIR group`` with no participant-level outputs yet: the line says
+    the maps are read from OUTPUT_DIR and that the participant level comes first."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused([str(study), str(tmp_path / "out"), "group", "--task", "tiny",
+                     "--group", "one-sample", "-w", str(tmp_path / "work")], capsys)
+    assert f"{tmp_path / 'out'}: folder not found" in line
+    assert "run the participant level first" in line
