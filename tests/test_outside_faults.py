@@ -102,3 +102,22 @@ def test_the_group_level_before_the_participant_level_says_so(tmp_path, capsys):
                      "--group", "one-sample", "-w", str(tmp_path / "work")], capsys)
     assert f"{tmp_path / 'out'}: folder not found" in line
     assert "run the participant level first" in line
+
+
+def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
+    """A ``.nii`` copy cut short (its header whole): one line from the file's size, before
+    the workflow (it was a failed fit node, exit 1)."""
+    study = write_tiny_bids(tmp_path / "bids")
+    gz = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(gz)
+    bold = gz.with_suffix("")  # .nii
+    nb.Nifti1Image(img.get_fdata().astype(np.float32), img.affine).to_filename(bold)
+    gz.unlink()
+    full = 352 + int(np.prod(img.shape)) * 4  # NIfTI-1: a 352-byte header, then float32
+    assert bold.stat().st_size == full
+    bold.write_bytes(bold.read_bytes()[:full // 2])
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: {bold}: {full // 2} bytes, but its header (shape "
+                    f"{img.shape}, float32) needs {full}: the file is cut short")
+    assert not (tmp_path / "work").exists()

@@ -47,7 +47,25 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
             from None
     if img.ndim not in (3, 4):
         raise InputError(f"{path}: expected a 3D or 4D image, got {img.ndim}D {img.shape}")
+    check_data_size(img)
     return img
+
+
+def check_data_size(img) -> None:
+    """Refuse an uncompressed image whose data file is shorter than its header says (a copy
+    cut short), from the file's size: no data read. A gzipped file shows only when read
+    (:func:`read_image_data`)."""
+    proxy = img.dataobj
+    data_file = img.file_map["image"].filename if "image" in img.file_map else None
+    if (not isinstance(proxy, nb.arrayproxy.ArrayProxy) or not data_file
+            or str(data_file).endswith((".gz", ".bz2", ".zst"))):
+        return
+    dtype = img.get_data_dtype()
+    expected = proxy.offset + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
+    size = os.path.getsize(data_file)
+    if size < expected:
+        raise InputError(f"{data_file}: {size} bytes, but its header (shape {img.shape}, "
+                         f"{dtype}) needs {expected}: the file is cut short")
 
 
 def read_image_data(img, path) -> np.ndarray:
