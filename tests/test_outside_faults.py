@@ -121,3 +121,13 @@ def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, caps
     assert line == (f"glm-workflows: error: {bold}: {full // 2} bytes, but its header (shape "
                     f"{img.shape}, float32) needs {full}: the file is cut short")
     assert not (tmp_path / "work").exists()
+
+
+def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, capsys):
+    """``--derivatives BIDS_DIR`` (the raw dataset): the line says it found the raw run and
+    what --derivatives takes (it said 'found no other entity only')."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "--derivatives", str(study), "-w", str(tmp_path / "work")], capsys)
+    assert line.endswith("found only the raw run itself (--derivatives takes fMRIPrep's "
+                         "output folder, not the raw dataset)")
