@@ -131,3 +131,18 @@ def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, capsys):
                      "--derivatives", str(study), "-w", str(tmp_path / "work")], capsys)
     assert line.endswith("found only the raw run itself (--derivatives takes fMRIPrep's "
                          "output folder, not the raw dataset)")
+
+
+@pytest.mark.parametrize("name", ["sub-01_task-tiny_bold.nii.gz", "sub-01_task-tiny_events.tsv"])
+def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
+    """A DataLad dataset whose content was not fetched: its files are broken symbolic links;
+    the line says so (it said only 'file not found' of a file the user sees listed)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    path = study / "sub-01" / "func" / name
+    path.unlink()
+    target = "../../.git/annex/objects/Xq/7z/MD5E-s1--d41d8.nii.gz/MD5E-s1--d41d8.nii.gz"
+    path.symlink_to(target)
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line.startswith(f"glm-workflows: error: {path}: ")
+    assert f"not found: a broken symbolic link (to {target})" in line

@@ -10,7 +10,7 @@ import nibabel as nb
 import numpy as np
 from nilearn.exceptions import MaskWarning
 
-from .errors import InputError, one_line
+from .errors import InputError, not_found, one_line
 from .inflate import stored_data
 
 AFFINE_TOLERANCE = 1e-4
@@ -39,7 +39,7 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise not_found(path)
     try:
         img = nb.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
