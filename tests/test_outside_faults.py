@@ -146,3 +146,31 @@ def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
                      "-w", str(tmp_path / "work")], capsys)
     assert line.startswith(f"glm-workflows: error: {path}: ")
     assert f"not found: a broken symbolic link (to {target})" in line
+
+
+def test_a_group_design_with_no_degree_of_freedom_is_refused_before_any_work(tmp_path, capsys):
+    """Two subjects, an intercept and a covariate: no residual degree of freedom. Refused in
+    one line before the first level runs (it ran, nilearn divided by zero and the group maps
+    were non-finite, exit 0)."""
+    study = write_tiny_bids(tmp_path / "bids")
+    (study / "participants.tsv").write_text("participant_id\tage\nsub-01\t24\nsub-02\t31\n")
+    line = _refused([str(study), str(tmp_path / "out"), *TINY, "--group", "one-sample",
+                     "--group-covariates", "age", "--group-contrast", "ageEffect=age",
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == ("glm-workflows: error: group design: 2 subjects for 2 columns (intercept, "
+                    "age); no degree of freedom left (a group model needs more subjects than "
+                    "columns)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
+    """``--participant-label 01 BIDS_DIR OUT participant``: argparse takes the positional
+    arguments as labels; one line says so before any data is looked for (it then looked for
+    the seed's SPM auditory data and tried to download it)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused(["--participant-label", "01", str(study), str(tmp_path / "out"),
+                     "participant", *TINY], capsys)
+    assert line.startswith(f"glm-workflows: error: --participant-label 01 {study} "
+                           f"{tmp_path / 'out'} participant: ends with the analysis level")
+    assert "put BIDS_DIR OUTPUT_DIR LEVEL first" in line
+    assert not (tmp_path / "out").exists()
