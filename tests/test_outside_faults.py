@@ -174,3 +174,27 @@ def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
                            f"{tmp_path / 'out'} participant: ends with the analysis level")
     assert "put BIDS_DIR OUTPUT_DIR LEVEL first" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
+    """``glm-workflows ... | head -1``: the reader goes away after the first line. The run
+    goes on and publishes its outputs, exit 0, its log whole (it failed with a
+    BrokenPipeError traceback, exit 1, no outputs)."""
+    import subprocess
+    import sys
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "glm_workflows.cli", str(study), str(out), "participant",
+         *TINY, "-w", str(tmp_path / "work")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert first.startswith("Running 1 run(s)")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
+    (log,) = (out / "logs").glob("task-tiny_*.log")
+    assert "sub-01_task-tiny contrast aMinusB: fdr alpha=0.05" in log.read_text()
