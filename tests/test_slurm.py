@@ -77,8 +77,13 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
             source = Path(scan).with_suffix(suffix)
             shutil.copy(source, tmp_path / source.name)
         scans.append(str(tmp_path / Path(scan).name))
-    truncated = Path(scans[5])
+    # gzipped, cut short: fails when read, in the job (an uncompressed file cut short is
+    # refused before any work, from its size)
+    truncated = Path(scans[5]).with_suffix(".nii.gz")
+    nb.save(nb.Nifti1Image(np.asanyarray(nb.load(scans[5]).dataobj), nb.load(scans[5]).affine),
+            truncated)
     truncated.write_bytes(truncated.read_bytes()[:1000])
+    scans[5] = str(truncated)
     code = main(["--func", *scans, "--events", spm_events, "--tr", "7",
                  "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"),
                  "--plugin", "SLURMGraph", "--plugin-args", SBATCH])

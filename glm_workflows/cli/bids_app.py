@@ -23,6 +23,7 @@ def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
     """
     values = vars(args).copy()
     given = values.pop("given_flags", frozenset()) or frozenset()
+    _check_lists_before_positionals(values)
     for positional, flag in POSITIONALS.items():
         value = values.pop(positional, None)
         if value is None:
@@ -35,6 +36,26 @@ def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
                              "one of them)")
         values[flag] = value
     return argparse.Namespace(**values)
+
+
+#: The list flags (dest, option) whose values the positional arguments may follow.
+LIST_FLAGS = (("subject", "--participant-label"), ("session", "--session"), ("run", "--run"),
+              ("space", "--space"), ("derivatives", "--derivatives"))
+
+
+def _check_lists_before_positionals(values: dict) -> None:
+    """Refuse a list flag whose values end with an analysis level while no positional
+    argument was given: ``--participant-label 01 BIDS_DIR OUT participant`` took the
+    positional arguments as labels (and then looked for the seed's data)."""
+    if any(values.get(positional) is not None for positional in POSITIONALS):
+        return
+    for flag, option in LIST_FLAGS:
+        listed = values.get(flag) or []
+        if listed and listed[-1] in ("participant", "group"):
+            raise InputError(f"{option} {' '.join(listed)}: ends with the analysis level "
+                             f"'{listed[-1]}': the positional arguments were taken as its "
+                             "values; put BIDS_DIR OUTPUT_DIR LEVEL first, or end the list "
+                             "with --")
 
 
 def bids_filters(args) -> tuple:

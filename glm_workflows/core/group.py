@@ -121,9 +121,11 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
         if kind != "one-sample" or demean or participants is None:
             raise InputError("group design of a model file's Dataset node: needs a "
                              "one-sample model without demean, and participants.tsv")
-        return dataset_design(subjects, participants,
-                              [covariates] if isinstance(covariates, str) else covariates,
-                              intercept=intercept, transformations=transformations)
+        design = dataset_design(subjects, participants,
+                                [covariates] if isinstance(covariates, str) else covariates,
+                                intercept=intercept, transformations=transformations)
+        check_residual_dof(design)
+        return design
     labels = [_label(s) for s in subjects]
     if len(labels) < 2:
         raise InputError(f"group model {kind}: {len(labels)} subject(s); at least two needed")
@@ -179,7 +181,17 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
         values = values.to_numpy(dtype=np.float64)
         design[name] = values - values.mean() if demean else values
     check_full_rank(design)
+    check_residual_dof(design)
     return design
+
+
+def check_residual_dof(design: pd.DataFrame) -> None:
+    """Refuse a group design with no more subjects than columns: no degree of freedom is
+    left for the variance (nilearn's fit divides by zero: non-finite maps, exit 0)."""
+    if design.shape[0] <= design.shape[1]:
+        raise InputError(f"group design: {design.shape[0]} subjects for {design.shape[1]} "
+                         f"columns ({', '.join(str(c) for c in design.columns)}); no degree "
+                         "of freedom left (a group model needs more subjects than columns)")
 
 
 def pooled_design(rows, columns) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import nibabel as nb
 import numpy as np
 from nilearn.exceptions import MaskWarning
 
-from .errors import InputError, one_line
+from .errors import InputError, not_found, one_line
 from .inflate import stored_data
 
 AFFINE_TOLERANCE = 1e-4
@@ -39,7 +39,7 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise not_found(path)
     try:
         img = nb.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
@@ -47,7 +47,25 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
             from None
     if img.ndim not in (3, 4):
         raise InputError(f"{path}: expected a 3D or 4D image, got {img.ndim}D {img.shape}")
+    check_data_size(img)
     return img
+
+
+def check_data_size(img) -> None:
+    """Refuse an uncompressed image whose data file is shorter than its header says (a copy
+    cut short), from the file's size: no data read. A gzipped file shows only when read
+    (:func:`read_image_data`)."""
+    proxy = img.dataobj
+    data_file = img.file_map["image"].filename if "image" in img.file_map else None
+    if (not isinstance(proxy, nb.arrayproxy.ArrayProxy) or not data_file
+            or str(data_file).endswith((".gz", ".bz2", ".zst"))):
+        return
+    dtype = img.get_data_dtype()
+    expected = proxy.offset + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
+    size = os.path.getsize(data_file)
+    if size < expected:
+        raise InputError(f"{data_file}: {size} bytes, but its header (shape {img.shape}, "
+                         f"{dtype}) needs {expected}: the file is cut short")
 
 
 def read_image_data(img, path) -> np.ndarray:
@@ -80,11 +98,15 @@ def check_images_compatible(paths) -> list[nb.spatialimages.SpatialImage]:
     Raises
     ------
     InputError
-        Naming the first file whose shape or affine differs from the first file's.
+        Naming the first file whose shape or affine differs from the first file's, or a
+        run given as one 3D image (one volume: no time series to fit).
     """
     if not paths:
         raise InputError("no functional images were given")
     imgs = [load_image_header(p) for p in paths]
+    if len(imgs) == 1 and imgs[0].ndim == 3:
+        raise InputError(f"{paths[0]}: a 3D image {imgs[0].shape}; a run needs a 4D image "
+                         "(one volume per scan) or several 3D scans in order")
     ref_shape, ref_affine = imgs[0].shape[:3], imgs[0].affine
     for path, img in zip(paths[1:], imgs[1:], strict=True):
         if img.shape[:3] != ref_shape:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, not_found
 from .hrf import frame_times
 from .lazy import pandas as pd
 from .tables import read_tsv
@@ -57,7 +57,7 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: events file not found")
+        raise not_found(path, "events file")
     try:
         events = read_tsv(path, na_values=["n/a"], keep_default_na=True)
     except InputError:
@@ -176,7 +176,7 @@ def read_confounds(path: str | os.PathLike, n_scans: int) -> pd.DataFrame:
     """Read a confounds TSV (one row per scan, one numeric column per regressor)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: confounds file not found")
+        raise not_found(path, "confounds file")
     try:
         confounds = read_tsv(path, na_values=["n/a"])
     except InputError:

@@ -25,7 +25,12 @@ from ..inputs.checks import (
     validate_runs,
 )
 from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
-from ..inputs.folders import check_memory, check_output_dir, check_work_dir
+from ..inputs.folders import (
+    check_memory,
+    check_output_dir,
+    check_output_outside_raw,
+    check_work_dir,
+)
 from ..inputs.surfaces import (
     check_cifti_permutations,
     check_surface_permutations,
@@ -75,6 +80,7 @@ def prepare(spec, execution) -> StudyPlan:
     contrasts = spec.contrasts()
     confounds = spec.confounds
     arguments = plugin_args(execution)
+    check_output_outside_raw(execution.output_dir, spec.inputs.bids_dir)
     notes: list = []
     runs = collect_runs(spec, notes)
     group = spec.group_settings(execution.permutation_chunks)
@@ -202,6 +208,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
 
     folder = spec.inputs.from_derivatives
     arguments = plugin_args(execution)
+    check_output_outside_raw(execution.output_dir, spec.inputs.bids_dir)
     task = check_label(spec.inputs.task, "task")
     requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
     subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)

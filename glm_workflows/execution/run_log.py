@@ -65,18 +65,35 @@ class _Tee(ConsoleStream):
     def write(self, text: str) -> int:
         self._log.record(text)
         if self._log.verbosity > QUIET:
-            self._console.write(text)
+            self._show(text)
             return len(text)
         self._pending += text
         *lines, self._pending = self._pending.split("\n")
         for line in lines:
             if self._log.shows(line, self._errors):
-                self._console.write(line + "\n")
+                self._show(line + "\n")
         return len(text)
 
+    def _show(self, text: str) -> None:
+        try:
+            self._console.write(text)
+        except BrokenPipeError:  # e.g. `| head`: the run goes on, its log keeps it all
+            _silence(self._console)
+
     def flush(self) -> None:
-        self._console.flush()
+        try:
+            self._console.flush()
+        except BrokenPipeError:
+            _silence(self._console)
         self._log.flush()
+
+
+def _silence(console) -> None:
+    """Point a console whose reader went away at ``/dev/null`` (Python's advice for a pipe
+    closed early): later writes, and the flush at exit, then succeed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, console.fileno())
+    os.close(devnull)
 
 
 class RunLog:

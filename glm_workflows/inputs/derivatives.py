@@ -108,7 +108,9 @@ def find_subject_maps(folder, task: str, subjects=None,
     """
     root = Path(folder)
     if not root.is_dir():
-        raise InputError(f"--from-derivatives {folder}: folder not found")
+        raise InputError(f"--from-derivatives {folder}: folder not found (the group level "
+                         "reads the participant level's maps there, OUTPUT_DIR unless given: "
+                         "run the participant level first)")
     found = sorted(label for label in (parse_subject_folder(p.name) for p in root.iterdir()
                                        if p.is_dir()) if label)
     if subjects:

@@ -234,8 +234,11 @@ def _found(match: _Match) -> str:
         return "found no preprocessed bold of this run at all"
     run_entities = set(RUN_ENTITIES) - {"echo"}
     kinds = sorted({"_".join(f"{k}-{v}" for k, v in f[1].items() if k not in run_entities)
-                    or "no other entity" for f in bolds})
-    return f"found {', '.join(kinds)} only"
+                    for f in bolds})
+    if kinds == [""]:  # the run's own name: a raw dataset
+        return ("found only the raw run itself (--derivatives takes fMRIPrep's output "
+                "folder, not the raw dataset)")
+    return f"found {', '.join(kind or 'the raw run itself' for kind in kinds)} only"
 
 
 def _one_image(match: _Match, space, desc, res, den, folders):

@@ -25,6 +25,21 @@ def check_output_dir(path) -> Path:
     return path
 
 
+def check_output_outside_raw(output_dir, bids_dir) -> None:
+    """Refuse an output folder that is the raw BIDS folder or lies in one of its ``sub-*``
+    folders: the maps would be written among the raw data (fMRIPrep refuses the first too).
+    Elsewhere inside it (``BIDS_DIR/derivatives/glm``, the usual place) is accepted."""
+    if output_dir is None or bids_dir is None:
+        return
+    output, raw = Path(output_dir).resolve(), Path(bids_dir).resolve()
+    inside = output.relative_to(raw).parts if output.is_relative_to(raw) else None
+    if inside is None or (inside and not inside[0].startswith("sub-")):
+        return
+    where = "is the BIDS folder" if not inside else f"is inside the BIDS folder's {inside[0]}/"
+    raise InputError(f"--output-dir {output_dir}: {where} ({bids_dir}); the outputs would be "
+                     f"written among the raw data (e.g. {raw / 'derivatives' / 'glm'})")
+
+
 def nearest_existing(path) -> Path:
     """``path`` if it exists, else its nearest existing parent (what creating it needs)."""
     path = Path(path).absolute()

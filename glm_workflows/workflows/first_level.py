@@ -184,6 +184,9 @@ def init_first_level_wf(
                   mem_gb=mem_gb["fit"], n_procs=1)
     if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
         fit.inputs.smoothing_fwhm = model.smoothing_fwhm
+    # its `warnings` (non-finite samples) feed the progress lines, not a node: Nipype would
+    # set such an output Undefined (an existing work directory refits once)
+    fit.config = {"execution": {"remove_unnecessary_outputs": "false"}}
     # the mean image comes from the data the fit reads: the run is read once for both
     # (an existing work directory refits once: this input is new)
     fit.inputs.save_mean = True

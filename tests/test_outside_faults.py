@@ -1,0 +1,200 @@
+"""Faults found by running the command line from the outside on real layouts: a run given
+as one 3D image, an output folder among the raw data, and the non-finite-samples warning
+of a fit run by the workflow (Nipype set the fit's unconnected ``warnings`` Undefined)."""
+
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+from nilearn.masking import compute_epi_mask
+
+from glm_workflows.cli import main
+from glm_workflows.synthetic import write_tiny_bids
+
+TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
+
+
+def _refused(argv, capsys) -> str:
+    """``main(argv)``: exit code 2 and one error line, returned."""
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("glm-workflows: error: ")
+    return err[0]
+
+
+def _files(root: Path) -> set:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+def test_a_3d_image_given_as_a_run_is_refused_naming_it(tmp_path, capsys):
+    """A BIDS run whose bold file holds one 3D volume: one line naming the image and its
+    shape (not a design error naming the events file), nothing written."""
+    study = write_tiny_bids(tmp_path / "bids")
+    bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(bold)
+    nb.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine).to_filename(bold)
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert f"{bold}: a 3D image {img.shape[:3]}" in line
+    assert "4D image" in line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("where", [".", "sub-01/glm"])
+def test_an_output_folder_among_the_raw_data_is_refused(where, tmp_path, capsys):
+    """The BIDS folder itself, or a folder inside one of its subjects, as the output folder:
+    one line naming it, and the raw dataset left as it was."""
+    study = write_tiny_bids(tmp_path / "bids")
+    before = _files(study)
+    output = study / where
+    line = _refused([str(study), str(output), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line.startswith(f"glm-workflows: error: --output-dir {output}: is ")
+    assert str(study / "derivatives" / "glm") in line
+    assert _files(study) == before
+
+
+def test_an_output_folder_under_derivatives_is_accepted(tmp_path, capsys):
+    """``BIDS_DIR/derivatives/glm``, the usual place, runs."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    output = study / "derivatives" / "glm"
+    assert main([str(study), str(output), "participant", *TINY, "-q",
+                 "-w", str(tmp_path / "work")]) == 0, capsys.readouterr().err
+    assert (output / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
+
+
+def test_non_finite_samples_are_reported_by_a_workflow_run(tmp_path, capsys):
+    """NaN samples in a run: the warning line the docs promise is printed by the command
+    line (a fit node of the workflow, cached or not), its counts those of nilearn's EPI mask
+    of the run."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(bold)
+    data = np.asarray(img.dataobj).copy()
+    data[6, 7, 6, [3, 9]] = np.nan
+    data[5, 7, 6, 9] = np.inf
+    data[0, 0, 0, 20] = np.nan  # background
+    img = nb.Nifti1Image(data, img.affine)
+    img.to_filename(bold)
+    mask = compute_epi_mask(img).get_fdata().astype(bool)
+    bad = ~np.isfinite(data[mask])  # (voxels of the mask, volumes)
+    n_voxels, n_volumes = int(bad.any(axis=1).sum()), int(bad.any(axis=0).sum())
+    assert n_voxels >= 1
+    expected = (f"{n_voxels} voxel(s) of the mask in {n_volumes} volume(s) had non-finite "
+                "samples (NaN/Inf); set to 0, as nilearn does")
+    argv = [str(study), str(tmp_path / "out"), "participant", *TINY,
+            "-w", str(tmp_path / "work")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"warning: sub_01_task_tiny_wf.fit: sub-01_task-tiny: {expected}" in out
+    assert main([*argv, "--recheck"]) == 0  # the fit cached: its warning still printed
+    out = capsys.readouterr().out
+    assert "cached  sub_01_task_tiny_wf.fit" in out and expected in out
+
+
+def test_the_group_level_before_the_participant_level_says_so(tmp_path, capsys):
+    """``BIDS_DIR OUTPUT_DIR group`` with no participant-level outputs yet: the line says
+    the maps are read from OUTPUT_DIR and that the participant level comes first."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused([str(study), str(tmp_path / "out"), "group", "--task", "tiny",
+                     "--group", "one-sample", "-w", str(tmp_path / "work")], capsys)
+    assert f"{tmp_path / 'out'}: folder not found" in line
+    assert "run the participant level first" in line
+
+
+def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
+    """A ``.nii`` copy cut short (its header whole): one line from the file's size, before
+    the workflow (it was a failed fit node, exit 1)."""
+    study = write_tiny_bids(tmp_path / "bids")
+    gz = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(gz)
+    bold = gz.with_suffix("")  # .nii
+    nb.Nifti1Image(img.get_fdata().astype(np.float32), img.affine).to_filename(bold)
+    gz.unlink()
+    full = 352 + int(np.prod(img.shape)) * 4  # NIfTI-1: a 352-byte header, then float32
+    assert bold.stat().st_size == full
+    bold.write_bytes(bold.read_bytes()[:full // 2])
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: {bold}: {full // 2} bytes, but its header (shape "
+                    f"{img.shape}, float32) needs {full}: the file is cut short")
+    assert not (tmp_path / "work").exists()
+
+
+def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, capsys):
+    """``--derivatives BIDS_DIR`` (the raw dataset): the line says it found the raw run and
+    what --derivatives takes (it said 'found no other entity only')."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "--derivatives", str(study), "-w", str(tmp_path / "work")], capsys)
+    assert line.endswith("found only the raw run itself (--derivatives takes fMRIPrep's "
+                         "output folder, not the raw dataset)")
+
+
+@pytest.mark.parametrize("name", ["sub-01_task-tiny_bold.nii.gz", "sub-01_task-tiny_events.tsv"])
+def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
+    """A DataLad dataset whose content was not fetched: its files are broken symbolic links;
+    the line says so (it said only 'file not found' of a file the user sees listed)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    path = study / "sub-01" / "func" / name
+    path.unlink()
+    target = "../../.git/annex/objects/Xq/7z/MD5E-s1--d41d8.nii.gz/MD5E-s1--d41d8.nii.gz"
+    path.symlink_to(target)
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line.startswith(f"glm-workflows: error: {path}: ")
+    assert f"not found: a broken symbolic link (to {target})" in line
+
+
+def test_a_group_design_with_no_degree_of_freedom_is_refused_before_any_work(tmp_path, capsys):
+    """Two subjects, an intercept and a covariate: no residual degree of freedom. Refused in
+    one line before the first level runs (it ran, nilearn divided by zero and the group maps
+    were non-finite, exit 0)."""
+    study = write_tiny_bids(tmp_path / "bids")
+    (study / "participants.tsv").write_text("participant_id\tage\nsub-01\t24\nsub-02\t31\n")
+    line = _refused([str(study), str(tmp_path / "out"), *TINY, "--group", "one-sample",
+                     "--group-covariates", "age", "--group-contrast", "ageEffect=age",
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == ("glm-workflows: error: group design: 2 subjects for 2 columns (intercept, "
+                    "age); no degree of freedom left (a group model needs more subjects than "
+                    "columns)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
+    """``--participant-label 01 BIDS_DIR OUT participant``: argparse takes the positional
+    arguments as labels; one line says so before any data is looked for (it then looked for
+    the seed's SPM auditory data and tried to download it)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    line = _refused(["--participant-label", "01", str(study), str(tmp_path / "out"),
+                     "participant", *TINY], capsys)
+    assert line.startswith(f"glm-workflows: error: --participant-label 01 {study} "
+                           f"{tmp_path / 'out'} participant: ends with the analysis level")
+    assert "put BIDS_DIR OUTPUT_DIR LEVEL first" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
+    """``glm-workflows ... | head -1``: the reader goes away after the first line. The run
+    goes on and publishes its outputs, exit 0, its log whole (it failed with a
+    BrokenPipeError traceback, exit 1, no outputs)."""
+    import subprocess
+    import sys
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "glm_workflows.cli", str(study), str(out), "participant",
+         *TINY, "-w", str(tmp_path / "work")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert first.startswith("Running 1 run(s)")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
+    (log,) = (out / "logs").glob("task-tiny_*.log")
+    assert "sub-01_task-tiny contrast aMinusB: fdr alpha=0.05" in log.read_text()
