@@ -198,3 +198,17 @@ def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
     assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
     (log,) = (out / "logs").glob("task-tiny_*.log")
     assert "sub-01_task-tiny contrast aMinusB: fdr alpha=0.05" in log.read_text()
+
+
+def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, capsys):
+    """A BIDS study run without --contrast gets the seed analysis' contrasts; when its
+    events lack their columns the line says they are the defaults and how to name the
+    study's own, and nothing is written."""
+    study = write_tiny_bids(tmp_path / "bids")
+    line = _refused([str(study), str(tmp_path / "out"), "participant", "--task", "tiny",
+                     "-w", str(tmp_path / "work")], capsys)
+    assert "unknown column 'active'" in line
+    assert line.endswith("(activeMinusRest and effectsOfInterest are the default contrasts, "
+                         "the seed analysis'; name this study's with --contrast NAME=EXPR, "
+                         "--f-contrast or --model)")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()

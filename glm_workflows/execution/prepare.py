@@ -37,6 +37,7 @@ from ..inputs.surfaces import (
     check_surface_runs,
 )
 from ..plan.study import StudyPlan, plan_study
+from ..settings import SEED_CONTRASTS
 from .combinations import plan_combinations
 from .group_planning import find_participants_file, model_file, node_group_plans
 
@@ -96,12 +97,14 @@ def prepare(spec, execution) -> StudyPlan:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
     design_checks = load_design_checks(execution.work_dir)
-    checked = validate_runs(runs, [model.for_run(run.slice_time_ref).design() for run in runs],
-                            contrasts, output_dir=execution.output_dir,
-                            design_checks=design_checks, warnings=warnings,
-                            study_runs=whole_study(spec, runs),
-                            confounds=confounds.selection(),
-                            min_kept_volumes=confounds.min_kept_volumes, strict=spec.strict)
+    try:
+        checked = validate_runs(
+            runs, [model.for_run(run.slice_time_ref).design() for run in runs], contrasts,
+            output_dir=execution.output_dir, design_checks=design_checks, warnings=warnings,
+            study_runs=whole_study(spec, runs), confounds=confounds.selection(),
+            min_kept_volumes=confounds.min_kept_volumes, strict=spec.strict)
+    except InputError as error:
+        raise _named_default_contrasts(error, spec) from None
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
@@ -130,6 +133,17 @@ def prepare(spec, execution) -> StudyPlan:
                       participants_file=participants_file,
                       n_chunks=n_chunks(execution, arguments), plugin_args=arguments,
                       combinations=combinations)
+
+
+def _named_default_contrasts(error: InputError, spec) -> InputError:
+    """``error``, saying where a contrast came from when a study's runs lack a column of
+    the default contrasts (the seed analysis', used when none is given)."""
+    if (spec.inputs.kind == "spm_auditory" or tuple(spec.contrasts()) != SEED_CONTRASTS
+            or "unknown column" not in str(error)):
+        return error
+    names = " and ".join(name for name, _, _ in SEED_CONTRASTS)
+    return InputError(f"{error} ({names} are the default contrasts, the seed analysis'; "
+                      "name this study's with --contrast NAME=EXPR, --f-contrast or --model)")
 
 
 def check_mesh(mesh: str, files, templateflow_home) -> None:
