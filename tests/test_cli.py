@@ -370,14 +370,16 @@ def test_events_after_the_last_frame_are_dropped_with_one_warning(spm_scans, spm
 
 def test_failing_node_is_reported_with_crash_file(cli_seed, tmp_path, spm_scans, spm_events,
                                                   capsys):
-    """Gzipped scan data cut short (header intact) fails in a node: exit 1, node and crash
-    file named. (An uncompressed file cut short is refused before any work, from its size.)"""
+    """Gzipped scan data cut short, its last four bytes gzip's record of the whole size (the
+    checks before any work read that record and pass it), fails in a node: exit 1, node
+    and crash file named. (A file merely cut short is refused before any work.)"""
     root, _ = cli_seed
     scans = _scan_copies(spm_scans, tmp_path / "scans", count=96)
     truncated = Path(scans[2]).with_suffix(".nii.gz")  # the scan as one gzipped file
     nb.save(nb.Nifti1Image(np.asanyarray(nb.load(scans[2]).dataobj), nb.load(scans[2]).affine),
             truncated)
-    truncated.write_bytes(truncated.read_bytes()[:1000])
+    whole = truncated.read_bytes()
+    truncated.write_bytes(whole[:1000] + whole[-4:])  # gzip's last 4 bytes: the inflated size
     scans[2] = str(truncated)
     output_dir = root / "out"
     before = snapshot(output_dir)

@@ -123,6 +123,39 @@ def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, caps
     assert not (tmp_path / "work").exists()
 
 
+def test_a_gzipped_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
+    """A ``.nii.gz`` cut short: its last bytes are compressed data, not gzip's record of the
+    inflated size, and inflating it ends early: one line before the workflow (it was a
+    failed fit node, exit 1, after the other runs' fits)."""
+    study = write_tiny_bids(tmp_path / "bids", ("01", "02"))
+    bold = study / "sub-02" / "func" / "sub-02_task-tiny_bold.nii.gz"
+    bold.write_bytes(bold.read_bytes()[:bold.stat().st_size // 2])
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line.startswith(f"glm-workflows: error: {bold}: cannot be inflated (")
+    assert line.endswith("): the file is cut short or damaged")
+    assert not (tmp_path / "work").exists()
+
+
+def test_gzipped_runs_of_several_members_or_trailing_bytes_are_read(tmp_path):
+    """gzip's size record is the last member's (or counts bytes after the data): such
+    files are inflated to check them and accepted (nibabel reads the plain file's data)."""
+    import gzip
+
+    study = write_tiny_bids(tmp_path / "bids", ("01", "02"))
+    for subject, bytes_of in (("01", lambda raw: gzip.compress(raw[:4000])
+                               + gzip.compress(raw[4000:])),
+                              ("02", lambda raw: gzip.compress(raw + b"\0" * 16))):
+        bold = study / f"sub-{subject}" / "func" / f"sub-{subject}_task-tiny_bold.nii.gz"
+        plain = tmp_path / f"plain-{subject}.nii"
+        plain.write_bytes(gzip.decompress(bold.read_bytes()))
+        bold.write_bytes(bytes_of(plain.read_bytes()))
+        assert np.array_equal(np.asanyarray(nb.load(bold).dataobj),
+                              np.asanyarray(nb.load(plain).dataobj))
+    assert main([str(study), str(tmp_path / "out"), "participant", *TINY,
+                 "-w", str(tmp_path / "work")]) == 0
+
+
 def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, capsys):
     """``--derivatives BIDS_DIR`` (the raw dataset): the line says it found the raw run and
     what --derivatives takes (it said 'found no other entity only')."""

@@ -77,12 +77,13 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
             source = Path(scan).with_suffix(suffix)
             shutil.copy(source, tmp_path / source.name)
         scans.append(str(tmp_path / Path(scan).name))
-    # gzipped, cut short: fails when read, in the job (an uncompressed file cut short is
-    # refused before any work, from its size)
+    # gzipped, cut short but ending in gzip's record of the whole size (the checks before
+    # any work read that record): fails when read, in the job
     truncated = Path(scans[5]).with_suffix(".nii.gz")
     nb.save(nb.Nifti1Image(np.asanyarray(nb.load(scans[5]).dataobj), nb.load(scans[5]).affine),
             truncated)
-    truncated.write_bytes(truncated.read_bytes()[:1000])
+    whole = truncated.read_bytes()
+    truncated.write_bytes(whole[:1000] + whole[-4:])
     scans[5] = str(truncated)
     code = main(["--func", *scans, "--events", spm_events, "--tr", "7",
                  "--output-dir", str(tmp_path / "out"), "--work-dir", str(tmp_path / "work"),

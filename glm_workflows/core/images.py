@@ -11,7 +11,7 @@ import numpy as np
 from nilearn.exceptions import MaskWarning
 
 from .errors import InputError, not_found, one_line
-from .inflate import stored_data
+from .inflate import gzip_open, stored_data
 
 AFFINE_TOLERANCE = 1e-4
 
@@ -52,20 +52,42 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
 
 
 def check_data_size(img) -> None:
-    """Refuse an uncompressed image whose data file is shorter than its header says (a copy
-    cut short), from the file's size: no data read. A gzipped file shows only when read
-    (:func:`read_image_data`)."""
+    """Refuse an image whose data file is shorter than its header says (a copy cut short):
+    uncompressed, from the file's size; gzipped, from the inflated size its last four bytes
+    record (:func:`_check_gzip_size`). No data read from a whole file."""
     proxy = img.dataobj
     data_file = img.file_map["image"].filename if "image" in img.file_map else None
     if (not isinstance(proxy, nb.arrayproxy.ArrayProxy) or not data_file
-            or str(data_file).endswith((".gz", ".bz2", ".zst"))):
+            or str(data_file).endswith((".bz2", ".zst"))):
         return
     dtype = img.get_data_dtype()
     expected = proxy.offset + int(np.prod(img.shape, dtype=np.int64)) * dtype.itemsize
-    size = os.path.getsize(data_file)
+    gzipped = str(data_file).endswith(".gz")
+    size = _gzip_size(data_file, expected) if gzipped else os.path.getsize(data_file)
     if size < expected:
-        raise InputError(f"{data_file}: {size} bytes, but its header (shape {img.shape}, "
-                         f"{dtype}) needs {expected}: the file is cut short")
+        raise InputError(f"{data_file}: {size} bytes{' inflated' if gzipped else ''}, but its "
+                         f"header (shape {img.shape}, {dtype}) needs {expected}: the file is "
+                         "cut short")
+
+
+def _gzip_size(path: str, expected: int) -> int:
+    """The inflated size of a gzipped file: ``expected`` when its trailer records that size
+    (modulo 2**32, as gzip does), else counted by inflating it (a file cut short ends in
+    compressed data, not in the trailer; a file of several gzip members or with bytes after
+    the data is read to the end). A stream that cannot be inflated is refused."""
+    with open(path, "rb") as stream:
+        stream.seek(-4, os.SEEK_END)
+        if int.from_bytes(stream.read(4), "little") == expected % 2**32:
+            return expected
+    size = 0
+    try:
+        with gzip_open()(path, "rb") as stream:
+            while chunk := stream.read(1 << 24):
+                size += len(chunk)
+    except Exception as exc:  # EOFError for a stream cut short; zlib's or ISA-L's errors
+        raise InputError(f"{path}: cannot be inflated ({one_line(exc)}): the file is cut "
+                         "short or damaged") from None
+    return size
 
 
 def read_image_data(img, path) -> np.ndarray:
