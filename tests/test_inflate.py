@@ -9,7 +9,7 @@ import pytest
 
 from glm_workflows.core import inflate
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.images import load_series, read_image_data
+from glm_workflows.core.images import load_image_header, load_series, read_image_data
 
 
 def _write(path, data, dtype=None, slope_inter=None, byte_order=None):
@@ -61,16 +61,33 @@ def test_uncompressed_and_in_memory_images_are_nibabel_s(tmp_path):
 
 
 def test_truncated_file_is_one_line_naming_it(tmp_path):
-    """A .nii.gz cut short opens (its header) but its data cannot be read: one line."""
+    """A .nii.gz cut short opens (its header) but is refused when opened, from gzip's record of
+    the inflated size that it no longer ends with, and its data cannot be read: one line."""
     path = tmp_path / "cut.nii.gz"
     data = np.random.default_rng(2).integers(0, 1000, (20, 20, 20, 10), dtype=np.int16)
     _write(path, data)
     path.write_bytes(path.read_bytes()[:-2000])
-    with pytest.raises(InputError, match=r"cut\.nii\.gz: image data cannot be read \(") as err:
+    with pytest.raises(InputError, match=r"cut\.nii\.gz: cannot be inflated \(") as err:
         load_series(str(path))
     assert "\n" not in str(err.value)
     with pytest.raises(InputError):
         read_image_data(nb.load(path), path)
+
+
+def test_file_damaged_within_its_data_is_refused_when_read(tmp_path):
+    """Bytes changed in the middle of a .nii.gz (its size record intact): nibabel stops
+    reading at the data's end and returns other values; here gzip's CRC is checked at the
+    file's end and the read is refused in one line."""
+    path = tmp_path / "damaged.nii.gz"
+    data = np.random.default_rng(4).integers(0, 1000, (20, 20, 20, 10), dtype=np.int16)
+    _write(path, data)
+    damaged = bytearray(path.read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle:middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(damaged))
+    header = load_image_header(path)  # opens: the size record is whole
+    with pytest.raises(InputError, match=r"damaged\.nii\.gz: image data cannot be read \("):
+        read_image_data(header, path)
 
 
 def test_without_isal_the_read_is_python_s_gzip(tmp_path):

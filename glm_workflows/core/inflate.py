@@ -85,6 +85,11 @@ def stored_data(img) -> np.ndarray:
     -------
     data : ndarray
         Same values, type, layout and shape as nibabel's.
+
+    Raises
+    ------
+    OSError or EOFError
+        A gzipped file whose CRC does not match its data, or that ends early.
     """
     proxy = img.dataobj
     path = getattr(proxy, "file_like", None)
@@ -93,5 +98,10 @@ def stored_data(img) -> np.ndarray:
         return np.asanyarray(proxy)
     spec = (proxy.shape, proxy.dtype, proxy.offset, proxy.slope, proxy.inter)
     with gzip_open()(path, "rb") as handle:
-        return np.asanyarray(ArrayProxy(SteppedReader(handle), spec, mmap=False,
+        data = np.asanyarray(ArrayProxy(SteppedReader(handle), spec, mmap=False,
                                         order=proxy.order))
+        # read on to the end, where gzip checks the data's CRC: a file damaged within its
+        # data raises rather than giving other values (nibabel stops at the data's end)
+        while handle.read(STEP_BYTES):
+            pass
+    return data
