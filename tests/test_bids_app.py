@@ -349,7 +349,8 @@ def test_a_failed_run_keeps_its_log_and_bad_input_writes_none(quiet_run, study, 
     broken = tmp_path / "bids"
     shutil.copytree(study, broken)
     bold = broken / "sub-01" / "func" / "sub-01_task-tiny_run-1_bold.nii.gz"
-    bold.write_bytes(bold.read_bytes()[:2000])  # header intact, data cut short
+    whole = bold.read_bytes()  # data cut short, ending in gzip's record of the whole size
+    bold.write_bytes(whole[:2000] + whole[-4:])  # (read before any work): fails in a node
     code, printed, err = _main([str(broken), str(out), "participant", *TINY,
                                 "-w", str(tmp_path / "work"), "--bids-filter-file",
                                 argv[-1]])

@@ -262,7 +262,7 @@ def test_maps_refused_naming_them(study, tmp_path):
                   study["mask"], "intercept")
     truncated = tmp_path / "truncated.nii.gz"
     truncated.write_bytes(Path(study["files"][2]).read_bytes()[:-200])
-    with pytest.raises(InputError, match=f"^{truncated}: image data cannot be read"):
+    with pytest.raises(InputError, match=f"^{truncated}: cannot be inflated"):
         finite_group_mask([*study["files"][:2], truncated], study["mask"])
 
 

@@ -178,9 +178,9 @@ def _crop(path):
     ("effect_maps", _shift, "not on the grid of {reference} (its affine differs by up to 1.5)"),
     ("mask_file", _crop, "not on the grid of {reference} (shape (12, 14, 11), not "
                          "(12, 14, 12))"),
-    ("effect_maps", _truncate, "image data cannot be read ("),
-    ("mask_file", _truncate, "image data cannot be read ("),
-    ("mean_file", _truncate, "image data cannot be read ("),
+    ("effect_maps", _truncate, "cannot be inflated ("),
+    ("mask_file", _truncate, "cannot be inflated ("),
+    ("mean_file", _truncate, "cannot be inflated ("),
 ])
 def test_maps_checked_before_any_work(first_level, tmp_path, capsys, output, spoil, message):
     """Another grid (shifted affine, other shape) or a truncated .nii.gz, of any map the
