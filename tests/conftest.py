@@ -176,23 +176,43 @@ def fmriprep_moae(tmp_path_factory, bids_dir):
     return bids_dir, write_fmriprep_derivatives(bids_dir, out)
 
 
-def _slurm_cluster_ready() -> bool:
+#: Node states in which a job can be given to the cluster (``completing``: a cancelled job
+#: of another test file, run in the other test process, is still being cleaned up).
+USABLE_NODE_STATES = ("idle", "mixed", "alloc", "completing")
+#: How long a reachable cluster may show no usable node before its tests fail or skip.
+SLURM_WAIT_S = 120
+
+
+def _slurm_cluster_ready() -> tuple[bool, str]:
+    """Whether ``sinfo`` answers with a usable node, and its last answer; a controller that
+    answers but whose node is in another state (e.g. being cleaned up) is asked again for
+    up to :data:`SLURM_WAIT_S` seconds."""
     import shutil
     import subprocess
+    import time
 
     if shutil.which("sinfo") is None:
-        return False
-    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    return state.returncode == 0 and any(s.startswith(("idle", "mixed", "alloc"))
-                                         for s in state.stdout.split())
+        return False, "no sinfo"
+    deadline = time.monotonic() + SLURM_WAIT_S
+    while True:
+        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+        answer = " ".join((state.stdout + state.stderr).split())
+        if state.returncode != 0:  # no controller: no cluster
+            return False, answer
+        if any(s.startswith(USABLE_NODE_STATES) for s in state.stdout.split()):
+            return True, answer
+        if time.monotonic() > deadline:
+            return False, answer
+        time.sleep(2)
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A running SLURM cluster (``.ci/slurm-up.sh`` starts one): skip without one, fail in
     CI."""
-    if not _slurm_cluster_ready():
-        message = "no SLURM cluster: start one with .ci/slurm-up.sh"
+    ready, answer = _slurm_cluster_ready()
+    if not ready:
+        message = f"no SLURM cluster (sinfo: {answer}): start one with .ci/slurm-up.sh"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
