@@ -56,6 +56,7 @@ def test_an_output_folder_among_the_raw_data_is_refused(where, tmp_path, capsys)
     assert _files(study) == before
 
 
+@pytest.mark.slow
 def test_an_output_folder_under_derivatives_is_accepted(tmp_path, capsys):
     """``BIDS_DIR/derivatives/glm``, the usual place, runs."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
@@ -65,6 +66,7 @@ def test_an_output_folder_under_derivatives_is_accepted(tmp_path, capsys):
     assert (output / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
 
 
+@pytest.mark.slow
 def test_non_finite_samples_are_reported_by_a_workflow_run(tmp_path, capsys):
     """NaN samples in a run: the warning line the docs promise is printed by the command
     line (a fit node of the workflow, cached or not), its counts those of nilearn's EPI mask
@@ -137,6 +139,7 @@ def test_a_gzipped_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.slow
 def test_gzipped_runs_of_several_members_or_trailing_bytes_are_read(tmp_path):
     """gzip's size record is the last member's (or counts bytes after the data): such
     files are inflated to check them and accepted (nibabel reads the plain file's data)."""
@@ -209,6 +212,7 @@ def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
     """``glm-workflows ... | head -1``: the reader goes away after the first line. The run
     goes on and publishes its outputs, exit 0, its log whole (it failed with a
