@@ -249,3 +249,19 @@ def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, cap
                          "the seed analysis'; name this study's with --contrast NAME=EXPR, "
                          "--f-contrast or --model)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_a_repetition_time_not_positive_names_the_sidecar_it_came_from(value, tmp_path,
+                                                                       capsys):
+    """RepetitionTime 0 or negative in the dataset's inherited sidecar: the line names that
+    sidecar (the file to fix), not the run's image."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids")
+    sidecar = study / "task-tiny_bold.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "RepetitionTime": value}))
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: {sidecar.name}: RepetitionTime: expected a "
+                    f"positive number of seconds, got {value}")
