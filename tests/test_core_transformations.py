@@ -354,9 +354,10 @@ def test_missing_variable():
 
 
 def test_glob_without_match():
+    """A categorical column is listed with its levels, as a model names them."""
     _refused([{"Name": "Scale", "Input": "motion_*"}],
              "Transformations.Instructions[0] (Scale): no variable matches 'motion_*' "
-             "(available: trial_type, modulation)")
+             "(available: trial_type (levels trial_type.a, trial_type.b), modulation)")
 
 
 def test_categorical_refused():

@@ -196,10 +196,20 @@ class _Run:
         raise InputError(f"{self.where}: {message}")
 
     def available(self) -> str:
-        names = list(self.variables)
+        """The variables, for a message; a categorical events column with its levels as a
+        model names them (``trial_type`` (levels ``trial_type.active``, ...))."""
+        names = [self._with_levels(name) for name in self.variables]
         shown = ", ".join(names[:20])
         more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
         return f"available: {shown}{more}" if names else "no variables"
+
+    def _with_levels(self, name: str) -> str:
+        variable = self.variables[name]
+        if not _is_sparse(variable) or _is_numeric(variable):
+            return name
+        levels = sorted(set(_values(variable).dropna().astype(str)))
+        shown = ", ".join(f"{name}.{level}" for level in levels[:10])
+        return f"{name} (levels {shown}{', ...' if len(levels) > 10 else ''})"
 
     def expand(self, names) -> list[str]:
         """Variable names, globs expanded in the variables' order; refuse missing ones."""
