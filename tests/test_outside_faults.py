@@ -216,7 +216,7 @@ def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
 def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
     """``glm-workflows ... | head -1``: the reader goes away after the first line. The run
     goes on and publishes its outputs, exit 0, its log whole (it failed with a
-    BrokenPipeError traceback, exit 1, no outputs)."""
+    BrokenPipeError traceback, exit 1, no outputs); so does an up-to-date rerun's replay."""
     import subprocess
     import sys
 
@@ -235,6 +235,15 @@ def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
     assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").exists()
     (log,) = (out / "logs").glob("task-tiny_*.log")
     assert "sub-01_task-tiny contrast aMinusB: fdr alpha=0.05" in log.read_text()
+    # the same command again replays the recorded results ("Up to date", no new log), its
+    # reader gone before the first line: no traceback either
+    again = subprocess.Popen(process.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    again.stdout.close()
+    stderr = again.stderr.read()
+    assert again.wait(timeout=300) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert list((out / "logs").glob("task-tiny_*.log")) == [log]
 
 
 def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, capsys):

@@ -75,25 +75,25 @@ class _Tee(ConsoleStream):
         return len(text)
 
     def _show(self, text: str) -> None:
-        try:
-            self._console.write(text)
-        except BrokenPipeError:  # e.g. `| head`: the run goes on, its log keeps it all
-            _silence(self._console)
+        console_write(self._console, text)  # `| head`: the run goes on, its log keeps it all
 
     def flush(self) -> None:
-        try:
-            self._console.flush()
-        except BrokenPipeError:
-            _silence(self._console)
+        console_write(self._console, "", flush=True)
         self._log.flush()
 
 
-def _silence(console) -> None:
-    """Point a console whose reader went away at ``/dev/null`` (Python's advice for a pipe
-    closed early): later writes, and the flush at exit, then succeed."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, console.fileno())
-    os.close(devnull)
+def console_write(console, text: str, flush: bool = False) -> None:
+    """Write ``text`` to ``console`` (and flush it); a console whose reader went away (``|
+    head``) is pointed at ``/dev/null`` (Python's advice for a pipe closed early): later
+    writes, and the flush at exit, then succeed."""
+    try:
+        console.write(text)
+        if flush:
+            console.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, console.fileno())
+        os.close(devnull)
 
 
 class RunLog:

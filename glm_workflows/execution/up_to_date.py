@@ -44,7 +44,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from ..core.naming import STAGING_PREFIX
-from .run_log import ConsoleStream
+from .run_log import ConsoleStream, console_write
 
 #: The stamps' folder, inside the work directory.
 STAMP_FOLDER = "up_to_date"
@@ -138,12 +138,11 @@ def replay(argv: list[str], cwd: str, output_dir, work_dir, paths) -> bool:
     if (stamp.get("Outputs") != output_state(Path(cwd, output_dir))
             or stamp.get("Fingerprint") != fingerprint(argv, cwd, output_dir, work_dir, paths)):
         return False
-    print(f"Up to date: the command, its inputs, the code and the outputs are as the run "
-          f"of {stamp['Finished']} left them; nothing was rerun (--recheck: let Nipype check "
-          "every node)")
-    sys.stdout.write("".join(stamp["Results"]))
-    sys.stderr.write("".join(stamp["Warnings"]))
-    sys.stdout.flush()
+    console_write(sys.stdout, "Up to date: the command, its inputs, the code and the outputs "
+                  f"are as the run of {stamp['Finished']} left them; nothing was rerun "
+                  "(--recheck: let Nipype check every node)\n" + "".join(stamp["Results"]),
+                  flush=True)
+    console_write(sys.stderr, "".join(stamp["Warnings"]))
     return True
 
 
