@@ -184,6 +184,21 @@ def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
     assert f"not found: a broken symbolic link (to {target})" in line
 
 
+def test_a_broken_symbolic_link_given_as_a_file_is_named_so(tmp_path, capsys):
+    """The same for runs given as files (``--func``): every reader of a missing input names
+    a broken link as one."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
+    func = study / "sub-01" / "func"
+    link = tmp_path / "bold.nii.gz"
+    link.symlink_to(tmp_path / "not-fetched.nii.gz")
+    line = _refused(["--func", str(link), "--events", str(func / "sub-01_task-tiny_events.tsv"),
+                     "--tr", "2", "--output-dir", str(tmp_path / "out"),
+                     "--work-dir", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: {link}: file not found: a broken symbolic link "
+                    f"(to {tmp_path / 'not-fetched.nii.gz'}), its content is not here (a "
+                    "DataLad dataset: `datalad get` it)")
+
+
 def test_a_group_design_with_no_degree_of_freedom_is_refused_before_any_work(tmp_path, capsys):
     """Two subjects, an intercept and a covariate: no residual degree of freedom. Refused in
     one line before the first level runs (it ran, nilearn divided by zero and the group maps

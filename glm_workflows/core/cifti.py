@@ -23,7 +23,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from .errors import InputError, one_line
+from .errors import InputError, not_found, one_line
 from .packing import folded_shape, surface_mask
 from .surface_names import CIFTI_DENSITY, CIFTI_MESH, CIFTI_SPACE  # noqa: F401 (re-exported)
 from .surface_names import CIFTI_EXTENSION as MAP_EXTENSION
@@ -52,7 +52,7 @@ def _axes(path, kind: str):
     ``kind`` 'series' (a dtseries: SeriesAxis) or 'map' (a dscalar: ScalarAxis)."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise not_found(path)
     try:
         img = nb.load(str(path))
         axes = [img.header.get_axis(i) for i in range(2)]
@@ -103,7 +103,7 @@ def read_header(path) -> CiftiHeader:
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: file not found")
+        raise not_found(path)
     stat = path.stat()
     return _read_header(str(path), stat.st_size, stat.st_mtime_ns)
 

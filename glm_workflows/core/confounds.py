@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, one_line
+from .errors import InputError, not_found, one_line
 from .lazy import pandas as pd
 from .tables import check_unique_columns
 
@@ -312,7 +312,7 @@ def _column_confounds(confounds_file, patterns, demean, n_scans):
 
     path = os.fspath(confounds_file)
     if not Path(path).is_file():
-        raise InputError(f"{path}: confounds file not found")
+        raise not_found(path, "confounds file")
     check_unique_columns(path)
     try:
         table = load_confounds_file_as_dataframe(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.entities import EXTRA_ENTITIES, TEMPLATE_ENTITIES, bids_prefix, check_label
-from ..core.errors import InputError
+from ..core.errors import InputError, not_found
 from ..core.run_tables import check_repetition_time
 
 ENTITY = re.compile(r"(sub|ses|task|acq|ce|dir|rec|run|echo)-([a-zA-Z0-9]+)")
@@ -289,7 +289,7 @@ def file_list_run(func, events, t_r, subject="01", task="auditory", session=None
     """A run given as files on the command line or from Python."""
     for path in [*func, events, *([confounds] if confounds else [])]:
         if not Path(path).exists():
-            raise InputError(f"{path}: file not found")
+            raise not_found(path)
     return RunInputs(
         subject=check_label(subject, "subject"), task=check_label(task, "task"),
         session=check_label(session, "session") if session else None,
