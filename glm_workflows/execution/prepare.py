@@ -104,7 +104,7 @@ def prepare(spec, execution) -> StudyPlan:
             study_runs=whole_study(spec, runs), confounds=confounds.selection(),
             min_kept_volumes=confounds.min_kept_volumes, strict=spec.strict)
     except InputError as error:
-        raise _named_default_contrasts(error, spec) from None
+        raise _named_default_contrasts(error, spec, contrasts) from None
     mem_gb = [estimates for estimates, _ in checked]
     skipped = {run.label: names for run, (_, names) in zip(runs, checked, strict=True) if names}
     if not spec.inputs.subjects or spec.inputs.kind == "files":  # every run was checked
@@ -135,10 +135,10 @@ def prepare(spec, execution) -> StudyPlan:
                       combinations=combinations)
 
 
-def _named_default_contrasts(error: InputError, spec) -> InputError:
+def _named_default_contrasts(error: InputError, spec, contrasts) -> InputError:
     """``error``, saying where a contrast came from when a study's runs lack a column of
-    the default contrasts (the seed analysis', used when none is given)."""
-    if (spec.inputs.kind == "spm_auditory" or tuple(spec.contrasts()) != SEED_CONTRASTS
+    the default ``contrasts`` (the seed analysis', used when none is given)."""
+    if (spec.inputs.kind == "spm_auditory" or tuple(contrasts) != SEED_CONTRASTS
             or "unknown column" not in str(error)):
         return error
     names = " and ".join(name for name, _, _ in SEED_CONTRASTS)
