@@ -11,7 +11,7 @@ import numpy as np
 from nilearn.exceptions import MaskWarning
 
 from .errors import InputError, not_found, one_line
-from .inflate import gzip_open, stored_data
+from .inflate import STEP_BYTES, gzip_open, stored_data
 
 AFFINE_TOLERANCE = 1e-4
 
@@ -82,7 +82,7 @@ def _gzip_size(path: str, expected: int) -> int:
     size = 0
     try:
         with gzip_open()(path, "rb") as stream:
-            while chunk := stream.read(1 << 24):
+            while chunk := stream.read(STEP_BYTES):
                 size += len(chunk)
     except Exception as exc:  # EOFError for a stream cut short; zlib's or ISA-L's errors
         raise InputError(f"{path}: cannot be inflated ({one_line(exc)}): the file is cut "
