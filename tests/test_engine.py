@@ -193,3 +193,20 @@ def test_run_graph_runs_what_workflow_run_runs(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "nipype").rglob("result_*.pklz")}
     run_graph(workflow, "Linear")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing recomputed
+
+
+def test_multiproc_wakes_up_for_every_finished_node(tmp_path):
+    """Our MultiProc (no sleep in Nipype's loop; each round waits for a node to finish)
+    runs the nested workflow to Linear's results, and each node's return woke the loop."""
+    from glm_workflows.execution.plugins import MultiProcPlugin, configure_workflow
+
+    workflow = _nested(Workflow, runnable=True)
+    configure_workflow(workflow, tmp_path, "MultiProc")
+    assert workflow.config["execution"]["poll_sleep_duration"] == 0
+    runner = MultiProcPlugin({"n_procs": 2})
+    graph = run_graph(workflow, runner)
+    results = {node.fullname: node.result.outputs.x for node in graph.nodes()
+               if node.name in ("work", "deep")}
+    assert results == {"top_wf.a_wf.work": 2, "top_wf.b_wf.work": 3,
+                       "top_wf.c_wf.work": 3, "top_wf.b_wf.inner_wf.deep": 4}
+    assert runner._n_finished == runner._taskid > 0

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from .slurm_graph import TrackedSLURMGraphPlugin, wait_for_graph_jobs
 
 #: Plugins that run nodes on this machine (polled often; the others ask a scheduler).
 LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "Debug")
+#: Nipype's poll interval for local plugins, and the longest our MultiProc's scheduling
+#: loop waits for a node to finish before it looks again.
+WAKE_UP_SECONDS = 0.02
 
 
 def nipype_plugins() -> tuple[str, ...]:
@@ -47,8 +51,18 @@ def check_plugin(name: str) -> None:
 
 
 class MultiProcPlugin(_NipypeMultiProcPlugin):
-    """Nipype's MultiProc whose workers ignore Ctrl-C (see :func:`worker_initializer`)
-    and are stopped at once when the run is interrupted."""
+    """Nipype's MultiProc whose workers ignore Ctrl-C (see :func:`worker_initializer`),
+    are stopped at once when the run is interrupted, and whose scheduler wakes up when a
+    node finishes.
+
+    Nipype's scheduling loop sleeps a fixed ``poll_sleep_duration`` after each round, so a
+    node that finishes waits for the end of that sleep before the nodes depending on it
+    are sent: on a study of small nodes (20-30 ms each) the workers stood idle about a
+    third of the time. Here the loop does not sleep (``poll_sleep_duration`` 0, set by
+    :func:`configure_workflow`); each round ends waiting until a node has finished since
+    the last round, at most :data:`WAKE_UP_SECONDS` (then it looks again, as Nipype's
+    poll does).
+    """
 
     def __init__(self, plugin_args=None):
         super().__init__(plugin_args=plugin_args)
@@ -57,6 +71,27 @@ class MultiProcPlugin(_NipypeMultiProcPlugin):
             max_workers=self.processors, initializer=worker_initializer,
             initargs=(self._cwd,),
             mp_context=mp.get_context((plugin_args or {}).get("mp_context")))
+        self._finished = threading.Condition()
+        self._n_finished = self._n_seen = 0
+
+    def _async_callback(self, args):
+        """Nipype's (keep the node's result), then wake the scheduling loop (the
+        executor's thread calls it when a node's process returns)."""
+        try:
+            super()._async_callback(args)
+        finally:
+            with self._finished:
+                self._n_finished += 1
+                self._finished.notify()
+
+    def _send_procs_to_workers(self, updatehash=False, graph=None):
+        """Nipype's round of submissions, then the wait for the next finished node (at
+        most :data:`WAKE_UP_SECONDS`): the end of each round of Nipype's loop."""
+        super()._send_procs_to_workers(updatehash=updatehash, graph=graph)
+        with self._finished:
+            self._finished.wait_for(lambda: self._n_finished != self._n_seen,
+                                    timeout=WAKE_UP_SECONDS)
+            self._n_seen = self._n_finished
 
     def stop_workers(self) -> None:
         """Terminate the workers (their nodes rerun next time) and drop the pool.
@@ -88,8 +123,17 @@ def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
         "stop_on_first_crash": "true",
         "hash_method": "timestamp",
         "create_report": "false",
-        "poll_sleep_duration": 0.02 if plugin in LOCAL_PLUGINS else 1,
+        "poll_sleep_duration": _poll_sleep_duration(plugin),
     })
+
+
+def _poll_sleep_duration(plugin: str) -> float:
+    """Nipype's sleep after each round of its scheduling loop: none for our MultiProc
+    (it waits for a node to finish instead), :data:`WAKE_UP_SECONDS` for the other local
+    plugins, 1 s for a cluster's scheduler."""
+    if plugin == "MultiProc":
+        return 0
+    return WAKE_UP_SECONDS if plugin in LOCAL_PLUGINS else 1
 
 
 def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dict | None = None,
