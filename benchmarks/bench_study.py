@@ -7,28 +7,32 @@ into the work folder the first time. Then, each in a fresh process, side by side
 1. ``ours, cold``: the command line, ``--plugin Linear``, one t contrast ``a - b``, with
    an empty work folder and an empty output folder;
 2. ``ours, cached rerun``: the same command again;
-3. ``nilearn loop``: a plain Python loop doing, per run, what the command line does
+3. ``ours, MultiProc``: the cold command with ``--plugin MultiProc --n-procs N``
+   (``--n-procs``, default the machine's CPUs), an empty work and output folder again:
+   what the graph's parallel runs give on the same machine (the nilearn loop uses one
+   process; numpy may use more threads in both);
+4. ``nilearn loop``: a plain Python loop doing, per run, what the command line does
    with its defaults: ``FirstLevelModel`` (AR(1), SPM HRF, cosine drifts at 1/160 Hz)
    ``.fit``, ``compute_contrast`` (effect, variance, t, z and p maps written as
    ``.nii.gz``), ``threshold_stats_img`` (fdr 0.05, clusters of 10 voxels, within the
    fit's mask), ``get_clusters_table`` (written as TSV) and two figures over the mean
    image (three axial cuts, an orthogonal view through the peak; PNG at 100 dpi);
-4. ``seed, cold`` and ``seed, cached rerun``: the seed analysis (``--data-dir``, the
+5. ``seed, cold`` and ``seed, cached rerun``: the seed analysis (``--data-dir``, the
    96 SPM auditory scans) with an empty cache, then again.
 
 Each measurement is repeated ``--repeat`` times; in every other repetition the nilearn
-loop runs before our cold run rather than after our rerun, so that a change in the load
-of the machine does not favour one side. Printed: the medians with their range, the
-ratios ours/nilearn (cold) and cached/cold (the tiny study and the seed), each against its
-anchor measured in the same repetition, the load average at the start and after each
-repetition, and the largest difference between our z maps and nilearn's. Besides the wall
-times, the CPU times (user + system) of each process are shown: they depend less on what
-else the machine runs.
+loop runs before our cold run rather than after our MultiProc run, so that a change in the
+load of the machine does not favour one side. Printed: the medians with their range, the
+ratios ours/nilearn (cold, Linear and MultiProc) and cached/cold (the tiny study and the
+seed), each against its anchor measured in the same repetition, the load average at the
+start and after each repetition, and the largest difference between our z maps (both
+runs') and nilearn's. Besides the wall times, the CPU times (user + system) of each
+process are shown: they depend less on what else the machine runs.
 
 Usage::
 
-    python benchmarks/bench_study.py [--subjects 64] [--repeat 3] [--work-dir DIR]
-                                     [--data-dir ../shared/data]
+    python benchmarks/bench_study.py [--subjects 64] [--repeat 3] [--n-procs 2]
+                                     [--work-dir DIR] [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ CONTRAST = ("aMinusB", "a - b")
 #: The command line's defaults (``glm_workflows/cli.py``), as nilearn's arguments.
 MODEL = dict(noise_model="ar1", hrf_model="spm", drift_model="cosine", high_pass=1 / 160,
              slice_time_ref=0.0)
-MEASURES = ("ours, cold", "ours, cached rerun", "nilearn loop", "seed, cold",
-            "seed, cached rerun")
+MEASURES = ("ours, cold", "ours, cached rerun", "ours, MultiProc", "nilearn loop",
+            "seed, cold", "seed, cached rerun")
 
 
 def make_study(root: Path, n_subjects: int) -> Path:
@@ -68,10 +72,13 @@ def make_study(root: Path, n_subjects: int) -> Path:
     return root
 
 
-def cli_command(inputs: list[str], out: Path, work: Path) -> list[str]:
-    """Our command line with Linear, writing to ``out`` and caching in ``work``."""
+def cli_command(inputs: list[str], out: Path, work: Path, n_procs: int = 1) -> list[str]:
+    """Our command line with Linear (``n_procs`` 1) or MultiProc, writing to ``out`` and
+    caching in ``work``."""
+    plugin = ["--plugin", "Linear"] if n_procs == 1 else ["--plugin", "MultiProc",
+                                                          "--n-procs", str(n_procs)]
     return [sys.executable, "-m", "glm_workflows.cli", *inputs, "--output-dir", str(out),
-            "--work-dir", str(work), "--plugin", "Linear"]
+            "--work-dir", str(work), *plugin]
 
 
 def nilearn_loop(bids: Path, out: Path) -> None:
@@ -112,21 +119,24 @@ def largest_z_difference(ours: Path, theirs: Path) -> float:
     return max(differences) if differences else float("nan")
 
 
-def repetition(bids: Path, seed_data: Path, scratch: Path, nilearn_first: bool) -> dict:
+def repetition(bids: Path, seed_data: Path, scratch: Path, nilearn_first: bool,
+               n_procs: int) -> dict:
     """One measurement of each kind (see the module docstring), the nilearn loop first or
-    after our cold run and rerun."""
-    tiny = cli_command(["--bids-dir", str(bids), "--task", TASK,
-                        "--contrast", "=".join(CONTRAST)], scratch / "ours", scratch / "work")
+    after our cold run, rerun and MultiProc run."""
+    study = ["--bids-dir", str(bids), "--task", TASK, "--contrast", "=".join(CONTRAST)]
+    tiny = cli_command(study, scratch / "ours", scratch / "work")
+    parallel = cli_command(study, scratch / "parallel", scratch / "parallel_work", n_procs)
     seed = cli_command(["--data-dir", str(seed_data)], scratch / "seed", scratch / "seed_work")
     loop = [sys.executable, str(Path(__file__).resolve()), "--nilearn-loop", str(bids),
             str(scratch / "nilearn")]
     times = {}
     fresh(scratch / "ours", scratch / "work", scratch / "nilearn", scratch / "seed",
-          scratch / "seed_work")
+          scratch / "seed_work", scratch / "parallel", scratch / "parallel_work")
     if nilearn_first:
         times["nilearn loop"] = timed(loop)
     times["ours, cold"] = timed(tiny)
     times["ours, cached rerun"] = timed(tiny)
+    times["ours, MultiProc"] = timed(parallel)
     if not nilearn_first:
         times["nilearn loop"] = timed(loop)
     times["seed, cold"] = timed(seed)
@@ -136,6 +146,7 @@ def repetition(bids: Path, seed_data: Path, scratch: Path, nilearn_first: bool) 
 
 #: The ratios printed: name, numerator, denominator (its anchor).
 RATIOS = (("ours/nilearn (cold)", "ours, cold", "nilearn loop"),
+          ("parallel/nilearn (cold)", "ours, MultiProc", "nilearn loop"),
           ("ours cached/cold", "ours, cached rerun", "ours, cold"),
           ("seed cached/cold", "seed, cached rerun", "seed, cold"))
 
@@ -144,6 +155,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subjects", type=int, default=64, help="subjects (one run each)")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions (medians shown)")
+    parser.add_argument("--n-procs", type=int, default=os.cpu_count() or 2,
+                        help="processes of the MultiProc measurement (default: the CPUs)")
     parser.add_argument("--work-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "glm-workflows-bench-study",
                         help="where the study is kept between runs")
@@ -164,11 +177,13 @@ def main(argv=None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
         for index in range(args.repeat):
-            rows.append(repetition(bids, args.data_dir, Path(scratch), index % 2 == 1))
+            rows.append(repetition(bids, args.data_dir, Path(scratch), index % 2 == 1,
+                                   args.n_procs))
             print(f"  repetition {index + 1}: " + ", ".join(
                 f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
                 + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
-        difference = largest_z_difference(Path(scratch) / "ours", Path(scratch) / "nilearn")
+        difference = max(largest_z_difference(Path(scratch) / ours, Path(scratch) / "nilearn")
+                         for ours in ("ours", "parallel"))
     print_table(rows, MEASURES, RATIOS)
     print(f"\n  max |z ours - z nilearn| over {args.subjects} runs: {difference:.2e}; "
           f"load average {os.getloadavg()[0]:.2f}")
