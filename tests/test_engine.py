@@ -210,3 +210,44 @@ def test_multiproc_wakes_up_for_every_finished_node(tmp_path):
     assert results == {"top_wf.a_wf.work": 2, "top_wf.b_wf.work": 3,
                        "top_wf.c_wf.work": 3, "top_wf.b_wf.inner_wf.deep": 4}
     assert runner._n_finished == runner._taskid > 0
+
+
+def _killed(x):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer does
+    return x
+
+
+KILLED_NODE_RUN = """
+import sys
+from nipype.interfaces.utility import Function
+from nipype.pipeline import engine as pe
+from glm_workflows.execution.plugins import run_workflow
+from glm_workflows.workflows.engine import Workflow
+sys.path.insert(0, {tests!r})
+from test_engine import _killed
+workflow = Workflow(name="killed_wf")
+node = pe.Node(Function(input_names=["x"], output_names=["x"], function=_killed), name="n")
+node.inputs.x = 1
+workflow.add_nodes([node])
+try:
+    run_workflow(workflow, work_dir={work!r}, plugin="MultiProc", plugin_args={{"n_procs": 2}})
+except RuntimeError as error:
+    print("RuntimeError:", error)
+"""
+
+
+def test_multiproc_node_killed_fails_the_run(tmp_path):
+    """A node whose process is killed (SIGKILL, as for lack of memory) fails the run with a
+    line saying so; Nipype's MultiProc waited forever (its callback raised)."""
+    import subprocess
+    import sys
+
+    code = KILLED_NODE_RUN.format(tests=str(Path(__file__).parent), work=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RuntimeError: the process running this node ended abruptly" in done.stdout
+    assert "--mem-gb" in done.stdout and "FAILED  n" in done.stdout

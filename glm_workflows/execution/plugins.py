@@ -76,13 +76,30 @@ class MultiProcPlugin(_NipypeMultiProcPlugin):
 
     def _async_callback(self, args):
         """Nipype's (keep the node's result), then wake the scheduling loop (the
-        executor's thread calls it when a node's process returns)."""
+        executor's thread calls it when a node's process returns, or ended abruptly: see
+        :meth:`_get_result`)."""
         try:
-            super()._async_callback(args)
+            if args.exception() is None:
+                super()._async_callback(args)
         finally:
             with self._finished:
                 self._n_finished += 1
                 self._finished.notify()
+
+    def _get_result(self, taskid):
+        """Nipype's, and a failed node's result when its process ended abruptly (killed,
+        e.g. by the kernel when memory ran out), so the run stops and says so; Nipype's
+        own callback raised there, and the run then waited forever."""
+        result = super()._get_result(taskid)
+        future = self._task_obj.get(taskid)
+        if result is None and future is not None and future.done() \
+                and future.exception() is not None:
+            error = future.exception()
+            return {"taskid": taskid, "result": None, "traceback": [
+                f"the process running this node ended abruptly ({type(error).__name__}: "
+                f"{error}); if the system killed it for lack of memory, give --mem-gb "
+                "less than the machine has or fewer --n-procs\n"]}
+        return result
 
     def _send_procs_to_workers(self, updatehash=False, graph=None):
         """Nipype's round of submissions, then the wait for the next finished node (at
