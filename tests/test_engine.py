@@ -251,3 +251,8 @@ def test_multiproc_node_killed_fails_the_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "RuntimeError: the process running this node ended abruptly" in done.stdout
     assert "--mem-gb" in done.stdout and "FAILED  n" in done.stdout
+    from glm_workflows.execution.analysis import crash_summary
+
+    [line] = crash_summary(tmp_path, 0)
+    assert line.startswith("node killed_wf.n failed: the process running this node ended "
+                           "abruptly (BrokenProcessPool: ")

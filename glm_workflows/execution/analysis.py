@@ -290,13 +290,18 @@ def _failed(exc, debug: bool, work_dir: Path, started: float) -> int:
     return 1
 
 
+#: What Nipype appends to a crash file when the node left no result (its process ended).
+NIPYPE_NO_RESULT_NOTE = "When creating this crashfile, the results file"
+
+
 def crash_summary(work_dir: Path, since: float) -> list[str]:
     """One line per crash file written since ``since``: node, exception, file."""
     lines = []
     for crash in sorted((work_dir / "crash").glob("crash-*.txt")):
         if crash.stat().st_mtime < since:
             continue
-        text = crash.read_text(errors="replace").strip().splitlines()
+        text = crash.read_text(errors="replace").split(NIPYPE_NO_RESULT_NOTE)[0]
+        text = text.strip().splitlines()
         node = next((ln.split(":", 1)[1].strip() for ln in text if ln.startswith("Node:")), "?")
         starts = [i for i, ln in enumerate(text) if re.match(r"^\s*[\w.]+(Error|Exception)\b", ln)]
         reason = one_line(" ".join(text[starts[-1]:])) if starts else text[-1].strip()
