@@ -47,6 +47,7 @@ LAYERS = {
     "glm_workflows.execution.prepare": "planner",  # checks the data, makes the plan
     "glm_workflows.execution.combinations": "planner",  # a node design's weights, planned
     "glm_workflows.execution.group_planning": "planner",  # the Dataset nodes' analyses
+    "glm_workflows.execution.resources": "planner",  # the CPUs and memory a run may use
     "glm_workflows.cli": "cli",                # the command line and what array jobs run
     "glm_workflows.synthetic": "tools",        # example datasets (python -m ...synthetic)
     "glm_workflows.synthetic_surface": "tools",  # a surface (GIFTI) fMRIPrep-like study

@@ -285,10 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 "plugin Nipype has (SGE, PBS, LSF, ...), given its "
                                 "--plugin-args as they are (default %(default)s)")
     execution.add_argument("--n-procs", "--n-cpus", "--nprocs", type=int, dest="n_procs",
-                           help="processes for MultiProc")
+                           help="processes for MultiProc (default: the CPUs this process "
+                                "may run on, e.g. a SLURM job's)")
     execution.add_argument("--mem-gb", type=float,
                            help="memory MultiProc may use at once, in GB (default: 90%% of "
-                                "the machine's); nodes declare their needs from the data size")
+                                "the machine's, or of the job's memory limit); nodes declare "
+                                "their needs from the data size")
     execution.add_argument("--plugin-args", default="{}", metavar="JSON",
                            help='extra plugin arguments, e.g. \'{"sbatch_args": "-p short"}\'')
     execution.add_argument("--analysis-level", choices=ANALYSIS_LEVELS, action=_StoreGiven,

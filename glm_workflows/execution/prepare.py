@@ -13,7 +13,6 @@ work folder is written. No Nipype here (``tests/test_architecture.py``).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -40,11 +39,14 @@ from ..plan.study import StudyPlan, plan_study
 from ..settings import SEED_CONTRASTS
 from .combinations import plan_combinations
 from .group_planning import find_participants_file, model_file, node_group_plans
+from .resources import MEMORY_SHARE, memory_limit_gb, usable_cpus
 
 
 def plugin_args(execution) -> dict:
     """The plugin's arguments: ``plugin_args`` with ``n_procs`` and ``mem_gb`` merged in
-    (as ``n_procs`` and ``memory_gb``), checked."""
+    (as ``n_procs`` and ``memory_gb``), checked; for MultiProc, what is not given is what
+    this process may use (:mod:`.resources`: its CPUs, 90 % of its memory limit), not the
+    machine's (Nipype's defaults)."""
     try:
         arguments = json.loads(execution.plugin_args)
     except json.JSONDecodeError as exc:
@@ -59,13 +61,18 @@ def plugin_args(execution) -> dict:
         if execution.mem_gb <= 0:
             raise InputError(f"--mem-gb: expected a positive number, got {execution.mem_gb}")
         arguments["memory_gb"] = execution.mem_gb
+    if execution.plugin == "MultiProc":
+        arguments.setdefault("n_procs", usable_cpus())
+        limit = memory_limit_gb()
+        if limit is not None:
+            arguments.setdefault("memory_gb", MEMORY_SHARE * limit)
     return arguments
 
 
 def n_chunks(execution, arguments: dict) -> int:
     """Permutation nodes of each group contrast: ``--permutation-chunks``, else the
     MultiProc processes, else 1."""
-    return execution.permutation_chunks or (arguments.get("n_procs") or os.cpu_count() or 1
+    return execution.permutation_chunks or (arguments["n_procs"]
                                             if execution.plugin == "MultiProc" else 1)
 
 

@@ -1,0 +1,83 @@
+"""What a run may use of the machine (execution/resources.py): CPUs and memory limit, and
+MultiProc's arguments taken from them when --n-procs and --mem-gb are not given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from glm_workflows.execution.prepare import plugin_args
+from glm_workflows.execution.resources import MEMORY_SHARE, memory_limit_gb, usable_cpus
+from glm_workflows.settings import ExecutionSettings
+
+GB = 1024**3
+
+
+def test_usable_cpus_are_the_affinity():
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity")
+def test_usable_cpus_of_a_process_pinned_to_one_cpu():
+    """A process given one CPU (as taskset or a scheduler's cpuset does) counts one."""
+    cpu = min(os.sched_getaffinity(0))
+    code = ("import os; os.sched_setaffinity(0, {%d}); "
+            "from glm_workflows.execution.resources import usable_cpus; print(usable_cpus())"
+            % cpu)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "1"
+
+
+def _cgroup_files(tmp_path, proc_line: str, files: dict) -> tuple:
+    """A /proc/self/cgroup file and a cgroup mount holding ``files`` (path -> text)."""
+    proc = tmp_path / "cgroup"
+    proc.write_text(proc_line + "\n")
+    root = tmp_path / "sys_fs_cgroup"
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return proc, root
+
+
+def test_memory_limit_of_a_cgroup_v2_job(tmp_path):
+    """v2: the smallest memory.max along the group's path (a SLURM job's step within its
+    job's limit); 'max' is no limit."""
+    proc, root = _cgroup_files(tmp_path, "0::/system.slice/slurmstepd.scope/job_7/step_0", {
+        "system.slice/slurmstepd.scope/job_7/memory.max": str(4 * GB),
+        "system.slice/slurmstepd.scope/job_7/step_0/memory.max": "max",
+        "system.slice/memory.max": "max"})
+    assert memory_limit_gb(proc, root) == 4.0
+
+
+def test_memory_limit_of_a_cgroup_v1_job(tmp_path):
+    proc, root = _cgroup_files(tmp_path, "4:memory:/slurm/uid_0/job_7\n3:cpuset:/", {
+        "memory/slurm/uid_0/job_7/memory.limit_in_bytes": str(6 * GB)})
+    assert memory_limit_gb(proc, root) == 6.0
+
+
+@pytest.mark.parametrize("limit", ["max", "9223372036854771712"])
+def test_no_memory_limit(tmp_path, limit):
+    """'max' (v2), v1's 'no limit' value (above the machine's memory), no file: None."""
+    proc, root = _cgroup_files(tmp_path, "0::/", {"memory.max": limit})
+    assert memory_limit_gb(proc, root) is None
+    assert memory_limit_gb(tmp_path / "absent", root) is None
+
+
+def test_multiproc_takes_what_the_process_may_use():
+    """MultiProc without --n-procs: the process's CPUs (Nipype would count the machine's);
+    given ones are kept; Linear gets nothing added."""
+    arguments = plugin_args(ExecutionSettings(plugin="MultiProc"))
+    assert arguments["n_procs"] == len(os.sched_getaffinity(0))
+    limit = memory_limit_gb()
+    assert arguments.get("memory_gb") == (None if limit is None else MEMORY_SHARE * limit)
+    given = plugin_args(ExecutionSettings(plugin="MultiProc", n_procs=1, mem_gb=2.0))
+    assert given == {"n_procs": 1, "memory_gb": 2.0}
+    assert plugin_args(ExecutionSettings(plugin="MultiProc",
+                                         plugin_args=json.dumps({"n_procs": 3})))["n_procs"] == 3
+    assert plugin_args(ExecutionSettings(plugin="Linear")) == {}
