@@ -17,6 +17,7 @@ from nipype.interfaces.base import (
 )
 from threadpoolctl import threadpool_limits
 
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.diagnostics import (
     ALPHA,
     LAGS,
@@ -88,7 +89,7 @@ class RunDiagnostics(SimpleInterface):
             files["residuals_file"] = "residuals"
         for output, key in files.items():
             path = os.path.join(runtime.cwd, f"{key}.nii.gz")
-            fit.to_image(maps.pop(key)).to_filename(path)
+            save_image(fit.to_image(maps.pop(key)), path)
             self._results[output] = path
         self._results["model_json"] = os.path.join(runtime.cwd, "model.json")
         with open(self._results["model_json"], "w") as handle:

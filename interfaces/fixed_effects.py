@@ -14,6 +14,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.fixed_effects import (
     combine_runs,
     intersect_run_masks,
@@ -44,9 +45,9 @@ class CombineRunImages(SimpleInterface):
 
     def _run_interface(self, runtime):
         self._results["mask_file"] = os.path.join(runtime.cwd, "mask.nii.gz")
-        intersect_run_masks(self.inputs.mask_files).to_filename(self._results["mask_file"])
+        save_image(intersect_run_masks(self.inputs.mask_files), self._results["mask_file"])
         self._results["mean_file"] = os.path.join(runtime.cwd, "mean.nii.gz")
-        mean_of_images(self.inputs.mean_files).to_filename(self._results["mean_file"])
+        save_image(mean_of_images(self.inputs.mean_files), self._results["mean_file"])
         return runtime
 
 
@@ -92,7 +93,7 @@ class FixedEffects(SimpleInterface):
                             nb.load(inputs.mask_file), weights=weights)
         for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
-            maps[key].to_filename(self._results[key])
+            save_image(maps[key], self._results[key])
         self._results["contrast_json"] = os.path.join(runtime.cwd, "contrast.json")
         method = ("nilearn.glm.contrasts.compute_fixed_effects "
                   "(mean effect, variance = mean variance / n_runs)") if weights is None else (

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from glm_workflows.core.choices import NOISE_MODELS
 from glm_workflows.core.contrasts import contrast_matrix
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.estimates import (
     autocorrelation_summary,
     compute_contrast,
@@ -96,7 +97,7 @@ class FitGLM(SimpleInterface):
             )
         if fit.mean_img is not None:
             self._results["mean_file"] = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
-            fit.mean_img.to_filename(self._results["mean_file"])
+            save_image(fit.mean_img, self._results["mean_file"])
         paths = save_fitted_glm(fit, runtime.cwd)
         self._results.update(
             betas=paths["betas"], dispersion=paths["dispersion"], ar1=paths["ar1"],
@@ -143,7 +144,7 @@ class EstimateContrast(SimpleInterface):
         maps = compute_contrast(fit, matrix, self.inputs.stat_type)
         for key, img in maps.items():
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
-            img.to_filename(self._results[key])
+            save_image(img, self._results[key])
         self._results["contrast_figure"] = os.path.join(runtime.cwd, "contrast.png")
         plot_contrast(matrix, fit.columns, self.inputs.contrast_name,
                       self._results["contrast_figure"])

@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 from threadpoolctl import threadpool_limits
 
 from glm_workflows.core.choices import GROUP_ESTIMATORS, GROUP_MODELS
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.derivatives import software_versions, write_derivatives
 from glm_workflows.core.figures import plot_design
 from glm_workflows.core.group import (
@@ -142,7 +143,7 @@ class GroupModel(SimpleInterface):
             for index, image in enumerate(difference_images(inputs.effect_maps,
                                                             inputs.paired_maps)):
                 maps_in.append(os.path.join(runtime.cwd, f"difference_{index:04d}.nii.gz"))
-                image.to_filename(maps_in[-1])
+                save_image(image, maps_in[-1])
         mixed = isdefined(inputs.estimator) and inputs.estimator == "mixed"
         with threadpool_limits(limits=1):
             if mixed:
@@ -152,12 +153,12 @@ class GroupModel(SimpleInterface):
                                         subject in zip(inputs.variance_maps, subjects,
                                                        strict=True)])
                 self._results["tau2_map"] = os.path.join(runtime.cwd, "tau2.nii.gz")
-                maps["tau2"].to_filename(self._results["tau2_map"])
+                save_image(maps["tau2"], self._results["tau2_map"])
             else:
                 maps = fit_group(maps_in, design, inputs.mask_file, inputs.contrast, names)
         for key in CONTRAST_MAPS:
             self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
-            maps[key].to_filename(self._results[key])
+            save_image(maps[key], self._results[key])
         group_mask = maps["mask"]
         non_finite = list(group_mask.non_finite)
         if mixed:  # a subject's effect and variance maps: its voxels left out of either
@@ -165,7 +166,7 @@ class GroupModel(SimpleInterface):
             non_finite = [a + b for a, b in zip(non_finite[:half], non_finite[half:],
                                                 strict=True)]
         self._results["mask_file"] = os.path.join(runtime.cwd, "mask.nii.gz")
-        group_mask.img.to_filename(self._results["mask_file"])
+        save_image(group_mask.img, self._results["mask_file"])
         self._results["input_maps"] = maps_in
         self._results["design_file"] = os.path.join(runtime.cwd, "design.tsv")
         save_group_design(design, self._results["design_file"])
@@ -291,7 +292,7 @@ class CombinePermutations(SimpleInterface):
         for key in LOGP_MAPS:
             if key in maps:
                 self._results[key] = os.path.join(runtime.cwd, f"{key}.nii.gz")
-                maps[key].to_filename(self._results[key])
+                save_image(maps[key], self._results[key])
         max_t = np.concatenate([chunk["max_t"] for chunk in chunks])
         threshold = float(np.quantile(max_t, 0.95))
         self._results["null_figure"] = os.path.join(runtime.cwd, "null.png")

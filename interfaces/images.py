@@ -11,6 +11,7 @@ from nipype.interfaces.base import (
     TraitedSpec,
 )
 
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.images import MEAN_IMAGE_FILE, concatenate_images, mean_image
 
 
@@ -33,7 +34,7 @@ class ConcatenateImages(SimpleInterface):
 
     def _run_interface(self, runtime):
         out_file = os.path.join(runtime.cwd, "bold.nii")
-        concatenate_images(self.inputs.in_files).to_filename(out_file)
+        save_image(concatenate_images(self.inputs.in_files), out_file)
         self._results["out_file"] = out_file
         return runtime
 
@@ -54,6 +55,6 @@ class MeanImage(SimpleInterface):
 
     def _run_interface(self, runtime):
         out_file = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
-        mean_image(nb.load(self.inputs.in_file)).to_filename(out_file)
+        save_image(mean_image(nb.load(self.inputs.in_file)), out_file)
         self._results["out_file"] = out_file
         return runtime

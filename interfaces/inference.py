@@ -13,6 +13,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 from glm_workflows.core.inference import (
     cluster_table,
@@ -66,7 +67,7 @@ class ThresholdMap(SimpleInterface):
         out = {key: os.path.join(runtime.cwd, name) for key, name in (
             ("thresholded_map", "thresholded.nii.gz"), ("threshold_json", "threshold.json"),
             ("figure", "thresholded.png"), ("ortho_figure", "thresholded_ortho.png"))}
-        thresholded.to_filename(out["thresholded_map"])
+        save_image(thresholded, out["thresholded_map"])
         survives = has_surviving_voxels(thresholded)
         settings = {
             "HeightControl": inputs.height_control,

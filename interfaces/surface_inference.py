@@ -21,6 +21,7 @@ from glm_workflows.core.cifti_geometry import (
     cifti_table_sidecar,
     grayordinate_geometry,
 )
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.mesh import geometry_for, layout_mesh_source
 from glm_workflows.core.mesh_sources import where_to_put
 from glm_workflows.core.naming import CONTRAST_OUTPUTS
@@ -99,8 +100,8 @@ class SurfaceThreshold(SimpleInterface):
             two_sided=inputs.two_sided)
         out = {"thresholded_map": os.path.join(runtime.cwd, "thresholded.nii.gz"),
                "threshold_json": os.path.join(runtime.cwd, "threshold.json")}
-        nb.Nifti1Image(thresholded.astype(np.float32), z_img.affine).to_filename(
-            out["thresholded_map"])
+        save_image(nb.Nifti1Image(thresholded.astype(np.float32), z_img.affine),
+                   out["thresholded_map"])
         settings = {
             "HeightControl": inputs.height_control,
             "Alpha": inputs.alpha if inputs.height_control != "none" else None,

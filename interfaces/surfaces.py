@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
 
 from glm_workflows.core.cifti import is_cifti_file, is_cifti_layout, pack_cifti_map
 from glm_workflows.core.cifti_geometry import CIFTI_SURFACE_MESH, cortex_on_mesh
+from glm_workflows.core.deflate import save_image
 from glm_workflows.core.mesh_sources import find_mesh
 from glm_workflows.core.surface_figures import plot_surface_map
 from glm_workflows.core.surfaces import (
@@ -58,8 +59,8 @@ class PackSurface(SimpleInterface):
         out = {"out_file": os.path.join(runtime.cwd, "bold.nii"),
                "mask_file": os.path.join(runtime.cwd, "mask.nii.gz"),
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
-        img.to_filename(out["out_file"])
-        nb.Nifti1Image(mask.astype(np.uint8), img.affine).to_filename(out["mask_file"])
+        save_image(img, out["out_file"])
+        save_image(nb.Nifti1Image(mask.astype(np.uint8), img.affine), out["mask_file"])
         _write_layout(layout, self.inputs.templateflow_home, out["layout_file"])
         self._results.update(out)
         return runtime
@@ -93,7 +94,7 @@ class PackSurfaceMap(SimpleInterface):
             img, layout = pack_map(paths, self.inputs.mesh)
         out = {"out_file": os.path.join(runtime.cwd, "map.nii.gz"),
                "layout_file": os.path.join(runtime.cwd, "surface.json")}
-        img.to_filename(out["out_file"])
+        save_image(img, out["out_file"])
         _write_layout(layout, self.inputs.templateflow_home, out["layout_file"])
         self._results.update(out)
         return runtime

@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
+from .deflate import save_image
 from .errors import InputError
 from .glm import FittedGLM
 from .lazy import scipy_linalg as spl
@@ -40,10 +41,10 @@ def save_fitted_glm(fit: FittedGLM, out_dir: str | os.PathLike) -> dict:
     """
     out_dir = Path(out_dir)
     paths = {key: str(out_dir / name) for key, name in FIT_FILES.items()}
-    fit.to_image(fit.betas).to_filename(paths["betas"])
-    fit.to_image(fit.dispersion).to_filename(paths["dispersion"])
-    fit.to_image(fit.ar1).to_filename(paths["ar1"])
-    nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine).to_filename(paths["mask"])
+    save_image(fit.to_image(fit.betas), paths["betas"])
+    save_image(fit.to_image(fit.dispersion), paths["dispersion"])
+    save_image(fit.to_image(fit.ar1), paths["ar1"])
+    save_image(nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine), paths["mask"])
     sidecar = {
         "NoiseModel": fit.noise_model,
         "DesignColumns": fit.columns,
