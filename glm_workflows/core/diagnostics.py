@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .glm import FittedGLM, whiten
-from .images import storage_to_mask_order
+from .images import reorder_columns, storage_to_mask_order
 from .noise import CORRECTED_ORDERS, whiten_exact
 
 #: Lags of the whitening check (autocorrelations and Ljung-Box test): 1..LAGS.
@@ -49,7 +49,8 @@ def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
     Parameters
     ----------
     series : ndarray, shape (n_scans, n_voxels)
-        The fitted series, in storage order (:func:`~glm_workflows.core.glm.run_series`).
+        The fitted series, in storage order (:func:`~glm_workflows.core.glm.run_series`);
+        left with its columns grouped by noise bin.
     X : ndarray, shape (n_scans, n_regressors)
         The design's fitted rows.
     fit : FittedGLM
@@ -72,19 +73,21 @@ def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
 
     n_scans = series.shape[0]
     n_voxels = fit.betas.shape[1]
-    columns = storage_to_mask_order(fit.mask)  # mask-order voxel -> series column
     r_square = np.zeros(n_voxels)
     autocorrelation = np.zeros((lags, n_voxels))
     kept = np.empty((n_scans, n_voxels)) if save_residuals else None
     whiten_values = _whitener(fit)
     values, inverse = np.unique(fit.ar1, return_inverse=True)
+    grouped = np.argsort(inverse, kind="stable")  # mask-order voxels, bin after bin
+    reorder_columns(series, storage_to_mask_order(fit.mask)[grouped])  # as the fit's
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
     for index, value in enumerate(values):
-        members = np.flatnonzero(inverse == index)
         wX = whiten_values(X, value)
         expected = expected_autocorrelations(wX, lags)[:, None]
-        for start in range(0, len(members), CHUNK_VOXELS):
-            voxels = members[start:start + CHUNK_VOXELS]
-            Y = series[:, columns[voxels]]
+        for start in range(bounds[index], bounds[index + 1], CHUNK_VOXELS):
+            stop = min(start + CHUNK_VOXELS, bounds[index + 1])
+            voxels = grouped[start:stop]
+            Y = series[:, start:stop]
             wY = whiten_values(Y, value)
             predicted = wX @ fit.betas[:, voxels]
             # nilearn's OLS model does not whiten, so its variance of the data is taken

@@ -18,6 +18,7 @@ from .images import (
     compute_brain_mask,
     load_image_header,
     load_series,
+    reorder_columns,
     storage_to_mask_order,
     time_mean,
 )
@@ -368,11 +369,7 @@ def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
     values, inverse = np.unique(ar1, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
-    row = np.empty(n_voxels, dtype=series.dtype)
-    for samples in series:  # a row at a time: the gather reads one row, in cache
-        np.take(samples, order, out=row)
-        samples[:] = row
-    del row
+    reorder_columns(series, order)
     betas = np.empty((X.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
     noise_bins = []

@@ -377,3 +377,13 @@ def storage_to_mask_order(mask: np.ndarray) -> np.ndarray:
     storage = np.flatnonzero(mask.ravel(order="F"))
     in_mask_order = np.ravel_multi_index(np.nonzero(mask), mask.shape, order="F")
     return np.searchsorted(storage, in_mask_order)
+
+
+def reorder_columns(series: np.ndarray, order: np.ndarray) -> None:
+    """Put ``series``' columns in the order ``order`` (``series[:, order]``) in place, one
+    row at a time: a row's worth of temporary where a reordered copy would be the series'
+    size, and each row's gather reads in cache."""
+    row = np.empty(series.shape[1], dtype=series.dtype)
+    for samples in series:
+        np.take(samples, order, out=row)
+        samples[:] = row
