@@ -246,7 +246,8 @@ def test_pairs_found_with_sessions_and_runs(tmp_path, naming):
 
 def test_cifti_series_first_when_both(tmp_path):
     """A folder with each run's CIFTI series and its GIFTI pair: ``--space fsLR`` reads the
-    CIFTI den-91k series (as before), ``--den 32k`` the pair."""
+    CIFTI den-91k series (as before), ``--den 32k`` the pair, and so does a
+    ``--bids-filter-file`` whose bold query keeps ``den`` 32k."""
     write_cifti_study(tmp_path, ("01",), n_scans=40)
     raw, derivatives = write_surface_study(tmp_path, ("01",), n_scans=40, n_vertices=50,
                                            space="fsLR", den="32k")
@@ -254,6 +255,9 @@ def test_cifti_series_first_when_both(tmp_path):
     assert cifti.surface == "fsLR_den-91k" and cifti.bold_files[0].endswith(".dtseries.nii")
     gifti, = find_derivative_runs(raw, derivatives, "tiny", space="fsLR", den="32k")
     assert gifti.surface == "fsLR_den-32k" and len(gifti.bold_files) == 2
+    keep = (("bold", (("den", ("32k",)),)),)
+    filtered, = find_derivative_runs(raw, derivatives, "tiny", space="fsLR", filters=keep)
+    assert filtered.bold_files == gifti.bold_files
 
 
 @pytest.mark.parametrize("case, words", [
