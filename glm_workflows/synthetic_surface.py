@@ -193,11 +193,13 @@ def mesh_smoother(hemi: str, iterations: int):
 
 def main(argv=None) -> None:
     """``python -m glm_workflows.synthetic_surface DIR [--subjects N] [--runs R] [--space S]
-    [--naming current|older|oldest] [--effect E] [--convolved] [--patch VERTEX EDGES]
-    [--smoothing ITERATIONS]``: write DIR/raw and DIR/fmriprep, a surface study of N subjects
-    of R runs (fsaverage5-sized GIFTI pairs, a true ``a - b`` effect)."""
+    [--den D] [--naming current|older|oldest] [--effect E] [--convolved]
+    [--patch VERTEX EDGES] [--smoothing ITERATIONS]``: write DIR/raw and DIR/fmriprep, a
+    surface study of N subjects of R runs (fsaverage5-sized GIFTI pairs, or fsLR 32k's with
+    ``--space fsLR --den 32k``; a true ``a - b`` effect)."""
     import argparse
 
+    from .core.surface_names import MESH_VERTICES
     from .synthetic import write_participants
 
     parser = argparse.ArgumentParser(prog="python -m glm_workflows.synthetic_surface",
@@ -206,6 +208,8 @@ def main(argv=None) -> None:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--space", default="fsaverage5")
+    parser.add_argument("--den", help="den- of the series (fsLR: 32k, 32492 vertices per "
+                                      "hemisphere)")
     parser.add_argument("--naming", choices=sorted(SURFACE_NAMINGS), default="current")
     parser.add_argument("--effect", type=float, default=30.0,
                         help="what the effect vertices add during condition a (0: a null "
@@ -218,10 +222,15 @@ def main(argv=None) -> None:
     parser.add_argument("--smoothing", type=int, default=0, metavar="ITERATIONS",
                         help="noise smooth on the mesh: neighbour averages (default 0)")
     args = parser.parse_args(argv)
+    mesh = args.space + (f"_den-{args.den}" if args.den else "")
+    n_vertices = MESH_VERTICES.get(mesh, FSAVERAGE5_VERTICES)
+    if n_vertices != FSAVERAGE5_VERTICES and (args.patch or args.smoothing):
+        parser.error(f"--patch and --smoothing walk fsaverage5's mesh, not {mesh}'s")
     subjects = [f"{i:02d}" for i in range(1, args.subjects + 1)]
     raw, derivatives = write_surface_study(
-        args.out_dir, subjects, runs=args.runs, space=args.space, naming=args.naming,
-        effect=args.effect, convolved=args.convolved, smoothing=args.smoothing,
+        args.out_dir, subjects, runs=args.runs, space=args.space, den=args.den,
+        naming=args.naming, n_vertices=n_vertices, effect=args.effect,
+        convolved=args.convolved, smoothing=args.smoothing,
         effect_vertices=None if args.patch is None else mesh_patch(*args.patch))
     write_participants(raw, subjects)
     print(raw)

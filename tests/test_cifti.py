@@ -302,7 +302,7 @@ def _small_models(nvertices=32492):
     ("mesh", "not fsLR 32k's 32492"),
     ("empty", "no time point"),
     ("tr", "series step (TR) is 2 s, but RepetitionTime is 2.5 s"),
-    ("den", "--den 32k"),
+    ("den", "--den 59k"),
 ])
 def test_bad_input_refused_in_one_line(tmp_path, capsys, case, words):
     """A dscalar given as a run, runs on different brain models, surface models that are
@@ -320,7 +320,7 @@ def test_bad_input_refused_in_one_line(tmp_path, capsys, case, words):
         _rewrite(bad, axis=_small_models(10242))
     elif case == "empty":
         _rewrite(bad, n_scans=0)
-    flags = {"den": ["--den", "32k"]}.get(case, [])
+    flags = {"den": ["--den", "59k"]}.get(case, [])  # 32k: the GIFTI pairs (test_fslr32k)
     out = tmp_path / "out"
     argv = ["--bids-dir", str(raw), "--output-dir", str(out), "--derivatives",
             str(derivatives), "--task", "tiny", "--space", "fsLR", "--contrast", "aGtB=a - b",

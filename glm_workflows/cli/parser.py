@@ -117,11 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "analysis, all checked first; a surface space (fsaverage5, "
                            "fsaverage6, fsaverage, fsnative) fits each run's GIFTI "
                            "hemisphere pair, fsLR its CIFTI-2 grayordinates (den-91k "
-                           ".dtseries.nii; docs/surfaces.md)")
+                           ".dtseries.nii), fsLR with --den 32k its fsLR 32k GIFTI pair "
+                           "(also fsLR alone when no run has a CIFTI series; "
+                           "docs/surfaces.md)")
     data.add_argument("--desc", default="preproc",
                       help="desc of the preprocessed bold (default: %(default)s)")
     data.add_argument("--res", help="res of the preprocessed bold, when a run has several")
-    data.add_argument("--den", help="den of the preprocessed bold, when a run has several")
+    data.add_argument("--den", help="den of the preprocessed bold, when a run has several "
+                                    "(--space fsLR: 91k the CIFTI series, 32k the GIFTI pairs)")
     data.add_argument("--templateflow-home", metavar="DIR",
                       help="a TemplateFlow home (tpl-fsaverage/, tpl-fsLR/) holding the "
                            "surface meshes nilearn does not ship, for clusters, permutations "

@@ -25,12 +25,14 @@ import numpy as np
 
 from .errors import InputError, not_found, one_line
 from .packing import folded_shape, surface_mask
-from .surface_names import CIFTI_DENSITY, CIFTI_MESH, CIFTI_SPACE  # noqa: F401 (re-exported)
+from .surface_names import (  # noqa: F401 (re-exported)
+    CIFTI_DENSITY,
+    CIFTI_MESH,
+    CIFTI_SPACE,
+    FSLR_VERTICES,
+)
 from .surface_names import CIFTI_EXTENSION as MAP_EXTENSION
 from .surface_names import CIFTI_SERIES_EXTENSION as SERIES_EXTENSION
-
-#: Vertices of each fsLR 32k hemisphere mesh (a surface brain model's ``nvertices``).
-FSLR_VERTICES = 32492
 
 #: The mask of a CIFTI run (its default).
 CIFTI_MASK = ("grayordinates (the CIFTI file's brain models) with finite, non-constant data "

@@ -24,9 +24,10 @@ import numpy as np
 
 from .lazy import pandas as pd
 from .mesh import AREA_SURFACE, label_clusters, mesh_geometry
+from .surface_names import FSLR_MESH
 
 #: The mesh of a CIFTI layout's cortex vertices (fsLR 91k grayordinates).
-CIFTI_SURFACE_MESH = "fsLR_den-32k"
+CIFTI_SURFACE_MESH = FSLR_MESH
 
 #: The hemisphere of each cortex brain model.
 CORTEX_HEMISPHERES = {"CIFTI_STRUCTURE_CORTEX_LEFT": "L", "CIFTI_STRUCTURE_CORTEX_RIGHT": "R"}

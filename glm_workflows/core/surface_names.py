@@ -55,6 +55,16 @@ def volume_name(name: str) -> tuple[str, str] | None:
 CIFTI_SPACE, CIFTI_DENSITY = "fsLR", "91k"
 CIFTI_MESH = f"{CIFTI_SPACE}_den-{CIFTI_DENSITY}"
 
+#: fMRIPrep's fsLR GIFTI pairs (``hemi-L_space-fsLR_den-32k_bold.func.gii``): their
+#: density, the vertices of each hemisphere, and their mesh label (a layout's ``Mesh``;
+#: also the mesh of a CIFTI file's cortex vertices).
+FSLR_GIFTI_DENSITY, FSLR_VERTICES = "32k", 32492
+FSLR_MESH = f"{CIFTI_SPACE}_den-{FSLR_GIFTI_DENSITY}"
+
+#: The vertices per hemisphere a mesh's data must have, for the meshes whose data are
+#: checked against their count before any work (the fsLR 32k GIFTI pairs).
+MESH_VERTICES = {FSLR_MESH: FSLR_VERTICES}
+
 #: The extension of every per-grayordinate output (a CIFTI-2 dense scalar map), and of a
 #: CIFTI run (a dense time series).
 CIFTI_EXTENSION, CIFTI_SERIES_EXTENSION = "dscalar.nii", "dtseries.nii"

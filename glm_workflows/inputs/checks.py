@@ -181,7 +181,7 @@ def _validate_run(run, model: dict, contrasts, output_dir, warnings: list, desig
     if run.surface:  # a GIFTI pair or a CIFTI run (core.surfaces): checked, packed later
         from ..core.surfaces import check_surface_pair
 
-        n_scans, counts = check_surface_pair(run.bold_files)
+        n_scans, counts = check_surface_pair(run.bold_files, run.surface)
         n_voxels = sum(counts)
     else:
         imgs = check_images_compatible(run.bold_files)

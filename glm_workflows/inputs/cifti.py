@@ -1,6 +1,8 @@
 """fMRIPrep's CIFTI-2 runs: the ``space-fsLR_den-91k_bold.dtseries.nii`` of each selected
 raw run (``--space fsLR``), whatever the order of its entities; its TR from the CIFTI's
-series axis (:mod:`glm_workflows.core.cifti`)."""
+series axis (:mod:`glm_workflows.core.cifti`). ``--space fsLR`` reads fMRIPrep's fsLR 32k
+GIFTI pairs instead (:func:`fslr_density`) with ``--den 32k``, or when no selected run has
+a CIFTI series."""
 
 from __future__ import annotations
 
@@ -16,20 +18,50 @@ from ..core.cifti import (
     series_header,
 )
 from ..core.errors import InputError
-from .surfaces import surface_entities
+from ..core.surface_names import FSLR_GIFTI_DENSITY
+from .surfaces import surface_entities, surface_files
 
 
-def check_cifti_density(den) -> None:
-    """Refuse, in one line, a ``--den`` other than the grayordinates' 91k."""
-    if den is not None and den != CIFTI_DENSITY:
+def fslr_density(matches, den, desc: str, query=()) -> str:
+    """What ``--space fsLR`` reads: :data:`CIFTI_DENSITY` (each run's CIFTI-2 dense time
+    series) or :data:`FSLR_GIFTI_DENSITY` (each run's GIFTI hemisphere pair, fsLR 32k).
+
+    ``--den`` chooses; without it, the CIFTI series when a selected run has one (kept by
+    the filters' ``bold`` query), else the GIFTI pairs when a run has one, else the CIFTI
+    series (whose refusal says what was searched). Another ``--den`` is refused in one line.
+    """
+    if den is not None and den not in (CIFTI_DENSITY, FSLR_GIFTI_DENSITY):
         raise InputError(f"--den {den}: space-{CIFTI_SPACE} runs are read as CIFTI-2 "
-                         f"grayordinates at den-{CIFTI_DENSITY} only; leave --den out")
+                         f"grayordinates (den-{CIFTI_DENSITY} .{SERIES_EXTENSION}) or as GIFTI "
+                         f"hemisphere pairs (den-{FSLR_GIFTI_DENSITY} .func.gii); choose one "
+                         "or leave --den out")
+    if den is not None:
+        return den
+    if any(_cifti_files(match, desc, query) for match in matches):
+        return CIFTI_DENSITY
+    if any(surface_files(match, CIFTI_SPACE, desc, FSLR_GIFTI_DENSITY, query)
+           for match in matches):
+        return FSLR_GIFTI_DENSITY
+    return CIFTI_DENSITY
 
 
-def cifti_file(match, desc: str, folders, query=(), found_text=None) -> tuple:
-    """The run's ``space-fsLR_den-91k`` dense time series, as ``(path, entities)``;
-    refused in one line when there is none (``found_text(match)``, if given, says what
-    there is), or when it has another density only."""
+def fslr_found_text(desc: str, query=(), found_text=None):
+    """``found_text`` for :func:`cifti_file` under ``--space fsLR``: a run with a GIFTI pair
+    but no CIFTI series is told that ``--den 32k`` reads the pairs (the CIFTI series are
+    read when any selected run has one); any other run as ``found_text`` tells it."""
+    def found(match) -> str:
+        if surface_files(match, CIFTI_SPACE, desc, FSLR_GIFTI_DENSITY, query):
+            return (f"found its GIFTI pair (hemi-L/R_space-{CIFTI_SPACE}_den-"
+                    f"{FSLR_GIFTI_DENSITY}): --space {CIFTI_SPACE} reads the CIFTI series "
+                    f"when a selected run has one; read the pairs with --den "
+                    f"{FSLR_GIFTI_DENSITY}")
+        return found_text(match) if found_text else "no GIFTI pair either"
+    return found
+
+
+def _cifti_files(match, desc: str, query=()) -> list:
+    """The run's ``space-fsLR`` CIFTI dense time series (any density), as
+    ``(path, entities)``, kept by ``desc`` and the filters' ``bold`` query."""
     found = []
     for path, *_ in match.files:
         if not path.name.endswith("." + SERIES_EXTENSION):
@@ -42,6 +74,14 @@ def cifti_file(match, desc: str, folders, query=(), found_text=None) -> tuple:
         if not query_keeps(query, entities):  # a --bids-filter-file's bold query
             continue
         found.append((path, entities))
+    return found
+
+
+def cifti_file(match, desc: str, folders, query=(), found_text=None) -> tuple:
+    """The run's ``space-fsLR_den-91k`` dense time series, as ``(path, entities)``;
+    refused in one line when there is none (``found_text(match)``, if given, says what
+    there is), or when it has another density only."""
+    found = _cifti_files(match, desc, query)
     kept = [f for f in found if f[1].get("den") == CIFTI_DENSITY]
     if not kept and found:
         raise InputError(f"{found[0][0]}: den-{found[0][1].get('den')} grayordinates; only "

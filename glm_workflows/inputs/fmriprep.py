@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.bids_filter import DERIVATIVE_ENTITIES, bold_query, query_keeps
-from ..core.cifti import CIFTI_SPACE
+from ..core.cifti import CIFTI_DENSITY, CIFTI_SPACE
 from ..core.entities import TEMPLATE_ENTITIES, check_label
 from ..core.errors import InputError
 from ..core.run_tables import check_repetition_time
 from ..core.surfaces import is_surface_space
 from .bids import _select_raw_runs
-from .cifti import check_cifti_density, cifti_file, cifti_run
+from .cifti import cifti_file, cifti_run, fslr_density, fslr_found_text
 from .runs import (
     COMPUTED_MASK,
     RUN_ENTITIES,
@@ -65,7 +65,9 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
         Template or space label; None uses the only space present (refused if several).
         A surface space (``fsaverage5``, ``fsnative``...) finds each run's GIFTI
         hemisphere pair instead (:mod:`glm_workflows.inputs.surfaces`); ``fsLR`` each
-        run's CIFTI-2 ``den-91k`` dense time series (:mod:`glm_workflows.inputs.cifti`).
+        run's CIFTI-2 ``den-91k`` dense time series (:mod:`glm_workflows.inputs.cifti`),
+        or its fsLR 32k GIFTI pair with ``den='32k'`` or when no run has a CIFTI series
+        (:func:`~glm_workflows.inputs.cifti.fslr_density`).
     desc : str
         ``desc`` of the preprocessed bold.
     res, den : str or None
@@ -109,17 +111,19 @@ def find_derivative_runs(bids_dir, derivatives, task: str, *, space=None, desc="
     den = check_label(str(den), "den") if den is not None else None
     index = _index_derivatives(folders)
     matches = [_match_acquisition(echoes, index, desc) for echoes in _acquisitions(selected)]
-    if space == CIFTI_SPACE:  # CIFTI-2 grayordinates (inputs.cifti)
-        check_cifti_density(den)
+    if space == CIFTI_SPACE:  # CIFTI-2 grayordinates, or fsLR 32k GIFTI pairs
+        den = fslr_density(matches, den, desc, bold_query(filters, DERIVATIVE_ENTITIES))
+    if space == CIFTI_SPACE and den == CIFTI_DENSITY:  # CIFTI-2 (inputs.cifti)
         listing, found = _Listing(), []
         query = bold_query(filters, DERIVATIVE_ENTITIES)
+        found_text = fslr_found_text(desc, query, _found)
         for match in matches:
-            image = cifti_file(match, desc, folders, query, _found)
+            image = cifti_file(match, desc, folders, query, found_text)
             found.append(cifti_run(_derivative_run(match, image, root, task, listing),
                                    image[0]))
         _check_distinct_labels(found, root, task)
         return found
-    if is_surface_space(space):  # GIFTI hemisphere pairs (inputs.surfaces)
+    if is_surface_space(space) or space == CIFTI_SPACE:  # GIFTI pairs (inputs.surfaces)
         listing = _Listing()
         found = []
         query = bold_query(filters, DERIVATIVE_ENTITIES)
