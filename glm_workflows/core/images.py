@@ -163,7 +163,13 @@ def concatenate_images(paths) -> nb.Nifti1Image:
         volumes.append(data[..., np.newaxis] if data.ndim == 3 else data)
     dtypes = {v.dtype for v in volumes}
     dtype = dtypes.pop() if len(dtypes) == 1 else np.float32
-    data = np.concatenate(volumes, axis=3).astype(dtype, copy=False)
+    # in the file's (Fortran) order, so that writing it is one copy, not a transpose
+    data = np.empty(volumes[0].shape[:3] + (sum(v.shape[3] for v in volumes),), dtype,
+                    order="F")
+    start = 0
+    for volume in volumes:
+        data[..., start:start + volume.shape[3]] = volume
+        start += volume.shape[3]
     out = nb.Nifti1Image(data, imgs[0].affine)
     out.header.set_xyzt_units("mm", "sec")
     out.header.set_qform(imgs[0].affine, code=1)
