@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -293,7 +294,9 @@ def _strategy_confounds(bold_file, confounds_file, strategy, options):
                          f"file beside {bold_file}, which is {found}")
     check_unique_columns(confounds_file)
     try:
-        confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
+        with warnings.catch_warnings():  # every volume censored: _check_result's one line
+            warnings.filterwarnings("ignore", "All volumes were marked as motion outliers")
+            confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
     except (ValueError, LookupError, OSError, MissingConfoundError) as exc:
         message = one_line(exc)
         if isinstance(exc, KeyError):
