@@ -249,6 +249,19 @@ def test_nilearn_errors_become_one_line(run):
         select_confounds(bold, tsv, strategy="scrubbing")
 
 
+def test_text_in_a_column_the_strategy_reads_is_named(run):
+    """Text in a motion column: nilearn's loader fails with a TypeError of numpy's; the
+    refusal names the confounds file and the column instead."""
+    bold, tsv = run
+    table = pd.read_csv(tsv, sep="\t")
+    table["trans_y"] = table["trans_y"].astype(object)
+    table.loc[5, "trans_y"] = "abc"
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(tsv))}: --confounds-strategy simple: "
+                                         r"column\(s\) trans_y must be numeric \(or n/a\)$"):
+        select_confounds(bold, tsv, strategy="simple")
+
+
 def test_strategy_refuses_another_confounds_file(run, tmp_path):
     bold, tsv = run
     other = tmp_path / "other_confounds.tsv"

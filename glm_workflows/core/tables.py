@@ -52,3 +52,11 @@ def read_tsv(path: str | os.PathLike, **read_csv_kwargs) -> pd.DataFrame:
     (:func:`check_unique_columns`)."""
     check_unique_columns(path)
     return pd.read_csv(path, sep="\t", **read_csv_kwargs)
+
+
+def text_columns(path: str | os.PathLike) -> list[str]:
+    """The columns of a TSV holding a value that is neither a number nor ``n/a``
+    (named in the refusal nilearn's confounds loader would give as a ``TypeError``)."""
+    table = read_tsv(path, na_values=["n/a"])
+    return [str(name) for name in table.columns
+            if not pd.api.types.is_numeric_dtype(table[name])]
