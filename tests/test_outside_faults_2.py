@@ -1,0 +1,74 @@
+"""Faults found by a second hunt from the outside (fMRIPrep derivatives, model files, the
+group level, reruns): each refused in one line before any work, or run correctly."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glm_workflows.cli import main
+from glm_workflows.core.exchangeability import subject_relabellings_warning
+from glm_workflows.synthetic import write_participants, write_tiny_bids
+
+TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
+
+
+def _refused(argv, capsys) -> str:
+    """``main(argv)``: exit code 2 and one error line, returned."""
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("glm-workflows: error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6])
+def test_sign_flips_of_too_few_subjects_are_named(n):
+    """An intercept test flips signs: 2**n distinct relabellings, at least 1/alpha needed
+    (20 for 0.05), however many permutations are drawn."""
+    design = pd.DataFrame({"intercept": np.ones(n)})
+    line = subject_relabellings_warning(design, [1.0], alpha=0.05)
+    if 2 ** n < 20:
+        assert line.startswith(f"{n} subjects allow only {2 ** n} distinct sign flips: ")
+    else:
+        assert line is None
+
+
+@pytest.mark.parametrize("sizes", [(4, 2), (3, 3), (5, 1), (4, 3)])
+def test_shuffles_of_two_groups_count_the_distinct_labellings(sizes):
+    """A two-sample test shuffles the group labels: C(n, n1) distinct orders."""
+    first, second = sizes
+    design = pd.DataFrame({"g1": [1.0] * first + [0.0] * second,
+                           "g2": [0.0] * first + [1.0] * second})
+    count = math.comb(first + second, first)
+    line = subject_relabellings_warning(design, [1.0, -1.0], alpha=0.05)
+    if count < 20:
+        assert f"only {count} distinct orders of the tested column" in line
+    else:
+        assert line is None
+
+
+@pytest.mark.slow
+def test_permutations_of_four_subjects_are_warned_before_any_work(tmp_path, capsys):
+    """Four subjects give 16 sign flips: the smallest FWE p-value is about 1/16 whatever
+    ``--permutations`` says, so the FWE map cannot reach 0.05; one warning line says so
+    before the run, whose smallest voxel-level FWE p-value is indeed above 1/20."""
+    import nibabel as nb
+
+    subjects = ("01", "02", "03", "04")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    write_participants(study, subjects)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), *TINY, "--group", "one-sample", "--permutations", "99",
+                 "-w", str(tmp_path / "work")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if "distinct sign flips" in line]
+    assert lines == ["glm-workflows: warning: --permutations (group contrast aMinusB): 4 "
+                     "subjects allow only 16 distinct sign flips: the permutation p-values "
+                     "are at least about 1/16, so no voxel can reach FWE alpha 0.05 (20 "
+                     "needed)"]
+    logp = nb.load(out / "group" / "task-tiny_contrast-aMinusB_stat-logp_desc-voxelFWE"
+                               "_statmap.nii.gz").get_fdata()
+    assert 10 ** -logp.max() > 1 / 20
+
