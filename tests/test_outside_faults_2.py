@@ -2,6 +2,7 @@
 group level, reruns): each refused in one line before any work, or run correctly."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,3 +73,16 @@ def test_permutations_of_four_subjects_are_warned_before_any_work(tmp_path, caps
                                "_statmap.nii.gz").get_fdata()
     assert 10 ** -logp.max() > 1 / 20
 
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_work_dir_that_cannot_be_created_is_refused_before_the_output_folder(tmp_path,
+                                                                               capsys):
+    """``-w`` where no folder can be made (``/proc``: ``os.access`` says writable to root):
+    one line naming it, not a traceback from the design checks' mkdir, and no output
+    folder left behind."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", "/proc/glm-workflows-work"], capsys)
+    assert line.startswith("glm-workflows: error: --work-dir /proc/glm-workflows-work: /proc "
+                           "is not writable")
+    assert not (tmp_path / "out").exists()

@@ -118,11 +118,12 @@ def prepare(spec, execution) -> StudyPlan:
                              execution.permutation_chunks)
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
                  else None)
+    work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
                       (runs[0].task, runs[0].space) if group.model else None,
                       spec.by_session)
-    save_design_checks(check_work_dir(execution.work_dir), design_checks)
+    save_design_checks(work_dir, design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
     for line in warnings:
@@ -249,10 +250,10 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
+    check_work_dir(execution.work_dir)
     output_dir = check_output_dir(execution.output_dir)  # creates it
     analysis = group_analysis(folder, maps, task)
     check_own_outputs(output_dir, analysis, [], (task, maps_space(maps)))
-    check_work_dir(execution.work_dir)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts),
