@@ -10,7 +10,11 @@ import pytest
 
 from glm_workflows.cli import main
 from glm_workflows.core.exchangeability import subject_relabellings_warning
-from glm_workflows.synthetic import write_participants, write_tiny_bids
+from glm_workflows.synthetic import (
+    write_fmriprep_derivatives,
+    write_participants,
+    write_tiny_bids,
+)
 
 TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
 
@@ -86,3 +90,17 @@ def test_a_work_dir_that_cannot_be_created_is_refused_before_the_output_folder(t
     assert line.startswith("glm-workflows: error: --work-dir /proc/glm-workflows-work: /proc "
                            "is not writable")
     assert not (tmp_path / "out").exists()
+
+
+def test_one_run_in_two_derivatives_folders_is_not_told_to_choose_a_resolution(tmp_path,
+                                                                                capsys):
+    """Two ``--derivatives`` folders holding the same image name: the line names both and
+    says to give one folder (``--res``/``--den`` could not choose between them)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    first = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    second = write_fmriprep_derivatives(study, tmp_path / "fmriprep-copy")
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
+                     str(first), str(second), "-w", str(tmp_path / "work")], capsys)
+    name = "sub-01_task-tiny_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    assert f"{first / 'sub-01' / 'func' / name} and {second / 'sub-01' / 'func' / name}" in line
+    assert line.endswith("one image in several --derivatives folders: give only one of them")
