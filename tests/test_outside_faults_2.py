@@ -104,3 +104,18 @@ def test_one_run_in_two_derivatives_folders_is_not_told_to_choose_a_resolution(t
     name = "sub-01_task-tiny_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
     assert f"{first / 'sub-01' / 'func' / name} and {second / 'sub-01' / 'func' / name}" in line
     assert line.endswith("one image in several --derivatives folders: give only one of them")
+
+
+@pytest.mark.parametrize(("space", "flags"), [
+    ("MNI152NLin2009cAsym:res-2", "--space MNI152NLin2009cAsym --res 2"),
+    ("fsaverage:den-10k", "--space fsaverage --den 10k"),
+])
+def test_fmriprep_output_space_syntax_is_told_the_flags(space, flags, tmp_path, capsys):
+    """fMRIPrep's ``--output-spaces`` form given to ``--space``: one line with the flags
+    that select the same images (was: "use letters and digits only")."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
+                     str(study), "--space", space, "-w", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: --space {space}: fMRIPrep's TEMPLATE:ENTITY-LABEL "
+                    f"form of an output space; give them apart: {flags}")
+    assert not (tmp_path / "out").exists()
