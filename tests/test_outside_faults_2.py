@@ -119,3 +119,17 @@ def test_fmriprep_output_space_syntax_is_told_the_flags(space, flags, tmp_path, 
     assert line == (f"glm-workflows: error: --space {space}: fMRIPrep's TEMPLATE:ENTITY-LABEL "
                     f"form of an output space; give them apart: {flags}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("times", [[0.0, 0.5, 1.0, 3.5], [-0.5, 0.5, 1.0, 1.5]])
+def test_slice_times_outside_the_tr_are_refused(times):
+    """A SliceTiming list whose middle lies inside the TR but a slice outside it (a slice
+    acquired after the next volume started, or before its own): refused, not averaged
+    into a reference."""
+    from glm_workflows.core.errors import InputError
+    from glm_workflows.inputs.runs import slice_time_reference
+
+    with pytest.raises(InputError, match=rf"^x\.json: SliceTiming: expected seconds from 0 "
+                                         rf"to below the TR \(2\.0\), got {min(times)} to "
+                                         rf"{max(times)}$"):
+        slice_time_reference({"SliceTiming": times}, 2.0, "x.json")
