@@ -133,3 +133,18 @@ def test_slice_times_outside_the_tr_are_refused(times):
                                          rf"to below the TR \(2\.0\), got {min(times)} to "
                                          rf"{max(times)}$"):
         slice_time_reference({"SliceTiming": times}, 2.0, "x.json")
+
+
+def test_a_repetition_time_in_milliseconds_names_the_sidecar(tmp_path, capsys):
+    """RepetitionTime 2000 (milliseconds where BIDS wants seconds): one line naming the
+    sidecar and the likely unit (was: a high-pass frequency above a Nyquist frequency of
+    0.00025 Hz, naming neither the TR nor its file)."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    sidecar = study / "task-tiny_bold.json"
+    sidecar.write_text(json.dumps({"RepetitionTime": 2000}))
+    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                     "-w", str(tmp_path / "work")], capsys)
+    assert line == (f"glm-workflows: error: {sidecar.name}: RepetitionTime: expected seconds, "
+                    "got 2000 (more than 100 s: milliseconds?)")
