@@ -148,3 +148,28 @@ def test_a_repetition_time_in_milliseconds_names_the_sidecar(tmp_path, capsys):
                      "-w", str(tmp_path / "work")], capsys)
     assert line == (f"glm-workflows: error: {sidecar.name}: RepetitionTime: expected seconds, "
                     "got 2000 (more than 100 s: milliseconds?)")
+
+
+def test_a_model_without_contrasts_says_no_map_is_made(tmp_path, capsys):
+    """A Run node with neither Contrasts nor DummyContrasts (as pybids accepts): the runs are
+    fitted and one warning line says that no contrast map is made (was: exit 0, no map,
+    nothing said)."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    model = tmp_path / "model_smdl.json"
+    model.write_text(json.dumps({
+        "Name": "no contrasts", "BIDSModelVersion": "1.0.0", "Input": {"task": ["tiny"]},
+        "Nodes": [{"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+                   "Transformations": {"Transformer": "pybids-transforms-v1",
+                                       "Instructions": [{"Name": "Factor",
+                                                         "Input": ["trial_type"]}]},
+                   "Model": {"Type": "glm", "X": ["trial_type.a", "trial_type.b", 1]}}]}))
+    out = tmp_path / "out"
+    assert main(["--bids-dir", str(study), "--model", str(model), "--output-dir", str(out),
+                 "-w", str(tmp_path / "work")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert (f"glm-workflows: warning: {model}: the Run node has no Contrasts or "
+            "DummyContrasts: the runs are fitted, but no contrast map is made at any node") in err
+    assert not list(out.rglob("*contrast-*"))
+    assert list(out.rglob("*_stat-rsquared_statmap.nii.gz"))

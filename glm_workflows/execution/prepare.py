@@ -96,6 +96,9 @@ def prepare(spec, execution) -> StudyPlan:
     if spec.runs_are_subjects and spec.dataset_node is not None:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
+    if not contrasts and model_file(spec):  # pybids accepts it: the runs fitted, no map made
+        warnings.append(f"{model_file(spec)}: the Run node has no Contrasts or DummyContrasts: "
+                        "the runs are fitted, but no contrast map is made at any node")
     design_checks = load_design_checks(execution.work_dir)
     try:
         checked = validate_runs(
