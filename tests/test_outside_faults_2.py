@@ -173,3 +173,23 @@ def test_a_model_without_contrasts_says_no_map_is_made(tmp_path, capsys):
             "DummyContrasts: the runs are fitted, but no contrast map is made at any node") in err
     assert not list(out.rglob("*contrast-*"))
     assert list(out.rglob("*_stat-rsquared_statmap.nii.gz"))
+
+
+@pytest.mark.slow
+def test_a_pair_naming_a_contrast_the_maps_lack_is_refused_at_the_group_level(tmp_path,
+                                                                              capsys):
+    """``group --group paired --pair A,B`` where the subject maps have no contrast B: one
+    line listing the contrasts found (was: a KeyError traceback); the right pair runs."""
+    subjects = ("01", "02", "03")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    assert main([str(study), str(out), "participant", "--task", "tiny", "--contrast", "aOnly=a",
+                 "--contrast", "bOnly=b", "-q", "-w", work]) == 0
+    capsys.readouterr()
+    line = _refused([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
+                     "--pair", "aOnly,cOnly", "-w", work], capsys)
+    assert line == ("glm-workflows: error: --pair: expected two different first-level t "
+                    f"contrasts A,B among aOnly, bOnly (the maps in {out}); got 'aOnly,cOnly'")
+    assert main([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
+                 "--pair", "aOnly,bOnly", "-q", "-w", work]) == 0
+    assert (out / "group" / "task-tiny_contrast-aOnlyMinusbOnly_stat-z_statmap.nii.gz").exists()

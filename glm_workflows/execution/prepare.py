@@ -239,6 +239,11 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
+    t_names = [name for name, stat_type, _ in contrasts if stat_type == "t"]
+    if group.model == "paired" and any(name not in t_names for name in group.pair):
+        raise InputError(f"--pair: expected two different first-level t contrasts A,B among "
+                         f"{', '.join(t_names)} (the maps in {folder}); got "
+                         f"{','.join(group.pair)!r}")
     if is_cifti_maps(maps):
         check_cifti_permutations(group.permutations, spec.inputs.templateflow_home)
     elif is_surface_maps(maps):
