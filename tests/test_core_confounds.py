@@ -262,6 +262,18 @@ def test_text_in_a_column_the_strategy_reads_is_named(run):
         select_confounds(bold, tsv, strategy="simple")
 
 
+def test_a_confounds_json_that_does_not_parse_is_named(run):
+    """compcor reads the confounds TSV's JSON sidecar: a broken one is named (the line
+    named the TSV, with json's message alone)."""
+    bold, tsv = run
+    sidecar = tsv.with_suffix(".json")
+    assert sidecar.is_file()
+    sidecar.write_text("{bad")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(sidecar))}: not valid JSON "
+                                         r"\(Expecting property name .*, line 1\)$"):
+        select_confounds(bold, tsv, strategy="compcor")
+
+
 def test_strategy_refuses_another_confounds_file(run, tmp_path):
     bold, tsv = run
     other = tmp_path / "other_confounds.tsv"

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import InputError, not_found, one_line
 from .lazy import pandas as pd
-from .tables import check_unique_columns, text_columns
+from .tables import check_unique_columns, loader_error
 
 #: nilearn's preset strategies, without ``ica_aroma`` (it needs the
 #: ``desc-smoothAROMAnonaggr_bold`` outputs fMRIPrep no longer writes).
@@ -298,13 +298,8 @@ def _strategy_confounds(bold_file, confounds_file, strategy, options):
             warnings.filterwarnings("ignore", "All volumes were marked as motion outliers")
             confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
     except (ValueError, LookupError, OSError, MissingConfoundError, TypeError) as exc:
-        message = one_line(exc)
-        if isinstance(exc, KeyError):
-            message = f"missing column {message}"
-        elif isinstance(exc, TypeError):  # nilearn's np.isnan on a column of text
-            names = ", ".join(text_columns(confounds_file))
-            message = f"column(s) {names} must be numeric (or n/a)"
-        raise InputError(f"{confounds_file}: {STRATEGY_FLAG} {strategy}: {message}") from None
+        raise InputError(loader_error(confounds_file, exc, f"{STRATEGY_FLAG} {strategy}")) \
+            from None
     return str(confounds_file), confounds, sample_mask
 
 

@@ -8,10 +8,12 @@ nilearn's loader) reads it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
+from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .lazy import pandas as pd
 
 
@@ -60,3 +62,18 @@ def text_columns(path: str | os.PathLike) -> list[str]:
     table = read_tsv(path, na_values=["n/a"])
     return [str(name) for name in table.columns
             if not pd.api.types.is_numeric_dtype(table[name])]
+
+
+def loader_error(path: str | os.PathLike, exc: Exception, what: str) -> str:
+    """The one line for an exception of nilearn's confounds loader reading the TSV ``path``
+    (``what``: the flag and strategy): its JSON sidecar that does not parse (named), a
+    missing column, text in a numeric column (named), else the exception's own line."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{Path(path).with_suffix('.json')}: not valid JSON ({exc.msg}, line {exc.lineno})"
+    if isinstance(exc, KeyError):
+        message = f"missing column {one_line(exc)}"
+    elif isinstance(exc, TypeError):  # nilearn's np.isnan on a column of text
+        message = f"column(s) {', '.join(text_columns(path))} must be numeric (or n/a)"
+    else:
+        message = one_line(exc)
+    return f"{os.fspath(path)}: {what}: {message}"
