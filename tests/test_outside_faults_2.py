@@ -193,3 +193,48 @@ def test_a_pair_naming_a_contrast_the_maps_lack_is_refused_at_the_group_level(tm
     assert main([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
                  "--pair", "aOnly,bOnly", "-q", "-w", work]) == 0
     assert (out / "group" / "task-tiny_contrast-aOnlyMinusbOnly_stat-z_statmap.nii.gz").exists()
+
+
+def _same_size_and_times(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place (same inode) with ``text`` of the same length, then give it
+    back its modification time, as ``cp -p``, ``rsync -a`` or ``touch -r`` do."""
+    import os
+
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    with open(path, "r+", encoding="utf-8") as handle:
+        handle.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size,
+                                                                before.st_mtime_ns,
+                                                                before.st_ino)
+
+
+@pytest.mark.slow
+def test_an_events_edit_keeping_size_and_modification_time_is_not_served_from_cache(
+        tmp_path, capsys):
+    """Swap the a and b labels of an events file in place, keeping its size and modification
+    time: the rerun's z map equals a fresh run's on the edited file (was: "Up to date", and
+    even with --recheck the design came from Nipype's cache, which hashes files by size and
+    modification time: the old map, silently)."""
+    import nibabel as nb
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    events = study / "sub-01" / "func" / "sub-01_task-tiny_events.tsv"
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    argv = [str(study), str(out), "participant", *TINY, "-q"]
+    assert main([*argv, "-w", work]) == 0
+    z_name = "sub-01/sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz"
+    before = nb.load(out / z_name).get_fdata()
+    swapped = events.read_text().replace("\ta\n", "\tX\n").replace("\tb\n", "\ta\n") \
+        .replace("\tX\n", "\tb\n")
+    _same_size_and_times(events, swapped)
+    assert main([*argv, "-w", work]) == 0
+    rerun = nb.load(out / z_name).get_fdata()
+    fresh_out = tmp_path / "fresh"
+    assert main([str(study), str(fresh_out), "participant", *TINY, "-q",
+                 "-w", str(tmp_path / "fresh-work")]) == 0
+    fresh = nb.load(fresh_out / z_name).get_fdata()
+    assert not np.allclose(fresh, before)  # the edit changes the map
+    np.testing.assert_array_equal(rerun, fresh)

@@ -77,3 +77,17 @@ def loader_error(path: str | os.PathLike, exc: Exception, what: str) -> str:
     else:
         message = one_line(exc)
     return f"{os.fspath(path)}: {what}: {message}"
+
+
+def tables_digest(*paths) -> str:
+    """The SHA-1 of the bytes of ``paths`` (None, and paths that are no file, skipped), in
+    order: a cache key for small text inputs that does not trust their size and
+    modification time."""
+    from hashlib import sha1
+
+    digest = sha1()
+    for path in paths:
+        if path and Path(path).is_file():
+            digest.update(Path(path).read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
