@@ -238,3 +238,27 @@ def test_an_events_edit_keeping_size_and_modification_time_is_not_served_from_ca
     fresh = nb.load(fresh_out / z_name).get_fdata()
     assert not np.allclose(fresh, before)  # the edit changes the map
     np.testing.assert_array_equal(rerun, fresh)
+
+
+@pytest.mark.slow
+def test_a_participants_edit_keeping_size_and_modification_time_reruns_the_group_model(
+        tmp_path, capsys):
+    """A covariate corrected in participants.tsv, in place, with the file's size and
+    modification time kept: the group design has the new value (was: the cached model)."""
+    subjects = ("01", "02", "03", "04")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    participants = write_participants(study, subjects)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    group = [str(study), str(out), "group", "--task", "tiny", "--group", "one-sample",
+             "--group-covariates", "age", "-q", "-w", work]
+    assert main([str(study), str(out), "participant", *TINY, "-q", "-w", work]) == 0
+    assert main(group) == 0
+    table = pd.read_csv(participants, sep="\t")
+    old, new = int(table.age[0]), (int(table.age[0]) + 10 - 20) % 40 + 20  # two digits
+    table.loc[0, "age"] = new
+    text = table.to_csv(sep="\t", index=False)
+    assert text != participants.read_text()
+    _same_size_and_times(participants, text)
+    assert main(group) == 0
+    design = pd.read_csv(out / "group" / "task-tiny_contrast-aMinusB_design.tsv", sep="\t")
+    assert design.age.tolist() == table.age.tolist() and new != old
