@@ -262,3 +262,28 @@ def test_a_participants_edit_keeping_size_and_modification_time_reruns_the_group
     assert main(group) == 0
     design = pd.read_csv(out / "group" / "task-tiny_contrast-aMinusB_design.tsv", sep="\t")
     assert design.age.tolist() == table.age.tolist() and new != old
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_runs_combined_on_different_grids_are_refused_before_any_fit(group, tmp_path, capsys):
+    """A subject's second run (or, with a group level, another subject's run) on a shifted
+    grid: one line naming both images before any fit (was: every run fitted, then the
+    fixed-effects or group node failed on nilearn's field-of-view check)."""
+    import nibabel as nb
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01", "02", "03"), n_scans=40,
+                            runs=1 if group else 2)
+    moved = study / "sub-02" / "func" / ("sub-02_task-tiny_bold.nii.gz" if group
+                                         else "sub-02_task-tiny_run-2_bold.nii.gz")
+    img = nb.load(moved)
+    affine = img.affine.copy()
+    affine[:3, 3] += 1.5
+    nb.Nifti1Image(np.asarray(img.dataobj), affine, img.header).to_filename(moved)
+    extra = ["--group", "one-sample"] if group else []
+    line = _refused([str(study), str(tmp_path / "out"), *TINY, *extra,
+                     "-w", str(tmp_path / "work")], capsys)
+    reference = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz" if group else \
+        study / "sub-02" / "func" / "sub-02_task-tiny_run-1_bold.nii.gz"
+    assert line.startswith(f"glm-workflows: error: {moved}: not on the grid of {reference} "
+                           "(its affine differs by up to 1.5); ")
+    assert not (tmp_path / "out").exists()

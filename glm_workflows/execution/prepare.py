@@ -24,7 +24,13 @@ from ..inputs.checks import (
     save_design_checks,
     validate_runs,
 )
-from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
+from ..inputs.collect import (
+    check_one_run_per_subject,
+    check_run_grids,
+    collect_runs,
+    fallback_lines,
+    whole_study,
+)
 from ..inputs.folders import (
     check_memory,
     check_output_dir,
@@ -93,6 +99,8 @@ def prepare(spec, execution) -> StudyPlan:
         check_mesh(runs[0].surface, runs[0].bold_files[:2], spec.inputs.templateflow_home)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
+    check_run_grids(runs, across_subjects=group.model is not None
+                    or spec.dataset_node is not None)
     if spec.runs_are_subjects and spec.dataset_node is not None:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
