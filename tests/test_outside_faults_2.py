@@ -287,3 +287,33 @@ def test_runs_combined_on_different_grids_are_refused_before_any_fit(group, tmp_
     assert line.startswith(f"glm-workflows: error: {moved}: not on the grid of {reference} "
                            "(its affine differs by up to 1.5); ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("outside", [0.1, None])
+def test_a_mask_that_is_not_two_values_with_zero_outside_is_refused(outside, tmp_path):
+    """A probability map given as a mask (background 0.1, or many values): refused as
+    nilearn's ``load_mask_img`` refuses it, not taken as "anything above 0" (the whole
+    field of view for a 0.1 background); 0 and 255 is a mask."""
+    import nibabel as nb
+    from nilearn.masking import load_mask_img
+
+    from glm_workflows.core.errors import InputError
+    from glm_workflows.core.images import check_mask_grid
+
+    rng = np.random.default_rng(0)
+    inside = np.zeros((6, 7, 5), dtype=bool)
+    inside[1:5, 2:6, 1:4] = True
+    values = np.where(inside, 0.7, outside) if outside is not None else \
+        np.where(inside, rng.uniform(0.2, 1, inside.shape), 0)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    run = nb.Nifti1Image(np.zeros((6, 7, 5, 4), dtype=np.float32), affine)
+    path = tmp_path / "mask.nii.gz"
+    nb.Nifti1Image(values.astype(np.float32), affine).to_filename(path)
+    with pytest.raises(ValueError):
+        load_mask_img(str(path))  # nilearn refuses it too
+    with pytest.raises(InputError, match=rf"^{path}: mask values .*; expected 0 outside and "
+                                         "one value inside"):
+        check_mask_grid(nb.load(path), run)
+    nb.Nifti1Image((inside * 255).astype(np.uint8), affine).to_filename(path)
+    np.testing.assert_array_equal(check_mask_grid(nb.load(path), run),
+                                  np.asarray(load_mask_img(str(path))[0]).astype(bool))
