@@ -291,8 +291,7 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") 
 
 
 def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
-    """A user's mask as booleans, refused unless it lies on the image's grid and holds 0
-    outside and one value inside (as nilearn's masks)."""
+    """A user's mask as booleans, on the image's grid, 0 outside (nilearn's rule)."""
     name = mask_img.get_filename() or "mask"
     if mask_img.shape[:3] != img.shape[:3] or (mask_img.ndim == 4 and mask_img.shape[3] != 1):
         raise InputError(f"{name}: mask shape {mask_img.shape} does not match the "
@@ -302,9 +301,9 @@ def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
     data = np.asanyarray(mask_img.dataobj).reshape(img.shape[:3])
     values = np.unique(data)
     if values.size > 2 or (values.size == 2 and 0 not in values):  # nilearn's load_mask_img
-        shown = ", ".join(f"{v:g}" for v in values[:4]) + (", ..." if values.size > 4 else "")
-        raise InputError(f"{name}: mask values {shown} ({values.size} in all); expected 0 "
-                         "outside and one value inside (threshold a probability map first)")
+        raise InputError(f"{name}: {values.size} mask values ({values[0]:g} to {values[-1]:g})"
+                         "; expected 0 outside and one value inside (threshold a probability "
+                         "map first)")
     mask = data > 0
     if not mask.any():
         raise InputError(f"{name}: the mask is empty")
