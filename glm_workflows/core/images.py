@@ -301,9 +301,8 @@ def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
     data = np.asanyarray(mask_img.dataobj).reshape(img.shape[:3])
     values = np.unique(data)
     if values.size > 2 or (values.size == 2 and 0 not in values):  # nilearn's load_mask_img
-        raise InputError(f"{name}: {values.size} mask values ({values[0]:g} to {values[-1]:g})"
-                         "; expected 0 outside and one value inside (threshold a probability "
-                         "map first)")
+        raise InputError(f"{name}: {values.size} mask values ({values[0]:g} to {values[-1]:g}); "
+                         "expected 0 outside and one value inside (threshold probability maps)")
     mask = data > 0
     if not mask.any():
         raise InputError(f"{name}: the mask is empty")
