@@ -317,3 +317,27 @@ def test_a_mask_that_is_not_two_values_with_zero_outside_is_refused(outside, tmp
     nb.Nifti1Image((inside * 255).astype(np.uint8), affine).to_filename(path)
     np.testing.assert_array_equal(check_mask_grid(nb.load(path), run),
                                   np.asarray(load_mask_img(str(path))[0]).astype(bool))
+
+
+@pytest.mark.slow
+def test_maps_of_a_subject_participants_tsv_no_longer_lists_are_named(tmp_path, capsys):
+    """The group level over an output folder holding a subject since dropped from the
+    study (its participants.tsv row removed): the subject still enters a one-sample model
+    (its maps are read as written), and one warning line says so (was: silent)."""
+    subjects = ("01", "02", "03")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    participants = write_participants(study, subjects)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    assert main([str(study), str(out), "participant", *TINY, "-q", "-w", work]) == 0
+    table = pd.read_csv(participants, sep="\t")
+    table[table.participant_id != "sub-03"].to_csv(participants, sep="\t", index=False)
+    capsys.readouterr()
+    assert main([str(study), str(out), "group", "--task", "tiny", "--group", "one-sample",
+                 "-q", "-w", work]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert (f"glm-workflows: warning: {participants}: sub-03 not listed, but {out} holds "
+            "their maps: they enter the group model (choose subjects with "
+            "--participant-label)") in err
+    design = pd.read_csv(out / "group" / "task-tiny_contrast-aMinusB_design.tsv", sep="\t",
+                         dtype=str)
+    assert design.participant_id.tolist() == ["01", "02", "03"]

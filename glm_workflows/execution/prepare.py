@@ -230,6 +230,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         is_surface_maps,
         maps_space,
         study_contrasts,
+        unlisted_subjects,
     )
 
     folder = spec.inputs.from_derivatives
@@ -239,6 +240,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
     subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)
     maps, warnings = find_subject_maps(folder, task, subjects, spec.inputs.space)
+    warnings += unlisted_subjects(spec.inputs.bids_dir, maps, folder)
     contrasts = study_contrasts(maps, folder, requested)
     if not any(stat_type == "t" for _, stat_type, _ in contrasts):
         raise InputError(f"--from-derivatives {folder}: no first-level t "
