@@ -61,6 +61,12 @@ class _DesignMatrixInputSpec(BaseInterfaceInputSpec):
     confounds_file = File(exists=True,
                           desc="optional TSV of nuisance regressors, one row per scan: all "
                                "its columns, or those confounds_selection selects")
+    tables_digest = traits.Str("", usedefault=True,
+                               desc="a digest of the events and confounds files' bytes "
+                                    "(glm_workflows.core.tables.tables_digest), only part of "
+                                    "the node's hash: Nipype hashes files by size and "
+                                    "modification time, so an edit keeping both would reuse "
+                                    "the cached design; '' for none")
     skipped_contrasts = traits.List(
         traits.Str, desc="contrasts of the study this run does not have (a condition absent "
                          "from it); only recorded in the design sidecar")

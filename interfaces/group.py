@@ -60,6 +60,9 @@ class _GroupModelInputSpec(BaseInterfaceInputSpec):
                      desc="group mask (the intersection of the subjects' masks)")
     model = traits.Enum(*GROUP_MODELS, usedefault=True, desc="group model")
     participants_file = File(exists=True, desc="participants.tsv (groups, covariates)")
+    tables_digest = traits.Str("", usedefault=True,
+                               desc="a digest of participants.tsv's bytes, only part of the "
+                                    "node's hash (Nipype's trusts size and modification time)")
     group_column = traits.Str(desc="two-sample: the participants.tsv column of the groups")
     covariates = traits.List(traits.Str, desc="numeric participants.tsv columns added")
     demean = traits.Bool(False, usedefault=True, desc="demean the covariates")

@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -248,6 +249,31 @@ def test_nilearn_errors_become_one_line(run):
         select_confounds(bold, tsv, strategy="scrubbing")
 
 
+def test_text_in_a_column_the_strategy_reads_is_named(run):
+    """Text in a motion column: nilearn's loader fails with a TypeError of numpy's; the
+    refusal names the confounds file and the column instead."""
+    bold, tsv = run
+    table = pd.read_csv(tsv, sep="\t")
+    table["trans_y"] = table["trans_y"].astype(object)
+    table.loc[5, "trans_y"] = "abc"
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(tsv))}: --confounds-strategy simple: "
+                                         r"column\(s\) trans_y must be numeric \(or n/a\)$"):
+        select_confounds(bold, tsv, strategy="simple")
+
+
+def test_a_confounds_json_that_does_not_parse_is_named(run):
+    """compcor reads the confounds TSV's JSON sidecar: a broken one is named (the line
+    named the TSV, with json's message alone)."""
+    bold, tsv = run
+    sidecar = tsv.with_suffix(".json")
+    assert sidecar.is_file()
+    sidecar.write_text("{bad")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(sidecar))}: not valid JSON "
+                                         r"\(Expecting property name .*, line 1\)$"):
+        select_confounds(bold, tsv, strategy="compcor")
+
+
 def test_strategy_refuses_another_confounds_file(run, tmp_path):
     bold, tsv = run
     other = tmp_path / "other_confounds.tsv"
@@ -259,9 +285,10 @@ def test_strategy_refuses_another_confounds_file(run, tmp_path):
 
 
 def test_every_volume_censored_is_refused(run):
+    """One error, without nilearn's RuntimeWarning printed above the refusal's line."""
     bold, tsv = run
-    with pytest.warns(RuntimeWarning, match="All volumes"), \
-            pytest.raises(InputError, match="every volume is censored"):
+    with warnings.catch_warnings(), pytest.raises(InputError, match="every volume is censored"):
+        warnings.simplefilter("error")
         select_confounds(bold, tsv, strategy="scrubbing", fd_threshold=1e-6,
                          std_dvars_threshold=1e-6)
 

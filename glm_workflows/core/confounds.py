@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from .errors import InputError, not_found, one_line
 from .lazy import pandas as pd
-from .tables import check_unique_columns
+from .tables import check_unique_columns, loader_error
 
 #: nilearn's preset strategies, without ``ica_aroma`` (it needs the
 #: ``desc-smoothAROMAnonaggr_bold`` outputs fMRIPrep no longer writes).
@@ -293,12 +294,12 @@ def _strategy_confounds(bold_file, confounds_file, strategy, options):
                          f"file beside {bold_file}, which is {found}")
     check_unique_columns(confounds_file)
     try:
-        confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
-    except (ValueError, LookupError, OSError, MissingConfoundError) as exc:
-        message = one_line(exc)
-        if isinstance(exc, KeyError):
-            message = f"missing column {message}"
-        raise InputError(f"{confounds_file}: {STRATEGY_FLAG} {strategy}: {message}") from None
+        with warnings.catch_warnings():  # every volume censored: _check_result's one line
+            warnings.filterwarnings("ignore", "All volumes were marked as motion outliers")
+            confounds, sample_mask = load_confounds_strategy(str(bold_file), strategy, **options)
+    except (ValueError, LookupError, OSError, MissingConfoundError, TypeError) as exc:
+        raise InputError(loader_error(confounds_file, exc, f"{STRATEGY_FLAG} {strategy}")) \
+            from None
     return str(confounds_file), confounds, sample_mask
 
 

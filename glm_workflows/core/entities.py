@@ -83,6 +83,26 @@ def check_label(value: str, entity: str) -> str:
     return value
 
 
+def check_space_label(space: str) -> str:
+    """A ``--space`` label (:func:`check_label`); fMRIPrep's ``TEMPLATE:res-2`` form of an
+    output space is refused with the flags that select the same images.
+
+    Raises
+    ------
+    InputError
+        ``--space MNI152NLin2009cAsym:res-2: ...; give --space MNI152NLin2009cAsym --res 2``.
+    """
+    space = str(space)
+    if ":" in space:
+        template, *modifiers = space.split(":")
+        flags = "".join(f" --{key} {label}" for key, _, label in
+                        (modifier.partition("-") for modifier in modifiers)
+                        if key in ("res", "den"))
+        raise InputError(f"--space {space}: fMRIPrep's TEMPLATE:ENTITY-LABEL form of an "
+                         f"output space; give them apart: --space {template}{flags}")
+    return check_label(space, "space")
+
+
 def bids_prefix(subject: str, task: str, session: str | None = None,
                 run: str | None = None, **entities: str | None) -> str:
     """A model's BIDS prefix, each label checked.

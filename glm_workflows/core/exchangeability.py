@@ -79,3 +79,32 @@ def check_blocks(blocks, *, sign_flips: bool, whole_blocks: bool, alpha: float,
         raise InputError(f"{where}: the {len(sizes)} blocks allow only {count} distinct "
                          f"{kind}; p >= 1/{count} cannot reach alpha {alpha} (at least "
                          f"{needed} needed)")
+
+
+
+def subject_relabellings_warning(design, weights, *, alpha: float) -> str | None:
+    """Why a permutation test of contrast ``weights`` over ``design`` (one row per subject,
+    no blocks) cannot reach ``alpha``, or None: its subjects allow fewer than ``1 / alpha``
+    distinct relabellings, ``2 ** n`` sign flips where nilearn flips signs
+    (:func:`~glm_workflows.core.permutation_problem.sign_flip_test`), else the distinct
+    orders of the tested column (``n! / prod(k_v!)`` over its repeated values ``v``).
+    Drawing more permutations repeats the same relabellings: with 4 subjects (16 sign
+    flips) the smallest FWE p-value is about 1/16, above 0.05, whatever ``--permutations``.
+    The p-values are right; they only cannot be small (a warning, not a refusal).
+    """
+    from .permutation_problem import sign_flip_test
+
+    values = np.asarray(design, dtype=float)
+    n = len(values)
+    if sign_flip_test(values, weights):
+        count, kind = 2 ** n, "sign flips"
+    else:
+        _, repeats = np.unique(values @ np.asarray(weights, dtype=float), return_counts=True)
+        count = math.factorial(n) // math.prod(math.factorial(int(k)) for k in repeats)
+        kind = "orders of the tested column"
+    needed = math.ceil(1.0 / alpha - 1e-9)
+    if count >= needed:
+        return None
+    return (f"{n} subjects allow only {count} distinct {kind}: the permutation p-values "
+            f"are at least about 1/{count}, so no voxel can reach FWE alpha {alpha} "
+            f"({needed} needed)")

@@ -297,14 +297,19 @@ def compute_brain_mask(img: nb.spatialimages.SpatialImage, name: str = "image") 
 
 
 def check_mask_grid(mask_img: nb.spatialimages.SpatialImage, img) -> np.ndarray:
-    """A user's mask as booleans, refused unless it lies on the image's grid."""
+    """A user's mask as booleans, on the image's grid, 0 outside (nilearn's rule)."""
     name = mask_img.get_filename() or "mask"
     if mask_img.shape[:3] != img.shape[:3] or (mask_img.ndim == 4 and mask_img.shape[3] != 1):
         raise InputError(f"{name}: mask shape {mask_img.shape} does not match the "
                          f"functional grid {img.shape[:3]}")
     if not np.allclose(mask_img.affine, img.affine, atol=AFFINE_TOLERANCE):
         raise InputError(f"{name}: mask affine differs from the functional image's")
-    mask = np.asanyarray(mask_img.dataobj).reshape(img.shape[:3]) > 0
+    data = np.asanyarray(mask_img.dataobj).reshape(img.shape[:3])
+    values = np.unique(data)
+    if values.size > 2 or (values.size == 2 and 0 not in values):  # nilearn's load_mask_img
+        raise InputError(f"{name}: {values.size} mask values ({values[0]:g} to {values[-1]:g}); "
+                         "expected 0 outside and one value inside (threshold probability maps)")
+    mask = data > 0
     if not mask.any():
         raise InputError(f"{name}: the mask is empty")
     return mask

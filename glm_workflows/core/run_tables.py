@@ -161,14 +161,23 @@ def _drop_late_events(events: pd.DataFrame, path: Path, last_frame: float) -> pd
     return events[~late].reset_index(drop=True)
 
 
+#: The longest repetition time (s) taken as seconds: a BOLD TR is seconds long, so a value
+#: above it is milliseconds written where BIDS wants seconds (2000 for 2 s).
+MAX_REPETITION_TIME = 100.0
+
+
 def check_repetition_time(t_r, source="TR") -> float:
-    """Return ``t_r`` as a float, refusing values that are not positive numbers."""
+    """Return ``t_r`` as a float, refusing values that are not positive numbers, or above
+    :data:`MAX_REPETITION_TIME` (milliseconds)."""
     try:
         value = float(t_r)
     except (TypeError, ValueError):
         raise InputError(f"{source}: expected a positive number of seconds, got {t_r!r}") from None
     if not np.isfinite(value) or value <= 0:
         raise InputError(f"{source}: expected a positive number of seconds, got {t_r!r}")
+    if value > MAX_REPETITION_TIME:
+        raise InputError(f"{source}: expected seconds, got {t_r!r} (more than "
+                         f"{MAX_REPETITION_TIME:g} s: milliseconds?)")
     return value
 
 

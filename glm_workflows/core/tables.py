@@ -8,10 +8,12 @@ nilearn's loader) reads it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
+from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .lazy import pandas as pd
 
 
@@ -52,3 +54,40 @@ def read_tsv(path: str | os.PathLike, **read_csv_kwargs) -> pd.DataFrame:
     (:func:`check_unique_columns`)."""
     check_unique_columns(path)
     return pd.read_csv(path, sep="\t", **read_csv_kwargs)
+
+
+def text_columns(path: str | os.PathLike) -> list[str]:
+    """The columns of a TSV holding a value that is neither a number nor ``n/a``
+    (named in the refusal nilearn's confounds loader would give as a ``TypeError``)."""
+    table = read_tsv(path, na_values=["n/a"])
+    return [str(name) for name in table.columns
+            if not pd.api.types.is_numeric_dtype(table[name])]
+
+
+def loader_error(path: str | os.PathLike, exc: Exception, what: str) -> str:
+    """The one line for an exception of nilearn's confounds loader reading the TSV ``path``
+    (``what``: the flag and strategy): its JSON sidecar that does not parse (named), a
+    missing column, text in a numeric column (named), else the exception's own line."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{Path(path).with_suffix('.json')}: not valid JSON ({exc.msg}, line {exc.lineno})"
+    if isinstance(exc, KeyError):
+        message = f"missing column {one_line(exc)}"
+    elif isinstance(exc, TypeError):  # nilearn's np.isnan on a column of text
+        message = f"column(s) {', '.join(text_columns(path))} must be numeric (or n/a)"
+    else:
+        message = one_line(exc)
+    return f"{os.fspath(path)}: {what}: {message}"
+
+
+def tables_digest(*paths) -> str:
+    """The SHA-1 of the bytes of ``paths`` (None, and paths that are no file, skipped), in
+    order: a cache key for small text inputs that does not trust their size and
+    modification time."""
+    from hashlib import sha1
+
+    digest = sha1()
+    for path in paths:
+        if path and Path(path).is_file():
+            digest.update(Path(path).read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()

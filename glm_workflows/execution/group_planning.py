@@ -122,10 +122,29 @@ def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
                     contrast_matrix(list(expression), columns, "F")
             except InputError as exc:
                 raise InputError(f"group contrast {name or plan.name}: {exc}") from None
+        if group.permutations and not group.exchangeability_blocks:
+            lines += _relabellings_warnings(plan, built)
         checked.append(_with_blocks(plan, group, participants, participants_file, built)
                        if group.exchangeability_blocks else plan)
     warnings.extend(lines)
     return checked
+
+
+def _relabellings_warnings(plan, design) -> list[str]:
+    """A warning line per t group contrast of ``plan`` whose subjects allow too few
+    distinct relabellings for the FWE maps' level (:func:`subject_relabellings_warning`)."""
+    from ..core.contrasts import contrast_matrix
+    from ..core.exchangeability import subject_relabellings_warning
+
+    columns = [str(c) for c in design.columns]
+    lines = []
+    for name, expression in plan.group_contrasts:
+        if isinstance(expression, str):
+            weights = contrast_matrix([expression], columns, "t")[0]
+            line = subject_relabellings_warning(design, weights, alpha=0.05)  # FWE maps' level
+            if line:
+                lines.append(f"--permutations (group contrast {name or plan.name}): {line}")
+    return lines
 
 
 def _with_blocks(plan, group, participants, source, design):

@@ -23,7 +23,13 @@ from ..inputs.checks import (
     save_design_checks,
     validate_runs,
 )
-from ..inputs.collect import check_one_run_per_subject, collect_runs, fallback_lines, whole_study
+from ..inputs.collect import (
+    check_one_run_per_subject,
+    check_run_grids,
+    collect_runs,
+    fallback_lines,
+    whole_study,
+)
 from ..inputs.folders import (
     check_memory,
     check_output_dir,
@@ -100,9 +106,14 @@ def prepare(spec, execution) -> StudyPlan:
         check_mesh(runs[0].surface, runs[0].bold_files[:2], spec.inputs.templateflow_home)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
+    check_run_grids(runs, across_subjects=group.model is not None
+                    or spec.dataset_node is not None)
     if spec.runs_are_subjects and spec.dataset_node is not None:
         check_one_run_per_subject(model_file(spec), runs)
     warnings = fallback_lines(runs)
+    if not contrasts and model_file(spec):  # pybids accepts it: the runs fitted, no map made
+        warnings.append(f"{model_file(spec)}: the Run node has no Contrasts or DummyContrasts: "
+                        "the runs are fitted, but no contrast map is made at any node")
     design_checks = load_design_checks(execution.work_dir)
     try:
         checked = validate_runs(
@@ -125,11 +136,12 @@ def prepare(spec, execution) -> StudyPlan:
                              execution.permutation_chunks)
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
                  else None)
+    work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,
                       (runs[0].task, runs[0].space) if group.model else None,
                       spec.by_session)
-    save_design_checks(check_work_dir(execution.work_dir), design_checks)
+    save_design_checks(work_dir, design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
     for line in warnings:
@@ -227,6 +239,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         is_surface_maps,
         maps_space,
         study_contrasts,
+        unlisted_subjects,
     )
 
     folder = spec.inputs.from_derivatives
@@ -236,6 +249,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
     subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)
     maps, warnings = find_subject_maps(folder, task, subjects, spec.inputs.space)
+    warnings += unlisted_subjects(spec.inputs.bids_dir, maps, folder)
     contrasts = study_contrasts(maps, folder, requested)
     if not any(stat_type == "t" for _, stat_type, _ in contrasts):
         raise InputError(f"--from-derivatives {folder}: no first-level t "
@@ -244,6 +258,11 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     skipped = {m.label: [name for name, _, _ in contrasts if name not in m.effect_maps]
                for m in maps}
     group = spec.group_settings(execution.permutation_chunks)
+    t_names = [name for name, stat_type, _ in contrasts if stat_type == "t"]
+    if group.model == "paired" and any(name not in t_names for name in group.pair):
+        raise InputError(f"--pair: expected two different first-level t contrasts A,B among "
+                         f"{', '.join(t_names)} (the maps in {folder}); got "
+                         f"{','.join(group.pair)!r}")
     if is_cifti_maps(maps):
         check_cifti_permutations(group.permutations, spec.inputs.templateflow_home)
     elif is_surface_maps(maps):
@@ -258,10 +277,10 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     plans = node_group_plans(spec, maps, contrasts, skipped, warnings,
                              execution.permutation_chunks)
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
+    check_work_dir(execution.work_dir)
     output_dir = check_output_dir(execution.output_dir)  # creates it
     analysis = group_analysis(folder, maps, task)
     check_own_outputs(output_dir, analysis, [], (task, maps_space(maps)))
-    check_work_dir(execution.work_dir)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts),

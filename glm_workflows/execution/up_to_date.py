@@ -229,7 +229,9 @@ def _stat_line(path: Path) -> str:
         info = path.stat()
     except OSError:  # a broken link
         return f"{path} missing\n"
-    return f"{path} {info.st_size} {info.st_mtime_ns} {info.st_ino}\n"
+    # the change time too: a write that restores the modification time (cp -p, touch -r
+    # after an in-place edit) still changes it
+    return f"{path} {info.st_size} {info.st_mtime_ns} {info.st_ino} {info.st_ctime_ns}\n"
 
 
 def _code():

@@ -4,7 +4,8 @@
 outputs over one, a list of files, or the SPM auditory seed data), applies the mask and
 keeps fMRIPrep confounds files only when the Run node takes confounds;
 :func:`whole_study` gives every run of the study (the participant selection left out);
-:func:`fallback_lines` words the inputs that fell back for lack of a file.
+:func:`fallback_lines` words the inputs that fell back for lack of a file;
+:func:`check_run_grids` refuses runs whose maps are combined on different grids.
 """
 
 from __future__ import annotations
@@ -134,3 +135,41 @@ def fallback_lines(runs) -> list[str]:
         runs_text = named if len(prefixes) == 1 else f"{len(prefixes)} runs ({named})"
         lines.append(f"{runs_text}: {why} (recorded as {key} in the design sidecar)")
     return lines
+
+
+def check_run_grids(runs, across_subjects: bool = False) -> None:
+    """Refuse volume runs whose maps will be combined on different grids, before any fit:
+    a subject's runs (its fixed effects) and, with a group level (``across_subjects``),
+    every run. Grids compare as nilearn's ``check_same_fov`` compares them (the shape, and
+    the affines with :func:`numpy.allclose`); nothing is resampled, so the combining node
+    would fail after every run was fitted.
+
+    Raises
+    ------
+    InputError
+        ``<bold>: not on the grid of <bold> (<what differs>); ...``.
+    """
+    import numpy as np
+
+    from ..core.images import load_image_header
+
+    first: dict = {}
+    for run in runs:
+        if run.surface:
+            continue
+        img = load_image_header(run.bold_files[0])
+        key = None if across_subjects else run.subject
+        if key not in first:
+            first[key] = (run.bold_files[0], img.shape[:3], img.affine)
+            continue
+        path, shape, affine = first[key]
+        if img.shape[:3] != shape:
+            wrong = f"shape {img.shape[:3]}, not {shape}"
+        elif not np.allclose(img.affine, affine):
+            wrong = f"its affine differs by up to {np.abs(img.affine - affine).max():.4g}"
+        else:
+            continue
+        combined = "the group level combines every run" if across_subjects else \
+            f"sub-{run.subject}'s runs are combined by fixed effects"
+        raise InputError(f"{run.bold_files[0]}: not on the grid of {path} ({wrong}); "
+                         f"{combined}, and nothing is resampled")

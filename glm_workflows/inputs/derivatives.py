@@ -359,3 +359,24 @@ def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:
         files += [{"path": path, "role": role, "subject": subject_maps.subject,
                    "prefix": subject_maps.prefix} for role, path in entries]
     return files
+
+
+def unlisted_subjects(bids_dir, maps, folder) -> list[str]:
+    """A warning line naming the subjects whose maps ``folder`` holds but the raw dataset's
+    ``participants.tsv`` does not list (a subject removed from the study since its maps
+    were written would still enter a group model that reads no participants.tsv column);
+    none without that file or its ``participant_id`` column."""
+    from ..core.tables import read_tsv
+
+    path = Path(bids_dir) / "participants.tsv" if bids_dir else None
+    if path is None or not path.is_file():
+        return []
+    table = read_tsv(path, dtype=str, keep_default_na=False)
+    if "participant_id" not in table:
+        return []
+    listed = {value.strip().removeprefix("sub-") for value in table["participant_id"]}
+    missing = [m.subject for m in maps if m.subject not in listed]
+    if not missing:
+        return []
+    return [f"{path}: sub-{', sub-'.join(missing)} not listed, but {folder} holds their "
+            "maps: they enter the group model (choose subjects with --participant-label)"]

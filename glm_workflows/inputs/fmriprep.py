@@ -260,8 +260,9 @@ def _one_image(match: _Match, space, desc, res, den, folders):
             f"{', '.join(str(f) for f in folders)}; searched {match.searched(wanted)}: "
             f"{_found(match)}")
     names = " and ".join(str(f[0]) for f in chosen)
-    raise InputError(f"{match.bold.name}: several preprocessed images match: {names}; "
-                     "choose one with --res / --den")
+    hint = ("one image in several --derivatives folders: give only one of them"
+            if len({Path(f[0]).name for f in chosen}) == 1 else "choose one with --res / --den")
+    raise InputError(f"{match.bold.name}: several preprocessed images match: {names}; {hint}")
 
 
 def _derivative_run(match: _Match, image, root, task, listing):

@@ -4,7 +4,6 @@ node."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -53,8 +52,13 @@ def check_work_dir(path) -> Path:
     existing = nearest_existing(path)
     if not existing.is_dir():
         raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--work-dir {path}: {existing} is not writable")
+    try:  # a file of its own, not os.access: root passes that on /proc or a read-only mount
+        probe = existing / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"--work-dir {path}: {existing} is not writable "
+                         f"({exc.strerror})") from None
     return path
 
 

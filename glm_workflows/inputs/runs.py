@@ -251,6 +251,9 @@ def slice_time_reference(metadata: dict, t_r: float, source: str = "sidecar"):
         except TypeError:
             raise InputError(f"{source}: SliceTiming: expected a list of seconds, "
                              f"got {times!r}") from None
+        if not 0 <= min(times) <= max(times) < t_r:  # each slice within the volume's TR
+            raise InputError(f"{source}: SliceTiming: expected seconds from 0 to below the "
+                             f"TR ({t_r}), got {min(times)!r} to {max(times)!r}")
     else:
         return None
     if (isinstance(start, bool) or not isinstance(start, (int, float))

@@ -80,10 +80,13 @@ def _tuple_or_none(inputs, name):
 def check_inputs(inputs) -> None:
     """The data-free checks of today's ``_runs`` and ``_prepare_from_derivatives``."""
     from ..core.contrasts import check_contrast_name
+    from ..core.entities import check_space_label
 
     if inputs.kind not in INPUT_KINDS:
         raise InputError(f"inputs.kind: expected one of {', '.join(INPUT_KINDS)}, got "
                          f"{inputs.kind!r}")
+    if inputs.space:
+        check_space_label(inputs.space)
     for name in ("subjects", "sessions", "runs"):
         _tuple_or_none(inputs, name)
     if not isinstance(inputs.derivatives, tuple):

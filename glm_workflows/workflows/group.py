@@ -19,6 +19,7 @@ from glm_workflows.interfaces import (
     SurfaceFigure,
 )
 
+from ..core.tables import tables_digest
 from ..settings import DEFAULT_GROUP, DEFAULT_INFERENCE, GroupSettings, InferenceSettings
 from ..spec.frozen import thaw
 from .engine import Workflow
@@ -146,6 +147,7 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             model.inputs.design_columns = json.dumps([list(c) for c in design_columns])
         if participants_file:
             model.inputs.participants_file = participants_file
+            model.inputs.tables_digest = tables_digest(participants_file)
         if group.group_column:
             model.inputs.group_column = group.group_column
         sink = pe.Node(GroupSink(output_dir=output_dir, task=task,

@@ -19,6 +19,7 @@ from ..core.mesh_sources import mesh_of_file
 from ..core.naming import contrast_file, output_path
 from ..core.surface_names import cifti_volume_name, map_names, volume_name
 from ..core.surfaces import other_hemisphere_file
+from ..core.tables import tables_digest
 from ..plan import study as study_plan
 from ..plan.study import (  # noqa: F401 (the planning helpers' old import paths)
     GroupPlan,
@@ -203,6 +204,8 @@ def _run_wf(workflow, plan: StudyPlan, run_plan):
         inputnode.inputs.confounds_file = run.confounds_file
     if run.mask_file:
         inputnode.inputs.mask_file = run.mask_file
+    run_wf.get_node("design").inputs.tables_digest = tables_digest(run.events_file,
+                                                                   run.confounds_file)
     workflow.add_nodes([run_wf])
     return run_wf
 
