@@ -4,6 +4,7 @@ whitened residuals and calibrated on synthetic noise, and the cache of existing 
 kept (the seed's nodes hash as before; the diagnostics are a node of their own)."""
 
 import warnings
+from pathlib import Path
 
 import nibabel as nb
 import numpy as np
@@ -118,7 +119,9 @@ def test_whitening_check_is_calibrated(phi, noise_model, low, high):
 #: The seed's node input hashes on the commit before the diagnostics (9102c04), for ar1
 #: (the default) and ols: every existing node hashes as before, but for the fit's one new
 #: input, ``save_mean`` (the fit writes the mean image: there is no mean node any more),
-#: without which it hashes as before.
+#: and the design's, ``tables_digest`` (a digest of the events and confounds bytes, so that
+#: an edit keeping size and modification time is not served from the cache), without
+#: which they hash as before.
 _AR1_HASHES = {
     "inference_activeMinusRest_wf.table": "189e2a19cf56252f90c9324ad056c779",
     "inference_activeMinusRest_wf.threshold": "da93ba13c707bc397eba9a913bf47da8",
@@ -142,9 +145,11 @@ SEED_HASHES = [
 def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
     """The diagnostics are a node of their own fed by the fit's files: every node of the
     seed hashes what it hashed before, and only the new node is added to the run's
-    workflow. The fit's inputs are those of before plus ``save_mean=True`` (so an
-    existing work directory refits once), and the mean node is gone."""
+    workflow. The fit's inputs are those of before plus ``save_mean=True`` and the
+    design's plus ``tables_digest`` (so an existing work directory recomputes from the
+    design once), and the mean node is gone."""
     import copy
+    import hashlib
 
     from nipype.interfaces.base import Undefined
 
@@ -162,6 +167,12 @@ def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
     hashes = {name: node.inputs.get_hashval(hash_method="content")[1]
               for name, node in nodes.items()}
     hashes["sub_01_task_auditory_wf.fit"] = fit_inputs.get_hashval(hash_method="content")[1]
+    design_inputs = copy.deepcopy(nodes["sub_01_task_auditory_wf.design"].inputs)
+    events = Path(nodes["sub_01_task_auditory_wf.inputnode"].inputs.events_file).read_bytes()
+    assert design_inputs.tables_digest == hashlib.sha1(events + b"\0").hexdigest()
+    design_inputs.tables_digest = Undefined
+    hashes["sub_01_task_auditory_wf.design"] = design_inputs.get_hashval(
+        hash_method="content")[1]
     assert {name: hashes[name] for name in expected} == expected
     run_nodes = {name.split(".")[-1] for name in nodes if name.startswith("sub_01_task")}
     assert "diagnostics" in run_nodes and "mean" not in run_nodes
