@@ -37,8 +37,8 @@ class GroupMask(NamedTuple):
     non_finite: tuple
 
 
-def _same_grid(img, reference) -> str | None:
-    """What differs between the grids of two images (None: the same grid).
+def grid_difference(img, reference) -> str | None:
+    """What differs between the grids of two images, for a message (None: the same grid).
 
     The affines are compared as nilearn's ``check_same_fov`` compares them
     (``numpy.allclose`` with its default tolerance), so that a grid accepted here is
@@ -59,7 +59,7 @@ def _map_values(item, name, mask_img, mask) -> np.ndarray:
     if img.ndim == 4 and img.shape[3] != 1 or img.ndim not in (3, 4):
         raise InputError(f"{name}: {img.ndim}D image of shape {img.shape}; expected one "
                          "3D map")
-    wrong = _same_grid(img, mask_img)
+    wrong = grid_difference(img, mask_img)
     if wrong:
         raise InputError(f"{name}: not on the group mask's grid ({wrong})")
     return read_image_data(img, name).reshape(mask.shape)[mask]
@@ -193,7 +193,7 @@ def check_group_files(effect_maps, mask_files, mean_files, paired_maps=None) -> 
         img = load_image_header(path)
         if img.ndim == 4 and img.shape[3] != 1:
             raise InputError(f"{path}: 4D image of shape {img.shape}; expected one 3D map")
-        wrong = _same_grid(img, reference)
+        wrong = grid_difference(img, reference)
         if wrong:
             raise InputError(f"{path}: not on the grid of {mask_files[0]} ({wrong})")
     mask = None

@@ -140,17 +140,16 @@ def fallback_lines(runs) -> list[str]:
 def check_run_grids(runs, across_subjects: bool = False) -> None:
     """Refuse volume runs whose maps will be combined on different grids, before any fit:
     a subject's runs (its fixed effects) and, with a group level (``across_subjects``),
-    every run. Grids compare as nilearn's ``check_same_fov`` compares them (the shape, and
-    the affines with :func:`numpy.allclose`); nothing is resampled, so the combining node
-    would fail after every run was fitted.
+    every run. Grids compare as the group mask compares them
+    (:func:`~glm_workflows.core.group_mask.grid_difference`, nilearn's ``check_same_fov``);
+    nothing is resampled, so the combining node would fail after every run was fitted.
 
     Raises
     ------
     InputError
         ``<bold>: not on the grid of <bold> (<what differs>); ...``.
     """
-    import numpy as np
-
+    from ..core.group_mask import grid_difference
     from ..core.images import load_image_header
 
     first: dict = {}
@@ -160,14 +159,11 @@ def check_run_grids(runs, across_subjects: bool = False) -> None:
         img = load_image_header(run.bold_files[0])
         key = None if across_subjects else run.subject
         if key not in first:
-            first[key] = (run.bold_files[0], img.shape[:3], img.affine)
+            first[key] = (run.bold_files[0], img)
             continue
-        path, shape, affine = first[key]
-        if img.shape[:3] != shape:
-            wrong = f"shape {img.shape[:3]}, not {shape}"
-        elif not np.allclose(img.affine, affine):
-            wrong = f"its affine differs by up to {np.abs(img.affine - affine).max():.4g}"
-        else:
+        path, reference = first[key]
+        wrong = grid_difference(img, reference)
+        if wrong is None:
             continue
         combined = "the group level combines every run" if across_subjects else \
             f"sub-{run.subject}'s runs are combined by fixed effects"

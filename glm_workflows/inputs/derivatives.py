@@ -365,16 +365,17 @@ def unlisted_subjects(bids_dir, maps, folder) -> list[str]:
     """A warning line naming the subjects whose maps ``folder`` holds but the raw dataset's
     ``participants.tsv`` does not list (a subject removed from the study since its maps
     were written would still enter a group model that reads no participants.tsv column);
-    none without that file or its ``participant_id`` column."""
-    from ..core.tables import read_tsv
+    none without that file or when :func:`~glm_workflows.core.group.read_participants`
+    refuses it."""
+    from ..core.group import read_participants
 
     path = Path(bids_dir) / "participants.tsv" if bids_dir else None
     if path is None or not path.is_file():
         return []
-    table = read_tsv(path, dtype=str, keep_default_na=False)
-    if "participant_id" not in table:
+    try:
+        listed = set(read_participants(path).index)
+    except InputError:  # a table the group model refuses, if it reads it, says why then
         return []
-    listed = {value.strip().removeprefix("sub-") for value in table["participant_id"]}
     missing = [m.subject for m in maps if m.subject not in listed]
     if not missing:
         return []
