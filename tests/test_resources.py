@@ -81,3 +81,17 @@ def test_multiproc_takes_what_the_process_may_use():
     assert plugin_args(ExecutionSettings(plugin="MultiProc",
                                          plugin_args=json.dumps({"n_procs": 3})))["n_procs"] == 3
     assert plugin_args(ExecutionSettings(plugin="Linear")) == {}
+
+
+def test_a_node_above_the_default_memory_names_the_limit_not_the_flag():
+    """MultiProc's default memory (from the control group's limit) below the largest node:
+    the line says where the limit comes from, not a --mem-gb the user did not give."""
+    from glm_workflows.core.errors import InputError
+    from glm_workflows.inputs.folders import check_memory
+
+    with pytest.raises(InputError, match=r"^the memory this process may use \(3\.6 GB, 90 % "
+                                         r"of its control group's limit\): the largest node "
+                                         r"needs an estimated 5 GB"):
+        check_memory([{"fit": 5.0, "design": 0.25}], 3.6, given=False)
+    with pytest.raises(InputError, match=r"^--mem-gb 3\.6: the largest node"):
+        check_memory([{"fit": 5.0}], 3.6)

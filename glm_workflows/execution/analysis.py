@@ -163,8 +163,7 @@ def _run(spec, execution, command, log, plan) -> int:
         if group_folder.is_dir():  # the group level's record: the whole run's
             write_analysis_record(group_folder, record, analysis)
         write_reports(transaction.staging, subjects,
-                      plugin_args.get("n_procs", os.cpu_count() or 1)
-                      if plugin == "MultiProc" else 1)
+                      plugin_args["n_procs"] if plugin == "MultiProc" else 1)
         participant_level = execution.analysis_level == "participant"
         transaction.commit(subjects, description_file if participant_level else root_files,
                            analysis, write_subject_report)

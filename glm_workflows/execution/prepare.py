@@ -135,7 +135,8 @@ def prepare(spec, execution) -> StudyPlan:
     plans = node_group_plans(spec, runs, group_contrasts, group_skipped, warnings,
                              execution.permutation_chunks)
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
-                 else None)
+                 else None, given="memory_gb" in json.loads(execution.plugin_args)
+                 or execution.mem_gb is not None)
     work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,

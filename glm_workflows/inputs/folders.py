@@ -62,12 +62,16 @@ def check_work_dir(path) -> Path:
     return path
 
 
-def check_memory(mem_gb: list, limit_gb: float | None) -> None:
+def check_memory(mem_gb: list, limit_gb: float | None, given: bool = True) -> None:
     """Refuse a MultiProc memory limit below the largest node's estimate (that node
-    could never start)."""
+    could never start): ``--mem-gb`` when ``given``, else the share of the process's
+    memory limit MultiProc takes by default (:mod:`glm_workflows.execution.resources`)."""
     if limit_gb is None or not mem_gb:
         return
     largest = max(max(estimates.values()) for estimates in mem_gb)
     if largest > limit_gb:
-        raise InputError(f"--mem-gb {limit_gb:g}: the largest node needs an estimated "
-                         f"{largest:g} GB; give at least that much")
+        limit = (f"--mem-gb {limit_gb:g}" if given else
+                 f"the memory this process may use ({limit_gb:g} GB, 90 % of its control "
+                 "group's limit)")
+        raise InputError(f"{limit}: the largest node needs an estimated {largest:g} GB; "
+                         "give at least that much")
