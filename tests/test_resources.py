@@ -92,6 +92,7 @@ def test_a_node_above_the_default_memory_names_the_limit_not_the_flag():
     with pytest.raises(InputError, match=r"^the memory this process may use \(3\.6 GB, 90 % "
                                          r"of its control group's limit\): the largest node "
                                          r"needs an estimated 5 GB"):
-        check_memory([{"fit": 5.0, "design": 0.25}], 3.6, given=False)
+        check_memory([{"fit": 5.0, "design": 0.25}], 3.6,
+                     f"{100 * MEMORY_SHARE:g} % of its control group's limit")
     with pytest.raises(InputError, match=r"^--mem-gb 3\.6: the largest node"):
         check_memory([{"fit": 5.0}], 3.6)

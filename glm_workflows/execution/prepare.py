@@ -134,9 +134,10 @@ def prepare(spec, execution) -> StudyPlan:
                                                                          warnings)
     plans = node_group_plans(spec, runs, group_contrasts, group_skipped, warnings,
                              execution.permutation_chunks)
+    given = "memory_gb" in json.loads(execution.plugin_args) or execution.mem_gb is not None
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
-                 else None, given="memory_gb" in json.loads(execution.plugin_args)
-                 or execution.mem_gb is not None)
+                 else None, None if given else
+                 f"{100 * MEMORY_SHARE:g} % of its control group's limit")
     work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs,

@@ -62,16 +62,15 @@ def check_work_dir(path) -> Path:
     return path
 
 
-def check_memory(mem_gb: list, limit_gb: float | None, given: bool = True) -> None:
+def check_memory(mem_gb: list, limit_gb: float | None, source: str | None = None) -> None:
     """Refuse a MultiProc memory limit below the largest node's estimate (that node
-    could never start): ``--mem-gb`` when ``given``, else the share of the process's
-    memory limit MultiProc takes by default (:mod:`glm_workflows.execution.resources`)."""
+    could never start); ``source`` says where the limit comes from when it is not
+    ``--mem-gb`` (MultiProc's default share of the process's memory limit)."""
     if limit_gb is None or not mem_gb:
         return
     largest = max(max(estimates.values()) for estimates in mem_gb)
     if largest > limit_gb:
-        limit = (f"--mem-gb {limit_gb:g}" if given else
-                 f"the memory this process may use ({limit_gb:g} GB, 90 % of its control "
-                 "group's limit)")
+        limit = f"--mem-gb {limit_gb:g}" if source is None else \
+            f"the memory this process may use ({limit_gb:g} GB, {source})"
         raise InputError(f"{limit}: the largest node needs an estimated {largest:g} GB; "
                          "give at least that much")
