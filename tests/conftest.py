@@ -216,3 +216,19 @@ def slurm_cluster():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def refused(capsys):
+    """``refused(argv)``: run the command line on ``argv``, check that it exits with 2
+    and prints exactly one line, ``glm-workflows: error: ...``, and return that line."""
+    from glm_workflows.cli import main
+
+    def run(argv) -> str:
+        assert main(argv) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1, err
+        assert err[0].startswith("glm-workflows: error: ")
+        return err[0]
+
+    return run

@@ -50,15 +50,6 @@ def _filter_file(folder: Path, content, name="filter.json") -> Path:
     return path
 
 
-def _refused(argv, capsys) -> str:
-    """``main(argv)``: exit code 2 and one error line, returned."""
-    assert main(argv) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert err[0].startswith("glm-workflows: error: ")
-    return err[0]
-
-
 # ------------------------------------------------------------- the BIDS-App call
 
 
@@ -99,8 +90,8 @@ def test_positional_and_flag_forms_give_equal_specs(extra):
      "--analysis-level group"),
     (["/a", "--bids-dir", "/b"], "--bids-dir /b"),
 ])
-def test_a_positional_and_its_flag_that_differ_are_refused(argv, flag, capsys, tmp_path):
-    line = _refused([*argv, "-w", str(tmp_path / "w")], capsys)
+def test_a_positional_and_its_flag_that_differ_are_refused(argv, flag, tmp_path, refused):
+    line = refused([*argv, "-w", str(tmp_path / "w")])
     assert line.startswith(f"glm-workflows: error: {flag}: the positional ")
     assert not (tmp_path / "w").exists()
 
@@ -169,8 +160,8 @@ def test_every_nipype_plugin_is_accepted_with_its_arguments_unchanged():
         assert execution.plugin_arguments() == arguments
 
 
-def test_an_unknown_plugin_is_one_line_listing_nipypes(capsys, tmp_path):
-    line = _refused(["--plugin", "Sge", "-w", str(tmp_path / "w")], capsys)
+def test_an_unknown_plugin_is_one_line_listing_nipypes(tmp_path, refused):
+    line = refused(["--plugin", "Sge", "-w", str(tmp_path / "w")])
     assert line == ("glm-workflows: error: --plugin Sge: not a Nipype plugin (Nipype's: "
                     + ", ".join(nipype_plugins()) + ")")
     assert not (tmp_path / "w").exists()
@@ -190,26 +181,26 @@ def test_an_unknown_plugin_is_one_line_listing_nipypes(capsys, tmp_path):
     ({"bold": {"run": []}}, "bold.run: an empty list selects nothing"),
     ({"bold": {"space": "T1w"}}, "bold.space: selects fMRIPrep images, only with --derivatives"),
 ])
-def test_a_bad_filter_file_is_one_line_naming_it(content, message, study, tmp_path, capsys):
+def test_a_bad_filter_file_is_one_line_naming_it(content, message, study, tmp_path, refused):
     path = _filter_file(tmp_path, content)
     out, work = tmp_path / "out", tmp_path / "w"
-    line = _refused([str(study), str(out), "participant", *TINY, "-w", str(work),
-                     "--bids-filter-file", str(path)], capsys)
+    line = refused([str(study), str(out), "participant", *TINY, "-w", str(work),
+                    "--bids-filter-file", str(path)])
     assert line == f"glm-workflows: error: --bids-filter-file {path}: {message}"
     assert not out.exists() and not work.exists()
 
 
-def test_a_filter_file_that_is_missing_or_out_of_place(study, tmp_path, capsys):
+def test_a_filter_file_that_is_missing_or_out_of_place(study, tmp_path, refused):
     missing = tmp_path / "nope.json"
-    assert f"--bids-filter-file {missing}: cannot be read" in _refused(
-        [str(study), str(tmp_path / "o"), *TINY, "--bids-filter-file", str(missing)], capsys)
+    assert f"--bids-filter-file {missing}: cannot be read" in refused(
+        [str(study), str(tmp_path / "o"), *TINY, "--bids-filter-file", str(missing)])
     path = _filter_file(tmp_path, {"bold": {"run": 1}})
-    assert _refused(["--bids-filter-file", str(path)], capsys).endswith(
+    assert refused(["--bids-filter-file", str(path)]).endswith(
         "--bids-filter-file: needs --bids-dir (it selects BIDS runs)")
-    assert _refused([str(study), str(tmp_path / "o"), "group", "--task", "tiny",
-                     "--group", "one-sample", "--bids-filter-file", str(path)],
-                    capsys).endswith("--bids-filter-file: not with --analysis-level group "
-                                     "(the subject maps are read as they were written)")
+    assert refused([str(study), str(tmp_path / "o"), "group", "--task", "tiny",
+                    "--group", "one-sample", "--bids-filter-file", str(path)]).endswith(
+        "--bids-filter-file: not with --analysis-level group "
+        "(the subject maps are read as they were written)")
 
 
 def _runs(study, content, tmp_path, *extra):

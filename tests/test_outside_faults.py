@@ -15,42 +15,33 @@ from glm_workflows.synthetic import write_tiny_bids
 TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
 
 
-def _refused(argv, capsys) -> str:
-    """``main(argv)``: exit code 2 and one error line, returned."""
-    assert main(argv) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert err[0].startswith("glm-workflows: error: ")
-    return err[0]
-
-
 def _files(root: Path) -> set:
     return {p.relative_to(root) for p in root.rglob("*")}
 
 
-def test_a_3d_image_given_as_a_run_is_refused_naming_it(tmp_path, capsys):
+def test_a_3d_image_given_as_a_run_is_refused_naming_it(tmp_path, refused):
     """A BIDS run whose bold file holds one 3D volume: one line naming the image and its
     shape (not a design error naming the events file), nothing written."""
     study = write_tiny_bids(tmp_path / "bids")
     bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
     img = nb.load(bold)
     nb.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine).to_filename(bold)
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert f"{bold}: a 3D image {img.shape[:3]}" in line
     assert "4D image" in line
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
 @pytest.mark.parametrize("where", [".", "sub-01/glm"])
-def test_an_output_folder_among_the_raw_data_is_refused(where, tmp_path, capsys):
+def test_an_output_folder_among_the_raw_data_is_refused(where, tmp_path, refused):
     """The BIDS folder itself, or a folder inside one of its subjects, as the output folder:
     one line naming it, and the raw dataset left as it was."""
     study = write_tiny_bids(tmp_path / "bids")
     before = _files(study)
     output = study / where
-    line = _refused([str(study), str(output), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(output), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line.startswith(f"glm-workflows: error: --output-dir {output}: is ")
     assert str(study / "derivatives" / "glm") in line
     assert _files(study) == before
@@ -96,17 +87,17 @@ def test_non_finite_samples_are_reported_by_a_workflow_run(tmp_path, capsys):
     assert "cached  sub_01_task_tiny_wf.fit" in out and expected in out
 
 
-def test_the_group_level_before_the_participant_level_says_so(tmp_path, capsys):
+def test_the_group_level_before_the_participant_level_says_so(tmp_path, refused):
     """``BIDS_DIR OUTPUT_DIR group`` with no participant-level outputs yet: the line says
     the maps are read from OUTPUT_DIR and that the participant level comes first."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
-    line = _refused([str(study), str(tmp_path / "out"), "group", "--task", "tiny",
-                     "--group", "one-sample", "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "group", "--task", "tiny",
+                    "--group", "one-sample", "-w", str(tmp_path / "work")])
     assert f"{tmp_path / 'out'}: folder not found" in line
     assert "run the participant level first" in line
 
 
-def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
+def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, refused):
     """A ``.nii`` copy cut short (its header whole): one line from the file's size, before
     the workflow (it was a failed fit node, exit 1)."""
     study = write_tiny_bids(tmp_path / "bids")
@@ -118,22 +109,22 @@ def test_an_uncompressed_run_cut_short_is_refused_before_any_work(tmp_path, caps
     full = 352 + int(np.prod(img.shape)) * 4  # NIfTI-1: a 352-byte header, then float32
     assert bold.stat().st_size == full
     bold.write_bytes(bold.read_bytes()[:full // 2])
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {bold}: {full // 2} bytes, but its header (shape "
                     f"{img.shape}, float32) needs {full}: the file is cut short")
     assert not (tmp_path / "work").exists()
 
 
-def test_a_gzipped_run_cut_short_is_refused_before_any_work(tmp_path, capsys):
+def test_a_gzipped_run_cut_short_is_refused_before_any_work(tmp_path, refused):
     """A ``.nii.gz`` cut short: its last bytes are compressed data, not gzip's record of the
     inflated size, and inflating it ends early: one line before the workflow (it was a
     failed fit node, exit 1, after the other runs' fits)."""
     study = write_tiny_bids(tmp_path / "bids", ("01", "02"))
     bold = study / "sub-02" / "func" / "sub-02_task-tiny_bold.nii.gz"
     bold.write_bytes(bold.read_bytes()[:bold.stat().st_size // 2])
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line.startswith(f"glm-workflows: error: {bold}: cannot be inflated (")
     assert line.endswith("): the file is cut short or damaged")
     assert not (tmp_path / "work").exists()
@@ -159,18 +150,18 @@ def test_gzipped_runs_of_several_members_or_trailing_bytes_are_read(tmp_path):
                  "-w", str(tmp_path / "work")]) == 0
 
 
-def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, capsys):
+def test_the_raw_dataset_given_as_derivatives_is_named_so(tmp_path, refused):
     """``--derivatives BIDS_DIR`` (the raw dataset): the line says it found the raw run and
     what --derivatives takes (it said 'found no other entity only')."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "--derivatives", str(study), "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "--derivatives", str(study), "-w", str(tmp_path / "work")])
     assert line.endswith("found only the raw run itself (--derivatives takes fMRIPrep's "
                          "output folder, not the raw dataset)")
 
 
 @pytest.mark.parametrize("name", ["sub-01_task-tiny_bold.nii.gz", "sub-01_task-tiny_events.tsv"])
-def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
+def test_a_broken_symbolic_link_is_named_so(name, tmp_path, refused):
     """A DataLad dataset whose content was not fetched: its files are broken symbolic links;
     the line says so (it said only 'file not found' of a file the user sees listed)."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
@@ -178,49 +169,49 @@ def test_a_broken_symbolic_link_is_named_so(name, tmp_path, capsys):
     path.unlink()
     target = "../../.git/annex/objects/Xq/7z/MD5E-s1--d41d8.nii.gz/MD5E-s1--d41d8.nii.gz"
     path.symlink_to(target)
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line.startswith(f"glm-workflows: error: {path}: ")
     assert f"not found: a broken symbolic link (to {target})" in line
 
 
-def test_a_broken_symbolic_link_given_as_a_file_is_named_so(tmp_path, capsys):
+def test_a_broken_symbolic_link_given_as_a_file_is_named_so(tmp_path, refused):
     """The same for runs given as files (``--func``): every reader of a missing input names
     a broken link as one."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
     func = study / "sub-01" / "func"
     link = tmp_path / "bold.nii.gz"
     link.symlink_to(tmp_path / "not-fetched.nii.gz")
-    line = _refused(["--func", str(link), "--events", str(func / "sub-01_task-tiny_events.tsv"),
-                     "--tr", "2", "--output-dir", str(tmp_path / "out"),
-                     "--work-dir", str(tmp_path / "work")], capsys)
+    line = refused(["--func", str(link), "--events", str(func / "sub-01_task-tiny_events.tsv"),
+                    "--tr", "2", "--output-dir", str(tmp_path / "out"),
+                    "--work-dir", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {link}: file not found: a broken symbolic link "
                     f"(to {tmp_path / 'not-fetched.nii.gz'}), its content is not here (a "
                     "DataLad dataset: `datalad get` it)")
 
 
-def test_a_group_design_with_no_degree_of_freedom_is_refused_before_any_work(tmp_path, capsys):
+def test_a_group_design_with_no_degree_of_freedom_is_refused_before_any_work(tmp_path, refused):
     """Two subjects, an intercept and a covariate: no residual degree of freedom. Refused in
     one line before the first level runs (it ran, nilearn divided by zero and the group maps
     were non-finite, exit 0)."""
     study = write_tiny_bids(tmp_path / "bids")
     (study / "participants.tsv").write_text("participant_id\tage\nsub-01\t24\nsub-02\t31\n")
-    line = _refused([str(study), str(tmp_path / "out"), *TINY, "--group", "one-sample",
-                     "--group-covariates", "age", "--group-contrast", "ageEffect=age",
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), *TINY, "--group", "one-sample",
+                    "--group-covariates", "age", "--group-contrast", "ageEffect=age",
+                    "-w", str(tmp_path / "work")])
     assert line == ("glm-workflows: error: group design: 2 subjects for 2 columns (intercept, "
                     "age); no degree of freedom left (a group model needs more subjects than "
                     "columns)")
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
-def test_positional_arguments_after_a_label_list_are_refused(tmp_path, capsys):
+def test_positional_arguments_after_a_label_list_are_refused(tmp_path, refused):
     """``--participant-label 01 BIDS_DIR OUT participant``: argparse takes the positional
     arguments as labels; one line says so before any data is looked for (it then looked for
     the seed's SPM auditory data and tried to download it)."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",))
-    line = _refused(["--participant-label", "01", str(study), str(tmp_path / "out"),
-                     "participant", *TINY], capsys)
+    line = refused(["--participant-label", "01", str(study), str(tmp_path / "out"),
+                    "participant", *TINY])
     assert line.startswith(f"glm-workflows: error: --participant-label 01 {study} "
                            f"{tmp_path / 'out'} participant: ends with the analysis level")
     assert "put BIDS_DIR OUTPUT_DIR LEVEL first" in line
@@ -261,13 +252,13 @@ def test_a_console_closed_early_does_not_stop_the_run(tmp_path):
     assert list((out / "logs").glob("task-tiny_*.log")) == [log]
 
 
-def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, capsys):
+def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, refused):
     """A BIDS study run without --contrast gets the seed analysis' contrasts; when its
     events lack their columns the line says they are the defaults and how to name the
     study's own, and nothing is written."""
     study = write_tiny_bids(tmp_path / "bids")
-    line = _refused([str(study), str(tmp_path / "out"), "participant", "--task", "tiny",
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", "--task", "tiny",
+                    "-w", str(tmp_path / "work")])
     assert "unknown column 'active'" in line
     assert line.endswith("(activeMinusRest and effectsOfInterest are the default contrasts, "
                          "the seed analysis'; name this study's with --contrast NAME=EXPR, "
@@ -276,8 +267,7 @@ def test_default_contrasts_a_study_lacks_are_named_as_the_defaults(tmp_path, cap
 
 
 @pytest.mark.parametrize("value", [0, -2])
-def test_a_repetition_time_not_positive_names_the_sidecar_it_came_from(value, tmp_path,
-                                                                       capsys):
+def test_a_repetition_time_not_positive_names_the_sidecar_it_came_from(value, tmp_path, refused):
     """RepetitionTime 0 or negative in the dataset's inherited sidecar: the line names that
     sidecar (the file to fix), not the run's image."""
     import json
@@ -285,7 +275,7 @@ def test_a_repetition_time_not_positive_names_the_sidecar_it_came_from(value, tm
     study = write_tiny_bids(tmp_path / "bids")
     sidecar = study / "task-tiny_bold.json"
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "RepetitionTime": value}))
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {sidecar.name}: RepetitionTime: expected a "
                     f"positive number of seconds, got {value}")

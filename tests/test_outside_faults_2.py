@@ -19,15 +19,6 @@ from glm_workflows.synthetic import (
 TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
 
 
-def _refused(argv, capsys) -> str:
-    """``main(argv)``: exit code 2 and one error line, returned."""
-    assert main(argv) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1, err
-    assert err[0].startswith("glm-workflows: error: ")
-    return err[0]
-
-
 @pytest.mark.parametrize("n", [3, 4, 5, 6])
 def test_sign_flips_of_too_few_subjects_are_named(n):
     """An intercept test flips signs: 2**n distinct relabellings, at least 1/alpha needed
@@ -79,28 +70,27 @@ def test_permutations_of_four_subjects_are_warned_before_any_work(tmp_path, caps
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
-def test_a_work_dir_that_cannot_be_created_is_refused_before_the_output_folder(tmp_path,
-                                                                               capsys):
+def test_a_work_dir_that_cannot_be_created_is_refused_before_the_output_folder(tmp_path, refused):
     """``-w`` where no folder can be made (``/proc``: ``os.access`` says writable to root):
     one line naming it, not a traceback from the design checks' mkdir, and no output
     folder left behind."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", "/proc/glm-workflows-work"], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", "/proc/glm-workflows-work"])
     assert line.startswith("glm-workflows: error: --work-dir /proc/glm-workflows-work: /proc "
                            "is not writable")
     assert not (tmp_path / "out").exists()
 
 
 def test_one_run_in_two_derivatives_folders_is_not_told_to_choose_a_resolution(tmp_path,
-                                                                                capsys):
+                                                                                refused):
     """Two ``--derivatives`` folders holding the same image name: the line names both and
     says to give one folder (``--res``/``--den`` could not choose between them)."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
     first = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
     second = write_fmriprep_derivatives(study, tmp_path / "fmriprep-copy")
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
-                     str(first), str(second), "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
+                    str(first), str(second), "-w", str(tmp_path / "work")])
     name = "sub-01_task-tiny_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
     assert f"{first / 'sub-01' / 'func' / name} and {second / 'sub-01' / 'func' / name}" in line
     assert line.endswith("one image in several --derivatives folders: give only one of them")
@@ -110,12 +100,12 @@ def test_one_run_in_two_derivatives_folders_is_not_told_to_choose_a_resolution(t
     ("MNI152NLin2009cAsym:res-2", "--space MNI152NLin2009cAsym --res 2"),
     ("fsaverage:den-10k", "--space fsaverage --den 10k"),
 ])
-def test_fmriprep_output_space_syntax_is_told_the_flags(space, flags, tmp_path, capsys):
+def test_fmriprep_output_space_syntax_is_told_the_flags(space, flags, tmp_path, refused):
     """fMRIPrep's ``--output-spaces`` form given to ``--space``: one line with the flags
     that select the same images (was: "use letters and digits only")."""
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
-                     str(study), "--space", space, "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY, "--derivatives",
+                    str(study), "--space", space, "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: --space {space}: fMRIPrep's TEMPLATE:ENTITY-LABEL "
                     f"form of an output space; give them apart: {flags}")
     assert not (tmp_path / "out").exists()
@@ -135,7 +125,7 @@ def test_slice_times_outside_the_tr_are_refused(times):
         slice_time_reference({"SliceTiming": times}, 2.0, "x.json")
 
 
-def test_a_repetition_time_in_milliseconds_names_the_sidecar(tmp_path, capsys):
+def test_a_repetition_time_in_milliseconds_names_the_sidecar(tmp_path, refused):
     """RepetitionTime 2000 (milliseconds where BIDS wants seconds): one line naming the
     sidecar and the likely unit (was: a high-pass frequency above a Nyquist frequency of
     0.00025 Hz, naming neither the TR nor its file)."""
@@ -144,8 +134,8 @@ def test_a_repetition_time_in_milliseconds_names_the_sidecar(tmp_path, capsys):
     study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
     sidecar = study / "task-tiny_bold.json"
     sidecar.write_text(json.dumps({"RepetitionTime": 2000}))
-    line = _refused([str(study), str(tmp_path / "out"), "participant", *TINY,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {sidecar.name}: RepetitionTime: expected seconds, "
                     "got 2000 (more than 100 s: milliseconds?)")
 
@@ -177,7 +167,7 @@ def test_a_model_without_contrasts_says_no_map_is_made(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_pair_naming_a_contrast_the_maps_lack_is_refused_at_the_group_level(tmp_path,
-                                                                              capsys):
+                                                                              capsys, refused):
     """``group --group paired --pair A,B`` where the subject maps have no contrast B: one
     line listing the contrasts found (was: a KeyError traceback); the right pair runs."""
     subjects = ("01", "02", "03")
@@ -186,8 +176,8 @@ def test_a_pair_naming_a_contrast_the_maps_lack_is_refused_at_the_group_level(tm
     assert main([str(study), str(out), "participant", "--task", "tiny", "--contrast", "aOnly=a",
                  "--contrast", "bOnly=b", "-q", "-w", work]) == 0
     capsys.readouterr()
-    line = _refused([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
-                     "--pair", "aOnly,cOnly", "-w", work], capsys)
+    line = refused([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
+                    "--pair", "aOnly,cOnly", "-w", work])
     assert line == ("glm-workflows: error: --pair: expected two different first-level t "
                     f"contrasts A,B among aOnly, bOnly (the maps in {out}); got 'aOnly,cOnly'")
     assert main([str(study), str(out), "group", "--task", "tiny", "--group", "paired",
@@ -265,7 +255,7 @@ def test_a_participants_edit_keeping_size_and_modification_time_reruns_the_group
 
 
 @pytest.mark.parametrize("group", [False, True])
-def test_runs_combined_on_different_grids_are_refused_before_any_fit(group, tmp_path, capsys):
+def test_runs_combined_on_different_grids_are_refused_before_any_fit(group, tmp_path, refused):
     """A subject's second run (or, with a group level, another subject's run) on a shifted
     grid: one line naming both images before any fit (was: every run fitted, then the
     fixed-effects or group node failed on nilearn's field-of-view check)."""
@@ -280,8 +270,8 @@ def test_runs_combined_on_different_grids_are_refused_before_any_fit(group, tmp_
     affine[:3, 3] += 1.5
     nb.Nifti1Image(np.asarray(img.dataobj), affine, img.header).to_filename(moved)
     extra = ["--group", "one-sample"] if group else []
-    line = _refused([str(study), str(tmp_path / "out"), *TINY, *extra,
-                     "-w", str(tmp_path / "work")], capsys)
+    line = refused([str(study), str(tmp_path / "out"), *TINY, *extra,
+                    "-w", str(tmp_path / "work")])
     reference = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz" if group else \
         study / "sub-02" / "func" / "sub-02_task-tiny_run-1_bold.nii.gz"
     assert line.startswith(f"glm-workflows: error: {moved}: not on the grid of {reference} "
