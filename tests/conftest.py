@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from glm_workflows.synthetic import write_tiny_bids
@@ -232,3 +233,23 @@ def refused(capsys):
         return err[0]
 
     return run
+
+
+def _face_rings(faces, seed: int, rings: int) -> list[int]:
+    """The vertices within ``rings`` edges of ``seed`` (a breadth-first walk of faces)."""
+    neighbours: dict = {}
+    for a, b, c in np.asarray(faces).tolist():
+        for u, v in ((a, b), (b, c), (c, a)):
+            neighbours.setdefault(u, set()).add(v)
+            neighbours.setdefault(v, set()).add(u)
+    patch = {seed}
+    for _ in range(rings):
+        patch |= {w for v in patch for w in neighbours[v]}
+    return sorted(patch)
+
+
+@pytest.fixture(scope="session")
+def face_rings():
+    """``face_rings(faces, seed, rings)``: the vertices within ``rings`` edges of vertex
+    ``seed`` of a mesh's faces, walked independently of the project's mesh code."""
+    return _face_rings

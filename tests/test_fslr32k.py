@@ -55,27 +55,14 @@ def _error_lines(capsys) -> list:
     return [line for line in capsys.readouterr().err.splitlines() if "error" in line]
 
 
-def _patch(faces, seed: int, rings: int) -> list[int]:
-    """The vertices within ``rings`` edges of ``seed`` (a breadth-first walk of faces)."""
-    neighbours: dict = {}
-    for a, b, c in np.asarray(faces).tolist():
-        for u, v in ((a, b), (b, c), (c, a)):
-            neighbours.setdefault(u, set()).add(v)
-            neighbours.setdefault(v, set()).add(u)
-    patch = {seed}
-    for _ in range(rings):
-        patch |= {w for v in patch for w in neighbours[v]}
-    return sorted(patch)
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, face_rings):
     """Four subjects of one run (40 scans) on fsLR 32k GIFTI pairs, no CIFTI series, the
     effect on a patch of left vertices (4 rings of faces around vertex 5000): the
     participant level by ``--space fsLR`` alone (fpr 0.001), then the BIDS-App group call
     with 19 permutations and TFCE. ``(raw, derivatives, output_dir, patch)``."""
     tmp = tmp_path_factory.mktemp("fslr32k")
-    patch = _patch(_mesh().parts["left"].faces, 5000, 4)
+    patch = face_rings(_mesh().parts["left"].faces, 5000, 4)
     raw, derivatives = write_surface_study(tmp / "study", SUBJECTS, n_scans=40, space="fsLR",
                                            den="32k", n_vertices=N_VERTICES, convolved=True,
                                            effect_vertices=patch)

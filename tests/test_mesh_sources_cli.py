@@ -30,26 +30,13 @@ def _gifti(path) -> np.ndarray:
     return np.column_stack([np.asarray(d.data) for d in nb.load(str(path)).darrays]).squeeze()
 
 
-def _patch(faces, seed: int, rings: int) -> list[int]:
-    """The vertices within ``rings`` edges of ``seed`` (a breadth-first walk of faces)."""
-    neighbours: dict = {}
-    for a, b, c in np.asarray(faces).tolist():
-        for u, v in ((a, b), (b, c), (c, a)):
-            neighbours.setdefault(u, set()).add(v)
-            neighbours.setdefault(v, set()).add(u)
-    patch = {seed}
-    for _ in range(rings):
-        patch |= {w for v in patch for w in neighbours[v]}
-    return sorted(patch)
-
-
-def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch):
+def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch, face_rings):
     monkeypatch.delenv("TEMPLATEFLOW_HOME", raising=False)
     home = tmp_path / "templateflow"
     write_templateflow_home(home)
     files = {hemi: home / "tpl-fsaverage" / f"tpl-fsaverage_hemi-{hemi}_den-10k_pial.surf.gii"
              for hemi, _ in PARTS}
-    patch = _patch(load_surf_mesh(str(files["L"])).faces, 5000, 4)
+    patch = face_rings(load_surf_mesh(str(files["L"])).faces, 5000, 4)
     raw, derivatives = write_surface_study(tmp_path / "s", subjects=SUBJECTS, n_scans=40,
                                            convolved=True,
                                            space="fsaverage", den="10k",
