@@ -81,7 +81,6 @@ def check_blocks(blocks, *, sign_flips: bool, whole_blocks: bool, alpha: float,
                          f"{needed} needed)")
 
 
-
 def subject_relabellings_warning(design, weights, *, alpha: float) -> str | None:
     """Why a permutation test of contrast ``weights`` over ``design`` (one row per subject,
     no blocks) cannot reach ``alpha``, or None: its subjects allow fewer than ``1 / alpha``
