@@ -256,3 +256,24 @@ def test_multiproc_node_killed_fails_the_run(tmp_path):
     [line] = crash_summary(tmp_path, 0)
     assert line.startswith("node killed_wf.n failed: the process running this node ended "
                            "abruptly (BrokenProcessPool: ")
+
+
+def test_stopped_workers_leave_no_pipe_for_python_exit_to_race():
+    """Stopping MultiProc's workers (an interrupted run) returns once the pool's manager
+    thread has closed its wake-up pipe: Python 3.11's exit handler writes to that pipe
+    without the lock guarding it, and an interrupted run printed its traceback."""
+    import time
+    from concurrent.futures import process
+
+    from glm_workflows.execution.plugins import MultiProcPlugin
+
+    runner = MultiProcPlugin({"n_procs": 2})
+    futures = [runner.pool.submit(time.sleep, 60) for _ in range(2)]
+    manager = runner.pool._executor_manager_thread
+    while not all(runner.pool._processes.values()):
+        time.sleep(0.01)
+    runner.stop_workers()
+    assert not manager.is_alive()
+    assert process._threads_wakeups.get(manager) is None or \
+        process._threads_wakeups[manager]._closed
+    assert all(future.done() for future in futures)

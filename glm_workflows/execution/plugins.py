@@ -31,6 +31,9 @@ LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "Debug")
 #: loop waits for a node to finish before it looks again.
 WAKE_UP_SECONDS = 0.02
 
+#: The longest an interrupted run waits for MultiProc's pool to wind down.
+STOP_SECONDS = 10
+
 
 def nipype_plugins() -> tuple[str, ...]:
     """The execution plugins Nipype has (``nipype.pipeline.plugins.<Name>Plugin``)."""
@@ -115,12 +118,20 @@ class MultiProcPlugin(_NipypeMultiProcPlugin):
 
         The futures of the stopped nodes then fail; ``concurrent.futures`` would log a
         traceback for each (from Nipype's callback), which is not news to the user.
+
+        The pool's manager thread is then waited for (at most :data:`STOP_SECONDS`): it
+        closes its wake-up pipe once it sees the workers gone, and Python 3.11's exit
+        handler writes to that pipe without the lock guarding it, so a process leaving
+        while the thread closes it printed a traceback ("Bad file descriptor").
         """
         logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
         for process in list((getattr(self.pool, "_processes", None) or {}).values()):
             with contextlib.suppress(Exception):
                 process.terminate()
+        manager = getattr(self.pool, "_executor_manager_thread", None)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if manager is not None:
+            manager.join(timeout=STOP_SECONDS)
 
 
 def configure_workflow(workflow, work_dir, plugin: str = "Linear") -> None:
