@@ -323,6 +323,9 @@ class _GroupSinkInputSpec(BaseInterfaceInputSpec):
                            "first); undefined: the first's")
     space = traits.Str(desc="the space of the subjects' maps (fMRIPrep's space-); undefined "
                             "when not known")
+    template_entities = traits.Dict(traits.Str, traits.Str,
+                                    desc="the maps' other template entities (cohort, res, "
+                                         "den -> label), after the space in the names")
     sources = traits.List(traits.Str, desc="the subjects' maps, recorded in every sidecar")
     surface_layout = File(exists=True, desc="surface maps' layout JSON (PackSurface): each map "
                                              "written as one GIFTI per hemisphere")
@@ -338,7 +341,7 @@ class _GroupSinkOutputSpec(TraitedSpec):
 
 class GroupSink(SimpleInterface):
     """Write one group contrast's outputs into ``<output_dir>/group/`` at once, named
-    ``task-<T>_contrast-<C>[_group-<G>]_<suffix>`` (see :mod:`glm_workflows.core.naming`)."""
+    ``<stem>_<suffix>`` (:func:`~glm_workflows.core.naming.group_stem`)."""
 
     input_spec = _GroupSinkInputSpec
     output_spec = _GroupSinkOutputSpec
@@ -349,7 +352,9 @@ class GroupSink(SimpleInterface):
         stem = group_stem(inputs.task, inputs.contrast,
                           inputs.group_contrast if isdefined(inputs.group_contrast) else None,
                           inputs.node if isdefined(inputs.node) else None,
-                          inputs.space if isdefined(inputs.space) else None)
+                          inputs.space if isdefined(inputs.space) else None,
+                          **(inputs.template_entities if isdefined(inputs.template_entities)
+                             else {}))
         files = {group_file(stem, output, inputs.stat_type): getattr(inputs, output)
                  for output in GROUP_OUTPUTS if isdefined(getattr(inputs, output))}
         if isdefined(inputs.surface_layout):

@@ -11,19 +11,21 @@ import numpy as np
 import pytest
 
 from glm_workflows.cli import main
+from glm_workflows.core.analyses import (
+    analysis_label,
+    analysis_record,
+    parse_analysis,
+    parse_analysis_record,
+)
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import (
     GROUP_FOLDER,
     GROUP_REPORT,
     INDEX_FILE,
     PROVENANCE_FILE,
-    analysis_label,
-    analysis_record,
     contrast_file,
     group_file,
     group_stem,
-    parse_analysis,
-    parse_analysis_record,
     report_page,
 )
 from glm_workflows.outputs.folders import OutputTransaction
@@ -278,12 +280,16 @@ def test_commit_refuses_files_another_analysis_wrote_meanwhile(tmp_path):
 
 
 def test_analysis_labels():
-    """Task, space and model identify an analysis; its record's name gives it back."""
+    """Task, template (space, cohort, res, den) and model identify an analysis; its
+    record's name gives it back."""
     assert analysis_label("rest") == "task-rest"
     label = analysis_label("rest", "MNI152NLin2009cAsym", "v2")
     assert label == "task-rest_space-MNI152NLin2009cAsym_model-v2"
     assert parse_analysis(label) == {"task": "rest", "space": "MNI152NLin2009cAsym",
-                                     "model": "v2"}
+                                     "cohort": None, "res": None, "den": None, "model": "v2"}
+    label = analysis_label("rest", "fsLR", den="32k", res=None)
+    assert label == "task-rest_space-fsLR_den-32k"
+    assert parse_analysis(label)["den"] == "32k"
     assert parse_analysis_record(analysis_record(label)) == label
     assert parse_analysis_record(PROVENANCE_FILE) is None
     assert parse_analysis_record("sub-01_task-rest_provenance.json") is None

@@ -17,9 +17,9 @@ from nilearn.glm.second_level import SecondLevelModel
 from nilearn.masking import intersect_masks
 
 from glm_workflows.cli import main, spec_from_args
+from glm_workflows.core.analyses import analysis_record
 from glm_workflows.core.naming import (
     GROUP_FOLDER,
-    analysis_record,
     contrast_file,
     group_file,
     group_stem,

@@ -16,8 +16,9 @@ from nilearn.glm.first_level import FirstLevelModel
 from nilearn.masking import compute_epi_mask
 
 from glm_workflows.cli import main, spec_from_args
+from glm_workflows.core.analyses import analysis_label, analysis_record
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.naming import MODEL_OUTPUTS, analysis_label, analysis_record
+from glm_workflows.core.naming import MODEL_OUTPUTS
 from glm_workflows.inputs.bids import find_bids_runs
 from glm_workflows.inputs.collect import collect_runs, fallback_lines
 from glm_workflows.inputs.fmriprep import find_derivative_runs

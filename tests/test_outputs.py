@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from glm_workflows.cli import main
+from glm_workflows.core.analyses import analysis_record
 from glm_workflows.core.naming import (
     DESCRIPTION_FILE,
     INDEX_FILE,
     PROVENANCE_FILE,
     STAGING_PREFIX,
-    analysis_record,
     parse_output_name,
     report_page,
 )

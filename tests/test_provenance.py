@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from glm_workflows.core.analyses import analysis_record
 from glm_workflows.core.derivatives import software_versions
 from glm_workflows.core.entities import bids_prefix
-from glm_workflows.core.naming import (
-    INDEX_FILE,
-    PROVENANCE_FILE,
-    analysis_record,
-    model_file,
-    report_page,
-)
+from glm_workflows.core.naming import INDEX_FILE, PROVENANCE_FILE, model_file, report_page
 from glm_workflows.outputs.invocation import entry_point, invocation
 
 #: The record of the analysis in each subject folder.

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from glm_workflows.core.analyses import analysis_record
 from glm_workflows.core.entities import bids_prefix
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.naming import (
     INDEX_FILE,
-    analysis_record,
     contrast_file,
     contrast_stem,
     model_file,

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
+from glm_workflows.core.analyses import analysis_label, analysis_record
 from glm_workflows.core.errors import InputError
-from glm_workflows.core.naming import GROUP_FOLDER, analysis_label, analysis_record
+from glm_workflows.core.naming import GROUP_FOLDER
 from glm_workflows.inputs.derivatives import find_subject_maps
 from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
 

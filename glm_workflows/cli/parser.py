@@ -122,9 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "docs/surfaces.md)")
     data.add_argument("--desc", default="preproc",
                       help="desc of the preprocessed bold (default: %(default)s)")
-    data.add_argument("--res", help="res of the preprocessed bold, when a run has several")
+    data.add_argument("--res", help="res of the preprocessed bold, when a run has several "
+                                    "(group level alone: of the subject maps)")
     data.add_argument("--den", help="den of the preprocessed bold, when a run has several "
-                                    "(--space fsLR: 91k the CIFTI series, 32k the GIFTI pairs)")
+                                    "(--space fsLR: 91k the CIFTI series, 32k the GIFTI "
+                                    "pairs; group level alone: of the subject maps)")
     data.add_argument("--templateflow-home", metavar="DIR",
                       help="a TemplateFlow home (tpl-fsaverage/, tpl-fsLR/) holding the "
                            "surface meshes nilearn does not ship, for clusters, permutations "

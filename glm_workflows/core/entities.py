@@ -47,6 +47,10 @@ EXTRA_ENTITIES = tuple(entity for entity in PREFIX_ENTITIES
 TEMPLATE_ENTITIES = ("space", "cohort", "res", "den")
 
 
+#: ``[_space-<S>][_cohort-<C>][_res-<R>][_den-<D>]`` in a name (one group per entity).
+_TEMPLATE = "".join(rf"(?:_{entity}-(?P<{entity}>{_LABEL}))?" for entity in TEMPLATE_ENTITIES)
+
+
 _GROUPS = {"sub": "subject", "ses": "session"}
 
 
@@ -145,3 +149,20 @@ def subject_label(subject: str) -> str:
     """A subject label given with or without ``sub-``, checked; ``"sub-01"`` -> ``"01"``."""
     subject = str(subject)
     return check_label(subject.removeprefix("sub-"), "subject")
+
+
+def template_part(**template: str | None) -> str:
+    """``[_space-<S>][_cohort-<C>][_res-<R>][_den-<D>]``: the template entities given (keys
+    of :data:`~glm_workflows.core.entities.TEMPLATE_ENTITIES`, None: absent), in the BIDS
+    order, each label checked."""
+    unknown = sorted(set(template) - set(TEMPLATE_ENTITIES))
+    if unknown:
+        raise TypeError(f"template_part: unexpected entities {unknown}")
+    return "".join(f"_{entity}-{check_label(template[entity], entity)}"
+                   for entity in TEMPLATE_ENTITIES if template.get(entity))
+
+
+def template_of(entities: dict) -> dict:
+    """The template entities (:data:`TEMPLATE_ENTITIES`) among ``entities``, those set, in
+    the BIDS order: what, with the task, tells an analysis from another."""
+    return {key: entities[key] for key in TEMPLATE_ENTITIES if entities.get(key)}

@@ -13,10 +13,8 @@ folder's root holds each subject's report page (:func:`report_page`), :data:`IND
 :data:`PROVENANCE_FILE` and :data:`DESCRIPTION_FILE`. Surface outputs: one file per
 hemisphere (:mod:`glm_workflows.core.surface_names`).
 
-An *analysis* is what one task, in one space, under one model makes
-(:func:`analysis_label`); each folder it writes into (a subject's, a session's, the
-group's) holds its record :func:`analysis_record`, which lists the files it wrote there,
-so that a later run of the same analysis replaces exactly those and no other's.
+An *analysis* (one task, in one template, under one model) and its records are named in
+:mod:`glm_workflows.core.analyses`.
 
 The sink builds these names, the report, the command-line summary and the output
 folder read them back, all through this module: plain strings, no Nipype, no file
@@ -28,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .entities import _LABEL, _PREFIX, check_label
+from .entities import _LABEL, _PREFIX, _TEMPLATE, check_label, template_part
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
@@ -91,9 +89,11 @@ MODEL_OUTPUTS = {
 STAGING_PREFIX = ".glm-workflows-pending-"
 #: The derivatives' description, at the folder's root.
 DESCRIPTION_FILE = "dataset_description.json"
-#: At the root, the list of the analyses' records (:func:`analysis_record`).
+#: At the root, the list of the analyses' records
+#: (:func:`~glm_workflows.core.analyses.analysis_record`).
 PROVENANCE_FILE = "provenance.json"
-#: The suffix of an analysis' record in a subject or group folder (:func:`analysis_record`).
+#: The suffix of an analysis' record in a subject or group folder
+#: (:func:`~glm_workflows.core.analyses.analysis_record`).
 ANALYSIS_RECORD_SUFFIX = "_provenance.json"
 #: The page linking the subjects' reports, at the folder's root.
 INDEX_FILE = "index.html"
@@ -154,10 +154,6 @@ _SESSION_FOLDER = re.compile(rf"ses-({_LABEL})")
 _NAME_FOLDER = re.compile(rf"(sub-{_LABEL})(?:_(ses-{_LABEL}))?(?=_|$)")
 
 
-_ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
-                       rf"(?:_model-(?P<model>{_LABEL}))?")
-
-
 class OutputName(NamedTuple):
     """An output file name taken apart (see :func:`parse_output_name`).
 
@@ -205,46 +201,6 @@ def report_page(subject: str) -> str:
     return f"{subject_folder(subject)}.html"
 
 
-def analysis_label(task: str, space: str | None = None, model: str | None = None) -> str:
-    """``task-<T>[_space-<S>][_model-<M>]``: what identifies an analysis.
-
-    Two runs are the same analysis, whose later run replaces the earlier one's files,
-    when they have the same task, space and model; any other analysis' files are never
-    replaced or deleted (:mod:`glm_workflows.outputs.folders`).
-
-    Parameters
-    ----------
-    task : str
-        The task label.
-    space : str or None
-        The space of the fitted images (fMRIPrep's ``space-``); None for raw images.
-    model : str or None
-        The model's label; None for the one model of a task, today's only case (the output
-        names carry neither space nor model yet, so two analyses of one task that differ
-        in them would write the same files: the later one is refused, not let in over the
-        other).
-
-    Returns
-    -------
-    label : str
-        E.g. ``task-auditory`` or ``task-rest_space-MNI152NLin2009cAsym``.
-    """
-    label = f"task-{check_label(task, 'task')}"
-    if space:
-        label += f"_space-{check_label(space, 'space')}"
-    if model:
-        label += f"_model-{check_label(model, 'model')}"
-    return label
-
-
-def analysis_record(analysis: str) -> str:
-    """``<analysis>_provenance.json``: an analysis' record in a subject or group folder
-    (its provenance, and the files it wrote there under ``Outputs``)."""
-    if parse_analysis(analysis) is None:
-        raise ValueError(f"not an analysis label: {analysis!r}")
-    return f"{analysis}{ANALYSIS_RECORD_SUFFIX}"
-
-
 def model_file(prefix: str, output: str) -> str:
     """``<prefix>_<suffix>`` of a model's output (a key of :data:`MODEL_OUTPUTS`)."""
     return f"{prefix}_{MODEL_OUTPUTS[output]}"
@@ -276,13 +232,14 @@ def contrast_file(prefix: str, contrast: str, output: str, stat_type: str | None
 
 
 def group_stem(task: str, contrast: str, group_contrast: str | None = None,
-               node: str | None = None, space: str | None = None) -> str:
-    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[+<G>]``: how a group contrast's
-    outputs are named (``group_contrast`` None: the group mean of first-level contrast
-    ``C``; ``node``: the label of a Dataset node other than the model's first, None for
-    the first; ``space``: the space of the subjects' maps, None when it is not known)."""
-    stem = f"task-{check_label(task, 'task')}"
-    stem += f"_space-{check_label(space, 'space')}" if space else ""
+               node: str | None = None, space: str | None = None,
+               **template: str | None) -> str:
+    """``task-<T>[_space-<S>][_cohort-<C>][_res-<R>][_den-<D>][_node-<N>]_contrast-<C>[+<G>]``:
+    how a group contrast's outputs are named (``group_contrast`` None: the group mean of
+    first-level contrast ``C``; ``node``: the label of a Dataset node other than the model's
+    first, None for the first; ``space`` and ``template`` (``cohort``, ``res``, ``den``):
+    the subjects' maps' template entities, None when not known)."""
+    stem = f"task-{check_label(task, 'task')}{template_part(space=space, **template)}"
     stem += f"_node-{check_label(node, 'node')}" if node else ""
     stem += f"_contrast-{check_label(contrast, 'contrast')}"
     if group_contrast:
@@ -290,24 +247,17 @@ def group_stem(task: str, contrast: str, group_contrast: str | None = None,
     return stem
 
 
-_GROUP_STEM = re.compile(rf"task-(?P<task>{_LABEL})(?:_space-(?P<space>{_LABEL}))?"
+_GROUP_STEM = re.compile(rf"task-(?P<task>{_LABEL}){_TEMPLATE}"
                          rf"(?:_node-(?P<node>{_LABEL}))?_contrast-(?P<contrast>{_LABEL})"
                          rf"(?:(?:\+|_group-)(?P<group>{_LABEL}))?")
 
 
 def parse_group_stem(stem: str) -> dict | None:
-    """``task``, ``space``, ``node``, ``contrast``, ``group`` (None if absent) of a group
+    """``task``, ``space``, ``cohort``, ``res``, ``den``, ``node``, ``contrast``, ``group``
+    (None if absent) of a group
     stem (:func:`group_stem`, or 0.1's ``_group-<G>``); None for another name."""
     match = _GROUP_STEM.fullmatch(stem)
     return match.groupdict() if match else None
-
-
-def group_output_analysis(name: str) -> tuple[str, str | None] | None:
-    """``(task, space or None)`` of a group output's file name
-    ``task-<T>[_space-<S>][_node-<N>]_contrast-<C>...``; None for any other name."""
-    match = re.match(rf"task-({_LABEL})(?:_space-({_LABEL}))?(?:_node-{_LABEL})?"
-                     rf"_contrast-{_LABEL}", name)
-    return (match[1], match[2]) if match else None
 
 
 def group_file(stem: str, output: str, stat_type: str = "t") -> str:
@@ -354,22 +304,6 @@ def parse_session_folder(name: str) -> str | None:
     None for any other name."""
     match = _SESSION_FOLDER.fullmatch(name)
     return match[1] if match else None
-
-
-def parse_analysis(label: str) -> dict | None:
-    """``task``, ``space`` and ``model`` (None when absent) of an analysis label
-    (:func:`analysis_label`); None if ``label`` is not one."""
-    match = _ANALYSIS.fullmatch(label)
-    return match.groupdict() if match else None
-
-
-def parse_analysis_record(name: str) -> str | None:
-    """The analysis label of a record's file name (:func:`analysis_record`); None for any
-    other name."""
-    label = name.removesuffix(ANALYSIS_RECORD_SUFFIX)
-    if label == name or parse_analysis(label) is None:
-        return None
-    return label
 
 
 def contrast_names(file_names, prefix: str, output: str = "contrast_jsons") -> list[str]:

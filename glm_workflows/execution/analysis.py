@@ -122,11 +122,11 @@ def _run(spec, execution, command, log, plan) -> int:
              else analysis_of_runs(plan.run_inputs), started, command)
     if plan.group_only:
         return _run_group_only(execution, command, cwd, plan, started, log)
+    from ..core.analyses import analysis_record
     from ..core.naming import (
         GROUP_FOLDER,
         INDEX_FILE,
         PROVENANCE_FILE,
-        analysis_record,
         report_page,
         subject_folder,
     )
@@ -190,7 +190,8 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
     ``<output-dir>/group/`` (subject folders untouched), its provenance record (with
     ``command``, run from ``cwd``) in ``group/<analysis>_provenance.json``, then the
     group results printed."""
-    from ..core.naming import GROUP_FOLDER, GROUP_REPORT, analysis_record
+    from ..core.analyses import analysis_record
+    from ..core.naming import GROUP_FOLDER, GROUP_REPORT
     from ..outputs.provenance import build_provenance, write_analysis_record
     from ..report.summary import print_results
     from ..workflows.study import init_analysis_wf

@@ -79,6 +79,28 @@ def find_participants_file(spec, node=None) -> str | None:
     return participants_file
 
 
+def unlisted_subjects(bids_dir, maps, folder) -> list[str]:
+    """A warning line naming the subjects whose maps ``folder`` holds but the raw dataset's
+    ``participants.tsv`` does not list (a subject removed from the study since its maps
+    were written would still enter a group model that reads no participants.tsv column);
+    none without that file or when :func:`~glm_workflows.core.group.read_participants`
+    refuses it."""
+    from ..core.group import read_participants
+
+    path = Path(bids_dir) / "participants.tsv" if bids_dir else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        listed = set(read_participants(path).index)
+    except InputError:  # a table the group model refuses, if it reads it, says why then
+        return []
+    missing = [m.subject for m in maps if m.subject not in listed]
+    if not missing:
+        return []
+    return [f"{path}: sub-{', sub-'.join(missing)} not listed, but {folder} holds their "
+            "maps: they enter the group model (choose subjects with --participant-label)"]
+
+
 def group_plans(runs, contrasts, skipped, group, participants_file, warnings,
                 model_file=None, node=None) -> list:
     """The group analyses, each design and group contrast checked before any work; with a

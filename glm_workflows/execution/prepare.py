@@ -44,7 +44,12 @@ from ..inputs.surfaces import (
 from ..plan.study import StudyPlan, plan_study
 from ..settings import SEED_CONTRASTS
 from .combinations import plan_combinations
-from .group_planning import find_participants_file, model_file, node_group_plans
+from .group_planning import (
+    find_participants_file,
+    model_file,
+    node_group_plans,
+    unlisted_subjects,
+)
 from .resources import MEMORY_SHARE, memory_limit_gb, usable_cpus
 
 
@@ -140,8 +145,7 @@ def prepare(spec, execution) -> StudyPlan:
                  f"{100 * MEMORY_SHARE:g} % of its control group's limit")
     work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
-    check_own_outputs(output_dir, analysis_of_runs(runs), runs,
-                      (runs[0].task, runs[0].space) if group.model else None,
+    check_own_outputs(output_dir, analysis_of_runs(runs), runs, bool(group.model),
                       spec.by_session)
     save_design_checks(work_dir, design_checks)
     for line in notes:
@@ -239,9 +243,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         input_files,
         is_cifti_maps,
         is_surface_maps,
-        maps_space,
+        maps_template,
         study_contrasts,
-        unlisted_subjects,
     )
 
     folder = spec.inputs.from_derivatives
@@ -250,7 +253,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     task = check_label(spec.inputs.task, "task")
     requested = [(name, None if row is None else [row]) for name, row in spec.inputs.contrasts]
     subjects = None if spec.inputs.subjects is None else list(spec.inputs.subjects)
-    maps, warnings = find_subject_maps(folder, task, subjects, spec.inputs.space)
+    maps, warnings = find_subject_maps(folder, task, subjects, spec.inputs.space,
+                                       res=spec.inputs.res, den=spec.inputs.den)
     warnings += unlisted_subjects(spec.inputs.bids_dir, maps, folder)
     contrasts = study_contrasts(maps, folder, requested)
     if not any(stat_type == "t" for _, stat_type, _ in contrasts):
@@ -282,7 +286,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     check_work_dir(execution.work_dir)
     output_dir = check_output_dir(execution.output_dir)  # creates it
     analysis = group_analysis(folder, maps, task)
-    check_own_outputs(output_dir, analysis, [], (task, maps_space(maps)))
+    template = maps_template(maps)
+    check_own_outputs(output_dir, analysis, [], group=True)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return StudyPlan(output_dir=output_dir, contrasts=tuple(contrasts),
@@ -291,45 +296,48 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
                      participants_file=participants_file,
                      n_chunks=n_chunks(execution, arguments), skipped=skipped,
                      plugin_args=arguments, subject_maps=tuple(maps), task=task,
-                     space=maps_space(maps),
+                     space=template.pop("space", None), template_entities=template,
                      analysis=analysis, inputs=input_files(maps, contrasts),
                      from_derivatives=str(Path(folder).absolute()))
 
 
 def analysis_of_runs(runs) -> str:
-    """The analysis of a run of the first level (its runs share task and space)."""
-    from ..core.naming import analysis_label
+    """The analysis of a run of the first level (its runs share task and template)."""
+    from ..core.analyses import analysis_label
 
-    return analysis_label(runs[0].task, runs[0].space)
+    return analysis_label(runs[0].task, runs[0].space, **runs[0].template_entities)
 
 
 def group_analysis(folder, maps, task: str) -> str:
     """The analysis of a run of the group level alone: the one whose record, in the
-    subject (or session) folders of ``folder``, lists the subject maps read (task ``task`` alone
-    when no record does, e.g. a folder of an older glm-workflows)."""
-    from ..core.naming import analysis_label
+    subject (or session) folders of ``folder``, lists the subject maps read (task ``task``
+    in the maps' template when no record does, e.g. a folder of an older glm-workflows; the
+    label an older glm-workflows gave it is read as today's)."""
+    from ..core.analyses import analysis_label, legacy_analysis
+    from ..inputs.derivatives import maps_template
     from ..outputs.folders import folder_analyses, recorded_outputs
 
+    expected = analysis_label(task, **maps_template(maps))
     found = set()
     for subject_maps in maps:  # the maps' folder: the subject's, or a session's in it
         where = Path(subject_maps.mask_file).parent
-        found.update(analysis for analysis in folder_analyses(where)
+        found.update(expected if analysis == legacy_analysis(expected) else analysis
+                     for analysis in folder_analyses(where)
                      if Path(subject_maps.mask_file).name in recorded_outputs(where, analysis))
     if len(found) > 1:
         raise InputError(f"--from-derivatives {folder}: the subject maps of task {task} come "
                          f"from several analyses ({', '.join(sorted(found))})")
-    from ..inputs.derivatives import maps_space
-
-    return found.pop() if found else analysis_label(task, maps_space(maps))
+    return found.pop() if found else expected
 
 
-def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None,
+def check_own_outputs(output_dir, analysis: str, runs, group: bool,
                       by_session: bool = False) -> None:
     """Before any work: refuse a run of ``analysis`` that would replace, in a subject
-    folder of its ``runs`` or (with a group level of ``group`` = ``(task, space)``) in the
-    group folder, a file no earlier run of the same analysis wrote
+    folder of its ``runs`` or (``group``: it has a group level) in the group folder, a
+    file no earlier run of the same analysis wrote
     (:func:`~glm_workflows.outputs.folders.check_replaces_only_its_own`)."""
-    from ..core.naming import GROUP_FOLDER, group_output_analysis, output_folder, parse_output_name
+    from ..core.analyses import group_output_analysis
+    from ..core.naming import GROUP_FOLDER, output_folder, parse_output_name
     from ..outputs.folders import check_replaces_only_its_own
     from ..report.summary import result_prefixes
 
@@ -342,4 +350,4 @@ def check_own_outputs(output_dir, analysis: str, runs, group: tuple | None,
             lambda name, own=own: getattr(parse_output_name(name), "prefix", None) in own)
     if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
-                                    lambda name: group_output_analysis(name) == group)
+                                    lambda name: group_output_analysis(name) == analysis)

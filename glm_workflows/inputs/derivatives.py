@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.entities import parse_prefix, subject_label
+from ..core.entities import parse_prefix, subject_label, template_of
 from ..core.errors import InputError
 from ..core.naming import (
     contrast_file,
@@ -76,10 +76,11 @@ class SubjectMaps(NamedTuple):
         return self.prefix
 
 
-def find_subject_maps(folder, task: str, subjects=None,
-                      space: str | None = None) -> tuple[list[SubjectMaps], list[str]]:
-    """The subject-level maps of task ``task`` (in ``space``) in every ``sub-*/`` folder of
-    ``folder``.
+def find_subject_maps(folder, task: str, subjects=None, space: str | None = None, *,
+                      res: str | None = None,
+                      den: str | None = None) -> tuple[list[SubjectMaps], list[str]]:
+    """The subject-level maps of task ``task`` (in ``space``, at ``res``/``den``) in every
+    ``sub-*/`` folder of ``folder``.
 
     Parameters
     ----------
@@ -89,9 +90,10 @@ def find_subject_maps(folder, task: str, subjects=None,
         The task label.
     subjects : list of str or None
         Subject labels (with or without ``sub-``) to keep; None: every subject.
-    space : str or None
-        The ``space-`` of the maps (an fMRIPrep image's); None: the folder must hold the
-        task's maps in one space only (or without one).
+    space, res, den : str or None
+        The ``space-``, ``res-``, ``den-`` of the maps (an fMRIPrep image's); None: any, but
+        the folder must then hold the task's maps in one template only (space, cohort,
+        resolution, density; or without one).
 
     Returns
     -------
@@ -104,7 +106,8 @@ def find_subject_maps(folder, task: str, subjects=None,
     ------
     InputError
         ``folder`` missing, a selected subject absent, no subject with results of
-        ``task``, or a subject's mask, mean image or contrast sidecar missing.
+        ``task``, its results in several templates none of the flags chooses between, or
+        a subject's mask, mean image or contrast sidecar missing.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -120,7 +123,8 @@ def find_subject_maps(folder, task: str, subjects=None,
             raise InputError(f"--subject {', '.join(absent)}: no such subject folder in "
                              f"{folder} (found: {', '.join(found) or 'none'})")
         found = [s for s in found if s in wanted]
-    maps, warnings, tasks, spaces = [], [], set(), set()
+    wanted = {"space": space, "res": res, "den": den}
+    maps, warnings, tasks, templates, chosen = [], [], set(), set(), set()
     for subject in found:
         where = {_left_as_volume(name): place  # a surface map stands for its pair
                  for name, place in subject_files(root, subject).items()
@@ -130,13 +134,12 @@ def find_subject_maps(folder, task: str, subjects=None,
         entities = {p.prefix: parse_prefix(p.prefix) for _, p in parsed}  # once a prefix
         tasks.update(parts["task"] for parts in entities.values())
         of_task = {prefix for prefix, parts in entities.items() if parts["task"] == task}
-        spaces.update(entities[prefix]["space"] for prefix in of_task)
-        if space is None and len(spaces) > 1:
-            raise InputError(f"--from-derivatives {folder}: the results of task {task} are "
-                             f"in several spaces ({', '.join(sorted(s or 'none' for s in spaces))})"
-                             "; choose one with --space")
+        templates.update(_template(entities[prefix]) for prefix in of_task)
         prefixes = sorted(prefix for prefix in of_task
-                          if space is None or entities[prefix]["space"] == space)
+                          if all(entities[prefix][key] == value
+                                 for key, value in wanted.items() if value))
+        chosen.update(_template(entities[prefix]) for prefix in prefixes)
+        _check_one_template(chosen, folder, task)
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
@@ -144,19 +147,41 @@ def find_subject_maps(folder, task: str, subjects=None,
         folder = where.get(model_file(prefix, "mask_file"), root / output_folder(prefix))
         maps.append(_subject_maps(folder, subject, prefix, parsed))
     if not maps:
-        in_space = f" in space {space}" if space else ""
-        found_spaces = "; spaces found: " + (", ".join(sorted(s for s in spaces if s))
-                                             or "none") if space else ""
+        asked = ", ".join(f"{key} {value}" for key, value in wanted.items() if value)
+        found_spaces = "; spaces found: " + (", ".join(sorted(
+            " ".join(f"{key}-{value}" if key != "space" else value for key, value in template)
+            for template in templates if template)) or "none") if asked else ""
         raise InputError(f"--from-derivatives {folder}: no subject results of task {task}"
-                         f"{in_space} (subject folders: {len(found)}; tasks found: "
-                         f"{', '.join(sorted(tasks)) or 'none'}{found_spaces})")
+                         f"{' in ' + asked if asked else ''} (subject folders: {len(found)}; "
+                         f"tasks found: {', '.join(sorted(tasks)) or 'none'}{found_spaces})")
     return maps, warnings
 
 
-def maps_space(maps) -> str | None:
-    """The ``space-`` of subject maps found by :func:`find_subject_maps` (one space)."""
-    spaces = {parse_prefix(m.prefix)["space"] for m in maps}
-    return spaces.pop() if len(spaces) == 1 else None
+def _template(entities: dict) -> tuple:
+    """``((entity, label), ...)``: a prefix's template entities (:func:`template_of`)."""
+    return tuple(template_of(entities).items())
+
+
+#: How :func:`_check_one_template` names each template entity, and the flag choosing it.
+_TEMPLATE_WORDS = {"space": ("spaces", "--space"), "cohort": ("cohorts", "--space"),
+                   "res": ("resolutions", "--res"), "den": ("densities", "--den")}
+
+
+def _check_one_template(templates: set, folder, task: str) -> None:
+    """Refuse subject maps in several templates (:func:`_template`), naming the first
+    entity that tells them apart and the flag that chooses one."""
+    for entity, (words, flag) in _TEMPLATE_WORDS.items():
+        values = {dict(template).get(entity) for template in templates}
+        if len(values) > 1:
+            raise InputError(f"--from-derivatives {folder}: the results of task {task} are in "
+                             f"several {words} ({', '.join(sorted(v or 'none' for v in values))}"
+                             f"); choose one with {flag}")
+
+
+def maps_template(maps) -> dict:
+    """The template entities (``space``, ``cohort``, ``res``, ``den``: those they have) of
+    subject maps found by :func:`find_subject_maps` (one template)."""
+    return template_of(parse_prefix(maps[0].prefix))
 
 
 def subject_files(root: Path, subject: str) -> dict:
@@ -359,25 +384,3 @@ def input_files(maps: list[SubjectMaps], contrasts) -> list[dict]:
         files += [{"path": path, "role": role, "subject": subject_maps.subject,
                    "prefix": subject_maps.prefix} for role, path in entries]
     return files
-
-
-def unlisted_subjects(bids_dir, maps, folder) -> list[str]:
-    """A warning line naming the subjects whose maps ``folder`` holds but the raw dataset's
-    ``participants.tsv`` does not list (a subject removed from the study since its maps
-    were written would still enter a group model that reads no participants.tsv column);
-    none without that file or when :func:`~glm_workflows.core.group.read_participants`
-    refuses it."""
-    from ..core.group import read_participants
-
-    path = Path(bids_dir) / "participants.tsv" if bids_dir else None
-    if path is None or not path.is_file():
-        return []
-    try:
-        listed = set(read_participants(path).index)
-    except InputError:  # a table the group model refuses, if it reads it, says why then
-        return []
-    missing = [m.subject for m in maps if m.subject not in listed]
-    if not missing:
-        return []
-    return [f"{path}: sub-{', sub-'.join(missing)} not listed, but {folder} holds their "
-            "maps: they enter the group model (choose subjects with --participant-label)"]

@@ -11,7 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.entities import EXTRA_ENTITIES, TEMPLATE_ENTITIES, bids_prefix, check_label
+from ..core.entities import (
+    EXTRA_ENTITIES,
+    TEMPLATE_ENTITIES,
+    bids_prefix,
+    check_label,
+    template_of,
+)
 from ..core.errors import InputError, not_found
 from ..core.run_tables import check_repetition_time
 
@@ -53,6 +59,14 @@ class RunInputs:
     def prefix(self) -> str:
         """The run's BIDS prefix (:func:`~glm_workflows.core.entities.bids_prefix`)."""
         return bids_prefix(self.subject, self.task, self.session, self.run, **self.entities)
+
+    @property
+    def template_entities(self) -> dict:
+        """Its image's template entities besides the space (``cohort``, ``res``, ``den``:
+        those it has), which with the space tell its analysis from another's
+        (:func:`~glm_workflows.core.analyses.analysis_label`)."""
+        return {key: label for key, label in template_of(self.entities).items()
+                if key != "space"}
 
     @property
     def label(self) -> str:

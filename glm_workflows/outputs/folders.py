@@ -5,9 +5,9 @@ the subject's report) into a staging folder of its own inside the output folder.
 when the whole run succeeded are the subjects it covers swapped in, one subject folder
 (and its ``sub-<label>.html`` page) at a time, under a lock and a journal:
 
-* a folder holds many analyses (:func:`~glm_workflows.core.naming.analysis_label`: task,
-  space, model), and files of other tools; each analysis' record in the folder
-  (:func:`~glm_workflows.core.naming.analysis_record`) lists, under ``Outputs``, the
+* a folder holds many analyses (:func:`~glm_workflows.core.analyses.analysis_label`: task,
+  template, model), and files of other tools; each analysis' record in the folder
+  (:func:`~glm_workflows.core.analyses.analysis_record`) lists, under ``Outputs``, the
   files it wrote there. A commit replaces the files this run wrote, deletes those the
   analysis' previous record lists that this run did not write (a contrast dropped from
   the command line disappears), and keeps every other file: under the lock, they are
@@ -39,13 +39,17 @@ import socket
 import tempfile
 from pathlib import Path
 
+from ..core.analyses import (
+    analysis_record,
+    legacy_analysis,
+    names_its_template,
+    parse_analysis_record,
+)
 from ..core.derivatives import write_text_atomic
 from ..core.errors import InputError
 from ..core.naming import (
     GROUP_FOLDER,
     STAGING_PREFIX,
-    analysis_record,
-    parse_analysis_record,
     parse_output_name,
     parse_session_folder,
     parse_subject_folder,
@@ -187,7 +191,7 @@ class OutputTransaction:
             ``root_files(output_dir)`` rewrites the shared root files; called with the
             lock held, after the swaps.
         analysis : str
-            The run's analysis (:func:`~glm_workflows.core.naming.analysis_label`).
+            The run's analysis (:func:`~glm_workflows.core.analyses.analysis_label`).
         subject_page : callable or None
             ``subject_page(staging, subject)`` rewrites a staged subject page; called,
             with the lock held, for each subject whose folder holds other analyses.
@@ -229,7 +233,22 @@ class OutputTransaction:
 
 def recorded_outputs(folder, analysis: str) -> set[str]:
     """The files of ``folder`` that ``analysis`` wrote, as its record there lists them
-    (empty without a record; an unreadable record lists nothing)."""
+    (empty without a record; an unreadable record lists nothing).
+
+    A record under the analysis' :func:`~glm_workflows.core.analyses.legacy_analysis`
+    label (an earlier glm-workflows') whose every file carries the analysis' template
+    entities is its own too: its files and that record, which a commit then replaces.
+    """
+    own = _listed_outputs(folder, analysis)
+    legacy = legacy_analysis(analysis)
+    theirs = _listed_outputs(folder, legacy) if legacy else set()
+    if theirs and all(names_its_template(name, analysis) for name in theirs):
+        own |= theirs | {analysis_record(legacy)}
+    return own
+
+
+def _listed_outputs(folder, analysis: str) -> set[str]:
+    """The ``Outputs`` of ``analysis``' record in ``folder`` (empty when unreadable)."""
     try:
         outputs = json.loads((Path(folder) / analysis_record(analysis)).read_text())["Outputs"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -257,7 +276,7 @@ def check_replaces_only_its_own(folder, analysis: str, writes) -> None:
         subject folder's session folders (``ses-<label>/``) are folders of their own,
         checked apart.
     analysis : str
-        The run's analysis (:func:`~glm_workflows.core.naming.analysis_label`).
+        The run's analysis (:func:`~glm_workflows.core.analyses.analysis_label`).
     writes : callable
         ``writes(name)``: whether the run writes the file ``name`` into ``folder``.
 

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..core.analyses import analysis_record
 from ..core.bids_uris import bids_uris
 from ..core.derivatives import software_versions, write_text_atomic
-from ..core.naming import analysis_record, parse_session_folder, subject_folder
+from ..core.naming import parse_session_folder, subject_folder
 
 #: The inputs' checksums of earlier runs, in the work directory:
 #: ``{path: [size, mtime_ns, inode, sha256]}``.

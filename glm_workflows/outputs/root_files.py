@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..core.analyses import analysis_record
 from ..core.derivatives import dataset_description, write_text_atomic
 from ..core.naming import (
     DESCRIPTION_FILE,
     GROUP_FOLDER,
     PROVENANCE_FILE,
-    analysis_record,
     parse_session_folder,
     report_page,
     subject_folder,

@@ -187,7 +187,8 @@ class StudyPlan:
 
     ``nodes`` are the spec's ``(level, name)`` in order and ``edges`` its ``(source,
     destination)`` pairs; the first level (``runs``, ``subjects``) or the group level
-    alone (``subject_maps``, ``task``, ``space``, ``analysis``, ``inputs``,
+    alone (``subject_maps``, ``task``, ``space`` and ``template_entities`` (its other
+    template entities: ``cohort``, ``res``, ``den``), ``analysis``, ``inputs``,
     ``from_derivatives``).
     ``skipped`` is, per run (or subject maps) label, the contrasts it lacks.
     ``combinations``: a Session or Subject node with a design, per subject, per node
@@ -214,6 +215,7 @@ class StudyPlan:
     subject_maps: tuple = ()
     task: str | None = None
     space: str | None = None
+    template_entities: dict = field(default_factory=dict)
     analysis: str | None = None
     inputs: dict | None = None
     from_derivatives: str | None = None

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ..core.derivatives import write_text_atomic
+from ..core.entities import TEMPLATE_ENTITIES
 from ..core.errors import InputError
 from ..core.naming import GROUP_FOLDER, GROUP_REPORT, group_file, parse_subject_folder
 from .describe import describe_no_survivors, describe_threshold, number, setting_text
@@ -104,11 +105,12 @@ def _contents(stems, n_designs: int) -> str:
 
 
 def _title(stem: str) -> str:
-    """``task-<T>[_space-<S>][_node-<N>]_contrast-<C>[_group-<G>]`` in words (a node's
+    """``task-<T>[_space-<S>][_res-<R>]...[_node-<N>]_contrast-<C>[_group-<G>]`` in words (a node's
     contrast without ``group``: its group mean, or its own contrast at a node grouped by
     nothing)."""
     parts = parse_group_stem(stem)
-    space = f", space {parts['space']}" if parts["space"] else ""
+    space = "".join(f", {entity} {parts[entity]}" for entity in TEMPLATE_ENTITIES
+                    if parts[entity])
     text = f"task {parts['task']}{space}, contrast {parts['contrast']}"
     if parts["node"]:
         text = f"node {parts['node']}: {text}"

@@ -17,18 +17,15 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
-from ..core.entities import EXTRA_ENTITIES, parse_prefix
+from ..core.analyses import analysis_label, analysis_record, parse_analysis, parse_analysis_record
+from ..core.entities import EXTRA_ENTITIES, TEMPLATE_ENTITIES, parse_prefix
 from ..core.lazy import pandas as pd
 from ..core.naming import (
     GROUP_OUTPUTS,
-    analysis_label,
-    analysis_record,
     contrast_file,
     contrast_names,
     model_file,
     output_path,
-    parse_analysis,
-    parse_analysis_record,
     parse_group_stem,
     parse_output_name,
     parse_session_folder,
@@ -199,7 +196,8 @@ def map_removed_by_extent(z_map: Path, settings: dict) -> bool:
 
 def find_group_stems(folder) -> list[str]:
     """The group contrasts of the group folder, as their stems
-    ``task-<T>[_node-<N>]_contrast-<C>[+<G>]`` (:func:`~glm_workflows.core.naming.group_stem`).
+    ``task-<T>[_space-<S>]...[_node-<N>]_contrast-<C>[+<G>]``
+    (:func:`~glm_workflows.core.naming.group_stem`).
 
     Parameters
     ----------
@@ -220,7 +218,8 @@ def find_group_stems(folder) -> list[str]:
 
 def _group_order(stem: str):
     parts = parse_group_stem(stem)
-    return (parts["task"], parts["space"] or "", parts["node"] or "", parts["contrast"],
+    return (parts["task"], *(parts[entity] or "" for entity in TEMPLATE_ENTITIES),
+            parts["node"] or "", parts["contrast"],
             parts["group"] is not None,
             parts["group"] or "")
 
@@ -272,7 +271,7 @@ def find_analyses(folder, prefixes) -> list[str]:
     Returns
     -------
     analyses : list of str
-        Analysis labels (:func:`~glm_workflows.core.naming.analysis_label`), sorted.
+        Analysis labels (:func:`~glm_workflows.core.analyses.analysis_label`), sorted.
     """
     recorded = set(filter(None, map(parse_analysis_record, _listing(folder))))
     tasks = {parse_analysis(label)["task"] for label in recorded}

@@ -14,9 +14,10 @@ from .graph_rules import check_graph, check_pooled
 INPUT_KINDS = ("bids", "fmriprep", "files", "spm_auditory", "derivatives")
 LEVELS = ("Run", "Session", "Subject", "Dataset")
 #: The input flags of the first level (refused for the group level alone, which reads the
-#: subject maps as they were written; ``--space`` chooses among the maps' spaces there).
-FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "res",
-                       "den", "mask", "session", "run", "bids_filter_file")
+#: subject maps as they were written; ``--space``, ``--res`` and ``--den`` choose among the
+#: maps' templates there).
+FIRST_LEVEL_INPUTS = ("func", "derivatives", "events", "tr", "confounds", "mask", "session",
+                      "run", "bids_filter_file")
 _MODELS = {"Run": "RunModel", "Session": "MetaModel", "Subject": "MetaModel",
            "Dataset": "GroupModel"}
 
@@ -96,7 +97,6 @@ def check_inputs(inputs) -> None:
     if inputs.kind == "derivatives":
         given = {"func": files.func, "derivatives": inputs.derivatives,
                  "events": files.events, "tr": files.tr, "confounds": files.confounds,
-                 "res": inputs.res, "den": inputs.den,
                  "mask": inputs.mask, "session": inputs.sessions, "run": inputs.runs,
                  "bids_filter_file": inputs.bids_filters}
         flags = [f"--{name.replace('_', '-')}" for name in FIRST_LEVEL_INPUTS

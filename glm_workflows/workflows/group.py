@@ -53,7 +53,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
                   participants_file: str | None = None, n_chunks: int = 1,
                   mem_gb: float = 1.0, name: str = "group_wf", node: str | None = None,
                   map_rows=None, design_columns=None, space: str | None = None,
-                  sources=None, surface: bool = False, blocks=()):
+                  template_entities: dict | None = None, sources=None,
+                  surface: bool = False, blocks=()):
     """Build the group level of one first-level contrast.
 
     Workflow graph: ``merge_<input>`` nodes gather the subjects' maps (inputs ``in1`` ...
@@ -99,6 +100,9 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
         relative to ``output_dir``); None: the files the merge node gathers.
     space : str or None
         The subjects' maps' space (``_space-<S>`` in the output names; None: not known).
+    template_entities : dict or None
+        Their other template entities (``cohort``, ``res``, ``den`` -> label), after the
+        space in the output names.
     blocks : sequence of int
         Per subject, its exchangeability block (``group.exchangeability_blocks``'s
         levels); () : every subject exchangeable.
@@ -160,6 +164,8 @@ def init_group_wf(*, task: str, contrast: str, subjects, output_dir: str,
             sink.inputs.node = node
         if space:
             sink.inputs.space = space
+        if template_entities:
+            sink.inputs.template_entities = dict(template_entities)
         if sources is not None:
             sink.inputs.sources = list(sources)
         else:

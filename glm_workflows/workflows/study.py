@@ -249,8 +249,8 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
     effects (several runs), else its one run; with no incoming node (the group level
     alone), the files of ``plan.subject_maps``. A node grouped by nothing takes each
     subject's map of every contrast it pools."""
-    task = plan.task if plan.group_only else plan.runs[0].run.task
-    space = plan.space if plan.group_only else plan.runs[0].run.space
+    run = plan if plan.group_only else plan.runs[0].run  # the task's and template's source
+    task, space, template = run.task, run.space, run.template_entities
     pooled = bool(group_plan.columns)
     surface = _surface_maps(plan)
     participants_file = group_plan.participants_file if group_plan.group is not None \
@@ -261,7 +261,7 @@ def _group_wf(workflow, plan: StudyPlan, group_plan, upstream: dict):
         group=group_plan.group or plan.group, inference=plan.inference,
         participants_file=participants_file, n_chunks=plan.n_chunks,
         name=group_plan.workflow_name, node=group_plan.label,
-        map_rows=group_plan.map_rows if pooled else None, space=space,
+        map_rows=group_plan.map_rows if pooled else None, space=space, template_entities=template,
         sources=_published_maps(plan, group_plan, upstream) if upstream
         else _surface_sources(plan, group_plan) if surface else None,
         design_columns=group_plan.columns if pooled else None, surface=surface,

@@ -1,0 +1,183 @@
+"""Two resolutions of one space (fMRIPrep's ``space-X_res-1`` and ``space-X_res-2`` images)
+into one output folder: two analyses, each with its own record and group outputs, so the
+second keeps the first's files byte for byte (it deleted them: both were "task, space");
+the group level alone chooses one with ``--res``; a folder an earlier glm-workflows wrote
+(its record named without ``res``) is taken over by the same analysis' rerun."""
+
+import hashlib
+import json
+import shutil
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.second_level import SecondLevelModel
+from nilearn.masking import intersect_masks
+
+from glm_workflows.cli import main
+from glm_workflows.core.analyses import (
+    analysis_label,
+    analysis_record,
+    legacy_analysis,
+    names_its_template,
+)
+from glm_workflows.core.naming import GROUP_FOLDER, group_file, group_stem
+from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
+
+SPACE = "MNI152NLin2009cAsym"
+RESOLUTIONS = ("1", "2")
+SUBJECTS = ("01", "02", "03")
+CONTRAST = ["--contrast", "aMinusB=a - b"]
+
+
+def _digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".html"
+            and p.name not in ("provenance.json", "dataset_description.json")
+            and "logs" not in p.parts}
+
+
+def _participant(raw, fmriprep, out, work, res, *extra):
+    return main([str(raw), str(out), "participant", "--derivatives", str(fmriprep),
+                 "--task", "tiny", "--space", SPACE, "--res", res, *CONTRAST, "-w", str(work),
+                 "-q", *extra])
+
+
+def _group(raw, out, work, *extra):
+    return main([str(raw), str(out), "group", "--task", "tiny",
+                 "--group", "one-sample", "-w", str(work), "-q", *extra])
+
+
+def _z(folder, subject, res):
+    return nb.load(folder / f"sub-{subject}" / f"sub-{subject}_task-tiny_space-{SPACE}_res-{res}"
+                   "_contrast-aMinusB_stat-z_statmap.nii.gz").get_fdata()
+
+
+@pytest.fixture(scope="module")
+def resolutions(tmp_path_factory):
+    """The study; its fMRIPrep images at res-1 and at res-2 (other noise: other maps); the
+    output folder after res-1's participant level (digests kept), then res-2's."""
+    root = tmp_path_factory.mktemp("resolutions")
+    raw = write_tiny_bids(root / "raw", SUBJECTS, n_scans=40)
+    fmriprep = write_fmriprep_derivatives(raw, root / "fmriprep", space=SPACE)
+    rng = np.random.default_rng(0)
+    for path in sorted(fmriprep.rglob(f"*_space-{SPACE}_*")):
+        for res in RESOLUTIONS:
+            target = path.with_name(path.name.replace(f"_space-{SPACE}_",
+                                                      f"_space-{SPACE}_res-{res}_"))
+            shutil.copy(path, target)
+            if res == "2" and target.name.endswith("_desc-preproc_bold.nii.gz"):
+                image = nb.load(target)
+                data = image.get_fdata(dtype=np.float32)
+                noisy = data + rng.normal(0, 5, data.shape).astype(np.float32)
+                nb.save(nb.Nifti1Image(noisy, image.affine, image.header), target)
+        path.unlink()
+    out = root / "out"
+    digests = {}
+    for res in RESOLUTIONS:
+        assert _participant(raw, fmriprep, out, root / "work", res) == 0
+        digests[res] = _digests(out)
+    return raw, fmriprep, out, digests
+
+
+def test_the_second_resolution_keeps_the_first_ones_files(resolutions):
+    _, _, out, digests = resolutions
+    first, second = digests["1"], digests["2"]
+    assert first and all(second.get(path) == digest for path, digest in first.items())
+    for subject in SUBJECTS:
+        for res in RESOLUTIONS:
+            label = analysis_label("tiny", SPACE, res=res)
+            assert label == f"task-tiny_space-{SPACE}_res-{res}"
+            outputs = json.loads((out / f"sub-{subject}" / analysis_record(label)).read_text())
+            assert outputs["Outputs"] and all(f"_res-{res}_" in name
+                                              for name in outputs["Outputs"])
+
+
+def test_each_resolution_equals_nilearn(resolutions):
+    """Each resolution's run z map is nilearn's FirstLevelModel of that resolution's image."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    raw, fmriprep, out, _ = resolutions
+    events = pd.read_csv(next((raw / "sub-01" / "func").glob("*_events.tsv")), sep="\t")
+    t_r = json.loads(next(raw.glob("*_bold.json")).read_text())["RepetitionTime"]
+    func = fmriprep / "sub-01" / "func"
+    maps = {}
+    for res in RESOLUTIONS:
+        bold = next(func.glob(f"*_res-{res}_desc-preproc_bold.nii.gz"))
+        mask = next(func.glob(f"*_res-{res}_desc-brain_mask.nii.gz"))
+        model = FirstLevelModel(t_r=t_r, mask_img=str(mask), noise_model="ar1",
+                                drift_model="cosine", high_pass=1 / 160, hrf_model="spm",
+                                minimize_memory=False).fit(str(bold), events)
+        expected = model.compute_contrast("a - b", output_type="z_score").get_fdata()
+        maps[res] = _z(out, "01", res)
+        np.testing.assert_allclose(maps[res], expected, atol=1e-6, rtol=0)
+    assert not np.allclose(maps["1"], maps["2"])  # two analyses, not one map twice
+
+
+def test_the_group_level_alone_chooses_a_resolution(resolutions, tmp_path, capsys):
+    """Without --res: one line naming the resolutions; with it: that resolution's group
+    maps, equal to nilearn's SecondLevelModel on its subject maps, named with res-, beside
+    the other resolution's."""
+    raw, _, built, _ = resolutions
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    assert _group(raw, out, tmp_path / "work") == 2
+    assert "several resolutions (1, 2); choose one with --res" in capsys.readouterr().err
+    assert not (out / GROUP_FOLDER).exists()
+    for res in RESOLUTIONS:
+        assert _group(raw, out, tmp_path / "work", "--res", res) == 0
+    for res in RESOLUTIONS:
+        folders = [out / f"sub-{s}" for s in SUBJECTS]
+        prefix = f"_task-tiny_space-{SPACE}_res-{res}"
+        effects = [str(f / f"{f.name}{prefix}_contrast-aMinusB_stat-effect_statmap.nii.gz")
+                   for f in folders]
+        mask = intersect_masks([str(f / f"{f.name}{prefix}_desc-brain_mask.nii.gz")
+                                for f in folders], threshold=1)
+        theirs = SecondLevelModel(mask_img=mask).fit(
+            effects, design_matrix=pd.DataFrame({"intercept": np.ones(len(effects))})
+        ).compute_contrast("intercept", output_type="z_score").get_fdata()
+        stem = group_stem("tiny", "aMinusB", space=SPACE, res=res)
+        assert stem == f"task-tiny_space-{SPACE}_res-{res}_contrast-aMinusB"
+        ours = nb.load(out / GROUP_FOLDER / group_file(stem, "z_maps")).get_fdata()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+        assert (out / GROUP_FOLDER / analysis_record(analysis_label("tiny", SPACE, res=res))
+                ).exists()
+
+
+def test_a_folder_of_an_earlier_version_is_taken_over_by_the_same_analysis(resolutions,
+                                                                            tmp_path):
+    """Records named ``task-<T>_space-<S>`` for res-2 outputs (glm-workflows before the
+    resolution was part of an analysis): res-2's rerun replaces them and their record
+    (same files, today's record), res-1's run leaves them alone."""
+    raw, fmriprep, built, _ = resolutions
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    new, old = analysis_label("tiny", SPACE, res="2"), analysis_label("tiny", SPACE)
+    assert legacy_analysis(new) == old and legacy_analysis(old) is None
+    for subject in SUBJECTS:
+        folder = out / f"sub-{subject}"
+        (folder / analysis_record(analysis_label("tiny", SPACE, res="1"))).unlink()
+        for name in [p.name for p in folder.iterdir() if "_res-1_" in p.name]:
+            (folder / name).unlink()
+        (folder / analysis_record(new)).rename(folder / analysis_record(old))
+    before = _digests(out)
+    assert _participant(raw, fmriprep, out, tmp_path / "work", "2", "--recheck") == 0
+    after = _digests(out)
+    for subject in SUBJECTS:
+        folder = out / f"sub-{subject}"
+        assert not (folder / analysis_record(old)).exists()
+        recorded = json.loads((folder / analysis_record(new)).read_text())["Outputs"]
+        assert {p.name for p in folder.iterdir()} == {*recorded, analysis_record(new)}
+        np.testing.assert_array_equal(_z(out, subject, "2"), _z(built, subject, "2"))
+    assert {p for p in before if "provenance" not in p.name} == \
+        {p for p in after if "provenance" not in p.name}
+
+
+def test_a_file_carries_its_analysis_template():
+    label = analysis_label("tiny", "fsLR", den="32k")
+    assert names_its_template("sub-01_task-tiny_hemi-L_space-fsLR_den-32k_bold.func.gii", label)
+    assert not names_its_template("sub-01_task-tiny_space-fsLR_den-91k_bold.dtseries.nii",
+                                  label)
+    assert not names_its_template("sub-01_task-tiny_desc-mean_bold.nii.gz",
+                                  analysis_label("tiny"))
