@@ -168,7 +168,7 @@ def test_outputs_are_dense_scalars_on_the_runs_brain_models(study):
     z_img = nb.load(str(out / "sub-01" / f"{prefix}_contrast-aGtB_stat-z_statmap.dscalar.nii"))
     assert list(z_img.header.get_axis(0).name) == ["contrast-aGtB_stat-z_statmap"]
     assert z_img.header.get_axis(1) == run_models
-    group = out / "group" / "task-tiny_space-fsLR_contrast-aGtB_stat-z_statmap.dscalar.nii"
+    group = out / "group" / "task-tiny_space-fsLR_den-91k_contrast-aGtB_stat-z_statmap.dscalar.nii"
     assert nb.load(str(group)).header.get_axis(1) == run_models
     table = pd.read_csv(out / "sub-01" / f"{prefix}_contrast-aGtB_clusters.tsv", sep="\t")
     sidecar = json.loads((out / "sub-01" / f"{prefix}_contrast-aGtB_clusters.json").read_text())
@@ -243,7 +243,7 @@ def test_group_equal_nilearn_second_level(study, route):
     group = root / "group"
     for ours_name, their_name in (("z", "z_score"), ("t", "stat"), ("effect", "effect_size"),
                                   ("variance", "effect_variance"), ("p", "p_value")):
-        ours = _grayordinates(group / f"task-tiny_space-fsLR_contrast-aGtB_stat-{ours_name}"
+        ours = _grayordinates(group / f"task-tiny_space-fsLR_den-91k_contrast-aGtB_stat-{ours_name}"
                               "_statmap.dscalar.nii")[:, 0]
         expected = np.asarray(theirs[their_name].get_fdata()).ravel()
         # t from float32 subject maps: relative error ~ 1e-7 * t^2 where t is large
@@ -253,7 +253,7 @@ def test_group_equal_nilearn_second_level(study, route):
         if ours_name in ("z", "t"):
             WORST[f"group {ours_name} ({route})"] = float(
                 np.abs(ours[inside] - expected[inside]).max())
-    stem = "task-tiny_space-fsLR_contrast-aGtB_stat-z_desc-thresholded_statmap"
+    stem = "task-tiny_space-fsLR_den-91k_contrast-aGtB_stat-z_desc-thresholded_statmap"
     settings = json.loads((group / f"{stem}.json").read_text())
     thresholded, threshold = threshold_stats_img(
         theirs["z_score"], mask_img=mask, alpha=settings["Alpha"],
@@ -264,7 +264,7 @@ def test_group_equal_nilearn_second_level(study, route):
     np.testing.assert_allclose(_grayordinates(group / f"{stem}.dscalar.nii")[:, 0],
                                np.asarray(thresholded.get_fdata()).ravel(),
                                rtol=1e-6, atol=1e-6)
-    sidecar = json.loads((group / "task-tiny_space-fsLR_contrast-aGtB_statmap.json")
+    sidecar = json.loads((group / "task-tiny_space-fsLR_den-91k_contrast-aGtB_statmap.json")
                          .read_text())
     assert len(sidecar["Sources"]) == len(SUBJECTS)
     assert all(source.endswith(".dscalar.nii") for source in sidecar["Sources"])

@@ -337,7 +337,7 @@ def test_command_line_clusters_permutations_figures(space, tmp_path):
     assert main([str(raw), str(out), "group", "--group", "one-sample", "--height-control",
                  "fpr", "--alpha", "0.05", "--permutations", "19", "--tfce",
                  "--permutation-chunks", "2", *common]) == 0
-    group, prefix = out / "group", "task-tiny_space-fsLR_contrast-aGtB"
+    group, prefix = out / "group", "task-tiny_space-fsLR_den-91k_contrast-aGtB"
     axis = nb.load(str(group / f"{prefix}_stat-z_statmap.dscalar.nii")).header.get_axis(1)
     files = _space_of(axis, space)
     z = _cifti(group / f"{prefix}_stat-z_statmap.dscalar.nii")

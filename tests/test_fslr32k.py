@@ -145,7 +145,7 @@ def test_group_equals_nilearn_and_runs_on_the_mesh(study):
                                    second_level_contrast="intercept",
                                    mask=SurfaceImage(mesh=_mesh(), data=inside), n_perm=19,
                                    random_state=0, n_jobs=1)
-    group, prefix = out / "group", "task-tiny_space-fsLR_contrast-aGtB"  # group call: no den-
+    group, prefix = out / "group", "task-tiny_space-fsLR_den-32k_contrast-aGtB"
     for part, hemi in PARTS:
         for ours_name, expected in (("z", theirs["z_score"]), ("effect", theirs["effect_size"])):
             ours = _gifti(group / surface_name(f"{prefix}_stat-{ours_name}_statmap.nii.gz",

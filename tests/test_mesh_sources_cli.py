@@ -88,14 +88,14 @@ def test_templateflow_mesh_through_the_command_line(tmp_path, monkeypatch, face_
     assert table["Peak_Vertex"][0] in patch  # the signal's patch is the first cluster
     for desc in ("surface", "thresholded"):
         assert (folder / f"{stem}_stat-z_desc-{desc}_statmap.png").exists()
-    provenance = json.loads((folder / "task-tiny_space-fsaverage_provenance.json").read_text())
+    provenance = json.loads((folder / f"{PREFIX}_provenance.json").read_text())
     assert provenance["Parameters"]["templateflow_home"] == str(home.absolute())
     assert provenance["Parameters"]["mesh_source"] == settings["MeshSource"]
     # permutations on the mesh by the BIDS-App group call (the home given again)
     assert main([str(raw), str(out), "group", "--task", "tiny", "--space", "fsaverage",
                  "--group", "one-sample", "--permutations", "19", "--tfce",
                  "--templateflow-home", str(home), "--work-dir", work, "-q"]) == 0
-    group, prefix = out / "group", "task-tiny_space-fsaverage"  # the group call: no den-
+    group, prefix = out / "group", PREFIX
     record = json.loads((group / f"{prefix}_contrast-aGtB_desc-permutations_statmap.json")
                         .read_text())
     assert record["Mesh"] == "fsaverage_den-10k"
