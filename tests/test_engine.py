@@ -277,3 +277,30 @@ def test_stopped_workers_leave_no_pipe_for_python_exit_to_race():
     assert process._threads_wakeups.get(manager) is None or \
         process._threads_wakeups[manager]._closed
     assert all(future.done() for future in futures)
+
+
+def _signal_handlers(conn):
+    import signal
+
+    conn.send([signal.getsignal(sig) == signal.SIG_DFL
+               for sig in (signal.SIGINT, signal.SIGTERM)])
+
+
+def test_a_process_forked_during_a_run_takes_signals_by_default():
+    """A worker forked during a run (LegacyMultiProc's pool sets no signal handling of its
+    own) does not inherit the run's Python handlers: with them, a SIGTERM arriving just
+    before the worker blocked on its pool's queue lock was never acted on, and the run
+    waited for that worker forever. The run's own process keeps them."""
+    import multiprocessing as mp
+    import signal
+
+    from glm_workflows.execution.interrupts import _raise_interrupted, interrupts_raise
+
+    context = mp.get_context("fork")
+    with interrupts_raise():
+        ours, theirs = context.Pipe()
+        child = context.Process(target=_signal_handlers, args=(theirs,))
+        child.start()
+        assert ours.recv() == [True, True]
+        child.join(timeout=30)
+        assert signal.getsignal(signal.SIGTERM) is _raise_interrupted

@@ -19,19 +19,33 @@ class RunInterrupted(BaseException):
 
 #: Signals received within :func:`interrupts_raise`, newest last.
 _received: list[int] = []
-#: The process that installed the handlers: a process forked from it (a worker of a
-#: Nipype plugin's pool that sets no signal handling of its own, e.g. LegacyMultiProc)
-#: inherits them, and must end on SIGTERM as a worker does, not raise.
+#: The processes within :func:`interrupts_raise` (its handlers installed), innermost last.
 _owner: list[int] = []
 
 
 def _raise_interrupted(signum, _frame):
-    if _owner and os.getpid() != _owner[-1]:  # a forked worker: the default action
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
     _received.append(signum)
     raise RunInterrupted(signum)
+
+
+def _default_signals_in_child() -> None:
+    """In a process forked within :func:`interrupts_raise` (a worker of a Nipype plugin's
+    pool that sets no signal handling of its own, e.g. LegacyMultiProc), SIGINT and
+    SIGTERM take their default action again, before the child runs anything.
+
+    Inherited, the Python handler ran only between bytecodes: a SIGTERM from the pool's
+    shutdown that arrived just before the worker blocked on the pool's queue lock was
+    never acted on, and the run waited for that worker forever.
+    """
+    if not _owner:
+        return
+    _owner.clear()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the child's main thread
+            signal.signal(sig, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_signals_in_child)
 
 
 def received_interrupt() -> int | None:
