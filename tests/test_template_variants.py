@@ -127,6 +127,9 @@ def test_the_group_level_alone_chooses_a_resolution(resolutions, tmp_path, capsy
     assert not (out / GROUP_FOLDER).exists()
     for res in RESOLUTIONS:
         assert _group(raw, out, tmp_path / "work", "--res", res) == 0
+        printed = capsys.readouterr().out  # this run's group results, not the other's
+        assert f"res-{res}_contrast-aMinusB" in printed
+        assert f"res-{3 - int(res)}_contrast" not in printed
     for res in RESOLUTIONS:
         folders = [out / f"sub-{s}" for s in SUBJECTS]
         prefix = f"_task-tiny_space-{SPACE}_res-{res}"

@@ -179,8 +179,8 @@ def _run(spec, execution, command, log, plan) -> int:
     if execution.analysis_level == "participant":  # no root listing at this level
         provenance = Path(output_dir) / subject_folder(subjects[-1]) / analysis_record(analysis)
     print(f"Provenance: {provenance}")
-    print_results(plan, output_dir)
-    _print_group_warnings(output_dir)
+    print_results(plan, output_dir, analysis=analysis)
+    _print_group_warnings(output_dir, analysis)
     return 0
 
 
@@ -228,8 +228,8 @@ def _run_group_only(execution, command: list[str], cwd: str, plan, started: floa
         print(f"Report: {report}")
     record = analysis_record(plan.analysis)
     print(f"Provenance: {Path(output_dir) / GROUP_FOLDER / record}")
-    print_results([], output_dir)
-    _print_group_warnings(output_dir)
+    print_results([], output_dir, analysis=plan.analysis)
+    _print_group_warnings(output_dir, plan.analysis)
     return 0
 
 
@@ -319,12 +319,12 @@ def interrupted(exc, work_dir: Path) -> int:
     return 128 + exc.signum
 
 
-def _print_group_warnings(output_dir) -> None:
-    """After a run: one warning line per group analysis that left voxels out (maps not
-    finite in every subject), read from the group sidecars (also after a cached run)."""
+def _print_group_warnings(output_dir, analysis: str) -> None:
+    """After a run: one warning line per group contrast of ``analysis`` that left voxels
+    out (maps not finite in every subject), read from the group sidecars."""
     from ..report.summary import group_warnings
 
-    for line in group_warnings(output_dir):
+    for line in group_warnings(output_dir, analysis):
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
+from ..core.analyses import group_output_analysis
 from ..core.lazy import pandas as pd
 from ..core.naming import (
     GROUP_FOLDER,
@@ -45,7 +46,7 @@ def result_prefixes(runs, by_session: bool = False) -> list[tuple[str, str]]:
                      subjects=subject_plans(run_plans, by_session)).result_prefixes()
 
 
-def print_results(runs, output_dir, printer=print) -> None:
+def print_results(runs, output_dir, printer=print, analysis: str | None = None) -> None:
     """Print where the outputs are, and each contrast's threshold and cluster table.
 
     Parameters
@@ -56,6 +57,9 @@ def print_results(runs, output_dir, printer=print) -> None:
         The derivatives root the results were committed to.
     printer : callable
         Called with each block of text (default :func:`print`).
+    analysis : str or None
+        The run's analysis (:func:`~glm_workflows.core.analyses.analysis_label`): only its
+        group contrasts are printed (None: every group contrast of the folder).
     """
     printer(f"Outputs in {Path(output_dir).absolute()}")
     for _, prefix in result_prefixes(runs):
@@ -65,13 +69,22 @@ def print_results(runs, output_dir, printer=print) -> None:
             for text in contrast_summary(folder, prefix, contrast):
                 printer(text)
     group = Path(output_dir) / GROUP_FOLDER
-    suffix = GROUP_OUTPUTS["threshold_jsons"]
-    for sidecar in sorted(group.glob(f"*_{suffix}")) if group.is_dir() else []:
-        for text in group_summary(group, sidecar.name[:-len(suffix) - 1]):
+    for stem in _group_stems(group, analysis):
+        for text in group_summary(group, stem):
             printer(text)
 
 
-def group_warnings(output_dir) -> list[str]:
+def _group_stems(group: Path, analysis: str | None) -> list[str]:
+    """The stems of the thresholded group contrasts in ``group`` (of ``analysis`` alone
+    unless None), sorted."""
+    suffix = GROUP_OUTPUTS["threshold_jsons"]
+    stems = (sidecar.name[:-len(suffix) - 1]
+             for sidecar in sorted(group.glob(f"*_{suffix}")) if group.is_dir())
+    return [stem for stem in stems
+            if analysis is None or group_output_analysis(stem) == analysis]
+
+
+def group_warnings(output_dir, analysis: str | None = None) -> list[str]:
     """One line per group analysis whose model left voxels out (not finite in every
     subject's map), read from the group contrast sidecars; each line once.
 
@@ -79,14 +92,15 @@ def group_warnings(output_dir) -> list[str]:
     ----------
     output_dir : str or PathLike
         The derivatives root the results were committed to.
+    analysis : str or None
+        Only this analysis' group contrasts (None: every one of the folder).
     """
     from ..core.group_mask import left_out_line
 
     group = Path(output_dir) / GROUP_FOLDER
-    suffix = GROUP_OUTPUTS["threshold_jsons"]
     lines = []
-    for sidecar in sorted(group.glob(f"*_{suffix}")) if group.is_dir() else []:
-        path = group / group_file(sidecar.name[:-len(suffix) - 1], "contrast_jsons")
+    for stem in _group_stems(group, analysis):
+        path = group / group_file(stem, "contrast_jsons")
         meta = json.loads(path.read_text())
         line = left_out_line(meta["FirstLevelContrast"], meta["MaskVoxels"],
                              meta["SubjectMasksVoxels"], meta["NonFiniteVoxels"])
