@@ -184,3 +184,35 @@ def test_a_file_carries_its_analysis_template():
                                   label)
     assert not names_its_template("sub-01_task-tiny_desc-mean_bold.nii.gz",
                                   analysis_label("tiny"))
+
+
+def test_the_array_group_job_reads_its_resolution(resolutions, tmp_path):
+    """A ``--slurm-array`` submission's group job (the group level alone on the output
+    folder) reads the maps of the submission's --space/--res, not every resolution there
+    (it was refused: several resolutions, or spaces, in the folder). Its analysis is run
+    here as the job runs it."""
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from glm_workflows.cli import spec_from_args
+    from glm_workflows.execution.analysis import run_analysis
+    from glm_workflows.execution.submit import EXECUTION_FILE, SPEC_FILE, group_analysis
+
+    raw, fmriprep, built, _ = resolutions
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    spec, execution = spec_from_args([
+        "--bids-dir", str(raw), "--derivatives", str(fmriprep), "--task", "tiny",
+        "--space", SPACE, "--res", "2", *CONTRAST, "--group", "one-sample",
+        "--output-dir", str(out), "--slurm-array"])
+    (tmp_path / SPEC_FILE).write_text(spec.to_json())
+    (tmp_path / EXECUTION_FILE).write_text(json.dumps(asdict(execution)))
+    job = {"Cpus": 1, "MemGB": 1.0}
+    submission = SimpleNamespace(folder=tmp_path, output_dir=str(out), tasks=[list(SUBJECTS)],
+                                 task_job=job, group_job=job)
+    group_spec, group_execution = group_analysis(submission)
+    assert (group_spec.inputs.space, group_spec.inputs.res) == (SPACE, "2")
+    assert run_analysis(group_spec, group_execution) == 0
+    stem = group_stem("tiny", "aMinusB", space=SPACE, res="2")
+    assert (out / GROUP_FOLDER / group_file(stem, "z_maps")).exists()
+    assert not list((out / GROUP_FOLDER).glob("*_res-1_*"))

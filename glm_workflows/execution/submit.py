@@ -171,8 +171,8 @@ def task_analysis(submission, task: int):
 
 
 def group_analysis(submission):
-    """What the group job runs: the group level alone on the participants' outputs
-    (None: the analysis has no group level)."""
+    """What the group job runs: the group level alone on the participants' outputs, in
+    their space, resolution and density (None: the analysis has no group level)."""
     from ..spec.analysis import InputSpec
 
     spec, execution = load_analysis(submission.folder)
@@ -191,6 +191,7 @@ def group_analysis(submission):
     inputs = InputSpec(bids_dir=spec.inputs.bids_dir, task=spec.inputs.task,
                        from_derivatives=submission.output_dir,
                        subjects=spec.inputs.subjects, contrasts=contrasts,
+                       space=spec.inputs.space, res=spec.inputs.res, den=spec.inputs.den,
                        templateflow_home=spec.inputs.templateflow_home)
     nodes = tuple(replace(node, model=replace(node.model, group=replace(
         node.model.group, inputs=spec.group_inputs(node)))) for node in spec.dataset_nodes)
