@@ -255,6 +255,9 @@ REFUSED = [
      "--group-column/--group-covariates: need --bids-dir (its participants.tsv)"),
     ([*BIDS, "--group", "one-sample", "--permutations", "5"],
      "permutations: 5 give p >= 1/6; at least 19 are needed for alpha 0.05"),
+    ([*BIDS, "--group", "one-sample", "--demean"],
+     "--demean: needs --group-covariates (it demeans them; nothing else of the group design "
+     "is demeaned)"),
     ([*BIDS, "--group", "one-sample", "--cluster-forming-p", "2"],
      "--cluster-forming-p: expected a p value in (0, 1), got 2.0"),
     (["--contrast", "x=a", "--contrast", "x=b"], "--contrast: name(s) used twice: x"),
@@ -281,6 +284,15 @@ def test_refusals_are_one_line_input_errors(argv, message):
     with pytest.raises(InputError) as raised:
         spec_from_args(argv)
     assert str(raised.value) == message
+
+
+def test_the_group_level_alone_takes_the_maps_template():
+    """--space, --res and --den choose among the subject maps' templates (not refused as
+    first-level inputs with --from-derivatives)."""
+    spec, _ = spec_from_args(["--from-derivatives", "/o", "--group", "one-sample",
+                              "--space", "MNI152NLin2009cAsym", "--res", "2", "--den", "1"])
+    assert (spec.inputs.space, spec.inputs.res, spec.inputs.den) == \
+        ("MNI152NLin2009cAsym", "2", "1")
 
 
 def test_the_spec_refuses_what_the_flags_refuse_when_built_in_python():

@@ -308,6 +308,9 @@ def _check_group(spec, dataset) -> None:
         raise InputError("--group two-sample: needs --group-column COLUMN (participants.tsv)")
     if group.group_column and group.model != "two-sample":
         raise InputError("--group-column: only with --group two-sample")
+    if group.demean and not group.covariates:
+        raise InputError("--demean: needs --group-covariates (it demeans them; nothing "
+                         "else of the group design is demeaned)")
     t_names = [c.name for c in spec.run_node.contrasts if c.test == "t"] \
         if spec.run_node else None
     if group.model == "paired":
