@@ -123,7 +123,7 @@ def find_subject_maps(folder, task: str, subjects=None, space: str | None = None
             raise InputError(f"--subject {', '.join(absent)}: no such subject folder in "
                              f"{folder} (found: {', '.join(found) or 'none'})")
         found = [s for s in found if s in wanted]
-    wanted = {"space": space, "res": res, "den": den}
+    template = {"space": space, "res": res, "den": den}
     maps, warnings, tasks, templates, chosen = [], [], set(), set(), set()
     for subject in found:
         where = {_left_as_volume(name): place  # a surface map stands for its pair
@@ -137,20 +137,21 @@ def find_subject_maps(folder, task: str, subjects=None, space: str | None = None
         templates.update(_template(entities[prefix]) for prefix in of_task)
         prefixes = sorted(prefix for prefix in of_task
                           if all(entities[prefix][key] == value
-                                 for key, value in wanted.items() if value))
+                                 for key, value in template.items() if value))
         chosen.update(_template(entities[prefix]) for prefix in prefixes)
         _check_one_template(chosen, folder, task)
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
         prefix = _subject_prefix(subject, prefixes)  # its folder: where its mask is, if any
-        folder = where.get(model_file(prefix, "mask_file"), root / output_folder(prefix))
-        maps.append(_subject_maps(folder, subject, prefix, parsed))
+        maps_folder = where.get(model_file(prefix, "mask_file"), root / output_folder(prefix))
+        maps.append(_subject_maps(maps_folder, subject, prefix, parsed))
     if not maps:
-        asked = ", ".join(f"{key} {value}" for key, value in wanted.items() if value)
+        asked = ", ".join(f"{key} {value}" for key, value in template.items() if value)
         found_spaces = "; spaces found: " + (", ".join(sorted(
-            " ".join(f"{key}-{value}" if key != "space" else value for key, value in template)
-            for template in templates if template)) or "none") if asked else ""
+            " ".join(f"{key}-{value}" if key != "space" else value
+                     for key, value in found_template)
+            for found_template in templates if found_template)) or "none") if asked else ""
         raise InputError(f"--from-derivatives {folder}: no subject results of task {task}"
                          f"{' in ' + asked if asked else ''} (subject folders: {len(found)}; "
                          f"tasks found: {', '.join(sorted(tasks)) or 'none'}{found_spaces})")
