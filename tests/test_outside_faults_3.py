@@ -41,3 +41,39 @@ def test_an_fmriprep_folder_given_as_the_bids_folder_is_told_to_use_derivatives(
                         "entities) where the raw dataset's runs were expected: give the raw "
                         "BIDS folder as BIDS_DIR and fMRIPrep's outputs as --derivatives")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tilde_in_a_path_flag_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """``--output-dir=~/out`` reaches the command unexpanded (no shell expands ``~`` after
+    ``--flag=``): it is the home folder's ``out``, as with a shell's expansion (was: a
+    folder named ``~`` in the working directory, and the run's stamp inside it); the
+    rerun is answered from that stamp."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    write_tiny_bids(home / "bids", subjects=("01",), n_scans=40)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    argv = ["--bids-dir=~/bids", "--output-dir=~/out", "--work-dir=~/work",
+            "--analysis-level", "participant", *TINY]
+    assert main(argv) == 0
+    assert (home / "out" / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap"
+                                      ".nii.gz").is_file()
+    assert list((home / "work" / "up_to_date").glob("*.json"))
+    assert list(cwd.iterdir()) == []
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("Up to date")
+
+
+def test_session_label_is_fmripreps_spelling_of_session(tmp_path):
+    """``--session-label pre`` (fMRIPrep's flag) selects the runs ``--session pre`` selects
+    (was: "unrecognized arguments")."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40,
+                            sessions=("pre", "post"))
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", *TINY, "--session-label", "pre",
+                 "-w", str(tmp_path / "work")]) == 0
+    maps = sorted(path.relative_to(out).as_posix() for path in out.rglob("*_stat-z_statmap.nii.gz"))
+    assert maps == ["sub-01/ses-pre/sub-01_ses-pre_task-tiny_contrast-aMinusB_stat-z_statmap"
+                    ".nii.gz"]
