@@ -4,6 +4,7 @@ or run correctly."""
 
 import nibabel as nb
 import numpy as np
+import pytest
 
 from glm_workflows.cli import main
 from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
@@ -77,3 +78,21 @@ def test_session_label_is_fmripreps_spelling_of_session(tmp_path):
     maps = sorted(path.relative_to(out).as_posix() for path in out.rglob("*_stat-z_statmap.nii.gz"))
     assert maps == ["sub-01/ses-pre/sub-01_ses-pre_task-tiny_contrast-aMinusB_stat-z_statmap"
                     ".nii.gz"]
+
+
+@pytest.mark.parametrize(("expression", "says"), [
+    ("1e400*a - b", "a weight is not a finite number"),
+    ("[1e400, -1, 0, 0]", "a weight is not a finite number"),
+    ("1e200*1e200*a", "a weight is not a finite number"),
+    ("a / 0", "divides by zero"),
+])
+def test_contrast_weights_that_are_no_finite_number_are_refused_in_one_line(
+        expression, says, tmp_path, refused):
+    """A weight past float range (``1e400`` is inf) or a division by zero: one line saying
+    so (was: NumPy's RuntimeWarning on stderr, then "must be a linear combination ...
+    without a constant term", or "not linear" for ``a / 0``)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    line = refused([str(study), str(tmp_path / "out"), "participant", "--task", "tiny",
+                    "--contrast", f"x={expression}", "-w", str(tmp_path / "work")])
+    assert line.startswith(f"glm-workflows: error: contrast x: contrast '{expression}': {says}")
+    assert not (tmp_path / "out").exists()
