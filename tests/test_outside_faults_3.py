@@ -4,6 +4,7 @@ or run correctly."""
 
 import nibabel as nb
 import numpy as np
+import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
@@ -96,3 +97,20 @@ def test_contrast_weights_that_are_no_finite_number_are_refused_in_one_line(
                     "--contrast", f"x={expression}", "-w", str(tmp_path / "work")])
     assert line.startswith(f"glm-workflows: error: contrast x: contrast '{expression}': {says}")
     assert not (tmp_path / "out").exists()
+
+
+def test_trial_types_differing_only_by_end_spaces_are_refused(tmp_path, refused):
+    """``a`` and ``a `` in one events file (a stray space in a spreadsheet): nilearn makes
+    two conditions, and ``a - b`` put its weight on ``a `` (z maps far from nilearn's for
+    the contrast over ``a``): refused in one line naming both spellings."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    events_file = study / "sub-01" / "func" / "sub-01_task-tiny_events.tsv"
+    events = pd.read_csv(events_file, sep="\t")
+    assert list(events.trial_type[:3]) == ["a", "b", "a"]
+    events.loc[2, "trial_type"] = "a "
+    events.to_csv(events_file, sep="\t", index=False)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: {events_file}: column 'trial_type' line 4: 'a ' "
+                    "and 'a' (line 2) differ only by spaces at their ends; write one "
+                    "condition one way")

@@ -86,10 +86,24 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
         row = int(np.flatnonzero(events["trial_type"].isna().to_numpy())[0]) + 2
         raise InputError(f"{path}: column 'trial_type' line {row}: empty trial type")
     events["trial_type"] = events["trial_type"].astype(str)
+    _check_spelled_alike(events["trial_type"], path)
     if (events["duration"] < 0).any():
         raise InputError(f"{path}: column 'duration': durations must be >= 0")
     events = _drop_late_events(events, path, frame_times(n_scans, t_r, slice_time_ref)[-1])
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
+
+
+def _check_spelled_alike(trial_types: pd.Series, path: Path) -> None:
+    """Refuse two trial types that differ only by spaces at their ends (``'a '`` and
+    ``'a'``): nilearn makes them two conditions, and a contrast naming ``a`` cannot tell
+    which one it means."""
+    first: dict = {}
+    for row, name in enumerate(trial_types, start=2):
+        other, other_row = first.setdefault(name.strip(), (name, row))
+        if other != name:
+            raise InputError(f"{path}: column 'trial_type' line {row}: {name!r} and {other!r} "
+                             f"(line {other_row}) differ only by spaces at their ends; write "
+                             "one condition one way")
 
 
 def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float,
