@@ -114,3 +114,26 @@ def test_trial_types_differing_only_by_end_spaces_are_refused(tmp_path, refused)
     assert line == (f"glm-workflows: error: {events_file}: column 'trial_type' line 4: 'a ' "
                     "and 'a' (line 2) differ only by spaces at their ends; write one "
                     "condition one way")
+
+
+def test_scans_in_a_shells_glob_order_are_refused(tmp_path, refused):
+    """``--func vol*.nii`` of unpadded numbers gives vol0, vol1, vol10, ..., vol2: the run
+    would be fitted with its volumes shuffled (was: exit 0, silently); in numeric order
+    the same files are taken."""
+    from glm_workflows.inputs.runs import file_list_run
+
+    events = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40) / "sub-01" \
+        / "func" / "sub-01_task-tiny_events.tsv"
+    for index in range(12):
+        nb.Nifti1Image(np.full((4, 4, 4), 100.0 + index, np.float32), np.eye(4)).to_filename(
+            tmp_path / f"vol{index}.nii")
+    globbed = sorted(str(path) for path in tmp_path.glob("vol*.nii"))
+    assert [p.rsplit("/", 1)[1] for p in globbed[:4]] == ["vol0.nii", "vol1.nii", "vol10.nii",
+                                                          "vol11.nii"]
+    line = refused(["--func", *globbed, "--events", str(events), "--tr", "2",
+                    "--output-dir", str(tmp_path / "out"), "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: --func {tmp_path / 'vol11.nii'}: scan 11 is given "
+                    "before scan 2 (vol2.nii); a shell's glob sorts unpadded numbers as text: "
+                    "give the scans in acquisition order (e.g. ls -v)")
+    in_order = [str(tmp_path / f"vol{index}.nii") for index in range(12)]
+    assert file_list_run(in_order, events, 2.0).bold_files == in_order
