@@ -2,6 +2,8 @@
 them, BIDS App conventions, the group level): each refused in one line before any work,
 or run correctly."""
 
+import json
+
 import nibabel as nb
 import numpy as np
 import pandas as pd
@@ -137,3 +139,26 @@ def test_scans_in_a_shells_glob_order_are_refused(tmp_path, refused):
                     "give the scans in acquisition order (e.g. ls -v)")
     in_order = [str(tmp_path / f"vol{index}.nii") for index in range(12)]
     assert file_list_run(in_order, events, 2.0).bold_files == in_order
+
+
+@pytest.mark.parametrize(("sidecar", "says"), [
+    ({"RepetitionTime": True}, "{name}: RepetitionTime: expected a positive number of seconds, "
+                               "got True"),
+    ([{"RepetitionTime": 2.0}], "{path}: expected a JSON object of metadata fields ({{...}}), "
+                                "got a list"),
+    ({"VolumeTiming": [0.0, 2.0, 4.0]}, "{bold}: no RepetitionTime in any sidecar JSON (e.g. "
+                                        "task-tiny_bold.json); its VolumeTiming (a sparse "
+                                        "acquisition) is not supported: the design needs "
+                                        "volumes one TR apart"),
+])
+def test_sidecars_without_a_usable_repetition_time_are_refused(sidecar, says, tmp_path,
+                                                               refused):
+    """JSON's ``true`` as RepetitionTime (was: a TR of 1 s, silently), a sidecar that is a
+    list (was: a TypeError traceback), VolumeTiming instead of RepetitionTime (named)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    path = study / "task-tiny_bold.json"
+    path.write_text(json.dumps(sidecar))
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
+    bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    assert line == "glm-workflows: error: " + says.format(name=path.name, path=path, bold=bold)

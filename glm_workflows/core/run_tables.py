@@ -184,6 +184,8 @@ def check_repetition_time(t_r, source="TR") -> float:
     """Return ``t_r`` as a float, refusing values that are not positive numbers, or above
     :data:`MAX_REPETITION_TIME` (milliseconds)."""
     try:
+        if isinstance(t_r, bool):  # JSON's true is no TR of 1 s
+            raise TypeError
         value = float(t_r)
     except (TypeError, ValueError):
         raise InputError(f"{source}: expected a positive number of seconds, got {t_r!r}") from None

@@ -82,7 +82,10 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None,
         metadata, origins = _sidecar_metadata(bold, root, listing)
         if "RepetitionTime" not in metadata:
             raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
-                             f"(e.g. task-{task}_bold.json)")
+                             f"(e.g. task-{task}_bold.json)" + (
+                                 "; its VolumeTiming (a sparse acquisition) is not supported: "
+                                 "the design needs volumes one TR apart"
+                                 if "VolumeTiming" in metadata else ""))
         found.append(RunInputs(
             subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
             bold_files=[_absolute(bold)], events_file=_absolute(events),

@@ -94,10 +94,15 @@ def _sidecar_metadata(bold: Path, root: Path, listing=None) -> tuple[dict, dict]
 
 
 def _read_json(path: Path) -> dict:
+    """A sidecar's fields: a JSON object (a list or a number is refused, naming the file)."""
     try:
-        return json.loads(Path(path).read_text())
+        fields = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(fields, dict):
+        raise InputError(f"{path}: expected a JSON object of metadata fields ({{...}}), got "
+                         f"a {type(fields).__name__}")
+    return fields
 
 
 class _Listing:
