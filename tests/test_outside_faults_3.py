@@ -162,3 +162,31 @@ def test_sidecars_without_a_usable_repetition_time_are_refused(sidecar, says, tm
                     "-w", str(tmp_path / "work")])
     bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
     assert line == "glm-workflows: error: " + says.format(name=path.name, path=path, bold=bold)
+
+
+@pytest.mark.parametrize("label", ["null", "NA", "None"])
+def test_trial_types_pandas_would_read_as_missing_are_conditions(label, tmp_path):
+    """BIDS marks a missing value ``n/a`` only: a ``null`` trial type (null trials) is a
+    condition (was: refused as "empty trial type", pandas reading ``null``, ``NA``,
+    ``None`` as missing); z equals nilearn's on the events read as BIDS reads them."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    func = study / "sub-01" / "func"
+    events_file = func / "sub-01_task-tiny_events.tsv"
+    events = pd.read_csv(events_file, sep="\t")
+    events["trial_type"] = events["trial_type"].replace({"b": label})
+    events.to_csv(events_file, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", "--task", "tiny", "--contrast",
+                 f"aMinusNull=a - {label}", "-w", str(tmp_path / "work")]) == 0
+    model = FirstLevelModel(t_r=2.0, noise_model="ar1", standardize=False, hrf_model="spm",
+                            drift_model="cosine", high_pass=1 / 160)
+    model.fit(str(func / "sub-01_task-tiny_bold.nii.gz"), events=events)
+    weights = [{"a": 1.0, label: -1.0}.get(column, 0.0)
+               for column in model.design_matrices_[0].columns]
+    expected = model.compute_contrast(np.array(weights), output_type="z_score").get_fdata()
+    ours = nb.load(out / "sub-01" / "sub-01_task-tiny_contrast-aMinusNull_stat-z_statmap"
+                                    ".nii.gz").get_fdata()
+    assert np.count_nonzero(ours) > 100
+    np.testing.assert_allclose(ours, expected, atol=1e-10, rtol=0)

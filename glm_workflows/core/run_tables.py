@@ -16,6 +16,9 @@ from .lazy import pandas as pd
 from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
+#: The values an events file marks missing: BIDS's ``n/a`` and an empty cell, not pandas's
+#: other defaults (``null``, ``NA``, ``None``, ... are trial types, such as null trials).
+EVENTS_MISSING = ["n/a", ""]
 
 
 class EventsWarning(UserWarning):
@@ -59,7 +62,7 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     if not path.exists():
         raise not_found(path, "events file")
     try:
-        events = read_tsv(path, na_values=["n/a"], keep_default_na=True)
+        events = read_tsv(path, na_values=EVENTS_MISSING, keep_default_na=False)
     except InputError:
         raise
     except Exception as exc:
@@ -139,7 +142,8 @@ def absence_reason(path, condition: str, n_scans: int, t_r: float,
         first onset O s[; onsets in milliseconds?])``; or ``its events fall in censored
         volumes``.
     """
-    events = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=["onset", "trial_type"])
+    events = pd.read_csv(path, sep="\t", na_values=EVENTS_MISSING, keep_default_na=False,
+                         usecols=["onset", "trial_type"])
     onsets = pd.to_numeric(events.loc[events["trial_type"].astype(str) == condition, "onset"],
                            errors="coerce")
     if onsets.empty:
