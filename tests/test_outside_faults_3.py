@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 
 from glm_workflows.cli import main
-from glm_workflows.synthetic import write_fmriprep_derivatives, write_tiny_bids
+from glm_workflows.synthetic import (
+    write_fmriprep_derivatives,
+    write_participants,
+    write_tiny_bids,
+)
 
 TINY = ["--task", "tiny", "--contrast", "aMinusB=a - b"]
 
@@ -190,3 +194,21 @@ def test_trial_types_pandas_would_read_as_missing_are_conditions(label, tmp_path
                                     ".nii.gz").get_fdata()
     assert np.count_nonzero(ours) > 100
     np.testing.assert_allclose(ours, expected, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("demean", [[], ["--demean"]])
+def test_a_covariate_of_one_value_is_named_before_any_work(demean, tmp_path, refused):
+    """A participants.tsv column with one value for every subject: the line names it and
+    its value (was: "columns intercept, site are linearly dependent", and with --demean,
+    the zero column, "columns site are linearly dependent")."""
+    subjects = ("01", "02", "03", "04")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    participants = pd.read_csv(write_participants(study, subjects), sep="\t")
+    participants["site"] = 3
+    participants.to_csv(study / "participants.tsv", sep="\t", index=False)
+    line = refused([str(study), str(tmp_path / "out"), *TINY, "--group", "one-sample",
+                    "--group-covariates", "site", *demean, "-w", str(tmp_path / "work")])
+    assert line == ("glm-workflows: error: participants.tsv: covariate 'site' is 3 for every "
+                    "one of the 4 subjects; a covariate needs two values at least (it cannot "
+                    "be told from the mean)")
+    assert not (tmp_path / "out").exists()
