@@ -212,3 +212,70 @@ def test_a_covariate_of_one_value_is_named_before_any_work(demean, tmp_path, ref
                     "one of the 4 subjects; a covariate needs two values at least (it cannot "
                     "be told from the mean)")
     assert not (tmp_path / "out").exists()
+
+
+def _ms_units(img):
+    img.header.set_xyzt_units("mm", "msec")
+    img.header.set_zooms((*img.header.get_zooms()[:3], 2000.0))
+
+
+def _no_step(img):
+    img.header.set_zooms((*img.header.get_zooms()[:3], 0.0))
+
+
+def _scaled_int16(img):
+    data = np.asarray(img.dataobj)
+    scaled = nb.Nifti1Image(np.round((data - 10) / 0.5).astype(np.int16), img.affine)
+    scaled.header.set_xyzt_units("mm", "sec")
+    scaled.header.set_zooms((*img.header.get_zooms()[:3], 2.0))
+    scaled.header.set_slope_inter(0.5, 10)
+    return scaled
+
+
+_OBLIQUE = np.array([[2.9, -0.6, 0.3, -10.0], [0.62, 2.92, -0.2, 5.0], [-0.25, 0.25, 2.98, 3.0],
+                     [0.0, 0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize("form", ["ms-units", "no-time-step", "scaled-int16", "float64", "LAS",
+                                  "oblique"])
+def test_header_forms_scanners_write_give_nilearns_z(form, tmp_path):
+    """A bold whose header states the TR in ms or not at all (the sidecar's TR used),
+    int16 data with scl_slope/scl_inter, float64 data, an LAS or an oblique affine: z
+    equal to nilearn's FirstLevelModel on the same files (atol 1e-6)."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    func = study / "sub-01" / "func"
+    bold = func / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(bold)
+    data, affine = np.asarray(img.dataobj), img.affine
+    if form == "float64":
+        data = data.astype(np.float64)
+    if form == "LAS":
+        affine = np.diag([-3.0, 3.0, 3.0, 1.0])
+    if form == "oblique":
+        affine = _OBLIQUE
+    img = nb.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header.set_zooms((*img.header.get_zooms()[:3], 2.0))
+    if form == "ms-units":
+        _ms_units(img)
+    if form == "no-time-step":
+        _no_step(img)
+    if form == "scaled-int16":
+        img = _scaled_int16(img)
+    img.to_filename(bold)
+    written = nb.load(bold)
+    assert written.header.get_xyzt_units()[1] == ("msec" if form == "ms-units" else "sec")
+    if form == "scaled-int16":
+        assert (written.get_data_dtype(), written.dataobj.slope) == (np.int16, 0.5)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", *TINY, "-w", str(tmp_path / "work")]) == 0
+    model = FirstLevelModel(t_r=2.0, noise_model="ar1", standardize=False, hrf_model="spm",
+                            drift_model="cosine", high_pass=1 / 160)
+    model.fit(str(bold), events=pd.read_csv(func / "sub-01_task-tiny_events.tsv", sep="\t"))
+    expected = model.compute_contrast("a - b", output_type="z_score").get_fdata()
+    ours = nb.load(out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz")
+    assert np.count_nonzero(ours.get_fdata()) > 100
+    np.testing.assert_allclose(ours.affine, nb.load(bold).affine)
+    np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-6, rtol=0)
