@@ -279,3 +279,23 @@ def test_header_forms_scanners_write_give_nilearns_z(form, tmp_path):
     assert np.count_nonzero(ours.get_fdata()) > 100
     np.testing.assert_allclose(ours.affine, nb.load(bold).affine)
     np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("inside", ["", "sub-01/glm"])
+def test_an_output_folder_among_fmripreps_outputs_is_refused(inside, tmp_path, refused):
+    """OUTPUT_DIR the ``--derivatives`` folder itself (or in one of its ``sub-*``): the
+    maps went among fMRIPrep's, under its dataset_description.json (was: exit 0); its
+    ``glm`` subfolder, as ``BIDS_DIR/derivatives/glm``, is accepted."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    out = fmriprep / inside if inside else fmriprep
+    before = sorted(path for path in fmriprep.rglob("*"))
+    line = refused([str(study), str(out), "participant", "--derivatives", str(fmriprep), *TINY,
+                    "-w", str(tmp_path / "work")])
+    where = "is inside sub-01/ of" if inside else "is"
+    assert line == (f"glm-workflows: error: --output-dir {out}: {where} the --derivatives "
+                    f"folder {fmriprep}; the outputs would be written among fMRIPrep's (give "
+                    "a folder of their own, e.g. BIDS_DIR/derivatives/glm)")
+    assert sorted(path for path in fmriprep.rglob("*")) == before
+    assert main([str(study), str(fmriprep / "glm"), "participant", "--derivatives",
+                 str(fmriprep), *TINY, "-w", str(tmp_path / "work")]) == 0

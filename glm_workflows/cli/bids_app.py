@@ -10,12 +10,14 @@ from pathlib import Path
 
 from ..core.bids_filter import check_filters, read_filter_file
 from ..core.errors import InputError
+from ..inputs.folders import check_output_outside_derivatives
 from .parser import POSITIONALS
 
 
 def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
     """``args`` with each positional argument given stored as its flag's value, and a
-    leading ``~`` in its paths (:data:`PATH_FLAGS`) expanded to the home folder.
+    leading ``~`` in its paths (:data:`PATH_FLAGS`) expanded to the home folder; the
+    output folder checked to be none of the ``--derivatives`` folders.
 
     Raises
     ------
@@ -37,6 +39,7 @@ def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
             raise InputError(f"{option} {other}: the positional {flag} is {value} (give "
                              "one of them)")
         values[flag] = value
+    check_output_outside_derivatives(values["output_dir"], values["derivatives"])
     return argparse.Namespace(**values)
 
 
