@@ -299,3 +299,13 @@ def test_an_output_folder_among_fmripreps_outputs_is_refused(inside, tmp_path, r
     assert sorted(path for path in fmriprep.rglob("*")) == before
     assert main([str(study), str(fmriprep / "glm"), "participant", "--derivatives",
                  str(fmriprep), *TINY, "-w", str(tmp_path / "work")]) == 0
+
+
+def test_a_label_given_with_its_entity_key_is_told_the_label(tmp_path, refused):
+    """``--task task-tiny`` (the file-name form): the line says the label is ``tiny``
+    (``--participant-label sub-01`` is taken as ``01``; a task label has no such rule)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    line = refused([str(study), str(tmp_path / "out"), "participant", "--task", "task-tiny",
+                    "--contrast", "aMinusB=a - b", "-w", str(tmp_path / "work")])
+    assert line == ("glm-workflows: error: task label 'task-tiny': use letters and digits only "
+                    "(the label of task-tiny is 'tiny')")
