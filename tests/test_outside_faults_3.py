@@ -309,3 +309,16 @@ def test_a_label_given_with_its_entity_key_is_told_the_label(tmp_path, refused):
                     "--contrast", "aMinusB=a - b", "-w", str(tmp_path / "work")])
     assert line == ("glm-workflows: error: task label 'task-tiny': use letters and digits only "
                     "(the label of task-tiny is 'tiny')")
+
+
+@pytest.mark.parametrize("columns", [["a", "a ", "b", "constant"], [" a", "a", "b"],
+                                     ["a", "b", "b "]])
+def test_a_name_in_a_contrast_is_its_column_beside_one_with_end_spaces(columns):
+    """A design (e.g. confounds or a model file's variables) with a column ``a `` beside
+    ``a``: ``a - b`` weights the columns ``a`` and ``b`` (was: ``a `` for ``a``, or
+    ``b `` for ``b``)."""
+    from glm_workflows.core.contrasts import expression_to_vector
+
+    expected = np.zeros(len(columns))
+    expected[columns.index("a")], expected[columns.index("b")] = 1.0, -1.0
+    np.testing.assert_array_equal(expression_to_vector("a - b", columns), expected)

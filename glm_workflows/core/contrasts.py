@@ -111,11 +111,15 @@ _PLAIN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 def _placeholders(text: str, columns: list) -> tuple[str, list]:
     """``text`` with each column name that is not a (dotted) Python name, such as
     ``fake_patient_grp.1`` or ``a.1:b.2`` (pybids's ``Factor`` levels, formula
-    interactions), replaced by a name of its own, and the columns with those names."""
+    interactions), replaced by a name of its own, and the columns with those names. A
+    name with spaces at its ends beside the name without them (``a `` and ``a``) is not
+    replaced: ``a`` in the text is the column ``a``."""
     names = list(columns)
     for index, column in sorted(enumerate(columns), key=lambda item: -len(item[1])):
         if _PLAIN.match(column) and not any(keyword.iskeyword(p) for p in column.split(".")):
             continue
+        if column != column.strip() and column.strip() in columns:
+            continue  # 'a ' beside 'a': only a weight vector can name 'a '
         pattern = rf"(?<![\w.:]){re.escape(column)}(?![\w.:])"
         if re.search(pattern, text):
             names[index] = f"__column{index}__"
