@@ -322,3 +322,17 @@ def test_a_name_in_a_contrast_is_its_column_beside_one_with_end_spaces(columns):
     expected = np.zeros(len(columns))
     expected[columns.index("a")], expected[columns.index("b")] = 1.0, -1.0
     np.testing.assert_array_equal(expression_to_vector("a - b", columns), expected)
+
+
+@pytest.mark.parametrize("missing", ["n/a", "", "nan"])
+def test_a_trial_type_marked_missing_is_still_refused(missing, tmp_path, refused):
+    """``n/a``, an empty cell and ``nan`` (a table written from Python) stay missing."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    events_file = study / "sub-01" / "func" / "sub-01_task-tiny_events.tsv"
+    lines = events_file.read_text().splitlines()
+    lines[2] = "\t".join([*lines[2].split("\t")[:2], missing])
+    events_file.write_text("\n".join(lines) + "\n")
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: {events_file}: column 'trial_type' line 3: empty "
+                    "trial type")

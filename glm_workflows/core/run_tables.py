@@ -16,9 +16,10 @@ from .lazy import pandas as pd
 from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
-#: The values an events file marks missing: BIDS's ``n/a`` and an empty cell, not pandas's
-#: other defaults (``null``, ``NA``, ``None``, ... are trial types, such as null trials).
-EVENTS_MISSING = ["n/a", ""]
+#: The values an events file marks missing: BIDS's ``n/a``, an empty cell and NumPy's
+#: ``nan`` as a table written from Python has it; not pandas's other defaults (``null``,
+#: ``NA``, ``None``, ... are trial types, such as null trials).
+EVENTS_MISSING = ["n/a", "", "nan", "NaN"]
 
 
 class EventsWarning(UserWarning):
