@@ -336,3 +336,33 @@ def test_a_trial_type_marked_missing_is_still_refused(missing, tmp_path, refused
                     "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {events_file}: column 'trial_type' line 3: empty "
                     "trial type")
+
+
+def test_zero_padded_condition_codes_keep_their_text(tmp_path):
+    """Trial types ``01`` and ``02`` (condition codes) are the conditions ``01`` and ``02``
+    as written (was: read as the numbers 1 and 2, so ``01 - 02`` was refused and ``1``
+    and ``01`` merged into one condition); z equals nilearn's on the events read as text."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    func = study / "sub-01" / "func"
+    events_file = func / "sub-01_task-tiny_events.tsv"
+    events = pd.read_csv(events_file, sep="\t")
+    events["trial_type"] = events["trial_type"].map({"a": "01", "b": "02"})
+    events.to_csv(events_file, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", "--task", "tiny", "--contrast",
+                 "x=01 - 02", "-w", str(tmp_path / "work")]) == 0
+    design = pd.read_csv(out / "sub-01" / "sub-01_task-tiny_design.tsv", sep="\t", dtype=str,
+                         nrows=0)
+    assert list(design.columns[:2]) == ["01", "02"]
+    text = pd.read_csv(events_file, sep="\t", dtype={"trial_type": str})
+    model = FirstLevelModel(t_r=2.0, noise_model="ar1", standardize=False, hrf_model="spm",
+                            drift_model="cosine", high_pass=1 / 160)
+    model.fit(str(func / "sub-01_task-tiny_bold.nii.gz"), events=text)
+    weights = [{"01": 1.0, "02": -1.0}.get(column, 0.0)
+               for column in model.design_matrices_[0].columns]
+    expected = model.compute_contrast(np.array(weights), output_type="z_score").get_fdata()
+    ours = nb.load(out / "sub-01" / "sub-01_task-tiny_contrast-x_stat-z_statmap.nii.gz")
+    assert np.count_nonzero(ours.get_fdata()) > 100
+    np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-10, rtol=0)

@@ -63,7 +63,8 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     if not path.exists():
         raise not_found(path, "events file")
     try:
-        events = read_tsv(path, na_values=EVENTS_MISSING, keep_default_na=False)
+        events = read_tsv(path, na_values=EVENTS_MISSING, keep_default_na=False,
+                          dtype={"trial_type": str})  # '01' is no 1
     except InputError:
         raise
     except Exception as exc:
@@ -144,7 +145,7 @@ def absence_reason(path, condition: str, n_scans: int, t_r: float,
         volumes``.
     """
     events = pd.read_csv(path, sep="\t", na_values=EVENTS_MISSING, keep_default_na=False,
-                         usecols=["onset", "trial_type"])
+                         usecols=["onset", "trial_type"], dtype={"trial_type": str})
     onsets = pd.to_numeric(events.loc[events["trial_type"].astype(str) == condition, "onset"],
                            errors="coerce")
     if onsets.empty:
