@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..core.bids_filter import check_filters, read_filter_file
 from ..core.errors import InputError
+from ..inputs.folders import check_output_outside_derivatives
 from .parser import POSITIONALS
 
 
 def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
-    """``args`` with each positional argument given stored as its flag's value.
+    """``args`` with each positional argument given stored as its flag's value, and a
+    leading ``~`` in its paths (:data:`PATH_FLAGS`) expanded to the home folder; the
+    output folder checked to be none of the ``--derivatives`` folders.
 
     Raises
     ------
@@ -21,7 +25,7 @@ def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
         A positional argument and its flag given with different values (paths compare
         as paths: ``out/`` is ``out``).
     """
-    values = vars(args).copy()
+    values = vars(expand_home(args))
     given = values.pop("given_flags", frozenset()) or frozenset()
     _check_lists_before_positionals(values)
     for positional, flag in POSITIONALS.items():
@@ -35,7 +39,30 @@ def merge_positionals(args: argparse.Namespace) -> argparse.Namespace:
             raise InputError(f"{option} {other}: the positional {flag} is {value} (give "
                              "one of them)")
         values[flag] = value
+    check_output_outside_derivatives(values["output_dir"], values["derivatives"])
     return argparse.Namespace(**values)
+
+
+#: The flags (dest) that hold paths: a leading ``~`` in them is the user's home folder, as
+#: a shell expands it (``--output-dir=~/out`` reaches the command unexpanded: it made a
+#: folder named ``~``).
+PATH_FLAGS = ("bids_dir_arg", "output_dir_arg", "bids_dir", "output_dir", "work_dir",
+              "derivatives", "model", "bids_filter_file", "from_derivatives", "data_dir",
+              "mask", "templateflow_home", "func", "events", "confounds")
+
+
+def expand_home(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with a leading ``~`` in its paths (:data:`PATH_FLAGS`) expanded to the
+    home folder, as a shell expands it."""
+    return argparse.Namespace(**{key: _expand_home(value) if key in PATH_FLAGS else value
+                                 for key, value in vars(args).items()})
+
+
+def _expand_home(value):
+    """``value`` (a path, a list of them or None) with a leading ``~`` expanded."""
+    if isinstance(value, list):
+        return [_expand_home(item) for item in value]
+    return os.path.expanduser(value) if isinstance(value, str) else value
 
 
 #: The list flags (dest, option) whose values the positional arguments may follow.

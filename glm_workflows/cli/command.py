@@ -24,7 +24,7 @@ from ..settings import (
     GroupSettings,
     InferenceSettings,
 )
-from .bids_app import bids_filters, given_spaces, merge_positionals
+from .bids_app import bids_filters, expand_home, given_spaces, merge_positionals
 from .parser import DEFAULT_EXECUTION, build_parser, first_level_model_flags
 from .stamp import stamped_command
 
@@ -339,7 +339,7 @@ def _check_levels(args) -> None:
 def main(argv=None) -> int:
     """Run the command line; return the exit code (2: bad input, 1: a node failed,
     128 + signal number: interrupted by SIGINT or SIGTERM)."""
-    args = build_parser().parse_args(argv)  # argparse's errors exit here: one line, code 2
+    args = expand_home(build_parser().parse_args(argv))  # argparse's errors: exit 2 here
     stamped = stamped_command(args, _given(argv))
     if stamped is not None and not args.recheck:
         from ..execution.up_to_date import replay

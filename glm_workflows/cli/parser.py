@@ -4,7 +4,8 @@ help; each default read from :mod:`glm_workflows.settings`).
 A BIDS App's call works too: ``glm-workflows bids_dir output_dir {participant,group}``
 (the positional arguments are ``--bids-dir``, ``--output-dir`` and ``--analysis-level``;
 :func:`glm_workflows.cli.command.spec_from_args` merges them), with fMRIPrep's spellings
-``--n-cpus``/``--nprocs`` and ``-w``. A usage error is one line and a hint, exit code 2.
+``--n-cpus``/``--nprocs``, ``--session-label`` and ``-w``. A usage error is one line and a
+hint, exit code 2.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="LABEL",
                       help="participant label(s) (--subject is the same); with --func, the "
                            "one label of that run (default: all participants / 01)")
-    data.add_argument("--session", nargs="+", metavar="LABEL", help="BIDS session label(s)")
+    data.add_argument("--session", "--session-label", dest="session", nargs="+",
+                      metavar="LABEL",
+                      help="BIDS session label(s) (--session-label, fMRIPrep's, is the same)")
     data.add_argument("--run", nargs="+", metavar="INDEX", help="BIDS run index(es)")
     data.add_argument("--bids-filter-file", metavar="FILE",
                       help="JSON file of pybids queries, as fMRIPrep's: its \"bold\" query "

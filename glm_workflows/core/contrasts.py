@@ -75,7 +75,8 @@ def expression_to_vector(expression, columns) -> np.ndarray:
     columns = [str(c) for c in columns]
     if not isinstance(expression, str):
         weights = np.asarray(expression, dtype=np.float64).ravel()
-        return _check_length(weights, columns, str(list(expression)))
+        return _check_finite(_check_length(weights, columns, str(list(expression))),
+                             str(list(expression)))
     text = expression.strip()
     if text in columns:
         weights = np.zeros(len(columns))
@@ -83,17 +84,21 @@ def expression_to_vector(expression, columns) -> np.ndarray:
         return weights
     if _VECTOR.match(text):
         numbers = re.findall(_NUMBER, text)
-        return _check_length(np.array([float(n) for n in numbers]), columns, text)
+        return _check_finite(_check_length(np.array([float(n) for n in numbers]), columns,
+                                           text), text)
     text, names = _placeholders(text, columns)
     try:
         terms = [(sign, ast.parse(term, mode="eval").body) for sign, term in _split_sum(text)]
-        weights, constant = _sum(terms, names, expression)
+        with np.errstate(all="ignore"):  # 1e400 is inf: named below, not warned about
+            weights, constant = _sum(terms, names, expression)
     except (SyntaxError, tokenize.TokenError):
         raise InputError(f"contrast {_shown(expression)}: not a valid expression; use column "
                          f"names, numbers and + - * / ( ); {_available(columns)}") from None
     except (RecursionError, MemoryError):
         raise InputError(f"contrast {_shown(expression)}: too deeply nested to parse; write "
                          "it with fewer parentheses or signs in a row") from None
+    if weights is not None:
+        _check_finite(weights, expression)
     if weights is None or constant:
         raise InputError(f"contrast {_shown(expression)}: must be a linear combination of "
                          f"design columns without a constant term; {_available(columns)}")
@@ -106,16 +111,28 @@ _PLAIN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 def _placeholders(text: str, columns: list) -> tuple[str, list]:
     """``text`` with each column name that is not a (dotted) Python name, such as
     ``fake_patient_grp.1`` or ``a.1:b.2`` (pybids's ``Factor`` levels, formula
-    interactions), replaced by a name of its own, and the columns with those names."""
+    interactions), replaced by a name of its own, and the columns with those names. A
+    name with spaces at its ends beside the name without them (``a `` and ``a``) is not
+    replaced: ``a`` in the text is the column ``a``."""
     names = list(columns)
     for index, column in sorted(enumerate(columns), key=lambda item: -len(item[1])):
         if _PLAIN.match(column) and not any(keyword.iskeyword(p) for p in column.split(".")):
             continue
+        if column != column.strip() and column.strip() in columns:
+            continue  # 'a ' beside 'a': only a weight vector can name 'a '
         pattern = rf"(?<![\w.:]){re.escape(column)}(?![\w.:])"
         if re.search(pattern, text):
             names[index] = f"__column{index}__"
             text = re.sub(pattern, names[index], text)
     return text, names
+
+
+def _check_finite(weights, text) -> np.ndarray:
+    """Refuse a weight that is not a finite number (``1e400`` is inf, ``nan``)."""
+    if not np.all(np.isfinite(weights)):
+        raise InputError(f"contrast {_shown(text)}: a weight is not a finite number "
+                         "(numbers beyond 1.8e308, such as 1e400, are infinite)")
+    return weights
 
 
 def _check_length(weights, columns, text) -> np.ndarray:
@@ -208,6 +225,8 @@ def _linear(node, columns, expression):
                 return left_w * right_c, left_c * right_c
         elif right_w is None and right_c != 0:
             return (None if left_w is None else left_w / right_c), left_c / right_c
+        elif right_w is None:
+            raise InputError(f"contrast {_shown(expression)}: divides by zero")
         raise InputError(f"contrast {_shown(expression)}: not linear in the design columns "
                          "(columns may be scaled by numbers only)")
     raise InputError(f"contrast {_shown(expression)}: only column names, numbers and "

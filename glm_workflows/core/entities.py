@@ -83,7 +83,10 @@ def check_label(value: str, entity: str) -> str:
     """
     value = str(value)
     if not value or any(char not in BIDS_LABEL_CHARS for char in value):
-        raise InputError(f"{entity} label {value!r}: use letters and digits only")
+        key, _, rest = value.partition("-")
+        hint = f" (the label of {value} is {rest!r})" if key in BIDS_ENTITY_ORDER and rest \
+            and all(char in BIDS_LABEL_CHARS for char in rest) else ""
+        raise InputError(f"{entity} label {value!r}: use letters and digits only{hint}")
     return value
 
 

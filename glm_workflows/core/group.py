@@ -179,6 +179,10 @@ def group_design(subjects, kind, participants=None, *, group_column=None, covari
             raise InputError(f"participants.tsv: covariate '{name}' of subject 'sub-{first}' "
                              f"is {shown}; expected a number")
         values = values.to_numpy(dtype=np.float64)
+        if np.ptp(values) == 0:
+            raise InputError(f"participants.tsv: covariate '{name}' is {values[0]:g} for "
+                             f"every one of the {len(labels)} subjects; a covariate needs "
+                             "two values at least (it cannot be told from the mean)")
         design[name] = values - values.mean() if demean else values
     check_full_rank(design)
     check_residual_dof(design)

@@ -16,6 +16,10 @@ from .lazy import pandas as pd
 from .tables import read_tsv
 
 REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
+#: The values an events file marks missing: BIDS's ``n/a``, an empty cell and NumPy's
+#: ``nan`` as a table written from Python has it; not pandas's other defaults (``null``,
+#: ``NA``, ``None``, ... are trial types, such as null trials).
+EVENTS_MISSING = ["n/a", "", "nan", "NaN"]
 
 
 class EventsWarning(UserWarning):
@@ -59,7 +63,8 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     if not path.exists():
         raise not_found(path, "events file")
     try:
-        events = read_tsv(path, na_values=["n/a"], keep_default_na=True)
+        events = read_tsv(path, na_values=EVENTS_MISSING, keep_default_na=False,
+                          dtype={"trial_type": str})  # '01' is no 1
     except InputError:
         raise
     except Exception as exc:
@@ -86,10 +91,24 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
         row = int(np.flatnonzero(events["trial_type"].isna().to_numpy())[0]) + 2
         raise InputError(f"{path}: column 'trial_type' line {row}: empty trial type")
     events["trial_type"] = events["trial_type"].astype(str)
+    _check_spelled_alike(events["trial_type"], path)
     if (events["duration"] < 0).any():
         raise InputError(f"{path}: column 'duration': durations must be >= 0")
     events = _drop_late_events(events, path, frame_times(n_scans, t_r, slice_time_ref)[-1])
     return events[[c for c in (*REQUIRED_EVENT_COLUMNS, "modulation") if c in events]]
+
+
+def _check_spelled_alike(trial_types: pd.Series, path: Path) -> None:
+    """Refuse two trial types that differ only by spaces at their ends (``'a '`` and
+    ``'a'``): nilearn makes them two conditions, and a contrast naming ``a`` cannot tell
+    which one it means."""
+    first: dict = {}
+    for row, name in enumerate(trial_types, start=2):
+        other, other_row = first.setdefault(name.strip(), (name, row))
+        if other != name:
+            raise InputError(f"{path}: column 'trial_type' line {row}: {name!r} and {other!r} "
+                             f"(line {other_row}) differ only by spaces at their ends; write "
+                             "one condition one way")
 
 
 def run_conditions(path, n_scans: int, t_r: float, slice_time_ref: float,
@@ -125,7 +144,8 @@ def absence_reason(path, condition: str, n_scans: int, t_r: float,
         first onset O s[; onsets in milliseconds?])``; or ``its events fall in censored
         volumes``.
     """
-    events = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=["onset", "trial_type"])
+    events = pd.read_csv(path, sep="\t", na_values=EVENTS_MISSING, keep_default_na=False,
+                         usecols=["onset", "trial_type"], dtype={"trial_type": str})
     onsets = pd.to_numeric(events.loc[events["trial_type"].astype(str) == condition, "onset"],
                            errors="coerce")
     if onsets.empty:
@@ -170,6 +190,8 @@ def check_repetition_time(t_r, source="TR") -> float:
     """Return ``t_r`` as a float, refusing values that are not positive numbers, or above
     :data:`MAX_REPETITION_TIME` (milliseconds)."""
     try:
+        if isinstance(t_r, bool):  # JSON's true is no TR of 1 s
+            raise TypeError
         value = float(t_r)
     except (TypeError, ValueError):
         raise InputError(f"{source}: expected a positive number of seconds, got {t_r!r}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from pathlib import Path
 
 from ..core.bids_filter import RAW_ENTITIES, bold_query, describe, query_keeps
@@ -31,6 +32,8 @@ from .runs import (
 )
 
 SPM_AUDITORY_SCANS = "fM00223_*.img"
+#: The entities of a preprocessed image, which no raw bold file has.
+DERIVATIVE_NAME = re.compile(r"_(space|desc)-[a-zA-Z0-9]+_")
 
 
 def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None,
@@ -79,7 +82,10 @@ def find_bids_runs(bids_dir, task: str, subjects=None, sessions=None, runs=None,
         metadata, origins = _sidecar_metadata(bold, root, listing)
         if "RepetitionTime" not in metadata:
             raise InputError(f"{bold}: no RepetitionTime in any sidecar JSON "
-                             f"(e.g. task-{task}_bold.json)")
+                             f"(e.g. task-{task}_bold.json)" + (
+                                 "; its VolumeTiming (a sparse acquisition) is not supported: "
+                                 "the design needs volumes one TR apart"
+                                 if "VolumeTiming" in metadata else ""))
         found.append(RunInputs(
             subject=ents["sub"], task=task, session=ents.get("ses"), run=ents.get("run"),
             bold_files=[_absolute(bold)], events_file=_absolute(events),
@@ -144,7 +150,25 @@ def _select_raw_runs(root: Path, task: str, subjects=None, sessions=None, runs=N
         selection = ", ".join(f"{k}-{sorted(v)}" for k, v in wanted.items() if v)
         raise InputError(f"{root}: no task-{task} run matches {selection} "
                          "(each exists, but not in one run together)")
+    _check_raw_files(selected)
     return selected
+
+
+def _check_raw_files(selected: list) -> None:
+    """Refuse what a raw dataset's bold files cannot be: a preprocessed image (``space-``
+    or ``desc-``: an fMRIPrep folder given as the BIDS folder) and one run stored twice
+    (``_bold.nii`` beside ``_bold.nii.gz``, which looked like the echoes of one run)."""
+    stems: dict = {}
+    for bold, _ in selected:
+        if DERIVATIVE_NAME.search(bold.name):
+            raise InputError(f"{bold}: a preprocessed image (space-/desc- entities) where the "
+                             "raw dataset's runs were expected: give the raw BIDS folder as "
+                             "BIDS_DIR and fMRIPrep's outputs as --derivatives")
+        stem = bold.name[: bold.name.index("_bold.nii")]
+        if stem in stems:
+            raise InputError(f"{stems[stem]}: the same run is also stored as {bold.name}; "
+                             "keep only one of the two files")
+        stems[stem] = bold
 
 
 def find_spm_auditory(data_dir=None) -> RunInputs:

@@ -39,6 +39,22 @@ def check_output_outside_raw(output_dir, bids_dir) -> None:
                      f"written among the raw data (e.g. {raw / 'derivatives' / 'glm'})")
 
 
+def check_output_outside_derivatives(output_dir, derivatives) -> None:
+    """Refuse an output folder that is one of the ``--derivatives`` folders (fMRIPrep's) or
+    lies in one of its ``sub-*`` folders: the maps would be written among fMRIPrep's
+    outputs, under its ``dataset_description.json``."""
+    output = Path(output_dir).resolve()
+    for folder in derivatives or ():
+        inside = output.relative_to(Path(folder).resolve()).parts \
+            if output.is_relative_to(Path(folder).resolve()) else None
+        if inside is None or (inside and not inside[0].startswith("sub-")):
+            continue
+        where = "is" if not inside else f"is inside {inside[0]}/ of"
+        raise InputError(f"--output-dir {output_dir}: {where} the --derivatives folder "
+                         f"{folder}; the outputs would be written among fMRIPrep's (give "
+                         "a folder of their own, e.g. BIDS_DIR/derivatives/glm)")
+
+
 def nearest_existing(path) -> Path:
     """``path`` if it exists, else its nearest existing parent (what creating it needs)."""
     path = Path(path).absolute()

@@ -108,10 +108,15 @@ def _sidecar_metadata(bold: Path, root: Path, listing=None) -> tuple[dict, dict]
 
 
 def _read_json(path: Path) -> dict:
+    """A sidecar's fields: a JSON object (a list or a number is refused, naming the file)."""
     try:
-        return json.loads(Path(path).read_text())
+        fields = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(fields, dict):
+        raise InputError(f"{path}: expected a JSON object of metadata fields ({{...}}), got "
+                         f"a {type(fields).__name__}")
+    return fields
 
 
 class _Listing:
@@ -307,6 +312,7 @@ def file_list_run(func, events, t_r, subject="01", task="auditory", session=None
     for path in [*func, events, *([confounds] if confounds else [])]:
         if not Path(path).exists():
             raise not_found(path)
+    _check_scan_order(func)
     return RunInputs(
         subject=check_label(subject, "subject"), task=check_label(task, "task"),
         session=check_label(session, "session") if session else None,
@@ -317,3 +323,23 @@ def file_list_run(func, events, t_r, subject="01", task="auditory", session=None
         sources={"RepetitionTimeSource": "--tr", "SliceTimeRefSource": SLICE_TIME_REF_FLAG,
                  "MaskSource": COMPUTED_MASK},
     )
+
+
+#: A file name's last number, with the text before and after it.
+NUMBERED_NAME = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def _check_scan_order(func) -> None:
+    """Refuse scans named alike but for a number (``vol2.nii``, ``vol10.nii``) given out of
+    that number's order: a shell's glob sorts unpadded numbers as text (``vol10`` before
+    ``vol2``), and the run would be fitted with its volumes shuffled."""
+    names = [NUMBERED_NAME.match(Path(path).name) for path in func]
+    if len(func) < 2 or not all(names) or len({(m[1], m[3]) for m in names}) > 1:
+        return
+    numbers = [int(m[2]) for m in names]
+    for index in range(len(numbers) - 1):
+        if numbers[index] > numbers[index + 1]:
+            raise InputError(f"--func {func[index]}: scan {numbers[index]} is given before "
+                             f"scan {numbers[index + 1]} ({Path(func[index + 1]).name}); a "
+                             "shell's glob sorts unpadded numbers as text: give the scans in "
+                             "acquisition order (e.g. ls -v)")
