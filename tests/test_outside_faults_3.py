@@ -366,3 +366,22 @@ def test_zero_padded_condition_codes_keep_their_text(tmp_path):
     ours = nb.load(out / "sub-01" / "sub-01_task-tiny_contrast-x_stat-z_statmap.nii.gz")
     assert np.count_nonzero(ours.get_fdata()) > 100
     np.testing.assert_allclose(ours.get_fdata(), expected, atol=1e-10, rtol=0)
+
+
+def test_subject_maps_of_one_contrast_name_but_two_expressions_are_refused(tmp_path,
+                                                                           refused):
+    """Two subjects' maps named ``aMinusB`` (one rerun with ``b - a``): the group level
+    alone names both expressions and subjects before any work (was: exit 0, the group mean
+    of opposite signs)."""
+    subjects = ("01", "02", "03")
+    study = write_tiny_bids(tmp_path / "bids", subjects=subjects, n_scans=40)
+    out, work = tmp_path / "out", str(tmp_path / "work")
+    assert main([str(study), str(out), "participant", *TINY, "-w", work, "-q"]) == 0
+    assert main([str(study), str(out), "participant", "--task", "tiny", "--contrast",
+                 "aMinusB=b - a", "--participant-label", "02", "-w", work, "-q"]) == 0
+    line = refused([str(study), str(out), "group", "--task", "tiny", "--group", "one-sample",
+                    "-w", work])
+    assert line == (f"glm-workflows: error: contrast aMinusB: the maps of sub-01 in {out} are "
+                    "of 'a - b', those of sub-02 of 'b - a'; rerun the participant level of "
+                    "one with the other's expression")
+    assert not (out / "group").exists()

@@ -293,13 +293,21 @@ def study_contrasts(maps: list[SubjectMaps], folder, requested=()) -> list[tuple
     contrasts : list of (name, stat_type, rows)
     """
     found: dict = {}
+    first: dict = {}  # name -> the first subject that has it
     for subject_maps in maps:
         for name, stat_type in subject_maps.stat_types.items():
-            known = found.setdefault(name, (stat_type, subject_maps.rows[name]))
+            rows = subject_maps.rows[name]
+            known = found.setdefault(name, (stat_type, rows))
+            source = first.setdefault(name, subject_maps.subject)
             if known[0] != stat_type:
                 raise InputError(f"contrast {name}: of statistic {known[0]} for some "
                                  f"subjects of {folder}, {stat_type} for sub-"
                                  f"{subject_maps.subject}")
+            if known[1] and rows and _bare(known[1]) != _bare(rows):
+                raise InputError(f"contrast {name}: the maps of sub-{source} in {folder} "
+                                 f"are of {' , '.join(known[1])!r}, those of sub-"
+                                 f"{subject_maps.subject} of {' , '.join(rows)!r}; rerun "
+                                 "the participant level of one with the other's expression")
     if not requested:
         return [(name, *found[name]) for name in sorted(found)]
     contrasts = []
