@@ -136,6 +136,7 @@ def stats_model(spec: dict, source: str = "model") -> StatsModel:
     InputError
         One line ``<source>: <JSON path>: <problem>`` on the first problem.
     """
+    spec = input_lists(spec)
     check_schema(spec, source)
     _check_keys(spec, "model", "", source)
     where = _Where(source)
@@ -162,6 +163,27 @@ def stats_model(spec: dict, source: str = "model") -> StatsModel:
     return StatsModel(name=spec["Name"], version=version, nodes=nodes, edges=edges,
                       description=spec.get("Description"), input=spec.get("Input"),
                       source=source)
+
+
+def input_lists(spec: dict) -> dict:
+    """The model as pybids and FitLins read it where the published schema is stricter:
+    each ``Input`` value given as one string or number (``"task": "MGT"``) is a
+    one-element list (they pass it to the layout's query), and a node's ``Model`` without
+    ``Type`` is ``glm`` (pybids's default). Other values as given."""
+    def listed(value):
+        return [value] if isinstance(value, (str, int, float)) \
+            and not isinstance(value, bool) else value
+
+    given = spec.get("Input")
+    if isinstance(given, dict):
+        spec = {**spec, "Input": {k: listed(v) for k, v in given.items()}}
+    nodes = spec.get("Nodes")
+    if isinstance(nodes, list) and any(isinstance(n, dict) and isinstance(n.get("Model"), dict)
+                                       and "Type" not in n["Model"] for n in nodes):
+        spec = {**spec, "Nodes": [{**n, "Model": {**n["Model"], "Type": "glm"}}
+                                  if isinstance(n, dict) and isinstance(n.get("Model"), dict)
+                                  and "Type" not in n["Model"] else n for n in nodes]}
+    return spec
 
 
 def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
