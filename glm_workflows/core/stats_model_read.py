@@ -47,6 +47,7 @@ from .stats_model_fields import (
     _options,
     _transformations,
     convolved_variables,
+    level_conditions,
 )
 from .stats_model_schema import _Constant, _Repeated, check_schema
 
@@ -212,7 +213,7 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
     hrf = _hrf(model.get("HRF"), level, model_type, x, f"{mpath}.HRF", where)
     high_pass = _options(model.get("Options"), level, f"{mpath}.Options", where)
     transformations = _transformations(spec.get("Transformations"), level, index, where)
-    contrasts = _contrasts(spec.get("Contrasts") or [], x, path, where)
+    contrasts = _contrasts(level_conditions(spec.get("Contrasts") or [], x), x, path, where)
     dummy = spec.get("DummyContrasts")
     dummy_contrasts = None
     if dummy is not None:
