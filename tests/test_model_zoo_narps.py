@@ -151,6 +151,20 @@ def test_categorical_column_missing_from_participants_is_refused(tmp_path):
                                 "participants.tsv for C(group) (columns: age)")
 
 
+def test_spec_written_back_reads_the_same(tmp_path):
+    """The spec written as a model file (``to_bids_stats_model``) reads back the same:
+    the grouping by ``group`` and the cell-means design (``X: ["C(group)"]``) kept."""
+    from glm_workflows.spec.from_model import read_model, spec_from_dict
+    from glm_workflows.spec.serialize import to_bids_stats_model
+
+    spec = read_model(MODEL, bids_dir=str(tmp_path))
+    written = to_bids_stats_model(spec)
+    assert [n["GroupBy"] for n in written["Nodes"][2:]] == [["contrast", "group"]] * 2 + [
+        ["contrast"]]
+    again = spec_from_dict(json.loads(json.dumps(written)), "again.json", bids_dir=str(tmp_path))
+    assert again.nodes == spec.nodes and again.edges == spec.edges
+
+
 # --------------------------------------------------------------------- through the CLI
 
 T_R, N_SCANS, SHAPE, RUNS = 2.0, 50, (7, 7, 7), (1, 2)

@@ -46,7 +46,7 @@ INTERCEPT_COLUMN = "intercept"
 _GLOB = re.compile(r"[*?\[\]]")
 #: A formula's categorical term (``Model.Formula`` ``0 + C(group)``): the indicators of
 #: the column's levels, named as ``Factor`` names them (``group.<level>``).
-_CATEGORICAL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)$")
+CATEGORICAL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)$")
 
 
 def check_table_instructions(instructions, path_prefix: str = "") -> list[dict]:
@@ -138,7 +138,7 @@ def transform_table(instructions, table: pd.DataFrame, path_prefix: str = "") ->
 def used_columns(instructions, x, columns) -> list[str]:
     """The ``columns`` (of the table before transformations) a node uses: inputs of its
     instructions and ``Model.X`` names (globs expanded), in ``columns``' order."""
-    names = [_CATEGORICAL.sub(r"\1", str(e)) for e in x if isinstance(e, str)]
+    names = [CATEGORICAL.sub(r"\1", str(e)) for e in x if isinstance(e, str)]
     for instruction in instructions:
         value = instruction.get("Input", [])
         names += value if isinstance(value, list) else [value]
@@ -300,7 +300,7 @@ def _levels(table: pd.DataFrame, columns, node, source) -> tuple:
     them), and ``columns`` with each such term replaced by its levels' names."""
     expanded, added = [], {}
     for name in columns:
-        match = _CATEGORICAL.match(str(name))
+        match = CATEGORICAL.match(str(name))
         if match is None:
             expanded.append(name)
             continue

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import InputError
-from .group_variables import check_table_instructions
+from .group_variables import CATEGORICAL, check_table_instructions
 from .hrf import HRF_MODELS
 from .stats_model import (
     INTERCEPT,
@@ -26,8 +26,6 @@ from .stats_model import (
 from .transform_checks import TRANSFORMER, check_instructions
 
 
-#: A formula's categorical term ``C(<column>)``: one indicator column per level.
-CATEGORICAL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)$")
 #: A formula library's name of a level's column: ``C(group)[equalRange]`` (cell means)
 #: or ``C(group)[T.equalRange]`` (treatment coding's spelling).
 _LEVEL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)\[(?:T\.)?(.+)\]$")

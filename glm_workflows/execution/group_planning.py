@@ -71,8 +71,8 @@ def _levels(spec, node, runs, label):
     result, names = [], {node_label(n.name) for n in spec.nodes}
     for name in (c for c in levels.columns if c != column):
         level = name[len(column) + 1:]
-        level_label = node_label(node.name) + contrast_label(f"{column} {level}")[:1].upper() \
-            + contrast_label(f"{column} {level}")[1:]
+        suffix = contrast_label(f"{column} {level}")
+        level_label = node_label(node.name) + suffix[:1].upper() + suffix[1:]
         if level_label in names:
             raise InputError(f"{where}: level {level!r} names its outputs node-{level_label}, "
                              "as another node or level is named; rename the node")
