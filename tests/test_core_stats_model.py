@@ -302,10 +302,12 @@ def test_formula_refused(tmp_path):
              "the design columns in X")
     _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(Formula="1 + age"),
              "Nodes[2].Model.Formula: term 'age': expected Model.X names joined by ':' (an "
-             "interaction), '0' or '1' (formulas of sums of such terms are supported)")
+             "interaction), C(name) of an X name (its levels), '0' or '1' (formulas of sums "
+             "of such terms are supported)")
     _refused(tmp_path, lambda s: s["Nodes"][2]["Model"].update(X=[1, "a"], Formula="a * a"),
              "Nodes[2].Model.Formula: term 'a * a': expected Model.X names joined by ':' "
-             "(an interaction), '0' or '1' (formulas of sums of such terms are supported)")
+             "(an interaction), C(name) of an X name (its levels), '0' or '1' (formulas of "
+             "sums of such terms are supported)")
 
 
 def test_dataset_formula_gives_the_design_columns(tmp_path):

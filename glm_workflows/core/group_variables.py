@@ -44,6 +44,9 @@ TABLE_TRANSFORMATIONS = ("Factor", "Scale", "Demean", "Replace", "Threshold", "R
 #: The design column of ``Model.X``'s ``1`` (pybids's name).
 INTERCEPT_COLUMN = "intercept"
 _GLOB = re.compile(r"[*?\[\]]")
+#: A formula's categorical term (``Model.Formula`` ``0 + C(group)``): the indicators of
+#: the column's levels, named as ``Factor`` names them (``group.<level>``).
+CATEGORICAL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)$")
 
 
 def check_table_instructions(instructions, path_prefix: str = "") -> list[dict]:
@@ -135,7 +138,7 @@ def transform_table(instructions, table: pd.DataFrame, path_prefix: str = "") ->
 def used_columns(instructions, x, columns) -> list[str]:
     """The ``columns`` (of the table before transformations) a node uses: inputs of its
     instructions and ``Model.X`` names (globs expanded), in ``columns``' order."""
-    names = [str(e) for e in x if isinstance(e, str)]
+    names = [CATEGORICAL.sub(r"\1", str(e)) for e in x if isinstance(e, str)]
     for instruction in instructions:
         value = instruction.get("Input", [])
         names += value if isinstance(value, list) else [value]
@@ -232,6 +235,7 @@ def table_design(table: pd.DataFrame, columns=(), *, intercept: bool = True, nod
     design = pd.DataFrame(index=pd.Index(labels, name=rows))
     if intercept:
         design[INTERCEPT_COLUMN] = np.ones(len(labels))
+    table, columns = _levels(table, columns, node, source)
     for name in _expand(columns, table.columns, node, source):
         if name in design.columns:
             raise InputError(f"{node}Model.X: column '{name}' is given twice")
@@ -288,6 +292,30 @@ def _expand(names, available, node, source) -> list[str]:
                              f"transformations (columns: {shown})")
         found += [m for m in matches if m not in found]
     return found
+
+
+def _levels(table: pd.DataFrame, columns, node, source) -> tuple:
+    """``table`` with the indicator columns of each categorical term ``C(g)`` in
+    ``columns`` (``Factor``'s: ``g.<level>``, levels sorted, as formula libraries order
+    them), and ``columns`` with each such term replaced by its levels' names."""
+    expanded, added = [], {}
+    for name in columns:
+        match = CATEGORICAL.match(str(name))
+        if match is None:
+            expanded.append(name)
+            continue
+        column = match.group(1)
+        if column not in table.columns:
+            shown = ", ".join(map(str, table.columns)) or "none"
+            raise InputError(f"{node}Model.Formula: no column '{column}' in {source} for "
+                             f"{name} (columns: {shown})")
+        levels = transform_table([{"Name": "Factor", "Input": [column]}], table[[column]])
+        levels = levels[[c for c in levels.columns if c != column]]
+        added.update({c: levels[c] for c in levels.columns})
+        expanded += list(levels.columns)
+    if not added:
+        return table, columns
+    return table.assign(**added), expanded
 
 
 def _is_interaction(name: str, available) -> bool:

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import InputError
-from .group_variables import check_table_instructions
+from .group_variables import CATEGORICAL, check_table_instructions
 from .hrf import HRF_MODELS
 from .stats_model import (
     INTERCEPT,
@@ -26,12 +26,45 @@ from .stats_model import (
 from .transform_checks import TRANSFORMER, check_instructions
 
 
+#: A formula library's name of a level's column: ``C(group)[equalRange]`` (cell means)
+#: or ``C(group)[T.equalRange]`` (treatment coding's spelling).
+_LEVEL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)\[(?:T\.)?(.+)\]$")
+
+
 def _in_x(condition, x) -> bool:
-    """Whether a condition is one of ``Model.X`` (its entries may be globs)."""
+    """Whether a condition is one of ``Model.X`` (its entries may be globs; a categorical
+    term ``C(g)`` holds the levels ``g.<level>``)."""
     if condition == INTERCEPT and not isinstance(condition, bool):
         return any(e == INTERCEPT and not isinstance(e, str) for e in x)
-    return any(isinstance(e, str) and (e == condition or fnmatch.fnmatchcase(condition, e))
-               for e in x)
+    return any(isinstance(e, str) and (e == condition or fnmatch.fnmatchcase(condition, e)
+                                       or _level_of(condition, e)) for e in x)
+
+
+def _level_of(condition, entry: str) -> bool:
+    match = CATEGORICAL.match(entry)
+    return bool(match) and isinstance(condition, str) and \
+        condition.startswith(f"{match.group(1)}.")
+
+
+def level_conditions(contrasts: list, x) -> list:
+    """``Contrasts`` with each condition naming a level of a categorical term of ``X``
+    (``C(group)[equalRange]``, or ``C(group)[T.equalRange]`` as the model zoo's NARPS
+    model writes it) renamed to that level's design column, ``group.equalRange``
+    (``Factor``'s name); other conditions as written."""
+    terms = {CATEGORICAL.match(e).group(1) for e in x
+             if isinstance(e, str) and CATEGORICAL.match(e)}
+    if not terms:
+        return contrasts
+
+    def renamed(condition):
+        match = _LEVEL.match(condition) if isinstance(condition, str) else None
+        if match and match.group(1) in terms:
+            return f"{match.group(1)}.{match.group(2)}"
+        return condition
+
+    return [{**c, "ConditionList": [renamed(v) for v in c["ConditionList"]]}
+            if isinstance(c, dict) and isinstance(c.get("ConditionList"), list) else c
+            for c in contrasts]
 
 
 def _formula(formula, level, x, path, where) -> tuple:
@@ -40,6 +73,8 @@ def _formula(formula, level, x, path, where) -> tuple:
     Supported: Wilkinson terms of ``X`` names joined by ``+``, interactions written
     ``a:b`` (the product of ``a`` and ``b``, formulaic's name), ``0``/``-1`` (no
     intercept) or ``1``; without ``0`` the intercept is implied, as in R and formulaic.
+    A categorical term ``C(g)`` of an ``X`` name is one indicator column per level of
+    ``g`` (cell means), so only without the intercept (``0 + C(g)``).
     """
     if level != "Dataset":
         where.fail(path, "formulas are supported at Dataset nodes only; list the design "
@@ -49,10 +84,15 @@ def _formula(formula, level, x, path, where) -> tuple:
     terms = [t.strip() for t in re.split(r"(?<!-)\+", text.replace("- 1", "+ -1"))]
     intercept, columns = True, []
     for term in terms:
+        categorical = CATEGORICAL.match(term)
         if term in ("0", "-1"):
             intercept = False
         elif term == "1":
             continue
+        elif categorical and categorical.group(1) in x and not _is_glob(categorical.group(1)):
+            name = f"C({categorical.group(1)})"
+            if name not in columns:
+                columns.append(name)
         elif term and all(part.strip() in x and not _is_glob(part.strip())
                           for part in term.split(":")):
             name = ":".join(part.strip() for part in term.split(":"))
@@ -60,10 +100,15 @@ def _formula(formula, level, x, path, where) -> tuple:
                 columns.append(name)
         else:
             where.fail(path, f"term {term!r}: expected Model.X names joined by ':' (an "
-                       "interaction), '0' or '1' (formulas of sums of such terms are "
-                       "supported)")
+                       "interaction), C(name) of an X name (its levels), '0' or '1' "
+                       "(formulas of sums of such terms are supported)")
     if not columns and not intercept:
         where.fail(path, "no design column")
+    categorical = [c for c in columns if CATEGORICAL.match(c)]
+    if categorical and (intercept or len(categorical) > 1):
+        where.fail(path, f"{categorical[0]} is supported as the only categorical term of "
+                   f"a formula without the intercept ('0 + {categorical[0]}': a column per "
+                   "level, the cell means)")
     return ((INTERCEPT,) if intercept else ()) + tuple(columns)
 
 

@@ -47,6 +47,7 @@ from .stats_model_fields import (
     _options,
     _transformations,
     convolved_variables,
+    level_conditions,
 )
 from .stats_model_schema import _Constant, _Repeated, check_schema
 
@@ -136,6 +137,7 @@ def stats_model(spec: dict, source: str = "model") -> StatsModel:
     InputError
         One line ``<source>: <JSON path>: <problem>`` on the first problem.
     """
+    spec = input_lists(spec)
     check_schema(spec, source)
     _check_keys(spec, "model", "", source)
     where = _Where(source)
@@ -164,6 +166,27 @@ def stats_model(spec: dict, source: str = "model") -> StatsModel:
                       source=source)
 
 
+def input_lists(spec: dict) -> dict:
+    """The model as pybids and FitLins read it where the published schema is stricter:
+    each ``Input`` value given as one string or number (``"task": "MGT"``) is a
+    one-element list (they pass it to the layout's query), and a node's ``Model`` without
+    ``Type`` is ``glm`` (pybids's default). Other values as given."""
+    def listed(value):
+        return [value] if isinstance(value, (str, int, float)) \
+            and not isinstance(value, bool) else value
+
+    given = spec.get("Input")
+    if isinstance(given, dict):
+        spec = {**spec, "Input": {k: listed(v) for k, v in given.items()}}
+    nodes = spec.get("Nodes")
+    if isinstance(nodes, list) and any(isinstance(n, dict) and isinstance(n.get("Model"), dict)
+                                       and "Type" not in n["Model"] for n in nodes):
+        spec = {**spec, "Nodes": [{**n, "Model": {**n["Model"], "Type": "glm"}}
+                                  if isinstance(n, dict) and isinstance(n.get("Model"), dict)
+                                  and "Type" not in n["Model"] else n for n in nodes]}
+    return spec
+
+
 def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
     path = f"Nodes[{index}]"
     name, level = spec["Name"], spec["Level"]
@@ -190,7 +213,7 @@ def _node(spec: dict, index: int, where: _Where) -> NodeSpec:
     hrf = _hrf(model.get("HRF"), level, model_type, x, f"{mpath}.HRF", where)
     high_pass = _options(model.get("Options"), level, f"{mpath}.Options", where)
     transformations = _transformations(spec.get("Transformations"), level, index, where)
-    contrasts = _contrasts(spec.get("Contrasts") or [], x, path, where)
+    contrasts = _contrasts(level_conditions(spec.get("Contrasts") or [], x), x, path, where)
     dummy = spec.get("DummyContrasts")
     dummy_contrasts = None
     if dummy is not None:

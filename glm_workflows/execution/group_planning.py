@@ -31,11 +31,56 @@ def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> l
             plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
                                       model_file(spec), contrast_label))
             continue
-        plans += [plan._replace(node=node.name, label=label, group=group,
-                                participants_file=participants_file)
-                  for plan in group_plans(runs, contrasts, skipped, group, participants_file,
-                                          warnings, model_file(spec), node.name)]
+        for level, label, level_runs in _levels(spec, node, runs, label):
+            plans += [plan._replace(node=node.name, label=label, group=group,
+                                    participants_file=participants_file)
+                      for plan in group_plans(level_runs, contrasts, skipped, group,
+                                              participants_file, warnings, model_file(spec),
+                                              node.name)]
     return plans
+
+
+def _levels(spec, node, runs, label):
+    """``(level, label, runs)`` of a Dataset node: one for a node grouped by contrast;
+    grouped by contrast and a participants.tsv column, one per level of the column
+    (sorted, as ``Factor`` sorts them) with the runs of that level's subjects, labelled
+    ``<node><Column><Level>`` (``positiveGroupEqualRange``) so the levels' outputs and
+    workflows never share a name. A subject without a level is refused in one line."""
+    from ..core.group import read_participants
+    from ..core.group_variables import subject_rows, transform_table
+    from ..spec.bsm import contrast_label, node_label, split_column
+
+    column = split_column(node.group_by, f"node {node.name!r}")
+    if column is None:
+        return [(None, label, runs)]
+    path = Path(spec.inputs.bids_dir) / "participants.tsv"
+    where = f"{path}: column {column!r} (node {node.name!r}, GroupBy {list(node.group_by)})"
+    if not path.is_file():
+        raise InputError(f"{path}: participants.tsv not found (node {node.name!r} is grouped "
+                         f"by its column {column!r})")
+    table = read_participants(path)
+    if column not in table.columns:
+        raise InputError(f"{where}: no such column (columns: {', '.join(table.columns)})")
+    subjects = list(dict.fromkeys(run.subject for run in runs))
+    values = subject_rows(table, subjects, str(path))[column]
+    missing = [s for s, v in zip(subjects, values.isna(), strict=True) if v]
+    if missing:
+        raise InputError(f"{where}: n/a for sub-{', sub-'.join(missing)} (each subject "
+                         "modelled needs a level)")
+    levels = transform_table([{"Name": "Factor", "Input": [column]}], values.to_frame())
+    result, names = [], {node_label(n.name) for n in spec.nodes}
+    for name in (c for c in levels.columns if c != column):
+        level = name[len(column) + 1:]
+        suffix = contrast_label(f"{column} {level}")
+        level_label = node_label(node.name) + suffix[:1].upper() + suffix[1:]
+        if level_label in names:
+            raise InputError(f"{where}: level {level!r} names its outputs node-{level_label}, "
+                             "as another node or level is named; rename the node")
+        names.add(level_label)
+        chosen = {s for s, hit in zip(subjects, levels[name].to_numpy() == 1, strict=True)
+                  if hit}
+        result.append((level, level_label, [run for run in runs if run.subject in chosen]))
+    return result
 
 
 def _pooled_plan(runs, skipped, group, node, label, warnings, model_file, contrast_label):

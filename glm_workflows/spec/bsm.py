@@ -152,13 +152,32 @@ def check_node_graph(model: StatsModel) -> tuple[NodeSpec | None, tuple[NodeSpec
     for dataset in datasets:
         if dataset.model_type != "glm":
             raise InputError(f"{dataset.path}.Model.Type: expected 'glm' at the Dataset level")
-        if set(dataset.group_by) not in ({"contrast"}, set()):
-            raise InputError(f"{dataset.path}.GroupBy: expected ['contrast'] (a model per "
-                             "incoming contrast) or [] (the contrasts as a variable), got "
-                             f"{list(dataset.group_by)}")
+        split_column(dataset.group_by, dataset.path)
         if not dataset.group_by:
             pooled_columns(model, dataset)
     return subject, datasets
+
+
+#: Entities a Dataset node is not grouped by beside ``contrast`` (its maps are a
+#: subject's; a participants.tsv column splits the subjects).
+_NOT_COLUMNS = ("subject", "session", "run", "task", "space", "acquisition", "echo",
+                "direction", "reconstruction", "ceagent")
+
+
+def split_column(group_by, where: str) -> str | None:
+    """The participants.tsv column a Dataset node is grouped by beside ``contrast``
+    (``GroupBy: ["contrast", "group"]``: a model per incoming contrast and level of
+    ``group``, over that level's subjects), or None (``["contrast"]`` or ``[]``); other
+    groupings refused in one line naming ``where`` (the node)."""
+    rest = [g for g in group_by if g != "contrast"]
+    if not rest and set(group_by) in ({"contrast"}, set()):
+        return None
+    if "contrast" in group_by and len(rest) == 1 and rest[0] not in _NOT_COLUMNS:
+        return rest[0]
+    raise InputError(f"{where}.GroupBy: expected ['contrast'] (a model per incoming "
+                     "contrast), ['contrast', <participants.tsv column>] (a model per "
+                     "incoming contrast and level of the column) or [] (the contrasts as a "
+                     f"variable), got {list(group_by)}")
 
 
 def session_node(model: StatsModel) -> NodeSpec | None:

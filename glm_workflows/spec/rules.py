@@ -163,9 +163,10 @@ def check_node(node) -> None:
     if node.level == "Subject" and set(node.group_by) != {"subject", "contrast"}:
         raise InputError(f"node {node.name!r}.GroupBy: expected ['subject', 'contrast'], got "
                          f"{list(node.group_by)}")
-    if node.level == "Dataset" and set(node.group_by) not in ({"contrast"}, set()):
-        raise InputError(f"node {node.name!r}.GroupBy: expected ['contrast'] or [], got "
-                         f"{list(node.group_by)}")
+    if node.level == "Dataset":
+        from .bsm import split_column
+
+        split_column(node.group_by, f"node {node.name!r}")
     if node.level == "Run":
         _check_run(node)
 
@@ -327,6 +328,9 @@ def _check_group(spec, dataset) -> None:
     elif (group.group_column or group.covariates) and not spec.inputs.bids_dir:
         raise InputError("--group-column/--group-covariates: need --bids-dir "
                          "(its participants.tsv)")
+    elif len(dataset.group_by) > 1 and not spec.inputs.bids_dir:
+        raise InputError(f"node {dataset.name!r}.GroupBy {list(dataset.group_by)}: needs "
+                         "--bids-dir (its participants.tsv)")
     for name, row in group.contrasts:
         if isinstance(row, str):
             parse_contrast_option(f"{name}={row}", "t")
