@@ -332,7 +332,8 @@ def _second_level(out, subjects, contrast, design, weights):
 
 def _group_z(out, node, contrast, group_contrast=None):
     plus = f"+{group_contrast}" if group_contrast else ""
-    return out / "group" / f"task-{TASK}_node-{node}_contrast-{contrast}{plus}_stat-z_statmap.nii.gz"
+    return out / "group" / (f"task-{TASK}_node-{node}_contrast-{contrast}{plus}"
+                            "_stat-z_statmap.nii.gz")
 
 
 @pytest.mark.slow

@@ -25,7 +25,6 @@ from .stats_model import (
 )
 from .transform_checks import TRANSFORMER, check_instructions
 
-
 #: A formula library's name of a level's column: ``C(group)[equalRange]`` (cell means)
 #: or ``C(group)[T.equalRange]`` (treatment coding's spelling).
 _LEVEL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)\[(?:T\.)?(.+)\]$")

@@ -31,8 +31,8 @@ def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> l
             plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
                                       model_file(spec), contrast_label))
             continue
-        for level, label, level_runs in _levels(spec, node, runs, label):
-            plans += [plan._replace(node=node.name, label=label, group=group,
+        for _, level_label, level_runs in _levels(spec, node, runs, label):
+            plans += [plan._replace(node=node.name, label=level_label, group=group,
                                     participants_file=participants_file)
                       for plan in group_plans(level_runs, contrasts, skipped, group,
                                               participants_file, warnings, model_file(spec),
