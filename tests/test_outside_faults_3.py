@@ -385,3 +385,16 @@ def test_subject_maps_of_one_contrast_name_but_two_expressions_are_refused(tmp_p
                     "of 'a - b', those of sub-02 of 'b - a'; rerun the participant level of "
                     "one with the other's expression")
     assert not (out / "group").exists()
+
+
+def test_a_complex_valued_run_is_refused_before_any_work(tmp_path, refused):
+    """A complex64 bold (phase and magnitude saved together): one line naming its data type
+    (was: its real part fitted, with NumPy's ComplexWarning on stderr)."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    bold = study / "sub-01" / "func" / "sub-01_task-tiny_bold.nii.gz"
+    img = nb.load(bold)
+    nb.Nifti1Image(np.asarray(img.dataobj).astype(np.complex64), img.affine).to_filename(bold)
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
+    assert line == f"glm-workflows: error: {bold}: data type complex64; expected real numbers"
+    assert not (tmp_path / "out").exists()

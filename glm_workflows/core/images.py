@@ -14,7 +14,6 @@ from .errors import InputError, not_found, one_line
 from .inflate import STEP_BYTES, gzip_open, stored_data
 
 AFFINE_TOLERANCE = 1e-4
-
 #: File name of a run's mean image in its node's folder (MeanImage's, FitGLM's).
 MEAN_IMAGE_FILE = "mean.nii.gz"
 
@@ -35,7 +34,7 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
     Raises
     ------
     InputError
-        If the file is missing, is not an image, or is not 3D/4D.
+        If the file is missing, is not an image, is not 3D/4D or holds no real numbers.
     """
     path = Path(path)
     if not path.exists():
@@ -47,6 +46,8 @@ def load_image_header(path: str | os.PathLike) -> nb.spatialimages.SpatialImage:
             from None
     if img.ndim not in (3, 4):
         raise InputError(f"{path}: expected a 3D or 4D image, got {img.ndim}D {img.shape}")
+    if img.get_data_dtype().kind not in "biuf":  # complex, RGB: nilearn takes neither alike
+        raise InputError(f"{path}: data type {img.get_data_dtype()}; expected real numbers")
     check_data_size(img)
     return img
 
@@ -207,11 +208,9 @@ TIME_UNITS_IN_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
 def header_repetition_time(img) -> float | None:
-    """The TR a 4D image's header states, in seconds, or None if it states none.
-
-    Only a header whose time unit is set (``sec``, ``msec``, ``usec``) and whose fourth
-    voxel size is positive states a TR.
-    """
+    """The TR a 4D image's header states, in seconds, or None if it states none: only a
+    header whose time unit is set (``sec``, ``msec``, ``usec``) and whose fourth voxel
+    size is positive states a TR."""
     if img.ndim != 4 or not hasattr(img.header, "get_xyzt_units"):
         return None
     unit = img.header.get_xyzt_units()[1]
