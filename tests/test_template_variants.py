@@ -178,10 +178,20 @@ def test_a_folder_of_an_earlier_version_is_taken_over_by_the_same_analysis(resol
 
 
 def test_a_file_carries_its_analysis_template():
+    """Entity by entity, whatever their places in the names: a cohort's subject names have
+    it before the task, a hemisphere's GIFTI its ``hemi-`` before the space."""
     label = analysis_label("tiny", "fsLR", den="32k")
-    assert names_its_template("sub-01_task-tiny_hemi-L_space-fsLR_den-32k_bold.func.gii", label)
-    assert not names_its_template("sub-01_task-tiny_space-fsLR_den-91k_bold.dtseries.nii",
-                                  label)
+    assert names_its_template(
+        "sub-01_task-tiny_hemi-L_space-fsLR_den-32k_contrast-a_stat-z_statmap.func.gii", label)
+    assert names_its_template("task-tiny_hemi-R_space-fsLR_den-32k_contrast-a_stat-z_statmap"
+                              ".func.gii", label)
+    assert not names_its_template(
+        "sub-01_task-tiny_space-fsLR_den-91k_contrast-a_stat-z_statmap.dscalar.nii", label)
+    assert names_its_template(
+        "sub-01_cohort-1_task-rest_space-X_res-2_contrast-a_stat-z_statmap.nii.gz",
+        analysis_label("rest", "X", cohort="1", res="2"))
+    assert not names_its_template("sub-01_task-tiny_space-X_desc-mean_bold.nii.gz",
+                                  analysis_label("tiny", "X", res="2"))
     assert not names_its_template("sub-01_task-tiny_desc-mean_bold.nii.gz",
                                   analysis_label("tiny"))
 
@@ -216,3 +226,36 @@ def test_the_array_group_job_reads_its_resolution(resolutions, tmp_path):
     stem = group_stem("tiny", "aMinusB", space=SPACE, res="2")
     assert (out / GROUP_FOLDER / group_file(stem, "z_maps")).exists()
     assert not list((out / GROUP_FOLDER).glob("*_res-1_*"))
+
+
+def test_the_group_level_alone_takes_the_plain_space_beside_a_resolution(resolutions,
+                                                                         tmp_path):
+    """Maps of ``space-S`` (an image without ``res-``) beside those of ``space-S_res-2``:
+    ``--space S`` reads the plain ones (there was no way to choose them), ``--res 02`` the
+    res-2 ones (labels compare as numbers, as at the participant level)."""
+    raw, fmriprep, built, _ = resolutions
+    out, plain = tmp_path / "out", tmp_path / "plain"
+    shutil.copytree(built, out)
+    for path in fmriprep.rglob(f"*_space-{SPACE}_res-2_*"):
+        target = plain / path.relative_to(fmriprep).parent / path.name.replace("_res-2", "")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    for path in fmriprep.rglob("*_desc-confounds_timeseries.*"):
+        shutil.copy(path, plain / path.relative_to(fmriprep))
+    assert main([str(raw), str(out), "participant", "--derivatives", str(plain), "--task",
+                 "tiny", "--space", SPACE, *CONTRAST, "-w", str(tmp_path / "work"), "-q"]) == 0
+    assert _group(raw, out, tmp_path / "work", "--space", SPACE) == 0
+    assert _group(raw, out, tmp_path / "work", "--space", SPACE, "--res", "02") == 0
+    for res in (None, "2"):
+        stem = group_stem("tiny", "aMinusB", space=SPACE, res=res)
+        ours = nb.load(out / GROUP_FOLDER / group_file(stem, "z_maps")).get_fdata()
+        sidecar = json.loads((out / GROUP_FOLDER / group_file(stem, "contrast_jsons"))
+                             .read_text())
+        assert all((f"_res-{res}_" in source) == bool(res) for source in sidecar["Sources"])
+        assert np.isfinite(ours).any()
+    # the plain maps are the res-2 images renamed: the same numbers, two analyses
+    np.testing.assert_array_equal(
+        nb.load(out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB", space=SPACE),
+                                                "z_maps")).get_fdata(),
+        nb.load(out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB", space=SPACE,
+                                                           res="2"), "z_maps")).get_fdata())

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import re
 
-from .entities import _LABEL, _TEMPLATE, TEMPLATE_ENTITIES, check_label, template_part
-from .naming import ANALYSIS_RECORD_SUFFIX
+from .entities import (
+    _LABEL,
+    _TEMPLATE,
+    TEMPLATE_ENTITIES,
+    check_label,
+    parse_prefix,
+    template_of,
+    template_part,
+)
+from .naming import ANALYSIS_RECORD_SUFFIX, as_volume_name, parse_group_name, parse_output_name
 
 _ANALYSIS = re.compile(rf"task-(?P<task>{_LABEL}){_TEMPLATE}(?:_model-(?P<model>{_LABEL}))?")
 
@@ -62,12 +70,21 @@ def legacy_analysis(analysis: str) -> str | None:
 
 
 def names_its_template(name: str, analysis: str) -> bool:
-    """Whether file ``name`` carries the template entities of ``analysis``
-    (``_space-<S>[_cohort-<C>][_res-<R>][_den-<D>]_`` in it): which of the files its
+    """Whether output file ``name`` (a subject's, a session's or a group's) has the
+    template entities of ``analysis``, no more and no fewer: which of the files its
     :func:`legacy_analysis` record lists are its own."""
-    parts = parse_analysis(analysis)
-    template = template_part(**{entity: parts[entity] for entity in TEMPLATE_ENTITIES})
-    return bool(template) and f"{template}_" in name
+    template = template_of(parse_analysis(analysis))
+    return bool(template) and _name_template(name) == template
+
+
+def _name_template(name: str) -> dict | None:
+    """The template entities of an output file's name; None for a name of neither a
+    model's outputs nor a group's."""
+    parsed = parse_output_name(as_volume_name(name))
+    if parsed is not None:
+        return template_of(parse_prefix(parsed.prefix))
+    parts = parse_group_name(name)
+    return None if parts is None else template_of(parts)
 
 
 def analysis_record(analysis: str) -> str:
@@ -97,8 +114,9 @@ def parse_analysis_record(name: str) -> str | None:
 
 def group_output_analysis(name: str) -> str | None:
     """The analysis (:func:`analysis_label`: task and template entities) of a group output's
-    file name ``task-<T>[_space-<S>]...[_node-<N>]_contrast-<C>...``; None for any other
+    file name (:func:`~glm_workflows.core.naming.parse_group_name`); None for any other
     name."""
-    match = re.match(rf"task-(?P<task>{_LABEL}){_TEMPLATE}(?:_node-{_LABEL})?"
-                     rf"_contrast-{_LABEL}", name)
-    return analysis_label(**match.groupdict()) if match else None
+    parts = parse_group_name(name)
+    if parts is None:
+        return None
+    return analysis_label(parts["task"], **{entity: parts[entity] for entity in TEMPLATE_ENTITIES})

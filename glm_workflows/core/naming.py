@@ -27,6 +27,7 @@ import re
 from typing import NamedTuple
 
 from .entities import _LABEL, _PREFIX, _TEMPLATE, check_label, template_part
+from .surface_names import cifti_volume_name, volume_name
 
 #: The statistics a contrast's ``{stat}`` suffix field takes.
 STAT_TYPES = ("t", "F")
@@ -250,6 +251,21 @@ def group_stem(task: str, contrast: str, group_contrast: str | None = None,
 _GROUP_STEM = re.compile(rf"task-(?P<task>{_LABEL}){_TEMPLATE}"
                          rf"(?:_node-(?P<node>{_LABEL}))?_contrast-(?P<contrast>{_LABEL})"
                          rf"(?:(?:\+|_group-)(?P<group>{_LABEL}))?")
+
+
+def parse_group_name(name: str) -> dict | None:
+    """:func:`parse_group_stem`'s parts of a group output's file name (a hemisphere's GIFTI
+    or a CIFTI file's too: ``hemi-`` before ``space-``); None for another name."""
+    name = as_volume_name(name)
+    match = _GROUP_STEM.match(name)
+    return match.groupdict() if match and name[match.end():][:1] in ("", "_") else None
+
+
+def as_volume_name(name: str) -> str:
+    """A surface output's name (one hemisphere's GIFTI, a CIFTI file) as the volume
+    output's it stands for; any other name as it is."""
+    volume = volume_name(name)
+    return cifti_volume_name(name) or (volume[0] if volume else name)
 
 
 def parse_group_stem(stem: str) -> dict | None:

@@ -243,9 +243,9 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         input_files,
         is_cifti_maps,
         is_surface_maps,
-        maps_template,
         study_contrasts,
     )
+    from ..inputs.map_templates import maps_template
 
     folder = spec.inputs.from_derivatives
     arguments = plugin_args(execution)
@@ -314,7 +314,7 @@ def group_analysis(folder, maps, task: str) -> str:
     in the maps' template when no record does, e.g. a folder of an older glm-workflows; the
     label an older glm-workflows gave it is read as today's)."""
     from ..core.analyses import analysis_label, legacy_analysis
-    from ..inputs.derivatives import maps_template
+    from ..inputs.map_templates import maps_template
     from ..outputs.folders import folder_analyses, recorded_outputs
 
     expected = analysis_label(task, **maps_template(maps))

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.entities import parse_prefix, subject_label, template_of
+from ..core.entities import parse_prefix, subject_label
 from ..core.errors import InputError
 from ..core.naming import (
     contrast_file,
@@ -37,6 +37,7 @@ from ..core.surface_names import (
     surface_name,
     volume_name,
 )
+from .map_templates import chosen_template, template_key
 
 
 class SubjectMaps(NamedTuple):
@@ -123,23 +124,24 @@ def find_subject_maps(folder, task: str, subjects=None, space: str | None = None
             raise InputError(f"--subject {', '.join(absent)}: no such subject folder in "
                              f"{folder} (found: {', '.join(found) or 'none'})")
         found = [s for s in found if s in wanted]
-    template = {"space": space, "res": res, "den": den}
-    maps, warnings, tasks, templates, chosen = [], [], set(), set(), set()
+    asked = {"space": space, "res": res, "den": den}
+    listings, tasks, templates = {}, set(), set()
     for subject in found:
         where = {_left_as_volume(name): place  # a surface map stands for its pair
                  for name, place in subject_files(root, subject).items()
                  if "_hemi-R_" not in name}
-        names = sorted(where)
-        parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in names) if p]
+        parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in sorted(where))
+                  if p]
         entities = {p.prefix: parse_prefix(p.prefix) for _, p in parsed}  # once a prefix
         tasks.update(parts["task"] for parts in entities.values())
-        of_task = {prefix for prefix, parts in entities.items() if parts["task"] == task}
-        templates.update(_template(entities[prefix]) for prefix in of_task)
-        prefixes = sorted(prefix for prefix in of_task
-                          if all(entities[prefix][key] == value
-                                 for key, value in template.items() if value))
-        chosen.update(_template(entities[prefix]) for prefix in prefixes)
-        _check_one_template(chosen, folder, task)
+        of_task = {prefix: template_key(parts) for prefix, parts in entities.items()
+                   if parts["task"] == task}
+        listings[subject] = where, parsed, of_task
+        templates.update(of_task.values())
+    chosen = chosen_template(templates, asked, folder, task)
+    maps, warnings = [], []
+    for subject, (where, parsed, of_task) in listings.items():
+        prefixes = sorted(prefix for prefix, template in of_task.items() if template == chosen)
         if not prefixes:
             warnings.append(f"sub-{subject}: no results of task {task} in {folder}; left out")
             continue
@@ -147,42 +149,14 @@ def find_subject_maps(folder, task: str, subjects=None, space: str | None = None
         maps_folder = where.get(model_file(prefix, "mask_file"), root / output_folder(prefix))
         maps.append(_subject_maps(maps_folder, subject, prefix, parsed))
     if not maps:
-        asked = ", ".join(f"{key} {value}" for key, value in template.items() if value)
+        given = ", ".join(f"{key} {value}" for key, value in asked.items() if value)
         found_spaces = "; spaces found: " + (", ".join(sorted(
-            " ".join(f"{key}-{value}" if key != "space" else value
-                     for key, value in found_template)
-            for found_template in templates if found_template)) or "none") if asked else ""
+            " ".join(f"{key}-{value}" if key != "space" else value for key, value in template)
+            for template in templates if template)) or "none") if given else ""
         raise InputError(f"--from-derivatives {folder}: no subject results of task {task}"
-                         f"{' in ' + asked if asked else ''} (subject folders: {len(found)}; "
+                         f"{' in ' + given if given else ''} (subject folders: {len(found)}; "
                          f"tasks found: {', '.join(sorted(tasks)) or 'none'}{found_spaces})")
     return maps, warnings
-
-
-def _template(entities: dict) -> tuple:
-    """``((entity, label), ...)``: a prefix's template entities (:func:`template_of`)."""
-    return tuple(template_of(entities).items())
-
-
-#: How :func:`_check_one_template` names each template entity, and the flag choosing it.
-_TEMPLATE_WORDS = {"space": ("spaces", "--space"), "cohort": ("cohorts", "--space"),
-                   "res": ("resolutions", "--res"), "den": ("densities", "--den")}
-
-
-def _check_one_template(templates: set, folder, task: str) -> None:
-    """Refuse subject maps in several templates (:func:`_template`), naming the first
-    entity that tells them apart and the flag that chooses one."""
-    for entity, (words, flag) in _TEMPLATE_WORDS.items():
-        values = {dict(template).get(entity) for template in templates}
-        if len(values) > 1:
-            raise InputError(f"--from-derivatives {folder}: the results of task {task} are in "
-                             f"several {words} ({', '.join(sorted(v or 'none' for v in values))}"
-                             f"); choose one with {flag}")
-
-
-def maps_template(maps) -> dict:
-    """The template entities (``space``, ``cohort``, ``res``, ``den``: those they have) of
-    subject maps found by :func:`find_subject_maps` (one template)."""
-    return template_of(parse_prefix(maps[0].prefix))
 
 
 def subject_files(root: Path, subject: str) -> dict:

@@ -1,0 +1,54 @@
+"""The template (space, cohort, resolution, density) of the subject maps a run of the
+group level alone reads (:func:`~glm_workflows.inputs.derivatives.find_subject_maps`): the
+one the flags ask for, else the only one; plain strings, no file access."""
+
+from __future__ import annotations
+
+from ..core.entities import parse_prefix, template_of
+from ..core.errors import InputError
+
+
+def template_key(entities: dict) -> tuple:
+    """``((entity, label), ...)``: a prefix's template entities
+    (:func:`~glm_workflows.core.entities.template_of`)."""
+    return tuple(template_of(entities).items())
+
+
+#: How :func:`chosen_template` names each template entity, and what chooses one.
+_TEMPLATE_WORDS = {"space": ("spaces", "choose one with --space"),
+                   "cohort": ("cohorts", "no flag chooses a cohort: give a folder of one"),
+                   "res": ("resolutions", "choose one with --res"),
+                   "den": ("densities", "choose one with --den")}
+
+
+def chosen_template(templates: set, asked: dict, folder, task: str) -> tuple | None:
+    """The one template (:func:`template_key`) of the maps read: those matching the labels
+    asked (``res-2`` is ``res-02``); of an entity not asked for, the maps without it when
+    some have none (fMRIPrep's image without ``res-`` beside a ``res-2`` one). Several left:
+    refused, naming the first entity that tells them apart. None: no maps match."""
+    candidates = {template for template in templates
+                  if all(_same_label(value, dict(template).get(key))
+                         for key, value in asked.items() if value)}
+    for entity in ("cohort", "res", "den"):
+        if not asked.get(entity) and any(entity not in dict(t) for t in candidates):
+            candidates = {t for t in candidates if entity not in dict(t)}
+    for entity, (words, choose) in _TEMPLATE_WORDS.items():
+        values = {dict(template).get(entity) for template in candidates}
+        if len(values) > 1:
+            raise InputError(f"--from-derivatives {folder}: the results of task {task} are in "
+                             f"several {words} ({', '.join(sorted(v or 'none' for v in values))}"
+                             f"); {choose}")
+    return next(iter(candidates), None)
+
+
+def _same_label(wanted: str, value: str | None) -> bool:
+    """Whether a template entity's label is the one asked for (numbers as numbers)."""
+    if value is None:
+        return False
+    return int(wanted) == int(value) if wanted.isdigit() and value.isdigit() else wanted == value
+
+
+def maps_template(maps) -> dict:
+    """The template entities (``space``, ``cohort``, ``res``, ``den``: those they have) of
+    subject maps found by :func:`find_subject_maps` (one template)."""
+    return template_of(parse_prefix(maps[0].prefix))
