@@ -259,3 +259,22 @@ def test_the_group_level_alone_takes_the_plain_space_beside_a_resolution(resolut
                                                 "z_maps")).get_fdata(),
         nb.load(out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB", space=SPACE,
                                                            res="2"), "z_maps")).get_fdata())
+
+
+def test_runs_of_one_analysis_in_two_resolutions_are_refused(resolutions, tmp_path, refused):
+    """sub-01 with a res-1 image only, the others with res-2 only (fMRIPrep's image is
+    chosen per run): one line before any work; the analysis would have been labelled by
+    the first run's resolution and claimed the others' files under it."""
+    raw, fmriprep, _, _ = resolutions
+    mixed = tmp_path / "fmriprep"
+    shutil.copytree(fmriprep, mixed)
+    for path in mixed.rglob("*_res-*"):
+        if ("_res-2_" in path.name) == path.name.startswith("sub-01_"):
+            path.unlink()
+    line = refused([str(raw), str(tmp_path / "out"), "participant", "--derivatives",
+                    str(mixed), "--task", "tiny", "--space", SPACE, *CONTRAST,
+                    "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: sub-02_task-tiny_space-{SPACE}_res-2: its image's "
+                    f"res is 2, that of sub-01_task-tiny_space-{SPACE}_res-1 1; the runs of one "
+                    "analysis share their res (choose one with --res)")
+    assert not (tmp_path / "out").exists()

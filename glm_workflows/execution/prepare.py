@@ -41,6 +41,7 @@ from ..inputs.surfaces import (
     check_surface_permutations,
     check_surface_runs,
 )
+from ..inputs.templates import check_runs_template
 from ..plan.study import StudyPlan, plan_study
 from ..settings import SEED_CONTRASTS
 from .combinations import plan_combinations
@@ -111,6 +112,7 @@ def prepare(spec, execution) -> StudyPlan:
         check_mesh(runs[0].surface, runs[0].bold_files[:2], spec.inputs.templateflow_home)
     check_smoothing(spec, runs, model.smoothing_fwhm)
     check_sessions(spec, runs)
+    check_runs_template(runs)
     check_run_grids(runs, across_subjects=group.model is not None
                     or spec.dataset_node is not None)
     if spec.runs_are_subjects and spec.dataset_node is not None:
@@ -245,7 +247,7 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
         is_surface_maps,
         study_contrasts,
     )
-    from ..inputs.map_templates import maps_template
+    from ..inputs.templates import maps_template
 
     folder = spec.inputs.from_derivatives
     arguments = plugin_args(execution)
@@ -314,7 +316,7 @@ def group_analysis(folder, maps, task: str) -> str:
     in the maps' template when no record does, e.g. a folder of an older glm-workflows; the
     label an older glm-workflows gave it is read as today's)."""
     from ..core.analyses import analysis_label, legacy_analysis
-    from ..inputs.map_templates import maps_template
+    from ..inputs.templates import maps_template
     from ..outputs.folders import folder_analyses, recorded_outputs
 
     expected = analysis_label(task, **maps_template(maps))

@@ -37,7 +37,7 @@ from ..core.surface_names import (
     surface_name,
     volume_name,
 )
-from .map_templates import chosen_template, template_key
+from .templates import chosen_template, template_key
 
 
 class SubjectMaps(NamedTuple):

@@ -1,6 +1,7 @@
-"""The template (space, cohort, resolution, density) of the subject maps a run of the
-group level alone reads (:func:`~glm_workflows.inputs.derivatives.find_subject_maps`): the
-one the flags ask for, else the only one; plain strings, no file access."""
+"""The template (space, cohort, resolution, density) of an analysis: one for all its runs
+(:func:`check_runs_template`), and, for a run of the group level alone, that of the subject
+maps it reads (:func:`~glm_workflows.inputs.derivatives.find_subject_maps`): the one the
+flags ask for, else the only one. Plain strings, no file access."""
 
 from __future__ import annotations
 
@@ -52,3 +53,17 @@ def maps_template(maps) -> dict:
     """The template entities (``space``, ``cohort``, ``res``, ``den``: those they have) of
     subject maps found by :func:`find_subject_maps` (one template)."""
     return template_of(parse_prefix(maps[0].prefix))
+
+
+def check_runs_template(runs) -> None:
+    """Refuse runs of one analysis whose images differ in template (fMRIPrep's image is
+    chosen per run, so one subject's ``res-1`` beside another's ``res-2``): its label and
+    group names take one (:func:`~glm_workflows.core.analyses.analysis_label`)."""
+    first = runs[0] if runs else None
+    for run in runs[1:]:
+        for entity, (_, choose) in _TEMPLATE_WORDS.items():
+            ours, theirs = (template_of(r.entities).get(entity) for r in (first, run))
+            if ours != theirs:
+                raise InputError(f"{run.prefix}: its image's {entity} is {theirs or 'none'}, "
+                                 f"that of {first.prefix} {ours or 'none'}; the runs of one "
+                                 f"analysis share their {entity} ({choose})")
