@@ -278,3 +278,17 @@ def test_runs_of_one_analysis_in_two_resolutions_are_refused(resolutions, tmp_pa
                     f"res is 2, that of sub-01_task-tiny_space-{SPACE}_res-1 1; the runs of one "
                     "analysis share their res (choose one with --res)")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_keeps_resolutions_apart():
+    """A plain space's subject level combines its own runs, not a res-2 analysis' runs;
+    the page groups results by session and template."""
+    from glm_workflows.report.reading import group_prefixes, runs_combined
+
+    prefixes = ["sub-01_task-t_space-S", "sub-01_task-t_run-1_space-S",
+                "sub-01_task-t_run-2_space-S", "sub-01_task-t_space-S_res-2",
+                "sub-01_task-t_run-1_space-S_res-2", "sub-01_task-t_run-2_space-S_res-2"]
+    assert runs_combined("sub-01_task-t_space-S", prefixes) == ["1", "2"]
+    assert runs_combined("sub-01_task-t_space-S_res-2", prefixes) == ["1", "2"]
+    assert group_prefixes(prefixes) == {(None, "S"): prefixes[:3],
+                                        (None, "S_res-2"): prefixes[3:]}

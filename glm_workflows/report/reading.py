@@ -18,7 +18,13 @@ import nibabel as nb
 import numpy as np
 
 from ..core.analyses import analysis_label, analysis_record, parse_analysis, parse_analysis_record
-from ..core.entities import EXTRA_ENTITIES, TEMPLATE_ENTITIES, parse_prefix
+from ..core.entities import (
+    EXTRA_ENTITIES,
+    TEMPLATE_ENTITIES,
+    parse_prefix,
+    template_of,
+    template_part,
+)
 from ..core.lazy import pandas as pd
 from ..core.naming import (
     GROUP_OUTPUTS,
@@ -58,12 +64,14 @@ def find_prefixes(folder, subject) -> list[str]:
 
 
 def group_prefixes(prefixes) -> dict:
-    """The result prefixes by session and space: ``{(session, space): [prefix, ...]}``
-    (None where absent), in the order given."""
+    """The result prefixes by session and template: ``{(session, space): [prefix, ...]}``
+    (None where absent; ``space`` with its other template entities, e.g.
+    ``MNI152NLin2009cAsym_res-2``), in the order given."""
     groups: dict = {}
     for prefix in prefixes:
         entities = parse_prefix(prefix)
-        groups.setdefault((entities["session"], entities["space"]), []).append(prefix)
+        template = template_part(**template_of(entities))[len("_space-"):] or None
+        groups.setdefault((entities["session"], template), []).append(prefix)
     return groups
 
 
@@ -98,8 +106,10 @@ def runs_combined(prefix: str, prefixes) -> list[str]:
 
 
 def _refines(entities: dict, base: dict) -> bool:
-    """Whether a prefix's ``entities`` are those of ``base`` plus at least one more."""
+    """Whether a prefix's ``entities`` are those of ``base`` plus at least one more, in
+    the same template (a ``res-2`` run is none of a plain space's subject level)."""
     return (entities["subject"] == base["subject"] and entities["task"] == base["task"]
+            and template_of(entities) == template_of(base)
             and all(entities[key] == base[key] for key in _RUN_ENTITIES if base[key])
             and any(entities[key] and not base[key] for key in _RUN_ENTITIES))
 
@@ -311,6 +321,6 @@ def _prefix_order(prefix: str):
     runs in order (index entities as numbers)."""
     entities = parse_prefix(prefix)
     others = [entities[key] for key in (*EXTRA_ENTITIES, "run")]
-    return (entities["session"] or "", entities["space"] or "", entities["task"],
+    return (entities["session"] or "", template_part(**template_of(entities)), entities["task"],
             sum(v is not None for v in others),
             *((len(v), v) if v else (0, "") for v in others))
