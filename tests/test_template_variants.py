@@ -292,3 +292,39 @@ def test_the_report_keeps_resolutions_apart():
     assert runs_combined("sub-01_task-t_space-S_res-2", prefixes) == ["1", "2"]
     assert group_prefixes(prefixes) == {(None, "S"): prefixes[:3],
                                         (None, "S_res-2"): prefixes[3:]}
+
+
+@pytest.mark.slow  # a dry run reads the cluster's limits (scontrol)
+def test_the_array_group_job_reads_the_template_its_tasks_found(resolutions, tmp_path,
+                                                                monkeypatch):
+    """A ``--slurm-array`` submission without ``--res`` whose runs have res-2 images (the
+    only ones in its fMRIPrep folder), into a folder that also holds plain-space results:
+    its group job reads the res-2 maps (the template its tasks' runs have, recorded at
+    submission), not the plain ones an unset ``--res`` would choose."""
+    from glm_workflows.cli import array_task
+    from glm_workflows.execution.slurm_array import submission_folder
+
+    raw, fmriprep, built, _ = resolutions
+    out, res2, plain = tmp_path / "out", tmp_path / "res2", tmp_path / "plain"
+    shutil.copytree(built, out)
+    for path in fmriprep.rglob("*"):
+        if path.is_file() and "_res-1_" not in path.name:
+            for folder, name in ((res2, path.name), (plain, path.name.replace("_res-2", ""))):
+                target = folder / path.relative_to(fmriprep).parent / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target)
+    assert main([str(raw), str(out), "participant", "--derivatives", str(plain), "--task",
+                 "tiny", "--space", SPACE, *CONTRAST, "-w", str(tmp_path / "w0"), "-q"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["--bids-dir", str(raw), "--derivatives", str(res2), "--task", "tiny",
+                 "--space", SPACE, *CONTRAST, "--group", "one-sample", "--output-dir",
+                 str(out), "--work-dir", "work", "--slurm-array", "--participants-per-task",
+                 "3", "--n-procs", "1", "--dry-run"]) == 0
+    folder = submission_folder(tmp_path / "work", dry_run=True)
+    assert array_task.run_task(folder, 0) == 0
+    assert array_task.run_group(folder) == 0
+    record = json.loads((out / GROUP_FOLDER / analysis_record(
+        analysis_label("tiny", SPACE, res="2"))).read_text())
+    assert all("_res-2_" in name for name in record["Outputs"])
+    assert not (out / GROUP_FOLDER / group_file(group_stem("tiny", "aMinusB", space=SPACE),
+                                                "z_maps")).exists()

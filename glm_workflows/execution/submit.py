@@ -24,6 +24,9 @@ from ..settings import ExecutionSettings
 
 SPEC_FILE = "spec.json"
 EXECUTION_FILE = "execution.json"
+#: The template the participant tasks' runs have (``space``, ``res``, ``den``; null: none),
+#: found at submission: the maps the group job reads.
+TEMPLATE_FILE = "template.json"
 
 
 def submit_array(spec, execution, command: list[str], prepared=None) -> int:
@@ -96,6 +99,8 @@ def submit_array(spec, execution, command: list[str], prepared=None) -> int:
             shutil.copyfile(model, copy)
         spec = replace(spec, source=str(copy))  # not compared: the same analysis
     write_text_atomic(folder / SPEC_FILE, spec.to_json())
+    write_text_atomic(folder / TEMPLATE_FILE, json.dumps(
+        {"space": runs[0].space, "res": None, "den": None, **runs[0].template_entities}))
     write_text_atomic(folder / EXECUTION_FILE, json.dumps(
         asdict(replace(execution, resubmit_failed=False)), indent=1, sort_keys=True))
     name = f"glm-{runs[0].task}"
@@ -172,7 +177,8 @@ def task_analysis(submission, task: int):
 
 def group_analysis(submission):
     """What the group job runs: the group level alone on the participants' outputs, in
-    their space, resolution and density (None: the analysis has no group level)."""
+    their runs' space, resolution and density (:func:`_submitted_template`; None: the
+    analysis has no group level)."""
     from ..spec.analysis import InputSpec
 
     spec, execution = load_analysis(submission.folder)
@@ -191,7 +197,7 @@ def group_analysis(submission):
     inputs = InputSpec(bids_dir=spec.inputs.bids_dir, task=spec.inputs.task,
                        from_derivatives=submission.output_dir,
                        subjects=spec.inputs.subjects, contrasts=contrasts,
-                       space=spec.inputs.space, res=spec.inputs.res, den=spec.inputs.den,
+                       **_submitted_template(submission.folder, spec),
                        templateflow_home=spec.inputs.templateflow_home)
     nodes = tuple(replace(node, model=replace(node.model, group=replace(
         node.model.group, inputs=spec.group_inputs(node)))) for node in spec.dataset_nodes)
@@ -199,6 +205,15 @@ def group_analysis(submission):
     return group_spec, _job_execution(
         execution, submission, submission.group_job, submission.folder / "group", "group",
         permutation_chunks=execution.permutation_chunks)
+
+
+def _submitted_template(folder: Path, spec) -> dict:
+    """``space``, ``res``, ``den`` of the participant tasks' runs, as recorded at submission
+    (:data:`TEMPLATE_FILE`; a submission recorded before it: the command's flags)."""
+    path = Path(folder) / TEMPLATE_FILE
+    recorded = json.loads(path.read_text()) if path.is_file() else {
+        "space": spec.inputs.space, "res": spec.inputs.res, "den": spec.inputs.den}
+    return {key: recorded.get(key) for key in ("space", "res", "den")}
 
 
 def resubmit_failed(spec, execution) -> int:
