@@ -21,6 +21,7 @@ from typing import NamedTuple
 from ..core.entities import parse_prefix, subject_label
 from ..core.errors import InputError
 from ..core.naming import (
+    as_volume_name,
     contrast_file,
     model_file,
     output_folder,
@@ -35,7 +36,6 @@ from ..core.surface_names import (
     cifti_name,
     cifti_volume_name,
     surface_name,
-    volume_name,
 )
 from .templates import chosen_template, template_key
 
@@ -127,7 +127,7 @@ def find_subject_maps(folder, task: str, subjects=None, space: str | None = None
     asked = {"space": space, "res": res, "den": den}
     listings, tasks, templates = {}, set(), set()
     for subject in found:
-        where = {_left_as_volume(name): place  # a surface map stands for its pair
+        where = {as_volume_name(name): place  # a surface map stands for its pair
                  for name, place in subject_files(root, subject).items()
                  if "_hemi-R_" not in name}
         parsed = [(name, p) for name, p in ((n, parse_output_name(n)) for n in sorted(where))
@@ -216,15 +216,6 @@ def _subject_maps(folder: Path, subject: str, prefix: str, parsed) -> SubjectMap
         rows[contrast] = tuple(meta.get("ContrastRows") or ())
     return SubjectMaps(subject, prefix, files["mask_file"], files["mean_file"], effect_maps,
                        stat_types, rows, variance_maps)
-
-
-def _left_as_volume(name: str) -> str:
-    """A left hemisphere's output name as its volume name (how maps are found: a surface
-    map stands for its pair), a CIFTI map's as its volume name, any other name as it is."""
-    if cifti_volume_name(name):
-        return cifti_volume_name(name)
-    volume = volume_name(name)
-    return volume[0] if volume and volume[1] == "L" else name
 
 
 def _existing(path: Path) -> Path:

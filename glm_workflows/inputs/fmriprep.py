@@ -248,7 +248,7 @@ def _found(match: _Match) -> str:
 def _one_image(match: _Match, space, desc, res, den, folders):
     """The one preprocessed image of a run in ``space`` (and ``res``/``den`` if given)."""
     chosen = [f for f in match.images if f[1]["space"] == space
-              and (res is None or _same_label("run", res, f[1].get("res")))
+              and (res is None or _same_label("res", res, f[1].get("res")))
               and (den is None or f[1].get("den") == den)]
     if len(chosen) == 1:
         return chosen[0]

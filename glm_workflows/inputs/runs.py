@@ -284,13 +284,17 @@ def slice_time_reference(metadata: dict, t_r: float, source: str = "sidecar"):
 
 #: BIDS index entities: their values are numbers (``run-1`` is ``run-01``).
 INDEX_ENTITIES = ("run", "echo")
+#: The entities whose labels a selection compares as numbers: the index entities, and
+#: fMRIPrep's ``res`` (``--res 02`` is ``res-2``).
+NUMBERED_ENTITIES = (*INDEX_ENTITIES, "res")
 
 
 def _same_label(key: str, wanted: str, value: str | None) -> bool:
-    """Whether an entity value matches a selected label (index entities as numbers)."""
+    """Whether an entity value matches a selected label (:data:`NUMBERED_ENTITIES` as
+    numbers)."""
     if value is None:
         return False
-    if key in INDEX_ENTITIES and wanted.isdigit() and value.isdigit():
+    if key in NUMBERED_ENTITIES and wanted.isdigit() and value.isdigit():
         return int(wanted) == int(value)
     return wanted == value
 

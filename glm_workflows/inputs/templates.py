@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..core.entities import parse_prefix, template_of
 from ..core.errors import InputError
+from .runs import _same_label
 
 
 def template_key(entities: dict) -> tuple:
@@ -24,11 +25,12 @@ _TEMPLATE_WORDS = {"space": ("spaces", "choose one with --space"),
 
 def chosen_template(templates: set, asked: dict, folder, task: str) -> tuple | None:
     """The one template (:func:`template_key`) of the maps read: those matching the labels
-    asked (``res-2`` is ``res-02``); of an entity not asked for, the maps without it when
-    some have none (fMRIPrep's image without ``res-`` beside a ``res-2`` one). Several left:
-    refused, naming the first entity that tells them apart. None: no maps match."""
+    asked (``res-2`` is ``res-02``, as at the first level); of an entity not asked for, the
+    maps without it when some have none (fMRIPrep's image without ``res-`` beside a
+    ``res-2`` one). Several left: refused, naming the first entity that tells them apart.
+    None: no maps match."""
     candidates = {template for template in templates
-                  if all(_same_label(value, dict(template).get(key))
+                  if all(_same_label(key, value, dict(template).get(key))
                          for key, value in asked.items() if value)}
     for entity in ("cohort", "res", "den"):
         if not asked.get(entity) and any(entity not in dict(t) for t in candidates):
@@ -40,13 +42,6 @@ def chosen_template(templates: set, asked: dict, folder, task: str) -> tuple | N
                              f"several {words} ({', '.join(sorted(v or 'none' for v in values))}"
                              f"); {choose}")
     return next(iter(candidates), None)
-
-
-def _same_label(wanted: str, value: str | None) -> bool:
-    """Whether a template entity's label is the one asked for (numbers as numbers)."""
-    if value is None:
-        return False
-    return int(wanted) == int(value) if wanted.isdigit() and value.isdigit() else wanted == value
 
 
 def maps_template(maps) -> dict:
