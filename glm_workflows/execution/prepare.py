@@ -287,8 +287,8 @@ def prepare_from_derivatives(spec, execution) -> StudyPlan:
     check_plan_files(maps, plans)  # reads every map: the last check but the folders'
     check_work_dir(execution.work_dir)
     output_dir = check_output_dir(execution.output_dir)  # creates it
-    analysis = group_analysis(folder, maps, task)
     template = maps_template(maps)
+    analysis = group_analysis(folder, maps, task, template)
     check_own_outputs(output_dir, analysis, [], group=True)
     for line in warnings:
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
@@ -310,20 +310,19 @@ def analysis_of_runs(runs) -> str:
     return analysis_label(runs[0].task, runs[0].space, **runs[0].template_entities)
 
 
-def group_analysis(folder, maps, task: str) -> str:
+def group_analysis(folder, maps, task: str, template: dict) -> str:
     """The analysis of a run of the group level alone: the one whose record, in the
     subject (or session) folders of ``folder``, lists the subject maps read (task ``task``
-    in the maps' template when no record does, e.g. a folder of an older glm-workflows; the
-    label an older glm-workflows gave it is read as today's)."""
+    in the maps' ``template`` when no record does, e.g. a folder of an older glm-workflows;
+    the label an older glm-workflows gave it is read as today's)."""
     from ..core.analyses import analysis_label, legacy_analysis
-    from ..inputs.templates import maps_template
     from ..outputs.folders import folder_analyses, recorded_outputs
 
-    expected = analysis_label(task, **maps_template(maps))
-    found = set()
+    expected = analysis_label(task, **template)
+    legacy, found = legacy_analysis(expected), set()
     for subject_maps in maps:  # the maps' folder: the subject's, or a session's in it
         where = Path(subject_maps.mask_file).parent
-        found.update(expected if analysis == legacy_analysis(expected) else analysis
+        found.update(expected if analysis == legacy else analysis
                      for analysis in folder_analyses(where)
                      if Path(subject_maps.mask_file).name in recorded_outputs(where, analysis))
     if len(found) > 1:

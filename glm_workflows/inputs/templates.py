@@ -54,11 +54,12 @@ def check_runs_template(runs) -> None:
     """Refuse runs of one analysis whose images differ in template (fMRIPrep's image is
     chosen per run, so one subject's ``res-1`` beside another's ``res-2``): its label and
     group names take one (:func:`~glm_workflows.core.analyses.analysis_label`)."""
-    first = runs[0] if runs else None
+    ours = template_of(runs[0].entities) if runs else {}
     for run in runs[1:]:
-        for entity, (_, choose) in _TEMPLATE_WORDS.items():
-            ours, theirs = (template_of(r.entities).get(entity) for r in (first, run))
-            if ours != theirs:
-                raise InputError(f"{run.prefix}: its image's {entity} is {theirs or 'none'}, "
-                                 f"that of {first.prefix} {ours or 'none'}; the runs of one "
-                                 f"analysis share their {entity} ({choose})")
+        theirs = template_of(run.entities)
+        entity = next((e for e in _TEMPLATE_WORDS if ours.get(e) != theirs.get(e)), None)
+        if entity is not None:
+            raise InputError(f"{run.prefix}: its image's {entity} is "
+                             f"{theirs.get(entity) or 'none'}, that of {runs[0].prefix} "
+                             f"{ours.get(entity) or 'none'}; the runs of one analysis share "
+                             f"their {entity} ({_TEMPLATE_WORDS[entity][1]})")
