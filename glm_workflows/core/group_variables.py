@@ -235,7 +235,7 @@ def table_design(table: pd.DataFrame, columns=(), *, intercept: bool = True, nod
     design = pd.DataFrame(index=pd.Index(labels, name=rows))
     if intercept:
         design[INTERCEPT_COLUMN] = np.ones(len(labels))
-    table, columns = _levels(table, columns, node, source)
+    table, columns = _categorical_columns(table, columns, node, source)
     for name in _expand(columns, table.columns, node, source):
         if name in design.columns:
             raise InputError(f"{node}Model.X: column '{name}' is given twice")
@@ -294,7 +294,14 @@ def _expand(names, available, node, source) -> list[str]:
     return found
 
 
-def _levels(table: pd.DataFrame, columns, node, source) -> tuple:
+def level_indicators(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``Factor``'s indicator columns of ``frame[column]``'s levels (``<column>.<level>``,
+    levels sorted, as formula libraries order them), without the column itself."""
+    levels = transform_table([{"Name": "Factor", "Input": [column]}], frame[[column]])
+    return levels[[c for c in levels.columns if c != column]]
+
+
+def _categorical_columns(table: pd.DataFrame, columns, node, source) -> tuple:
     """``table`` with the indicator columns of each categorical term ``C(g)`` in
     ``columns`` (``Factor``'s: ``g.<level>``, levels sorted, as formula libraries order
     them), and ``columns`` with each such term replaced by its levels' names."""
@@ -309,8 +316,7 @@ def _levels(table: pd.DataFrame, columns, node, source) -> tuple:
             shown = ", ".join(map(str, table.columns)) or "none"
             raise InputError(f"{node}Model.Formula: no column '{column}' in {source} for "
                              f"{name} (columns: {shown})")
-        levels = transform_table([{"Name": "Factor", "Input": [column]}], table[[column]])
-        levels = levels[[c for c in levels.columns if c != column]]
+        levels = level_indicators(table, column)
         added.update({c: levels[c] for c in levels.columns})
         expanded += list(levels.columns)
     if not added:

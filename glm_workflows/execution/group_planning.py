@@ -31,7 +31,7 @@ def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> l
             plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
                                       model_file(spec), contrast_label))
             continue
-        for _, level_label, level_runs in _levels(spec, node, runs, label):
+        for level_label, level_runs in _column_levels(spec, node, runs, label):
             plans += [plan._replace(node=node.name, label=level_label, group=group,
                                     participants_file=participants_file)
                       for plan in group_plans(level_runs, contrasts, skipped, group,
@@ -40,19 +40,19 @@ def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> l
     return plans
 
 
-def _levels(spec, node, runs, label):
-    """``(level, label, runs)`` of a Dataset node: one for a node grouped by contrast;
+def _column_levels(spec, node, runs, label):
+    """``(label, runs)`` of a Dataset node: one for a node grouped by contrast;
     grouped by contrast and a participants.tsv column, one per level of the column
     (sorted, as ``Factor`` sorts them) with the runs of that level's subjects, labelled
     ``<node><Column><Level>`` (``positiveGroupEqualRange``) so the levels' outputs and
     workflows never share a name. A subject without a level is refused in one line."""
     from ..core.group import read_participants
-    from ..core.group_variables import subject_rows, transform_table
+    from ..core.group_variables import level_indicators, subject_rows
     from ..spec.bsm import contrast_label, node_label, split_column
 
     column = split_column(node.group_by, f"node {node.name!r}")
     if column is None:
-        return [(None, label, runs)]
+        return [(label, runs)]
     path = Path(spec.inputs.bids_dir) / "participants.tsv"
     where = f"{path}: column {column!r} (node {node.name!r}, GroupBy {list(node.group_by)})"
     if not path.is_file():
@@ -67,9 +67,9 @@ def _levels(spec, node, runs, label):
     if missing:
         raise InputError(f"{where}: n/a for sub-{', sub-'.join(missing)} (each subject "
                          "modelled needs a level)")
-    levels = transform_table([{"Name": "Factor", "Input": [column]}], values.to_frame())
+    levels = level_indicators(values.to_frame(), column)
     result, names = [], {node_label(n.name) for n in spec.nodes}
-    for name in (c for c in levels.columns if c != column):
+    for name in levels.columns:
         level = name[len(column) + 1:]
         suffix = contrast_label(f"{column} {level}")
         level_label = node_label(node.name) + suffix[:1].upper() + suffix[1:]
@@ -79,7 +79,7 @@ def _levels(spec, node, runs, label):
         names.add(level_label)
         chosen = {s for s, hit in zip(subjects, levels[name].to_numpy() == 1, strict=True)
                   if hit}
-        result.append((level, level_label, [run for run in runs if run.subject in chosen]))
+        result.append((level_label, [run for run in runs if run.subject in chosen]))
     return result
 
 
