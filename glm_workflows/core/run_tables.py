@@ -20,6 +20,9 @@ REQUIRED_EVENT_COLUMNS = ("onset", "duration", "trial_type")
 #: ``nan`` as a table written from Python has it; not pandas's other defaults (``null``,
 #: ``NA``, ``None``, ... are trial types, such as null trials).
 EVENTS_MISSING = ["n/a", "", "nan", "NaN"]
+#: How an events file is read: those values missing, a trial type as its text ('01' is no 1).
+EVENTS_READ = {"na_values": EVENTS_MISSING, "keep_default_na": False,
+               "dtype": {"trial_type": str}}
 
 
 class EventsWarning(UserWarning):
@@ -63,8 +66,7 @@ def read_events(path: str | os.PathLike, n_scans: int, t_r: float,
     if not path.exists():
         raise not_found(path, "events file")
     try:
-        events = read_tsv(path, na_values=EVENTS_MISSING, keep_default_na=False,
-                          dtype={"trial_type": str})  # '01' is no 1
+        events = read_tsv(path, **EVENTS_READ)
     except InputError:
         raise
     except Exception as exc:
@@ -144,8 +146,7 @@ def absence_reason(path, condition: str, n_scans: int, t_r: float,
         first onset O s[; onsets in milliseconds?])``; or ``its events fall in censored
         volumes``.
     """
-    events = pd.read_csv(path, sep="\t", na_values=EVENTS_MISSING, keep_default_na=False,
-                         usecols=["onset", "trial_type"], dtype={"trial_type": str})
+    events = pd.read_csv(path, sep="\t", usecols=["onset", "trial_type"], **EVENTS_READ)
     onsets = pd.to_numeric(events.loc[events["trial_type"].astype(str) == condition, "onset"],
                            errors="coerce")
     if onsets.empty:
