@@ -253,3 +253,28 @@ def face_rings():
     """``face_rings(faces, seed, rings)``: the vertices within ``rings`` edges of vertex
     ``seed`` of a mesh's faces, walked independently of the project's mesh code."""
     return _face_rings
+
+
+def _tiny_nilearn_z(raw: Path, subject: str, bold, mask, contrast: str = "a - b"):
+    """nilearn's z map of a tiny study's run (``write_tiny_bids``: its events and TR) fitted
+    by FirstLevelModel on ``bold`` in ``mask``, with the project's defaults (AR(1), SPM HRF,
+    cosine drifts at 1/160 Hz)."""
+    import json
+
+    import pandas as pd
+    from nilearn.glm.first_level import FirstLevelModel
+
+    events = pd.read_csv(next((raw / f"sub-{subject}" / "func").glob("*_events.tsv")),
+                         sep="\t")
+    t_r = json.loads(next(raw.glob("*_bold.json")).read_text())["RepetitionTime"]
+    model = FirstLevelModel(t_r=t_r, mask_img=str(mask), noise_model="ar1",
+                            drift_model="cosine", high_pass=1 / 160, hrf_model="spm",
+                            minimize_memory=False).fit(str(bold), events)
+    return model.compute_contrast(contrast, output_type="z_score").get_fdata()
+
+
+@pytest.fixture(scope="session")
+def tiny_nilearn_z():
+    """``tiny_nilearn_z(raw, subject, bold, mask[, contrast])``: nilearn's z map of a tiny
+    study's run (the reference of the fMRIPrep-image tests)."""
+    return _tiny_nilearn_z
