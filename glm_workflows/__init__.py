@@ -1,5 +1,7 @@
 """First-level fMRI statistics (the General Linear Model) as Nipype workflows."""
 
+import os
+
 from ._moved import install as _install_moved_paths
 
 __version__ = "0.1.0"
@@ -11,6 +13,11 @@ _LAZY = {"AnalysisSpec": "glm_workflows.spec.analysis",
          "run_analysis": "glm_workflows.execution.analysis"}
 
 _install_moved_paths()  # the import paths of release 0.1 (glm_workflows._moved)
+
+# Nipype asks the network for its latest version (etelemetry) when the first interface is
+# made, unless this is set: 0.1-0.2 s per run here, and a wait for the request's timeout on
+# a cluster node without internet. fMRIPrep turns it off the same way.
+os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 
 def __getattr__(name):

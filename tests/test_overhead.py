@@ -184,6 +184,18 @@ def test_cached_rerun_imports_no_plotting_and_nipype_writes_no_reports(tiny_bids
     assert f"{events}: column 'duration'" in refused.stderr
 
 
+def test_building_a_workflow_does_not_ask_the_network_for_nipypes_version():
+    """Nipype's first interface asks etelemetry (over the network) for Nipype's latest
+    version unless ``NIPYPE_NO_ET`` is set; importing the package sets it, so a workflow is
+    built without the request, even in a process whose environment did not set it."""
+    code = ("import os, sys\nos.environ.pop('NIPYPE_NO_ET', None)\n"
+            "from glm_workflows.workflows.first_level import init_first_level_wf\n"
+            "from nipype.interfaces.utility import IdentityInterface\n"
+            "IdentityInterface(fields=['x'])\n"
+            "print(os.environ.get('NIPYPE_NO_ET'), 'etelemetry' in sys.modules)")
+    assert _python(code) == "1 False"
+
+
 def test_bad_settings_are_refused_before_nilearn_is_imported():
     """A run refused for its settings stops before importing nilearn's GLM (and with it
     scikit-learn, about a second)."""

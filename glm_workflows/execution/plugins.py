@@ -193,7 +193,6 @@ def run_workflow(workflow, *, work_dir, plugin: str = "Linear", plugin_args: dic
     if plugin not in PLUGINS and plugin not in nipype_plugins():
         raise ValueError(f"plugin: expected one of {', '.join(nipype_plugins())}, got "
                          f"{plugin!r}")
-    os.environ.setdefault("NIPYPE_NO_ET", "1")
     os.environ.setdefault("LOGNAME", os.environ.get("USER", "glm-workflows"))
     configure_workflow(workflow, work_dir, plugin)
     plugin_args = dict(plugin_args or {})
