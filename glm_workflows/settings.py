@@ -81,7 +81,7 @@ class ModelSettings:
         None: no smoothing.
     save_residuals : bool
         Also write each run's residual time series (nilearn's ``residuals_``, FitLins'
-        ``--error-ts``): the diagnostics node's ``residuals_file``
+        ``--error-ts``): the fit node's ``residuals_file``
         (:mod:`glm_workflows.core.diagnostics`); off: none.
     """
 

@@ -6,7 +6,6 @@ outputs in the node's working directory.
 
 from .derivatives import DerivativesSink
 from .design import DesignMatrix
-from .diagnostics import RunDiagnostics
 from .fixed_effects import CombineRunImages, FixedEffects
 from .glm import EstimateContrast, FitGLM
 from .group import CombinePermutations, GroupModel, GroupSink, PermutationChunk
@@ -31,7 +30,6 @@ __all__ = [
     "PackSurface",
     "PackSurfaceMap",
     "PermutationChunk",
-    "RunDiagnostics",
     "SurfaceClusterTable",
     "SurfaceFigure",
     "SurfaceThreshold",

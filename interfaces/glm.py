@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from glm_workflows.core.choices import NOISE_MODELS
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.deflate import save_image
+from glm_workflows.core.diagnostics import fit_diagnostics, save_diagnostics
 from glm_workflows.core.estimates import (
     autocorrelation_summary,
     compute_contrast,
@@ -29,6 +30,16 @@ from glm_workflows.core.run_tables import load_design_matrix
 from glm_workflows.settings import DEFAULT_MODEL, default_first
 
 from ._ports import ContrastMapsOutputSpec
+
+#: FitGLM's diagnostics outputs, by their key in core.diagnostics.DIAGNOSTICS_FILES.
+_DIAGNOSTICS_KEYS = {"rsquared_map": "r_square", "autocorrelation_map": "autocorrelation",
+                     "ljungbox_map": "ljung_box", "ljungbox_p_map": "ljung_box_p",
+                     "residuals_file": "residuals", "diagnostics_json": "sidecar"}
+
+
+def _asked(flag) -> bool:
+    """Whether an optional (undefined unless asked for) flag input is on."""
+    return isdefined(flag) and bool(flag)
 
 
 class _FitGLMInputSpec(BaseInterfaceInputSpec):
@@ -53,6 +64,11 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     # likewise undefined unless asked for: a standalone fit hashes as it did
     save_mean = traits.Bool(desc="also write the run's mean image over time (every volume), "
                                  "from the data read for the fit, so the run is read once")
+    save_diagnostics = traits.Bool(desc="also write the fit's diagnostics (R², the whitening "
+                                        "check; core.diagnostics), from the series fitted, "
+                                        "so the run is read once")
+    save_residuals = traits.Bool(desc="with save_diagnostics, also write nilearn's residuals "
+                                      "(4D)")
 
 
 class _FitGLMOutputSpec(TraitedSpec):
@@ -73,10 +89,21 @@ class _FitGLMOutputSpec(TraitedSpec):
     )
     mean_file = File(desc="3D float32 mean over time of the run, as MeanImage writes it "
                           "(save_mean only)")
+    rsquared_map = File(desc="R² of the whitened model (nilearn's r_square; "
+                             "save_diagnostics only)")
+    autocorrelation_map = File(desc="whitened residuals' autocorrelation at lags 1..k beyond "
+                                    "white noise's (4D; save_diagnostics only)")
+    ljungbox_map = File(desc="Ljung-Box Q of the whitened residuals (save_diagnostics only)")
+    ljungbox_p_map = File(desc="its p value (save_diagnostics only)")
+    diagnostics_json = File(desc="JSON: noise model, the diagnostics' definitions, the "
+                                 "whitening check's summary (save_diagnostics only)")
+    residuals_file = File(desc="nilearn's residuals, one volume per fitted scan "
+                               "(save_residuals only)")
 
 
 class FitGLM(SimpleInterface):
-    """Fit a first-level GLM and persist what any later contrast needs, as files."""
+    """Fit a first-level GLM and persist what any later contrast needs, as files; on
+    request, also the run's mean image and the fit's diagnostics, from the data read."""
 
     input_spec = _FitGLMInputSpec
     output_spec = _FitGLMOutputSpec
@@ -93,8 +120,16 @@ class FitGLM(SimpleInterface):
                 else None,
                 smoothing_fwhm=self.inputs.smoothing_fwhm
                 if isdefined(self.inputs.smoothing_fwhm) else None,
-                with_mean=isdefined(self.inputs.save_mean) and self.inputs.save_mean,
+                with_mean=_asked(self.inputs.save_mean),
+                keep_series=_asked(self.inputs.save_diagnostics),
             )
+            if fit.fitted is not None:
+                maps = fit_diagnostics(fit, save_residuals=_asked(self.inputs.save_residuals))
+                fit.fitted = None  # the series: freed before the maps are written
+                paths, _ = save_diagnostics(fit, maps, runtime.cwd)
+                self._results.update({output: paths[key]
+                                      for output, key in _DIAGNOSTICS_KEYS.items()
+                                      if key in paths})
         if fit.mean_img is not None:
             self._results["mean_file"] = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
             save_image(fit.mean_img, self._results["mean_file"])

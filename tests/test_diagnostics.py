@@ -1,7 +1,8 @@
 """A run's fit diagnostics (issue 25 item 5): nilearn's R² and residuals on the SPM
 auditory run, the whitening check against an independent computation on nilearn's
 whitened residuals and calibrated on synthetic noise, and the cache of existing analyses
-kept (the seed's nodes hash as before; the diagnostics are a node of their own)."""
+kept (the seed's nodes hash as before, the fit's new inputs aside: it writes the
+diagnostics from the series it fitted)."""
 
 import warnings
 from pathlib import Path
@@ -14,18 +15,17 @@ from nilearn.glm.first_level import FirstLevelModel
 from scipy.stats import chi2
 
 from glm_workflows.core.diagnostics import LAGS, fit_diagnostics, flagged_fraction
-from glm_workflows.core.glm import fit_glm, run_series
+from glm_workflows.core.glm import fit_glm
 
 TOLERANCE = 1e-10
 
 
 def _diagnostics(bold, design, noise_model, residuals=False, mask_img=None):
+    """The fit and its diagnostics, as the fit node computes them (from the series fitted)."""
     fit = fit_glm(bold, design, mask_img=mask_img, noise_model=noise_model,
-                  smoothing_fwhm=None)
+                  smoothing_fwhm=None, keep_series=True)
     mask = nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine)
-    series, X, *_ = run_series(bold, design, mask_img=mask, smoothing_fwhm=None,
-                               run_name=None, sample_mask=None)
-    return fit, mask, fit_diagnostics(series, X, fit, save_residuals=residuals)
+    return fit, mask, fit_diagnostics(fit, save_residuals=residuals)
 
 
 def _masked(img, mask):
@@ -117,8 +117,9 @@ def test_whitening_check_is_calibrated(phi, noise_model, low, high):
 # --------------------------------------------------------------- the cache of the seed kept
 
 #: The seed's node input hashes on the commit before the diagnostics (9102c04), for ar1
-#: (the default) and ols: every existing node hashes as before, but for the fit's one new
-#: input, ``save_mean`` (the fit writes the mean image: there is no mean node any more),
+#: (the default) and ols: every existing node hashes as before, but for the fit's new
+#: inputs, ``save_mean`` and ``save_diagnostics`` (the fit writes the mean image and the
+#: diagnostics: there is no mean node or diagnostics node any more),
 #: and the design's, ``tables_digest`` (a digest of the events and confounds bytes, so that
 #: an edit keeping size and modification time is not served from the cache), without
 #: which they hash as before.
@@ -143,11 +144,12 @@ SEED_HASHES = [
 
 @pytest.mark.parametrize("argv, expected", SEED_HASHES)
 def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
-    """The diagnostics are a node of their own fed by the fit's files: every node of the
-    seed hashes what it hashed before, and only the new node is added to the run's
-    workflow. The fit's inputs are those of before plus ``save_mean=True`` and the
-    design's plus ``tables_digest`` (so an existing work directory recomputes from the
-    design once), and the mean node is gone."""
+    """The fit writes the diagnostics from the series it fitted (the run is read once):
+    every node of the seed hashes what it hashed before. The fit's inputs are those of
+    before plus ``save_mean=True`` and ``save_diagnostics=True`` and the design's plus
+    ``tables_digest`` (so an existing work directory recomputes from the design once);
+    the mean and diagnostics nodes are gone, and the sink takes the diagnostics from the
+    fit."""
     import copy
     import hashlib
 
@@ -162,8 +164,10 @@ def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
          "--work-dir", str(tmp_path / "work"), *argv])))
     nodes = {node.fullname: node for node in workflow._get_all_nodes()}
     fit_inputs = copy.deepcopy(nodes["sub_01_task_auditory_wf.fit"].inputs)
-    assert ("save_mean", True) in fit_inputs.get_hashval(hash_method="content")[0]
-    fit_inputs.save_mean = Undefined
+    hashed = fit_inputs.get_hashval(hash_method="content")[0]
+    assert ("save_mean", True) in hashed and ("save_diagnostics", True) in hashed
+    assert "save_residuals" not in dict(hashed)  # off: undefined
+    fit_inputs.save_mean = fit_inputs.save_diagnostics = Undefined
     hashes = {name: node.inputs.get_hashval(hash_method="content")[1]
               for name, node in nodes.items()}
     hashes["sub_01_task_auditory_wf.fit"] = fit_inputs.get_hashval(hash_method="content")[1]
@@ -175,8 +179,8 @@ def test_existing_nodes_keep_their_hashes(data_dir, tmp_path, argv, expected):
         hash_method="content")[1]
     assert {name: hashes[name] for name in expected} == expected
     run_nodes = {name.split(".")[-1] for name in nodes if name.startswith("sub_01_task")}
-    assert "diagnostics" in run_nodes and "mean" not in run_nodes
-    diagnostics = nodes["sub_01_task_auditory_wf.diagnostics"]
+    assert "diagnostics" not in run_nodes and "mean" not in run_nodes
     run_wf = workflow.get_node("sub_01_task_auditory_wf")
-    sources = {src.name for src, _ in run_wf._graph.in_edges(diagnostics)}
-    assert sources == {"fit", "design", "concatenate"}
+    fit, sink = run_wf.get_node("fit"), run_wf.get_node("sink")
+    assert ("diagnostics_json", "model_json") in run_wf._graph.get_edge_data(
+        fit, sink)["connect"]

@@ -95,9 +95,9 @@ def test_slurmgraph_failure_is_reported(data_dir, spm_scans, spm_events, tmp_pat
     assert not (tmp_path / "out" / "sub-01").exists()
 
 
-#: Jobs of the seed analysis: 5 model nodes (concatenate, design, fit (it writes the mean
-#: image too), diagnostics, sink) and 4 per contrast (estimate, threshold, table, sink).
-N_JOBS = 13
+#: Jobs of the seed analysis: 4 model nodes (concatenate, design, fit (it writes the mean
+#: image and the diagnostics too), sink) and 4 per contrast (estimate, threshold, table, sink).
+N_JOBS = 12
 
 
 def _run_jobs(work_dir: Path) -> dict[str, str]:

@@ -131,11 +131,11 @@ def _fit_node(argv):
 
 def test_unsmoothed_fit_keeps_its_input_hash(data_dir, tmp_path):
     """The seed's fit node hashes the inputs it hashed before the setting existed (the
-    new input is undefined, so it is not hashed), plus ``save_mean`` (the fit writes the
-    mean image since; a FitGLM without it hashes as before).
+    new input is undefined, so it is not hashed), plus ``save_diagnostics`` and
+    ``save_mean`` (the fit writes the diagnostics and the mean image since; a FitGLM
+    without them hashes as before).
     The literals were computed on the commit before smoothing (4eb68ee). Smoothing
-    changes the fit node's hash and no other node's (but the diagnostics', which read the
-    run as the fit does)."""
+    changes the fit node's hash and no other node's."""
     from glm_workflows.interfaces import FitGLM
 
     common = ["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "out"),
@@ -143,9 +143,9 @@ def test_unsmoothed_fit_keeps_its_input_hash(data_dir, tmp_path):
     fit, hashes = _fit_node(common)
     hashed, value = fit.inputs.get_hashval(hash_method="content")
     assert [name for name, _ in hashed] == ["noise_model", "num_threads", "run_name",
-                                            "save_mean"]
+                                            "save_diagnostics", "save_mean"]
     assert value == FitGLM(noise_model="ar1", num_threads=1, run_name=fit.inputs.run_name,
-                           save_mean=True).inputs.get_hashval(
+                           save_diagnostics=True, save_mean=True).inputs.get_hashval(
         hash_method="content")[1]
     assert FitGLM(noise_model="ar1", num_threads=1).inputs.get_hashval(
         hash_method="content")[1] == "27ca3eaaaf1397983af44da15a5369a7"
@@ -154,10 +154,10 @@ def test_unsmoothed_fit_keeps_its_input_hash(data_dir, tmp_path):
         hash_method="content")[1] == "da71594ad6f05b2f8314400f6e37f2e6"
     smoothed, smoothed_hashes = _fit_node([*common, "--smoothing-fwhm", str(FWHM)])
     assert [name for name, _ in smoothed.inputs.get_hashval(hash_method="content")[0]] == \
-        ["noise_model", "num_threads", "run_name", "save_mean", "smoothing_fwhm"]
+        ["noise_model", "num_threads", "run_name", "save_diagnostics", "save_mean",
+         "smoothing_fwhm"]
     changed = sorted(name for name in hashes if hashes[name] != smoothed_hashes[name])
-    # the diagnostics node reads the run as the fit does, smoothed too
-    assert changed == sorted([fit.fullname, fit.fullname.replace(".fit", ".diagnostics")])
+    assert changed == [fit.fullname]
 
 
 # ----------------------------------------------------------------- one spec, three routes

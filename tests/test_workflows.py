@@ -74,7 +74,7 @@ def test_factory_builds_a_valid_graph(tmp_path):
     graph = workflow._create_flat_graph()
     names = {node.fullname.split(".", 1)[1] for node in graph.nodes()
              if not node.name.endswith(("inputnode", "outputnode"))}  # removed at run time
-    assert names == {"concatenate", "design", "fit", "diagnostics", "sink",
+    assert names == {"concatenate", "design", "fit", "sink",
                      *branch("activeMinusRest"), *branch("effectsOfInterest")}
 
 
@@ -104,11 +104,11 @@ def test_a_run_given_as_one_4d_file_is_not_copied(tiny_bids_dir, tmp_path):
 
 @pytest.mark.slow
 def test_seed_run_computes_every_node(seed_run):
-    """A cold run executes 4 model nodes (concatenate, design, fit, which also writes the
-    mean image, and the diagnostics) and the model's sink, and 4 nodes per contrast
+    """A cold run executes 3 model nodes (concatenate, design, fit, which also writes the
+    mean image and the diagnostics) and the model's sink, and 4 nodes per contrast
     (estimate, threshold, table, sink)."""
     _, records = seed_run
-    assert len(ran(records)) == 5 + 4 * len(SEED_CONTRASTS)
+    assert len(ran(records)) == 4 + 4 * len(SEED_CONTRASTS)
     assert all(r.status == "end" for r in records.values())
 
 
@@ -185,7 +185,7 @@ def test_identical_rerun_recomputes_nothing(seed_run, cache, spm_scans, spm_even
     output_dir, _ = seed_run
     records = run_seed(cache, spm_scans, spm_events, output_dir)
     assert ran(records) == SINKS  # sinks always copy (as Nipype's DataSink)
-    assert len(records) == 5 + 4 * len(SEED_CONTRASTS)  # with the diagnostics
+    assert len(records) == 4 + 4 * len(SEED_CONTRASTS)
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """A run's fit diagnostics: nilearn's R² map, a whitening check and nilearn's residuals.
 
-All three come from the series the fit fitted (:func:`~glm_workflows.core.glm.run_series`)
-and its persisted estimates (:func:`~glm_workflows.core.estimates.load_fitted_glm`): each
+All three come from the series the fit fitted, kept by it (``fit_glm(keep_series=True)``:
+the run is read once for the fit and its diagnostics), and its estimates: each
 voxel is whitened with its own noise bin (nilearn's AR(1) whitening for ``ar1``, none for
 ``ols``, the exact AR(p) whitening of :mod:`.noise` for the calibrated models), and
 ``wY`` (the whitened data), ``wX β`` (the whitened design times the fit's estimates) give
@@ -28,33 +28,36 @@ Censored volumes are left out: the series is the kept volumes, taken as consecut
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from .deflate import save_image
 from .glm import FittedGLM, whiten
-from .images import reorder_columns, storage_to_mask_order
 from .noise import CORRECTED_ORDERS, whiten_exact
 
 #: Lags of the whitening check (autocorrelations and Ljung-Box test): 1..LAGS.
 LAGS = 3
 #: A voxel is flagged when its Ljung-Box p value is below ALPHA.
 ALPHA = 0.05
+#: File names of a fit's diagnostics (:func:`save_diagnostics`), by their key in
+#: :func:`fit_diagnostics`' maps, and their sidecar's.
+DIAGNOSTICS_FILES = {"r_square": "r_square.nii.gz", "autocorrelation": "autocorrelation.nii.gz",
+                     "ljung_box": "ljung_box.nii.gz", "ljung_box_p": "ljung_box_p.nii.gz",
+                     "residuals": "residuals.nii.gz", "sidecar": "diagnostics.json"}
 #: Voxels processed together (bounds the float64 temporaries).
 CHUNK_VOXELS = 2048
 
 
-def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
-                    save_residuals: bool, lags: int = LAGS) -> dict:
+def fit_diagnostics(fit: FittedGLM, *, save_residuals: bool, lags: int = LAGS) -> dict:
     """R², whitened-residual autocorrelations, Ljung-Box test and (optionally) residuals.
 
     Parameters
     ----------
-    series : ndarray, shape (n_scans, n_voxels)
-        The fitted series, in storage order (:func:`~glm_workflows.core.glm.run_series`);
-        left with its columns grouped by noise bin.
-    X : ndarray, shape (n_scans, n_regressors)
-        The design's fitted rows.
     fit : FittedGLM
-        The fit of ``series`` (its voxels in mask order, its noise bins).
+        A fit that kept its series (``fit_glm(keep_series=True)``: ``fit.fitted``, the
+        series grouped by noise bin, the design's fitted rows and each column's voxel).
     save_residuals : bool
         Also return nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array): the
         setting ``ModelSettings.save_residuals`` (no default here: the settings' is the one).
@@ -71,42 +74,83 @@ def fit_diagnostics(series: np.ndarray, X: np.ndarray, fit: FittedGLM, *,
     """
     from scipy.stats import chi2
 
+    if fit.fitted is None:
+        raise ValueError("fit_diagnostics: the fit kept no series (fit_glm(keep_series=True))")
+    series, X, voxels = fit.fitted
     n_scans = series.shape[0]
     n_voxels = fit.betas.shape[1]
     r_square = np.zeros(n_voxels)
     autocorrelation = np.zeros((lags, n_voxels))
     kept = np.empty((n_scans, n_voxels)) if save_residuals else None
     whiten_values = _whitener(fit)
-    values, inverse = np.unique(fit.ar1, return_inverse=True)
-    grouped = np.argsort(inverse, kind="stable")  # mask-order voxels, bin after bin
-    reorder_columns(series, storage_to_mask_order(fit.mask)[grouped])  # as the fit's
+    values, inverse = np.unique(fit.ar1, return_inverse=True)  # the fit's bins, in order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
     for index, value in enumerate(values):
         wX = whiten_values(X, value)
         expected = expected_autocorrelations(wX, lags)[:, None]
         for start in range(bounds[index], bounds[index + 1], CHUNK_VOXELS):
             stop = min(start + CHUNK_VOXELS, bounds[index + 1])
-            voxels = grouped[start:stop]
+            columns = voxels[start:stop]
             Y = series[:, start:stop]
             wY = whiten_values(Y, value)
-            predicted = wX @ fit.betas[:, voxels]
+            predicted = wX @ fit.betas[:, columns]
             # nilearn's OLS model does not whiten, so its variance of the data is taken
             # in their own type (float32 for integer runs; C order: numpy's float32
             # sums depend on the layout); its AR models' in float64
             total = np.var(np.ascontiguousarray(Y) if fit.noise_model == "ols" else wY,
                            axis=0)
-            r_square[voxels] = np.divide(np.var(predicted, axis=0), total,
+            r_square[columns] = np.divide(np.var(predicted, axis=0), total,
                                          out=np.zeros(total.shape), where=total > 0)
             if kept is not None:
-                kept[:, voxels] = Y - predicted
+                kept[:, columns] = Y - predicted
             wY -= predicted
-            autocorrelation[:, voxels] = autocorrelations(wY, lags) - expected
+            autocorrelation[:, columns] = autocorrelations(wY, lags) - expected
     q = ljung_box(autocorrelation, n_scans)
     maps = {"r_square": r_square, "autocorrelation": autocorrelation, "ljung_box": q,
             "ljung_box_p": chi2.sf(q, ljung_box_dof(fit.noise_model, lags))}
     if kept is not None:
         maps["residuals"] = kept
     return maps
+
+
+def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> tuple[dict, float]:
+    """Write :func:`fit_diagnostics`' maps (as NIfTI, in the fit's grid) and their JSON
+    sidecar (the noise model, the definitions, the whitening check's summary) into
+    ``out_dir``, named as :data:`DIAGNOSTICS_FILES`.
+
+    Returns
+    -------
+    paths : dict
+        The files written, by key (the maps' and ``sidecar``).
+    fraction : float
+        The fraction of the mask the whitening check flagged (:func:`flagged_fraction`).
+    """
+    paths = {key: str(Path(out_dir) / DIAGNOSTICS_FILES[key]) for key in [*maps, "sidecar"]}
+    for key, values in maps.items():
+        save_image(fit.to_image(values), paths[key])
+    fraction = flagged_fraction(maps["ljung_box_p"])
+    Path(paths["sidecar"]).write_text(json.dumps({
+        "NoiseModel": fit.noise_model,
+        "DesignColumns": fit.columns,
+        "DegreesOfFreedom": fit.df_residuals,
+        **({"SmoothingFWHM": fit.smoothing_fwhm} if fit.smoothing_fwhm is not None else {}),
+        "RSquared": "nilearn's RegressionResults.r_square: var(wX beta) / var(wY) over time, "
+                    "the whitened model's fitted values over the whitened data (population "
+                    "variances)",
+        "WhiteningCheck": {
+            "Summary": whitening_summary(fraction),
+            "FractionFlagged": fraction,
+            "Alpha": ALPHA,
+            "Lags": list(range(1, LAGS + 1)),
+            "DegreesOfFreedom": ljung_box_dof(fit.noise_model),
+            "Statistic": "Ljung-Box Q = n (n + 2) sum_k r_k^2 / (n - k) of the whitened "
+                         "residuals, r_k relative to its expectation under white noise for "
+                         "the design",
+        },
+        **({"Residuals": "nilearn's FirstLevelModel.residuals_: Y - wX beta (scaled data "
+                         "minus whitened fitted values)"} if "residuals" in maps else {}),
+    }, indent=2))
+    return paths, fraction
 
 
 def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import nibabel as nb
 import numpy as np
@@ -25,7 +26,7 @@ from .images import (
 from .lazy import pandas as pd
 from .lazy import scipy_linalg as spl
 from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
-from .run_checks import check_sample_mask, non_finite_warnings
+from .run_checks import check_sample_mask, check_varies_over_time, non_finite_warnings
 from .smoothing import check_fwhm_fits, masked_run, smooths
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
@@ -34,6 +35,18 @@ AR1_BINS = 100
 
 #: Voxels processed together; bounds the float64 temporaries (~CHUNK_VOXELS * n_scans * 8 B).
 CHUNK_VOXELS = 2048
+
+
+class FittedSeries(NamedTuple):
+    """What :func:`fit_glm` fitted, kept for the fit's diagnostics
+    (:func:`~glm_workflows.core.diagnostics.fit_diagnostics`): ``values`` the scaled series
+    ``(n_scans, n_voxels)``, its columns grouped by noise bin (bins in :func:`numpy.unique`
+    order); ``design`` the design's fitted rows; ``voxels`` the mask-order voxel of each
+    column."""
+
+    values: np.ndarray
+    design: np.ndarray
+    voxels: np.ndarray
 
 
 @dataclass
@@ -77,6 +90,8 @@ class FittedGLM:
         ``fit_glm(with_mean=True)``: the run's mean over every volume, float32, computed
         from the data read for the fit
         (:func:`~glm_workflows.core.images.mean_image`'s values); else None.
+    fitted : FittedSeries or None
+        ``fit_glm(keep_series=True)``: the series fitted (never persisted); else None.
     """
 
     mask: np.ndarray
@@ -94,6 +109,7 @@ class FittedGLM:
     warnings: list = field(default_factory=list)
     bin_coefficients: dict = field(default_factory=dict)
     mean_img: nb.Nifti1Image | None = None
+    fitted: FittedSeries | None = None
 
     def bin_members(self):
         """Yield ``(normalized_cov, voxel_index)`` for each noise bin."""
@@ -123,7 +139,7 @@ class FittedGLM:
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             noise_model: str, smoothing_fwhm: float | None,
             run_name: str | None = None, sample_mask=None,
-            with_mean: bool = False) -> FittedGLM:
+            with_mean: bool = False, keep_series: bool = False) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -163,6 +179,9 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     with_mean : bool
         Also keep the run's mean image (``mean_img``), from the data read for the fit
         (so a workflow reads the run once for both).
+    keep_series : bool
+        Also keep the series fitted (``fitted``), for the fit's diagnostics (so a workflow
+        reads the run once for both).
 
     Returns
     -------
@@ -196,9 +215,10 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     else:
         whiten_values = whiten
     betas, dispersion, noise_bins, order = _fit_per_noise_bin(series, X, ar1, whiten_values)
-    del series
     storage_order = storage_to_mask_order(mask)
     grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
+    fitted = FittedSeries(series, X, np.argsort(grouped_order)) if keep_series else None
+    del series
     eps = np.abs(X).sum() * np.finfo(np.float64).eps
     return FittedGLM(
         mask=mask,
@@ -216,6 +236,7 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
         smoothing_fwhm=float(smoothing_fwhm) if smooths(smoothing_fwhm) else None,
         mean_img=mean_img,
+        fitted=fitted,
     )
 
 
@@ -255,39 +276,9 @@ def run_series(bold_img, design: pd.DataFrame, *, mask_img, smoothing_fwhm, run_
     if sample_mask is not None:
         kept = check_sample_mask(sample_mask, len(X), X.shape[1], name)
         series, X = series[kept], X[kept]
-    check_varies_over_time(series, name, non_finite[0])
+    check_varies_over_time(series, name, non_finite[0], chunk_voxels=CHUNK_VOXELS)
     mean_img = nb.Nifti1Image(mean.astype(np.float32), img.affine) if with_mean else None
     return scale_to_percent(series), X, mask, img, non_finite, name, mean_img
-
-
-def check_varies_over_time(series: np.ndarray, name: str, n_non_finite: int = 0) -> None:
-    """Refuse a run none of whose masked voxels varies over time.
-
-    A voxel varies if its raw series is not exactly equal to its first sample; the
-    chunks are compared until one varying voxel is found, so a real run costs one
-    chunk. A few constant voxels are fitted, as nilearn fits them.
-
-    Parameters
-    ----------
-    series : ndarray, shape (n_scans, n_voxels)
-        Raw masked series, non-finite samples already set to 0.
-    name : str
-        The run's file, for the message.
-    n_non_finite : int
-        How many of the voxels held non-finite samples, said in the message.
-
-    Raises
-    ------
-    InputError
-        Naming the run, if every voxel's series is constant (an all-zero run, say).
-    """
-    for chunk in _chunks(series.shape[1]):
-        block = series[:, chunk]
-        if (block[1:] != block[0]).any():
-            return
-    detail = f" ({n_non_finite} held non-finite samples, set to 0)" if n_non_finite else ""
-    raise InputError(f"{name}: none of the {series.shape[1]} voxels in the mask varies "
-                     f"over time{detail}; there is nothing to fit")
 
 
 def scale_to_percent(series: np.ndarray) -> np.ndarray:

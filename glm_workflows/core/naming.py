@@ -75,7 +75,7 @@ MODEL_OUTPUTS = {
     "design_json": "design.json",
     "correlation_figure": "desc-correlation_design.png",
     "fd_figure": "desc-framewiseDisplacement_timeseries.png",
-    # a run's fit diagnostics (RunDiagnostics; core.diagnostics): nilearn's names for the
+    # a run's fit diagnostics (FitGLM save_diagnostics; core.diagnostics): nilearn's names for the
     # R² and residuals (save_glm_to_bids), the model's sidecar (nilearn's statmap.json)
     "rsquared_map": "stat-rsquared_statmap.nii.gz",
     "autocorrelation_map": "stat-autocorrelation_desc-whitenedResiduals_statmap.nii.gz",

@@ -55,15 +55,14 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     masked series and float64 chunks; measured peaks: 0.30 GB on the SPM auditory
     run (0.19 GB as float64) and 1.43 GB on a 2 mm 97x115x97x300 run (2.6 GB).
     Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
-    about 0.5 GB whatever the run. The diagnostics read the run as the fit does;
-    ``residuals`` is what writing the residuals adds (the masked residuals and their
-    4D image, float64).
+    about 0.5 GB whatever the run. The fit's diagnostics keep the masked series and
+    float64 chunks, within the fit's peak; ``residuals`` is what writing the residuals
+    adds (the masked residuals and their 4D image, float64).
     """
     data_gb = n_voxels * n_scans * 8 / 1024**3
     return {
         "concatenate": round(0.3 + data_gb, 2),
         "fit": round(0.3 + 0.5 * data_gb, 2),
-        "diagnostics": round(0.3 + 0.5 * data_gb, 2),
         "residuals": round(2 * data_gb, 2),
         "light": round(0.3 + 0.5 * data_gb, 2),
         "inference": 0.5,

@@ -14,7 +14,6 @@ from glm_workflows.interfaces import (
     EstimateContrast,
     FitGLM,
     PackSurface,
-    RunDiagnostics,
     SurfaceFigure,
 )
 
@@ -32,11 +31,11 @@ from ..settings import (
 from .engine import Workflow
 from .inference import init_inference_wf, init_surface_inference_wf
 from .ports import (
-    DIAGNOSTICS_OUTPUTS,
     FIT_FILES,
     RUN_CONTRAST_MAPS,
     RUN_OUTPUTNODE_FIELDS,
     contrast_to_sink,
+    diagnostics_to_sink,
     inference_to_sink,
     run_contrast_field,
     run_contrast_fields,
@@ -71,7 +70,8 @@ def init_first_level_wf(
     """Build the first-level GLM workflow of one run.
 
     Workflow graph: concatenate -> design -> fit -> model sink (without concatenate when
-    the run is one 4D file); the fit also writes the run's mean image (read once for both);
+    the run is one 4D file); the fit also writes the run's mean image and its diagnostics
+(R², the whitening check: the run is read once for all three);
     then one branch per contrast: estimate -> inference (threshold -> table, see
     :func:`~glm_workflows.workflows.inference.init_inference_wf`) -> contrast sink, which writes
     that contrast's outputs under BIDS-Derivatives names. Branches are plain nodes named
@@ -115,8 +115,7 @@ def init_first_level_wf(
         (``RunInputs.sources``), recorded in the design sidecar.
     save_residuals : bool or None
         Also write the fit's residuals (nilearn's ``residuals_``), 4D; None: the model's
-        (``model.save_residuals``, ``--save-residuals``). Off, the diagnostics node's
-        inputs (and so its cache) are what they were before the setting existed.
+        (``model.save_residuals``, ``--save-residuals``), written by the fit node.
     space : str or None
         The space of the run's images (``RunInputs.space``), when known: the cluster
         tables get their sidecars and, in an adult MNI152 template, the peaks' AAL3
@@ -181,7 +180,8 @@ def init_first_level_wf(
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run,
                                               **(entities or {}))), name="fit",
-                  mem_gb=mem_gb["fit"], n_procs=1)
+                  mem_gb=mem_gb["fit"] + (mem_gb.get("residuals", 0) if save_residuals else 0),
+                  n_procs=1)
     if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
         fit.inputs.smoothing_fwhm = model.smoothing_fwhm
     # its `warnings` (non-finite samples) feed the progress lines, not a node: Nipype would
@@ -190,12 +190,11 @@ def init_first_level_wf(
     # the mean image comes from the data the fit reads: the run is read once for both
     # (an existing work directory refits once: this input is new)
     fit.inputs.save_mean = True
-    # a node of its own: the fit's outputs, and so its cache, are what they were
-    diagnostics = pe.Node(RunDiagnostics(save_residuals=save_residuals), name="diagnostics",
-                          mem_gb=mem_gb.get("diagnostics", mem_gb["fit"])
-                          + (mem_gb.get("residuals", 0) if save_residuals else 0), n_procs=1)
-    if model.smoothing_fwhm:
-        diagnostics.inputs.smoothing_fwhm = model.smoothing_fwhm
+    # and the diagnostics from the series fitted (an existing work directory refits once:
+    # this input is new; before, a node of their own read the run again)
+    fit.inputs.save_diagnostics = True
+    if save_residuals:  # undefined otherwise, as the other flags
+        fit.inputs.save_residuals = True
     entities = sink_entities(output_dir, subject, task, session, run, entities)
     sink = pe.Node(DerivativesSink(**entities), name="sink", mem_gb=0.25)
     if surface:
@@ -208,15 +207,12 @@ def init_first_level_wf(
             # the left hemisphere: nilearn's confound strategies find its confounds file
             (inputnode, design, [(("bold_files", first_file), "bold_file")]),
             (pack, fit, [("out_file", "bold_file"), ("mask_file", "mask_file")]),
-            (pack, diagnostics, [("out_file", "bold_file")]),
             (pack, sink, [("layout_file", "surface_layout")]),
             (pack, outputnode, [("layout_file", "surface_layout")]),
         ])
     elif bold_is_4d:
         workflow.connect([(inputnode, design, [(("bold_files", only_file), "bold_file")]),
-                          (inputnode, fit, [(("bold_files", only_file), "bold_file")]),
-                          (inputnode, diagnostics,
-                           [(("bold_files", only_file), "bold_file")])])
+                          (inputnode, fit, [(("bold_files", only_file), "bold_file")])])
     else:
         concatenate = pe.Node(ConcatenateImages(), name="concatenate",
                               mem_gb=mem_gb["concatenate"])
@@ -224,18 +220,13 @@ def init_first_level_wf(
             (inputnode, concatenate, [("bold_files", "in_files")]),
             (concatenate, design, [("out_file", "bold_file")]),
             (concatenate, fit, [("out_file", "bold_file")]),
-            (concatenate, diagnostics, [("out_file", "bold_file")]),
         ])
     workflow.connect([
         (inputnode, design, [("events_file", "events_file"),
                              ("confounds_file", "confounds_file")]),
         *([] if surface else [(inputnode, fit, [("mask_file", "mask_file")])]),
         (design, fit, [("design_file", "design_file"), ("sample_mask", "sample_mask")]),
-        (design, diagnostics, [("design_file", "design_file"),
-                               ("sample_mask", "sample_mask")]),
-        (fit, diagnostics, same_names(FIT_FILES)),
-        (diagnostics, sink, same_names(DIAGNOSTICS_OUTPUTS
-                                       + (("residuals_file",) if save_residuals else ()))),
+        (fit, sink, diagnostics_to_sink(save_residuals)),
         (fit, sink, [("mask_file", "mask_file"), ("mean_file", "mean_file")]),
         (design, sink, [("design_file", "design_file"), ("design_figure", "design_figure"),
                         ("design_json", "design_json"),

@@ -14,13 +14,22 @@ from ..core.naming import CONTRAST_MAPS, map_output
 #: combination); besides, per contrast, the fields of :func:`run_contrast_fields`.
 RUN_OUTPUTNODE_FIELDS = ("model_sidecar", "mask_file", "mean_file")
 
-#: The fit's persisted files (FitGLM's outputs), which a contrast or the diagnostics read.
+#: The fit's persisted files (FitGLM's outputs), which a contrast reads.
 FIT_FILES = ("betas", "dispersion", "ar1", "mask_file", "model_sidecar")
 
-#: RunDiagnostics' outputs the sink writes (keys of ``MODEL_OUTPUTS``; besides, with
-#: ``save_residuals``, ``residuals_file``).
-DIAGNOSTICS_OUTPUTS = ("rsquared_map", "autocorrelation_map", "ljungbox_map",
-                       "ljungbox_p_map", "model_json")
+#: The fit's diagnostics (FitGLM's outputs with ``save_diagnostics``) and the sink input (a
+#: key of ``MODEL_OUTPUTS``) each fills.
+DIAGNOSTICS_SINK_INPUTS = {"rsquared_map": "rsquared_map",
+                           "autocorrelation_map": "autocorrelation_map",
+                           "ljungbox_map": "ljungbox_map", "ljungbox_p_map": "ljungbox_p_map",
+                           "diagnostics_json": "model_json"}
+
+
+def diagnostics_to_sink(save_residuals: bool) -> list[tuple[str, str]]:
+    """The fit's diagnostics connected to the sink (with ``save_residuals``, the residuals
+    too)."""
+    return [*DIAGNOSTICS_SINK_INPUTS.items(),
+            *([("residuals_file", "residuals_file")] if save_residuals else [])]
 
 #: Per contrast, the maps (of :data:`~glm_workflows.core.naming.CONTRAST_MAPS`) a run gives
 #: a fixed-effects combination.
