@@ -126,7 +126,7 @@ class FitGLM(SimpleInterface):
             if fit.fitted is not None:
                 maps = fit_diagnostics(fit, save_residuals=_asked(self.inputs.save_residuals))
                 fit.fitted = None  # the series: freed before the maps are written
-                paths, _ = save_diagnostics(fit, maps, runtime.cwd)
+                paths = save_diagnostics(fit, maps, runtime.cwd)
                 self._results.update({output: paths[key]
                                       for output, key in _DIAGNOSTICS_KEYS.items()
                                       if key in paths})

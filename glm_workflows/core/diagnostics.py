@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .deflate import save_image
-from .glm import FittedGLM, whiten
+from .glm import CHUNK_VOXELS, FittedGLM, whiten
 from .noise import CORRECTED_ORDERS, whiten_exact
 
 #: Lags of the whitening check (autocorrelations and Ljung-Box test): 1..LAGS.
@@ -46,8 +46,6 @@ ALPHA = 0.05
 DIAGNOSTICS_FILES = {"r_square": "r_square.nii.gz", "autocorrelation": "autocorrelation.nii.gz",
                      "ljung_box": "ljung_box.nii.gz", "ljung_box_p": "ljung_box_p.nii.gz",
                      "residuals": "residuals.nii.gz", "sidecar": "diagnostics.json"}
-#: Voxels processed together (bounds the float64 temporaries).
-CHUNK_VOXELS = 2048
 
 
 def fit_diagnostics(fit: FittedGLM, *, save_residuals: bool, lags: int = LAGS) -> dict:
@@ -113,7 +111,7 @@ def fit_diagnostics(fit: FittedGLM, *, save_residuals: bool, lags: int = LAGS) -
     return maps
 
 
-def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> tuple[dict, float]:
+def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> dict:
     """Write :func:`fit_diagnostics`' maps (as NIfTI, in the fit's grid) and their JSON
     sidecar (the noise model, the definitions, the whitening check's summary) into
     ``out_dir``, named as :data:`DIAGNOSTICS_FILES`.
@@ -122,8 +120,6 @@ def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> tuple[dict, float]:
     -------
     paths : dict
         The files written, by key (the maps' and ``sidecar``).
-    fraction : float
-        The fraction of the mask the whitening check flagged (:func:`flagged_fraction`).
     """
     paths = {key: str(Path(out_dir) / DIAGNOSTICS_FILES[key]) for key in [*maps, "sidecar"]}
     for key, values in maps.items():
@@ -150,7 +146,7 @@ def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> tuple[dict, float]:
         **({"Residuals": "nilearn's FirstLevelModel.residuals_: Y - wX beta (scaled data "
                          "minus whitened fitted values)"} if "residuals" in maps else {}),
     }, indent=2))
-    return paths, fraction
+    return paths
 
 
 def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:
