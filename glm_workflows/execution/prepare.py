@@ -31,6 +31,7 @@ from ..inputs.collect import (
     whole_study,
 )
 from ..inputs.folders import (
+    check_folders_writable,
     check_memory,
     check_output_dir,
     check_output_outside_raw,
@@ -352,3 +353,5 @@ def check_own_outputs(output_dir, analysis: str, runs, group: bool,
     if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
                                     lambda name: group_output_analysis(name) == analysis)
+    check_folders_writable(output_dir, [*(folder.split("/")[0] for folder in prefixes),
+                                        *([GROUP_FOLDER] if group else [])])

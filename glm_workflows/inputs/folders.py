@@ -4,6 +4,7 @@ node."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,28 @@ def check_output_dir(path) -> Path:
     except OSError as exc:
         raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
     return path
+
+
+def check_folders_writable(output_dir, folders) -> None:
+    """Refuse, before any work, an existing folder of the output folder that the run's
+    commit replaces (``folders``: subject folders, ``group``) when it, or a folder in it,
+    cannot be written: the commit swaps the new folder in and deletes the one it replaced,
+    which needs every folder in it writable (was: the run's work done, then a failed
+    commit that left the replaced folder beside the new one)."""
+    for name in sorted(set(folders)):
+        top = Path(output_dir) / name
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for where, _, _ in os.walk(top):
+            try:  # a file of its own, not os.access (see check_work_dir)
+                probe = Path(where) / f".write-test-{uuid.uuid4().hex}"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as exc:
+                raise InputError(f"{where}: not writable ({exc.strerror}); this run replaces "
+                                 f"{name}/ when it ends, which needs every folder in it "
+                                 "writable (fix the permissions or use another "
+                                 "--output-dir)") from None
 
 
 def check_output_outside_raw(output_dir, bids_dir) -> None:
