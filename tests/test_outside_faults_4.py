@@ -63,3 +63,24 @@ def test_a_read_only_subject_folder_is_refused_before_any_work(tmp_path, locked)
         "permissions or use another --output-dir)"]
     assert _digests(out) == before
     assert sorted(p.name for p in out.iterdir()) == names  # no journal, no replaced folder
+
+
+def test_a_preprocessed_image_stored_as_nii_and_nii_gz_is_named_not_told_res_den(tmp_path,
+                                                                                 refused):
+    """fMRIPrep's bold as ``.nii.gz`` beside a stale ``.nii`` copy: the line says to keep
+    one of the two (was: "choose one with --res / --den", which cannot choose between
+    them)."""
+    import nibabel as nb
+
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    gz = next((fmriprep / "sub-01" / "func").glob("*_desc-preproc_bold.nii.gz"))
+    nb.save(nb.load(gz), gz.with_suffix(""))
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "--derivatives", str(fmriprep), "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: sub-01_task-tiny_bold.nii.gz: several preprocessed "
+                    f"images match: {gz.with_suffix('')} and {gz}; the same image is stored as "
+                    ".nii and .nii.gz: keep only one of the two files")
+    assert not (tmp_path / "out").exists()
