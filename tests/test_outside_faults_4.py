@@ -84,3 +84,86 @@ def test_a_preprocessed_image_stored_as_nii_and_nii_gz_is_named_not_told_res_den
                     f"images match: {gz.with_suffix('')} and {gz}; the same image is stored as "
                     ".nii and .nii.gz: keep only one of the two files")
     assert not (tmp_path / "out").exists()
+
+
+def _confound_model(path: Path, x: list) -> Path:
+    """A Run -> Subject model of the tiny study whose ``X`` also names ``x``."""
+    import json
+
+    path.write_text(json.dumps({
+        "Name": "confounds", "BIDSModelVersion": "1.0.0", "Input": {"task": ["tiny"]},
+        "Nodes": [{"Level": "Run", "Name": "run", "GroupBy": ["run", "subject"],
+                   "Transformations": {"Transformer": "pybids-transforms-v1",
+                                       "Instructions": [{"Name": "Factor",
+                                                         "Input": ["trial_type"]}]},
+                   "Model": {"Type": "glm", "X": ["trial_type.a", "trial_type.b", *x, 1],
+                             "HRF": {"Variables": ["trial_type.a", "trial_type.b"],
+                                     "Model": "spm"},
+                             "Options": {"HighPassFilterCutoffHz": 0.00625}},
+                   "Contrasts": [{"Name": "aMinusB",
+                                  "ConditionList": ["trial_type.a", "trial_type.b"],
+                                  "Weights": [1, -1], "Test": "t"}]}]}))
+    return path
+
+
+def test_a_confound_in_model_x_of_a_run_without_confounds_file_says_so(tmp_path, refused):
+    """One run's fMRIPrep confounds file missing, its model naming a confound in ``X``:
+    the line says the run has no confounds file (was: only "no variable
+    'framewise_displacement' in the run of <events.tsv>", the events file being fine)."""
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01", "02"), n_scans=40)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    for path in (fmriprep / "sub-02" / "func").glob("*_desc-confounds_timeseries.*"):
+        path.unlink()
+    model = _confound_model(tmp_path / "model_smdl.json", ["framewise_displacement"])
+    line = refused([str(study), str(tmp_path / "out"), "participant", "--model", str(model),
+                    "--derivatives", str(fmriprep), "-w", str(tmp_path / "work")])
+    events = study / "sub-02" / "func" / "sub-02_task-tiny_events.tsv"
+    assert line == (f"glm-workflows: error: {model}: Nodes[0].Model.X[2]: no variable "
+                    f"'framewise_displacement' in the run of {events} after the "
+                    "transformations (available: trial_type.a, trial_type.b); the run has no "
+                    "confounds file (fMRIPrep's *_desc-confounds_timeseries.tsv, read with "
+                    "--derivatives)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_confounds_in_model_x_with_n_a_first_rows_fit_as_nilearn(tmp_path, capsys):
+    """fMRIPrep's derivative columns (``n/a`` in the first row) named in a model's ``X``:
+    each run's z map equals nilearn's FirstLevelModel on the same design (the confounds'
+    ``n/a`` as 0, as the warning says), one warning line per file and column."""
+    import nibabel as nb
+    import numpy as np
+    import pandas as pd
+    from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40, runs=2)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    names = ["framewise_displacement", "trans_x_derivative1", "rot_z"]
+    model = _confound_model(tmp_path / "model_smdl.json", names)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", "--model", str(model), "--derivatives",
+                 str(fmriprep), "-w", str(tmp_path / "work")]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "n/a in" in line]
+    assert len(warned) == 4  # two runs, two columns with n/a
+    for run in (1, 2):
+        stem = f"sub-01_task-tiny_run-{run}"
+        func = fmriprep / "sub-01" / "func"
+        bold = func / f"{stem}_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+        confounds = pd.read_csv(func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t",
+                                na_values="n/a")[names]
+        assert confounds.iloc[0].isna().sum() == 2
+        events = pd.read_csv(study / "sub-01" / "func" / f"{stem}_events.tsv", sep="\t")
+        design = make_first_level_design_matrix(
+            np.arange(40) * 2.0, events, hrf_model="spm", drift_model="cosine",
+            high_pass=0.00625, add_regs=confounds.fillna(0).to_numpy(), add_reg_names=names)
+        fitted = FirstLevelModel(t_r=2.0, noise_model="ar1",
+                                 mask_img=str(bold).replace("desc-preproc_bold",
+                                                            "desc-brain_mask")).fit(
+            str(bold), design_matrices=design)
+        expected = fitted.compute_contrast("a - b", output_type="z_score").get_fdata()
+        ours = nb.load(out / "sub-01" / f"{stem}_space-MNI152NLin2009cAsym_contrast-aMinusB_"
+                                        "stat-z_statmap.nii.gz").get_fdata()
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)

@@ -105,7 +105,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
                 raise
             raise InputError(f"{exc} (in the run of {os.fspath(events_file)})") from None
     notes += [str(w.message) for w in caught]
-    picked = _picked_columns(node["X"], columns, where, events_file)
+    picked = _picked_columns(node["X"], columns, where, events_file, confounds_file)
     design = columns[picked].astype(float)
     for name in picked:
         missing = design[name].isna()
@@ -142,9 +142,12 @@ def _convolved_columns(name: str, available: list[str]) -> list[str]:
     return [c for c in available if suffixes.fullmatch(c)]
 
 
-def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[str]:
+def _picked_columns(x, columns: pd.DataFrame, where: str, events_file,
+                    confounds_file=None) -> list[str]:
     """The design columns ``Model.X`` names (globs expand in the variables' order; a
-    convolved variable brings its derivative, dispersion or FIR columns)."""
+    convolved variable brings its derivative, dispersion or FIR columns); a name no
+    variable has is refused, saying so when the run has no confounds file to take it
+    from (a confound named in ``X``: fMRIPrep's file missing, or no ``--derivatives``)."""
     available = [str(c) for c in columns.columns]
     picked = []
     for index, entry in enumerate(x):
@@ -155,7 +158,10 @@ def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[s
         if not matches:
             raise InputError(f"{where}.Model.X[{index}]: no variable {entry!r} in the run of "
                              f"{os.fspath(events_file)} after the transformations "
-                             f"(available: {', '.join(available) or 'none'})")
+                             f"(available: {', '.join(available) or 'none'})"
+                             + ("" if confounds_file is not None or "." in entry else
+                                "; the run has no confounds file (fMRIPrep's "
+                                "*_desc-confounds_timeseries.tsv, read with --derivatives)"))
         picked += [m for m in matches if m not in picked]
     return picked
 
