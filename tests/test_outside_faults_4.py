@@ -167,3 +167,87 @@ def test_confounds_in_model_x_with_n_a_first_rows_fit_as_nilearn(tmp_path, capsy
         ours = nb.load(out / "sub-01" / f"{stem}_space-MNI152NLin2009cAsym_contrast-aMinusB_"
                                         "stat-z_statmap.nii.gz").get_fdata()
         np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+
+
+def _python_route_cases(bids: str) -> dict:
+    """Calls of the Python route with a wrong type, and the one line each gets."""
+    from glm_workflows import read_model, run_analysis
+    from glm_workflows.settings import ExecutionSettings, InferenceSettings
+    from glm_workflows.spec.analysis import (
+        AnalysisSpec,
+        Contrast,
+        InputSpec,
+        NilearnDesign,
+        Node,
+        RunModel,
+    )
+
+    contrast = Contrast("aMinusB", "t", ("a - b",))
+
+    def spec(run=None, group_by=("run", "subject"), contrasts=(contrast,), **kw):
+        return AnalysisSpec(InputSpec(bids_dir=bids, task="tiny"),
+                            (Node("Run", "run", run or RunModel(), group_by=group_by,
+                                  contrasts=contrasts),), (), **kw)
+
+    def execution(**kw):
+        return ExecutionSettings(**{"output_dir": f"{bids}-out", "work_dir": f"{bids}-work",
+                                    **kw})
+
+    return {
+        "run_analysis: spec: expected an AnalysisSpec (spec_from_args, read_model or "
+        "AnalysisSpec(...)), got an ExecutionSettings":
+            lambda: run_analysis(execution(), spec()),
+        "run_analysis: spec: expected an AnalysisSpec (spec_from_args, read_model or "
+        "AnalysisSpec(...)), got 'model_smdl.json' (str)":
+            lambda: run_analysis("model_smdl.json", execution()),
+        "run_analysis: execution: expected an ExecutionSettings, got {'output_dir': 'out'} "
+        "(dict)": lambda: run_analysis(spec(), {"output_dir": "out"}),
+        "ExecutionSettings.n_procs: expected a whole number or None, got '2' (str)":
+            lambda: run_analysis(spec(), execution(plugin="MultiProc", n_procs="2")),
+        "ExecutionSettings.plugin_args: expected JSON text (json.dumps of a dict), got "
+        "{'n_procs': 2} (dict)": lambda: run_analysis(spec(), execution(plugin_args={
+            "n_procs": 2})),
+        "ExecutionSettings.output_dir: expected a path, got None (NoneType)":
+            lambda: run_analysis(spec(), execution(output_dir=None)),
+        "node 'run': group_by: expected a tuple of names, got 'run' (str)":
+            lambda: spec(group_by="run"),
+        "node 'run': contrasts: expected a tuple of Contrast, got a Contrast":
+            lambda: spec(contrasts=contrast),
+        "node 'run': NilearnDesign.high_pass: expected a number (Hz), got '0.01' (str)":
+            lambda: spec(run=RunModel(design=NilearnDesign(high_pass="0.01"))),
+        "node 'run': RunModel.confounds: expected a ConfoundSettings, got {'strategy': "
+        "'simple'} (dict)": lambda: spec(run=RunModel(confounds={"strategy": "simple"})),
+        "InferenceSettings.alpha: expected a number, got '0.05' (str)":
+            lambda: spec(inference=InferenceSettings(alpha="0.05")),
+        "read_model: path: expected a model file's path, got a dict (spec_from_dict takes "
+        "a model read as JSON)": lambda: read_model({"Name": "m"}, bids_dir=bids),
+    }
+
+
+@pytest.mark.parametrize("expected", list(_python_route_cases("")))
+def test_the_python_route_names_a_field_of_the_wrong_type(tmp_path, expected):
+    """A wrong type given from Python: InputError, one line naming the field, before any
+    folder is written (was: AttributeError/TypeError from inside a rule or the run, e.g.
+    "'dict' object has no attribute 'verbosity'", or ``group_by="run"`` taken as the
+    entities 'n', 'r', 'u' and run)."""
+    from glm_workflows.core.errors import InputError
+
+    bids = str(write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40))
+    with pytest.raises(InputError) as raised:
+        _python_route_cases(bids)[expected]()
+    assert str(raised.value) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bids"]
+
+
+def test_spec_from_args_of_one_string_says_so(capsys):
+    """``spec_from_args("--task x ...")`` (a string, not a list): one line saying so (was:
+    "argument analysis_level: invalid choice: 'b'", the string read letter by letter)."""
+    from glm_workflows import spec_from_args
+
+    with pytest.raises(SystemExit) as raised:
+        spec_from_args("--bids-dir data --task tiny")
+    assert raised.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "glm-workflows: error: expected the arguments as a list of words (shlex.split of "
+        "the command line), got one string: '--bids-dir data --task tiny' (see "
+        "glm-workflows --help)"]

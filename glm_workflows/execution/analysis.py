@@ -26,7 +26,7 @@ from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
 from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
 from .group_planning import model_file
-from .prepare import analysis_of_runs, prepare
+from .prepare import analysis_of_runs, check_run_arguments, prepare
 
 
 def run_analyses(analyses, *, command_line: list[str] | None = None) -> int:
@@ -96,6 +96,7 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None,
     from .interrupts import RunInterrupted, interrupts_raise
     from .run_log import RunLog
 
+    check_run_arguments(spec, execution)
     with interrupts_raise(), RunLog(execution.verbosity) as log:
         try:
             code = _run(spec, execution, command_line, log, plan)

@@ -45,6 +45,7 @@ from ..inputs.surfaces import (
 from ..inputs.templates import check_runs_template
 from ..plan.study import StudyPlan, plan_study
 from ..settings import SEED_CONTRASTS
+from ..spec.field_types import check_run_arguments
 from .combinations import plan_combinations
 from .group_planning import (
     find_participants_file,
@@ -95,6 +96,7 @@ def prepare(spec, execution) -> StudyPlan:
     Returns the study's plan (group level alone: :func:`prepare_from_derivatives`'), the
     plugin arguments in its ``plugin_args``.
     """
+    check_run_arguments(spec, execution)
     if spec.inputs.kind == "derivatives":
         return prepare_from_derivatives(spec, execution)
     model = spec.model_settings()
