@@ -131,7 +131,7 @@ def test_a_confound_in_model_x_of_a_run_without_confounds_file_says_so(tmp_path,
 def test_confounds_in_model_x_with_n_a_first_rows_fit_as_nilearn(tmp_path, capsys):
     """fMRIPrep's derivative columns (``n/a`` in the first row) named in a model's ``X``:
     each run's z map equals nilearn's FirstLevelModel on the same design (the confounds'
-    ``n/a`` as 0, as the warning says), one warning line per file and column."""
+    ``n/a`` as 0, as the warning says), in one warning line for every file and column."""
     import nibabel as nb
     import numpy as np
     import pandas as pd
@@ -146,8 +146,12 @@ def test_confounds_in_model_x_with_n_a_first_rows_fit_as_nilearn(tmp_path, capsy
     out = tmp_path / "out"
     assert main([str(study), str(out), "participant", "--model", str(model), "--derivatives",
                  str(fmriprep), "-w", str(tmp_path / "work")]) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines() if "n/a in" in line]
-    assert len(warned) == 4  # two runs, two columns with n/a
+    files = [fmriprep / "sub-01" / "func" / f"sub-01_task-tiny_run-{run}_desc-confounds_"
+             "timeseries.tsv" for run in (1, 2)]
+    assert [line for line in capsys.readouterr().err.splitlines() if "n/a in" in line] == [
+        f"glm-workflows: warning: 2 files ({files[0]}, {files[1]}): n/a in "
+        "'framewise_displacement' (1 scan(s)), 'trans_x_derivative1' (1 scan(s)) replaced by "
+        "0 in the design"]  # was: one line per file and column
     for run in (1, 2):
         stem = f"sub-01_task-tiny_run-{run}"
         func = fmriprep / "sub-01" / "func"

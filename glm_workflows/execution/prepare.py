@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.model_design import merged_na_notes
 from ..inputs.checks import (
     check_contrasts_estimated,
     load_design_checks,
@@ -155,7 +156,7 @@ def prepare(spec, execution) -> StudyPlan:
     save_design_checks(work_dir, design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
-    for line in warnings:
+    for line in merged_na_notes(warnings):
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
                       skipped=skipped, spec=spec, model=model, inference=spec.inference,
