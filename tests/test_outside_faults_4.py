@@ -255,3 +255,23 @@ def test_spec_from_args_of_one_string_says_so(capsys):
         "glm-workflows: error: expected the arguments as a list of words (shlex.split of "
         "the command line), got one string: '--bids-dir data --task tiny' (see "
         "glm-workflows --help)"]
+
+
+def test_an_output_replacing_another_variable_is_warned_once(tmp_path, capsys):
+    """``Scale`` of ``trial_type.a`` with ``Output: trial_type.b`` (pybids replaces ``b``
+    silently, and the contrast a - b then compares a with itself rescaled): one warning
+    line naming the instruction, once for the study's runs (was: nothing)."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01", "02"), n_scans=40)
+    model = _confound_model(tmp_path / "model_smdl.json", [])
+    written = json.loads(model.read_text())
+    written["Nodes"][0]["Transformations"]["Instructions"].append(
+        {"Name": "Scale", "Input": ["trial_type.a"], "Output": ["trial_type.b"]})
+    model.write_text(json.dumps(written))
+    assert main([str(study), str(tmp_path / "out"), "participant", "--model", str(model),
+                 "-w", str(tmp_path / "work")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"glm-workflows: warning: {model}: Nodes[0].Transformations.Instructions[1] (Scale): "
+        "Output 'trial_type.b' replaced the variable of that name (as pybids does; give "
+        "another Output name to keep both)"]

@@ -60,6 +60,7 @@ from .variables import (
     _values,
     _with_values,
     implied_levels,
+    warn_replaced,
 )
 
 
@@ -358,6 +359,7 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         inputs = run.expand(arguments["input"])
         if name not in _CATEGORICAL_OK:
             run.numeric(inputs)
+        warn_replaced(set(current), arguments, inputs, run.where)
         _TRANSFORMS[name](run, inputs, arguments)
     if hrf is not None and hrf.variables:
         where = f"{path_prefix}.Model.HRF" if path_prefix else "Model.HRF"

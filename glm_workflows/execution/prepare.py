@@ -156,7 +156,7 @@ def prepare(spec, execution) -> StudyPlan:
     save_design_checks(work_dir, design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
-    for line in merged_na_notes(warnings):
+    for line in dict.fromkeys(merged_na_notes(warnings)):  # a line alike for every run: once
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
                       skipped=skipped, spec=spec, model=model, inference=spec.inference,
