@@ -275,3 +275,19 @@ def test_an_output_replacing_another_variable_is_warned_once(tmp_path, capsys):
         f"glm-workflows: warning: {model}: Nodes[0].Transformations.Instructions[1] (Scale): "
         "Output 'trial_type.b' replaced the variable of that name (as pybids does; give "
         "another Output name to keep both)"]
+
+
+def test_a_dataset_design_refused_names_the_model_file_once(tmp_path, refused):
+    """A model whose ``Input`` selects one subject for a one-sample Dataset node: the
+    line names the file once (was: "model.json: model.json: Nodes[2].Model.X: ...")."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01", "02"), n_scans=40, runs=2)
+    model = json.loads((ROOT / "examples" / "models" / "three_level_smdl.json").read_text())
+    model["Input"]["subject"] = ["01"]
+    path = tmp_path / "model_smdl.json"
+    path.write_text(json.dumps(model))
+    line = refused([str(study), str(tmp_path / "out"), "--model", str(path),
+                    "-w", str(tmp_path / "work")])
+    assert line == (f"glm-workflows: error: {path}: Nodes[2].Model.X: group model one-sample: "
+                    "1 subject(s); at least two needed")

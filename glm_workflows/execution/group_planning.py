@@ -241,4 +241,4 @@ def _dataset_x_path(model_file, node: bool = False, name: str | None = None) -> 
     model = read_stats_model(model_file)
     _, datasets = check_node_graph(model)
     dataset = next((d for d in datasets if d.name == name), datasets[0])
-    return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"
+    return dataset.path if node else f"{dataset.path}.Model.X"  # the path names the file
