@@ -291,3 +291,23 @@ def test_a_dataset_design_refused_names_the_model_file_once(tmp_path, refused):
                     "-w", str(tmp_path / "work")])
     assert line == (f"glm-workflows: error: {path}: Nodes[2].Model.X: group model one-sample: "
                     "1 subject(s); at least two needed")
+
+
+def test_events_in_x_that_nothing_convolves_are_warned_once(tmp_path, capsys):
+    """A Run node without ``Model.HRF`` (or a condition left out of its ``Variables``):
+    the events enter as boxcars, as pybids builds them; one warning line naming them
+    (was: nothing, and z maps of an unconvolved design)."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40, runs=2)
+    model = _confound_model(tmp_path / "model_smdl.json", [])
+    written = json.loads(model.read_text())
+    written["Nodes"][0]["Model"]["HRF"]["Variables"] = ["trial_type.a"]
+    model.write_text(json.dumps(written))
+    assert main([str(study), str(tmp_path / "out"), "participant", "--model", str(model),
+                 "-w", str(tmp_path / "work")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"glm-workflows: warning: {model}: Nodes[0].Model.X: 'trial_type.b': events not "
+        "convolved (no Model.HRF or Convolve names them): they enter as boxcars sampled at "
+        "the frame times"]
+

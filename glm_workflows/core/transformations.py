@@ -61,6 +61,7 @@ from .variables import (
     _with_values,
     implied_levels,
     warn_replaced,
+    warn_unconvolved,
 )
 
 
@@ -368,5 +369,6 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         run.numeric(inputs)
         _convolve(run, inputs, {"model": hrf.model, "fir_delays": hrf.fir_delays}
                   if hrf.model == "fir" else {"model": hrf.model})
+    warn_unconvolved(current, x, f"{path_prefix}.Model.X" if path_prefix else "Model.X")
     columns = {name: _sampled(v, times) for name, v in current.items() if _is_numeric(v)}
     return pd.DataFrame(columns, index=times)

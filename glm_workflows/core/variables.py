@@ -276,3 +276,17 @@ def warn_replaced(before, arguments: dict, inputs, where: str) -> None:
         warnings.warn(f"{where}: Output {', '.join(map(repr, replaced))} replaced the "
                       "variable of that name (as pybids does; give another Output name to "
                       "keep both)", stacklevel=2)
+
+
+def warn_unconvolved(variables: dict, x, where: str) -> None:
+    """Warn, in one line, when ``Model.X`` (``x``, globs allowed) takes events that no
+    Convolve instruction or ``Model.HRF`` convolved (``variables``: the run's after the
+    transformations): they enter as boxcars sampled at the frame times, as pybids builds
+    them, which is rarely meant (a model file without ``HRF``, or a name left out of its
+    ``Variables``)."""
+    names = [name for name, variable in variables.items() if _is_sparse(variable)
+             and any(fnmatch.fnmatchcase(name, str(entry)) for entry in x)]
+    if names:
+        warnings.warn(f"{where}: {', '.join(map(repr, names))}: events not convolved (no "
+                      "Model.HRF or Convolve names them): they enter as boxcars sampled at "
+                      "the frame times", stacklevel=2)
