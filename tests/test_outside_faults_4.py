@@ -311,3 +311,33 @@ def test_events_in_x_that_nothing_convolves_are_warned_once(tmp_path, capsys):
         "convolved (no Model.HRF or Convolve names them): they enter as boxcars sampled at "
         "the frame times"]
 
+
+@pytest.mark.parametrize("flag", ["-w", "--output-dir"])
+def test_a_folder_behind_a_broken_symbolic_link_is_refused_before_any_work(tmp_path, refused,
+                                                                           flag):
+    """``-w scratch/work`` or the output folder, ``scratch`` a link to a volume not
+    mounted: one line naming the link (was, for ``-w``: a traceback from the design
+    checks' mkdir, exit 1, the output folder left behind; for the output folder:
+    "output directory is not writable (File exists)")."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    (tmp_path / "scratch").symlink_to(tmp_path / "not-mounted")
+    folders = {"-w": str(tmp_path / "work"), "--output-dir": str(tmp_path / "out")}
+    folders[flag] = str(tmp_path / "scratch" / "folder")
+    line = refused(["--bids-dir", str(study), "--analysis-level", "participant", *TINY,
+                    "--output-dir", folders["--output-dir"], "-w", folders["-w"]])
+    name = "--work-dir" if flag == "-w" else "--output-dir"
+    assert line == (f"glm-workflows: error: {name} {tmp_path / 'scratch' / 'folder'}: "
+                    f"{tmp_path / 'scratch'} is a broken symbolic link (to "
+                    f"{tmp_path / 'not-mounted'})")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bids", "scratch"]
+
+
+def test_an_output_dir_that_is_a_file_is_named_as_such(tmp_path, refused):
+    """``--output-dir`` naming a file: "a file, not a directory" (was: "output directory
+    is not writable (File exists)"); the file is left as it was."""
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    (tmp_path / "out").write_text("a user's notes")
+    line = refused([str(study), str(tmp_path / "out"), "participant", *TINY,
+                    "-w", str(tmp_path / "work")])
+    assert line == f"glm-workflows: error: --output-dir {tmp_path / 'out'}: a file, not a directory"
+    assert (tmp_path / "out").read_text() == "a user's notes"

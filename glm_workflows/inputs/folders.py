@@ -11,9 +11,21 @@ from pathlib import Path
 from ..core.errors import InputError
 
 
+def _check_not_broken(path: Path, flag: str) -> None:
+    """Refuse a folder that is, or lies under, a broken symbolic link (a scratch volume
+    not mounted, a link to a deleted folder): it cannot be created (was: a traceback)."""
+    for link in (path, *path.parents):
+        if link.is_symlink() and not link.exists():
+            raise InputError(f"{flag} {path}: {link} is a broken symbolic link (to "
+                             f"{os.readlink(link)})")
+
+
 def check_output_dir(path) -> Path:
     """Create the output folder if needed and make sure it is writable."""
     path = Path(path)
+    _check_not_broken(path.absolute(), "--output-dir")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--output-dir {path}: a file, not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         # a name of its own: concurrent runs (array tasks) probe the same folder
@@ -88,6 +100,7 @@ def check_work_dir(path) -> Path:
     """Refuse a work directory that cannot be created or written, without creating it
     (bad input leaves no work directory behind)."""
     path = Path(path).absolute()
+    _check_not_broken(path, "--work-dir")
     existing = nearest_existing(path)
     if not existing.is_dir():
         raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
