@@ -341,3 +341,39 @@ def test_an_output_dir_that_is_a_file_is_named_as_such(tmp_path, refused):
                     "-w", str(tmp_path / "work")])
     assert line == f"glm-workflows: error: --output-dir {tmp_path / 'out'}: a file, not a directory"
     assert (tmp_path / "out").read_text() == "a user's notes"
+
+
+def test_an_earlier_commit_that_cannot_be_finished_is_one_line(tmp_path):
+    """A commit journal whose replaced folder cannot be removed (made read-only after a
+    run cut short): one line naming the folder, exit 2, before any work (was: a
+    traceback from shutil.rmtree naming a file in it alone); once it is writable again,
+    the next run finishes that commit and its own."""
+    import json
+
+    prefix = _without_root_override()
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = [str(study), str(out), "participant", *TINY, "-w", str(work)]
+    assert main(argv) == 0
+    staging = out / ".glm-workflows-pending-host-1-cut"
+    trash = out / f".glm-workflows-replaced-{staging.name}-sub-01"
+    trash.mkdir()
+    (trash / "old.nii.gz").write_text("an older map")
+    journal = out / f".glm-workflows-commit-{staging.name}.json"
+    journal.write_text(json.dumps({"Staging": str(staging), "Swaps": [
+        [str(staging / "sub-01"), str(out / "sub-01"), str(trash)]]}))
+    trash.chmod(0o555)
+    try:
+        done = subprocess.run([*prefix, sys.executable, "-m", "glm_workflows.cli", *argv,
+                               "--recheck"], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    finally:
+        trash.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"glm-workflows: error: {trash}: the folder a commit replaced cannot be removed "
+        "(Permission denied); make it and the folders in it writable, or remove it, then "
+        "run again"]
+    assert "Running" not in done.stdout
+    assert main([*argv, "--recheck"]) == 0
+    assert not trash.exists() and not journal.exists()
