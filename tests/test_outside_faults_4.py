@@ -377,3 +377,31 @@ def test_an_earlier_commit_that_cannot_be_finished_is_one_line(tmp_path):
     assert "Running" not in done.stdout
     assert main([*argv, "--recheck"]) == 0
     assert not trash.exists() and not journal.exists()
+
+
+def test_a_models_design_sidecar_lists_the_confounds_its_x_takes(tmp_path):
+    """A model whose ``X`` names three confounds of a file of 59 columns (cosineXX among
+    them): the design sidecar's ``ConfoundColumns`` (the report's "Confounds used") are
+    those three, and ``CosineConfounds`` none, the design's drifts being the model's
+    (was: every column of the file, and the file's cosines)."""
+    import json
+
+    import pandas as pd
+
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=100)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    func = fmriprep / "sub-01" / "func"
+    table = pd.read_csv(func / "sub-01_task-tiny_desc-confounds_timeseries.tsv", sep="\t")
+    assert [c for c in table.columns if c.startswith("cosine")]
+    names = ["framewise_displacement", "trans_x", "rot_z"]
+    model = _confound_model(tmp_path / "model_smdl.json", names)
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", "--model", str(model), "--derivatives",
+                 str(fmriprep), "-w", str(tmp_path / "work")]) == 0
+    sidecar = json.loads((out / "sub-01" / "sub-01_task-tiny_space-MNI152NLin2009cAsym_"
+                                           "design.json").read_text())
+    assert sidecar["ConfoundColumns"] == names
+    assert sidecar["CosineConfounds"] == []
+    assert [c for c in sidecar["Columns"] if c in table.columns] == names
