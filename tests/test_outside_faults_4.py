@@ -405,3 +405,43 @@ def test_a_models_design_sidecar_lists_the_confounds_its_x_takes(tmp_path):
     assert sidecar["ConfoundColumns"] == names
     assert sidecar["CosineConfounds"] == []
     assert [c for c in sidecar["Columns"] if c in table.columns] == names
+
+
+def test_a_contrast_over_fir_delays_fits_as_nilearn(tmp_path):
+    """``Model.HRF`` ``fir`` (delays 0, 1, 2 scans) and a contrast over the delay columns
+    (``trial_type.a_delay_1 - trial_type.b_delay_1``): the run's z map equals nilearn's
+    FirstLevelModel with ``hrf_model="fir"`` (was: refused, "'trial_type.a_delay_1' is
+    not in Model.X", so no contrast of an FIR model, nor of a derivative, could be
+    written)."""
+    import json
+
+    import nibabel as nb
+    import numpy as np
+    import pandas as pd
+    from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+
+    from glm_workflows.synthetic import write_fmriprep_derivatives
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    fmriprep = write_fmriprep_derivatives(study, tmp_path / "fmriprep")
+    model = _confound_model(tmp_path / "model_smdl.json", [])
+    written = json.loads(model.read_text())
+    node = written["Nodes"][0]
+    node["Model"]["HRF"].update(Model="fir", Parameters={"fir_delays": [0, 1, 2]})
+    node["Contrasts"][0]["ConditionList"] = ["trial_type.a_delay_1", "trial_type.b_delay_1"]
+    model.write_text(json.dumps(written))
+    out = tmp_path / "out"
+    assert main([str(study), str(out), "participant", "--model", str(model), "--derivatives",
+                 str(fmriprep), "-w", str(tmp_path / "work")]) == 0
+    bold = next((fmriprep / "sub-01" / "func").glob("*_desc-preproc_bold.nii.gz"))
+    events = pd.read_csv(study / "sub-01" / "func" / "sub-01_task-tiny_events.tsv", sep="\t")
+    design = make_first_level_design_matrix(np.arange(40) * 2.0, events, hrf_model="fir",
+                                            fir_delays=[0, 1, 2], drift_model="cosine",
+                                            high_pass=0.00625)
+    fitted = FirstLevelModel(t_r=2.0, noise_model="ar1", mask_img=str(bold).replace(
+        "desc-preproc_bold", "desc-brain_mask")).fit(str(bold), design_matrices=design)
+    expected = fitted.compute_contrast("a_delay_1 - b_delay_1",
+                                       output_type="z_score").get_fdata()
+    ours = nb.load(out / "sub-01" / "sub-01_task-tiny_space-MNI152NLin2009cAsym_contrast-"
+                                    "aMinusB_stat-z_statmap.nii.gz").get_fdata()
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
