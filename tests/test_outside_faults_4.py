@@ -445,3 +445,34 @@ def test_a_contrast_over_fir_delays_fits_as_nilearn(tmp_path):
     ours = nb.load(out / "sub-01" / "sub-01_task-tiny_space-MNI152NLin2009cAsym_contrast-"
                                     "aMinusB_stat-z_statmap.nii.gz").get_fdata()
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_the_same_command_twice_at_once_waits_for_the_first(tmp_path):
+    """The same command started while it runs (held here by the test): the second waits
+    with one note, then runs, exit 0 (was: both running the same Nipype nodes at once,
+    one failing inside Nipype, "FileNotFoundError: ..._unfinished.json", exit 1)."""
+    import time
+
+    from glm_workflows import spec_from_args
+    from glm_workflows.execution.analysis_lock import analysis_lock
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01",), n_scans=40)
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = [str(study), str(out), "participant", *TINY, "-w", str(work)]
+    spec, execution = spec_from_args(argv)
+    with analysis_lock(spec, execution):  # the first run, still running
+        second = subprocess.Popen([sys.executable, "-m", "glm_workflows.cli", *argv],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        for _ in range(20):  # 10 s to start, pass its checks and reach the lock
+            if second.poll() is not None or (out / "sub-01").exists():
+                break
+            time.sleep(0.5)
+        assert second.poll() is None  # waiting
+        assert not (out / "sub-01").exists()
+    stdout, stderr = second.communicate(timeout=300)
+    assert second.returncode == 0, stderr
+    assert stderr.splitlines() == [
+        "glm-workflows: note: the same analysis is running in another process (work "
+        f"directory {work}); waiting for it to finish"]
+    assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").is_file()

@@ -26,6 +26,7 @@ from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
 from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
 from .group_planning import model_file
+from .analysis_lock import analysis_lock
 from .prepare import analysis_of_runs, check_run_arguments, prepare
 
 
@@ -97,7 +98,7 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None,
     from .run_log import RunLog
 
     check_run_arguments(spec, execution)
-    with interrupts_raise(), RunLog(execution.verbosity) as log:
+    with interrupts_raise(), analysis_lock(spec, execution), RunLog(execution.verbosity) as log:
         try:
             code = _run(spec, execution, command_line, log, plan)
         except RunInterrupted as exc:
