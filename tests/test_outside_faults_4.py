@@ -476,3 +476,31 @@ def test_the_same_command_twice_at_once_waits_for_the_first(tmp_path):
         "glm-workflows: note: the same analysis is running in another process (work "
         f"directory {work}); waiting for it to finish"]
     assert (out / "sub-01" / "sub-01_task-tiny_contrast-aMinusB_stat-z_statmap.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("route", ["model", "flags"])
+def test_a_dataset_level_that_no_t_contrast_reaches_is_warned(tmp_path, capsys, route):
+    """Only F contrasts at the first level, and a group level (an F contrast is final in
+    BIDS Stats Models, and the flags' group level takes t contrasts): one warning line
+    saying the group level writes nothing (was: exit 0 and no group folder, silently)."""
+    import json
+
+    study = write_tiny_bids(tmp_path / "bids", subjects=("01", "02"), n_scans=40)
+    out = tmp_path / "out"
+    if route == "model":
+        model = json.loads((ROOT / "examples" / "models" / "three_level_smdl.json").read_text())
+        model["Nodes"][0]["Contrasts"][0].update(Test="F", Weights=[[1, -1]])
+        path = tmp_path / "model_smdl.json"
+        path.write_text(json.dumps(model))
+        argv = ["--model", str(path)]
+        expected = (f"glm-workflows: warning: {path}: Dataset node 'dataset': no t contrast "
+                    "reaches it (F contrasts are final): it writes nothing")
+    else:
+        argv = ["--task", "tiny", "--f-contrast", "effects=a,b", "--group", "one-sample"]
+        expected = ("glm-workflows: warning: --group one-sample: no t contrast (--contrast) "
+                    "to take to the group level (F contrasts stay at the first level): it "
+                    "writes nothing")
+    assert main(["--bids-dir", str(study), "--output-dir", str(out), *argv,
+                 "-w", str(tmp_path / "work")]) == 0
+    assert capsys.readouterr().err.splitlines() == [expected]
+    assert not (out / "group").exists()
