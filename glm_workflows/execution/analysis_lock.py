@@ -31,17 +31,28 @@ def lock_path(spec, execution) -> Path:
 @contextlib.contextmanager
 def analysis_lock(spec, execution):
     """Hold the analysis' lock while the block runs; wait (one note) while another
-    process holds it."""
-    path = lock_path(spec, execution)
-    with open(path, "a") as handle:
+    process holds it. The lock file is removed on release (no file is left behind): a
+    waiter that locked a removed file locks the path anew."""
+    path, noted = lock_path(spec, execution), False
+    while True:
+        handle = open(path, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print("glm-workflows: note: the same analysis is running in another process "
-                  f"(work directory {Path(execution.work_dir).absolute()}); waiting for it "
-                  "to finish", file=sys.stderr, flush=True)
+            if not noted:
+                print("glm-workflows: note: the same analysis is running in another process "
+                      f"(work directory {Path(execution.work_dir).absolute()}); waiting for "
+                      "it to finish", file=sys.stderr, flush=True)
+                noted = True
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break  # the path's current file: ours
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed it: lock the path's new file
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # releases the lock
