@@ -124,6 +124,8 @@ class DesignMatrix(SimpleInterface):
             run_node=self.inputs.run_node,
         )
         columns = confound_columns(confounds, confounds_file)
+        if self.inputs.run_node:  # a model's X picks the confounds: those of the design
+            columns = [c for c in columns if c in design.columns]
         for output in ("design_file", "design_figure", "design_json"):  # the outputs' suffixes
             self._results[output] = os.path.join(runtime.cwd, MODEL_OUTPUTS[output])
         save_design_matrix(design, self._results["design_file"])

@@ -46,6 +46,12 @@ class ArgumentParser(argparse.ArgumentParser):
         text = " ".join(str(message).split())
         self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        if isinstance(args, str):  # spec_from_args("--task x"): not one flag per letter
+            self.error(f"expected the arguments as a list of words (shlex.split of the "
+                       f"command line), got one string: {args!r}")
+        return super().parse_known_args(args, namespace)
+
 
 class _StoreGiven(argparse.Action):
     """``store``, noting the flag was given (``given_flags``), so that a positional

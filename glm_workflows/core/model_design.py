@@ -26,6 +26,48 @@ from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
 from .tables import read_tsv
 
 
+#: How a note of ``n/a`` replaced by 0 in a design column ends (one per file and column,
+#: merged over the runs' files by :func:`merged_na_notes`).
+_NA_REPLACED = "replaced by 0 in the design"
+_NA_NOTE = re.compile(rf"(?P<file>.+): n/a in (?P<column>'.+' \(\d+ scan\(s\)\)) "
+                      rf"{_NA_REPLACED}")
+
+
+def merged_na_notes(lines: list[str]) -> list[str]:
+    """``lines`` with the notes of ``n/a`` replaced by 0 merged (fMRIPrep's derivative
+    columns have one in every run's confounds file): one line per set of columns,
+    naming the files (the first three, and how many), at the place of the first such
+    note; the other lines as they were.
+
+    Parameters
+    ----------
+    lines : list of str
+        Notes and warnings, in order.
+
+    Returns
+    -------
+    lines : list of str
+    """
+    columns: dict = {}  # by file: its columns' notes, in order
+    kept, first = [], None
+    for line in lines:
+        match = _NA_NOTE.fullmatch(line)
+        if match is None:
+            kept.append(line)
+            continue
+        first = len(kept) if first is None else first
+        columns.setdefault(match["file"], []).append(match["column"])
+    files: dict = {}
+    for file, names in columns.items():
+        files.setdefault(tuple(names), []).append(file)
+    merged = []
+    for names, paths in files.items():
+        where = paths[0] if len(paths) == 1 else (
+            f"{len(paths)} files ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})")
+        merged.append(f"{where}: n/a in {', '.join(names)} {_NA_REPLACED}")
+    return kept if first is None else [*kept[:first], *merged, *kept[first:]]
+
+
 def run_node_json(node: NodeSpec) -> str:
     """What the design of a Run node depends on, as JSON text (sorted keys: a setting
     that hashes the same for the same node)."""
@@ -105,7 +147,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
                 raise
             raise InputError(f"{exc} (in the run of {os.fspath(events_file)})") from None
     notes += [str(w.message) for w in caught]
-    picked = _picked_columns(node["X"], columns, where, events_file)
+    picked = _picked_columns(node["X"], columns, where, events_file, confounds_file)
     design = columns[picked].astype(float)
     for name in picked:
         missing = design[name].isna()
@@ -113,7 +155,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
             source = confounds_file if confounds is not None and name in confounds else \
                 events_file
             notes.append(f"{source}: n/a in '{name}' ({int(missing.sum())} scan(s)) "
-                         "replaced by 0 in the design")
+                         f"{_NA_REPLACED}")
             design[name] = design[name].fillna(0.0)
     times = frame_times(n_scans, t_r, slice_time_ref)
     design.index = times
@@ -142,9 +184,12 @@ def _convolved_columns(name: str, available: list[str]) -> list[str]:
     return [c for c in available if suffixes.fullmatch(c)]
 
 
-def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[str]:
+def _picked_columns(x, columns: pd.DataFrame, where: str, events_file,
+                    confounds_file=None) -> list[str]:
     """The design columns ``Model.X`` names (globs expand in the variables' order; a
-    convolved variable brings its derivative, dispersion or FIR columns)."""
+    convolved variable brings its derivative, dispersion or FIR columns); a name no
+    variable has is refused, saying so when the run has no confounds file to take it
+    from (a confound named in ``X``: fMRIPrep's file missing, or no ``--derivatives``)."""
     available = [str(c) for c in columns.columns]
     picked = []
     for index, entry in enumerate(x):
@@ -155,7 +200,10 @@ def _picked_columns(x, columns: pd.DataFrame, where: str, events_file) -> list[s
         if not matches:
             raise InputError(f"{where}.Model.X[{index}]: no variable {entry!r} in the run of "
                              f"{os.fspath(events_file)} after the transformations "
-                             f"(available: {', '.join(available) or 'none'})")
+                             f"(available: {', '.join(available) or 'none'})"
+                             + ("" if confounds_file is not None or "." in entry else
+                                "; the run has no confounds file (fMRIPrep's "
+                                "*_desc-confounds_timeseries.tsv, read with --derivatives)"))
         picked += [m for m in matches if m not in picked]
     return picked
 

@@ -28,6 +28,9 @@ from .transform_checks import TRANSFORMER, check_instructions
 #: A formula library's name of a level's column: ``C(group)[equalRange]`` (cell means)
 #: or ``C(group)[T.equalRange]`` (treatment coding's spelling).
 _LEVEL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)\[(?:T\.)?(.+)\]$")
+#: The columns convolving a variable adds (nilearn's names): its time and dispersion
+#: derivatives, its FIR delays; a contrast may weigh them (``trial_type.a_delay_1``).
+_CONVOLVED = re.compile(r"(_derivative|_dispersion|_delay_\d+)$")
 
 
 def _in_x(condition, x) -> bool:
@@ -222,7 +225,8 @@ def _contrasts(contrasts: list, x, path, where) -> tuple[ContrastSpec, ...]:
         for j, condition in enumerate(conditions):
             if condition in conditions[:j]:
                 where.fail(f"{cpath}.ConditionList[{j}]", f"{condition!r} is listed twice")
-            if not _in_x(condition, x):
+            if not _in_x(condition, x) and not (
+                    isinstance(condition, str) and _in_x(_CONVOLVED.sub("", condition), x)):
                 where.fail(f"{cpath}.ConditionList[{j}]", f"{condition!r} is not in Model.X "
                            f"({_listed(x)})")
         weights = contrast["Weights"]

@@ -60,6 +60,8 @@ from .variables import (
     _values,
     _with_values,
     implied_levels,
+    warn_replaced,
+    warn_unconvolved,
 )
 
 
@@ -358,6 +360,7 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         inputs = run.expand(arguments["input"])
         if name not in _CATEGORICAL_OK:
             run.numeric(inputs)
+        warn_replaced(set(current), arguments, inputs, run.where)
         _TRANSFORMS[name](run, inputs, arguments)
     if hrf is not None and hrf.variables:
         where = f"{path_prefix}.Model.HRF" if path_prefix else "Model.HRF"
@@ -366,5 +369,6 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         run.numeric(inputs)
         _convolve(run, inputs, {"model": hrf.model, "fir_delays": hrf.fir_delays}
                   if hrf.model == "fir" else {"model": hrf.model})
+    warn_unconvolved(current, x, f"{path_prefix}.Model.X" if path_prefix else "Model.X")
     columns = {name: _sampled(v, times) for name, v in current.items() if _is_numeric(v)}
     return pd.DataFrame(columns, index=times)

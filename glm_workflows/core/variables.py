@@ -6,6 +6,7 @@ events and dense per-scan series, by name; the categorical levels a model names 
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -260,3 +261,32 @@ def _replace_variable(variables: dict, name: str, new: dict) -> None:
             items.append((key, value))
     variables.clear()
     variables.update(items)
+
+
+
+def warn_replaced(before, arguments: dict, inputs, where: str) -> None:
+    """Warn, in one line, when an instruction's ``Output`` names a variable the run had
+    (``before``; not one of its ``inputs``, which it transforms in place): pybids replaces
+    it silently, but a model naming an existing column as the output of another's
+    transformation most likely meant a new name."""
+    prefix, suffix = arguments.get("output_prefix", ""), arguments.get("output_suffix", "")
+    replaced = [f"{prefix}{name}{suffix}" for name in arguments.get("output") or ()]
+    replaced = [name for name in replaced if name in before and name not in inputs]
+    if replaced:
+        warnings.warn(f"{where}: Output {', '.join(map(repr, replaced))} replaced the "
+                      "variable of that name (as pybids does; give another Output name to "
+                      "keep both)", stacklevel=2)
+
+
+def warn_unconvolved(variables: dict, x, where: str) -> None:
+    """Warn, in one line, when ``Model.X`` (``x``, globs allowed) takes events that no
+    Convolve instruction or ``Model.HRF`` convolved (``variables``: the run's after the
+    transformations): they enter as boxcars sampled at the frame times, as pybids builds
+    them, which is rarely meant (a model file without ``HRF``, or a name left out of its
+    ``Variables``)."""
+    names = [name for name, variable in variables.items() if _is_sparse(variable)
+             and any(fnmatch.fnmatchcase(name, str(entry)) for entry in x)]
+    if names:
+        warnings.warn(f"{where}: {', '.join(map(repr, names))}: events not convolved (no "
+                      "Model.HRF or Convolve names them): they enter as boxcars sampled at "
+                      "the frame times", stacklevel=2)

@@ -26,7 +26,8 @@ from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
 from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
 from .group_planning import model_file
-from .prepare import analysis_of_runs, prepare
+from .analysis_lock import analysis_lock
+from .prepare import analysis_of_runs, check_run_arguments, prepare
 
 
 def run_analyses(analyses, *, command_line: list[str] | None = None) -> int:
@@ -96,7 +97,8 @@ def run_analysis(spec, execution, *, command_line: list[str] | None = None,
     from .interrupts import RunInterrupted, interrupts_raise
     from .run_log import RunLog
 
-    with interrupts_raise(), RunLog(execution.verbosity) as log:
+    check_run_arguments(spec, execution)
+    with interrupts_raise(), analysis_lock(spec, execution), RunLog(execution.verbosity) as log:
         try:
             code = _run(spec, execution, command_line, log, plan)
         except RunInterrupted as exc:

@@ -31,12 +31,19 @@ def node_group_plans(spec, runs, contrasts, skipped, warnings, chunks=None) -> l
             plans.append(_pooled_plan(runs, skipped, group, node, label, warnings,
                                       model_file(spec), contrast_label))
             continue
+        before = len(plans)
         for level_label, level_runs in _column_levels(spec, node, runs, label):
             plans += [plan._replace(node=node.name, label=level_label, group=group,
                                     participants_file=participants_file)
                       for plan in group_plans(level_runs, contrasts, skipped, group,
                                               participants_file, warnings, model_file(spec),
                                               node.name)]
+        if len(plans) == before and group.model:  # F contrasts only: final, as in BIDS
+            warnings.append(f"{model_file(spec)}: Dataset node {node.name!r}: no t contrast "
+                            "reaches it (F contrasts are final): it writes nothing"
+                            if model_file(spec) else f"--group {group.model}: no t contrast "
+                            "(--contrast) to take to the group level (F contrasts stay at "
+                            "the first level): it writes nothing")
     return plans
 
 
@@ -241,4 +248,4 @@ def _dataset_x_path(model_file, node: bool = False, name: str | None = None) -> 
     model = read_stats_model(model_file)
     _, datasets = check_node_graph(model)
     dataset = next((d for d in datasets if d.name == name), datasets[0])
-    return dataset.path if node else f"{model.source}: {dataset.path}.Model.X"
+    return dataset.path if node else f"{dataset.path}.Model.X"  # the path names the file

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.model_design import merged_na_notes
 from ..inputs.checks import (
     check_contrasts_estimated,
     load_design_checks,
@@ -31,6 +32,7 @@ from ..inputs.collect import (
     whole_study,
 )
 from ..inputs.folders import (
+    check_folders_writable,
     check_memory,
     check_output_dir,
     check_output_outside_raw,
@@ -44,6 +46,7 @@ from ..inputs.surfaces import (
 from ..inputs.templates import check_runs_template
 from ..plan.study import StudyPlan, plan_study
 from ..settings import SEED_CONTRASTS
+from ..spec.field_types import check_run_arguments
 from .combinations import plan_combinations
 from .group_planning import (
     find_participants_file,
@@ -94,6 +97,7 @@ def prepare(spec, execution) -> StudyPlan:
     Returns the study's plan (group level alone: :func:`prepare_from_derivatives`'), the
     plugin arguments in its ``plugin_args``.
     """
+    check_run_arguments(spec, execution)
     if spec.inputs.kind == "derivatives":
         return prepare_from_derivatives(spec, execution)
     model = spec.model_settings()
@@ -152,7 +156,7 @@ def prepare(spec, execution) -> StudyPlan:
     save_design_checks(work_dir, design_checks)
     for line in notes:
         print(f"glm-workflows: note: {line}", file=sys.stderr)
-    for line in warnings:
+    for line in dict.fromkeys(merged_na_notes(warnings)):  # a line alike for every run: once
         print(f"glm-workflows: warning: {line}", file=sys.stderr)
     return plan_study(runs, output_dir=output_dir, contrasts=contrasts, mem_gb=mem_gb,
                       skipped=skipped, spec=spec, model=model, inference=spec.inference,
@@ -352,3 +356,5 @@ def check_own_outputs(output_dir, analysis: str, runs, group: bool,
     if group:
         check_replaces_only_its_own(Path(output_dir) / GROUP_FOLDER, analysis,
                                     lambda name: group_output_analysis(name) == analysis)
+    check_folders_writable(output_dir, [*(folder.split("/")[0] for folder in prefixes),
+                                        *([GROUP_FOLDER] if group else [])])

@@ -262,6 +262,8 @@ def _one_image(match: _Match, space, desc, res, den, folders):
     names = " and ".join(str(f[0]) for f in chosen)
     hint = ("one image in several --derivatives folders: give only one of them"
             if len({Path(f[0]).name for f in chosen}) == 1 else "choose one with --res / --den")
+    if len({str(f[0]).removesuffix(".gz") for f in chosen}) == 1:  # .nii beside .nii.gz
+        hint = "the same image is stored as .nii and .nii.gz: keep only one of the two files"
     raise InputError(f"{match.bold.name}: several preprocessed images match: {names}; {hint}")
 
 

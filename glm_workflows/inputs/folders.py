@@ -4,15 +4,28 @@ node."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
 from ..core.errors import InputError
 
 
+def _check_not_broken(path: Path, flag: str) -> None:
+    """Refuse a folder that is, or lies under, a broken symbolic link (a scratch volume
+    not mounted, a link to a deleted folder): it cannot be created (was: a traceback)."""
+    for link in (path, *path.parents):
+        if link.is_symlink() and not link.exists():
+            raise InputError(f"{flag} {path}: {link} is a broken symbolic link (to "
+                             f"{os.readlink(link)})")
+
+
 def check_output_dir(path) -> Path:
     """Create the output folder if needed and make sure it is writable."""
     path = Path(path)
+    _check_not_broken(path.absolute(), "--output-dir")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--output-dir {path}: a file, not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         # a name of its own: concurrent runs (array tasks) probe the same folder
@@ -22,6 +35,28 @@ def check_output_dir(path) -> Path:
     except OSError as exc:
         raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
     return path
+
+
+def check_folders_writable(output_dir, folders) -> None:
+    """Refuse, before any work, an existing folder of the output folder that the run's
+    commit replaces (``folders``: subject folders, ``group``) when it, or a folder in it,
+    cannot be written: the commit swaps the new folder in and deletes the one it replaced,
+    which needs every folder in it writable (was: the run's work done, then a failed
+    commit that left the replaced folder beside the new one)."""
+    for name in sorted(set(folders)):
+        top = Path(output_dir) / name
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for where, _, _ in os.walk(top):
+            try:  # a file of its own, not os.access (see check_work_dir)
+                probe = Path(where) / f".write-test-{uuid.uuid4().hex}"
+                probe.write_text("")
+                probe.unlink()
+            except OSError as exc:
+                raise InputError(f"{where}: not writable ({exc.strerror}); this run replaces "
+                                 f"{name}/ when it ends, which needs every folder in it "
+                                 "writable (fix the permissions or use another "
+                                 "--output-dir)") from None
 
 
 def check_output_outside_raw(output_dir, bids_dir) -> None:
@@ -65,6 +100,7 @@ def check_work_dir(path) -> Path:
     """Refuse a work directory that cannot be created or written, without creating it
     (bad input leaves no work directory behind)."""
     path = Path(path).absolute()
+    _check_not_broken(path, "--work-dir")
     existing = nearest_existing(path)
     if not existing.is_dir():
         raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")

@@ -114,8 +114,13 @@ def replay_journal(journal: Path) -> None:
             if target.exists() and not trash.exists():
                 os.rename(target, trash)
             os.rename(staged, target)
-        if trash.exists() or trash.is_symlink():
-            _remove(trash)
+        try:
+            if trash.exists() or trash.is_symlink():
+                _remove(trash)
+        except OSError as exc:  # rmtree's names a file in it, alone
+            raise InputError(f"{trash}: the folder a commit replaced cannot be removed "
+                             f"({exc.strerror}); make it and the folders in it writable, or "
+                             "remove it, then run again") from None
     shutil.rmtree(entry["Staging"], ignore_errors=True)
     journal.unlink()
 

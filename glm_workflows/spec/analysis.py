@@ -30,7 +30,7 @@ from ..settings import (
     InferenceSettings,
     ModelSettings,
 )
-from . import rules
+from . import field_types, rules
 from .bsm import filters_kept
 from .frozen import FrozenMap, from_dict, to_dict
 
@@ -198,6 +198,7 @@ class Node:
     description: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
+        field_types.check_node_fields(self)
         object.__setattr__(self, "group_by", tuple(sorted(self.group_by)))
         rules.check_node(self)
 
@@ -234,6 +235,7 @@ class AnalysisSpec:
     def __post_init__(self):
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "edges", tuple(self.edges))
+        field_types.check_inference_fields(self.inference)
         rules.check_spec(self)
 
     # ------------------------------------------------------------------ the graph

@@ -72,6 +72,9 @@ def read_model(path: str | os.PathLike, **selection) -> AnalysisSpec:
     InputError
         One line naming the file and the JSON path of the problem.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InputError(f"read_model: path: expected a model file's path, got a "
+                         f"{type(path).__name__} (spec_from_dict takes a model read as JSON)")
     return spec_from_stats_model(read_stats_model(path), **selection)
 
 
