@@ -25,7 +25,6 @@ from .lazy import pandas as pd
 from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
 from .tables import read_tsv
 
-
 #: How a note of ``n/a`` replaced by 0 in a design column ends (one per file and column,
 #: merged over the runs' files by :func:`merged_na_notes`).
 _NA_REPLACED = "replaced by 0 in the design"

@@ -25,8 +25,8 @@ from pathlib import Path
 from ..core.errors import one_line
 from ..outputs.publish import description_file, root_files, write_reports
 from ..settings import DEFAULT_VERBOSITY, VERBOSE, VERY_VERBOSE
-from .group_planning import model_file
 from .analysis_lock import analysis_lock
+from .group_planning import model_file
 from .prepare import analysis_of_runs, check_run_arguments, prepare
 
 
