@@ -459,6 +459,29 @@ def test_levels_named_without_factor_equal_factor():
     np.testing.assert_array_equal(unconvolved["trial_type.b"], factored["trial_type.b"])
 
 
+def test_levels_named_without_factor_are_those_the_instructions_leave():
+    """A level named in HRF.Variables or X without a Factor is taken from the column as the
+    instructions left it: after ``Replace a -> c``, ``trial_type.c`` is the replaced
+    events' column, nilearn's design of the events with ``c`` for ``a``, and
+    ``trial_type.a`` is no variable any more (it was taken from the events before the
+    Replace, silently)."""
+    replace = {"Name": "Replace", "Input": ["trial_type"], "Replace": {"a": "c"}}
+    renamed = EVENTS.assign(trial_type=EVENTS["trial_type"].replace({"a": "c"}))
+    ours = _apply([replace], hrf=HRFSpec(variables=("trial_type.c", "trial_type.b"),
+                                         model="spm"), x=["trial_type.c", "trial_type.b"])
+    theirs = _nilearn_design(renamed.drop(columns="modulation"), "spm", 0.0)
+    np.testing.assert_allclose(ours[["trial_type.c", "trial_type.b"]].to_numpy(),
+                               theirs[["c", "b"]].to_numpy(), atol=1e-12)
+    with pytest.raises(InputError, match=r"^Model.HRF: no variable 'trial_type.a'"):
+        _apply([replace], hrf=HRFSpec(variables=("trial_type.a", "trial_type.b"),
+                                      model="spm"), x=["trial_type.a", "trial_type.b"])
+    # a Factor after the Replace: its columns, as before
+    factored = _apply([replace, {"Name": "Factor", "Input": "trial_type"}],
+                      x=["trial_type.c", "trial_type.b"])
+    np.testing.assert_array_equal(factored["trial_type.c"],
+                                  _apply([replace], x=["trial_type.c"])["trial_type.c"])
+
+
 def test_implied_levels_only_for_levels_of_categorical_columns():
     variables = run_variables(EVENTS)
     names = ["trial_type.c", "modulation.1", "trial_type.*", "nothing.a", 1]

@@ -295,6 +295,22 @@ _TRANSFORMS = {
 _REFERENCING = ("input", "other", "by", "target")
 
 
+def levels_after_instructions(current: dict, implied: Mapping, names) -> dict:
+    """The variables after the instructions, the levels ``names`` (``Model.HRF`` and
+    ``Model.X``) imply taken from the columns as the instructions left them.
+
+    An indicator implied before the instructions (:func:`implied_levels`) that no
+    instruction wrote is made again from its column's events now: an instruction that
+    changed the column (``Replace``, ``Filter``, ``Rename``...) changes the level's
+    events, as it would for a ``Factor`` after it, and a level no event has any more is
+    no variable. An indicator an instruction wrote (a ``Factor``, a ``Convolve`` in place)
+    is kept as it is.
+    """
+    stale = {name for name, variable in implied.items() if current.get(name) is variable}
+    return implied_levels({name: variable for name, variable in current.items()
+                           if name not in stale}, names)
+
+
 def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *,
                           t_r: float, n_scans: int, slice_time_ref: float,
                           path_prefix: str = "", hrf=None, x=()) -> pd.DataFrame:
@@ -340,6 +356,7 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
     referenced = [*(name for arguments in checked for key in _REFERENCING
                     for name in _listify(arguments.get(key, []))),
                   *(hrf.variables if hrf is not None else ()), *x]
+    given = set(variables)
     variables = implied_levels(variables, referenced)
     times = frame_times(int(n_scans), float(t_r), float(slice_time_ref))
     current = {}
@@ -350,6 +367,7 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         current[name] = variable.copy()
         if not _is_sparse(variable):
             current[name] = pd.Series(variable.to_numpy(), name=name)
+    implied = {name: current[name] for name in variables if name not in given}
     base = f"{path_prefix}.Transformations" if path_prefix else "Transformations"
     convolved: dict = {}
     groups: dict = {}
@@ -362,6 +380,8 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
             run.numeric(inputs)
         warn_replaced(set(current), arguments, inputs, run.where)
         _TRANSFORMS[name](run, inputs, arguments)
+    current = levels_after_instructions(current, implied,
+                                        [*(hrf.variables if hrf is not None else ()), *x])
     if hrf is not None and hrf.variables:
         where = f"{path_prefix}.Model.HRF" if path_prefix else "Model.HRF"
         run = _Run(current, times, float(t_r), where, convolved)
