@@ -61,15 +61,24 @@ def cli(bids, out, work, *extra):
 @pytest.mark.slow
 def test_rerun_replaces_the_subject_folder(tiny_bids_dir, tmp_path, capsys):
     """A rerun with other contrasts leaves only this run's contrasts in the subject's
-    folder, report and summary; subjects the run does not cover are left alone."""
+    folder, report and summary, and one note counts the files removed; subjects the run
+    does not cover are left alone."""
     out, work = tmp_path / "out", tmp_path / "work"
     assert main(cli(tiny_bids_dir, out, work, "--subject", "01", "02",
                     "--contrast", "aMinusB=a - b", "--contrast", "bOnly=b")) == 0
     other_subject = snapshot(out / "sub-02")
+    gone = sorted(p for p in (out / "sub-01").iterdir()
+                  if getattr(parse_output_name(p.name), "contrast", None) in ("aMinusB", "bOnly"))
     capsys.readouterr()
     assert main(cli(tiny_bids_dir, out, work, "--subject", "01",
                     "--contrast", "aOnly=a")) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # the files of the contrasts left out are removed, and a note says so
+    assert gone and not any(p.exists() for p in gone)
+    note = [line for line in captured.err.splitlines() if "does not write" in line]
+    assert len(note) == 1 and note[0].startswith(f"glm-workflows: note: {len(gone)} file(s) ")
+    assert note[0].split("e.g. ")[1] in map(str, gone)
     parsed = [parse_output_name(p.name) for p in (out / "sub-01").iterdir()]
     assert {p.contrast for p in parsed if p is not None} == {None, "aOnly"}, parsed
     assert "contrast aOnly:" in printed and "aMinusB" not in printed and "bOnly" not in printed

@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -220,11 +221,13 @@ class OutputTransaction:
                  for name in [*names, GROUP_FOLDER]  # the group level's folder, if staged
                  if (self.staging / name).exists()]
         journal = self.output_dir / f"{JOURNAL_PREFIX}{self.staging.name}.json"
+        removed: list[Path] = []
         with signals_held(), output_lock(self.output_dir):
             for name in [*map(subject_folder, subjects), GROUP_FOLDER]:
                 if not (self.staging / name).is_dir():
                     continue
-                others = merge_folder(self.staging / name, self.output_dir / name, analysis)
+                others = merge_folder(self.staging / name, self.output_dir / name, analysis,
+                                      removed)
                 subject = parse_subject_folder(name)
                 if others and subject and subject_page is not None:
                     subject_page(self.staging, subject)
@@ -233,6 +236,10 @@ class OutputTransaction:
             replay_journal(journal)
             self.committed = True
             root_files(self.output_dir)
+        if removed:  # e.g. a contrast left out this time
+            print(f"glm-workflows: note: {len(removed)} file(s) of {analysis}'s previous run "
+                  f"that this run does not write were removed, e.g. {removed[0]}",
+                  file=sys.stderr)
         return [Path(target) for _, target, _ in swaps]
 
 
@@ -311,7 +318,7 @@ def _is_session(path: Path) -> bool:
         and not path.is_symlink()
 
 
-def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
+def merge_folder(staged: Path, target: Path, analysis: str, removed=None) -> bool:
     """Make the staged folder what ``target`` is to become (call with the lock held).
 
     The analysis' staged record gets ``Outputs``: the files staged. Every file of
@@ -321,7 +328,7 @@ def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
     write are left out, so the swap deletes them. Session folders (``ses-<label>/``) are
     merged the same way, each as a folder of its own with its own record; one this run
     does not write into loses the analysis' files and record, and goes when nothing else
-    is left in it.
+    is left in it. The files left out are added to the list ``removed`` when one is given.
 
     Returns
     -------
@@ -346,16 +353,18 @@ def merge_folder(staged: Path, target: Path, analysis: str) -> bool:
         check_replaces_only_its_own(target, analysis, lambda name: (staged / name).exists())
     others = False
     for session in [p for p in staged.iterdir() if _is_session(p)]:
-        others = merge_folder(session, target / session.name, analysis) or others
+        others = merge_folder(session, target / session.name, analysis, removed) or others
     if not target.is_dir():
         return others
     dropped = recorded_outputs(target, analysis) | {record.name}
     for path in target.iterdir():
         if path.name in dropped and not (staged / path.name).exists():
+            if removed is not None and path.name != record.name:
+                removed.append(path)
             continue
         if _is_session(path) and not (staged / path.name).exists():
             (staged / path.name).mkdir()
-            others = merge_folder(staged / path.name, path, analysis) or others
+            others = merge_folder(staged / path.name, path, analysis, removed) or others
             if not any((staged / path.name).iterdir()):
                 (staged / path.name).rmdir()
             continue
