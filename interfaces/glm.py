@@ -67,7 +67,8 @@ class _FitGLMInputSpec(BaseInterfaceInputSpec):
     save_diagnostics = traits.Bool(desc="also write the fit's diagnostics (R², the whitening "
                                         "check; core.diagnostics), from the series fitted, "
                                         "so the run is read once")
-    save_residuals = traits.Bool(desc="with save_diagnostics, also write nilearn's residuals "
+    save_residuals = traits.Bool(requires=["save_diagnostics"],
+                                 desc="with save_diagnostics, also write nilearn's residuals "
                                       "(4D)")
 
 

@@ -475,6 +475,13 @@ def test_levels_named_without_factor_are_those_the_instructions_leave():
     with pytest.raises(InputError, match=r"^Model.HRF: no variable 'trial_type.a'"):
         _apply([replace], hrf=HRFSpec(variables=("trial_type.a", "trial_type.b"),
                                       model="spm"), x=["trial_type.a", "trial_type.b"])
+    # an instruction that passes the levels along without touching their column (Select,
+    # which drops it) keeps them as they were
+    hrf = HRFSpec(variables=("trial_type.a", "trial_type.b"), model="spm")
+    selected = _apply([{"Name": "Select", "Input": ["trial_type.a", "trial_type.b"]}],
+                      hrf=hrf, x=["trial_type.a", "trial_type.b"])
+    pd.testing.assert_frame_equal(selected, _apply([], hrf=hrf, x=["trial_type.a",
+                                  "trial_type.b"])[["trial_type.a", "trial_type.b"]])
     # a Factor after the Replace: its columns, as before
     factored = _apply([replace, {"Name": "Factor", "Input": "trial_type"}],
                       x=["trial_type.c", "trial_type.b"])

@@ -59,6 +59,7 @@ from .variables import (
     _sampled,
     _values,
     _with_values,
+    implied_columns,
     implied_levels,
     warn_replaced,
     warn_unconvolved,
@@ -299,14 +300,16 @@ def levels_after_instructions(current: dict, implied: Mapping, names) -> dict:
     """The variables after the instructions, the levels ``names`` (``Model.HRF`` and
     ``Model.X``) imply taken from the columns as the instructions left them.
 
-    An indicator implied before the instructions (:func:`implied_levels`) that no
-    instruction wrote is made again from its column's events now: an instruction that
-    changed the column (``Replace``, ``Filter``, ``Rename``...) changes the level's
-    events, as it would for a ``Factor`` after it, and a level no event has any more is
-    no variable. An indicator an instruction wrote (a ``Factor``, a ``Convolve`` in place)
-    is kept as it is.
+    ``implied``: per indicator implied before the instructions (:func:`implied_levels`),
+    the indicator, its column's name and the column as they were. An indicator no
+    instruction wrote whose column an instruction rewrote (``Replace``, ``Filter``...) is
+    made again from the column's events now, as a ``Factor`` after the instruction would
+    make it; a level no event has any more is no variable. One an instruction wrote (a ``Factor``, a
+    ``Convolve`` in place), or whose column is unchanged or gone (``Select``, ``Delete``,
+    ``Rename``), is kept as it is.
     """
-    stale = {name for name, variable in implied.items() if current.get(name) is variable}
+    stale = {name for name, (variable, column, before) in implied.items()
+             if current.get(name) is variable and current.get(column, before) is not before}
     return implied_levels({name: variable for name, variable in current.items()
                            if name not in stale}, names)
 
@@ -367,7 +370,8 @@ def apply_transformations(instructions: Sequence[Mapping], variables: Mapping, *
         current[name] = variable.copy()
         if not _is_sparse(variable):
             current[name] = pd.Series(variable.to_numpy(), name=name)
-    implied = {name: current[name] for name in variables if name not in given}
+    implied = {name: (current[name], column, current[column]) for name, column
+               in implied_columns([n for n in variables if n not in given], given)}
     base = f"{path_prefix}.Transformations" if path_prefix else "Transformations"
     convolved: dict = {}
     groups: dict = {}

@@ -124,6 +124,14 @@ def implied_levels(variables: Mapping, names) -> dict:
     return result
 
 
+def implied_columns(names, columns) -> list[tuple[str, str]]:
+    """``(name, column)`` of each implied level name (:func:`implied_levels`): the column
+    before ``==``, or the first of ``columns`` the name starts with, before a dot."""
+    return [(name, name.split("==", 1)[0].strip() if "==" in name else
+             next(name[:cut] for cut in range(len(name)) if name[cut] == "."
+                  and name[:cut] in columns)) for name in names]
+
+
 def _equals(variable, level: str):
     """The indicator of events whose value is ``level`` (numbers compared as numbers),
     or None if ``variable`` is not events or no event has that value."""
@@ -261,7 +269,6 @@ def _replace_variable(variables: dict, name: str, new: dict) -> None:
             items.append((key, value))
     variables.clear()
     variables.update(items)
-
 
 
 def warn_replaced(before, arguments: dict, inputs, where: str) -> None:

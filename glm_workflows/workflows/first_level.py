@@ -71,7 +71,7 @@ def init_first_level_wf(
 
     Workflow graph: concatenate -> design -> fit -> model sink (without concatenate when
     the run is one 4D file); the fit also writes the run's mean image and its diagnostics
-(R², the whitening check: the run is read once for all three);
+    (R², the whitening check: the run is read once for all three);
     then one branch per contrast: estimate -> inference (threshold -> table, see
     :func:`~glm_workflows.workflows.inference.init_inference_wf`) -> contrast sink, which writes
     that contrast's outputs under BIDS-Derivatives names. Branches are plain nodes named

@@ -31,6 +31,7 @@ def diagnostics_to_sink(save_residuals: bool) -> list[tuple[str, str]]:
     return [*DIAGNOSTICS_SINK_INPUTS.items(),
             *([("residuals_file", "residuals_file")] if save_residuals else [])]
 
+
 #: Per contrast, the maps (of :data:`~glm_workflows.core.naming.CONTRAST_MAPS`) a run gives
 #: a fixed-effects combination.
 RUN_CONTRAST_MAPS = ("effect", "variance")
