@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from glm_workflows.cli import main
@@ -223,6 +224,9 @@ def _python_route_cases(bids: str) -> dict:
         "'simple'} (dict)": lambda: spec(run=RunModel(confounds={"strategy": "simple"})),
         "InferenceSettings.alpha: expected a number, got '0.05' (str)":
             lambda: spec(inference=InferenceSettings(alpha="0.05")),
+        # numpy's bool is no bool (and not JSON): its type is named with its module
+        "InferenceSettings.two_sided: expected True or False, got a numpy.bool":
+            lambda: spec(inference=InferenceSettings(two_sided=np.bool_(True))),
         "read_model: path: expected a model file's path, got a dict (spec_from_dict takes "
         "a model read as JSON)": lambda: read_model({"Name": "m"}, bids_dir=bids),
     }

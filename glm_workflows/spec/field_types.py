@@ -8,6 +8,7 @@ always give the right types; these checks are for the Python route (docs/python.
 
 from __future__ import annotations
 
+import builtins
 import numbers
 import os
 
@@ -28,7 +29,9 @@ def _path(value) -> bool:
 
 
 def _refuse(field: str, expected: str, value) -> None:
-    kind = type(value).__name__
+    kind, module = type(value).__name__, type(value).__module__
+    if module != "builtins" and hasattr(builtins, kind):  # numpy.bool is not a bool
+        kind = f"{module}.{kind}"
     shown = f"{value!r} ({kind})"
     if len(repr(value)) > 60 or not isinstance(value, str | numbers.Number | tuple | list
                                                | dict | None):
