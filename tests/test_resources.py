@@ -96,3 +96,27 @@ def test_a_node_above_the_default_memory_names_the_limit_not_the_flag():
                      f"{100 * MEMORY_SHARE:g} % of its control group's limit")
     with pytest.raises(InputError, match=r"^--mem-gb 3\.6: the largest node"):
         check_memory([{"fit": 5.0}], 3.6)
+
+
+def test_the_memory_check_counts_the_residuals_only_when_the_fit_writes_them():
+    """The fit node writing the residuals needs the fit's estimate plus the residuals'
+    (as the workflow asks for it); without them, the residuals' estimate is no node's.
+    A 2 mm run of 300 scans: its float64 size d = 97*115*97*300*8 bytes; the fit 0.3 + d/2,
+    the residuals 2d, the concatenation 0.3 + d (GB)."""
+    from glm_workflows.core.errors import InputError
+    from glm_workflows.inputs.folders import check_memory
+    from glm_workflows.plan.study import estimate_memory_gb
+    from glm_workflows.workflows.first_level import init_first_level_wf
+
+    estimates = estimate_memory_gb(97 * 115 * 97, 300)
+    data_gb = 97 * 115 * 97 * 300 * 8 / 1024**3
+    fit, residuals = round(0.3 + 0.5 * data_gb, 2), round(2 * data_gb, 2)
+    concatenate = round(0.3 + data_gb, 2)
+    assert concatenate < residuals
+    check_memory([estimates], concatenate)  # the largest node; no node needs the 2d alone
+    check_memory([estimates], fit + residuals, save_residuals=True)
+    with pytest.raises(InputError, match=rf"needs an estimated {fit + residuals:g} GB"):
+        check_memory([estimates], fit + residuals - 0.01, save_residuals=True)
+    workflow = init_first_level_wf(t_r=2.0, output_dir="out", subject="01", task="t",
+                                   mem_gb=estimates, save_residuals=True)
+    assert workflow.get_node("fit").mem_gb == pytest.approx(fit + residuals)

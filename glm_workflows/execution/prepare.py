@@ -148,7 +148,8 @@ def prepare(spec, execution) -> StudyPlan:
     given = "memory_gb" in json.loads(execution.plugin_args) or execution.mem_gb is not None
     check_memory(mem_gb, arguments.get("memory_gb") if execution.plugin == "MultiProc"
                  else None, None if given else
-                 f"{100 * MEMORY_SHARE:g} % of its control group's limit")
+                 f"{100 * MEMORY_SHARE:g} % of its control group's limit",
+                 save_residuals=model.save_residuals)
     work_dir = check_work_dir(execution.work_dir)  # before the output folder is created
     output_dir = check_output_dir(execution.output_dir)
     check_own_outputs(output_dir, analysis_of_runs(runs), runs, bool(group.model),

@@ -114,13 +114,18 @@ def check_work_dir(path) -> Path:
     return path
 
 
-def check_memory(mem_gb: list, limit_gb: float | None, source: str | None = None) -> None:
+def check_memory(mem_gb: list, limit_gb: float | None, source: str | None = None, *,
+                 save_residuals: bool = False) -> None:
     """Refuse a MultiProc memory limit below the largest node's estimate (that node
-    could never start); ``source`` says where the limit comes from when it is not
+    could never start; the fit's includes the residuals it writes with
+    ``save_residuals``); ``source`` says where the limit comes from when it is not
     ``--mem-gb`` (MultiProc's default share of the process's memory limit)."""
+    from ..plan.study import fit_memory_gb
+
     if limit_gb is None or not mem_gb:
         return
-    largest = max(max(estimates.values()) for estimates in mem_gb)
+    largest = max(max(*(gb for node, gb in estimates.items() if node != "residuals"),
+                      fit_memory_gb(estimates, save_residuals)) for estimates in mem_gb)
     if largest > limit_gb:
         limit = f"--mem-gb {limit_gb:g}" if source is None else \
             f"the memory this process may use ({limit_gb:g} GB, {source})"

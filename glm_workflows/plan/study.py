@@ -69,6 +69,12 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     }
 
 
+def fit_memory_gb(estimates: dict, save_residuals: bool) -> float:
+    """The fit node's memory (GB) from a run's estimates: the fit's, and what writing the
+    residuals adds when it writes them."""
+    return estimates["fit"] + (estimates.get("residuals", 0) if save_residuals else 0)
+
+
 # ------------------------------------------------------------------ the pure helpers
 
 

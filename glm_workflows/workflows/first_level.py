@@ -18,7 +18,10 @@ from glm_workflows.interfaces import (
 )
 
 from ..core.entities import bids_prefix
-from ..plan.study import estimate_memory_gb  # also importable from here, as before
+from ..plan.study import (
+    estimate_memory_gb,  # also importable from here, as before
+    fit_memory_gb,
+)
 from ..settings import (
     DEFAULT_CONFOUNDS,
     DEFAULT_INFERENCE,
@@ -180,8 +183,7 @@ def init_first_level_wf(
     fit = pe.Node(FitGLM(noise_model=model.noise_model, num_threads=1,
                          run_name=bids_prefix(subject, task, session, run,
                                               **(entities or {}))), name="fit",
-                  mem_gb=mem_gb["fit"] + (mem_gb.get("residuals", 0) if save_residuals else 0),
-                  n_procs=1)
+                  mem_gb=fit_memory_gb(mem_gb, save_residuals), n_procs=1)
     if model.smoothing_fwhm:  # undefined otherwise: an unsmoothed fit keeps its cache
         fit.inputs.smoothing_fwhm = model.smoothing_fwhm
     # its `warnings` (non-finite samples) feed the progress lines, not a node: Nipype would
