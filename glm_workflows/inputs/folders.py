@@ -20,6 +20,15 @@ def _check_not_broken(path: Path, flag: str) -> None:
                              f"{os.readlink(link)})")
 
 
+def _probe_write(folder: Path) -> None:
+    """Write and delete a file of its own name in ``folder`` (OSError if it cannot): not
+    ``os.access``, which root passes on /proc or a read-only mount; a name of its own, as
+    concurrent runs (array tasks) probe the same folder."""
+    probe = folder / f".write-test-{uuid.uuid4().hex}"
+    probe.write_text("")
+    probe.unlink()
+
+
 def check_output_dir(path) -> Path:
     """Create the output folder if needed and make sure it is writable."""
     path = Path(path)
@@ -28,10 +37,7 @@ def check_output_dir(path) -> Path:
         raise InputError(f"--output-dir {path}: a file, not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        # a name of its own: concurrent runs (array tasks) probe the same folder
-        probe = path / f".write-test-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
+        _probe_write(path)
     except OSError as exc:
         raise InputError(f"{path}: output directory is not writable ({exc.strerror})") from None
     return path
@@ -48,10 +54,8 @@ def check_folders_writable(output_dir, folders) -> None:
         if not top.is_dir() or top.is_symlink():
             continue
         for where, _, _ in os.walk(top):
-            try:  # a file of its own, not os.access (see check_work_dir)
-                probe = Path(where) / f".write-test-{uuid.uuid4().hex}"
-                probe.write_text("")
-                probe.unlink()
+            try:
+                _probe_write(Path(where))
             except OSError as exc:
                 raise InputError(f"{where}: not writable ({exc.strerror}); this run replaces "
                                  f"{name}/ when it ends, which needs every folder in it "
@@ -104,10 +108,8 @@ def check_work_dir(path) -> Path:
     existing = nearest_existing(path)
     if not existing.is_dir():
         raise InputError(f"--work-dir {path}: {existing} is a file, not a directory")
-    try:  # a file of its own, not os.access: root passes that on /proc or a read-only mount
-        probe = existing / f".write-test-{uuid.uuid4().hex}"
-        probe.write_text("")
-        probe.unlink()
+    try:
+        _probe_write(existing)
     except OSError as exc:
         raise InputError(f"--work-dir {path}: {existing} is not writable "
                          f"({exc.strerror})") from None
