@@ -22,6 +22,9 @@ HRF_COLUMN_SUFFIXES = {
     "fir": ("_delay_0",),
 }
 HRF_MODELS = tuple(HRF_COLUMN_SUFFIXES)
+#: Any of those suffixes but the condition's own column (FIR: any delay), as a regular
+#: expression: the columns convolving a variable adds beside it.
+CONVOLVED_SUFFIX = r"(_derivative|_dispersion|_delay_\d+)"
 
 
 def frame_times(n_scans: int, t_r: float,

@@ -21,6 +21,7 @@ import warnings
 
 from .errors import InputError
 from .estimability import check_contrasts
+from .hrf import CONVOLVED_SUFFIX
 from .lazy import pandas as pd
 from .stats_model import INTERCEPT, INTERCEPT_NAME, HRFSpec, NodeSpec
 from .tables import read_tsv
@@ -179,7 +180,7 @@ def model_design(events_file, n_scans: int, t_r: float, *, run_node: str,
 def _convolved_columns(name: str, available: list[str]) -> list[str]:
     """The columns convolving ``name`` made, in nilearn's order: ``name`` and its
     ``_derivative`` and ``_dispersion``, or its FIR delays ``_delay_<d>``."""
-    suffixes = re.compile(re.escape(name) + r"(_derivative|_dispersion|_delay_\d+)?")
+    suffixes = re.compile(re.escape(name) + CONVOLVED_SUFFIX + "?")
     return [c for c in available if suffixes.fullmatch(c)]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InputError
 from .group_variables import CATEGORICAL, check_table_instructions
-from .hrf import HRF_MODELS
+from .hrf import CONVOLVED_SUFFIX, HRF_MODELS
 from .stats_model import (
     INTERCEPT,
     UNSUPPORTED_HRF_MODELS,
@@ -30,7 +30,7 @@ from .transform_checks import TRANSFORMER, check_instructions
 _LEVEL = re.compile(r"^C\(\s*([A-Za-z_]\w*)\s*\)\[(?:T\.)?(.+)\]$")
 #: The columns convolving a variable adds (nilearn's names): its time and dispersion
 #: derivatives, its FIR delays; a contrast may weigh them (``trial_type.a_delay_1``).
-_CONVOLVED = re.compile(r"(_derivative|_dispersion|_delay_\d+)$")
+_CONVOLVED = re.compile(CONVOLVED_SUFFIX + "$")
 
 
 def _in_x(condition, x) -> bool:
