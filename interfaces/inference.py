@@ -14,7 +14,11 @@ from nipype.interfaces.base import (
 )
 
 from glm_workflows.core.deflate import save_image
-from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
+from glm_workflows.core.figures import (
+    in_memory_image,
+    plot_orthogonal_view,
+    plot_thresholded_map,
+)
 from glm_workflows.core.inference import (
     cluster_table,
     has_surviving_voxels,
@@ -79,7 +83,7 @@ class ThresholdMap(SimpleInterface):
         }
         with open(out["threshold_json"], "w") as handle:
             json.dump(settings, handle, indent=2, allow_nan=False)
-        background = inputs.bg_file if isdefined(inputs.bg_file) else None
+        background = in_memory_image(inputs.bg_file) if isdefined(inputs.bg_file) else None
         mask = inputs.mask_file if isdefined(inputs.mask_file) else None
         title = _figure_title(inputs.title, inputs.height_control, z_threshold, survives,
                               inputs.two_sided)

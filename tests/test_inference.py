@@ -23,6 +23,7 @@ from glm_workflows.core.inference import (
     has_surviving_voxels,
     threshold_map,
 )
+from glm_workflows.core.slice_figures import TICK_FORMAT
 from glm_workflows.settings import DEFAULT_INFERENCE
 
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
@@ -168,15 +169,13 @@ def signed_z(maps, tmp_path_factory):
     return path
 
 
-def _colours(display) -> tuple:
-    """The overlay's colour map names and norm limits in every cut of a display, and the
-    colour bar's limits and tick labels."""
-    images = [ax.ax.images[-1] for ax in display.axes.values() if ax.ax.images]
-    names = {image.get_cmap().name for image in images}
-    limits = {(image.norm.vmin, image.norm.vmax) for image in images}
-    cbar = display._cbar
-    ticks = [label.get_text() for label in cbar.ax.get_yticklabels()]
-    return names, limits, (cbar.norm.vmin, cbar.norm.vmax), ticks
+def _colours(figure) -> tuple:
+    """The overlay's colour map names and limits, the colour bar's limits and tick labels
+    of a figure drawn (a ``SliceFigure``)."""
+    colours = figure.colours
+    ticks = [TICK_FORMAT % tick for tick in colours.ticks]
+    return {colours.cmap.name}, {(colours.vmin, colours.vmax)}, (colours.vmin, colours.vmax), \
+        ticks
 
 
 def test_one_sided_map_colours_start_at_the_threshold(maps, signed_z, tmp_path):
@@ -210,10 +209,12 @@ def test_two_sided_map_colours_are_symmetric(maps, signed_z, tmp_path):
         assert names == {TWO_SIDED_CMAP} and limits == {(-10.0, 10.0)}
         assert cbar_limits == (-10.0, 10.0)
         assert {f"{threshold:.2f}", f"-{threshold:.2f}"} <= set(ticks)
-        overlay = next(iter(display.axes.values())).ax.images[-1]
-        colour = overlay.get_cmap()
-        assert colour(overlay.norm(threshold))[:3] == pytest.approx((1, 0, 0), abs=0.02)
-        assert colour(overlay.norm(-threshold))[:3] == pytest.approx((0, 0, 1), abs=0.02)
+        colours = display.colours
+        span = colours.vmax - colours.vmin
+        assert colours.cmap((threshold - colours.vmin) / span)[:3] == \
+            pytest.approx((1, 0, 0), abs=0.02)
+        assert colours.cmap((-threshold - colours.vmin) / span)[:3] == \
+            pytest.approx((0, 0, 1), abs=0.02)
 
 
 @pytest.mark.parametrize("two_sided", [False, True])

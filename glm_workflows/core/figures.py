@@ -1,4 +1,5 @@
-"""Figures: design matrix, contrast matrix and thresholded maps (nilearn plotting).
+"""Figures: design matrix and contrast matrix (nilearn plotting); cuts of thresholded maps
+(drawn by :mod:`.slice_figures` in nilearn's layout, cut where nilearn cuts).
 
 matplotlib (with its Agg backend, set once) and nilearn's plotting are imported when the
 first figure is drawn, so a process that draws none (a cached rerun, a refused input) does
@@ -22,7 +23,9 @@ import nibabel as nb
 import numpy as np
 
 from .inference import has_surviving_voxels
+from .inflate import stored_data
 from .lazy import pandas as pd
+from .slice_figures import Colours, SliceFigure, draw_cuts
 
 #: PNG bytes (None: no figure) of the last design and contrast figures drawn, by input.
 _DRAWN: OrderedDict = OrderedDict()
@@ -32,8 +35,6 @@ DRAWN_KEPT = 32
 ONE_SIDED_CMAP = "autumn"
 #: The name of the colour map of two-sided thresholded maps (:func:`two_sided_cmap`).
 TWO_SIDED_CMAP = "cold_hot_from_threshold"
-#: The colour bar's tick labels (the threshold among them), as in the figures' titles.
-TICK_FORMAT = "%.2f"
 
 
 @functools.cache
@@ -102,7 +103,7 @@ def _contrast_png(matrix, columns, title: str) -> bytes:
 
 
 def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
-                         n_cuts: int = 3, centre_img=None, *, two_sided: bool):
+                         n_cuts: int = 3, centre_img=None, *, two_sided: bool) -> SliceFigure:
     """Save axial cuts of a thresholded map over the mean image, as in the nilearn tutorial.
 
     Parameters
@@ -118,7 +119,8 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
     path : str or PathLike
         The PNG written.
     n_cuts : int
-        How many axial cuts.
+        How many axial cuts: where nilearn's ``plot_stat_map`` puts them
+        (``find_cut_slices``).
     centre_img : str, PathLike, nibabel image or None
         Where an empty map's cuts go: evenly spaced heights through its non-zero voxels
         (e.g. the mask; by default ``bg_img``).
@@ -127,35 +129,31 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
 
     Returns
     -------
-    display : nilearn.plotting.displays.BaseSlicer
-        The figure drawn (closed); an empty map (nothing survives) gives the mean image
-        alone, without a colour bar.
+    figure : SliceFigure
+        The cuts and colours drawn (:mod:`.slice_figures`); an empty map (nothing
+        survives) gives the mean image alone, without a colour bar (colours None).
     """
-    img = _load(stat_img)
+    img, bg_img = in_memory_image(stat_img), _in_memory_image_or_none(bg_img)
     if not has_surviving_voxels(img):
         heights = _world_coords(_first_given(centre_img, bg_img, img))[:, 2]
-        cuts = np.linspace(heights.min(), heights.max(), n_cuts + 2)[1:-1].tolist()
-        display = _plot_background(_first_given(bg_img, img), "z", cuts, title)
-    else:
-        display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
-                                               display_mode="z", cut_coords=n_cuts,
-                                               black_bg=True, title=title,
-                                               **stat_map_colours(img, threshold, two_sided))
-    display.savefig(path, dpi=100)
-    display.close()
-    return display
+        heights = np.linspace(heights.min(), heights.max(), n_cuts + 2)[1:-1]
+        return draw_cuts(img, bg_img, [("z", h) for h in heights], title, path, None)
+    heights = _plotting()[1].find_cut_slices(img, direction="z", n_cuts=n_cuts)
+    return draw_cuts(img, bg_img, [("z", h) for h in heights], title, path,
+                     stat_map_colours(img, threshold, two_sided))
 
 
-def stat_map_colours(img, threshold: float, two_sided: bool) -> dict:
-    """``plot_stat_map``'s colour arguments for a thresholded z map.
+def stat_map_colours(img, threshold: float, two_sided: bool) -> Colours:
+    """The colours of a thresholded z map.
 
     nilearn's defaults (``RdBu_r`` with ``symmetric_cbar='auto'``) start the scale of a
     positive map at 0, so positive z just above the threshold is drawn pale blue, which
     reads as a deactivation. Instead, a one-sided map goes from red at the threshold to
     yellow at its maximum (:data:`ONE_SIDED_CMAP`, FSL's red-yellow) and a two-sided map
     is symmetric around 0: red to yellow above the threshold, blue to light blue below
-    minus the threshold (:func:`two_sided_cmap`). The colour bar's ticks, to two decimals,
-    include the threshold (nilearn adds it; ``±`` it for a two-sided map).
+    minus the threshold (:func:`two_sided_cmap`). The colour bar is labelled at five
+    evenly spaced values and at the threshold (``±`` it for a two-sided map; labels too
+    close to it, and those between ``±`` it, are left out).
 
     Parameters
     ----------
@@ -168,18 +166,23 @@ def stat_map_colours(img, threshold: float, two_sided: bool) -> dict:
 
     Returns
     -------
-    kwargs : dict
-        ``cmap``, ``vmin``, ``vmax``, ``symmetric_cbar`` and ``cbar_tick_format``.
+    colours : Colours
     """
+    from matplotlib import colormaps
+
     data = np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64))
     threshold = max(float(threshold), 0.0)
     if two_sided:
         vmax = max(float(np.abs(data).max()), threshold)
-        return {"cmap": two_sided_cmap(threshold, vmax), "vmin": -vmax, "vmax": vmax,
-                "symmetric_cbar": True, "cbar_tick_format": TICK_FORMAT}
-    vmax = max(float(data.max()), threshold)
-    return {"cmap": ONE_SIDED_CMAP, "vmin": threshold, "vmax": vmax,
-            "symmetric_cbar": False, "cbar_tick_format": TICK_FORMAT}
+        cmap, vmin, marks = two_sided_cmap(threshold, vmax), -vmax, (-threshold, threshold)
+    else:
+        vmax = max(float(data.max()), threshold)
+        cmap, vmin, marks = colormaps[ONE_SIDED_CMAP], threshold, (threshold,)
+    close = 0.06 * (vmax - vmin)
+    even = [tick for tick in np.linspace(vmin, vmax, 5)
+            if abs(tick) >= threshold and all(abs(tick - mark) > close for mark in marks)]
+    ticks = tuple(sorted({*even, *marks}))
+    return Colours(cmap, vmin, vmax, ticks, threshold)
 
 
 def two_sided_cmap(threshold: float, vmax: float):
@@ -230,30 +233,25 @@ def _correlation_png(design: pd.DataFrame) -> bytes | None:
 
 
 def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, path,
-                         centre_img=None, *, two_sided: bool):
+                         centre_img=None, *, two_sided: bool) -> SliceFigure:
     """Save sagittal, coronal and axial cuts through the peak of a thresholded map.
 
     The maps are in the run's own space (not a template), so the cuts go over the mean
     image rather than a template glass brain. An empty map (nothing survives) gives the
     mean image alone, cut through the centre of the non-zero voxels of ``centre_img``
-    (e.g. the mask; by default ``bg_img``). The parameters and the display returned are
+    (e.g. the mask; by default ``bg_img``). The parameters and the figure returned are
     :func:`plot_thresholded_map`'s (without ``n_cuts``).
     """
-    img = _load(thresholded_img)
+    img, bg_img = in_memory_image(thresholded_img), _in_memory_image_or_none(bg_img)
     if not has_surviving_voxels(img):
-        centre = _world_coords(_first_given(centre_img, bg_img, img)).mean(axis=0).tolist()
-        display = _plot_background(_first_given(bg_img, img), "ortho", centre, title)
+        centre = _world_coords(_first_given(centre_img, bg_img, img)).mean(axis=0)
+        colours = None
     else:
         data = np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64))
         voxel = np.unravel_index(np.argmax(np.abs(data)), data.shape)
-        peak = [float(v) for v in nb.affines.apply_affine(img.affine, voxel)]
-        display = _plotting()[1].plot_stat_map(img, bg_img=bg_img, threshold=threshold,
-                                               display_mode="ortho", cut_coords=peak,
-                                               black_bg=True, title=title,
-                                               **stat_map_colours(img, threshold, two_sided))
-    display.savefig(path, dpi=100)
-    display.close()
-    return display
+        centre = nb.affines.apply_affine(img.affine, voxel)
+        colours = stat_map_colours(img, threshold, two_sided)
+    return draw_cuts(img, bg_img, list(zip("xyz", centre, strict=True)), title, path, colours)
 
 
 def plot_framewise_displacement(fd, censored, path, fd_threshold: float | None = None,
@@ -311,6 +309,20 @@ def _load(img):
     return nb.load(img) if isinstance(img, (str, bytes, os.PathLike)) else img
 
 
+def in_memory_image(img):
+    """``img`` (a path or an image) with its data read once into memory, as float64 (a
+    figure reads them several times)."""
+    img = _load(img)
+    if isinstance(img.dataobj, np.ndarray) and img.dataobj.dtype == np.float64:
+        return img
+    return nb.Nifti1Image(np.asarray(stored_data(img), dtype=np.float64), img.affine)
+
+
+def _in_memory_image_or_none(img):
+    """:func:`in_memory_image`, or None."""
+    return None if img is None else in_memory_image(img)
+
+
 def _first_given(*imgs):
     """The first image that is not None."""
     return next(img for img in imgs if img is not None)
@@ -323,10 +335,3 @@ def _world_coords(img) -> np.ndarray:
     data = np.nan_to_num(np.asanyarray(img.dataobj, dtype=np.float64))
     voxels = np.argwhere(data) if data.any() else (np.array([data.shape]) - 1) / 2
     return nb.affines.apply_affine(img.affine, voxels)
-
-
-def _plot_background(bg_img, display_mode: str, cut_coords, title: str):
-    """The background alone (no voxel to overlay), cut where asked, without the colour bar
-    of its intensities (which would read as z values)."""
-    return _plotting()[1].plot_anat(bg_img, display_mode=display_mode, cut_coords=cut_coords,
-                                    black_bg=True, title=title, colorbar=False)
