@@ -107,3 +107,38 @@ def test_threshold_map_equals_nilearn(seed):
                     a, b = np.asanyarray(ours.dataobj), np.asanyarray(expected.dataobj)
                     assert a.dtype == b.dtype and np.array_equal(a, b)
                     assert ours.header.get_data_dtype() == expected.header.get_data_dtype()
+
+
+@pytest.mark.parametrize("seed", SEEDS[1::4])
+def test_threshold_map_with_a_mask_on_its_grid_equals_nilearn(seed):
+    """With a 0/1 mask on the map's grid the height threshold is taken from the map's values
+    in the mask (no masker): the same threshold and map as nilearn's ``threshold_stats_img``
+    for float32 and float64 maps, masks of three types, NaN in the map, both tails."""
+    from nilearn.glm import threshold_stats_img
+
+    from glm_workflows.core.inference import threshold_map
+
+    img = _map(seed, dtype=np.float64 if seed % 2 else np.float32)
+    rng = np.random.default_rng(seed)
+    data = np.asanyarray(img.dataobj).copy()
+    if seed % 3 == 0:
+        data[rng.random(data.shape) < 0.02] = np.nan
+    img = nb.Nifti1Image(data, img.affine)
+    mask = nb.Nifti1Image((rng.random(data.shape) < 0.8).astype(
+        (np.uint8, np.int16, np.float32)[seed % 3]), img.affine)
+    for control, alpha, threshold in (("fpr", 0.01, None), ("fdr", 0.05, None),
+                                      ("fdr", 0.3, None), ("none", 0.05, 2.0),
+                                      ("bonferroni", 0.05, None)):
+        for two_sided in (False, True):
+            ours, z = _quiet(threshold_map, img, mask_img=mask, height_control=control,
+                             alpha=alpha, threshold=threshold, cluster_threshold=0,
+                             two_sided=two_sided)
+            expected, z_expected = _quiet(
+                threshold_stats_img, img, mask_img=mask, alpha=alpha,
+                threshold=threshold if control == "none" else None,
+                height_control=None if control == "none" else control,
+                cluster_threshold=0, two_sided=two_sided)
+            assert z == float(z_expected)
+            a, b = np.asanyarray(ours.dataobj), np.asanyarray(expected.dataobj)
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+            assert ours.header.get_data_dtype() == expected.header.get_data_dtype()

@@ -88,25 +88,70 @@ def threshold_map(z_img, *, mask_img=None,
         The height threshold used; ``inf`` when fdr finds no discovery.
     """
     check_threshold_settings(height_control, alpha, threshold, cluster_threshold)
+    z_img = nb.load(z_img) if isinstance(z_img, (str, os.PathLike)) else z_img
     with warnings.catch_warnings():
         # A threshold above the map's maximum is a result (nothing survives), not a problem.
         warnings.filterwarnings("ignore", "The given float value must not exceed",
                                 UserWarning)
-        from nilearn.glm import threshold_stats_img
+        values = _values_in_mask(z_img, mask_img)
+        if values is None:
+            from nilearn.glm import threshold_stats_img
 
-        thresholded, z_threshold = threshold_stats_img(
-            z_img,
-            mask_img=mask_img,
-            alpha=alpha,
-            threshold=threshold if height_control == "none" else None,
-            height_control=None if height_control == "none" else height_control,
-            cluster_threshold=0,
-            two_sided=two_sided,
-        )
+            thresholded, z_threshold = threshold_stats_img(
+                z_img,
+                mask_img=mask_img,
+                alpha=alpha,
+                threshold=threshold if height_control == "none" else None,
+                height_control=None if height_control == "none" else height_control,
+                cluster_threshold=0,
+                two_sided=two_sided,
+            )
+        else:
+            from nilearn.image import threshold_img
+
+            z_threshold = _height_threshold(values, height_control, alpha, threshold,
+                                            two_sided)
+            thresholded = threshold_img(img=z_img, threshold=z_threshold, cluster_threshold=0,
+                                        two_sided=two_sided, mask_img=mask_img, copy=True)
     # nilearn's cluster extent, vectorized (the same voxels; nilearn loops over clusters)
     cluster_size_threshold(np.asanyarray(thresholded.dataobj).reshape(thresholded.shape[:3]),
                            int(cluster_threshold))
     return thresholded, float(z_threshold)
+
+
+def _values_in_mask(z_img, mask_img):
+    """The map's values in ``mask_img`` (C order, the map's type), as nilearn's
+    ``NiftiMasker`` gives them to ``threshold_stats_img``, when the mask is on the map's
+    own grid and holds 0 and 1; None otherwise (no mask: nilearn computes one; another
+    grid: it resamples), and nilearn's function does it all."""
+    if mask_img is None:
+        return None
+    mask_img = nb.load(mask_img) if isinstance(mask_img, (str, os.PathLike)) else mask_img
+    if mask_img.shape[:3] != z_img.shape[:3] or len(mask_img.shape) != 3 or \
+            len(z_img.shape) != 3 or not np.allclose(mask_img.affine, z_img.affine):
+        return None
+    data = np.asanyarray(mask_img.dataobj)
+    mask = data != 0
+    if not mask.any() or mask.all() or not np.array_equal(data, mask):
+        return None  # not a mask of 0 and 1: nilearn's checks and messages
+    return np.asanyarray(z_img.dataobj)[mask]
+
+
+def _height_threshold(values: np.ndarray, height_control: str, alpha: float,
+                      threshold: float | None, two_sided: bool) -> float:
+    """``threshold_stats_img``'s height threshold from the map's values in the mask."""
+    from nilearn.glm import fdr_threshold
+    from scipy.stats import norm
+
+    alpha_ = alpha / 2 if two_sided else alpha  # nilearn halves alpha for two tails
+    if height_control == "none":
+        return float(threshold)
+    if height_control == "fpr":
+        return norm.isf(alpha_)
+    stats = np.abs(values) if two_sided else values
+    if height_control == "fdr":
+        return fdr_threshold(stats, alpha_)
+    return norm.isf(alpha_ / np.size(stats))
 
 
 def has_surviving_voxels(img) -> bool:

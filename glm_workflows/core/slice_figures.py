@@ -236,13 +236,21 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
     Path(path).write_bytes(buffer.getvalue())
 
 
-@functools.cache
 def _font():
-    """matplotlib's own font (DejaVu Sans), as a FreeType face."""
-    from matplotlib import font_manager, ft2font
+    """matplotlib's own font (DejaVu Sans) as a FreeType face: matplotlib's ``get_font``
+    keeps one per thread and opens it again in a forked process (a face read through a
+    file shared with another process loads wrong glyphs)."""
+    from matplotlib import font_manager
 
-    return ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties(
-        family="DejaVu Sans")))
+    return font_manager.get_font(_font_path())
+
+
+@functools.cache
+def _font_path() -> str:
+    """The file of matplotlib's DejaVu Sans."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
 
 
 def _text_bitmap(text: str, points: float) -> np.ndarray:
