@@ -33,6 +33,9 @@ GAP_PIXELS, TITLE_PIXELS, COLOURBAR_PIXELS = 4, 22, 64
 TITLE_POINTS, LABEL_POINTS = 10, 8
 #: The background's grey scale spans these percentiles of its non-zero voxels.
 BACKGROUND_PERCENTILES = (1.0, 99.5)
+#: The grey of the background's brightest voxels (1 is white): dimmed, as nilearn dims it
+#: on black, so that white labels and the map's colours stand out.
+BRIGHTEST_GREY = 0.8
 #: The grey of a background of one value (a mask).
 FLAT_GREY = 0.6
 #: At most about this many background voxels (every n-th) give its percentiles.
@@ -122,8 +125,8 @@ def _bounding_box(img) -> tuple[np.ndarray, np.ndarray]:
 
 def _background(bg_img):
     """``(grey values in [0, 1], affine)`` of the background, or None. Its non-zero voxels
-    span the grey scale between two percentiles; a background of one value (a mask) is
-    drawn in :data:`FLAT_GREY` where it is not 0."""
+    span the grey scale (black to :data:`BRIGHTEST_GREY`) between two percentiles; a
+    background of one value (a mask) is drawn in :data:`FLAT_GREY` where it is not 0."""
     if bg_img is None:
         return None
     data = np.nan_to_num(np.asanyarray(bg_img.dataobj, dtype=np.float64))
@@ -135,7 +138,7 @@ def _background(bg_img):
                               BACKGROUND_PERCENTILES)
     if high <= low:
         return np.where(data != 0, FLAT_GREY, 0.0), bg_img.affine
-    return np.clip((data - low) / (high - low), 0.0, 1.0), bg_img.affine
+    return BRIGHTEST_GREY * np.clip((data - low) / (high - low), 0.0, 1.0), bg_img.affine
 
 
 def _voxels(affine: np.ndarray, shape, origin, step_across, step_up, n_rows, n_columns):
