@@ -113,7 +113,8 @@ def test_threshold_map_equals_nilearn(seed):
 def test_threshold_map_with_a_mask_on_its_grid_equals_nilearn(seed):
     """With a 0/1 mask on the map's grid the height threshold is taken from the map's values
     in the mask (no masker): the same threshold and map as nilearn's ``threshold_stats_img``
-    for float32 and float64 maps, masks of three types, NaN in the map, both tails."""
+    for float32 and float64 maps, masks of three types, NaN and infinities in the map
+    (nilearn's masker gives them as 0), both tails."""
     from nilearn.glm import threshold_stats_img
 
     from glm_workflows.core.inference import threshold_map
@@ -122,13 +123,15 @@ def test_threshold_map_with_a_mask_on_its_grid_equals_nilearn(seed):
     rng = np.random.default_rng(seed)
     data = np.asanyarray(img.dataobj).copy()
     if seed % 3 == 0:
-        data[rng.random(data.shape) < 0.02] = np.nan
+        data[rng.random(data.shape) < 0.3] = np.nan
+    if seed % 3 == 1:
+        data[rng.random(data.shape) < 0.02] = np.inf if seed % 2 else -np.inf
     img = nb.Nifti1Image(data, img.affine)
     mask = nb.Nifti1Image((rng.random(data.shape) < 0.8).astype(
         (np.uint8, np.int16, np.float32)[seed % 3]), img.affine)
     for control, alpha, threshold in (("fpr", 0.01, None), ("fdr", 0.05, None),
-                                      ("fdr", 0.3, None), ("none", 0.05, 2.0),
-                                      ("bonferroni", 0.05, None)):
+                                      ("fdr", 0.3, None), ("fdr", 0.9, None),
+                                      ("none", 0.05, 2.0), ("bonferroni", 0.05, None)):
         for two_sided in (False, True):
             ours, z = _quiet(threshold_map, img, mask_img=mask, height_control=control,
                              alpha=alpha, threshold=threshold, cluster_threshold=0,

@@ -120,7 +120,9 @@ def test_the_memory_check_counts_the_residuals_only_when_the_fit_writes_them():
     workflow = init_first_level_wf(t_r=2.0, output_dir="out", subject="01", task="t",
                                    mem_gb=estimates, save_residuals=True)
     assert workflow.get_node("fit").mem_gb == pytest.approx(fit + residuals)
-    # the SPM auditory run (64^3 x 96, d = 0.1875 GB): its residuals image is compressed in
-    # one call, from its bytes in memory, which adds d again
-    small = estimate_memory_gb(64**3, 96)
-    assert small["residuals"] == round(3 * 64**3 * 96 * 8 / 1024**3, 2) == 0.56
+    # a run of 40x48x40 x 100 scans (d = 61 MB): its residuals image is compressed in one
+    # call, from its bytes in memory, which holds about 3d more; the SPM auditory run's
+    # (64^3 x 96, 201 MB) is written in steps
+    small = 40 * 48 * 40 * 100 * 8 / 1024**3
+    assert estimate_memory_gb(40 * 48 * 40, 100)["residuals"] == round(5 * small, 2)
+    assert estimate_memory_gb(64**3, 96)["residuals"] == round(2 * 64**3 * 96 * 8 / 1024**3, 2)

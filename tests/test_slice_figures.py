@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import colormaps
 from PIL import Image
+from scipy import ndimage
 
 from glm_workflows.core.figures import plot_orthogonal_view, plot_thresholded_map
 
@@ -105,3 +106,37 @@ def test_same_map_same_bytes(study_map, tmp_path):
     plot_orthogonal_view(z, background, 3.0, "c", tmp_path / "1.png", two_sided=True)
     plot_orthogonal_view(z, background, 3.0, "c", tmp_path / "2.png", two_sided=True)
     assert (tmp_path / "1.png").read_bytes() == (tmp_path / "2.png").read_bytes()
+
+
+def test_voxels_beyond_the_background_are_drawn(study_map, tmp_path):
+    """The cuts span the map's voxels too (nilearn's extent): with a background that is 0
+    where the map's voxels are, the orthogonal view still shows the peak's colour."""
+    z, _ = study_map
+    half = np.zeros(SHAPE)
+    half[:, :10, :] = 100.0  # the map's voxels are at y index 15-19
+    figure = plot_orthogonal_view(z, nb.Nifti1Image(half, AFFINE), 3.0, "c",
+                                  tmp_path / "o.png", two_sided=False)
+    top = np.round(np.array(colormaps["autumn"](1.0)[:3]) * 255)
+    assert figure.colours is not None
+    rgb = np.asarray(Image.open(tmp_path / "o.png").convert("RGB")).astype(int)
+    _, places = ndimage.label((np.abs(rgb - top).sum(axis=2) == 0))
+    assert places == 4  # the peak in each of the three cuts, and the colour bar's top
+
+
+def test_maps_at_one_value_nan_and_one_volume_are_drawn(tmp_path):
+    """Every surviving voxel at the threshold (a scale of one value) is drawn in the
+    scale's top colour; NaN is drawn as 0; an (x, y, z, 1) map is drawn as its volume."""
+    z = np.zeros(SHAPE)
+    z[5:8, 5:8, 5:8] = 3.0
+    figure = plot_orthogonal_view(nb.Nifti1Image(z, AFFINE), None, 3.0, "c",
+                                  tmp_path / "flat.png", two_sided=False)
+    assert figure.colours.vmin == figure.colours.vmax == 3.0
+    rgb = np.asarray(Image.open(tmp_path / "flat.png").convert("RGB")).astype(int)
+    top = np.round(np.array(colormaps["autumn"](1.0)[:3]) * 255)
+    assert (np.abs(rgb - top).sum(axis=2) == 0).any()
+    z[0, 0, 0] = np.nan
+    z[5:8, 5:8, 5:8] = np.linspace(3.0, 5.0, 27).reshape(3, 3, 3)
+    for img in (nb.Nifti1Image(z, AFFINE), nb.Nifti1Image(z[..., None], AFFINE)):
+        figure = plot_thresholded_map(img, None, 3.0, "c", tmp_path / "z.png",
+                                      two_sided=False)
+        assert figure.colours.vmax == 5.0

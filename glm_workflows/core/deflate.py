@@ -32,8 +32,10 @@ import numpy as np
 ISAL_LEVEL = 1
 
 #: The largest image (uncompressed bytes) copied into memory to be compressed by ISA-L in
-#: one call; a larger one (a run's residuals) is written by nibabel.
-ONE_CALL_BYTES = 256 * 2**20
+#: one call (which holds about three times its size more while it writes: the bytes, as
+#: they grow, and the compressed file); a larger one (a run's residuals) is written by
+#: nibabel, in steps.
+ONE_CALL_BYTES = 64 * 2**20
 
 
 def save_image(img, path: str | os.PathLike) -> None:

@@ -33,6 +33,9 @@ _DRAWN: OrderedDict = OrderedDict()
 DRAWN_KEPT = 32
 #: The colour map of one-sided thresholded maps: red at the threshold to yellow.
 ONE_SIDED_CMAP = "autumn"
+#: Evenly spaced colour-bar labels closer than this fraction of the scale to a threshold's
+#: label are left out.
+TICK_GAP = 0.06
 #: The name of the colour map of two-sided thresholded maps (:func:`two_sided_cmap`).
 TWO_SIDED_CMAP = "cold_hot_from_threshold"
 
@@ -178,7 +181,7 @@ def stat_map_colours(img, threshold: float, two_sided: bool) -> Colours:
     else:
         vmax = max(float(data.max()), threshold)
         cmap, vmin, marks = colormaps[ONE_SIDED_CMAP], threshold, (threshold,)
-    close = 0.06 * (vmax - vmin)
+    close = TICK_GAP * (vmax - vmin)
     even = [tick for tick in np.linspace(vmin, vmax, 5)
             if abs(tick) >= threshold and all(abs(tick - mark) > close for mark in marks)]
     ticks = tuple(sorted({*even, *marks}))
@@ -310,12 +313,14 @@ def _load(img):
 
 
 def in_memory_image(img):
-    """``img`` (a path or an image) with its data read once into memory, as float64 (a
-    figure reads them several times)."""
+    """``img`` (a path or an image) with its data read once into memory, as float64 and
+    finite (NaN and infinities 0, as nilearn's plotting draws them), a trailing axis of
+    one volume dropped (a figure reads the data several times)."""
     img = _load(img)
-    if isinstance(img.dataobj, np.ndarray) and img.dataobj.dtype == np.float64:
-        return img
-    return nb.Nifti1Image(np.asarray(stored_data(img), dtype=np.float64), img.affine)
+    data = np.asarray(stored_data(img), dtype=np.float64)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    return nb.Nifti1Image(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0), img.affine)
 
 
 def _in_memory_image_or_none(img):

@@ -120,10 +120,11 @@ def threshold_map(z_img, *, mask_img=None,
 
 
 def _values_in_mask(z_img, mask_img):
-    """The map's values in ``mask_img`` (C order, the map's type), as nilearn's
-    ``NiftiMasker`` gives them to ``threshold_stats_img``, when the mask is on the map's
-    own grid and holds 0 and 1; None otherwise (no mask: nilearn computes one; another
-    grid: it resamples), and nilearn's function does it all."""
+    """The map's values in ``mask_img`` (C order, the map's floating type, non-finite
+    values 0), as nilearn's ``NiftiMasker`` gives them to ``threshold_stats_img``, when the
+    mask is on the map's own grid and holds 0 and 1; None otherwise (no mask: nilearn
+    computes one; another grid: it resamples; a map of integers), and nilearn's function
+    does it all."""
     if mask_img is None:
         return None
     mask_img = nb.load(mask_img) if isinstance(mask_img, (str, os.PathLike)) else mask_img
@@ -134,7 +135,11 @@ def _values_in_mask(z_img, mask_img):
     mask = data != 0
     if not mask.any() or mask.all() or not np.array_equal(data, mask):
         return None  # not a mask of 0 and 1: nilearn's checks and messages
-    return np.asanyarray(z_img.dataobj)[mask]
+    values = np.asanyarray(z_img.dataobj)[mask]
+    if not np.issubdtype(values.dtype, np.floating):
+        return None  # nilearn's masker converts other types its own way
+    # the masker's values are finite (nilearn's apply_mask, ensure_finite: NaN, inf -> 0)
+    return np.where(np.isfinite(values), values, values.dtype.type(0))
 
 
 def _height_threshold(values: np.ndarray, height_control: str, alpha: float,

@@ -31,6 +31,8 @@ PANEL_PIXELS = 220
 GAP_PIXELS, TITLE_PIXELS, COLOURBAR_PIXELS = 4, 22, 64
 #: The sizes (points, at 100 dpi) of the title and of the other labels.
 TITLE_POINTS, LABEL_POINTS = 10, 8
+#: What is left of the picture's brightness under a label's box (the label reads on it).
+LABEL_SHADE = 0.3
 #: The background's grey scale spans these percentiles of its non-zero voxels.
 BACKGROUND_PERCENTILES = (1.0, 99.5)
 #: The grey of the background's brightest voxels (1 is white): dimmed, as nilearn dims it
@@ -91,9 +93,17 @@ def draw_cuts(stat_img, bg_img, cuts, title: str, path, colours: Colours | None)
     Returns
     -------
     figure : SliceFigure
+
+    Notes
+    -----
+    The cuts span the non-zero voxels of the background and, when drawn, of the map
+    (nilearn's extent), sampled at the background's smallest voxel size.
     """
     grid_img = bg_img if bg_img is not None else stat_img
     low, high = _bounding_box(grid_img)
+    if colours is not None:  # the map's voxels are drawn even where the background is 0
+        map_low, map_high = _bounding_box(stat_img)
+        low, high = np.minimum(low, map_low), np.maximum(high, map_high)
     voxel_mm = float(np.sqrt((grid_img.affine[:3, :3] ** 2).sum(axis=0)).min())
     tallest = max(high[PANEL_AXES[d][1]] - low[PANEL_AXES[d][1]] for d, _ in cuts)
     scale = max(int(round(PANEL_PIXELS * voxel_mm / tallest)), 1)
@@ -125,8 +135,9 @@ def _bounding_box(img) -> tuple[np.ndarray, np.ndarray]:
 
 def _background(bg_img):
     """``(grey values in [0, 1], affine)`` of the background, or None. Its non-zero voxels
-    span the grey scale (black to :data:`BRIGHTEST_GREY`) between two percentiles; a
-    background of one value (a mask) is drawn in :data:`FLAT_GREY` where it is not 0."""
+    span the grey scale (black to :data:`BRIGHTEST_GREY`) between two percentiles (from 0
+    for a background without negative values); a background of one value (a mask) is
+    drawn in :data:`FLAT_GREY` where it is not 0."""
     if bg_img is None:
         return None
     data = np.nan_to_num(np.asanyarray(bg_img.dataobj, dtype=np.float64))
@@ -136,6 +147,8 @@ def _background(bg_img):
         return np.zeros_like(data), bg_img.affine
     low, high = np.percentile(values[::max(values.size // PERCENTILE_SAMPLE, 1)],
                               BACKGROUND_PERCENTILES)
+    if values.min() >= 0:  # an intensity image: black is 0, dim tissue stays grey
+        low = 0.0
     if high <= low:
         return np.where(data != 0, FLAT_GREY, 0.0), bg_img.affine
     return BRIGHTEST_GREY * np.clip((data - low) / (high - low), 0.0, 1.0), bg_img.affine
@@ -187,16 +200,24 @@ def _panel(direction, coord, low, high, mm_per_pixel, stat, stat_affine, backgro
     if colours is not None:
         values = _sample(stat, stat_voxels)
         shown = values != 0
-        norm = (values[shown] - colours.vmin) / (colours.vmax - colours.vmin)
-        rgb[shown] = colours.cmap(np.clip(norm, 0.0, 1.0))[:, :3]
+        rgb[shown] = colours.cmap(_scaled(values[shown], colours))[:, :3]
     return np.round(rgb * 255).astype(np.uint8)
+
+
+def _scaled(values: np.ndarray, colours: Colours) -> np.ndarray:
+    """``values`` on the colour scale, 0 at ``vmin`` to 1 at ``vmax`` (clipped); all 1
+    when the scale is one value (every surviving voxel at the threshold)."""
+    span = colours.vmax - colours.vmin
+    if not span > 0:
+        return np.ones(np.shape(values))
+    return np.clip((values - colours.vmin) / span, 0.0, 1.0)
 
 
 def _colour_bar(colours: Colours, height: int, width: int = 14) -> np.ndarray:
     """The colour bar as an RGB array (uint8), ``vmax`` at the top; the band between minus
     and plus the threshold of a two-sided scale grey."""
     values = np.linspace(colours.vmax, colours.vmin, height)
-    rgb = colours.cmap((values - colours.vmin) / (colours.vmax - colours.vmin))[:, :3]
+    rgb = colours.cmap(_scaled(values, colours))[:, :3]
     if colours.vmin < 0 < colours.vmax:
         rgb[np.abs(values) < colours.threshold] = BELOW_THRESHOLD_GREY
     return np.round(np.repeat(rgb[:, None, :], width, axis=1) * 255).astype(np.uint8)
@@ -230,7 +251,7 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
         top = TITLE_PIXELS + 5
         picture[top:top + bar.shape[0], left + 4:left + 4 + bar.shape[1]] = bar
         for tick in colours.ticks:
-            fraction = (colours.vmax - tick) / (colours.vmax - colours.vmin)
+            fraction = 1.0 - _scaled(np.array([tick]), colours)[0]
             label = _text_bitmap(TICK_FORMAT % tick, LABEL_POINTS)
             row = top + round(fraction * (bar.shape[0] - 1)) - label.shape[0] // 2
             _write(picture, label, row, left + 8 + bar.shape[1])
@@ -268,7 +289,8 @@ def _text_bitmap(text: str, points: float) -> np.ndarray:
 
 def _write(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int) -> None:
     """Paint a text bitmap white onto ``picture`` with its top left corner at
-    (``row``, ``column``); what falls outside is cut off."""
+    (``row``, ``column``), over its box darkened (:data:`LABEL_SHADE`) so that it reads
+    on bright voxels; what falls outside is cut off."""
     rows, columns = bitmap.shape
     top, left = max(row, 0), max(column, 0)
     bottom = min(row + rows, picture.shape[0])
@@ -277,4 +299,4 @@ def _write(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int) -> No
         return
     alpha = bitmap[top - row:bottom - row, left - column:right - column, None] / 255.0
     region = picture[top:bottom, left:right]
-    region[:] = np.round(region * (1.0 - alpha) + 255.0 * alpha).astype(np.uint8)
+    region[:] = np.round(region * LABEL_SHADE * (1.0 - alpha) + 255.0 * alpha).astype(np.uint8)

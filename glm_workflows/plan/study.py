@@ -58,12 +58,12 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
     about 0.5 GB whatever the run. The fit's diagnostics keep the masked series and
     float64 chunks, within the fit's peak; ``residuals`` is what writing the residuals
-    adds (the masked residuals and their 4D image, float64, and the image's bytes while they
-    are compressed when it is small enough to be compressed in one call,
+    adds (the masked residuals and their 4D image, float64, and three times the image
+    while it is compressed when it is small enough to be compressed in one call,
     :data:`~glm_workflows.core.deflate.ONE_CALL_BYTES`).
     """
     data_gb = n_voxels * n_scans * 8 / 1024**3
-    serialized_gb = data_gb if n_voxels * n_scans * 8 <= ONE_CALL_BYTES else 0.0
+    serialized_gb = 3 * data_gb if n_voxels * n_scans * 8 <= ONE_CALL_BYTES else 0.0
     return {
         "concatenate": round(0.3 + data_gb, 2),
         "fit": round(0.3 + 0.5 * data_gb, 2),
