@@ -70,7 +70,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import Timing, fresh, print_table, timed  # noqa: E402
+from timing import Timing, fresh, print_repetition, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -371,9 +371,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
         for index in range(args.repeat):
             rows.append(repetition(args.fitlins, root, Path(scratch), index % 2 == 0))
-            print(f"  repetition {index + 1}: " + ", ".join(
-                f"{name} {t.wall:.1f} s ({t.cpu:.1f} CPU)" for name, t in rows[-1].items())
-                + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+            print_repetition(index, rows[-1], digits=1)
             print("    ours/FitLins: " + ", ".join(
                 f"{name} {rows[-1][a].wall / rows[-1][b].wall:.3f} "
                 f"({rows[-1][a].cpu / rows[-1][b].cpu:.3f} CPU)" for name, a, b in RATIOS),

@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nilearn_loop import write_contrast_outputs  # noqa: E402
-from timing import fresh, print_table, timed  # noqa: E402
+from timing import fresh, print_repetition, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -219,9 +219,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(dir=args.work_dir) as scratch:
         for index in range(args.repeat):
             rows.append(repetition(bids, args.space, Path(scratch), index % 2 == 1, log))
-            print(f"  repetition {index + 1}: " + ", ".join(
-                f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
-                + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+            print_repetition(index, rows[-1])
         difference, compared, missing = largest_z_difference(Path(scratch) / "ours",
                                                              Path(scratch) / "nilearn")
     print_table(rows, MEASURES, RATIOS)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nilearn_loop import INFERENCE, TABLE_MIN_CLUSTER_SIZE  # noqa: E402
-from timing import REPO, fresh, print_table, timed  # noqa: E402
+from timing import REPO, fresh, print_repetition, print_table, timed  # noqa: E402
 
 MODEL = dict(noise_model="ar1", hrf_model="spm", drift_model="cosine", high_pass=1 / 160,
              slice_time_ref=0.0, standardize=False, minimize_memory=False)
@@ -146,9 +146,7 @@ def main(argv=None) -> None:
         for index in range(args.repeat):
             rows.append(repetition(args.data_dir.resolve(), Path(scratch), checkouts,
                                    index % 2 == 1))
-            print(f"  repetition {index + 1}: " + ", ".join(
-                f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
-                + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+            print_repetition(index, rows[-1])
     kinds = {tag: ("cold", "cached", "recheck") if _has_recheck(checkout) else ("cold", "cached")
              for tag, checkout in checkouts.items()}
     measures = ["nilearn script"] + [f"{tag}, {kind}" for tag in checkouts

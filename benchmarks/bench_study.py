@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nilearn_loop import write_contrast_outputs  # noqa: E402
-from timing import fresh, print_table, timed  # noqa: E402
+from timing import fresh, print_repetition, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -179,9 +179,7 @@ def main(argv=None) -> None:
         for index in range(args.repeat):
             rows.append(repetition(bids, args.data_dir, Path(scratch), index % 2 == 1,
                                    args.n_procs))
-            print(f"  repetition {index + 1}: " + ", ".join(
-                f"{name} {t.wall:.2f} s ({t.cpu:.2f} CPU)" for name, t in rows[-1].items())
-                + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
+            print_repetition(index, rows[-1])
         difference = max(largest_z_difference(Path(scratch) / ours, Path(scratch) / "nilearn")
                          for ours in ("ours", "parallel"))
     print_table(rows, MEASURES, RATIOS)

@@ -1,9 +1,11 @@
-"""Timing helpers shared by the side-by-side benchmarks (bench_study, bench_fmriprep):
-each measurement in a fresh process, wall and CPU seconds, medians and ratios against an
-anchor measured in the same repetition."""
+"""Timing helpers shared by the side-by-side benchmarks (bench_study, bench_seed,
+bench_fmriprep, bench_fitlins): each measurement in a fresh process, wall and CPU seconds,
+each repetition's line, medians and ratios against an anchor measured in the same
+repetition."""
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -50,6 +52,13 @@ def fresh(*folders: Path) -> None:
     """Remove folders (a cold run starts without cache and outputs)."""
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def print_repetition(index: int, row: dict[str, Timing], digits: int = 2) -> None:
+    """Print one repetition's measurements (wall and CPU seconds) and the load average."""
+    print(f"  repetition {index + 1}: " + ", ".join(
+        f"{name} {t.wall:.{digits}f} s ({t.cpu:.{digits}f} CPU)" for name, t in row.items())
+        + f"; load average {os.getloadavg()[0]:.2f}", flush=True)
 
 
 def print_table(rows: list[dict[str, Timing]], measures, ratios) -> None:
