@@ -88,7 +88,8 @@ def threshold_map(z_img, *, mask_img=None,
         The height threshold used; ``inf`` when fdr finds no discovery.
     """
     check_threshold_settings(height_control, alpha, threshold, cluster_threshold)
-    z_img = nb.load(z_img) if isinstance(z_img, (str, os.PathLike)) else z_img
+    z_img, mask_img = (nb.load(img) if isinstance(img, (str, os.PathLike)) else img
+                       for img in (z_img, mask_img))
     with warnings.catch_warnings():
         # A threshold above the map's maximum is a result (nothing survives), not a problem.
         warnings.filterwarnings("ignore", "The given float value must not exceed",
@@ -127,7 +128,6 @@ def _values_in_mask(z_img, mask_img):
     does it all."""
     if mask_img is None:
         return None
-    mask_img = nb.load(mask_img) if isinstance(mask_img, (str, os.PathLike)) else mask_img
     if mask_img.shape[:3] != z_img.shape[:3] or len(mask_img.shape) != 3 or \
             len(z_img.shape) != 3 or not np.allclose(mask_img.affine, z_img.affine):
         return None
