@@ -78,7 +78,8 @@ def draw_cuts(stat_img, bg_img, cuts, title: str, path, colours: Colours | None)
     ----------
     stat_img : nibabel image
         The thresholded map (0 where nothing survives); drawn where non-zero when
-        ``colours`` is given.
+        ``colours`` is given. Its data and the background's are read as they are: finite
+        float64 in memory, as ``figures.in_memory_image`` gives them.
     bg_img : nibabel image or None
         The background (the mean image); None: black.
     cuts : sequence of (str, float)
@@ -108,7 +109,7 @@ def draw_cuts(stat_img, bg_img, cuts, title: str, path, colours: Colours | None)
     tallest = max(high[PANEL_AXES[d][1]] - low[PANEL_AXES[d][1]] for d, _ in cuts)
     scale = max(int(round(PANEL_PIXELS * voxel_mm / tallest)), 1)
     background = _background(bg_img)
-    stat = np.nan_to_num(np.asanyarray(stat_img.dataobj, dtype=np.float64))
+    stat = np.asanyarray(stat_img.dataobj)
     panels = [_panel(direction, float(coord), low, high, voxel_mm, stat, stat_img.affine,
                      background, colours).repeat(scale, axis=0).repeat(scale, axis=1)
               for direction, coord in cuts]
@@ -121,7 +122,7 @@ def _bounding_box(img) -> tuple[np.ndarray, np.ndarray]:
     half a voxel beyond their centres."""
     data = np.asanyarray(img.dataobj)
     data = data.reshape(data.shape[:3] + (-1,))[..., 0] if data.ndim > 3 else data
-    nonzero = np.nan_to_num(data) != 0
+    nonzero = data != 0
     first, last = np.zeros(3), np.array(data.shape[:3], dtype=np.float64) - 1
     for axis in range(3) if nonzero.any() else ():
         present = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis)))
@@ -140,7 +141,7 @@ def _background(bg_img):
     drawn in :data:`FLAT_GREY` where it is not 0."""
     if bg_img is None:
         return None
-    data = np.nan_to_num(np.asanyarray(bg_img.dataobj, dtype=np.float64))
+    data = np.asanyarray(bg_img.dataobj)
     data = data.reshape(data.shape[:3] + (-1,))[..., 0] if data.ndim > 3 else data
     values = data[data != 0]
     if values.size == 0:
