@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from glm_workflows.core.choices import NOISE_MODELS
 from glm_workflows.core.contrasts import contrast_matrix
 from glm_workflows.core.deflate import save_image
-from glm_workflows.core.diagnostics import fit_diagnostics, save_diagnostics
+from glm_workflows.core.diagnostics import FitDiagnostics, save_diagnostics
 from glm_workflows.core.estimates import (
     autocorrelation_summary,
     compute_contrast,
@@ -110,6 +110,9 @@ class FitGLM(SimpleInterface):
     output_spec = _FitGLMOutputSpec
 
     def _run_interface(self, runtime):
+        diagnostics = FitDiagnostics(self.inputs.noise_model,
+                                     save_residuals=_asked(self.inputs.save_residuals)) \
+            if _asked(self.inputs.save_diagnostics) else None
         with threadpool_limits(limits=self.inputs.num_threads):
             fit = fit_glm(
                 self.inputs.bold_file,
@@ -122,15 +125,14 @@ class FitGLM(SimpleInterface):
                 smoothing_fwhm=self.inputs.smoothing_fwhm
                 if isdefined(self.inputs.smoothing_fwhm) else None,
                 with_mean=_asked(self.inputs.save_mean),
-                keep_series=_asked(self.inputs.save_diagnostics),
+                observer=diagnostics,
             )
-            if fit.fitted is not None:
-                maps = fit_diagnostics(fit, save_residuals=_asked(self.inputs.save_residuals))
-                fit.fitted = None  # the series: freed before the maps are written
-                paths = save_diagnostics(fit, maps, runtime.cwd)
-                self._results.update({output: paths[key]
-                                      for output, key in _DIAGNOSTICS_KEYS.items()
-                                      if key in paths})
+        if diagnostics is not None:
+            paths = save_diagnostics(fit, diagnostics.maps(), runtime.cwd)
+            del diagnostics  # the residuals, if kept: freed before the fit's maps are written
+            self._results.update({output: paths[key]
+                                  for output, key in _DIAGNOSTICS_KEYS.items()
+                                  if key in paths})
         if fit.mean_img is not None:
             self._results["mean_file"] = os.path.join(runtime.cwd, MEAN_IMAGE_FILE)
             save_image(fit.mean_img, self._results["mean_file"])

@@ -14,18 +14,19 @@ import pytest
 from nilearn.glm.first_level import FirstLevelModel
 from scipy.stats import chi2
 
-from glm_workflows.core.diagnostics import LAGS, fit_diagnostics, flagged_fraction
+from glm_workflows.core.diagnostics import LAGS, FitDiagnostics, flagged_fraction
 from glm_workflows.core.glm import fit_glm
 
 TOLERANCE = 1e-10
 
 
 def _diagnostics(bold, design, noise_model, residuals=False, mask_img=None):
-    """The fit and its diagnostics, as the fit node computes them (from the series fitted)."""
+    """The fit and its diagnostics, as the fit node computes them (while it fits)."""
+    diagnostics = FitDiagnostics(noise_model, save_residuals=residuals)
     fit = fit_glm(bold, design, mask_img=mask_img, noise_model=noise_model,
-                  smoothing_fwhm=None, keep_series=True)
+                  smoothing_fwhm=None, observer=diagnostics)
     mask = nb.Nifti1Image(fit.mask.astype(np.uint8), fit.affine)
-    return fit, mask, fit_diagnostics(fit, save_residuals=residuals)
+    return fit, mask, diagnostics.maps()
 
 
 def _masked(img, mask):

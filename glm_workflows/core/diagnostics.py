@@ -1,8 +1,9 @@
 """A run's fit diagnostics: nilearn's R² map, a whitening check and nilearn's residuals.
 
-All three come from the series the fit fitted, kept by it (``fit_glm(keep_series=True)``:
-the run is read once for the fit and its diagnostics), and its estimates: each
-voxel is whitened with its own noise bin (nilearn's AR(1) whitening for ``ar1``, none for
+All three are computed while the fit fits (:class:`FitDiagnostics`, the observer of
+``fit_glm(observer=...)``: the run is read and whitened once for the fit and its
+diagnostics), from each chunk of voxels the fit holds: each voxel is whitened with its own
+noise bin (nilearn's AR(1) whitening for ``ar1``, none for
 ``ols``, the exact AR(p) whitening of :mod:`.noise` for the calibrated models), and
 ``wY`` (the whitened data), ``wX β`` (the whitened design times the fit's estimates) give
 
@@ -34,85 +35,86 @@ from pathlib import Path
 import numpy as np
 
 from .deflate import save_image
-from .glm import CHUNK_VOXELS, FittedGLM, whiten
-from .noise import CORRECTED_ORDERS, whiten_exact
+from .glm import FittedGLM
 
 #: Lags of the whitening check (autocorrelations and Ljung-Box test): 1..LAGS.
 LAGS = 3
 #: A voxel is flagged when its Ljung-Box p value is below ALPHA.
 ALPHA = 0.05
 #: File names of a fit's diagnostics (:func:`save_diagnostics`), by their key in
-#: :func:`fit_diagnostics`' maps, and their sidecar's.
+#: :meth:`FitDiagnostics.maps`, and their sidecar's.
 DIAGNOSTICS_FILES = {"r_square": "r_square.nii.gz", "autocorrelation": "autocorrelation.nii.gz",
                      "ljung_box": "ljung_box.nii.gz", "ljung_box_p": "ljung_box_p.nii.gz",
                      "residuals": "residuals.nii.gz", "sidecar": "diagnostics.json"}
 
 
-def fit_diagnostics(fit: FittedGLM, *, save_residuals: bool, lags: int = LAGS) -> dict:
-    """R², whitened-residual autocorrelations, Ljung-Box test and (optionally) residuals.
+class FitDiagnostics:
+    """R², whitened-residual autocorrelations, Ljung-Box test and (optionally) residuals,
+    collected chunk by chunk as :func:`~glm_workflows.core.glm.fit_glm` fits (pass it as
+    ``observer``), then read with :meth:`maps`.
 
     Parameters
     ----------
-    fit : FittedGLM
-        A fit that kept its series (``fit_glm(keep_series=True)``: ``fit.fitted``, the
-        series grouped by noise bin, the design's fitted rows and each column's voxel).
+    noise_model : str
+        The fit's noise model (``ols``: R² over the data in their own type, as nilearn).
     save_residuals : bool
-        Also return nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array): the
+        Also keep nilearn's residuals (an ``(n_scans, n_voxels)`` float64 array): the
         setting ``ModelSettings.save_residuals`` (no default here: the settings' is the one).
     lags : int
         Autocorrelation lags 1..lags.
-
-    Returns
-    -------
-    maps : dict
-        ``r_square`` (n_voxels,), ``autocorrelation`` (lags, n_voxels), ``ljung_box``
-        and ``ljung_box_p`` (n_voxels,), and with ``save_residuals`` ``residuals`` (n_scans,
-        n_voxels); all in mask order. A voxel whose whitened series is constant has
-        R² 0, autocorrelations 0, Q 0 and p 1 (nilearn gives NaN for its R²).
     """
-    from scipy.stats import chi2
 
-    if fit.fitted is None:
-        raise ValueError("fit_diagnostics: the fit kept no series (fit_glm(keep_series=True))")
-    series, X, voxels = fit.fitted
-    n_scans = series.shape[0]
-    n_voxels = fit.betas.shape[1]
-    r_square = np.zeros(n_voxels)
-    autocorrelation = np.zeros((lags, n_voxels))
-    kept = np.empty((n_scans, n_voxels)) if save_residuals else None
-    whiten_values = _whitener(fit)
-    values, inverse = np.unique(fit.ar1, return_inverse=True)  # the fit's bins, in order
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
-    for index, value in enumerate(values):
-        wX = whiten_values(X, value)
-        expected = expected_autocorrelations(wX, lags)[:, None]
-        for start in range(bounds[index], bounds[index + 1], CHUNK_VOXELS):
-            stop = min(start + CHUNK_VOXELS, bounds[index + 1])
-            columns = voxels[start:stop]
-            Y = series[:, start:stop]
-            wY = whiten_values(Y, value)
-            predicted = wX @ fit.betas[:, columns]
-            # nilearn's OLS model does not whiten, so its variance of the data is taken
-            # in their own type (float32 for integer runs; C order: numpy's float32
-            # sums depend on the layout); its AR models' in float64
-            total = np.var(np.ascontiguousarray(Y) if fit.noise_model == "ols" else wY,
-                           axis=0)
-            r_square[columns] = np.divide(np.var(predicted, axis=0), total,
-                                         out=np.zeros(total.shape), where=total > 0)
-            if kept is not None:
-                kept[:, columns] = Y - predicted
-            wY -= predicted
-            autocorrelation[:, columns] = autocorrelations(wY, lags) - expected
-    q = ljung_box(autocorrelation, n_scans)
-    maps = {"r_square": r_square, "autocorrelation": autocorrelation, "ljung_box": q,
-            "ljung_box_p": chi2.sf(q, ljung_box_dof(fit.noise_model, lags))}
-    if kept is not None:
-        maps["residuals"] = kept
-    return maps
+    def __init__(self, noise_model: str, *, save_residuals: bool, lags: int = LAGS):
+        self.noise_model = noise_model
+        self.save_residuals = save_residuals
+        self.lags = lags
+
+    def start(self, n_scans: int, voxels: np.ndarray) -> None:
+        """Make room for ``len(voxels)`` voxels; ``voxels`` maps the fit's columns to
+        mask order."""
+        self.n_scans, self._voxels = n_scans, voxels
+        self.r_square = np.zeros(len(voxels))
+        self.autocorrelation = np.zeros((self.lags, len(voxels)))
+        self.residuals = np.empty((n_scans, len(voxels))) if self.save_residuals else None
+
+    def noise_bin(self, wX: np.ndarray, calc_beta: np.ndarray) -> None:
+        """A new noise bin: its whitened design and that design's pseudo-inverse."""
+        self._expected = expected_autocorrelations(wX, self.lags, calc_beta)[:, None]
+
+    def chunk(self, columns: slice, Y: np.ndarray, wY: np.ndarray, fitted: np.ndarray) -> None:
+        """One chunk of the current bin's voxels: the scaled series ``Y``, the whitened
+        series ``wY`` and the whitened fitted values ``fitted`` (``wX β``)."""
+        voxels = self._voxels[columns]
+        # nilearn's OLS model does not whiten, so its variance of the data is taken in
+        # their own type (float32 for integer runs; C order: numpy's float32 sums depend
+        # on the layout); its AR models' in float64
+        total = np.var(np.ascontiguousarray(Y) if self.noise_model == "ols" else wY, axis=0)
+        self.r_square[voxels] = np.divide(np.var(fitted, axis=0), total,
+                                          out=np.zeros(total.shape), where=total > 0)
+        if self.residuals is not None:
+            self.residuals[:, voxels] = Y - fitted
+        self.autocorrelation[:, voxels] = autocorrelations(wY - fitted, self.lags) \
+            - self._expected
+
+    def maps(self) -> dict:
+        """The maps, in mask order: ``r_square`` (n_voxels,), ``autocorrelation`` (lags,
+        n_voxels), ``ljung_box`` and ``ljung_box_p`` (n_voxels,), and with
+        ``save_residuals`` ``residuals`` (n_scans, n_voxels). A voxel whose whitened series
+        is constant has R² 0, autocorrelations 0, Q 0 and p 1 (nilearn gives NaN for its
+        R²)."""
+        from scipy.stats import chi2
+
+        q = ljung_box(self.autocorrelation, self.n_scans)
+        maps = {"r_square": self.r_square, "autocorrelation": self.autocorrelation,
+                "ljung_box": q, "ljung_box_p": chi2.sf(q, ljung_box_dof(self.noise_model,
+                                                                       self.lags))}
+        if self.residuals is not None:
+            maps["residuals"] = self.residuals
+        return maps
 
 
 def save_diagnostics(fit: FittedGLM, maps: dict, out_dir) -> dict:
-    """Write :func:`fit_diagnostics`' maps (as NIfTI, in the fit's grid) and their JSON
+    """Write :meth:`FitDiagnostics.maps` (as NIfTI, in the fit's grid) and their JSON
     sidecar (the noise model, the definitions, the whitening check's summary) into
     ``out_dir``, named as :data:`DIAGNOSTICS_FILES`.
 
@@ -172,7 +174,8 @@ def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:
     return r
 
 
-def expected_autocorrelations(design: np.ndarray, lags: int) -> np.ndarray:
+def expected_autocorrelations(design: np.ndarray, lags: int,
+                              pseudo_inverse: np.ndarray | None = None) -> np.ndarray:
     """What :func:`autocorrelations` of a model's residuals is for white noise, to first
     order: ``tr(D_k M M') / tr(M M')`` with ``M = C (I - X X^+)`` (the residual-forming
     matrix, then centring ``C``) and ``D_k`` the lag-``k`` shift; about ``-p / (n - p)``
@@ -183,13 +186,17 @@ def expected_autocorrelations(design: np.ndarray, lags: int) -> np.ndarray:
     ----------
     design : ndarray, shape (n_scans, n_regressors)
         The (whitened) design the residuals are of.
+    pseudo_inverse : ndarray, shape (n_regressors, n_scans), or None
+        The design's pseudo-inverse, if already computed (the fit's); None: computed here.
 
     Returns
     -------
     expected : ndarray, shape (lags,)
     """
     n_scans = design.shape[0]
-    forming = np.eye(n_scans) - design @ np.linalg.pinv(design)
+    if pseudo_inverse is None:
+        pseudo_inverse = np.linalg.pinv(design)
+    forming = np.eye(n_scans) - design @ pseudo_inverse
     forming -= forming.mean(axis=0)  # C R
     product = forming @ forming.T
     return np.array([np.trace(product, -lag) for lag in range(1, lags + 1)]) \
@@ -222,10 +229,3 @@ def whitening_summary(fraction: float, lags: int = LAGS) -> str:
     return (f"the noise model leaves residual autocorrelation in "
             f"{100 * fraction:.1f} % of the brain "
             f"(Ljung-Box p < {ALPHA:g}, lags 1-{lags})")
-
-
-def _whitener(fit: FittedGLM):
-    """``whiten(values, bin value)`` of the fit's noise model."""
-    if fit.noise_model in CORRECTED_ORDERS:
-        return lambda values, code: whiten_exact(values, fit.bin_coefficients[float(code)])
-    return whiten

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import nibabel as nb
 import numpy as np
@@ -35,18 +34,6 @@ AR1_BINS = 100
 
 #: Voxels processed together; bounds the float64 temporaries (~CHUNK_VOXELS * n_scans * 8 B).
 CHUNK_VOXELS = 2048
-
-
-class FittedSeries(NamedTuple):
-    """What :func:`fit_glm` fitted, kept for the fit's diagnostics
-    (:func:`~glm_workflows.core.diagnostics.fit_diagnostics`): ``values`` the scaled series
-    ``(n_scans, n_voxels)``, its columns grouped by noise bin (bins in :func:`numpy.unique`
-    order); ``design`` the design's fitted rows; ``voxels`` the mask-order voxel of each
-    column."""
-
-    values: np.ndarray
-    design: np.ndarray
-    voxels: np.ndarray
 
 
 @dataclass
@@ -90,8 +77,6 @@ class FittedGLM:
         ``fit_glm(with_mean=True)``: the run's mean over every volume, float32, computed
         from the data read for the fit
         (:func:`~glm_workflows.core.images.mean_image`'s values); else None.
-    fitted : FittedSeries or None
-        ``fit_glm(keep_series=True)``: the series fitted (never persisted); else None.
     """
 
     mask: np.ndarray
@@ -109,7 +94,6 @@ class FittedGLM:
     warnings: list = field(default_factory=list)
     bin_coefficients: dict = field(default_factory=dict)
     mean_img: nb.Nifti1Image | None = None
-    fitted: FittedSeries | None = None
 
     def bin_members(self):
         """Yield ``(normalized_cov, voxel_index)`` for each noise bin."""
@@ -139,7 +123,7 @@ class FittedGLM:
 def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             noise_model: str, smoothing_fwhm: float | None,
             run_name: str | None = None, sample_mask=None,
-            with_mean: bool = False, keep_series: bool = False) -> FittedGLM:
+            with_mean: bool = False, observer=None) -> FittedGLM:
     """Fit a first-level GLM, as nilearn's ``FirstLevelModel`` does, but vectorized.
 
     The steps and their arithmetic are nilearn's (mask, mean scaling to percent
@@ -179,9 +163,16 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     with_mean : bool
         Also keep the run's mean image (``mean_img``), from the data read for the fit
         (so a workflow reads the run once for both).
-    keep_series : bool
-        Also keep the series fitted (``fitted``), for the fit's diagnostics (so a workflow
-        reads the run once for both).
+    observer : object or None
+        Also shown each noise bin's whitened design and each chunk of voxels as it is
+        fitted (the fit's diagnostics, :class:`~glm_workflows.core.diagnostics.FitDiagnostics`,
+        so a workflow reads and whitens the run once for both): its
+        ``start(n_scans, voxels)`` is called before the fit (``voxels``: the mask-order
+        voxel of each column the chunks will come in), ``noise_bin(wX, calc_beta)`` for
+        each bin (the whitened design and its pseudo-inverse), then
+        ``chunk(columns, Y, wY, fitted)`` for each chunk of that bin's voxels (a slice of
+        those columns; the scaled series, the whitened series and the whitened fitted
+        values ``wX β``, none of which it may change).
 
     Returns
     -------
@@ -214,10 +205,13 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
             return whiten_exact(values, coefficients[float(code)])
     else:
         whiten_values = whiten
-    betas, dispersion, noise_bins, order = _fit_per_noise_bin(series, X, ar1, whiten_values)
+    values, order, bounds = noise_groups(ar1)
     storage_order = storage_to_mask_order(mask)
     grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
-    fitted = FittedSeries(series, X, np.argsort(grouped_order)) if keep_series else None
+    if observer is not None:
+        observer.start(series.shape[0], np.argsort(grouped_order))
+    betas, dispersion, noise_bins = _fit_per_noise_bin(series, X, values, order, bounds,
+                                                       whiten_values, observer)
     del series
     eps = np.abs(X).sum() * np.finfo(np.float64).eps
     return FittedGLM(
@@ -236,7 +230,6 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         bin_coefficients=coefficients if noise_model in CORRECTED_ORDERS else {},
         smoothing_fwhm=float(smoothing_fwhm) if smooths(smoothing_fwhm) else None,
         mean_img=mean_img,
-        fitted=fitted,
     )
 
 
@@ -347,19 +340,26 @@ def whiten(values: np.ndarray, rho: float) -> np.ndarray:
     return whitened
 
 
-def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
-    """Whitened least squares, one model per distinct AR(1) value, voxels in chunks.
-
-    The voxels of ``series`` are regrouped by AR(1) value in place, one row at a time
-    (a row's worth of temporary, where a regrouped copy would be the series' size), so
-    that each model reads contiguous columns; ``series`` is left regrouped. Returns betas
-    and dispersion in that grouped order, the noise bins, and ``order``: the original
-    column of each grouped voxel.
-    """
-    n_scans, n_voxels = series.shape
+def noise_groups(ar1: np.ndarray):
+    """The fit's noise bins: ``values`` (the distinct AR(1) values, sorted), ``order`` (the
+    voxels grouped by value, in their order within a value) and ``bounds`` (where each
+    value's group starts and ends in ``order``)."""
     values, inverse = np.unique(ar1, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
+    return values, order, bounds
+
+
+def _fit_per_noise_bin(series, X, values, order, bounds, whiten_values, observer):
+    """Whitened least squares, one model per noise bin (:func:`noise_groups`), voxels in
+    chunks; each chunk shown to ``observer`` (if any), as :func:`fit_glm` says.
+
+    The voxels of ``series`` are regrouped by bin in place, one row at a time (a row's
+    worth of temporary, where a regrouped copy would be the series' size), so that each
+    model reads contiguous columns; ``series`` is left regrouped. Returns betas and
+    dispersion in that grouped order, and the noise bins.
+    """
+    n_scans, n_voxels = series.shape
     reorder_columns(series, order)
     betas = np.empty((X.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
@@ -368,15 +368,21 @@ def _fit_per_noise_bin(series, X, ar1, whiten_values=whiten):
         wX = whiten_values(X, value)
         calc_beta = spl.pinv(wX)
         noise_bins.append((float(value), calc_beta @ calc_beta.T))
+        if observer is not None:
+            observer.noise_bin(wX, calc_beta)
         start, stop = bounds[index], bounds[index + 1]
         for chunk in _chunks(stop - start):
             voxels = slice(start + chunk.start, start + chunk.stop)
-            wY = whiten_values(series[:, voxels], value)
+            Y = series[:, voxels]
+            wY = whiten_values(Y, value)
             betas[:, voxels] = calc_beta @ wY
-            wY -= wX @ betas[:, voxels]
+            fitted = wX @ betas[:, voxels]
+            if observer is not None:
+                observer.chunk(voxels, Y, wY, fitted)
+            wY -= fitted
             dispersion[voxels] = np.einsum("ij,ij->j", wY, wY)
     dispersion /= n_scans - X.shape[1]
-    return betas, dispersion, noise_bins, order
+    return betas, dispersion, noise_bins
 
 
 def _chunks(n: int):
