@@ -16,9 +16,11 @@ from nilearn.masking import compute_epi_mask
 from scipy import ndimage
 
 from glm_workflows.core.contrasts import contrast_matrix
+from glm_workflows.core.diagnostics import FitDiagnostics
 from glm_workflows.core.errors import InputError
 from glm_workflows.core.estimates import compute_contrast, load_fitted_glm, save_fitted_glm
-from glm_workflows.core.glm import ar1_coefficients, bin_ar1, fit_glm, whiten
+from glm_workflows.core.glm import ar1_coefficients, bin_ar1, fit_glm
+from glm_workflows.core.noise_bins import bin_chunks, fit_per_noise_bin, noise_groups, whiten
 
 OUTPUTS = {"z": "z_score", "stat": "stat", "p": "p_value", "effect": "effect_size",
            "variance": "effect_variance"}
@@ -132,12 +134,12 @@ def random_series():
 
 def test_ar1_coefficients_equal_yule_walker(random_series, monkeypatch):
     """All voxels at once, in chunks, as nilearn's per-voxel Yule-Walker on OLS residuals."""
-    from glm_workflows.core import glm
+    from glm_workflows.core import noise_bins
 
     series, design = random_series
     residuals = series - design @ (np.linalg.pinv(design) @ series)
     expected = _yule_walker(residuals.T, 1)[:, 0]
-    monkeypatch.setattr(glm, "CHUNK_VOXELS", 777)  # several chunks, one partial
+    monkeypatch.setattr(noise_bins, "CHUNK_VOXELS", 777)  # several chunks, one partial
     rho = ar1_coefficients(series, design)
     np.testing.assert_allclose(rho, expected, rtol=1e-12, atol=1e-14)
     labels, _ = run_glm(series, design, noise_model="ar1")
@@ -149,6 +151,57 @@ def test_whiten_equals_nilearn_ar_model(random_series):
     model = ARModel(design, 0.37)
     np.testing.assert_array_equal(whiten(design, 0.37), model.whitened_design)
     np.testing.assert_array_equal(whiten(series[:, :50], 0.37), model.whiten(series[:, :50]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bin_chunks_hold_each_voxel_once_and_whole_small_bins(seed):
+    """Each grouped column in one chunk of at most ``size`` columns; a bin wider than
+    ``size`` split into chunks of its own, narrower bins whole, sharing chunks."""
+    rng = np.random.default_rng(seed)
+    widths = rng.integers(1, 40 if seed % 2 else 7000, size=rng.integers(1, 30))
+    bounds = np.concatenate([[0], np.cumsum(widths)])
+    size = int(rng.integers(1, 3000))
+    columns_seen = []
+    for columns, parts in bin_chunks(bounds, size):
+        assert 0 < columns.stop - columns.start <= size
+        assert parts[0][1].start == 0 and parts[-1][1].stop == columns.stop - columns.start
+        for index, part in parts:
+            first, stop = columns.start + part.start, columns.start + part.stop
+            assert bounds[index] <= first < stop <= bounds[index + 1]
+            if len(parts) > 1:  # bins sharing a chunk are whole
+                assert (first, stop) == (bounds[index], bounds[index + 1])
+            columns_seen.extend(range(first, stop))
+    assert columns_seen == list(range(bounds[-1]))
+
+
+def test_fit_in_chunks_equals_nilearn_run_glm(random_series, monkeypatch):
+    """Whatever the chunks (large bins split, small bins sharing one), each bin's estimates
+    and dispersion equal nilearn's ``run_glm`` for that label, and the diagnostics are
+    those of the fit in one chunk."""
+    from glm_workflows.core import noise_bins
+
+    series, design = random_series
+    ar1 = bin_ar1(ar1_coefficients(series, design))
+    values, order, bounds = noise_groups(ar1)
+    labels, results = run_glm(series, design, noise_model="ar1")
+    results = {float(label): result for label, result in results.items()}
+    fits = {}
+    for size in (37, 10_000):
+        monkeypatch.setattr(noise_bins, "CHUNK_VOXELS", size)
+        diagnostics = FitDiagnostics("ar1", save_residuals=True)
+        diagnostics.start(len(series), order)
+        betas, dispersion, _ = fit_per_noise_bin(series.copy(), design, values, order, bounds,
+                                                 whiten, diagnostics)
+        fits[size] = diagnostics.maps()
+        for index, value in enumerate(values):
+            voxels = slice(bounds[index], bounds[index + 1])
+            result = results[value]  # nilearn's labels are the binned values
+            np.testing.assert_allclose(betas[:, voxels], result.theta, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(dispersion[voxels], result.dispersion, rtol=1e-10)
+    assert sorted(results) == list(values)
+    for key, values_in_one_chunk in fits[10_000].items():
+        np.testing.assert_allclose(fits[37][key], values_in_one_chunk, rtol=1e-10, atol=1e-12,
+                                   err_msg=key)
 
 
 def test_flat_residuals_get_rho_zero(random_series):

@@ -76,14 +76,18 @@ class FitDiagnostics:
         self.r_square = np.zeros(len(voxels))
         self.autocorrelation = np.zeros((self.lags, len(voxels)))
         self.residuals = np.empty((n_scans, len(voxels))) if self.save_residuals else None
+        self._expected = []
 
-    def noise_bin(self, wX: np.ndarray, calc_beta: np.ndarray) -> None:
-        """A new noise bin: its whitened design and that design's pseudo-inverse."""
-        self._expected = expected_autocorrelations(wX, self.lags, calc_beta)[:, None]
+    def noise_bin(self, index: int, wX: np.ndarray, calc_beta: np.ndarray) -> None:
+        """Noise bin ``index`` (bins come in order): its whitened design and that design's
+        pseudo-inverse."""
+        self._expected.append(expected_autocorrelations(wX, calc_beta, self.lags))
 
-    def chunk(self, columns: slice, Y: np.ndarray, wY: np.ndarray, fitted: np.ndarray) -> None:
-        """One chunk of the current bin's voxels: the scaled series ``Y``, the whitened
-        series ``wY`` and the whitened fitted values ``fitted`` (``wX β``)."""
+    def chunk(self, columns: slice, parts: list, Y: np.ndarray, wY: np.ndarray,
+              fitted: np.ndarray) -> None:
+        """One chunk of voxels (``parts``: ``(bin index, slice within the chunk)``): the
+        scaled series ``Y``, the whitened series ``wY`` and the whitened fitted values
+        ``fitted`` (``wX β``)."""
         voxels = self._voxels[columns]
         # nilearn's OLS model does not whiten, so its variance of the data is taken in
         # their own type (float32 for integer runs; C order: numpy's float32 sums depend
@@ -93,8 +97,10 @@ class FitDiagnostics:
                                           out=np.zeros(total.shape), where=total > 0)
         if self.residuals is not None:
             self.residuals[:, voxels] = Y - fitted
-        self.autocorrelation[:, voxels] = autocorrelations(wY - fitted, self.lags) \
-            - self._expected
+        expected = np.empty((self.lags, wY.shape[1]))
+        for index, part in parts:
+            expected[:, part] = self._expected[index][:, None]
+        self.autocorrelation[:, voxels] = autocorrelations(wY - fitted, self.lags) - expected
 
     def maps(self) -> dict:
         """The maps, in mask order: ``r_square`` (n_voxels,), ``autocorrelation`` (lags,
@@ -174,33 +180,34 @@ def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:
     return r
 
 
-def expected_autocorrelations(design: np.ndarray, lags: int,
-                              pseudo_inverse: np.ndarray | None = None) -> np.ndarray:
+def expected_autocorrelations(design: np.ndarray, pseudo_inverse: np.ndarray,
+                              lags: int) -> np.ndarray:
     """What :func:`autocorrelations` of a model's residuals is for white noise, to first
     order: ``tr(D_k M M') / tr(M M')`` with ``M = C (I - X X^+)`` (the residual-forming
     matrix, then centring ``C``) and ``D_k`` the lag-``k`` shift; about ``-p / (n - p)``
     at lag 1 for ``p`` slow regressors, which the raw statistic would count as
-    autocorrelation left by the noise model.
+    autocorrelation left by the noise model. The traces are sums of products of ``M``'s
+    rows (``tr(D_k M M') = sum_t M[t + k] . M[t]``), so ``M M'`` is never formed.
 
     Parameters
     ----------
     design : ndarray, shape (n_scans, n_regressors)
         The (whitened) design the residuals are of.
-    pseudo_inverse : ndarray, shape (n_regressors, n_scans), or None
-        The design's pseudo-inverse, if already computed (the fit's); None: computed here.
+    pseudo_inverse : ndarray, shape (n_regressors, n_scans)
+        The design's pseudo-inverse (the fit's).
+    lags : int
+        Lags 1..lags.
 
     Returns
     -------
     expected : ndarray, shape (lags,)
     """
-    n_scans = design.shape[0]
-    if pseudo_inverse is None:
-        pseudo_inverse = np.linalg.pinv(design)
-    forming = np.eye(n_scans) - design @ pseudo_inverse
+    forming = design @ pseudo_inverse
+    np.negative(forming, out=forming)
+    forming.flat[::forming.shape[0] + 1] += 1  # I - X X^+
     forming -= forming.mean(axis=0)  # C R
-    product = forming @ forming.T
-    return np.array([np.trace(product, -lag) for lag in range(1, lags + 1)]) \
-        / np.trace(product)
+    return np.array([np.einsum("ij,ij->", forming[lag:], forming[:-lag])
+                     for lag in range(1, lags + 1)]) / np.einsum("ij,ij->", forming, forming)
 
 
 def ljung_box(r: np.ndarray, n_scans: int) -> np.ndarray:

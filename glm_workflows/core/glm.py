@@ -18,22 +18,18 @@ from .images import (
     compute_brain_mask,
     load_image_header,
     load_series,
-    reorder_columns,
     storage_to_mask_order,
     time_mean,
 )
 from .lazy import pandas as pd
 from .lazy import scipy_linalg as spl
 from .noise import CORRECTED_ORDERS, noise_codes, whiten_exact
+from .noise_bins import CHUNK_VOXELS, fit_per_noise_bin, noise_groups, voxel_chunks, whiten
 from .run_checks import check_sample_mask, check_varies_over_time, non_finite_warnings
 from .smoothing import check_fwhm_fits, masked_run, smooths
 
 #: AR(1) coefficients are truncated to multiples of 1 / AR1_BINS (nilearn's ``bins``).
 AR1_BINS = 100
-
-
-#: Voxels processed together; bounds the float64 temporaries (~CHUNK_VOXELS * n_scans * 8 B).
-CHUNK_VOXELS = 2048
 
 
 @dataclass
@@ -168,11 +164,13 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         fitted (the fit's diagnostics, :class:`~glm_workflows.core.diagnostics.FitDiagnostics`,
         so a workflow reads and whitens the run once for both): its
         ``start(n_scans, voxels)`` is called before the fit (``voxels``: the mask-order
-        voxel of each column the chunks will come in), ``noise_bin(wX, calc_beta)`` for
-        each bin (the whitened design and its pseudo-inverse), then
-        ``chunk(columns, Y, wY, fitted)`` for each chunk of that bin's voxels (a slice of
-        those columns; the scaled series, the whitened series and the whitened fitted
-        values ``wX β``, none of which it may change).
+        voxel of each column the chunks will come in),
+        ``noise_bin(index, wX, calc_beta)`` for each bin (the whitened design and its
+        pseudo-inverse), then ``chunk(columns, parts, Y, wY, fitted)`` for each chunk of
+        voxels (a slice of those columns, the bins in it as
+        :func:`~glm_workflows.core.noise_bins.bin_chunks` gives them;
+        the scaled series, the whitened series and the whitened fitted values ``wX β``,
+        none of which it may change).
 
     Returns
     -------
@@ -210,8 +208,8 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     grouped_order = np.argsort(order)[storage_order]  # both reorderings in one
     if observer is not None:
         observer.start(series.shape[0], np.argsort(grouped_order))
-    betas, dispersion, noise_bins = _fit_per_noise_bin(series, X, values, order, bounds,
-                                                       whiten_values, observer)
+    betas, dispersion, noise_bins = fit_per_noise_bin(series, X, values, order, bounds,
+                                                      whiten_values, observer)
     del series
     eps = np.abs(X).sum() * np.finfo(np.float64).eps
     return FittedGLM(
@@ -306,7 +304,7 @@ def ar1_coefficients(series: np.ndarray, design: np.ndarray) -> np.ndarray:
     calc_beta = spl.pinv(design)
     # per-voxel sums, so the grand mean can be taken out afterwards exactly
     sums, squares, lagged, ends = (np.empty(n_voxels) for _ in range(4))
-    for chunk in _chunks(n_voxels):
+    for chunk in voxel_chunks(n_voxels):
         y = series[:, chunk].astype(np.float64)
         y -= design @ (calc_beta @ y)
         sums[chunk] = y.sum(axis=0)
@@ -326,65 +324,3 @@ def ar1_coefficients(series: np.ndarray, design: np.ndarray) -> np.ndarray:
 def bin_ar1(rho: np.ndarray, bins: int = AR1_BINS) -> np.ndarray:
     """AR(1) coefficients truncated to multiples of ``1 / bins``, as nilearn bins them."""
     return (rho * bins).astype(int) * 1.0 / bins
-
-
-def whiten(values: np.ndarray, rho: float) -> np.ndarray:
-    """AR(1) prewhitening along the first axis: ``w[t] = v[t] - rho v[t-1]``, ``w[0] = v[0]``.
-
-    Computed in float64 whatever the input type, as nilearn's ``ARModel.whiten``.
-    """
-    whitened = np.empty(values.shape, dtype=np.float64)
-    whitened[0] = values[0]
-    np.multiply(values[:-1], rho, out=whitened[1:], dtype=np.float64)
-    np.subtract(values[1:], whitened[1:], out=whitened[1:], dtype=np.float64)
-    return whitened
-
-
-def noise_groups(ar1: np.ndarray):
-    """The fit's noise bins: ``values`` (the distinct AR(1) values, sorted), ``order`` (the
-    voxels grouped by value, in their order within a value) and ``bounds`` (where each
-    value's group starts and ends in ``order``)."""
-    values, inverse = np.unique(ar1, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(values)))])
-    return values, order, bounds
-
-
-def _fit_per_noise_bin(series, X, values, order, bounds, whiten_values, observer):
-    """Whitened least squares, one model per noise bin (:func:`noise_groups`), voxels in
-    chunks; each chunk shown to ``observer`` (if any), as :func:`fit_glm` says.
-
-    The voxels of ``series`` are regrouped by bin in place, one row at a time (a row's
-    worth of temporary, where a regrouped copy would be the series' size), so that each
-    model reads contiguous columns; ``series`` is left regrouped. Returns betas and
-    dispersion in that grouped order, and the noise bins.
-    """
-    n_scans, n_voxels = series.shape
-    reorder_columns(series, order)
-    betas = np.empty((X.shape[1], n_voxels))
-    dispersion = np.empty(n_voxels)
-    noise_bins = []
-    for index, value in enumerate(values):
-        wX = whiten_values(X, value)
-        calc_beta = spl.pinv(wX)
-        noise_bins.append((float(value), calc_beta @ calc_beta.T))
-        if observer is not None:
-            observer.noise_bin(wX, calc_beta)
-        start, stop = bounds[index], bounds[index + 1]
-        for chunk in _chunks(stop - start):
-            voxels = slice(start + chunk.start, start + chunk.stop)
-            Y = series[:, voxels]
-            wY = whiten_values(Y, value)
-            betas[:, voxels] = calc_beta @ wY
-            fitted = wX @ betas[:, voxels]
-            if observer is not None:
-                observer.chunk(voxels, Y, wY, fitted)
-            wY -= fitted
-            dispersion[voxels] = np.einsum("ij,ij->j", wY, wY)
-    dispersion /= n_scans - X.shape[1]
-    return betas, dispersion, noise_bins
-
-
-def _chunks(n: int):
-    """Slices covering ``range(n)`` in steps of :data:`CHUNK_VOXELS`."""
-    return (slice(start, min(start + CHUNK_VOXELS, n)) for start in range(0, n, CHUNK_VOXELS))
