@@ -41,6 +41,9 @@ from .glm import FittedGLM
 LAGS = 3
 #: A voxel is flagged when its Ljung-Box p value is below ALPHA.
 ALPHA = 0.05
+#: Values held at once when the white-noise expectations of the noise bins' models are
+#: computed together (:func:`expected_autocorrelations`; 8 bytes each).
+EXPECTATION_BATCH = 2**22
 #: File names of a fit's diagnostics (:func:`save_diagnostics`), by their key in
 #: :meth:`FitDiagnostics.maps`, and their sidecar's.
 DIAGNOSTICS_FILES = {"r_square": "r_square.nii.gz", "autocorrelation": "autocorrelation.nii.gz",
@@ -76,12 +79,11 @@ class FitDiagnostics:
         self.r_square = np.zeros(len(voxels))
         self.autocorrelation = np.zeros((self.lags, len(voxels)))
         self.residuals = np.empty((n_scans, len(voxels))) if self.save_residuals else None
-        self._expected = []
 
-    def noise_bin(self, index: int, wX: np.ndarray, calc_beta: np.ndarray) -> None:
-        """Noise bin ``index`` (bins come in order): its whitened design and that design's
-        pseudo-inverse."""
-        self._expected.append(expected_autocorrelations(wX, calc_beta, self.lags))
+    def noise_bins(self, models: list) -> None:
+        """The noise bins' ``(wX, calc_beta)``, in order: each whitened design and that
+        design's pseudo-inverse."""
+        self._expected = expected_autocorrelations(models, self.lags)
 
     def chunk(self, columns: slice, parts: list, Y: np.ndarray, wY: np.ndarray,
               fitted: np.ndarray) -> None:
@@ -99,7 +101,7 @@ class FitDiagnostics:
             self.residuals[:, voxels] = Y - fitted
         expected = np.empty((self.lags, wY.shape[1]))
         for index, part in parts:
-            expected[:, part] = self._expected[index][:, None]
+            expected[:, part] = self._expected[:, index, None]
         self.autocorrelation[:, voxels] = autocorrelations(wY - fitted, self.lags) - expected
 
     def maps(self) -> dict:
@@ -180,34 +182,42 @@ def autocorrelations(values: np.ndarray, lags: int) -> np.ndarray:
     return r
 
 
-def expected_autocorrelations(design: np.ndarray, pseudo_inverse: np.ndarray,
-                              lags: int) -> np.ndarray:
+def expected_autocorrelations(models: list, lags: int) -> np.ndarray:
     """What :func:`autocorrelations` of a model's residuals is for white noise, to first
     order: ``tr(D_k M M') / tr(M M')`` with ``M = C (I - X X^+)`` (the residual-forming
     matrix, then centring ``C``) and ``D_k`` the lag-``k`` shift; about ``-p / (n - p)``
     at lag 1 for ``p`` slow regressors, which the raw statistic would count as
     autocorrelation left by the noise model. The traces are sums of products of ``M``'s
-    rows (``tr(D_k M M') = sum_t M[t + k] . M[t]``), so ``M M'`` is never formed.
+    rows (``tr(D_k M M') = sum_t M[t + k] . M[t]``), so ``M M'`` is never formed; the
+    models are taken together, :data:`EXPECTATION_BATCH` values of ``M`` at a time.
 
     Parameters
     ----------
-    design : ndarray, shape (n_scans, n_regressors)
-        The (whitened) design the residuals are of.
-    pseudo_inverse : ndarray, shape (n_regressors, n_scans)
-        The design's pseudo-inverse (the fit's).
+    models : list of (ndarray, ndarray)
+        Each model's ``(X, X^+)``: the (whitened) design the residuals are of, shape
+        ``(n_scans, n_regressors)``, and its pseudo-inverse (the fit's).
     lags : int
         Lags 1..lags.
 
     Returns
     -------
-    expected : ndarray, shape (lags,)
+    expected : ndarray, shape (lags, n_models)
     """
-    forming = design @ pseudo_inverse
-    np.negative(forming, out=forming)
-    forming.flat[::forming.shape[0] + 1] += 1  # I - X X^+
-    forming -= forming.mean(axis=0)  # C R
-    return np.array([np.einsum("ij,ij->", forming[lag:], forming[:-lag])
-                     for lag in range(1, lags + 1)]) / np.einsum("ij,ij->", forming, forming)
+    n_scans = models[0][0].shape[0]
+    expected = np.empty((lags, len(models)))
+    step = max(1, EXPECTATION_BATCH // n_scans**2)
+    for start in range(0, len(models), step):
+        batch = models[start:start + step]
+        forming = np.stack([design for design, _ in batch]) \
+            @ np.stack([inverse for _, inverse in batch])
+        np.negative(forming, out=forming)
+        forming.reshape(len(batch), -1)[:, ::n_scans + 1] += 1  # I - X X^+
+        forming -= forming.mean(axis=1, keepdims=True)  # C R
+        total = np.einsum("bij,bij->b", forming, forming)
+        for lag in range(1, lags + 1):
+            expected[lag - 1, start:start + len(batch)] = np.einsum(
+                "bij,bij->b", forming[:, lag:], forming[:, :-lag]) / total
+    return expected
 
 
 def ljung_box(r: np.ndarray, n_scans: int) -> np.ndarray:

@@ -160,17 +160,16 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         Also keep the run's mean image (``mean_img``), from the data read for the fit
         (so a workflow reads the run once for both).
     observer : object or None
-        Also shown each noise bin's whitened design and each chunk of voxels as it is
-        fitted (the fit's diagnostics, :class:`~glm_workflows.core.diagnostics.FitDiagnostics`,
-        so a workflow reads and whitens the run once for both): its
-        ``start(n_scans, voxels)`` is called before the fit (``voxels``: the mask-order
-        voxel of each column the chunks will come in),
-        ``noise_bin(index, wX, calc_beta)`` for each bin (the whitened design and its
-        pseudo-inverse), then ``chunk(columns, parts, Y, wY, fitted)`` for each chunk of
-        voxels (a slice of those columns, the bins in it as
-        :func:`~glm_workflows.core.noise_bins.bin_chunks` gives them;
-        the scaled series, the whitened series and the whitened fitted values ``wX β``,
-        none of which it may change).
+        Also shown the noise bins' models and each chunk of voxels as it is fitted (the
+        fit's diagnostics, :class:`~glm_workflows.core.diagnostics.FitDiagnostics`, so a
+        workflow reads and whitens the run once for both): its ``start(n_scans, voxels)``
+        is called before the fit (``voxels``: the mask-order voxel of each column the
+        chunks will come in), ``noise_bins(models)`` once with each bin's ``(wX,
+        calc_beta)`` (the whitened design and its pseudo-inverse, bins in order), then
+        ``chunk(columns, parts, Y, wY, fitted)`` for each chunk of voxels (a slice of those
+        columns, the bins in it as :func:`~glm_workflows.core.noise_bins.bin_chunks` gives
+        them; the scaled series, the whitened series and the whitened fitted values
+        ``wX β``, none of which it may change).
 
     Returns
     -------

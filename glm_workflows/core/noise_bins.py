@@ -52,13 +52,13 @@ def fit_per_noise_bin(series, X, values, order, bounds, whiten_values, observer)
     betas = np.empty((X.shape[1], n_voxels))
     dispersion = np.empty(n_voxels)
     models, noise_bins = [], []
-    for index, value in enumerate(values):
+    for value in values:
         wX = whiten_values(X, value)
         calc_beta = spl.pinv(wX)
         models.append((wX, calc_beta))
         noise_bins.append((float(value), calc_beta @ calc_beta.T))
-        if observer is not None:
-            observer.noise_bin(index, wX, calc_beta)
+    if observer is not None:
+        observer.noise_bins(models)
     for columns, parts in bin_chunks(bounds, CHUNK_VOXELS):
         Y = series[:, columns]
         if len(parts) == 1:  # one bin: its arrays are the chunk's

@@ -48,6 +48,9 @@ PANEL_AXES = {"x": (1, 2), "y": (0, 2), "z": (0, 1)}
 BELOW_THRESHOLD_GREY = (0.5, 0.5, 0.5)
 #: The colour bar's tick labels (the threshold among them), as in the figures' titles.
 TICK_FORMAT = "%.2f"
+#: Rendered labels kept in a process (cut coordinates, L and R, ticks recur in figure
+#: after figure).
+TEXT_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -278,14 +281,18 @@ def _font_path() -> str:
     return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
 
 
+@functools.lru_cache(maxsize=TEXT_CACHE_SIZE)
 def _text_bitmap(text: str, points: float) -> np.ndarray:
-    """``text`` rendered (anti-aliased) at ``points`` and 100 dpi: its coverage, 0-255."""
+    """``text`` rendered (anti-aliased) at ``points`` and 100 dpi: its coverage, 0-255
+    (read-only: kept for the next figure with the same label)."""
     font = _font()
     font.clear()
     font.set_size(points, 100)
     font.set_text(text, 0.0)
     font.draw_glyphs_to_bitmap(antialiased=True)
-    return np.array(font.get_image())
+    bitmap = np.array(font.get_image())
+    bitmap.flags.writeable = False
+    return bitmap
 
 
 def _write(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int) -> None:
