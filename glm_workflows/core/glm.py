@@ -169,7 +169,7 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         ``chunk(columns, parts, Y, wY, fitted)`` for each chunk of voxels (a slice of those
         columns, the bins in it as :func:`~glm_workflows.core.noise_bins.bin_chunks` gives
         them; the scaled series, the whitened series and the whitened fitted values
-        ``wX β``, none of which it may change).
+        ``wX β``, none of which it may change or keep: the fit reuses them).
 
     Returns
     -------
@@ -198,8 +198,8 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
     else:
         ar1 = np.zeros(series.shape[1])
     if noise_model in CORRECTED_ORDERS:
-        def whiten_values(values, code):
-            return whiten_exact(values, coefficients[float(code)])
+        def whiten_values(values, code, out=None):
+            return whiten_exact(values, coefficients[float(code)], out)
     else:
         whiten_values = whiten
     values, order, bounds = noise_groups(ar1)

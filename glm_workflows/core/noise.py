@@ -212,13 +212,17 @@ def noise_codes(series: np.ndarray, design: np.ndarray, mask: np.ndarray,
                    for code, i in zip(unique, first, strict=True)}
 
 
-def whiten_exact(values: np.ndarray, coefficients) -> np.ndarray:
+def whiten_exact(values: np.ndarray, coefficients, out: np.ndarray | None = None) -> np.ndarray:
     """Exact AR(1) or AR(2) prewhitening along the first axis: ``w_t = v_t - sum_j phi_j
     v_{t-j}`` for ``t >= p``, and the first ``p`` samples multiplied by the inverse
     Cholesky factor of their stationary covariance (for unit innovations), so every
-    whitened sample of such a process has the innovations' variance. Float64."""
+    whitened sample of such a process has the innovations' variance. Float64, into
+    ``out`` if given (an array of ``values``' shape)."""
     values = np.asarray(values)
-    whitened = np.array(values, dtype=np.float64)
+    if out is None:
+        out = np.empty(values.shape, dtype=np.float64)
+    out[...] = values
+    whitened = out
     phi = [float(c) for c in coefficients]
     order = len(phi)
     for j, coefficient in enumerate(phi, start=1):

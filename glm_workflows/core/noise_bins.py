@@ -14,12 +14,13 @@ from .lazy import scipy_linalg as spl
 CHUNK_VOXELS = 2048
 
 
-def whiten(values: np.ndarray, rho: float) -> np.ndarray:
+def whiten(values: np.ndarray, rho: float, out: np.ndarray | None = None) -> np.ndarray:
     """AR(1) prewhitening along the first axis: ``w[t] = v[t] - rho v[t-1]``, ``w[0] = v[0]``.
 
-    Computed in float64 whatever the input type, as nilearn's ``ARModel.whiten``.
+    Computed in float64 whatever the input type, as nilearn's ``ARModel.whiten``; into
+    ``out`` if given (a float64 array of ``values``' shape).
     """
-    whitened = np.empty(values.shape, dtype=np.float64)
+    whitened = np.empty(values.shape, dtype=np.float64) if out is None else out
     whitened[0] = values[0]
     np.multiply(values[:-1], rho, out=whitened[1:], dtype=np.float64)
     np.subtract(values[1:], whitened[1:], out=whitened[1:], dtype=np.float64)
@@ -59,22 +60,18 @@ def fit_per_noise_bin(series, X, values, order, bounds, whiten_values, observer)
         noise_bins.append((float(value), calc_beta @ calc_beta.T))
     if observer is not None:
         observer.noise_bins(models)
+    # the whitened series and fitted values of a chunk, allocated once: every chunk writes
+    # into them in place (BLAS takes the strides), so no chunk pays for fresh pages
+    buffers = np.empty((2, n_scans, min(CHUNK_VOXELS, n_voxels)))
     for columns, parts in bin_chunks(bounds, CHUNK_VOXELS):
         Y = series[:, columns]
-        if len(parts) == 1:  # one bin: its arrays are the chunk's
-            index, _ = parts[0]
+        wY, fitted = buffers[:, :, :Y.shape[1]]
+        for index, part in parts:
             wX, calc_beta = models[index]
-            wY = whiten_values(Y, values[index])
-            betas[:, columns] = calc_beta @ wY
-            fitted = wX @ betas[:, columns]
-        else:
-            wY, fitted = (np.empty(Y.shape) for _ in range(2))
-            for index, part in parts:
-                wX, calc_beta = models[index]
-                wY[:, part] = whiten_values(Y[:, part], values[index])
-                voxels = slice(columns.start + part.start, columns.start + part.stop)
-                betas[:, voxels] = calc_beta @ wY[:, part]
-                fitted[:, part] = wX @ betas[:, voxels]
+            voxels = slice(columns.start + part.start, columns.start + part.stop)
+            whiten_values(Y[:, part], values[index], wY[:, part])
+            np.matmul(calc_beta, wY[:, part], out=betas[:, voxels])
+            np.matmul(wX, betas[:, voxels], out=fitted[:, part])
         if observer is not None:
             observer.chunk(columns, parts, Y, wY, fitted)
         wY -= fitted
