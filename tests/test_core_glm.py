@@ -204,6 +204,46 @@ def test_fit_in_chunks_equals_nilearn_run_glm(random_series, monkeypatch):
                                    err_msg=key)
 
 
+def test_exact_whitening_in_chunks_equals_each_voxels_own_model(random_series, monkeypatch):
+    """The calibrated models' exact AR(2) whitening, written into the chunk's buffers: each
+    voxel's estimates and dispersion are those of its own whitened model, computed alone,
+    whatever the chunks; and the diagnostics do not depend on the chunks."""
+    from glm_workflows.core import noise_bins
+    from glm_workflows.core.noise import whiten_exact
+
+    series, design = random_series
+    ar1 = bin_ar1(ar1_coefficients(series, design))
+    values, order, bounds = noise_groups(ar1)
+    coefficients = {float(v): (float(v), -0.1 * float(v)) for v in values}  # stationary AR(2)
+
+    def whiten_values(values, code, out=None):
+        return whiten_exact(values, coefficients[float(code)], out)
+
+    fits = {}
+    for size in (1, 37, 10_000):
+        monkeypatch.setattr(noise_bins, "CHUNK_VOXELS", size)
+        diagnostics = FitDiagnostics("ar2-corrected", save_residuals=True)
+        diagnostics.start(len(series), order)
+        betas, dispersion, _ = fit_per_noise_bin(series.copy(), design, values, order, bounds,
+                                                 whiten_values, diagnostics)
+        fits[size] = betas, dispersion, diagnostics.maps()
+    for column in range(0, series.shape[1], 97):
+        voxel, code = order[column], ar1[order[column]]
+        wX = whiten_exact(design, coefficients[code])
+        wy = whiten_exact(series[:, voxel], coefficients[code])
+        beta = np.linalg.lstsq(wX, wy, rcond=None)[0]
+        residual = wy - wX @ beta
+        for betas, dispersion, _ in fits.values():
+            np.testing.assert_allclose(betas[:, column], beta, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(dispersion[column],
+                                       residual @ residual / (len(wy) - design.shape[1]),
+                                       rtol=1e-9)
+    for size in (1, 37):
+        for key, in_one_chunk in fits[10_000][2].items():
+            np.testing.assert_allclose(fits[size][2][key], in_one_chunk, rtol=1e-10,
+                                       atol=1e-12, err_msg=f"{key}, chunks of {size}")
+
+
 def test_flat_residuals_get_rho_zero(random_series):
     """Flat residual series (a voxel at its mean in every scan): nilearn's Yule-Walker
     system is singular there and it fails; these voxels get rho 0 (OLS)."""

@@ -169,7 +169,9 @@ def fit_glm(bold_img, design: pd.DataFrame, *, mask_img=None,
         ``chunk(columns, parts, Y, wY, fitted)`` for each chunk of voxels (a slice of those
         columns, the bins in it as :func:`~glm_workflows.core.noise_bins.bin_chunks` gives
         them; the scaled series, the whitened series and the whitened fitted values
-        ``wX β``, none of which it may change or keep: the fit reuses them).
+        ``wX β``, none of which it may change or keep: the fit reuses them; ``Y`` is a
+        view of the series in its own type, ``wY`` and ``fitted`` float64 views that need
+        not be contiguous).
 
     Returns
     -------
