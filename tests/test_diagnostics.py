@@ -75,6 +75,32 @@ def test_r_square_residuals_and_whitening_check_equal_nilearn(seed_bold, seed_de
     assert flagged_fraction(ours["ljung_box_p"]) == np.mean(p < 0.05)
 
 
+def test_ols_r_square_of_a_chunk_of_one_voxel_equals_nilearn(monkeypatch):
+    """An integer run's OLS R² is taken over its float32 data, whose sums depend on the
+    array's layout: a last chunk of a single voxel (65 voxels in chunks of 32) still gives
+    nilearn's ``r_square_`` (numpy would sum one column alone in another order)."""
+    from glm_workflows.core import noise_bins
+
+    rng = np.random.default_rng(0)
+    n_scans = 40
+    mask = np.zeros((6, 6, 6), bool)
+    mask.flat[:65] = True
+    bold = nb.Nifti1Image((1000 + 30 * rng.standard_normal((6, 6, 6, n_scans))).astype(np.int16),
+                          np.eye(4))
+    mask_img = nb.Nifti1Image(mask.astype(np.uint8), np.eye(4))
+    design = pd.DataFrame({"task": np.sin(np.arange(n_scans) / 3), "constant": 1.0})
+    monkeypatch.setattr(noise_bins, "CHUNK_VOXELS", 32)
+    _, _, ours = _diagnostics(bold, design, "ols", mask_img=mask_img)
+    model = FirstLevelModel(noise_model="ols", standardize=False, mask_img=mask_img,
+                            minimize_memory=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(bold, design_matrices=design)
+    r_square = model.r_square_[0].get_fdata()
+    theirs = (r_square[..., 0] if r_square.ndim == 4 else r_square)[mask]
+    assert np.abs(ours["r_square"] - theirs).max() <= TOLERANCE * theirs.max()
+
+
 # ----------------------------------------------------------------- calibration, synthetic
 
 

@@ -92,9 +92,14 @@ class FitDiagnostics:
         ``fitted`` (``wX β``)."""
         voxels = self._voxels[columns]
         # nilearn's OLS model does not whiten, so its variance of the data is taken in
-        # their own type (float32 for integer runs; C order: numpy's float32 sums depend
-        # on the layout); its AR models' in float64
-        total = np.var(np.ascontiguousarray(Y) if self.noise_model == "ols" else wY, axis=0)
+        # their own type (float32 for integer runs), as numpy sums a C-ordered array of
+        # many voxels: down each column (one column alone would be summed pairwise, in
+        # another order: given twice); its AR models' in float64
+        if self.noise_model == "ols":
+            total = np.var(np.ascontiguousarray(Y) if Y.shape[1] > 1
+                           else np.repeat(Y, 2, axis=1), axis=0)[:Y.shape[1]]
+        else:
+            total = np.var(wY, axis=0)
         self.r_square[voxels] = np.divide(np.var(fitted, axis=0), total,
                                           out=np.zeros(total.shape), where=total > 0)
         if self.residuals is not None:
