@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .lazy import scipy_linalg as spl
+from .noise_bins import voxel_chunks
 
 #: The calibrated noise models and their autoregressive order.
 CORRECTED_ORDERS = {"ar1-corrected": 1, "ar2-corrected": 2}
@@ -34,8 +35,6 @@ ROUNDING = {1: 0.01, 2: 0.02}
 AR1_RANGE = (-0.9, 0.95)
 #: Margin kept inside the AR(2) stationarity triangle.
 AR2_MARGIN = 0.03
-#: Voxels processed together.
-CHUNK_VOXELS = 2048
 
 
 def observed_ratios(series: np.ndarray, design: np.ndarray, order: int) -> np.ndarray:
@@ -49,8 +48,7 @@ def observed_ratios(series: np.ndarray, design: np.ndarray, order: int) -> np.nd
     n_voxels = series.shape[1]
     calc_beta = spl.pinv(design)
     ratios = np.zeros((n_voxels, order))
-    for start in range(0, n_voxels, CHUNK_VOXELS):
-        chunk = slice(start, min(start + CHUNK_VOXELS, n_voxels))
+    for chunk in voxel_chunks(n_voxels):
         y = series[:, chunk].astype(np.float64)
         y -= design @ (calc_beta @ y)
         squares = np.einsum("ij,ij->j", y, y)

@@ -56,7 +56,7 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     masked series and float64 chunks; measured peaks: 0.30 GB on the SPM auditory
     run (0.19 GB as float64) and 1.43 GB on a 2 mm 97x115x97x300 run (2.6 GB).
     Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
-    about 0.5 GB whatever the run. The fit's diagnostics keep the masked series and
+    about 0.5 GB whatever the run. The fit's diagnostics are collected from the fit's own
     float64 chunks, within the fit's peak; ``residuals`` is what writing the residuals
     adds (the masked residuals and their 4D image, float64, and three times the image
     while it is compressed when it is small enough to be compressed in one call,
