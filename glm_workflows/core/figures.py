@@ -1,13 +1,14 @@
-"""Figures: design matrix and contrast matrix (nilearn plotting); cuts of thresholded maps
-(drawn by :mod:`.slice_figures` in nilearn's layout, cut where nilearn cuts).
+"""Figures: design matrix, regressor correlations and contrast weights (composed as pixels
+by :mod:`.matrix_figures` in nilearn's layout); cuts of thresholded maps (by
+:mod:`.slice_figures`, cut where nilearn cuts: :mod:`.cut_slices`).
 
-matplotlib (with its Agg backend, set once) and nilearn's plotting are imported when the
-first figure is drawn, so a process that draws none (a cached rerun, a refused input) does
-not load them. The figures drawn from a design matrix or a contrast alone (design, regressor
-correlations, contrast weights) are drawn once per process for identical inputs and their
-PNG bytes written again for the next run that has them (the runs of a study often share
-their design, and always their contrasts' columns); the bytes are those a new drawing gives
-(matplotlib's settings are not changed in between).
+None of these imports ``matplotlib.pyplot``. The figures still drawn on matplotlib's axes
+(framewise displacement, a permutation null distribution, a surface map) import it, with
+the Agg backend set once, when the first of them is drawn. The figures drawn from a design
+matrix or a contrast alone (design, regressor correlations, contrast weights) are drawn
+once per process for identical inputs and their PNG bytes written again for the next run
+that has them (the runs of a study often share their design, and always their contrasts'
+columns); the bytes are those a new drawing gives.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
+from .cut_slices import find_cut_slices
 from .inference import has_surviving_voxels
 from .inflate import stored_data
 from .lazy import pandas as pd
+from .matrix_figures import contrast_matrix_png, correlation_png, design_matrix_png
 from .slice_figures import Colours, SliceFigure, draw_cuts
 
 #: PNG bytes (None: no figure) of the last design and contrast figures drawn, by input.
@@ -85,8 +88,7 @@ def plot_design(design: pd.DataFrame, path) -> None:
 
 def _design_png(design: pd.DataFrame) -> bytes:
     """The design matrix figure, drawn."""
-    ax = _plotting()[1].plot_design_matrix(design)
-    return _png(ax.figure, bbox_inches="tight")
+    return design_matrix_png(design.to_numpy(dtype=np.float64), list(map(str, design.columns)))
 
 
 def plot_contrast(matrix, columns, title: str, path) -> None:
@@ -99,10 +101,7 @@ def plot_contrast(matrix, columns, title: str, path) -> None:
 
 def _contrast_png(matrix, columns, title: str) -> bytes:
     """The contrast weights figure, drawn."""
-    design_like = pd.DataFrame(0.0, index=[0], columns=list(columns))
-    ax = _plotting()[1].plot_contrast_matrix(matrix, design_like)
-    ax.set_xlabel(title)
-    return _png(ax.figure, bbox_inches="tight")
+    return contrast_matrix_png(matrix, list(map(str, columns)), title)
 
 
 def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
@@ -141,7 +140,7 @@ def plot_thresholded_map(stat_img, bg_img, threshold: float, title: str, path,
         heights = _world_coords(_first_given(centre_img, bg_img, img))[:, 2]
         heights = np.linspace(heights.min(), heights.max(), n_cuts + 2)[1:-1]
         return draw_cuts(img, bg_img, [("z", h) for h in heights], title, path, None)
-    heights = _plotting()[1].find_cut_slices(img, direction="z", n_cuts=n_cuts)
+    heights = find_cut_slices(img, "z", n_cuts)
     return draw_cuts(img, bg_img, [("z", h) for h in heights], title, path,
                      stat_map_colours(img, threshold, two_sided))
 
@@ -227,12 +226,9 @@ def _correlation_png(design: pd.DataFrame) -> bytes | None:
     """The regressors' correlation figure, drawn; None if no regressor is left."""
     kept = [c for c in design.columns
             if not (str(c).startswith("drift_") or c in ("constant", "intercept"))]
-    size = min(2.5 + 0.4 * len(kept), 9.0)
-    try:
-        ax = _plotting()[1].plot_design_matrix_correlation(design, figure=(size, size * 0.85))
-    except ValueError:
+    if not kept:
         return None
-    return _png(ax.figure, bbox_inches="tight", metadata={"Software": None})
+    return correlation_png(design[kept].corr().to_numpy(), list(map(str, kept)))
 
 
 def plot_orthogonal_view(thresholded_img, bg_img, threshold: float, title: str, path,

@@ -16,13 +16,14 @@ right.
 
 from __future__ import annotations
 
-import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+
+from .glyphs import paint_text, text_bitmap
 
 #: About the height (pixels) of the tallest cut: each voxel of the background's grid (its
 #: smallest voxel size) is drawn as a square of the same whole number of pixels.
@@ -48,9 +49,6 @@ PANEL_AXES = {"x": (1, 2), "y": (0, 2), "z": (0, 1)}
 BELOW_THRESHOLD_GREY = (0.5, 0.5, 0.5)
 #: The colour bar's tick labels (the threshold among them), as in the figures' titles.
 TICK_FORMAT = "%.2f"
-#: Rendered labels kept in a process (cut coordinates, L and R, ticks recur in figure
-#: after figure).
-TEXT_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -235,7 +233,7 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
     height = max(panel.shape[0] for panel in panels)
     width = sum(panel.shape[1] for panel in panels) + GAP_PIXELS * (len(panels) + 1)
     width += COLOURBAR_PIXELS if colours is not None else 0
-    title_bitmap = _text_bitmap(title, TITLE_POINTS)
+    title_bitmap = text_bitmap(title, TITLE_POINTS)
     width = max(width, title_bitmap.shape[1] + 2 * GAP_PIXELS)
     picture = np.zeros((height + TITLE_PIXELS + GAP_PIXELS, width, 3), dtype=np.uint8)
     _write(picture, title_bitmap, 4, GAP_PIXELS)
@@ -243,11 +241,11 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
     for panel, (direction, coord) in zip(panels, cuts, strict=True):
         top = TITLE_PIXELS + (height - panel.shape[0]) // 2
         picture[top:top + panel.shape[0], left:left + panel.shape[1]] = panel
-        label = _text_bitmap(f"{direction}={coord:.0f}", LABEL_POINTS)
+        label = text_bitmap(f"{direction}={coord:.0f}", LABEL_POINTS)
         _write(picture, label, top + panel.shape[0] - label.shape[0] - 2, left + 3)
         if direction in ("y", "z"):
-            _write(picture, _text_bitmap("L", LABEL_POINTS), top + 2, left + 3)
-            right = _text_bitmap("R", LABEL_POINTS)
+            _write(picture, text_bitmap("L", LABEL_POINTS), top + 2, left + 3)
+            right = text_bitmap("R", LABEL_POINTS)
             _write(picture, right, top + 2, left + panel.shape[1] - right.shape[1] - 3)
         left += panel.shape[1] + GAP_PIXELS
     if colours is not None:
@@ -256,7 +254,7 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
         picture[top:top + bar.shape[0], left + 4:left + 4 + bar.shape[1]] = bar
         for tick in colours.ticks:
             fraction = 1.0 - _scaled(np.array([tick]), colours)[0]
-            label = _text_bitmap(TICK_FORMAT % tick, LABEL_POINTS)
+            label = text_bitmap(TICK_FORMAT % tick, LABEL_POINTS)
             row = top + round(fraction * (bar.shape[0] - 1)) - label.shape[0] // 2
             _write(picture, label, row, left + 8 + bar.shape[1])
     buffer = io.BytesIO()
@@ -264,47 +262,7 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
     Path(path).write_bytes(buffer.getvalue())
 
 
-def _font():
-    """matplotlib's own font (DejaVu Sans) as a FreeType face: matplotlib's ``get_font``
-    keeps one per thread and opens it again in a forked process (a face read through a
-    file shared with another process loads wrong glyphs)."""
-    from matplotlib import font_manager
-
-    return font_manager.get_font(_font_path())
-
-
-@functools.cache
-def _font_path() -> str:
-    """The file of matplotlib's DejaVu Sans."""
-    from matplotlib import font_manager
-
-    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
-
-
-@functools.lru_cache(maxsize=TEXT_CACHE_SIZE)
-def _text_bitmap(text: str, points: float) -> np.ndarray:
-    """``text`` rendered (anti-aliased) at ``points`` and 100 dpi: its coverage, 0-255
-    (read-only: kept for the next figure with the same label)."""
-    font = _font()
-    font.clear()
-    font.set_size(points, 100)
-    font.set_text(text, 0.0)
-    font.draw_glyphs_to_bitmap(antialiased=True)
-    bitmap = np.array(font.get_image())
-    bitmap.flags.writeable = False
-    return bitmap
-
-
 def _write(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int) -> None:
-    """Paint a text bitmap white onto ``picture`` with its top left corner at
-    (``row``, ``column``), over its box darkened (:data:`LABEL_SHADE`) so that it reads
-    on bright voxels; what falls outside is cut off."""
-    rows, columns = bitmap.shape
-    top, left = max(row, 0), max(column, 0)
-    bottom = min(row + rows, picture.shape[0])
-    right = min(column + columns, picture.shape[1])
-    if bottom <= top or right <= left:
-        return
-    alpha = bitmap[top - row:bottom - row, left - column:right - column, None] / 255.0
-    region = picture[top:bottom, left:right]
-    region[:] = np.round(region * LABEL_SHADE * (1.0 - alpha) + 255.0 * alpha).astype(np.uint8)
+    """Paint a label white onto ``picture`` at (``row``, ``column``), over its box darkened
+    (:data:`LABEL_SHADE`) so that it reads on bright voxels."""
+    paint_text(picture, bitmap, row, column, ink=255, shade=LABEL_SHADE)
