@@ -25,7 +25,7 @@ DESIGN_CMAP, DIVERGING_CMAP = "viridis", "RdBu_r"
 DESIGN_LABEL_ANGLE, CONTRAST_LABEL_ANGLE, CORRELATION_LABEL_ANGLE = 60, 50, 45
 #: The width of a design column, and the height of the design's scans together (pixels,
 #: within these bounds: about nilearn's figure sizes).
-DESIGN_COLUMN_PIXELS, DESIGN_HEIGHT_BOUNDS = 23, (150, 800)
+DESIGN_COLUMN_PIXELS, DESIGN_HEIGHT_BOUNDS = 23, (250, 800)
 #: A design's scans get this many pixels each, within DESIGN_HEIGHT_BOUNDS.
 DESIGN_PIXELS_PER_SCAN = 8
 #: The side of a contrast weight's square, and the width of all of them (pixels).
