@@ -10,6 +10,7 @@ keeps fMRIPrep confounds files only when the Run node takes confounds;
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,12 +153,14 @@ def check_run_grids(runs, across_subjects: bool = False) -> None:
     from ..core.group_mask import grid_difference
     from ..core.images import load_image_header
 
+    volumes = [run for run in runs if not run.surface]
+    keys = [None if across_subjects else run.subject for run in volumes]
+    counts = Counter(keys)
     first: dict = {}
-    for run in runs:
-        if run.surface:
+    for run, key in zip(volumes, keys, strict=True):
+        if counts[key] < 2:  # combined with no other run: its header is read by the checks
             continue
         img = load_image_header(run.bold_files[0])
-        key = None if across_subjects else run.subject
         if key not in first:
             first[key] = (run.bold_files[0], img)
             continue
