@@ -112,3 +112,27 @@ def test_drawing_them_does_not_import_pyplot(design, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_scales_of_no_width_colour_as_nilearn_does():
+    """A design of one value everywhere (a one-sample group design: its intercept) is the
+    colour map's bottom, as matplotlib's ``imshow`` draws it; a contrast of zeros is the
+    middle of its diverging map, as nilearn's colour bar widens equal limits."""
+    intercept = pd.DataFrame({"intercept": np.ones(12)})
+    colours = _block_colours(_cells(_rgb(figures._design_png(intercept))), 12, 1)
+    assert (colours == _expected(np.zeros(1), "viridis", 0.0, 1.0)).all()
+    colours = _block_colours(_cells(_rgb(figures._contrast_png(np.zeros((1, 3)), "abc", "z"))),
+                             1, 3)
+    assert (colours == _expected(np.zeros(1), "RdBu_r", -1.0, 1.0)).all()
+
+
+def test_a_one_row_contrasts_colour_bar_is_tall_enough_to_label():
+    """The colour bar of a t contrast (one row: a thin strip) is high enough for its five
+    labels one above the other."""
+    from glm_workflows.core.glyphs import text_bitmap
+    from glm_workflows.core.matrix_figures import BAR_TICKS, LABEL_POINTS
+
+    picture = _rgb(figures._contrast_png(np.array([[1.0, -1.0, 0.0]]), "abc", "t"))
+    black = (picture == 0).all(axis=2)
+    label_height = text_bitmap("-0.5", LABEL_POINTS).shape[0]
+    assert _longest_runs(black.T).max() >= BAR_TICKS * label_height  # the bar's framed side

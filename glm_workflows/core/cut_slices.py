@@ -42,6 +42,8 @@ def find_cut_slices(img, direction: str, n_cuts: int) -> np.ndarray:
     from nilearn.image import reorder_img
     from nilearn.image.image import smooth_array
 
+    if n_cuts < 1:
+        raise ValueError(f"n_cuts must be at least 1, not {n_cuts}")
     axis = "xyz".index(direction)
     if not np.all(np.diag(img.affine)[:3]):
         img = reorder_img(img, resample="nearest")
@@ -81,7 +83,7 @@ def _heaviest_candidate(cuts: list, magnitude: np.ndarray, axis: int) -> int:
             candidates.append(middle)
     if min(cuts) - 2 >= 0:
         candidates.append(min(cuts) - 2)
-    best, best_weight = None, -10
+    best, best_weight = None, -10  # nilearn's start: below any weight (sums of |values|)
     for candidate in candidates:
         weight = (0 if candidate >= magnitude.shape[axis]
                   else np.sum(np.moveaxis(magnitude, axis, 0)[candidate]))

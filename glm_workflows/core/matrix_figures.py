@@ -21,47 +21,78 @@ from .glyphs import paint_text, text_bitmap
 
 #: nilearn's colour maps: the design's values, and the weights and correlations.
 DESIGN_CMAP, DIVERGING_CMAP = "viridis", "RdBu_r"
-#: The rotation (degrees) of the column names: design, contrast, correlation (nilearn's).
-DESIGN_LABEL_ANGLE, CONTRAST_LABEL_ANGLE, CORRELATION_LABEL_ANGLE = 60, 50, 45
+#: Where a scale of no width puts every value (matplotlib's ``imshow`` of a constant design
+#: draws the colour map's bottom; a colour bar widens equal limits around their value).
+DESIGN_FLAT_FRACTION, DIVERGING_FLAT_FRACTION = 0.0, 0.5
+#: The rotation (degrees) of the column names: design, contrast, correlation (nilearn's;
+#: nilearn tilts the correlation's row names by 10 degrees, written level here).
+DESIGN_LABEL_ANGLE, CONTRAST_LABEL_ANGLE, CORRELATION_LABEL_ANGLE = 60, 50, 50
 #: The width of a design column, and the height of the design's scans together (pixels,
 #: within these bounds: about nilearn's figure sizes).
 DESIGN_COLUMN_PIXELS, DESIGN_HEIGHT_BOUNDS = 23, (250, 800)
 #: A design's scans get this many pixels each, within DESIGN_HEIGHT_BOUNDS.
 DESIGN_PIXELS_PER_SCAN = 8
-#: The side of a contrast weight's square, and the width of all of them (pixels).
-CONTRAST_CELL_BOUNDS, CONTRAST_WIDTH = (6, 36), 400
-#: The side of a correlation's square, and the width of all of them (pixels).
-CORRELATION_CELL_BOUNDS, CORRELATION_WIDTH = (8, 60), 240
-#: The labels' size (points, at 100 dpi).
-LABEL_POINTS = 10
+#: The side of a contrast weight's square (pixels, within the bounds), and of all of them
+#: side by side.
+CONTRAST_CELL_BOUNDS, CONTRAST_WIDTH = (18, 40), 400
+#: The side of a correlation's square (pixels, within the bounds: its tilted name needs
+#: about 15 beside the next), of all of them side by side, and at most.
+CORRELATION_CELL_BOUNDS, CORRELATION_WIDTH, CORRELATION_MAX_WIDTH = (16, 60), 240, 2400
+#: The labels' size (points, at 100 dpi), and the correlation's (nilearn's are smaller).
+LABEL_POINTS, CORRELATION_LABEL_POINTS = 10, 8
 #: Pixels around the figure, between an axis and its labels, of a tick, and of the colour
 #: bar's width and its gap to the matrix.
 MARGIN, LABEL_GAP, TICK_PIXELS, BAR_PIXELS, BAR_GAP = 8, 4, 3, 14, 12
+#: The colour bar is at least this high (pixels; a contrast of one row is a thin strip).
+BAR_MIN_PIXELS = 100
 #: At most about this many numbered scans on a design's side.
 DESIGN_TICKS = 8
 #: How many evenly spaced values label a colour bar.
 BAR_TICKS = 5
+#: A colour bar's label this close to 0 (relative to the scale) is written 0.
+ZERO_LABEL = 1e-9
 
 
 @dataclass(frozen=True)
 class _Scale:
-    """A colour map over ``[vmin, vmax]``."""
+    """A colour map over ``[vmin, vmax]``; ``flat``: the colour map's fraction for every
+    value when ``vmin == vmax``."""
 
     cmap: str
     vmin: float
     vmax: float
+    flat: float
+
+    def fraction(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` fall on the scale, 0 to 1 (clipped)."""
+        span = self.vmax - self.vmin
+        if not span > 0:
+            return np.full(np.shape(values), self.flat)
+        return np.clip((np.asarray(values) - self.vmin) / span, 0.0, 1.0)
 
     def rgb(self, values: np.ndarray) -> np.ndarray:
         """``values`` as RGB (uint8); a value that is not finite is white (nilearn leaves it
         blank)."""
         from matplotlib import colormaps
 
-        span = self.vmax - self.vmin
-        fraction = ((values - self.vmin) / span if span > 0
-                    else np.full(values.shape, 0.5))
-        rgb = colormaps[self.cmap](np.clip(np.nan_to_num(fraction), 0.0, 1.0))[..., :3]
+        rgb = colormaps[self.cmap](np.nan_to_num(self.fraction(values)))[..., :3]
         rgb[~np.isfinite(values)] = 1.0
         return np.round(rgb * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """What is written around a matrix of pixels: the column names (bitmaps, at their
+    centres' pixel columns, above or below), the row ticks (``(pixel row, bitmap)``) with
+    their title on the left, a caption below and the colour bar's ``(value, bitmap)``."""
+
+    columns: tuple
+    centres: tuple
+    above: bool
+    ticks: tuple = ()
+    title: np.ndarray | None = None
+    caption: np.ndarray | None = None
+    bar: tuple = ()
 
 
 def design_matrix_png(values: np.ndarray, names) -> bytes:
@@ -71,6 +102,7 @@ def design_matrix_png(values: np.ndarray, names) -> bytes:
     Parameters
     ----------
     values : numpy.ndarray, shape (n_scans, n_regressors)
+        The design matrix.
     names : sequence of str
         The regressors' names, written above their columns.
 
@@ -84,12 +116,14 @@ def design_matrix_png(values: np.ndarray, names) -> bytes:
     height = int(np.clip(DESIGN_PIXELS_PER_SCAN * n_scans, *DESIGN_HEIGHT_BOUNDS))
     rows = np.minimum((np.arange(height) + 0.5) * n_scans // height, n_scans - 1).astype(int)
     columns = np.repeat(np.arange(scaled.shape[1]), DESIGN_COLUMN_PIXELS)
-    scale = _Scale(DESIGN_CMAP, float(scaled.min()), float(scaled.max()))
+    scale = _Scale(DESIGN_CMAP, float(scaled.min()), float(scaled.max()), DESIGN_FLAT_FRACTION)
     cells = scale.rgb(scaled)[rows][:, columns]
-    step = _tick_step(n_scans)
-    ticks = [((scan + 0.5) * height / n_scans, str(scan)) for scan in range(0, n_scans, step)]
-    return _figure(cells, names, DESIGN_LABEL_ANGLE, above=True, row_ticks=ticks,
-                   row_title="scan number")
+    ticks = tuple(((scan + 0.5) * height / n_scans, text_bitmap(str(scan), LABEL_POINTS))
+                  for scan in range(0, n_scans, _tick_step(n_scans)))
+    labels = _column_labels(names, cells.shape[1], LABEL_POINTS, DESIGN_LABEL_ANGLE,
+                            above=True, ticks=ticks,
+                            title=text_bitmap("scan number", LABEL_POINTS, 90))
+    return _figure(cells, labels)
 
 
 def contrast_matrix_png(weights: np.ndarray, names, title: str) -> bytes:
@@ -99,6 +133,7 @@ def contrast_matrix_png(weights: np.ndarray, names, title: str) -> bytes:
     Parameters
     ----------
     weights : numpy.ndarray, shape (n_vectors, n_regressors) or (n_regressors,)
+        The contrast's weights, one row per vector (finite).
     names : sequence of str
         The design's column names, written above.
     title : str
@@ -111,10 +146,12 @@ def contrast_matrix_png(weights: np.ndarray, names, title: str) -> bytes:
     weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
     cell = int(np.clip(round(CONTRAST_WIDTH / max(weights.shape[1], 1)), *CONTRAST_CELL_BOUNDS))
     largest = float(np.max(np.abs(weights), initial=0.0))
-    scale = _Scale(DIVERGING_CMAP, -largest, largest)
+    scale = _Scale(DIVERGING_CMAP, -largest, largest, DIVERGING_FLAT_FRACTION)
     cells = scale.rgb(weights).repeat(cell, axis=0).repeat(cell, axis=1)
-    return _figure(cells, names, CONTRAST_LABEL_ANGLE, above=True, caption=title,
-                   scale=scale)
+    labels = _column_labels(names, cells.shape[1], LABEL_POINTS, CONTRAST_LABEL_ANGLE,
+                            above=True, caption=text_bitmap(title, LABEL_POINTS),
+                            bar=_bar_labels(scale))
+    return _figure(cells, labels, scale)
 
 
 def correlation_png(correlations: np.ndarray, names) -> bytes:
@@ -124,6 +161,7 @@ def correlation_png(correlations: np.ndarray, names) -> bytes:
     Parameters
     ----------
     correlations : numpy.ndarray, shape (n, n)
+        The correlation matrix (NaN where a regressor is constant: drawn blank).
     names : sequence of str
         The regressors, written below the columns and beside the rows.
 
@@ -132,17 +170,31 @@ def correlation_png(correlations: np.ndarray, names) -> bytes:
     png : bytes
     """
     matrix = np.asarray(correlations, dtype=np.float64)
-    largest = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
-    if len(matrix) > 1:
-        second_largest = np.partition(np.nan_to_num(matrix, nan=-np.inf), -2, axis=1)[:, -2]
-        largest = max(abs(float(np.nanmin(matrix))), float(second_largest.max()))
-    largest = largest if np.isfinite(largest) and largest > 0 else 1.0
-    scale = _Scale(DIVERGING_CMAP, -largest, largest)
+    largest = _correlation_scale(matrix)
+    scale = _Scale(DIVERGING_CMAP, -largest, largest, DIVERGING_FLAT_FRACTION)
     cell = int(np.clip(round(CORRELATION_WIDTH / len(matrix)), *CORRELATION_CELL_BOUNDS))
+    cell = max(min(cell, CORRELATION_MAX_WIDTH // len(matrix)), 1)
     cells = scale.rgb(matrix).repeat(cell, axis=0).repeat(cell, axis=1)
-    ticks = [((row + 0.5) * cell, str(name)) for row, name in enumerate(names)]
-    return _figure(cells, names, CORRELATION_LABEL_ANGLE, above=False, row_ticks=ticks,
-                   scale=scale)
+    ticks = tuple(((row + 0.5) * cell, text_bitmap(str(name), CORRELATION_LABEL_POINTS))
+                  for row, name in enumerate(names))
+    labels = _column_labels(names, cells.shape[1], CORRELATION_LABEL_POINTS,
+                            CORRELATION_LABEL_ANGLE, above=False, ticks=ticks,
+                            bar=_bar_labels(scale))
+    return _figure(cells, labels, scale)
+
+
+def _correlation_scale(matrix: np.ndarray) -> float:
+    """nilearn's limit of a correlation figure's scale: the largest of ``|min|`` and each
+    row's second largest value (the diagonal's 1 left out); 1 for one regressor, or when
+    no correlation is defined."""
+    finite = np.isfinite(matrix)
+    if not finite.any():
+        return 1.0
+    largest = float(np.max(np.abs(matrix[finite])))
+    if len(matrix) > 1:
+        second_largest = np.partition(np.where(finite, matrix, -np.inf), -2, axis=1)[:, -2]
+        largest = max(abs(float(matrix[finite].min())), float(second_largest.max()))
+    return largest if np.isfinite(largest) and largest > 0 else 1.0
 
 
 def _tick_step(n: int) -> int:
@@ -154,67 +206,89 @@ def _tick_step(n: int) -> int:
     return step
 
 
-def _tick_text(value: float, scale: _Scale) -> str:
-    """A colour bar's label: three significant digits, 0 written as such (not ``-0`` or
-    a rounding error's ``1e-17``)."""
-    if abs(value) <= 1e-9 * max(abs(scale.vmin), abs(scale.vmax)):
-        value = 0.0
-    return f"{value + 0.0:.3g}"
-
-
-def _figure(cells: np.ndarray, names, angle: float, *, above: bool, row_ticks=(),
-            row_title: str | None = None, caption: str | None = None,
-            scale: _Scale | None = None) -> bytes:
-    """Frame ``cells`` (RGB) on white with the column names (rotated by ``angle``, above
-    or below), the row ticks (``(pixel row, label)``) and their title on the left, a
-    caption below and the colour bar of ``scale`` on the right; the PNG's bytes."""
-    height, width = cells.shape[:2]
+def _column_labels(names, width: int, points: float, angle: float, **labels) -> _Labels:
+    """The column names rendered at ``points``, rotated by ``angle``, each at the centre of
+    its share of ``width`` pixels; the other ``labels`` as given."""
     n_columns = len(names)
-    centres = [int((column + 0.5) * width / max(n_columns, 1)) for column in range(n_columns)]
-    labels = [text_bitmap(str(name), LABEL_POINTS, angle) for name in names]
-    label_rows = max((label.shape[0] for label in labels), default=0)
-    ticks = [(row, text_bitmap(text, LABEL_POINTS)) for row, text in row_ticks]
-    tick_width = max((bitmap.shape[1] for _, bitmap in ticks), default=0)
-    title = text_bitmap(row_title, LABEL_POINTS, 90) if row_title else None
-    under = text_bitmap(caption, LABEL_POINTS) if caption else None
-    bar_labels = ([(value, text_bitmap(_tick_text(value, scale), LABEL_POINTS))
-                   for value in np.linspace(scale.vmax, scale.vmin, BAR_TICKS)]
-                  if scale is not None else [])
+    return _Labels(
+        columns=tuple(text_bitmap(str(name), points, angle) for name in names),
+        centres=tuple(int((column + 0.5) * width / max(n_columns, 1))
+                      for column in range(n_columns)),
+        **labels)
 
-    left = MARGIN + (title.shape[1] + LABEL_GAP if title is not None else 0)
-    left += tick_width + LABEL_GAP + TICK_PIXELS if ticks else 0
-    if not above:  # names written leftwards from below their columns
-        left = max(left, MARGIN + max((label.shape[1] - c for label, c in zip(
-            labels, centres, strict=True)), default=0))
-    top = MARGIN + (label_rows + LABEL_GAP if above else 0)
-    right_edge = left + width + (BAR_GAP + BAR_PIXELS + LABEL_GAP + max(
-        (bitmap.shape[1] for _, bitmap in bar_labels), default=0) if scale is not None else 0)
-    if above:
-        right_edge = max(right_edge, max((left + c + label.shape[1] for label, c in zip(
-            labels, centres, strict=True)), default=0))
-    bottom_edge = top + height + (LABEL_GAP + label_rows if not above else 0)
-    bottom_edge += LABEL_GAP + under.shape[0] if under is not None else 0
-    picture = np.full((bottom_edge + MARGIN, right_edge + MARGIN, 3), 255, dtype=np.uint8)
 
+def _bar_labels(scale: _Scale) -> tuple:
+    """A colour bar's :data:`BAR_TICKS` evenly spaced values, top down (one for a scale of
+    no width), with their text (three significant digits; 0 written as such, not ``-0`` or
+    a rounding error)."""
+    labels = []
+    count = BAR_TICKS if scale.vmax > scale.vmin else 1
+    for value in np.linspace(scale.vmax, scale.vmin, count):
+        if abs(value) <= ZERO_LABEL * max(abs(scale.vmin), abs(scale.vmax)):
+            value = 0.0
+        labels.append((float(value), text_bitmap(f"{value + 0.0:.3g}", LABEL_POINTS)))
+    return tuple(labels)
+
+
+def _figure(cells: np.ndarray, labels: _Labels, scale: _Scale | None = None) -> bytes:
+    """``cells`` (RGB) framed in black on white with its ``labels`` and the colour bar of
+    ``scale``; the PNG's bytes."""
+    top, left, shape = _layout(cells.shape[:2], labels, scale is not None)
+    picture = np.full(shape, 255, dtype=np.uint8)
+    height, width = cells.shape[:2]
     picture[top:top + height, left:left + width] = cells
     _frame(picture, top, left, height, width)
-    for label, centre in zip(labels, centres, strict=True):
-        row = top - LABEL_GAP - label.shape[0] if above else top + height + LABEL_GAP
-        column = left + centre if above else left + centre - label.shape[1]
-        paint_text(picture, label, row, column, ink=0)
-    for row, bitmap in ticks:
+    for bitmap, centre in zip(labels.columns, labels.centres, strict=True):
+        if labels.above:  # the name's box starts at its column, above the matrix
+            paint_text(picture, bitmap, top - LABEL_GAP - bitmap.shape[0], left + centre, ink=0)
+        else:  # ... ends at its column, below
+            paint_text(picture, bitmap, top + height + LABEL_GAP,
+                       left + centre - bitmap.shape[1], ink=0)
+    for row, bitmap in labels.ticks:
         middle = top + int(row)
         picture[middle, left - TICK_PIXELS:left] = 0
         paint_text(picture, bitmap, middle - bitmap.shape[0] // 2,
                    left - TICK_PIXELS - LABEL_GAP - bitmap.shape[1], ink=0)
-    if title is not None:
-        paint_text(picture, title, top + (height - title.shape[0]) // 2, MARGIN, ink=0)
-    if under is not None:
-        paint_text(picture, under, top + height + LABEL_GAP,
-                   left + (width - under.shape[1]) // 2, ink=0)
+    if labels.title is not None:
+        paint_text(picture, labels.title, top + (height - labels.title.shape[0]) // 2, MARGIN,
+                   ink=0)
+    if labels.caption is not None:
+        paint_text(picture, labels.caption, top + height + LABEL_GAP,
+                   left + (width - labels.caption.shape[1]) // 2, ink=0)
     if scale is not None:
-        _colour_bar(picture, scale, bar_labels, top, left + width + BAR_GAP, height)
+        _colour_bar(picture, scale, labels.bar, top, left + width + BAR_GAP,
+                    max(height, BAR_MIN_PIXELS))
     return _png(picture)
+
+
+def _layout(size: tuple, labels: _Labels, bar: bool) -> tuple[int, int, tuple]:
+    """Where the matrix of ``size`` (rows, columns of pixels) goes (its top and left) and
+    the picture's shape, so that every label and the colour bar fit."""
+    height, width = size
+    column_rows = max((bitmap.shape[0] for bitmap in labels.columns), default=0)
+    left = MARGIN
+    if labels.title is not None:
+        left += labels.title.shape[1] + LABEL_GAP
+    if labels.ticks:
+        left += max(bitmap.shape[1] for _, bitmap in labels.ticks) + LABEL_GAP + TICK_PIXELS
+    right = left + width
+    if labels.above:
+        right = max([right, *(left + centre + bitmap.shape[1] for bitmap, centre in zip(
+            labels.columns, labels.centres, strict=True))])
+    else:  # names end at their columns: room on the left for the longest reaching left
+        left = max([left, *(MARGIN + bitmap.shape[1] - centre for bitmap, centre in zip(
+            labels.columns, labels.centres, strict=True))])
+        right = max(right, left + width)
+    top = MARGIN + (column_rows + LABEL_GAP if labels.above else 0)
+    bottom = top + height + (0 if labels.above else LABEL_GAP + column_rows)
+    if labels.caption is not None:
+        bottom += LABEL_GAP + labels.caption.shape[0]
+    if bar:
+        bar_width = max((bitmap.shape[1] for _, bitmap in labels.bar), default=0)
+        right = max(right, left + width + BAR_GAP + BAR_PIXELS + TICK_PIXELS + LABEL_GAP
+                    + bar_width)
+        bottom = max(bottom, top + max(height, BAR_MIN_PIXELS) + LABEL_GAP)
+    return top, left, (bottom + MARGIN, right + MARGIN, 3)
 
 
 def _frame(picture: np.ndarray, top: int, left: int, height: int, width: int) -> None:
@@ -227,16 +301,13 @@ def _frame(picture: np.ndarray, top: int, left: int, height: int, width: int) ->
 
 def _colour_bar(picture: np.ndarray, scale: _Scale, labels, top: int, left: int,
                 height: int) -> None:
-    """The colour bar of ``scale`` (``vmax`` at the top), framed, its labels on the right."""
-    height = max(height, 2)
+    """The colour bar of ``scale`` (``vmax`` at the top), ``height`` pixels, framed, its
+    labels (``(value, bitmap)``) on the right."""
     values = np.linspace(scale.vmax, scale.vmin, height)
-    column = scale.rgb(values)
-    picture[top:top + height, left:left + BAR_PIXELS] = column[:, None, :]
+    picture[top:top + height, left:left + BAR_PIXELS] = scale.rgb(values)[:, None, :]
     _frame(picture, top, left, height, BAR_PIXELS)
     for value, bitmap in labels:
-        fraction = ((scale.vmax - value) / (scale.vmax - scale.vmin)
-                    if scale.vmax > scale.vmin else 0.5)
-        row = top + round(fraction * (height - 1))
+        row = top + round((1.0 - float(scale.fraction(value))) * (height - 1))
         picture[row, left + BAR_PIXELS:left + BAR_PIXELS + TICK_PIXELS] = 0
         paint_text(picture, bitmap, row - bitmap.shape[0] // 2,
                    left + BAR_PIXELS + TICK_PIXELS + LABEL_GAP, ink=0)
