@@ -129,8 +129,8 @@ def test_scales_of_no_width_colour_as_nilearn_does():
 def test_a_one_row_contrasts_colour_bar_is_tall_enough_to_label():
     """The colour bar of a t contrast (one row: a thin strip) is high enough for its five
     labels one above the other."""
-    from glm_workflows.core.glyphs import text_bitmap
     from glm_workflows.core.matrix_figures import BAR_TICKS, LABEL_POINTS
+    from glm_workflows.core.pixels import text_bitmap
 
     picture = _rgb(figures._contrast_png(np.array([[1.0, -1.0, 0.0]]), "abc", "t"))
     black = (picture == 0).all(axis=2)

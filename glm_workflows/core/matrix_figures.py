@@ -3,21 +3,20 @@ pixels in the layout of nilearn's ``plot_design_matrix``, ``plot_contrast_matrix
 ``plot_design_matrix_correlation``.
 
 nilearn's functions draw through ``matplotlib.pyplot`` (imported: about 0.45 s) and take
-0.1-0.27 s a figure (a third of the seed analysis' run time went into its four such
-figures). Here each value is a block of pixels coloured through the same colour map and
-scale as nilearn's, framed in black on white, with the column names above (rotated, as
-nilearn writes them), written with matplotlib's font (:mod:`.glyphs`); Pillow saves the
-PNG. A few milliseconds a figure.
+0.1-0.27 s a figure (with the import, a quarter of the seed analysis' cold run went into
+its four such figures). Here each value is a block of pixels coloured through the same
+colour map and scale as nilearn's, framed in black on white, with the column names
+(rotated, as nilearn writes them) in matplotlib's font, saved as PNG (:mod:`.pixels`). A
+few milliseconds a figure.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
 
-from .glyphs import paint_text, text_bitmap
+from .pixels import paint_text, png_bytes, text_bitmap
 
 #: nilearn's colour maps: the design's values, and the weights and correlations.
 DESIGN_CMAP, DIVERGING_CMAP = "viridis", "RdBu_r"
@@ -258,7 +257,7 @@ def _figure(cells: np.ndarray, labels: _Labels, scale: _Scale | None = None) -> 
     if scale is not None:
         _colour_bar(picture, scale, labels.bar, top, left + width + BAR_GAP,
                     max(height, BAR_MIN_PIXELS))
-    return _png(picture)
+    return png_bytes(picture)
 
 
 def _layout(size: tuple, labels: _Labels, bar: bool) -> tuple[int, int, tuple]:
@@ -312,11 +311,3 @@ def _colour_bar(picture: np.ndarray, scale: _Scale, labels, top: int, left: int,
         paint_text(picture, bitmap, row - bitmap.shape[0] // 2,
                    left + BAR_PIXELS + TICK_PIXELS + LABEL_GAP, ink=0)
 
-
-def _png(picture: np.ndarray) -> bytes:
-    """``picture`` (RGB, uint8) as PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -217,10 +217,8 @@ def whiten_exact(values: np.ndarray, coefficients, out: np.ndarray | None = None
     whitened sample of such a process has the innovations' variance. Float64, into
     ``out`` if given (an array of ``values``' shape)."""
     values = np.asarray(values)
-    if out is None:
-        out = np.empty(values.shape, dtype=np.float64)
-    out[...] = values
-    whitened = out
+    whitened = np.empty(values.shape, dtype=np.float64) if out is None else out
+    whitened[...] = values
     phi = [float(c) for c in coefficients]
     order = len(phi)
     for j, coefficient in enumerate(phi, start=1):

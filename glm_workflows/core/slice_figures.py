@@ -16,14 +16,13 @@ right.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
 
-from .glyphs import paint_text, text_bitmap
+from .pixels import paint_text, png_bytes, text_bitmap
 
 #: About the height (pixels) of the tallest cut: each voxel of the background's grid (its
 #: smallest voxel size) is drawn as a square of the same whole number of pixels.
@@ -228,8 +227,6 @@ def _colour_bar(colours: Colours, height: int, width: int = 14) -> np.ndarray:
 def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
     """Lay the panels side by side under the title, the colour bar on the right, write
     the labels, and save the picture as PNG."""
-    from PIL import Image
-
     height = max(panel.shape[0] for panel in panels)
     width = sum(panel.shape[1] for panel in panels) + GAP_PIXELS * (len(panels) + 1)
     width += COLOURBAR_PIXELS if colours is not None else 0
@@ -257,9 +254,7 @@ def _save(panels, cuts, title: str, colours: Colours | None, path) -> None:
             label = text_bitmap(TICK_FORMAT % tick, LABEL_POINTS)
             row = top + round(fraction * (bar.shape[0] - 1)) - label.shape[0] // 2
             _write(picture, label, row, left + 8 + bar.shape[1])
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    Path(path).write_bytes(buffer.getvalue())
+    Path(path).write_bytes(png_bytes(picture))
 
 
 def _write(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int) -> None:

@@ -55,11 +55,12 @@ def estimate_memory_gb(n_voxels: int, n_scans: int) -> dict:
     (int16: a quarter of ``data_gb``) while masking, then two float32 copies of the
     masked series and float64 chunks; measured peaks: 0.30 GB on the SPM auditory
     run (0.19 GB as float64) and 1.43 GB on a 2 mm 97x115x97x300 run (2.6 GB).
-    Contrasts hold a few float64 maps; thresholds, tables and their figures (matplotlib)
-    about 0.5 GB whatever the run. The fit's diagnostics are collected from the fit's own
-    float64 chunks, within the fit's peak; ``residuals`` is what writing the residuals
-    adds (the masked residuals and their 4D image, float64, and three times the image
-    while it is compressed when it is small enough to be compressed in one call,
+    Contrasts hold a few float64 maps; thresholds, tables and their figures about 0.5 GB
+    whatever the run (measured when matplotlib drew the figures: an upper bound). The
+    fit's diagnostics are collected from the fit's own float64 chunks, within the fit's
+    peak; ``residuals`` is what writing the residuals adds (the masked residuals and
+    their 4D image, float64, and three times the image while it is compressed when it is
+    small enough to be compressed in one call,
     :data:`~glm_workflows.core.deflate.ONE_CALL_BYTES`).
     """
     data_gb = n_voxels * n_scans * 8 / 1024**3

@@ -1,11 +1,13 @@
-"""Text for figures composed as pixels: labels rendered with matplotlib's own font
+"""What figures composed as pixels share: labels rendered with matplotlib's own font
 (FreeType, through matplotlib's ``ft2font``; no matplotlib figure is made, so
-``matplotlib.pyplot`` is never imported) and painted onto RGB arrays.
+``matplotlib.pyplot`` is never imported), painted onto RGB arrays, and the picture saved as
+PNG by Pillow.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 
 import numpy as np
 
@@ -88,3 +90,12 @@ def paint_text(picture: np.ndarray, bitmap: np.ndarray, row: int, column: int, *
     alpha = bitmap[top - row:bottom - row, left - column:right - column, None] / 255.0
     region = picture[top:bottom, left:right]
     region[:] = np.round(region * shade * (1.0 - alpha) + ink * alpha).astype(np.uint8)
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """``picture`` (RGB, uint8, shape (rows, columns, 3)) as PNG bytes (Pillow's defaults)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return buffer.getvalue()
